@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every test against the sanitizer build (build/asan) and prints one closing
+# line "N passed, N failed" over all of them: cmocka unit tests, the fuzz
+# harnesses over their seed corpora, and the integration tests (pytest, real
+# clients and real upstreams on loopback).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+failures=()
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+echo "== unit tests (cmocka, ASan+UBSan)"
+for t in build/asan/tests/test_*; do
+  [ -x "$t" ] || continue
+  out=$("$t" 2>&1); rc=$?
+  echo "$out" | grep -E '^\[  (PASSED|FAILED|  OK  |ERROR)' | sed "s|^|$(basename "$t"): |" | grep -v '  OK  ' || true
+  p=$(echo "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+  f=$(echo "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+  p=${p:-0}; f=${f:-0}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "$out" | tail -20; fi
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$f" -gt 0 ] && failures+=("$(basename "$t")")
+done
+
+if [ -x tests/fuzz/run.sh ]; then
+  echo "== fuzz harnesses over their seed corpora"
+  if tests/fuzz/run.sh --check; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("fuzz --check"); fi
+fi
+
+if [ -d tests/integration ] && ls tests/integration/test_*.py >/dev/null 2>&1; then
+  echo "== integration tests (pytest, build/asan/smtpgate)"
+  junit=build/integration-junit.xml
+  SMTPGATE_BIN="$PWD/build/asan/smtpgate" SMTPGATE_RELEASE_BIN="$PWD/build/release/smtpgate" \
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$junit" tests/integration
+  read -r p f < <(/usr/bin/python3 - "$junit" <<'PY'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 1); sys.exit()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+t = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skip = sum(int(s.get("skipped", 0)) for s in suites)
+print(t - bad - skip, bad)
+PY
+)
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$f" -gt 0 ] && failures+=("integration")
+fi
+
+[ ${#failures[@]} -gt 0 ] && echo "failing: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
