@@ -1,0 +1,433 @@
+/*
+ * config - libconfuse front-end for the daemon's settings.
+ *
+ * The file is parsed first, then each "-o" override as a buffer in the same
+ * syntax on top of it (a later value replaces an earlier one; a repeated
+ * "upstream NAME { }" section replaces that section whole).  Every value is
+ * checked by a validation callback while libconfuse still knows the line, so
+ * each error an admin sees names the file and line.  Only a config without any
+ * error is turned into a struct sg_config; otherwise config_load returns NULL
+ * and the caller keeps what it had.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <confuse.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* The name errors carry while an override buffer is parsed ("-o #2"). */
+static __thread const char *config_source_name;
+static __thread int config_error_count;
+static bool config_numeric_only;
+
+void config_numeric_hosts_only(bool only)
+{
+    config_numeric_only = only;
+}
+
+static void config_error_fn(cfg_t *cfg, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    const char *name = config_source_name ? config_source_name : cfg->filename;
+    if (cfg->line > 0)
+        log_err("%s:%d: %s", name ? name : "(config)", cfg->line, msg);
+    else
+        log_err("%s: %s", name ? name : "(config)", msg);
+    config_error_count++;
+}
+
+const char *config_parse_sockaddr(const char *text, bool passive, struct sg_sockaddr *out)
+{
+    char host[256];
+    const char *port;
+    size_t hlen;
+
+    memset(out, 0, sizeof(*out));
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end || end[1] != ':')
+            return "expected [IPv6-address]:port";
+        hlen = (size_t)(end - text - 1);
+        if (hlen == 0 || hlen >= sizeof(host))
+            return "bad IPv6 address";
+        memcpy(host, text + 1, hlen);
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (!colon)
+            return "expected host:port";
+        if (memchr(text, ':', (size_t)(colon - text)))
+            return "IPv6 addresses need brackets: [address]:port";
+        hlen = (size_t)(colon - text);
+        if (hlen == 0 || hlen >= sizeof(host))
+            return "missing or too long host";
+        memcpy(host, text, hlen);
+        port = colon + 1;
+    }
+    host[hlen] = '\0';
+
+    char *endp;
+    errno = 0;
+    long p = strtol(port, &endp, 10);
+    if (*port == '\0' || *endp != '\0' || errno || p < 1 || p > 65535)
+        return "port must be a number from 1 to 65535";
+
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    if (config_numeric_only)
+        hints.ai_flags |= AI_NUMERICHOST;
+    if (passive)
+        hints.ai_flags |= AI_PASSIVE;
+    const char *lookup = host;
+    if (strcmp(host, "*") == 0) {
+        if (!passive)
+            return "\"*\" is only for listen addresses";
+        lookup = NULL;
+        hints.ai_family = AF_INET;
+    }
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(lookup, port, &hints, &res);
+    if (rc != 0 || !res)
+        return rc == EAI_NONAME ? "host name not found" : gai_strerror(rc);
+    memcpy(&out->sa, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
+    freeaddrinfo(res);
+
+    char numeric[INET6_ADDRSTRLEN];
+    const void *a = out->sa.ss_family == AF_INET6
+                        ? (const void *)&((struct sockaddr_in6 *)&out->sa)->sin6_addr
+                        : (const void *)&((struct sockaddr_in *)&out->sa)->sin_addr;
+    inet_ntop(out->sa.ss_family, a, numeric, sizeof(numeric));
+    snprintf(out->text, sizeof(out->text), out->sa.ss_family == AF_INET6 ? "[%s]:%ld" : "%s:%ld",
+             numeric, p);
+    return NULL;
+}
+
+static int config_check_listen(cfg_t *cfg, cfg_opt_t *opt)
+{
+    if (cfg_opt_size(opt) == 0) {
+        cfg_error(cfg, "'listen' needs at least one address");
+        return -1;
+    }
+    for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
+        struct sg_sockaddr sa;
+        const char *why = config_parse_sockaddr(cfg_opt_getnstr(opt, i), true, &sa);
+        if (why) {
+            cfg_error(cfg, "listen address \"%s\": %s", cfg_opt_getnstr(opt, i), why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int config_check_upstream_address(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *v = cfg_opt_getnstr(opt, 0);
+    struct sg_sockaddr sa;
+    const char *why = v ? config_parse_sockaddr(v, false, &sa) : "missing";
+    if (why) {
+        cfg_error(cfg, "upstream address \"%s\": %s", v ? v : "", why);
+        return -1;
+    }
+    return 0;
+}
+
+static int config_check_choice(cfg_t *cfg, cfg_opt_t *opt, const char *const *choices)
+{
+    const char *v = cfg_opt_getnstr(opt, 0);
+    for (size_t i = 0; choices[i]; i++)
+        if (v && strcmp(v, choices[i]) == 0)
+            return 0;
+    char list[256] = "";
+    for (size_t i = 0; choices[i]; i++) {
+        strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
+        strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
+    }
+    cfg_error(cfg, "'%s' is \"%s\"; expected one of: %s", opt->name, v ? v : "", list);
+    return -1;
+}
+
+static const char *const identity_choices[] = {"xclient", "proxy", "none", NULL};
+static const char *const newline_choices[] = {"reject", "normalize", NULL};
+
+static int config_check_identity(cfg_t *cfg, cfg_opt_t *opt)
+{
+    return config_check_choice(cfg, opt, identity_choices);
+}
+
+static int config_check_newline(cfg_t *cfg, cfg_opt_t *opt)
+{
+    return config_check_choice(cfg, opt, newline_choices);
+}
+
+static int config_check_facility(cfg_t *cfg, cfg_opt_t *opt)
+{
+    if (log_facility_from_name(cfg_opt_getnstr(opt, 0)) < 0) {
+        cfg_error(cfg, "unknown syslog facility \"%s\"", cfg_opt_getnstr(opt, 0));
+        return -1;
+    }
+    return 0;
+}
+
+static int config_check_hostname(cfg_t *cfg, cfg_opt_t *opt)
+{
+    const char *v = cfg_opt_getnstr(opt, 0);
+    size_t n = v ? strlen(v) : 0;
+    if (n == 0 || n > 255 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789.-_") != n) {
+        cfg_error(cfg, "'hostname' must be a domain name of 1 to 255 characters");
+        return -1;
+    }
+    return 0;
+}
+
+/* Integer settings with their bounds, checked by one callback. */
+struct config_int {
+    const char *name;
+    long def;
+    long min;
+    long max;
+};
+
+static const struct config_int config_ints[] = {
+    {"workers", 0, 0, 256},
+    {"spill_threshold", 1048576, 0, 1L << 30},
+    {"max_message_size", 10240000, 1, 1L << 40},
+    {"max_recipients", 1000, 1, 100000},
+    {"max_connections", 10000, 1, 1000000},
+    {"max_connections_per_client", 50, 0, 1000000},
+    {"max_line_length", 512, 512, 65536},
+    {"max_data_line_length", 8192, 998, 1 << 20},
+    {"hard_error_limit", 20, 1, 1000},
+    {"max_header_size", 102400, 1024, 16 << 20},
+    {"command_timeout", 300, 1, 86400},
+    {"data_timeout", 180, 1, 86400},
+    {"connect_grace", 60, 1, 86400},
+    {"upstream_connect_timeout", 30, 1, 3600},
+    {"upstream_greeting_timeout", 300, 1, 3600},
+    {"upstream_command_timeout", 300, 1, 3600},
+    {"upstream_data_timeout", 180, 1, 3600},
+    {"upstream_final_timeout", 600, 1, 3600},
+    {"probe_interval", 30, 1, 86400},
+    {"shutdown_grace", 30, 0, 86400},
+};
+#define CONFIG_NINTS (sizeof(config_ints) / sizeof(config_ints[0]))
+
+static int config_check_int(cfg_t *cfg, cfg_opt_t *opt)
+{
+    for (size_t i = 0; i < CONFIG_NINTS; i++) {
+        if (strcmp(opt->name, config_ints[i].name) != 0)
+            continue;
+        long v = cfg_opt_getnint(opt, 0);
+        if (v < config_ints[i].min || v > config_ints[i].max) {
+            cfg_error(cfg, "'%s' is %ld; it must be from %ld to %ld", opt->name, v,
+                      config_ints[i].min, config_ints[i].max);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int config_check_priority(cfg_t *cfg, cfg_opt_t *opt)
+{
+    long v = cfg_opt_getnint(opt, 0);
+    if (v < 0 || v > 65535) {
+        cfg_error(cfg, "upstream priority %ld must be from 0 to 65535", v);
+        return -1;
+    }
+    return 0;
+}
+
+static cfg_t *config_schema(void)
+{
+    static cfg_opt_t upstream_opts[] = {
+        CFG_STR("address", NULL, CFGF_NODEFAULT),
+        CFG_INT("priority", 10, CFGF_NONE),
+        CFG_END(),
+    };
+    static cfg_opt_t opts[CONFIG_NINTS + 16];
+    static bool built;
+
+    if (!built) {
+        size_t k = 0;
+        opts[k++] = (cfg_opt_t)CFG_STR("hostname", "smtpgate.localdomain", CFGF_NONE);
+        opts[k++] = (cfg_opt_t)CFG_STR_LIST("listen", "{\"127.0.0.1:2525\"}", CFGF_NONE);
+        opts[k++] = (cfg_opt_t)CFG_STR("client_identity", "xclient", CFGF_NONE);
+        opts[k++] = (cfg_opt_t)CFG_SEC("upstream", upstream_opts, CFGF_MULTI | CFGF_TITLE);
+        opts[k++] = (cfg_opt_t)CFG_STR("bare_newline", "reject", CFGF_NONE);
+        opts[k++] = (cfg_opt_t)CFG_STR("spool_dir", "/var/spool/smtpgate", CFGF_NONE);
+        opts[k++] = (cfg_opt_t)CFG_STR("syslog_facility", "mail", CFGF_NONE);
+        for (size_t i = 0; i < CONFIG_NINTS; i++)
+            opts[k++] = (cfg_opt_t)CFG_INT(config_ints[i].name, config_ints[i].def, CFGF_NONE);
+        opts[k++] = (cfg_opt_t)CFG_END();
+        built = true;
+    }
+
+    cfg_t *cfg = cfg_init(opts, CFGF_NONE);
+    if (!cfg)
+        return NULL;
+    cfg_set_error_function(cfg, config_error_fn);
+    cfg_set_validate_func(cfg, "listen", config_check_listen);
+    cfg_set_validate_func(cfg, "upstream|address", config_check_upstream_address);
+    cfg_set_validate_func(cfg, "upstream|priority", config_check_priority);
+    cfg_set_validate_func(cfg, "client_identity", config_check_identity);
+    cfg_set_validate_func(cfg, "bare_newline", config_check_newline);
+    cfg_set_validate_func(cfg, "syslog_facility", config_check_facility);
+    cfg_set_validate_func(cfg, "hostname", config_check_hostname);
+    for (size_t i = 0; i < CONFIG_NINTS; i++)
+        cfg_set_validate_func(cfg, config_ints[i].name, config_check_int);
+    return cfg;
+}
+
+static int config_upstream_cmp(const void *a, const void *b)
+{
+    const struct sg_upstream_cfg *x = a, *y = b;
+    return x->priority - y->priority;
+}
+
+static unsigned config_cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+}
+
+static struct sg_config *config_build(cfg_t *cfg, const char *file)
+{
+    struct sg_config *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    atomic_init(&c->refs, 1);
+    c->hostname = strdup(cfg_getstr(cfg, "hostname"));
+    c->spool_dir = strdup(cfg_getstr(cfg, "spool_dir"));
+
+    c->nlisten = cfg_size(cfg, "listen");
+    c->listen = calloc(c->nlisten, sizeof(*c->listen));
+    for (size_t i = 0; c->listen && i < c->nlisten; i++)
+        config_parse_sockaddr(cfg_getnstr(cfg, "listen", (unsigned)i), true, &c->listen[i]);
+
+    c->nupstreams = cfg_size(cfg, "upstream");
+    c->upstreams = calloc(c->nupstreams ? c->nupstreams : 1, sizeof(*c->upstreams));
+    for (size_t i = 0; c->upstreams && i < c->nupstreams; i++) {
+        cfg_t *u = cfg_getnsec(cfg, "upstream", (unsigned)i);
+        c->upstreams[i].name = strdup(cfg_title(u));
+        c->upstreams[i].priority = (int)cfg_getint(u, "priority");
+        config_parse_sockaddr(cfg_getstr(u, "address"), false, &c->upstreams[i].addr);
+    }
+    /* Stable for equal priorities: qsort is not, so break ties by position. */
+    for (size_t i = 0; i < c->nupstreams; i++)
+        c->upstreams[i].priority = c->upstreams[i].priority * 1024 + (int)i;
+    if (c->upstreams)
+        qsort(c->upstreams, c->nupstreams, sizeof(*c->upstreams), config_upstream_cmp);
+    for (size_t i = 0; i < c->nupstreams; i++)
+        c->upstreams[i].priority /= 1024;
+
+    const char *id = cfg_getstr(cfg, "client_identity");
+    c->identity = strcmp(id, "proxy") == 0  ? IDENTITY_PROXY
+                  : strcmp(id, "none") == 0 ? IDENTITY_NONE
+                                            : IDENTITY_XCLIENT;
+    c->newline_policy = strcmp(cfg_getstr(cfg, "bare_newline"), "normalize") == 0
+                            ? DATA_NEWLINE_NORMALIZE
+                            : DATA_NEWLINE_REJECT;
+    c->syslog_facility = log_facility_from_name(cfg_getstr(cfg, "syslog_facility"));
+
+    long w = cfg_getint(cfg, "workers");
+    c->workers = w == 0 ? config_cores() : (unsigned)w;
+    c->spill_threshold = (size_t)cfg_getint(cfg, "spill_threshold");
+    c->max_message_size = (uint64_t)cfg_getint(cfg, "max_message_size");
+    c->max_recipients = (unsigned)cfg_getint(cfg, "max_recipients");
+    c->max_connections = (unsigned)cfg_getint(cfg, "max_connections");
+    c->max_connections_per_client = (unsigned)cfg_getint(cfg, "max_connections_per_client");
+    c->max_line_length = (size_t)cfg_getint(cfg, "max_line_length");
+    c->max_data_line_length = (size_t)cfg_getint(cfg, "max_data_line_length");
+    c->hard_error_limit = (unsigned)cfg_getint(cfg, "hard_error_limit");
+    c->max_header_size = (size_t)cfg_getint(cfg, "max_header_size");
+    c->command_timeout = (unsigned)cfg_getint(cfg, "command_timeout");
+    c->data_timeout = (unsigned)cfg_getint(cfg, "data_timeout");
+    c->connect_grace = (unsigned)cfg_getint(cfg, "connect_grace");
+    c->upstream_connect_timeout = (unsigned)cfg_getint(cfg, "upstream_connect_timeout");
+    c->upstream_greeting_timeout = (unsigned)cfg_getint(cfg, "upstream_greeting_timeout");
+    c->upstream_command_timeout = (unsigned)cfg_getint(cfg, "upstream_command_timeout");
+    c->upstream_data_timeout = (unsigned)cfg_getint(cfg, "upstream_data_timeout");
+    c->upstream_final_timeout = (unsigned)cfg_getint(cfg, "upstream_final_timeout");
+    c->probe_interval = (unsigned)cfg_getint(cfg, "probe_interval");
+    c->shutdown_grace = (unsigned)cfg_getint(cfg, "shutdown_grace");
+
+    bool ok = c->hostname && c->spool_dir && c->listen && c->upstreams;
+    for (size_t i = 0; ok && i < c->nupstreams; i++)
+        ok = c->upstreams[i].name != NULL;
+    if (!ok) {
+        log_err("%s: out of memory", file ? file : "(config)");
+        config_unref(c);
+        return NULL;
+    }
+    if (c->nupstreams == 0) {
+        log_err("%s: no 'upstream NAME { address = \"host:port\" }' section", file ? file : "-o");
+        config_unref(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct sg_config *config_load(const char *file, const char *const *overrides, size_t noverrides)
+{
+    cfg_t *cfg = config_schema();
+    if (!cfg) {
+        log_err("out of memory reading the configuration");
+        return NULL;
+    }
+    config_error_count = 0;
+    config_source_name = NULL;
+
+    int rc = CFG_SUCCESS;
+    if (file) {
+        rc = cfg_parse(cfg, file);
+        if (rc == CFG_FILE_ERROR) {
+            log_err("%s: cannot read: %s", file, strerror(errno));
+            config_error_count++;
+        }
+    }
+    for (size_t i = 0; rc == CFG_SUCCESS && i < noverrides; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "-o #%zu", i + 1);
+        config_source_name = name;
+        rc = cfg_parse_buf(cfg, overrides[i]);
+        config_source_name = NULL;
+    }
+
+    struct sg_config *c = NULL;
+    if (rc == CFG_SUCCESS && config_error_count == 0)
+        c = config_build(cfg, file);
+    else if (config_error_count == 0)
+        log_err("%s: configuration not valid", file ? file : "-o");
+    cfg_free(cfg);
+    return c;
+}
+
+struct sg_config *config_ref(struct sg_config *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+void config_unref(struct sg_config *c)
+{
+    if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; c->upstreams && i < c->nupstreams; i++)
+        free(c->upstreams[i].name);
+    free(c->upstreams);
+    free(c->listen);
+    free(c->hostname);
+    free(c->spool_dir);
+    free(c);
+}

@@ -1,0 +1,29 @@
+/*
+ * log - one logging path for the daemon: stderr when running in the
+ * foreground, syslog otherwise.  Each call writes one whole line, so lines from
+ * worker threads never interleave.
+ */
+#ifndef SMTPGATE_LOG_H
+#define SMTPGATE_LOG_H
+
+#include <stdbool.h>
+#include <syslog.h>
+
+void log_open(const char *ident, bool to_stderr, int facility);
+void log_set_verbose(bool verbose);
+bool log_verbose(void);
+void log_msg(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_err(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)                                                                             \
+    do {                                                                                           \
+        if (log_verbose())                                                                         \
+            log_msg(LOG_DEBUG, __VA_ARGS__);                                                       \
+    } while (0)
+
+/* Facility name ("mail", "local0"...) to its value; -1 if unknown. */
+int log_facility_from_name(const char *name);
+
+#endif

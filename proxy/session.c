@@ -1,0 +1,1266 @@
+/*
+ * session - server side of SMTP for one client (RFC 5321, 1869, 1870, 2920,
+ * 3030, 3463, 6152, 6531).
+ *
+ * Shape (after OpenSMTPD's smtp_session.c): one table lists every command with
+ * its flags and the function that carries it out.  The input loop takes one
+ * line at a time, checks it against the table, and hands it on; commands that
+ * need every earlier reply to be known (DATA, BDAT, EHLO, QUIT...) are
+ * "barriers": the loop stops in front of them until the upstream has answered
+ * everything before.
+ *
+ * Replies leave in the order commands came, whatever answers them: each
+ * command appends a slot to the reply queue; a slot is filled at once (our own
+ * replies) or when the upstream answers; the queue is written out up to the
+ * first empty slot.  A command forwarded upstream also appends an "expect"
+ * naming what kind of command it was, so the upstream's reply can update the
+ * transaction (MAIL accepted, one more recipient accepted, message done).
+ *
+ * The message: after DATA, smtpgate answers 354 itself, decodes the data
+ * (data_decoder: dot-unstuffing, end only at CRLF.CRLF, bare newline policy,
+ * size and line limits while the data streams in) into a message store, and
+ * only at the end sends it upstream.  The client's 250 is the upstream's 250.
+ *
+ * Transactions carry a generation number; a reply for a transaction the client
+ * has already abandoned (RSET while MAIL was in flight) changes nothing.
+ */
+#include "session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "data_decoder.h"
+#include "esmtp.h"
+#include "log.h"
+#include "msg_headers.h"
+#include "msg_store.h"
+#include "runtime.h"
+#include "smtp_cmd.h"
+#include "smtp_reply.h"
+#include "upstream.h"
+#include "upstream_pool.h"
+#include "worker.h"
+
+/* Input the session holds before it stops reading from the socket, when the
+ * loop is waiting (barrier, upstream busy, client not reading replies). */
+#define INPUT_HIGH_WATER (128 * 1024)
+/* Unanswered commands one client may have in flight. */
+#define MAX_PENDING_REPLIES 200
+/* Replies not yet read by the client before the session stops taking commands. */
+#define OUTPUT_HIGH_WATER (64 * 1024)
+
+/* What smtpgate itself implements of each extension.  What a client is shown
+ * is this, intersected with what the upstreams offer. */
+#define HONOURED_CAPS                                                                              \
+    (ESMTP_CAP_SIZE | ESMTP_CAP_8BITMIME | ESMTP_CAP_BINARYMIME | ESMTP_CAP_SMTPUTF8 |            \
+     ESMTP_CAP_DSN | ESMTP_CAP_CHUNKING)
+
+enum sess_state { SESS_CMD, SESS_DATA, SESS_BDAT };
+
+enum expect_kind {
+    EXPECT_MAIL,
+    EXPECT_RCPT,
+    EXPECT_RELAY,    /* RSET, VRFY, EXPN: relay the reply, nothing else */
+    EXPECT_MESSAGE,  /* the final reply to DATA/BDAT LAST */
+    EXPECT_SILENT,   /* our own RSET after a refused message: no client reply */
+};
+
+struct reply_slot {
+    struct reply_slot *next;
+    char *text;         /* wire lines with CRLF */
+    size_t len;
+    bool ready;
+    bool owned;         /* text is malloc'd */
+};
+
+struct expect {
+    struct expect *next;
+    enum expect_kind kind;
+    struct reply_slot *slot;   /* NULL for EXPECT_SILENT */
+    unsigned tx_gen;
+};
+
+struct session {
+    struct session *next, *prev;
+    struct worker *worker;
+    struct sg_config *cfg;
+    struct bufferevent *bev;
+    char id[24];
+    struct sockaddr_storage peer;
+    struct sockaddr_storage local;
+    char addr[64];
+    unsigned port;
+    struct timespec started;
+    struct event *grace_ev;
+
+    char *helo;
+    bool esmtp;
+    unsigned caps;          /* advertised in the last EHLO */
+    uint64_t size_limit;    /* advertised SIZE */
+
+    enum sess_state state;
+    bool processing;
+    bool waiting_barrier;
+    bool awaiting_final;
+    bool discard_line;
+    bool closing;
+    bool freed_upstream_in_cb;
+
+    struct reply_slot *rq_head, *rq_tail;
+    unsigned rq_len;
+    struct expect *ex_head, *ex_tail;
+    unsigned ex_len;
+
+    struct upstream_conn *up;
+
+    /* transaction */
+    unsigned tx_gen;
+    bool mail_sent;
+    bool mail_ok;
+    char *mail_from;
+    enum esmtp_body body;
+    unsigned rcpt_sent;
+    unsigned rcpt_ok;
+    bool bdat_used;
+    bool data_used;
+    struct timespec tx_started;
+    const char *tx_fail;     /* upstream lost during the transaction */
+
+    /* message */
+    struct data_decoder dec;
+    struct msg_headers hdrs;
+    struct msg_store *store;
+    uint64_t bdat_remaining;
+    uint64_t bdat_total;
+    bool bdat_last;
+    const char *bdat_refusal;   /* chunk is being discarded; reply at its end */
+
+    /* counters for the connection log line */
+    unsigned ncommands;
+    unsigned ntransactions;
+    unsigned naccepted;
+    unsigned errors;
+};
+
+static atomic_uint_fast64_t session_counter;
+
+static void session_process(struct session *s);
+static void session_free(struct session *s);
+
+/* ---- time and ids ---- */
+
+static double session_elapsed(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+static void session_make_id(struct session *s)
+{
+    /* Time-based prefix so ids from different runs do not repeat; a counter
+     * so ids within a run never do. */
+    uint64_t n = atomic_fetch_add(&session_counter, 1);
+    snprintf(s->id, sizeof(s->id), "%08" PRIX32 "%05" PRIX64, (uint32_t)time(NULL),
+             n & 0xFFFFF);
+}
+
+/* ---- the reply queue ---- */
+
+static struct reply_slot *session_slot_new(struct session *s)
+{
+    struct reply_slot *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    if (s->rq_tail)
+        s->rq_tail->next = r;
+    else
+        s->rq_head = r;
+    s->rq_tail = r;
+    s->rq_len++;
+    return r;
+}
+
+static void session_slot_fill(struct session *s, struct reply_slot *r, char *text, size_t len,
+                              bool owned)
+{
+    r->text = text;
+    r->len = len;
+    r->owned = owned;
+    r->ready = true;
+    if (len >= 1 && (text[0] == '4' || text[0] == '5'))
+        s->errors++;
+}
+
+/* Write out every reply whose turn has come. */
+static void session_flush(struct session *s)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    while (s->rq_head && s->rq_head->ready) {
+        struct reply_slot *r = s->rq_head;
+        evbuffer_add(out, r->text, r->len);
+        s->rq_head = r->next;
+        if (!s->rq_head)
+            s->rq_tail = NULL;
+        s->rq_len--;
+        if (r->owned)
+            free(r->text);
+        free(r);
+    }
+}
+
+/* Queue one of our own replies (a single line without CRLF). */
+static void session_reply(struct session *s, const char *line)
+{
+    struct reply_slot *r = session_slot_new(s);
+    size_t n = strlen(line);
+    char *text = r ? malloc(n + 2) : NULL;
+    if (!text) {
+        free(r);
+        s->closing = true;
+        return;
+    }
+    memcpy(text, line, n);
+    memcpy(text + n, "\r\n", 2);
+    session_slot_fill(s, r, text, n + 2, true);
+    session_flush(s);
+}
+
+static void session_replyf(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void session_replyf(struct session *s, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    session_reply(s, line);
+}
+
+/* Last words: reply, then close once the client has been sent everything. */
+static void session_close_with(struct session *s, const char *line)
+{
+    if (s->closing)
+        return;
+    session_reply(s, line);
+    s->closing = true;
+    bufferevent_disable(s->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 && !s->rq_head)
+        bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* ---- transaction ---- */
+
+static void session_tx_reset(struct session *s)
+{
+    s->tx_gen++;
+    s->mail_sent = false;
+    s->mail_ok = false;
+    free(s->mail_from);
+    s->mail_from = NULL;
+    s->body = ESMTP_BODY_UNSPEC;
+    s->rcpt_sent = 0;
+    s->rcpt_ok = 0;
+    s->bdat_used = false;
+    s->data_used = false;
+    s->bdat_total = 0;
+    s->tx_fail = NULL;
+    if (s->store)
+        msg_store_reset(s->store);
+    msg_headers_reset(&s->hdrs);
+}
+
+static struct expect *session_expect(struct session *s, enum expect_kind kind,
+                                     struct reply_slot *slot)
+{
+    struct expect *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->kind = kind;
+    e->slot = slot;
+    e->tx_gen = s->tx_gen;
+    if (s->ex_tail)
+        s->ex_tail->next = e;
+    else
+        s->ex_head = e;
+    s->ex_tail = e;
+    s->ex_len++;
+    return e;
+}
+
+static struct expect *session_expect_pop(struct session *s)
+{
+    struct expect *e = s->ex_head;
+    if (e) {
+        s->ex_head = e->next;
+        if (!s->ex_head)
+            s->ex_tail = NULL;
+        s->ex_len--;
+    }
+    return e;
+}
+
+/* "queued as ID" in the upstream's final reply: the key into the MTA's log. */
+static void session_queue_id(const char *text, char *out, size_t out_size)
+{
+    out[0] = '\0';
+    const char *p = strstr(text, "queued as ");
+    if (!p)
+        return;
+    p += 10;
+    size_t n = strcspn(p, " \t\r\n;,)");
+    if (n >= out_size)
+        n = out_size - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+static void session_log_tx(struct session *s, const char *result, int code, const char *text)
+{
+    char qid[64];
+    session_queue_id(text ? text : "", qid, sizeof(qid));
+    char first[256];
+    snprintf(first, sizeof(first), "%s", text ? text : "");
+    first[strcspn(first, "\n")] = '\0';
+    log_info("%s: tx from=<%s> nrcpt=%u/%u size=%" PRIu64 " body=%s upstream=%s result=%s "
+             "reply=\"%d %s\" queued_as=%s duration=%.3fs",
+             s->id, s->mail_from ? s->mail_from : "", s->rcpt_ok, s->rcpt_sent,
+             s->store ? msg_store_size(s->store) : 0,
+             s->body == ESMTP_BODY_8BITMIME     ? "8BITMIME"
+             : s->body == ESMTP_BODY_BINARYMIME ? "BINARYMIME"
+                                                : "7BIT",
+             s->up ? upstream_label(s->up) : "-", result, code, first, qid[0] ? qid : "-",
+             session_elapsed(&s->tx_started));
+}
+
+/* ---- upstream events ---- */
+
+static char *session_format_reply(const struct smtp_reply *r, size_t *len)
+{
+    char *text = NULL;
+    *len = smtp_reply_format(r, &text);
+    if (*len == (size_t)-1)
+        return NULL;
+    return text;
+}
+
+static void session_upstream_reply(void *ctx, const struct smtp_reply *r)
+{
+    struct session *s = ctx;
+    struct expect *e = session_expect_pop(s);
+    if (!e)
+        return;
+    bool current = e->tx_gen == s->tx_gen;
+    bool ok = r->code / 100 == 2;
+
+    switch (e->kind) {
+    case EXPECT_MAIL:
+        if (current) {
+            s->mail_ok = ok;
+            if (!ok)
+                session_tx_reset(s);
+        }
+        break;
+    case EXPECT_RCPT:
+        if (current && ok)
+            s->rcpt_ok++;
+        break;
+    case EXPECT_MESSAGE:
+        s->awaiting_final = false;
+        s->ntransactions++;
+        if (ok)
+            s->naccepted++;
+        session_log_tx(s, ok ? "accepted" : r->code / 100 == 4 ? "deferred" : "rejected", r->code,
+                       r->text);
+        session_tx_reset(s);
+        break;
+    case EXPECT_RELAY:
+    case EXPECT_SILENT:
+        break;
+    }
+
+    if (e->slot) {
+        size_t len;
+        char *text = session_format_reply(r, &len);
+        if (text)
+            session_slot_fill(s, e->slot, text, len, true);
+        else
+            session_slot_fill(s, e->slot, (char *)"451 4.3.0 Error: out of memory\r\n", 32,
+                              false);
+    }
+    free(e);
+    session_flush(s);
+    session_process(s);
+}
+
+static void session_upstream_failure(void *ctx, const char *reply)
+{
+    struct session *s = ctx;
+    size_t n = strlen(reply);
+
+    while (s->ex_head) {
+        struct expect *e = session_expect_pop(s);
+        if (e->kind == EXPECT_MESSAGE) {
+            s->awaiting_final = false;
+            s->ntransactions++;
+            session_log_tx(s, "deferred", atoi(reply), reply + 4);
+        }
+        if (e->slot) {
+            char *text = malloc(n + 2);
+            if (text) {
+                memcpy(text, reply, n);
+                memcpy(text + n, "\r\n", 2);
+                session_slot_fill(s, e->slot, text, n + 2, true);
+            } else {
+                session_slot_fill(s, e->slot, (char *)"451 4.3.0 Error: out of memory\r\n", 32,
+                                  false);
+            }
+        }
+        free(e);
+    }
+    /* What the client does next in this transaction cannot reach the upstream:
+     * the transaction is over, and a new MAIL opens a new connection. */
+    if (s->mail_sent && s->state != SESS_CMD)
+        s->tx_fail = "451 4.4.2 Upstream connection lost, try again later";
+    else
+        session_tx_reset(s);
+    upstream_close(s->up);
+    s->up = NULL;
+    session_flush(s);
+    session_process(s);
+}
+
+static const struct upstream_events session_upstream_events = {
+    .on_reply = session_upstream_reply,
+    .on_failure = session_upstream_failure,
+};
+
+static bool session_ensure_upstream(struct session *s)
+{
+    if (s->up)
+        return true;
+    struct client_facts f = {
+        .addr = s->addr,
+        .family = s->peer.ss_family,
+        .port = s->port,
+        .name = NULL,
+        .helo = s->helo,
+        .proto = s->helo ? (s->esmtp ? "ESMTP" : "SMTP") : NULL,
+        .login = NULL,
+    };
+    s->up = upstream_new(s->worker->base, s->cfg, &f, (struct sockaddr *)&s->peer,
+                         (struct sockaddr *)&s->local, &session_upstream_events, s);
+    return s->up != NULL;
+}
+
+/* Forward the client's command line; its reply comes from the upstream. */
+static void session_forward(struct session *s, enum expect_kind kind, const char *line,
+                            size_t len)
+{
+    if (!session_ensure_upstream(s)) {
+        session_reply(s, "451 4.3.0 Error: out of memory");
+        return;
+    }
+    struct reply_slot *slot = session_slot_new(s);
+    if (!slot || !session_expect(s, kind, slot)) {
+        s->closing = true;
+        return;
+    }
+    upstream_command(s->up, line, len);
+}
+
+/* Abort the upstream's side of a transaction smtpgate refused itself. */
+static void session_abort_upstream_tx(struct session *s)
+{
+    if (s->up && s->mail_sent) {
+        if (session_expect(s, EXPECT_SILENT, NULL))
+            upstream_command(s->up, "RSET", 4);
+    }
+}
+
+/* ---- commands ---- */
+
+struct session_cmd {
+    enum smtp_verb verb;
+    bool barrier;    /* needs every earlier reply known before it runs */
+    void (*proceed)(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                    size_t len);
+};
+
+static void session_build_ehlo(struct session *s)
+{
+    unsigned up_caps;
+    uint64_t up_size;
+    upstream_pool_caps(s->cfg, &up_caps, &up_size);
+    if (s->up && upstream_ready(s->up))
+        up_caps &= upstream_caps(s->up);
+    unsigned caps = up_caps & HONOURED_CAPS;
+    /* BINARYMIME only travels in BDAT: both must be there. */
+    if (!(caps & ESMTP_CAP_CHUNKING))
+        caps &= ~ESMTP_CAP_BINARYMIME;
+    caps |= ESMTP_CAP_PIPELINING | ESMTP_CAP_ENHANCEDSTATUSCODES;
+    uint64_t size = s->cfg->max_message_size;
+    if (up_size && up_size < size)
+        size = up_size;
+    s->caps = caps;
+    s->size_limit = size;
+
+    char buf[512];
+    int n = snprintf(buf, sizeof(buf), "250-%s\r\n250-PIPELINING\r\n", s->cfg->hostname);
+    if (caps & ESMTP_CAP_SIZE)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "250-SIZE %" PRIu64 "\r\n", size);
+    if (caps & ESMTP_CAP_8BITMIME)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "250-8BITMIME\r\n");
+    if (caps & ESMTP_CAP_BINARYMIME)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "250-BINARYMIME\r\n");
+    if (caps & ESMTP_CAP_CHUNKING)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "250-CHUNKING\r\n");
+    if (caps & ESMTP_CAP_DSN)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "250-DSN\r\n");
+    if (caps & ESMTP_CAP_SMTPUTF8)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "250-SMTPUTF8\r\n");
+    n += snprintf(buf + n, sizeof(buf) - (size_t)n, "250 ENHANCEDSTATUSCODES\r\n");
+
+    struct reply_slot *r = session_slot_new(s);
+    char *text = r ? malloc((size_t)n) : NULL;
+    if (!text) {
+        free(r);
+        s->closing = true;
+        return;
+    }
+    memcpy(text, buf, (size_t)n);
+    session_slot_fill(s, r, text, (size_t)n, true);
+    session_flush(s);
+}
+
+static void session_do_helo(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                            size_t len)
+{
+    (void)line;
+    (void)len;
+    const char *name;
+    size_t name_len;
+    enum smtp_cmd_status st = smtp_helo_parse(cmd->arg, cmd->arg_len, &name, &name_len);
+    if (st != SMTP_CMD_OK) {
+        session_reply(s, smtp_cmd_status_reply(st));
+        return;
+    }
+    if (s->mail_sent) {
+        session_abort_upstream_tx(s);
+        session_tx_reset(s);
+    }
+    free(s->helo);
+    s->helo = strndup(name, name_len);
+    s->esmtp = cmd->verb == SMTP_VERB_EHLO;
+    if (s->grace_ev) {
+        event_free(s->grace_ev);
+        s->grace_ev = NULL;
+    }
+    if (s->esmtp) {
+        session_build_ehlo(s);
+    } else {
+        s->caps = 0;
+        session_replyf(s, "250 %s", s->cfg->hostname);
+    }
+}
+
+static bool session_utf8_allowed(const struct session *s, bool smtputf8)
+{
+    return smtputf8 && (s->caps & ESMTP_CAP_SMTPUTF8);
+}
+
+static void session_do_mail(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                            size_t len)
+{
+    if (s->mail_sent) {
+        session_reply(s, "503 5.5.1 Error: nested MAIL command");
+        return;
+    }
+    struct smtp_path path;
+    enum smtp_cmd_status st = smtp_path_parse(cmd->arg, cmd->arg_len, true, &path);
+    if (st != SMTP_CMD_OK) {
+        session_reply(s, smtp_cmd_status_reply(st));
+        return;
+    }
+    struct esmtp_mail mp;
+    enum esmtp_status es =
+        esmtp_mail_params(path.params ? path.params : "", path.params_len, s->caps, &mp);
+    if (es != ESMTP_OK) {
+        session_reply(s, esmtp_status_reply(es));
+        return;
+    }
+    if (path.utf8 && !session_utf8_allowed(s, mp.smtputf8)) {
+        session_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send UTF8 address");
+        return;
+    }
+    if (mp.has_size && (mp.size > s->cfg->max_message_size ||
+                        (s->size_limit && mp.size > s->size_limit))) {
+        session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+        return;
+    }
+    session_tx_reset(s);
+    s->mail_from = strndup(path.mailbox, path.mailbox_len);
+    s->body = mp.body;
+    s->mail_sent = true;
+    clock_gettime(CLOCK_MONOTONIC, &s->tx_started);
+    session_forward(s, EXPECT_MAIL, line, len);
+}
+
+static void session_do_rcpt(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                            size_t len)
+{
+    if (!s->mail_sent) {
+        session_reply(s, "503 5.5.1 Error: need MAIL command");
+        return;
+    }
+    struct smtp_path path;
+    enum smtp_cmd_status st = smtp_path_parse(cmd->arg, cmd->arg_len, false, &path);
+    if (st != SMTP_CMD_OK) {
+        session_reply(s, smtp_cmd_status_reply(st));
+        return;
+    }
+    struct esmtp_rcpt rp;
+    enum esmtp_status es =
+        esmtp_rcpt_params(path.params ? path.params : "", path.params_len, s->caps, &rp);
+    if (es != ESMTP_OK) {
+        session_reply(s, esmtp_status_reply(es));
+        return;
+    }
+    if (path.utf8 && !(s->caps & ESMTP_CAP_SMTPUTF8)) {
+        session_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send UTF8 address");
+        return;
+    }
+    if (s->rcpt_sent >= s->cfg->max_recipients) {
+        session_reply(s, "452 4.5.3 Error: too many recipients");
+        return;
+    }
+    s->rcpt_sent++;
+    session_forward(s, EXPECT_RCPT, line, len);
+}
+
+static bool session_store_ready(struct session *s)
+{
+    if (!s->store)
+        s->store = msg_store_new(s->cfg->spill_threshold, s->cfg->spool_dir);
+    return s->store != NULL;
+}
+
+static int session_sink(void *ctx, const char *bytes, size_t len)
+{
+    struct session *s = ctx;
+    if (!s->hdrs.complete && msg_headers_feed(&s->hdrs, bytes, len) < 0)
+        return -1;
+    return msg_store_append(s->store, bytes, len);
+}
+
+/* The message may start only when MAIL and at least one RCPT were accepted. */
+static const char *session_message_refusal(const struct session *s)
+{
+    if (s->tx_fail)
+        return s->tx_fail;
+    if (!s->mail_ok)
+        return "503 5.5.1 Error: need MAIL command";
+    if (s->rcpt_ok == 0)
+        return s->rcpt_sent ? "554 5.5.1 Error: no valid recipients"
+                            : "503 5.5.1 Error: need RCPT command";
+    if (s->bdat_used)
+        return "503 5.5.1 Error: DATA after BDAT";
+    if (!s->up)
+        return "451 4.4.2 Upstream connection lost, try again later";
+    return NULL;
+}
+
+static void session_set_read_timeout(struct session *s, unsigned seconds)
+{
+    struct timeval t = {.tv_sec = seconds};
+    struct timeval w = {.tv_sec = s->cfg->command_timeout};
+    bufferevent_set_timeouts(s->bev, &t, &w);
+}
+
+static void session_do_data(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                            size_t len)
+{
+    (void)cmd;
+    (void)line;
+    (void)len;
+    const char *refusal = session_message_refusal(s);
+    if (refusal) {
+        session_reply(s, refusal);
+        return;
+    }
+    if (!session_store_ready(s)) {
+        session_reply(s, "451 4.3.0 Error: out of memory");
+        return;
+    }
+    msg_store_reset(s->store);
+    msg_headers_reset(&s->hdrs);
+    data_decoder_init(&s->dec, s->cfg->newline_policy, s->cfg->max_data_line_length,
+                      s->cfg->max_message_size, session_sink, s);
+    s->data_used = true;
+    s->state = SESS_DATA;
+    session_set_read_timeout(s, s->cfg->data_timeout);
+    session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/* End of the message from the client: refuse it, or send it upstream. */
+static void session_message_complete(struct session *s, enum data_error err)
+{
+    s->state = SESS_CMD;
+    session_set_read_timeout(s, s->cfg->command_timeout);
+    const char *refusal = NULL;
+    if (err != DATA_ERR_NONE)
+        refusal = data_error_reply(err);
+    else if (msg_headers_finish(&s->hdrs) < 0)
+        refusal = "451 4.3.0 Error: out of memory";
+    else if (s->tx_fail || !s->up)
+        refusal = s->tx_fail ? s->tx_fail : "451 4.4.2 Upstream connection lost, try again later";
+    if (refusal) {
+        s->ntransactions++;
+        session_log_tx(s, refusal[0] == '4' ? "deferred" : "refused", atoi(refusal),
+                       refusal + 4);
+        session_reply(s, refusal);
+        session_abort_upstream_tx(s);
+        session_tx_reset(s);
+        return;
+    }
+    struct reply_slot *slot = session_slot_new(s);
+    if (!slot || !session_expect(s, EXPECT_MESSAGE, slot)) {
+        s->closing = true;
+        return;
+    }
+    s->awaiting_final = true;
+    bool bdat = s->body == ESMTP_BODY_BINARYMIME && (upstream_caps(s->up) & ESMTP_CAP_CHUNKING);
+    upstream_message(s->up, s->store, bdat);
+}
+
+static void session_do_bdat(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                            size_t len)
+{
+    (void)line;
+    (void)len;
+    uint64_t size;
+    bool last;
+    enum smtp_cmd_status st = smtp_bdat_parse(cmd->arg, cmd->arg_len, &size, &last);
+    if (st != SMTP_CMD_OK) {
+        /* Without a valid size the chunk cannot be skipped: the stream is lost. */
+        session_close_with(s, "501 5.5.4 Syntax: BDAT chunk-size [LAST]; closing connection");
+        return;
+    }
+    s->bdat_remaining = size;
+    s->bdat_last = last;
+    s->bdat_refusal = NULL;
+    s->state = SESS_BDAT;
+    session_set_read_timeout(s, s->cfg->data_timeout);
+
+    if (!(s->caps & ESMTP_CAP_CHUNKING)) {
+        s->bdat_refusal = "503 5.5.1 Error: BDAT not announced";
+        return;
+    }
+    if (s->data_used) {
+        s->bdat_refusal = "503 5.5.1 Error: BDAT after DATA";
+        return;
+    }
+    const char *refusal = NULL;
+    if (!s->bdat_used) {
+        refusal = session_message_refusal(s);
+        if (!refusal && !session_store_ready(s))
+            refusal = "451 4.3.0 Error: out of memory";
+        if (!refusal) {
+            msg_store_reset(s->store);
+            msg_headers_reset(&s->hdrs);
+            data_decoder_init(&s->dec, s->cfg->newline_policy, s->cfg->max_data_line_length,
+                              s->cfg->max_message_size, session_sink, s);
+            s->bdat_used = true;
+            s->bdat_total = 0;
+        }
+    } else if (s->tx_fail) {
+        refusal = s->tx_fail;
+    }
+    if (!refusal && s->bdat_total + size > s->cfg->max_message_size)
+        refusal = "552 5.3.4 Message size exceeds fixed limit";
+    s->bdat_refusal = refusal;
+    s->bdat_total += size;
+}
+
+/* The chunk has been read (or skipped) completely. */
+static void session_bdat_chunk_done(struct session *s)
+{
+    s->state = SESS_CMD;
+    session_set_read_timeout(s, s->cfg->command_timeout);
+    if (s->bdat_refusal) {
+        const char *r = s->bdat_refusal;
+        s->bdat_refusal = NULL;
+        if (s->bdat_used) {
+            s->ntransactions++;
+            session_log_tx(s, r[0] == '4' ? "deferred" : "refused", atoi(r), r + 4);
+            session_abort_upstream_tx(s);
+            session_tx_reset(s);
+        }
+        session_reply(s, r);
+        return;
+    }
+    if (!s->bdat_last) {
+        /* A defect in this chunk is answered at LAST, as for DATA at its end,
+         * so the client learns that the whole message was refused. */
+        session_replyf(s, "250 2.0.0 Ok: %" PRIu64 " octets", s->bdat_total);
+        return;
+    }
+    if (s->body != ESMTP_BODY_BINARYMIME)
+        bdat_check_finish(&s->dec);
+    session_message_complete(s, s->dec.error);
+}
+
+static void session_do_rset(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                            size_t len)
+{
+    (void)cmd;
+    session_tx_reset(s);
+    if (s->up)
+        session_forward(s, EXPECT_RELAY, line, len);
+    else
+        session_reply(s, "250 2.0.0 Ok");
+}
+
+static void session_do_noop(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                            size_t len)
+{
+    (void)cmd;
+    (void)line;
+    (void)len;
+    session_reply(s, "250 2.0.0 Ok");
+}
+
+static void session_do_quit(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                            size_t len)
+{
+    (void)cmd;
+    (void)line;
+    (void)len;
+    session_close_with(s, "221 2.0.0 Bye");
+}
+
+static void session_do_relay(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                             size_t len)
+{
+    (void)cmd;
+    session_forward(s, EXPECT_RELAY, line, len);
+}
+
+static void session_do_help(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                            size_t len)
+{
+    (void)cmd;
+    (void)line;
+    (void)len;
+    session_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY "
+                     "EXPN HELP");
+}
+
+static void session_do_starttls(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                                size_t len)
+{
+    (void)cmd;
+    (void)line;
+    (void)len;
+    session_reply(s, "502 5.5.1 Error: command not implemented");
+}
+
+static void session_do_auth(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                            size_t len)
+{
+    (void)cmd;
+    (void)line;
+    (void)len;
+    session_reply(s, "503 5.5.1 Error: authentication not enabled");
+}
+
+static const struct session_cmd session_commands[SMTP_VERB__COUNT] = {
+    [SMTP_VERB_HELO] = {SMTP_VERB_HELO, true, session_do_helo},
+    [SMTP_VERB_EHLO] = {SMTP_VERB_EHLO, true, session_do_helo},
+    [SMTP_VERB_MAIL] = {SMTP_VERB_MAIL, false, session_do_mail},
+    [SMTP_VERB_RCPT] = {SMTP_VERB_RCPT, false, session_do_rcpt},
+    [SMTP_VERB_DATA] = {SMTP_VERB_DATA, true, session_do_data},
+    [SMTP_VERB_BDAT] = {SMTP_VERB_BDAT, true, session_do_bdat},
+    [SMTP_VERB_RSET] = {SMTP_VERB_RSET, false, session_do_rset},
+    [SMTP_VERB_NOOP] = {SMTP_VERB_NOOP, false, session_do_noop},
+    [SMTP_VERB_QUIT] = {SMTP_VERB_QUIT, true, session_do_quit},
+    [SMTP_VERB_VRFY] = {SMTP_VERB_VRFY, false, session_do_relay},
+    [SMTP_VERB_EXPN] = {SMTP_VERB_EXPN, false, session_do_relay},
+    [SMTP_VERB_HELP] = {SMTP_VERB_HELP, false, session_do_help},
+    [SMTP_VERB_STARTTLS] = {SMTP_VERB_STARTTLS, true, session_do_starttls},
+    [SMTP_VERB_AUTH] = {SMTP_VERB_AUTH, true, session_do_auth},
+};
+
+/* A web browser or proxy speaking to the SMTP port: no point answering more. */
+static bool session_is_http(const struct smtp_cmd *cmd)
+{
+    static const char *const verbs[] = {"GET", "POST", "CONNECT", "HEAD", "PUT", NULL};
+    for (size_t i = 0; verbs[i]; i++)
+        if (cmd->verb_len == strlen(verbs[i]) &&
+            strncasecmp(cmd->verb_text, verbs[i], cmd->verb_len) == 0)
+            return true;
+    return false;
+}
+
+/* One command line; returns false when the loop must stop in front of it. */
+static bool session_command(struct session *s, const char *line, size_t len)
+{
+    struct smtp_cmd cmd;
+    enum smtp_cmd_status st = smtp_cmd_parse(line, len, &cmd);
+    const struct session_cmd *entry =
+        st == SMTP_CMD_OK && cmd.verb != SMTP_VERB_UNKNOWN ? &session_commands[cmd.verb] : NULL;
+
+    if (entry && entry->barrier && s->ex_len > 0) {
+        s->waiting_barrier = true;
+        return false;
+    }
+    s->ncommands++;
+    log_debug("%s: < %.*s", s->id, (int)(len > 200 ? 200 : len), line);
+
+    if (st == SMTP_CMD_UNKNOWN_VERB && session_is_http(&cmd)) {
+        session_close_with(s, "521 5.5.1 Protocol error");
+        return true;
+    }
+    if (st != SMTP_CMD_OK) {
+        session_reply(s, smtp_cmd_status_reply(st));
+        return true;
+    }
+    if (!entry || !entry->proceed) {
+        session_reply(s, "500 5.5.1 Error: command not recognized");
+        return true;
+    }
+    entry->proceed(s, &cmd, line, len);
+    return true;
+}
+
+/* ---- input ---- */
+
+/* Feed message data to the decoder; true when the loop may go on. */
+static bool session_feed_data(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    struct evbuffer_iovec v[16];
+    int n = evbuffer_peek(in, -1, NULL, v, 16);
+    size_t consumed = 0;
+
+    for (int i = 0; i < n && i < 16 && !s->dec.done; i++)
+        consumed += data_decoder_feed(&s->dec, v[i].iov_base, v[i].iov_len);
+    evbuffer_drain(in, consumed);
+    if (s->dec.done) {
+        session_message_complete(s, s->dec.error);
+        return true;
+    }
+    return n > 16;
+}
+
+/* Read chunk octets; true when the loop may go on. */
+static bool session_feed_bdat(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    while (s->bdat_remaining > 0) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0)
+            return false;
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            return false;
+        size_t take = v.iov_len;
+        if (take > s->bdat_remaining)
+            take = (size_t)s->bdat_remaining;
+        if (!s->bdat_refusal) {
+            if (s->body == ESMTP_BODY_BINARYMIME) {
+                if (session_sink(s, v.iov_base, take) < 0)
+                    s->bdat_refusal = "451 4.3.0 Error: queue file write error";
+            } else {
+                bdat_check_feed(&s->dec, v.iov_base, take);
+            }
+        }
+        evbuffer_drain(in, take);
+        s->bdat_remaining -= take;
+    }
+    session_bdat_chunk_done(s);
+    return true;
+}
+
+static void session_process(struct session *s)
+{
+    if (s->processing || !s->bev)
+        return;
+    s->processing = true;
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+
+    while (!s->closing) {
+        if (s->awaiting_final || s->rq_len >= MAX_PENDING_REPLIES ||
+            evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH_WATER)
+            break;
+        if (s->waiting_barrier) {
+            if (s->ex_len > 0)
+                break;
+            s->waiting_barrier = false;
+        }
+        if (s->state == SESS_DATA) {
+            if (!session_feed_data(s))
+                break;
+            continue;
+        }
+        if (s->state == SESS_BDAT) {
+            if (!session_feed_bdat(s))
+                break;
+            continue;
+        }
+
+        size_t eol_len = 0;
+        struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+        if (eol.pos < 0) {
+            size_t have = evbuffer_get_length(in);
+            if (have >= s->cfg->max_line_length) {
+                if (!s->discard_line)
+                    session_reply(s, "500 5.5.2 Error: line too long");
+                s->discard_line = true;
+                evbuffer_drain(in, have);
+            }
+            break;
+        }
+        size_t line_len = (size_t)eol.pos;
+        if (s->discard_line) {
+            s->discard_line = false;
+            evbuffer_drain(in, line_len + eol_len);
+            continue;
+        }
+        if (line_len + 2 > s->cfg->max_line_length) {
+            evbuffer_drain(in, line_len + eol_len);
+            session_reply(s, "500 5.5.2 Error: line too long");
+        } else {
+            const char *line = (const char *)evbuffer_pullup(in, (ssize_t)(line_len + eol_len));
+            if (!line || !session_command(s, line, line_len))
+                break;
+            evbuffer_drain(in, line_len + eol_len);
+        }
+        if (s->errors >= s->cfg->hard_error_limit && !s->closing) {
+            session_close_with(s, "421 4.7.0 Error: too many errors");
+            log_info("%s: too many errors from %s", s->id, s->addr);
+        }
+    }
+    s->processing = false;
+
+    /* Stop reading while the loop cannot take more; resume when it can. */
+    if (!s->closing) {
+        if (evbuffer_get_length(in) > INPUT_HIGH_WATER && s->state == SESS_CMD)
+            bufferevent_disable(s->bev, EV_READ);
+        else
+            bufferevent_enable(s->bev, EV_READ);
+    }
+}
+
+/* ---- socket events ---- */
+
+static void session_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    session_process(arg);
+}
+
+static void session_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+    if (s->closing) {
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !s->rq_head)
+            session_free(s);
+        return;
+    }
+    session_process(s);
+}
+
+static void session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct session *s = arg;
+    (void)bev;
+    if (what & BEV_EVENT_TIMEOUT) {
+        if (!s->closing) {
+            log_info("%s: timeout after %s from %s", s->id,
+                     s->state == SESS_CMD ? "command" : "data", s->addr);
+            session_close_with(s, "421 4.4.2 Error: timeout exceeded");
+            bufferevent_enable(s->bev, EV_WRITE);
+            return;
+        }
+    }
+    if (s->state != SESS_CMD && s->mail_sent) {
+        s->ntransactions++;
+        session_log_tx(s, "aborted", 0, "client disconnected during message data");
+    }
+    session_free(s);
+}
+
+static void session_grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    (void)fd;
+    (void)what;
+    event_free(s->grace_ev);
+    s->grace_ev = NULL;
+    if (!s->helo && !s->closing)
+        session_close_with(s, "421 4.4.2 Error: timeout exceeded");
+}
+
+/* ---- life ---- */
+
+static void session_link(struct session *s)
+{
+    struct worker *w = s->worker;
+    s->next = w->sessions;
+    if (w->sessions)
+        w->sessions->prev = s;
+    w->sessions = s;
+    w->nsessions++;
+}
+
+static void session_unlink(struct session *s)
+{
+    struct worker *w = s->worker;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    w->nsessions--;
+}
+
+static void session_free(struct session *s)
+{
+    log_info("%s: disconnect from %s[%s]:%u helo=%s commands=%u transactions=%u accepted=%u "
+             "errors=%u duration=%.3fs",
+             s->id, "unknown", s->addr, s->port, s->helo ? s->helo : "-", s->ncommands,
+             s->ntransactions, s->naccepted, s->errors, session_elapsed(&s->started));
+    if (s->up) {
+        upstream_close(s->up);
+        s->up = NULL;
+    }
+    while (s->rq_head) {
+        struct reply_slot *r = s->rq_head;
+        s->rq_head = r->next;
+        if (r->owned)
+            free(r->text);
+        free(r);
+    }
+    while (s->ex_head)
+        free(session_expect_pop(s));
+    if (s->grace_ev)
+        event_free(s->grace_ev);
+    if (s->bev)
+        bufferevent_free(s->bev);
+    if (s->store)
+        msg_store_free(s->store);
+    msg_headers_free(&s->hdrs);
+    free(s->mail_from);
+    free(s->helo);
+    runtime_conn_close((struct sockaddr *)&s->peer);
+    config_unref(s->cfg);
+    struct worker *w = s->worker;
+    session_unlink(s);
+    free(s);
+    worker_session_gone(w);
+}
+
+void session_destroy(struct session *s)
+{
+    session_free(s);
+}
+
+struct session *session_next(const struct session *s)
+{
+    return s->next;
+}
+
+void session_shutdown(struct session *s)
+{
+    if (s->closing) {
+        session_free(s);
+        return;
+    }
+    session_close_with(s, "421 4.3.2 Service shutting down, closing connection");
+}
+
+static void session_refuse_socket(evutil_socket_t fd, const char *line)
+{
+    /* Best effort, non-blocking: a refused client gets one line and the door. */
+    ssize_t w = send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)w;
+    evutil_closesocket(fd);
+}
+
+void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *peer,
+                   socklen_t peer_len, struct sg_config *cfg)
+{
+    enum runtime_admit admit = runtime_conn_open(cfg, peer);
+    if (admit != ADMIT_OK) {
+        session_refuse_socket(fd, admit == ADMIT_TOO_MANY_FROM_CLIENT
+                                      ? "421 4.7.0 Error: too many connections from you\r\n"
+                                      : "421 4.7.0 Error: too many connections\r\n");
+        config_unref(cfg);
+        return;
+    }
+
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s) {
+        runtime_conn_close(peer);
+        session_refuse_socket(fd, "421 4.3.0 Error: out of memory\r\n");
+        config_unref(cfg);
+        return;
+    }
+    s->worker = w;
+    s->cfg = cfg;
+    memcpy(&s->peer, peer, peer_len < sizeof(s->peer) ? peer_len : sizeof(s->peer));
+    socklen_t llen = sizeof(s->local);
+    getsockname(fd, (struct sockaddr *)&s->local, &llen);
+    clock_gettime(CLOCK_MONOTONIC, &s->started);
+    session_make_id(s);
+    if (peer->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
+        inet_ntop(AF_INET6, &a->sin6_addr, s->addr, sizeof(s->addr));
+        s->port = ntohs(a->sin6_port);
+    } else {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)peer;
+        inet_ntop(AF_INET, &a->sin_addr, s->addr, sizeof(s->addr));
+        s->port = ntohs(a->sin_port);
+    }
+    msg_headers_init(&s->hdrs, cfg->max_header_size, 1000);
+    session_link(s);
+
+    s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!s->bev) {
+        evutil_closesocket(fd);
+        session_free(s);
+        return;
+    }
+    bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+    bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_HIGH_WATER / 4, 0);
+    session_set_read_timeout(s, cfg->command_timeout);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+
+    if (!upstream_pool_any_healthy(cfg)) {
+        log_warn("%s: refusing %s: no upstream is available", s->id, s->addr);
+        session_close_with(s, "421 4.3.2 Service not available, no upstream server");
+        return;
+    }
+    s->grace_ev = evtimer_new(w->base, session_grace_cb, s);
+    if (s->grace_ev) {
+        struct timeval g = {.tv_sec = cfg->connect_grace};
+        evtimer_add(s->grace_ev, &g);
+    }
+    log_debug("%s: connect from %s:%u", s->id, s->addr, s->port);
+    session_replyf(s, "220 %s ESMTP", cfg->hostname);
+}

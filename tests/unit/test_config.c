@@ -1,0 +1,283 @@
+/*
+ * Unit tests for config: the shipped example loads, overrides apply on top of
+ * the file, and every kind of admin mistake is refused with file:line and a
+ * reason that says what is wrong.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+/* Captures what the module logs (it writes to stderr) for one call. */
+struct capture {
+    char path[64];
+    int saved;
+};
+
+static void capture_start(struct capture *c)
+{
+    snprintf(c->path, sizeof(c->path), "/tmp/test_config_log.XXXXXX");
+    int fd = mkstemp(c->path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    c->saved = dup(2);
+    dup2(fd, 2);
+    close(fd);
+}
+
+static char *capture_end(struct capture *c)
+{
+    fflush(stderr);
+    dup2(c->saved, 2);
+    close(c->saved);
+    FILE *f = fopen(c->path, "r");
+    assert_non_null(f);
+    static char buf[8192];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    unlink(c->path);
+    return buf;
+}
+
+static char *write_conf(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/test_config.XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static struct sg_config *load_text(const char *text, char **log)
+{
+    char *path = write_conf(text);
+    struct capture cap;
+    capture_start(&cap);
+    struct sg_config *c = config_load(path, NULL, 0);
+    char *out = capture_end(&cap);
+    if (log)
+        *log = out;
+    unlink(path);
+    return c;
+}
+
+static void test_example_config_loads(void **state)
+{
+    (void)state;
+    struct sg_config *c = config_load("etc/smtpgate.conf", NULL, 0);
+    assert_non_null(c);
+    assert_int_equal(c->nupstreams, 1);
+    assert_string_equal(c->upstreams[0].name, "main");
+    assert_string_equal(c->upstreams[0].addr.text, "127.0.0.1:10025");
+    assert_string_equal(c->listen[0].text, "127.0.0.1:2525");
+    assert_int_equal(c->identity, IDENTITY_XCLIENT);
+    assert_int_equal(c->newline_policy, DATA_NEWLINE_REJECT);
+    assert_int_equal(c->max_line_length, 512);
+    assert_true(c->workers >= 1);
+    config_unref(c);
+}
+
+static void test_overrides_replace_file_values(void **state)
+{
+    (void)state;
+    const char *ov[] = {"listen = {\"127.0.0.1:2600\", \"[::1]:2600\"}",
+                        "upstream main { address = \"127.0.0.1:10099\" }",
+                        "max_recipients = 7"};
+    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 3);
+    assert_non_null(c);
+    assert_int_equal(c->nlisten, 2);
+    assert_string_equal(c->listen[0].text, "127.0.0.1:2600");
+    assert_string_equal(c->listen[1].text, "[::1]:2600");
+    assert_int_equal(c->nupstreams, 1);
+    assert_string_equal(c->upstreams[0].addr.text, "127.0.0.1:10099");
+    assert_int_equal(c->max_recipients, 7);
+    config_unref(c);
+}
+
+static void test_defaults_with_only_an_upstream(void **state)
+{
+    (void)state;
+    const char *ov[] = {"upstream a { address = \"127.0.0.1:25\" }"};
+    struct sg_config *c = config_load(NULL, ov, 1);
+    assert_non_null(c);
+    assert_int_equal(c->max_message_size, 10240000);
+    assert_int_equal(c->hard_error_limit, 20);
+    assert_int_equal(c->command_timeout, 300);
+    assert_string_equal(c->hostname, "smtpgate.localdomain");
+    config_unref(c);
+}
+
+static void test_upstreams_sorted_by_priority_stable(void **state)
+{
+    (void)state;
+    struct sg_config *c = load_text("upstream b { address = \"127.0.0.2:25\" priority = 20 }\n"
+                                    "upstream a { address = \"127.0.0.1:25\" priority = 10 }\n"
+                                    "upstream c { address = \"127.0.0.3:25\" priority = 20 }\n",
+                                    NULL);
+    assert_non_null(c);
+    assert_int_equal(c->nupstreams, 3);
+    assert_string_equal(c->upstreams[0].name, "a");
+    assert_string_equal(c->upstreams[1].name, "b");
+    assert_string_equal(c->upstreams[2].name, "c");
+    assert_int_equal(c->upstreams[1].priority, 20);
+    config_unref(c);
+}
+
+static void expect_error(const char *text, const char *line_tag, const char *reason)
+{
+    char *log = NULL;
+    struct sg_config *c = load_text(text, &log);
+    assert_null(c);
+    if (!strstr(log, line_tag) || !strstr(log, reason))
+        fail_msg("log lacks \"%s\" / \"%s\": %s", line_tag, reason, log);
+}
+
+static void test_unknown_option_names_line(void **state)
+{
+    (void)state;
+    expect_error("upstream a { address = \"127.0.0.1:25\" }\n\nbogus = 1\n", ":3:",
+                 "no such option 'bogus'");
+}
+
+static void test_int_out_of_range(void **state)
+{
+    (void)state;
+    expect_error("upstream a { address = \"127.0.0.1:25\" }\nmax_line_length = 100\n", ":2:",
+                 "'max_line_length' is 100; it must be from 512");
+}
+
+static void test_bad_listen_address(void **state)
+{
+    (void)state;
+    expect_error("listen = {\"127.0.0.1\"}\nupstream a { address = \"127.0.0.1:25\" }\n", ":1:",
+                 "listen address \"127.0.0.1\": expected host:port");
+    expect_error("listen = {\"::1:25\"}\nupstream a { address = \"127.0.0.1:25\" }\n", ":1:",
+                 "IPv6 addresses need brackets");
+    expect_error("listen = {\"127.0.0.1:99999\"}\nupstream a { address = \"127.0.0.1:25\" }\n",
+                 ":1:", "port must be a number");
+}
+
+static void test_bad_choice(void **state)
+{
+    (void)state;
+    expect_error("upstream a { address = \"127.0.0.1:25\" }\nclient_identity = \"xforward\"\n",
+                 ":2:", "expected one of: xclient, proxy, none");
+    expect_error("upstream a { address = \"127.0.0.1:25\" }\nbare_newline = \"allow\"\n", ":2:",
+                 "expected one of: reject, normalize");
+}
+
+static void test_bad_upstream_address(void **state)
+{
+    (void)state;
+    expect_error("upstream a {\n  address = \"127.0.0.1\"\n}\n", ":2:",
+                 "upstream address \"127.0.0.1\"");
+}
+
+static void test_missing_upstream(void **state)
+{
+    (void)state;
+    expect_error("hostname = \"mx.example.test\"\n", "", "no 'upstream NAME");
+}
+
+static void test_syntax_error(void **state)
+{
+    (void)state;
+    expect_error("upstream a { address = \"127.0.0.1:25\" }\nworkers = \n", ":3:", "premature end of file");
+}
+
+static void test_override_error_named(void **state)
+{
+    (void)state;
+    const char *ov[] = {"max_recipients = 7", "workers = many"};
+    struct capture cap;
+    capture_start(&cap);
+    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 2);
+    char *log = capture_end(&cap);
+    assert_null(c);
+    if (!strstr(log, "-o #2:1:"))
+        fail_msg("override not named: %s", log);
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    struct capture cap;
+    capture_start(&cap);
+    struct sg_config *c = config_load("/nonexistent/smtpgate.conf", NULL, 0);
+    char *log = capture_end(&cap);
+    assert_null(c);
+    assert_non_null(strstr(log, "/nonexistent/smtpgate.conf: cannot read"));
+}
+
+static void test_numeric_only_refuses_names(void **state)
+{
+    (void)state;
+    config_numeric_hosts_only(true);
+    expect_error("upstream a { address = \"mx.example.test:25\" }\n", ":1:",
+                 "upstream address \"mx.example.test:25\"");
+    config_numeric_hosts_only(false);
+}
+
+static void test_parse_sockaddr(void **state)
+{
+    (void)state;
+    struct sg_sockaddr sa;
+    assert_null(config_parse_sockaddr("[::1]:25", false, &sa));
+    assert_string_equal(sa.text, "[::1]:25");
+    assert_null(config_parse_sockaddr("*:2525", true, &sa));
+    assert_string_equal(sa.text, "0.0.0.0:2525");
+    assert_non_null(config_parse_sockaddr("*:2525", false, &sa));
+    assert_non_null(config_parse_sockaddr("[::1]25", false, &sa));
+    assert_non_null(config_parse_sockaddr(":25", false, &sa));
+    assert_non_null(config_parse_sockaddr("127.0.0.1:0", false, &sa));
+    assert_non_null(config_parse_sockaddr("127.0.0.1:x", false, &sa));
+}
+
+static void test_refcount(void **state)
+{
+    (void)state;
+    const char *ov[] = {"upstream a { address = \"127.0.0.1:25\" }"};
+    struct sg_config *c = config_load(NULL, ov, 1);
+    assert_non_null(c);
+    config_ref(c);
+    config_unref(c);
+    assert_int_equal(atomic_load(&c->refs), 1);
+    config_unref(c);
+}
+
+int main(void)
+{
+    log_open("test_config", true, 0);
+    config_numeric_hosts_only(false);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_example_config_loads),
+        cmocka_unit_test(test_overrides_replace_file_values),
+        cmocka_unit_test(test_defaults_with_only_an_upstream),
+        cmocka_unit_test(test_upstreams_sorted_by_priority_stable),
+        cmocka_unit_test(test_unknown_option_names_line),
+        cmocka_unit_test(test_int_out_of_range),
+        cmocka_unit_test(test_bad_listen_address),
+        cmocka_unit_test(test_bad_choice),
+        cmocka_unit_test(test_bad_upstream_address),
+        cmocka_unit_test(test_missing_upstream),
+        cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_override_error_named),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_numeric_only_refuses_names),
+        cmocka_unit_test(test_parse_sockaddr),
+        cmocka_unit_test(test_refcount),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
