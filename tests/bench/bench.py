@@ -1,0 +1,603 @@
+#!/usr/bin/python3
+"""smtpgate benchmarks: proxied against direct, in the same run, on loopback.
+
+Real programs only: Postfix's smtp-sink is the upstream and smtp-source the
+client.  Each figure is measured twice, once with smtp-source talking straight
+to smtp-sink (direct) and once through smtpgate (proxied), so the ratio says
+what the proxy costs on this machine.
+
+Phases (each bounded in count and in time):
+  throughput  20 parallel sessions, one message per connection, 10 KB and 100 KB
+  latency     one sequential session; median time per message from
+              smtp-source's per-message counter; added = proxied - direct
+  cpu         utime+stime of smtpgate and smtp-sink (/proc/PID/stat deltas)
+              per 1000 messages; smtpgate peak RSS (VmHWM)
+  idle        N idle connections (greeting read, nothing sent): RSS per connection
+  concurrent  10,000 connections held at once, every one greeted
+  long        100,000 messages through smtpgate; RSS sampled; growth from the
+              end of the first 10% to the end
+
+BENCH_QUICK=1 divides every count by 10.  --direct-only runs the baseline half.
+Exit status 0 when every phase completed without errors.
+"""
+import argparse
+import os
+import platform
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+IP_BIND_ADDRESS_NO_PORT = 24
+
+QUICK = os.environ.get("BENCH_QUICK", "0") not in ("", "0")
+SCALE = 10 if QUICK else 1
+
+# Counts and time limits (seconds).  Everything on 2 cores finishes well inside
+# the overall deadline; a phase that runs out of time is reported as such.
+N_10K = 20000 // SCALE
+N_100K = 5000 // SCALE
+N_SEQ = 2000 // SCALE
+N_IDLE = 2000 // SCALE
+N_CONC = 10000 // SCALE
+N_LONG = 100000 // SCALE
+SESSIONS = 20
+RUN_TIMEOUT = 180
+LONG_TIMEOUT = 480
+CONC_TIMEOUT = 120
+DEADLINE = float(os.environ.get("BENCH_DEADLINE", "900"))
+
+START = time.monotonic()
+errors = []
+
+
+def log(msg):
+    print(f"[{time.monotonic() - START:6.1f}s] {msg}", flush=True)
+
+
+def fail(msg):
+    errors.append(msg)
+    log("ERROR: " + msg)
+
+
+def time_left():
+    return DEADLINE - (time.monotonic() - START)
+
+
+# ---- processes and /proc ----
+
+def raise_nofile(want=65536):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError):
+            want = hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_cpu(pid):
+    """utime+stime in seconds, all threads of the process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_status(pid, key):
+    """A kB figure from /proc/PID/status (VmRSS, VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_hwm(pid):
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def smtp_greeting(port, timeout=1.0):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            data = b""
+            while not data.endswith(b"\r\n") or data[3:4] == b"-":
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            try:
+                s.sendall(b"QUIT\r\n")
+                s.recv(4096)
+            except OSError:
+                pass
+            return data.decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+
+
+def wait_greeting(port, proc, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return ""
+        g = smtp_greeting(port)
+        if g.startswith("220"):
+            return g
+        time.sleep(0.1)
+    return ""
+
+
+class Sink:
+    """smtp-sink discarding every message (no -d: disk would be the benchmark)."""
+
+    def __init__(self, workdir):
+        self.port = free_port()
+        exe = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+        cmd = [exe]
+        if os.geteuid() == 0:
+            cmd += ["-u", os.environ.get("SINK_USER", "nobody")]
+        cmd += ["-h", "sink.bench.test", "-m", "4096", f"127.0.0.1:{self.port}", "4096"]
+        self.out = open(os.path.join(workdir, "smtp-sink.log"), "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+        if not wait_greeting(self.port, self.proc, 10):
+            self.stop()
+            raise RuntimeError("smtp-sink did not start: " + " ".join(cmd))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()
+
+
+class Gate:
+    """smtpgate in the foreground, XCLIENT to the sink, large limits."""
+
+    def __init__(self, binary, upstream_port, workdir, name):
+        self.port = free_port()
+        spool = os.path.join(workdir, "spool")
+        os.makedirs(spool, exist_ok=True)
+        self.logpath = os.path.join(workdir, f"smtpgate-{name}.log")
+        self.out = open(self.logpath, "wb")
+        self.cmd = [
+            binary, "-f", "-c", os.path.join(ROOT, "etc", "smtpgate.conf"),
+            "-o", f'listen = {{"127.0.0.1:{self.port}"}}',
+            "-o", f'upstream main {{ address = "127.0.0.1:{upstream_port}" }}',
+            "-o", f'spool_dir = "{spool}"',
+            "-o", 'client_identity = "xclient"',
+            "-o", "max_connections = 12000",
+            "-o", "max_connections_per_client = 20000",
+            "-o", "shutdown_grace = 5",
+        ]
+        self.proc = subprocess.Popen(self.cmd, stdout=self.out, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+        g = wait_greeting(self.port, self.proc, 15)
+        if not g:
+            self.stop()
+            raise RuntimeError(f"smtpgate did not greet on 127.0.0.1:{self.port}; see {self.logpath}")
+        self.greeting = g
+        self.threads = len(os.listdir(f"/proc/{self.pid}/task"))
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        rc = self.proc.poll()
+        if rc is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                fail(f"smtpgate did not exit within 15 s of SIGTERM; killed")
+                self.proc.kill()
+                rc = self.proc.wait()
+        self.out.close()
+        return rc
+
+    def log_lines(self, word):
+        n = 0
+        with open(self.logpath, "rb") as f:
+            for line in f:
+                if word in line:
+                    n += 1
+        return n
+
+
+# ---- smtp-source ----
+
+def run_source(port, count, sessions, length, timeout, on_tick=None):
+    """smtp-source -c; returns wall time, messages completed, per-message times.
+
+    With -c smtp-source prints a counter after every completed DATA; the time
+    between two counters is the time that message took (with one session:
+    connect, EHLO, MAIL, RCPT, DATA, QUIT).
+    """
+    exe = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    cmd = [exe, "-c", "-s", str(sessions), "-m", str(count), "-l", str(length),
+           "-M", "bench.example.test", "-f", "sender@bench.example.test",
+           "-t", "rcpt@bench.example.test", f"127.0.0.1:{port}"]
+    timeout = min(timeout, max(time_left(), 5))
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sel = selectors.DefaultSelector()
+    sel.register(p.stdout, selectors.EVENT_READ)
+    done, stamps, buf, timed_out = 0, [], b"", False
+    next_tick = t0 + 1.0
+    while True:
+        now = time.monotonic()
+        if now - t0 > timeout:
+            timed_out = True
+            p.kill()
+            break
+        if on_tick and now >= next_tick:
+            on_tick(now - t0, done)
+            next_tick = now + 1.0
+        if not sel.select(0.2):
+            continue
+        chunk = p.stdout.read1(65536)
+        if not chunk:
+            break
+        now = time.monotonic()
+        buf += chunk
+        *tokens, buf = buf.split(b"\r")
+        for tok in tokens:
+            tok = tok.strip()
+            if tok.isdigit():
+                done = int(tok)
+                stamps.append(now)
+    rc = p.wait()
+    wall = time.monotonic() - t0
+    stderr = p.stderr.read().decode("utf-8", "replace").strip()
+    sel.close()
+    intervals = [b - a for a, b in zip([t0] + stamps[:-1], stamps)]
+    return {"wall": wall, "done": done, "rc": rc, "timed_out": timed_out,
+            "stderr": stderr[-400:], "intervals": intervals}
+
+
+def measure(label, port, count, length, procs, sessions=SESSIONS, timeout=RUN_TIMEOUT):
+    """One smtp-source run; CPU deltas of procs = {name: pid}."""
+    cpu0 = {k: proc_cpu(v) for k, v in procs.items()}
+    r = run_source(port, count, sessions, length, timeout)
+    cpu1 = {k: proc_cpu(v) for k, v in procs.items()}
+    r["rate"] = r["done"] / r["wall"] if r["wall"] > 0 else 0.0
+    r["cpu_per_1000"] = {k: (cpu1[k] - cpu0[k]) * 1000.0 / max(r["done"], 1) for k in procs}
+    cpu_txt = ", ".join(f"{k} {v:.3f} s/1000" for k, v in r["cpu_per_1000"].items())
+    log(f"{label}: {r['done']}/{count} messages in {r['wall']:.2f} s = {r['rate']:.0f} msg/s; CPU {cpu_txt}")
+    if r["timed_out"]:
+        fail(f"{label}: stopped after {timeout:.0f} s ({r['done']}/{count} messages)")
+    elif r["rc"] != 0 or r["done"] != count:
+        fail(f"{label}: smtp-source exit {r['rc']}, {r['done']}/{count} messages: {r['stderr']}")
+    return r
+
+
+def latency(label, port, count, procs):
+    r = measure(label, port, count, 1024, procs, sessions=1)
+    iv = r["intervals"][1:] or [0.0]   # the first includes smtp-source's start-up
+    r["median_ms"] = statistics.median(iv) * 1000.0
+    r["p90_ms"] = sorted(iv)[int(len(iv) * 0.9)] * 1000.0 if iv else 0.0
+    log(f"{label}: median {r['median_ms']:.3f} ms per message, p90 {r['p90_ms']:.3f} ms")
+    return r
+
+
+# ---- idle and concurrent connections ----
+
+def hold_connections(port, n, timeout, hold=2.0, probe=None):
+    """Open n connections, spread over 127.0.0.2-127.0.0.201, read each greeting.
+
+    At most 256 are being set up at any moment (no SYN floods against the
+    listen backlog).  Returns counts by reply code, the sockets still open
+    after `hold` seconds, and probe()'s value taken while all are held.
+    """
+    sel = selectors.DefaultSelector()
+    pending, held, codes, buffers = {}, [], {}, {}
+    started, i = time.monotonic(), 0
+    end = started + timeout
+    while (i < n or pending) and time.monotonic() < end:
+        while i < n and len(pending) < 256:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            s.bind((f"127.0.0.{2 + i % 200}", 0))
+            s.setblocking(False)
+            i += 1
+            err = s.connect_ex(("127.0.0.1", port))
+            if err not in (0, 115):   # EINPROGRESS
+                codes["connect-error"] = codes.get("connect-error", 0) + 1
+                s.close()
+                continue
+            pending[s.fileno()] = s
+            buffers[s.fileno()] = b""
+            sel.register(s, selectors.EVENT_READ)
+        for key, _ in sel.select(0.5):
+            s = key.fileobj
+            fd = s.fileno()
+            try:
+                chunk = s.recv(4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                codes["closed"] = codes.get("closed", 0) + 1
+                sel.unregister(s)
+                del pending[fd]
+                s.close()
+                continue
+            buffers[fd] += chunk
+            b = buffers[fd]
+            if b.endswith(b"\r\n") and b.split(b"\r\n")[-2][3:4] != b"-":
+                code = b[:3].decode("ascii", "replace")
+                codes[code] = codes.get(code, 0) + 1
+                sel.unregister(s)
+                del pending[fd]
+                if code == "220":
+                    held.append(s)
+                else:
+                    s.close()
+    setup = time.monotonic() - started
+    for s in pending.values():
+        codes["no-greeting"] = codes.get("no-greeting", 0) + 1
+        sel.unregister(s)
+        s.close()
+    sel.close()
+    if i < n:
+        codes["not-attempted"] = n - i
+    time.sleep(hold)
+    value = probe() if probe else None
+    # Still open?  Nothing may be readable: no 421, no close.
+    sel = selectors.DefaultSelector()
+    for s in held:
+        sel.register(s, selectors.EVENT_READ)
+    dropped = len(sel.select(0))
+    sel.close()
+    return {"codes": codes, "held": held, "dropped": dropped, "setup": setup, "probe": value}
+
+
+def close_all(socks):
+    for s in socks:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
+# ---- phases ----
+
+def phase_throughput(port, procs, name):
+    out = {}
+    out["10k"] = measure(f"{name} 10 KB x {N_10K}, {SESSIONS} sessions", port, N_10K, 10240, procs)
+    out["100k"] = measure(f"{name} 100 KB x {N_100K}, {SESSIONS} sessions", port, N_100K, 102400, procs)
+    out["seq"] = latency(f"{name} 1 KB x {N_SEQ}, 1 session", port, N_SEQ, procs)
+    return out
+
+
+def phase_idle(gate):
+    rss0 = proc_status(gate.pid, "VmRSS")
+    rss = {}
+
+    def probe():
+        rss["after"] = proc_status(gate.pid, "VmRSS")
+        return rss["after"]
+
+    r = hold_connections(gate.port, N_IDLE, CONC_TIMEOUT, hold=2.0, probe=probe)
+    held = len(r["held"])
+    close_all(r["held"])
+    per = (rss["after"] - rss0) / held if held else 0.0
+    log(f"idle: {held}/{N_IDLE} greeted ({r['codes']}); RSS {rss0} -> {rss['after']} KiB = "
+        f"{per:.1f} KiB per idle connection")
+    if held != N_IDLE or r["dropped"]:
+        fail(f"idle: {held}/{N_IDLE} held, {r['dropped']} dropped while idle: {r['codes']}")
+    return {"held": held, "rss0": rss0, "rss1": rss["after"], "per_kib": per}
+
+
+def phase_concurrent(gate):
+    rss0 = proc_status(gate.pid, "VmRSS")
+    r = hold_connections(gate.port, N_CONC, CONC_TIMEOUT, hold=3.0,
+                         probe=lambda: proc_status(gate.pid, "VmRSS"))
+    held = len(r["held"])
+    close_all(r["held"])
+    log(f"concurrent: {held}/{N_CONC} greeted and held in {r['setup']:.1f} s "
+        f"({r['codes']}), {r['dropped']} dropped during the hold; RSS {rss0} -> {r['probe']} KiB")
+    if held != N_CONC or r["dropped"]:
+        fail(f"concurrent: {held}/{N_CONC} held, {r['dropped']} dropped: {r['codes']}")
+    time.sleep(1.0)
+    g = smtp_greeting(gate.port, timeout=5)
+    if not g.startswith("220"):
+        fail(f"concurrent: smtpgate does not greet after the connections closed: {g!r}")
+    return {"held": held, "setup": r["setup"], "rss0": rss0, "rss1": r["probe"],
+            "dropped": r["dropped"], "codes": r["codes"]}
+
+
+def phase_long(gate, sink):
+    samples = []
+
+    def tick(t, done):
+        samples.append((t, done, proc_status(gate.pid, "VmRSS")))
+
+    cpu0 = proc_cpu(gate.pid), proc_cpu(sink.pid)
+    r = run_source(gate.port, N_LONG, SESSIONS, 1024, LONG_TIMEOUT, on_tick=tick)
+    cpu1 = proc_cpu(gate.pid), proc_cpu(sink.pid)
+    tick(r["wall"], r["done"])
+    r["rate"] = r["done"] / r["wall"] if r["wall"] > 0 else 0.0
+    tenth = next((s for s in samples if s[1] >= N_LONG // 10), samples[0])
+    end = samples[-1]
+    r["rss_10"] = tenth[2]
+    r["rss_end"] = end[2]
+    r["growth"] = end[2] - tenth[2]
+    r["hwm"] = proc_status(gate.pid, "VmHWM")
+    r["samples"] = samples
+    r["gate_cpu"] = (cpu1[0] - cpu0[0]) * 1000.0 / max(r["done"], 1)
+    r["sink_cpu"] = (cpu1[1] - cpu0[1]) * 1000.0 / max(r["done"], 1)
+    log(f"long: {r['done']}/{N_LONG} messages in {r['wall']:.1f} s = {r['rate']:.0f} msg/s; "
+        f"RSS after 10% {r['rss_10']} KiB, at end {r['rss_end']} KiB (growth {r['growth']:+d} KiB), "
+        f"peak {r['hwm']} KiB")
+    step = max(1, len(samples) // 10)
+    log("long: RSS samples (s, messages, KiB): " +
+        " ".join(f"{t:.0f}/{d}/{k}" for t, d, k in samples[::step]))
+    if r["timed_out"] or r["rc"] != 0 or r["done"] != N_LONG:
+        fail(f"long: smtp-source exit {r['rc']}, {r['done']}/{N_LONG} messages"
+             f"{' (time limit)' if r['timed_out'] else ''}: {r['stderr']}")
+    return r
+
+
+# ---- report ----
+
+def fmt(v, spec=".0f", unit=""):
+    return "n/a" if v is None else f"{v:{spec}}{unit}"
+
+
+def ratio(a, b):
+    return None if a is None or not b else a / b
+
+
+def summary(direct, proxied, idle, conc, longrun, peak, info):
+    rows = []
+    d, p = direct, proxied or {}
+    for key, label in (("10k", f"10 KB, {SESSIONS} sessions (msg/s)"),
+                       ("100k", f"100 KB, {SESSIONS} sessions (msg/s)")):
+        dr = d[key]["rate"]
+        pr = p[key]["rate"] if key in p else None
+        rows.append((label, fmt(dr), fmt(pr), fmt(ratio(pr, dr), ".2f")))
+    dm = d["seq"]["median_ms"]
+    pm = p["seq"]["median_ms"] if "seq" in p else None
+    rows.append(("1 session, median ms per message", fmt(dm, ".3f"), fmt(pm, ".3f"),
+                 fmt(ratio(pm, dm), ".2f")))
+    rows.append(("  added latency (ms)", "", fmt(None if pm is None else pm - dm, "+.3f"), ""))
+    for key, label in (("10k", "10 KB"), ("100k", "100 KB")):
+        sink_d = d[key]["cpu_per_1000"]["smtp-sink"]
+        gate = p[key]["cpu_per_1000"]["smtpgate"] if key in p else None
+        sink_p = p[key]["cpu_per_1000"]["smtp-sink"] if key in p else None
+        rows.append((f"CPU s/1000 msg {label}: smtp-sink", fmt(sink_d, ".3f"), fmt(sink_p, ".3f"), ""))
+        rows.append((f"CPU s/1000 msg {label}: smtpgate", "", fmt(gate, ".3f"),
+                     fmt(ratio(gate, sink_d), ".2f") + " x sink" if gate is not None else ""))
+    rows.append(("smtpgate peak RSS, throughput runs (KiB)", "", fmt(peak), ""))
+    if idle:
+        rows.append((f"idle: KiB per connection ({idle['held']} held)", "", fmt(idle["per_kib"], ".1f"), ""))
+    if conc:
+        rows.append((f"concurrent: greeted and held / {N_CONC}", "", str(conc["held"]), ""))
+        rows.append(("concurrent: smtpgate RSS while held (KiB)", "", fmt(conc["rss1"]), ""))
+        if conc["held"]:
+            rows.append(("concurrent: KiB per connection", "",
+                         fmt((conc["rss1"] - conc["rss0"]) / conc["held"], ".1f"), ""))
+    if longrun:
+        rows.append((f"long: {N_LONG} x 1 KB (msg/s)", "", fmt(longrun["rate"]), ""))
+        rows.append(("long: smtpgate CPU s/1000 msg", "", fmt(longrun["gate_cpu"], ".3f"), ""))
+        rows.append(("long: RSS after 10% -> end (KiB)", "",
+                     f"{longrun['rss_10']} -> {longrun['rss_end']}", f"{longrun['growth']:+d} KiB"))
+
+    w = max(len(r[0]) for r in rows)
+    print()
+    print(f"== smtpgate benchmark summary ({info})")
+    print(f"{'':{w}}  {'direct':>10}  {'proxied':>12}  ratio")
+    for r in rows:
+        print(f"{r[0]:{w}}  {r[1]:>10}  {r[2]:>12}  {r[3]}")
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=os.environ.get("SMTPGATE_BIN", os.path.join(ROOT, "build/release/smtpgate")))
+    ap.add_argument("--direct-only", action="store_true", help="only the baseline (smtp-source -> smtp-sink)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"), help="logs and summary go here")
+    args = ap.parse_args()
+
+    nofile = raise_nofile()
+    os.makedirs(args.out, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="run.", dir=args.out)
+    os.chmod(workdir, 0o755)
+    cores = os.cpu_count()
+    info = (f"{cores} cores, {platform.machine()}, Linux {platform.release().split('-')[0]}, "
+            f"{'BENCH_QUICK, ' if QUICK else ''}fd limit {nofile}")
+    log(f"bench: {info}; logs in {os.path.relpath(workdir, ROOT)}")
+    if nofile < N_CONC + 100:
+        log(f"warning: fd limit {nofile} is below {N_CONC + 100}; the concurrent phase may fall short")
+
+    if not args.direct_only and not os.access(args.bin, os.X_OK):
+        fail(f"{args.bin} not found: build it with 'make'; only the direct half runs")
+        args.direct_only = True
+
+    sink = Sink(workdir)
+    log(f"smtp-sink pid {sink.pid} on 127.0.0.1:{sink.port}")
+    direct = proxied = idle = conc = longrun = peak = None
+    gate = None
+    try:
+        direct = phase_throughput(sink.port, {"smtp-sink": sink.pid}, "direct")
+        if not args.direct_only:
+            # A fresh smtpgate for each group of phases, so that one phase's
+            # allocations do not show up in the next one's memory figures.
+            gate = Gate(args.bin, sink.port, workdir, "throughput")
+            log(f"smtpgate pid {gate.pid} on 127.0.0.1:{gate.port}, {gate.threads} threads: {gate.greeting}")
+            reset_hwm(gate.pid)
+            proxied = phase_throughput(gate.port, {"smtpgate": gate.pid, "smtp-sink": sink.pid}, "proxied")
+            peak = proc_status(gate.pid, "VmHWM")
+            log(f"proxied: smtpgate peak RSS {peak} KiB")
+            if gate.stop() != 0:
+                fail("smtpgate (throughput) exited with an error; see its log")
+            gate = None
+
+            if time_left() > 60:
+                gate = Gate(args.bin, sink.port, workdir, "connections")
+                time.sleep(0.5)
+                idle = phase_idle(gate)
+                time.sleep(1.0)
+                conc = phase_concurrent(gate)
+                if gate.stop() != 0:
+                    fail("smtpgate (connections) exited with an error; see its log")
+                gate = None
+            else:
+                fail("no time left for the idle and concurrent phases")
+
+            if time_left() > 60:
+                gate = Gate(args.bin, sink.port, workdir, "long")
+                longrun = phase_long(gate, sink)
+                longrun["tx_logged"] = gate.log_lines(b" tx ")
+                if gate.stop() != 0:
+                    fail("smtpgate (long) exited with an error; see its log")
+                gate = None
+            else:
+                fail("no time left for the long run")
+    except RuntimeError as e:
+        fail(str(e))
+    finally:
+        if gate:
+            gate.stop()
+        sink.stop()
+
+    if direct:
+        rows = summary(direct, proxied, idle, conc, longrun, peak, info)
+        with open(os.path.join(args.out, "summary.md"), "w") as f:
+            f.write(f"Measured: {info}, {time.strftime('%Y-%m-%d')}\n\n")
+            f.write("| | direct | proxied | ratio |\n|---|---:|---:|---|\n")
+            for r in rows:
+                f.write(f"| {r[0].strip()} | {r[1]} | {r[2]} | {r[3]} |\n")
+    print(f"total {time.monotonic() - START:.0f} s; {len(errors)} error(s)")
+    for e in errors:
+        print("  " + e)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# smtpgate benchmarks, proxied against direct in the same run, all on loopback:
+# smtp-source -> smtp-sink (direct) and smtp-source -> smtpgate -> smtp-sink
+# (proxied, XCLIENT), 10 KB and 100 KB messages, one sequential session for the
+# added latency, CPU per 1000 messages, peak RSS, memory per idle connection,
+# 10,000 concurrent connections, and a 100,000-message run watching RSS.
+#
+#   tests/bench/run.sh [--direct-only] [--bin PATH]
+#   BENCH_QUICK=1 tests/bench/run.sh      every count divided by 10
+#
+# Bounded: every run has a count and a time limit, the whole run a deadline
+# (BENCH_DEADLINE seconds, default 900).  Logs and summary.md go to build/bench/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+for tool in smtp-sink smtp-source; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] ||
+    { echo "bench: $tool not found (Debian package 'postfix'); run 'scripts/deps.sh test'" >&2; exit 1; }
+done
+
+# smtpgate, smtp-sink and the connection holder all inherit this: 10,000
+# concurrent connections need more than 10,000 descriptors in two processes.
+ulimit -Hn 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+export PATH="$PATH:/usr/sbin"
+exec /usr/bin/python3 tests/bench/bench.py "$@"
