@@ -48,6 +48,8 @@ struct msg_headers {
     size_t line_len;
     size_t line_cap;
     int state;
+    size_t name_len;     /* of the field in line[] */
+    uint64_t line_start; /* offset of the current line in the message */
 };
 
 void msg_headers_init(struct msg_headers *h, size_t max_bytes, size_t max_fields);
