@@ -157,6 +157,7 @@ static atomic_uint_fast64_t session_counter;
 
 static void session_process(struct session *s);
 static void session_free(struct session *s);
+static void session_set_read_timeout(struct session *s, unsigned seconds);
 
 /* ---- time and ids ---- */
 
@@ -380,6 +381,7 @@ static void session_upstream_reply(void *ctx, const struct smtp_reply *r)
         break;
     case EXPECT_MESSAGE:
         s->awaiting_final = false;
+        session_set_read_timeout(s, s->cfg->command_timeout);
         s->ntransactions++;
         if (ok)
             s->naccepted++;
@@ -415,6 +417,7 @@ static void session_upstream_failure(void *ctx, const char *reply)
         struct expect *e = session_expect_pop(s);
         if (e->kind == EXPECT_MESSAGE) {
             s->awaiting_final = false;
+            session_set_read_timeout(s, s->cfg->command_timeout);
             s->ntransactions++;
             session_log_tx(s, "deferred", atoi(reply), reply + 4);
         }
@@ -683,11 +686,13 @@ static const char *session_message_refusal(const struct session *s)
     return NULL;
 }
 
+/* 0: no read timeout, while the client waits for the upstream rather than the
+ * other way round. */
 static void session_set_read_timeout(struct session *s, unsigned seconds)
 {
     struct timeval t = {.tv_sec = seconds};
     struct timeval w = {.tv_sec = s->cfg->command_timeout};
-    bufferevent_set_timeouts(s->bev, &t, &w);
+    bufferevent_set_timeouts(s->bev, seconds ? &t : NULL, &w);
 }
 
 static void session_do_data(struct session *s, const struct smtp_cmd *cmd, const char *line,
@@ -742,6 +747,7 @@ static void session_message_complete(struct session *s, enum data_error err)
         return;
     }
     s->awaiting_final = true;
+    session_set_read_timeout(s, 0);
     bool bdat = s->body == ESMTP_BODY_BINARYMIME && (upstream_caps(s->up) & ESMTP_CAP_CHUNKING);
     upstream_message(s->up, s->store, bdat);
 }

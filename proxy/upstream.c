@@ -105,6 +105,17 @@ static void upstream_try_next(struct upstream_conn *u, const char *why);
 static void upstream_pump(struct upstream_conn *u);
 static void upstream_free(struct upstream_conn *u);
 
+/* End of every event callback: free the connection if the session let go of
+ * it meanwhile.  Returns true when u is gone. */
+static bool upstream_settle(struct upstream_conn *u)
+{
+    if (u->close_requested && !u->in_callback && u->state != UP_CLOSING) {
+        upstream_free(u);
+        return true;
+    }
+    return false;
+}
+
 static void upstream_set_read_timeout(struct upstream_conn *u, unsigned seconds)
 {
     struct timeval rt = {.tv_sec = seconds};
@@ -323,8 +334,7 @@ static void upstream_write_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     if (u->state == UP_STREAM)
         upstream_pump(u);
-    if (u->state == UP_DEAD && u->close_requested)
-        upstream_free(u);
+    upstream_settle(u);
 }
 
 /* ---- replies ---- */
@@ -340,8 +350,13 @@ static void upstream_become_ready(struct upstream_conn *u)
 
 static void upstream_send_ehlo(struct upstream_conn *u, enum up_state next)
 {
+    /* After XCLIENT the upstream takes this EHLO's argument as the client's
+     * HELO name, so it must be the client's own, not ours. */
+    const char *name = u->cfg->hostname;
+    if (next == UP_EHLO2 && u->facts.helo && strlen(u->facts.helo) <= 255)
+        name = u->facts.helo;
     char line[300];
-    int n = snprintf(line, sizeof(line), "EHLO %s\r\n", u->cfg->hostname);
+    int n = snprintf(line, sizeof(line), "EHLO %s\r\n", name);
     upstream_write(u, line, (size_t)n);
     u->state = next;
     upstream_set_read_timeout(u, u->cfg->upstream_command_timeout);
@@ -356,6 +371,19 @@ static void upstream_send_next_xclient(struct upstream_conn *u)
     u->xclient_off += n;
     u->state = UP_XCLIENT;
     upstream_set_read_timeout(u, u->cfg->upstream_command_timeout);
+}
+
+static bool upstream_attr_announced(const char *attrs, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = attrs; *p;) {
+        size_t w = strcspn(p, " ");
+        if (w == n && strncasecmp(p, name, n) == 0)
+            return true;
+        p += w;
+        p += strspn(p, " ");
+    }
+    return false;
 }
 
 static void upstream_after_ehlo(struct upstream_conn *u)
@@ -374,6 +402,13 @@ static void upstream_after_ehlo(struct upstream_conn *u)
                 "set smtpd_authorized_xclient_hosts on it, or choose another client_identity",
                 u->cfg->upstreams[u->order[u->candidate]].addr.text);
         upstream_try_next(u, "upstream does not offer XCLIENT");
+        return;
+    }
+    if (!upstream_attr_announced(u->ehlo.xclient_attrs, "ADDR")) {
+        log_err("upstream %s offers XCLIENT without ADDR: it would judge every client as "
+                "smtpgate's own address",
+                u->cfg->upstreams[u->order[u->candidate]].addr.text);
+        upstream_try_next(u, "XCLIENT without ADDR");
         return;
     }
     free(u->xclient);
@@ -436,7 +471,13 @@ static void upstream_on_reply(struct upstream_conn *u)
         upstream_pump(u);
         return;
     case UP_STREAM:
-        /* BDAT LAST refused before we finished writing: that is the reply. */
+        /* Refused before we finished writing: that is the final reply, and the
+         * rest of the content still in flight makes the connection unusable. */
+        u->state = UP_READY;
+        u->store = NULL;
+        upstream_deliver(u);
+        upstream_fail(u, "451 4.4.2 Upstream protocol error");
+        return;
     case UP_FINAL:
         u->state = UP_READY;
         u->store = NULL;
@@ -480,7 +521,12 @@ static void upstream_read_cb(struct bufferevent *bev, void *arg)
     struct upstream_conn *u = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
 
-    while (u->bev && u->state != UP_DEAD) {
+    if (u->state == UP_CLOSING) {
+        /* The answer to our QUIT, or anything else: we are done. */
+        upstream_free(u);
+        return;
+    }
+    while (u->bev && u->state != UP_DEAD && !u->close_requested) {
         size_t len;
         char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
         if (!line) {
@@ -500,16 +546,11 @@ static void upstream_read_cb(struct bufferevent *bev, void *arg)
         if (st == SMTP_REPLY_MORE)
             continue;
         upstream_on_reply(u);
-        if (u->close_requested && !u->in_callback && u->state != UP_CLOSING) {
-            upstream_free(u);
+        if (u->state == UP_CLOSING)
             return;
-        }
-        if (u->state == UP_DEAD || u->state == UP_CLOSING)
-            break;
         smtp_reply_reset(&u->reply);
     }
-    if (u->state == UP_DEAD && u->close_requested)
-        upstream_free(u);
+    upstream_settle(u);
 }
 
 static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -537,13 +578,12 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
                                                  : "connection error";
     if (u->state < UP_READY) {
         upstream_try_next(u, why);
-        return;
+    } else {
+        log_warn("upstream %s: %s", u->label, why);
+        upstream_fail(u, (what & BEV_EVENT_TIMEOUT) ? "451 4.4.2 Upstream timeout"
+                                                    : "451 4.4.2 Upstream connection lost");
     }
-    log_warn("upstream %s: %s", u->label, why);
-    upstream_fail(u, (what & BEV_EVENT_TIMEOUT) ? "451 4.4.2 Upstream timeout"
-                                                : "451 4.4.2 Upstream connection lost");
-    if (u->close_requested)
-        upstream_free(u);
+    upstream_settle(u);
 }
 
 /* ---- candidates ---- */
@@ -576,7 +616,9 @@ static void upstream_start_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    upstream_connect_candidate(arg);
+    struct upstream_conn *u = arg;
+    upstream_connect_candidate(u);
+    upstream_settle(u);
 }
 
 static void upstream_try_next(struct upstream_conn *u, const char *why)
@@ -731,26 +773,17 @@ static void upstream_free(struct upstream_conn *u)
 
 void upstream_close(struct upstream_conn *u)
 {
-    if (!u)
+    if (!u || u->close_requested)
         return;
     u->close_requested = true;
-    if (u->state == UP_READY && u->await_count == 0 && u->bev) {
-        /* Say goodbye and let the upstream close; its reply or EOF frees us.
-         * The connection is not waited on by anybody, so a short timeout. */
-        if (u->in_callback) {
-            /* The read loop frees after the callback; QUIT can't be waited for. */
-            return;
-        }
+    if (u->state == UP_READY && u->await_count == 0 && u->bev && !u->in_callback) {
+        /* Say goodbye and let the upstream close; its reply, EOF or a short
+         * timeout frees the connection. */
         upstream_write(u, "QUIT\r\n", 6);
         u->state = UP_CLOSING;
-        if (u->keepalive) {
-            event_free(u->keepalive);
-            u->keepalive = NULL;
-        }
         struct timeval t = {.tv_sec = 10};
         bufferevent_set_timeouts(u->bev, &t, &t);
         return;
     }
-    if (!u->in_callback)
-        upstream_free(u);
+    upstream_settle(u);
 }
