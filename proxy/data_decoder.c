@@ -64,8 +64,7 @@ struct dd_scan {
 };
 
 void data_decoder_init(struct data_decoder *d, enum data_newline_policy policy,
-                       size_t max_line_length, uint64_t max_size, data_sink_fn sink,
-                       void *sink_ctx)
+                       size_t max_line_length, uint64_t max_size, data_sink_fn sink, void *sink_ctx)
 {
     memset(d, 0, sizeof(*d));
     d->newline_policy = policy;
@@ -251,7 +250,7 @@ static size_t dd_decode(struct data_decoder *d, const char *in, size_t len, bool
 
 size_t data_decoder_feed(struct data_decoder *d, const char *in, size_t len)
 {
-    if (d->done || d->state == DD_DONE)
+    if (len == 0 || d->done || d->state == DD_DONE)
         return 0;
     return dd_decode(d, in, len, true);
 }
@@ -285,7 +284,7 @@ void bdat_check_feed(struct data_decoder *d, const char *in, size_t len)
     /* No dots in BDAT: a line start is just text. */
     if (d->state == DD_LINE_START)
         d->state = DD_TEXT;
-    if (d->state == DD_DONE)
+    if (len == 0 || d->state == DD_DONE)
         return;
     (void)dd_decode(d, in, len, false);
 }

@@ -275,8 +275,7 @@ int msg_headers_finish(struct msg_headers *h)
     return 0;
 }
 
-const struct msg_header *msg_headers_find(const struct msg_headers *h, const char *name,
-                                          size_t nth)
+const struct msg_header *msg_headers_find(const struct msg_headers *h, const char *name, size_t nth)
 {
     if (name == NULL)
         return NULL;

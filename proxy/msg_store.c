@@ -38,11 +38,11 @@ struct msg_store {
     char *mem; /* memory mode: the content */
     size_t mem_len;
     size_t mem_cap;
-    int fd;         /* -1 in memory mode */
-    uint64_t flen;  /* octets written to the file */
-    char *wbuf;     /* octets after flen, not yet written */
+    int fd;        /* -1 in memory mode */
+    uint64_t flen; /* octets written to the file */
+    char *wbuf;    /* octets after flen, not yet written */
     size_t wbuf_len;
-    int err;        /* sticky errno after an I/O error */
+    int err; /* sticky errno after an I/O error */
 };
 
 struct msg_store *msg_store_new(size_t spill_threshold, const char *spool_dir)

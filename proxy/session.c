@@ -588,6 +588,10 @@ static bool session_utf8_allowed(const struct session *s, bool smtputf8)
 static void session_do_mail(struct session *s, const struct smtp_cmd *cmd, const char *line,
                             size_t len)
 {
+    if (!s->helo) {
+        session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return;
+    }
     if (s->mail_sent) {
         session_reply(s, "503 5.5.1 Error: nested MAIL command");
         return;
@@ -1213,6 +1217,15 @@ void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *
 {
     enum runtime_admit admit = runtime_conn_open(cfg, peer);
     if (admit != ADMIT_OK) {
+        char addr[64] = "?";
+        if (peer->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, addr,
+                      sizeof(addr));
+        else if (peer->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, addr, sizeof(addr));
+        log_info("refused: disconnect from unknown[%s]: %s", addr,
+                 admit == ADMIT_TOO_MANY_FROM_CLIENT ? "too many connections from this client"
+                                                     : "too many connections");
         session_refuse_socket(fd, admit == ADMIT_TOO_MANY_FROM_CLIENT
                                       ? "421 4.7.0 Error: too many connections from you\r\n"
                                       : "421 4.7.0 Error: too many connections\r\n");

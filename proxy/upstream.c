@@ -58,6 +58,7 @@ struct queued_cmd {
 #define KEEPALIVE_SECONDS 60
 
 struct upstream_conn {
+    struct upstream_conn *closing_next, *closing_prev;
     struct event_base *base;
     struct sg_config *cfg;
     const struct upstream_events *ev;
@@ -100,6 +101,10 @@ struct upstream_conn {
     bool close_requested;
     bool in_transaction;             /* MAIL sent and no end yet: keep-alive applies */
 };
+
+/* Connections saying QUIT after their session is gone: owned by nobody but
+ * this thread's list, so a worker ending its loop can free them. */
+static __thread struct upstream_conn *upstream_closing;
 
 static void upstream_try_next(struct upstream_conn *u, const char *why);
 static void upstream_pump(struct upstream_conn *u);
@@ -751,8 +756,22 @@ unsigned upstream_pending(const struct upstream_conn *u)
     return n;
 }
 
+void upstream_discard_closing(void)
+{
+    while (upstream_closing)
+        upstream_free(upstream_closing);
+}
+
 static void upstream_free(struct upstream_conn *u)
 {
+    if (u->state == UP_CLOSING) {
+        if (u->closing_prev)
+            u->closing_prev->closing_next = u->closing_next;
+        else
+            upstream_closing = u->closing_next;
+        if (u->closing_next)
+            u->closing_next->closing_prev = u->closing_prev;
+    }
     if (u->bev)
         bufferevent_free(u->bev);
     if (u->keepalive)
@@ -781,6 +800,11 @@ void upstream_close(struct upstream_conn *u)
          * timeout frees the connection. */
         upstream_write(u, "QUIT\r\n", 6);
         u->state = UP_CLOSING;
+        u->closing_next = upstream_closing;
+        u->closing_prev = NULL;
+        if (upstream_closing)
+            upstream_closing->closing_prev = u;
+        upstream_closing = u;
         struct timeval t = {.tv_sec = 10};
         bufferevent_set_timeouts(u->bev, &t, &t);
         return;

@@ -69,4 +69,8 @@ unsigned upstream_pending(const struct upstream_conn *u);
  * after this call; safe to call from inside a callback. */
 void upstream_close(struct upstream_conn *u);
 
+/* Free the connections of this thread still waiting for their QUIT reply
+ * (their event loop has ended). */
+void upstream_discard_closing(void);
+
 #endif

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "runtime.h"
 #include "session.h"
+#include "upstream.h"
 
 #define LISTEN_BACKLOG 4096
 
@@ -138,6 +139,10 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     event_base_dispatch(w->base);
+    /* Sessions and their upstreams belong to this thread: end them here. */
+    while (w->sessions)
+        session_destroy(w->sessions);
+    upstream_discard_closing();
     return NULL;
 }
 
