@@ -8,8 +8,9 @@
  * final CRLF, folding CRLFs and 8-bit octets kept as they are.
  *
  * A line that is neither a field ("name:" with printable name octets 33..126 except
- * ':'; blanks before the colon are allowed, as Postfix allows them) nor a continuation (starting with SP/HTAB after a field) ends the header
- * section there, as Postfix does: that line is the first body line.
+ * ':'; blanks before the colon are allowed, as Postfix allows them) nor a
+ * continuation (starting with SP/HTAB after a field) ends the header section
+ * there, as Postfix does: that line is the first body line.
  *
  * Bounded: at most max_bytes of header octets are kept and at most max_fields
  * fields; past either the parser stops collecting and sets ->truncated (the

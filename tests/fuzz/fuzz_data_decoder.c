@@ -148,8 +148,8 @@ static void fuzz_round_trip(const struct fuzz_result *r)
     struct fuzz_opts strict = {DATA_NEWLINE_REJECT, 0, 0, false};
     struct fuzz_result again;
     fuzz_run(&strict, enc, e, 0, 0, &again);
-    if (!again.done || again.error != DATA_ERR_NONE || again.consumed != e ||
-        again.out.len != n || (n && memcmp(again.out.buf, p, n) != 0))
+    if (!again.done || again.error != DATA_ERR_NONE || again.consumed != e || again.out.len != n ||
+        (n && memcmp(again.out.buf, p, n) != 0))
         abort();
     free(again.out.buf);
     free(enc);

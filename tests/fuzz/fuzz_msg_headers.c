@@ -15,8 +15,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void fuzz_parse(struct msg_headers *h, size_t max_bytes, size_t max_fields,
-                       const char *in, size_t len, unsigned piece, unsigned seed)
+static void fuzz_parse(struct msg_headers *h, size_t max_bytes, size_t max_fields, const char *in,
+                       size_t len, unsigned piece, unsigned seed)
 {
     msg_headers_init(h, max_bytes, max_fields);
     uint32_t x = seed * 2654435761u + 1;
@@ -44,8 +44,7 @@ static void fuzz_parse(struct msg_headers *h, size_t max_bytes, size_t max_field
 
 static void fuzz_same(const struct msg_headers *a, const struct msg_headers *b)
 {
-    if (a->count != b->count || a->truncated != b->truncated ||
-        a->body_offset != b->body_offset)
+    if (a->count != b->count || a->truncated != b->truncated || a->body_offset != b->body_offset)
         abort();
     for (size_t i = 0; i < a->count; i++) {
         const struct msg_header *f = &a->fields[i], *g = &b->fields[i];

@@ -269,15 +269,12 @@ static void test_smuggling(void **state)
         size_t end = n - 6; /* just after the real ".\r\n" */
         if (t == 9) {
             /* "A\r\r\n.\r\n": the CRLF before the dot is real, so that one ends. */
-            expect(&REJECT, in, n, sm->rejected, sm->rejected_len, DATA_ERR_BARE_NEWLINE, true,
-                   7);
-            expect(&NORMALIZE, in, n, sm->normalized, sm->normalized_len, DATA_ERR_NONE, true,
-                   7);
+            expect(&REJECT, in, n, sm->rejected, sm->rejected_len, DATA_ERR_BARE_NEWLINE, true, 7);
+            expect(&NORMALIZE, in, n, sm->normalized, sm->normalized_len, DATA_ERR_NONE, true, 7);
             continue;
         }
         expect(&REJECT, in, n, sm->rejected, sm->rejected_len, sm->reject_err, true, end);
-        expect(&NORMALIZE, in, n, sm->normalized, sm->normalized_len, sm->normalize_err, true,
-               end);
+        expect(&NORMALIZE, in, n, sm->normalized, sm->normalized_len, sm->normalize_err, true, end);
     }
 }
 
@@ -341,8 +338,7 @@ static void test_line_limit(void **state)
     struct opts o = {DATA_NEWLINE_REJECT, 5, 0};
     expect(&o, S("12345\r\n.\r\n"), S("12345\r\n"), DATA_ERR_NONE, true, 10);
     expect(&o, S("123456\r\n.\r\n"), S("12345"), DATA_ERR_LINE_TOO_LONG, true, 11);
-    expect(&o, S("ab\r\n123456789\r\n.\r\n"), S("ab\r\n12345"), DATA_ERR_LINE_TOO_LONG, true,
-           18);
+    expect(&o, S("ab\r\n123456789\r\n.\r\n"), S("ab\r\n12345"), DATA_ERR_LINE_TOO_LONG, true, 18);
     /* Counted as received: the stuffing dot counts. */
     expect(&o, S("..234\r\n.\r\n"), S(".234\r\n"), DATA_ERR_NONE, true, 10);
     expect(&o, S("..2345\r\n.\r\n"), S(".234"), DATA_ERR_LINE_TOO_LONG, true, 11);
@@ -351,8 +347,8 @@ static void test_line_limit(void **state)
            DATA_ERR_NONE, true, 26);
     /* A normalised bare newline is a line break in the output. */
     struct opts n = {DATA_NEWLINE_NORMALIZE, 5, 0};
-    expect(&n, S("12345\n12345\r12345\r\n.\r\n"), S("12345\r\n12345\r\n12345\r\n"),
-           DATA_ERR_NONE, true, 22);
+    expect(&n, S("12345\n12345\r12345\r\n.\r\n"), S("12345\r\n12345\r\n12345\r\n"), DATA_ERR_NONE,
+           true, 22);
     /* A line of exactly the limit then a long one, with no end yet. */
     expect(&o, S("1234567"), S("12345"), DATA_ERR_LINE_TOO_LONG, false, 7);
     /* Limit 1: a lone dot line is still the end, ".x" is two octets. */
@@ -591,8 +587,8 @@ static void test_every_split_samples(void **state)
         {S("..\r\n.\r\r\n\r\n.\r\n")},
         {S("a\0\r\n\n\r\r\r\n.\r\n")},
     };
-    struct opts opts[] = {REJECT, NORMALIZE, {DATA_NEWLINE_REJECT, 3, 7},
-                          {DATA_NEWLINE_NORMALIZE, 2, 9}};
+    struct opts opts[] = {
+        REJECT, NORMALIZE, {DATA_NEWLINE_REJECT, 3, 7}, {DATA_NEWLINE_NORMALIZE, 2, 9}};
     for (size_t s = 0; s < sizeof(samples) / sizeof(samples[0]); s++) {
         for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
             struct result r, want;
@@ -607,8 +603,7 @@ static void test_every_split_samples(void **state)
 
 /* ---- BDAT ---- */
 
-static void bdat_chunks(const struct opts *o, const char *const *chunks, size_t n,
-                        struct result *r)
+static void bdat_chunks(const struct opts *o, const char *const *chunks, size_t n, struct result *r)
 {
     struct data_decoder d;
     memset(r, 0, sizeof(*r));
@@ -627,8 +622,8 @@ static void bdat_chunks(const struct opts *o, const char *const *chunks, size_t 
     r->size = data_decoder_size(&d);
 }
 
-static void expect_bdat(const struct opts *o, const char *const *chunks, size_t n,
-                        const char *want, enum data_error err)
+static void expect_bdat(const struct opts *o, const char *const *chunks, size_t n, const char *want,
+                        enum data_error err)
 {
     struct result r;
     bdat_chunks(o, chunks, n, &r);

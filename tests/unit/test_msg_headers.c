@@ -19,8 +19,8 @@
 #define S(lit) lit, sizeof(lit) - 1
 
 /* Feed at the given cut points, then finish. */
-static void parse_cuts(struct msg_headers *h, size_t max_bytes, size_t max_fields,
-                       const char *in, size_t len, const size_t *cuts, size_t ncuts)
+static void parse_cuts(struct msg_headers *h, size_t max_bytes, size_t max_fields, const char *in,
+                       size_t len, const size_t *cuts, size_t ncuts)
 {
     msg_headers_init(h, max_bytes, max_fields);
     size_t pos = 0;
@@ -79,8 +79,8 @@ static void parse_every_split(struct msg_headers *whole, size_t max_bytes, size_
     msg_headers_free(&h);
 }
 
-static void assert_field(const struct msg_headers *h, size_t i, const char *name,
-                         const char *value, size_t value_len)
+static void assert_field(const struct msg_headers *h, size_t i, const char *name, const char *value,
+                         size_t value_len)
 {
     assert_true(i < h->count);
     assert_string_equal(h->fields[i].name, name);
