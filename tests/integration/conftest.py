@@ -168,14 +168,26 @@ def smtpgate_binary() -> Path:
     return b
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, show the tail of each smtpgate's stderr next to the traceback."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for g in getattr(item, "smtpgate_gates", []):
+            rep.sections.append((f"smtpgate stderr ({g.stderr_path.name}, tail)",
+                                 g.log_text()[-4000:]))
+
+
 @pytest.fixture
-def gate_factory(smtpgate_binary, workdir):
+def gate_factory(smtpgate_binary, workdir, request):
     """start(upstreams, binary=None, args=(), env=None, **settings) -> running Gate.
 
     Teardown: every gate still running gets SIGTERM; each must exit with
     status 0 and without a sanitizer report.
     """
     gates: list[Gate] = []
+    request.node.smtpgate_gates = gates
 
     def start(upstreams, *, binary: Path | None = None, args: tuple[str, ...] = (),
               env: dict[str, str] | None = None, **settings) -> Gate:

@@ -14,6 +14,7 @@ import smtplib
 from helpers import (assert_no_upstream_connection, assert_reply, codes, upstream_baseline,
                      wait_sessions_logged)
 from netutil import LOOPBACK
+from recorder import Script
 from smtpclient import SMTPConn, simple_message, swaks, swaks_final_reply
 
 
@@ -30,9 +31,10 @@ def test_one_message_via_swaks(gate, recorder):
 
 
 def test_one_message_via_smtplib_to_smtp_sink(sink, gate_factory):
-    """smtplib through smtpgate into Postfix's smtp-sink (which offers only XCLIENT NAME HELO,
-    replies 250 to XCLIENT and ends its EHLO with a bare "250 "): the message is captured."""
-    gate = gate_factory([sink.address])
+    """smtplib through smtpgate into Postfix's smtp-sink: the message is captured.  smtp-sink
+    offers XCLIENT without ADDR and answers it 250, so it cannot learn the real client:
+    smtpgate refuses XCLIENT there, and this test says client_identity = none explicitly."""
+    gate = gate_factory([sink.address], client_identity="none")
     content = simple_message("basic-smtplib", "via smtp-sink\r\n")
     with smtplib.SMTP(LOOPBACK, gate.port, timeout=30) as s:
         s.ehlo("client.example.test")
@@ -205,3 +207,45 @@ def test_rset_and_noop_between_transactions(gate, recorder):
     [m] = recorder.wait_messages(1)
     assert m.mail_from == "kept@example.test" and m.rcpts == ["kept@example.test"]
 
+
+
+def test_xclient_without_addr_never_hides_the_client(sink, gate_factory):
+    """Rule 3, fail closed: client_identity = xclient in front of an upstream whose XCLIENT
+    lacks ADDR (smtp-sink offers "XCLIENT NAME HELO").  The upstream could only see
+    smtpgate's own 127.0.0.1, so the client from 127.0.0.2 gets a 4xx and nothing is
+    captured - never a message accepted under the wrong address."""
+    gate = gate_factory([sink.address], client_identity="xclient")
+    with gate.connect(source="127.0.0.2") as c:
+        c.ehlo()
+        replies = c.mail_transaction("s@example.test", ["r@example.test"], simple_message("no-addr"))
+        c.quit()
+    assert replies[-1].code // 100 == 4, [str(r) for r in replies]
+    assert sink.messages() == []
+
+
+def test_upstream_without_xclient_never_hides_the_client(recorder_factory, gate_factory):
+    """Rule 3, fail closed: client_identity = xclient and an upstream that offers no
+    XCLIENT at all: 4xx for the client, no message upstream."""
+    rec = recorder_factory(caps=Script().caps - {"XCLIENT"})
+    gate = gate_factory([rec.address], client_identity="xclient")
+    with gate.connect(source="127.0.0.2") as c:
+        c.ehlo()
+        replies = c.mail_transaction("s@example.test", ["r@example.test"], simple_message("no-xclient"))
+        c.quit()
+    assert replies[-1].code // 100 == 4, [str(r) for r in replies]
+    rec.wait_idle()
+    assert rec.messages == []
+    assert all("MAIL" not in conn.verbs for conn in rec.connections)
+
+
+def test_client_identity_none_sends_no_xclient(recorder, gate_factory):
+    """client_identity = none: no XCLIENT goes upstream even though it is offered."""
+    gate = gate_factory([recorder.address], client_identity="none")
+    with gate.connect() as c:
+        c.ehlo()
+        assert c.mail_transaction("s@example.test", ["r@example.test"],
+                                  simple_message("identity-none"))[-1].code == 250
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    assert "XCLIENT" not in recorder.connections[m.conn].verbs
+    assert m.xclient == {}
