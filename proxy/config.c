@@ -301,6 +301,21 @@ static unsigned config_cores(void)
     return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
 }
 
+/* Checks that need the whole file: libconfuse validates only values given. */
+static int config_check_complete(cfg_t *cfg, const char *file)
+{
+    int errors = 0;
+    for (unsigned i = 0; i < cfg_size(cfg, "upstream"); i++) {
+        cfg_t *u = cfg_getnsec(cfg, "upstream", i);
+        if (!cfg_getstr(u, "address")) {
+            log_err("%s:%d: upstream %s has no address", file ? file : "-o", u->line,
+                    cfg_title(u));
+            errors++;
+        }
+    }
+    return errors;
+}
+
 static struct sg_config *config_build(cfg_t *cfg, const char *file)
 {
     struct sg_config *c = calloc(1, sizeof(*c));
@@ -405,9 +420,9 @@ struct sg_config *config_load(const char *file, const char *const *overrides, si
     }
 
     struct sg_config *c = NULL;
-    if (rc == CFG_SUCCESS && config_error_count == 0)
+    if (rc == CFG_SUCCESS && config_error_count == 0 && config_check_complete(cfg, file) == 0)
         c = config_build(cfg, file);
-    else if (config_error_count == 0)
+    else if (config_error_count == 0 && rc != CFG_SUCCESS)
         log_err("%s: configuration not valid", file ? file : "-o");
     cfg_free(cfg);
     return c;

@@ -190,7 +190,9 @@ class Gate:
             "-o", f'listen = {{"127.0.0.1:{self.port}"}}',
             "-o", f'upstream main {{ address = "127.0.0.1:{upstream_port}" }}',
             "-o", f'spool_dir = "{spool}"',
-            "-o", 'client_identity = "xclient"',
+            # smtp-sink offers XCLIENT without ADDR and answers it 250, which
+            # smtpgate refuses to rely on; Postfix itself would take XCLIENT.
+            "-o", 'client_identity = "none"',
             "-o", "max_connections = 12000",
             "-o", "max_connections_per_client = 20000",
             "-o", "shutdown_grace = 5",

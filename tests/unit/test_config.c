@@ -185,6 +185,13 @@ static void test_bad_upstream_address(void **state)
                  "upstream address \"127.0.0.1\"");
 }
 
+static void test_upstream_without_address(void **state)
+{
+    (void)state;
+    expect_error("hostname = \"mx.example.test\"\nupstream a {\n  priority = 3\n}\n", ":4:",
+                 "upstream a has no address");
+}
+
 static void test_missing_upstream(void **state)
 {
     (void)state;
@@ -272,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_bad_choice),
         cmocka_unit_test(test_bad_upstream_address),
         cmocka_unit_test(test_missing_upstream),
+        cmocka_unit_test(test_upstream_without_address),
         cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_override_error_named),
         cmocka_unit_test(test_missing_file),
