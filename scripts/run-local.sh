@@ -94,7 +94,7 @@ done
 
 cat <<EOF
 
-  smtpgate on $listen_addr  ->  smtp-sink on $upstream_addr 
+  smtpgate on $listen_addr  ->  smtp-sink on $upstream_addr
   send a message: swaks --server $listen_addr --to user@example.test ; messages land in var/mail/
   reload the configuration: kill -HUP <smtpgate pid, shown below>;  stop: Ctrl-C
 
