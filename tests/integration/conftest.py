@@ -181,7 +181,8 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def gate_factory(smtpgate_binary, workdir, request):
-    """start(upstreams, binary=None, args=(), env=None, **settings) -> running Gate.
+    """start(upstreams, binary=None, args=(), env=None, listen_via_override=False,
+    **settings) -> running Gate.
 
     Teardown: every gate still running gets SIGTERM; each must exit with
     status 0 and without a sanitizer report.
@@ -190,9 +191,10 @@ def gate_factory(smtpgate_binary, workdir, request):
     request.node.smtpgate_gates = gates
 
     def start(upstreams, *, binary: Path | None = None, args: tuple[str, ...] = (),
-              env: dict[str, str] | None = None, **settings) -> Gate:
+              env: dict[str, str] | None = None, listen_via_override: bool = False,
+              **settings) -> Gate:
         g = Gate(binary or smtpgate_binary, workdir, upstreams, settings, args, env,
-                 name=f"smtpgate{len(gates)}")
+                 name=f"smtpgate{len(gates)}", listen_via_override=listen_via_override)
         gates.append(g)
         return g.start()
 

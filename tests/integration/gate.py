@@ -20,7 +20,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from netutil import LOOPBACK, free_port, is_listening, wait_until
@@ -112,8 +111,10 @@ class Gate:
 
     def __init__(self, binary: Path, workdir: Path, upstreams: list,
                  settings: dict[str, object] | None = None, args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None, name: str = "smtpgate") -> None:
+                 env: dict[str, str] | None = None, name: str = "smtpgate",
+                 listen_via_override: bool = False) -> None:
         self.binary = Path(binary)
+        self.listen_via_override = listen_via_override
         self.workdir = workdir
         self.upstreams = list(upstreams)
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
@@ -125,6 +126,7 @@ class Gate:
         self.port = 0
         self.proc: subprocess.Popen | None = None
         self.returncode: int | None = None
+        self.file_listen_port = 0
         self.env = {**os.environ, **(env or {})}
         self.env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
         self.env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
@@ -133,7 +135,8 @@ class Gate:
     # ---- config ----
 
     def config_text(self, **overrides: object) -> str:
-        return render_config([f"{LOOPBACK}:{self.port}"], self.upstreams, self.spool_dir,
+        listen = self.file_listen_port if self.listen_via_override else self.port
+        return render_config([f"{LOOPBACK}:{listen}"], self.upstreams, self.spool_dir,
                              {**self.settings, **overrides})
 
     def write_config(self, **overrides: object) -> None:
@@ -156,10 +159,13 @@ class Gate:
         """Start and wait until the port listens; retry on a port lost to a race."""
         for _ in range(attempts):
             self.port = free_port()
+            self.file_listen_port = free_port()
             self.conf_path.write_text(self.config_text())
+            override = (["-o", f'listen = {{"{LOOPBACK}:{self.port}"}}']
+                        if self.listen_via_override else [])
             with open(self.stderr_path, "ab") as err:
                 self.proc = subprocess.Popen(
-                    [str(self.binary), "-c", str(self.conf_path), "-f", *self.args],
+                    [str(self.binary), "-c", str(self.conf_path), "-f", *override, *self.args],
                     stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=self.env,
                     cwd=self.workdir)
             wait_until(lambda: is_listening(self.port) or self.proc.poll() is not None,
@@ -263,6 +269,3 @@ def run_config_test(binary: Path, conf: Path, *extra: str, timeout: float = 30) 
     return subprocess.run([str(binary), "-t", "-c", str(conf), *extra], capture_output=True,
                           text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
 
-
-def monotonic_deadline(seconds: float) -> float:
-    return time.monotonic() + seconds
