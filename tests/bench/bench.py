@@ -177,7 +177,7 @@ class Sink:
 
 
 class Gate:
-    """smtpgate in the foreground, XCLIENT to the sink, large limits."""
+    """smtpgate in the foreground in front of the sink, large connection limits."""
 
     def __init__(self, binary, upstream_port, workdir, name):
         self.port = free_port()
@@ -532,7 +532,7 @@ def main():
     os.chmod(workdir, 0o755)
     cores = os.cpu_count()
     info = (f"{cores} cores, {platform.machine()}, Linux {platform.release().split('-')[0]}, "
-            f"{'BENCH_QUICK, ' if QUICK else ''}fd limit {nofile}")
+            f"{'BENCH_QUICK, ' if QUICK else ''}fd limit {nofile}, client_identity none")
     log(f"bench: {info}; logs in {os.path.relpath(workdir, ROOT)}")
     if nofile < N_CONC + 100:
         log(f"warning: fd limit {nofile} is below {N_CONC + 100}; the concurrent phase may fall short")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # smtpgate benchmarks, proxied against direct in the same run, all on loopback:
 # smtp-source -> smtp-sink (direct) and smtp-source -> smtpgate -> smtp-sink
-# (proxied, XCLIENT), 10 KB and 100 KB messages, one sequential session for the
+# (proxied), 10 KB and 100 KB messages, one sequential session for the
 # added latency, CPU per 1000 messages, peak RSS, memory per idle connection,
 # 10,000 concurrent connections, and a 100,000-message run watching RSS.
 #
