@@ -1,8 +1,6 @@
-"""Small assertions and builders shared by the smtpgate test modules."""
+"""Small assertions shared by the smtpgate test modules."""
 
 from __future__ import annotations
-
-import re
 
 from gate import Gate
 from netutil import wait_until
@@ -52,6 +50,3 @@ def assert_no_upstream_connection(recorder: Recorder, baseline: int) -> None:
     assert not new, ("smtpgate opened upstream connection(s) for a client that never needed one: "
                      + "; ".join(" ".join(c.verbs) or "(no command)" for c in new))
 
-
-def message_with_marker(recorder: Recorder, marker: bytes):
-    return [m for m in recorder.messages if marker in m.content]

@@ -310,15 +310,11 @@ class _Session(SMTP):
         first = True
         while True:
             m = _LENIENT_EOD.search(buf)
+            # A match ending in CR at the very end of what has arrived may still grow
+            # into CRLF: decide only once the next octet is here.
             if m and (m.end() < len(buf) or not buf.endswith(b"\r")):
                 break
-            if m:  # "...\r" at the very end: a following "\n" may still be on its way
-                try:
-                    chunk = await asyncio.wait_for(self._reader.read(65536), 0.5)
-                except asyncio.TimeoutError:
-                    break
-            else:
-                chunk = await self._reader.read(65536)
+            chunk = await self._reader.read(65536)
             if not chunk:
                 raise ConnectionResetError("eof in DATA")
             buf += chunk

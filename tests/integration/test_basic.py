@@ -15,7 +15,7 @@ from helpers import (assert_no_upstream_connection, assert_reply, codes, upstrea
                      wait_sessions_logged)
 from netutil import LOOPBACK
 from recorder import Script
-from smtpclient import SMTPConn, simple_message, swaks, swaks_final_reply
+from smtpclient import simple_message, swaks, swaks_final_reply
 
 
 def test_one_message_via_swaks(gate, recorder):

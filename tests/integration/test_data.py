@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 
 import pytest
 
 from gate import find_release_binary
 from helpers import assert_reply, codes, wait_sessions_logged
 from recorder import Script
-from smtpclient import SMTPConn, dot_stuff, simple_message
+from smtpclient import dot_stuff, simple_message
 
 CHUNKING_CAPS = Script().caps | {"CHUNKING", "BINARYMIME"}
 
