@@ -249,3 +249,49 @@ def test_client_identity_none_sends_no_xclient(recorder, gate_factory):
     [m] = recorder.wait_messages(1)
     assert "XCLIENT" not in recorder.connections[m.conn].verbs
     assert m.xclient == {}
+
+
+def test_xclient_respects_512_octets(gate, recorder):
+    """A HELO name of 252 octets (near the longest legal domain name): every XCLIENT
+    command stays within 512 octets (the upstream, like Postfix, refuses longer ones)
+    and the name arrives whole."""
+    helo = ("h" * 59 + ".") * 4 + "example.test"
+    assert 250 <= len(helo) <= 255
+    with gate.connect() as c:
+        c.ehlo(helo)
+        replies = c.mail_transaction("s@example.test", ["r@example.test"], simple_message("long-helo"))
+        c.quit()
+    assert replies[-1].code == 250, [str(r) for r in replies]
+    [m] = recorder.wait_messages(1)
+    lines = [arg for verb, arg in recorder.connections[m.conn].commands if verb == "XCLIENT"]
+    assert lines and all(len("XCLIENT ") + len(a) + 2 <= 512 for a in lines), [len(a) for a in lines]
+    assert m.xclient.get("HELO") == helo
+    assert m.xclient.get("ADDR") == "127.0.0.1"
+
+
+def test_xclient_values_are_xtext(gate, recorder):
+    """XCLIENT values are xtext (RFC 1891): "+", "=" and other specials in the client's HELO
+    are sent hex-escaped, so that the upstream reads back exactly what the client said."""
+    helo = "odd+helo=name"
+    with gate.connect() as c:
+        c.ehlo(helo)
+        replies = c.mail_transaction("s@example.test", ["r@example.test"], simple_message("xtext"))
+        c.quit()
+    assert replies[-1].code == 250, [str(r) for r in replies]
+    [m] = recorder.wait_messages(1)
+    assert m.xclient.get("HELO") == "odd+2Bhelo+3Dname", m.xclient
+
+
+def test_per_client_limit_counts_each_address(recorder, gate_factory):
+    """max_connections_per_client=1 limits one address, not everyone: while 127.0.0.1 holds
+    its connection, a client from 127.0.0.2 is served."""
+    gate = gate_factory([recorder.address], max_connections_per_client=1)
+    with gate.connect(source="127.0.0.1") as first, gate.connect(source="127.0.0.2") as other:
+        first.ehlo()
+        assert other.greeting.code == 220
+        other.ehlo()
+        assert other.mail_transaction("s@example.test", ["r@example.test"],
+                                      simple_message("other-address"))[-1].code == 250
+        first.quit()
+        other.quit()
+    assert len(recorder.wait_messages(1)) == 1

@@ -176,3 +176,30 @@ def test_command_timeout(recorder, gate_factory):
         c.ehlo()
         replies = c.read_until_closed()
     assert replies and replies[-1].code == 421, [str(r) for r in replies]
+
+
+def test_connect_grace(recorder, gate_factory):
+    """connect_grace=2: a client that connects and never says EHLO/HELO gets 421 and is
+    closed, with no upstream connection."""
+    gate = gate_factory([recorder.address], connect_grace=2)
+    recorder.wait_idle()
+    baseline = len(recorder.connections)
+    with gate.connect(timeout=30) as c:
+        replies = c.read_until_closed()
+    assert replies and replies[-1].code == 421, [str(r) for r in replies]
+    assert len(recorder.connections) == baseline
+
+
+def test_data_timeout(recorder, gate_factory):
+    """data_timeout=2: a client that stalls in the middle of DATA gets 421 and is closed;
+    the half message never reaches the upstream."""
+    gate = gate_factory([recorder.address], data_timeout=2)
+    with gate.connect(timeout=30) as c:
+        c.ehlo()
+        c.send(b"MAIL FROM:<s@example.test>\r\nRCPT TO:<r@example.test>\r\nDATA\r\n")
+        assert codes(c.read_replies(3)) == [250, 250, 354]
+        c.send(b"Subject: stalled\r\n\r\nhalf a message\r\n")
+        replies = c.read_until_closed()
+    assert replies and replies[-1].code == 421, [str(r) for r in replies]
+    recorder.wait_idle()
+    assert recorder.messages == []

@@ -137,3 +137,28 @@ def test_many_pipelined_transactions(gate, recorder):
         c.quit()
     msgs = recorder.wait_messages(n)
     assert [m.content for m in msgs] == contents
+
+
+def test_fifty_recipients_in_one_write(recorder_factory, gate_factory):
+    """Fifty RCPTs in one write, every seventh refused by the upstream: fifty replies, each
+    refusal in its own slot, and the message goes to exactly the accepted ones."""
+    rcpts = [f"r{i:02d}@example.test" for i in range(50)]
+    refused = {r for i, r in enumerate(rcpts) if i % 7 == 3}
+    rec = recorder_factory(rcpt_replies={r: f"550 5.1.1 <{r}>: unknown user" for r in refused})
+    gate = gate_factory([rec.address])
+    with gate.connect() as c:
+        c.ehlo()
+        c.send(b"MAIL FROM:<s@example.test>\r\n"
+               + b"".join(f"RCPT TO:<{r}>\r\n".encode() for r in rcpts) + b"DATA\r\n")
+        replies = c.read_replies(52)
+        assert replies[0].code == 250 and replies[-1].code == 354
+        for r, reply in zip(rcpts, replies[1:-1]):
+            if r in refused:
+                assert reply.first_line == f"550 5.1.1 <{r}>: unknown user", (r, str(reply))
+            else:
+                assert reply.code == 250, (r, str(reply))
+        c.send(dot_stuff(simple_message("fifty")))
+        assert c.read_reply().code == 250
+        c.quit()
+    [m] = rec.wait_messages(1)
+    assert m.rcpts == [r for r in rcpts if r not in refused]
