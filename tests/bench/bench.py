@@ -528,6 +528,10 @@ def main():
 
     nofile = raise_nofile()
     os.makedirs(args.out, exist_ok=True)
+    # Logs of a full run take some 50 MB: keep only this run's.
+    for old in os.listdir(args.out):
+        if old.startswith("run."):
+            shutil.rmtree(os.path.join(args.out, old), ignore_errors=True)
     workdir = tempfile.mkdtemp(prefix="run.", dir=args.out)
     os.chmod(workdir, 0o755)
     cores = os.cpu_count()
