@@ -113,82 +113,95 @@ const char *config_parse_sockaddr(const char *text, bool passive, struct sg_sock
     return NULL;
 }
 
-static int config_check_listen(cfg_t *cfg, cfg_opt_t *opt)
+/*
+ * Values are checked by libconfuse parse callbacks: they run while the value's
+ * own line is current (validation callbacks run only after the lexer has read
+ * ahead, past comments, and would name the wrong line).  A string callback
+ * hands the value back unchanged through result.
+ */
+static int config_pass_string(const char *value, void *result)
 {
-    if (cfg_opt_size(opt) == 0) {
-        cfg_error(cfg, "'listen' needs at least one address");
-        return -1;
-    }
-    for (unsigned i = 0; i < cfg_opt_size(opt); i++) {
-        struct sg_sockaddr sa;
-        const char *why = config_parse_sockaddr(cfg_opt_getnstr(opt, i), true, &sa);
-        if (why) {
-            cfg_error(cfg, "listen address \"%s\": %s", cfg_opt_getnstr(opt, i), why);
-            return -1;
-        }
-    }
+    *(const char **)result = value;
     return 0;
 }
 
-static int config_check_upstream_address(cfg_t *cfg, cfg_opt_t *opt)
+static int config_cb_listen(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
-    const char *v = cfg_opt_getnstr(opt, 0);
+    (void)opt;
     struct sg_sockaddr sa;
-    const char *why = v ? config_parse_sockaddr(v, false, &sa) : "missing";
+    const char *why = config_parse_sockaddr(value, true, &sa);
     if (why) {
-        cfg_error(cfg, "upstream address \"%s\": %s", v ? v : "", why);
+        cfg_error(cfg, "listen address \"%s\": %s", value, why);
         return -1;
     }
-    return 0;
+    return config_pass_string(value, result);
 }
 
-static int config_check_choice(cfg_t *cfg, cfg_opt_t *opt, const char *const *choices)
+static int config_cb_upstream_address(cfg_t *cfg, cfg_opt_t *opt, const char *value,
+                                      void *result)
 {
-    const char *v = cfg_opt_getnstr(opt, 0);
+    (void)opt;
+    struct sg_sockaddr sa;
+    const char *why = config_parse_sockaddr(value, false, &sa);
+    if (why) {
+        cfg_error(cfg, "upstream address \"%s\": %s", value, why);
+        return -1;
+    }
+    return config_pass_string(value, result);
+}
+
+static int config_check_choice(cfg_t *cfg, cfg_opt_t *opt, const char *value,
+                               const char *const *choices)
+{
     for (size_t i = 0; choices[i]; i++)
-        if (v && strcmp(v, choices[i]) == 0)
+        if (strcmp(value, choices[i]) == 0)
             return 0;
     char list[256] = "";
     for (size_t i = 0; choices[i]; i++) {
         strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
         strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
     }
-    cfg_error(cfg, "'%s' is \"%s\"; expected one of: %s", opt->name, v ? v : "", list);
+    cfg_error(cfg, "'%s' is \"%s\"; expected one of: %s", opt->name, value, list);
     return -1;
 }
 
 static const char *const identity_choices[] = {"xclient", "proxy", "none", NULL};
 static const char *const newline_choices[] = {"reject", "normalize", NULL};
 
-static int config_check_identity(cfg_t *cfg, cfg_opt_t *opt)
+static int config_cb_identity(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
-    return config_check_choice(cfg, opt, identity_choices);
+    if (config_check_choice(cfg, opt, value, identity_choices) < 0)
+        return -1;
+    return config_pass_string(value, result);
 }
 
-static int config_check_newline(cfg_t *cfg, cfg_opt_t *opt)
+static int config_cb_newline(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
-    return config_check_choice(cfg, opt, newline_choices);
+    if (config_check_choice(cfg, opt, value, newline_choices) < 0)
+        return -1;
+    return config_pass_string(value, result);
 }
 
-static int config_check_facility(cfg_t *cfg, cfg_opt_t *opt)
+static int config_cb_facility(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
-    if (log_facility_from_name(cfg_opt_getnstr(opt, 0)) < 0) {
-        cfg_error(cfg, "unknown syslog facility \"%s\"", cfg_opt_getnstr(opt, 0));
+    (void)opt;
+    if (log_facility_from_name(value) < 0) {
+        cfg_error(cfg, "unknown syslog facility \"%s\"", value);
         return -1;
     }
-    return 0;
+    return config_pass_string(value, result);
 }
 
-static int config_check_hostname(cfg_t *cfg, cfg_opt_t *opt)
+static int config_cb_hostname(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
-    const char *v = cfg_opt_getnstr(opt, 0);
-    size_t n = v ? strlen(v) : 0;
-    if (n == 0 || n > 255 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                       "0123456789.-_") != n) {
+    (void)opt;
+    size_t n = strlen(value);
+    if (n == 0 || n > 255 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                           "0123456789.-_") != n) {
         cfg_error(cfg, "'hostname' must be a domain name of 1 to 255 characters");
         return -1;
     }
-    return 0;
+    return config_pass_string(value, result);
 }
 
 /* Integer settings with their bounds, checked by one callback. */
@@ -223,36 +236,35 @@ static const struct config_int config_ints[] = {
 };
 #define CONFIG_NINTS (sizeof(config_ints) / sizeof(config_ints[0]))
 
-static int config_check_int(cfg_t *cfg, cfg_opt_t *opt)
+static int config_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
+    long min = 0, max = 65535;   /* upstream priority */
     for (size_t i = 0; i < CONFIG_NINTS; i++) {
-        if (strcmp(opt->name, config_ints[i].name) != 0)
-            continue;
-        long v = cfg_opt_getnint(opt, 0);
-        if (v < config_ints[i].min || v > config_ints[i].max) {
-            cfg_error(cfg, "'%s' is %ld; it must be from %ld to %ld", opt->name, v,
-                      config_ints[i].min, config_ints[i].max);
-            return -1;
+        if (strcmp(opt->name, config_ints[i].name) == 0) {
+            min = config_ints[i].min;
+            max = config_ints[i].max;
         }
     }
-    return 0;
-}
-
-static int config_check_priority(cfg_t *cfg, cfg_opt_t *opt)
-{
-    long v = cfg_opt_getnint(opt, 0);
-    if (v < 0 || v > 65535) {
-        cfg_error(cfg, "upstream priority %ld must be from 0 to 65535", v);
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 0);
+    if (*value == '\0' || *end != '\0' || errno) {
+        cfg_error(cfg, "'%s' is \"%s\"; it must be a whole number", opt->name, value);
         return -1;
     }
+    if (v < min || v > max) {
+        cfg_error(cfg, "'%s' is %ld; it must be from %ld to %ld", opt->name, v, min, max);
+        return -1;
+    }
+    *(long *)result = v;
     return 0;
 }
 
 static cfg_t *config_schema(void)
 {
     static cfg_opt_t upstream_opts[] = {
-        CFG_STR("address", NULL, CFGF_NODEFAULT),
-        CFG_INT("priority", 10, CFGF_NONE),
+        CFG_STR_CB("address", NULL, CFGF_NODEFAULT, config_cb_upstream_address),
+        CFG_INT_CB("priority", 10, CFGF_NONE, config_cb_int),
         CFG_END(),
     };
     static cfg_opt_t opts[CONFIG_NINTS + 16];
@@ -260,15 +272,20 @@ static cfg_t *config_schema(void)
 
     if (!built) {
         size_t k = 0;
-        opts[k++] = (cfg_opt_t)CFG_STR("hostname", "smtpgate.localdomain", CFGF_NONE);
-        opts[k++] = (cfg_opt_t)CFG_STR_LIST("listen", "{\"127.0.0.1:2525\"}", CFGF_NONE);
-        opts[k++] = (cfg_opt_t)CFG_STR("client_identity", "xclient", CFGF_NONE);
+        opts[k++] = (cfg_opt_t)CFG_STR_CB("hostname", "smtpgate.localdomain", CFGF_NONE,
+                                          config_cb_hostname);
+        opts[k++] = (cfg_opt_t)CFG_STR_LIST_CB("listen", "{\"127.0.0.1:2525\"}", CFGF_NONE,
+                                               config_cb_listen);
+        opts[k++] =
+            (cfg_opt_t)CFG_STR_CB("client_identity", "xclient", CFGF_NONE, config_cb_identity);
         opts[k++] = (cfg_opt_t)CFG_SEC("upstream", upstream_opts, CFGF_MULTI | CFGF_TITLE);
-        opts[k++] = (cfg_opt_t)CFG_STR("bare_newline", "reject", CFGF_NONE);
+        opts[k++] = (cfg_opt_t)CFG_STR_CB("bare_newline", "reject", CFGF_NONE, config_cb_newline);
         opts[k++] = (cfg_opt_t)CFG_STR("spool_dir", "/var/spool/smtpgate", CFGF_NONE);
-        opts[k++] = (cfg_opt_t)CFG_STR("syslog_facility", "mail", CFGF_NONE);
+        opts[k++] =
+            (cfg_opt_t)CFG_STR_CB("syslog_facility", "mail", CFGF_NONE, config_cb_facility);
         for (size_t i = 0; i < CONFIG_NINTS; i++)
-            opts[k++] = (cfg_opt_t)CFG_INT(config_ints[i].name, config_ints[i].def, CFGF_NONE);
+            opts[k++] = (cfg_opt_t)CFG_INT_CB(config_ints[i].name, config_ints[i].def, CFGF_NONE,
+                                              config_cb_int);
         opts[k++] = (cfg_opt_t)CFG_END();
         built = true;
     }
@@ -277,15 +294,6 @@ static cfg_t *config_schema(void)
     if (!cfg)
         return NULL;
     cfg_set_error_function(cfg, config_error_fn);
-    cfg_set_validate_func(cfg, "listen", config_check_listen);
-    cfg_set_validate_func(cfg, "upstream|address", config_check_upstream_address);
-    cfg_set_validate_func(cfg, "upstream|priority", config_check_priority);
-    cfg_set_validate_func(cfg, "client_identity", config_check_identity);
-    cfg_set_validate_func(cfg, "bare_newline", config_check_newline);
-    cfg_set_validate_func(cfg, "syslog_facility", config_check_facility);
-    cfg_set_validate_func(cfg, "hostname", config_check_hostname);
-    for (size_t i = 0; i < CONFIG_NINTS; i++)
-        cfg_set_validate_func(cfg, config_ints[i].name, config_check_int);
     return cfg;
 }
 
@@ -393,6 +401,87 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file)
     return c;
 }
 
+/*
+ * libconfuse 3.3 miscounts lines after comments (each one shifts later line
+ * numbers), so comments are blanked out here, newlines kept, and the parser
+ * sees text whose line numbers are the file's.  Quoted strings are left alone
+ * ('#' may appear in a value); an unterminated string or comment is left for
+ * the parser to report.
+ */
+static void config_blank_comments(char *t)
+{
+    char quote = 0;
+    for (char *p = t; *p; p++) {
+        if (quote) {
+            if (*p == '\\' && p[1])
+                p++;
+            else if (*p == quote)
+                quote = 0;
+            continue;
+        }
+        if (*p == '"' || *p == '\'') {
+            quote = *p;
+        } else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+            while (*p && *p != '\n')
+                *p++ = ' ';
+            if (!*p)
+                break;
+        } else if (p[0] == '/' && p[1] == '*') {
+            char *end = strstr(p + 2, "*/");
+            if (!end)
+                break;
+            for (; p < end + 2; p++)
+                if (*p != '\n')
+                    *p = ' ';
+            p--;
+        }
+    }
+}
+
+static char *config_read_file(const char *file)
+{
+    FILE *f = fopen(file, "r");
+    if (!f)
+        return NULL;
+    char *text = NULL;
+    size_t cap = 0, len = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *n = realloc(text, cap);
+            if (!n || cap > (64u << 20)) {
+                free(n ? n : text);
+                fclose(f);
+                errno = n ? EFBIG : ENOMEM;
+                return NULL;
+            }
+            text = n;
+        }
+        size_t r = fread(text + len, 1, 4096, f);
+        len += r;
+        if (r < 4096)
+            break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(text);
+        errno = EIO;
+        return NULL;
+    }
+    text[len] = '\0';
+    return text;
+}
+
+static int config_parse_text(cfg_t *cfg, const char *name, char *text)
+{
+    config_blank_comments(text);
+    config_source_name = name;
+    int rc = cfg_parse_buf(cfg, text);
+    config_source_name = NULL;
+    return rc;
+}
+
 struct sg_config *config_load(const char *file, const char *const *overrides, size_t noverrides)
 {
     cfg_t *cfg = config_schema();
@@ -405,18 +494,26 @@ struct sg_config *config_load(const char *file, const char *const *overrides, si
 
     int rc = CFG_SUCCESS;
     if (file) {
-        rc = cfg_parse(cfg, file);
-        if (rc == CFG_FILE_ERROR) {
+        char *text = config_read_file(file);
+        if (!text) {
             log_err("%s: cannot read: %s", file, strerror(errno));
             config_error_count++;
+            rc = CFG_FILE_ERROR;
+        } else {
+            rc = config_parse_text(cfg, file, text);
+            free(text);
         }
     }
     for (size_t i = 0; rc == CFG_SUCCESS && i < noverrides; i++) {
         char name[32];
         snprintf(name, sizeof(name), "-o #%zu", i + 1);
-        config_source_name = name;
-        rc = cfg_parse_buf(cfg, overrides[i]);
-        config_source_name = NULL;
+        char *text = strdup(overrides[i]);
+        if (!text) {
+            rc = CFG_PARSE_ERROR;
+            break;
+        }
+        rc = config_parse_text(cfg, name, text);
+        free(text);
     }
 
     struct sg_config *c = NULL;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_identity.h"
 #include "esmtp.h"
 #include "log.h"
 #include "smtp_reply.h"
@@ -127,6 +128,7 @@ struct probe_conn {
     unsigned caps;
     uint64_t size_limit;
     bool ok;
+    bool proxy_header;
 };
 
 struct upstream_probe {
@@ -229,9 +231,17 @@ static void probe_read_cb(struct bufferevent *bev, void *arg)
 static void probe_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct probe_conn *pc = arg;
-    (void)bev;
-    if (what & BEV_EVENT_CONNECTED)
+    if (what & BEV_EVENT_CONNECTED) {
+        if (pc->proxy_header) {
+            /* An upstream that expects PROXY v2 waits for it before its
+             * greeting; a probe is nobody's connection: LOCAL. */
+            struct sockaddr_storage none = {0};
+            uint8_t hdr[240];
+            size_t n = proxy_v2_build((struct sockaddr *)&none, (struct sockaddr *)&none, hdr);
+            evbuffer_add(bufferevent_get_output(bev), hdr, n);
+        }
         return;
+    }
     /* A server that closes right after answering QUIT has passed the probe. */
     probe_conn_finish(pc, pc->ok, (what & BEV_EVENT_TIMEOUT) ? "timeout" : "connection lost");
 }
@@ -250,6 +260,7 @@ static void probe_round(struct upstream_probe *p)
             continue;
         pc->probe = p;
         pc->health = c->upstreams[i].health;
+        pc->proxy_header = c->identity == IDENTITY_PROXY;
         smtp_reply_init(&pc->reply);
         pc->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
         if (!pc->bev) {

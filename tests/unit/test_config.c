@@ -151,6 +151,15 @@ static void test_unknown_option_names_line(void **state)
                  "no such option 'bogus'");
 }
 
+static void test_line_numbers_after_comments(void **state)
+{
+    (void)state;
+    expect_error("# a comment\n# another\n// slashes\n/* block\n   comment */\n"
+                 "spool_dir = \"/var/spool/#x\" # trailing\n"
+                 "upstream a { address = \"127.0.0.1:25\" }\nmax_recipients = 0\n",
+                 ":8:", "'max_recipients' is 0");
+}
+
 static void test_int_out_of_range(void **state)
 {
     (void)state;
@@ -275,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_upstreams_sorted_by_priority_stable),
         cmocka_unit_test(test_unknown_option_names_line),
         cmocka_unit_test(test_int_out_of_range),
+        cmocka_unit_test(test_line_numbers_after_comments),
         cmocka_unit_test(test_bad_listen_address),
         cmocka_unit_test(test_bad_choice),
         cmocka_unit_test(test_bad_upstream_address),
