@@ -86,7 +86,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/smtpgate $(DESTDIR)$(PREFIX)/etc/smtpgate
 	install -m 0755 $(BUILD)/smtpgate $(DESTDIR)$(PREFIX)/sbin/smtpgate
 	install -m 0644 etc/smtpgate.conf $(DESTDIR)$(PREFIX)/etc/smtpgate/smtpgate.conf.example
-	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/smtpgate/README.md
+	install -m 0644 README.md etc/smtpgate.service etc/postfix/main.cf.snippet \
+		etc/postfix/master.cf.snippet $(DESTDIR)$(PREFIX)/share/doc/smtpgate/
 
 format:
 	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c tests/fuzz/*.c

@@ -129,6 +129,9 @@ static void worker_stop_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopexit(w->base, NULL);
         return;
     }
+    /* Stop may be asked twice (signal, then exit path): one grace period. */
+    if (w->grace_ev)
+        return;
     w->grace_ev = evtimer_new(w->base, worker_grace_cb, w);
     struct timeval g = {.tv_sec = w->shutdown_grace};
     if (w->grace_ev)

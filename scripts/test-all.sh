@@ -8,6 +8,22 @@ cd "$(dirname "$0")/.."
 
 passed=0
 failed=0
+
+# "passed failed" from a pytest junit file (skips count as neither).
+junit_counts() {
+  /usr/bin/python3 - "$1" <<'PY'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 1); sys.exit()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+t = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skip = sum(int(s.get("skipped", 0)) for s in suites)
+print(t - bad - skip, bad)
+PY
+}
 failures=()
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
@@ -35,21 +51,30 @@ if [ -d tests/integration ] && ls tests/integration/test_*.py >/dev/null 2>&1; t
   junit=build/integration-junit.xml
   SMTPGATE_BIN="$PWD/build/asan/smtpgate" SMTPGATE_RELEASE_BIN="$PWD/build/release/smtpgate" \
     /usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$junit" tests/integration
-  read -r p f < <(/usr/bin/python3 - "$junit" <<'PY'
-import sys, xml.etree.ElementTree as ET
-try:
-    root = ET.parse(sys.argv[1]).getroot()
-except Exception:
-    print(0, 1); sys.exit()
-suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-t = sum(int(s.get("tests", 0)) for s in suites)
-bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
-skip = sum(int(s.get("skipped", 0)) for s in suites)
-print(t - bad - skip, bad)
-PY
-)
+  read -r p f < <(junit_counts "$junit")
   passed=$((passed + p)); failed=$((failed + f))
   [ "$f" -gt 0 ] && failures+=("integration")
+fi
+
+# Leaks the sanitizer build cannot see (it runs with its own allocator) are
+# looked for by valgrind on the release build, over the basic and lifecycle
+# tests: every exit must be clean with no definite leak.
+if [ -x build/release/smtpgate ] && command -v valgrind >/dev/null && [ -f tests/integration/test_basic.py ]; then
+  echo "== integration tests under valgrind (build/release/smtpgate)"
+  mkdir -p build/valgrind
+  cat > build/valgrind/smtpgate <<VG
+#!/bin/sh
+exec valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=97 \\
+  "$PWD/build/release/smtpgate" "\$@"
+VG
+  chmod +x build/valgrind/smtpgate
+  junit=build/valgrind-junit.xml
+  SMTPGATE_BIN="$PWD/build/valgrind/smtpgate" SMTPGATE_RELEASE_BIN="$PWD/build/release/smtpgate" \
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$junit" \
+    tests/integration/test_basic.py tests/integration/test_lifecycle.py
+  read -r p f < <(junit_counts "$junit")
+  passed=$((passed + p)); failed=$((failed + f))
+  [ "$f" -gt 0 ] && failures+=("valgrind")
 fi
 
 [ ${#failures[@]} -gt 0 ] && echo "failing: ${failures[*]}"
