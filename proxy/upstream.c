@@ -18,6 +18,8 @@
 #include "upstream.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <stdint.h>
@@ -564,6 +566,9 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
 
     if (what & BEV_EVENT_CONNECTED) {
+        /* Commands are small and each waits for its reply: no Nagle delay. */
+        int one = 1;
+        setsockopt(bufferevent_getfd(u->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         if (u->cfg->identity == IDENTITY_PROXY) {
             uint8_t hdr[240];
             size_t n = proxy_v2_build((struct sockaddr *)&u->client_sa,
