@@ -20,8 +20,11 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -Iproxy $(PKG_CFLAGS)
-LDLIBS  += $(PKG_LIBS) -lpthread
+CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -Iproxy -Iplugins $(PKG_CFLAGS)
+LDLIBS  += $(PKG_LIBS) -lpthread -ldl
+# Plugins are dlopen'ed shared objects: position-independent, and they call the
+# host only through the struct sg_host it hands them (no symbols exported).
+SO_LDFLAGS := -shared
 
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -37,9 +40,20 @@ CORE_LIB  := $(BUILD)/libsmtpgate-core.a
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
+# Components outside proxy/ (rules/, plugins/NAME/) bring their own fragment:
+# each adds its targets to EXTRA_TARGETS (built by `make`), its unit tests to
+# EXTRA_UNIT_BINS and its installed files to the install-extra rule's list.
+EXTRA_TARGETS :=
+EXTRA_UNIT_BINS :=
+INSTALL_PLUGINS :=
+INSTALL_BINS :=
+.DEFAULT_GOAL := all
+FRAGMENTS := $(sort $(wildcard rules/*.mk plugins/*/*.mk proxy/*.mk))
+include $(FRAGMENTS)
+
 .PHONY: all run test unit integration bench fuzz install format clean deps-run deps-test
 
-all: $(BUILD)/smtpgate
+all: $(BUILD)/smtpgate $(EXTRA_TARGETS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -57,7 +71,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(CORE_LIB)
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< $(CORE_LIB) \
 		$(shell pkg-config --libs cmocka) $(LDLIBS)
 
-unit-bins: $(UNIT_BINS)
+unit-bins: $(UNIT_BINS) $(EXTRA_UNIT_BINS)
 
 deps-run:
 	scripts/deps.sh run

@@ -1,0 +1,268 @@
+/*
+ * smtpgate/plugin.h - the contract between smtpgate and a filter plugin.
+ *
+ * A plugin is a shared object that exports one symbol, SG_PLUGIN_SYMBOL
+ * ("smtpgate_plugin"), a const struct sg_plugin.  The host refuses a plugin
+ * whose abi_version is not the host's SG_PLUGIN_ABI_VERSION, naming the file
+ * and both versions.  Everything the plugin may ask of the host is in struct
+ * sg_host, handed to init: a plugin links against nothing of smtpgate's.
+ *
+ * Life of a plugin instance (one per "plugin NAME { }" section of the config):
+ *
+ *   init(host, section, &instance)  once per loaded configuration, on the main
+ *                                   thread; reads and checks its options
+ *   reload(host, section, previous, &instance)
+ *                                   instead of init when the configuration is
+ *                                   re-read (SIGHUP) and the plugin wants to
+ *                                   carry state (a cache) over; previous stays
+ *                                   in use by sessions still running
+ *   fini(instance)                  when no session uses that configuration
+ *                                   any more
+ *
+ * Callbacks, in the order an SMTP session produces them (a plugin sets only
+ * those it needs; the host skips the others at no cost):
+ *
+ *   connect  helo  mail  rcpt*  data  header*  eoh  body*  eom   (abort)  close
+ *
+ * header/eoh/body/eom run after the client's end of data, before anything is
+ * sent upstream; a verdict from any of them is the message's verdict.  abort
+ * ends a transaction that did not reach eom (RSET, refusal, lost client);
+ * close ends the connection.  Their verdicts are ignored.
+ *
+ * Verdicts: see enum sg_verdict.  A reply set with host->set_reply() goes with
+ * REJECT and TEMPFAIL ("550 5.7.1 text", validated by the host: code and class
+ * must match the verdict, the enhanced code must be well formed; otherwise the
+ * host's default reply is used and a line logged).
+ *
+ * Threads: callbacks of one connection never run at the same time; callbacks
+ * of different connections do, on different threads, so an instance's shared
+ * state needs its own locking.  A callback named in blocking_stages runs on
+ * the host's worker pool (it may block, e.g. in a synchronous DNS library);
+ * every other callback runs on the connection's event loop and must not block.
+ * A callback may instead return SG_PENDING and later call host->resolve() from
+ * any thread, exactly once, even after the host gave up waiting.  A verdict
+ * that does not come within the plugin's timeout becomes the plugin's
+ * configured failure verdict (tempfail unless the admin says otherwise).
+ *
+ * Memory: strings the host hands over are valid for the duration of the call
+ * (for facts: the whole connection).  Strings the plugin hands to the host are
+ * copied before the host function returns.
+ */
+#ifndef SMTPGATE_PLUGIN_H
+#define SMTPGATE_PLUGIN_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SG_PLUGIN_ABI_VERSION 1
+#define SG_PLUGIN_SYMBOL "smtpgate_plugin"
+
+enum sg_verdict {
+    SG_CONTINUE = 0, /* no objection; the next plugin decides */
+    SG_ACCEPT,       /* let this message (at connect/helo: this connection) through
+                        without asking the plugins after this one */
+    SG_REJECT,       /* 5xx: at rcpt, this recipient only */
+    SG_TEMPFAIL,     /* 4xx: at rcpt, this recipient only */
+    SG_DISCARD,      /* the client gets 250, the upstream never sees the message */
+    SG_QUARANTINE,   /* the message is kept in the quarantine folder, the client gets 250 */
+    SG_PENDING,      /* the verdict comes later through host->resolve() */
+};
+
+enum sg_stage {
+    SG_STAGE_CONNECT = 0,
+    SG_STAGE_HELO,
+    SG_STAGE_MAIL,
+    SG_STAGE_RCPT,
+    SG_STAGE_DATA,
+    SG_STAGE_HEADER,
+    SG_STAGE_EOH,
+    SG_STAGE_BODY,
+    SG_STAGE_EOM,
+    SG_STAGE__COUNT
+};
+#define SG_STAGE_BIT(stage) (1u << (stage))
+
+/* What the host knows of the client, valid for the whole connection. Fields
+ * not known yet are NULL (helo before HELO, login before AUTH). */
+struct sg_conn_info {
+    const char *session_id;
+    const char *client_addr; /* numeric, no brackets */
+    unsigned client_port;
+    const char *client_name; /* verified reverse name, or NULL */
+    const char *helo;
+    bool esmtp;
+    const char *local_addr;
+    unsigned local_port;
+    const char *login; /* SASL login, or NULL */
+    bool tls;
+    const char *tls_version;      /* "TLSv1.3", or NULL */
+    const char *tls_cipher;       /* or NULL */
+    const char *tls_sni;          /* or NULL */
+    const char *tls_peer_subject; /* client certificate, or NULL */
+    const char *tls_peer_fingerprint; /* SHA-256, hex with colons, or NULL */
+    const char *host_name;        /* smtpgate's own hostname setting */
+};
+
+/* One transaction's envelope so far. */
+struct sg_envelope {
+    const char *tx_id;     /* session id + "." + transaction number */
+    const char *mail_from; /* mailbox without <>; "" for the null sender */
+    const char *mail_params;
+    size_t nrcpt; /* recipients accepted so far (by the chain and the upstream) */
+    const char *const *rcpt;
+};
+
+/* One header field as received: name without the colon, raw value after it
+ * (may start with a space, may contain the CRLFs of folding). */
+struct sg_header {
+    const char *name;
+    const char *value;
+    size_t value_len;
+};
+
+/* Handles the host passes in; opaque to the plugin. */
+struct sg_ctx;     /* one callback invocation: a connection, maybe a transaction */
+struct sg_section; /* the plugin's configuration section */
+
+enum sg_log_level { SG_LOG_ERR = 3, SG_LOG_WARNING = 4, SG_LOG_INFO = 6, SG_LOG_DEBUG = 7 };
+
+struct sg_host {
+    unsigned abi_version;
+
+    /* ---- configuration (init and reload) ---- */
+    const char *(*opt_string)(const struct sg_section *sec, const char *key);
+    long long (*opt_int)(const struct sg_section *sec, const char *key);
+    double (*opt_float)(const struct sg_section *sec, const char *key);
+    bool (*opt_bool)(const struct sg_section *sec, const char *key);
+    size_t (*opt_list_size)(const struct sg_section *sec, const char *key);
+    const char *(*opt_list_item)(const struct sg_section *sec, const char *key, size_t i);
+    /* true when the admin wrote the key (not just its default) */
+    bool (*opt_is_set)(const struct sg_section *sec, const char *key);
+    const char *(*section_name)(const struct sg_section *sec);
+    /* "file:line: plugin NAME: key: message" (key may be NULL for the section);
+     * init then returns -1 and the configuration is refused. */
+    void (*config_error)(const struct sg_section *sec, const char *key, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+    /* ---- logging and metrics (any thread) ---- */
+    /* ctx may be NULL (outside a session); with a ctx the line starts with the
+     * session id. */
+    void (*log)(const struct sg_ctx *ctx, enum sg_log_level level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    /* Adds to the counter "smtpgate_plugin_<instance>_<name>" (created on first
+     * use; name: [a-z0-9_]). */
+    void (*counter_add)(const struct sg_ctx *ctx, const char *name, uint64_t delta);
+
+    /* ---- facts (in callbacks) ---- */
+    const struct sg_conn_info *(*conn)(const struct sg_ctx *ctx);
+    const struct sg_envelope *(*envelope)(const struct sg_ctx *ctx); /* NULL outside a tx */
+    enum sg_stage (*stage)(const struct sg_ctx *ctx);
+
+    /* Header fields as received (from eoh on; in header callbacks, those so far). */
+    size_t (*header_count)(const struct sg_ctx *ctx);
+    const struct sg_header *(*header_get)(const struct sg_ctx *ctx, size_t i);
+    /* Octets of the whole message as received (headers, empty line, body),
+     * CRLF line ends, at eoh/body/eom.  Returns octets copied, 0 at the end,
+     * -1 on error. */
+    uint64_t (*message_size)(const struct sg_ctx *ctx);
+    ssize_t (*message_read)(const struct sg_ctx *ctx, uint64_t offset, void *buf, size_t len);
+    /* Offset of the first body octet in the message. */
+    uint64_t (*body_offset)(const struct sg_ctx *ctx);
+
+    /* ---- private storage, freed by the host with free_fn (may be NULL) ---- */
+    void (*set_conn_data)(struct sg_ctx *ctx, void *data, void (*free_fn)(void *));
+    void *(*conn_data)(const struct sg_ctx *ctx);
+    /* per transaction: freed when the transaction ends, whatever its end */
+    void (*set_msg_data)(struct sg_ctx *ctx, void *data, void (*free_fn)(void *));
+    void *(*msg_data)(const struct sg_ctx *ctx);
+
+    /* ---- the verdict's reply, and later verdicts ---- */
+    /* "550 5.7.1 text" (one line) or several lines separated by "\n". -1 if
+     * malformed (nothing set). */
+    int (*set_reply)(struct sg_ctx *ctx, const char *reply);
+    /* Reason recorded with a QUARANTINE verdict. */
+    void (*set_quarantine_reason)(struct sg_ctx *ctx, const char *reason);
+    /* For a callback that returned SG_PENDING: the verdict, from any thread,
+     * exactly once.  reply may be NULL.  ctx is invalid afterwards. */
+    void (*resolve)(struct sg_ctx *ctx, enum sg_verdict verdict, const char *reply);
+
+    /* ---- end-of-message edits (eom only; -1 elsewhere or on bad input) ---- */
+    /* Appended after the last header field. value without the leading space
+     * is sent as "Name: value"; folding CRLFs in value must be followed by
+     * SP or HTAB. */
+    int (*add_header)(struct sg_ctx *ctx, const char *name, const char *value);
+    /* Inserted before the index-th field (0: at the top; past the end: last). */
+    int (*insert_header)(struct sg_ctx *ctx, size_t index, const char *name, const char *value);
+    /* The nth (1-based, as in milter) field of that name, case-insensitive,
+     * gets value; value NULL deletes it.  No such field: nothing happens. */
+    int (*change_header)(struct sg_ctx *ctx, const char *name, size_t nth, const char *value);
+    int (*change_from)(struct sg_ctx *ctx, const char *mailbox, const char *params);
+    int (*add_rcpt)(struct sg_ctx *ctx, const char *mailbox, const char *params);
+    int (*del_rcpt)(struct sg_ctx *ctx, const char *mailbox);
+    /* Replace the body (everything after the header section): the first call
+     * starts the new body, later calls append; CRLF line ends. */
+    int (*replace_body)(struct sg_ctx *ctx, const void *bytes, size_t len);
+};
+
+/* What a callback gets: ctx for host calls, the instance from init. */
+typedef enum sg_verdict (*sg_conn_fn)(struct sg_ctx *ctx, void *instance);
+typedef enum sg_verdict (*sg_arg_fn)(struct sg_ctx *ctx, void *instance, const char *arg,
+                                     const char *params);
+typedef enum sg_verdict (*sg_header_fn)(struct sg_ctx *ctx, void *instance,
+                                        const struct sg_header *h);
+typedef enum sg_verdict (*sg_body_fn)(struct sg_ctx *ctx, void *instance, const void *chunk,
+                                      size_t len);
+typedef void (*sg_end_fn)(struct sg_ctx *ctx, void *instance);
+
+enum sg_opt_type { SG_OPT_STRING = 1, SG_OPT_INT, SG_OPT_FLOAT, SG_OPT_BOOL, SG_OPT_LIST };
+
+/* One key of the plugin's configuration section.  The host checks the type;
+ * check (may be NULL) sees each value while the admin's line is known and
+ * returns NULL or the reason it is wrong. */
+struct sg_option {
+    const char *name;
+    enum sg_opt_type type;
+    const char *def; /* in the file's syntax: "10", "true", "\"text\"", "{\"a\",\"b\"}"; NULL: none */
+    const char *(*check)(const char *value);
+};
+
+struct sg_plugin {
+    unsigned abi_version; /* SG_PLUGIN_ABI_VERSION */
+    const char *name;
+    const char *version;
+    const char *description;
+    const struct sg_option *options; /* terminated by {NULL} */
+    unsigned blocking_stages;        /* SG_STAGE_BIT()s of callbacks that may block */
+
+    int (*init)(const struct sg_host *host, const struct sg_section *sec, void **instance);
+    int (*reload)(const struct sg_host *host, const struct sg_section *sec, void *previous,
+                  void **instance);
+    void (*fini)(void *instance);
+
+    sg_conn_fn connect;
+    sg_conn_fn helo; /* the name is in host->conn(ctx)->helo */
+    sg_arg_fn mail;  /* arg: mailbox without <>, "" for the null sender */
+    sg_arg_fn rcpt;
+    sg_conn_fn data;
+    sg_header_fn header;
+    sg_conn_fn eoh;
+    sg_body_fn body; /* raw body octets, in order, in chunks of any size */
+    sg_conn_fn eom;
+    sg_end_fn abort;
+    sg_end_fn close;
+};
+
+#define SG_PLUGIN_EXPORT __attribute__((visibility("default")))
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
