@@ -10,6 +10,9 @@
 # NAME is the harness file name without "fuzz_" and ".c"; without names, every
 # harness runs.  Each harness names the sources it links on its first line:
 #   // fuzz-sources: proxy/a.c proxy/b.c
+# A harness that needs more libraries names their pkg-config modules (or -l
+# flags) on its second line:
+#   // fuzz-pkgs: libpcre2-8 gmime-3.0 -lspf2
 # Binaries go to build/fuzz/NAME, logs to build/fuzz/NAME.log, crashing inputs
 # to build/fuzz/artifacts/.  A harness that does not build counts as failed.
 # Prints one line per harness, then "N passed, N failed"; exits non-zero when
@@ -22,7 +25,7 @@ names=()
 for arg in "$@"; do
   case "$arg" in
     --check) mode=check ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run.sh: unknown option $arg" >&2; exit 2 ;;
     *) names+=("$arg") ;;
   esac
@@ -81,8 +84,17 @@ for h in "${harnesses[@]}"; do
     failed=$((failed + 1)); continue
   fi
   read -r -a srcs <<< "${first#// fuzz-sources:}"
+  extra=()
+  second=$(sed -n 2p "$h")
+  if [[ "$second" == "// fuzz-pkgs:"* ]]; then
+    for m in ${second#// fuzz-pkgs:}; do
+      if [[ "$m" == -* ]]; then extra+=("$m"); continue; fi
+      read -r -a l <<< "$(pkg-config --cflags --libs "$m" 2>/dev/null)"
+      extra+=("${l[@]}")
+    done
+  fi
 
-  if ! "$CC" "${CFLAGS[@]}" "${pkg_cflags[@]}" "$h" "${srcs[@]}" -o "$bin" "${libs[@]}" \
+  if ! "$CC" "${CFLAGS[@]}" "${pkg_cflags[@]}" -Iplugins "$h" "${srcs[@]}" -o "$bin" "${extra[@]}" "${libs[@]}" \
        >"$log" 2>&1; then
     echo "FAIL  $name: build failed"
     sed 's/^/      /' "$log" | tail -20
