@@ -48,7 +48,7 @@ EXTRA_UNIT_BINS :=
 INSTALL_PLUGINS :=
 INSTALL_BINS :=
 .DEFAULT_GOAL := all
-FRAGMENTS := $(sort $(wildcard rules/*.mk plugins/*/*.mk proxy/*.mk))
+FRAGMENTS := $(sort $(wildcard rules/*.mk plugins/*/*.mk proxy/*.mk tests/plugins/*.mk))
 include $(FRAGMENTS)
 
 .PHONY: all run test unit integration bench fuzz install format clean deps-run deps-test

@@ -598,8 +598,9 @@ struct sg_config *config_load(const char *file, const char *const *overrides, si
     if (c) {
         struct sg_config *running = runtime_config();
         int errors = 0;
-        c->chain = plugin_prep_build(prep, cfg, running ? running->chain : NULL,
-                                     running ? running->generation + 1 : 1, &errors);
+        c->generation = running ? running->generation + 1 : 1;
+        c->chain = plugin_prep_build(prep, cfg, running ? running->chain : NULL, c->generation,
+                                     &errors);
         if (running)
             config_unref(running);
         if (errors) {
