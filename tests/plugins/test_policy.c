@@ -263,8 +263,8 @@ static enum sg_verdict policy_eom(struct sg_ctx *ctx, void *instance)
         h->add_header(ctx, p->session_header, env ? env->tx_id : "-");
     }
     if (p->name_header) {
-        const char *name = h->conn(ctx)->client_name;
-        h->add_header(ctx, p->name_header, name ? name : "-");
+        const char *client = h->conn(ctx)->client_name;
+        h->add_header(ctx, p->name_header, client ? client : "-");
     }
     if (p->replace_body)
         h->replace_body(ctx, p->replace_body, strlen(p->replace_body));
