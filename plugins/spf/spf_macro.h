@@ -10,9 +10,9 @@
  * into a NUL-terminated buffer it allocates (*out, free()).  It returns
  * SPF_MACRO_OK, SPF_MACRO_SYNTAX (not a macro-string for these flags),
  * SPF_MACRO_TOO_LONG (the expansion would pass max octets; hostile records
- * can multiply a 512-octet sender many times) or SPF_MACRO_NOMEM.  The
- * %{p} letter asks ctx->validated(), which may do DNS look-ups; it is called
- * at most once per expansion.
+ * can multiply a 512-octet sender many times) or SPF_MACRO_NOMEM.  Each
+ * %{p} asks ctx->validated(), which may do DNS look-ups (spf_check does
+ * them once per check and keeps the names).
  *
  * spf_macro_truncate_domain() applies RFC 7208 4.8: a domain longer than 253
  * octets loses labels from the left until it fits.
