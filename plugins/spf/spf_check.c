@@ -27,7 +27,7 @@
 #include "spf_macro.h"
 #include "spf_record.h"
 
-#define SPF_CHECK_MAX_DEPTH 12
+#define SPF_CHECK_MAX_DEPTH   12
 #define SPF_DOMAIN_EXPAND_MAX 8192
 
 enum chk_lookup { LK_OK, LK_VOID, LK_ERROR };
@@ -49,8 +49,8 @@ struct chk {
     char *p_value;
 };
 
-static const char *const result_names[SPFC__COUNT] = {
-    "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"};
+static const char *const result_names[SPFC__COUNT] = {"none",     "neutral",   "pass",     "fail",
+                                                      "softfail", "temperror", "permerror"};
 
 const char *spf_result_name(enum spf_result r)
 {
@@ -100,8 +100,8 @@ bool spf_check_domain_ok(const char *d)
             continue;
         }
         unsigned char ch = (unsigned char)d[i];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '-' || ch == '_';
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
         if (!ok)
             return false;
         if (!(ch >= '0' && ch <= '9'))
@@ -139,8 +139,7 @@ static bool chk_expired(const struct chk *c)
            (now.tv_sec == c->deadline.tv_sec && now.tv_nsec >= c->deadline.tv_nsec);
 }
 
-static enum chk_lookup chk_lookup(struct chk *c, const char *name, ns_type type,
-                                  SPF_dns_rr_t **out)
+static enum chk_lookup chk_lookup(struct chk *c, const char *name, ns_type type, SPF_dns_rr_t **out)
 {
     *out = NULL;
     if (!chk_name_askable(name))
@@ -169,8 +168,10 @@ static enum chk_lookup chk_lookup(struct chk *c, const char *name, ns_type type,
     if (h == NETDB_SUCCESS || h == HOST_NOT_FOUND || h == NO_DATA)
         return LK_VOID;
     chk_problem(c, "DNS error looking up %s (%s)", buf,
-                type == ns_t_txt ? "TXT" : type == ns_t_mx ? "MX" : type == ns_t_ptr ? "PTR"
-                                                                  : "address");
+                type == ns_t_txt   ? "TXT"
+                : type == ns_t_mx  ? "MX"
+                : type == ns_t_ptr ? "PTR"
+                                   : "address");
     return LK_ERROR;
 }
 
@@ -307,8 +308,7 @@ static const char *chk_p_macro(void *arg)
 
 /* Expands a domain-spec (or takes domain when spec is NULL) into a name to
  * look up.  NULL with *perm set on an expansion the check must refuse. */
-static char *chk_target(struct chk *c, const char *spec, size_t len, const char *domain,
-                        bool *perm)
+static char *chk_target(struct chk *c, const char *spec, size_t len, const char *domain, bool *perm)
 {
     *perm = false;
     if (spec == NULL) {

@@ -48,26 +48,26 @@ struct spf_check_request {
     const char *helo;
     const char *receiver; /* %{r}; NULL: "unknown" */
     enum spf_identity identity;
-    long long now;               /* %{t}; 0: the clock */
-    struct timespec deadline;    /* CLOCK_MONOTONIC; {0,0}: none */
+    long long now;            /* %{t}; 0: the clock */
+    struct timespec deadline; /* CLOCK_MONOTONIC; {0,0}: none */
 };
 
 struct spf_check_result {
     enum spf_result result;
     enum spf_identity identity; /* HELO also when the null sender was checked */
-    char *sender;      /* the mailbox checked ("postmaster@helo" for HELO) */
-    char *domain;      /* its domain */
-    char *mechanism;   /* matched term as written, "default", or NULL */
-    char *explanation; /* fail with exp= only, else NULL */
-    char *problem;     /* temperror / permerror / none reason, or NULL */
+    char *sender;               /* the mailbox checked ("postmaster@helo" for HELO) */
+    char *domain;               /* its domain */
+    char *mechanism;            /* matched term as written, "default", or NULL */
+    char *explanation;          /* fail with exp= only, else NULL */
+    char *problem;              /* temperror / permerror / none reason, or NULL */
     unsigned dns_terms;
     unsigned void_lookups;
 };
 
-#define SPF_MAX_DNS_TERMS 10
+#define SPF_MAX_DNS_TERMS    10
 #define SPF_MAX_VOID_LOOKUPS 2
-#define SPF_MAX_MX_NAMES 10
-#define SPF_MAX_PTR_NAMES 10
+#define SPF_MAX_MX_NAMES     10
+#define SPF_MAX_PTR_NAMES    10
 
 int spf_check_host(SPF_dns_server_t *dns, const struct spf_check_request *req,
                    struct spf_check_result *res);

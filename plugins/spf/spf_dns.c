@@ -30,8 +30,8 @@
 #include <spf2/spf_dns_cache.h>
 
 #define DNS_MAX_SERVERS 3
-#define DNS_UDP_SIZE 1232
-#define DNS_NEG_TTL 60
+#define DNS_UDP_SIZE    1232
+#define DNS_NEG_TTL     60
 
 struct dns_layer {
     struct sockaddr_storage ns[DNS_MAX_SERVERS];
@@ -57,7 +57,8 @@ static long dns_ms_until(const struct timespec *t)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long long ms = (long long)(t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
+    long long ms =
+        (long long)(t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
     return ms < 0 ? 0 : (long)ms;
 }
 
@@ -180,8 +181,8 @@ static size_t dns_build_query(unsigned char *q, size_t cap, uint16_t id, const c
     q[n++] = 0;
     q[n++] = ns_c_in;
     /* OPT: root owner, type 41, class = payload size, ttl 0, no rdata */
-    const unsigned char opt[11] = {0, 0, 41, DNS_UDP_SIZE >> 8, DNS_UDP_SIZE & 0xff, 0, 0, 0, 0,
-                                   0, 0};
+    const unsigned char opt[11] = {0, 0, 41, DNS_UDP_SIZE >> 8, DNS_UDP_SIZE & 0xff, 0, 0, 0,
+                                   0, 0, 0};
     memcpy(q + n, opt, sizeof opt);
     return n + sizeof opt;
 }
@@ -218,9 +219,9 @@ static bool dns_wait(int fd, short ev, long ms)
 }
 
 /* One UDP try.  1: answer in a[] (*alen), 0: nothing in time, -1: error. */
-static int dns_try_udp(const struct sockaddr_storage *ns, socklen_t nslen,
-                       const unsigned char *q, size_t qlen, uint16_t id, const char *name,
-                       ns_type type, long ms, unsigned char *a, size_t *alen)
+static int dns_try_udp(const struct sockaddr_storage *ns, socklen_t nslen, const unsigned char *q,
+                       size_t qlen, uint16_t id, const char *name, ns_type type, long ms,
+                       unsigned char *a, size_t *alen)
 {
     int fd = socket(ns->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -279,9 +280,9 @@ static bool dns_io(int fd, unsigned char *buf, size_t len, bool wr, const struct
     return true;
 }
 
-static int dns_try_tcp(const struct sockaddr_storage *ns, socklen_t nslen,
-                       const unsigned char *q, size_t qlen, uint16_t id, const char *name,
-                       ns_type type, long ms, unsigned char *a, size_t *alen)
+static int dns_try_tcp(const struct sockaddr_storage *ns, socklen_t nslen, const unsigned char *q,
+                       size_t qlen, uint16_t id, const char *name, ns_type type, long ms,
+                       unsigned char *a, size_t *alen)
 {
     int fd = socket(ns->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -448,8 +449,8 @@ static SPF_dns_rr_t *dns_layer_lookup(SPF_dns_server_t *srv, const char *domain,
             ns_msg msg;
             if (ns_initparse(a, (int)alen, &msg) == 0 && ns_msg_getflag(msg, ns_f_tc)) {
                 rem = dns_ms_until(&end);
-                got = rem > 0 ? dns_try_tcp(&l->ns[s], l->nslen[s], q, qlen, id, domain, type,
-                                            rem, a, &alen)
+                got = rem > 0 ? dns_try_tcp(&l->ns[s], l->nslen[s], q, qlen, id, domain, type, rem,
+                                            a, &alen)
                               : 0;
                 if (got != 1)
                     continue;

@@ -15,8 +15,7 @@ int spf_explain_expand(const char *txt, size_t len, const struct spf_macro_ctx *
 {
     char *s = NULL;
     *out = NULL;
-    if (spf_macro_expand(txt, len, SPF_MACRO_EXP, ctx, SPF_EXPLAIN_MAX_EXPAND, &s) !=
-        SPF_MACRO_OK)
+    if (spf_macro_expand(txt, len, SPF_MACRO_EXP, ctx, SPF_EXPLAIN_MAX_EXPAND, &s) != SPF_MACRO_OK)
         return -1;
     size_t n = strlen(s);
     if (n > SPF_EXPLAIN_MAX) {

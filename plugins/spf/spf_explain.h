@@ -16,7 +16,7 @@
 
 #include "spf_macro.h"
 
-#define SPF_EXPLAIN_MAX 400
+#define SPF_EXPLAIN_MAX        400
 #define SPF_EXPLAIN_MAX_EXPAND 8192
 
 int spf_explain_expand(const char *txt, size_t len, const struct spf_macro_ctx *ctx, char **out);

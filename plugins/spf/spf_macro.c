@@ -53,8 +53,7 @@ static bool macro_letter_ok(unsigned char c, unsigned flags)
 
 /* One "%{...}" starting at s[i] == '%', s[i+1] == '{'.  Returns the offset
  * after '}' or 0 on a syntax error (*errpos set). */
-static size_t macro_scan_expand(const char *s, size_t len, size_t i, unsigned flags,
-                                size_t *errpos)
+static size_t macro_scan_expand(const char *s, size_t len, size_t i, unsigned flags, size_t *errpos)
 {
     size_t j = i + 2;
     if (j >= len || !macro_letter_ok((unsigned char)s[j], flags)) {
@@ -148,8 +147,8 @@ static void macro_put(struct macro_buf *b, const char *s, size_t n)
 
 static bool macro_unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 static void macro_put_escaped(struct macro_buf *b, const char *s, size_t n, bool escape)

@@ -42,7 +42,7 @@
 #include "spf_net.h"
 #include "spf_policy.h"
 
-#define SPF_AR_NAME "Authentication-Results"
+#define SPF_AR_NAME   "Authentication-Results"
 #define SPF_REPLY_MAX 512
 
 enum spf_decide { DECIDE_MAIL = 0, DECIDE_RCPT, DECIDE_EOM };
@@ -204,9 +204,9 @@ static const struct sg_option spf_options[] = {
 };
 
 static const char *const result_keys[SPFC__COUNT] = {
-    [SPFC_NONE] = "on_none",         [SPFC_NEUTRAL] = "on_neutral",
-    [SPFC_PASS] = "on_pass",         [SPFC_FAIL] = "on_fail",
-    [SPFC_SOFTFAIL] = "on_softfail", [SPFC_TEMPERROR] = "on_temperror",
+    [SPFC_NONE] = "on_none",           [SPFC_NEUTRAL] = "on_neutral",
+    [SPFC_PASS] = "on_pass",           [SPFC_FAIL] = "on_fail",
+    [SPFC_SOFTFAIL] = "on_softfail",   [SPFC_TEMPERROR] = "on_temperror",
     [SPFC_PERMERROR] = "on_permerror",
 };
 
@@ -522,8 +522,10 @@ static void run_check(const struct spf_inst *in, struct sg_ctx *ctx, enum spf_id
            res->identity == SPF_ID_HELO ? "helo" : "mailfrom", res->sender ? res->sender : "",
            ci->client_addr ? ci->client_addr : "?", spf_result_name(res->result),
            res->mechanism ? "mechanism" : "problem",
-           res->mechanism ? res->mechanism : res->problem ? res->problem : "-", res->dns_terms,
-           res->void_lookups);
+           res->mechanism ? res->mechanism
+           : res->problem ? res->problem
+                          : "-",
+           res->dns_terms, res->void_lookups);
     char counter[32];
     snprintf(counter, sizeof counter, "result_%s", spf_result_name(res->result));
     h->counter_add(ctx, counter, 1);
@@ -537,7 +539,8 @@ static const char *client_exempt(const struct spf_inst *in, const struct sg_conn
         return "exempt network";
     if (spf_net_match(in->fwd_nets, in->n_fwd_nets, ci->client_addr))
         return "trusted forwarder";
-    if (ci->client_name != NULL && spf_domain_listed(in->fwd_names, in->n_fwd_names, ci->client_name))
+    if (ci->client_name != NULL &&
+        spf_domain_listed(in->fwd_names, in->n_fwd_names, ci->client_name))
         return "trusted forwarder";
     return NULL;
 }

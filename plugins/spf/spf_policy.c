@@ -64,8 +64,7 @@ size_t spf_policy_reply(enum spf_action a, const struct spf_check_result *res,
         if (res->explanation != NULL)
             pol_clean(text, sizeof text, res->explanation, 400);
         else
-            snprintf(text, sizeof text, "SPF fail: %s is not allowed to send mail as %s", ip,
-                     who);
+            snprintf(text, sizeof text, "SPF fail: %s is not allowed to send mail as %s", ip, who);
         break;
     case SPFC_PERMERROR:
         if (!temp)

@@ -58,8 +58,7 @@ bool spf_record_is_spf1(const char *txt, size_t len)
 
 const char *spf_mech_name(enum spf_mech mech)
 {
-    static const char *const names[] = {"all", "include", "a",   "mx",
-                                        "ptr", "ip4",     "ip6", "exists"};
+    static const char *const names[] = {"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists"};
     return (unsigned)mech < sizeof names / sizeof names[0] ? names[mech] : "?";
 }
 
@@ -275,8 +274,7 @@ static int rec_directive(const char *s, size_t n, size_t off, struct spf_term *t
             return -1;
         t->domain = arg + 1;
         t->domain_len = dlen;
-        return rec_domain_spec(t->domain, t->domain_len, off + i + 1, spf_mech_name(t->mech),
-                               err);
+        return rec_domain_spec(t->domain, t->domain_len, off + i + 1, spf_mech_name(t->mech), err);
     }
     if (REC_IS("ip4") || REC_IS("ip6")) {
         bool v6 = REC_IS("ip6");

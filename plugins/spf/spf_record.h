@@ -41,10 +41,10 @@ struct spf_term {
     char qualifier;     /* '+', '-', '~' or '?' */
     const char *domain; /* domain-spec, unexpanded; NULL: none given */
     size_t domain_len;
-    unsigned cidr4;     /* a, mx, ip4: prefix length (default 32) */
-    unsigned cidr6;     /* a, mx, ip6: prefix length (default 128) */
+    unsigned cidr4; /* a, mx, ip4: prefix length (default 32) */
+    unsigned cidr6; /* a, mx, ip6: prefix length (default 128) */
     unsigned char addr[16];
-    const char *text;   /* the whole term as written, for Received-SPF */
+    const char *text; /* the whole term as written, for Received-SPF */
     size_t text_len;
 };
 

@@ -76,7 +76,8 @@ int main(int argc, char **argv)
     struct spf_check_result res;
     spf_check_host(dns, &req, &res);
     clock_gettime(CLOCK_MONOTONIC, &end);
-    long elapsed = (long)((end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1000000);
+    long elapsed =
+        (long)((end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1000000);
     printf("result=%s\n", spf_result_name(res.result));
     printf("identity=%s\n", res.identity == SPF_ID_HELO ? "helo" : "mailfrom");
     printf("mechanism=%s\n", res.mechanism ? res.mechanism : "");

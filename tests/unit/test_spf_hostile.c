@@ -85,9 +85,10 @@ static void test_macro_length_limits(void **state)
 
     /* below the bound the name is cut to 253 octets from the left and asked */
     add("n.example", ns_t_txt, "v=spf1 exists:%{l}.%{l}.%{l}.%{l}.%{l}.%{d} -all");
-    assert_int_equal(check("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@n.example",
-                           "192.0.2.1", NULL),
-                     SPFC_FAIL);
+    assert_int_equal(
+        check("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@n.example",
+              "192.0.2.1", NULL),
+        SPFC_FAIL);
     /* a 300-octet label is never sent: the look-up is void */
     char big[400];
     memset(big, 'q', 300);

@@ -1,8 +1,8 @@
 /*
  * Unit tests for spf_macro and spf_explain: the RFC 7208 7.4 examples (IPv4
  * and IPv6), URL escaping, delimiters, %%/%_/%-, the letters allowed only in
- * explanations, %{p} through the validated-name callback, domain truncation to 253 octets, expansion
- * bounded at its limit, and explanation sanitising.
+ * explanations, %{p} through the validated-name callback, domain truncation to 253 octets,
+ * expansion bounded at its limit, and explanation sanitising.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,8 +44,7 @@ static struct spf_macro_ctx ctx4(void)
     return c;
 }
 
-static void expect(const struct spf_macro_ctx *c, unsigned flags, const char *in,
-                   const char *want)
+static void expect(const struct spf_macro_ctx *c, unsigned flags, const char *in, const char *want)
 {
     char *out = NULL;
     enum spf_macro_status st = spf_macro_expand(in, strlen(in), flags, c, 4096, &out);
@@ -188,7 +187,8 @@ static void test_explain(void **state)
     char *out;
     const char *t = "%{i} is not one of %{d}'s designated mail servers.";
     assert_int_equal(spf_explain_expand(t, strlen(t), &c, &out), 0);
-    assert_string_equal(out, "192.0.2.3 is not one of email.example.com's designated mail servers.");
+    assert_string_equal(out,
+                        "192.0.2.3 is not one of email.example.com's designated mail servers.");
     free(out);
     assert_int_equal(spf_explain_expand("bad %{x}", 8, &c, &out), -1);
     assert_null(out);
@@ -209,10 +209,14 @@ static void test_explain(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc_examples_ipv4), cmocka_unit_test(test_rfc_examples_ipv6),
-        cmocka_unit_test(test_escapes_and_specials), cmocka_unit_test(test_syntax),
-        cmocka_unit_test(test_p_validated), cmocka_unit_test(test_truncate),
-        cmocka_unit_test(test_bounded), cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_rfc_examples_ipv4),
+        cmocka_unit_test(test_rfc_examples_ipv6),
+        cmocka_unit_test(test_escapes_and_specials),
+        cmocka_unit_test(test_syntax),
+        cmocka_unit_test(test_p_validated),
+        cmocka_unit_test(test_truncate),
+        cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_explain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,8 +98,18 @@ static size_t dns_answer(const unsigned char *q, size_t qlen, unsigned char *a)
             memcpy(rd + 1, r->data, dl);
             rdlen = dl + 1;
         }
-        unsigned char hdr[12] = {0xc0, 0x0c, 0, (unsigned char)type, 0, 1, 0, 0, 0, 60,
-                                 (unsigned char)(rdlen >> 8), (unsigned char)rdlen};
+        unsigned char hdr[12] = {0xc0,
+                                 0x0c,
+                                 0,
+                                 (unsigned char)type,
+                                 0,
+                                 1,
+                                 0,
+                                 0,
+                                 0,
+                                 60,
+                                 (unsigned char)(rdlen >> 8),
+                                 (unsigned char)rdlen};
         memcpy(a + n, hdr, 12);
         memcpy(a + n + 12, rd, rdlen);
         n += 12 + rdlen;
@@ -560,8 +570,8 @@ static void test_pass_tags_at_eom(void **state)
     assert_int_equal(c.edits[2].op, 'i');
     assert_string_equal(c.edits[2].name, "Received-SPF");
     assert_int_equal(c.edits[2].index, 0);
-    assert_true(strncmp(c.edits[2].value, "pass (mx.test: domain of user@pass.test designates", 50) ==
-                0);
+    assert_true(
+        strncmp(c.edits[2].value, "pass (mx.test: domain of user@pass.test designates", 50) == 0);
     assert_non_null(strstr(c.edits[2].value, "client-ip=192.0.2.1;"));
     assert_non_null(strstr(c.edits[2].value, "helo=client.test;"));
     assert_string_equal(c.edits[3].name, "Authentication-Results");
@@ -631,9 +641,8 @@ static void test_null_sender_and_helo(void **state)
     assert_int_equal(smtpgate_plugin.mail(&c, inst, "user@pass.test", ""), SG_CONTINUE);
     assert_int_equal(smtpgate_plugin.eom(&c, inst), SG_CONTINUE);
     assert_int_equal(c.nedits, 3);
-    assert_string_equal(c.edits[2].value,
-                        "mx.test; spf=pass smtp.mailfrom=user@pass.test;\r\n"
-                        "\tspf=pass smtp.helo=helo.test");
+    assert_string_equal(c.edits[2].value, "mx.test; spf=pass smtp.mailfrom=user@pass.test;\r\n"
+                                          "\tspf=pass smtp.helo=helo.test");
     ctx_end(&c);
     smtpgate_plugin.fini(inst);
 }

@@ -57,8 +57,8 @@ static void test_replies(void **state)
     char buf[512];
     struct spf_check_result r = result(SPFC_FAIL, "a@example.com", "example.com");
     spf_policy_reply(SPF_ACT_REJECT, &r, "192.0.2.1", buf, sizeof buf);
-    assert_string_equal(buf,
-                        "550 5.7.23 SPF fail: 192.0.2.1 is not allowed to send mail as a@example.com");
+    assert_string_equal(
+        buf, "550 5.7.23 SPF fail: 192.0.2.1 is not allowed to send mail as a@example.com");
     r.explanation = "Go away, 192.0.2.1\r\n250 ok";
     spf_policy_reply(SPF_ACT_REJECT, &r, "192.0.2.1", buf, sizeof buf);
     assert_string_equal(buf, "550 5.7.23 Go away, 192.0.2.1??250 ok");
@@ -123,8 +123,7 @@ static void test_received_spf(void **state)
     /* hostile HELO and sender: quoted, escaped, no CR/LF of their own */
     r = result(SPFC_PERMERROR, "\"x)\\\"\"@example.com", "example.com");
     r.problem = "bad\r\nrecord";
-    v = spf_header_received(&r, "2001:db8::1", "evil\r\nX-Injected: 1", "x\"y@example.com",
-                            NULL);
+    v = spf_header_received(&r, "2001:db8::1", "evil\r\nX-Injected: 1", "x\"y@example.com", NULL);
     assert_non_null(v);
     assert_non_null(strstr(v, "helo=\"evil??X-Injected: 1\""));
     assert_non_null(strstr(v, "envelope-from=\"x\\\"y@example.com\""));
@@ -151,8 +150,8 @@ static void test_auth_results(void **state)
 {
     (void)state;
     struct spf_check_result a = result(SPFC_FAIL, "user@example.com", "example.com");
-    struct spf_check_result h = result(SPFC_PASS, "postmaster@mail.example.com",
-                                       "mail.example.com");
+    struct spf_check_result h =
+        result(SPFC_PASS, "postmaster@mail.example.com", "mail.example.com");
     h.identity = SPF_ID_HELO;
     const struct spf_check_result *both[] = {&a, &h};
     char *v = spf_header_auth_results("mx.example.org", both, 2);
@@ -218,8 +217,8 @@ static void test_networks(void **state)
     assert_false(spf_net_match(n, 4, "2001:db9::5"));
     assert_true(spf_net_match(n, 4, "198.51.100.7"));
     assert_false(spf_net_match(n, 4, "198.51.100.8"));
-    assert_true(spf_net_match(n, 4, "::ffff:192.0.2.9"));  /* mapped client = IPv4 */
-    assert_true(spf_net_match(n, 4, "203.0.113.44"));      /* mapped network = IPv4 */
+    assert_true(spf_net_match(n, 4, "::ffff:192.0.2.9")); /* mapped client = IPv4 */
+    assert_true(spf_net_match(n, 4, "203.0.113.44"));     /* mapped network = IPv4 */
     assert_false(spf_net_match(n, 4, "not-an-address"));
     assert_false(spf_net_match(n, 4, NULL));
     struct spf_net any;

@@ -153,10 +153,10 @@ static void test_macros(void **state)
 {
     (void)state;
     assert_valid("v=spf1 exists:%{l1r+-}.%{o}.%%.%_.%-.x.example");
-    assert_invalid("v=spf1 a:%{c}.example.com");   /* c, r, t: explanation only */
+    assert_invalid("v=spf1 a:%{c}.example.com"); /* c, r, t: explanation only */
     assert_invalid("v=spf1 a:%{t}.example.com");
     assert_invalid("v=spf1 a:%{x}.example.com");
-    assert_invalid("v=spf1 a:%{d0}.example.com");  /* DIGIT must be nonzero */
+    assert_invalid("v=spf1 a:%{d0}.example.com"); /* DIGIT must be nonzero */
     assert_invalid("v=spf1 a:%{d.example.com");
     assert_invalid("v=spf1 a:%x.example.com");
     assert_invalid("v=spf1 a:example.com%");

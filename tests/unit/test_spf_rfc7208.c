@@ -213,8 +213,8 @@ int main(int argc, char **argv)
             failed++;
             printf("[  FAILED  ] %s: got %s (%s%s%s), suite wants %s%s%s\n", fl[1],
                    spf_result_name(res.result), res.problem ? res.problem : "-",
-                   res.explanation ? "; exp: " : "", res.explanation ? res.explanation : "",
-                   fl[5], want_exp ? " with exp: " : "", want_exp ? want_exp : "");
+                   res.explanation ? "; exp: " : "", res.explanation ? res.explanation : "", fl[5],
+                   want_exp ? " with exp: " : "", want_exp ? want_exp : "");
         }
         spf_check_result_free(&res);
     }
