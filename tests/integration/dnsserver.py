@@ -12,7 +12,10 @@ dnsmasq runs in the foreground (--keep-in-foreground), reads no file of the
 machine (-C /dev/null, --no-resolv, --no-hosts), listens only on 127.0.0.1 on a
 free port (UDP and TCP), has no upstream server, and answers the listed
 domains itself (--local): a name it has no record for is NXDOMAIN, never
-forwarded.  Records are given before start(); restart() applies new ones.
+forwarded.  Answers carry TTL local_ttl (dnsmasq's default 0: nothing is
+cached by the client; give e.g. 300 to measure with a warm SPF cache, and
+then expect a stopped server to go unnoticed for cached names).  Records
+are given before start(); restart() applies new ones.
 Every wait is bounded; stop() kills after a grace period.
 """
 
@@ -62,8 +65,9 @@ def _query_a(port: int, name: str, timeout: float) -> bytes | None:
 
 
 class DnsServer:
-    def __init__(self, domains: list[str], log_path: Path | None = None):
+    def __init__(self, domains: list[str], log_path: Path | None = None, local_ttl: int = 0):
         self.domains = list(domains)
+        self.local_ttl = local_ttl
         self.log_path = log_path
         self.args: list[str] = []
         self.proc: subprocess.Popen | None = None
@@ -95,7 +99,7 @@ class DnsServer:
         cmd = [exe, "--keep-in-foreground", "--log-facility=-", "-C", "/dev/null",
                "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
                f"--listen-address={LOOPBACK}", f"--port={self.port}", "--pid-file=",
-               "--user=root", "--group=root", "--log-queries"]
+               "--user=root", "--group=root", "--log-queries", f"--local-ttl={self.local_ttl}"]
         cmd += [f"--local=/{d}/" for d in self.domains]
         return cmd + self.args
 

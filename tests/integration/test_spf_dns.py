@@ -148,3 +148,41 @@ def test_silent_server_is_temperror_at_the_bound():
         r = query(address, f"u@pass.{ZONE}", "h.example", "127.0.0.5", timeout=1.5)
     assert r["result"] == "temperror"
     assert 1000 <= int(r["elapsed_ms"]) <= 1700, r
+
+
+def _read_result(stream) -> dict[str, str]:
+    """One result block (up to its empty line) from spf-query -r.  A hung
+    spf-query is ended by the test's deadline (conftest), the loop by its count."""
+    out = {}
+    for _ in range(20):
+        line = stream.readline()
+        if line == "" or line == "\n":
+            return out
+        k, _, v = line.rstrip("\n").partition("=")
+        out[k] = v
+    raise AssertionError(f"spf-query printed no end of result: {out}")
+
+
+@pytest.mark.parametrize("cache_bits, second", [(8, "pass"), (0, "temperror")])
+def test_libspf2_cache_answers_while_the_server_is_down(tmp_path, cache_bits, second):
+    d = DnsServer([ZONE], log_path=tmp_path / "dnsmasq.log", local_ttl=300)
+    d.txt(f"pass.{ZONE}", "v=spf1 ip4:127.0.0.0/24 -all")
+    d.start()
+    p = subprocess.Popen([str(spf_query_bin()), "-t", "1", "-c", str(cache_bits), "-r", "2",
+                          f"u@pass.{ZONE}", "h.example", "127.0.0.5", d.address],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert _read_result(p.stdout)["result"] == "pass"
+        d.stop()
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert _read_result(p.stdout)["result"] == second
+        p.stdin.close()
+        assert p.wait(15) == 0
+        assert "ERROR: AddressSanitizer" not in p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+        d.stop()
