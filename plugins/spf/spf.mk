@@ -1,7 +1,7 @@
 # plugins/spf: the SPF plugin (RFC 7208 on libspf2's DNS layers), its unit
 # tests, the RFC 7208 suite runner and the spf-query tool for DNS tests.
 
-SPF_LIB_SRCS := plugins/spf/spf_record.c plugins/spf/spf_macro.c plugins/spf/spf_explain.c \
+SPF_LIB_SRCS := plugins/spf/spf_result.c plugins/spf/spf_record.c plugins/spf/spf_macro.c plugins/spf/spf_explain.c \
                 plugins/spf/spf_check.c plugins/spf/spf_dns.c plugins/spf/spf_net.c \
                 plugins/spf/spf_policy.c plugins/spf/spf_header.c
 SPF_LIB_OBJS := $(SPF_LIB_SRCS:%.c=$(BUILD)/%.o)

@@ -49,22 +49,6 @@ struct chk {
     char *p_value;
 };
 
-static const char *const result_names[SPFC__COUNT] = {"none",     "neutral",   "pass",     "fail",
-                                                      "softfail", "temperror", "permerror"};
-
-const char *spf_result_name(enum spf_result r)
-{
-    return (unsigned)r < SPFC__COUNT ? result_names[r] : "?";
-}
-
-int spf_result_parse(const char *name)
-{
-    for (int i = 0; i < SPFC__COUNT; i++)
-        if (name != NULL && strcasecmp(name, result_names[i]) == 0)
-            return i;
-    return -1;
-}
-
 static void chk_problem(struct chk *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void chk_problem(struct chk *c, const char *fmt, ...)

@@ -29,16 +29,7 @@
 #include <arpa/nameser.h>
 #include <spf2/spf.h>
 
-enum spf_result {
-    SPFC_NONE = 0,
-    SPFC_NEUTRAL,
-    SPFC_PASS,
-    SPFC_FAIL,
-    SPFC_SOFTFAIL,
-    SPFC_TEMPERROR,
-    SPFC_PERMERROR,
-};
-#define SPFC__COUNT 7
+#include "spf_result.h"
 
 enum spf_identity { SPF_ID_MAILFROM = 0, SPF_ID_HELO };
 
@@ -72,9 +63,6 @@ struct spf_check_result {
 int spf_check_host(SPF_dns_server_t *dns, const struct spf_check_request *req,
                    struct spf_check_result *res);
 void spf_check_result_free(struct spf_check_result *res);
-const char *spf_result_name(enum spf_result r);
-/* "pass" ... "permerror" back to the enum; -1 when none matches. */
-int spf_result_parse(const char *name);
 /* RFC 7208 4.3: labels of 1..63 octets, 253 in all, at least two labels,
  * LDH (and '_') octets, a top label that is not all digits. */
 bool spf_check_domain_ok(const char *domain);
