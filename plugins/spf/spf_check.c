@@ -42,6 +42,9 @@ struct chk {
     char *problem;
     char *mechanism;
     bool oom;
+    /* look-ups of names a macro made (%{i}, %{l}...) change with every
+     * message: not worth a cache slot, and a sender could fill the cache */
+    bool no_cache;
     /* %{p}: the validated names of ip, looked up once */
     bool ptr_done;
     char *ptr_names[SPF_MAX_PTR_NAMES];
@@ -137,7 +140,7 @@ static enum chk_lookup chk_lookup(struct chk *c, const char *name, ns_type type,
     memcpy(buf, name, len + 1);
     if (len > 0 && buf[len - 1] == '.')
         buf[len - 1] = '\0';
-    SPF_dns_rr_t *rr = SPF_dns_lookup(c->dns, buf, type, 1);
+    SPF_dns_rr_t *rr = SPF_dns_lookup(c->dns, buf, type, !c->no_cache);
     if (rr == NULL) {
         c->oom = true;
         chk_problem(c, "out of memory looking up %s", buf);
@@ -342,6 +345,9 @@ static enum chk_match chk_mechanism(struct chk *c, const struct spf_term *t, con
     target = chk_target(c, t->domain, t->domain_len, domain, &perm);
     if (target == NULL)
         return perm ? M_PERMERROR : M_TEMPERROR;
+    bool saved_no_cache = c->no_cache;
+    if (t->domain != NULL && memchr(t->domain, '%', t->domain_len) != NULL)
+        c->no_cache = true;
 
     switch (t->mech) {
     case SPF_MECH_INCLUDE: {
@@ -410,6 +416,7 @@ static enum chk_match chk_mechanism(struct chk *c, const struct spf_term *t, con
     default:
         break;
     }
+    c->no_cache = saved_no_cache;
     free(target);
     return m;
 }
@@ -424,8 +431,12 @@ static char *chk_explanation(struct chk *c, const struct spf_record *rec, const 
     SPF_dns_rr_t *rr;
     /* A failing explanation must not turn the fail into a temperror. */
     char *saved_problem = c->problem;
+    bool saved_no_cache = c->no_cache;
     c->problem = NULL;
+    if (memchr(rec->exp, '%', rec->exp_len) != NULL)
+        c->no_cache = true;
     enum chk_lookup lk = chk_lookup(c, target, ns_t_txt, &rr);
+    c->no_cache = saved_no_cache;
     free(c->problem);
     c->problem = saved_problem;
     free(target);

@@ -32,6 +32,10 @@
 #define DNS_MAX_SERVERS 3
 #define DNS_UDP_SIZE    1232
 #define DNS_NEG_TTL     60
+/* An answer's TTL is cut to this before libspf2's cache sees it: the cache
+ * drops entries only once they expire, and a sender choosing domain names
+ * and TTLs must not make it grow for days. */
+#define DNS_MAX_TTL 900
 
 struct dns_layer {
     struct sockaddr_storage ns[DNS_MAX_SERVERS];
@@ -398,7 +402,7 @@ static SPF_dns_rr_t *dns_answer(SPF_dns_server_t *srv, const char *domain, ns_ty
     }
     if (rr->num_rr > 0) {
         rr->herrno = NETDB_SUCCESS;
-        rr->ttl = ttl;
+        rr->ttl = ttl < DNS_MAX_TTL ? ttl : DNS_MAX_TTL;
     }
     return rr;
 }
@@ -527,8 +531,8 @@ SPF_dns_server_t *spf_dns_stack_new(const char *nameserver, long timeout_ms, int
     /* Follow the records' own TTLs: libspf2's defaults keep errors (and so
      * timeouts) for 30 minutes, and every answer at least 30 s. */
     SPF_dns_cache_set_ttl(cache, 0, 0, 0, 0);
-    /* conserve_cache would drop look-ups libspf2's interpreter calls
-     * uncacheable; ours are all worth keeping. */
-    SPF_dns_set_conserve_cache(cache, 0);
+    /* With conserve_cache the layer keeps only look-ups asked with
+     * should_cache: spf_check clears it for names made by macros. */
+    SPF_dns_set_conserve_cache(cache, 1);
     return cache;
 }

@@ -14,6 +14,8 @@
  * RFC 7208 3.3 says; a NUL octet in one becomes DEL so that the record,
  * which libspf2 stores NUL-terminated, stays invalid instead of shortened.
  *
+ * TTLs are cut to 15 minutes before the cache sees them.
+ *
  * spf_dns_parse_nameserver() reads "ADDR", "ADDR:PORT", "[ADDR6]:PORT".
  * spf_dns_stack_new() builds resolver (+ cache when cache_bits > 0);
  * SPF_dns_free() on the result frees every layer.  On error they return

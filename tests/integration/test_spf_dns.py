@@ -186,3 +186,30 @@ def test_libspf2_cache_answers_while_the_server_is_down(tmp_path, cache_bits, se
             p.kill()
             p.wait(5)
         d.stop()
+
+
+def test_names_made_by_macros_are_not_cached(tmp_path):
+    # The record is cached; the exists: name built from %{l} is asked again
+    # each time, so with the server gone the second check is a temperror.
+    d = DnsServer([ZONE], log_path=tmp_path / "dnsmasq.log", local_ttl=300)
+    d.txt(f"macro.{ZONE}", f"v=spf1 exists:%{{l}}.ok.{ZONE} -all")
+    d.host(f"u.ok.{ZONE}", "127.0.0.1")
+    d.start()
+    p = subprocess.Popen([str(spf_query_bin()), "-t", "1", "-c", "8", "-r", "2",
+                          f"u@macro.{ZONE}", "h.example", "192.0.2.1", d.address],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert _read_result(p.stdout)["result"] == "pass"
+        d.stop()
+        p.stdin.write("\n")
+        p.stdin.flush()
+        r = _read_result(p.stdout)
+        assert r["result"] == "temperror" and f"u.ok.{ZONE}" in r["problem"], r
+        p.stdin.close()
+        assert p.wait(15) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+        d.stop()
