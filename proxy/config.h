@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "data_decoder.h"
+#include "listener.h"
 
 enum client_identity_mode { IDENTITY_XCLIENT = 0, IDENTITY_PROXY, IDENTITY_NONE };
 
@@ -33,6 +34,7 @@ struct sg_upstream_cfg {
     struct sg_sockaddr addr;
     int priority;
     struct upstream_health *health;   /* shared by every config naming this address */
+    struct sg_upstream_tls tls;       /* STARTTLS towards this upstream (listener.h) */
 };
 
 struct sg_config {
@@ -73,6 +75,11 @@ struct sg_config {
     unsigned shutdown_grace;
 
     int syslog_facility;
+
+    /* Edge policy of each address in listen[] (same index): TLS, AUTH, PROXY
+     * protocol; see listener.h.  listen[] holds the plain "listen" addresses
+     * first, then those of the "listener" sections. */
+    struct sg_listener *listeners;
 };
 
 /* Load file (may be NULL for built-in defaults only) and the overrides. */
