@@ -184,10 +184,43 @@ static bool session_auth_reply(struct session *s, struct reply_slot *slot,
 static size_t session_edge_ehlo(struct session *s, char *buf, size_t size);
 static const char *session_edge_refusal(const struct session *s, enum smtp_verb verb);
 static bool session_auth_feed(struct session *s);
+static void session_under_write_cb(struct bufferevent *bev, void *arg)
+{
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        session_free(arg);
+}
+
+static void session_under_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    session_free(arg);
+}
+
+/*
+ * Closing after STARTTLS: the last records may still sit in the TCP
+ * bufferevent under the TLS filter, and freeing the filter would drop them
+ * (the client would miss its 221 or 421).  The filter has nothing more to
+ * say, so the socket's own callbacks take over until its output is out;
+ * true while that is so.
+ */
+static bool session_tls_draining(struct session *s)
+{
+    struct bufferevent *under = bufferevent_get_underlying(s->bev);
+    if (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0)
+        return false;
+    struct timeval t = {.tv_sec = 10};
+    bufferevent_setcb(under, NULL, session_under_write_cb, session_under_event_cb, s);
+    bufferevent_set_timeouts(under, NULL, &t);
+    bufferevent_enable(under, EV_WRITE);
+    return true;
+}
+
 static void session_edge_summary(const struct session *s, char *buf, size_t size);
 static void session_edge_free(struct session *s);
 static struct bufferevent *session_edge_bev(struct session *s, evutil_socket_t fd);
 static void session_tls_established(struct session *s);
+static bool session_tls_draining(struct session *s);
 static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_write_cb(struct bufferevent *bev, void *arg);
 static void session_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -1063,7 +1096,9 @@ static void session_do_starttls(struct session *s, const struct smtp_cmd *cmd, c
     if (junk > len + 2)
         log_info("%s: discarded %zu octets pipelined after STARTTLS from %s", s->id,
                  junk - len - 2, s->addr);
-    bufferevent_set_timeouts(s->bev, NULL, NULL);
+    /* The socket keeps only a write timeout; reads are timed on the TLS side. */
+    struct timeval wt = {.tv_sec = s->cfg->command_timeout};
+    bufferevent_set_timeouts(s->bev, NULL, &wt);
     struct bufferevent *tls = bufferevent_openssl_filter_new(
         s->worker->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (!tls) {
@@ -1487,7 +1522,8 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
     if (s->closing) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !s->rq_head)
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !s->rq_head &&
+            !session_tls_draining(s))
             session_free(s);
         return;
     }
