@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/config.c proxy/log.c
+// fuzz-sources: proxy/config.c proxy/log.c proxy/listener.c proxy/tls.c proxy/auth_relay.c
 /*
  * Config text from anywhere (a file, an -o override) must give a config or
  * errors, never a crash.  Host names are refused rather than resolved: a fuzz
