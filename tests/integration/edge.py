@@ -290,6 +290,7 @@ class TlsSaslPostfix(PostfixInstance):
             "smtpd_sasl_authenticated_header = no\n"
             "smtpd_relay_restrictions = permit_sasl_authenticated, permit_mynetworks, "
             "reject_unauth_destination\n")
+        self.extra_master_cf = "tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n"
 
 
 @pytest.fixture(scope="module")

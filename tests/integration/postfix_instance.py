@@ -121,6 +121,7 @@ class PostfixInstance:
         self.port = 0
         self.running = False
         self.extra_main_cf = ""   # appended to main.cf (TLS, SASL...)
+        self.extra_master_cf = ""  # appended to master.cf (tlsmgr...)
 
     @property
     def address(self) -> str:
@@ -158,7 +159,7 @@ class PostfixInstance:
         for _ in range(attempts):
             self.port = free_port()
             (self.config_dir / "master.cf").write_text(
-                MASTER_CF.format(listen=f"{LOOPBACK}:{self.port}"))
+                MASTER_CF.format(listen=f"{LOOPBACK}:{self.port}") + self.extra_master_cf)
             mark = self.log_mark()
             r = self._postfix("start", check=False)
             last = r.stdout + r.stderr
