@@ -71,8 +71,8 @@ size_t auth_mechs_format(unsigned mechs, char *out, size_t out_size)
 
 static bool auth_is_b64(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
 }
 
 /* base64 syntax: groups of four, "=" padding only at the end. */
@@ -165,8 +165,8 @@ size_t auth_base64_decode(const char *in, size_t len, unsigned char *out, size_t
                 v[k] = auth_b64_value(in[i + (size_t)k]);
             }
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                     (uint32_t)v[3];
+        uint32_t w =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         size_t take = (size_t)(3 - pad);
         if (n + take > out_size)
             return (size_t)-1;

@@ -40,7 +40,7 @@ enum auth_mech {
 
 /* RFC 4954 4: a line of an AUTH exchange may be up to 12288 octets. */
 #define AUTH_LINE_MAX_DEFAULT 12288
-#define AUTH_LOGIN_MAX 256
+#define AUTH_LOGIN_MAX        256
 
 unsigned auth_mechs_parse(const char *list, size_t len);
 size_t auth_mechs_format(unsigned mechs, char *out, size_t out_size);
@@ -58,7 +58,7 @@ enum auth_status {
 
 struct auth_cmd {
     unsigned mech;
-    const char *initial;   /* NULL when absent; "=" is an empty initial response */
+    const char *initial; /* NULL when absent; "=" is an empty initial response */
     size_t initial_len;
 };
 

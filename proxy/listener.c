@@ -208,8 +208,9 @@ static int listener_cb_trusted(cfg_t *cfg, cfg_opt_t *opt, const char *value, vo
 {
     struct net_range r;
     if (!net_range_parse(value, &r)) {
-        cfg_error(cfg, "'%s': \"%s\" is not an address or network (192.0.2.0/24, "
-                       "2001:db8::/32) without host bits",
+        cfg_error(cfg,
+                  "'%s': \"%s\" is not an address or network (192.0.2.0/24, "
+                  "2001:db8::/32) without host bits",
                   opt->name, value);
         return -1;
     }
@@ -224,9 +225,10 @@ static int listener_cb_mechs(cfg_t *cfg, cfg_opt_t *opt, const char *value, void
         p += skip;
         size_t w = strcspn(p, " ,");
         if (w && !auth_mech_lookup(p, w)) {
-            cfg_error(cfg, "'%s': \"%.*s\" is not a mechanism smtpgate can relay (PLAIN, LOGIN, "
-                           "CRAM-MD5, DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256, XOAUTH2, "
-                           "OAUTHBEARER)",
+            cfg_error(cfg,
+                      "'%s': \"%.*s\" is not a mechanism smtpgate can relay (PLAIN, LOGIN, "
+                      "CRAM-MD5, DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256, XOAUTH2, "
+                      "OAUTHBEARER)",
                       opt->name, (int)w, p);
             return -1;
         }
@@ -341,11 +343,10 @@ static int listener_build_one(cfg_t *sec, struct sg_listener *l, const char *fil
                      : strcmp(req, "auth") == 0 ? REQUIRE_TLS_AUTH
                                                 : REQUIRE_TLS_NONE;
     const char *pp = cfg_getstr(sec, "proxy_protocol");
-    l->proxy_protocol = strcmp(pp, "v1") == 0   ? PROXY_HDR_ALLOW_V1
-                        : strcmp(pp, "v2") == 0 ? PROXY_HDR_ALLOW_V2
-                        : strcmp(pp, "any") == 0
-                            ? PROXY_HDR_ALLOW_V1 | PROXY_HDR_ALLOW_V2
-                            : 0;
+    l->proxy_protocol = strcmp(pp, "v1") == 0    ? PROXY_HDR_ALLOW_V1
+                        : strcmp(pp, "v2") == 0  ? PROXY_HDR_ALLOW_V2
+                        : strcmp(pp, "any") == 0 ? PROXY_HDR_ALLOW_V1 | PROXY_HDR_ALLOW_V2
+                                                 : 0;
     l->proxy_timeout = (unsigned)cfg_getint(sec, "proxy_timeout");
     l->auth = cfg_getbool(sec, "auth");
     l->auth_plaintext = cfg_getbool(sec, "auth_plaintext");
@@ -482,10 +483,9 @@ int upstream_tls_build(cfg_t *sec, struct sg_upstream_cfg *u, const char *file)
     }
     u->tls.verify_name = *name ? strdup(name) : NULL;
     char err[512];
-    u->tls.client = tls_client_new(u->tls.mode == UPSTREAM_TLS_REQUIRED,
-                                   cfg_getstr(sec, "tls_ca_file"),
-                                   tls_version_from_name(cfg_getstr(sec, "tls_min_version")), err,
-                                   sizeof(err));
+    u->tls.client =
+        tls_client_new(u->tls.mode == UPSTREAM_TLS_REQUIRED, cfg_getstr(sec, "tls_ca_file"),
+                       tls_version_from_name(cfg_getstr(sec, "tls_min_version")), err, sizeof(err));
     if (!u->tls.client) {
         log_err("%s:%d: upstream %s: %s", where, sec->line, cfg_title(sec), err);
         return -1;

@@ -45,17 +45,17 @@ struct net_range {
 };
 
 struct sg_listener {
-    char *name;                /* NULL for a plain "listen" address */
+    char *name; /* NULL for a plain "listen" address */
     enum listener_tls tls;
     enum listener_require require_tls;
     struct tls_server *tls_server;
-    unsigned proxy_protocol;   /* proxy_hdr_versions bits; 0 = none */
+    unsigned proxy_protocol; /* proxy_hdr_versions bits; 0 = none */
     struct net_range *trusted;
     size_t ntrusted;
     unsigned proxy_timeout;
     bool auth;
     bool auth_plaintext;
-    unsigned auth_mechs;       /* 0: what the upstreams offer */
+    unsigned auth_mechs; /* 0: what the upstreams offer */
     unsigned auth_max_failures;
     unsigned auth_failure_delay;
     size_t auth_max_line_length;

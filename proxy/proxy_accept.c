@@ -86,7 +86,8 @@ static void proxy_rearm(struct proxy_pending *p)
     double left = proxy_remaining(p);
     if (left < 0.001)
         left = 0.001;
-    struct timeval tv = {.tv_sec = (time_t)left, .tv_usec = (suseconds_t)((left - (double)(time_t)left) * 1e6)};
+    struct timeval tv = {.tv_sec = (time_t)left,
+                         .tv_usec = (suseconds_t)((left - (double)(time_t)left) * 1e6)};
     event_add(p->ev, &tv);
 }
 
@@ -188,15 +189,15 @@ bool proxy_accept_start(struct worker *w, evutil_socket_t fd, const struct socka
     char addr[64];
     proxy_addr_text(peer, addr, sizeof(addr));
     if (!net_range_contains(l->trusted, l->ntrusted, peer)) {
-        log_info("refused: disconnect from unknown[%s]: not in proxy_trusted of listener %s",
-                 addr, l->name ? l->name : "-");
+        log_info("refused: disconnect from unknown[%s]: not in proxy_trusted of listener %s", addr,
+                 l->name ? l->name : "-");
         evutil_closesocket(fd);
         config_unref(cfg);
         return true;
     }
     struct proxy_pending *p = calloc(1, sizeof(*p));
     if (p) {
-        p->cap = 232;   /* v1, and v2 with IPv6 and a few TLVs, without a realloc */
+        p->cap = 232; /* v1, and v2 with IPv6 and a few TLVs, without a realloc */
         p->buf = malloc(p->cap);
     }
     if (!p || !p->buf) {

@@ -17,8 +17,8 @@ static const uint8_t proxy_v2_sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                          0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
 
 #define PP2_TYPE_AUTHORITY 0x02
-#define PP2_TYPE_SSL 0x20
-#define PP2_CLIENT_SSL 0x01
+#define PP2_TYPE_SSL       0x20
+#define PP2_CLIENT_SSL     0x01
 
 /* Is buf[0..len) a prefix of sig (or sig a prefix of buf)? */
 static bool proxy_prefix(const uint8_t *buf, size_t len, const uint8_t *sig, size_t sig_len)
@@ -121,8 +121,7 @@ static enum proxy_hdr_status proxy_v1(const uint8_t *buf, size_t len, struct pro
     if (!proxy_v1_addr(family, f[2], fl[2], &out->src, sport) ||
         !proxy_v1_addr(family, f[3], fl[3], &out->dst, dport))
         return PROXY_HDR_INVALID;
-    out->addr_len =
-        family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    out->addr_len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     return PROXY_HDR_OK;
 }
 
@@ -192,7 +191,7 @@ static enum proxy_hdr_status proxy_v2(const uint8_t *buf, size_t len, struct pro
          * connection's own addresses stand.  The address block is skipped. */
         out->local = true;
     } else if (proto != 1) {
-        return PROXY_HDR_INVALID;   /* datagrams have no place on an SMTP port */
+        return PROXY_HDR_INVALID; /* datagrams have no place on an SMTP port */
     } else if (af == 1) {
         struct sockaddr_in *s = (struct sockaddr_in *)&out->src;
         struct sockaddr_in *d = (struct sockaddr_in *)&out->dst;

@@ -29,7 +29,7 @@
 
 /* v1 is at most 107 octets; v2 is 16 + a 16-bit length. */
 #define PROXY_HDR_V1_MAX 107
-#define PROXY_HDR_MAX (16 + 65535)
+#define PROXY_HDR_MAX    (16 + 65535)
 
 enum proxy_hdr_versions {
     PROXY_HDR_ALLOW_V1 = 1u << 0,
@@ -39,13 +39,13 @@ enum proxy_hdr_versions {
 enum proxy_hdr_status { PROXY_HDR_MORE, PROXY_HDR_OK, PROXY_HDR_INVALID };
 
 struct proxy_header {
-    int version;       /* 1 or 2 */
-    bool local;        /* no client information: use the connection's own */
+    int version; /* 1 or 2 */
+    bool local;  /* no client information: use the connection's own */
     struct sockaddr_storage src;
     struct sockaddr_storage dst;
     socklen_t addr_len;
-    char authority[256];   /* v2 PP2_TYPE_AUTHORITY, "" if absent or too long */
-    bool ssl;              /* v2 PP2_TYPE_SSL with PP2_CLIENT_SSL */
+    char authority[256]; /* v2 PP2_TYPE_AUTHORITY, "" if absent or too long */
+    bool ssl;            /* v2 PP2_TYPE_SSL with PP2_CLIENT_SSL */
 };
 
 enum proxy_hdr_status proxy_header_parse(const uint8_t *buf, size_t len, unsigned allow,

@@ -26,7 +26,7 @@ struct tls_cert_ctx {
 };
 
 struct tls_server {
-    struct tls_cert_ctx *certs;   /* [0] is the default */
+    struct tls_cert_ctx *certs; /* [0] is the default */
     size_t ncerts;
 };
 
@@ -138,7 +138,8 @@ static void tls_collect_names(struct tls_cert_ctx *c, X509 *x)
         int idx = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
         if (idx >= 0) {
             ASN1_STRING *cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, idx));
-            tls_add_name(c, (const char *)ASN1_STRING_get0_data(cn), (size_t)ASN1_STRING_length(cn));
+            tls_add_name(c, (const char *)ASN1_STRING_get0_data(cn),
+                         (size_t)ASN1_STRING_length(cn));
         }
     }
 }
@@ -188,8 +189,7 @@ static SSL_CTX *tls_server_ctx(const struct tls_server_opts *o, size_t i, char *
         goto fail;
     }
     if (o->ciphersuites && *o->ciphersuites && !SSL_CTX_set_ciphersuites(ctx, o->ciphersuites)) {
-        snprintf(err, err_size, "tls_ciphersuites \"%s\": no usable cipher suite",
-                 o->ciphersuites);
+        snprintf(err, err_size, "tls_ciphersuites \"%s\": no usable cipher suite", o->ciphersuites);
         goto fail;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_files[i]) != 1) {
@@ -219,8 +219,8 @@ static SSL_CTX *tls_server_ctx(const struct tls_server_opts *o, size_t i, char *
     if (o->ask_client_cert) {
         if (o->client_ca_file && *o->client_ca_file) {
             if (SSL_CTX_load_verify_locations(ctx, o->client_ca_file, NULL) != 1) {
-                snprintf(err, err_size, "cannot load tls_client_ca_file %s: %s",
-                         o->client_ca_file, tls_last_error(e, sizeof(e)));
+                snprintf(err, err_size, "cannot load tls_client_ca_file %s: %s", o->client_ca_file,
+                         tls_last_error(e, sizeof(e)));
                 goto fail;
             }
             STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->client_ca_file);
@@ -372,7 +372,8 @@ void tls_facts_collect(SSL *ssl, struct tls_facts *out)
     if (peer) {
         BIO *b = BIO_new(BIO_s_mem());
         if (b) {
-            X509_NAME_print_ex(b, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+            X509_NAME_print_ex(b, X509_get_subject_name(peer), 0,
+                               XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
             int n = BIO_read(b, out->peer_subject, (int)sizeof(out->peer_subject) - 1);
             out->peer_subject[n > 0 ? n : 0] = '\0';
             for (char *p = out->peer_subject; *p; p++)

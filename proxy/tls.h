@@ -34,9 +34,9 @@ struct tls_server_opts {
     const char *const *cert_files;
     const char *const *key_files;
     size_t ncerts;
-    int min_version;            /* TLS1_2_VERSION ... */
-    const char *ciphers;        /* TLS 1.2 and below; NULL or "" = OpenSSL's default */
-    const char *ciphersuites;   /* TLS 1.3; NULL or "" = default */
+    int min_version;          /* TLS1_2_VERSION ... */
+    const char *ciphers;      /* TLS 1.2 and below; NULL or "" = OpenSSL's default */
+    const char *ciphersuites; /* TLS 1.3; NULL or "" = default */
     bool ask_client_cert;
     const char *client_ca_file; /* NULL: any client certificate is recorded, none verified */
     bool session_tickets;
@@ -69,7 +69,7 @@ struct tls_facts {
     char cipher[64];
     char sni[256];
     char peer_subject[256];
-    char peer_fingerprint[100];  /* SHA-256, hex pairs joined by ":" */
+    char peer_fingerprint[100]; /* SHA-256, hex pairs joined by ":" */
     bool peer_verified;
     bool resumed;
 };

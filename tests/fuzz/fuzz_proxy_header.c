@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 again != used)
                 abort();
             /* one octet less: never OK with the same length */
-            if (used > 0 && proxy_header_parse(data, used - 1, allows[a], &h, &again) ==
-                                PROXY_HDR_OK &&
+            if (used > 0 &&
+                proxy_header_parse(data, used - 1, allows[a], &h, &again) == PROXY_HDR_OK &&
                 again == used)
                 abort();
         }

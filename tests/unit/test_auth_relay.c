@@ -47,8 +47,8 @@ static void test_cmd_parse(void **state)
     assert_int_equal(auth_cmd_parse("GSSAPI", 6, &c), AUTH_UNKNOWN_MECH);
     assert_int_equal(auth_cmd_parse("", 0, &c), AUTH_SYNTAX);
     assert_int_equal(auth_cmd_parse("PLAIN ", 6, &c), AUTH_SYNTAX);
-    assert_int_equal(auth_cmd_parse("PLAIN abc", 9, &c), AUTH_SYNTAX);        /* not 4n */
-    assert_int_equal(auth_cmd_parse("PLAIN ab=c", 10, &c), AUTH_SYNTAX);      /* inner = */
+    assert_int_equal(auth_cmd_parse("PLAIN abc", 9, &c), AUTH_SYNTAX);   /* not 4n */
+    assert_int_equal(auth_cmd_parse("PLAIN ab=c", 10, &c), AUTH_SYNTAX); /* inner = */
     assert_int_equal(auth_cmd_parse("PLAIN AAAA BBBB", 15, &c), AUTH_SYNTAX);
     assert_int_equal(auth_cmd_parse("PL@IN", 5, &c), AUTH_SYNTAX);
 }
@@ -61,7 +61,7 @@ static void test_response(void **state)
     assert_int_equal(auth_response_check("YWxpY2U=", 8, 100), AUTH_OK);
     assert_int_equal(auth_response_check("YWxpY2U=", 8, 7), AUTH_TOO_LONG);
     assert_int_equal(auth_response_check("YWxp Y2U=", 9, 100), AUTH_SYNTAX);
-    assert_int_equal(auth_response_check("QUIT", 4, 100), AUTH_OK);   /* base64 too: relayed */
+    assert_int_equal(auth_response_check("QUIT", 4, 100), AUTH_OK); /* base64 too: relayed */
     assert_int_equal(auth_response_check("RSET\r", 5, 100), AUTH_SYNTAX);
 }
 
@@ -82,11 +82,12 @@ static void test_login_guess(void **state)
     (void)state;
     char name[AUTH_LOGIN_MAX];
     /* "\0alice\0secret" */
-    assert_true(auth_login_guess(AUTH_MECH_PLAIN, 0, "AGFsaWNlAHNlY3JldA==", 20, name, sizeof(name)));
+    assert_true(
+        auth_login_guess(AUTH_MECH_PLAIN, 0, "AGFsaWNlAHNlY3JldA==", 20, name, sizeof(name)));
     assert_string_equal(name, "alice");
     /* "admin\0alice\0secret": the name is authcid, not the authzid */
-    assert_true(auth_login_guess(AUTH_MECH_PLAIN, 1, "YWRtaW4AYWxpY2UAc2VjcmV0", 24, name,
-                                 sizeof(name)));
+    assert_true(
+        auth_login_guess(AUTH_MECH_PLAIN, 1, "YWRtaW4AYWxpY2UAc2VjcmV0", 24, name, sizeof(name)));
     assert_string_equal(name, "alice");
     /* no second NUL: nothing, rather than the password */
     assert_false(auth_login_guess(AUTH_MECH_PLAIN, 0, "AGFsaWNl", 8, name, sizeof(name)));
@@ -95,7 +96,8 @@ static void test_login_guess(void **state)
     /* the second LOGIN response is the password */
     assert_false(auth_login_guess(AUTH_MECH_LOGIN, 2, "c2VjcmV0", 8, name, sizeof(name)));
     /* CRAM-MD5 "bob 0123abcd" */
-    assert_true(auth_login_guess(AUTH_MECH_CRAM_MD5, 1, "Ym9iIDAxMjNhYmNk", 16, name, sizeof(name)));
+    assert_true(
+        auth_login_guess(AUTH_MECH_CRAM_MD5, 1, "Ym9iIDAxMjNhYmNk", 16, name, sizeof(name)));
     assert_string_equal(name, "bob");
     /* SCRAM "n,,n=carol,r=xyz" */
     assert_true(auth_login_guess(AUTH_MECH_SCRAM_SHA_256, 0, "biwsbj1jYXJvbCxyPXh5eg==", 24, name,

@@ -69,7 +69,7 @@ static void test_ranges(void **state)
     assert_true(net_range_parse("0.0.0.0/0", &x));
     a = v4("203.0.113.1");
     assert_true(net_range_contains(&x, 1, (struct sockaddr *)&a));
-    assert_false(net_range_parse("10.1.2.3/8", &x));   /* host bits */
+    assert_false(net_range_parse("10.1.2.3/8", &x)); /* host bits */
     assert_false(net_range_parse("10.0.0.0/33", &x));
     assert_false(net_range_parse("10.0.0.0/", &x));
     assert_false(net_range_parse("10.0.0.0/-1", &x));
@@ -189,7 +189,8 @@ static void test_config_errors(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char text[1024];
         snprintf(text, sizeof(text), "%s%s", bad[i],
-                 strstr(bad[i], "upstream pf") ? "" : "upstream pf { address = \"127.0.0.1:10025\" }\n");
+                 strstr(bad[i], "upstream pf") ? ""
+                                               : "upstream pf { address = \"127.0.0.1:10025\" }\n");
         write_conf(text);
         struct sg_config *c = config_load(conf_path, NULL, 0);
         if (c) {

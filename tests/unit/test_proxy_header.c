@@ -92,21 +92,21 @@ static void test_v1_invalid(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "PROXY TCP4 192.0.2.7 198.51.100.1 56324 25\n",       /* no CR */
-        "PROXY TCP4 192.0.2.7  198.51.100.1 56324 25\r\n",    /* double space */
-        "PROXY TCP4 192.0.2.7 198.51.100.1 56324\r\n",        /* missing port */
-        "PROXY TCP4 192.0.2.7 198.51.100.1 56324 25 9\r\n",   /* extra field */
-        "PROXY TCP4 192.0.2.700 198.51.100.1 1 25\r\n",       /* bad address */
-        "PROXY TCP4 2001:db8::1 198.51.100.1 1 25\r\n",       /* family mismatch */
-        "PROXY TCP6 192.0.2.7 198.51.100.1 1 25\r\n",         /* family mismatch */
-        "PROXY TCP4 192.0.2.7 198.51.100.1 65536 25\r\n",     /* port range */
-        "PROXY TCP4 192.0.2.7 198.51.100.1 025 25\r\n",       /* leading zero */
-        "PROXY TCP4 192.0.2.7 198.51.100.1 -1 25\r\n",        /* sign */
-        "PROXY UDP4 192.0.2.7 198.51.100.1 1 25\r\n",         /* protocol */
-        "PROXY TCP4 192.0.2.7 198.51.100.1 1 25 \r\n",        /* trailing space */
-        "PROXY\tTCP4 192.0.2.7 198.51.100.1 1 25\r\n",        /* tab */
+        "PROXY TCP4 192.0.2.7 198.51.100.1 56324 25\n",     /* no CR */
+        "PROXY TCP4 192.0.2.7  198.51.100.1 56324 25\r\n",  /* double space */
+        "PROXY TCP4 192.0.2.7 198.51.100.1 56324\r\n",      /* missing port */
+        "PROXY TCP4 192.0.2.7 198.51.100.1 56324 25 9\r\n", /* extra field */
+        "PROXY TCP4 192.0.2.700 198.51.100.1 1 25\r\n",     /* bad address */
+        "PROXY TCP4 2001:db8::1 198.51.100.1 1 25\r\n",     /* family mismatch */
+        "PROXY TCP6 192.0.2.7 198.51.100.1 1 25\r\n",       /* family mismatch */
+        "PROXY TCP4 192.0.2.7 198.51.100.1 65536 25\r\n",   /* port range */
+        "PROXY TCP4 192.0.2.7 198.51.100.1 025 25\r\n",     /* leading zero */
+        "PROXY TCP4 192.0.2.7 198.51.100.1 -1 25\r\n",      /* sign */
+        "PROXY UDP4 192.0.2.7 198.51.100.1 1 25\r\n",       /* protocol */
+        "PROXY TCP4 192.0.2.7 198.51.100.1 1 25 \r\n",      /* trailing space */
+        "PROXY\tTCP4 192.0.2.7 198.51.100.1 1 25\r\n",      /* tab */
         "PROXY \r\n",
-        "proxy TCP4 192.0.2.7 198.51.100.1 1 25\r\n",         /* case */
+        "proxy TCP4 192.0.2.7 198.51.100.1 1 25\r\n", /* case */
         "EHLO client.example\r\n",
         "GET / HTTP/1.0\r\n",
     };
@@ -176,7 +176,7 @@ static void test_v2_inet(void **state)
     n += 7;
     uint8_t buf[128];
     size_t total = v2_build(buf, 0x21, 0x11, body, n);
-    buf[total] = 'E';   /* the client's bytes follow and must not be consumed */
+    buf[total] = 'E'; /* the client's bytes follow and must not be consumed */
     struct proxy_header h;
     size_t used;
     assert_int_equal(proxy_header_parse(buf, total + 1, BOTH, &h, &used), PROXY_HDR_OK);
@@ -218,7 +218,7 @@ static void test_v2_inet6_local(void **state)
     assert_string_equal(a, "2001::5");
     assert_int_equal(port, 77);
 
-    total = v2_build(buf, 0x20, 0x00, body, 0);   /* LOCAL, health check */
+    total = v2_build(buf, 0x20, 0x00, body, 0); /* LOCAL, health check */
     assert_int_equal(proxy_header_parse(buf, total, BOTH, &h, &used), PROXY_HDR_OK);
     assert_true(h.local);
     assert_int_equal(used, 16);
@@ -234,17 +234,17 @@ static void test_v2_invalid(void **state)
     size_t used;
     size_t total;
 
-    total = v2_build(buf, 0x11, 0x11, body, 12);   /* version 1 in the v2 frame */
+    total = v2_build(buf, 0x11, 0x11, body, 12); /* version 1 in the v2 frame */
     assert_int_equal(proxy_header_parse(buf, total, BOTH, &h, &used), PROXY_HDR_INVALID);
-    total = v2_build(buf, 0x22, 0x11, body, 12);   /* command 2 */
+    total = v2_build(buf, 0x22, 0x11, body, 12); /* command 2 */
     assert_int_equal(proxy_header_parse(buf, total, BOTH, &h, &used), PROXY_HDR_INVALID);
-    total = v2_build(buf, 0x21, 0x11, body, 11);   /* block too short for IPv4 */
+    total = v2_build(buf, 0x21, 0x11, body, 11); /* block too short for IPv4 */
     assert_int_equal(proxy_header_parse(buf, total, BOTH, &h, &used), PROXY_HDR_INVALID);
-    total = v2_build(buf, 0x21, 0x21, body, 20);   /* too short for IPv6 */
+    total = v2_build(buf, 0x21, 0x21, body, 20); /* too short for IPv6 */
     assert_int_equal(proxy_header_parse(buf, total, BOTH, &h, &used), PROXY_HDR_INVALID);
-    total = v2_build(buf, 0x21, 0x12, body, 12);   /* UDP */
+    total = v2_build(buf, 0x21, 0x12, body, 12); /* UDP */
     assert_int_equal(proxy_header_parse(buf, total, BOTH, &h, &used), PROXY_HDR_INVALID);
-    total = v2_build(buf, 0x21, 0x41, body, 12);   /* family 4 */
+    total = v2_build(buf, 0x21, 0x41, body, 12); /* family 4 */
     assert_int_equal(proxy_header_parse(buf, total, BOTH, &h, &used), PROXY_HDR_INVALID);
     /* TLV whose length runs past the header */
     body[12] = 0x02;
