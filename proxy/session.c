@@ -973,10 +973,12 @@ static size_t session_edge_ehlo(struct session *s, char *buf, size_t size)
     if (s->listener->tls == LISTENER_TLS_STARTTLS && s->listener->tls_server && !s->tls)
         n += (size_t)snprintf(buf + n, size - n, "250-STARTTLS\r\n");
     unsigned mechs = session_auth_mechs(s);
-    if (session_auth_allowed(s) && mechs && !s->authenticated && n < size) {
+    if (session_auth_allowed(s) && mechs && n < size) {
         char names[200];
         auth_mechs_format(mechs, names, sizeof(names));
         n += (size_t)snprintf(buf + n, size - n, "250-AUTH %s\r\n", names);
+        /* MAIL FROM's AUTH= parameter (RFC 4954 5) goes with the extension. */
+        s->caps |= ESMTP_CAP_AUTH;
     }
     return n < size ? n : size - 1;
 }

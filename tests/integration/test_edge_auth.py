@@ -184,3 +184,27 @@ def test_upstream_tls_opportunistic(recorder_factory, tls_sasl_postfix, certs,
     with smtplib.SMTP(*gate2.addr("plain"), timeout=30) as s:
         s.sendmail("s@example.test", ["user@example.test"], simple_message("opportunistic-rec"))
     assert b"opportunistic-rec" in rec.wait_messages(1)[0].content
+
+
+def test_auth_bounds_and_mail_auth_param(tls_sasl_postfix, certs, edge_gate_factory):
+    """A response line over auth_max_line_length, or one that is not base64, cancels
+    the exchange at the upstream (its 501 comes back) and the session goes on; after
+    AUTH, MAIL FROM's AUTH= parameter is accepted and the mail delivered."""
+    postfix, ca = tls_sasl_postfix
+    gate = _gate(edge_gate_factory, postfix, ca, certs, auth_failure_delay=0,
+                 auth_max_line_length=1024, auth_max_failures=5)
+    with _client(gate.addr("sub"), certs) as s:
+        t = TlsLines(s)
+        assert t.cmd("AUTH LOGIN")[0] == 334
+        code, msg = t.cmd("QUFB" * 400)           # 1600 octets
+        assert code == 501, (code, msg)
+        assert t.cmd("AUTH LOGIN")[0] == 334
+        code, msg = t.cmd("not base64!")
+        assert code == 501, (code, msg)
+        code, msg = t.cmd("NOOP")
+        assert code == 250, (code, msg)
+        code, msg = s.login(ALICE, ALICE_PW)
+        assert code == 235
+        s.sendmail(ALICE, ["user@example.test"], simple_message("auth-param"),
+                   mail_options=["AUTH=<>"])
+    postfix.wait_delivered(b"auth-param")
