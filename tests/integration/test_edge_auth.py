@@ -208,3 +208,52 @@ def test_auth_bounds_and_mail_auth_param(tls_sasl_postfix, certs, edge_gate_fact
         s.sendmail(ALICE, ["user@example.test"], simple_message("auth-param"),
                    mail_options=["AUTH=<>"])
     postfix.wait_delivered(b"auth-param")
+
+
+def test_require_tls_before_auth_only(tls_sasl_postfix, certs, edge_gate_factory):
+    """require_tls = auth (with auth_plaintext, so AUTH is even shown): AUTH before
+    STARTTLS gets 530 5.7.0, mail without AUTH still flows in plaintext."""
+    postfix, ca = tls_sasl_postfix
+    gate = _gate(edge_gate_factory, postfix, ca, certs, require_tls="auth",
+                 auth_plaintext=True)
+    with smtplib.SMTP(*gate.addr("sub"), timeout=30) as s:
+        s.ehlo("client.example.test")
+        code, msg = s.docmd("AUTH", "PLAIN " + base64.b64encode(
+            f"\0{ALICE}\0{ALICE_PW}".encode()).decode())
+        assert code == 530 and msg.startswith(b"5.7.0"), (code, msg)
+        s.sendmail("s@example.test", ["user@example.test"], simple_message("no-auth-plain"))
+    postfix.wait_delivered(b"no-auth-plain")
+
+
+def test_everything_at_once(tls_sasl_postfix, certs, edge_gate_factory, workdir):
+    """HAProxy (send-proxy-v2) -> smtpgate STARTTLS listener -> AUTH -> Postfix over
+    verified TLS: delivered, and Postfix knows both the real client (127.0.0.2, by
+    XCLIENT from the PROXY header) and the SASL login."""
+    import shutil
+    if not shutil.which("haproxy"):
+        pytest.skip("haproxy not installed")
+    from edge import HAProxy
+    postfix, ca = tls_sasl_postfix
+    gate = edge_gate_factory(
+        [postfix.address],
+        listeners={"edge": tls_listener(certs, tls="starttls", require_tls="mail",
+                                        proxy_protocol="v2", proxy_trusted=["127.0.0.1"])},
+        upstream_tls={"tls": "required", "tls_ca_file": str(ca.cert),
+                      "tls_verify_name": "upstream.example.test"})
+    h = HAProxy(workdir, {"smtp": (gate.listeners["edge"], "send-proxy-v2")}).start()
+    try:
+        mark = postfix.log_mark()
+        host, port = h.addr("smtp")
+        with smtplib.SMTP(host, port, timeout=30, source_address=("127.0.0.2", 0)) as s:
+            s.ehlo("laptop.example.test")
+            s.starttls(context=client_context(certs["ca"]))
+            s.ehlo("laptop.example.test")
+            assert s.login(ALICE, ALICE_PW)[0] == 235
+            s.sendmail(ALICE, ["user@example.test"], simple_message("all-at-once"))
+        postfix.wait_delivered(b"all-at-once")
+        postfix.wait_sessions_closed(mark)
+        plog = postfix.log_since(mark)
+        assert re.search(r"client=\S*\[127\.0\.0\.2\], sasl_method=PLAIN, "
+                         rf"sasl_username={re.escape(ALICE)}", plog), plog
+    finally:
+        h.stop()
