@@ -1543,7 +1543,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
     if (s->tls_handshaking && (what & BEV_EVENT_ERROR)) {
         char e[256];
         log_info("%s: TLS handshake failed with %s: %s", s->id, s->addr,
-                 tls_last_error(e, sizeof(e)));
+                 tls_bev_error(s->bev, e, sizeof(e)));
     }
     if (what & BEV_EVENT_TIMEOUT) {
         if (!s->closing) {

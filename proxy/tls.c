@@ -9,6 +9,7 @@
 #include "tls.h"
 
 #include <ctype.h>
+#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -47,6 +48,17 @@ const char *tls_last_error(char *buf, size_t size)
         ERR_error_string_n(e, buf, size);
     }
     ERR_clear_error();
+    return buf;
+}
+
+const char *tls_bev_error(struct bufferevent *bev, char *buf, size_t size)
+{
+    unsigned long e = bev ? bufferevent_get_openssl_error(bev) : 0;
+    if (!e)
+        return tls_last_error(buf, size);
+    ERR_error_string_n(e, buf, size);
+    while (bufferevent_get_openssl_error(bev))
+        ;
     return buf;
 }
 

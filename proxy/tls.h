@@ -79,4 +79,9 @@ void tls_facts_collect(SSL *ssl, struct tls_facts *out);
 /* The OpenSSL error queue's first entry (and clear it), for logs. */
 const char *tls_last_error(char *buf, size_t size);
 
+/* The first error a TLS bufferevent saved (libevent keeps them per
+ * bufferevent), else the thread's queue; for logs. */
+struct bufferevent;
+const char *tls_bev_error(struct bufferevent *bev, char *buf, size_t size);
+
 #endif

@@ -601,7 +601,7 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
         char e[256];
         log_warn("upstream %s: TLS handshake failed: %s",
                  u->cfg->upstreams[u->order[u->candidate]].addr.text,
-                 tls_last_error(e, sizeof(e)));
+                 tls_bev_error(u->bev, e, sizeof(e)));
     }
     if (what & BEV_EVENT_CONNECTED) {
         /* Commands are small and each waits for its reply: no Nagle delay. */
