@@ -263,3 +263,25 @@ def test_config_errors_name_the_line(smtpgate_binary, workdir, certs):
     r = run_config_test(smtpgate_binary, conf)
     assert r.returncode != 0
     assert f"{conf}:5: 'tls_key_file': cannot open /nonexistent/key.pem" in r.stdout + r.stderr
+
+
+def test_starttls_after_a_plaintext_transaction(recorder, certs, edge_gate_factory):
+    """A message in plaintext, then STARTTLS in the same session: the upstream
+    connection that heard the plaintext HELO is closed, a new one carries the HELO
+    given over TLS, and both messages arrive."""
+    gate = edge_gate_factory([recorder.address],
+                             listeners={"sub": tls_listener(certs, tls="starttls")})
+    recorder.wait_idle()
+    host, port = gate.addr("sub")
+    with smtplib.SMTP(host, port, timeout=20) as s:
+        s.ehlo("plain-helo.example.test")
+        s.sendmail("s@example.test", ["user@example.test"], simple_message("before-tls"))
+        s.starttls(context=client_context(certs["ca"]))
+        s.ehlo("tls-helo.example.test")
+        s.sendmail("s@example.test", ["user@example.test"], simple_message("after-tls"))
+    msgs = recorder.wait_messages(2)
+    assert b"before-tls" in msgs[0].content and b"after-tls" in msgs[1].content
+    assert msgs[0].xclient.get("HELO") == "plain-helo.example.test", msgs[0].xclient
+    assert msgs[1].xclient.get("HELO") == "tls-helo.example.test", msgs[1].xclient
+    sessions = [c for c in recorder.wait_closed_all() if not c.is_probe]
+    assert len(sessions) == 2, [c.verbs for c in sessions]
