@@ -220,6 +220,8 @@ static void session_edge_summary(const struct session *s, char *buf, size_t size
 static void session_edge_free(struct session *s);
 static struct bufferevent *session_edge_bev(struct session *s, evutil_socket_t fd);
 static void session_tls_established(struct session *s);
+static size_t session_line_limit(const struct session *s, struct evbuffer *in);
+static bool session_auth_allowed(const struct session *s);
 static bool session_tls_draining(struct session *s);
 static void session_read_cb(struct bufferevent *bev, void *arg);
 static void session_write_cb(struct bufferevent *bev, void *arg);
@@ -961,6 +963,19 @@ static bool session_auth_allowed(const struct session *s)
     return s->listener->auth && (s->tls || s->listener->auth_plaintext);
 }
 
+/* RFC 4954 4: an AUTH command with its initial response may be longer than
+ * other commands (OAuth tokens are); everything else keeps max_line_length. */
+static size_t session_line_limit(const struct session *s, struct evbuffer *in)
+{
+    size_t limit = s->cfg->max_line_length;
+    char head[5];
+    if (session_auth_allowed(s) && s->listener->auth_max_line_length + 2 > limit &&
+        evbuffer_copyout(in, head, sizeof(head)) == (ev_ssize_t)sizeof(head) &&
+        strncasecmp(head, "AUTH ", sizeof(head)) == 0)
+        limit = s->listener->auth_max_line_length + 2;
+    return limit;
+}
+
 /* Mechanisms shown: the listener's list, or what the upstreams offer. */
 static unsigned session_auth_mechs(const struct session *s)
 {
@@ -1473,7 +1488,7 @@ static void session_process(struct session *s)
         struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
         if (eol.pos < 0) {
             size_t have = evbuffer_get_length(in);
-            if (have >= s->cfg->max_line_length) {
+            if (have >= session_line_limit(s, in)) {
                 if (!s->discard_line)
                     session_reply(s, "500 5.5.2 Error: line too long");
                 s->discard_line = true;
@@ -1487,7 +1502,7 @@ static void session_process(struct session *s)
             evbuffer_drain(in, line_len + eol_len);
             continue;
         }
-        if (line_len + 2 > s->cfg->max_line_length) {
+        if (line_len + 2 > session_line_limit(s, in)) {
             evbuffer_drain(in, line_len + eol_len);
             session_reply(s, "500 5.5.2 Error: line too long");
         } else {

@@ -257,3 +257,20 @@ def test_everything_at_once(tls_sasl_postfix, certs, edge_gate_factory, workdir)
                          rf"sasl_username={re.escape(ALICE)}", plog), plog
     finally:
         h.stop()
+
+
+def test_long_initial_response_allowed(tls_sasl_postfix, certs, edge_gate_factory):
+    """An AUTH command longer than max_line_length (512) but within
+    auth_max_line_length reaches the upstream (its own verdict comes back); any other
+    command that long is still refused by smtpgate with 500 5.5.2."""
+    postfix, ca = tls_sasl_postfix
+    gate = _gate(edge_gate_factory, postfix, ca, certs, auth_failure_delay=0)
+    gmark = gate.log_mark()
+    with _client(gate.addr("sub"), certs) as s:
+        t = TlsLines(s)
+        blob = base64.b64encode(f"\0{ALICE}\0".encode() + b"x" * 900).decode()
+        code, msg = t.cmd(f"AUTH PLAIN {blob}")
+        assert code == 535, (code, msg)    # Postfix's answer: a wrong password
+        code, msg = t.cmd("NOOP " + "y" * 900)
+        assert code == 500 and msg.startswith(b"5.5.2"), (code, msg)
+    assert f"AUTH PLAIN failed for 127.0.0.1 login={ALICE}" in gate.log_since(gmark)
