@@ -1,4 +1,5 @@
 // fuzz-sources: proxy/config.c proxy/log.c proxy/listener.c proxy/tls.c proxy/auth_relay.c
+// fuzz-pkgs: libevent_openssl
 /*
  * Config text from anywhere (a file, an -o override) must give a config or
  * errors, never a crash.  Host names are refused rather than resolved: a fuzz
