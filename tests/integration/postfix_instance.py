@@ -120,6 +120,8 @@ class PostfixInstance:
         self.dir.chmod(0o755)
         self.port = 0
         self.running = False
+        self.extra_main_cf = ""   # appended to main.cf (TLS, SASL...)
+        self.extra_master_cf = ""  # appended to master.cf (tlsmgr...)
 
     @property
     def address(self) -> str:
@@ -151,12 +153,13 @@ class PostfixInstance:
         os.chown(self.dir / "data", pf.pw_uid, pf.pw_gid)
         os.chown(self.dir / "vmail", nobody.pw_uid, nobody.pw_gid)
         (self.config_dir / "main.cf").write_text(MAIN_CF.format(
-            dir=self.dir, domain=DOMAIN, uid=nobody.pw_uid, gid=nobody.pw_gid))
+            dir=self.dir, domain=DOMAIN, uid=nobody.pw_uid, gid=nobody.pw_gid)
+            + self.extra_main_cf)
         last = ""
         for _ in range(attempts):
             self.port = free_port()
             (self.config_dir / "master.cf").write_text(
-                MASTER_CF.format(listen=f"{LOOPBACK}:{self.port}"))
+                MASTER_CF.format(listen=f"{LOOPBACK}:{self.port}") + self.extra_master_cf)
             mark = self.log_mark()
             r = self._postfix("start", check=False)
             last = r.stdout + r.stderr
