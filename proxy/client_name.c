@@ -36,8 +36,10 @@ static void client_name_finish(struct client_name_lookup *l, enum client_name_st
 
 static bool client_name_transient(int result)
 {
-    return result != DNS_ERR_NONE && result != DNS_ERR_NOTEXIST && result != DNS_ERR_FORMAT &&
-           result != DNS_ERR_NOTIMPL && result != DNS_ERR_REFUSED;
+    /* NXDOMAIN and a name without records of the type are answers: the name
+     * is unknown for good, as Postfix has it; the rest may pass. */
+    return result != DNS_ERR_NONE && result != DNS_ERR_NOTEXIST && result != DNS_ERR_NODATA &&
+           result != DNS_ERR_FORMAT && result != DNS_ERR_NOTIMPL && result != DNS_ERR_REFUSED;
 }
 
 /* A request came back: true when that ends the lookup (cancelled or failed),
