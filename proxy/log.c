@@ -17,6 +17,9 @@
 static bool log_to_stderr = true;
 static atomic_bool log_verbose_flag;
 static const char *log_ident = "smtpgate";
+/* Only stderr lines carry it, and those come from a process that never forks
+ * after log_open(): asking the kernel for every line is wasted. */
+static pid_t log_pid;
 
 static const struct {
     const char *name;
@@ -40,6 +43,7 @@ void log_open(const char *ident, bool to_stderr, int facility)
 {
     log_ident = ident;
     log_to_stderr = to_stderr;
+    log_pid = getpid();
     if (!to_stderr)
         openlog(ident, LOG_PID | LOG_NDELAY, facility);
 }
@@ -89,7 +93,7 @@ void log_msg(int priority, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d]: %s%s\n",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, log_ident, (int)getpid(),
+                     tm.tm_sec, ts.tv_nsec / 1000000, log_ident, (int)(log_pid ? log_pid : getpid()),
                      log_level_name(priority), line);
     if (n < 0)
         return;

@@ -63,7 +63,15 @@ int worker_init(struct worker *w, unsigned index, const struct sg_config *c)
     w->index = index;
     w->shutdown_grace = c->shutdown_grace;
     atomic_init(&w->stopping, false);
-    w->base = event_base_new();
+    /* The changelist folds the enable/disable of each bufferevent's events
+     * within one loop pass into one epoll_ctl, or none: without it every
+     * reply written costs two. */
+    struct event_config *ecfg = event_config_new();
+    if (ecfg)
+        event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = ecfg ? event_base_new_with_config(ecfg) : NULL;
+    if (ecfg)
+        event_config_free(ecfg);
     if (!w->base) {
         log_err("worker %u: cannot create event loop", index);
         return -1;
