@@ -73,6 +73,8 @@ struct sg_config {
     unsigned shutdown_grace;
 
     int syslog_facility;
+
+    char *milter_socket; /* smtpgate-milter's libmilter socket: "inet:PORT@ADDR", "unix:PATH" */
 };
 
 /* Load file (may be NULL for built-in defaults only) and the overrides. */
@@ -88,5 +90,8 @@ const char *config_parse_sockaddr(const char *text, bool passive, struct sg_sock
 /* Refuse host names instead of resolving them (tests and fuzzing must never
  * query a DNS server). */
 void config_numeric_hosts_only(bool only);
+
+/* smtpgate-milter has no upstream: it lets a config without one load. */
+void config_upstream_optional(bool optional);
 
 #endif

@@ -1,0 +1,27 @@
+// fuzz-sources: proxy/milter_socket.c
+/*
+ * The socket setting is admin input, checked before libmilter parses it:
+ * any text gets an answer, and an accepted one has a known prefix.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "milter_socket.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *spec = malloc(size + 1);
+    if (!spec)
+        return 0;
+    memcpy(spec, data, size);
+    spec[size] = '\0';
+    if (!milter_socket_check(spec) && strncmp(spec, "inet:", 5) != 0 &&
+        strncmp(spec, "inet6:", 6) != 0 && strncmp(spec, "unix:/", 6) != 0 &&
+        strncmp(spec, "local:/", 7) != 0)
+        abort();
+    free(spec);
+    return 0;
+}
