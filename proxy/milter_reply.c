@@ -77,8 +77,7 @@ int milter_reply_parse(const char *reply, size_t len, struct milter_reply *out)
             code = l.code;
             snprintf(out->rcode, sizeof(out->rcode), "%d", code);
             if (smtp_enhanced_parse(text, text_len, &e, &consumed) && e.klass == code / 100) {
-                snprintf(out->xcode, sizeof(out->xcode), "%d.%d.%d", e.klass, e.subject,
-                         e.detail);
+                snprintf(out->xcode, sizeof(out->xcode), "%d.%d.%d", e.klass, e.subject, e.detail);
                 first = e;
                 text += consumed;
                 text_len -= consumed;

@@ -20,8 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define MILTER_REPLY_MAX_LINES 32 /* smfi_setmlreply's limit */
-#define MILTER_REPLY_MAX_TEXT 960 /* libmilter refuses lines over 980 octets with the codes */
+#define MILTER_REPLY_MAX_LINES 32  /* smfi_setmlreply's limit */
+#define MILTER_REPLY_MAX_TEXT  960 /* libmilter refuses lines over 980 octets with the codes */
 
 struct milter_reply {
     char rcode[4];

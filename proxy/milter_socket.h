@@ -10,10 +10,17 @@
  * milter_socket_check() is pure: it takes the text and returns NULL when
  * libmilter will accept it, or a static reason naming what is wrong.  Host
  * names are refused: the daemon must not depend on a resolver to start.
+ *
+ * milter_socket_address() gives the address a local client connects to for a
+ * listener on spec (a wildcard or missing address means loopback), as a
+ * sockaddr_in, sockaddr_in6 or sockaddr_un; -1 when spec is not valid.
  */
 #ifndef SMTPGATE_MILTER_SOCKET_H
 #define SMTPGATE_MILTER_SOCKET_H
 
+#include <sys/socket.h>
+
 const char *milter_socket_check(const char *spec);
+int milter_socket_address(const char *spec, struct sockaddr_storage *out, socklen_t *len);
 
 #endif

@@ -9,8 +9,8 @@
  *      stripped the blank after the colon) one space is put back.
  * milter_text_edit_value(value, leadspc)
  *      A chain edit's value as smfi_addheader()/smfi_chgheader() take it:
- *      folding CRLFs as LF, and with leadspc the space after the colon that
- *      the MTA no longer adds by itself.
+ *      folding CRLFs as LF (CRs before a LF dropped), and with leadspc
+ *      the space after the colon that the MTA no longer adds by itself.
  * milter_text_mailbox(arg)
  *      The mailbox of an envfrom/envrcpt argument: one pair of angle brackets
  *      removed ("<a@b>" -> "a@b", "<>" -> "").

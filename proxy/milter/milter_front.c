@@ -38,7 +38,7 @@
 
 /* Waits per stage before the stage is given up: each wait ends within
  * chain_wait_ms(), and a stage has one per plugin callback at most. */
-#define MILTER_MAX_WAITS 10000
+#define MILTER_MAX_WAITS         10000
 #define MILTER_MAX_HEADER_FIELDS 1000
 
 #define MILTER_TEMPFAIL_REPLY "451 4.3.0 Temporary filter failure, try again later"
@@ -50,8 +50,8 @@ struct milter_conn {
     bool leadspc;          /* header values come with their leading blank */
     unsigned long noreply; /* SMFIP_NR_* the MTA agreed to */
     bool in_tx;
-    bool expired;          /* a wait expired during this transaction */
-    bool content_failed;   /* the message could not be stored */
+    bool expired;        /* a wait expired during this transaction */
+    bool content_failed; /* the message could not be stored */
     unsigned ntx;
     char id[24];
     char tx_id[48];
@@ -60,6 +60,7 @@ struct milter_conn {
 };
 
 static atomic_uint_fast64_t milter_conn_counter;
+static atomic_uint milter_conn_open;
 
 static struct milter_conn *milter_conn_get(SMFICTX *ctx)
 {
@@ -78,13 +79,13 @@ static struct milter_conn *milter_conn_new(SMFICTX *ctx)
     }
     /* Same shape as the proxy's session ids: time prefix, counter. */
     uint64_t n = atomic_fetch_add(&milter_conn_counter, 1);
-    snprintf(mc->id, sizeof(mc->id), "%08" PRIX32 "%05" PRIX64, (uint32_t)time(NULL),
-             n & 0xFFFFF);
+    snprintf(mc->id, sizeof(mc->id), "%08" PRIX32 "%05" PRIX64, (uint32_t)time(NULL), n & 0xFFFFF);
     if (smfi_setpriv(ctx, mc) != MI_SUCCESS) {
         config_unref(mc->cfg);
         free(mc);
         return NULL;
     }
+    atomic_fetch_add(&milter_conn_open, 1);
     return mc;
 }
 
@@ -137,6 +138,7 @@ static void milter_conn_free(SMFICTX *ctx, struct milter_conn *mc)
     config_unref(mc->cfg);
     free(mc);
     smfi_setpriv(ctx, NULL);
+    atomic_fetch_sub(&milter_conn_open, 1);
 }
 
 /* The stage's answer, after as many waits as the chain needs. */
@@ -329,8 +331,9 @@ static sfsistat milter_front_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *h
         port = milter_port(milter_macro(ctx, "{client_port}"));
     /* libmilter gives "[addr]" when the name did not verify; Postfix's macro
      * says "unknown". */
-    const char *name = hostname && hostname[0] && hostname[0] != '[' ? hostname
-                                                                     : milter_macro(ctx, "{client_name}");
+    const char *name = hostname && hostname[0] && hostname[0] != '['
+                           ? hostname
+                           : milter_macro(ctx, "{client_name}");
     if (name && strcmp(name, "unknown") == 0)
         name = NULL;
 
@@ -346,10 +349,10 @@ static sfsistat milter_front_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *h
     mc->wait = milter_wait_new();
     if (!mc->wait)
         return milter_reply_tempfail(ctx);
-    struct chain_front front = {.notify = milter_wait_notify, .arg = mc->wait,
-                                .inline_blocking = true};
-    mc->chain = chain_conn_new(mc->cfg->chain, &info, &front, mc->cfg->spill_threshold,
-                               mc->cfg->spool_dir);
+    struct chain_front front = {
+        .notify = milter_wait_notify, .arg = mc->wait, .inline_blocking = true};
+    mc->chain =
+        chain_conn_new(mc->cfg->chain, &info, &front, mc->cfg->spill_threshold, mc->cfg->spool_dir);
     if (!mc->chain) {
         milter_wait_free(mc->wait);
         mc->wait = NULL;
@@ -517,8 +520,7 @@ static sfsistat milter_conn_eom(SMFICTX *ctx, struct milter_conn *mc)
         return milter_reply_tempfail(ctx);
     if (!mc->store)
         milter_conn_append(mc, "", 0); /* no header, no body: an empty message */
-    if (mc->content_failed || msg_headers_finish(mc->headers) < 0 ||
-        msg_store_flush(mc->store) < 0)
+    if (mc->content_failed || msg_headers_finish(mc->headers) < 0 || msg_store_flush(mc->store) < 0)
         return milter_reply_tempfail(ctx);
 
     struct chain_content content = {.store = mc->store, .headers = mc->headers};
@@ -529,11 +531,13 @@ static sfsistat milter_conn_eom(SMFICTX *ctx, struct milter_conn *mc)
         return milter_reply_tempfail(ctx);
 
     const char *qid = milter_macro(ctx, "i");
+    const struct chain_tx_info *info = chain_tx_info(mc->chain);
+    const char *reason = res.action == CHAIN_QUARANTINE && info ? info->quarantine_reason : NULL;
     char summary[512] = "";
     chain_tx_summary(mc->chain, summary, sizeof(summary));
-    log_info("%s: tx=%s queue_id=%s verdict=%s decided_by=%s %s", mc->id, mc->tx_id,
-             qid ? qid : "-", milter_action_name(res.action),
-             res.decided_by ? res.decided_by : "-", summary);
+    log_info("%s: tx=%s queue_id=%s verdict=%s decided_by=%s%s%s%s %s", mc->id, mc->tx_id,
+             qid ? qid : "-", milter_action_name(res.action), res.decided_by ? res.decided_by : "-",
+             reason ? " reason=\"" : "", reason ? reason : "", reason ? "\"" : "", summary);
 
     switch (res.action) {
     case CHAIN_REFUSE:
@@ -544,14 +548,12 @@ static sfsistat milter_conn_eom(SMFICTX *ctx, struct milter_conn *mc)
     case CHAIN_QUARANTINE:
         break;
     }
-    const struct chain_tx_info *info = chain_tx_info(mc->chain);
     char failed[256];
     if (info && milter_edits_apply(ctx, info, mc->leadspc, failed, sizeof(failed)) < 0) {
         log_err("%s: %s failed: message deferred (%s)", mc->id, failed, MILTER_TEMPFAIL_REPLY);
         return milter_reply_tempfail(ctx);
     }
-    const char *reason = info ? info->quarantine_reason : NULL;
-    if (res.action == CHAIN_QUARANTINE || reason) {
+    if (res.action == CHAIN_QUARANTINE) {
         char *why = (char *)(reason && *reason ? reason : "smtpgate quarantine");
         if (smfi_quarantine(ctx, why) != MI_SUCCESS) {
             log_err("%s: smfi_quarantine failed: message deferred", mc->id);
@@ -594,6 +596,11 @@ static sfsistat milter_front_unknown(SMFICTX *ctx, const char *cmd)
     (void)ctx;
     (void)cmd;
     return SMFIS_CONTINUE;
+}
+
+unsigned milter_front_connections(void)
+{
+    return atomic_load(&milter_conn_open);
 }
 
 int milter_front_register(const char *name)

@@ -4,8 +4,9 @@
  * the MTA connected, as the proxy's session does for an SMTP client.
  *
  * milter_front_register() hands the callback table to smfi_register(); call
- * it once, before smfi_main().  The configuration comes from runtime_config()
- * (runtime.h): each MTA connection takes a reference at negotiation (or at
+ * it once, before smfi_main().  milter_front_connections() counts the MTA
+ * connections open now (any thread), for a shutdown that lets them finish.  The configuration comes
+ * from runtime_config() (runtime.h): each MTA connection takes a reference at negotiation (or at
  * connect when the MTA reuses a connection) and keeps it to the end, so a
  * reload never changes the chain under a connection.
  *
@@ -44,11 +45,13 @@
 #ifndef SMTPGATE_MILTER_FRONT_H
 #define SMTPGATE_MILTER_FRONT_H
 
-#define MILTER_FRONT_CONNECT_MACROS "{client_addr} {client_name} {client_port} {daemon_addr} {daemon_port} j"
+#define MILTER_FRONT_CONNECT_MACROS                                                                \
+    "{client_addr} {client_name} {client_port} {daemon_addr} {daemon_port} j"
 #define MILTER_FRONT_HELO_MACROS "{tls_version} {cipher} {cert_subject}"
 #define MILTER_FRONT_MAIL_MACROS "i {auth_authen}"
-#define MILTER_FRONT_EOM_MACROS "i"
+#define MILTER_FRONT_EOM_MACROS  "i"
 
 int milter_front_register(const char *name);
+unsigned milter_front_connections(void);
 
 #endif

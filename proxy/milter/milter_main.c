@@ -16,7 +16,8 @@
  *   SIGHUP   re-read the configuration; one with errors is refused and the
  *            old one stays in force; MTA connections keep the configuration
  *            (and plugin chain) they started with
- *   SIGTERM  smfi_stop(): no new MTA connections, then exit
+ *   SIGTERM  smfi_stop(): no new MTA connections; those in flight get up to
+ *            shutdown_grace seconds to end, then exit
  *   SIGINT   as SIGTERM
  *
  * Diagnostics: configuration errors as "file:line: reason" (exit 1); a socket
@@ -26,19 +27,24 @@
 #include <libmilter/mfapi.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "chain.h"
 #include "config.h"
 #include "log.h"
 #include "milter_front.h"
+#include "milter_socket.h"
 #include "runtime.h"
 
 #define DEFAULT_CONFIG "/usr/local/etc/smtpgate/smtpgate.conf"
-#define MAX_OVERRIDES 64
-#define MILTER_NAME "smtpgate"
+#define MAX_OVERRIDES  64
+#define MILTER_NAME    "smtpgate"
 
 struct milter_main {
     const char *config_file;
@@ -88,6 +94,52 @@ static void *milter_main_thread(void *arg)
     /* Wake the main thread if the milter ended by itself. */
     pthread_kill(g.main_thread, SIGUSR1);
     return NULL;
+}
+
+/*
+ * smfi_stop() waits for the listener's lock, which libmilter holds through
+ * each poll of the listening socket (seconds); a connection of our own ends
+ * that poll.  The waker knocks every 20 ms until smfi_stop() has returned.
+ */
+struct milter_waker {
+    const char *spec;
+    atomic_bool done;
+};
+
+static void milter_main_knock(const char *spec)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (milter_socket_address(spec, &ss, &len) < 0)
+        return;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    (void)connect(fd, (struct sockaddr *)&ss, len);
+    close(fd);
+}
+
+static void *milter_main_waker(void *arg)
+{
+    struct milter_waker *w = arg;
+    const struct timespec pause = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
+    for (int i = 0; i < 500 && !atomic_load(&w->done); i++) {
+        milter_main_knock(w->spec);
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+static void milter_main_stop(const char *spec)
+{
+    struct milter_waker w = {.spec = spec};
+    atomic_init(&w.done, false);
+    pthread_t t;
+    bool waker = pthread_create(&t, NULL, milter_main_waker, &w) == 0;
+    smfi_stop();
+    atomic_store(&w.done, true);
+    if (waker)
+        pthread_join(t, NULL);
 }
 
 static int milter_main_write_pid(const char *path)
@@ -146,11 +198,21 @@ static int milter_main_serve(struct sg_config *c)
             stopping = true; /* smfi_main returned on its own */
         } else {
             log_info("stopping: no new MTA connections");
-            smfi_stop();
+            milter_main_stop(c->milter_socket);
             stopping = true;
         }
     }
     pthread_join(milter, NULL);
+
+    /* libmilter does not wait for its connection threads: give them up to
+     * shutdown_grace to finish the message they are on. */
+    const struct timespec pause = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+    unsigned rounds = c->shutdown_grace * 20;
+    for (unsigned i = 0; i < rounds && milter_front_connections() > 0; i++)
+        nanosleep(&pause, NULL);
+    if (milter_front_connections() > 0)
+        log_warn("exiting with %u MTA connection(s) still open after shutdown_grace",
+                 milter_front_connections());
     return g.milter_rc;
 }
 

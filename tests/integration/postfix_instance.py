@@ -16,12 +16,17 @@ Policy, chosen to make Postfix judge the real client:
 * Mail for example.test is delivered by `virtual` into one Maildir
   (DIR/vmail/box/); other domains go to `discard`.  No local delivery.
 
+Extra main.cf lines (`main_cf_extra`) set up variants of this instance, e.g.
+smtpd_milters for the milter front-end's tests; `postconf()` changes a
+setting of the running instance and `queue()` lists its queues (postqueue -j).
+
 Deterministic observation uses smtpd's own log lines: "connect from",
 "QUEUEID: client=NAME[ADDR]" and "disconnect from ... mail=N rcpt=N data=N".
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -115,7 +120,8 @@ class Disconnect:
 
 
 class PostfixInstance:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, main_cf_extra: str = "") -> None:
+        self.main_cf_extra = main_cf_extra
         self.dir = Path(tempfile.mkdtemp(prefix="postfix-", dir=base))
         self.dir.chmod(0o755)
         self.port = 0
@@ -151,7 +157,8 @@ class PostfixInstance:
         os.chown(self.dir / "data", pf.pw_uid, pf.pw_gid)
         os.chown(self.dir / "vmail", nobody.pw_uid, nobody.pw_gid)
         (self.config_dir / "main.cf").write_text(MAIN_CF.format(
-            dir=self.dir, domain=DOMAIN, uid=nobody.pw_uid, gid=nobody.pw_gid))
+            dir=self.dir, domain=DOMAIN, uid=nobody.pw_uid, gid=nobody.pw_gid)
+            + self.main_cf_extra)
         last = ""
         for _ in range(attempts):
             self.port = free_port()
@@ -187,6 +194,26 @@ class PostfixInstance:
                        "Postfix master to exit")
         finally:
             self.running = False
+
+    def postconf(self, **settings: str) -> None:
+        """Change main.cf settings and make the running instance re-read them."""
+        args = [f"{k}={v}" for k, v in settings.items()]
+        subprocess.run(["postconf", "-c", str(self.config_dir), "-e", *args],
+                       capture_output=True, text=True, timeout=60, check=True)
+        if self.running:
+            mark = self.log_mark()
+            self._postfix("reload")
+            self.wait_log(r"postfix/master\[\d+\]: reload", mark)
+
+    def queue(self) -> list[dict]:
+        """Every queued message (postqueue -j): queue_name, queue_id, sender, recipients..."""
+        r = subprocess.run(["postqueue", "-c", str(self.config_dir), "-j"],
+                           capture_output=True, text=True, timeout=60, check=True)
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def delete_queued(self, queue_id: str) -> None:
+        subprocess.run(["postsuper", "-c", str(self.config_dir), "-d", queue_id],
+                       capture_output=True, text=True, timeout=60, check=True)
 
     # ---- the log ----
 

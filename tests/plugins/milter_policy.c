@@ -84,8 +84,8 @@ static char *policy_dup(const char *s)
     return s && *s ? strdup(s) : NULL;
 }
 
-static char **policy_list(const struct sg_host *host, const struct sg_section *sec,
-                          const char *key, size_t *n)
+static char **policy_list(const struct sg_host *host, const struct sg_section *sec, const char *key,
+                          size_t *n)
 {
     *n = host->opt_list_size(sec, key);
     char **out = calloc(*n ? *n : 1, sizeof(*out));
@@ -164,8 +164,8 @@ static bool policy_listed(char *const *list, size_t n, const char *mailbox)
     return false;
 }
 
-static enum sg_verdict policy_refuse(struct sg_ctx *ctx, const struct policy *p,
-                                     const char *reply, enum sg_verdict v, const char *counter)
+static enum sg_verdict policy_refuse(struct sg_ctx *ctx, const struct policy *p, const char *reply,
+                                     enum sg_verdict v, const char *counter)
 {
     if (reply)
         p->host->set_reply(ctx, reply);

@@ -151,7 +151,7 @@ static void test_malformed(void **state)
     assert_int_equal(parse("", &r), -1);
     assert_int_equal(r.nlines, 0);
     assert_int_equal(parse("hello", &r), -1);
-    assert_int_equal(parse("250 2.0.0 ok", &r), -1); /* not a refusal */
+    assert_int_equal(parse("250 2.0.0 ok", &r), -1);   /* not a refusal */
     assert_int_equal(parse("550-a\r\n450 b", &r), -1); /* code changes */
     assert_int_equal(parse("55 short", &r), -1);
     assert_int_equal(parse("\r\n", &r), -1);

@@ -8,7 +8,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "milter_socket.h"
 
@@ -67,13 +70,49 @@ static void test_long_address(void **state)
     assert_string_equal(milter_socket_check(spec), "address too long");
 }
 
+static void test_address(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char text[INET6_ADDRSTRLEN];
+
+    assert_int_equal(milter_socket_address("inet:8890@127.0.0.2", &ss, &len), 0);
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+    assert_int_equal(sin->sin_family, AF_INET);
+    assert_int_equal(ntohs(sin->sin_port), 8890);
+    assert_string_equal(inet_ntop(AF_INET, &sin->sin_addr, text, sizeof(text)), "127.0.0.2");
+    assert_int_equal(len, sizeof(struct sockaddr_in));
+
+    /* A wildcard listener is reached on loopback. */
+    assert_int_equal(milter_socket_address("inet:25", &ss, &len), 0);
+    assert_string_equal(inet_ntop(AF_INET, &sin->sin_addr, text, sizeof(text)), "127.0.0.1");
+    assert_int_equal(milter_socket_address("inet:25@0.0.0.0", &ss, &len), 0);
+    assert_string_equal(inet_ntop(AF_INET, &sin->sin_addr, text, sizeof(text)), "127.0.0.1");
+
+    assert_int_equal(milter_socket_address("inet6:9@::", &ss, &len), 0);
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&ss;
+    assert_int_equal(sin6->sin6_family, AF_INET6);
+    assert_int_equal(ntohs(sin6->sin6_port), 9);
+    assert_string_equal(inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof(text)), "::1");
+    assert_int_equal(milter_socket_address("inet6:9@fe80::1", &ss, &len), 0);
+    assert_string_equal(inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof(text)), "fe80::1");
+
+    assert_int_equal(milter_socket_address("local:/run/m.sock", &ss, &len), 0);
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
+    assert_int_equal(sun->sun_family, AF_UNIX);
+    assert_string_equal(sun->sun_path, "/run/m.sock");
+
+    assert_int_equal(milter_socket_address("inet:0", &ss, &len), -1);
+    assert_int_equal(milter_socket_address("bogus", &ss, &len), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accepted),
-        cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_path_length_bound),
-        cmocka_unit_test(test_long_address),
+        cmocka_unit_test(test_accepted),          cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_path_length_bound), cmocka_unit_test(test_long_address),
+        cmocka_unit_test(test_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

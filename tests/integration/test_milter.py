@@ -1,0 +1,316 @@
+"""smtpgate-milter inside a real Postfix: the filter chain as a milter.
+
+A private Postfix (postfix_instance.py) with smtpd_milters pointing at
+smtpgate-milter on a loopback port; clients talk SMTP to Postfix itself.  The
+chain is the milter_policy test plugin (tests/plugins/milter_policy.c), whose
+options script a verdict per stage:
+
+  RCPT      blocked@example.test refused (550 5.7.1 ...), other recipients not
+  eom       a body marker refused with the plugin's exact reply; another
+            tempfailed with a two-line reply; one quarantined (Postfix's hold
+            queue), one discarded; every message let through gets a header
+  MAIL      (pending_ms) the verdict comes later from another thread
+
+and the milter's own behaviour: reload on SIGHUP, the MTA's
+milter_default_action when smtpgate-milter is not running, -t.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from milter import Milter, find_milter_binary, policy_plugin_path, render_plugin
+from netutil import LOOPBACK, free_port
+from postfix_instance import PostfixInstance, postfix_available
+from smtpclient import SMTPConn, simple_message
+
+POLICY = {
+    "reject_rcpt": ["blocked@example.test"],
+    "rcpt_reply": "550 5.7.1 Recipient blocked by policy",
+    "body_reject": "REJECT-ME-PLEASE",
+    "body_reply": "554 5.7.1 Message content rejected: test marker found",
+    "body_tempfail": "DEFER-ME-PLEASE",
+    "tempfail_reply": "451-4.7.1 Deferred by policy\n451 4.7.1 Try again in a while",
+    "quarantine_marker": "HOLD-ME-PLEASE",
+    "quarantine_reason": "held by policy test",
+    "discard_marker": "DROP-ME-PLEASE",
+    "add_header": "X-Policy-Tag: checked by policy",
+}
+
+# What a site adds to main.cf (README "Running as a milter"), with short
+# timeouts so that a test about a missing milter is quick.
+MILTER_MAIN_CF = """
+smtpd_milters = inet:127.0.0.1:{port}
+non_smtpd_milters =
+milter_protocol = 6
+milter_default_action = tempfail
+milter_connect_timeout = 5s
+milter_command_timeout = 20s
+milter_content_timeout = 30s
+"""
+
+
+@pytest.fixture(scope="module")
+def milter_binary():
+    b = find_milter_binary()
+    if b is None:
+        pytest.skip("smtpgate-milter not built (make)")
+    if not policy_plugin_path(b).is_file():
+        pytest.skip(f"test plugin {policy_plugin_path(b)} not built")
+    return b
+
+
+@pytest.fixture(scope="module")
+def milter_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def mpostfix(workbase, milter_port):
+    """A Postfix of its own (the session's `postfix` has no milter)."""
+    if not postfix_available():
+        pytest.skip("Postfix not installed")
+    if os.geteuid() != 0:
+        pytest.skip("a private Postfix instance needs root")
+    pf = PostfixInstance(workbase, MILTER_MAIN_CF.format(port=milter_port)).start()
+    yield pf
+    pf.stop()
+
+
+@pytest.fixture
+def milter_factory(milter_binary, milter_port, workdir):
+    """start(options=None, plugins=None) -> running Milter; each must exit cleanly."""
+    started: list[Milter] = []
+
+    def start(options: dict | None = None, plugins: str | None = None) -> Milter:
+        for m in started:
+            m.stop()
+        if plugins is None:
+            plugins = render_plugin("policy", policy_plugin_path(milter_binary),
+                                    {**POLICY, **(options or {})})
+        m = Milter(milter_binary, workdir, milter_port, plugins, name=f"milter{len(started)}")
+        started.append(m)
+        return m.start()
+
+    yield start
+    problems = []
+    for m in started:
+        try:
+            m.stop()
+            m.assert_clean_exit()
+        except AssertionError as e:
+            problems.append(str(e))
+    assert not problems, "\n\n".join(problems)
+
+
+@pytest.fixture
+def milter(milter_factory):
+    return milter_factory()
+
+
+def connect(pf: PostfixInstance) -> SMTPConn:
+    return SMTPConn(LOOPBACK, pf.port)
+
+
+def queue_id(reply) -> str:
+    m = re.search(r"queued as (\S+)", reply.text)
+    assert m, f"no queue id in {reply}"
+    return m.group(1)
+
+
+def test_rcpt_refused_for_that_recipient_only(mpostfix, milter):
+    """RCPT of the blocked recipient gets the plugin's reply; the others are accepted
+    and the message reaches exactly them."""
+    with connect(mpostfix) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<s@example.test>").code == 250
+        a = c.cmd("RCPT TO:<a@example.test>")
+        blocked = c.cmd("RCPT TO:<blocked@example.test>")
+        b = c.cmd("RCPT TO:<b@example.test>")
+        assert (a.code, b.code) == (250, 250), (str(a), str(b))
+        assert blocked.code == 550, str(blocked)
+        assert blocked.lines == ["5.7.1 Recipient blocked by policy"], str(blocked)
+        assert c.cmd("DATA").code == 354
+        c.send(simple_message("milter-rcpt") + b".\r\n")
+        assert c.read_reply().code == 250
+        c.quit()
+    copies = mpostfix.wait_delivered(b"Subject: milter-rcpt", n=2)
+    delivered_to = sorted(re.search(rb"^Delivered-To: (\S+)", m, re.M).group(1) for m in copies)
+    assert delivered_to == [b"a@example.test", b"b@example.test"]
+
+
+def test_body_refused_at_end_of_data_with_exact_text(mpostfix, milter):
+    mark = mpostfix.log_mark()
+    with connect(mpostfix) as c:
+        c.ehlo()
+        replies = c.mail_transaction("s@example.test", ["user@example.test"],
+                                     simple_message("milter-body", "x REJECT-ME-PLEASE y\r\n"))
+        c.quit()
+    final = replies[-1]
+    assert final.code == 554, str(final)
+    assert final.lines == ["5.7.1 Message content rejected: test marker found"], str(final)
+    mpostfix.wait_log(r"milter-reject: END-OF-MESSAGE .*5\.7\.1 Message content rejected", mark)
+
+
+def test_multiline_tempfail_reply(mpostfix, milter):
+    """A two-line 4xx reply arrives as two lines, code and enhanced code on each."""
+    with connect(mpostfix) as c:
+        c.ehlo()
+        replies = c.mail_transaction("s@example.test", ["user@example.test"],
+                                     simple_message("milter-defer", "DEFER-ME-PLEASE\r\n"))
+        c.quit()
+    final = replies[-1]
+    assert final.code == 451, str(final)
+    assert final.lines == ["4.7.1 Deferred by policy", "4.7.1 Try again in a while"], str(final)
+
+
+def test_tag_header_in_delivered_message(mpostfix, milter):
+    """The header the plugin adds at eom is in the message Postfix delivers, once."""
+    with connect(mpostfix) as c:
+        c.ehlo()
+        replies = c.mail_transaction("s@example.test", ["user@example.test"],
+                                     simple_message("milter-tag", "plain body\r\n"))
+        c.quit()
+    assert replies[-1].code == 250, str(replies[-1])
+    [msg] = mpostfix.wait_delivered(b"Subject: milter-tag")
+    assert msg.count(b"X-Policy-Tag: checked by policy\n") == 1, msg[:2000]
+    assert b"plain body" in msg
+
+
+def test_quarantine_goes_to_the_hold_queue(mpostfix, milter):
+    """smfi_quarantine: the client gets 250, the message waits in the hold queue
+    (Postfix logs the milter's HOLD; the reason is in smtpgate-milter's log)."""
+    mark = mpostfix.log_mark()
+    with connect(mpostfix) as c:
+        c.ehlo()
+        replies = c.mail_transaction("s@example.test", ["user@example.test"],
+                                     simple_message("milter-hold", "HOLD-ME-PLEASE\r\n"))
+        c.quit()
+    assert replies[-1].code == 250, str(replies[-1])
+    qid = queue_id(replies[-1])
+    try:
+        mpostfix.wait_log(rf"{qid}: milter-hold: END-OF-MESSAGE .*milter triggers HOLD", mark)
+        milter.wait_log(rf"queue_id={qid} verdict=quarantine decided_by=policy "
+                        r'reason="held by policy test"')
+        held = [q for q in mpostfix.queue() if q["queue_id"] == qid]
+        assert held and held[0]["queue_name"] == "hold", mpostfix.queue()
+        assert not [m for m in mpostfix.delivered() if b"Subject: milter-hold" in m]
+    finally:
+        mpostfix.delete_queued(qid)
+
+
+def test_discard_is_accepted_and_dropped(mpostfix, milter):
+    mark = mpostfix.log_mark()
+    with connect(mpostfix) as c:
+        c.ehlo()
+        replies = c.mail_transaction("s@example.test", ["user@example.test"],
+                                     simple_message("milter-drop", "DROP-ME-PLEASE\r\n"))
+        c.quit()
+    assert replies[-1].code == 250, str(replies[-1])
+    mpostfix.wait_log(r"milter-discard: END-OF-MESSAGE", mark)
+    assert not [m for m in mpostfix.delivered() if b"Subject: milter-drop" in m]
+
+
+def test_pending_verdict_is_waited_for(mpostfix, milter_factory):
+    """The mail verdict comes 300 ms later from another thread: MAIL waits for it."""
+    milter_factory({"pending_ms": 300})
+    with connect(mpostfix) as c:
+        c.ehlo()
+        t0 = time.monotonic()
+        assert c.cmd("MAIL FROM:<s@example.test>").code == 250
+        assert time.monotonic() - t0 >= 0.3
+        assert c.cmd("RCPT TO:<user@example.test>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(simple_message("milter-pending") + b".\r\n")
+        assert c.read_reply().code == 250
+        c.quit()
+    mpostfix.wait_delivered(b"Subject: milter-pending")
+
+
+def test_late_verdict_gets_the_failure_verdict(mpostfix, milter_factory):
+    """A verdict slower than the plugin's timeout: its failure verdict (tempfail) applies."""
+    milter_factory({"pending_ms": 1500, "timeout": 0.3})
+    with connect(mpostfix) as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<s@example.test>")
+        c.quit()
+    assert 400 <= r.code < 500, str(r)
+    # The late answer arrives after the host gave up and must be harmless.
+    time.sleep(1.5)
+
+
+def test_reload_on_sighup(mpostfix, milter_factory):
+    """SIGHUP: the new chain for new connections; a broken file is refused and the
+    old configuration stays in force."""
+    m = milter_factory({"reject_rcpt": ["first@example.test"]})
+    mark = m.log_mark()
+    m.write_config(plugins=render_plugin("policy", policy_plugin_path(m.binary),
+                                         {**POLICY, "reject_rcpt": ["second@example.test"]}))
+    m.send_signal(signal.SIGHUP)
+    m.wait_log(r"reloaded configuration, generation 1", mark)
+    with connect(mpostfix) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<s@example.test>").code == 250
+        assert c.cmd("RCPT TO:<first@example.test>").code == 250
+        assert c.cmd("RCPT TO:<second@example.test>").code == 550
+        c.quit()
+
+    mark = m.log_mark()
+    m.write_config(text=m.config_text() + "milter { socket = \"tcp:1\" }\n")
+    m.send_signal(signal.SIGHUP)
+    m.wait_log(r"reload refused", mark)
+    assert re.search(r"milter\d\.conf:\d+: milter socket \"tcp:1\"", m.log_since(mark)), \
+        m.log_since(mark)
+    assert m.alive()
+    with connect(mpostfix) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<s@example.test>").code == 250
+        assert c.cmd("RCPT TO:<second@example.test>").code == 550
+        c.quit()
+
+
+def test_milter_down_default_action(mpostfix, milter_factory):
+    """smtpgate-milter not running: Postfix applies milter_default_action, tempfail
+    (451 4.7.1) here; with accept, mail flows unfiltered."""
+    m = milter_factory()
+    assert m.stop() == 0
+    with connect(mpostfix) as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<s@example.test>")
+        c.quit()
+    assert r.code == 451 and r.lines[0].startswith("4.7.1"), str(r)
+    try:
+        mpostfix.postconf(milter_default_action="accept")
+        with connect(mpostfix) as c:
+            c.ehlo()
+            replies = c.mail_transaction("s@example.test", ["blocked@example.test"],
+                                         simple_message("milter-down"))
+            c.quit()
+        assert [x.code for x in replies] == [250, 250, 354, 250], [str(x) for x in replies]
+        [msg] = mpostfix.wait_delivered(b"Subject: milter-down")
+        assert b"X-Policy-Tag" not in msg
+    finally:
+        mpostfix.postconf(milter_default_action="tempfail")
+
+
+def test_config_check(milter_binary, workdir):
+    """-t: a good file is OK (no upstream needed); a bad socket names file and line."""
+    plugin = render_plugin("policy", policy_plugin_path(milter_binary), POLICY)
+    good = workdir / "good.conf"
+    good.write_text(f'milter {{\n    socket = "unix:{workdir}/m.sock"\n}}\n{plugin}\n')
+    r = subprocess.run([str(milter_binary), "-t", "-c", str(good)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r.stdout + r.stderr
+    bad = workdir / "bad.conf"
+    bad.write_text('hostname = "h.example.test"\nmilter {\n    socket = "inet:99999@127.0.0.1"\n}\n')
+    r = subprocess.run([str(milter_binary), "-t", "-c", str(bad)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"{bad}:3: milter socket \"inet:99999@127.0.0.1\": port must be from 1 to 65535" \
+        in r.stderr, r.stderr
