@@ -48,10 +48,10 @@ EXTRA_UNIT_BINS :=
 INSTALL_PLUGINS :=
 INSTALL_BINS :=
 .DEFAULT_GOAL := all
-FRAGMENTS := $(sort $(wildcard rules/*.mk plugins/*/*.mk proxy/*.mk))
+FRAGMENTS := $(sort $(wildcard rules/*.mk plugins/*/*.mk proxy/*.mk tests/plugins/*.mk))
 include $(FRAGMENTS)
 
-.PHONY: all run test unit integration bench fuzz install format clean deps-run deps-test
+.PHONY: all run test unit integration bench fuzz install install-sdk format clean deps-run deps-test
 
 all: $(BUILD)/smtpgate $(EXTRA_TARGETS)
 
@@ -96,15 +96,27 @@ bench: deps-test
 fuzz: deps-test
 	tests/fuzz/run.sh
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/smtpgate $(DESTDIR)$(PREFIX)/etc/smtpgate
+install: all install-sdk
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/smtpgate $(DESTDIR)$(PREFIX)/etc/smtpgate \
+		$(DESTDIR)$(PREFIX)/lib/smtpgate/plugins
 	install -m 0755 $(BUILD)/smtpgate $(DESTDIR)$(PREFIX)/sbin/smtpgate
+	$(if $(INSTALL_BINS),install -m 0755 $(INSTALL_BINS) $(DESTDIR)$(PREFIX)/sbin/)
+	$(if $(INSTALL_PLUGINS),install -m 0755 $(INSTALL_PLUGINS) $(DESTDIR)$(PREFIX)/lib/smtpgate/plugins/)
 	install -m 0644 etc/smtpgate.conf $(DESTDIR)$(PREFIX)/etc/smtpgate/smtpgate.conf.example
-	install -m 0644 README.md etc/smtpgate.service etc/postfix/main.cf.snippet \
+	install -m 0644 README.md plugins/README.md etc/smtpgate.service etc/postfix/main.cf.snippet \
 		etc/postfix/master.cf.snippet $(DESTDIR)$(PREFIX)/share/doc/smtpgate/
 
+# The plugin SDK alone: the header and its pkg-config file (smtpgate-plugin).
+ABI_VERSION := $(shell sed -n 's/^\#define SG_PLUGIN_ABI_VERSION \([0-9]*\)/\1/p' plugins/smtpgate/plugin.h)
+install-sdk:
+	install -d $(DESTDIR)$(PREFIX)/include/smtpgate $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0644 plugins/smtpgate/plugin.h $(DESTDIR)$(PREFIX)/include/smtpgate/plugin.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@ABI@|$(ABI_VERSION)|' plugins/smtpgate-plugin.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/smtpgate-plugin.pc
+
 format:
-	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c tests/fuzz/*.c
+	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c tests/fuzz/*.c plugins/*/*.c plugins/*/*.h \
+		tests/plugins/*.c
 
 clean:
 	rm -rf build

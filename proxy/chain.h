@@ -17,6 +17,11 @@
  * blocking and runs on the work pool).  Then the front-end's notify function
  * is called, from any thread, once the connection can go on; the front-end
  * calls chain_resume() on its own thread, which returns DONE or WAIT again.
+ * The notification may come before chain_run() has even returned WAIT: a
+ * front-end checks chain_resume() before it sleeps, and calls it only while
+ * a run of its own is waiting.  notify runs under the connection's lock:
+ * it must only signal (event_active, a condition variable whose mutex the
+ * front-end never holds while it calls chain functions), never call back.
  * chain_wait_ms() is how long the plugin being waited for may take; when it
  * has passed, chain_expire() makes its configured failure verdict the verdict.
  *
@@ -117,6 +122,9 @@ struct chain_conn *chain_conn_new(struct chain *ch, const struct sg_conn_info *i
                                   const char *spool_dir);
 void chain_conn_release(struct chain_conn *c);
 void chain_adopt(struct chain_conn *c, void *object, void (*free_fn)(void *));
+/* A plugin call is out (maybe one the host gave up on): what it can reach must
+ * not be freed or reused now, but adopted. */
+bool chain_busy(const struct chain_conn *c);
 
 /* Facts learned later (HELO, AUTH, TLS): NULL keeps the old value. */
 void chain_set_helo(struct chain_conn *c, const char *helo, bool esmtp);

@@ -23,8 +23,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chain.h"
 #include "log.h"
 #include "milter_socket.h"
+#include "plugin_host.h"
+#include "runtime.h"
 
 /* The name errors carry while an override buffer is parsed ("-o #2"). */
 static __thread const char *config_source_name;
@@ -40,6 +43,20 @@ void config_upstream_optional(bool optional)
 void config_numeric_hosts_only(bool only)
 {
     config_numeric_only = only;
+}
+
+void config_where(const cfg_t *cfg, char *out, size_t out_size)
+{
+    const char *name = config_source_name ? config_source_name : cfg->filename;
+    snprintf(out, out_size, "%s:%d", name ? name : "(config)", cfg->line);
+}
+
+/* Pass 1 only looks for plugin sections; its complaints are pass 2's to make. */
+static void config_silent_error_fn(cfg_t *cfg, const char *fmt, va_list ap)
+{
+    (void)cfg;
+    (void)fmt;
+    (void)ap;
 }
 
 static void config_error_fn(cfg_t *cfg, const char *fmt, va_list ap)
@@ -222,6 +239,18 @@ static int config_cb_hostname(cfg_t *cfg, cfg_opt_t *opt, const char *value, voi
     return config_pass_string(value, result);
 }
 
+static int config_cb_metrics(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    (void)opt;
+    struct sg_sockaddr sa;
+    const char *why = value[0] ? config_parse_sockaddr(value, true, &sa) : NULL;
+    if (why) {
+        cfg_error(cfg, "metrics_listen address \"%s\": %s", value, why);
+        return -1;
+    }
+    return config_pass_string(value, result);
+}
+
 /* Integer settings with their bounds, checked by one callback. */
 struct config_int {
     const char *name;
@@ -251,6 +280,7 @@ static const struct config_int config_ints[] = {
     {"upstream_final_timeout", 600, 1, 3600},
     {"probe_interval", 30, 1, 86400},
     {"shutdown_grace", 30, 0, 86400},
+    {"plugin_threads", 8, 1, 256},
 };
 #define CONFIG_NINTS (sizeof(config_ints) / sizeof(config_ints[0]))
 
@@ -278,7 +308,7 @@ static int config_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *re
     return 0;
 }
 
-static cfg_t *config_schema(void)
+static cfg_t *config_schema(cfg_opt_t *plugin_opts, bool lenient)
 {
     static cfg_opt_t upstream_opts[] = {
         CFG_STR_CB("address", NULL, CFGF_NODEFAULT, config_cb_upstream_address),
@@ -289,8 +319,9 @@ static cfg_t *config_schema(void)
         CFG_STR_CB("socket", "inet:8890@127.0.0.1", CFGF_NONE, config_cb_milter_socket),
         CFG_END(),
     };
-    static cfg_opt_t opts[CONFIG_NINTS + 16];
+    static cfg_opt_t opts[CONFIG_NINTS + 24];
     static bool built;
+    static size_t plugin_slot;
 
     if (!built) {
         size_t k = 0;
@@ -304,6 +335,11 @@ static cfg_t *config_schema(void)
         opts[k++] = (cfg_opt_t)CFG_STR_CB("bare_newline", "reject", CFGF_NONE, config_cb_newline);
         opts[k++] = (cfg_opt_t)CFG_STR("spool_dir", "/var/spool/smtpgate", CFGF_NONE);
         opts[k++] =
+            (cfg_opt_t)CFG_STR("quarantine_dir", "/var/spool/smtpgate/quarantine", CFGF_NONE);
+        opts[k++] = (cfg_opt_t)CFG_STR_CB("metrics_listen", "", CFGF_NONE, config_cb_metrics);
+        plugin_slot = k;
+        opts[k++] = (cfg_opt_t)CFG_END(); /* the plugin section, set per load */
+        opts[k++] =
             (cfg_opt_t)CFG_STR_CB("syslog_facility", "mail", CFGF_NONE, config_cb_facility);
         for (size_t i = 0; i < CONFIG_NINTS; i++)
             opts[k++] = (cfg_opt_t)CFG_INT_CB(config_ints[i].name, config_ints[i].def, CFGF_NONE,
@@ -312,11 +348,13 @@ static cfg_t *config_schema(void)
         opts[k++] = (cfg_opt_t)CFG_END();
         built = true;
     }
+    /* Titled and in order: the chain runs in the order of the sections. */
+    opts[plugin_slot] = (cfg_opt_t)CFG_SEC("plugin", plugin_opts, CFGF_MULTI | CFGF_TITLE);
 
-    cfg_t *cfg = cfg_init(opts, CFGF_NONE);
+    cfg_t *cfg = cfg_init(opts, lenient ? CFGF_IGNORE_UNKNOWN : CFGF_NONE);
     if (!cfg)
         return NULL;
-    cfg_set_error_function(cfg, config_error_fn);
+    cfg_set_error_function(cfg, lenient ? config_silent_error_fn : config_error_fn);
     return cfg;
 }
 
@@ -355,6 +393,8 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file)
     atomic_init(&c->refs, 1);
     c->hostname = strdup(cfg_getstr(cfg, "hostname"));
     c->spool_dir = strdup(cfg_getstr(cfg, "spool_dir"));
+    c->quarantine_dir = strdup(cfg_getstr(cfg, "quarantine_dir"));
+    c->metrics_listen = strdup(cfg_getstr(cfg, "metrics_listen"));
 
     c->nlisten = cfg_size(cfg, "listen");
     c->listen = calloc(c->nlisten, sizeof(*c->listen));
@@ -407,10 +447,12 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file)
     c->upstream_final_timeout = (unsigned)cfg_getint(cfg, "upstream_final_timeout");
     c->probe_interval = (unsigned)cfg_getint(cfg, "probe_interval");
     c->shutdown_grace = (unsigned)cfg_getint(cfg, "shutdown_grace");
+    c->plugin_threads = (unsigned)cfg_getint(cfg, "plugin_threads");
 
     c->milter_socket = strdup(cfg_getstr(cfg_getsec(cfg, "milter"), "socket"));
 
-    bool ok = c->hostname && c->spool_dir && c->listen && c->upstreams && c->milter_socket;
+    bool ok = c->hostname && c->spool_dir && c->quarantine_dir && c->metrics_listen && c->listen &&
+              c->upstreams && c->milter_socket;
     for (size_t i = 0; ok && i < c->nupstreams; i++)
         ok = c->upstreams[i].name != NULL;
     if (!ok) {
@@ -507,22 +549,18 @@ static int config_parse_text(cfg_t *cfg, const char *name, char *text)
     return rc;
 }
 
-struct sg_config *config_load(const char *file, const char *const *overrides, size_t noverrides)
+/* The file, then each override, into cfg; CFG_SUCCESS or the first failure. */
+static int config_parse_all(cfg_t *cfg, const char *file, const char *const *overrides,
+                            size_t noverrides, bool report)
 {
-    cfg_t *cfg = config_schema();
-    if (!cfg) {
-        log_err("out of memory reading the configuration");
-        return NULL;
-    }
-    config_error_count = 0;
-    config_source_name = NULL;
-
     int rc = CFG_SUCCESS;
     if (file) {
         char *text = config_read_file(file);
         if (!text) {
-            log_err("%s: cannot read: %s", file, strerror(errno));
-            config_error_count++;
+            if (report) {
+                log_err("%s: cannot read: %s", file, strerror(errno));
+                config_error_count++;
+            }
             rc = CFG_FILE_ERROR;
         } else {
             rc = config_parse_text(cfg, file, text);
@@ -540,13 +578,63 @@ struct sg_config *config_load(const char *file, const char *const *overrides, si
         rc = config_parse_text(cfg, name, text);
         free(text);
     }
+    return rc;
+}
+
+/*
+ * Two passes, because a plugin's options are known only once its shared
+ * object is loaded: the first collects the plugin sections' paths (nothing
+ * else is judged), the plugins are loaded, and the second parse knows every
+ * option and reports every error.
+ */
+struct sg_config *config_load(const char *file, const char *const *overrides, size_t noverrides)
+{
+    config_error_count = 0;
+    config_source_name = NULL;
+    struct plugin_prep *prep = plugin_prep_new();
+    cfg_t *first = prep ? config_schema(plugin_prep_pass1_opts(), true) : NULL;
+    if (!first) {
+        plugin_prep_free(prep);
+        log_err("out of memory reading the configuration");
+        return NULL;
+    }
+    plugin_prep_use(prep);
+    config_parse_all(first, file, overrides, noverrides, false);
+    cfg_free(first);
+    plugin_prep_use(NULL);
+    config_error_count += plugin_prep_load(prep);
+
+    cfg_opt_t *plugin_opts = plugin_prep_section_opts(prep);
+    cfg_t *cfg = plugin_opts ? config_schema(plugin_opts, false) : NULL;
+    if (!cfg) {
+        plugin_prep_free(prep);
+        log_err("out of memory reading the configuration");
+        return NULL;
+    }
+    plugin_prep_use(prep);
+    int rc = config_parse_all(cfg, file, overrides, noverrides, true);
+    plugin_prep_use(NULL);
 
     struct sg_config *c = NULL;
     if (rc == CFG_SUCCESS && config_error_count == 0 && config_check_complete(cfg, file) == 0)
         c = config_build(cfg, file);
     else if (config_error_count == 0 && rc != CFG_SUCCESS)
         log_err("%s: configuration not valid", file ? file : "-o");
+    if (c) {
+        struct sg_config *running = runtime_config();
+        int errors = 0;
+        c->generation = running ? running->generation + 1 : 1;
+        c->chain = plugin_prep_build(prep, cfg, running ? running->chain : NULL, c->generation,
+                                     &errors);
+        if (running)
+            config_unref(running);
+        if (errors) {
+            config_unref(c);
+            c = NULL;
+        }
+    }
     cfg_free(cfg);
+    plugin_prep_free(prep);
     return c;
 }
 
@@ -563,6 +651,9 @@ void config_unref(struct sg_config *c)
     for (size_t i = 0; c->upstreams && i < c->nupstreams; i++)
         free(c->upstreams[i].name);
     free(c->upstreams);
+    chain_unref(c->chain);
+    free(c->quarantine_dir);
+    free(c->metrics_listen);
     free(c->listen);
     free(c->hostname);
     free(c->spool_dir);

@@ -27,6 +27,8 @@ struct sg_sockaddr {
 };
 
 struct upstream_health;
+struct chain;
+struct cfg_t;
 
 struct sg_upstream_cfg {
     char *name;
@@ -74,6 +76,11 @@ struct sg_config {
 
     int syslog_facility;
 
+    char *quarantine_dir;
+    char *metrics_listen; /* "" when off */
+    unsigned plugin_threads;
+    struct chain *chain;  /* the plugins, in order; NULL without plugin sections */
+
     char *milter_socket; /* smtpgate-milter's libmilter socket: "inet:PORT@ADDR", "unix:PATH" */
 };
 
@@ -86,6 +93,9 @@ void config_unref(struct sg_config *c);
 /* Parse "host:port", "[v6]:port", "*:port"; host may be a name (resolved now).
  * Returns NULL on success, or a static reason. */
 const char *config_parse_sockaddr(const char *text, bool passive, struct sg_sockaddr *out);
+
+/* "file:line" of the value libconfuse is reading now (for plugin_host). */
+void config_where(const struct cfg_t *cfg, char *out, size_t out_size);
 
 /* Refuse host names instead of resolving them (tests and fuzzing must never
  * query a DNS server). */

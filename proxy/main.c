@@ -23,8 +23,10 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "runtime.h"
 #include "upstream_pool.h"
+#include "workpool.h"
 #include "worker.h"
 
 #define DEFAULT_CONFIG "/usr/local/etc/smtpgate/smtpgate.conf"
@@ -197,12 +199,16 @@ int main(int argc, char **argv)
     }
     runtime_set_config(config_ref(c));   /* and c stays ours until exit */
     main_check_spool(c);
+    workpool_set_threads(c->plugin_threads);
 
     g.base = event_base_new();
     if (!g.base) {
         log_err("cannot create the event loop");
         return 1;
     }
+    struct metrics_http *metrics = NULL;
+    if (c->metrics_listen[0] && !(metrics = metrics_http_start(g.base, c->metrics_listen)))
+        return 1;
     struct event *sigs[3];
     int signums[3] = {SIGHUP, SIGTERM, SIGINT};
     for (int i = 0; i < 3; i++) {
@@ -250,13 +256,17 @@ int main(int argc, char **argv)
         worker_free(&g.workers[i]);
     }
     free(g.workers);
+    /* Plugin calls still on the pool hold their connections and chains. */
+    workpool_shutdown();
     config_unref(c);
+    metrics_http_stop(metrics);
     upstream_probe_stop(probe);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     event_base_free(g.base);
     runtime_shutdown();
     upstream_pool_shutdown();
+    metrics_shutdown();
     libevent_global_shutdown();
     log_info("stopped");
     return rc;

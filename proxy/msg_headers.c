@@ -78,9 +78,10 @@ static void mh_truncate(struct msg_headers *h)
     h->line_len = 0;
 }
 
-static void mh_complete(struct msg_headers *h, uint64_t body_offset)
+static void mh_complete(struct msg_headers *h, uint64_t header_end, uint64_t body_offset)
 {
     h->complete = true;
+    h->header_end = header_end;
     h->body_offset = body_offset;
     h->line_len = 0;
     h->state = MH_DONE;
@@ -114,7 +115,7 @@ static int mh_keep(struct msg_headers *h, const char *p, size_t n)
 }
 
 /* The field in ->line is over: store it, without its final line ending. */
-static int mh_end_field(struct msg_headers *h)
+static int mh_end_field(struct msg_headers *h, uint64_t field_end)
 {
     if (h->truncated)
         return 0;
@@ -149,6 +150,8 @@ static int mh_end_field(struct msg_headers *h)
     f->name_len = h->name_len;
     f->value = block + h->name_len + 1;
     f->value_len = value_len;
+    f->start = h->field_start;
+    f->end = field_end;
     h->kept_bytes += h->name_len + value_len;
     return 0;
 }
@@ -179,27 +182,28 @@ int msg_headers_feed(struct msg_headers *h, const char *bytes, size_t len)
                 if (h->state == MH_NEXT)
                     h->state = MH_VALUE;
                 else
-                    mh_complete(h, h->line_start);
+                    mh_complete(h, h->line_start, h->line_start);
                 break;
             }
-            if (h->state == MH_NEXT && mh_end_field(h) < 0)
+            if (h->state == MH_NEXT && mh_end_field(h, h->line_start) < 0)
                 return -1;
             if (c == '\n') {
-                mh_complete(h, base + i + 1);
+                mh_complete(h, h->line_start, base + i + 1);
             } else if (c == '\r') {
                 h->state = MH_CR;
                 i++;
             } else if (mh_is_name(c)) {
                 h->state = MH_NAME;
+                h->field_start = h->line_start;
                 h->name_len = 0;
                 h->line_len = 0;
             } else {
-                mh_complete(h, h->line_start);
+                mh_complete(h, h->line_start, h->line_start);
             }
             break;
 
         case MH_CR:
-            mh_complete(h, c == '\n' ? base + i + 1 : h->line_start);
+            mh_complete(h, h->line_start, c == '\n' ? base + i + 1 : h->line_start);
             break;
 
         case MH_NAME: {
@@ -219,7 +223,7 @@ int msg_headers_feed(struct msg_headers *h, const char *bytes, size_t len)
                 h->state = MH_NAME_WSP;
                 i++;
             } else {
-                mh_complete(h, h->line_start);
+                mh_complete(h, h->line_start, h->line_start);
             }
             break;
         }
@@ -231,7 +235,7 @@ int msg_headers_feed(struct msg_headers *h, const char *bytes, size_t len)
                 mh_begin_value(h);
                 i++;
             } else {
-                mh_complete(h, h->line_start);
+                mh_complete(h, h->line_start, h->line_start);
             }
             break;
 
@@ -260,16 +264,16 @@ int msg_headers_finish(struct msg_headers *h)
     switch (h->state) {
     case MH_NEXT:
     case MH_VALUE:
-        if (mh_end_field(h) < 0)
+        if (mh_end_field(h, h->consumed) < 0)
             return -1;
-        mh_complete(h, h->consumed);
+        mh_complete(h, h->consumed, h->consumed);
         break;
     case MH_FIRST:
-        mh_complete(h, h->consumed);
+        mh_complete(h, h->consumed, h->consumed);
         break;
     default:
         /* A name without its colon, or a lone CR: that line is body. */
-        mh_complete(h, h->line_start);
+        mh_complete(h, h->line_start, h->line_start);
         break;
     }
     return 0;

@@ -17,7 +17,10 @@
  * message itself is not changed by this module).
  *
  * ->body_offset is the offset in the message of the first body octet (after the
- * empty line), or of the first line that was not a header; valid once ->complete.
+ * empty line), or of the first line that was not a header; ->header_end is where
+ * the empty line (or that first body line) starts.  Each field records where its
+ * raw octets are in the message, so that a rewriter can copy unchanged fields
+ * exactly.  Valid once ->complete.
  */
 #ifndef SMTPGATE_MSG_HEADERS_H
 #define SMTPGATE_MSG_HEADERS_H
@@ -31,6 +34,8 @@ struct msg_header {
     size_t name_len;
     char *value;       /* raw value, NUL-terminated copy (may contain CRLF of folding) */
     size_t value_len;
+    uint64_t start;    /* offset of the field's first octet in the message */
+    uint64_t end;      /* offset just past its final line ending */
 };
 
 struct msg_headers {
@@ -40,6 +45,7 @@ struct msg_headers {
     bool complete;     /* empty line (or first non-header line) seen */
     bool truncated;    /* a bound was hit */
     uint64_t body_offset;
+    uint64_t header_end; /* offset of the line that ended the header section */
     size_t max_bytes;
     size_t max_fields;
     /* private */
@@ -51,6 +57,7 @@ struct msg_headers {
     int state;
     size_t name_len;     /* of the field in line[] */
     uint64_t line_start; /* offset of the current line in the message */
+    uint64_t field_start;
 };
 
 void msg_headers_init(struct msg_headers *h, size_t max_bytes, size_t max_fields);

@@ -32,6 +32,7 @@
 #include <event2/bufferevent.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -40,11 +41,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chain.h"
 #include "data_decoder.h"
 #include "esmtp.h"
 #include "log.h"
+#include "metrics.h"
+#include "msg_edit.h"
 #include "msg_headers.h"
 #include "msg_store.h"
+#include "msg_view.h"
+#include "quarantine.h"
 #include "runtime.h"
 #include "smtp_cmd.h"
 #include "smtp_reply.h"
@@ -74,6 +80,20 @@ enum expect_kind {
     EXPECT_RELAY,    /* RSET, VRFY, EXPN: relay the reply, nothing else */
     EXPECT_MESSAGE,  /* the final reply to DATA/BDAT LAST */
     EXPECT_SILENT,   /* our own RSET after a refused message: no client reply */
+    EXPECT_REPLAY_MAIL, /* the envelope a plugin changed, sent again: no client reply */
+    EXPECT_REPLAY_RCPT,
+};
+
+/* What the session waits for the filter chain to decide. */
+enum chain_wait {
+    WAIT_NONE,
+    WAIT_CONNECT,
+    WAIT_HELO,
+    WAIT_MAIL,
+    WAIT_RCPT,
+    WAIT_DATA,
+    WAIT_BDAT,
+    WAIT_MESSAGE,
 };
 
 struct reply_slot {
@@ -89,6 +109,7 @@ struct expect {
     enum expect_kind kind;
     struct reply_slot *slot;   /* NULL for EXPECT_SILENT */
     unsigned tx_gen;
+    struct msg_rcpt rcpt;      /* EXPECT_RCPT: the recipient, kept once accepted */
 };
 
 struct session {
@@ -139,12 +160,34 @@ struct session {
 
     /* message */
     struct data_decoder dec;
-    struct msg_headers hdrs;
+    struct msg_headers *hdrs;
     struct msg_store *store;
     uint64_t bdat_remaining;
     uint64_t bdat_total;
     bool bdat_last;
     const char *bdat_refusal;   /* chunk is being discarded; reply at its end */
+
+    /* filter chain */
+    struct chain_conn *chain;
+    struct event *chain_ev;      /* made active (any thread) when a verdict is in */
+    struct event *chain_timer;   /* the waited-for plugin's timeout */
+    enum chain_wait chain_for;
+    struct chain_result chain_res;
+    char *pending_line;          /* the command waiting for the chain, to forward */
+    size_t pending_len;
+    char *pending_arg;           /* its mailbox or HELO name */
+    char *pending_params;
+    bool pending_esmtp;
+    bool refused;                /* refused at connect: only QUIT is served */
+    unsigned tx_count;
+    struct msg_rcpt *rcpts;      /* accepted recipients, for a changed envelope */
+    size_t nrcpts;
+    char *mail_params;
+    bool replay;                 /* the envelope is being sent again */
+    bool replay_mail_ok;
+    unsigned replay_rcpt_ok;
+    struct msg_store *edited_hdr; /* the rewritten header section */
+    const char *tx_result;       /* set when the chain decided the outcome */
 
     /* counters for the connection log line */
     unsigned ncommands;
@@ -157,6 +200,12 @@ static atomic_uint_fast64_t session_counter;
 
 static void session_process(struct session *s);
 static void session_free(struct session *s);
+static void session_keep_rcpt(struct session *s, struct msg_rcpt *r);
+static void session_chain_decided_helo(struct session *s);
+static void session_chain_decided_mail(struct session *s);
+static void session_chain_decided_rcpt(struct session *s);
+static void session_chain_decided_data(struct session *s);
+static void session_chain_decided_message(struct session *s);
 static void session_set_read_timeout(struct session *s, unsigned seconds);
 
 /* ---- time and ids ---- */
@@ -265,8 +314,57 @@ static void session_close_with(struct session *s, const char *line)
 
 /* ---- transaction ---- */
 
+static void session_free_headers(void *h)
+{
+    msg_headers_free(h);
+    free(h);
+}
+
+static void session_free_store(void *store)
+{
+    msg_store_free(store);
+}
+
+/* A plugin the chain gave up waiting for may still read the message: it
+ * gets this one to keep, and the session starts a new store. */
+static void session_release_content(struct session *s)
+{
+    if (!s->chain || !chain_busy(s->chain))
+        return;
+    if (s->store) {
+        chain_adopt(s->chain, s->store, session_free_store);
+        s->store = NULL;
+    }
+    struct msg_headers *fresh = malloc(sizeof(*fresh));
+    if (fresh) {
+        msg_headers_init(fresh, s->hdrs->max_bytes, s->hdrs->max_fields);
+        chain_adopt(s->chain, s->hdrs, session_free_headers);
+        s->hdrs = fresh;
+    }
+}
+
 static void session_tx_reset(struct session *s)
 {
+    if (s->chain)
+        chain_tx_end(s->chain);
+    session_release_content(s);
+    for (size_t i = 0; i < s->nrcpts; i++) {
+        free(s->rcpts[i].mailbox);
+        free(s->rcpts[i].params);
+    }
+    free(s->rcpts);
+    s->rcpts = NULL;
+    s->nrcpts = 0;
+    free(s->mail_params);
+    s->mail_params = NULL;
+    s->replay = false;
+    s->replay_mail_ok = false;
+    s->replay_rcpt_ok = 0;
+    s->tx_result = NULL;
+    if (s->edited_hdr) {
+        msg_store_free(s->edited_hdr);
+        s->edited_hdr = NULL;
+    }
     s->tx_gen++;
     s->mail_sent = false;
     s->mail_ok = false;
@@ -281,7 +379,8 @@ static void session_tx_reset(struct session *s)
     s->tx_fail = NULL;
     if (s->store)
         msg_store_reset(s->store);
-    msg_headers_reset(&s->hdrs);
+    if (s->hdrs)
+        msg_headers_reset(s->hdrs);
 }
 
 static struct expect *session_expect(struct session *s, enum expect_kind kind,
@@ -300,6 +399,13 @@ static struct expect *session_expect(struct session *s, enum expect_kind kind,
     s->ex_tail = e;
     s->ex_len++;
     return e;
+}
+
+static void session_expect_free(struct expect *e)
+{
+    free(e->rcpt.mailbox);
+    free(e->rcpt.params);
+    free(e);
 }
 
 static struct expect *session_expect_pop(struct session *s)
@@ -329,22 +435,54 @@ static void session_queue_id(const char *text, char *out, size_t out_size)
     out[n] = '\0';
 }
 
+/* Counters per transaction result and for connections, found once: the
+ * registry's lock stays off the per-transaction path. */
+static const char *const session_results[] = {"accepted", "deferred",  "rejected",   "refused",
+                                              "aborted",  "discarded", "quarantined"};
+#define SESSION_NRESULTS (sizeof(session_results) / sizeof(session_results[0]))
+static struct metrics_counter *session_result_counters[SESSION_NRESULTS];
+static struct metrics_counter *session_conn_counter;
+static pthread_once_t session_counters_once = PTHREAD_ONCE_INIT;
+
+static void session_counters_init(void)
+{
+    char name[128];
+    for (size_t i = 0; i < SESSION_NRESULTS; i++) {
+        snprintf(name, sizeof(name), "smtpgate_transactions_%s_total", session_results[i]);
+        session_result_counters[i] = metrics_counter(name);
+    }
+    session_conn_counter = metrics_counter("smtpgate_connections_total");
+}
+
+static void session_count_result(const char *result)
+{
+    for (size_t i = 0; i < SESSION_NRESULTS; i++)
+        if (strcmp(result, session_results[i]) == 0)
+            metrics_add(session_result_counters[i], 1);
+}
+
 static void session_log_tx(struct session *s, const char *result, int code, const char *text)
 {
+    session_count_result(result);
     char qid[64];
     session_queue_id(text ? text : "", qid, sizeof(qid));
     char first[256];
     snprintf(first, sizeof(first), "%s", text ? text : "");
     first[strcspn(first, "\n")] = '\0';
+    char filters[512] = "";
+    if (s->chain) {
+        filters[0] = ' ';
+        chain_tx_summary(s->chain, filters + 1, sizeof(filters) - 1);
+    }
     log_info("%s: tx from=<%s> nrcpt=%u/%u size=%" PRIu64 " body=%s upstream=%s result=%s "
-             "reply=\"%d %s\" queued_as=%s duration=%.3fs",
+             "reply=\"%d %s\" queued_as=%s%s duration=%.3fs",
              s->id, s->mail_from ? s->mail_from : "", s->rcpt_ok, s->rcpt_sent,
              s->store ? msg_store_size(s->store) : 0,
              s->body == ESMTP_BODY_8BITMIME     ? "8BITMIME"
              : s->body == ESMTP_BODY_BINARYMIME ? "BINARYMIME"
                                                 : "7BIT",
              s->up ? upstream_label(s->up) : "-", result, code, first, qid[0] ? qid : "-",
-             session_elapsed(&s->tx_started));
+             filters, session_elapsed(&s->tx_started));
 }
 
 /* ---- upstream events ---- */
@@ -376,13 +514,35 @@ static void session_upstream_reply(void *ctx, const struct smtp_reply *r)
         }
         break;
     case EXPECT_RCPT:
-        if (current && ok)
+        if (current && ok) {
             s->rcpt_ok++;
+            session_keep_rcpt(s, &e->rcpt);
+        }
+        break;
+    case EXPECT_REPLAY_MAIL:
+        if (current)
+            s->replay_mail_ok = ok;
+        break;
+    case EXPECT_REPLAY_RCPT:
+        if (current && ok)
+            s->replay_rcpt_ok++;
         break;
     case EXPECT_MESSAGE:
         s->awaiting_final = false;
         session_set_read_timeout(s, s->cfg->command_timeout);
         s->ntransactions++;
+        if (current && s->replay && (!s->replay_mail_ok || s->replay_rcpt_ok == 0)) {
+            /* The upstream took none of the envelope a plugin made: it has no
+             * message, and the client must keep its copy. */
+            static char refused_text[] = "4.3.0 Error: the upstream refused the changed envelope";
+            static const struct smtp_reply refused = {
+                .code = 451, .nlines = 1, .text = refused_text, .text_len = sizeof(refused_text) - 1};
+            session_log_tx(s, "deferred", refused.code, refused.text);
+            session_tx_reset(s);
+            r = &refused;
+            ok = false;
+            break;
+        }
         if (ok)
             s->naccepted++;
         session_log_tx(s, ok ? "accepted" : r->code / 100 == 4 ? "deferred" : "rejected", r->code,
@@ -403,7 +563,7 @@ static void session_upstream_reply(void *ctx, const struct smtp_reply *r)
             session_slot_fill(s, e->slot, (char *)"451 4.3.0 Error: out of memory\r\n", 32,
                               false);
     }
-    free(e);
+    session_expect_free(e);
     session_flush(s);
     session_process(s);
 }
@@ -432,7 +592,7 @@ static void session_upstream_failure(void *ctx, const char *reply)
                                   false);
             }
         }
-        free(e);
+        session_expect_free(e);
     }
     /* What the client does next in this transaction cannot reach the upstream:
      * the transaction is over, and a new MAIL opens a new connection. */
@@ -470,19 +630,43 @@ static bool session_ensure_upstream(struct session *s)
 }
 
 /* Forward the client's command line; its reply comes from the upstream. */
-static void session_forward(struct session *s, enum expect_kind kind, const char *line,
-                            size_t len)
+static struct expect *session_forward(struct session *s, enum expect_kind kind, const char *line,
+                                      size_t len)
 {
     if (!session_ensure_upstream(s)) {
         session_reply(s, "451 4.3.0 Error: out of memory");
-        return;
+        return NULL;
     }
     struct reply_slot *slot = session_slot_new(s);
-    if (!slot || !session_expect(s, kind, slot)) {
+    struct expect *e = slot ? session_expect(s, kind, slot) : NULL;
+    if (!e) {
         s->closing = true;
-        return;
+        return NULL;
     }
     upstream_command(s->up, line, len);
+    return e;
+}
+
+/* A command of our own to the upstream, whose reply the client never sees. */
+static void session_send_silent(struct session *s, enum expect_kind kind, const char *line,
+                                size_t len)
+{
+    if (session_expect(s, kind, NULL))
+        upstream_command(s->up, line, len);
+    else
+        s->closing = true;
+}
+
+static void session_keep_rcpt(struct session *s, struct msg_rcpt *r)
+{
+    struct msg_rcpt *n = realloc(s->rcpts, (s->nrcpts + 1) * sizeof(*n));
+    if (!n)
+        return;
+    s->rcpts = n;
+    s->rcpts[s->nrcpts++] = *r;
+    if (s->chain)
+        chain_rcpt_accepted(s->chain, r->mailbox);
+    r->mailbox = r->params = NULL;
 }
 
 /* Abort the upstream's side of a transaction smtpgate refused itself. */
@@ -492,6 +676,93 @@ static void session_abort_upstream_tx(struct session *s)
         if (session_expect(s, EXPECT_SILENT, NULL))
             upstream_command(s->up, "RSET", 4);
     }
+}
+
+/* ---- waiting for the filter chain ---- */
+
+static void session_chain_decided(struct session *s);
+
+/* Any thread: the chain has a verdict (or the wait timed out). */
+static void session_chain_notify(void *arg)
+{
+    struct session *s = arg;
+    event_active(s->chain_ev, EV_READ, 0);
+}
+
+static void session_chain_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct session *s = arg;
+    if (s->chain_for == WAIT_NONE)
+        return;
+    if (chain_resume(s->chain, &s->chain_res) == CHAIN_WAIT) {
+        /* another plugin further down the chain is out now */
+        struct timeval t = {.tv_sec = chain_wait_ms(s->chain) / 1000,
+                            .tv_usec = (chain_wait_ms(s->chain) % 1000) * 1000};
+        evtimer_add(s->chain_timer, &t);
+        return;
+    }
+    evtimer_del(s->chain_timer);
+    session_chain_decided(s);
+}
+
+static void session_chain_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct session *s = arg;
+    if (s->chain_for != WAIT_NONE)
+        chain_expire(s->chain);
+}
+
+/* The chain's answer for stage: true when it is known now (in s->chain_res);
+ * false when the session waits, and session_chain_decided() carries on. */
+static bool session_chain_run(struct session *s, enum chain_wait what, enum sg_stage stage,
+                              const char *arg, const char *params)
+{
+    enum chain_status st;
+    if (what == WAIT_MESSAGE) {
+        struct chain_content content = {.store = s->store, .headers = s->hdrs};
+        st = chain_run_message(s->chain, &content, &s->chain_res);
+    } else {
+        st = chain_run(s->chain, stage, arg, params, &s->chain_res);
+    }
+    if (st == CHAIN_DONE)
+        return true;
+    s->chain_for = what;
+    unsigned ms = chain_wait_ms(s->chain);
+    struct timeval t = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    evtimer_add(s->chain_timer, &t);
+    return false;
+}
+
+static bool session_keep_pending(struct session *s, const char *line, size_t len, const char *arg,
+                                 size_t arg_len, const char *params)
+{
+    free(s->pending_line);
+    free(s->pending_arg);
+    free(s->pending_params);
+    s->pending_line = line ? strndup(line, len) : NULL;
+    s->pending_len = len;
+    s->pending_arg = arg ? strndup(arg, arg_len) : NULL;
+    s->pending_params = params ? strdup(params) : NULL;
+    return (!line || s->pending_line) && (!arg || s->pending_arg) &&
+           (!params || s->pending_params);
+}
+
+static void session_drop_pending(struct session *s)
+{
+    free(s->pending_line);
+    free(s->pending_arg);
+    free(s->pending_params);
+    s->pending_line = s->pending_arg = s->pending_params = NULL;
+}
+
+/* A refusal from the chain, as the reply to the command. */
+static void session_reply_refusal(struct session *s)
+{
+    session_reply(s, s->chain_res.reply);
 }
 
 /* ---- commands ---- */
@@ -549,6 +820,24 @@ static void session_build_ehlo(struct session *s)
     session_flush(s);
 }
 
+/* HELO/EHLO after the chain let it pass (or had nothing to say). */
+static void session_helo_finish(struct session *s, const char *name, bool esmtp)
+{
+    free(s->helo);
+    s->helo = strdup(name);
+    s->esmtp = esmtp;
+    if (s->grace_ev) {
+        event_free(s->grace_ev);
+        s->grace_ev = NULL;
+    }
+    if (s->esmtp) {
+        session_build_ehlo(s);
+    } else {
+        s->caps = 0;
+        session_replyf(s, "250 %s", s->cfg->hostname);
+    }
+}
+
 static void session_do_helo(struct session *s, const struct smtp_cmd *cmd, const char *line,
                             size_t len)
 {
@@ -565,24 +854,34 @@ static void session_do_helo(struct session *s, const struct smtp_cmd *cmd, const
         session_abort_upstream_tx(s);
         session_tx_reset(s);
     }
-    free(s->helo);
-    s->helo = strndup(name, name_len);
-    s->esmtp = cmd->verb == SMTP_VERB_EHLO;
-    if (s->grace_ev) {
-        event_free(s->grace_ev);
-        s->grace_ev = NULL;
+    bool esmtp = cmd->verb == SMTP_VERB_EHLO;
+    if (!session_keep_pending(s, NULL, 0, name, name_len, NULL)) {
+        session_reply(s, "451 4.3.0 Error: out of memory");
+        return;
     }
-    if (s->esmtp) {
-        session_build_ehlo(s);
+    s->pending_esmtp = esmtp;
+    if (s->chain && chain_wants(s->cfg->chain, SG_STAGE_HELO)) {
+        chain_set_helo(s->chain, s->pending_arg, esmtp);
+        if (!session_chain_run(s, WAIT_HELO, SG_STAGE_HELO, NULL, NULL))
+            return;
     } else {
-        s->caps = 0;
-        session_replyf(s, "250 %s", s->cfg->hostname);
+        s->chain_res.action = CHAIN_PASS;
+        if (s->chain)
+            chain_set_helo(s->chain, s->pending_arg, esmtp);
     }
+    session_chain_decided_helo(s);
 }
 
 static bool session_utf8_allowed(const struct session *s, bool smtputf8)
 {
     return smtputf8 && (s->caps & ESMTP_CAP_SMTPUTF8);
+}
+
+/* MAIL passed every check of ours and the chain's: it goes upstream. */
+static void session_mail_finish(struct session *s)
+{
+    s->mail_sent = true;
+    session_forward(s, EXPECT_MAIL, s->pending_line, s->pending_len);
 }
 
 static void session_do_mail(struct session *s, const struct smtp_cmd *cmd, const char *line,
@@ -620,10 +919,27 @@ static void session_do_mail(struct session *s, const struct smtp_cmd *cmd, const
     }
     session_tx_reset(s);
     s->mail_from = strndup(path.mailbox, path.mailbox_len);
+    s->mail_params = path.params ? strndup(path.params, path.params_len) : NULL;
     s->body = mp.body;
-    s->mail_sent = true;
     clock_gettime(CLOCK_MONOTONIC, &s->tx_started);
-    session_forward(s, EXPECT_MAIL, line, len);
+    if (!s->mail_from || !session_keep_pending(s, line, len, NULL, 0, NULL)) {
+        session_reply(s, "451 4.3.0 Error: out of memory");
+        return;
+    }
+    if (s->chain) {
+        char tx_id[48];
+        snprintf(tx_id, sizeof(tx_id), "%s.%u", s->id, ++s->tx_count);
+        chain_tx_begin(s->chain, tx_id);
+        chain_tx_set_mail(s->chain, s->mail_from, s->mail_params);
+        if (chain_wants(s->cfg->chain, SG_STAGE_MAIL) &&
+            !session_chain_run(s, WAIT_MAIL, SG_STAGE_MAIL, s->mail_from, s->mail_params))
+            return;
+        if (!chain_wants(s->cfg->chain, SG_STAGE_MAIL))
+            s->chain_res.action = CHAIN_PASS;
+        session_chain_decided_mail(s);
+        return;
+    }
+    session_mail_finish(s);
 }
 
 static void session_do_rcpt(struct session *s, const struct smtp_cmd *cmd, const char *line,
@@ -655,7 +971,20 @@ static void session_do_rcpt(struct session *s, const struct smtp_cmd *cmd, const
         return;
     }
     s->rcpt_sent++;
-    session_forward(s, EXPECT_RCPT, line, len);
+    char *params = path.params ? strndup(path.params, path.params_len) : NULL;
+    bool kept = session_keep_pending(s, line, len, path.mailbox, path.mailbox_len, params);
+    free(params);
+    if (!kept) {
+        session_reply(s, "451 4.3.0 Error: out of memory");
+        return;
+    }
+    if (s->chain && chain_wants(s->cfg->chain, SG_STAGE_RCPT)) {
+        if (!session_chain_run(s, WAIT_RCPT, SG_STAGE_RCPT, s->pending_arg, s->pending_params))
+            return;
+    } else {
+        s->chain_res.action = CHAIN_PASS;
+    }
+    session_chain_decided_rcpt(s);
 }
 
 static bool session_store_ready(struct session *s)
@@ -668,7 +997,7 @@ static bool session_store_ready(struct session *s)
 static int session_sink(void *ctx, const char *bytes, size_t len)
 {
     struct session *s = ctx;
-    if (!s->hdrs.complete && msg_headers_feed(&s->hdrs, bytes, len) < 0)
+    if (!s->hdrs->complete && msg_headers_feed(s->hdrs, bytes, len) < 0)
         return -1;
     return msg_store_append(s->store, bytes, len);
 }
@@ -699,6 +1028,35 @@ static void session_set_read_timeout(struct session *s, unsigned seconds)
     bufferevent_set_timeouts(s->bev, seconds ? &t : NULL, &w);
 }
 
+static void session_data_start(struct session *s)
+{
+    msg_store_reset(s->store);
+    msg_headers_reset(s->hdrs);
+    data_decoder_init(&s->dec, s->cfg->newline_policy, s->cfg->max_data_line_length,
+                      s->cfg->max_message_size, session_sink, s);
+}
+
+/* DATA after the chain's data stage let it pass. */
+static void session_data_finish(struct session *s)
+{
+    session_data_start(s);
+    s->data_used = true;
+    s->state = SESS_DATA;
+    session_set_read_timeout(s, s->cfg->data_timeout);
+    session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/* The transaction refused by the chain before its message: the upstream
+ * forgets it too. */
+static void session_refuse_tx(struct session *s)
+{
+    s->ntransactions++;
+    session_log_tx(s, s->chain_res.reply[0] == '4' ? "deferred" : "refused",
+                   atoi(s->chain_res.reply), s->chain_res.reply + 4);
+    session_abort_upstream_tx(s);
+    session_tx_reset(s);
+}
+
 static void session_do_data(struct session *s, const struct smtp_cmd *cmd, const char *line,
                             size_t len)
 {
@@ -714,15 +1072,17 @@ static void session_do_data(struct session *s, const struct smtp_cmd *cmd, const
         session_reply(s, "451 4.3.0 Error: out of memory");
         return;
     }
-    msg_store_reset(s->store);
-    msg_headers_reset(&s->hdrs);
-    data_decoder_init(&s->dec, s->cfg->newline_policy, s->cfg->max_data_line_length,
-                      s->cfg->max_message_size, session_sink, s);
-    s->data_used = true;
-    s->state = SESS_DATA;
-    session_set_read_timeout(s, s->cfg->data_timeout);
-    session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+    if (s->chain && chain_wants(s->cfg->chain, SG_STAGE_DATA)) {
+        if (!session_chain_run(s, WAIT_DATA, SG_STAGE_DATA, NULL, NULL))
+            return;
+    } else {
+        s->chain_res.action = CHAIN_PASS;
+    }
+    session_chain_decided_data(s);
 }
+
+/* The message after the chain's end-of-message verdict and edits. */
+static void session_message_send(struct session *s);
 
 /* End of the message from the client: refuse it, or send it upstream. */
 static void session_message_complete(struct session *s, enum data_error err)
@@ -732,7 +1092,7 @@ static void session_message_complete(struct session *s, enum data_error err)
     const char *refusal = NULL;
     if (err != DATA_ERR_NONE)
         refusal = data_error_reply(err);
-    else if (msg_headers_finish(&s->hdrs) < 0)
+    else if (msg_headers_finish(s->hdrs) < 0)
         refusal = "451 4.3.0 Error: out of memory";
     else if (s->tx_fail || !s->up)
         refusal = s->tx_fail ? s->tx_fail : "451 4.4.2 Upstream connection lost, try again later";
@@ -745,6 +1105,67 @@ static void session_message_complete(struct session *s, enum data_error err)
         session_tx_reset(s);
         return;
     }
+    if (s->chain) {
+        /* Reading stops until the verdict: the client waits for our reply. */
+        s->awaiting_final = true;
+        session_set_read_timeout(s, 0);
+        if (!session_chain_run(s, WAIT_MESSAGE, SG_STAGE_EOM, NULL, NULL))
+            return;
+        s->awaiting_final = false;
+        session_set_read_timeout(s, s->cfg->command_timeout);
+        session_chain_decided_message(s);
+        return;
+    }
+    session_message_send(s);
+}
+
+/* Give the upstream the message: as received, or as the plugins edited it. */
+static void session_message_send(struct session *s)
+{
+    struct msg_view view;
+    msg_view_of_store(&view, s->store);
+    if (s->chain) {
+        const struct chain_tx_info *t = chain_tx_info(s->chain);
+        if (msg_edit_has_header_edits(t->edits, t->nedits) || t->new_body) {
+            s->edited_hdr = msg_store_new(s->cfg->spill_threshold, s->cfg->spool_dir);
+            if (!s->edited_hdr || msg_edit_apply(s->hdrs, s->store, t->edits, t->nedits,
+                                                 t->new_body, s->edited_hdr, &view) < 0) {
+                snprintf(s->chain_res.reply, sizeof(s->chain_res.reply),
+                         "451 4.3.0 Error: cannot apply the filters' changes");
+                session_reply(s, s->chain_res.reply);
+                session_refuse_tx(s);
+                return;
+            }
+        }
+        if (msg_edit_has_envelope_edits(t->edits, t->nedits)) {
+            struct msg_envelope env;
+            if (msg_edit_envelope(s->mail_from, s->mail_params, s->rcpts, s->nrcpts, t->edits,
+                                  t->nedits, &env) < 0) {
+                snprintf(s->chain_res.reply, sizeof(s->chain_res.reply),
+                         "451 4.3.0 Error: out of memory");
+                session_reply(s, s->chain_res.reply);
+                session_refuse_tx(s);
+                return;
+            }
+            /* The upstream has the envelope the client gave: it gets the
+             * new one in a new transaction, before the message. */
+            s->replay = true;
+            session_send_silent(s, EXPECT_SILENT, "RSET", 4);
+            char line[1200];
+            int n = snprintf(line, sizeof(line), "MAIL FROM:<%s>%s%s", env.mail_from,
+                             env.mail_params ? " " : "", env.mail_params ? env.mail_params : "");
+            if (n > 0 && (size_t)n < sizeof(line))
+                session_send_silent(s, EXPECT_REPLAY_MAIL, line, (size_t)n);
+            for (size_t i = 0; i < env.nrcpt; i++) {
+                n = snprintf(line, sizeof(line), "RCPT TO:<%s>%s%s", env.rcpt[i].mailbox,
+                             env.rcpt[i].params ? " " : "",
+                             env.rcpt[i].params ? env.rcpt[i].params : "");
+                if (n > 0 && (size_t)n < sizeof(line))
+                    session_send_silent(s, EXPECT_REPLAY_RCPT, line, (size_t)n);
+            }
+            msg_envelope_free(&env);
+        }
+    }
     struct reply_slot *slot = session_slot_new(s);
     if (!slot || !session_expect(s, EXPECT_MESSAGE, slot)) {
         s->closing = true;
@@ -753,7 +1174,50 @@ static void session_message_complete(struct session *s, enum data_error err)
     s->awaiting_final = true;
     session_set_read_timeout(s, 0);
     bool bdat = s->body == ESMTP_BODY_BINARYMIME && (upstream_caps(s->up) & ESMTP_CAP_CHUNKING);
-    upstream_message(s->up, s->store, bdat);
+    upstream_message(s->up, &view, bdat);
+}
+
+/* Discard or quarantine: the client is told 250, the upstream forgets the
+ * transaction.  A quarantine that cannot be written is a 451: the client
+ * keeps its copy. */
+static void session_message_hold(struct session *s, bool quarantine)
+{
+    const char *result = "discarded";
+    char path[4096] = "";
+    if (quarantine) {
+        const struct chain_tx_info *t = chain_tx_info(s->chain);
+        const char **rcpt = calloc(s->nrcpts ? s->nrcpts : 1, sizeof(*rcpt));
+        for (size_t i = 0; rcpt && i < s->nrcpts; i++)
+            rcpt[i] = s->rcpts[i].mailbox;
+        char id[48];
+        snprintf(id, sizeof(id), "%s.%u", s->id, s->tx_count);
+        struct quarantine_facts f = {
+            .id = id, .client_addr = s->addr, .helo = s->helo, .mail_from = s->mail_from,
+            .rcpt = rcpt, .nrcpt = rcpt ? s->nrcpts : 0,
+            .reason = t->quarantine_reason, .decided_by = s->chain_res.decided_by};
+        struct msg_view view;
+        msg_view_of_store(&view, s->store);
+        int rc = rcpt ? quarantine_write(s->cfg->quarantine_dir, &f, &view, path, sizeof(path))
+                      : -1;
+        free(rcpt);
+        if (rc < 0) {
+            log_err("%s: cannot write quarantine file %s: %s", s->id, path, strerror(errno));
+            snprintf(s->chain_res.reply, sizeof(s->chain_res.reply),
+                     "451 4.3.0 Error: cannot keep the message, try again later");
+            session_reply(s, s->chain_res.reply);
+            session_refuse_tx(s);
+            return;
+        }
+        result = "quarantined";
+        log_info("%s: quarantined in %s: %s", s->id, path,
+                 t->quarantine_reason ? t->quarantine_reason : "-");
+    }
+    s->ntransactions++;
+    s->naccepted++;
+    session_log_tx(s, result, 250, "2.0.0 Ok");
+    session_reply(s, "250 2.0.0 Ok");
+    session_abort_upstream_tx(s);
+    session_tx_reset(s);
 }
 
 static void session_do_bdat(struct session *s, const struct smtp_cmd *cmd, const char *line,
@@ -772,27 +1236,26 @@ static void session_do_bdat(struct session *s, const struct smtp_cmd *cmd, const
     s->bdat_remaining = size;
     s->bdat_last = last;
     s->bdat_refusal = NULL;
-    s->state = SESS_BDAT;
     session_set_read_timeout(s, s->cfg->data_timeout);
 
     if (!(s->caps & ESMTP_CAP_CHUNKING)) {
         s->bdat_refusal = "503 5.5.1 Error: BDAT not announced";
+        s->state = SESS_BDAT;
         return;
     }
     if (s->data_used) {
         s->bdat_refusal = "503 5.5.1 Error: BDAT after DATA";
+        s->state = SESS_BDAT;
         return;
     }
     const char *refusal = NULL;
-    if (!s->bdat_used) {
+    bool first = !s->bdat_used;
+    if (first) {
         refusal = session_message_refusal(s);
         if (!refusal && !session_store_ready(s))
             refusal = "451 4.3.0 Error: out of memory";
         if (!refusal) {
-            msg_store_reset(s->store);
-            msg_headers_reset(&s->hdrs);
-            data_decoder_init(&s->dec, s->cfg->newline_policy, s->cfg->max_data_line_length,
-                              s->cfg->max_message_size, session_sink, s);
+            session_data_start(s);
             s->bdat_used = true;
             s->bdat_total = 0;
         }
@@ -803,6 +1266,14 @@ static void session_do_bdat(struct session *s, const struct smtp_cmd *cmd, const
         refusal = "552 5.3.4 Message size exceeds fixed limit";
     s->bdat_refusal = refusal;
     s->bdat_total += size;
+    if (first && !refusal && s->chain && chain_wants(s->cfg->chain, SG_STAGE_DATA)) {
+        /* The chunk waits in the input buffer until the chain has spoken. */
+        if (!session_chain_run(s, WAIT_BDAT, SG_STAGE_DATA, NULL, NULL))
+            return;
+        if (s->chain_res.action == CHAIN_REFUSE)
+            s->bdat_refusal = s->chain_res.reply;
+    }
+    s->state = SESS_BDAT;
 }
 
 /* The chunk has been read (or skipped) completely. */
@@ -816,8 +1287,10 @@ static void session_bdat_chunk_done(struct session *s)
         if (s->bdat_used) {
             s->ntransactions++;
             session_log_tx(s, r[0] == '4' ? "deferred" : "refused", atoi(r), r + 4);
+            session_reply(s, r);
             session_abort_upstream_tx(s);
             session_tx_reset(s);
+            return;
         }
         session_reply(s, r);
         return;
@@ -831,6 +1304,115 @@ static void session_bdat_chunk_done(struct session *s)
     if (s->body != ESMTP_BODY_BINARYMIME)
         bdat_check_finish(&s->dec);
     session_message_complete(s, s->dec.error);
+}
+
+/* ---- the chain's verdicts, stage by stage ---- */
+
+static void session_chain_decided_helo(struct session *s)
+{
+    if (s->chain_res.action == CHAIN_REFUSE)
+        session_reply_refusal(s);
+    else
+        session_helo_finish(s, s->pending_arg, s->pending_esmtp);
+    session_drop_pending(s);
+}
+
+static void session_chain_decided_mail(struct session *s)
+{
+    if (s->chain_res.action == CHAIN_REFUSE) {
+        session_reply_refusal(s);
+        s->ntransactions++;
+        session_log_tx(s, s->chain_res.reply[0] == '4' ? "deferred" : "refused",
+                       atoi(s->chain_res.reply), s->chain_res.reply + 4);
+        session_tx_reset(s);
+    } else {
+        session_mail_finish(s);
+    }
+    session_drop_pending(s);
+}
+
+static void session_chain_decided_rcpt(struct session *s)
+{
+    if (s->chain_res.action == CHAIN_REFUSE) {
+        session_reply_refusal(s);
+    } else {
+        struct expect *e = session_forward(s, EXPECT_RCPT, s->pending_line, s->pending_len);
+        if (e) {
+            e->rcpt.mailbox = s->pending_arg;
+            e->rcpt.params = s->pending_params;
+            s->pending_arg = s->pending_params = NULL;
+        }
+    }
+    session_drop_pending(s);
+}
+
+static void session_chain_decided_data(struct session *s)
+{
+    if (s->chain_res.action == CHAIN_REFUSE) {
+        session_reply_refusal(s);
+        session_refuse_tx(s);
+        return;
+    }
+    session_data_finish(s);
+}
+
+static void session_chain_decided_message(struct session *s)
+{
+    switch (s->chain_res.action) {
+    case CHAIN_REFUSE:
+        session_reply_refusal(s);
+        session_refuse_tx(s);
+        break;
+    case CHAIN_DISCARD:
+        session_message_hold(s, false);
+        break;
+    case CHAIN_QUARANTINE:
+        session_message_hold(s, true);
+        break;
+    case CHAIN_PASS:
+        session_message_send(s);
+        break;
+    }
+}
+
+static void session_connect_decided(struct session *s);
+static bool session_chain_start(struct session *s);
+
+static void session_chain_decided(struct session *s)
+{
+    enum chain_wait what = s->chain_for;
+    s->chain_for = WAIT_NONE;
+    switch (what) {
+    case WAIT_CONNECT:
+        session_connect_decided(s);
+        break;
+    case WAIT_HELO:
+        session_chain_decided_helo(s);
+        break;
+    case WAIT_MAIL:
+        session_chain_decided_mail(s);
+        break;
+    case WAIT_RCPT:
+        session_chain_decided_rcpt(s);
+        break;
+    case WAIT_DATA:
+        session_chain_decided_data(s);
+        break;
+    case WAIT_BDAT:
+        if (s->chain_res.action == CHAIN_REFUSE)
+            s->bdat_refusal = s->chain_res.reply;
+        s->state = SESS_BDAT;
+        break;
+    case WAIT_MESSAGE:
+        s->awaiting_final = false;
+        session_set_read_timeout(s, s->cfg->command_timeout);
+        session_chain_decided_message(s);
+        break;
+    case WAIT_NONE:
+        return;
+    }
+    session_flush(s);
+    session_process(s);
 }
 
 static void session_do_rset(struct session *s, const struct smtp_cmd *cmd, const char *line,
@@ -952,6 +1534,11 @@ static bool session_command(struct session *s, const char *line, size_t len)
         session_reply(s, "500 5.5.1 Error: command not recognized");
         return true;
     }
+    if (s->refused && cmd.verb != SMTP_VERB_QUIT && cmd.verb != SMTP_VERB_NOOP) {
+        /* Refused at connect: the client may only leave (RFC 5321 3.1). */
+        session_reply(s, "503 5.7.0 Error: access denied");
+        return true;
+    }
     entry->proceed(s, &cmd, line, len);
     return true;
 }
@@ -1013,7 +1600,7 @@ static void session_process(struct session *s)
     struct evbuffer *in = bufferevent_get_input(s->bev);
 
     while (!s->closing) {
-        if (s->awaiting_final || s->rq_len >= MAX_PENDING_REPLIES ||
+        if (s->chain_for != WAIT_NONE || s->awaiting_final || s->rq_len >= MAX_PENDING_REPLIES ||
             evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH_WATER)
             break;
         if (s->waiting_barrier) {
@@ -1167,14 +1754,28 @@ static void session_free(struct session *s)
         free(r);
     }
     while (s->ex_head)
-        free(session_expect_pop(s));
+        session_expect_free(session_expect_pop(s));
     if (s->grace_ev)
         event_free(s->grace_ev);
     if (s->bev)
         bufferevent_free(s->bev);
+    if (s->chain) {
+        chain_tx_end(s->chain);
+        session_release_content(s);
+        chain_conn_release(s->chain);
+        s->chain = NULL;
+    }
+    s->chain_for = WAIT_NONE;
+    if (s->chain_ev)
+        event_free(s->chain_ev);
+    if (s->chain_timer)
+        event_free(s->chain_timer);
+    session_tx_reset(s);
+    session_drop_pending(s);
     if (s->store)
         msg_store_free(s->store);
-    msg_headers_free(&s->hdrs);
+    if (s->hdrs)
+        session_free_headers(s->hdrs);
     free(s->mail_from);
     free(s->helo);
     runtime_conn_close((struct sockaddr *)&s->peer);
@@ -1233,6 +1834,8 @@ void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *
         return;
     }
 
+    pthread_once(&session_counters_once, session_counters_init);
+    metrics_add(session_conn_counter, 1);
     struct session *s = calloc(1, sizeof(*s));
     if (!s) {
         runtime_conn_close(peer);
@@ -1256,8 +1859,14 @@ void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *
         inet_ntop(AF_INET, &a->sin_addr, s->addr, sizeof(s->addr));
         s->port = ntohs(a->sin_port);
     }
-    msg_headers_init(&s->hdrs, cfg->max_header_size, 1000);
     session_link(s);
+    s->hdrs = malloc(sizeof(*s->hdrs));
+    if (!s->hdrs) {
+        evutil_closesocket(fd);
+        session_free(s);
+        return;
+    }
+    msg_headers_init(s->hdrs, cfg->max_header_size, 1000);
 
     s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!s->bev) {
@@ -1281,5 +1890,74 @@ void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *
         evtimer_add(s->grace_ev, &g);
     }
     log_debug("%s: connect from %s:%u", s->id, s->addr, s->port);
-    session_replyf(s, "220 %s ESMTP", cfg->hostname);
+    if (cfg->chain && !session_chain_start(s)) {
+        session_close_with(s, "421 4.3.0 Error: out of memory");
+        return;
+    }
+    if (s->chain && chain_wants(cfg->chain, SG_STAGE_CONNECT)) {
+        if (!session_chain_run(s, WAIT_CONNECT, SG_STAGE_CONNECT, NULL, NULL))
+            return;
+    } else {
+        s->chain_res.action = CHAIN_PASS;
+    }
+    session_connect_decided(s);
+}
+
+static bool session_chain_start(struct session *s)
+{
+    char local[64] = "";
+    unsigned local_port = 0;
+    if (s->local.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&s->local;
+        inet_ntop(AF_INET6, &a->sin6_addr, local, sizeof(local));
+        local_port = ntohs(a->sin6_port);
+    } else if (s->local.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&s->local;
+        inet_ntop(AF_INET, &a->sin_addr, local, sizeof(local));
+        local_port = ntohs(a->sin_port);
+    }
+    struct sg_conn_info info = {
+        .session_id = s->id,
+        .client_addr = s->addr,
+        .client_port = s->port,
+        .local_addr = local,
+        .local_port = local_port,
+        .host_name = s->cfg->hostname,
+    };
+    struct chain_front front = {.notify = session_chain_notify, .arg = s};
+    s->chain_ev = event_new(s->worker->base, -1, 0, session_chain_event_cb, s);
+    s->chain_timer = evtimer_new(s->worker->base, session_chain_timer_cb, s);
+    if (!s->chain_ev || !s->chain_timer)
+        return false;
+    s->chain = chain_conn_new(s->cfg->chain, &info, &front, s->cfg->spill_threshold,
+                              s->cfg->spool_dir);
+    return s->chain != NULL;
+}
+
+/* The greeting, or the connect stage's refusal: 554 and only QUIT served
+ * after it, or 421 and the door (RFC 5321 3.1, 4.2.5). */
+static void session_connect_decided(struct session *s)
+{
+    if (s->chain_res.action != CHAIN_REFUSE) {
+        session_replyf(s, "220 %s ESMTP", s->cfg->hostname);
+        return;
+    }
+    const char *text = s->chain_res.reply + 4;
+    log_info("%s: refused at connect from %s by %s: %s", s->id, s->addr,
+             s->chain_res.decided_by ? s->chain_res.decided_by : "-", s->chain_res.reply);
+    char line[1100];
+    if (s->chain_res.reply[0] == '4') {
+        snprintf(line, sizeof(line), "421 %s", text);
+        line[strcspn(line, "\r\n")] = '\0';
+        session_close_with(s, line);
+        return;
+    }
+    snprintf(line, sizeof(line), "554 %s", text);
+    line[strcspn(line, "\r\n")] = '\0';
+    s->refused = true;
+    if (s->grace_ev) {
+        event_free(s->grace_ev);
+        s->grace_ev = NULL;
+    }
+    session_reply(s, line);
 }

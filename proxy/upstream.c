@@ -93,7 +93,7 @@ struct upstream_conn {
     unsigned char await[AWAIT_MAX];  /* ring of enum await_kind */
     unsigned await_head, await_count;
 
-    struct msg_store *store;         /* message being sent */
+    struct msg_view view;            /* message being sent */
     bool bdat;
     uint64_t stream_off;
     bool at_line_start;
@@ -179,7 +179,7 @@ static void upstream_start_message(struct upstream_conn *u)
     if (u->bdat) {
         char line[64];
         int n = snprintf(line, sizeof(line), "BDAT %llu LAST\r\n",
-                         (unsigned long long)msg_store_size(u->store));
+                         (unsigned long long)msg_view_size(&u->view));
         upstream_write(u, line, (size_t)n);
         u->state = UP_STREAM;
     } else {
@@ -250,7 +250,7 @@ void upstream_command(struct upstream_conn *u, const char *line, size_t len)
     upstream_enqueue(u, q);
 }
 
-void upstream_message(struct upstream_conn *u, struct msg_store *store, bool bdat)
+void upstream_message(struct upstream_conn *u, const struct msg_view *view, bool bdat)
 {
     struct queued_cmd *q = malloc(sizeof(*q));
     if (!q) {
@@ -259,9 +259,9 @@ void upstream_message(struct upstream_conn *u, struct msg_store *store, bool bda
     }
     q->message = true;
     q->len = 0;
-    u->store = store;
+    u->view = *view;
     u->bdat = bdat;
-    if (msg_store_flush(store) < 0) {
+    if (msg_view_flush(view) < 0) {
         free(q);
         upstream_fail(u, "451 4.3.0 Error: queue file write error");
         return;
@@ -303,11 +303,11 @@ static void upstream_stuff(struct upstream_conn *u, struct evbuffer *out, const 
 static void upstream_pump(struct upstream_conn *u)
 {
     struct evbuffer *out = bufferevent_get_output(u->bev);
-    uint64_t total = msg_store_size(u->store);
+    uint64_t total = msg_view_size(&u->view);
     char buf[STREAM_CHUNK];
 
     while (evbuffer_get_length(out) < STREAM_HIGH && u->stream_off < total) {
-        ssize_t n = msg_store_read(u->store, u->stream_off, buf, sizeof(buf));
+        ssize_t n = msg_view_read(&u->view, u->stream_off, buf, sizeof(buf));
         if (n <= 0) {
             upstream_fail(u, "451 4.3.0 Error: queue file read error");
             return;
@@ -331,7 +331,6 @@ static void upstream_pump(struct upstream_conn *u)
             evbuffer_add(out, ".\r\n", 3);
     }
     u->state = UP_FINAL;
-    u->store = NULL;
     upstream_set_read_timeout(u, u->cfg->upstream_final_timeout);
 }
 
@@ -467,7 +466,6 @@ static void upstream_on_reply(struct upstream_conn *u)
     case UP_DATA354:
         if (code != 354) {
             u->state = UP_READY;
-            u->store = NULL;
             u->in_transaction = false;
             upstream_set_read_timeout(u, 0);
             upstream_deliver(u);
@@ -481,13 +479,11 @@ static void upstream_on_reply(struct upstream_conn *u)
         /* Refused before we finished writing: that is the final reply, and the
          * rest of the content still in flight makes the connection unusable. */
         u->state = UP_READY;
-        u->store = NULL;
         upstream_deliver(u);
         upstream_fail(u, "451 4.4.2 Upstream protocol error");
         return;
     case UP_FINAL:
         u->state = UP_READY;
-        u->store = NULL;
         u->in_transaction = false;
         upstream_set_read_timeout(u, 0);
         upstream_deliver(u);

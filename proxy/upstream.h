@@ -36,7 +36,7 @@
 
 #include "client_identity.h"
 #include "config.h"
-#include "msg_store.h"
+#include "msg_view.h"
 #include "smtp_reply.h"
 
 struct upstream_conn;
@@ -53,7 +53,7 @@ struct upstream_conn *upstream_new(struct event_base *base, struct sg_config *cf
                                    const struct upstream_events *ev, void *ctx);
 
 void upstream_command(struct upstream_conn *u, const char *line, size_t len);
-void upstream_message(struct upstream_conn *u, struct msg_store *store, bool bdat);
+void upstream_message(struct upstream_conn *u, const struct msg_view *view, bool bdat);
 
 /* Capability bits of the connected upstream's (last) EHLO reply; 0 before ready. */
 unsigned upstream_caps(const struct upstream_conn *u);

@@ -10,8 +10,8 @@
  * When the chain has to wait, the connection thread sleeps on the waiter for
  * at most chain_wait_ms(); if nothing came, chain_expire() turns the late
  * plugin's verdict into its failure verdict and chain_resume() goes on.  A
- * late plugin may still read the message, so the content of a message during
- * which a wait expired is handed to the chain to free at its end.
+ * late plugin may still read the message, so the content of a message while
+ * a plugin call is out (chain_busy) is handed to the chain to free at its end.
  */
 #include "milter_front.h"
 
@@ -103,7 +103,7 @@ static void milter_store_free(void *arg)
 
 static void milter_conn_drop_content(struct milter_conn *mc)
 {
-    if (mc->expired && mc->chain) {
+    if (mc->chain && (mc->expired || chain_busy(mc->chain))) {
         if (mc->store)
             chain_adopt(mc->chain, mc->store, milter_store_free);
         if (mc->headers)

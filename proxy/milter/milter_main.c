@@ -38,9 +38,11 @@
 #include "chain.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "milter_front.h"
 #include "milter_socket.h"
 #include "runtime.h"
+#include "workpool.h"
 
 #define DEFAULT_CONFIG "/usr/local/etc/smtpgate/smtpgate.conf"
 #define MAX_OVERRIDES  64
@@ -289,8 +291,11 @@ int main(int argc, char **argv)
     runtime_set_config(config_ref(c)); /* and c stays ours until exit */
     int rc = milter_main_serve(c);
 
+    /* Plugin calls still out hold their connections and chains. */
+    workpool_shutdown();
     config_unref(c);
     runtime_shutdown();
+    metrics_shutdown();
     if (g.pid_file)
         unlink(g.pid_file);
     log_info("stopped");

@@ -1,4 +1,5 @@
-// fuzz-sources: proxy/config.c proxy/log.c
+// fuzz-sources: proxy/config.c proxy/log.c proxy/plugin_host.c proxy/chain.c proxy/metrics.c proxy/runtime.c proxy/workpool.c proxy/msg_store.c
+// fuzz-pkgs: -ldl
 /*
  * Config text from anywhere (a file, an -o override) must give a config or
  * errors, never a crash.  Host names are refused rather than resolved: a fuzz
@@ -11,6 +12,7 @@
 #include <fcntl.h>
 
 #include "config.h"
+#include "plugin_host.h"
 #include "log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -25,6 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             dup2(quiet, 2);
         log_open("fuzz_config", true, 0);
         config_numeric_hosts_only(true);
+    plugin_host_disable_loading(true);
     }
     char *text = malloc(size + 1);
     if (!text)

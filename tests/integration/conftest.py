@@ -192,9 +192,10 @@ def gate_factory(smtpgate_binary, workdir, request):
 
     def start(upstreams, *, binary: Path | None = None, args: tuple[str, ...] = (),
               env: dict[str, str] | None = None, listen_via_override: bool = False,
-              **settings) -> Gate:
+              extra: str = "", **settings) -> Gate:
         g = Gate(binary or smtpgate_binary, workdir, upstreams, settings, args, env,
-                 name=f"smtpgate{len(gates)}", listen_via_override=listen_via_override)
+                 name=f"smtpgate{len(gates)}", listen_via_override=listen_via_override,
+                 extra=extra)
         gates.append(g)
         return g.start()
 

@@ -87,7 +87,7 @@ def _value(v: object) -> str:
 
 
 def render_config(listen: list[str], upstreams: list, spool_dir: Path,
-                  settings: dict[str, object]) -> str:
+                  settings: dict[str, object], extra: str = "") -> str:
     """The config file text.  `upstreams`: "host:port" or ("host:port", priority)."""
     lines = ["# generated for one integration test"]
     lines.append("listen = {" + ", ".join(_value(a) for a in listen) + "}")
@@ -99,6 +99,26 @@ def render_config(listen: list[str], upstreams: list, spool_dir: Path,
         addr, prio = (up, 10 * (i + 1)) if isinstance(up, str) else up
         lines += [f"upstream u{i} {{", f"    address = {_value(addr)}",
                   f"    priority = {prio}", "}"]
+    return "\n".join(lines) + "\n" + extra
+
+
+def plugin_dir(binary: Path) -> Path:
+    """The test plugins built next to this smtpgate (build/asan/tests/plugins...)."""
+    env = os.environ.get("SMTPGATE_PLUGIN_DIR")
+    if env:
+        return Path(env)
+    return Path(binary).resolve().parent / "tests" / "plugins"
+
+
+def plugin_section(name: str, path: Path | str, **options: object) -> str:
+    """A "plugin NAME { path = ... }" section; list values as Python lists."""
+    lines = [f"plugin {name} {{", f"    path = {_value(str(path))}"]
+    for key, v in options.items():
+        if isinstance(v, (list, tuple)):
+            lines.append(f"    {key} = {{" + ", ".join(_value(x) for x in v) + "}")
+        else:
+            lines.append(f"    {key} = {_value(v)}")
+    lines.append("}")
     return "\n".join(lines) + "\n"
 
 
@@ -112,7 +132,8 @@ class Gate:
     def __init__(self, binary: Path, workdir: Path, upstreams: list,
                  settings: dict[str, object] | None = None, args: tuple[str, ...] = (),
                  env: dict[str, str] | None = None, name: str = "smtpgate",
-                 listen_via_override: bool = False) -> None:
+                 listen_via_override: bool = False, extra: str = "") -> None:
+        self.extra = extra
         self.binary = Path(binary)
         self.listen_via_override = listen_via_override
         self.workdir = workdir
@@ -137,7 +158,7 @@ class Gate:
     def config_text(self, **overrides: object) -> str:
         listen = self.file_listen_port if self.listen_via_override else self.port
         return render_config([f"{LOOPBACK}:{listen}"], self.upstreams, self.spool_dir,
-                             {**self.settings, **overrides})
+                             {**self.settings, **overrides}, self.extra)
 
     def write_config(self, **overrides: object) -> None:
         """Rewrite the config file with these settings changed (for reload tests)."""
