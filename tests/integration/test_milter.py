@@ -12,7 +12,10 @@ options script a verdict per stage:
   MAIL      (pending_ms) the verdict comes later from another thread
 
 and the milter's own behaviour: reload on SIGHUP, the MTA's
-milter_default_action when smtpgate-milter is not running, -t.
+milter_default_action when smtpgate-milter is not running, -t.  The last test
+runs one message set through the proxy (smtpgate in front of the recording
+upstream) and through the milter, with the same plugin section, and compares
+the verdicts and the headers the chain added.
 """
 
 from __future__ import annotations
@@ -25,12 +28,16 @@ import time
 
 import pytest
 
+from gate import Gate
 from milter import Milter, find_milter_binary, policy_plugin_path, render_plugin
 from netutil import LOOPBACK, free_port
 from postfix_instance import PostfixInstance, postfix_available
+from recorder import Recorder
 from smtpclient import SMTPConn, simple_message
 
 POLICY = {
+    "reject_mail": ["bad@example.test"],
+    "mail_reply": "550 5.7.1 Sender blocked by policy",
     "reject_rcpt": ["blocked@example.test"],
     "rcpt_reply": "550 5.7.1 Recipient blocked by policy",
     "body_reject": "REJECT-ME-PLEASE",
@@ -253,7 +260,7 @@ def test_reload_on_sighup(mpostfix, milter_factory):
     m.write_config(plugins=render_plugin("policy", policy_plugin_path(m.binary),
                                          {**POLICY, "reject_rcpt": ["second@example.test"]}))
     m.send_signal(signal.SIGHUP)
-    m.wait_log(r"reloaded configuration, generation 1", mark)
+    m.wait_log(r"reloaded configuration, generation 2", mark)
     with connect(mpostfix) as c:
         c.ehlo()
         assert c.cmd("MAIL FROM:<s@example.test>").code == 250
@@ -314,3 +321,96 @@ def test_config_check(milter_binary, workdir):
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"{bad}:3: milter socket \"inet:99999@127.0.0.1\": port must be from 1 to 65535" \
         in r.stderr, r.stderr
+
+
+# ---- one configuration, two deployment modes ----
+
+# (name, sender, recipients, body): one of each verdict the policy gives.
+MESSAGE_SET = [
+    ("clean", "s@example.test", ["user@example.test"], "nothing to see\r\n"),
+    ("rcpt", "s@example.test", ["blocked@example.test", "user@example.test"], "two rcpts\r\n"),
+    ("mail", "bad@example.test", ["user@example.test"], "bad sender\r\n"),
+    ("body", "s@example.test", ["user@example.test"], "REJECT-ME-PLEASE\r\n"),
+    ("defer", "s@example.test", ["user@example.test"], "DEFER-ME-PLEASE\r\n"),
+    ("drop", "s@example.test", ["user@example.test"], "DROP-ME-PLEASE\r\n"),
+    ("hold", "s@example.test", ["user@example.test"], "HOLD-ME-PLEASE\r\n"),
+]
+
+# Trace and delivery headers the MTA itself adds.
+MTA_HEADERS = {"received", "return-path", "delivered-to", "x-original-to"}
+
+
+def header_fields(content: bytes) -> list[str]:
+    """The header fields of a message, unfolded, "Name: value", any line ending."""
+    text = content.replace(b"\r\n", b"\n").decode("utf-8", "replace")
+    head = text.split("\n\n", 1)[0]
+    fields: list[str] = []
+    for line in head.split("\n"):
+        if line[:1] in (" ", "\t") and fields:
+            fields[-1] += " " + line.strip()
+        elif line:
+            fields.append(line)
+    return fields
+
+
+def added_headers(received: bytes, sent: bytes) -> list[str]:
+    before = set(header_fields(sent))
+    return [f for f in header_fields(received)
+            if f not in before and f.split(":", 1)[0].strip().lower() not in MTA_HEADERS]
+
+
+def run_message_set(host: str, port: int, tag: str) -> tuple[dict, dict]:
+    """Each message in its own session.  Returns name -> [(code, lines for a refusal)]
+    and name -> the content sent."""
+    outcomes, sent = {}, {}
+    for name, sender, rcpts, body in MESSAGE_SET:
+        # With a Date: of its own, so that Postfix adds none.
+        content = simple_message(f"compare-{tag}-{name}", body,
+                                 "Date: Tue, 01 Dec 2026 08:00:00 +0000\r\n")
+        sent[name] = content
+        with SMTPConn(host, port) as c:
+            c.ehlo()
+            replies = c.mail_transaction(sender, rcpts, content)
+            c.quit()
+        # 2xx/3xx texts are each MTA's own ("queued as ..."); refusals must match exactly.
+        outcomes[name] = [(r.code, r.lines if r.code >= 400 else None) for r in replies]
+    return outcomes, sent
+
+
+@pytest.mark.time_limit(120)
+def test_proxy_and_milter_give_the_same_verdicts_and_headers(
+        mpostfix, milter_factory, gate_factory, recorder: Recorder, milter_binary, workdir):
+    plugin_text = render_plugin("policy", policy_plugin_path(milter_binary), POLICY)
+
+    gate: Gate = gate_factory([recorder.address], extra=plugin_text + "\n",
+                              quarantine_dir=str(workdir / "quarantine"))
+    recorder.wait_idle()
+    proxy_outcomes, proxy_sent = run_message_set(*gate.address, "proxy")
+
+    m = milter_factory(plugins=plugin_text)
+    mark = mpostfix.log_mark()
+    milter_outcomes, milter_sent = run_message_set(LOOPBACK, mpostfix.port, "milter")
+
+    assert proxy_outcomes == milter_outcomes
+
+    # What each MTA received of the messages that went through, and what the
+    # chain added to them.
+    passed = [n for n, o in milter_outcomes.items()
+              if o[-1][0] == 250 and n not in ("drop", "hold")]
+    assert passed == ["clean", "rcpt"], milter_outcomes
+    recorded = {msg.content.split(b"Subject: compare-proxy-", 1)[1].split(b"\r\n", 1)[0]
+                .decode(): msg for msg in recorder.wait_messages(len(passed))}
+    assert sorted(recorded) == sorted(passed), sorted(recorded)
+    for name in passed:
+        [delivered] = mpostfix.wait_delivered(f"Subject: compare-milter-{name}".encode())
+        proxy_added = added_headers(recorded[name].content, proxy_sent[name])
+        milter_added = added_headers(delivered, milter_sent[name])
+        assert proxy_added == milter_added == ["X-Policy-Tag: checked by policy"], \
+            (name, proxy_added, milter_added)
+
+    # Discarded and quarantined messages reached neither MTA's delivery.
+    assert not [x for x in mpostfix.delivered()
+                if b"compare-milter-drop" in x or b"compare-milter-hold" in x]
+    held = mpostfix.wait_log(r"(\S+): milter-hold: END-OF-MESSAGE", mark).group(1)
+    mpostfix.delete_queued(held)
+    assert m.alive()
