@@ -190,6 +190,24 @@ def test_tag_header_in_delivered_message(mpostfix, milter):
     assert b"plain body" in msg
 
 
+def test_connection_facts_from_the_mta(mpostfix, milter_factory):
+    """The facts plugins see come from the connect call and the macros smtpgate-milter
+    asked for ({daemon_addr} {daemon_port} are not in Postfix's default list)."""
+    milter_factory({"facts_header": True})
+    with connect(mpostfix) as c:
+        c.ehlo("facts-client.example.test")
+        local_port = c.sock.getsockname()[1]
+        replies = c.mail_transaction("facts@example.test", ["a@example.test", "b@example.test"],
+                                     simple_message("milter-facts"))
+        c.quit()
+    assert replies[-1].code == 250, str(replies[-1])
+    copies = mpostfix.wait_delivered(b"Subject: milter-facts", n=2)
+    facts = re.search(rb"^X-Policy-Facts: (.*)$", copies[0], re.M).group(1).decode()
+    assert facts == (f"client=127.0.0.1:{local_port} name=- local=127.0.0.1:{mpostfix.port} "
+                     "helo=facts-client.example.test tls=- login=- from=facts@example.test "
+                     "nrcpt=2"), facts
+
+
 def test_quarantine_goes_to_the_hold_queue(mpostfix, milter):
     """smfi_quarantine: the client gets 250, the message waits in the hold queue
     (Postfix logs the milter's HOLD; the reason is in smtpgate-milter's log)."""
@@ -291,7 +309,7 @@ def test_milter_down_default_action(mpostfix, milter_factory):
         c.ehlo()
         r = c.cmd("MAIL FROM:<s@example.test>")
         c.quit()
-    assert r.code == 451 and r.lines[0].startswith("4.7.1"), str(r)
+    assert r.code == 451 and r.lines == ["4.7.1 Service unavailable - try again later"], str(r)
     try:
         mpostfix.postconf(milter_default_action="accept")
         with connect(mpostfix) as c:

@@ -18,6 +18,7 @@
  *       discard_marker    = "DROP-ME"
  *       add_header        = "X-Policy: checked"        # on every message let through
  *       pending_ms        = 0                          # mail verdict arrives later
+ *       facts_header      = false                      # add X-Policy-Facts (below)
  *   }
  *
  * Markers are searched for in the body (everything after the header
@@ -26,6 +27,11 @@
  * SG_PENDING and a thread resolves it as SG_CONTINUE that many milliseconds
  * later, which exercises a front-end's waiting (and, past the plugin's
  * timeout, its failure verdict).
+ *
+ * facts_header adds "X-Policy-Facts: client=ADDR:PORT name=NAME local=ADDR:PORT
+ * helo=HELO tls=VERSION login=LOGIN from=MAILBOX nrcpt=N" at eom (each
+ * unknown fact as "-"), so a test can see the connection facts a front-end
+ * handed over.
  *
  * Diagnostics: add_header without ": " is a configuration error; mail and
  * rcpt refusals and eom verdicts are counted (counter_add).
@@ -54,6 +60,7 @@ struct policy {
     char *discard_marker;
     char *header_name, *header_value;
     long long pending_ms;
+    bool facts_header;
 };
 
 static const char *policy_check_header(const char *value)
@@ -76,6 +83,7 @@ static const struct sg_option policy_options[] = {
     {"discard_marker", SG_OPT_STRING, NULL, NULL},
     {"add_header", SG_OPT_STRING, NULL, policy_check_header},
     {"pending_ms", SG_OPT_INT, "0", NULL},
+    {"facts_header", SG_OPT_BOOL, "false", NULL},
     {NULL, 0, NULL, NULL},
 };
 
@@ -140,6 +148,7 @@ static int policy_init(const struct sg_host *host, const struct sg_section *sec,
     p->quarantine_reason = policy_dup(host->opt_string(sec, "quarantine_reason"));
     p->discard_marker = policy_dup(host->opt_string(sec, "discard_marker"));
     p->pending_ms = host->opt_int(sec, "pending_ms");
+    p->facts_header = host->opt_bool(sec, "facts_header");
     const char *h = host->opt_string(sec, "add_header");
     if (h && *h) {
         const char *colon = strstr(h, ": ");
@@ -256,6 +265,25 @@ static unsigned policy_scan(struct sg_ctx *ctx, const struct policy *p, const ch
     return found;
 }
 
+static const char *policy_or_dash(const char *s)
+{
+    return s && *s ? s : "-";
+}
+
+static int policy_add_facts(struct sg_ctx *ctx, const struct policy *p)
+{
+    const struct sg_conn_info *ci = p->host->conn(ctx);
+    const struct sg_envelope *env = p->host->envelope(ctx);
+    char value[1024];
+    snprintf(value, sizeof(value),
+             "client=%s:%u name=%s local=%s:%u helo=%s tls=%s login=%s from=%s nrcpt=%zu",
+             policy_or_dash(ci->client_addr), ci->client_port, policy_or_dash(ci->client_name),
+             policy_or_dash(ci->local_addr), ci->local_port, policy_or_dash(ci->helo),
+             ci->tls ? policy_or_dash(ci->tls_version) : "-", policy_or_dash(ci->login),
+             env ? policy_or_dash(env->mail_from) : "-", env ? env->nrcpt : 0);
+    return p->host->add_header(ctx, "X-Policy-Facts", value);
+}
+
 static enum sg_verdict policy_eom(struct sg_ctx *ctx, void *instance)
 {
     struct policy *p = instance;
@@ -271,6 +299,8 @@ static enum sg_verdict policy_eom(struct sg_ctx *ctx, void *instance)
         return SG_DISCARD;
     }
     if (p->header_name && p->host->add_header(ctx, p->header_name, p->header_value) < 0)
+        return SG_TEMPFAIL;
+    if (p->facts_header && policy_add_facts(ctx, p) < 0)
         return SG_TEMPFAIL;
     if (found & 8u) {
         p->host->set_quarantine_reason(ctx, p->quarantine_reason);
