@@ -18,7 +18,9 @@ $(BUILD)/proxy/milter/%.o: CFLAGS += -Iproxy/milter
 $(MILTER_BIN): $(MILTER_OBJS) $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ -lmilter $(LDLIBS)
 
-$(BUILD)/tests/plugins/milter_%.so: $(BUILD)/tests/plugins/milter_%.o
+# A static pattern rule: it takes precedence over tests/plugins/plugins.mk's
+# implicit one, so these link from objects with dependency files.
+$(MILTER_TEST_PLUGINS): $(BUILD)/tests/plugins/%.so: $(BUILD)/tests/plugins/%.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(SO_LDFLAGS) -o $@ $^ -lpthread
 

@@ -75,7 +75,11 @@ int milter_reply_parse(const char *reply, size_t len, struct milter_reply *out)
         size_t consumed;
         if (!code) {
             code = l.code;
-            snprintf(out->rcode, sizeof(out->rcode), "%d", code);
+            /* smtp_reply_line() keeps code within 200..599. */
+            out->rcode[0] = (char)('0' + code / 100);
+            out->rcode[1] = (char)('0' + code / 10 % 10);
+            out->rcode[2] = (char)('0' + code % 10);
+            out->rcode[3] = '\0';
             if (smtp_enhanced_parse(text, text_len, &e, &consumed) && e.klass == code / 100) {
                 snprintf(out->xcode, sizeof(out->xcode), "%d.%d.%d", e.klass, e.subject, e.detail);
                 first = e;

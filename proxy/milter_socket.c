@@ -56,7 +56,7 @@ static const char *milter_socket_inet(const char *rest, int af)
 
 const char *milter_socket_check(const char *spec)
 {
-    const char *rest;
+    const char *rest = spec;
     if (milter_socket_prefix(spec, "inet:", &rest))
         return milter_socket_inet(rest, AF_INET);
     if (milter_socket_prefix(spec, "inet6:", &rest))
@@ -76,7 +76,7 @@ int milter_socket_address(const char *spec, struct sockaddr_storage *out, sockle
     if (milter_socket_check(spec))
         return -1;
     memset(out, 0, sizeof(*out));
-    const char *rest;
+    const char *rest = spec;
     if (milter_socket_prefix(spec, "unix:", &rest) || milter_socket_prefix(spec, "local:", &rest)) {
         struct sockaddr_un *sun = (struct sockaddr_un *)out;
         sun->sun_family = AF_UNIX;

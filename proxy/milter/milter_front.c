@@ -196,6 +196,13 @@ static sfsistat milter_reply_refuse(SMFICTX *ctx, const struct milter_conn *mc,
     return out;
 }
 
+static const char *milter_stage_name(enum sg_stage stage)
+{
+    static const char *const names[SG_STAGE__COUNT] = {"connect", "helo", "mail", "rcpt", "data",
+                                                       "header",  "eoh",  "body", "eom"};
+    return stage < SG_STAGE__COUNT ? names[stage] : "?";
+}
+
 /* A stage before end of message: its verdict as the MTA's answer. */
 static sfsistat milter_conn_stage(SMFICTX *ctx, struct milter_conn *mc, enum sg_stage stage,
                                   const char *arg, const char *params, unsigned long nr_flag)
@@ -211,7 +218,7 @@ static sfsistat milter_conn_stage(SMFICTX *ctx, struct milter_conn *mc, enum sg_
             milter_conn_tx_end(mc);
         return milter_reply_refuse(ctx, mc, &res);
     case CHAIN_DISCARD:
-        log_info("%s: discarded at %s by %s", mc->id, stage == SG_STAGE_RCPT ? "rcpt" : "data",
+        log_info("%s: discarded at %s by %s", mc->id, milter_stage_name(stage),
                  res.decided_by ? res.decided_by : "the filter chain");
         milter_conn_tx_end(mc);
         return SMFIS_DISCARD;

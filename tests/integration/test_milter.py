@@ -6,7 +6,7 @@ chain is the milter_policy test plugin (tests/plugins/milter_policy.c), whose
 options script a verdict per stage:
 
   RCPT      blocked@example.test refused (550 5.7.1 ...), other recipients not
-  eom       a body marker refused with the plugin's exact reply; another
+  eom       GTUBE in the body refused with the plugin's exact reply; another
             tempfailed with a two-line reply; one quarantined (Postfix's hold
             queue), one discarded; every message let through gets a header
   MAIL      (pending_ms) the verdict comes later from another thread
@@ -35,12 +35,14 @@ from postfix_instance import PostfixInstance, postfix_available
 from recorder import Recorder
 from smtpclient import SMTPConn, simple_message
 
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
 POLICY = {
     "reject_mail": ["bad@example.test"],
     "mail_reply": "550 5.7.1 Sender blocked by policy",
     "reject_rcpt": ["blocked@example.test"],
     "rcpt_reply": "550 5.7.1 Recipient blocked by policy",
-    "body_reject": "REJECT-ME-PLEASE",
+    "body_reject": GTUBE,
     "body_reply": "554 5.7.1 Message content rejected: test marker found",
     "body_tempfail": "DEFER-ME-PLEASE",
     "tempfail_reply": "451-4.7.1 Deferred by policy\n451 4.7.1 Try again in a while",
@@ -157,7 +159,7 @@ def test_body_refused_at_end_of_data_with_exact_text(mpostfix, milter):
     with connect(mpostfix) as c:
         c.ehlo()
         replies = c.mail_transaction("s@example.test", ["user@example.test"],
-                                     simple_message("milter-body", "x REJECT-ME-PLEASE y\r\n"))
+                                     simple_message("milter-body", f"x {GTUBE} y\r\n"))
         c.quit()
     final = replies[-1]
     assert final.code == 554, str(final)
@@ -348,7 +350,7 @@ MESSAGE_SET = [
     ("clean", "s@example.test", ["user@example.test"], "nothing to see\r\n"),
     ("rcpt", "s@example.test", ["blocked@example.test", "user@example.test"], "two rcpts\r\n"),
     ("mail", "bad@example.test", ["user@example.test"], "bad sender\r\n"),
-    ("body", "s@example.test", ["user@example.test"], "REJECT-ME-PLEASE\r\n"),
+    ("body", "s@example.test", ["user@example.test"], f"{GTUBE}\r\n"),
     ("defer", "s@example.test", ["user@example.test"], "DEFER-ME-PLEASE\r\n"),
     ("drop", "s@example.test", ["user@example.test"], "DROP-ME-PLEASE\r\n"),
     ("hold", "s@example.test", ["user@example.test"], "HOLD-ME-PLEASE\r\n"),
