@@ -205,7 +205,7 @@ bool chain_plugin_has(const struct sg_plugin *d, enum sg_stage stage)
  * must be class.subject.detail with the same class, and is added when missing
  * so that every refusal has one.  NULL if malformed.
  */
-static char *chain_reply_wire(const char *reply, char cls)
+char *chain_reply_wire(const char *reply, char cls)
 {
     size_t cap = strlen(reply) * 2 + 64;
     if (cap > 8192)

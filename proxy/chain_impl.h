@@ -42,6 +42,10 @@ struct chain {
     unsigned stage_mask; /* SG_STAGE_BIT of every stage some plugin has */
 };
 
+/* A plugin's reply text (lines split by "\n") as wire lines joined by CRLF,
+ * without the final CRLF, every line of code class cls; NULL if malformed. */
+char *chain_reply_wire(const char *reply, char cls);
+
 /* The plugin instance a ctx calls (chain.c owns the ctx layout). */
 struct plugin_inst *chain_ctx_plugin(const struct sg_ctx *ctx);
 

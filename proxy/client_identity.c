@@ -158,7 +158,10 @@ static void xclient_values(const struct client_facts *f, struct xclient_item *it
         items[XA_PROTO].present = false;
 
     xclient_set_str(&items[XA_LOGIN], f->login);
-    xclient_set_str(&items[XA_NAME], xclient_hostname_ok(f->name) ? f->name : NULL);
+    if (!f->name && f->name_tempfail)
+        strcpy(items[XA_NAME].value, "[TEMPUNAVAIL]");
+    else
+        xclient_set_str(&items[XA_NAME], xclient_hostname_ok(f->name) ? f->name : NULL);
 
     if (xclient_addr_text(f->addr, buf, sizeof(buf)))
         xclient_set_str(&items[XA_ADDR], buf);

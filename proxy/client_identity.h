@@ -25,6 +25,7 @@ struct client_facts {
     int family;         /* AF_INET / AF_INET6 */
     unsigned port;
     const char *name;   /* verified reverse name, or NULL (-> [UNAVAILABLE]) */
+    int name_tempfail;  /* with name NULL: the lookup failed for now (-> [TEMPUNAVAIL]) */
     const char *helo;   /* NULL if none yet */
     const char *proto;  /* "SMTP" or "ESMTP", NULL if no HELO/EHLO yet */
     const char *login;  /* SASL login, NULL if none */

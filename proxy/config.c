@@ -251,6 +251,25 @@ static int config_cb_metrics(cfg_t *cfg, cfg_opt_t *opt, const char *value, void
     return config_pass_string(value, result);
 }
 
+static int config_cb_nameserver(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    (void)opt;
+    struct sg_sockaddr sa;
+    char buf[128];
+    /* evdns takes "ip", "ip:port" and "[v6]:port"; checked as ours, port 53 if none. */
+    snprintf(buf, sizeof(buf), strchr(value, ':') ? "%s" : "%s:53", value);
+    bool numeric_before = config_numeric_only;
+    config_numeric_only = true;
+    const char *why = value[0] ? config_parse_sockaddr(buf, false, &sa) : NULL;
+    config_numeric_only = numeric_before;
+    if (why) {
+        cfg_error(cfg, "dns_nameserver \"%s\": %s (an IP address, with :port if not 53)", value,
+                  why);
+        return -1;
+    }
+    return config_pass_string(value, result);
+}
+
 /* Integer settings with their bounds, checked by one callback. */
 struct config_int {
     const char *name;
@@ -281,6 +300,7 @@ static const struct config_int config_ints[] = {
     {"probe_interval", 30, 1, 86400},
     {"shutdown_grace", 30, 0, 86400},
     {"plugin_threads", 8, 1, 256},
+    {"dns_timeout", 5, 1, 60},
 };
 #define CONFIG_NINTS (sizeof(config_ints) / sizeof(config_ints[0]))
 
@@ -337,6 +357,9 @@ static cfg_t *config_schema(cfg_opt_t *plugin_opts, bool lenient)
         opts[k++] =
             (cfg_opt_t)CFG_STR("quarantine_dir", "/var/spool/smtpgate/quarantine", CFGF_NONE);
         opts[k++] = (cfg_opt_t)CFG_STR_CB("metrics_listen", "", CFGF_NONE, config_cb_metrics);
+        opts[k++] = (cfg_opt_t)CFG_BOOL("client_name_lookup", cfg_true, CFGF_NONE);
+        opts[k++] =
+            (cfg_opt_t)CFG_STR_CB("dns_nameserver", "", CFGF_NONE, config_cb_nameserver);
         plugin_slot = k;
         opts[k++] = (cfg_opt_t)CFG_END(); /* the plugin section, set per load */
         opts[k++] =
@@ -448,11 +471,13 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file)
     c->probe_interval = (unsigned)cfg_getint(cfg, "probe_interval");
     c->shutdown_grace = (unsigned)cfg_getint(cfg, "shutdown_grace");
     c->plugin_threads = (unsigned)cfg_getint(cfg, "plugin_threads");
+    c->client_name_lookup = cfg_getbool(cfg, "client_name_lookup");
+    c->dns_nameserver = strdup(cfg_getstr(cfg, "dns_nameserver"));
+    c->dns_timeout = (unsigned)cfg_getint(cfg, "dns_timeout");
 
-    c->milter_socket = strdup(cfg_getstr(cfg_getsec(cfg, "milter"), "socket"));
-
-    bool ok = c->hostname && c->spool_dir && c->quarantine_dir && c->metrics_listen && c->listen &&
-              c->upstreams && c->milter_socket;
+    bool ok = c->hostname && c->spool_dir && c->quarantine_dir && c->metrics_listen &&
+              c->dns_nameserver && c->listen &&
+              c->upstreams;
     for (size_t i = 0; ok && i < c->nupstreams; i++)
         ok = c->upstreams[i].name != NULL;
     if (!ok) {
@@ -462,6 +487,12 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file)
     }
     if (c->nupstreams == 0 && !config_no_upstream_ok) {
         log_err("%s: no 'upstream NAME { address = \"host:port\" }' section", file ? file : "-o");
+        config_unref(c);
+        return NULL;
+    }
+    c->milter_socket = strdup(cfg_getstr(cfg_getsec(cfg, "milter"), "socket"));
+    if (!c->milter_socket) {
+        log_err("%s: out of memory", file ? file : "(config)");
         config_unref(c);
         return NULL;
     }
@@ -654,6 +685,7 @@ void config_unref(struct sg_config *c)
     chain_unref(c->chain);
     free(c->quarantine_dir);
     free(c->metrics_listen);
+    free(c->dns_nameserver);
     free(c->listen);
     free(c->hostname);
     free(c->spool_dir);

@@ -79,6 +79,9 @@ struct sg_config {
     char *quarantine_dir;
     char *metrics_listen; /* "" when off */
     unsigned plugin_threads;
+    bool client_name_lookup;
+    char *dns_nameserver; /* "" for the system's resolv.conf */
+    unsigned dns_timeout;
     struct chain *chain;  /* the plugins, in order; NULL without plugin sections */
 
     char *milter_socket; /* smtpgate-milter's libmilter socket: "inet:PORT@ADDR", "unix:PATH" */

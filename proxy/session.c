@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "chain.h"
+#include "client_name.h"
 #include "data_decoder.h"
 #include "esmtp.h"
 #include "log.h"
@@ -166,6 +167,12 @@ struct session {
     uint64_t bdat_total;
     bool bdat_last;
     const char *bdat_refusal;   /* chunk is being discarded; reply at its end */
+
+    /* the client's verified name */
+    struct client_name_lookup *name_lookup;
+    char *client_name;
+    bool name_tempfail;
+    bool before_greeting;        /* nothing is read until the greeting is out */
 
     /* filter chain */
     struct chain_conn *chain;
@@ -619,7 +626,8 @@ static bool session_ensure_upstream(struct session *s)
         .addr = s->addr,
         .family = s->peer.ss_family,
         .port = s->port,
-        .name = NULL,
+        .name = s->client_name,
+        .name_tempfail = s->name_tempfail,
         .helo = s->helo,
         .proto = s->helo ? (s->esmtp ? "ESMTP" : "SMTP") : NULL,
         .login = NULL,
@@ -1377,6 +1385,8 @@ static void session_chain_decided_message(struct session *s)
 
 static void session_connect_decided(struct session *s);
 static bool session_chain_start(struct session *s);
+static void session_begin(struct session *s);
+static void session_name_done(void *arg, enum client_name_status st, const char *name);
 
 static void session_chain_decided(struct session *s)
 {
@@ -1600,7 +1610,8 @@ static void session_process(struct session *s)
     struct evbuffer *in = bufferevent_get_input(s->bev);
 
     while (!s->closing) {
-        if (s->chain_for != WAIT_NONE || s->awaiting_final || s->rq_len >= MAX_PENDING_REPLIES ||
+        if (s->before_greeting || s->chain_for != WAIT_NONE || s->awaiting_final ||
+            s->rq_len >= MAX_PENDING_REPLIES ||
             evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH_WATER)
             break;
         if (s->waiting_barrier) {
@@ -1740,7 +1751,7 @@ static void session_free(struct session *s)
 {
     log_info("%s: disconnect from %s[%s]:%u helo=%s commands=%u transactions=%u accepted=%u "
              "errors=%u duration=%.3fs",
-             s->id, "unknown", s->addr, s->port, s->helo ? s->helo : "-", s->ncommands,
+             s->id, s->client_name ? s->client_name : "unknown", s->addr, s->port, s->helo ? s->helo : "-", s->ncommands,
              s->ntransactions, s->naccepted, s->errors, session_elapsed(&s->started));
     if (s->up) {
         upstream_close(s->up);
@@ -1757,6 +1768,8 @@ static void session_free(struct session *s)
         session_expect_free(session_expect_pop(s));
     if (s->grace_ev)
         event_free(s->grace_ev);
+    client_name_cancel(s->name_lookup);
+    free(s->client_name);
     if (s->bev)
         bufferevent_free(s->bev);
     if (s->chain) {
@@ -1890,6 +1903,32 @@ void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *
         evtimer_add(s->grace_ev, &g);
     }
     log_debug("%s: connect from %s:%u", s->id, s->addr, s->port);
+    s->before_greeting = true;
+    if (s->worker->dns && cfg->client_name_lookup &&
+        (s->name_lookup = client_name_start(s->worker->dns, (struct sockaddr *)&s->peer,
+                                            session_name_done, s)))
+        return;
+    s->name_tempfail = cfg->client_name_lookup;
+    session_begin(s);
+}
+
+static void session_name_done(void *arg, enum client_name_status st, const char *name)
+{
+    struct session *s = arg;
+    s->name_lookup = NULL;
+    s->name_tempfail = st == NAME_TEMPUNAVAIL;
+    if (st == NAME_OK)
+        s->client_name = strdup(name);
+    log_debug("%s: client name %s", s->id,
+              st == NAME_OK ? name : st == NAME_TEMPUNAVAIL ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]");
+    session_begin(s);
+    session_process(s);
+}
+
+/* The connection is known: the chain's connect stage, then the greeting. */
+static void session_begin(struct session *s)
+{
+    struct sg_config *cfg = s->cfg;
     if (cfg->chain && !session_chain_start(s)) {
         session_close_with(s, "421 4.3.0 Error: out of memory");
         return;
@@ -1920,6 +1959,7 @@ static bool session_chain_start(struct session *s)
         .session_id = s->id,
         .client_addr = s->addr,
         .client_port = s->port,
+        .client_name = s->client_name,
         .local_addr = local,
         .local_port = local_port,
         .host_name = s->cfg->hostname,
@@ -1938,6 +1978,7 @@ static bool session_chain_start(struct session *s)
  * after it, or 421 and the door (RFC 5321 3.1, 4.2.5). */
 static void session_connect_decided(struct session *s)
 {
+    s->before_greeting = false;
     if (s->chain_res.action != CHAIN_REFUSE) {
         session_replyf(s, "220 %s ESMTP", s->cfg->hostname);
         return;

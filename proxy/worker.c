@@ -9,6 +9,8 @@
  */
 #include "worker.h"
 
+#include "client_name.h"
+
 #include <errno.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
@@ -63,6 +65,9 @@ int worker_init(struct worker *w, unsigned index, const struct sg_config *c)
         log_err("worker %u: cannot create event loop", index);
         return -1;
     }
+    if (c->client_name_lookup &&
+        !(w->dns = client_name_dns_new(w->base, c->dns_nameserver, c->dns_timeout)))
+        return -1;
     w->listeners = calloc(c->nlisten, sizeof(*w->listeners));
     if (!w->listeners)
         return -1;
@@ -188,6 +193,8 @@ void worker_free(struct worker *w)
         event_free(w->grace_ev);
     if (w->stop_ev)
         event_free(w->stop_ev);
+    if (w->dns)
+        evdns_base_free(w->dns, 0);
     if (w->base)
         event_base_free(w->base);
 }

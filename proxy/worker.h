@@ -29,6 +29,7 @@ struct worker {
     struct event *stop_ev;
     struct event *grace_ev;
     struct session *sessions;   /* list head, owned by the session module */
+    struct evdns_base *dns;     /* client name lookups; NULL when off */
     unsigned nsessions;
     atomic_bool stopping;
     unsigned shutdown_grace;

@@ -104,12 +104,14 @@ EOF
 # $upstream_addr; the spool moves into the checkout.  smtp-sink offers XCLIENT
 # without ADDR (it is a sink, it judges nobody), which smtpgate refuses to rely
 # on, so this demo alone says client_identity = "none"; in front of Postfix keep
-# "xclient".
+# "xclient".  The demo's clients are on this machine: no name lookups for them.
 "$bin" -f -c etc/smtpgate.conf \
   -o "listen = {\"$listen_addr\"}" \
   -o "upstream main { address = \"$upstream_addr\" }" \
   -o 'spool_dir = "var/spool"' \
+  -o 'quarantine_dir = "var/quarantine"' \
   -o 'client_identity = "none"' \
+  -o 'client_name_lookup = false' \
   "$@" &
 gate_pid=$!
 echo "run-local: smtpgate pid $gate_pid, smtp-sink pid $sink_pid"

@@ -57,8 +57,8 @@ if [ -d tests/integration ] && ls tests/integration/test_*.py >/dev/null 2>&1; t
 fi
 
 # Leaks the sanitizer build cannot see (it runs with its own allocator) are
-# looked for by valgrind on the release build, over the basic and lifecycle
-# tests: every exit must be clean with no definite leak.
+# looked for by valgrind on the release build, over the basic, lifecycle and
+# filter chain tests: every exit must be clean with no definite leak.
 if [ -x build/release/smtpgate ] && command -v valgrind >/dev/null && [ -f tests/integration/test_basic.py ]; then
   echo "== integration tests under valgrind (build/release/smtpgate)"
   mkdir -p build/valgrind
@@ -70,8 +70,10 @@ VG
   chmod +x build/valgrind/smtpgate
   junit=build/valgrind-junit.xml
   SMTPGATE_BIN="$PWD/build/valgrind/smtpgate" SMTPGATE_RELEASE_BIN="$PWD/build/release/smtpgate" \
+    SMTPGATE_PLUGIN_DIR="$PWD/build/release/tests/plugins" \
     /usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml="$junit" \
-    tests/integration/test_basic.py tests/integration/test_lifecycle.py
+    tests/integration/test_basic.py tests/integration/test_lifecycle.py \
+    tests/integration/test_chain.py tests/integration/test_sdk.py
   read -r p f < <(junit_counts "$junit")
   passed=$((passed + p)); failed=$((failed + f))
   [ "$f" -gt 0 ] && failures+=("valgrind")

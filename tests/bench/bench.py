@@ -16,6 +16,9 @@ Phases (each bounded in count and in time):
   concurrent  10,000 connections held at once, every one greeted
   long        100,000 messages through smtpgate; RSS sampled; growth from the
               end of the first 10% to the end
+  chain       10 KB throughput with a filter chain (5 no-op plugins hooked at
+              every stage) against the same smtpgate without plugins,
+              alternated twice, best of each: the chain's cost as a ratio
 
 BENCH_QUICK=1 divides every count by 10.  --direct-only runs the baseline half.
 Exit status 0 when every phase completed without errors.
@@ -49,6 +52,7 @@ N_SEQ = 2000 // SCALE
 N_IDLE = 2000 // SCALE
 N_CONC = 10000 // SCALE
 N_LONG = 100000 // SCALE
+N_CHAIN = 10000 // SCALE
 SESSIONS = 20
 RUN_TIMEOUT = 180
 LONG_TIMEOUT = 480
@@ -179,7 +183,7 @@ class Sink:
 class Gate:
     """smtpgate in the foreground in front of the sink, large connection limits."""
 
-    def __init__(self, binary, upstream_port, workdir, name):
+    def __init__(self, binary, upstream_port, workdir, name, extra=()):
         self.port = free_port()
         spool = os.path.join(workdir, "spool")
         os.makedirs(spool, exist_ok=True)
@@ -196,7 +200,11 @@ class Gate:
             "-o", "max_connections = 12000",
             "-o", "max_connections_per_client = 20000",
             "-o", "shutdown_grace = 5",
+            # the client is 127.0.0.1: no DNS in a benchmark of the proxy
+            "-o", "client_name_lookup = false",
         ]
+        for opt in extra:
+            self.cmd += ["-o", opt]
         self.proc = subprocess.Popen(self.cmd, stdout=self.out, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
         g = wait_greeting(self.port, self.proc, 15)
@@ -465,6 +473,41 @@ def phase_long(gate, sink):
     return r
 
 
+def plugin_opts(names_paths):
+    """-o sections for plugins: [(name, path, {key: value})]."""
+    out = []
+    for name, path, options in names_paths:
+        body = " ".join(f"{k} = {v}" for k, v in options.items())
+        out.append(f'plugin {name} {{ path = "{path}" {body} }}')
+    return out
+
+
+def phase_chain(binary, sink, workdir, label, extra):
+    """10 KB throughput through smtpgate with and without the plugins in `extra`,
+    alternated, best of two each; CPU of smtpgate per 1000 messages."""
+    runs = {"plain": [], "chain": []}
+    for rep in range(2):
+        for kind in ("plain", "chain"):
+            if time_left() < 40:
+                fail(f"{label}: no time left")
+                return None
+            gate = Gate(binary, sink.port, workdir, f"{label}-{kind}-{rep}",
+                        extra if kind == "chain" else ())
+            r = measure(f"{label} ({kind}) 10 KB x {N_CHAIN}", gate.port, N_CHAIN, 10240,
+                        {"smtpgate": gate.pid, "smtp-sink": sink.pid})
+            if gate.stop() != 0:
+                fail(f"smtpgate ({label} {kind}) exited with an error; see its log")
+            runs[kind].append(r)
+    best = {k: max(v, key=lambda r: r["rate"]) for k, v in runs.items()}
+    out = {"plain": best["plain"]["rate"], "chain": best["chain"]["rate"],
+           "plain_cpu": min(r["cpu_per_1000"]["smtpgate"] for r in runs["plain"]),
+           "chain_cpu": min(r["cpu_per_1000"]["smtpgate"] for r in runs["chain"])}
+    out["ratio"] = out["chain"] / out["plain"] if out["plain"] else None
+    log(f"{label}: {out['chain']:.0f} msg/s with the chain, {out['plain']:.0f} without "
+        f"(ratio {out['ratio']:.3f}); smtpgate CPU {out['chain_cpu']:.3f} vs {out['plain_cpu']:.3f} s/1000")
+    return out
+
+
 # ---- report ----
 
 def fmt(v, spec=".0f", unit=""):
@@ -475,7 +518,7 @@ def ratio(a, b):
     return None if a is None or not b else a / b
 
 
-def summary(direct, proxied, idle, conc, longrun, peak, info):
+def summary(direct, proxied, idle, conc, longrun, peak, info, chains=()):
     rows = []
     d, p = direct, proxied or {}
     for key, label in (("10k", f"10 KB, {SESSIONS} sessions (msg/s)"),
@@ -509,6 +552,14 @@ def summary(direct, proxied, idle, conc, longrun, peak, info):
         rows.append(("long: smtpgate CPU s/1000 msg", "", fmt(longrun["gate_cpu"], ".3f"), ""))
         rows.append(("long: RSS after 10% -> end (KiB)", "",
                      f"{longrun['rss_10']} -> {longrun['rss_end']}", f"{longrun['growth']:+d} KiB"))
+
+    for label, c in chains:
+        if not c:
+            continue
+        rows.append((f"{label}: 10 KB msg/s, without -> with", fmt(c["plain"]), fmt(c["chain"]),
+                     fmt(c["ratio"], ".3f")))
+        rows.append((f"{label}: smtpgate CPU s/1000 msg", fmt(c["plain_cpu"], ".3f"),
+                     fmt(c["chain_cpu"], ".3f"), fmt(ratio(c["chain_cpu"], c["plain_cpu"]), ".2f")))
 
     w = max(len(r[0]) for r in rows)
     print()
@@ -548,6 +599,7 @@ def main():
     sink = Sink(workdir)
     log(f"smtp-sink pid {sink.pid} on 127.0.0.1:{sink.port}")
     direct = proxied = idle = conc = longrun = peak = None
+    chains = []
     gate = None
     try:
         direct = phase_throughput(sink.port, {"smtp-sink": sink.pid}, "direct")
@@ -576,6 +628,14 @@ def main():
             else:
                 fail("no time left for the idle and concurrent phases")
 
+            noop = os.path.join(os.path.dirname(args.bin), "tests", "plugins", "test_noop.so")
+            if os.path.exists(noop):
+                chains.append(("chain of 5 no-op plugins", phase_chain(
+                    args.bin, sink, workdir, "chain5",
+                    plugin_opts([(f"noop{i}", noop, {}) for i in range(5)]))))
+            else:
+                fail(f"{noop} not built: no chain phase")
+
             if time_left() > 60:
                 gate = Gate(args.bin, sink.port, workdir, "long")
                 longrun = phase_long(gate, sink)
@@ -593,7 +653,7 @@ def main():
         sink.stop()
 
     if direct:
-        rows = summary(direct, proxied, idle, conc, longrun, peak, info)
+        rows = summary(direct, proxied, idle, conc, longrun, peak, info, chains)
         with open(os.path.join(args.out, "summary.md"), "w") as f:
             f.write(f"Measured: {info}, {time.strftime('%Y-%m-%d')}\n\n")
             f.write("| | direct | proxied | ratio |\n|---|---:|---:|---|\n")

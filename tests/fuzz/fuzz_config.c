@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/config.c proxy/log.c proxy/plugin_host.c proxy/chain.c proxy/metrics.c proxy/runtime.c proxy/workpool.c proxy/msg_store.c proxy/milter_socket.c
+// fuzz-sources: proxy/config.c proxy/log.c proxy/plugin_host.c proxy/chain.c proxy/metrics.c proxy/runtime.c proxy/workpool.c proxy/msg_store.c
 // fuzz-pkgs: -ldl
 /*
  * Config text from anywhere (a file, an -o override) must give a config or

@@ -58,6 +58,9 @@ DEFAULT_SETTINGS: dict[str, object] = {
     "probe_interval": 3600,
     "shutdown_grace": 10,
     "syslog_facility": "mail",
+    # Tests never ask a DNS server off the machine: client names only where a
+    # test runs its own DNS server on loopback.
+    "client_name_lookup": False,
 }
 
 

@@ -39,6 +39,7 @@ struct policy {
     char *add_rcpt;
     char *del_rcpt;
     char *malformed_reply_rcpt;
+    char *name_header; /* add this header with the client's verified name */
 };
 
 static char *policy_str(const struct sg_host *h, const struct sg_section *sec, const char *key)
@@ -58,7 +59,7 @@ static void policy_free(void *p)
                        &x->body_quarantine, &x->add_header, &x->insert_header,
                        &x->change_header, &x->delete_header, &x->session_header,
                        &x->replace_body, &x->change_from, &x->add_rcpt, &x->del_rcpt,
-                       &x->malformed_reply_rcpt};
+                       &x->malformed_reply_rcpt, &x->name_header};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         free(*fields[i]);
     for (size_t i = 0; i < x->nrcpt_reject; i++)
@@ -101,6 +102,7 @@ static int policy_init(const struct sg_host *h, const struct sg_section *sec, vo
     p->add_rcpt = policy_str(h, sec, "add_rcpt");
     p->del_rcpt = policy_str(h, sec, "del_rcpt");
     p->malformed_reply_rcpt = policy_str(h, sec, "malformed_reply_rcpt");
+    p->name_header = policy_str(h, sec, "name_header");
     size_t n = h->opt_list_size(sec, "rcpt_reject");
     p->rcpt_reject = calloc(n ? n : 1, sizeof(char *));
     for (size_t i = 0; p->rcpt_reject && i < n; i++)
@@ -260,6 +262,10 @@ static enum sg_verdict policy_eom(struct sg_ctx *ctx, void *instance)
         const struct sg_envelope *env = h->envelope(ctx);
         h->add_header(ctx, p->session_header, env ? env->tx_id : "-");
     }
+    if (p->name_header) {
+        const char *client = h->conn(ctx)->client_name;
+        h->add_header(ctx, p->name_header, client ? client : "-");
+    }
     if (p->replace_body)
         h->replace_body(ctx, p->replace_body, strlen(p->replace_body));
     if (p->change_from)
@@ -296,6 +302,7 @@ static const struct sg_option policy_options[] = {
     {"change_from", SG_OPT_STRING, NULL, NULL},
     {"add_rcpt", SG_OPT_STRING, NULL, NULL},
     {"del_rcpt", SG_OPT_STRING, NULL, NULL},
+    {"name_header", SG_OPT_STRING, NULL, NULL},
     {"fail_init", SG_OPT_BOOL, NULL, NULL},
     {NULL, 0, NULL, NULL},
 };

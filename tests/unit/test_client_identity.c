@@ -67,6 +67,23 @@ static void test_xclient_ipv4(void **state)
     free(out);
 }
 
+static void test_xclient_name_tempunavail(void **state)
+{
+    (void)state;
+    struct client_facts f = facts4();
+    f.name = NULL;
+    f.name_tempfail = 1;
+    char *out;
+    unsigned n;
+    xclient_build(&f, "NAME ADDR", &out, &n);
+    assert_string_equal(out, "XCLIENT NAME=[TEMPUNAVAIL] ADDR=192.0.2.1\r\n");
+    free(out);
+    f.name_tempfail = 0;
+    xclient_build(&f, "NAME ADDR", &out, &n);
+    assert_string_equal(out, "XCLIENT NAME=[UNAVAILABLE] ADDR=192.0.2.1\r\n");
+    free(out);
+}
+
 static void test_xclient_ipv6(void **state)
 {
     (void)state;
@@ -462,6 +479,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_xclient_ipv4),
+        cmocka_unit_test(test_xclient_name_tempunavail),
         cmocka_unit_test(test_xclient_ipv6),
         cmocka_unit_test(test_xclient_only_announced),
         cmocka_unit_test(test_xclient_nothing_to_send),
