@@ -528,8 +528,7 @@ void chain_set_helo(struct chain_conn *c, const char *helo, bool esmtp)
 
 void chain_set_login(struct chain_conn *c, const char *login)
 {
-    if (login)
-        chain_replace_fact(c, &c->info.login, login);
+    chain_replace_fact(c, &c->info.login, login);
 }
 
 void chain_set_tls(struct chain_conn *c, const char *version, const char *cipher, const char *sni,

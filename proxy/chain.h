@@ -126,7 +126,8 @@ void chain_adopt(struct chain_conn *c, void *object, void (*free_fn)(void *));
  * not be freed or reused now, but adopted. */
 bool chain_busy(const struct chain_conn *c);
 
-/* Facts learned later (HELO, AUTH, TLS): NULL keeps the old value. */
+/* Facts learned later (HELO, AUTH, TLS): NULL keeps the old value, but for
+ * the login, which NULL forgets (STARTTLS starts the session over). */
 void chain_set_helo(struct chain_conn *c, const char *helo, bool esmtp);
 void chain_set_login(struct chain_conn *c, const char *login);
 void chain_set_tls(struct chain_conn *c, const char *version, const char *cipher, const char *sni,

@@ -333,6 +333,10 @@ static cfg_t *config_schema(cfg_opt_t *plugin_opts, bool lenient)
     static cfg_opt_t upstream_opts[] = {
         CFG_STR_CB("address", NULL, CFGF_NODEFAULT, config_cb_upstream_address),
         CFG_INT_CB("priority", 10, CFGF_NONE, config_cb_int),
+        CFG_END(),   /* replaced by upstream_tls_cfg_opts below */
+        CFG_END(),
+        CFG_END(),
+        CFG_END(),
         CFG_END(),
     };
     static cfg_opt_t milter_opts[] = {
@@ -345,6 +349,8 @@ static cfg_t *config_schema(cfg_opt_t *plugin_opts, bool lenient)
 
     if (!built) {
         size_t k = 0;
+        for (size_t i = 0; upstream_tls_cfg_opts[i].name; i++)
+            upstream_opts[2 + i] = upstream_tls_cfg_opts[i];
         opts[k++] = (cfg_opt_t)CFG_STR_CB("hostname", "smtpgate.localdomain", CFGF_NONE,
                                           config_cb_hostname);
         opts[k++] = (cfg_opt_t)CFG_STR_LIST_CB("listen", "{\"127.0.0.1:2525\"}", CFGF_NONE,
@@ -352,6 +358,7 @@ static cfg_t *config_schema(cfg_opt_t *plugin_opts, bool lenient)
         opts[k++] =
             (cfg_opt_t)CFG_STR_CB("client_identity", "xclient", CFGF_NONE, config_cb_identity);
         opts[k++] = (cfg_opt_t)CFG_SEC("upstream", upstream_opts, CFGF_MULTI | CFGF_TITLE);
+        opts[k++] = (cfg_opt_t)CFG_SEC("listener", listener_cfg_opts(), CFGF_MULTI | CFGF_TITLE);
         opts[k++] = (cfg_opt_t)CFG_STR_CB("bare_newline", "reject", CFGF_NONE, config_cb_newline);
         opts[k++] = (cfg_opt_t)CFG_STR("spool_dir", "/var/spool/smtpgate", CFGF_NONE);
         opts[k++] =
@@ -420,10 +427,17 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file)
     c->metrics_listen = strdup(cfg_getstr(cfg, "metrics_listen"));
 
     c->nlisten = cfg_size(cfg, "listen");
-    c->listen = calloc(c->nlisten, sizeof(*c->listen));
+    /* With "listener" sections only, the built-in default "listen" is not wanted. */
+    if (listener_config_count(cfg) > 0 && !(cfg_getopt(cfg, "listen")->flags & CFGF_MODIFIED))
+        c->nlisten = 0;
+    size_t nplain = c->nlisten;
+    c->listen = calloc(nplain + listener_config_count(cfg) + 1, sizeof(*c->listen));
     for (size_t i = 0; c->listen && i < c->nlisten; i++)
         config_parse_sockaddr(cfg_getnstr(cfg, "listen", (unsigned)i), true, &c->listen[i]);
 
+    int edge_errors = 0;
+    if (c->listen && listener_config_build(cfg, c, nplain, file) < 0)
+        edge_errors++;
     c->nupstreams = cfg_size(cfg, "upstream");
     c->upstreams = calloc(c->nupstreams ? c->nupstreams : 1, sizeof(*c->upstreams));
     for (size_t i = 0; c->upstreams && i < c->nupstreams; i++) {
@@ -431,6 +445,8 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file)
         c->upstreams[i].name = strdup(cfg_title(u));
         c->upstreams[i].priority = (int)cfg_getint(u, "priority");
         config_parse_sockaddr(cfg_getstr(u, "address"), false, &c->upstreams[i].addr);
+        if (upstream_tls_build(u, &c->upstreams[i], file) < 0)
+            edge_errors++;
     }
     /* Stable for equal priorities: qsort is not, so break ties by position. */
     for (size_t i = 0; i < c->nupstreams; i++)
@@ -475,9 +491,12 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file)
     c->dns_nameserver = strdup(cfg_getstr(cfg, "dns_nameserver"));
     c->dns_timeout = (unsigned)cfg_getint(cfg, "dns_timeout");
 
+    if (edge_errors) {
+        config_unref(c);
+        return NULL;
+    }
     bool ok = c->hostname && c->spool_dir && c->quarantine_dir && c->metrics_listen &&
-              c->dns_nameserver && c->listen &&
-              c->upstreams;
+              c->dns_nameserver && c->listen && c->upstreams && c->listeners;
     for (size_t i = 0; ok && i < c->nupstreams; i++)
         ok = c->upstreams[i].name != NULL;
     if (!ok) {
@@ -679,8 +698,11 @@ void config_unref(struct sg_config *c)
 {
     if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (size_t i = 0; c->upstreams && i < c->nupstreams; i++)
+    for (size_t i = 0; c->upstreams && i < c->nupstreams; i++) {
         free(c->upstreams[i].name);
+        upstream_tls_free(&c->upstreams[i]);
+    }
+    listener_config_free(c);
     free(c->upstreams);
     chain_unref(c->chain);
     free(c->quarantine_dir);

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "data_decoder.h"
+#include "listener.h"
 
 enum client_identity_mode { IDENTITY_XCLIENT = 0, IDENTITY_PROXY, IDENTITY_NONE };
 
@@ -35,6 +36,7 @@ struct sg_upstream_cfg {
     struct sg_sockaddr addr;
     int priority;
     struct upstream_health *health;   /* shared by every config naming this address */
+    struct sg_upstream_tls tls;       /* STARTTLS towards this upstream (listener.h) */
 };
 
 struct sg_config {
@@ -83,6 +85,10 @@ struct sg_config {
     char *dns_nameserver; /* "" for the system's resolv.conf */
     unsigned dns_timeout;
     struct chain *chain;  /* the plugins, in order; NULL without plugin sections */
+    /* Edge policy of each address in listen[] (same index): TLS, AUTH, PROXY
+     * protocol; see listener.h.  listen[] holds the plain "listen" addresses
+     * first, then those of the "listener" sections. */
+    struct sg_listener *listeners;
 
     char *milter_socket; /* smtpgate-milter's libmilter socket: "inet:PORT@ADDR", "unix:PATH" */
 };

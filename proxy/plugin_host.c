@@ -517,9 +517,16 @@ cfg_opt_t *plugin_prep_section_opts(struct plugin_prep *p)
 
 /* ---- sections (init) ---- */
 
+/* Written by the admin (an empty list "{}" included), not only defaulted. */
+static bool section_has(cfg_t *sec, const char *key)
+{
+    cfg_opt_t *o = sec ? cfg_getopt(sec, key) : NULL;
+    return o && ((o->flags & CFGF_MODIFIED) || cfg_opt_size(o) > 0);
+}
+
 static cfg_t *section_source(const struct sg_section *s, const char *key)
 {
-    if (s->sec && cfg_size(s->sec, key) > 0)
+    if (section_has(s->sec, key))
         return s->sec;
     if (s->loaded->defaults && cfg_size(s->loaded->defaults, key) > 0)
         return s->loaded->defaults;
@@ -571,7 +578,7 @@ static const char *host_opt_list_item(const struct sg_section *s, const char *ke
 
 static bool host_opt_is_set(const struct sg_section *s, const char *key)
 {
-    return s->sec && plugin_find_option(s->loaded->desc, key) && cfg_size(s->sec, key) > 0;
+    return plugin_find_option(s->loaded->desc, key) && section_has(s->sec, key);
 }
 
 static const char *host_section_name(const struct sg_section *s)

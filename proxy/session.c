@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -41,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth_relay.h"
 #include "chain.h"
 #include "client_name.h"
 #include "data_decoder.h"
@@ -55,6 +57,7 @@
 #include "runtime.h"
 #include "smtp_cmd.h"
 #include "smtp_reply.h"
+#include "tls.h"
 #include "upstream.h"
 #include "upstream_pool.h"
 #include "worker.h"
@@ -83,6 +86,7 @@ enum expect_kind {
     EXPECT_SILENT,   /* our own RSET after a refused message: no client reply */
     EXPECT_REPLAY_MAIL, /* the envelope a plugin changed, sent again: no client reply */
     EXPECT_REPLAY_RCPT,
+    EXPECT_AUTH,     /* AUTH and each response line of its exchange */
 };
 
 /* What the session waits for the filter chain to decide. */
@@ -201,6 +205,23 @@ struct session {
     unsigned ntransactions;
     unsigned naccepted;
     unsigned errors;
+
+    /* edge: TLS and AUTH (listener.h, tls.h, auth_relay.h) */
+    const struct sg_listener *listener;   /* in cfg */
+    struct tls_facts *tls;                /* set once a handshake has completed */
+    bool tls_handshaking;
+    char *login;                          /* after the upstream's 235 */
+    bool authenticated;
+    unsigned auth_mech;
+    unsigned auth_step;
+    bool auth_waiting;                    /* an AUTH exchange reply is due upstream */
+    bool auth_response;                   /* the next client line answers a 334 */
+    unsigned auth_failures;
+    char auth_guess[AUTH_LOGIN_MAX];
+    struct event *auth_delay_ev;
+    struct reply_slot *auth_delay_slot;
+    char *auth_delay_text;
+    size_t auth_delay_len;
 };
 
 static atomic_uint_fast64_t session_counter;
@@ -214,6 +235,53 @@ static void session_chain_decided_rcpt(struct session *s);
 static void session_chain_decided_data(struct session *s);
 static void session_chain_decided_message(struct session *s);
 static void session_set_read_timeout(struct session *s, unsigned seconds);
+static bool session_auth_reply(struct session *s, struct reply_slot *slot,
+                               const struct smtp_reply *r);
+static size_t session_edge_ehlo(struct session *s, char *buf, size_t size);
+static const char *session_edge_refusal(const struct session *s, enum smtp_verb verb);
+static bool session_auth_feed(struct session *s);
+static void session_under_write_cb(struct bufferevent *bev, void *arg)
+{
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        session_free(arg);
+}
+
+static void session_under_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    session_free(arg);
+}
+
+/*
+ * Closing after STARTTLS: the last records may still sit in the TCP
+ * bufferevent under the TLS filter, and freeing the filter would drop them
+ * (the client would miss its 221 or 421).  The filter has nothing more to
+ * say, so the socket's own callbacks take over until its output is out;
+ * true while that is so.
+ */
+static bool session_tls_draining(struct session *s)
+{
+    struct bufferevent *under = bufferevent_get_underlying(s->bev);
+    if (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0)
+        return false;
+    struct timeval t = {.tv_sec = 10};
+    bufferevent_setcb(under, NULL, session_under_write_cb, session_under_event_cb, s);
+    bufferevent_set_timeouts(under, NULL, &t);
+    bufferevent_enable(under, EV_WRITE);
+    return true;
+}
+
+static void session_edge_summary(const struct session *s, char *buf, size_t size);
+static void session_edge_free(struct session *s);
+static struct bufferevent *session_edge_bev(struct session *s, evutil_socket_t fd);
+static void session_tls_established(struct session *s);
+static size_t session_line_limit(const struct session *s, struct evbuffer *in);
+static bool session_auth_allowed(const struct session *s);
+static bool session_tls_draining(struct session *s);
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_write_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 
 /* ---- time and ids ---- */
 
@@ -559,6 +627,13 @@ static void session_upstream_reply(void *ctx, const struct smtp_reply *r)
     case EXPECT_RELAY:
     case EXPECT_SILENT:
         break;
+    case EXPECT_AUTH:
+        if (!session_auth_reply(s, e->slot, r)) {
+            free(e);
+            session_flush(s);
+            return;
+        }
+        break;
     }
 
     if (e->slot) {
@@ -579,6 +654,7 @@ static void session_upstream_failure(void *ctx, const char *reply)
 {
     struct session *s = ctx;
     size_t n = strlen(reply);
+    s->auth_waiting = s->auth_response = false;
 
     while (s->ex_head) {
         struct expect *e = session_expect_pop(s);
@@ -630,7 +706,7 @@ static bool session_ensure_upstream(struct session *s)
         .name_tempfail = s->name_tempfail,
         .helo = s->helo,
         .proto = s->helo ? (s->esmtp ? "ESMTP" : "SMTP") : NULL,
-        .login = NULL,
+        .login = s->login,
     };
     s->up = upstream_new(s->worker->base, s->cfg, &f, (struct sockaddr *)&s->peer,
                          (struct sockaddr *)&s->local, &session_upstream_events, s);
@@ -800,7 +876,7 @@ static void session_build_ehlo(struct session *s)
     s->caps = caps;
     s->size_limit = size;
 
-    char buf[512];
+    char buf[1024];
     int n = snprintf(buf, sizeof(buf), "250-%s\r\n250-PIPELINING\r\n", s->cfg->hostname);
     if (caps & ESMTP_CAP_SIZE)
         n += snprintf(buf + n, sizeof(buf) - (size_t)n, "250-SIZE %" PRIu64 "\r\n", size);
@@ -814,6 +890,7 @@ static void session_build_ehlo(struct session *s)
         n += snprintf(buf + n, sizeof(buf) - (size_t)n, "250-DSN\r\n");
     if (caps & ESMTP_CAP_SMTPUTF8)
         n += snprintf(buf + n, sizeof(buf) - (size_t)n, "250-SMTPUTF8\r\n");
+    n += (int)session_edge_ehlo(s, buf + n, sizeof(buf) - (size_t)n);
     n += snprintf(buf + n, sizeof(buf) - (size_t)n, "250 ENHANCEDSTATUSCODES\r\n");
 
     struct reply_slot *r = session_slot_new(s);
@@ -1471,22 +1548,392 @@ static void session_do_help(struct session *s, const struct smtp_cmd *cmd, const
                      "EXPN HELP");
 }
 
+/* ---- the edge: TLS, its policy, AUTH relaying ---- */
+
+static bool session_auth_allowed(const struct session *s)
+{
+    return s->listener->auth && (s->tls || s->listener->auth_plaintext);
+}
+
+/* RFC 4954 4: an AUTH command with its initial response may be longer than
+ * other commands (OAuth tokens are); everything else keeps max_line_length. */
+static size_t session_line_limit(const struct session *s, struct evbuffer *in)
+{
+    size_t limit = s->cfg->max_line_length;
+    char head[5];
+    if (session_auth_allowed(s) && s->listener->auth_max_line_length + 2 > limit &&
+        evbuffer_copyout(in, head, sizeof(head)) == (ev_ssize_t)sizeof(head) &&
+        strncasecmp(head, "AUTH ", sizeof(head)) == 0)
+        limit = s->listener->auth_max_line_length + 2;
+    return limit;
+}
+
+/* Mechanisms shown: the listener's list, or what the upstreams offer. */
+static unsigned session_auth_mechs(const struct session *s)
+{
+    return s->listener->auth_mechs ? s->listener->auth_mechs : upstream_pool_auth_mechs(s->cfg);
+}
+
+static size_t session_edge_ehlo(struct session *s, char *buf, size_t size)
+{
+    size_t n = 0;
+    if (s->listener->tls == LISTENER_TLS_STARTTLS && s->listener->tls_server && !s->tls)
+        n += (size_t)snprintf(buf + n, size - n, "250-STARTTLS\r\n");
+    unsigned mechs = session_auth_mechs(s);
+    if (session_auth_allowed(s) && mechs && n < size) {
+        char names[200];
+        auth_mechs_format(mechs, names, sizeof(names));
+        n += (size_t)snprintf(buf + n, size - n, "250-AUTH %s\r\n", names);
+        /* MAIL FROM's AUTH= parameter (RFC 4954 5) goes with the extension. */
+        s->caps |= ESMTP_CAP_AUTH;
+    }
+    return n < size ? n : size - 1;
+}
+
+static const char *session_edge_refusal(const struct session *s, enum smtp_verb verb)
+{
+    if (s->tls)
+        return NULL;
+    if (verb == SMTP_VERB_MAIL && s->listener->require_tls == REQUIRE_TLS_MAIL)
+        return "530 5.7.0 Must issue a STARTTLS command first";
+    if (verb == SMTP_VERB_AUTH && s->listener->require_tls != REQUIRE_TLS_NONE)
+        return "530 5.7.0 Must issue a STARTTLS command first";
+    return NULL;
+}
+
+static void session_tls_established(struct session *s)
+{
+    if (!s->tls_handshaking)
+        return;
+    s->tls_handshaking = false;
+    SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+    struct tls_facts *f = malloc(sizeof(*f));
+    if (!ssl || !f) {
+        free(f);
+        session_close_with(s, "421 4.3.0 Error: out of memory");
+        return;
+    }
+    tls_facts_collect(ssl, f);
+    free(s->tls);
+    s->tls = f;
+    if (s->chain)
+        chain_set_tls(s->chain, f->version, f->cipher, f->sni[0] ? f->sni : NULL,
+                      f->peer_subject[0] ? f->peer_subject : NULL,
+                      f->peer_fingerprint[0] ? f->peer_fingerprint : NULL);
+    log_info("%s: TLS established from %s: %s cipher=%s sni=%s%s ccert=%s%s%s", s->id, s->addr,
+             f->version, f->cipher, f->sni[0] ? f->sni : "-", f->resumed ? " resumed" : "",
+             f->peer_fingerprint[0] ? f->peer_fingerprint : "-",
+             f->peer_subject[0] ? " subject=" : "", f->peer_subject);
+    session_process(s);
+}
+
+/* A bufferevent for a new connection: TLS from the first octet on an
+ * implicit-TLS listener, plain otherwise. */
+static struct bufferevent *session_edge_bev(struct session *s, evutil_socket_t fd)
+{
+    if (s->listener->tls != LISTENER_TLS_IMPLICIT || !s->listener->tls_server)
+        return bufferevent_socket_new(s->worker->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    SSL *ssl = tls_server_ssl(s->listener->tls_server);
+    if (!ssl)
+        return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        s->worker->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev) {
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+        s->tls_handshaking = true;
+    }
+    return bev;
+}
+
+/* RFC 3207 4.2: after the handshake the session starts over, knowing nothing
+ * the client said before it. */
+static void session_tls_forget(struct session *s)
+{
+    if (s->mail_sent)
+        session_abort_upstream_tx(s);
+    session_tx_reset(s);
+    free(s->helo);
+    s->helo = NULL;
+    s->esmtp = false;
+    s->caps = 0;
+    s->size_limit = 0;
+    free(s->login);
+    s->login = NULL;
+    if (s->chain)
+        chain_set_login(s->chain, NULL);
+    s->authenticated = false;
+    s->auth_guess[0] = '\0';
+    if (s->up) {
+        /* The upstream heard the old HELO (and XCLIENT): a new connection
+         * will carry what the client says over TLS. */
+        upstream_close(s->up);
+        s->up = NULL;
+    }
+}
+
 static void session_do_starttls(struct session *s, const struct smtp_cmd *cmd, const char *line,
                                 size_t len)
 {
-    (void)cmd;
     (void)line;
-    (void)len;
-    session_reply(s, "502 5.5.1 Error: command not implemented");
+    if (s->listener->tls != LISTENER_TLS_STARTTLS || !s->listener->tls_server) {
+        session_reply(s, "502 5.5.1 Error: command not implemented");
+        return;
+    }
+    if (s->tls) {
+        session_reply(s, "554 5.5.1 Error: TLS already active");
+        return;
+    }
+    if (cmd->arg_len > 0) {
+        session_reply(s, "501 5.5.4 Syntax: STARTTLS");
+        return;
+    }
+    if (s->mail_sent) {
+        session_reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+        return;
+    }
+    SSL *ssl = tls_server_ssl(s->listener->tls_server);
+    if (!ssl) {
+        session_reply(s, "454 4.7.0 TLS not available due to temporary reason");
+        return;
+    }
+    session_reply(s, "220 2.0.0 Ready to start TLS");
+    if (s->rq_head) {
+        /* Cannot happen behind the barrier; never wrap with replies owed. */
+        SSL_free(ssl);
+        session_close_with(s, "421 4.3.0 Error: internal error");
+        return;
+    }
+    /* Whatever the client sent after STARTTLS in plaintext is discarded, never
+     * executed over TLS (CVE-2011-0411). */
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t junk = evbuffer_get_length(in);
+    evbuffer_drain(in, junk);
+    if (junk > len + 2)
+        log_info("%s: discarded %zu octets pipelined after STARTTLS from %s", s->id,
+                 junk - len - 2, s->addr);
+    /* The socket keeps only a write timeout; reads are timed on the TLS side. */
+    struct timeval wt = {.tv_sec = s->cfg->command_timeout};
+    bufferevent_set_timeouts(s->bev, NULL, &wt);
+    struct bufferevent *tls = bufferevent_openssl_filter_new(
+        s->worker->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!tls) {
+        SSL_free(ssl);
+        s->closing = true;
+        bufferevent_disable(s->bev, EV_READ);
+        return;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+    s->bev = tls;
+    s->tls_handshaking = true;
+    bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
+    bufferevent_setwatermark(s->bev, EV_WRITE, OUTPUT_HIGH_WATER / 4, 0);
+    session_set_read_timeout(s, s->cfg->command_timeout);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    session_tls_forget(s);
+}
+
+static void session_auth_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    (void)fd;
+    (void)what;
+    event_free(s->auth_delay_ev);
+    s->auth_delay_ev = NULL;
+    session_slot_fill(s, s->auth_delay_slot, s->auth_delay_text, s->auth_delay_len, true);
+    s->auth_delay_slot = NULL;
+    s->auth_delay_text = NULL;
+    s->auth_waiting = false;
+    session_flush(s);
+    if (s->auth_failures >= s->listener->auth_max_failures) {
+        log_info("%s: too many failed AUTH attempts from %s", s->id, s->addr);
+        session_close_with(s, "421 4.7.0 Error: too many failed authentication attempts");
+        return;
+    }
+    session_process(s);
+}
+
+/*
+ * The upstream answered AUTH or a response line.  334: the client's next line
+ * is a response.  235: authenticated.  Anything else: a failure, counted, and
+ * its reply held back auth_failure_delay seconds.  Returns false when the slot
+ * will be filled later (by the delay timer).
+ */
+static bool session_auth_reply(struct session *s, struct reply_slot *slot,
+                               const struct smtp_reply *r)
+{
+    char mech[32];
+    auth_mechs_format(s->auth_mech, mech, sizeof(mech));
+    if (r->code == 334) {
+        s->auth_response = true;
+        s->auth_waiting = false;
+        s->auth_step++;
+        return true;
+    }
+    s->auth_waiting = false;
+    s->auth_response = false;
+    if (r->code == 235) {
+        s->authenticated = true;
+        free(s->login);
+        s->login = s->auth_guess[0] ? strdup(s->auth_guess) : NULL;
+        if (s->chain)
+            chain_set_login(s->chain, s->login);
+        log_info("%s: AUTH %s accepted for %s login=%s", s->id, mech, s->addr,
+                 s->login ? s->login : "(not known)");
+        return true;
+    }
+    s->auth_failures++;
+    log_info("%s: AUTH %s failed for %s login=%s: %d (%u of %u)", s->id, mech, s->addr,
+             s->auth_guess[0] ? s->auth_guess : "(not known)", r->code, s->auth_failures,
+             s->listener->auth_max_failures);
+    s->auth_guess[0] = '\0';
+    if (!slot)
+        return true;
+    size_t len;
+    char *text = session_format_reply(r, &len);
+    unsigned delay = s->listener->auth_failure_delay;
+    if (text && delay > 0) {
+        s->auth_delay_ev = evtimer_new(s->worker->base, session_auth_delay_cb, s);
+        if (s->auth_delay_ev) {
+            s->auth_delay_slot = slot;
+            s->auth_delay_text = text;
+            s->auth_delay_len = len;
+            s->auth_waiting = true;   /* nothing more is read until the reply is out */
+            struct timeval t = {.tv_sec = delay};
+            evtimer_add(s->auth_delay_ev, &t);
+            return false;
+        }
+    }
+    free(text);
+    if (s->auth_failures >= s->listener->auth_max_failures) {
+        /* Queued behind the failure's own slot, which the caller fills. */
+        log_info("%s: too many failed AUTH attempts from %s", s->id, s->addr);
+        session_close_with(s, "421 4.7.0 Error: too many failed authentication attempts");
+    }
+    return true;
+}
+
+/* One response line of the exchange, sent on as it is (it is the upstream's
+ * to judge); "*", or a line that is not base64, cancels. */
+static bool session_auth_feed(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t max = s->listener->auth_max_line_length;
+    size_t eol_len = 0;
+    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+    s->auth_response = false;
+    if (eol.pos < 0) {
+        size_t have = evbuffer_get_length(in);
+        if (have <= max + 2) {
+            s->auth_response = true;
+            return false;
+        }
+        /* Too long: the rest of the line is dropped, the exchange cancelled. */
+        evbuffer_drain(in, have);
+        s->discard_line = true;
+        session_forward(s, EXPECT_AUTH, "*", 1);
+        s->auth_waiting = true;
+        return true;
+    }
+    size_t line_len = (size_t)eol.pos;
+    const char *line = (const char *)evbuffer_pullup(in, (ssize_t)(line_len + eol_len));
+    if (!line) {
+        s->auth_response = true;
+        return false;
+    }
+    if (auth_response_check(line, line_len, max) != AUTH_OK) {
+        session_forward(s, EXPECT_AUTH, "*", 1);
+    } else {
+        if (!s->auth_guess[0])
+            auth_login_guess(s->auth_mech, s->auth_step, line, line_len, s->auth_guess,
+                             sizeof(s->auth_guess));
+        session_forward(s, EXPECT_AUTH, line, line_len);
+    }
+    evbuffer_drain(in, line_len + eol_len);
+    s->auth_waiting = true;
+    return true;
 }
 
 static void session_do_auth(struct session *s, const struct smtp_cmd *cmd, const char *line,
                             size_t len)
 {
-    (void)cmd;
-    (void)line;
-    (void)len;
-    session_reply(s, "503 5.5.1 Error: authentication not enabled");
+    if (!s->listener->auth || !session_auth_mechs(s)) {
+        session_reply(s, "503 5.5.1 Error: authentication not enabled");
+        return;
+    }
+    if (!session_auth_allowed(s)) {
+        session_reply(s, s->listener->tls == LISTENER_TLS_STARTTLS
+                             ? "538 5.7.11 Encryption required for requested authentication "
+                               "mechanism"
+                             : "503 5.5.1 Error: authentication not enabled");
+        return;
+    }
+    if (!s->helo || !s->esmtp) {
+        session_reply(s, "503 5.5.1 Error: send EHLO first");
+        return;
+    }
+    if (s->authenticated) {
+        session_reply(s, "503 5.5.1 Error: already authenticated");
+        return;
+    }
+    if (s->mail_sent) {
+        session_reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+        return;
+    }
+    struct auth_cmd ac;
+    enum auth_status st = auth_cmd_parse(cmd->arg, cmd->arg_len, &ac);
+    if (st == AUTH_OK && !(ac.mech & session_auth_mechs(s)))
+        st = AUTH_UNKNOWN_MECH;
+    if (st != AUTH_OK) {
+        session_reply(s, auth_status_reply(st));
+        return;
+    }
+    s->auth_mech = ac.mech;
+    s->auth_step = 0;
+    s->auth_guess[0] = '\0';
+    if (ac.initial)
+        auth_login_guess(ac.mech, 0, ac.initial, ac.initial_len, s->auth_guess,
+                         sizeof(s->auth_guess));
+    session_forward(s, EXPECT_AUTH, line, len);
+    s->auth_waiting = true;
+}
+
+static void session_edge_summary(const struct session *s, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    if (s->tls)
+        n += (size_t)snprintf(buf + n, size - n, " tls=%s/%s sni=%s ccert=%s", s->tls->version,
+                              s->tls->cipher, s->tls->sni[0] ? s->tls->sni : "-",
+                              s->tls->peer_fingerprint[0] ? s->tls->peer_fingerprint : "-");
+    if (n < size && s->authenticated)
+        snprintf(buf + n, size - n, " login=%s", s->login ? s->login : "(not known)");
+}
+
+static void session_edge_free(struct session *s)
+{
+    if (s->auth_delay_ev)
+        event_free(s->auth_delay_ev);
+    s->auth_delay_ev = NULL;
+    if (s->auth_delay_slot) {
+        /* The slot itself is still in the reply queue and freed with it. */
+        free(s->auth_delay_text);
+        s->auth_delay_text = NULL;
+        s->auth_delay_slot = NULL;
+    }
+    free(s->tls);
+    s->tls = NULL;
+    free(s->login);
+    s->login = NULL;
+}
+
+const struct tls_facts *session_tls(const struct session *s)
+{
+    return s->tls;
+}
+
+const char *session_login(const struct session *s)
+{
+    return s->authenticated ? s->login : NULL;
 }
 
 static const struct session_cmd session_commands[SMTP_VERB__COUNT] = {
@@ -1530,7 +1977,8 @@ static bool session_command(struct session *s, const char *line, size_t len)
         return false;
     }
     s->ncommands++;
-    log_debug("%s: < %.*s", s->id, (int)(len > 200 ? 200 : len), line);
+    size_t shown = auth_loggable_len(line, len);   /* never an AUTH initial response */
+    log_debug("%s: < %.*s", s->id, (int)(shown > 200 ? 200 : shown), line);
 
     if (st == SMTP_CMD_UNKNOWN_VERB && session_is_http(&cmd)) {
         session_close_with(s, "521 5.5.1 Protocol error");
@@ -1547,6 +1995,11 @@ static bool session_command(struct session *s, const char *line, size_t len)
     if (s->refused && cmd.verb != SMTP_VERB_QUIT && cmd.verb != SMTP_VERB_NOOP) {
         /* Refused at connect: the client may only leave (RFC 5321 3.1). */
         session_reply(s, "503 5.7.0 Error: access denied");
+        return true;
+    }
+    const char *policy = session_edge_refusal(s, cmd.verb);
+    if (policy) {
+        session_reply(s, policy);
         return true;
     }
     entry->proceed(s, &cmd, line, len);
@@ -1619,6 +2072,13 @@ static void session_process(struct session *s)
                 break;
             s->waiting_barrier = false;
         }
+        if (s->auth_waiting || s->tls_handshaking)
+            break;
+        if (s->auth_response) {
+            if (!session_auth_feed(s))
+                break;
+            continue;
+        }
         if (s->state == SESS_DATA) {
             if (!session_feed_data(s))
                 break;
@@ -1634,7 +2094,7 @@ static void session_process(struct session *s)
         struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
         if (eol.pos < 0) {
             size_t have = evbuffer_get_length(in);
-            if (have >= s->cfg->max_line_length) {
+            if (have >= session_line_limit(s, in)) {
                 if (!s->discard_line)
                     session_reply(s, "500 5.5.2 Error: line too long");
                 s->discard_line = true;
@@ -1648,7 +2108,7 @@ static void session_process(struct session *s)
             evbuffer_drain(in, line_len + eol_len);
             continue;
         }
-        if (line_len + 2 > s->cfg->max_line_length) {
+        if (line_len + 2 > session_line_limit(s, in)) {
             evbuffer_drain(in, line_len + eol_len);
             session_reply(s, "500 5.5.2 Error: line too long");
         } else {
@@ -1685,7 +2145,8 @@ static void session_write_cb(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
     if (s->closing) {
-        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !s->rq_head)
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !s->rq_head &&
+            !session_tls_draining(s))
             session_free(s);
         return;
     }
@@ -1696,6 +2157,15 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct session *s = arg;
     (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        session_tls_established(s);
+        return;
+    }
+    if (s->tls_handshaking && (what & BEV_EVENT_ERROR)) {
+        char e[256];
+        log_info("%s: TLS handshake failed with %s: %s", s->id, s->addr,
+                 tls_bev_error(s->bev, e, sizeof(e)));
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         if (!s->closing) {
             log_info("%s: timeout after %s from %s", s->id,
@@ -1749,10 +2219,14 @@ static void session_unlink(struct session *s)
 
 static void session_free(struct session *s)
 {
+    char edge[768];
+    session_edge_summary(s, edge, sizeof(edge));
     log_info("%s: disconnect from %s[%s]:%u helo=%s commands=%u transactions=%u accepted=%u "
-             "errors=%u duration=%.3fs",
-             s->id, s->client_name ? s->client_name : "unknown", s->addr, s->port, s->helo ? s->helo : "-", s->ncommands,
-             s->ntransactions, s->naccepted, s->errors, session_elapsed(&s->started));
+             "errors=%u%s duration=%.3fs",
+             s->id, s->client_name ? s->client_name : "unknown", s->addr, s->port,
+             s->helo ? s->helo : "-", s->ncommands, s->ntransactions, s->naccepted, s->errors,
+             edge, session_elapsed(&s->started));
+    session_edge_free(s);
     if (s->up) {
         upstream_close(s->up);
         s->up = NULL;
@@ -1861,6 +2335,7 @@ void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *
     memcpy(&s->peer, peer, peer_len < sizeof(s->peer) ? peer_len : sizeof(s->peer));
     socklen_t llen = sizeof(s->local);
     getsockname(fd, (struct sockaddr *)&s->local, &llen);
+    s->listener = listener_find(cfg, (struct sockaddr *)&s->local);
     clock_gettime(CLOCK_MONOTONIC, &s->started);
     session_make_id(s);
     if (peer->sa_family == AF_INET6) {
@@ -1881,7 +2356,7 @@ void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *
     }
     msg_headers_init(s->hdrs, cfg->max_header_size, 1000);
 
-    s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->bev = session_edge_bev(s, fd);
     if (!s->bev) {
         evutil_closesocket(fd);
         session_free(s);

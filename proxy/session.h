@@ -27,6 +27,14 @@ void session_shutdown(struct session *s);
 /* Free at once (the worker's loop has ended). */
 void session_destroy(struct session *s);
 
+/* What the edge knows of the client, for the filter chain and logs: the TLS
+ * facts once a handshake has completed (NULL before or without TLS), and the
+ * login name the upstream accepted with its 235 (NULL before AUTH, or when
+ * the mechanism does not carry a name in the clear). */
+struct tls_facts;
+const struct tls_facts *session_tls(const struct session *s);
+const char *session_login(const struct session *s);
+
 /* The worker's list of sessions. */
 struct session *session_next(const struct session *s);
 

@@ -22,6 +22,7 @@
 #include <netinet/tcp.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,12 +30,15 @@
 
 #include "esmtp.h"
 #include "log.h"
+#include "tls.h"
 #include "upstream_pool.h"
 
 enum up_state {
     UP_CONNECTING,
     UP_GREETING,
     UP_EHLO,
+    UP_STARTTLS,        /* STARTTLS sent (listener.h: upstream tls) */
+    UP_TLS_HANDSHAKE,
     UP_XCLIENT,
     UP_EHLO2,
     UP_READY,
@@ -102,6 +106,9 @@ struct upstream_conn {
     bool in_callback;
     bool close_requested;
     bool in_transaction;             /* MAIL sent and no end yet: keep-alive applies */
+
+    bool tls_on;                     /* this candidate's connection is under TLS */
+    bool tls_declined;               /* opportunistic: STARTTLS refused, go on in plaintext */
 };
 
 /* Connections saying QUIT after their session is gone: owned by nobody but
@@ -109,6 +116,9 @@ struct upstream_conn {
 static __thread struct upstream_conn *upstream_closing;
 
 static void upstream_try_next(struct upstream_conn *u, const char *why);
+static bool upstream_tls_begin(struct upstream_conn *u);
+static void upstream_tls_wrap(struct upstream_conn *u);
+static void upstream_tls_done(struct upstream_conn *u);
 static void upstream_pump(struct upstream_conn *u);
 static void upstream_free(struct upstream_conn *u);
 
@@ -448,7 +458,22 @@ static void upstream_on_reply(struct upstream_conn *u)
             upstream_try_next(u, "EHLO refused");
             return;
         }
+        if (u->state == UP_EHLO && upstream_tls_begin(u))
+            return;
         upstream_after_ehlo(u);
+        return;
+    case UP_STARTTLS:
+        if (code != 220) {
+            if (u->cfg->upstreams[u->order[u->candidate]].tls.mode == UPSTREAM_TLS_REQUIRED) {
+                upstream_try_next(u, "STARTTLS refused and TLS is required");
+                return;
+            }
+            /* Opportunistic: learn the plaintext capabilities again. */
+            u->tls_declined = true;
+            upstream_send_ehlo(u, UP_EHLO);
+            return;
+        }
+        upstream_tls_wrap(u);
         return;
     case UP_XCLIENT:
         if (code != 220) {
@@ -552,6 +577,8 @@ static void upstream_read_cb(struct bufferevent *bev, void *arg)
         if (u->state == UP_CLOSING)
             return;
         smtp_reply_reset(&u->reply);
+        if (u->state == UP_TLS_HANDSHAKE)
+            break;   /* the socket now belongs to the TLS filter */
     }
     upstream_settle(u);
 }
@@ -561,6 +588,17 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
     struct upstream_conn *u = arg;
     (void)bev;
 
+    if ((what & BEV_EVENT_CONNECTED) && u->state == UP_TLS_HANDSHAKE) {
+        upstream_tls_done(u);
+        upstream_settle(u);
+        return;
+    }
+    if (u->state == UP_TLS_HANDSHAKE) {
+        char e[256];
+        log_warn("upstream %s: TLS handshake failed: %s",
+                 u->cfg->upstreams[u->order[u->candidate]].addr.text,
+                 tls_bev_error(u->bev, e, sizeof(e)));
+    }
     if (what & BEV_EVENT_CONNECTED) {
         /* Commands are small and each waits for its reply: no Nagle delay. */
         int one = 1;
@@ -592,6 +630,86 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
     upstream_settle(u);
 }
 
+/* ---- TLS towards the upstream ---- */
+
+/*
+ * After the first EHLO: STARTTLS when this upstream wants TLS and it is not on
+ * yet.  Required TLS that the upstream does not offer moves on to the next
+ * candidate (and at the end to 4xx for the client), never to plaintext.
+ * Returns true when the EHLO reply has been dealt with here.
+ */
+static bool upstream_tls_begin(struct upstream_conn *u)
+{
+    const struct sg_upstream_cfg *uc = &u->cfg->upstreams[u->order[u->candidate]];
+    if (uc->tls.mode == UPSTREAM_TLS_NONE || u->tls_on || u->tls_declined || !uc->tls.client)
+        return false;
+    struct smtp_ehlo_caps ec;
+    smtp_ehlo_caps(u->reply.text, u->reply.text_len, &ec);
+    if (!(ec.caps & ESMTP_CAP_STARTTLS)) {
+        if (uc->tls.mode == UPSTREAM_TLS_REQUIRED) {
+            log_err("upstream %s does not offer STARTTLS and its tls = \"required\"",
+                    uc->addr.text);
+            upstream_try_next(u, "STARTTLS not offered and TLS is required");
+            return true;
+        }
+        return false;
+    }
+    upstream_write(u, "STARTTLS\r\n", 10);
+    u->state = UP_STARTTLS;
+    upstream_set_read_timeout(u, u->cfg->upstream_command_timeout);
+    return true;
+}
+
+static void upstream_tls_wrap(struct upstream_conn *u)
+{
+    const struct sg_upstream_cfg *uc = &u->cfg->upstreams[u->order[u->candidate]];
+    /* Anything after the 220 came before the handshake: it is not from the
+     * TLS peer, and is discarded unread (the CVE-2011-0411 class, reversed). */
+    struct evbuffer *in = bufferevent_get_input(u->bev);
+    size_t junk = evbuffer_get_length(in);
+    if (junk) {
+        log_warn("upstream %s: %zu octets after the 220 to STARTTLS discarded", uc->addr.text,
+                 junk);
+        evbuffer_drain(in, junk);
+    }
+    SSL *ssl = tls_client_ssl(uc->tls.client, uc->tls.verify_name, uc->tls.verify_name);
+    if (!ssl) {
+        upstream_try_next(u, "cannot set up TLS");
+        return;
+    }
+    bufferevent_set_timeouts(u->bev, NULL, NULL);
+    struct bufferevent *f = bufferevent_openssl_filter_new(
+        u->base, u->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!f) {
+        SSL_free(ssl);
+        upstream_try_next(u, "cannot set up TLS");
+        return;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
+    u->bev = f;
+    u->state = UP_TLS_HANDSHAKE;
+    bufferevent_setcb(u->bev, upstream_read_cb, upstream_write_cb, upstream_event_cb, u);
+    bufferevent_setwatermark(u->bev, EV_WRITE, STREAM_HIGH / 4, 0);
+    upstream_set_read_timeout(u, u->cfg->upstream_greeting_timeout);
+    bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+}
+
+static void upstream_tls_done(struct upstream_conn *u)
+{
+    const struct sg_upstream_cfg *uc = &u->cfg->upstreams[u->order[u->candidate]];
+    SSL *ssl = bufferevent_openssl_get_ssl(u->bev);
+    struct tls_facts f;
+    if (ssl) {
+        tls_facts_collect(ssl, &f);
+        log_info("upstream %s: TLS established: %s cipher=%s%s", uc->addr.text, f.version,
+                 f.cipher,
+                 uc->tls.mode == UPSTREAM_TLS_REQUIRED ? " verified" : " (not verified)");
+    }
+    u->tls_on = true;
+    /* RFC 3207: everything learned before TLS is forgotten; ask again. */
+    upstream_send_ehlo(u, UP_EHLO);
+}
+
 /* ---- candidates ---- */
 
 static void upstream_connect_candidate(struct upstream_conn *u)
@@ -600,6 +718,8 @@ static void upstream_connect_candidate(struct upstream_conn *u)
 
     smtp_reply_reset(&u->reply);
     u->caps = 0;
+    u->tls_on = false;
+    u->tls_declined = false;
     u->state = UP_CONNECTING;
     u->bev = bufferevent_socket_new(u->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!u->bev) {

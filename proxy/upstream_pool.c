@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth_relay.h"
 #include "client_identity.h"
 #include "esmtp.h"
 #include "log.h"
@@ -30,6 +31,7 @@ struct upstream_health {
     atomic_int state;            /* -1 unknown, 0 down, 1 up */
     atomic_uint caps;
     _Atomic uint64_t size_limit;
+    atomic_uint auth_mechs;      /* relayable SASL mechanisms (auth_relay.h) */
 };
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -114,6 +116,20 @@ void upstream_pool_caps(const struct sg_config *c, unsigned *caps, uint64_t *siz
     *size_limit = smallest;
 }
 
+unsigned upstream_pool_auth_mechs(const struct sg_config *c)
+{
+    unsigned common = ~0u;
+    bool any = false;
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        const struct upstream_health *h = c->upstreams[i].health;
+        if (!upstream_health_ok(h))
+            continue;
+        any = true;
+        common &= atomic_load_explicit(&h->auth_mechs, memory_order_relaxed);
+    }
+    return any ? common : 0;
+}
+
 /* ---- the probe ---- */
 
 enum probe_step { PROBE_GREETING, PROBE_EHLO, PROBE_QUIT };
@@ -129,6 +145,7 @@ struct probe_conn {
     uint64_t size_limit;
     bool ok;
     bool proxy_header;
+    unsigned auth_mechs;
 };
 
 struct upstream_probe {
@@ -163,6 +180,7 @@ static void probe_conn_finish(struct probe_conn *pc, bool ok, const char *why)
     if (ok) {
         atomic_store(&pc->health->caps, pc->caps);
         atomic_store(&pc->health->size_limit, pc->size_limit);
+        atomic_store(&pc->health->auth_mechs, pc->auth_mechs);
     } else {
         log_debug("probe of upstream %s failed: %s", pc->health->address, why);
     }
@@ -213,6 +231,7 @@ static void probe_read_cb(struct bufferevent *bev, void *arg)
                 smtp_ehlo_caps(pc->reply.text, pc->reply.text_len, &ec);
                 pc->caps = ec.caps;
                 pc->size_limit = ec.size_limit;
+                pc->auth_mechs = auth_mechs_parse(ec.auth_mechs, strlen(ec.auth_mechs));
             }
             pc->ok = true;
             evbuffer_add(bufferevent_get_output(bev), "QUIT\r\n", 6);

@@ -42,6 +42,9 @@ struct upstream_probe;
 struct upstream_probe *upstream_probe_start(struct event_base *base,
                                             struct sg_config *(*get_config)(void),
                                             void (*done)(void *arg), void *arg);
+/* SASL mechanisms (auth_relay.h bits) every healthy upstream of c offers. */
+unsigned upstream_pool_auth_mechs(const struct sg_config *c);
+
 void upstream_probe_stop(struct upstream_probe *p);
 
 void upstream_pool_shutdown(void);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "proxy_accept.h"
 #include "runtime.h"
 #include "session.h"
 #include "upstream.h"
@@ -42,6 +43,8 @@ static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
         evutil_closesocket(fd);
         return;
     }
+    if (proxy_accept_start(w, fd, sa, (socklen_t)len, c))
+        return;
     session_start(w, fd, sa, (socklen_t)len, c);
 }
 
@@ -150,6 +153,7 @@ static void *worker_main(void *arg)
     /* Sessions and their upstreams belong to this thread: end them here. */
     while (w->sessions)
         session_destroy(w->sessions);
+    proxy_accept_discard(w);
     upstream_discard_closing();
     return NULL;
 }
@@ -185,6 +189,7 @@ void worker_free(struct worker *w)
     /* Sessions still there after the loop ended are freed with their sockets. */
     while (w->sessions)
         session_destroy(w->sessions);
+    proxy_accept_discard(w);
     for (size_t i = 0; i < w->nlisteners; i++)
         if (w->listeners[i])
             evconnlistener_free(w->listeners[i]);

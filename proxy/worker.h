@@ -33,6 +33,7 @@ struct worker {
     unsigned nsessions;
     atomic_bool stopping;
     unsigned shutdown_grace;
+    struct proxy_pending *proxy_pending;   /* waiting for a PROXY header (proxy_accept) */
 };
 
 /* Create the worker's base and listeners (bind errors are logged, -1). */

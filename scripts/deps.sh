@@ -12,7 +12,8 @@ build_pkgs=(build-essential pkg-config libevent-dev libconfuse-dev libssl-dev li
 run_pkgs=(postfix swaks)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-aiosmtpd clang libclang-rt-14-dev
            valgrind procps iproute2 python3-yaml python3-spf python3-dnslib dnsmasq-base
-           haproxy opendkim opendkim-tools openssl)
+           haproxy opendkim opendkim-tools openssl dovecot-core libnet-ssleay-perl
+           libio-socket-ssl-perl)
 
 case "${1:-test}" in
   run)  want=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;

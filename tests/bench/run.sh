@@ -3,7 +3,8 @@
 # smtp-source -> smtp-sink (direct) and smtp-source -> smtpgate -> smtp-sink
 # (proxied), 10 KB and 100 KB messages, one sequential session for the
 # added latency, CPU per 1000 messages, peak RSS, memory per idle connection,
-# 10,000 concurrent connections, and a 100,000-message run watching RSS.
+# 10,000 concurrent connections, and a 100,000-message run watching RSS; then
+# STARTTLS beside plaintext: messages and handshakes per second (bench_tls.py).
 #
 #   tests/bench/run.sh [--direct-only] [--bin PATH]
 #   BENCH_QUICK=1 tests/bench/run.sh      every count divided by 10
@@ -24,4 +25,11 @@ ulimit -Hn 65536 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 export PATH="$PATH:/usr/sbin"
-exec /usr/bin/python3 tests/bench/bench.py "$@"
+rc=0
+/usr/bin/python3 tests/bench/bench.py "$@" || rc=$?
+# STARTTLS beside plaintext (tests/bench/bench_tls.py), unless only the baseline was asked for.
+case " $* " in
+  *" --direct-only "*) ;;
+  *) /usr/bin/python3 tests/bench/bench_tls.py || rc=$? ;;
+esac
+exit $rc

@@ -1,5 +1,5 @@
-// fuzz-sources: proxy/config.c proxy/log.c proxy/plugin_host.c proxy/chain.c proxy/metrics.c proxy/runtime.c proxy/workpool.c proxy/msg_store.c
-// fuzz-pkgs: -ldl
+// fuzz-sources: proxy/config.c proxy/log.c proxy/plugin_host.c proxy/chain.c proxy/metrics.c proxy/runtime.c proxy/workpool.c proxy/msg_store.c proxy/listener.c proxy/tls.c proxy/auth_relay.c
+// fuzz-pkgs: -ldl libevent_openssl
 /*
  * Config text from anywhere (a file, an -o override) must give a config or
  * errors, never a crash.  Host names are refused rather than resolved: a fuzz

@@ -16,7 +16,7 @@ Policy, chosen to make Postfix judge the real client:
 * Mail for example.test is delivered by `virtual` into one Maildir
   (DIR/vmail/box/); other domains go to `discard`.  No local delivery.
 
-Extra main.cf lines (`main_cf_extra`) set up variants of this instance, e.g.
+Extra main.cf lines (`extra_main_cf`) set up variants of this instance, e.g.
 smtpd_milters for the milter front-end's tests; `postconf()` changes a
 setting of the running instance and `queue()` lists its queues (postqueue -j).
 
@@ -120,12 +120,13 @@ class Disconnect:
 
 
 class PostfixInstance:
-    def __init__(self, base: Path, main_cf_extra: str = "") -> None:
-        self.main_cf_extra = main_cf_extra
+    def __init__(self, base: Path) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="postfix-", dir=base))
         self.dir.chmod(0o755)
         self.port = 0
         self.running = False
+        self.extra_main_cf = ""   # appended to main.cf (TLS, SASL...)
+        self.extra_master_cf = ""  # appended to master.cf (tlsmgr...)
 
     @property
     def address(self) -> str:
@@ -158,12 +159,12 @@ class PostfixInstance:
         os.chown(self.dir / "vmail", nobody.pw_uid, nobody.pw_gid)
         (self.config_dir / "main.cf").write_text(MAIN_CF.format(
             dir=self.dir, domain=DOMAIN, uid=nobody.pw_uid, gid=nobody.pw_gid)
-            + self.main_cf_extra)
+            + self.extra_main_cf)
         last = ""
         for _ in range(attempts):
             self.port = free_port()
             (self.config_dir / "master.cf").write_text(
-                MASTER_CF.format(listen=f"{LOOPBACK}:{self.port}"))
+                MASTER_CF.format(listen=f"{LOOPBACK}:{self.port}") + self.extra_master_cf)
             mark = self.log_mark()
             r = self._postfix("start", check=False)
             last = r.stdout + r.stderr

@@ -87,7 +87,9 @@ def mpostfix(workbase, milter_port):
         pytest.skip("Postfix not installed")
     if os.geteuid() != 0:
         pytest.skip("a private Postfix instance needs root")
-    pf = PostfixInstance(workbase, MILTER_MAIN_CF.format(port=milter_port)).start()
+    pf = PostfixInstance(workbase)
+    pf.extra_main_cf = MILTER_MAIN_CF.format(port=milter_port)
+    pf.start()
     yield pf
     pf.stop()
 

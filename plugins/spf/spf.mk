@@ -1,0 +1,43 @@
+# plugins/spf: the SPF plugin (RFC 7208 on libspf2's DNS layers), its unit
+# tests, the RFC 7208 suite runner and the spf-query tool for DNS tests.
+
+SPF_LIB_SRCS := plugins/spf/spf_result.c plugins/spf/spf_record.c plugins/spf/spf_macro.c plugins/spf/spf_explain.c \
+                plugins/spf/spf_check.c plugins/spf/spf_dns.c plugins/spf/spf_net.c \
+                plugins/spf/spf_policy.c plugins/spf/spf_header.c
+SPF_LIB_OBJS := $(SPF_LIB_SRCS:%.c=$(BUILD)/%.o)
+SPF_OBJS     := $(SPF_LIB_OBJS) $(BUILD)/plugins/spf/spf_plugin.o
+# libspf2 has no pkg-config file; ns_initparse() and friends are libresolv's.
+SPF_LIBS     := -lspf2 -lresolv -lpthread
+
+SPF_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_spf_*.c))
+SPF_SUITE_YML := /usr/share/doc/python3-spf/rfc7208-tests.yml.gz
+SPF_SUITE_DAT := $(BUILD)/tests/spf-rfc7208.dat
+
+EXTRA_TARGETS   += $(BUILD)/plugins/spf.so $(BUILD)/tests/spf-query
+EXTRA_UNIT_BINS += $(SPF_TESTS) $(SPF_SUITE_DAT)
+INSTALL_PLUGINS += $(BUILD)/plugins/spf.so
+
+# Only the descriptor is exported (SG_PLUGIN_EXPORT).
+$(BUILD)/plugins/spf/%.o: CFLAGS += -fvisibility=hidden
+
+$(BUILD)/plugins/spf.so: $(SPF_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $(SO_LDFLAGS) -o $@ $^ $(SPF_LIBS)
+
+$(BUILD)/tests/spf-query: tests/spf/spf_query.c $(SPF_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(SPF_LIBS)
+
+$(BUILD)/tests/test_spf_rfc7208: CFLAGS += -DSPF_SUITE_DATA='"$(abspath $(SPF_SUITE_DAT))"'
+$(BUILD)/tests/test_spf_rfc7208: | $(SPF_SUITE_DAT)
+
+$(BUILD)/tests/test_spf_%: tests/unit/test_spf_%.c $(SPF_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $^ \
+		$(shell pkg-config --libs cmocka) $(SPF_LIBS)
+
+$(SPF_SUITE_DAT): tests/spf/rfc7208_to_data.py $(SPF_SUITE_YML)
+	@mkdir -p $(dir $@)
+	/usr/bin/python3 tests/spf/rfc7208_to_data.py $(SPF_SUITE_YML) $@
+
+-include $(SPF_OBJS:.o=.d)

@@ -1,0 +1,45 @@
+/*
+ * spf_dns - the DNS under SPF checks: a bounded stub resolver written as a
+ * libspf2 DNS layer, with libspf2's cache layer in front.
+ *
+ * libspf2's own resolv layer uses the system's res_* settings with their
+ * retry schedule and cannot be pointed at another nameserver, so a slow
+ * server stalls a check for as long as glibc likes.  This layer sends its
+ * own queries (UDP with EDNS0, TCP when truncated) to the configured
+ * nameserver, or to those of /etc/resolv.conf, and waits no longer than
+ * its timeout and than the calling thread's deadline (spf_dns_deadline_set,
+ * set by spf_check for the duration of one check).  A timeout, SERVFAIL or
+ * any other failure is answered as TRY_AGAIN (temperror); NXDOMAIN as
+ * HOST_NOT_FOUND, an empty answer as NO_DATA.  TXT strings are joined as
+ * RFC 7208 3.3 says; a NUL octet in one becomes DEL so that the record,
+ * which libspf2 stores NUL-terminated, stays invalid instead of shortened.
+ *
+ * TTLs are cut to 15 minutes before the cache sees them.
+ *
+ * spf_dns_parse_nameserver() reads "ADDR", "ADDR:PORT", "[ADDR6]:PORT".
+ * spf_dns_stack_new() builds resolver (+ cache when cache_bits > 0);
+ * SPF_dns_free() on the result frees every layer.  On error they return
+ * -1/NULL with the reason in err.
+ */
+#ifndef SMTPGATE_SPF_DNS_H
+#define SMTPGATE_SPF_DNS_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <netinet/in.h>
+#include <arpa/nameser.h>
+#include <spf2/spf.h>
+
+int spf_dns_parse_nameserver(const char *s, struct sockaddr_storage *ss, socklen_t *sslen);
+SPF_dns_server_t *spf_dns_resolver_new(const char *nameserver, long timeout_ms, char *err,
+                                       size_t errlen);
+SPF_dns_server_t *spf_dns_stack_new(const char *nameserver, long timeout_ms, int cache_bits,
+                                    char *err, size_t errlen);
+/* For the calling thread: no look-up waits past abs (CLOCK_MONOTONIC); NULL clears. */
+void spf_dns_deadline_set(const struct timespec *abs);
+/* Milliseconds from now to the calling thread's deadline, or -1 when none. */
+long spf_dns_deadline_left(void);
+
+#endif

@@ -1,0 +1,113 @@
+"""The SPF plugin inside a running smtpgate: a real client, a real DNS server on loopback
+(dnsmasq) serving the test zones, the recording upstream.  The client connects from
+127.0.0.1, so the plugin's default exemption of loopback is turned off here."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from dnsserver import DnsServer, dnsmasq_available
+from gate import plugin_dir, plugin_section
+from helpers import assert_no_upstream_connection, assert_reply, codes, upstream_baseline
+from smtpclient import simple_message
+
+pytestmark = pytest.mark.skipif(not dnsmasq_available(), reason="dnsmasq not installed")
+
+
+@pytest.fixture
+def dns(workdir):
+    d = DnsServer(domains=["spf.test"], log_path=workdir / "dnsmasq.log")
+    d.txt("pass.spf.test", "v=spf1 ip4:127.0.0.1 -all")
+    d.txt("fail.spf.test", "v=spf1 -all exp=why.spf.test")
+    d.txt("why.spf.test", "%{i} may not send for %{d}")
+    d.txt("soft.spf.test", "v=spf1 ~all")
+    d.txt("helo.spf.test", "v=spf1 -all")
+    d.start()
+    yield d
+    d.stop()
+
+
+def spf_gate(gate_factory, recorder, dns, smtpgate_binary, **options):
+    so = plugin_dir(smtpgate_binary).parent.parent / "plugins" / "spf.so"
+    if not so.exists():
+        pytest.skip(f"{so} not built")
+    opts = {"nameserver": dns.address, "exempt_networks": [], "authserv_id": "mx.example.test",
+            "dns_timeout": 2, "timeout": 10, **options}
+    g = gate_factory([recorder.address], extra=plugin_section("spf", so, **opts))
+    recorder.wait_idle()
+    return g
+
+
+def test_pass_delivered_with_headers(gate_factory, recorder, dns, smtpgate_binary):
+    gate = spf_gate(gate_factory, recorder, dns, smtpgate_binary)
+    forged = "Authentication-Results: mx.example.test; spf=pass smtp.mailfrom=x@forged.test\r\n"
+    with gate.connect() as c:
+        c.ehlo("client.spf.test")
+        replies = c.mail_transaction("a@pass.spf.test", ["r@example.test"],
+                                     simple_message("spf pass", extra_headers=forged))
+        assert codes(replies) == [250, 250, 354, 250]
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    head = m.content.split(b"\r\n\r\n", 1)[0].decode()
+    assert re.search(r"^Received-SPF: pass ", head, re.M), head
+    assert re.search(r"^Authentication-Results: mx\.example\.test;\s+spf=pass"
+                     r"\s*smtp\.mailfrom=(a@)?pass\.spf\.test", head, re.M), head
+    assert "forged.test" not in head, "a forged Authentication-Results with our id survived"
+    assert re.search(r"filters=spf:\d+\.\dms", gate.log_text())
+
+
+def test_fail_refused_at_mail_with_explanation(gate_factory, recorder, dns, smtpgate_binary):
+    gate = spf_gate(gate_factory, recorder, dns, smtpgate_binary)
+    base = upstream_baseline(recorder)
+    with gate.connect() as c:
+        c.ehlo("client.spf.test")
+        r = c.cmd("MAIL FROM:<a@fail.spf.test>")
+        assert_reply(r, 550, "5.7.23")
+        assert "127.0.0.1 may not send for fail.spf.test" in r.text, r
+        c.quit()
+    assert_no_upstream_connection(recorder, base)
+
+
+def test_softfail_is_tagged_only(gate_factory, recorder, dns, smtpgate_binary):
+    gate = spf_gate(gate_factory, recorder, dns, smtpgate_binary)
+    with gate.connect() as c:
+        c.ehlo("client.spf.test")
+        assert codes(c.mail_transaction("a@soft.spf.test", ["r@example.test"],
+                                        simple_message("soft")))[-1] == 250
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    assert re.search(rb"^Received-SPF: softfail ", m.content, re.M)
+
+
+def test_null_sender_judged_by_helo(gate_factory, recorder, dns, smtpgate_binary):
+    gate = spf_gate(gate_factory, recorder, dns, smtpgate_binary)
+    with gate.connect() as c:
+        c.ehlo("helo.spf.test")
+        assert_reply(c.cmd("MAIL FROM:<>"), 550, "5.7.23")
+        c.quit()
+
+
+def test_dns_down_is_451_within_the_bound(gate_factory, recorder, dns, smtpgate_binary):
+    gate = spf_gate(gate_factory, recorder, dns, smtpgate_binary, dns_timeout=1.5)
+    dns.stop()
+    with gate.connect() as c:
+        c.ehlo("client.spf.test")
+        t0 = time.monotonic()
+        r = c.cmd("MAIL FROM:<a@pass.spf.test>")
+        elapsed = time.monotonic() - t0
+        assert_reply(r, 451, "4.7.24")
+        assert elapsed < 4, f"temperror took {elapsed:.1f}s with dns_timeout = 1.5"
+        c.quit()
+
+
+def test_decide_at_rcpt_lets_postmaster_through(gate_factory, recorder, dns, smtpgate_binary):
+    gate = spf_gate(gate_factory, recorder, dns, smtpgate_binary, decide_at="rcpt")
+    with gate.connect() as c:
+        c.ehlo("client.spf.test")
+        assert c.cmd("MAIL FROM:<a@fail.spf.test>").code == 250
+        assert_reply(c.cmd("RCPT TO:<user@example.test>"), 550, "5.7.23")
+        assert c.cmd("RCPT TO:<postmaster@example.test>").code == 250
+        c.quit()
