@@ -11,6 +11,11 @@ options script a verdict per stage:
             queue), one discarded; every message let through gets a header
   MAIL      (pending_ms) the verdict comes later from another thread
 
+and the SPF plugin (plugins/spf) against a DNS server on loopback (dnsmasq):
+a fail refused at MAIL with the record's explanation, a pass delivered with
+Received-SPF and Authentication-Results (inserted, and a forged one deleted,
+through the milter's header edits)
+
 and the milter's own behaviour: reload on SIGHUP, the MTA's
 milter_default_action when smtpgate-milter is not running, -t.  The last test
 runs one message set through the proxy (smtpgate in front of the recording
@@ -28,7 +33,8 @@ import time
 
 import pytest
 
-from gate import Gate
+from dnsserver import DnsServer, dnsmasq_available
+from gate import Gate, plugin_section
 from milter import Milter, find_milter_binary, policy_plugin_path, render_plugin
 from netutil import LOOPBACK, free_port
 from postfix_instance import PostfixInstance, postfix_available
@@ -210,6 +216,55 @@ def test_connection_facts_from_the_mta(mpostfix, milter_factory):
     assert facts == (f"client=127.0.0.1:{local_port} name=- local=127.0.0.1:{mpostfix.port} "
                      "helo=facts-client.example.test tls=- login=- from=facts@example.test "
                      "nrcpt=2"), facts
+
+
+@pytest.fixture
+def spf_dns(workdir):
+    if not dnsmasq_available():
+        pytest.skip("dnsmasq not installed")
+    d = DnsServer(domains=["spf.test"], log_path=workdir / "dnsmasq.log")
+    d.txt("pass.spf.test", "v=spf1 ip4:127.0.0.1 -all")
+    d.txt("fail.spf.test", "v=spf1 -all exp=why.spf.test")
+    d.txt("why.spf.test", "%{i} may not send for %{d}")
+    d.start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def spf_milter(milter_factory, milter_binary, spf_dns):
+    so = milter_binary.parent / "plugins" / "spf.so"
+    if not so.exists():
+        pytest.skip(f"{so} not built")
+    # Postfix's clients here come from 127.0.0.1: the loopback exemption is off.
+    return milter_factory(plugins=plugin_section(
+        "spf", so, nameserver=spf_dns.address, exempt_networks=[],
+        authserv_id="mx.example.test", dns_timeout=2, timeout=10))
+
+
+def test_spf_fail_refused_at_mail(mpostfix, spf_milter):
+    with connect(mpostfix) as c:
+        c.ehlo("client.spf.test")
+        r = c.cmd("MAIL FROM:<a@fail.spf.test>")
+        c.quit()
+    assert r.code == 550 and r.enhanced == "5.7.23", str(r)
+    assert "127.0.0.1 may not send for fail.spf.test" in r.text, str(r)
+
+
+def test_spf_pass_delivered_with_headers(mpostfix, spf_milter):
+    forged = "Authentication-Results: mx.example.test; spf=pass smtp.mailfrom=x@forged.test\r\n"
+    with connect(mpostfix) as c:
+        c.ehlo("client.spf.test")
+        replies = c.mail_transaction("a@pass.spf.test", ["user@example.test"],
+                                     simple_message("milter-spf-pass", extra_headers=forged))
+        c.quit()
+    assert [r.code for r in replies] == [250, 250, 354, 250], [str(r) for r in replies]
+    [msg] = mpostfix.wait_delivered(b"Subject: milter-spf-pass")
+    head = msg.split(b"\n\n", 1)[0].decode()
+    assert re.search(r"^Received-SPF: pass ", head, re.M), head
+    assert re.search(r"^Authentication-Results: mx\.example\.test;\s+spf=pass"
+                     r"\s*smtp\.mailfrom=(a@)?pass\.spf\.test", head, re.M), head
+    assert "forged.test" not in head, "the forged Authentication-Results was not deleted"
 
 
 def test_quarantine_goes_to_the_hold_queue(mpostfix, milter):
