@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -205,6 +206,13 @@ static int milter_main_serve(struct sg_config *c)
         }
     }
     pthread_join(milter, NULL);
+
+    /* libmilter leaves a unix socket behind; the next start would remove it,
+     * but a stopped milter should not look like one that is listening. */
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (milter_socket_address(c->milter_socket, &ss, &sslen) == 0 && ss.ss_family == AF_UNIX)
+        unlink(((const struct sockaddr_un *)&ss)->sun_path);
 
     /* libmilter does not wait for its connection threads: give them up to
      * shutdown_grace to finish the message they are on. */

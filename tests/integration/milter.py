@@ -57,7 +57,9 @@ class Milter:
     """One smtpgate-milter process on a fixed loopback port."""
 
     def __init__(self, binary: Path, workdir: Path, port: int, plugins: str,
-                 settings: dict[str, object] | None = None, name: str = "milter") -> None:
+                 settings: dict[str, object] | None = None, name: str = "milter",
+                 unix_path: Path | None = None) -> None:
+        self.unix_path = unix_path  # listen there instead of on the port
         self.binary = binary
         self.workdir = workdir
         self.port = port
@@ -76,7 +78,10 @@ class Milter:
 
     @property
     def socket_spec(self) -> str:
-        return f"inet:{self.port}@{LOOPBACK}"
+        return f"unix:{self.unix_path}" if self.unix_path else f"inet:{self.port}@{LOOPBACK}"
+
+    def listening(self) -> bool:
+        return self.unix_path.exists() if self.unix_path else is_listening(self.port)
 
     def config_text(self) -> str:
         lines = ["# generated for one milter integration test",
@@ -96,8 +101,8 @@ class Milter:
             self.proc = subprocess.Popen(
                 [str(self.binary), "-f", "-c", str(self.conf_path), "-p", str(self.pid_path)],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=self.env, cwd=self.workdir)
-        wait_until(lambda: is_listening(self.port) or self.proc.poll() is not None, timeout,
-                   f"smtpgate-milter to listen on {self.port}")
+        wait_until(lambda: self.listening() or self.proc.poll() is not None, timeout,
+                   f"smtpgate-milter to listen on {self.socket_spec}")
         if self.proc.poll() is not None:
             raise RuntimeError(f"smtpgate-milter exited with {self.proc.returncode} at start:\n"
                                f"{self.log_text()[-3000:]}")
@@ -131,6 +136,7 @@ class Milter:
         assert self.returncode == 0, (f"smtpgate-milter exit status {self.returncode}, expected 0"
                                       f"\n{log[-3000:]}")
         assert not self.pid_path.exists(), "pid file left behind"
+        assert not (self.unix_path and self.unix_path.exists()), "unix socket left behind"
 
     # ---- log ----
 

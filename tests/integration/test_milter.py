@@ -105,13 +105,16 @@ def milter_factory(milter_binary, milter_port, workdir):
     """start(options=None, plugins=None) -> running Milter; each must exit cleanly."""
     started: list[Milter] = []
 
-    def start(options: dict | None = None, plugins: str | None = None) -> Milter:
+    def start(options: dict | None = None, plugins: str | None = None,
+              unix: bool = False) -> Milter:
         for m in started:
             m.stop()
         if plugins is None:
             plugins = render_plugin("policy", policy_plugin_path(milter_binary),
                                     {**POLICY, **(options or {})})
-        m = Milter(milter_binary, workdir, milter_port, plugins, name=f"milter{len(started)}")
+        name = f"milter{len(started)}"
+        m = Milter(milter_binary, workdir, milter_port, plugins, name=name,
+                   unix_path=workdir / f"{name}.sock" if unix else None)
         started.append(m)
         return m.start()
 
@@ -381,6 +384,27 @@ def test_milter_down_default_action(mpostfix, milter_factory):
         assert b"X-Policy-Tag" not in msg
     finally:
         mpostfix.postconf(milter_default_action="tempfail")
+
+
+def test_unix_socket(mpostfix, milter_factory):
+    """A unix socket: Postfix reaches the milter there; stopped, the socket is gone."""
+    m = milter_factory(unix=True)
+    # The socket has the process umask; Postfix's smtpd runs as user postfix.
+    os.chmod(m.unix_path, 0o666)
+    try:
+        mpostfix.postconf(smtpd_milters=f"unix:{m.unix_path}")
+        with connect(mpostfix) as c:
+            c.ehlo()
+            replies = c.mail_transaction("s@example.test", ["user@example.test"],
+                                         simple_message("milter-unix"))
+            c.quit()
+        assert replies[-1].code == 250, str(replies[-1])
+        [msg] = mpostfix.wait_delivered(b"Subject: milter-unix")
+        assert b"X-Policy-Tag: checked by policy" in msg
+    finally:
+        mpostfix.postconf(smtpd_milters=f"inet:127.0.0.1:{m.port}")
+    assert m.stop() == 0
+    assert not m.unix_path.exists()
 
 
 def test_config_check(milter_binary, workdir):
