@@ -29,6 +29,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -36,7 +37,7 @@ import pytest
 from dnsserver import DnsServer, dnsmasq_available
 from gate import Gate, plugin_section
 from milter import Milter, find_milter_binary, policy_plugin_path, render_plugin
-from netutil import LOOPBACK, free_port
+from netutil import LOOPBACK, free_port, wait_until
 from postfix_instance import PostfixInstance, postfix_available
 from recorder import Recorder
 from smtpclient import SMTPConn, simple_message
@@ -320,6 +321,37 @@ def test_pending_verdict_is_waited_for(mpostfix, milter_factory):
     mpostfix.wait_delivered(b"Subject: milter-pending")
 
 
+def test_parallel_sessions(mpostfix, milter_factory):
+    """Eight SMTP sessions at once: libmilter gives each its own thread, the chain
+    and the plugin's pending verdicts run side by side; every message is tagged, the
+    blocked recipient refused in each."""
+    milter_factory({"pending_ms": 100})
+    errors: list[str] = []
+
+    def one(i: int) -> None:
+        try:
+            with connect(mpostfix) as c:
+                c.ehlo(f"parallel-{i}.example.test")
+                replies = c.mail_transaction("s@example.test",
+                                             ["blocked@example.test", "user@example.test"],
+                                             simple_message(f"milter-parallel-{i}"))
+                c.quit()
+            got = [r.code for r in replies]
+            if got != [250, 550, 250, 354, 250]:
+                errors.append(f"{i}: {got}")
+        except Exception as e:  # reported below, with the session number
+            errors.append(f"{i}: {e!r}")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    msgs = mpostfix.wait_delivered(b"Subject: milter-parallel-", n=8)
+    assert all(m.count(b"X-Policy-Tag: checked by policy\n") == 1 for m in msgs)
+
+
 def test_late_verdict_gets_the_failure_verdict(mpostfix, milter_factory):
     """A verdict slower than the plugin's timeout: its failure verdict (tempfail) applies."""
     milter_factory({"pending_ms": 1500, "timeout": 0.3})
@@ -355,6 +387,23 @@ def test_reload_on_sighup(mpostfix, milter_factory):
     assert re.search(r"milter\d\.conf:\d+: milter socket \"tcp:1\"", m.log_since(mark)), \
         m.log_since(mark)
     assert m.alive()
+    with connect(mpostfix) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<s@example.test>").code == 250
+        assert c.cmd("RCPT TO:<second@example.test>").code == 550
+        c.quit()
+
+    # libmilter's own signal thread would stop the milter on SIGHUP: a burst of
+    # them must all reach the reload, none that thread.
+    m.write_config(plugins=render_plugin("policy", policy_plugin_path(m.binary),
+                                         {**POLICY, "reject_rcpt": ["second@example.test"]}))
+    mark = m.log_mark()
+    for _ in range(20):
+        m.send_signal(signal.SIGHUP)
+        time.sleep(0.05)
+    wait_until(lambda: len(re.findall(r"reloaded configuration", m.log_since(mark))) == 20, 30,
+               "20 reloads")
+    assert m.alive() and "stopping" not in m.log_since(mark)
     with connect(mpostfix) as c:
         c.ehlo()
         assert c.cmd("MAIL FROM:<s@example.test>").code == 250
