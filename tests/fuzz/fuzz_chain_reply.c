@@ -1,5 +1,5 @@
-// fuzz-sources: proxy/chain.c proxy/plugin_host.c proxy/metrics.c proxy/log.c proxy/msg_store.c proxy/workpool.c proxy/config.c proxy/runtime.c
-// fuzz-pkgs: -ldl
+// fuzz-sources: proxy/chain.c proxy/plugin_host.c proxy/metrics.c proxy/log.c proxy/msg_store.c proxy/workpool.c proxy/config.c proxy/runtime.c proxy/listener.c proxy/tls.c proxy/auth_relay.c
+// fuzz-pkgs: -ldl libevent_openssl
 /*
  * A plugin's reply text, validated before any client sees it: whatever the
  * plugin hands over, what comes out is NULL or lines that each start with a
