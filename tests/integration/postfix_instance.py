@@ -17,8 +17,8 @@ Policy, chosen to make Postfix judge the real client:
   (DIR/vmail/box/); other domains go to `discard`.  No local delivery.
 
 Extra main.cf lines (`extra_main_cf`) set up variants of this instance, e.g.
-smtpd_milters for the milter front-end's tests; `postconf()` changes a
-setting of the running instance and `queue()` lists its queues (postqueue -j).
+smtpd_milters for the milter front-end's tests; `queue()` lists its queues
+(postqueue -j) and `delete_queued()` removes a message from them.
 
 Deterministic observation uses smtpd's own log lines: "connect from",
 "QUEUEID: client=NAME[ADDR]" and "disconnect from ... mail=N rcpt=N data=N".
@@ -195,16 +195,6 @@ class PostfixInstance:
                        "Postfix master to exit")
         finally:
             self.running = False
-
-    def postconf(self, **settings: str) -> None:
-        """Change main.cf settings and make the running instance re-read them."""
-        args = [f"{k}={v}" for k, v in settings.items()]
-        subprocess.run(["postconf", "-c", str(self.config_dir), "-e", *args],
-                       capture_output=True, text=True, timeout=60, check=True)
-        if self.running:
-            mark = self.log_mark()
-            self._postfix("reload")
-            self.wait_log(r"postfix/master\[\d+\]: reload", mark)
 
     def queue(self) -> list[dict]:
         """Every queued message (postqueue -j): queue_name, queue_id, sender, recipients..."""

@@ -29,15 +29,17 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from dnsserver import DnsServer, dnsmasq_available
 from gate import Gate, plugin_section
 from milter import Milter, find_milter_binary, policy_plugin_path, render_plugin
-from netutil import LOOPBACK, free_port, wait_until
+from netutil import LOOPBACK, free_port, is_listening, wait_until
 from postfix_instance import PostfixInstance, postfix_available
 from recorder import Recorder
 from smtpclient import SMTPConn, simple_message
@@ -89,25 +91,38 @@ def milter_port() -> int:
 
 @pytest.fixture(scope="module")
 def mpostfix(workbase, milter_port):
-    """A Postfix of its own (the session's `postfix` has no milter)."""
+    """A Postfix of its own (the session's `postfix` has no milter), with two more
+    smtpd services: one with milter_default_action = accept, one whose milter is on
+    a unix socket.  Services of their own, not a postconf and reload: an smtpd
+    process from before a reload may still take the next session."""
     if not postfix_available():
         pytest.skip("Postfix not installed")
     if os.geteuid() != 0:
         pytest.skip("a private Postfix instance needs root")
     pf = PostfixInstance(workbase)
     pf.extra_main_cf = MILTER_MAIN_CF.format(port=milter_port)
+    pf.accept_port, pf.unix_port = free_port(), free_port()
+    pf.milter_unix_path = Path(tempfile.mkdtemp(prefix="milter-sock-", dir=workbase)) / "m.sock"
+    pf.milter_unix_path.parent.chmod(0o755)
+    pf.extra_master_cf = (f"{LOOPBACK}:{pf.accept_port} inet n - n - - smtpd\n"
+                          f"  -o milter_default_action=accept\n"
+                          f"{LOOPBACK}:{pf.unix_port} inet n - n - - smtpd\n"
+                          f"  -o smtpd_milters=unix:{pf.milter_unix_path}\n")
     pf.start()
+    wait_until(lambda: is_listening(pf.accept_port) and is_listening(pf.unix_port), 20,
+               "the extra smtpd services to listen")
     yield pf
     pf.stop()
 
 
 @pytest.fixture
 def milter_factory(milter_binary, milter_port, workdir):
-    """start(options=None, plugins=None) -> running Milter; each must exit cleanly."""
+    """start(options=None, plugins=None, unix=None) -> running Milter (on the module's
+    port, or on the unix socket path given); each must exit cleanly."""
     started: list[Milter] = []
 
     def start(options: dict | None = None, plugins: str | None = None,
-              unix: bool = False) -> Milter:
+              unix: Path | None = None) -> Milter:
         for m in started:
             m.stop()
         if plugins is None:
@@ -115,7 +130,7 @@ def milter_factory(milter_binary, milter_port, workdir):
                                     {**POLICY, **(options or {})})
         name = f"milter{len(started)}"
         m = Milter(milter_binary, workdir, milter_port, plugins, name=name,
-                   unix_path=workdir / f"{name}.sock" if unix else None)
+                   unix_path=unix)
         started.append(m)
         return m.start()
 
@@ -421,37 +436,29 @@ def test_milter_down_default_action(mpostfix, milter_factory):
         r = c.cmd("MAIL FROM:<s@example.test>")
         c.quit()
     assert r.code == 451 and r.lines == ["4.7.1 Service unavailable - try again later"], str(r)
-    try:
-        mpostfix.postconf(milter_default_action="accept")
-        with connect(mpostfix) as c:
-            c.ehlo()
-            replies = c.mail_transaction("s@example.test", ["blocked@example.test"],
-                                         simple_message("milter-down"))
-            c.quit()
-        assert [x.code for x in replies] == [250, 250, 354, 250], [str(x) for x in replies]
-        [msg] = mpostfix.wait_delivered(b"Subject: milter-down")
-        assert b"X-Policy-Tag" not in msg
-    finally:
-        mpostfix.postconf(milter_default_action="tempfail")
+    with SMTPConn(LOOPBACK, mpostfix.accept_port) as c:
+        c.ehlo()
+        replies = c.mail_transaction("s@example.test", ["blocked@example.test"],
+                                     simple_message("milter-down"))
+        c.quit()
+    assert [x.code for x in replies] == [250, 250, 354, 250], [str(x) for x in replies]
+    [msg] = mpostfix.wait_delivered(b"Subject: milter-down")
+    assert b"X-Policy-Tag" not in msg
 
 
 def test_unix_socket(mpostfix, milter_factory):
     """A unix socket: Postfix reaches the milter there; stopped, the socket is gone."""
-    m = milter_factory(unix=True)
+    m = milter_factory(unix=mpostfix.milter_unix_path)
     # The socket has the process umask; Postfix's smtpd runs as user postfix.
     os.chmod(m.unix_path, 0o666)
-    try:
-        mpostfix.postconf(smtpd_milters=f"unix:{m.unix_path}")
-        with connect(mpostfix) as c:
-            c.ehlo()
-            replies = c.mail_transaction("s@example.test", ["user@example.test"],
-                                         simple_message("milter-unix"))
-            c.quit()
-        assert replies[-1].code == 250, str(replies[-1])
-        [msg] = mpostfix.wait_delivered(b"Subject: milter-unix")
-        assert b"X-Policy-Tag: checked by policy" in msg
-    finally:
-        mpostfix.postconf(smtpd_milters=f"inet:127.0.0.1:{m.port}")
+    with SMTPConn(LOOPBACK, mpostfix.unix_port) as c:
+        c.ehlo()
+        replies = c.mail_transaction("s@example.test", ["user@example.test"],
+                                     simple_message("milter-unix"))
+        c.quit()
+    assert replies[-1].code == 250, str(replies[-1])
+    [msg] = mpostfix.wait_delivered(b"Subject: milter-unix")
+    assert b"X-Policy-Tag: checked by policy" in msg
     assert m.stop() == 0
     assert not m.unix_path.exists()
 
