@@ -286,6 +286,38 @@ def test_spf_pass_delivered_with_headers(mpostfix, spf_milter):
     assert "forged.test" not in head, "the forged Authentication-Results was not deleted"
 
 
+def test_every_edit_through_postfix(mpostfix, milter_factory, milter_binary):
+    """The chain's end-of-message edits carried out by Postfix (test_policy, the
+    chain's own test plugin): insert, change and delete a header, replace the body,
+    change the sender, add and delete a recipient."""
+    so = milter_binary.parent / "tests" / "plugins" / "test_policy.so"
+    if not so.exists():
+        pytest.skip(f"{so} not built")
+    milter_factory(plugins=plugin_section(
+        "edits", so, insert_header="X-Inserted: at the top", change_header="X-Change-Me: changed",
+        delete_header="X-Delete-Me", replace_body="replaced body\r\nsecond line\r\n",
+        change_from="bounces@example.test", add_rcpt="archive@example.test",
+        del_rcpt="drop@example.test"))
+    with connect(mpostfix) as c:
+        c.ehlo()
+        replies = c.mail_transaction(
+            "s@example.test", ["keep@example.test", "drop@example.test"],
+            simple_message("milter-edits", "original body\r\n",
+                           "X-Change-Me: original\r\nX-Delete-Me: yes\r\n"))
+        c.quit()
+    assert [r.code for r in replies] == [250, 250, 250, 354, 250], [str(r) for r in replies]
+    copies = mpostfix.wait_delivered(b"Subject: milter-edits", n=2)
+    delivered_to = sorted(re.search(rb"^Delivered-To: (\S+)", m, re.M).group(1) for m in copies)
+    assert delivered_to == [b"archive@example.test", b"keep@example.test"]
+    for m in copies:
+        head, _, body = m.partition(b"\n\n")
+        assert re.search(rb"^Return-Path: <bounces@example\.test>$", head, re.M), head
+        assert re.search(rb"^X-Inserted: at the top$", head, re.M), head
+        assert re.search(rb"^X-Change-Me: changed$", head, re.M), head
+        assert b"X-Delete-Me" not in head and b"original" not in head, head
+        assert body == b"replaced body\nsecond line\n", body
+
+
 def test_quarantine_goes_to_the_hold_queue(mpostfix, milter):
     """smfi_quarantine: the client gets 250, the message waits in the hold queue
     (Postfix logs the milter's HOLD; the reason is in smtpgate-milter's log)."""
