@@ -117,19 +117,19 @@ def mpostfix(workbase, milter_port):
 
 @pytest.fixture
 def milter_factory(milter_binary, milter_port, workdir):
-    """start(options=None, plugins=None, unix=None) -> running Milter (on the module's
-    port, or on the unix socket path given); each must exit cleanly."""
+    """start(options=None, plugins=None, unix=None, settings=None) -> running Milter (on
+    the module's port, or on the unix socket path given); each must exit cleanly."""
     started: list[Milter] = []
 
     def start(options: dict | None = None, plugins: str | None = None,
-              unix: Path | None = None) -> Milter:
+              unix: Path | None = None, settings: dict | None = None) -> Milter:
         for m in started:
             m.stop()
         if plugins is None:
             plugins = render_plugin("policy", policy_plugin_path(milter_binary),
                                     {**POLICY, **(options or {})})
         name = f"milter{len(started)}"
-        m = Milter(milter_binary, workdir, milter_port, plugins, name=name,
+        m = Milter(milter_binary, workdir, milter_port, plugins, settings, name=name,
                    unix_path=unix)
         started.append(m)
         return m.start()
@@ -192,6 +192,28 @@ def test_body_refused_at_end_of_data_with_exact_text(mpostfix, milter):
     assert final.code == 554, str(final)
     assert final.lines == ["5.7.1 Message content rejected: test marker found"], str(final)
     mpostfix.wait_log(r"milter-reject: END-OF-MESSAGE .*5\.7\.1 Message content rejected", mark)
+
+
+@pytest.mark.time_limit(120)
+def test_large_message_spills_to_disk(mpostfix, milter_factory):
+    """A 2 MB message with spill_threshold 64 KiB (the milter's copy goes on in an
+    unlinked file in spool_dir): the plugin finds GTUBE at its very end, a clean one is
+    tagged and delivered intact, and nothing is left in spool_dir."""
+    m = milter_factory(settings={"spill_threshold": 65536})
+    body = b"".join(b"line %08d of a large message\r\n" % i for i in range(64000))
+    with connect(mpostfix) as c:
+        c.ehlo()
+        refused = c.mail_transaction("s@example.test", ["user@example.test"],
+                                     simple_message("milter-big-gtube", body + GTUBE.encode()))
+        clean = c.mail_transaction("s@example.test", ["user@example.test"],
+                                   simple_message("milter-big-clean", body))
+        c.quit()
+    assert refused[-1].code == 554, str(refused[-1])
+    assert clean[-1].code == 250, str(clean[-1])
+    [msg] = mpostfix.wait_delivered(b"Subject: milter-big-clean", timeout=60)
+    assert b"X-Policy-Tag: checked by policy\n" in msg
+    assert msg.partition(b"\n\n")[2] == body.replace(b"\r\n", b"\n")
+    assert not list(m.spool_dir.iterdir()), "a spill file was left in spool_dir"
 
 
 def test_multiline_tempfail_reply(mpostfix, milter):
