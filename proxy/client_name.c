@@ -36,8 +36,27 @@ static void client_name_finish(struct client_name_lookup *l, enum client_name_st
 
 static bool client_name_transient(int result)
 {
-    return result != DNS_ERR_NONE && result != DNS_ERR_NOTEXIST && result != DNS_ERR_FORMAT &&
-           result != DNS_ERR_NOTIMPL && result != DNS_ERR_REFUSED;
+    /* NXDOMAIN and a name without records of the type are answers: the name
+     * is unknown for good, as Postfix has it; the rest may pass. */
+    return result != DNS_ERR_NONE && result != DNS_ERR_NOTEXIST && result != DNS_ERR_NODATA &&
+           result != DNS_ERR_FORMAT && result != DNS_ERR_NOTIMPL && result != DNS_ERR_REFUSED;
+}
+
+/* A request came back: true when that ends the lookup (cancelled or failed),
+ * and l is gone. */
+static bool client_name_ended(struct client_name_lookup *l, int result, bool answered)
+{
+    l->req = NULL;
+    if (l->cancelled || result == DNS_ERR_CANCEL) {
+        l->cancelled = true;
+        client_name_finish(l, NAME_TEMPUNAVAIL);
+        return true;
+    }
+    if (result != DNS_ERR_NONE || !answered) {
+        client_name_finish(l, client_name_transient(result) ? NAME_TEMPUNAVAIL : NAME_UNAVAILABLE);
+        return true;
+    }
+    return false;
 }
 
 static void client_name_forward_cb(int result, char type, int count, int ttl, void *addresses,
@@ -45,16 +64,8 @@ static void client_name_forward_cb(int result, char type, int count, int ttl, vo
 {
     (void)ttl;
     struct client_name_lookup *l = arg;
-    l->req = NULL;
-    if (l->cancelled || result == DNS_ERR_CANCEL) {
-        l->cancelled = true;
-        client_name_finish(l, NAME_TEMPUNAVAIL);
+    if (client_name_ended(l, result, true))
         return;
-    }
-    if (result != DNS_ERR_NONE) {
-        client_name_finish(l, client_name_transient(result) ? NAME_TEMPUNAVAIL : NAME_UNAVAILABLE);
-        return;
-    }
     bool match = false;
     for (int i = 0; i < count && !match; i++) {
         if (type == DNS_IPv4_A && l->addr.ss_family == AF_INET)
@@ -94,16 +105,8 @@ static void client_name_ptr_cb(int result, char type, int count, int ttl, void *
 {
     (void)ttl;
     struct client_name_lookup *l = arg;
-    l->req = NULL;
-    if (l->cancelled || result == DNS_ERR_CANCEL) {
-        l->cancelled = true;
-        client_name_finish(l, NAME_TEMPUNAVAIL);
+    if (client_name_ended(l, result, type == DNS_PTR && count >= 1))
         return;
-    }
-    if (result != DNS_ERR_NONE || type != DNS_PTR || count < 1) {
-        client_name_finish(l, client_name_transient(result) ? NAME_TEMPUNAVAIL : NAME_UNAVAILABLE);
-        return;
-    }
     const char *name = ((const char *const *)addresses)[0];
     if (!name || strlen(name) >= sizeof(l->name) || !client_name_valid(name)) {
         client_name_finish(l, NAME_UNAVAILABLE);
