@@ -25,6 +25,7 @@
 
 #include "chain.h"
 #include "log.h"
+#include "milter_socket.h"
 #include "plugin_host.h"
 #include "runtime.h"
 
@@ -32,6 +33,12 @@
 static __thread const char *config_source_name;
 static __thread int config_error_count;
 static bool config_numeric_only;
+static bool config_no_upstream_ok;
+
+void config_upstream_optional(bool optional)
+{
+    config_no_upstream_ok = optional;
+}
 
 void config_numeric_hosts_only(bool only)
 {
@@ -182,6 +189,17 @@ static int config_check_choice(cfg_t *cfg, cfg_opt_t *opt, const char *value,
     return -1;
 }
 
+static int config_cb_milter_socket(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    (void)opt;
+    const char *why = milter_socket_check(value);
+    if (why) {
+        cfg_error(cfg, "milter socket \"%s\": %s", value, why);
+        return -1;
+    }
+    return config_pass_string(value, result);
+}
+
 static const char *const identity_choices[] = {"xclient", "proxy", "none", NULL};
 static const char *const newline_choices[] = {"reject", "normalize", NULL};
 
@@ -321,6 +339,10 @@ static cfg_t *config_schema(cfg_opt_t *plugin_opts, bool lenient)
         CFG_END(),
         CFG_END(),
     };
+    static cfg_opt_t milter_opts[] = {
+        CFG_STR_CB("socket", "inet:8890@127.0.0.1", CFGF_NONE, config_cb_milter_socket),
+        CFG_END(),
+    };
     static cfg_opt_t opts[CONFIG_NINTS + 24];
     static bool built;
     static size_t plugin_slot;
@@ -352,6 +374,7 @@ static cfg_t *config_schema(cfg_opt_t *plugin_opts, bool lenient)
         for (size_t i = 0; i < CONFIG_NINTS; i++)
             opts[k++] = (cfg_opt_t)CFG_INT_CB(config_ints[i].name, config_ints[i].def, CFGF_NONE,
                                               config_cb_int);
+        opts[k++] = (cfg_opt_t)CFG_SEC("milter", milter_opts, CFGF_NONE);
         opts[k++] = (cfg_opt_t)CFG_END();
         built = true;
     }
@@ -481,8 +504,14 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file)
         config_unref(c);
         return NULL;
     }
-    if (c->nupstreams == 0) {
+    if (c->nupstreams == 0 && !config_no_upstream_ok) {
         log_err("%s: no 'upstream NAME { address = \"host:port\" }' section", file ? file : "-o");
+        config_unref(c);
+        return NULL;
+    }
+    c->milter_socket = strdup(cfg_getstr(cfg_getsec(cfg, "milter"), "socket"));
+    if (!c->milter_socket) {
+        log_err("%s: out of memory", file ? file : "(config)");
         config_unref(c);
         return NULL;
     }
@@ -682,5 +711,6 @@ void config_unref(struct sg_config *c)
     free(c->listen);
     free(c->hostname);
     free(c->spool_dir);
+    free(c->milter_socket);
     free(c);
 }

@@ -89,6 +89,8 @@ struct sg_config {
      * protocol; see listener.h.  listen[] holds the plain "listen" addresses
      * first, then those of the "listener" sections. */
     struct sg_listener *listeners;
+
+    char *milter_socket; /* smtpgate-milter's libmilter socket: "inet:PORT@ADDR", "unix:PATH" */
 };
 
 /* Load file (may be NULL for built-in defaults only) and the overrides. */
@@ -107,5 +109,8 @@ void config_where(const struct cfg_t *cfg, char *out, size_t out_size);
 /* Refuse host names instead of resolving them (tests and fuzzing must never
  * query a DNS server). */
 void config_numeric_hosts_only(bool only);
+
+/* smtpgate-milter has no upstream: it lets a config without one load. */
+void config_upstream_optional(bool optional);
 
 #endif

@@ -16,12 +16,17 @@ Policy, chosen to make Postfix judge the real client:
 * Mail for example.test is delivered by `virtual` into one Maildir
   (DIR/vmail/box/); other domains go to `discard`.  No local delivery.
 
+Extra main.cf lines (`extra_main_cf`) set up variants of this instance, e.g.
+smtpd_milters for the milter front-end's tests; `queue()` lists its queues
+(postqueue -j) and `delete_queued()` removes a message from them.
+
 Deterministic observation uses smtpd's own log lines: "connect from",
 "QUEUEID: client=NAME[ADDR]" and "disconnect from ... mail=N rcpt=N data=N".
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -190,6 +195,16 @@ class PostfixInstance:
                        "Postfix master to exit")
         finally:
             self.running = False
+
+    def queue(self) -> list[dict]:
+        """Every queued message (postqueue -j): queue_name, queue_id, sender, recipients..."""
+        r = subprocess.run(["postqueue", "-c", str(self.config_dir), "-j"],
+                           capture_output=True, text=True, timeout=60, check=True)
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def delete_queued(self, queue_id: str) -> None:
+        subprocess.run(["postsuper", "-c", str(self.config_dir), "-d", queue_id],
+                       capture_output=True, text=True, timeout=60, check=True)
 
     # ---- the log ----
 
