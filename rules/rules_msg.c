@@ -77,7 +77,8 @@ static char *xstrndup(const char *s, size_t n)
     char *d = malloc(n + 1);
     if (d == NULL)
         abort();
-    memcpy(d, s, n);
+    if (n > 0)
+        memcpy(d, s, n);
     d[n] = '\0';
     return d;
 }
