@@ -801,7 +801,7 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
         tx->out.score = total_score(tx);
         tx->out.required = rules_required(r);
     }
-    tx->out.hits = tx->hits + first;
+    tx->out.hits = tx->hits != NULL ? tx->hits + first : NULL;
     tx->out.nhits = tx->nhits - first;
     tx->out.events = tx->events;
     tx->out.nevents = tx->nevents;

@@ -407,7 +407,8 @@ static void add_text(struct rules_msg *m, const char *text, size_t n, bool html)
         rules_html_text(text, n, &m->body, add_uri, m);
     else
         rules_buf_add(&m->body, text, n);
-    rules_text_uris(m->body.p + from, m->body.len - from, add_uri, m);
+    if (m->body.len > from)
+        rules_text_uris(m->body.p + from, m->body.len - from, add_uri, m);
 }
 
 static void add_part(struct rules_msg *m, const char *type, const char *name)

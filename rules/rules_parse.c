@@ -69,21 +69,21 @@ static void cur_error_at(struct cur *c, const char *at, const char *fmt, ...)
     rules_build_error(c->b, c->file, c->line, cur_col(c, at), "%s", msg);
 }
 
+/* CR is a blank: only LF ends a line, as in the admin's editor, so CRLF
+ * files work and line numbers agree with what the editor shows. */
 static bool is_blank(char ch)
 {
-    return ch == ' ' || ch == '\t';
+    return ch == ' ' || ch == '\t' || ch == '\r';
 }
 
 static bool is_eol(char ch)
 {
-    return ch == '\n' || ch == '\r';
+    return ch == '\n';
 }
 
-/* Steps past the line end at c->p (LF, CRLF or CR). */
+/* Steps past the line end at c->p. */
 static void cur_newline(struct cur *c)
 {
-    if (c->p < c->end && *c->p == '\r')
-        c->p++;
     if (c->p < c->end && *c->p == '\n')
         c->p++;
     c->line++;
