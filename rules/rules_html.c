@@ -222,8 +222,12 @@ void rules_html_text(const char *s, size_t n, struct rules_buf *out, rules_uri_f
         }
         if (c != '<' || i + 1 >= n ||
             !(isalpha((unsigned char)s[i + 1]) || s[i + 1] == '/' || s[i + 1] == '!')) {
-            rules_buf_addc(out, c);
-            i++;
+            /* the run of plain text up to the next markup, in one copy */
+            size_t j = i + 1;
+            while (j < n && s[j] != '<' && s[j] != '&')
+                j++;
+            rules_buf_add(out, s + i, j - i);
+            i = j;
             continue;
         }
         if (n - i >= 4 && memcmp(s + i, "<!--", 4) == 0) {
@@ -274,35 +278,77 @@ static bool uri_char(unsigned char c)
     return c > 32 && c != 127 && strchr("<>\"'`{}|\\^", c) == NULL;
 }
 
+static bool word_start(const char *s, const char *at)
+{
+    if (at == s)
+        return true;
+    unsigned char p = (unsigned char)at[-1];
+    return !isalnum(p) && p != '.' && p != '/';
+}
+
+/* The next "www." or "WWW." at or after p, or NULL. */
+static const char *next_www(const char *p, const char *end)
+{
+    const char *a = memmem(p, (size_t)(end - p), "www.", 4);
+    const char *b = memmem(p, (size_t)(end - p), "WWW.", 4);
+    if (a == NULL)
+        return b;
+    return b != NULL && b < a ? b : a;
+}
+
+/* A URI whose scheme ends at the colon c: its start and prefix length. */
+static const char *scheme_start(const char *s, const char *end, const char *c, size_t *plen)
+{
+    static const char *schemes[] = {"https", "http", "ftp", "mailto"};
+    for (size_t k = 0; k < sizeof(schemes) / sizeof(schemes[0]); k++) {
+        size_t l = strlen(schemes[k]);
+        bool slashes = k < 3;
+        if ((size_t)(c - s) < l || strncasecmp(c - l, schemes[k], l) != 0 || !word_start(s, c - l))
+            continue;
+        if (slashes && !(end - c >= 3 && c[1] == '/' && c[2] == '/'))
+            continue;
+        *plen = l + (slashes ? 3 : 1);
+        return c - l;
+    }
+    return NULL;
+}
+
+/* Candidates are found with memchr and memmem, which are vectorised: a scan
+ * octet by octet costs more than the rest of the MIME work together. */
 void rules_text_uris(const char *s, size_t n, rules_uri_fn uri, void *arg)
 {
-    static const char *prefixes[] = {"http://", "https://", "ftp://", "mailto:", "www."};
-    size_t i = 0;
-    while (i < n) {
-        if (i > 0 && (isalnum((unsigned char)s[i - 1]) || s[i - 1] == '.' || s[i - 1] == '/')) {
-            i++;
-            continue;
-        }
+    const char *end = s + n, *p = s;
+    const char *colon = memchr(s, ':', n), *www = next_www(s, end);
+    while (p < end && (colon != NULL || www != NULL)) {
+        const char *at = NULL;
         size_t plen = 0;
-        for (size_t k = 0; k < sizeof(prefixes) / sizeof(prefixes[0]); k++) {
-            size_t l = strlen(prefixes[k]);
-            if (n - i >= l && strncasecmp(s + i, prefixes[k], l) == 0) {
-                plen = l;
-                break;
+        if (colon != NULL && (www == NULL || colon < www)) {
+            at = scheme_start(s, end, colon, &plen);
+            /* a scheme "https:" starts before its colon: never before p */
+            if (at != NULL && at < p)
+                at = NULL;
+            colon = colon + 1 < end ? memchr(colon + 1, ':', (size_t)(end - colon - 1)) : NULL;
+        } else {
+            if (word_start(s, www)) {
+                at = www;
+                plen = 4;
             }
+            www = next_www(www + 1, end);
         }
-        if (plen == 0) {
-            i++;
+        if (at == NULL)
             continue;
-        }
-        size_t j = i + plen;
-        while (j < n && j - i < URI_MAX && uri_char((unsigned char)s[j]))
+        const char *j = at + plen;
+        while (j < end && (size_t)(j - at) < URI_MAX && uri_char((unsigned char)*j))
             j++;
-        size_t e = j;
-        while (e > i + plen && strchr(".,;:!?)]", s[e - 1]) != NULL)
+        const char *e = j;
+        while (e > at + plen && strchr(".,;:!?)]", e[-1]) != NULL)
             e--;
-        if (e > i + plen)
-            uri(arg, s + i, e - i);
-        i = j > i ? j : i + 1;
+        if (e > at + plen)
+            uri(arg, at, (size_t)(e - at));
+        p = j;
+        if (colon != NULL && colon < p)
+            colon = p < end ? memchr(p, ':', (size_t)(end - p)) : NULL;
+        if (www != NULL && www < p)
+            www = next_www(p, end);
     }
 }

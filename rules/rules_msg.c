@@ -238,6 +238,8 @@ const char *rules_msg_full(struct rules_msg *m, size_t *len)
 /* Always valid UTF-8, NUL octets turned into blanks (they would cut C strings). */
 static char *utf8_valid(const char *s, size_t n)
 {
+    if (memchr(s, '\0', n) == NULL && g_utf8_validate(s, (gssize)n, NULL))
+        return xstrndup(s, n);
     char *tmp = xstrndup(s, n);
     for (size_t i = 0; i < n; i++)
         if (tmp[i] == '\0')
@@ -471,17 +473,21 @@ static void walk(struct rules_msg *m, GMimeObject *obj, unsigned depth)
     }
 }
 
-/* How many nested containers the message may declare: bounded count of
- * "multipart/" and "message/rfc822" anywhere, cheap and conservative. */
+/* How many nested containers the message may declare: a bounded count of
+ * "multipart/" and "message/rfc822" anywhere, cheap and conservative.  Found
+ * from their "/" with memchr, which is vectorised, then checked around it. */
 static bool too_nested(const char *s, size_t n)
 {
     size_t count = 0;
-    for (size_t i = 0; i + 10 <= n; i++) {
-        if ((s[i] == 'm' || s[i] == 'M') &&
-            (strncasecmp(s + i, "multipart/", 10) == 0 ||
-             (i + 14 <= n && strncasecmp(s + i, "message/rfc822", 14) == 0)))
+    const char *p = s, *end = s + n;
+    while ((p = memchr(p, '/', (size_t)(end - p))) != NULL) {
+        size_t before = (size_t)(p - s), after = (size_t)(end - p);
+        if ((before >= 9 && strncasecmp(p - 9, "multipart", 9) == 0) ||
+            (before >= 7 && after >= 7 && strncasecmp(p - 7, "message", 7) == 0 &&
+             strncasecmp(p + 1, "rfc822", 6) == 0))
             if (++count > MIME_MAX_NESTING)
                 return true;
+        p++;
     }
     return false;
 }
