@@ -14,3 +14,6 @@ EXTRA_TARGETS   += $(RULES_PLUGIN)
 INSTALL_PLUGINS += $(RULES_PLUGIN)
 
 -include $(BUILD)/plugins/rules/rules_plugin.d
+
+# Its unit test drives the built object through dlopen.
+$(BUILD)/tests/test_rules_plugin: $(RULES_PLUGIN)
