@@ -27,3 +27,12 @@ EXTRA_UNIT_BINS += $(RULES_UNIT)
 INSTALL_BINS    += $(BUILD)/smtpgate-rules
 
 -include $(RULES_OBJS:.o=.d) $(BUILD)/rules/smtpgate-rules.d
+
+# The shipped rule set and this folder's documentation; the binary itself
+# is in INSTALL_BINS for the main install rule.
+.PHONY: install-rules
+install: install-rules
+install-rules: all
+	install -d $(DESTDIR)$(PREFIX)/etc/smtpgate $(DESTDIR)$(PREFIX)/share/doc/smtpgate
+	install -m 0644 rules/default.rules $(DESTDIR)$(PREFIX)/etc/smtpgate/default.rules
+	install -m 0644 rules/README.md $(DESTDIR)$(PREFIX)/share/doc/smtpgate/rules.md
