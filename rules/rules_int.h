@@ -1,7 +1,7 @@
 /*
- * rules_int - the rule set's inside, shared by the parser (rules_parse.c),
- * the compiler (rules_compile.c), the message model (rules_msg.c) and the
- * evaluator (rules_eval.c).  Not installed; nothing outside rules/ uses it.
+ * rules_int - the rule set's inside, shared by the parser (parse.c),
+ * the compiler (compile.c), the message model (message.c) and the
+ * evaluator (eval.c).  Not installed; nothing outside rules/ uses it.
  *
  * The parser fills a struct rules_build with rules and thresholds exactly as
  * written (names unresolved, patterns not compiled) and with errors; the
@@ -174,18 +174,18 @@ const char *rules_build_file(struct rules_build *b, const char *path);
 /* False when the file (canonical name) was read already; else remembers it. */
 bool rules_build_seen(struct rules_build *b, const char *canon);
 
-/* Parses one file's text into b (rules_parse.c).  Includes are resolved
+/* Parses one file's text into b (parse.c).  Includes are resolved
  * relative to file through b->read_file (NULL: include is an error). */
 void rules_parse(struct rules_build *b, const char *file, const char *data, size_t len);
 
-/* Frees a rule's members (rules_compile.c). */
+/* Frees a rule's members (compile.c). */
 void rules_rule_free(struct rule *rule);
 
 /* Values checked by the parser, also used by the compiler for examples. */
 bool rules_cidr_parse(const char *s, size_t len, struct cidr *out);
 bool rules_cidr_match(const struct cidr *c, const char *addr);
 
-/* ---- message internals used by the evaluator (rules_msg.c) ---- */
+/* ---- message internals used by the evaluator (message.c) ---- */
 struct rules_msg_field {
     char *name;
     char *raw; /* value as received */

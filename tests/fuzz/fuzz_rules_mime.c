@@ -1,5 +1,5 @@
-// fuzz-sources: rules/rules_parse.c rules/rules_compile.c rules/rules_eval.c rules/rules_msg.c
-// rules/rules_html.c fuzz-pkgs: libpcre2-8 gmime-3.0
+// fuzz-sources: rules/parse.c rules/compile.c rules/eval.c rules/message.c rules/html.c
+// fuzz-pkgs: libpcre2-8 gmime-3.0
 /*
  * A message from the network through the content rules: header splitting
  * and RFC 2047 decoding, GMime's MIME parse, transfer decoding, charset

@@ -1,5 +1,5 @@
-// fuzz-sources: rules/rules_parse.c rules/rules_compile.c rules/rules_eval.c rules/rules_msg.c
-// rules/rules_html.c fuzz-pkgs: libpcre2-8 gmime-3.0
+// fuzz-sources: rules/parse.c rules/compile.c rules/eval.c rules/message.c rules/html.c
+// fuzz-pkgs: libpcre2-8 gmime-3.0
 /*
  * A rule file from an admin (or an attacker with write access to one): the
  * parser and compiler must refuse it with errors that each name the file and

@@ -238,6 +238,8 @@ const char *rules_msg_full(struct rules_msg *m, size_t *len)
 /* Always valid UTF-8, NUL octets turned into blanks (they would cut C strings). */
 static char *utf8_valid(const char *s, size_t n)
 {
+    if (n == 0)
+        return xstrndup("", 0);
     if (memchr(s, '\0', n) == NULL && g_utf8_validate(s, (gssize)n, NULL))
         return xstrndup(s, n);
     char *tmp = xstrndup(s, n);
