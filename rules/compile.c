@@ -155,6 +155,8 @@ static void rules_free(struct rules *r)
     }
     for (int s = 0; s < RULES_STAGE__COUNT; s++)
         free(r->order[s]);
+    for (int s = 0; s < RULES_PF_SLOTS; s++)
+        rules_prefilter_free(r->pf[s]);
     pcre2_match_context_free(r->mctx);
     free(r);
 }
@@ -352,6 +354,68 @@ static void compile_pattern(struct rules_build *b, struct rule *rule)
     (void)pcre2_jit_compile(rule->re, PCRE2_JIT_COMPLETE);
 }
 
+static int pf_slot_of(const struct rule *rule)
+{
+    switch (rule->target) {
+    case T_BODY:
+        return 0;
+    case T_RAWBODY:
+        return 1;
+    case T_FULL:
+        return 2;
+    case T_HEADERS:
+        return rule->hmode == HM_RAW ? 4 : 3;
+    default:
+        return -1;
+    }
+}
+
+/* One automaton per long text, over the literals of the rules reading it. */
+static void build_prefilters(struct rules *r)
+{
+    enum { ALTS = 16 };
+    for (int slot = 0; slot < RULES_PF_SLOTS; slot++) {
+        size_t n = 0, cap = 0;
+        char **lits = NULL;
+        size_t *lens = NULL;
+        uint32_t *owners = NULL;
+        char found[ALTS][RULES_LITERAL_MAX];
+        size_t flen[ALTS];
+        for (size_t i = 0; i < r->n; i++) {
+            struct rule *rule = &r->v[i];
+            if (rule->match != M_REGEX || rule->re == NULL || pf_slot_of(rule) != slot)
+                continue;
+            size_t k =
+                rules_literals(rule->pattern, rule->pattern_len, rule->pflags, found, flen, ALTS);
+            if (k == 0)
+                continue;
+            if (n + k > cap) {
+                cap = (n + k) * 2;
+                lits = xrealloc(lits, cap * sizeof(*lits));
+                lens = xrealloc(lens, cap * sizeof(*lens));
+                owners = xrealloc(owners, cap * sizeof(*owners));
+            }
+            for (size_t a = 0; a < k; a++, n++) {
+                lits[n] = xrealloc(NULL, flen[a]);
+                memcpy(lits[n], found[a], flen[a]);
+                lens[n] = flen[a];
+                owners[n] = (uint32_t)i;
+            }
+            rule->pf_slot = slot;
+        }
+        r->pf[slot] = rules_prefilter_build((const char *const *)lits, lens, owners, n);
+        if (r->pf[slot] == NULL)
+            for (size_t i = 0; i < r->n; i++)
+                if (r->v[i].pf_slot == slot)
+                    r->v[i].pf_slot = -1;
+        for (size_t i = 0; i < n; i++)
+            free(lits[i]);
+        free(lits);
+        free(lens);
+        free(owners);
+    }
+}
+
 static int cmp_names(const void *a, const void *b, void *arg)
 {
     const struct rules *r = arg;
@@ -454,8 +518,10 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
 {
     struct rules *r = b->r;
     r->lim = lim ? *lim
-                 : (struct rules_limits){RULES_DEFAULT_MATCH_LIMIT, RULES_DEFAULT_DEPTH_LIMIT,
-                                         RULES_DEFAULT_HEAP_LIMIT_KIB, RULES_DEFAULT_BUDGET_US};
+                 : (struct rules_limits){.match_limit = RULES_DEFAULT_MATCH_LIMIT,
+                                         .depth_limit = RULES_DEFAULT_DEPTH_LIMIT,
+                                         .heap_limit_kib = RULES_DEFAULT_HEAP_LIMIT_KIB,
+                                         .budget_us = RULES_DEFAULT_BUDGET_US};
     r->mctx = pcre2_match_context_create(NULL);
     if (r->mctx == NULL)
         abort();
@@ -479,9 +545,12 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
     for (size_t i = 0; i < r->n; i++) {
         struct rule *rule = &r->v[i];
         describe_target(rule);
+        rule->pf_slot = -1;
         if (rule->match == M_REGEX)
             compile_pattern(b, rule);
     }
+    if (b->nerrs == 0 && !r->lim.no_prefilter)
+        build_prefilters(r);
 
     size_t *meta_order[RULES_STAGE__COUNT];
     size_t nmeta[RULES_STAGE__COUNT] = {0};

@@ -50,6 +50,8 @@ struct rules_tx {
     char *level;
     struct timespec started;
     bool budget_spent;
+    unsigned char *cand; /* rules whose literal the prefilter found */
+    bool pf_done[RULES_PF_SLOTS];
 };
 
 static void *xcalloc(size_t n, size_t k)
@@ -98,6 +100,7 @@ struct rules_tx *rules_tx_new(struct rules *r)
     tx->r = rules_ref(r);
     tx->hit = xcalloc(r->n, 1);
     tx->cur = xcalloc(r->n, 1);
+    tx->cand = xcalloc(r->n, 1);
     for (size_t i = 0; i < r->n; i++)
         if (r->v[i].nmeta > tx->scratch_n)
             tx->scratch_n = r->v[i].nmeta;
@@ -176,6 +179,7 @@ void rules_tx_free(struct rules_tx *tx)
     free(tx->events);
     free(tx->hit);
     free(tx->cur);
+    free(tx->cand);
     free(tx->scratch);
     pcre2_match_data_free(tx->md);
     rules_unref(tx->r);
@@ -500,6 +504,35 @@ static void record_hit(struct rules_tx *tx, size_t idx, const char *text, size_t
     tx->hits[tx->nhits++] = h;
 }
 
+/* False when the prefilter shows the rule's text lacks its literal(s): the
+ * pattern cannot match.  The text is scanned once per message. */
+static bool prefilter_pass(struct rules_tx *tx, const struct rule *rule, size_t idx,
+                           struct rules_msg *m)
+{
+    int slot = rule->pf_slot;
+    if (!tx->pf_done[slot]) {
+        size_t len;
+        const char *s;
+        switch (slot) {
+        case 0:
+            s = rules_msg_body(m, &len);
+            break;
+        case 1:
+            s = rules_msg_rawbody(m, &len);
+            break;
+        case 2:
+            s = rules_msg_full(m, &len);
+            break;
+        default:
+            s = rules_msg_all_headers(m, slot == 4, &len);
+            break;
+        }
+        rules_prefilter_scan(tx->r->pf[slot], s, len, tx->cand);
+        tx->pf_done[slot] = true;
+    }
+    return tx->cand[idx] != 0;
+}
+
 /* Evaluates rule idx at stage; true on a hit (recorded). */
 static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
                       const struct rules_facts *f, struct rules_msg *m)
@@ -523,7 +556,9 @@ static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
     if (tx->prof != NULL)
         clock_gettime(CLOCK_MONOTONIC, &t0);
     struct matcher mt = {.tx = tx, .rule = rule};
-    if (stage == RULES_STAGE_CONTENT) {
+    if (stage == RULES_STAGE_CONTENT && rule->pf_slot >= 0 && !prefilter_pass(tx, rule, idx, m)) {
+        /* cannot match: a miss (a hit when negated) without PCRE2 */
+    } else if (stage == RULES_STAGE_CONTENT) {
         match_content(&mt, m);
     } else {
         const char *v = envelope_value(rule, f);
@@ -769,6 +804,10 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
     tx->budget_spent = false;
     if (stage == RULES_STAGE_RCPT)
         memset(tx->cur, 0, r->n);
+    if (stage == RULES_STAGE_CONTENT) {
+        memset(tx->cand, 0, r->n);
+        memset(tx->pf_done, 0, sizeof(tx->pf_done));
+    }
     for (size_t k = 0; k < r->norder[stage]; k++) {
         size_t idx = r->order[stage][k];
         bool hit = eval_rule(tx, idx, stage, facts, msg);

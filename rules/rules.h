@@ -78,6 +78,7 @@ struct rules_limits {
     uint32_t depth_limit;    /* PCRE2 depth limit per match */
     uint32_t heap_limit_kib; /* PCRE2 heap limit per match */
     uint64_t budget_us;      /* content stage, per message; 0: none */
+    bool no_prefilter;       /* every long-text rule runs PCRE2 (for comparisons) */
 };
 #define RULES_DEFAULT_MATCH_LIMIT    1000000u
 #define RULES_DEFAULT_DEPTH_LIMIT    10000u

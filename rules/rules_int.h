@@ -1,6 +1,6 @@
 /*
  * rules_int - the rule set's inside, shared by the parser (parse.c),
- * the compiler (compile.c), the message model (message.c) and the
+ * the compiler (compile.c), the message model (msg.c) and the
  * evaluator (eval.c).  Not installed; nothing outside rules/ uses it.
  *
  * The parser fills a struct rules_build with rules and thresholds exactly as
@@ -119,6 +119,7 @@ struct rule {
     size_t nadd;
     struct rule_example *examples;
     size_t nexamples;
+    int pf_slot; /* the prefilter its text goes through, or -1 */
 };
 
 enum threshold_kind { TH_TAG, TH_QUARANTINE, TH_REJECT, TH__COUNT };
@@ -134,6 +135,11 @@ struct threshold {
     char *subject_prefix;
 };
 
+/* Texts with a prefilter (literal.c): body, rawbody, full, headers, headers:raw. */
+#define RULES_PF_SLOTS    5
+#define RULES_LITERAL_MAX 64
+struct rules_prefilter;
+
 struct rules {
     atomic_uint refs;
     struct rule *v;
@@ -147,6 +153,7 @@ struct rules {
     size_t *order[RULES_STAGE__COUNT];
     size_t norder[RULES_STAGE__COUNT];
     pcre2_match_context *mctx;
+    struct rules_prefilter *pf[RULES_PF_SLOTS];
     struct rules_limits lim;
     unsigned stages;
     bool need_headers;
@@ -185,7 +192,7 @@ void rules_rule_free(struct rule *rule);
 bool rules_cidr_parse(const char *s, size_t len, struct cidr *out);
 bool rules_cidr_match(const struct cidr *c, const char *addr);
 
-/* ---- message internals used by the evaluator (message.c) ---- */
+/* ---- message internals used by the evaluator (msg.c) ---- */
 struct rules_msg_field {
     char *name;
     char *raw; /* value as received */
@@ -205,6 +212,20 @@ void rules_msg_field_addrs(struct rules_msg *m, size_t i);
 const char *rules_msg_all_headers(struct rules_msg *m, bool raw, size_t *len);
 const char *rules_msg_full(struct rules_msg *m, size_t *len);
 uint64_t rules_msg_size(const struct rules_msg *m);
+
+/* Literals every match of the pattern contains, one per top-level
+ * alternative, lower-cased: their number (at most max), or 0 when the
+ * pattern has no such literal the extractor can vouch for. */
+size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULES_LITERAL_MAX],
+                      size_t *lens, size_t max);
+/* An automaton over the literals (owner: the rule of each), or NULL when
+ * there are none or too many. */
+struct rules_prefilter *rules_prefilter_build(const char *const *lits, const size_t *lens,
+                                              const uint32_t *owners, size_t nlits);
+/* Sets seen[owner] for every literal found in text (ASCII case folded). */
+void rules_prefilter_scan(const struct rules_prefilter *pf, const char *text, size_t len,
+                          unsigned char *seen);
+void rules_prefilter_free(struct rules_prefilter *pf);
 
 /* Checks "550 5.7.1 text": first digit want ('4' or '5'), enhanced code of
  * the same class.  NULL if fine, else the reason. */

@@ -13,7 +13,8 @@ the same seed gives the same file, so runs compare.  `smtpgate-rules lint`
 passes on the output.
 
 With --messages, writes NUMBER messages of about SIZE octets each (plain
-text, some HTML, some base64) into DIR, for `smtpgate-rules bench`.
+text, some HTML, some base64; ordinary words with 3% of the rules' words
+mixed in) into DIR, for `smtpgate-rules bench`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,34 @@ WORDS = ("account password verify urgent winner prize lottery claim offer free m
          "meeting report schedule project budget review agenda minutes quarter team "
          "delivery parcel tracking shipment customs fee suspended locked security alert").split()
 TLDS = ("com", "net", "org", "info", "biz", "ru", "cn", "top", "xyz", "click")
+# Messages are ordinary prose with a few of the rules' words mixed in
+# (SPAM_SHARE of the words), as real mail is: a message made only of the
+# rules' vocabulary would make every rule hit everywhere.
+PROSE = ("the of and to in is that it was for on are with as his they be at one have this "
+         "from or had by word but what some we can out other were all there when up use your "
+         "how said an each she which do their time if will way about many then them write "
+         "would like so these her long make thing see him two has look more day could go come "
+         "did number sound no most people my over know water than call first who may down "
+         "side been now find any new work part take get place made live where after back "
+         "little only round man year came show every good me give our under name very through "
+         "just form sentence great think say help low line differ turn cause much mean before "
+         "move right boy old too same tell does set three want air well also play small end "
+         "put home read hand port large spell add even land here must big high such follow").split()
+SPAM_SHARE = 0.03
+
+
+SYLLABLES = ("ka", "lo", "mi", "ne", "pu", "ra", "si", "to", "va", "ze", "bro", "cha", "dri",
+             "fle", "gro", "kri", "plo", "shu", "tra", "vex", "zor", "qua", "nix", "lum")
+
+
+def vocabulary(seed: int, n: int = 2000) -> tuple[str, ...]:
+    """Spam-ish words: the fixed list plus made-up ones, so that a thousand
+    rules name a thousand different literals, as a real rule set does."""
+    rng = random.Random(seed * 7919 + 1)
+    words = set(WORDS)
+    while len(words) < n:
+        words.add("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))))
+    return tuple(sorted(words))
 
 
 def phrase(rng: random.Random, n: int) -> str:
@@ -38,6 +67,8 @@ def phrase(rng: random.Random, n: int) -> str:
 
 
 def rule_lines(count: int, seed: int) -> list[str]:
+    global WORDS
+    WORDS = vocabulary(seed)
     rng = random.Random(seed)
     out = [f"# {count} generated rules (seed {seed}): tests/bench/gen_rules.py", ""]
     names: list[str] = []
@@ -78,13 +109,16 @@ def rule_lines(count: int, seed: int) -> list[str]:
 
 
 def write_messages(directory: Path, number: int, size: int, seed: int) -> None:
+    global WORDS
+    WORDS = vocabulary(seed)
     rng = random.Random(seed)
     directory.mkdir(parents=True, exist_ok=True)
     for i in range(number):
         words = []
         total = 0
         while total < size:
-            line = " ".join(rng.choice(WORDS) for _ in range(12))
+            line = " ".join(rng.choice(WORDS) if rng.random() < SPAM_SHARE else rng.choice(PROSE)
+                            for _ in range(12))
             if rng.random() < 0.05:
                 line += f" https://{rng.choice(WORDS)}-{rng.choice(WORDS)}.{rng.choice(TLDS)}/x"
             words.append(line)

@@ -1,4 +1,4 @@
-// fuzz-sources: rules/parse.c rules/compile.c rules/eval.c rules/message.c rules/html.c
+// fuzz-sources: rules/parse.c rules/compile.c rules/eval.c rules/msg.c rules/html.c rules/literal.c
 // fuzz-pkgs: libpcre2-8 gmime-3.0
 /*
  * A message from the network through the content rules: header splitting
@@ -44,7 +44,8 @@ static void utf8_clean(const char *s, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (rules == NULL) {
-        struct rules_limits lim = {100000, 1000, 1000, 0};
+        struct rules_limits lim = {
+            .match_limit = 100000, .depth_limit = 1000, .heap_limit_kib = 1000};
         if (rules_load_buffer("m.rules", rules_src, sizeof(rules_src) - 1, &lim, &rules, NULL) != 0)
             abort();
     }

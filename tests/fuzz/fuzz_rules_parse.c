@@ -1,10 +1,12 @@
-// fuzz-sources: rules/parse.c rules/compile.c rules/eval.c rules/message.c rules/html.c
+// fuzz-sources: rules/parse.c rules/compile.c rules/eval.c rules/msg.c rules/html.c rules/literal.c
 // fuzz-pkgs: libpcre2-8 gmime-3.0
 /*
  * A rule file from an admin (or an attacker with write access to one): the
  * parser and compiler must refuse it with errors that each name the file and
  * a line inside it, or accept it; an accepted set must run its examples and
- * evaluate every stage over a small message within the match limits.
+ * evaluate every stage over a small message within the match limits.  The
+ * same set without the literal prefilter must hit exactly the same rules,
+ * over that message and over the input itself taken as a message.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,9 +22,57 @@ static const char message[] = "From: Alice <alice@example.org>\r\n"
                               "\r\n"
                               "<p>Body <a href=\"http://192.0.2.1/x\">link</a></p>\r\n";
 
+/* The content hits of r over msg, as one string of rule names. */
+static char *content_hits(struct rules *r, const char *msg, size_t len)
+{
+    struct rules_msg *m = rules_msg_parse(msg, len);
+    struct rules_tx *tx = rules_tx_new(r);
+    const struct rules_outcome *o = rules_tx_eval(tx, RULES_STAGE_CONTENT, NULL, m);
+    size_t cap = 1, n = 0;
+    for (size_t i = 0; i < o->nhits; i++)
+        cap += strlen(o->hits[i].rule) + 1;
+    char *s = malloc(cap);
+    if (s == NULL)
+        abort();
+    for (size_t i = 0; i < o->nhits; i++) {
+        size_t l = strlen(o->hits[i].rule);
+        memcpy(s + n, o->hits[i].rule, l);
+        n += l;
+        s[n++] = ' ';
+    }
+    s[n] = '\0';
+    /* a budget or limit event makes the two runs incomparable */
+    if (o->nevents > 0)
+        s[0] = '\0';
+    rules_tx_free(tx);
+    rules_msg_free(m);
+    return s;
+}
+
+static void compare_prefilter(struct rules *r, const char *text, size_t size,
+                              const struct rules_limits *lim)
+{
+    struct rules_limits plain = *lim;
+    plain.no_prefilter = true;
+    struct rules *q = NULL;
+    if (rules_load_buffer("fuzz.rules", text, size, &plain, &q, NULL) != 0)
+        abort();
+    const char *msgs[] = {message, text};
+    size_t lens[] = {sizeof(message) - 1, size};
+    for (int k = 0; k < 2; k++) {
+        char *a = content_hits(r, msgs[k], lens[k]), *b = content_hits(q, msgs[k], lens[k]);
+        if (a[0] != '\0' && b[0] != '\0' && strcmp(a, b) != 0)
+            abort();
+        free(a);
+        free(b);
+    }
+    rules_unref(q);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct rules_limits lim = {10000, 1000, 1000, 100000};
+    struct rules_limits lim = {
+        .match_limit = 10000, .depth_limit = 1000, .heap_limit_kib = 1000, .budget_us = 0};
     struct rules_errors errs = {0};
     struct rules *r = NULL;
     const char *text = (const char *)data;
@@ -43,6 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     rules_check_examples(r, &errs);
     rules_errors_free(&errs);
+    compare_prefilter(r, text, size, &lim);
 
     struct rules_facts f = {"192.0.2.1", "host.example", "helo.example", "a@example.org",
                             "b@example.org"};
