@@ -370,23 +370,28 @@ static int pf_slot_of(const struct rule *rule)
     }
 }
 
-/* One automaton per long text, over the literals of the rules reading it. */
+/* One automaton per long text, over the literals of the rules reading it.
+ * Below PF_MIN_RULES rules PCRE2's own start-of-match search (memchr for a
+ * first character) is faster than a pass of the automaton. */
+#define PF_MIN_RULES 8
+
 static void build_prefilters(struct rules *r)
 {
     enum { ALTS = 16 };
     for (int slot = 0; slot < RULES_PF_SLOTS; slot++) {
-        size_t n = 0, cap = 0;
+        size_t n = 0, cap = 0, nclause = 0;
         char **lits = NULL;
         size_t *lens = NULL;
         uint32_t *owners = NULL;
         char found[ALTS][RULES_LITERAL_MAX];
         size_t flen[ALTS];
+        unsigned fclause[ALTS];
         for (size_t i = 0; i < r->n; i++) {
             struct rule *rule = &r->v[i];
             if (rule->match != M_REGEX || rule->re == NULL || pf_slot_of(rule) != slot)
                 continue;
-            size_t k =
-                rules_literals(rule->pattern, rule->pattern_len, rule->pflags, found, flen, ALTS);
+            size_t k = rules_literals(rule->pattern, rule->pattern_len, rule->pflags, found, flen,
+                                      fclause, ALTS);
             if (k == 0)
                 continue;
             if (n + k > cap) {
@@ -395,15 +400,26 @@ static void build_prefilters(struct rules *r)
                 lens = xrealloc(lens, cap * sizeof(*lens));
                 owners = xrealloc(owners, cap * sizeof(*owners));
             }
+            unsigned clauses = 0;
             for (size_t a = 0; a < k; a++, n++) {
                 lits[n] = xrealloc(NULL, flen[a]);
                 memcpy(lits[n], found[a], flen[a]);
                 lens[n] = flen[a];
-                owners[n] = (uint32_t)i;
+                owners[n] = (uint32_t)(nclause + fclause[a]);
+                if (fclause[a] + 1 > clauses)
+                    clauses = fclause[a] + 1;
             }
             rule->pf_slot = slot;
+            rule->pf_first = (uint32_t)nclause;
+            rule->pf_nclause = clauses;
+            nclause += clauses;
         }
-        r->pf[slot] = rules_prefilter_build((const char *const *)lits, lens, owners, n);
+        size_t nrules = 0;
+        for (size_t i = 0; i < r->n; i++)
+            nrules += r->v[i].pf_slot == slot;
+        if (nrules >= PF_MIN_RULES)
+            r->pf[slot] = rules_prefilter_build((const char *const *)lits, lens, owners, n);
+        r->pf_nclause[slot] = r->pf[slot] != NULL ? nclause : 0;
         if (r->pf[slot] == NULL)
             for (size_t i = 0; i < r->n; i++)
                 if (r->v[i].pf_slot == slot)

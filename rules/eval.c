@@ -50,7 +50,7 @@ struct rules_tx {
     char *level;
     struct timespec started;
     bool budget_spent;
-    unsigned char *cand; /* rules whose literal the prefilter found */
+    unsigned char *seen[RULES_PF_SLOTS]; /* clauses whose literal the prefilter found */
     bool pf_done[RULES_PF_SLOTS];
 };
 
@@ -100,7 +100,8 @@ struct rules_tx *rules_tx_new(struct rules *r)
     tx->r = rules_ref(r);
     tx->hit = xcalloc(r->n, 1);
     tx->cur = xcalloc(r->n, 1);
-    tx->cand = xcalloc(r->n, 1);
+    for (int k = 0; k < RULES_PF_SLOTS; k++)
+        tx->seen[k] = xcalloc(r->pf_nclause[k], 1);
     for (size_t i = 0; i < r->n; i++)
         if (r->v[i].nmeta > tx->scratch_n)
             tx->scratch_n = r->v[i].nmeta;
@@ -179,7 +180,8 @@ void rules_tx_free(struct rules_tx *tx)
     free(tx->events);
     free(tx->hit);
     free(tx->cur);
-    free(tx->cand);
+    for (int k = 0; k < RULES_PF_SLOTS; k++)
+        free(tx->seen[k]);
     free(tx->scratch);
     pcre2_match_data_free(tx->md);
     rules_unref(tx->r);
@@ -506,8 +508,7 @@ static void record_hit(struct rules_tx *tx, size_t idx, const char *text, size_t
 
 /* False when the prefilter shows the rule's text lacks its literal(s): the
  * pattern cannot match.  The text is scanned once per message. */
-static bool prefilter_pass(struct rules_tx *tx, const struct rule *rule, size_t idx,
-                           struct rules_msg *m)
+static bool prefilter_pass(struct rules_tx *tx, const struct rule *rule, struct rules_msg *m)
 {
     int slot = rule->pf_slot;
     if (!tx->pf_done[slot]) {
@@ -527,10 +528,13 @@ static bool prefilter_pass(struct rules_tx *tx, const struct rule *rule, size_t 
             s = rules_msg_all_headers(m, slot == 4, &len);
             break;
         }
-        rules_prefilter_scan(tx->r->pf[slot], s, len, tx->cand);
+        rules_prefilter_scan(tx->r->pf[slot], s, len, tx->seen[slot]);
         tx->pf_done[slot] = true;
     }
-    return tx->cand[idx] != 0;
+    for (uint32_t c = 0; c < rule->pf_nclause; c++)
+        if (!tx->seen[slot][rule->pf_first + c])
+            return false;
+    return true;
 }
 
 /* Evaluates rule idx at stage; true on a hit (recorded). */
@@ -556,7 +560,7 @@ static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
     if (tx->prof != NULL)
         clock_gettime(CLOCK_MONOTONIC, &t0);
     struct matcher mt = {.tx = tx, .rule = rule};
-    if (stage == RULES_STAGE_CONTENT && rule->pf_slot >= 0 && !prefilter_pass(tx, rule, idx, m)) {
+    if (stage == RULES_STAGE_CONTENT && rule->pf_slot >= 0 && !prefilter_pass(tx, rule, m)) {
         /* cannot match: a miss (a hit when negated) without PCRE2 */
     } else if (stage == RULES_STAGE_CONTENT) {
         match_content(&mt, m);
@@ -805,7 +809,8 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
     if (stage == RULES_STAGE_RCPT)
         memset(tx->cur, 0, r->n);
     if (stage == RULES_STAGE_CONTENT) {
-        memset(tx->cand, 0, r->n);
+        for (int k = 0; k < RULES_PF_SLOTS; k++)
+            memset(tx->seen[k], 0, r->pf_nclause[k]);
         memset(tx->pf_done, 0, sizeof(tx->pf_done));
     }
     for (size_t k = 0; k < r->norder[stage]; k++) {

@@ -4,12 +4,15 @@
  * A rule over a long text (body, rawbody, full, headers) costs a PCRE2 scan
  * of that text; a thousand of them cost a thousand scans.  Most patterns
  * name a literal that every match must contain ("viagra" in /cheap\s+viagra/i).
- * rules_literals() finds such literals in a pattern, conservatively: one per
- * top-level alternative, the longest run of plain characters outside groups,
- * classes and optional parts, lower-cased.  rules_prefilter_build() puts the
- * literals of all rules over one text into an Aho-Corasick automaton, and
- * rules_prefilter_scan() reads the text once (ASCII case folded) and marks
- * the rules whose literal occurs; only those go to PCRE2.
+ * rules_literals() finds such literals in a pattern, conservatively: runs
+ * of plain characters outside groups, classes and optional parts,
+ * lower-cased, as clauses: without top-level alternation every run is a
+ * clause of its own (all must occur), with it the longest run of each
+ * alternative forms one clause (one must occur).  rules_prefilter_build()
+ * puts the literals of all rules over one text into an Aho-Corasick
+ * automaton, rules_prefilter_scan() reads the text once (ASCII case folded)
+ * and marks the clauses whose literal occurs; a rule goes to PCRE2 only when
+ * all its clauses are marked.
  *
  * Correctness rests on the extraction never naming a literal a match could
  * lack.  It gives up (no literal, the rule always runs) on what it does not
@@ -170,13 +173,14 @@ static size_t skip_escape(const char *p, size_t n, size_t i)
     }
 }
 
-/* The longest mandatory run of plain characters in p[0..n) (one
- * alternative, top level). */
-static void best_run(const char *p, size_t n, char *best, size_t *best_len, size_t cap)
+/* The mandatory runs of plain characters in p[0..n) (one alternative, top
+ * level) of at least PF_MIN_LITERAL octets, each cut to RULES_LITERAL_MAX
+ * (a prefix of a required run is required too), at most max of them. */
+static size_t runs(const char *p, size_t n, char (*out)[RULES_LITERAL_MAX], size_t *lens,
+                   size_t max)
 {
-    char run[256];
-    size_t rl = 0;
-    *best_len = 0;
+    char run[RULES_LITERAL_MAX];
+    size_t rl = 0, count = 0;
     size_t i = 0;
     for (;;) {
         bool literal = false;
@@ -206,21 +210,21 @@ static void best_run(const char *p, size_t n, char *best, size_t *best_len, size
         size_t q = i < n ? quantifier(p, n, next, &optional) : 0;
         if (literal && !optional && rl < sizeof(run))
             run[rl++] = (char)tolower((unsigned char)ch);
-        if (i >= n || !literal || q > 0) {
-            if (rl > *best_len && rl <= cap) {
-                memcpy(best, run, rl);
-                *best_len = rl;
+        if (i >= n || !literal || q > 0 || optional) {
+            if (rl >= PF_MIN_LITERAL && count < max) {
+                memcpy(out[count], run, rl);
+                lens[count++] = rl;
             }
             rl = 0;
         }
         if (i >= n)
-            return;
+            return count;
         i = next + q;
     }
 }
 
 size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULES_LITERAL_MAX],
-                      size_t *lens, size_t max)
+                      size_t *lens, unsigned *clause, size_t max)
 {
     if (flags & PCRE2_EXTENDED)
         return 0;
@@ -239,15 +243,14 @@ size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULE
                                                  p[i + 2] == '^' || p[i + 2] == '-'))))
             return 0;
     }
-    size_t count = 0, start = 0, i = 0;
+    /* the top-level alternatives */
+    size_t starts[64], ends[64], nalt = 0, start = 0, i = 0;
     while (i <= n) {
         if (i == n || p[i] == '|') {
-            if (count == max)
+            if (nalt == sizeof(starts) / sizeof(starts[0]))
                 return 0;
-            best_run(p + start, i - start, lits[count], &lens[count], RULES_LITERAL_MAX);
-            if (lens[count] < PF_MIN_LITERAL)
-                return 0;
-            count++;
+            starts[nalt] = start;
+            ends[nalt++] = i;
             start = i + 1;
             i++;
             continue;
@@ -261,7 +264,31 @@ size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULE
         else
             i++;
     }
-    return count;
+    if (nalt == 1) {
+        /* every run is required: one clause each */
+        size_t k = runs(p, n, lits, lens, max);
+        for (size_t c = 0; c < k; c++)
+            clause[c] = (unsigned)c;
+        return k;
+    }
+    /* one of the alternatives: the longest run of each, in one clause */
+    if (nalt > max)
+        return 0;
+    for (size_t a = 0; a < nalt; a++) {
+        char all[16][RULES_LITERAL_MAX];
+        size_t alens[16];
+        size_t k = runs(p + starts[a], ends[a] - starts[a], all, alens, 16);
+        if (k == 0)
+            return 0;
+        size_t best = 0;
+        for (size_t c = 1; c < k; c++)
+            if (alens[c] > alens[best])
+                best = c;
+        memcpy(lits[a], all[best], alens[best]);
+        lens[a] = alens[best];
+        clause[a] = 0;
+    }
+    return nalt;
 }
 
 /* ---- the automaton ---- */

@@ -120,6 +120,8 @@ struct rule {
     struct rule_example *examples;
     size_t nexamples;
     int pf_slot; /* the prefilter its text goes through, or -1 */
+    uint32_t pf_first; /* its clauses in that prefilter */
+    uint32_t pf_nclause;
 };
 
 enum threshold_kind { TH_TAG, TH_QUARANTINE, TH_REJECT, TH__COUNT };
@@ -154,6 +156,7 @@ struct rules {
     size_t norder[RULES_STAGE__COUNT];
     pcre2_match_context *mctx;
     struct rules_prefilter *pf[RULES_PF_SLOTS];
+    size_t pf_nclause[RULES_PF_SLOTS];
     struct rules_limits lim;
     unsigned stages;
     bool need_headers;
@@ -213,12 +216,12 @@ const char *rules_msg_all_headers(struct rules_msg *m, bool raw, size_t *len);
 const char *rules_msg_full(struct rules_msg *m, size_t *len);
 uint64_t rules_msg_size(const struct rules_msg *m);
 
-/* Literals every match of the pattern contains, one per top-level
- * alternative, lower-cased: their number (at most max), or 0 when the
- * pattern has no such literal the extractor can vouch for. */
+/* Literals a match of the pattern must contain, lower-cased, each with its
+ * clause: every clause needs one of its literals.  Their number (at most
+ * max), or 0 when the pattern has none the extractor can vouch for. */
 size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULES_LITERAL_MAX],
-                      size_t *lens, size_t max);
-/* An automaton over the literals (owner: the rule of each), or NULL when
+                      size_t *lens, unsigned *clause, size_t max);
+/* An automaton over the literals (owner: the clause of each), or NULL when
  * there are none or too many. */
 struct rules_prefilter *rules_prefilter_build(const char *const *lits, const size_t *lens,
                                               const uint32_t *owners, size_t nlits);

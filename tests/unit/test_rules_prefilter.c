@@ -26,7 +26,7 @@ struct lit_case {
 
 static const struct lit_case lit_cases[] = {
     {"viagra", 0, "viagra"},
-    {"cheap\\s+viagra", 0, "viagra"},
+    {"cheap\\s+viagra", 0, "cheap&viagra"},
     {"GTUBE-STANDARD", 0, "gtube-standard"},
     {"XJS\\*C4JDBQADN1\\.NSBN3", 0, "xjs*c4jdbqadn1.nsbn3"},
     {"colou?r", 0, "colo"},
@@ -34,7 +34,7 @@ static const struct lit_case lit_cases[] = {
     {"ab{0,2}cdef", 0, "cdef"},
     {"xy{2}zzz", 0, "zzz"},
     {"xyz{1,}", 0, "xyz"},
-    {"abc+def", 0, "abc"},
+    {"abc+def", 0, "abc&def"},
     {"(foo)?barbaz", 0, "barbaz"},
     {"[abc]defg", 0, "defg"},
     {"[]x]defg", 0, "defg"},
@@ -64,6 +64,10 @@ static const struct lit_case lit_cases[] = {
     {"strasse", PCRE2_UTF, "strasse"},
     {"strasse", PCRE2_CASELESS, "strasse"},
     {"(?:abc)def", 0, "def"},
+    {"tosiqua\\s+neraze\\s+nixmi", 0, "tosiqua&neraze&nixmi"},
+    {"\\b(alert|casino)\\s+debt\\b", 0, "debt"},
+    {"free money|cheap pills", 0, "free money|cheap pills"},
+    {"abc\\s+de|xyzw", 0, "abc|xyzw"},
     {"\\x41bcd", 0, "bcd"},
     {"\\x4gbcd", 0, "gbcd"},
     {"\\101bc", 0, NULL},
@@ -86,11 +90,13 @@ static void test_literals(void **state)
         const struct lit_case *c = &lit_cases[i];
         char lits[8][RULES_LITERAL_MAX];
         size_t lens[8];
-        size_t n = rules_literals(c->pattern, strlen(c->pattern), c->flags, lits, lens, 8);
+        unsigned clause[8];
+        size_t n = rules_literals(c->pattern, strlen(c->pattern), c->flags, lits, lens, clause, 8);
+        /* "a&b": two clauses, both required; "a|b": one clause, either */
         char got[512] = "";
         for (size_t k = 0; k < n; k++) {
             if (k > 0)
-                strcat(got, "|");
+                strcat(got, clause[k] == clause[k - 1] ? "|" : "&");
             strncat(got, lits[k], lens[k]);
         }
         if ((c->want == NULL) != (n == 0) || (c->want != NULL && strcmp(got, c->want) != 0))
@@ -104,7 +110,13 @@ static void test_literals(void **state)
     /* more alternatives than room: none */
     char lits[2][RULES_LITERAL_MAX];
     size_t lens[2];
-    assert_int_equal(rules_literals("aaa|bbb|ccc", 11, 0, lits, lens, 2), 0);
+    unsigned clause[2];
+    assert_int_equal(rules_literals("aaa|bbb|ccc", 11, 0, lits, lens, clause, 2), 0);
+    /* a run longer than a literal holds: its prefix */
+    const char *longp = "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz";
+    assert_int_equal(rules_literals(longp, strlen(longp), 0, lits, lens, clause, 2), 1);
+    assert_int_equal(lens[0], RULES_LITERAL_MAX);
+    assert_memory_equal(lits[0], longp, RULES_LITERAL_MAX);
 }
 
 static void test_automaton(void **state)
@@ -243,11 +255,25 @@ static void hits_of(struct rules *r, const char *text, char *out, size_t cap)
 static void test_differential(void **state)
 {
     (void)state;
-    struct rules *with = load(diff_rules, true), *without = load(diff_rules, false);
-    size_t filtered = 0;
+    /* enough rules on every long text for each to get its automaton */
+    static const char *targets[] = {"rawbody", "full", "headers", "headers:raw"};
+    static const char *words[] = {"viagra", "colour", "gtube",  "barbaz", "hello",
+                                  "bold",   "urgent", "strasse", "mixed"};
+    char src[8192];
+    size_t sl = (size_t)snprintf(src, sizeof(src), "%s", diff_rules);
+    for (size_t t = 0; t < 4; t++)
+        for (size_t w = 0; w < 9; w++)
+            sl += (size_t)snprintf(src + sl, sizeof(src) - sl, "rule T%zu_%zu %s /%s/%s\n", t, w,
+                                  targets[t], words[w], w % 2 ? "i" : "");
+    struct rules *with = load(src, true), *without = load(src, false);
+    size_t per_slot[RULES_PF_SLOTS] = {0};
     for (size_t i = 0; i < with->n; i++)
-        filtered += with->v[i].pf_slot >= 0;
-    assert_true(filtered >= 12);
+        if (with->v[i].pf_slot >= 0)
+            per_slot[with->v[i].pf_slot]++;
+    for (int k = 0; k < RULES_PF_SLOTS; k++) {
+        assert_true(per_slot[k] >= 8);
+        assert_non_null(with->pf[k]);
+    }
     for (size_t i = 0; i < without->n; i++)
         assert_int_equal(without->v[i].pf_slot, -1);
 
