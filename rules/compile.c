@@ -675,6 +675,48 @@ static struct rules *rules_alloc(void)
     return r;
 }
 
+struct error_key {
+    size_t file; /* order in which the files were read */
+    size_t seq;  /* order of report, to keep the sort stable */
+    struct rules_error e;
+};
+
+static int cmp_errors(const void *a, const void *b)
+{
+    const struct error_key *x = a, *y = b;
+    if (x->file != y->file)
+        return x->file < y->file ? -1 : 1;
+    if (x->e.line != y->e.line)
+        return x->e.line < y->e.line ? -1 : 1;
+    if (x->e.col != y->e.col)
+        return x->e.col < y->e.col ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The errors of this load (from index from on) by file, line and column, so
+ * the admin reads them top to bottom whichever check found them. */
+static void sort_errors(const struct rules *r, struct rules_errors *errs, size_t from)
+{
+    if (errs == NULL || errs->n - from < 2)
+        return;
+    size_t n = errs->n - from;
+    struct error_key *k = xrealloc(NULL, n * sizeof(*k));
+    for (size_t i = 0; i < n; i++) {
+        k[i].e = errs->v[from + i];
+        k[i].seq = i;
+        k[i].file = r->nfiles;
+        for (size_t f = 0; f < r->nfiles; f++)
+            if (strcmp(r->files[f], k[i].e.file) == 0) {
+                k[i].file = f;
+                break;
+            }
+    }
+    qsort(k, n, sizeof(*k), cmp_errors);
+    for (size_t i = 0; i < n; i++)
+        errs->v[from + i] = k[i].e;
+    free(k);
+}
+
 bool rules_build_seen(struct rules_build *b, const char *canon)
 {
     for (size_t i = 0; i < b->nseen; i++)
@@ -685,7 +727,8 @@ bool rules_build_seen(struct rules_build *b, const char *canon)
     return true;
 }
 
-static int finish(struct rules_build *b, const struct rules_limits *lim, struct rules **out)
+static int finish(struct rules_build *b, const struct rules_limits *lim, struct rules **out,
+                  size_t first_error)
 {
     /* Compiled even after syntax errors, so one run reports those of the
      * rules that did parse too (duplicate names, bad patterns, meta). */
@@ -697,6 +740,7 @@ static int finish(struct rules_build *b, const struct rules_limits *lim, struct 
         free(b->failed[i]);
     free(b->failed);
     if (b->nerrs != 0) {
+        sort_errors(b->r, b->errs, first_error);
         rules_free(b->r);
         *out = NULL;
         return -1;
@@ -709,6 +753,7 @@ int rules_load_files(const char *const *paths, size_t npaths, const struct rules
                      struct rules **out, struct rules_errors *errs)
 {
     struct rules_build b = {.r = rules_alloc(), .errs = errs, .read_file = read_whole};
+    size_t first_error = errs ? errs->n : 0;
     for (size_t i = 0; i < npaths; i++) {
         char *canon = realpath(paths[i], NULL);
         const char *name = canon ? canon : paths[i];
@@ -731,16 +776,17 @@ int rules_load_files(const char *const *paths, size_t npaths, const struct rules
         rules_parse(&b, interned, data, len);
         free(data);
     }
-    return finish(&b, lim, out);
+    return finish(&b, lim, out, first_error);
 }
 
 int rules_load_buffer(const char *name, const char *data, size_t len,
                       const struct rules_limits *lim, struct rules **out, struct rules_errors *errs)
 {
     struct rules_build b = {.r = rules_alloc(), .errs = errs, .read_file = NULL};
+    size_t first_error = errs ? errs->n : 0;
     const char *interned = rules_build_file(&b, name);
     rules_parse(&b, interned, data, len);
-    return finish(&b, lim, out);
+    return finish(&b, lim, out, first_error);
 }
 
 /* ---- examples ---- */

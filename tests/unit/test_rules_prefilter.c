@@ -113,7 +113,8 @@ static void test_literals(void **state)
     unsigned clause[2];
     assert_int_equal(rules_literals("aaa|bbb|ccc", 11, 0, lits, lens, clause, 2), 0);
     /* a run longer than a literal holds: its prefix */
-    const char *longp = "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz";
+    const char *longp =
+        "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz";
     assert_int_equal(rules_literals(longp, strlen(longp), 0, lits, lens, clause, 2), 1);
     assert_int_equal(lens[0], RULES_LITERAL_MAX);
     assert_memory_equal(lits[0], longp, RULES_LITERAL_MAX);
@@ -257,14 +258,14 @@ static void test_differential(void **state)
     (void)state;
     /* enough rules on every long text for each to get its automaton */
     static const char *targets[] = {"rawbody", "full", "headers", "headers:raw"};
-    static const char *words[] = {"viagra", "colour", "gtube",  "barbaz", "hello",
+    static const char *words[] = {"viagra", "colour", "gtube",   "barbaz", "hello",
                                   "bold",   "urgent", "strasse", "mixed"};
     char src[8192];
     size_t sl = (size_t)snprintf(src, sizeof(src), "%s", diff_rules);
     for (size_t t = 0; t < 4; t++)
         for (size_t w = 0; w < 9; w++)
             sl += (size_t)snprintf(src + sl, sizeof(src) - sl, "rule T%zu_%zu %s /%s/%s\n", t, w,
-                                  targets[t], words[w], w % 2 ? "i" : "");
+                                   targets[t], words[w], w % 2 ? "i" : "");
     struct rules *with = load(src, true), *without = load(src, false);
     size_t per_slot[RULES_PF_SLOTS] = {0};
     for (size_t i = 0; i < with->n; i++)
