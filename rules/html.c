@@ -17,6 +17,17 @@
 
 #define URI_MAX 2048
 
+void rules_buf_reserve(struct rules_buf *b, size_t n)
+{
+    if (b->cap >= b->len + n + 1)
+        return;
+    char *p = realloc(b->p, b->len + n + 1);
+    if (p == NULL)
+        abort();
+    b->p = p;
+    b->cap = b->len + n + 1;
+}
+
 void rules_buf_add(struct rules_buf *b, const char *s, size_t n)
 {
     if (n == 0)
@@ -286,14 +297,20 @@ static bool word_start(const char *s, const char *at)
     return !isalnum(p) && p != '.' && p != '/';
 }
 
-/* The next "www." or "WWW." at or after p, or NULL. */
+/* The next "www." (any case) at or after p, or NULL: found from its dot
+ * with memchr, which is vectorised (memmem is not, for short needles). */
 static const char *next_www(const char *p, const char *end)
 {
-    const char *a = memmem(p, (size_t)(end - p), "www.", 4);
-    const char *b = memmem(p, (size_t)(end - p), "WWW.", 4);
-    if (a == NULL)
-        return b;
-    return b != NULL && b < a ? b : a;
+    const char *q = p;
+    while (q < end) {
+        const char *d = memchr(q, '.', (size_t)(end - q));
+        if (d == NULL)
+            return NULL;
+        if (d - p >= 3 && strncasecmp(d - 3, "www", 3) == 0)
+            return d - 3;
+        q = d + 1;
+    }
+    return NULL;
 }
 
 /* A URI whose scheme ends at the colon c: its start and prefix length. */

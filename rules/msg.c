@@ -501,6 +501,9 @@ static void mime_build(struct rules_msg *m)
     m->mime_done = true;
     if (m->raw == NULL)
         return;
+    /* decoded text is about as long as the message: one allocation each */
+    rules_buf_reserve(&m->body, m->raw_len);
+    rules_buf_reserve(&m->rawbody, m->raw_len);
     if (!too_nested(m->raw, m->raw_len)) {
         GMimeStream *st = g_mime_stream_mem_new_with_buffer(m->raw, m->raw_len);
         GMimeParser *p = g_mime_parser_new_with_stream(st);

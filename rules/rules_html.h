@@ -28,6 +28,8 @@ struct rules_buf {
 };
 
 void rules_buf_add(struct rules_buf *b, const char *s, size_t n);
+/* Room for n more octets (and a NUL) without a later copy. */
+void rules_buf_reserve(struct rules_buf *b, size_t n);
 void rules_buf_addc(struct rules_buf *b, char c);
 /* NUL-terminates (not counted in len) and returns b->p. */
 char *rules_buf_cstr(struct rules_buf *b);

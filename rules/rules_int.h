@@ -119,7 +119,7 @@ struct rule {
     size_t nadd;
     struct rule_example *examples;
     size_t nexamples;
-    int pf_slot; /* the prefilter its text goes through, or -1 */
+    int pf_slot;       /* the prefilter its text goes through, or -1 */
     uint32_t pf_first; /* its clauses in that prefilter */
     uint32_t pf_nclause;
 };
