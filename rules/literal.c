@@ -223,6 +223,50 @@ static size_t runs(const char *p, size_t n, char (*out)[RULES_LITERAL_MAX], size
     }
 }
 
+/* The top-level alternatives of p[0..n): their bounds, their number, or
+ * 0 when there are more than cap. */
+static size_t split_alternatives(const char *p, size_t n, size_t *starts, size_t *ends, size_t cap)
+{
+    size_t nalt = 0, start = 0, i = 0;
+    while (i <= n) {
+        if (i == n || p[i] == '|') {
+            if (nalt == cap)
+                return 0;
+            starts[nalt] = start;
+            ends[nalt++] = i;
+            start = i + 1;
+            i++;
+            continue;
+        }
+        if (p[i] == '\\')
+            i += 2; /* an escaped octet is never '|' */
+        else if (p[i] == '[')
+            i = skip_class(p, n, i);
+        else if (p[i] == '(')
+            i = skip_group(p, n, i);
+        else
+            i++;
+    }
+    return nalt;
+}
+
+/* The longest required run of one alternative, false when it has none. */
+static bool longest_run(const char *p, size_t n, char *out, size_t *len)
+{
+    char all[16][RULES_LITERAL_MAX];
+    size_t alens[16];
+    size_t k = runs(p, n, all, alens, 16);
+    if (k == 0)
+        return false;
+    size_t best = 0;
+    for (size_t c = 1; c < k; c++)
+        if (alens[c] > alens[best])
+            best = c;
+    memcpy(out, all[best], alens[best]);
+    *len = alens[best];
+    return true;
+}
+
 size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULES_LITERAL_MAX],
                       size_t *lens, unsigned *clause, size_t max)
 {
@@ -243,52 +287,70 @@ size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULE
                                                  p[i + 2] == '^' || p[i + 2] == '-'))))
             return 0;
     }
-    /* the top-level alternatives */
-    size_t starts[64], ends[64], nalt = 0, start = 0, i = 0;
-    while (i <= n) {
-        if (i == n || p[i] == '|') {
-            if (nalt == sizeof(starts) / sizeof(starts[0]))
+    size_t starts[64], ends[64];
+    size_t nalt = split_alternatives(p, n, starts, ends, 64);
+    if (nalt == 0)
+        return 0;
+    if (nalt > 1) {
+        /* one of the alternatives: the longest run of each, in one clause */
+        if (nalt > max)
+            return 0;
+        for (size_t a = 0; a < nalt; a++) {
+            if (!longest_run(p + starts[a], ends[a] - starts[a], lits[a], &lens[a]))
                 return 0;
-            starts[nalt] = start;
-            ends[nalt++] = i;
-            start = i + 1;
+            clause[a] = 0;
+        }
+        return nalt;
+    }
+    /* every run is required: one clause each */
+    size_t count = runs(p, n, lits, lens, max);
+    for (size_t c = 0; c < count; c++)
+        clause[c] = (unsigned)c;
+    unsigned next_clause = (unsigned)count;
+    /* and each group that must match, (a|b|c) or (?:a|b), needs one of its
+     * alternatives: a clause of their longest runs.  Leaving a group out is
+     * always safe; a clause is added whole or not at all. */
+    for (size_t i = 0; i < n;) {
+        if (p[i] == '\\') {
+            i += 2;
+            continue;
+        }
+        if (p[i] == '[') {
+            i = skip_class(p, n, i);
+            continue;
+        }
+        if (p[i] != '(') {
             i++;
             continue;
         }
-        if (p[i] == '\\')
-            i += 2; /* an escaped octet is never '|' */
-        else if (p[i] == '[')
-            i = skip_class(p, n, i);
-        else if (p[i] == '(')
-            i = skip_group(p, n, i);
-        else
-            i++;
+        size_t end = skip_group(p, n, i);
+        bool optional = false;
+        quantifier(p, n, end, &optional);
+        size_t body = i + 1;
+        if (i + 2 < n && p[i + 1] == '?' && p[i + 2] == ':')
+            body = i + 3;
+        else if (i + 1 < n && p[i + 1] == '?')
+            body = 0; /* lookaround, named or atomic group: not followed */
+        if (body != 0 && !optional && end <= n && end > body && p[end - 1] == ')') {
+            size_t gs[16], ge[16];
+            size_t ng = split_alternatives(p + body, end - 1 - body, gs, ge, 16);
+            if (ng > 0 && count + ng <= max) {
+                size_t k = 0;
+                for (; k < ng; k++) {
+                    if (!longest_run(p + body + gs[k], ge[k] - gs[k], lits[count + k],
+                                     &lens[count + k]))
+                        break;
+                    clause[count + k] = next_clause;
+                }
+                if (k == ng) {
+                    count += ng;
+                    next_clause++;
+                }
+            }
+        }
+        i = end;
     }
-    if (nalt == 1) {
-        /* every run is required: one clause each */
-        size_t k = runs(p, n, lits, lens, max);
-        for (size_t c = 0; c < k; c++)
-            clause[c] = (unsigned)c;
-        return k;
-    }
-    /* one of the alternatives: the longest run of each, in one clause */
-    if (nalt > max)
-        return 0;
-    for (size_t a = 0; a < nalt; a++) {
-        char all[16][RULES_LITERAL_MAX];
-        size_t alens[16];
-        size_t k = runs(p + starts[a], ends[a] - starts[a], all, alens, 16);
-        if (k == 0)
-            return 0;
-        size_t best = 0;
-        for (size_t c = 1; c < k; c++)
-            if (alens[c] > alens[best])
-                best = c;
-        memcpy(lits[a], all[best], alens[best]);
-        lens[a] = alens[best];
-        clause[a] = 0;
-    }
-    return nalt;
+    return count;
 }
 
 /* ---- the automaton ---- */

@@ -42,7 +42,7 @@ static const struct lit_case lit_cases[] = {
     {"hello|world", 0, "hello|world"},
     {"hello|wo", 0, NULL},
     {"(a|b)cde", 0, "cde"},
-    {"(abc|def)", 0, NULL},
+    {"(abc|def)", 0, "abc|def"},
     {"^start", 0, "start"},
     {"end$", 0, "end"},
     {"abc(?=def)", 0, "abc"},
@@ -63,9 +63,9 @@ static const struct lit_case lit_cases[] = {
     {"strasse", PCRE2_UTF | PCRE2_CASELESS, NULL},
     {"strasse", PCRE2_UTF, "strasse"},
     {"strasse", PCRE2_CASELESS, "strasse"},
-    {"(?:abc)def", 0, "def"},
+    {"(?:abc)def", 0, "def&abc"},
     {"tosiqua\\s+neraze\\s+nixmi", 0, "tosiqua&neraze&nixmi"},
-    {"\\b(alert|casino)\\s+debt\\b", 0, "debt"},
+    {"\\b(alert|casino)\\s+debt\\b", 0, "debt&alert|casino"},
     {"free money|cheap pills", 0, "free money|cheap pills"},
     {"abc\\s+de|xyzw", 0, "abc|xyzw"},
     {"\\x41bcd", 0, "bcd"},
@@ -81,6 +81,15 @@ static const struct lit_case lit_cases[] = {
     {"\\o{101}abc", 0, "abc"},
     {"\\N{U+41}abc", PCRE2_UTF, "abc"},
     {"a\\|bcd", 0, "a|bcd"},
+    {"(abc|de)xyz", 0, "xyz"},
+    {"(abc|def)*xyz", 0, "xyz"},
+    {"(abc|def){0,2}xyz", 0, "xyz"},
+    {"(abc|def){2}xyz", 0, "xyz&abc|def"},
+    {"(?<n>abc|def)xyz", 0, "xyz"},
+    {"(?!abc)xyz", 0, "xyz"},
+    {"(a(bcd|efg)h|ijkl)mno", 0, "mno"},
+    {"(abcd(efg|hij)|klmn)xyz", 0, "xyz&abcd|klmn"},
+    {"stra(ss|\\x{df})e", 0, "stra"},
 };
 
 static void test_literals(void **state)
@@ -177,7 +186,10 @@ static const char *diff_rules = "rule P01 body /cheap\\s+viagra/i\n"
                                 "rule P22 rawbody !/nothing-here/i\n"
                                 "rule P23 body /\\x41bcd/\n"
                                 "rule P24 body /\\101bcdef/\n"
-                                "rule P25 body /x\\|yzw/\n";
+                                "rule P25 body /x\\|yzw/\n"
+                                "rule P26 body /\\b(cheap|free)\\s+(viagra|money)\\b/i\n"
+                                "rule P27 body /(a(bcd|efg)h|word)abc/\n"
+                                "rule P28 body /(colou?r|gtube)\\s*(hello)?/i\n";
 
 static const char *fragments[] = {
     "cheap viagra",
