@@ -36,16 +36,24 @@
 #define PF_MAX_STATES  500000u
 #define NONE           UINT32_MAX
 
+/* In the scan table a transition holds the target's row offset (state *
+ * nclass), with REPORT set when that state ends a literal: the loop then
+ * needs one load per octet and no multiplication. */
+#define REPORT 0x80000000u
+
 struct rules_prefilter {
     uint8_t cls[256];
+    uint8_t leaves_root[256]; /* octets that take the root anywhere else */
+    bool sparse_root;         /* few of them: skipping at the root pays */
     size_t nclass;
     size_t nstates;
     uint32_t *next;     /* nstates * nclass */
+    uint32_t *scan;     /* the same, as row offsets with REPORT */
     uint32_t *out;      /* first literal ending at a state, or NONE */
     uint32_t *dict;     /* nearest state on the fail chain with an output, or NONE */
     uint8_t *reports;   /* out or dict set */
     uint32_t *lit_next; /* next literal ending at the same state */
-    uint32_t *owner;    /* rule of each literal */
+    uint32_t *owner;    /* clause of each literal */
 };
 
 /* ---- literal extraction ---- */
@@ -360,6 +368,7 @@ void rules_prefilter_free(struct rules_prefilter *pf)
     if (pf == NULL)
         return;
     free(pf->next);
+    free(pf->scan);
     free(pf->out);
     free(pf->dict);
     free(pf->reports);
@@ -458,22 +467,64 @@ struct rules_prefilter *rules_prefilter_build(const char *const *lits, const siz
     }
     free(fail);
     free(queue);
+    if (ns * nc >= REPORT) {
+        rules_prefilter_free(pf);
+        return NULL;
+    }
+    pf->scan = malloc(ns * nc * sizeof(uint32_t));
+    if (pf->scan == NULL) {
+        rules_prefilter_free(pf);
+        return NULL;
+    }
+    for (size_t k = 0; k < ns * nc; k++) {
+        uint32_t t = pf->next[k];
+        pf->scan[k] = (uint32_t)(t * nc) | (pf->reports[t] ? REPORT : 0);
+    }
+    size_t leaving = 0;
+    for (size_t b = 0; b < 256; b++) {
+        pf->leaves_root[b] = pf->next[pf->cls[b]] != 0;
+        leaving += pf->leaves_root[b];
+    }
+    /* letters of both cases are 52: below that most prose stays at the root */
+    pf->sparse_root = leaving <= 24;
     return pf;
+}
+
+static void report(const struct rules_prefilter *pf, uint32_t row, unsigned char *seen)
+{
+    uint32_t s = (uint32_t)(row / pf->nclass);
+    for (uint32_t q = pf->out[s] != NONE ? s : pf->dict[s]; q != NONE; q = pf->dict[q])
+        for (uint32_t l = pf->out[q]; l != NONE; l = pf->lit_next[l])
+            seen[pf->owner[l]] = 1;
 }
 
 void rules_prefilter_scan(const struct rules_prefilter *pf, const char *text, size_t len,
                           unsigned char *seen)
 {
-    const uint32_t *next = pf->next;
-    const uint8_t *cls = pf->cls;
-    size_t nc = pf->nclass;
-    uint32_t s = 0;
+    const uint32_t *scan = pf->scan;
+    const uint8_t *cls = pf->cls, *leaves = pf->leaves_root;
+    const uint8_t *t = (const uint8_t *)text;
+    uint32_t row = 0;
+    if (!pf->sparse_root) {
+        for (size_t i = 0; i < len; i++) {
+            uint32_t v = scan[row + cls[t[i]]];
+            row = v & ~REPORT;
+            if (v & REPORT)
+                report(pf, row, seen);
+        }
+        return;
+    }
     for (size_t i = 0; i < len; i++) {
-        s = next[s * nc + cls[(uint8_t)text[i]]];
-        if (!pf->reports[s])
-            continue;
-        for (uint32_t t = pf->out[s] != NONE ? s : pf->dict[s]; t != NONE; t = pf->dict[t])
-            for (uint32_t l = pf->out[t]; l != NONE; l = pf->lit_next[l])
-                seen[pf->owner[l]] = 1;
+        /* at the root most octets lead nowhere: skip them without the table */
+        if (row == 0) {
+            while (i < len && !leaves[t[i]])
+                i++;
+            if (i == len)
+                break;
+        }
+        uint32_t v = scan[row + cls[t[i]]];
+        row = v & ~REPORT;
+        if (v & REPORT)
+            report(pf, row, seen);
     }
 }
