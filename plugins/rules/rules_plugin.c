@@ -1,0 +1,575 @@
+/*
+ * rules_plugin - smtpgate's "rules" filter plugin: the rule language of
+ * rules/ applied to every connection and transaction.
+ *
+ * Configuration (see rules/README.md):
+ *
+ *   plugin rules {
+ *       path  = "/usr/local/lib/smtpgate/plugins/rules.so"
+ *       files = {"/usr/local/etc/smtpgate/default.rules"}
+ *       report_headers = true        X-Spam-Status, X-Spam-Score, X-Spam-Level
+ *       strip_report_headers = true  remove those (and X-Spam-Flag) the client sent
+ *       max_scan_size = 2097152      larger messages: header and size rules only
+ *       budget_ms = 500              content matching per message
+ *       match_limit = 1000000        PCRE2 match limit per match
+ *       depth_limit = 10000          PCRE2 depth limit per match
+ *   }
+ *
+ * init and reload load and compile the files (errors, and failing rule
+ * examples, go to host->config_error one by one: the configuration is
+ * refused and the running one, with its rules, stays).  Each instance owns
+ * one compiled rule set; every connection takes a reference to it at its
+ * first callback and each transaction another, so a session keeps its rules
+ * until it ends whatever reload happens meanwhile.
+ *
+ * Stages: connect (client_addr, client_name), helo, mail and rcpt (each
+ * recipient alone) act at once with accept, reject and tempfail; end of
+ * message evaluates the content rules, the thresholds and the report, and
+ * edits the message.  eom is a blocking stage: matching may take up to the
+ * budget, so it runs on the host's worker pool, not on an event loop.
+ *
+ * Logging: one line per refusing envelope stage, one line per message with
+ * the score, the verdict and the rules that hit (shadow hits apart); a
+ * warning for each match that hit a PCRE2 limit and for a spent budget.
+ * Counters: messages, hits, shadow_hits, rule_<name>, verdict_<verdict>,
+ * tagged, limit_events, budget_exceeded, scan_skipped_size.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "rules.h"
+#include "smtpgate/plugin.h"
+
+#define DEFAULT_MAX_SCAN  "2097152"
+#define LOG_TEXT_MAX      60
+#define CONFIG_ERRORS_MAX 50
+
+struct rp_instance {
+    const struct sg_host *host;
+    struct rules *rules;
+    bool report_headers;
+    bool strip_report_headers;
+    uint64_t max_scan_size;
+};
+
+struct rp_conn {
+    struct rules_tx *tx;
+};
+
+static const char *check_positive(const char *value)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (errno != 0 || *end != '\0' || v <= 0)
+        return "must be a positive whole number";
+    return NULL;
+}
+
+static const char *check_budget(const char *value)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (errno != 0 || *end != '\0' || v < 0 || v > 600000)
+        return "must be 0 (no budget) to 600000 milliseconds";
+    return NULL;
+}
+
+static const struct sg_option rp_options[] = {
+    {"files", SG_OPT_LIST, NULL, NULL},
+    {"report_headers", SG_OPT_BOOL, "true", NULL},
+    {"strip_report_headers", SG_OPT_BOOL, "true", NULL},
+    {"max_scan_size", SG_OPT_INT, DEFAULT_MAX_SCAN, check_positive},
+    {"budget_ms", SG_OPT_INT, "500", check_budget},
+    {"match_limit", SG_OPT_INT, "1000000", check_positive},
+    {"depth_limit", SG_OPT_INT, "10000", check_positive},
+    {NULL, 0, NULL, NULL},
+};
+
+static uint32_t clamp_u32(long long v)
+{
+    return v <= 0 ? 1 : v > 0xffffffffll ? 0xffffffffu : (uint32_t)v;
+}
+
+static int rp_load(const struct sg_host *host, const struct sg_section *sec, void **instance,
+                   const char *how)
+{
+    size_t n = host->opt_list_size(sec, "files");
+    if (n == 0) {
+        host->config_error(sec, "files", "at least one rule file is needed");
+        return -1;
+    }
+    const char **paths = calloc(n, sizeof(*paths));
+    struct rp_instance *in = calloc(1, sizeof(*in));
+    if (paths == NULL || in == NULL) {
+        free(paths);
+        free(in);
+        host->config_error(sec, NULL, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        paths[i] = host->opt_list_item(sec, "files", i);
+    struct rules_limits lim = {
+        .match_limit = clamp_u32(host->opt_int(sec, "match_limit")),
+        .depth_limit = clamp_u32(host->opt_int(sec, "depth_limit")),
+        .heap_limit_kib = RULES_DEFAULT_HEAP_LIMIT_KIB,
+        .budget_us = (uint64_t)host->opt_int(sec, "budget_ms") * 1000,
+    };
+    struct rules_errors errs = {0};
+    int rc = rules_load_files(paths, n, &lim, &in->rules, &errs);
+    free(paths);
+    if (rc == 0)
+        rules_check_examples(in->rules, &errs);
+    if (errs.n > 0) {
+        for (size_t i = 0; i < errs.n && i < CONFIG_ERRORS_MAX; i++) {
+            char *s = rules_error_format(&errs.v[i]);
+            host->config_error(sec, "files", "%s", s);
+            free(s);
+        }
+        if (errs.n > CONFIG_ERRORS_MAX)
+            host->config_error(sec, "files", "and %zu more errors", errs.n - CONFIG_ERRORS_MAX);
+        rules_errors_free(&errs);
+        rules_unref(in->rules);
+        free(in);
+        return -1;
+    }
+    in->host = host;
+    in->report_headers = host->opt_bool(sec, "report_headers");
+    in->strip_report_headers = host->opt_bool(sec, "strip_report_headers");
+    in->max_scan_size = (uint64_t)host->opt_int(sec, "max_scan_size");
+    host->log(NULL, SG_LOG_INFO, "plugin %s: %s %zu rules from %zu files", host->section_name(sec),
+              how, rules_count(in->rules), rules_file_count(in->rules));
+    *instance = in;
+    return 0;
+}
+
+static int rp_init(const struct sg_host *host, const struct sg_section *sec, void **instance)
+{
+    return rp_load(host, sec, instance, "loaded");
+}
+
+/* The previous instance keeps its own rules for the sessions still using
+ * it; the files are read and compiled anew. */
+static int rp_reload(const struct sg_host *host, const struct sg_section *sec, void *previous,
+                     void **instance)
+{
+    (void)previous;
+    return rp_load(host, sec, instance, "reloaded");
+}
+
+static void rp_fini(void *instance)
+{
+    struct rp_instance *in = instance;
+    if (in == NULL)
+        return;
+    rules_unref(in->rules);
+    free(in);
+}
+
+static void conn_free(void *p)
+{
+    struct rp_conn *c = p;
+    if (c == NULL)
+        return;
+    rules_tx_free(c->tx);
+    free(c);
+}
+
+static void tx_free(void *p)
+{
+    rules_tx_free(p);
+}
+
+static struct rp_conn *conn_state(struct sg_ctx *ctx, struct rp_instance *in)
+{
+    const struct sg_host *h = in->host;
+    struct rp_conn *c = h->conn_data(ctx);
+    if (c != NULL)
+        return c;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->tx = rules_tx_new(in->rules);
+    if (c->tx == NULL) {
+        free(c);
+        return NULL;
+    }
+    h->set_conn_data(ctx, c, conn_free);
+    return c;
+}
+
+static struct rules_tx *msg_state(struct sg_ctx *ctx, struct rp_instance *in)
+{
+    const struct sg_host *h = in->host;
+    struct rules_tx *tx = h->msg_data(ctx);
+    if (tx != NULL)
+        return tx;
+    struct rp_conn *c = conn_state(ctx, in);
+    if (c == NULL)
+        return NULL;
+    tx = rules_tx_fork(c->tx);
+    if (tx == NULL)
+        return NULL;
+    h->set_msg_data(ctx, tx, tx_free);
+    return tx;
+}
+
+static void facts_of(struct sg_ctx *ctx, const struct sg_host *h, struct rules_facts *f)
+{
+    const struct sg_conn_info *ci = h->conn(ctx);
+    const struct sg_envelope *env = h->envelope(ctx);
+    *f = (struct rules_facts){0};
+    if (ci != NULL) {
+        f->client_addr = ci->client_addr;
+        f->client_name = ci->client_name;
+        f->helo = ci->helo;
+    }
+    if (env != NULL)
+        f->mail_from = env->mail_from;
+}
+
+/* "RULE(target)" list of this evaluation's hits, shadow or not. */
+static char *hit_list(const struct rules_outcome *o, bool shadow)
+{
+    char *s = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&s, &n);
+    if (f == NULL)
+        return NULL;
+    bool first = true;
+    for (size_t i = 0; i < o->nhits; i++) {
+        const struct rules_hit *hit = &o->hits[i];
+        if (hit->shadow != shadow)
+            continue;
+        fprintf(f, "%s%s(%s)", first ? "" : ",", hit->rule, hit->target);
+        first = false;
+    }
+    fclose(f);
+    if (first) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void count_hits(struct sg_ctx *ctx, const struct sg_host *h, const struct rules_outcome *o)
+{
+    for (size_t i = 0; i < o->nhits; i++) {
+        const struct rules_hit *hit = &o->hits[i];
+        char name[160];
+        size_t k = 0;
+        k += (size_t)snprintf(name, sizeof(name), "rule_");
+        for (const char *p = hit->rule; *p && k + 1 < sizeof(name); p++)
+            name[k++] = (char)tolower((unsigned char)*p);
+        name[k] = '\0';
+        h->counter_add(ctx, name, 1);
+        h->counter_add(ctx, hit->shadow ? "shadow_hits" : "hits", 1);
+    }
+    for (size_t i = 0; i < o->nevents; i++) {
+        const struct rules_event *ev = &o->events[i];
+        bool budget = strcmp(ev->what, "budget") == 0;
+        h->counter_add(ctx, budget ? "budget_exceeded" : "limit_events", 1);
+        if (budget)
+            h->log(ctx, SG_LOG_WARNING,
+                   "rules: budget spent at rule %s, the rules after it were not evaluated",
+                   ev->rule);
+        else
+            h->log(ctx, SG_LOG_WARNING, "rules: rule %s exceeded the %s, counted as a miss",
+                   ev->rule, ev->what);
+    }
+}
+
+/* The plugin verdict of an outcome, with its reply or reason handed over. */
+static enum sg_verdict verdict_of(struct sg_ctx *ctx, const struct sg_host *h,
+                                  const struct rules_outcome *o)
+{
+    switch (o->verdict) {
+    case RULES_CONTINUE:
+        return SG_CONTINUE;
+    case RULES_ACCEPT:
+        return SG_ACCEPT;
+    case RULES_REJECT:
+        if (o->reply != NULL)
+            h->set_reply(ctx, o->reply);
+        return SG_REJECT;
+    case RULES_TEMPFAIL:
+        if (o->reply != NULL)
+            h->set_reply(ctx, o->reply);
+        return SG_TEMPFAIL;
+    case RULES_DISCARD:
+        return SG_DISCARD;
+    case RULES_QUARANTINE:
+        if (o->reason != NULL)
+            h->set_quarantine_reason(ctx, o->reason);
+        return SG_QUARANTINE;
+    }
+    return SG_CONTINUE;
+}
+
+static enum sg_verdict envelope_stage(struct sg_ctx *ctx, struct rp_instance *in,
+                                      struct rules_tx *tx, enum rules_stage stage,
+                                      const struct rules_facts *f)
+{
+    const struct sg_host *h = in->host;
+    if (tx == NULL) {
+        h->log(ctx, SG_LOG_ERR, "rules: out of memory at %s", rules_stage_name(stage));
+        return SG_TEMPFAIL;
+    }
+    const struct rules_outcome *o = rules_tx_eval(tx, stage, f, NULL);
+    if (o == NULL)
+        return SG_TEMPFAIL;
+    count_hits(ctx, h, o);
+    if (o->nhits > 0 || o->verdict != RULES_CONTINUE) {
+        char *hits = hit_list(o, false), *shadow = hit_list(o, true);
+        h->log(ctx, o->verdict == RULES_CONTINUE ? SG_LOG_DEBUG : SG_LOG_INFO,
+               "rules: %s%s%s: verdict=%s%s%s hits=%s%s%s", rules_stage_name(stage),
+               f->rcpt ? " " : "", f->rcpt ? f->rcpt : "", rules_verdict_name(o->verdict),
+               o->decided_by ? " by=" : "", o->decided_by ? o->decided_by : "",
+               hits ? hits : "none", shadow ? " shadow=" : "", shadow ? shadow : "");
+        free(hits);
+        free(shadow);
+    }
+    if (o->verdict != RULES_CONTINUE) {
+        char name[32];
+        snprintf(name, sizeof(name), "verdict_%s", rules_verdict_name(o->verdict));
+        h->counter_add(ctx, name, 1);
+    }
+    return verdict_of(ctx, h, o);
+}
+
+static enum sg_verdict rp_connect(struct sg_ctx *ctx, void *instance)
+{
+    struct rp_instance *in = instance;
+    struct rp_conn *c = conn_state(ctx, in);
+    struct rules_facts f;
+    facts_of(ctx, in->host, &f);
+    return envelope_stage(ctx, in, c ? c->tx : NULL, RULES_STAGE_CONNECT, &f);
+}
+
+static enum sg_verdict rp_helo(struct sg_ctx *ctx, void *instance)
+{
+    struct rp_instance *in = instance;
+    struct rp_conn *c = conn_state(ctx, in);
+    struct rules_facts f;
+    facts_of(ctx, in->host, &f);
+    return envelope_stage(ctx, in, c ? c->tx : NULL, RULES_STAGE_HELO, &f);
+}
+
+static enum sg_verdict rp_mail(struct sg_ctx *ctx, void *instance, const char *arg,
+                               const char *params)
+{
+    (void)params;
+    struct rp_instance *in = instance;
+    struct rules_facts f;
+    facts_of(ctx, in->host, &f);
+    f.mail_from = arg ? arg : "";
+    return envelope_stage(ctx, in, msg_state(ctx, in), RULES_STAGE_MAIL, &f);
+}
+
+static enum sg_verdict rp_rcpt(struct sg_ctx *ctx, void *instance, const char *arg,
+                               const char *params)
+{
+    (void)params;
+    struct rp_instance *in = instance;
+    struct rules_facts f;
+    facts_of(ctx, in->host, &f);
+    f.rcpt = arg ? arg : "";
+    return envelope_stage(ctx, in, msg_state(ctx, in), RULES_STAGE_RCPT, &f);
+}
+
+/* The message's octets, when the rules read them and the size allows. */
+static void load_raw(struct sg_ctx *ctx, struct rp_instance *in, struct rules_msg *m, uint64_t size)
+{
+    const struct sg_host *h = in->host;
+    if (size > in->max_scan_size) {
+        h->log(ctx, SG_LOG_INFO,
+               "rules: message of %llu octets is larger than max_scan_size (%llu): "
+               "body rules skipped",
+               (unsigned long long)size, (unsigned long long)in->max_scan_size);
+        h->counter_add(ctx, "scan_skipped_size", 1);
+        return;
+    }
+    char *buf = malloc(size + 1);
+    if (buf == NULL) {
+        h->log(ctx, SG_LOG_ERR, "rules: out of memory reading the message");
+        return;
+    }
+    uint64_t got = 0;
+    while (got < size) {
+        ssize_t n = h->message_read(ctx, got, buf + got, (size_t)(size - got));
+        if (n < 0) {
+            h->log(ctx, SG_LOG_ERR, "rules: cannot read the message: body rules skipped");
+            free(buf);
+            return;
+        }
+        if (n == 0)
+            break;
+        got += (uint64_t)n;
+    }
+    buf[got] = '\0';
+    uint64_t body = h->body_offset(ctx);
+    rules_msg_set_raw(m, buf, (size_t)got, (size_t)(body <= got ? body : got));
+}
+
+static void strip_field(struct sg_ctx *ctx, const struct sg_host *h, const char *name)
+{
+    size_t n = h->header_count(ctx), count = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct sg_header *hd = h->header_get(ctx, i);
+        if (hd != NULL && strcasecmp(hd->name, name) == 0)
+            count++;
+    }
+    /* from the last one, so the earlier indices stay what they were */
+    for (size_t k = count; k > 0; k--)
+        h->change_header(ctx, name, k, NULL);
+}
+
+static void prefix_subject(struct sg_ctx *ctx, const struct sg_host *h, const char *prefix)
+{
+    size_t n = h->header_count(ctx);
+    for (size_t i = 0; i < n; i++) {
+        const struct sg_header *hd = h->header_get(ctx, i);
+        if (hd == NULL || strcasecmp(hd->name, "Subject") != 0)
+            continue;
+        const char *v = hd->value;
+        size_t len = hd->value_len;
+        while (len > 0 && (*v == ' ' || *v == '\t'))
+            v++, len--;
+        size_t pl = strlen(prefix);
+        if (len >= pl && memcmp(v, prefix, pl) == 0)
+            return;
+        char *nv = malloc(pl + len + 1);
+        if (nv == NULL)
+            return;
+        memcpy(nv, prefix, pl);
+        memcpy(nv + pl, v, len);
+        nv[pl + len] = '\0';
+        h->change_header(ctx, "Subject", 1, nv);
+        free(nv);
+        return;
+    }
+    char *p = strdup(prefix);
+    if (p == NULL)
+        return;
+    size_t l = strlen(p);
+    while (l > 0 && p[l - 1] == ' ')
+        p[--l] = '\0';
+    if (l > 0)
+        h->add_header(ctx, "Subject", p);
+    free(p);
+}
+
+static void edit_message(struct sg_ctx *ctx, struct rp_instance *in, const struct rules_outcome *o)
+{
+    const struct sg_host *h = in->host;
+    static const char *report[] = {"X-Spam-Status", "X-Spam-Score", "X-Spam-Level", "X-Spam-Flag"};
+    if (in->strip_report_headers)
+        for (size_t i = 0; i < sizeof(report) / sizeof(report[0]); i++)
+            strip_field(ctx, h, report[i]);
+    if (o->subject_prefix != NULL)
+        prefix_subject(ctx, h, o->subject_prefix);
+    for (size_t i = 0; i < o->nheaders; i++)
+        if (h->add_header(ctx, o->headers[i].name, o->headers[i].value) != 0)
+            h->log(ctx, SG_LOG_WARNING, "rules: the host refused header %s", o->headers[i].name);
+    if (in->report_headers) {
+        h->add_header(ctx, "X-Spam-Status", o->report_status);
+        h->add_header(ctx, "X-Spam-Score", o->report_score);
+        if (o->report_level != NULL)
+            h->add_header(ctx, "X-Spam-Level", o->report_level);
+    }
+}
+
+static enum sg_verdict rp_eom(struct sg_ctx *ctx, void *instance)
+{
+    struct rp_instance *in = instance;
+    const struct sg_host *h = in->host;
+    struct rules_tx *tx = msg_state(ctx, in);
+    struct rules_msg *m = rules_msg_new();
+    if (tx == NULL || m == NULL) {
+        rules_msg_free(m);
+        h->log(ctx, SG_LOG_ERR, "rules: out of memory at end of message");
+        return SG_TEMPFAIL;
+    }
+    const struct rules *r = rules_tx_rules(tx);
+    uint64_t size = h->message_size(ctx);
+    rules_msg_set_size(m, size);
+    if (rules_need_headers(r)) {
+        size_t n = h->header_count(ctx);
+        for (size_t i = 0; i < n; i++) {
+            const struct sg_header *hd = h->header_get(ctx, i);
+            if (hd != NULL)
+                rules_msg_add_header(m, hd->name, hd->value, hd->value_len);
+        }
+    }
+    if (rules_need_raw(r))
+        load_raw(ctx, in, m, size);
+    struct rules_facts f;
+    facts_of(ctx, h, &f);
+    const struct rules_outcome *o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
+    if (o == NULL) {
+        rules_msg_free(m);
+        return SG_TEMPFAIL;
+    }
+    h->counter_add(ctx, "messages", 1);
+    count_hits(ctx, h, o);
+
+    /* the log line lists every rule that counted for this message */
+    char *hits = NULL, *shadow = NULL;
+    size_t hl = 0, sl = 0;
+    FILE *fh = open_memstream(&hits, &hl), *fs = open_memstream(&shadow, &sl);
+    size_t nh = 0, ns = 0;
+    for (size_t i = 0; fh != NULL && fs != NULL && i < rules_tx_hit_count(tx); i++) {
+        const struct rules_hit *hit = rules_tx_hit(tx, i);
+        if (!hit->counted)
+            continue;
+        FILE *dst = hit->shadow ? fs : fh;
+        size_t *k = hit->shadow ? &ns : &nh;
+        fprintf(dst, "%s%s(%s)", (*k)++ ? "," : "", hit->rule, hit->target);
+    }
+    if (fh != NULL)
+        fclose(fh);
+    if (fs != NULL)
+        fclose(fs);
+    h->log(ctx, o->verdict == RULES_CONTINUE && nh == 0 ? SG_LOG_DEBUG : SG_LOG_INFO,
+           "rules: score=%.1f required=%.1f verdict=%s%s%s%s hits=%s%s%s", o->score, o->required,
+           rules_verdict_name(o->verdict), o->tagged ? " tagged" : "", o->decided_by ? " by=" : "",
+           o->decided_by ? o->decided_by : "", nh ? hits : "none", ns ? " shadow=" : "",
+           ns ? shadow : "");
+    free(hits);
+    free(shadow);
+    if (o->verdict != RULES_CONTINUE) {
+        char name[32];
+        snprintf(name, sizeof(name), "verdict_%s", rules_verdict_name(o->verdict));
+        h->counter_add(ctx, name, 1);
+    }
+    if (o->tagged)
+        h->counter_add(ctx, "tagged", 1);
+    if (o->verdict == RULES_CONTINUE || o->verdict == RULES_ACCEPT ||
+        o->verdict == RULES_QUARANTINE)
+        edit_message(ctx, in, o);
+    enum sg_verdict v = verdict_of(ctx, h, o);
+    rules_msg_free(m);
+    return v;
+}
+
+SG_PLUGIN_EXPORT const struct sg_plugin smtpgate_plugin = {
+    .abi_version = SG_PLUGIN_ABI_VERSION,
+    .name = "rules",
+    .version = "1.0",
+    .description = "regex rules over envelope, headers and body: scores, thresholds, actions",
+    .options = rp_options,
+    .blocking_stages = SG_STAGE_BIT(SG_STAGE_EOM),
+    .init = rp_init,
+    .reload = rp_reload,
+    .fini = rp_fini,
+    .connect = rp_connect,
+    .helo = rp_helo,
+    .mail = rp_mail,
+    .rcpt = rp_rcpt,
+    .eom = rp_eom,
+};

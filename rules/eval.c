@@ -1,0 +1,853 @@
+/*
+ * rules_eval - evaluates a compiled rule set along an SMTP session (see
+ * rules.h for the stages, precedence and cost contract).
+ *
+ * A tx keeps, per rule, whether it hit for the message (hit[]) and, during a
+ * recipient's evaluation, whether it hit for that recipient (cur[]); the
+ * list of hits with their matched text; and whether an accept rule let the
+ * connection or the message through.  Meta expressions are stored in post
+ * order by the parser (operands before operators), so one loop over the
+ * nodes evaluates them without recursion.
+ *
+ * Diagnostics: none here; limits and budget show up as events in the
+ * outcome, for the caller to log and count.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "rules_eval_int.h"
+#include "rules_html.h"
+
+#define REPORT_FOLD 76
+#define LEVEL_MAX   50
+
+struct rules_tx {
+    struct rules *r;
+    unsigned char *hit;
+    unsigned char *cur;
+    long *scratch;
+    size_t scratch_n;
+    struct rules_hit *hits;
+    size_t *hidx; /* rule index of each hit */
+    size_t nhits;
+    size_t hits_cap;
+    int accepted_stage; /* -1: none */
+    const char *accepted_by;
+    pcre2_match_data *md;
+    uint64_t *prof;
+    struct rules_outcome out;
+    struct rules_event *events;
+    size_t nevents;
+    size_t events_cap;
+    struct rules_header *headers;
+    size_t nheaders;
+    char *status;
+    char *score;
+    char *level;
+    struct timespec started;
+    bool budget_spent;
+    unsigned char *seen[RULES_PF_SLOTS]; /* clauses whose literal the prefilter found */
+    bool pf_done[RULES_PF_SLOTS];
+};
+
+static void *xcalloc(size_t n, size_t k)
+{
+    void *p = calloc(n ? n : 1, k);
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (q == NULL)
+        abort();
+    return q;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d == NULL)
+        abort();
+    if (n > 0)
+        memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+const char *rules_stage_name(enum rules_stage s)
+{
+    static const char *names[] = {"connect", "helo", "mail", "rcpt", "content"};
+    return (unsigned)s < RULES_STAGE__COUNT ? names[s] : "?";
+}
+
+const char *rules_verdict_name(enum rules_verdict v)
+{
+    static const char *names[] = {"continue", "accept",  "reject",
+                                  "tempfail", "discard", "quarantine"};
+    return (unsigned)v <= RULES_QUARANTINE ? names[v] : "?";
+}
+
+struct rules_tx *rules_tx_new(struct rules *r)
+{
+    struct rules_tx *tx = xcalloc(1, sizeof(*tx));
+    tx->r = rules_ref(r);
+    tx->hit = xcalloc(r->n, 1);
+    tx->cur = xcalloc(r->n, 1);
+    for (int k = 0; k < RULES_PF_SLOTS; k++)
+        tx->seen[k] = xcalloc(r->pf_nclause[k], 1);
+    for (size_t i = 0; i < r->n; i++)
+        if (r->v[i].nmeta > tx->scratch_n)
+            tx->scratch_n = r->v[i].nmeta;
+    tx->scratch = xcalloc(tx->scratch_n, sizeof(long));
+    tx->accepted_stage = -1;
+    tx->md = pcre2_match_data_create(1, NULL);
+    if (tx->md == NULL)
+        abort();
+    return tx;
+}
+
+static void hit_free(struct rules_hit *h)
+{
+    free((char *)h->text);
+    free((char *)h->rcpt);
+}
+
+static void outcome_clear(struct rules_tx *tx)
+{
+    tx->nevents = 0;
+    for (size_t i = 0; i < tx->nheaders; i++)
+        free((char *)tx->headers[i].value);
+    free(tx->headers);
+    tx->headers = NULL;
+    tx->nheaders = 0;
+    free(tx->status);
+    free(tx->score);
+    free(tx->level);
+    tx->status = tx->score = tx->level = NULL;
+    tx->out = (struct rules_outcome){0};
+}
+
+static void hits_grow(struct rules_tx *tx)
+{
+    if (tx->nhits < tx->hits_cap)
+        return;
+    tx->hits_cap = tx->hits_cap ? tx->hits_cap * 2 : 16;
+    tx->hits = xrealloc(tx->hits, tx->hits_cap * sizeof(*tx->hits));
+    tx->hidx = xrealloc(tx->hidx, tx->hits_cap * sizeof(*tx->hidx));
+}
+
+struct rules_tx *rules_tx_fork(const struct rules_tx *conn)
+{
+    struct rules_tx *tx = rules_tx_new(conn->r);
+    for (size_t i = 0; i < conn->nhits; i++) {
+        const struct rules_hit *h = &conn->hits[i];
+        if (h->stage > RULES_STAGE_HELO)
+            continue;
+        hits_grow(tx);
+        struct rules_hit c = *h;
+        c.text = h->text ? xstrndup(h->text, h->text_len) : NULL;
+        c.rcpt = NULL;
+        tx->hidx[tx->nhits] = conn->hidx[i];
+        tx->hits[tx->nhits++] = c;
+    }
+    for (size_t i = 0; i < conn->r->n; i++)
+        if (conn->r->v[i].stage <= RULES_STAGE_HELO)
+            tx->hit[i] = conn->hit[i];
+    if (conn->accepted_stage >= 0 && conn->accepted_stage <= RULES_STAGE_HELO) {
+        tx->accepted_stage = conn->accepted_stage;
+        tx->accepted_by = conn->accepted_by;
+    }
+    tx->prof = conn->prof;
+    return tx;
+}
+
+void rules_tx_free(struct rules_tx *tx)
+{
+    if (tx == NULL)
+        return;
+    outcome_clear(tx);
+    for (size_t i = 0; i < tx->nhits; i++)
+        hit_free(&tx->hits[i]);
+    free(tx->hits);
+    free(tx->hidx);
+    free(tx->events);
+    free(tx->hit);
+    free(tx->cur);
+    for (int k = 0; k < RULES_PF_SLOTS; k++)
+        free(tx->seen[k]);
+    free(tx->scratch);
+    pcre2_match_data_free(tx->md);
+    rules_unref(tx->r);
+    free(tx);
+}
+
+const struct rules *rules_tx_rules(const struct rules_tx *tx)
+{
+    return tx->r;
+}
+
+void rules_tx_set_profile(struct rules_tx *tx, uint64_t *prof)
+{
+    tx->prof = prof;
+}
+
+size_t rules_tx_hit_count(const struct rules_tx *tx)
+{
+    return tx->nhits;
+}
+
+const struct rules_hit *rules_tx_hit(const struct rules_tx *tx, size_t i)
+{
+    return i < tx->nhits ? &tx->hits[i] : NULL;
+}
+
+/* ---- matching ---- */
+
+static bool size_cmp(enum size_op op, uint64_t have, uint64_t want)
+{
+    switch (op) {
+    case SZ_LT:
+        return have < want;
+    case SZ_LE:
+        return have <= want;
+    case SZ_GT:
+        return have > want;
+    case SZ_GE:
+        return have >= want;
+    case SZ_EQ:
+        return have == want;
+    }
+    return false;
+}
+
+int rules_match_one(const struct rules *r, const struct rule *rule, const char *s, size_t len,
+                    pcre2_match_data *md, size_t *ms, size_t *ml)
+{
+    switch (rule->match) {
+    case M_REGEX: {
+        int rc = pcre2_match(rule->re, (PCRE2_SPTR)s, len, 0, 0, md, r->mctx);
+        if (rc == PCRE2_ERROR_NOMATCH)
+            return 0;
+        if (rc < 0)
+            return -1;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        if (ms != NULL && ov[0] <= ov[1] && ov[1] <= len) {
+            *ms = ov[0];
+            *ml = ov[1] - ov[0];
+        }
+        return 1;
+    }
+    case M_CIDR: {
+        char buf[64];
+        if (len >= sizeof(buf))
+            return 0;
+        memcpy(buf, s, len);
+        buf[len] = '\0';
+        for (size_t i = 0; i < rule->ncidr; i++) {
+            if (rules_cidr_match(&rule->cidrs[i], buf)) {
+                if (ms != NULL) {
+                    *ms = 0;
+                    *ml = len;
+                }
+                return 1;
+            }
+        }
+        return 0;
+    }
+    case M_SIZE: {
+        uint64_t v = 0;
+        size_t i;
+        for (i = 0; i < len && i < 20 && s[i] >= '0' && s[i] <= '9'; i++)
+            v = v * 10 + (uint64_t)(s[i] - '0');
+        if (i == 0 || i != len)
+            return 0;
+        return size_cmp(rule->size_op, v, rule->size_val) ? 1 : 0;
+    }
+    case M_EXISTS:
+    case M_META:
+        break;
+    }
+    return 0;
+}
+
+static void add_event(struct rules_tx *tx, const char *rule, const char *what)
+{
+    if (tx->nevents == tx->events_cap) {
+        tx->events_cap = tx->events_cap ? tx->events_cap * 2 : 8;
+        tx->events = xrealloc(tx->events, tx->events_cap * sizeof(*tx->events));
+    }
+    tx->events[tx->nevents++] = (struct rules_event){rule, what};
+}
+
+/* What one value did: 1 matched (text recorded), 0 not, -1 limit. */
+struct matcher {
+    struct rules_tx *tx;
+    const struct rule *rule;
+    bool matched;
+    bool failed;
+    const char *text;
+    size_t text_len;
+};
+
+static bool try_value(struct matcher *mt, const char *s, size_t len)
+{
+    size_t ms = 0, ml = 0;
+    int rc = rules_match_one(mt->tx->r, mt->rule, s, len, mt->tx->md, &ms, &ml);
+    if (rc < 0) {
+        mt->failed = true;
+        return true;
+    }
+    if (rc == 1) {
+        mt->matched = true;
+        mt->text = s + ms;
+        mt->text_len = ml;
+        return true;
+    }
+    return false;
+}
+
+static bool field_is(const struct rules_msg_field *f, const char *name)
+{
+    return strcasecmp(f->name, name) == 0;
+}
+
+/* Runs the rule over every value of its content target until one matches. */
+static void match_content(struct matcher *mt, struct rules_msg *m)
+{
+    const struct rule *rule = mt->rule;
+    size_t len, n;
+    const char *s;
+    switch (rule->target) {
+    case T_HEADER:
+        n = rules_msg_field_count(m);
+        for (size_t i = 0; i < n; i++) {
+            struct rules_msg_field *f = rules_msg_field(m, i);
+            if (!field_is(f, rule->header))
+                continue;
+            if (rule->match == M_EXISTS) {
+                mt->matched = true;
+                return;
+            }
+            if (rule->hmode == HM_DECODED) {
+                s = rules_msg_field_decoded(m, i);
+                if (try_value(mt, s, strlen(s)))
+                    return;
+            } else if (rule->hmode == HM_RAW) {
+                s = f->raw;
+                len = f->raw_len;
+                while (len > 0 && (*s == ' ' || *s == '\t'))
+                    s++, len--;
+                if (try_value(mt, s, len))
+                    return;
+            } else {
+                rules_msg_field_addrs(m, i);
+                char **v = rule->hmode == HM_ADDR ? f->addrs : f->names;
+                size_t nv = rule->hmode == HM_ADDR ? f->naddrs : f->nnames;
+                for (size_t k = 0; k < nv; k++)
+                    if (try_value(mt, v[k], strlen(v[k])))
+                        return;
+            }
+        }
+        return;
+    case T_HEADERS:
+        s = rules_msg_all_headers(m, rule->hmode == HM_RAW, &len);
+        try_value(mt, s, len);
+        return;
+    case T_BODY:
+        s = rules_msg_body(m, &len);
+        try_value(mt, s, len);
+        return;
+    case T_RAWBODY:
+        s = rules_msg_rawbody(m, &len);
+        try_value(mt, s, len);
+        return;
+    case T_FULL:
+        s = rules_msg_full(m, &len);
+        try_value(mt, s, len);
+        return;
+    case T_URI:
+        n = rules_msg_uri_count(m);
+        for (size_t i = 0; i < n; i++) {
+            s = rules_msg_uri(m, i);
+            if (try_value(mt, s, strlen(s)))
+                return;
+        }
+        return;
+    case T_ATTACH_NAME:
+    case T_ATTACH_TYPE:
+        n = rules_msg_part_count(m);
+        for (size_t i = 0; i < n; i++) {
+            s = rule->target == T_ATTACH_NAME ? rules_msg_part_name(m, i)
+                                              : rules_msg_part_type(m, i);
+            if (s != NULL && try_value(mt, s, strlen(s)))
+                return;
+        }
+        return;
+    case T_SIZE:
+        mt->matched = size_cmp(rule->size_op, rules_msg_size(m), rule->size_val);
+        return;
+    default:
+        return;
+    }
+}
+
+static const char *envelope_value(const struct rule *rule, const struct rules_facts *f)
+{
+    const char *v = NULL;
+    switch (rule->target) {
+    case T_CLIENT_ADDR:
+        v = f->client_addr;
+        break;
+    case T_CLIENT_NAME:
+        v = f->client_name ? f->client_name : "unknown";
+        break;
+    case T_HELO:
+        v = f->helo;
+        break;
+    case T_MAIL_FROM:
+        v = f->mail_from;
+        break;
+    case T_RCPT_TO:
+        v = f->rcpt;
+        break;
+    default:
+        break;
+    }
+    return v ? v : "";
+}
+
+static bool meta_value(struct rules_tx *tx, const struct rule *rule, enum rules_stage stage)
+{
+    long *v = tx->scratch;
+    for (size_t k = 0; k < rule->nmeta; k++) {
+        const struct meta_node *nd = &rule->meta[k];
+        long a = nd->a >= 0 ? v[nd->a] : 0, b = nd->b >= 0 ? v[nd->b] : 0;
+        switch (nd->op) {
+        case MN_REF: {
+            const struct rule *dep = &tx->r->v[nd->ref];
+            bool per_rcpt = stage == RULES_STAGE_RCPT && dep->stage == RULES_STAGE_RCPT;
+            v[k] = per_rcpt ? tx->cur[nd->ref] : tx->hit[nd->ref];
+            break;
+        }
+        case MN_NUM:
+            v[k] = nd->num;
+            break;
+        case MN_NOT:
+            v[k] = !a;
+            break;
+        case MN_AND:
+            v[k] = a && b;
+            break;
+        case MN_OR:
+            v[k] = a || b;
+            break;
+        case MN_ADD:
+            v[k] = a + b;
+            break;
+        case MN_LT:
+            v[k] = a < b;
+            break;
+        case MN_LE:
+            v[k] = a <= b;
+            break;
+        case MN_GT:
+            v[k] = a > b;
+            break;
+        case MN_GE:
+            v[k] = a >= b;
+            break;
+        case MN_EQ:
+            v[k] = a == b;
+            break;
+        case MN_NE:
+            v[k] = a != b;
+            break;
+        }
+    }
+    return rule->meta_root >= 0 && v[rule->meta_root] != 0;
+}
+
+static uint64_t elapsed_us(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t us =
+        (int64_t)(now.tv_sec - since->tv_sec) * 1000000 + (now.tv_nsec - since->tv_nsec) / 1000;
+    return us > 0 ? (uint64_t)us : 0;
+}
+
+static void record_hit(struct rules_tx *tx, size_t idx, const char *text, size_t len,
+                       const struct rules_facts *f, enum rules_stage stage)
+{
+    const struct rule *rule = &tx->r->v[idx];
+    hits_grow(tx);
+    struct rules_hit h = {.rule = rule->name,
+                          .target = rule->target_desc,
+                          .stage = stage,
+                          .score = rule->score,
+                          .shadow = rule->shadow,
+                          .counted = true};
+    if (text != NULL) {
+        if (len > RULES_HIT_TEXT_MAX)
+            len = RULES_HIT_TEXT_MAX;
+        h.text = xstrndup(text, len);
+        h.text_len = len;
+    }
+    if (stage == RULES_STAGE_RCPT && f->rcpt != NULL)
+        h.rcpt = xstrndup(f->rcpt, strlen(f->rcpt));
+    tx->hidx[tx->nhits] = idx;
+    tx->hits[tx->nhits++] = h;
+}
+
+/* False when the prefilter shows the rule's text lacks its literal(s): the
+ * pattern cannot match.  The text is scanned once per message. */
+static bool prefilter_pass(struct rules_tx *tx, const struct rule *rule, struct rules_msg *m)
+{
+    int slot = rule->pf_slot;
+    if (!tx->pf_done[slot]) {
+        size_t len;
+        const char *s;
+        switch (slot) {
+        case 0:
+            s = rules_msg_body(m, &len);
+            break;
+        case 1:
+            s = rules_msg_rawbody(m, &len);
+            break;
+        case 2:
+            s = rules_msg_full(m, &len);
+            break;
+        default:
+            s = rules_msg_all_headers(m, slot == 4, &len);
+            break;
+        }
+        rules_prefilter_scan(tx->r->pf[slot], s, len, tx->seen[slot]);
+        tx->pf_done[slot] = true;
+    }
+    for (uint32_t c = 0; c < rule->pf_nclause; c++)
+        if (!tx->seen[slot][rule->pf_first + c])
+            return false;
+    return true;
+}
+
+/* Evaluates rule idx at stage; true on a hit (recorded). */
+static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
+                      const struct rules_facts *f, struct rules_msg *m)
+{
+    const struct rule *rule = &tx->r->v[idx];
+    if (rule->match == M_META) {
+        if (!meta_value(tx, rule, stage))
+            return false;
+        record_hit(tx, idx, NULL, 0, f, stage);
+        return true;
+    }
+    if (stage == RULES_STAGE_CONTENT && tx->r->lim.budget_us > 0) {
+        if (!tx->budget_spent && elapsed_us(&tx->started) > tx->r->lim.budget_us) {
+            tx->budget_spent = true;
+            add_event(tx, rule->name, "budget");
+        }
+        if (tx->budget_spent)
+            return false;
+    }
+    struct timespec t0;
+    if (tx->prof != NULL)
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct matcher mt = {.tx = tx, .rule = rule};
+    if (stage == RULES_STAGE_CONTENT && rule->pf_slot >= 0 && !prefilter_pass(tx, rule, m)) {
+        /* cannot match: a miss (a hit when negated) without PCRE2 */
+    } else if (stage == RULES_STAGE_CONTENT) {
+        match_content(&mt, m);
+    } else {
+        const char *v = envelope_value(rule, f);
+        try_value(&mt, v, strlen(v));
+    }
+    if (tx->prof != NULL) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        tx->prof[idx] +=
+            (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
+    }
+    if (mt.failed) {
+        add_event(tx, rule->name, "match limit");
+        return false;
+    }
+    bool hit = rule->negate ? !mt.matched : mt.matched;
+    if (!hit)
+        return false;
+    record_hit(tx, idx, rule->negate ? NULL : mt.text, mt.text_len, f, stage);
+    return true;
+}
+
+/* Forgets what stage and the stages after it found (a new HELO, a new MAIL). */
+static void forget_from(struct rules_tx *tx, enum rules_stage stage)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < tx->nhits; i++) {
+        if (tx->hits[i].stage >= stage)
+            hit_free(&tx->hits[i]);
+        else {
+            tx->hidx[k] = tx->hidx[i];
+            tx->hits[k++] = tx->hits[i];
+        }
+    }
+    tx->nhits = k;
+    for (size_t i = 0; i < tx->r->n; i++)
+        if (tx->r->v[i].stage >= stage)
+            tx->hit[i] = 0;
+    if (tx->accepted_stage >= (int)stage)
+        tx->accepted_stage = -1;
+}
+
+static void set_action(struct rules_outcome *out, const struct rule *rule)
+{
+    switch (rule->action) {
+    case A_ACCEPT:
+        out->verdict = RULES_ACCEPT;
+        break;
+    case A_REJECT:
+        out->verdict = RULES_REJECT;
+        out->reply = rule->reply ? rule->reply : "550 5.7.1 Rejected by policy";
+        break;
+    case A_TEMPFAIL:
+        out->verdict = RULES_TEMPFAIL;
+        out->reply = rule->reply ? rule->reply : "451 4.7.1 Try again later";
+        break;
+    case A_DISCARD:
+        out->verdict = RULES_DISCARD;
+        break;
+    case A_QUARANTINE:
+        out->verdict = RULES_QUARANTINE;
+        out->reason = rule->reason ? rule->reason : rule->name;
+        break;
+    case A_NONE:
+        return;
+    }
+    out->decided_by = rule->name;
+}
+
+/* The strongest action among hits[from..) that may act at stage. */
+static const struct rule *strongest(const struct rules_tx *tx, size_t from, bool envelope)
+{
+    const struct rule *best = NULL;
+    for (size_t i = from; i < tx->nhits; i++) {
+        const struct rules_hit *h = &tx->hits[i];
+        if (h->shadow || !h->counted)
+            continue;
+        const struct rule *rule = &tx->r->v[tx->hidx[i]];
+        if (rule->action == A_NONE)
+            continue;
+        if (envelope && rule->action != A_ACCEPT && rule->action != A_REJECT &&
+            rule->action != A_TEMPFAIL)
+            continue;
+        if (best == NULL || rule->action > best->action)
+            best = rule;
+    }
+    return best;
+}
+
+static double total_score(const struct rules_tx *tx)
+{
+    double s = 0;
+    for (size_t i = 0; i < tx->r->n; i++)
+        if (tx->hit[i] && !tx->r->v[i].shadow)
+            s += tx->r->v[i].score;
+    return s;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static double round1(double v)
+{
+    double r = round(v * 10) / 10;
+    return r == 0 ? 0 : r; /* no "-0.0" */
+}
+
+static void build_report(struct rules_tx *tx)
+{
+    struct rules_outcome *out = &tx->out;
+    const struct rules *r = tx->r;
+    const char **names = xcalloc(r->n, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (tx->hit[i] && !r->v[i].shadow && !r->v[i].hidden)
+            names[n++] = r->v[i].name;
+    qsort(names, n, sizeof(*names), cmp_str);
+    struct rules_buf b = {0};
+    char head[128];
+    int hl = snprintf(head, sizeof(head),
+                      "%s, score=%.1f required=%.1f tests=", out->spam ? "Yes" : "No",
+                      round1(out->score), round1(out->required));
+    rules_buf_add(&b, head, (size_t)hl);
+    size_t line = (size_t)hl + strlen("X-Spam-Status: ");
+    if (n == 0)
+        rules_buf_add(&b, "none", 4);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(names[i]);
+        if (i > 0) {
+            rules_buf_addc(&b, ',');
+            line++;
+            if (line + l > REPORT_FOLD) {
+                rules_buf_add(&b, "\r\n\t", 3);
+                line = 1;
+            }
+        }
+        rules_buf_add(&b, names[i], l);
+        line += l;
+    }
+    free(names);
+    tx->status = rules_buf_cstr(&b);
+    if (asprintf(&tx->score, "%.1f", round1(out->score)) < 0)
+        abort();
+    int stars = out->score >= 1 ? (int)floor(out->score) : 0;
+    if (stars > LEVEL_MAX)
+        stars = LEVEL_MAX;
+    if (stars > 0) {
+        tx->level = xcalloc((size_t)stars + 1, 1);
+        memset(tx->level, '*', (size_t)stars);
+    }
+    out->report_status = tx->status;
+    out->report_score = tx->score;
+    out->report_level = tx->level;
+}
+
+static void add_header_out(struct rules_tx *tx, const char *name, const char *value)
+{
+    for (size_t i = 0; i < tx->nheaders; i++)
+        if (strcasecmp(tx->headers[i].name, name) == 0 && strcmp(tx->headers[i].value, value) == 0)
+            return;
+    tx->headers = xrealloc(tx->headers, (tx->nheaders + 1) * sizeof(*tx->headers));
+    tx->headers[tx->nheaders++] = (struct rules_header){name, xstrndup(value, strlen(value))};
+}
+
+/* Content stage: actions of all counted hits, then thresholds, then the report. */
+static void conclude(struct rules_tx *tx)
+{
+    struct rules_outcome *out = &tx->out;
+    const struct rules *r = tx->r;
+    out->score = total_score(tx);
+    out->required = rules_required(r);
+    out->spam = out->score >= out->required;
+
+    for (size_t i = 0; i < tx->nhits; i++) {
+        const struct rules_hit *h = &tx->hits[i];
+        if (h->shadow || !h->counted)
+            continue;
+        const struct rule *rule = &r->v[tx->hidx[i]];
+        for (size_t k = 0; k < rule->nadd; k++)
+            add_header_out(tx, rule->adds[k].name, rule->adds[k].value);
+    }
+    if (tx->accepted_stage >= 0) {
+        out->verdict = RULES_ACCEPT;
+        out->decided_by = tx->accepted_by;
+    } else {
+        const struct rule *best = strongest(tx, 0, false);
+        if (best != NULL) {
+            set_action(out, best);
+        } else if (r->th[TH_REJECT].set && out->score >= r->th[TH_REJECT].score) {
+            out->verdict = RULES_REJECT;
+            out->reply = r->th[TH_REJECT].reply ? r->th[TH_REJECT].reply
+                                                : "550 5.7.1 Message content rejected";
+            out->decided_by = "threshold reject";
+        } else if (r->th[TH_QUARANTINE].set && out->score >= r->th[TH_QUARANTINE].score) {
+            out->verdict = RULES_QUARANTINE;
+            out->reason = r->th[TH_QUARANTINE].reason ? r->th[TH_QUARANTINE].reason : "spam score";
+            out->decided_by = "threshold quarantine";
+        }
+        const struct threshold *tag = &r->th[TH_TAG];
+        if (tag->set && out->score >= tag->score && out->verdict != RULES_ACCEPT) {
+            out->tagged = true;
+            for (size_t k = 0; k < tag->nadd; k++)
+                add_header_out(tx, tag->adds[k].name, tag->adds[k].value);
+            out->subject_prefix = tag->subject_prefix;
+            if (out->decided_by == NULL)
+                out->decided_by = "threshold tag";
+        }
+    }
+    out->headers = tx->headers;
+    out->nheaders = tx->nheaders;
+    build_report(tx);
+}
+
+const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage stage,
+                                          const struct rules_facts *facts, struct rules_msg *msg)
+{
+    static const struct rules_facts none = {0};
+    const struct rules *r = tx->r;
+    if ((unsigned)stage >= RULES_STAGE__COUNT)
+        return NULL;
+    if (facts == NULL)
+        facts = &none;
+    outcome_clear(tx);
+    if (stage != RULES_STAGE_RCPT)
+        forget_from(tx, stage);
+    size_t first = tx->nhits;
+
+    if (tx->accepted_stage >= 0) {
+        tx->out.verdict = RULES_ACCEPT;
+        tx->out.decided_by = tx->accepted_by;
+        tx->out.score = total_score(tx);
+        tx->out.required = rules_required(r);
+        if (stage == RULES_STAGE_CONTENT)
+            conclude(tx);
+        return &tx->out;
+    }
+    if (stage == RULES_STAGE_CONTENT && msg == NULL)
+        return NULL;
+
+    clock_gettime(CLOCK_MONOTONIC, &tx->started);
+    tx->budget_spent = false;
+    if (stage == RULES_STAGE_RCPT)
+        memset(tx->cur, 0, r->n);
+    if (stage == RULES_STAGE_CONTENT) {
+        for (int k = 0; k < RULES_PF_SLOTS; k++)
+            memset(tx->seen[k], 0, r->pf_nclause[k]);
+        memset(tx->pf_done, 0, sizeof(tx->pf_done));
+    }
+    for (size_t k = 0; k < r->norder[stage]; k++) {
+        size_t idx = r->order[stage][k];
+        bool hit = eval_rule(tx, idx, stage, facts, msg);
+        if (stage == RULES_STAGE_RCPT)
+            tx->cur[idx] = hit;
+        else if (hit)
+            tx->hit[idx] = 1;
+    }
+    tx->out.budget_exceeded = tx->budget_spent;
+
+    if (stage == RULES_STAGE_CONTENT) {
+        conclude(tx);
+    } else {
+        const struct rule *best = strongest(tx, first, true);
+        if (best != NULL) {
+            set_action(&tx->out, best);
+            if (best->action == A_ACCEPT) {
+                tx->accepted_stage = (int)stage;
+                tx->accepted_by = best->name;
+            }
+        }
+        if (stage == RULES_STAGE_RCPT) {
+            bool refused = tx->out.verdict == RULES_REJECT || tx->out.verdict == RULES_TEMPFAIL;
+            for (size_t i = first; i < tx->nhits; i++)
+                tx->hits[i].counted = !refused;
+            if (!refused)
+                for (size_t i = 0; i < r->n; i++)
+                    tx->hit[i] |= tx->cur[i];
+        }
+        tx->out.score = total_score(tx);
+        tx->out.required = rules_required(r);
+    }
+    tx->out.hits = tx->hits != NULL ? tx->hits + first : NULL;
+    tx->out.nhits = tx->nhits - first;
+    tx->out.events = tx->events;
+    tx->out.nevents = tx->nevents;
+    return &tx->out;
+}

@@ -1,0 +1,38 @@
+# rules/: the rule language library (librules.a, position-independent so the
+# rules plugin can link it), the smtpgate-rules command and its unit tests.
+RULES_PKGS   := libpcre2-8 gmime-3.0
+RULES_CFLAGS := $(shell pkg-config --cflags $(RULES_PKGS) 2>/dev/null)
+RULES_LIBS   := $(shell pkg-config --libs $(RULES_PKGS) 2>/dev/null) -lm
+RULES_SRCS   := $(filter-out rules/smtpgate-rules.c,$(wildcard rules/*.c))
+RULES_OBJS   := $(RULES_SRCS:%.c=$(BUILD)/%.o)
+RULES_LIB    := $(BUILD)/librules.a
+RULES_UNIT   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_rules_*.c))
+
+$(BUILD)/rules/%.o: CFLAGS += $(RULES_CFLAGS)
+
+$(RULES_LIB): $(RULES_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/smtpgate-rules: $(BUILD)/rules/smtpgate-rules.o $(RULES_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(RULES_LIBS)
+
+$(BUILD)/tests/test_rules_%: tests/unit/test_rules_%.c $(RULES_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Irules $(RULES_CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) \
+		-o $@ $< $(RULES_LIB) $(shell pkg-config --libs cmocka) $(RULES_LIBS)
+
+EXTRA_TARGETS   += $(RULES_LIB) $(BUILD)/smtpgate-rules
+EXTRA_UNIT_BINS += $(RULES_UNIT)
+INSTALL_BINS    += $(BUILD)/smtpgate-rules
+
+-include $(RULES_OBJS:.o=.d) $(BUILD)/rules/smtpgate-rules.d
+
+# The shipped rule set and this folder's documentation; the binary itself
+# is in INSTALL_BINS for the main install rule.
+.PHONY: install-rules
+install: install-rules
+install-rules: all
+	install -d $(DESTDIR)$(PREFIX)/etc/smtpgate $(DESTDIR)$(PREFIX)/share/doc/smtpgate
+	install -m 0644 rules/default.rules $(DESTDIR)$(PREFIX)/etc/smtpgate/default.rules
+	install -m 0644 rules/README.md $(DESTDIR)$(PREFIX)/share/doc/smtpgate/rules.md

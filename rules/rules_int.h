@@ -1,0 +1,239 @@
+/*
+ * rules_int - the rule set's inside, shared by the parser (parse.c),
+ * the compiler (compile.c), the message model (msg.c) and the
+ * evaluator (eval.c).  Not installed; nothing outside rules/ uses it.
+ *
+ * The parser fills a struct rules_build with rules and thresholds exactly as
+ * written (names unresolved, patterns not compiled) and with errors; the
+ * compiler resolves names, compiles the patterns and orders evaluation, and
+ * then the struct rules never changes again.
+ */
+#ifndef SMTPGATE_RULES_INT_H
+#define SMTPGATE_RULES_INT_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdatomic.h>
+
+#include "rules.h"
+
+enum rule_target {
+    T_CLIENT_ADDR,
+    T_CLIENT_NAME,
+    T_HELO,
+    T_MAIL_FROM,
+    T_RCPT_TO,
+    T_HEADER,
+    T_HEADERS,
+    T_BODY,
+    T_RAWBODY,
+    T_URI,
+    T_FULL,
+    T_SIZE,
+    T_ATTACH_NAME,
+    T_ATTACH_TYPE,
+    T_META,
+};
+
+enum rule_match { M_REGEX, M_CIDR, M_EXISTS, M_SIZE, M_META };
+enum header_mode { HM_DECODED, HM_RAW, HM_ADDR, HM_NAME };
+/* In order of precedence, weakest first. */
+enum rule_action { A_NONE, A_QUARANTINE, A_DISCARD, A_TEMPFAIL, A_REJECT, A_ACCEPT };
+enum size_op { SZ_LT, SZ_LE, SZ_GT, SZ_GE, SZ_EQ };
+
+struct rule_pos {
+    const char *file; /* owned by the set's files[] */
+    unsigned line;
+    unsigned col;
+};
+
+struct cidr {
+    uint8_t addr[16];
+    unsigned bits;
+    bool v6;
+};
+
+enum meta_op {
+    MN_REF,
+    MN_NUM,
+    MN_NOT,
+    MN_AND,
+    MN_OR,
+    MN_ADD,
+    MN_LT,
+    MN_LE,
+    MN_GT,
+    MN_GE,
+    MN_EQ,
+    MN_NE
+};
+
+struct meta_node {
+    enum meta_op op;
+    long num;   /* MN_NUM */
+    char *name; /* MN_REF, as written */
+    size_t ref; /* MN_REF, resolved rule index */
+    int a, b;   /* operands (node indices) */
+    struct rule_pos pos;
+};
+
+struct rule_example {
+    char *text;
+    size_t len;
+    bool must_hit;
+    struct rule_pos pos;
+};
+
+struct rule {
+    char *name;
+    struct rule_pos pos;
+    enum rule_target target;
+    enum header_mode hmode;
+    char *header; /* T_HEADER */
+    char *target_desc;
+    enum rule_match match;
+    bool negate;
+    char *pattern;
+    size_t pattern_len;
+    uint32_t pflags;
+    struct rule_pos pat_pos; /* of the pattern's first octet */
+    pcre2_code *re;
+    struct cidr *cidrs;
+    size_t ncidr;
+    enum size_op size_op;
+    uint64_t size_val;
+    struct meta_node *meta;
+    size_t nmeta;
+    int meta_root;
+    enum rules_stage stage;
+    double score;
+    bool has_score;
+    char *describe;
+    bool shadow;
+    bool hidden; /* name starts with "__": not in the report */
+    enum rule_action action;
+    struct rule_pos action_pos;
+    char *reply;  /* reject, tempfail */
+    char *reason; /* quarantine */
+    struct rules_header *adds;
+    size_t nadd;
+    struct rule_example *examples;
+    size_t nexamples;
+    int pf_slot;       /* the prefilter its text goes through, or -1 */
+    uint32_t pf_first; /* its clauses in that prefilter */
+    uint32_t pf_nclause;
+};
+
+enum threshold_kind { TH_TAG, TH_QUARANTINE, TH_REJECT, TH__COUNT };
+
+struct threshold {
+    bool set;
+    double score;
+    struct rule_pos pos;
+    char *reply;  /* reject */
+    char *reason; /* quarantine */
+    struct rules_header *adds;
+    size_t nadd;
+    char *subject_prefix;
+};
+
+/* Texts with a prefilter (literal.c): body, rawbody, full, headers, headers:raw. */
+#define RULES_PF_SLOTS    5
+#define RULES_LITERAL_MAX 64
+struct rules_prefilter;
+
+struct rules {
+    atomic_uint refs;
+    struct rule *v;
+    size_t n;
+    size_t cap;
+    char **files;
+    size_t nfiles;
+    size_t files_cap;
+    struct threshold th[TH__COUNT];
+    /* evaluation order per stage: plain rules, then metas dependencies first */
+    size_t *order[RULES_STAGE__COUNT];
+    size_t norder[RULES_STAGE__COUNT];
+    pcre2_match_context *mctx;
+    struct rules_prefilter *pf[RULES_PF_SLOTS];
+    size_t pf_nclause[RULES_PF_SLOTS];
+    struct rules_limits lim;
+    unsigned stages;
+    bool need_headers;
+    bool need_raw;
+};
+
+/* What the parser works on: the set being built, and where errors go. */
+struct rules_build {
+    struct rules *r;
+    struct rules_errors *errs;
+    size_t nerrs; /* errors counted even when errs is NULL */
+    /* Reads an included file: 0 and a malloc'ed buffer, or -1 and a reason. */
+    int (*read_file)(const char *path, char **data, size_t *len, char **why);
+    unsigned depth;
+    char **seen; /* canonical names of the files read, against loops */
+    size_t nseen;
+    char **failed; /* names of rules refused by the parser: not "unknown" */
+    size_t nfailed;
+};
+
+void rules_build_error(struct rules_build *b, const char *file, unsigned line, unsigned col,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Interns a file name in the set; the pointer lives as long as the set. */
+const char *rules_build_file(struct rules_build *b, const char *path);
+/* False when the file (canonical name) was read already; else remembers it. */
+bool rules_build_seen(struct rules_build *b, const char *canon);
+
+/* Parses one file's text into b (parse.c).  Includes are resolved
+ * relative to file through b->read_file (NULL: include is an error). */
+void rules_parse(struct rules_build *b, const char *file, const char *data, size_t len);
+
+/* Frees a rule's members (compile.c). */
+void rules_rule_free(struct rule *rule);
+
+/* Values checked by the parser, also used by the compiler for examples. */
+bool rules_cidr_parse(const char *s, size_t len, struct cidr *out);
+bool rules_cidr_match(const struct cidr *c, const char *addr);
+
+/* ---- message internals used by the evaluator (msg.c) ---- */
+struct rules_msg_field {
+    char *name;
+    char *raw; /* value as received */
+    size_t raw_len;
+    char *decoded; /* unfolded, RFC 2047-decoded, UTF-8; built on demand */
+    char **addrs;  /* :addr values, on demand */
+    size_t naddrs;
+    char **names; /* :name values, on demand */
+    size_t nnames;
+    bool addr_done;
+};
+
+size_t rules_msg_field_count(const struct rules_msg *m);
+struct rules_msg_field *rules_msg_field(struct rules_msg *m, size_t i);
+const char *rules_msg_field_decoded(struct rules_msg *m, size_t i);
+void rules_msg_field_addrs(struct rules_msg *m, size_t i);
+const char *rules_msg_all_headers(struct rules_msg *m, bool raw, size_t *len);
+const char *rules_msg_full(struct rules_msg *m, size_t *len);
+uint64_t rules_msg_size(const struct rules_msg *m);
+
+/* Literals a match of the pattern must contain, lower-cased, each with its
+ * clause: every clause needs one of its literals.  Their number (at most
+ * max), or 0 when the pattern has none the extractor can vouch for. */
+size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULES_LITERAL_MAX],
+                      size_t *lens, unsigned *clause, size_t max);
+/* An automaton over the literals (owner: the clause of each), or NULL when
+ * there are none or too many. */
+struct rules_prefilter *rules_prefilter_build(const char *const *lits, const size_t *lens,
+                                              const uint32_t *owners, size_t nlits);
+/* Sets seen[owner] for every literal found in text (ASCII case folded). */
+void rules_prefilter_scan(const struct rules_prefilter *pf, const char *text, size_t len,
+                          unsigned char *seen);
+void rules_prefilter_free(struct rules_prefilter *pf);
+
+/* Checks "550 5.7.1 text": first digit want ('4' or '5'), enhanced code of
+ * the same class.  NULL if fine, else the reason. */
+const char *rules_reply_check(const char *reply, char want);
+/* Checks "Name: value"; splits into malloc'ed name and value. */
+const char *rules_header_check(const char *text, char **name, char **value);
+
+#endif

@@ -1,0 +1,554 @@
+/*
+ * smtpgate-rules - the admin's tool for rule files: lint, test, bench.
+ *
+ *   smtpgate-rules lint FILE...
+ *   smtpgate-rules test FILE... MESSAGE [--ip A] [--name N] [--helo H] [--from S] [--rcpt R]...
+ *   smtpgate-rules bench FILE... DIR [--seconds N]
+ *   smtpgate-rules [VERB] --help
+ *
+ * lint loads the files as smtpgate would and runs every rule's examples;
+ * test runs one message through every stage the given facts allow and says
+ * what smtpgate would do; bench measures content evaluation over a folder of
+ * messages and names the slowest rules.
+ *
+ * Exit status: 0 fine (lint: no error; test: the message would be delivered,
+ * tagged or not), 1 lint found errors / test: the message or its connection
+ * would be refused, discarded or quarantined, 2 usage, unreadable input, or
+ * rules that do not load (test, bench).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "rules.h"
+
+#define MESSAGE_MAX     (64u * 1024 * 1024)
+#define BENCH_MAX_FILES 100000
+#define BENCH_SLOWEST   10
+
+static const char usage_main[] =
+    "usage: smtpgate-rules VERB ...\n"
+    "\n"
+    "  lint FILE...                 check rule files and their examples\n"
+    "  test FILE... MESSAGE [opts]  run a message through the rules, show hits and verdict\n"
+    "  bench FILE... DIR [opts]     messages per second over a folder, slowest rules\n"
+    "\n"
+    "smtpgate-rules VERB --help tells more.  Exit status: 0 fine, 1 errors found or\n"
+    "message refused, 2 usage or unreadable input.\n";
+
+static const char usage_lint[] =
+    "usage: smtpgate-rules lint FILE...\n"
+    "\n"
+    "Loads the rule files together, as smtpgate's rules plugin does (includes\n"
+    "followed, names unique across files), and runs every rule's must-hit and\n"
+    "must-not-hit examples.  Prints each error as FILE:LINE:COLUMN: reason.\n"
+    "Exit status: 0 no error, 1 errors, 2 usage.\n";
+
+static const char usage_test[] =
+    "usage: smtpgate-rules test FILE... MESSAGE [--ip ADDR] [--name NAME] [--helo NAME]\n"
+    "                           [--from ADDR] [--rcpt ADDR]...\n"
+    "\n"
+    "Runs MESSAGE (a saved message, RFC 5322, as received) through the rules.\n"
+    "Envelope stages run only when their facts are given: connect with --ip or\n"
+    "--name (verified reverse name), helo with --helo, mail with --from (\"\" is\n"
+    "the null sender), rcpt once per --rcpt.  Prints every rule that hit (stage,\n"
+    "name, target, matched text, score), the score, the verdict smtpgate would\n"
+    "give, and the report headers.\n"
+    "Exit status: 0 delivered (maybe tagged), 1 refused, discarded or quarantined,\n"
+    "2 usage, unreadable message, or rules that do not load.\n";
+
+static const char usage_bench[] =
+    "usage: smtpgate-rules bench FILE... DIR [--seconds N]\n"
+    "\n"
+    "Evaluates the content rules over every regular file in DIR (each a saved\n"
+    "message), round after round for N seconds (default 3, at most 600, at\n"
+    "least one round), parsing each message anew as smtpgate does.  Prints\n"
+    "messages per second, megabytes per second and the %d slowest rules.\n"
+    "Exit status: 0, or 2 on usage, unreadable input, rules that do not load.\n";
+
+static void print_escaped(FILE *f, const char *s, size_t n)
+{
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c == '\r')
+            fputs("\\r", f);
+        else if (c == '\t')
+            fputs("\\t", f);
+        else if (c < 32 || c == 127)
+            fprintf(f, "\\x%02x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+static void print_errors(const struct rules_errors *errs)
+{
+    for (size_t i = 0; i < errs->n; i++) {
+        char *s = rules_error_format(&errs->v[i]);
+        fprintf(stderr, "%s\n", s);
+        free(s);
+    }
+}
+
+static struct rules *load(const char *const *files, size_t n)
+{
+    struct rules_errors errs = {0};
+    struct rules *r = NULL;
+    if (rules_load_files(files, n, NULL, &r, &errs) != 0) {
+        print_errors(&errs);
+        fprintf(stderr, "smtpgate-rules: %zu error%s, rules not loaded\n", errs.n,
+                errs.n == 1 ? "" : "s");
+        rules_errors_free(&errs);
+        return NULL;
+    }
+    rules_errors_free(&errs);
+    return r;
+}
+
+static int cmd_lint(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        fputs(usage_lint, stdout);
+        return 0;
+    }
+    if (argc < 1) {
+        fputs(usage_lint, stderr);
+        return 2;
+    }
+    struct rules_errors errs = {0};
+    struct rules *r = NULL;
+    if (rules_load_files((const char *const *)argv, (size_t)argc, NULL, &r, &errs) != 0) {
+        print_errors(&errs);
+        fprintf(stderr, "%zu error%s\n", errs.n, errs.n == 1 ? "" : "s");
+        rules_errors_free(&errs);
+        return 1;
+    }
+    size_t bad = rules_check_examples(r, &errs);
+    print_errors(&errs);
+    rules_errors_free(&errs);
+    size_t n = rules_count(r), nf = rules_file_count(r);
+    if (bad > 0) {
+        fprintf(stderr, "%zu example%s failed\n", bad, bad == 1 ? "" : "s");
+        rules_unref(r);
+        return 1;
+    }
+    printf("ok: %zu rule%s in %zu file%s\n", n, n == 1 ? "" : "s", nf, nf == 1 ? "" : "s");
+    rules_unref(r);
+    return 0;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "smtpgate-rules: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        if (n == cap) {
+            if (cap >= MESSAGE_MAX) {
+                fprintf(stderr, "smtpgate-rules: %s: larger than %u octets\n", path, MESSAGE_MAX);
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                fprintf(stderr, "smtpgate-rules: %s: %s\n", path, strerror(errno));
+                free(buf);
+                buf = NULL;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static void print_hits(const struct rules_outcome *o)
+{
+    for (size_t i = 0; i < o->nhits; i++) {
+        const struct rules_hit *h = &o->hits[i];
+        printf("hit  %-7s %s  %s  ", rules_stage_name(h->stage), h->rule, h->target);
+        if (h->text != NULL)
+            print_escaped(stdout, h->text, h->text_len);
+        else
+            fputs("(no text)", stdout);
+        printf("  score %.1f", h->score);
+        if (h->rcpt != NULL)
+            printf("  rcpt %s", h->rcpt);
+        if (h->shadow)
+            fputs("  shadow", stdout);
+        if (!h->counted)
+            fputs("  (recipient refused)", stdout);
+        putchar('\n');
+    }
+    for (size_t i = 0; i < o->nevents; i++)
+        printf("note %s: %s%s\n", o->events[i].rule, o->events[i].what,
+               strcmp(o->events[i].what, "budget") == 0 ? " spent, later rules not evaluated"
+                                                        : " exceeded, counted as a miss");
+}
+
+static void print_verdict(const char *stage, const struct rules_outcome *o)
+{
+    printf("verdict %s: %s", stage, rules_verdict_name(o->verdict));
+    if (o->reply != NULL)
+        printf(" \"%s\"", o->reply);
+    if (o->reason != NULL)
+        printf(" reason \"%s\"", o->reason);
+    if (o->decided_by != NULL)
+        printf(" (%s)", o->decided_by);
+    putchar('\n');
+}
+
+static bool refused(const struct rules_outcome *o)
+{
+    return o->verdict == RULES_REJECT || o->verdict == RULES_TEMPFAIL;
+}
+
+static int cmd_test(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        fputs(usage_test, stdout);
+        return 0;
+    }
+    struct rules_facts f = {0};
+    const char **pos = calloc((size_t)argc + 1, sizeof(char *));
+    const char **rcpts = calloc((size_t)argc + 1, sizeof(char *));
+    size_t npos = 0, nrcpt = 0;
+    bool have_conn = false;
+    int rc = 2;
+    if (pos == NULL || rcpts == NULL)
+        goto out;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        bool opt = strcmp(a, "--ip") == 0 || strcmp(a, "--name") == 0 || strcmp(a, "--helo") == 0 ||
+                   strcmp(a, "--from") == 0 || strcmp(a, "--rcpt") == 0;
+        if (opt && i + 1 >= argc) {
+            fprintf(stderr, "smtpgate-rules test: %s needs a value\n", a);
+            goto out;
+        }
+        if (strcmp(a, "--ip") == 0)
+            f.client_addr = argv[++i], have_conn = true;
+        else if (strcmp(a, "--name") == 0)
+            f.client_name = argv[++i], have_conn = true;
+        else if (strcmp(a, "--helo") == 0)
+            f.helo = argv[++i];
+        else if (strcmp(a, "--from") == 0)
+            f.mail_from = argv[++i];
+        else if (strcmp(a, "--rcpt") == 0)
+            rcpts[nrcpt++] = argv[++i];
+        else if (a[0] == '-' && a[1] == '-') {
+            fprintf(stderr, "smtpgate-rules test: unknown option %s\n", a);
+            goto out;
+        } else
+            pos[npos++] = a;
+    }
+    if (npos < 2) {
+        fputs(usage_test, stderr);
+        goto out;
+    }
+    size_t len;
+    char *bytes = read_file(pos[npos - 1], &len);
+    if (bytes == NULL)
+        goto out;
+    struct rules *r = load(pos, npos - 1);
+    if (r == NULL) {
+        free(bytes);
+        goto out;
+    }
+    struct rules_msg *m = rules_msg_parse(bytes, len);
+    free(bytes);
+    struct rules_tx *conn = rules_tx_new(r);
+    struct rules_tx *tx = NULL;
+    const struct rules_outcome *o;
+    rc = 0;
+    if (have_conn) {
+        o = rules_tx_eval(conn, RULES_STAGE_CONNECT, &f, NULL);
+        print_hits(o);
+        print_verdict("connect", o);
+        if (refused(o)) {
+            rc = 1;
+            goto done;
+        }
+    }
+    if (f.helo != NULL) {
+        o = rules_tx_eval(conn, RULES_STAGE_HELO, &f, NULL);
+        print_hits(o);
+        print_verdict("helo", o);
+        if (refused(o)) {
+            rc = 1;
+            goto done;
+        }
+    }
+    tx = rules_tx_fork(conn);
+    if (f.mail_from != NULL) {
+        o = rules_tx_eval(tx, RULES_STAGE_MAIL, &f, NULL);
+        print_hits(o);
+        print_verdict("mail", o);
+        if (refused(o)) {
+            rc = 1;
+            goto done;
+        }
+    }
+    size_t accepted = 0;
+    for (size_t i = 0; i < nrcpt; i++) {
+        f.rcpt = rcpts[i];
+        o = rules_tx_eval(tx, RULES_STAGE_RCPT, &f, NULL);
+        print_hits(o);
+        printf("rcpt %s: ", rcpts[i]);
+        print_verdict("rcpt", o);
+        if (!refused(o))
+            accepted++;
+    }
+    if (nrcpt > 0 && accepted == 0) {
+        printf("every recipient refused: no message\n");
+        rc = 1;
+        goto done;
+    }
+    o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
+    print_hits(o);
+    printf("score %.1f required %.1f\n", o->score, o->required);
+    print_verdict("content", o);
+    for (size_t i = 0; i < o->nheaders; i++)
+        printf("add-header %s: %s\n", o->headers[i].name, o->headers[i].value);
+    if (o->subject_prefix != NULL)
+        printf("subject-prefix \"%s\"\n", o->subject_prefix);
+    printf("X-Spam-Status: %s\nX-Spam-Score: %s\n", o->report_status, o->report_score);
+    if (o->report_level != NULL)
+        printf("X-Spam-Level: %s\n", o->report_level);
+    rc = o->verdict == RULES_CONTINUE || o->verdict == RULES_ACCEPT ? 0 : 1;
+done:
+    rules_tx_free(tx);
+    rules_tx_free(conn);
+    rules_msg_free(m);
+    rules_unref(r);
+out:
+    free(pos);
+    free(rcpts);
+    return rc;
+}
+
+struct bench_msg {
+    char *bytes;
+    size_t len;
+};
+
+static int cmp_prof(const void *a, const void *b, void *arg)
+{
+    const uint64_t *prof = arg;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return prof[x] < prof[y] ? 1 : prof[x] > prof[y] ? -1 : 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        printf(usage_bench, BENCH_SLOWEST);
+        return 0;
+    }
+    const char **pos = calloc((size_t)argc + 1, sizeof(char *));
+    size_t npos = 0;
+    double seconds = 3;
+    int rc = 2;
+    if (pos == NULL)
+        return 2;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
+            char *end;
+            seconds = strtod(argv[++i], &end);
+            if (*end != '\0' || !(seconds >= 0 && seconds <= 600)) {
+                fprintf(stderr, "smtpgate-rules bench: --seconds takes 0 to 600\n");
+                free(pos);
+                return 2;
+            }
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            fprintf(stderr, "smtpgate-rules bench: unknown option %s\n", argv[i]);
+            free(pos);
+            return 2;
+        } else {
+            pos[npos++] = argv[i];
+        }
+    }
+    if (npos < 2) {
+        fprintf(stderr, usage_bench, BENCH_SLOWEST);
+        free(pos);
+        return 2;
+    }
+    const char *dir = pos[npos - 1];
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        fprintf(stderr, "smtpgate-rules bench: %s: %s\n", dir, strerror(errno));
+        free(pos);
+        return 2;
+    }
+    char **names = NULL;
+    size_t nnames = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && nnames < BENCH_MAX_FILES) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *p;
+        if (asprintf(&p, "%s/%s", dir, de->d_name) < 0)
+            break;
+        struct stat st;
+        if (stat(p, &st) != 0 || !S_ISREG(st.st_mode)) {
+            free(p);
+            continue;
+        }
+        char **nn = realloc(names, (nnames + 1) * sizeof(*nn));
+        if (nn == NULL) {
+            free(p);
+            break;
+        }
+        names = nn;
+        names[nnames++] = p;
+    }
+    closedir(d);
+    qsort(names, nnames, sizeof(*names), cmp_names);
+    struct bench_msg *msgs = calloc(nnames ? nnames : 1, sizeof(*msgs));
+    size_t nmsgs = 0, total = 0;
+    for (size_t i = 0; msgs != NULL && i < nnames; i++) {
+        msgs[nmsgs].bytes = read_file(names[i], &msgs[nmsgs].len);
+        if (msgs[nmsgs].bytes != NULL)
+            total += msgs[nmsgs++].len;
+    }
+    struct rules *r = NULL;
+    if (nmsgs == 0) {
+        fprintf(stderr, "smtpgate-rules bench: no message in %s\n", dir);
+        goto out;
+    }
+    r = load(pos, npos - 1);
+    if (r == NULL)
+        goto out;
+    size_t nr = rules_count(r);
+    uint64_t *prof = calloc(nr ? nr : 1, sizeof(uint64_t));
+    size_t *idx = calloc(nr ? nr : 1, sizeof(size_t));
+    if (prof == NULL || idx == NULL) {
+        free(prof);
+        free(idx);
+        goto out;
+    }
+    size_t done = 0, rounds = 0, events = 0;
+    uint64_t octets = 0;
+    double t0 = now_s(), el, decoding = 0;
+    bool raw = rules_need_raw(r);
+    do {
+        for (size_t i = 0; i < nmsgs; i++) {
+            double d0 = now_s();
+            struct rules_msg *m = rules_msg_parse(msgs[i].bytes, msgs[i].len);
+            if (raw) {
+                /* the MIME view on its own line, not on the first body rule */
+                size_t l;
+                rules_msg_body(m, &l);
+                rules_msg_uri_count(m);
+            }
+            decoding += now_s() - d0;
+            struct rules_tx *tx = rules_tx_new(r);
+            rules_tx_set_profile(tx, prof);
+            const struct rules_outcome *o = rules_tx_eval(tx, RULES_STAGE_CONTENT, NULL, m);
+            events += o ? o->nevents : 0;
+            rules_tx_free(tx);
+            rules_msg_free(m);
+            octets += msgs[i].len;
+            done++;
+        }
+        rounds++;
+        el = now_s() - t0;
+    } while (el < seconds);
+    printf("%zu messages (%.1f KiB) from %s, %zu rules\n", nmsgs, (double)total / 1024, dir, nr);
+    printf("%zu rounds, %zu messages in %.2f s: %.0f messages/s, %.1f MiB/s\n", rounds, done, el,
+           (double)done / el, (double)octets / el / (1024 * 1024));
+    printf("parsing and MIME decoding: %.1f us per message\n", decoding * 1e6 / (double)done);
+    if (events > 0)
+        printf("%zu limit or budget events\n", events);
+    for (size_t i = 0; i < nr; i++)
+        idx[i] = i;
+    qsort_r(idx, nr, sizeof(size_t), cmp_prof, prof);
+    printf("slowest rules (total ms, us per message):\n");
+    for (size_t i = 0; i < nr && i < BENCH_SLOWEST; i++) {
+        if (prof[idx[i]] == 0)
+            break;
+        printf("  %-40s %10.2f %10.2f\n", rules_rule_name(r, idx[i]), (double)prof[idx[i]] / 1e6,
+               (double)prof[idx[i]] / 1e3 / (double)done);
+    }
+    free(prof);
+    free(idx);
+    rc = 0;
+out:
+    rules_unref(r);
+    for (size_t i = 0; i < nmsgs; i++)
+        free(msgs[i].bytes);
+    free(msgs);
+    for (size_t i = 0; i < nnames; i++)
+        free(names[i]);
+    free(names);
+    free(pos);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return 2;
+    }
+    const char *verb = argv[1];
+    if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0 || strcmp(verb, "help") == 0) {
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    if (strcmp(verb, "lint") == 0)
+        return cmd_lint(argc - 2, argv + 2);
+    if (strcmp(verb, "test") == 0)
+        return cmd_test(argc - 2, argv + 2);
+    if (strcmp(verb, "bench") == 0)
+        return cmd_bench(argc - 2, argv + 2);
+    fprintf(stderr, "smtpgate-rules: unknown verb %s\n", verb);
+    fputs(usage_main, stderr);
+    return 2;
+}

@@ -1,0 +1,188 @@
+"""smtpgate-rules as an admin runs it: lint, test and bench on real files.
+
+The binary is build/asan/smtpgate-rules when built (the test build), else
+build/release/smtpgate-rules.  Exit statuses are part of the contract: lint
+0/1, test 0 delivered / 1 refused, 2 for usage and unloadable rules.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_RULES = ROOT / "rules" / "default.rules"
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+def _binary() -> Path:
+    for build in ("build/asan", "build/release"):
+        p = ROOT / build / "smtpgate-rules"
+        if p.exists():
+            return p
+    pytest.skip("smtpgate-rules is not built")
+
+
+def run(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+    return subprocess.run([str(_binary()), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def message(subject: str = "Quarterly report", body: str = "Hello Bob,\r\nsee you.\r\n",
+            extra: str = "") -> str:
+    return ("From: Alice <alice@example.org>\r\n"
+            "To: Bob <bob@example.org>\r\n"
+            f"Subject: {subject}\r\n"
+            "Date: Tue, 1 Dec 2026 08:00:00 +0000\r\n"
+            "Message-ID: <20261201080000.1@mail.example.org>\r\n"
+            f"{extra}"
+            "\r\n"
+            f"{body}")
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_bytes(text.encode())
+    return p
+
+
+def test_lint_default_rules_ok():
+    r = run("lint", DEFAULT_RULES)
+    assert r.returncode == 0, r.stderr
+    assert re.match(r"ok: \d+ rules in 1 file\n", r.stdout)
+    assert r.stderr == ""
+
+
+def test_lint_reports_every_error_with_position(tmp_path):
+    bad = write(tmp_path, "bad.rules",
+                "rule OK body /fine/ score 1\n"
+                "rule BAD_TARGET hedaer /x/\n"
+                "rule BAD_RE body /(unclosed/ score 1\n"
+                "rule BAD_REPLY helo /x/ reject \"450 4.7.1 wrong class\"\n"
+                "rule OK helo /again/\n")
+    r = run("lint", bad)
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert f"{bad}:2:17: unknown target \"hedaer\"" in lines[0]
+    assert any(l.startswith(f"{bad}:4:32: reject reply: must start with a 5xx") for l in lines)
+    assert any(l.startswith(f"{bad}:5:1: rule OK already defined at {bad}:1") for l in lines)
+    assert any(l.startswith(f"{bad}:3:28: bad pattern: missing closing parenthesis") for l in lines)
+    assert lines[-1] == "4 errors"
+
+
+def test_lint_checks_examples(tmp_path):
+    f = write(tmp_path, "ex.rules",
+              "rule HELO_IP helo /^\\d+\\.\\d+\\.\\d+\\.\\d+$/\n"
+              "    must-hit \"192.0.2.1\"\n"
+              "    must-hit \"[192.0.2.1]\"\n"
+              "    must-not-hit \"mx.example.org\"\n")
+    r = run("lint", f)
+    assert r.returncode == 1
+    assert f"{f}:3:14: must-hit example of HELO_IP does not hit" in r.stderr
+    assert "1 example failed" in r.stderr
+
+
+def test_lint_several_files_and_include(tmp_path):
+    write(tmp_path, "inc.rules", "rule INCLUDED body /x/ score 1\n")
+    a = write(tmp_path, "a.rules", "include \"inc.rules\"\nrule A meta INCLUDED && B score 1\n")
+    b = write(tmp_path, "b.rules", "rule B header Subject /y/\n")
+    r = run("lint", a, b)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "ok: 3 rules in 3 files\n"
+    c = write(tmp_path, "c.rules", "rule B helo /z/\n")
+    r = run("lint", a, b, c)
+    assert r.returncode == 1
+    assert f"{c}:1:1: rule B already defined at {b}:1" in r.stderr
+
+
+def test_gtube_message_is_rejected(tmp_path):
+    eml = write(tmp_path, "gtube.eml", message(subject="Test", body=f"{GTUBE}\r\n"))
+    r = run("test", DEFAULT_RULES, eml)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert re.search(r"^hit  content GTUBE  body  \"" + re.escape(GTUBE) + "\"", r.stdout, re.M)
+    assert "verdict content: reject \"554 5.7.1 Message rejected: GTUBE test string\" (GTUBE)" \
+        in r.stdout
+
+
+def test_clean_message_passes(tmp_path):
+    eml = write(tmp_path, "clean.eml", message())
+    r = run("test", DEFAULT_RULES, eml, "--ip", "192.0.2.10", "--helo", "mail.example.org",
+            "--from", "alice@example.org", "--rcpt", "bob@example.org")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "hit " not in r.stdout
+    assert "verdict content: continue" in r.stdout
+    assert "X-Spam-Status: No, score=0.0 required=5.0 tests=none" in r.stdout
+
+
+def test_tagged_message_and_stages(tmp_path):
+    eml = write(tmp_path, "spammy.eml",
+                "From: undisclosed\r\nTo: undisclosed-recipients:;\r\n"
+                "Subject: FREE MONEY FOR YOU, CLAIM $5000 NOW\r\n\r\n"
+                "<p>Click here to be removed</p> http://203.0.113.5/win\r\n")
+    r = run("test", DEFAULT_RULES, eml, "--helo", "203.0.113.5", "--from", "x@example.com",
+            "--rcpt", "a@example.org")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "hit  helo    HELO_BARE_IP  helo  \"203.0.113.5\"  score 1.5" in out
+    assert re.search(r"^hit  content URI_BARE_IP  uri  \"http://203\.0\.113\.5/\"", out, re.M)
+    assert "hit  content MISSING_DATE  header Date  (no text)" in out
+    assert "subject-prefix \"[SPAM] \"" in out
+    assert "add-header X-Spam-Flag: YES" in out
+    status = re.search(r"^X-Spam-Status: (Yes, score=[\d.]+ required=5\.0 tests=.*?)\nX-Spam-Score",
+                       out, re.M | re.S)
+    assert status, out
+    # folded as a header field (CRLF TAB; text mode reads LF TAB)
+    tests = status.group(1).split("tests=")[1].replace("\n\t", "").split(",")
+    assert "HELO_BARE_IP" in tests and "URI_BARE_IP" in tests and "MISSING_DATE" in tests
+    assert "__HELO_SUSPECT" not in tests
+    assert tests == sorted(tests)
+
+
+def test_helo_refusal_stops_at_helo(tmp_path):
+    eml = write(tmp_path, "m.eml", message())
+    r = run("test", DEFAULT_RULES, eml, "--helo", "localhost")
+    assert r.returncode == 1
+    assert "verdict helo: reject \"550 5.7.1 HELO localhost" in r.stdout
+    assert "verdict content" not in r.stdout
+
+
+def test_usage_and_unloadable(tmp_path):
+    assert run().returncode == 2
+    assert run("frobnicate").returncode == 2
+    for verb in ("lint", "test", "bench"):
+        r = run(verb, "--help")
+        assert r.returncode == 0
+        assert r.stdout.startswith(f"usage: smtpgate-rules {verb}")
+    assert run("test", DEFAULT_RULES).returncode == 2
+    broken = write(tmp_path, "broken.rules", "rule X body\n")
+    eml = write(tmp_path, "m.eml", message())
+    r = run("test", broken, eml)
+    assert r.returncode == 2
+    assert f"{broken}:1:12: expected a pattern after the target" in r.stderr
+    assert run("test", DEFAULT_RULES, tmp_path / "missing.eml").returncode == 2
+
+
+def test_bench_over_generated_messages(tmp_path):
+    d = tmp_path / "msgs"
+    d.mkdir()
+    for i in range(20):
+        body = "".join(f"line {k} of message {i}, nothing to see http://example.org/{k}\r\n"
+                       for k in range(100))
+        if i % 5 == 0:
+            body += f"{GTUBE}\r\n"
+        write(d, f"{i:03d}.eml", message(subject=f"Message {i}", body=body))
+    r = run("bench", DEFAULT_RULES, d, "--seconds", "0.5")
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"^(\d+) rounds, (\d+) messages in [\d.]+ s: (\d+) messages/s", r.stdout, re.M)
+    assert m, r.stdout
+    assert int(m.group(1)) >= 1 and int(m.group(2)) == 20 * int(m.group(1))
+    assert int(m.group(3)) > 0
+    assert r.stdout.startswith("20 messages (")
+    assert "slowest rules (total ms, us per message):" in r.stdout
+    assert run("bench", DEFAULT_RULES, tmp_path / "nowhere").returncode == 2
