@@ -128,6 +128,7 @@ struct chain_conn {
     bool body_last_cr; /* the replacement body so far ends in CR */
     struct chain_tx_info tx_info;
     const struct chain_content *content;
+    struct chain_content content_copy;
     struct sg_header *hdr_view;
     size_t hdr_view_n;
     char *body_buf;
@@ -928,7 +929,10 @@ enum chain_status chain_run_message(struct chain_conn *c, const struct chain_con
                                     struct chain_result *res)
 {
     chain_result_init(res);
-    c->content = content;
+    /* A copy: the caller's struct may be gone before a plugin that is out
+     * reads the message. */
+    c->content_copy = *content;
+    c->content = &c->content_copy;
     c->eom_ran = true;
     enum sg_verdict final = c->conn_final != SG_CONTINUE ? c->conn_final : c->tx_final;
     if (final == SG_DISCARD || final == SG_QUARANTINE) {

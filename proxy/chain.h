@@ -87,7 +87,9 @@ struct chain_edit {
     char *params;
 };
 
-/* The received message, as the front-end stored it. */
+/* The received message, as the front-end stored it.  The chain copies this
+ * struct; the store and headers must live until the transaction ends (or be
+ * handed to chain_adopt() when chain_busy()). */
 struct chain_content {
     struct msg_store *store;
     struct msg_headers *headers;
