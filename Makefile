@@ -20,7 +20,8 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -Iproxy -Iplugins $(PKG_CFLAGS)
+CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -Iproxy -Iplugins $(PKG_CFLAGS) \
+           -DSMTPGATE_PLUGIN_DIR='"$(PREFIX)/lib/smtpgate/plugins"' -DSMTPGATE_BUILD_DIR='"$(BUILD)"'
 LDLIBS  += $(PKG_LIBS) -lpthread -ldl
 # Plugins are dlopen'ed shared objects: position-independent, and they call the
 # host only through the struct sg_host it hands them (no symbols exported).
@@ -102,7 +103,7 @@ install: all install-sdk
 	install -m 0755 $(BUILD)/smtpgate $(DESTDIR)$(PREFIX)/sbin/smtpgate
 	$(if $(INSTALL_BINS),install -m 0755 $(INSTALL_BINS) $(DESTDIR)$(PREFIX)/sbin/)
 	$(if $(INSTALL_PLUGINS),install -m 0755 $(INSTALL_PLUGINS) $(DESTDIR)$(PREFIX)/lib/smtpgate/plugins/)
-	install -m 0644 etc/smtpgate.conf $(DESTDIR)$(PREFIX)/etc/smtpgate/smtpgate.conf.example
+	sed 's|/usr/local/|$(PREFIX)/|g' etc/smtpgate.conf > $(DESTDIR)$(PREFIX)/etc/smtpgate/smtpgate.conf.example
 	install -m 0644 README.md plugins/README.md etc/smtpgate.service etc/postfix/main.cf.snippet \
 		etc/postfix/master.cf.snippet $(DESTDIR)$(PREFIX)/share/doc/smtpgate/
 

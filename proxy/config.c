@@ -29,6 +29,10 @@
 #include "plugin_host.h"
 #include "runtime.h"
 
+#ifndef SMTPGATE_PLUGIN_DIR
+#define SMTPGATE_PLUGIN_DIR "/usr/local/lib/smtpgate/plugins"
+#endif
+
 /* The name errors carry while an override buffer is parsed ("-o #2"). */
 static __thread const char *config_source_name;
 static __thread int config_error_count;
@@ -365,6 +369,7 @@ static cfg_t *config_schema(cfg_opt_t *plugin_opts, bool lenient)
             (cfg_opt_t)CFG_STR("quarantine_dir", "/var/spool/smtpgate/quarantine", CFGF_NONE);
         opts[k++] = (cfg_opt_t)CFG_STR_CB("metrics_listen", "", CFGF_NONE, config_cb_metrics);
         opts[k++] = (cfg_opt_t)CFG_BOOL("client_name_lookup", cfg_true, CFGF_NONE);
+        opts[k++] = (cfg_opt_t)CFG_STR("plugin_dir", SMTPGATE_PLUGIN_DIR, CFGF_NONE);
         opts[k++] =
             (cfg_opt_t)CFG_STR_CB("dns_nameserver", "", CFGF_NONE, config_cb_nameserver);
         plugin_slot = k;
@@ -650,6 +655,7 @@ struct sg_config *config_load(const char *file, const char *const *overrides, si
     }
     plugin_prep_use(prep);
     config_parse_all(first, file, overrides, noverrides, false);
+    plugin_prep_set_dir(prep, cfg_getstr(first, "plugin_dir"));
     cfg_free(first);
     plugin_prep_use(NULL);
     config_error_count += plugin_prep_load(prep);

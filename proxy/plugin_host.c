@@ -50,6 +50,7 @@ struct plugin_loaded {
 };
 
 struct plugin_prep {
+    char *dir;
     struct plugin_loaded *loaded;
     size_t nloaded;
     struct plugin_where *lines;
@@ -106,7 +107,29 @@ void plugin_prep_free(struct plugin_prep *p)
     for (size_t i = 0; i < p->nsection_opts; i++)
         free((char *)p->section_opts[i].name);
     free(p->section_opts);
+    free(p->dir);
     free(p);
+}
+
+void plugin_prep_set_dir(struct plugin_prep *p, const char *dir)
+{
+    free(p->dir);
+    p->dir = dir && *dir ? strdup(dir) : NULL;
+}
+
+/* "rules.so" means plugin_dir/rules.so; a path with a "/" is taken as it is. */
+static int plugin_resolve_path(const struct plugin_prep *p, struct plugin_loaded *l)
+{
+    if (strchr(l->path, '/') || !p->dir)
+        return 0;
+    size_t n = strlen(p->dir) + strlen(l->path) + 2;
+    char *full = malloc(n);
+    if (!full)
+        return -1;
+    snprintf(full, n, "%s/%s", p->dir, l->path);
+    free(l->path);
+    l->path = full;
+    return 0;
 }
 
 static void prep_record_where(struct plugin_prep *p, const char *title, const char *key,
@@ -447,7 +470,7 @@ int plugin_prep_load(struct plugin_prep *p)
 {
     int errors = 0;
     for (size_t i = 0; i < p->nloaded; i++)
-        errors += plugin_load_one(&p->loaded[i]);
+        errors += plugin_resolve_path(p, &p->loaded[i]) < 0 ? 1 : plugin_load_one(&p->loaded[i]);
     if (errors)
         return errors;
 

@@ -41,6 +41,8 @@ void plugin_prep_free(struct plugin_prep *p);
 cfg_opt_t *plugin_prep_pass1_opts(void);
 void plugin_prep_use(struct plugin_prep *p);
 
+/* Where a plugin path without a "/" is looked for (plugin_dir). */
+void plugin_prep_set_dir(struct plugin_prep *p, const char *dir);
 int plugin_prep_load(struct plugin_prep *p);          /* number of errors */
 cfg_opt_t *plugin_prep_section_opts(struct plugin_prep *p); /* owned by p */
 

@@ -15,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bin=${SMTPGATE_BIN:-build/release/smtpgate}
+plugin_dir=${SMTPGATE_PLUGIN_DIR:-$(dirname "$bin")/plugins}
 listen_addr=127.0.0.1:2525
 upstream_addr=127.0.0.1:10025
 sink_user=${SINK_USER:-nobody}
@@ -105,6 +106,8 @@ EOF
 # without ADDR (it is a sink, it judges nobody), which smtpgate refuses to rely
 # on, so this demo alone says client_identity = "none"; in front of Postfix keep
 # "xclient".  The demo's clients are on this machine: no name lookups for them.
+# The example config's plugins are installed paths; the demo takes them from
+# the build and the shipped rule set from the tree (GTUBE is refused).
 "$bin" -f -c etc/smtpgate.conf \
   -o "listen = {\"$listen_addr\"}" \
   -o "upstream main { address = \"$upstream_addr\" }" \
@@ -112,6 +115,8 @@ EOF
   -o 'quarantine_dir = "var/quarantine"' \
   -o 'client_identity = "none"' \
   -o 'client_name_lookup = false' \
+  -o "plugin_dir = \"$plugin_dir\"" \
+  -o 'plugin rules { path = "rules.so" files = {"rules/default.rules"} }' \
   "$@" &
 gate_pid=$!
 echo "run-local: smtpgate pid $gate_pid, smtp-sink pid $sink_pid"

@@ -191,8 +191,13 @@ class Gate:
         os.makedirs(spool, exist_ok=True)
         self.logpath = os.path.join(workdir, f"smtpgate-{name}.log")
         self.out = open(self.logpath, "wb")
+        # Settings of its own, not the example config's: its plugins are the
+        # phases' business (the chain phases add them with -o).
+        conf = os.path.join(workdir, "bench.conf")
+        with open(conf, "w") as f:
+            f.write('hostname = "smtpgate.bench.test"\nworkers = 0\n')
         self.cmd = [
-            binary, "-f", "-c", os.path.join(ROOT, "etc", "smtpgate.conf"),
+            binary, "-f", "-c", conf,
             "-o", f'listen = {{"127.0.0.1:{self.port}"}}',
             "-o", f'upstream main {{ address = "127.0.0.1:{upstream_port}" }}',
             "-o", f'spool_dir = "{spool}"',

@@ -45,11 +45,21 @@ def test_valid_config_passes(smtpgate_binary, workdir):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def in_tree_plugins(binary) -> tuple[str, ...]:
+    """-o overrides that point the example config's installed plugin paths into the tree."""
+    from gate import REPO, plugin_dir
+    plugins = plugin_dir(binary).parent.parent / "plugins"
+    return ("-o", f'plugin_dir = "{plugins}"',
+            "-o", f'plugin rules {{ path = "rules.so" files = {{"{REPO}/rules/default.rules"}} }}')
+
+
 def test_shipped_example_config_passes(smtpgate_binary):
-    """The shipped etc/smtpgate.conf passes `-t`."""
+    """The shipped etc/smtpgate.conf passes `-t` (its plugins taken from the build)."""
     from gate import REPO
-    r = run_config_test(smtpgate_binary, REPO / "etc" / "smtpgate.conf")
+    r = run_config_test(smtpgate_binary, REPO / "etc" / "smtpgate.conf",
+                        *in_tree_plugins(smtpgate_binary))
     assert r.returncode == 0, r.stdout + r.stderr
+    assert "plugin rules: rules" in r.stdout + r.stderr
 
 
 @pytest.mark.parametrize("bad", [
@@ -160,7 +170,7 @@ def test_error_line_in_commented_example_config(smtpgate_binary, workdir):
     at = next(i for i, l in enumerate(lines) if l.startswith("max_recipients"))
     lines[at] = "max_recipients = 0"
     conf = _write(workdir, "edited-example.conf", "\n".join(lines) + "\n")
-    r = run_config_test(smtpgate_binary, conf)
+    r = run_config_test(smtpgate_binary, conf, *in_tree_plugins(smtpgate_binary))
     out = r.stdout + r.stderr
     assert r.returncode != 0, out
     assert f"{conf}:{at + 1}:" in out, f"expected {conf}:{at + 1} in:\n{out}"

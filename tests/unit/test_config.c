@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chain.h"
 #include "config.h"
 #include "log.h"
 
@@ -73,11 +74,18 @@ static struct sg_config *load_text(const char *text, char **log)
     return c;
 }
 
+/* The example config names installed paths; in the tree its plugins come
+ * from the build. */
+#define IN_TREE_DIR "plugin_dir = \"" SMTPGATE_BUILD_DIR "/plugins\""
+#define IN_TREE_RULES "plugin rules { path = \"rules.so\" files = {\"rules/default.rules\"} }"
+
 static void test_example_config_loads(void **state)
 {
     (void)state;
-    struct sg_config *c = config_load("etc/smtpgate.conf", NULL, 0);
+    const char *ov[] = {IN_TREE_DIR, IN_TREE_RULES};
+    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 2);
     assert_non_null(c);
+    assert_int_equal(chain_size(c->chain), 1);
     assert_int_equal(c->nupstreams, 1);
     assert_string_equal(c->upstreams[0].name, "main");
     assert_string_equal(c->upstreams[0].addr.text, "127.0.0.1:10025");
@@ -94,8 +102,8 @@ static void test_overrides_replace_file_values(void **state)
     (void)state;
     const char *ov[] = {"listen = {\"127.0.0.1:2600\", \"[::1]:2600\"}",
                         "upstream main { address = \"127.0.0.1:10099\" }",
-                        "max_recipients = 7"};
-    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 3);
+                        "max_recipients = 7", IN_TREE_DIR, IN_TREE_RULES};
+    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 5);
     assert_non_null(c);
     assert_int_equal(c->nlisten, 2);
     assert_string_equal(c->listen[0].text, "127.0.0.1:2600");
@@ -216,13 +224,13 @@ static void test_syntax_error(void **state)
 static void test_override_error_named(void **state)
 {
     (void)state;
-    const char *ov[] = {"max_recipients = 7", "workers = many"};
+    const char *ov[] = {IN_TREE_DIR, IN_TREE_RULES, "max_recipients = 7", "workers = many"};
     struct capture cap;
     capture_start(&cap);
-    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 2);
+    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 4);
     char *log = capture_end(&cap);
     assert_null(c);
-    if (!strstr(log, "-o #2:1:"))
+    if (!strstr(log, "-o #4:1:"))
         fail_msg("override not named: %s", log);
 }
 
