@@ -489,9 +489,10 @@ def plugin_opts(names_paths):
     return out
 
 
-def phase_chain(binary, sink, workdir, label, extra):
-    """10 KB throughput through smtpgate with and without the plugins in `extra`,
+def phase_chain(binary, sink, workdir, label, extra, length=10240, count=None):
+    """Throughput through smtpgate with and without the plugins in `extra`,
     alternated, best of two each; CPU of smtpgate per 1000 messages."""
+    count = count or N_CHAIN
     runs = {"plain": [], "chain": []}
     for rep in range(2):
         for kind in ("plain", "chain"):
@@ -500,8 +501,8 @@ def phase_chain(binary, sink, workdir, label, extra):
                 return None
             gate = Gate(binary, sink.port, workdir, f"{label}-{kind}-{rep}",
                         extra if kind == "chain" else ())
-            r = measure(f"{label} ({kind}) 10 KB x {N_CHAIN}", gate.port, N_CHAIN, 10240,
-                        {"smtpgate": gate.pid, "smtp-sink": sink.pid})
+            r = measure(f"{label} ({kind}) {length // 1024} KB x {count}", gate.port, count,
+                        length, {"smtpgate": gate.pid, "smtp-sink": sink.pid})
             if gate.stop() != 0:
                 fail(f"smtpgate ({label} {kind}) exited with an error; see its log")
             runs[kind].append(r)
@@ -533,6 +534,38 @@ def phase_spf(binary, sink, workdir):
         return phase_chain(binary, sink, workdir, "spf", plugin_opts([("spf", so, opts)]))
     finally:
         dns.stop()
+
+
+def phase_rules(binary, sink, workdir):
+    """The rules plugin with the shipped set and with 1,000 generated rules, 10 KB and
+    100 KB messages; and smtpgate-rules bench over generated messages."""
+    so = os.path.join(os.path.dirname(binary), "plugins", "rules.so")
+    tool = os.path.join(os.path.dirname(binary), "smtpgate-rules")
+    if not os.path.exists(so):
+        fail(f"{so} not built: no rules phase")
+        return []
+    gen = os.path.join(workdir, "gen1000.rules")
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "bench", "gen_rules.py"),
+                    "--count", "1000", "--out", gen], check=True)
+    sets = [("shipped rules", os.path.join(ROOT, "rules", "default.rules")),
+            ("1,000 generated rules", gen)]
+    out = []
+    for name, path in sets:
+        opt = plugin_opts([("rules", so, {"files": f'{{"{path}"}}'})])
+        for length, count in ((10240, N_CHAIN), (102400, max(N_CHAIN // 4, 100))):
+            label = f"{name}, {length // 1024} KB"
+            out.append((label, phase_chain(binary, sink, workdir, label.replace(" ", "_"), opt,
+                                           length, count)))
+        if os.access(tool, os.X_OK):
+            mdir = os.path.join(workdir, f"msgs-{len(out)}")
+            subprocess.run([sys.executable, os.path.join(ROOT, "tests", "bench", "gen_rules.py"),
+                            "--messages", mdir, "--number", "200", "--size", "10240"], check=True)
+            r = subprocess.run([tool, "bench", path, mdir], capture_output=True, text=True,
+                               timeout=max(30, min(300, time_left())))
+            line = next((l for l in r.stdout.splitlines() if "messages/s" in l or "msg/s" in l),
+                        r.stdout.strip().splitlines()[0] if r.stdout.strip() else "")
+            log(f"smtpgate-rules bench {name}, 10 KB messages: {line}")
+    return out
 
 
 # ---- report ----
@@ -583,7 +616,7 @@ def summary(direct, proxied, idle, conc, longrun, peak, info, chains=()):
     for label, c in chains:
         if not c:
             continue
-        rows.append((f"{label}: 10 KB msg/s, without -> with", fmt(c["plain"]), fmt(c["chain"]),
+        rows.append((f"{label}: msg/s, without -> with", fmt(c["plain"]), fmt(c["chain"]),
                      fmt(c["ratio"], ".3f")))
         rows.append((f"{label}: smtpgate CPU s/1000 msg", fmt(c["plain_cpu"], ".3f"),
                      fmt(c["chain_cpu"], ".3f"), fmt(ratio(c["chain_cpu"], c["plain_cpu"]), ".2f")))
@@ -662,7 +695,9 @@ def main():
                     plugin_opts([(f"noop{i}", noop, {}) for i in range(5)]))))
             else:
                 fail(f"{noop} not built: no chain phase")
-            chains.append(("SPF (loopback DNS, warm cache)", phase_spf(args.bin, sink, workdir)))
+            chains.append(("SPF, 10 KB (loopback DNS, warm cache)",
+                           phase_spf(args.bin, sink, workdir)))
+            chains += phase_rules(args.bin, sink, workdir)
 
             if time_left() > 60:
                 gate = Gate(args.bin, sink.port, workdir, "long")

@@ -56,7 +56,10 @@ static struct sg_config *load(const char *text, const char *const *ov, size_t no
 static void test_example_has_the_milter_socket(void **state)
 {
     (void)state;
-    struct sg_config *c = config_load("etc/smtpgate.conf", NULL, 0);
+    /* the example's plugins from the build, as in test_config.c */
+    const char *ov[] = {"plugin_dir = \"" SMTPGATE_BUILD_DIR "/plugins\"",
+                        "plugin rules { path = \"rules.so\" files = {\"rules/default.rules\"} }"};
+    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 2);
     assert_non_null(c);
     assert_string_equal(c->milter_socket, "inet:8890@127.0.0.1");
     config_unref(c);
