@@ -68,6 +68,7 @@ struct plugin_slot {
     void *msg_data;
     void (*msg_free)(void *);
     uint64_t tx_ns; /* time spent in this transaction */
+    char *note;     /* tx_note() for the transaction's log line */
     bool used_in_tx;
 };
 
@@ -403,6 +404,8 @@ static void chain_tx_clear(struct chain_conn *c)
         s->msg_free = NULL;
         s->tx_ns = 0;
         s->used_in_tx = false;
+        free(s->note);
+        s->note = NULL;
     }
     free(c->tx_id);
     free(c->mail_from);
@@ -645,6 +648,15 @@ void chain_tx_summary(const struct chain_conn *c, char *out, size_t out_size)
     if (!any && used + 1 < out_size) {
         out[used++] = '-';
         out[used] = '\0';
+    }
+    for (size_t i = 0; i < c->chain->n && used < out_size; i++) {
+        if (!c->slots[i].note)
+            continue;
+        n = snprintf(out + used, out_size - used, " %s=\"%s\"", c->chain->plugins[i].name,
+                     c->slots[i].note);
+        if (n < 0 || (size_t)n >= out_size - used)
+            break;
+        used += (size_t)n;
     }
 }
 
@@ -1499,4 +1511,22 @@ int chain_host_replace_body(struct sg_ctx *ctx, const void *bytes, size_t len)
         }
     }
     return k ? msg_store_append(c->new_body, out, k) : 0;
+}
+
+void chain_host_tx_note(struct sg_ctx *ctx, const char *text)
+{
+    struct chain_conn *c = ctx->conn;
+    if (!text || !c->in_tx || atomic_load(&ctx->abandoned))
+        return;
+    size_t n = strnlen(text, 600);
+    char *note = malloc(n + 1);
+    if (!note)
+        return;
+    /* one line, and no quote that would end it early for a log parser */
+    for (size_t i = 0; i < n; i++)
+        note[i] = ((unsigned char)text[i] < 32 || text[i] == '"' || text[i] == 127) ? '?' : text[i];
+    note[n] = '\0';
+    struct plugin_slot *s = chain_slot(ctx);
+    free(s->note);
+    s->note = note;
 }

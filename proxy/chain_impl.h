@@ -82,6 +82,7 @@ int chain_host_change_from(struct sg_ctx *ctx, const char *mailbox, const char *
 int chain_host_add_rcpt(struct sg_ctx *ctx, const char *mailbox, const char *params);
 int chain_host_del_rcpt(struct sg_ctx *ctx, const char *mailbox);
 int chain_host_replace_body(struct sg_ctx *ctx, const void *bytes, size_t len);
+void chain_host_tx_note(struct sg_ctx *ctx, const char *text);
 
 /* Count a verdict of plugin p (chain.c calls it, plugin_host.c made the counters). */
 void plugin_count_verdict(struct plugin_inst *p, enum sg_verdict v);

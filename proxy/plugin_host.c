@@ -876,4 +876,5 @@ const struct sg_host plugin_host_table = {
     .add_rcpt = chain_host_add_rcpt,
     .del_rcpt = chain_host_del_rcpt,
     .replace_body = chain_host_replace_body,
+    .tx_note = chain_host_tx_note,
 };

@@ -544,7 +544,7 @@ static void session_log_tx(struct session *s, const char *result, int code, cons
     char first[256];
     snprintf(first, sizeof(first), "%s", text ? text : "");
     first[strcspn(first, "\n")] = '\0';
-    char filters[512] = "";
+    char filters[2048] = "";
     if (s->chain) {
         filters[0] = ' ';
         chain_tx_summary(s->chain, filters + 1, sizeof(filters) - 1);

@@ -540,6 +540,12 @@ static enum sg_verdict rp_eom(struct sg_ctx *ctx, void *instance)
            rules_verdict_name(o->verdict), o->tagged ? " tagged" : "", o->decided_by ? " by=" : "",
            o->decided_by ? o->decided_by : "", nh ? hits : "none", ns ? " shadow=" : "",
            ns ? shadow : "");
+    if (h->tx_note) {
+        /* the transaction's own log line carries the score and the hits too */
+        char note[600];
+        snprintf(note, sizeof(note), "score=%.1f hits=%s", o->score, nh ? hits : "none");
+        h->tx_note(ctx, note);
+    }
     free(hits);
     free(shadow);
     if (o->verdict != RULES_CONTINUE) {

@@ -209,6 +209,13 @@ struct sg_host {
     /* Replace the body (everything after the header section): the first call
      * starts the new body, later calls append; CRLF line ends. */
     int (*replace_body)(struct sg_ctx *ctx, const void *bytes, size_t len);
+
+    /* ---- the transaction's log line ---- */
+    /* A short text (at most 600 octets kept) that smtpgate puts on the
+     * transaction's log line as NAME="text"; a later call replaces it.  In
+     * any callback of a transaction.  Added after ABI version 1 was first
+     * published, at the end: a plugin checks it is not NULL. */
+    void (*tx_note)(struct sg_ctx *ctx, const char *text);
 };
 
 /* What a callback gets: ctx for host calls, the instance from init. */

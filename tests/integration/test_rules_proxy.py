@@ -91,7 +91,10 @@ def test_gtube_refused_at_end_of_data(gate_factory, recorder, rules_so):
         assert "GTUBE" in replies[-1].text
         c.quit()
     assert recorder.messages == []
-    assert re.search(r"result=refused .*decided=rules verdict=reject", gate.log_text())
+    line = gate.wait_log(r"tx from=<a@example\.test> .*").group(0)
+    assert re.search(r"result=refused .*decided=rules verdict=reject", line), line
+    # the transaction's own line names the rules that hit and the score
+    assert re.search(r' rules="score=[\d.]+ hits=[^"]*GTUBE\(body\)', line), line
 
 
 def test_tagged_message_carries_report_and_prefix(gate_factory, recorder, rules_so, rulefile):
