@@ -833,7 +833,10 @@ static enum sg_verdict chain_check_verdict(struct chain_conn *c, size_t i, enum 
                    verdict_name[p->failure_verdict]);
         v = p->failure_verdict;
     }
-    plugin_count_verdict(p, v);
+    /* "continue" is the common answer of every callback: counting it would
+     * put a shared atomic on the per-callback path for no information. */
+    if (v != SG_CONTINUE)
+        plugin_count_verdict(p, v);
     return v;
 }
 
@@ -1091,6 +1094,11 @@ static enum chain_status chain_step(struct chain_conn *c, struct chain_result *r
         ctx->chunk_len = 0;
         if (stage == SG_STAGE_HEADER) {
             ctx->header = &c->hdr_view[r->hdr_i];
+        } else if (stage == SG_STAGE_BODY &&
+                   (ctx->chunk = msg_store_peek(c->content->store, r->body_off, &ctx->chunk_len))) {
+            /* in memory: the plugins read the store itself, no copy */
+            if (ctx->chunk_len > CHAIN_BODY_CHUNK)
+                ctx->chunk_len = CHAIN_BODY_CHUNK;
         } else if (stage == SG_STAGE_BODY) {
             if (!c->body_buf && !(c->body_buf = malloc(CHAIN_BODY_CHUNK))) {
                 chain_message_advance(c, SG_STAGE_BODY, msg_store_size(c->content->store));

@@ -224,6 +224,14 @@ bool msg_store_spilled(const struct msg_store *s)
     return s->fd >= 0;
 }
 
+const char *msg_store_peek(const struct msg_store *s, uint64_t offset, size_t *len)
+{
+    if (s->fd >= 0 || s->err != 0 || offset > s->mem_len)
+        return NULL;
+    *len = s->mem_len - (size_t)offset;
+    return s->mem ? s->mem + offset : "";
+}
+
 ssize_t msg_store_read(struct msg_store *s, uint64_t offset, void *buf, size_t len)
 {
     if (s->err != 0) {

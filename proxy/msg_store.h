@@ -38,6 +38,11 @@ bool msg_store_spilled(const struct msg_store *s);
  * -1 on error. */
 ssize_t msg_store_read(struct msg_store *s, uint64_t offset, void *buf, size_t len);
 
+/* The octets from offset on, where they are in memory (not spilled): a
+ * pointer into the store valid until the next append or reset, and how many
+ * follow; NULL when spilled (read with msg_store_read). */
+const char *msg_store_peek(const struct msg_store *s, uint64_t offset, size_t *len);
+
 /* Adapter with the data_sink_fn signature: ctx is a struct msg_store *. */
 int msg_store_sink(void *ctx, const char *bytes, size_t len);
 

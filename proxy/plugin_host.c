@@ -716,7 +716,7 @@ static int plugin_inst_init(struct plugin_prep *prep, const struct plugin_loaded
                          : strcmp(fv, "accept") == 0 ? SG_ACCEPT
                          : strcmp(fv, "reject") == 0 ? SG_REJECT
                                                      : SG_TEMPFAIL;
-    for (int v = SG_CONTINUE; v <= SG_QUARANTINE; v++) {
+    for (int v = SG_ACCEPT; v <= SG_QUARANTINE; v++) {
         char name[256], what[64];
         snprintf(what, sizeof(what), "verdict_%s", verdict_names[v]);
         plugin_metric_name(name, sizeof(name), p->name, what);

@@ -308,6 +308,44 @@ def test_spf_pass_delivered_with_headers(mpostfix, spf_milter):
     assert "forged.test" not in head, "the forged Authentication-Results was not deleted"
 
 
+@pytest.fixture
+def rules_milter(milter_factory, milter_binary, workdir):
+    so = milter_binary.parent / "plugins" / "rules.so"
+    if not so.exists():
+        pytest.skip(f"{so} not built")
+    local = workdir / "milter.rules"
+    local.write_text('rule RCPT_TRAP rcpt_to /^trap@/ reject "550 5.7.1 Trap address"\n'
+                     'rule MONEY header Subject /money/i score 6\n')  # tag at 5: shipped set
+    shipped = Path(__file__).resolve().parents[2] / "rules" / "default.rules"
+    return milter_factory(plugins=plugin_section("rules", so, files=[str(shipped), str(local)]))
+
+
+def test_rules_plugin_in_milter_mode(mpostfix, rules_milter):
+    """The rules plugin inside Postfix: a rule refusing at RCPT refuses that recipient only,
+    GTUBE is refused at end of data with the rule's own text, and a tagged message is
+    delivered with the report headers and the subject prefix."""
+    with connect(mpostfix) as c:
+        c.ehlo("client.example.test")
+        assert c.cmd("MAIL FROM:<s@example.test>").code == 250
+        trap = c.cmd("RCPT TO:<trap@example.test>")
+        assert trap.code == 550 and trap.lines == ["5.7.1 Trap address"], str(trap)
+        assert c.cmd("RCPT TO:<user@example.test>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(simple_message("milter-gtube", f"x {GTUBE} y\r\n") + b".\r\n")
+        gtube = c.read_reply()
+        assert gtube.code == 554, str(gtube)
+        assert gtube.lines == ["5.7.1 Message rejected: GTUBE test string"], str(gtube)
+        replies = c.mail_transaction("s@example.test", ["user@example.test"],
+                                     simple_message("make money fast"))
+        assert replies[-1].code == 250, str(replies[-1])
+        c.quit()
+    [msg] = mpostfix.wait_delivered(b"[SPAM] make money fast")
+    head = msg.split(b"\n\n", 1)[0].decode()
+    assert re.search(r"^Subject: \[SPAM\] make money fast$", head, re.M), head
+    assert re.search(r"^X-Spam-Flag: YES$", head, re.M), head
+    assert re.search(r"^X-Spam-Status: Yes, score=", head, re.M), head
+
+
 def test_every_edit_through_postfix(mpostfix, milter_factory, milter_binary):
     """The chain's end-of-message edits carried out by Postfix (test_policy, the
     chain's own test plugin): insert, change and delete a header, replace the body,
