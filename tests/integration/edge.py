@@ -176,10 +176,10 @@ def edge_gate_factory(smtpgate_binary, workdir, request):
     gates: list[EdgeGate] = []
     request.node.smtpgate_gates = gates
 
-    def start(upstreams, *, listeners=None, upstream_tls=None, **settings) -> EdgeGate:
+    def start(upstreams, *, listeners=None, upstream_tls=None, extra="", **settings) -> EdgeGate:
         g = EdgeGate(smtpgate_binary, workdir, upstreams, settings, (), None,
                      name=f"smtpgate{len(gates)}", listeners=listeners,
-                     upstream_tls=upstream_tls)
+                     upstream_tls=upstream_tls, extra=extra)
         gates.append(g)
         return g.start()
 

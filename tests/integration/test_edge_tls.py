@@ -285,3 +285,27 @@ def test_starttls_after_a_plaintext_transaction(recorder, certs, edge_gate_facto
     assert msgs[1].xclient.get("HELO") == "tls-helo.example.test", msgs[1].xclient
     sessions = [c for c in recorder.wait_closed_all() if not c.is_probe]
     assert len(sessions) == 2, [c.verbs for c in sessions]
+
+
+def test_plugins_see_tls_facts(recorder, certs, edge_gate_factory, smtpgate_binary):
+    """After STARTTLS the filter chain knows the protocol, cipher, SNI and the client
+    certificate's fingerprint; in plaintext it knows there is no TLS."""
+    from gate import plugin_dir, plugin_section
+    extra = plugin_section("facts", plugin_dir(smtpgate_binary) / "test_policy.so",
+                           facts_header="X-Facts")
+    gate = edge_gate_factory([recorder.address], extra=extra, listeners={
+        "sub": tls_listener(certs, tls="starttls", tls_ask_client_cert=True,
+                            tls_client_ca_file=str(certs["ca"].cert))})
+    recorder.wait_idle()
+    cert, key = certs["client"]
+    r = swaks(gate.addr("sub"), "--tls", "--tls-cert", str(cert), "--tls-key", str(key),
+              "--tls-sni", "mx.example.test", "--to", "user@example.test")
+    assert swaks_final_reply(r.stdout).startswith("250"), r.stdout + r.stderr
+    r = swaks(gate.address, "--to", "user@example.test")
+    assert swaks_final_reply(r.stdout).startswith("250"), r.stdout + r.stderr
+    tls_msg, plain_msg = recorder.wait_messages(2)
+    facts = re.search(rb"^X-Facts: (.*)\r$", tls_msg.content, re.M).group(1).decode()
+    assert re.search(r"tls=yes version=TLSv1\.[23] cipher=\S+ sni=mx\.example\.test ", facts), facts
+    assert f"ccert={fingerprint_sha256(cert)}" in facts, facts
+    plain = re.search(rb"^X-Facts: (.*)\r$", plain_msg.content, re.M).group(1).decode()
+    assert plain.startswith("tls=no version=- "), plain

@@ -6,6 +6,7 @@
  * Matching is plain: exact addresses, substrings of the body.  Nothing here
  * is for production use; plugins/example/ is the one to copy.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -40,6 +41,7 @@ struct policy {
     char *del_rcpt;
     char *malformed_reply_rcpt;
     char *name_header; /* add this header with the client's verified name */
+    char *facts_header; /* add this header with the TLS facts and login */
 };
 
 static char *policy_str(const struct sg_host *h, const struct sg_section *sec, const char *key)
@@ -59,7 +61,7 @@ static void policy_free(void *p)
                        &x->body_quarantine, &x->add_header, &x->insert_header,
                        &x->change_header, &x->delete_header, &x->session_header,
                        &x->replace_body, &x->change_from, &x->add_rcpt, &x->del_rcpt,
-                       &x->malformed_reply_rcpt, &x->name_header};
+                       &x->malformed_reply_rcpt, &x->name_header, &x->facts_header};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         free(*fields[i]);
     for (size_t i = 0; i < x->nrcpt_reject; i++)
@@ -103,6 +105,7 @@ static int policy_init(const struct sg_host *h, const struct sg_section *sec, vo
     p->del_rcpt = policy_str(h, sec, "del_rcpt");
     p->malformed_reply_rcpt = policy_str(h, sec, "malformed_reply_rcpt");
     p->name_header = policy_str(h, sec, "name_header");
+    p->facts_header = policy_str(h, sec, "facts_header");
     size_t n = h->opt_list_size(sec, "rcpt_reject");
     p->rcpt_reject = calloc(n ? n : 1, sizeof(char *));
     for (size_t i = 0; p->rcpt_reject && i < n; i++)
@@ -266,6 +269,16 @@ static enum sg_verdict policy_eom(struct sg_ctx *ctx, void *instance)
         const char *client = h->conn(ctx)->client_name;
         h->add_header(ctx, p->name_header, client ? client : "-");
     }
+    if (p->facts_header) {
+        const struct sg_conn_info *c = h->conn(ctx);
+        char facts[1024];
+        snprintf(facts, sizeof(facts), "tls=%s version=%s cipher=%s sni=%s ccert=%s login=%s",
+                 c->tls ? "yes" : "no", c->tls_version ? c->tls_version : "-",
+                 c->tls_cipher ? c->tls_cipher : "-", c->tls_sni ? c->tls_sni : "-",
+                 c->tls_peer_fingerprint ? c->tls_peer_fingerprint : "-",
+                 c->login ? c->login : "-");
+        h->add_header(ctx, p->facts_header, facts);
+    }
     if (p->replace_body)
         h->replace_body(ctx, p->replace_body, strlen(p->replace_body));
     if (p->change_from)
@@ -303,6 +316,7 @@ static const struct sg_option policy_options[] = {
     {"add_rcpt", SG_OPT_STRING, NULL, NULL},
     {"del_rcpt", SG_OPT_STRING, NULL, NULL},
     {"name_header", SG_OPT_STRING, NULL, NULL},
+    {"facts_header", SG_OPT_STRING, NULL, NULL},
     {"fail_init", SG_OPT_BOOL, NULL, NULL},
     {NULL, 0, NULL, NULL},
 };
