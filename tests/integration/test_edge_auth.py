@@ -24,9 +24,9 @@ from smtpclient import simple_message
 ALICE, ALICE_PW = "alice@example.test", USERS["alice@example.test"]
 
 
-def _gate(edge_gate_factory, postfix, ca, certs, **listener):
+def _gate(edge_gate_factory, postfix, ca, certs, extra="", **listener):
     return edge_gate_factory(
-        [postfix.address],
+        [postfix.address], extra=extra,
         listeners={"sub": tls_listener(certs, tls="starttls", **listener)},
         upstream_tls={"tls": "required", "tls_ca_file": str(ca.cert),
                       "tls_verify_name": "upstream.example.test"})
@@ -274,3 +274,19 @@ def test_long_initial_response_allowed(tls_sasl_postfix, certs, edge_gate_factor
         code, msg = t.cmd("NOOP " + "y" * 900)
         assert code == 500 and msg.startswith(b"5.5.2"), (code, msg)
     assert f"AUTH PLAIN failed for 127.0.0.1 login={ALICE}" in gate.log_since(gmark)
+
+
+def test_plugins_see_the_login(tls_sasl_postfix, certs, edge_gate_factory, smtpgate_binary):
+    """After AUTH the filter chain knows who logged in (and that the session is TLS)."""
+    from gate import plugin_dir, plugin_section
+    postfix, ca = tls_sasl_postfix
+    extra = plugin_section("facts", plugin_dir(smtpgate_binary) / "test_policy.so",
+                           facts_header="X-Facts")
+    gate = _gate(edge_gate_factory, postfix, ca, certs, extra=extra)
+    with _client(gate.addr("sub"), certs) as s:
+        code, msg = s.login(ALICE, ALICE_PW)
+        assert code == 235, (code, msg)
+        s.sendmail(ALICE, ["user@example.test"], simple_message("auth-facts"))
+    [delivered] = postfix.wait_delivered(b"auth-facts")
+    facts = re.search(rb"^X-Facts: (.*)$", delivered, re.M).group(1).decode()
+    assert facts.startswith("tls=yes ") and facts.endswith(f" login={ALICE}"), facts
