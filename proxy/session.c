@@ -177,6 +177,7 @@ struct session {
     char *client_name;
     bool name_tempfail;
     bool before_greeting;        /* nothing is read until the greeting is out */
+    unsigned greet_waits;        /* the name lookup, an implicit-TLS handshake */
 
     /* filter chain */
     struct chain_conn *chain;
@@ -1463,6 +1464,7 @@ static void session_chain_decided_message(struct session *s)
 static void session_connect_decided(struct session *s);
 static bool session_chain_start(struct session *s);
 static void session_begin(struct session *s);
+static void session_greet_ready(struct session *s);
 static void session_name_done(void *arg, enum client_name_status st, const char *name);
 
 static void session_chain_decided(struct session *s)
@@ -1620,6 +1622,8 @@ static void session_tls_established(struct session *s)
         chain_set_tls(s->chain, f->version, f->cipher, f->sni[0] ? f->sni : NULL,
                       f->peer_subject[0] ? f->peer_subject : NULL,
                       f->peer_fingerprint[0] ? f->peer_fingerprint : NULL);
+    if (s->before_greeting)
+        session_greet_ready(s); /* implicit TLS: the handshake came first */
     log_info("%s: TLS established from %s: %s cipher=%s sni=%s%s ccert=%s%s%s", s->id, s->addr,
              f->version, f->cipher, f->sni[0] ? f->sni : "-", f->resumed ? " resumed" : "",
              f->peer_fingerprint[0] ? f->peer_fingerprint : "-",
@@ -2378,13 +2382,22 @@ void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *
         evtimer_add(s->grace_ev, &g);
     }
     log_debug("%s: connect from %s:%u", s->id, s->addr, s->port);
+    /* The plugins' connect stage knows the client's name and, on an
+     * implicit-TLS listener, the TLS facts: the greeting waits for both. */
     s->before_greeting = true;
+    s->greet_waits = 1 + (s->tls_handshaking ? 1 : 0);
     if (s->worker->dns && cfg->client_name_lookup &&
         (s->name_lookup = client_name_start(s->worker->dns, (struct sockaddr *)&s->peer,
                                             session_name_done, s)))
         return;
     s->name_tempfail = cfg->client_name_lookup;
-    session_begin(s);
+    session_greet_ready(s);
+}
+
+static void session_greet_ready(struct session *s)
+{
+    if (s->greet_waits > 0 && --s->greet_waits == 0)
+        session_begin(s);
 }
 
 static void session_name_done(void *arg, enum client_name_status st, const char *name)
@@ -2396,7 +2409,7 @@ static void session_name_done(void *arg, enum client_name_status st, const char 
         s->client_name = strdup(name);
     log_debug("%s: client name %s", s->id,
               st == NAME_OK ? name : st == NAME_TEMPUNAVAIL ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]");
-    session_begin(s);
+    session_greet_ready(s);
     session_process(s);
 }
 
@@ -2439,6 +2452,14 @@ static bool session_chain_start(struct session *s)
         .local_port = local_port,
         .host_name = s->cfg->hostname,
     };
+    if (s->tls) {
+        info.tls = true;
+        info.tls_version = s->tls->version;
+        info.tls_cipher = s->tls->cipher;
+        info.tls_sni = s->tls->sni[0] ? s->tls->sni : NULL;
+        info.tls_peer_subject = s->tls->peer_subject[0] ? s->tls->peer_subject : NULL;
+        info.tls_peer_fingerprint = s->tls->peer_fingerprint[0] ? s->tls->peer_fingerprint : NULL;
+    }
     struct chain_front front = {.notify = session_chain_notify, .arg = s};
     s->chain_ev = event_new(s->worker->base, -1, 0, session_chain_event_cb, s);
     s->chain_timer = evtimer_new(s->worker->base, session_chain_timer_cb, s);

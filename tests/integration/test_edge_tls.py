@@ -295,7 +295,8 @@ def test_plugins_see_tls_facts(recorder, certs, edge_gate_factory, smtpgate_bina
                            facts_header="X-Facts")
     gate = edge_gate_factory([recorder.address], extra=extra, listeners={
         "sub": tls_listener(certs, tls="starttls", tls_ask_client_cert=True,
-                            tls_client_ca_file=str(certs["ca"].cert))})
+                            tls_client_ca_file=str(certs["ca"].cert)),
+        "smtps": tls_listener(certs, tls="implicit")})
     recorder.wait_idle()
     cert, key = certs["client"]
     r = swaks(gate.addr("sub"), "--tls", "--tls-cert", str(cert), "--tls-key", str(key),
@@ -309,3 +310,9 @@ def test_plugins_see_tls_facts(recorder, certs, edge_gate_factory, smtpgate_bina
     assert f"ccert={fingerprint_sha256(cert)}" in facts, facts
     plain = re.search(rb"^X-Facts: (.*)\r$", plain_msg.content, re.M).group(1).decode()
     assert plain.startswith("tls=no version=- "), plain
+    # implicit TLS: the handshake comes before the greeting and the connect stage
+    r = swaks(gate.addr("smtps"), "--tlsc", "--to", "user@example.test")
+    assert swaks_final_reply(r.stdout).startswith("250"), r.stdout + r.stderr
+    smtps_msg = recorder.wait_messages(3)[2]
+    facts = re.search(rb"^X-Facts: (.*)\r$", smtps_msg.content, re.M).group(1).decode()
+    assert facts.startswith("tls=yes version=TLSv1."), facts
