@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmdline.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -29,13 +30,9 @@
 #include "workpool.h"
 #include "worker.h"
 
-#define DEFAULT_CONFIG "/usr/local/etc/smtpgate/smtpgate.conf"
-#define MAX_OVERRIDES 64
 
 struct main_state {
-    const char *config_file;
-    const char *overrides[MAX_OVERRIDES];
-    size_t noverrides;
+    struct cmdline cmd;
     struct event_base *base;
     struct worker *workers;
     size_t nworkers;
@@ -47,7 +44,7 @@ static struct main_state g;
 static void main_usage(FILE *out)
 {
     fprintf(out, "usage: smtpgate [-c FILE] [-o 'KEY = VALUE']... [-f] [-t] [-v]\n"
-                 "  -c FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+                 "  -c FILE   configuration file (default " CMDLINE_DEFAULT_CONFIG ")\n"
                  "  -o SET    override a setting, in the config file's own syntax\n"
                  "  -f        stay in the foreground and log to stderr\n"
                  "  -t        check the configuration and exit\n"
@@ -72,7 +69,7 @@ static bool main_same_listen(const struct sg_config *a, const struct sg_config *
 static void main_reload(void)
 {
     struct sg_config *old = runtime_config();
-    struct sg_config *c = config_load(g.config_file, g.overrides, g.noverrides);
+    struct sg_config *c = config_load(g.cmd.config_file, g.cmd.overrides, g.cmd.noverrides);
     if (!c || upstream_pool_attach(c) < 0) {
         log_err("reload refused: configuration has errors; generation %u stays in force",
                 old->generation);
@@ -131,64 +128,12 @@ static void main_check_spool(const struct sg_config *c)
 
 int main(int argc, char **argv)
 {
-    bool foreground = false, test_only = false, verbose = false;
-    int opt;
-
-    g.config_file = NULL;
-    while ((opt = getopt(argc, argv, "c:o:ftvh")) != -1) {
-        switch (opt) {
-        case 'c':
-            g.config_file = optarg;
-            break;
-        case 'o':
-            if (g.noverrides == MAX_OVERRIDES) {
-                fprintf(stderr, "smtpgate: at most %d -o overrides\n", MAX_OVERRIDES);
-                return 2;
-            }
-            g.overrides[g.noverrides++] = optarg;
-            break;
-        case 'f':
-            foreground = true;
-            break;
-        case 't':
-            test_only = true;
-            break;
-        case 'v':
-            verbose = true;
-            break;
-        case 'h':
-            main_usage(stdout);
-            return 0;
-        default:
-            main_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        main_usage(stderr);
-        return 2;
-    }
-    if (!g.config_file)
-        g.config_file = DEFAULT_CONFIG;
-
-    log_open("smtpgate", foreground || test_only, LOG_MAIL);
-    log_set_verbose(verbose);
-
-    struct sg_config *c = config_load(g.config_file, g.overrides, g.noverrides);
+    int status;
+    if (cmdline_parse(argc, argv, "smtpgate", false, main_usage, &g.cmd, &status) < 0)
+        return status;
+    struct sg_config *c = cmdline_start("smtpgate", &g.cmd, &status);
     if (!c)
-        return 1;
-    if (test_only) {
-        printf("%s: configuration OK\n", g.config_file);
-        config_unref(c);
-        return 0;
-    }
-    if (!foreground) {
-        log_open("smtpgate", false, c->syslog_facility);
-        if (daemon(0, 0) < 0) {
-            log_err("cannot run in the background: %s", strerror(errno));
-            return 1;
-        }
-    }
+        return status;
 
     signal(SIGPIPE, SIG_IGN);
     main_raise_fd_limit();

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "chain.h"
+#include "cmdline.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -45,15 +46,10 @@
 #include "runtime.h"
 #include "workpool.h"
 
-#define DEFAULT_CONFIG "/usr/local/etc/smtpgate/smtpgate.conf"
-#define MAX_OVERRIDES  64
 #define MILTER_NAME    "smtpgate"
 
 struct milter_main {
-    const char *config_file;
-    const char *overrides[MAX_OVERRIDES];
-    size_t noverrides;
-    const char *pid_file;
+    struct cmdline cmd;
     pthread_t main_thread;
     int milter_rc;
 };
@@ -64,7 +60,7 @@ static void milter_main_usage(FILE *out)
 {
     fprintf(out, "usage: smtpgate-milter [-c FILE] [-o 'KEY = VALUE']... [-p PIDFILE] [-f] [-t] "
                  "[-v]\n"
-                 "  -c FILE     configuration file (default " DEFAULT_CONFIG ")\n"
+                 "  -c FILE     configuration file (default " CMDLINE_DEFAULT_CONFIG ")\n"
                  "  -o SET      override a setting, in the config file's own syntax\n"
                  "  -p PIDFILE  write the process id there (removed at exit)\n"
                  "  -f          stay in the foreground and log to stderr\n"
@@ -75,7 +71,7 @@ static void milter_main_usage(FILE *out)
 static void milter_main_reload(void)
 {
     struct sg_config *old = runtime_config();
-    struct sg_config *c = config_load(g.config_file, g.overrides, g.noverrides);
+    struct sg_config *c = config_load(g.cmd.config_file, g.cmd.overrides, g.cmd.noverrides);
     if (!c) {
         log_err("reload refused: configuration has errors; generation %u stays in force",
                 old->generation);
@@ -228,69 +224,15 @@ static int milter_main_serve(struct sg_config *c)
 
 int main(int argc, char **argv)
 {
-    bool foreground = false, test_only = false, verbose = false;
-    int opt;
-
-    while ((opt = getopt(argc, argv, "c:o:p:ftvh")) != -1) {
-        switch (opt) {
-        case 'c':
-            g.config_file = optarg;
-            break;
-        case 'o':
-            if (g.noverrides == MAX_OVERRIDES) {
-                fprintf(stderr, "smtpgate-milter: at most %d -o overrides\n", MAX_OVERRIDES);
-                return 2;
-            }
-            g.overrides[g.noverrides++] = optarg;
-            break;
-        case 'p':
-            g.pid_file = optarg;
-            break;
-        case 'f':
-            foreground = true;
-            break;
-        case 't':
-            test_only = true;
-            break;
-        case 'v':
-            verbose = true;
-            break;
-        case 'h':
-            milter_main_usage(stdout);
-            return 0;
-        default:
-            milter_main_usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc) {
-        milter_main_usage(stderr);
-        return 2;
-    }
-    if (!g.config_file)
-        g.config_file = DEFAULT_CONFIG;
-
-    log_open("smtpgate-milter", foreground || test_only, LOG_MAIL);
-    log_set_verbose(verbose);
+    int status;
+    if (cmdline_parse(argc, argv, "smtpgate-milter", true, milter_main_usage, &g.cmd,
+                      &status) < 0)
+        return status;
     config_upstream_optional(true);
-
-    struct sg_config *c = config_load(g.config_file, g.overrides, g.noverrides);
+    struct sg_config *c = cmdline_start("smtpgate-milter", &g.cmd, &status);
     if (!c)
-        return 1;
-    if (test_only) {
-        printf("%s: configuration OK\n", g.config_file);
-        config_unref(c);
-        return 0;
-    }
-    if (!foreground) {
-        log_open("smtpgate-milter", false, c->syslog_facility);
-        if (daemon(0, 0) < 0) {
-            log_err("cannot run in the background: %s", strerror(errno));
-            config_unref(c);
-            return 1;
-        }
-    }
-    if (g.pid_file && milter_main_write_pid(g.pid_file) < 0) {
+        return status;
+    if (g.cmd.pid_file && milter_main_write_pid(g.cmd.pid_file) < 0) {
         config_unref(c);
         return 1;
     }
@@ -304,8 +246,8 @@ int main(int argc, char **argv)
     config_unref(c);
     runtime_shutdown();
     metrics_shutdown();
-    if (g.pid_file)
-        unlink(g.pid_file);
+    if (g.cmd.pid_file)
+        unlink(g.cmd.pid_file);
     log_info("stopped");
     return rc;
 }
