@@ -116,8 +116,8 @@ install-sdk:
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/smtpgate-plugin.pc
 
 format:
-	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c tests/fuzz/*.c plugins/*/*.c plugins/*/*.h \
-		tests/plugins/*.c
+	clang-format -i proxy/*.c proxy/*.h proxy/milter/*.c proxy/milter/*.h rules/*.c rules/*.h \
+		plugins/*/*.c plugins/*/*.h tests/unit/*.c tests/fuzz/*.c tests/plugins/*.c tests/spf/*.c
 
 clean:
 	rm -rf build

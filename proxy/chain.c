@@ -39,8 +39,8 @@
 #include "log.h"
 #include "workpool.h"
 
-#define CHAIN_BODY_CHUNK (64 * 1024)
-#define CHAIN_MAX_EDITS 10000
+#define CHAIN_BODY_CHUNK      (64 * 1024)
+#define CHAIN_MAX_EDITS       10000
 #define CHAIN_MAX_HEADER_EDIT 8192
 
 enum ctx_state { CTX_IDLE, CTX_OUT, CTX_RESOLVED };
@@ -105,9 +105,9 @@ struct chain_conn {
     struct sg_conn_info info;
     char port_text[8];
     struct plugin_slot *slots;
-    size_t accept_from;          /* connection: plugins from here on are skipped */
-    enum sg_verdict conn_final;  /* discard or quarantine for every message */
-    bool connected;              /* the connect stage ran: close is owed */
+    size_t accept_from;         /* connection: plugins from here on are skipped */
+    enum sg_verdict conn_final; /* discard or quarantine for every message */
+    bool connected;             /* the connect stage ran: close is owed */
 
     /* transaction */
     bool in_tx;
@@ -138,7 +138,7 @@ struct chain_conn {
     struct adopted *adopted;
 };
 
-static const char *const verdict_name[] = {"continue", "accept",     "reject",  "tempfail",
+static const char *const verdict_name[] = {"continue", "accept",     "reject", "tempfail",
                                            "discard",  "quarantine", "pending"};
 
 static enum chain_status chain_step(struct chain_conn *c, struct chain_result *res);
@@ -282,8 +282,9 @@ bad:
 static const char *chain_default_reply(enum sg_stage stage, enum sg_verdict v)
 {
     if (v == SG_TEMPFAIL)
-        return stage == SG_STAGE_CONNECT ? "421 4.7.0 Service temporarily unavailable, try again later"
-                                         : "451 4.7.1 Temporary failure, try again later";
+        return stage == SG_STAGE_CONNECT
+                   ? "421 4.7.0 Service temporarily unavailable, try again later"
+                   : "451 4.7.1 Temporary failure, try again later";
     switch (stage) {
     case SG_STAGE_CONNECT:
         return "554 5.7.1 Connection refused";
@@ -723,8 +724,10 @@ static void chain_ctx_done(struct sg_ctx *ctx, enum sg_verdict v, const char *re
     if (reply && (v == SG_REJECT || v == SG_TEMPFAIL)) {
         wire = chain_reply_wire(reply, v == SG_REJECT ? '5' : '4');
         if (!wire)
-            plugin_log(ctx->plugin, SG_LOG_WARNING, "malformed reply \"%.200s\" for %s: using the "
-                       "default reply", reply, verdict_name[v]);
+            plugin_log(ctx->plugin, SG_LOG_WARNING,
+                       "malformed reply \"%.200s\" for %s: using the "
+                       "default reply",
+                       reply, verdict_name[v]);
     }
     /* notify under the lock: once released, the front-end (and what notify
      * touches) may be gone the moment the lock is let go. */
@@ -813,7 +816,8 @@ static enum sg_verdict chain_call(struct chain_conn *c, size_t i, struct sg_ctx 
     }
     pthread_mutex_unlock(&c->lock);
     if (resolved_too)
-        plugin_log(p, SG_LOG_WARNING, "resolve() called for a callback that returned a verdict: "
+        plugin_log(p, SG_LOG_WARNING,
+                   "resolve() called for a callback that returned a verdict: "
                    "the returned verdict counts");
     return v;
 }
@@ -967,8 +971,8 @@ enum chain_status chain_run_message(struct chain_conn *c, const struct chain_con
             return CHAIN_DONE;
         }
         for (size_t i = 0; i < h->count; i++)
-            c->hdr_view[i] = (struct sg_header){h->fields[i].name, h->fields[i].value,
-                                                h->fields[i].value_len};
+            c->hdr_view[i] =
+                (struct sg_header){h->fields[i].name, h->fields[i].value, h->fields[i].value_len};
         c->hdr_view_n = h->count;
     }
     bool any = false;
@@ -1104,8 +1108,8 @@ static enum chain_status chain_step(struct chain_conn *c, struct chain_result *r
                 chain_message_advance(c, SG_STAGE_BODY, msg_store_size(c->content->store));
                 continue;
             }
-            ssize_t n = msg_store_read(c->content->store, r->body_off, c->body_buf,
-                                       CHAIN_BODY_CHUNK);
+            ssize_t n =
+                msg_store_read(c->content->store, r->body_off, c->body_buf, CHAIN_BODY_CHUNK);
             if (n <= 0) {
                 snprintf(res->reply, sizeof(res->reply), "451 4.3.0 Error: queue file read error");
                 res->action = CHAIN_REFUSE;
@@ -1448,8 +1452,7 @@ int chain_host_add_header(struct sg_ctx *ctx, const char *name, const char *valu
     return chain_add_edit(ctx, EDIT_ADD_HEADER, 0, name, value, NULL);
 }
 
-int chain_host_insert_header(struct sg_ctx *ctx, size_t index, const char *name,
-                             const char *value)
+int chain_host_insert_header(struct sg_ctx *ctx, size_t index, const char *name, const char *value)
 {
     if (!chain_header_name_ok(name) || !value || !chain_header_value_ok(value))
         return -1;

@@ -64,7 +64,7 @@ enum chain_action {
 
 struct chain_result {
     enum chain_action action;
-    char reply[1024];      /* for REFUSE: wire reply without the final CRLF ("\r\n" between lines) */
+    char reply[1024]; /* for REFUSE: wire reply without the final CRLF ("\r\n" between lines) */
     const char *decided_by; /* plugin instance name, or NULL */
     enum sg_verdict verdict;
 };

@@ -75,8 +75,7 @@ int chain_host_set_reply(struct sg_ctx *ctx, const char *reply);
 void chain_host_set_quarantine_reason(struct sg_ctx *ctx, const char *reason);
 void chain_host_resolve(struct sg_ctx *ctx, enum sg_verdict verdict, const char *reply);
 int chain_host_add_header(struct sg_ctx *ctx, const char *name, const char *value);
-int chain_host_insert_header(struct sg_ctx *ctx, size_t index, const char *name,
-                             const char *value);
+int chain_host_insert_header(struct sg_ctx *ctx, size_t index, const char *name, const char *value);
 int chain_host_change_header(struct sg_ctx *ctx, const char *name, size_t nth, const char *value);
 int chain_host_change_from(struct sg_ctx *ctx, const char *mailbox, const char *params);
 int chain_host_add_rcpt(struct sg_ctx *ctx, const char *mailbox, const char *params);

@@ -21,14 +21,14 @@
 #include <sys/socket.h>
 
 struct client_facts {
-    const char *addr;   /* numeric, without brackets: "192.0.2.1", "2001:db8::1" */
-    int family;         /* AF_INET / AF_INET6 */
+    const char *addr; /* numeric, without brackets: "192.0.2.1", "2001:db8::1" */
+    int family;       /* AF_INET / AF_INET6 */
     unsigned port;
-    const char *name;   /* verified reverse name, or NULL (-> [UNAVAILABLE]) */
-    int name_tempfail;  /* with name NULL: the lookup failed for now (-> [TEMPUNAVAIL]) */
-    const char *helo;   /* NULL if none yet */
-    const char *proto;  /* "SMTP" or "ESMTP", NULL if no HELO/EHLO yet */
-    const char *login;  /* SASL login, NULL if none */
+    const char *name;  /* verified reverse name, or NULL (-> [UNAVAILABLE]) */
+    int name_tempfail; /* with name NULL: the lookup failed for now (-> [TEMPUNAVAIL]) */
+    const char *helo;  /* NULL if none yet */
+    const char *proto; /* "SMTP" or "ESMTP", NULL if no HELO/EHLO yet */
+    const char *login; /* SASL login, NULL if none */
 };
 
 /*
@@ -37,8 +37,7 @@ struct client_facts {
  * total length, or (size_t)-1 on allocation failure or if no announced
  * attribute could be sent.
  */
-size_t xclient_build(const struct client_facts *f, const char *attrs, char **out,
-                     unsigned *ncmds);
+size_t xclient_build(const struct client_facts *f, const char *attrs, char **out, unsigned *ncmds);
 
 /* PROXY v2 header for a TCP connection from src to dst.  out must hold 232 octets
  * (16 + 216 for AF_UNIX, the largest block).  Returns the header length. */

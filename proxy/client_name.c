@@ -137,9 +137,8 @@ struct client_name_lookup *client_name_start(struct evdns_base *dns, const struc
     l->arg = arg;
     if (sa->sa_family == AF_INET6) {
         memcpy(&l->addr, sa, sizeof(struct sockaddr_in6));
-        l->req = evdns_base_resolve_reverse_ipv6(
-            dns, &((const struct sockaddr_in6 *)sa)->sin6_addr, DNS_QUERY_NO_SEARCH,
-            client_name_ptr_cb, l);
+        l->req = evdns_base_resolve_reverse_ipv6(dns, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+                                                 DNS_QUERY_NO_SEARCH, client_name_ptr_cb, l);
     } else {
         memcpy(&l->addr, sa, sizeof(struct sockaddr_in));
         l->req = evdns_base_resolve_reverse(dns, &((const struct sockaddr_in *)sa)->sin_addr,
@@ -165,8 +164,8 @@ struct evdns_base *client_name_dns_new(struct event_base *base, const char *name
                                        unsigned timeout)
 {
     bool own = nameserver && *nameserver;
-    struct evdns_base *dns = evdns_base_new(
-        base, (own ? 0 : EVDNS_BASE_INITIALIZE_NAMESERVERS) | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    struct evdns_base *dns = evdns_base_new(base, (own ? 0 : EVDNS_BASE_INITIALIZE_NAMESERVERS) |
+                                                      EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!dns) {
         log_err("cannot set up the DNS resolver for client names");
         return NULL;

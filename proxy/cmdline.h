@@ -21,7 +21,7 @@
 #include "config.h"
 
 #define CMDLINE_DEFAULT_CONFIG "/usr/local/etc/smtpgate/smtpgate.conf"
-#define CMDLINE_MAX_OVERRIDES 64
+#define CMDLINE_MAX_OVERRIDES  64
 
 struct cmdline {
     const char *config_file;

@@ -165,8 +165,7 @@ static int config_cb_listen(cfg_t *cfg, cfg_opt_t *opt, const char *value, void 
     return config_pass_string(value, result);
 }
 
-static int config_cb_upstream_address(cfg_t *cfg, cfg_opt_t *opt, const char *value,
-                                      void *result)
+static int config_cb_upstream_address(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
     (void)opt;
     struct sg_sockaddr sa;
@@ -235,8 +234,9 @@ static int config_cb_hostname(cfg_t *cfg, cfg_opt_t *opt, const char *value, voi
 {
     (void)opt;
     size_t n = strlen(value);
-    if (n == 0 || n > 255 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                           "0123456789.-_") != n) {
+    if (n == 0 || n > 255 ||
+        strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                      "0123456789.-_") != n) {
         cfg_error(cfg, "'hostname' must be a domain name of 1 to 255 characters");
         return -1;
     }
@@ -310,7 +310,7 @@ static const struct config_int config_ints[] = {
 
 static int config_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
-    long min = 0, max = 65535;   /* upstream priority */
+    long min = 0, max = 65535; /* upstream priority */
     for (size_t i = 0; i < CONFIG_NINTS; i++) {
         if (strcmp(opt->name, config_ints[i].name) == 0) {
             min = config_ints[i].min;
@@ -337,7 +337,7 @@ static cfg_t *config_schema(cfg_opt_t *plugin_opts, bool lenient)
     static cfg_opt_t upstream_opts[] = {
         CFG_STR_CB("address", NULL, CFGF_NODEFAULT, config_cb_upstream_address),
         CFG_INT_CB("priority", 10, CFGF_NONE, config_cb_int),
-        CFG_END(),   /* replaced by upstream_tls_cfg_opts below */
+        CFG_END(), /* replaced by upstream_tls_cfg_opts below */
         CFG_END(),
         CFG_END(),
         CFG_END(),
@@ -370,12 +370,10 @@ static cfg_t *config_schema(cfg_opt_t *plugin_opts, bool lenient)
         opts[k++] = (cfg_opt_t)CFG_STR_CB("metrics_listen", "", CFGF_NONE, config_cb_metrics);
         opts[k++] = (cfg_opt_t)CFG_BOOL("client_name_lookup", cfg_true, CFGF_NONE);
         opts[k++] = (cfg_opt_t)CFG_STR("plugin_dir", SMTPGATE_PLUGIN_DIR, CFGF_NONE);
-        opts[k++] =
-            (cfg_opt_t)CFG_STR_CB("dns_nameserver", "", CFGF_NONE, config_cb_nameserver);
+        opts[k++] = (cfg_opt_t)CFG_STR_CB("dns_nameserver", "", CFGF_NONE, config_cb_nameserver);
         plugin_slot = k;
         opts[k++] = (cfg_opt_t)CFG_END(); /* the plugin section, set per load */
-        opts[k++] =
-            (cfg_opt_t)CFG_STR_CB("syslog_facility", "mail", CFGF_NONE, config_cb_facility);
+        opts[k++] = (cfg_opt_t)CFG_STR_CB("syslog_facility", "mail", CFGF_NONE, config_cb_facility);
         for (size_t i = 0; i < CONFIG_NINTS; i++)
             opts[k++] = (cfg_opt_t)CFG_INT_CB(config_ints[i].name, config_ints[i].def, CFGF_NONE,
                                               config_cb_int);
@@ -412,8 +410,7 @@ static int config_check_complete(cfg_t *cfg, const char *file)
     for (unsigned i = 0; i < cfg_size(cfg, "upstream"); i++) {
         cfg_t *u = cfg_getnsec(cfg, "upstream", i);
         if (!cfg_getstr(u, "address")) {
-            log_err("%s:%d: upstream %s has no address", file ? file : "-o", u->line,
-                    cfg_title(u));
+            log_err("%s:%d: upstream %s has no address", file ? file : "-o", u->line, cfg_title(u));
             errors++;
         }
     }
@@ -680,8 +677,8 @@ struct sg_config *config_load(const char *file, const char *const *overrides, si
         struct sg_config *running = runtime_config();
         int errors = 0;
         c->generation = running ? running->generation + 1 : 1;
-        c->chain = plugin_prep_build(prep, cfg, running ? running->chain : NULL, c->generation,
-                                     &errors);
+        c->chain =
+            plugin_prep_build(prep, cfg, running ? running->chain : NULL, c->generation, &errors);
         if (running)
             config_unref(running);
         if (errors) {

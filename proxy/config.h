@@ -24,7 +24,7 @@ enum client_identity_mode { IDENTITY_XCLIENT = 0, IDENTITY_PROXY, IDENTITY_NONE 
 struct sg_sockaddr {
     struct sockaddr_storage sa;
     socklen_t len;
-    char text[80];   /* as written in the config, normalised: "1.2.3.4:25", "[::1]:25" */
+    char text[80]; /* as written in the config, normalised: "1.2.3.4:25", "[::1]:25" */
 };
 
 struct upstream_health;
@@ -35,8 +35,8 @@ struct sg_upstream_cfg {
     char *name;
     struct sg_sockaddr addr;
     int priority;
-    struct upstream_health *health;   /* shared by every config naming this address */
-    struct sg_upstream_tls tls;       /* STARTTLS towards this upstream (listener.h) */
+    struct upstream_health *health; /* shared by every config naming this address */
+    struct sg_upstream_tls tls;     /* STARTTLS towards this upstream (listener.h) */
 };
 
 struct sg_config {
@@ -49,7 +49,7 @@ struct sg_config {
     unsigned workers;
 
     enum client_identity_mode identity;
-    struct sg_upstream_cfg *upstreams;   /* sorted by priority, then order of appearance */
+    struct sg_upstream_cfg *upstreams; /* sorted by priority, then order of appearance */
     size_t nupstreams;
 
     enum data_newline_policy newline_policy;
@@ -84,7 +84,7 @@ struct sg_config {
     bool client_name_lookup;
     char *dns_nameserver; /* "" for the system's resolv.conf */
     unsigned dns_timeout;
-    struct chain *chain;  /* the plugins, in order; NULL without plugin sections */
+    struct chain *chain; /* the plugins, in order; NULL without plugin sections */
     /* Edge policy of each address in listen[] (same index): TLS, AUTH, PROXY
      * protocol; see listener.h.  listen[] holds the plain "listen" addresses
      * first, then those of the "listener" sections. */

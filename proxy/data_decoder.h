@@ -39,7 +39,7 @@ enum data_error {
     DATA_ERR_NUL,
     DATA_ERR_LINE_TOO_LONG,
     DATA_ERR_TOO_BIG,
-    DATA_ERR_SINK,           /* the sink returned non-zero (e.g. spool write failed): 451 4.3.0 */
+    DATA_ERR_SINK, /* the sink returned non-zero (e.g. spool write failed): 451 4.3.0 */
 };
 
 /* Returns 0 on success; non-zero stops output and sets DATA_ERR_SINK. */
@@ -49,7 +49,7 @@ struct data_decoder {
     /* configuration */
     enum data_newline_policy newline_policy;
     size_t max_line_length;
-    uint64_t max_size;       /* 0 = unlimited */
+    uint64_t max_size; /* 0 = unlimited */
     data_sink_fn sink;
     void *sink_ctx;
     /* state (private) */

@@ -21,7 +21,7 @@
 #define ESMTP_MAX_PARAMS 16
 
 struct esmtp_param {
-    const char *key;   /* esmtp-keyword: ALPHA/DIGIT *(ALPHA/DIGIT/"-") */
+    const char *key; /* esmtp-keyword: ALPHA/DIGIT *(ALPHA/DIGIT/"-") */
     size_t key_len;
     const char *value; /* NULL when the parameter has no "=" */
     size_t value_len;
@@ -29,17 +29,17 @@ struct esmtp_param {
 
 enum esmtp_status {
     ESMTP_OK = 0,
-    ESMTP_SYNTAX,          /* malformed keyword or value: 501 5.5.4 */
-    ESMTP_TOO_MANY,        /* more than ESMTP_MAX_PARAMS: 501 5.5.4 */
-    ESMTP_UNKNOWN,         /* keyword not recognised or not advertised: 555 5.5.4 */
-    ESMTP_DUPLICATE,       /* same keyword twice: 501 5.5.4 */
-    ESMTP_BAD_SIZE,        /* SIZE value not a number: 501 5.5.4 */
-    ESMTP_BAD_BODY,        /* BODY value not 7BIT/8BITMIME/BINARYMIME: 501 5.5.4 */
-    ESMTP_BAD_XTEXT,       /* ENVID/ORCPT/AUTH value not valid xtext: 501 5.5.4 */
-    ESMTP_BAD_RET,         /* RET not FULL/HDRS: 501 5.5.4 */
-    ESMTP_BAD_NOTIFY,      /* NOTIFY not NEVER or a list of SUCCESS,FAILURE,DELAY: 501 5.5.4 */
-    ESMTP_BAD_ORCPT,       /* ORCPT not addr-type;xtext: 501 5.5.4 */
-    ESMTP_SMTPUTF8_VALUE,  /* SMTPUTF8 given a value: 501 5.5.4 */
+    ESMTP_SYNTAX,         /* malformed keyword or value: 501 5.5.4 */
+    ESMTP_TOO_MANY,       /* more than ESMTP_MAX_PARAMS: 501 5.5.4 */
+    ESMTP_UNKNOWN,        /* keyword not recognised or not advertised: 555 5.5.4 */
+    ESMTP_DUPLICATE,      /* same keyword twice: 501 5.5.4 */
+    ESMTP_BAD_SIZE,       /* SIZE value not a number: 501 5.5.4 */
+    ESMTP_BAD_BODY,       /* BODY value not 7BIT/8BITMIME/BINARYMIME: 501 5.5.4 */
+    ESMTP_BAD_XTEXT,      /* ENVID/ORCPT/AUTH value not valid xtext: 501 5.5.4 */
+    ESMTP_BAD_RET,        /* RET not FULL/HDRS: 501 5.5.4 */
+    ESMTP_BAD_NOTIFY,     /* NOTIFY not NEVER or a list of SUCCESS,FAILURE,DELAY: 501 5.5.4 */
+    ESMTP_BAD_ORCPT,      /* ORCPT not addr-type;xtext: 501 5.5.4 */
+    ESMTP_SMTPUTF8_VALUE, /* SMTPUTF8 given a value: 501 5.5.4 */
 };
 
 /* Capabilities the session advertised; a parameter whose extension was not
@@ -59,18 +59,23 @@ enum esmtp_cap {
     ESMTP_CAP_XFORWARD = 1u << 11,
 };
 
-enum esmtp_body { ESMTP_BODY_UNSPEC = 0, ESMTP_BODY_7BIT, ESMTP_BODY_8BITMIME, ESMTP_BODY_BINARYMIME };
+enum esmtp_body {
+    ESMTP_BODY_UNSPEC = 0,
+    ESMTP_BODY_7BIT,
+    ESMTP_BODY_8BITMIME,
+    ESMTP_BODY_BINARYMIME
+};
 enum esmtp_ret { ESMTP_RET_UNSPEC = 0, ESMTP_RET_FULL, ESMTP_RET_HDRS };
 
 struct esmtp_mail {
     bool has_size;
-    uint64_t size;         /* saturates at UINT64_MAX for absurd values */
+    uint64_t size; /* saturates at UINT64_MAX for absurd values */
     enum esmtp_body body;
     bool smtputf8;
     enum esmtp_ret ret;
-    const char *envid;     /* xtext as received, NULL if absent */
+    const char *envid; /* xtext as received, NULL if absent */
     size_t envid_len;
-    const char *auth;      /* AUTH= value (xtext or "<>"), NULL if absent */
+    const char *auth; /* AUTH= value (xtext or "<>"), NULL if absent */
     size_t auth_len;
 };
 
@@ -82,14 +87,14 @@ enum esmtp_notify {
 };
 
 struct esmtp_rcpt {
-    unsigned notify;       /* esmtp_notify bits; 0 if absent */
-    const char *orcpt;     /* "addr-type;xtext" as received, NULL if absent */
+    unsigned notify;   /* esmtp_notify bits; 0 if absent */
+    const char *orcpt; /* "addr-type;xtext" as received, NULL if absent */
     size_t orcpt_len;
 };
 
 /* Split a parameter string into at most max pairs. */
-enum esmtp_status esmtp_params_split(const char *s, size_t len, struct esmtp_param *out,
-                                     size_t max, size_t *n);
+enum esmtp_status esmtp_params_split(const char *s, size_t len, struct esmtp_param *out, size_t max,
+                                     size_t *n);
 
 /* Validate MAIL parameters (caps: esmtp_cap bits advertised). */
 enum esmtp_status esmtp_mail_params(const char *s, size_t len, unsigned caps,

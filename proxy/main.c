@@ -30,7 +30,6 @@
 #include "workpool.h"
 #include "worker.h"
 
-
 struct main_state {
     struct cmdline cmd;
     struct event_base *base;
@@ -142,7 +141,7 @@ int main(int argc, char **argv)
         log_err("out of memory");
         return 1;
     }
-    runtime_set_config(config_ref(c));   /* and c stays ours until exit */
+    runtime_set_config(config_ref(c)); /* and c stays ours until exit */
     main_check_spool(c);
     workpool_set_threads(c->plugin_threads);
 
@@ -187,8 +186,7 @@ int main(int argc, char **argv)
     }
     if (rc == 0) {
         log_info("ready: %zu workers, listening on %s%s, upstream %s", g.nworkers,
-                 c->listen[0].text, c->nlisten > 1 ? " and more" : "",
-                 c->upstreams[0].addr.text);
+                 c->listen[0].text, c->nlisten > 1 ? " and more" : "", c->upstreams[0].addr.text);
         if (!g.stopping)
             event_base_dispatch(g.base);
     } else {

@@ -215,7 +215,8 @@ int msg_edit_envelope(const char *mail_from, const char *mail_params, const stru
     for (size_t i = 0; i < nedits; i++) {
         if (edits[i].kind == EDIT_DEL_RCPT)
             envelope_remove(out, edits[i].value);
-        else if (edits[i].kind == EDIT_ADD_RCPT && envelope_add(out, edits[i].value, edits[i].params) < 0)
+        else if (edits[i].kind == EDIT_ADD_RCPT &&
+                 envelope_add(out, edits[i].value, edits[i].params) < 0)
             goto fail;
     }
     return 0;

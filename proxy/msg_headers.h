@@ -30,20 +30,20 @@
 #include <stdint.h>
 
 struct msg_header {
-    char *name;        /* NUL-terminated copy */
+    char *name; /* NUL-terminated copy */
     size_t name_len;
-    char *value;       /* raw value, NUL-terminated copy (may contain CRLF of folding) */
+    char *value; /* raw value, NUL-terminated copy (may contain CRLF of folding) */
     size_t value_len;
-    uint64_t start;    /* offset of the field's first octet in the message */
-    uint64_t end;      /* offset just past its final line ending */
+    uint64_t start; /* offset of the field's first octet in the message */
+    uint64_t end;   /* offset just past its final line ending */
 };
 
 struct msg_headers {
     struct msg_header *fields;
     size_t count;
     size_t cap;
-    bool complete;     /* empty line (or first non-header line) seen */
-    bool truncated;    /* a bound was hit */
+    bool complete;  /* empty line (or first non-header line) seen */
+    bool truncated; /* a bound was hit */
     uint64_t body_offset;
     uint64_t header_end; /* offset of the line that ended the header section */
     size_t max_bytes;
@@ -51,7 +51,7 @@ struct msg_headers {
     /* private */
     uint64_t consumed;
     size_t kept_bytes;
-    char *line;        /* current (unfolded) field being assembled */
+    char *line; /* current (unfolded) field being assembled */
     size_t line_len;
     size_t line_cap;
     int state;
@@ -62,7 +62,7 @@ struct msg_headers {
 
 void msg_headers_init(struct msg_headers *h, size_t max_bytes, size_t max_fields);
 void msg_headers_free(struct msg_headers *h);
-void msg_headers_reset(struct msg_headers *h);   /* for the next message */
+void msg_headers_reset(struct msg_headers *h); /* for the next message */
 
 /* Feed decoded message bytes.  Returns 0, or -1 on allocation failure. */
 int msg_headers_feed(struct msg_headers *h, const char *bytes, size_t len);

@@ -339,8 +339,9 @@ static int plugin_failure_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void
             return 0;
         }
     }
-    cfg_error(cfg, "plugin %s: '%s' is \"%s\"; expected one of: tempfail, continue, accept, "
-                   "reject",
+    cfg_error(cfg,
+              "plugin %s: '%s' is \"%s\"; expected one of: tempfail, continue, accept, "
+              "reject",
               cfg_title(cfg), opt->name, value);
     return -1;
 }
@@ -445,8 +446,7 @@ static int plugin_load_one(struct plugin_loaded *l)
         return 1;
     }
     if (!d->name || !d->init) {
-        log_err("%s: plugin %s: %s has no name or no init function", l->where, l->title,
-                l->path);
+        log_err("%s: plugin %s: %s has no name or no init function", l->where, l->title, l->path);
         return 1;
     }
     for (const struct sg_option *o = d->options; o && o->name; o++) {
@@ -517,8 +517,8 @@ cfg_opt_t *plugin_prep_section_opts(struct plugin_prep *p)
     opts[k++] = (cfg_opt_t)CFG_STR_CB(strdup("path"), NULL, CFGF_NODEFAULT, plugin_path_cb);
     opts[k++] = (cfg_opt_t)CFG_FLOAT_CB(strdup("timeout"), HOST_DEFAULT_TIMEOUT, CFGF_NONE,
                                         plugin_timeout_cb);
-    opts[k++] = (cfg_opt_t)CFG_STR_CB(strdup("failure_verdict"), "tempfail", CFGF_NONE,
-                                      plugin_failure_cb);
+    opts[k++] =
+        (cfg_opt_t)CFG_STR_CB(strdup("failure_verdict"), "tempfail", CFGF_NONE, plugin_failure_cb);
     for (size_t i = 0; i < p->nloaded; i++)
         for (const struct sg_option *o = p->loaded[i].desc ? p->loaded[i].desc->options : NULL;
              o && o->name; o++)
@@ -681,7 +681,8 @@ static const struct plugin_inst *chain_find(const struct chain *ch, const char *
                                             const char *plugin)
 {
     for (size_t i = 0; ch && i < ch->n; i++)
-        if (strcmp(ch->plugins[i].name, name) == 0 && strcmp(ch->plugins[i].desc->name, plugin) == 0)
+        if (strcmp(ch->plugins[i].name, name) == 0 &&
+            strcmp(ch->plugins[i].desc->name, plugin) == 0)
             return &ch->plugins[i];
     return NULL;
 }

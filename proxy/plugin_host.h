@@ -43,7 +43,7 @@ void plugin_prep_use(struct plugin_prep *p);
 
 /* Where a plugin path without a "/" is looked for (plugin_dir). */
 void plugin_prep_set_dir(struct plugin_prep *p, const char *dir);
-int plugin_prep_load(struct plugin_prep *p);          /* number of errors */
+int plugin_prep_load(struct plugin_prep *p);                /* number of errors */
 cfg_opt_t *plugin_prep_section_opts(struct plugin_prep *p); /* owned by p */
 
 /* Refuse to load any shared object (fuzzing the config parser must not

@@ -20,8 +20,8 @@
 
 #include "config.h"
 
-void runtime_set_config(struct sg_config *c);   /* takes over the caller's reference */
-struct sg_config *runtime_config(void);          /* new reference */
+void runtime_set_config(struct sg_config *c); /* takes over the caller's reference */
+struct sg_config *runtime_config(void);       /* new reference */
 
 enum runtime_admit { ADMIT_OK, ADMIT_TOO_MANY, ADMIT_TOO_MANY_FROM_CLIENT };
 enum runtime_admit runtime_conn_open(const struct sg_config *c, const struct sockaddr *peer);

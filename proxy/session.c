@@ -73,7 +73,7 @@
 /* What smtpgate itself implements of each extension.  What a client is shown
  * is this, intersected with what the upstreams offer. */
 #define HONOURED_CAPS                                                                              \
-    (ESMTP_CAP_SIZE | ESMTP_CAP_8BITMIME | ESMTP_CAP_BINARYMIME | ESMTP_CAP_SMTPUTF8 |            \
+    (ESMTP_CAP_SIZE | ESMTP_CAP_8BITMIME | ESMTP_CAP_BINARYMIME | ESMTP_CAP_SMTPUTF8 |             \
      ESMTP_CAP_DSN | ESMTP_CAP_CHUNKING)
 
 enum sess_state { SESS_CMD, SESS_DATA, SESS_BDAT };
@@ -81,12 +81,12 @@ enum sess_state { SESS_CMD, SESS_DATA, SESS_BDAT };
 enum expect_kind {
     EXPECT_MAIL,
     EXPECT_RCPT,
-    EXPECT_RELAY,    /* RSET, VRFY, EXPN: relay the reply, nothing else */
-    EXPECT_MESSAGE,  /* the final reply to DATA/BDAT LAST */
-    EXPECT_SILENT,   /* our own RSET after a refused message: no client reply */
+    EXPECT_RELAY,       /* RSET, VRFY, EXPN: relay the reply, nothing else */
+    EXPECT_MESSAGE,     /* the final reply to DATA/BDAT LAST */
+    EXPECT_SILENT,      /* our own RSET after a refused message: no client reply */
     EXPECT_REPLAY_MAIL, /* the envelope a plugin changed, sent again: no client reply */
     EXPECT_REPLAY_RCPT,
-    EXPECT_AUTH,     /* AUTH and each response line of its exchange */
+    EXPECT_AUTH, /* AUTH and each response line of its exchange */
 };
 
 /* What the session waits for the filter chain to decide. */
@@ -103,18 +103,18 @@ enum chain_wait {
 
 struct reply_slot {
     struct reply_slot *next;
-    char *text;         /* wire lines with CRLF */
+    char *text; /* wire lines with CRLF */
     size_t len;
     bool ready;
-    bool owned;         /* text is malloc'd */
+    bool owned; /* text is malloc'd */
 };
 
 struct expect {
     struct expect *next;
     enum expect_kind kind;
-    struct reply_slot *slot;   /* NULL for EXPECT_SILENT */
+    struct reply_slot *slot; /* NULL for EXPECT_SILENT */
     unsigned tx_gen;
-    struct msg_rcpt rcpt;      /* EXPECT_RCPT: the recipient, kept once accepted */
+    struct msg_rcpt rcpt; /* EXPECT_RCPT: the recipient, kept once accepted */
 };
 
 struct session {
@@ -132,8 +132,8 @@ struct session {
 
     char *helo;
     bool esmtp;
-    unsigned caps;          /* advertised in the last EHLO */
-    uint64_t size_limit;    /* advertised SIZE */
+    unsigned caps;       /* advertised in the last EHLO */
+    uint64_t size_limit; /* advertised SIZE */
 
     enum sess_state state;
     bool processing;
@@ -161,7 +161,7 @@ struct session {
     bool bdat_used;
     bool data_used;
     struct timespec tx_started;
-    const char *tx_fail;     /* upstream lost during the transaction */
+    const char *tx_fail; /* upstream lost during the transaction */
 
     /* message */
     struct data_decoder dec;
@@ -170,36 +170,36 @@ struct session {
     uint64_t bdat_remaining;
     uint64_t bdat_total;
     bool bdat_last;
-    const char *bdat_refusal;   /* chunk is being discarded; reply at its end */
+    const char *bdat_refusal; /* chunk is being discarded; reply at its end */
 
     /* the client's verified name */
     struct client_name_lookup *name_lookup;
     char *client_name;
     bool name_tempfail;
-    bool before_greeting;        /* nothing is read until the greeting is out */
-    unsigned greet_waits;        /* the name lookup, an implicit-TLS handshake */
+    bool before_greeting; /* nothing is read until the greeting is out */
+    unsigned greet_waits; /* the name lookup, an implicit-TLS handshake */
 
     /* filter chain */
     struct chain_conn *chain;
-    struct event *chain_ev;      /* made active (any thread) when a verdict is in */
-    struct event *chain_timer;   /* the waited-for plugin's timeout */
+    struct event *chain_ev;    /* made active (any thread) when a verdict is in */
+    struct event *chain_timer; /* the waited-for plugin's timeout */
     enum chain_wait chain_for;
     struct chain_result chain_res;
-    char *pending_line;          /* the command waiting for the chain, to forward */
+    char *pending_line; /* the command waiting for the chain, to forward */
     size_t pending_len;
-    char *pending_arg;           /* its mailbox or HELO name */
+    char *pending_arg; /* its mailbox or HELO name */
     char *pending_params;
     bool pending_esmtp;
-    bool refused;                /* refused at connect: only QUIT is served */
+    bool refused; /* refused at connect: only QUIT is served */
     unsigned tx_count;
-    struct msg_rcpt *rcpts;      /* accepted recipients, for a changed envelope */
+    struct msg_rcpt *rcpts; /* accepted recipients, for a changed envelope */
     size_t nrcpts;
     char *mail_params;
-    bool replay;                 /* the envelope is being sent again */
+    bool replay; /* the envelope is being sent again */
     bool replay_mail_ok;
     unsigned replay_rcpt_ok;
     struct msg_store *edited_hdr; /* the rewritten header section */
-    const char *tx_result;       /* set when the chain decided the outcome */
+    const char *tx_result;        /* set when the chain decided the outcome */
 
     /* counters for the connection log line */
     unsigned ncommands;
@@ -208,15 +208,15 @@ struct session {
     unsigned errors;
 
     /* edge: TLS and AUTH (listener.h, tls.h, auth_relay.h) */
-    const struct sg_listener *listener;   /* in cfg */
-    struct tls_facts *tls;                /* set once a handshake has completed */
+    const struct sg_listener *listener; /* in cfg */
+    struct tls_facts *tls;              /* set once a handshake has completed */
     bool tls_handshaking;
-    char *login;                          /* after the upstream's 235 */
+    char *login; /* after the upstream's 235 */
     bool authenticated;
     unsigned auth_mech;
     unsigned auth_step;
-    bool auth_waiting;                    /* an AUTH exchange reply is due upstream */
-    bool auth_response;                   /* the next client line answers a 334 */
+    bool auth_waiting;  /* an AUTH exchange reply is due upstream */
+    bool auth_response; /* the next client line answers a 334 */
     unsigned auth_failures;
     char auth_guess[AUTH_LOGIN_MAX];
     struct event *auth_delay_ev;
@@ -298,8 +298,7 @@ static void session_make_id(struct session *s)
     /* Time-based prefix so ids from different runs do not repeat; a counter
      * so ids within a run never do. */
     uint64_t n = atomic_fetch_add(&session_counter, 1);
-    snprintf(s->id, sizeof(s->id), "%08" PRIX32 "%05" PRIX64, (uint32_t)time(NULL),
-             n & 0xFFFFF);
+    snprintf(s->id, sizeof(s->id), "%08" PRIX32 "%05" PRIX64, (uint32_t)time(NULL), n & 0xFFFFF);
 }
 
 /* ---- the reply queue ---- */
@@ -385,7 +384,8 @@ static void session_close_with(struct session *s, const char *line)
     s->closing = true;
     bufferevent_disable(s->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 && !s->rq_head)
-        bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+        bufferevent_trigger(s->bev, EV_WRITE,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /* ---- transaction ---- */
@@ -557,8 +557,8 @@ static void session_log_tx(struct session *s, const char *result, int code, cons
              s->body == ESMTP_BODY_8BITMIME     ? "8BITMIME"
              : s->body == ESMTP_BODY_BINARYMIME ? "BINARYMIME"
                                                 : "7BIT",
-             s->up ? upstream_label(s->up) : "-", result, code, first, qid[0] ? qid : "-",
-             filters, session_elapsed(&s->tx_started));
+             s->up ? upstream_label(s->up) : "-", result, code, first, qid[0] ? qid : "-", filters,
+             session_elapsed(&s->tx_started));
 }
 
 /* ---- upstream events ---- */
@@ -611,8 +611,10 @@ static void session_upstream_reply(void *ctx, const struct smtp_reply *r)
             /* The upstream took none of the envelope a plugin made: it has no
              * message, and the client must keep its copy. */
             static char refused_text[] = "4.3.0 Error: the upstream refused the changed envelope";
-            static const struct smtp_reply refused = {
-                .code = 451, .nlines = 1, .text = refused_text, .text_len = sizeof(refused_text) - 1};
+            static const struct smtp_reply refused = {.code = 451,
+                                                      .nlines = 1,
+                                                      .text = refused_text,
+                                                      .text_len = sizeof(refused_text) - 1};
             session_log_tx(s, "deferred", refused.code, refused.text);
             session_tx_reset(s);
             r = &refused;
@@ -621,8 +623,11 @@ static void session_upstream_reply(void *ctx, const struct smtp_reply *r)
         }
         if (ok)
             s->naccepted++;
-        session_log_tx(s, ok ? "accepted" : r->code / 100 == 4 ? "deferred" : "rejected", r->code,
-                       r->text);
+        session_log_tx(s,
+                       ok                   ? "accepted"
+                       : r->code / 100 == 4 ? "deferred"
+                                            : "rejected",
+                       r->code, r->text);
         session_tx_reset(s);
         break;
     case EXPECT_RELAY:
@@ -643,8 +648,7 @@ static void session_upstream_reply(void *ctx, const struct smtp_reply *r)
         if (text)
             session_slot_fill(s, e->slot, text, len, true);
         else
-            session_slot_fill(s, e->slot, (char *)"451 4.3.0 Error: out of memory\r\n", 32,
-                              false);
+            session_slot_fill(s, e->slot, (char *)"451 4.3.0 Error: out of memory\r\n", 32, false);
     }
     session_expect_free(e);
     session_flush(s);
@@ -832,8 +836,7 @@ static bool session_keep_pending(struct session *s, const char *line, size_t len
     s->pending_len = len;
     s->pending_arg = arg ? strndup(arg, arg_len) : NULL;
     s->pending_params = params ? strdup(params) : NULL;
-    return (!line || s->pending_line) && (!arg || s->pending_arg) &&
-           (!params || s->pending_params);
+    return (!line || s->pending_line) && (!arg || s->pending_arg) && (!params || s->pending_params);
 }
 
 static void session_drop_pending(struct session *s)
@@ -854,9 +857,8 @@ static void session_reply_refusal(struct session *s)
 
 struct session_cmd {
     enum smtp_verb verb;
-    bool barrier;    /* needs every earlier reply known before it runs */
-    void (*proceed)(struct session *s, const struct smtp_cmd *cmd, const char *line,
-                    size_t len);
+    bool barrier; /* needs every earlier reply known before it runs */
+    void (*proceed)(struct session *s, const struct smtp_cmd *cmd, const char *line, size_t len);
 };
 
 static void session_build_ehlo(struct session *s)
@@ -998,8 +1000,8 @@ static void session_do_mail(struct session *s, const struct smtp_cmd *cmd, const
         session_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send UTF8 address");
         return;
     }
-    if (mp.has_size && (mp.size > s->cfg->max_message_size ||
-                        (s->size_limit && mp.size > s->size_limit))) {
+    if (mp.has_size &&
+        (mp.size > s->cfg->max_message_size || (s->size_limit && mp.size > s->size_limit))) {
         session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
         return;
     }
@@ -1184,8 +1186,7 @@ static void session_message_complete(struct session *s, enum data_error err)
         refusal = s->tx_fail ? s->tx_fail : "451 4.4.2 Upstream connection lost, try again later";
     if (refusal) {
         s->ntransactions++;
-        session_log_tx(s, refusal[0] == '4' ? "deferred" : "refused", atoi(refusal),
-                       refusal + 4);
+        session_log_tx(s, refusal[0] == '4' ? "deferred" : "refused", atoi(refusal), refusal + 4);
         session_reply(s, refusal);
         session_abort_upstream_tx(s);
         session_tx_reset(s);
@@ -1277,14 +1278,18 @@ static void session_message_hold(struct session *s, bool quarantine)
             rcpt[i] = s->rcpts[i].mailbox;
         char id[48];
         snprintf(id, sizeof(id), "%s.%u", s->id, s->tx_count);
-        struct quarantine_facts f = {
-            .id = id, .client_addr = s->addr, .helo = s->helo, .mail_from = s->mail_from,
-            .rcpt = rcpt, .nrcpt = rcpt ? s->nrcpts : 0,
-            .reason = t->quarantine_reason, .decided_by = s->chain_res.decided_by};
+        struct quarantine_facts f = {.id = id,
+                                     .client_addr = s->addr,
+                                     .helo = s->helo,
+                                     .mail_from = s->mail_from,
+                                     .rcpt = rcpt,
+                                     .nrcpt = rcpt ? s->nrcpts : 0,
+                                     .reason = t->quarantine_reason,
+                                     .decided_by = s->chain_res.decided_by};
         struct msg_view view;
         msg_view_of_store(&view, s->store);
-        int rc = rcpt ? quarantine_write(s->cfg->quarantine_dir, &f, &view, path, sizeof(path))
-                      : -1;
+        int rc =
+            rcpt ? quarantine_write(s->cfg->quarantine_dir, &f, &view, path, sizeof(path)) : -1;
         free(rcpt);
         if (rc < 0) {
             log_err("%s: cannot write quarantine file %s: %s", s->id, path, strerror(errno));
@@ -1713,8 +1718,8 @@ static void session_do_starttls(struct session *s, const struct smtp_cmd *cmd, c
     size_t junk = evbuffer_get_length(in);
     evbuffer_drain(in, junk);
     if (junk > len + 2)
-        log_info("%s: discarded %zu octets pipelined after STARTTLS from %s", s->id,
-                 junk - len - 2, s->addr);
+        log_info("%s: discarded %zu octets pipelined after STARTTLS from %s", s->id, junk - len - 2,
+                 s->addr);
     /* The socket keeps only a write timeout; reads are timed on the TLS side. */
     struct timeval wt = {.tv_sec = s->cfg->command_timeout};
     bufferevent_set_timeouts(s->bev, NULL, &wt);
@@ -1801,7 +1806,7 @@ static bool session_auth_reply(struct session *s, struct reply_slot *slot,
             s->auth_delay_slot = slot;
             s->auth_delay_text = text;
             s->auth_delay_len = len;
-            s->auth_waiting = true;   /* nothing more is read until the reply is out */
+            s->auth_waiting = true; /* nothing more is read until the reply is out */
             struct timeval t = {.tv_sec = delay};
             evtimer_add(s->auth_delay_ev, &t);
             return false;
@@ -1981,7 +1986,7 @@ static bool session_command(struct session *s, const char *line, size_t len)
         return false;
     }
     s->ncommands++;
-    size_t shown = auth_loggable_len(line, len);   /* never an AUTH initial response */
+    size_t shown = auth_loggable_len(line, len); /* never an AUTH initial response */
     log_debug("%s: < %.*s", s->id, (int)(shown > 200 ? 200 : shown), line);
 
     if (st == SMTP_CMD_UNKNOWN_VERB && session_is_http(&cmd)) {
@@ -2228,8 +2233,8 @@ static void session_free(struct session *s)
     log_info("%s: disconnect from %s[%s]:%u helo=%s commands=%u transactions=%u accepted=%u "
              "errors=%u%s duration=%.3fs",
              s->id, s->client_name ? s->client_name : "unknown", s->addr, s->port,
-             s->helo ? s->helo : "-", s->ncommands, s->ntransactions, s->naccepted, s->errors,
-             edge, session_elapsed(&s->started));
+             s->helo ? s->helo : "-", s->ncommands, s->ntransactions, s->naccepted, s->errors, edge,
+             session_elapsed(&s->started));
     session_edge_free(s);
     if (s->up) {
         upstream_close(s->up);
@@ -2387,8 +2392,8 @@ void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *
     s->before_greeting = true;
     s->greet_waits = 1 + (s->tls_handshaking ? 1 : 0);
     if (s->worker->dns && cfg->client_name_lookup &&
-        (s->name_lookup = client_name_start(s->worker->dns, (struct sockaddr *)&s->peer,
-                                            session_name_done, s)))
+        (s->name_lookup =
+             client_name_start(s->worker->dns, (struct sockaddr *)&s->peer, session_name_done, s)))
         return;
     s->name_tempfail = cfg->client_name_lookup;
     session_greet_ready(s);
@@ -2408,7 +2413,9 @@ static void session_name_done(void *arg, enum client_name_status st, const char 
     if (st == NAME_OK)
         s->client_name = strdup(name);
     log_debug("%s: client name %s", s->id,
-              st == NAME_OK ? name : st == NAME_TEMPUNAVAIL ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]");
+              st == NAME_OK            ? name
+              : st == NAME_TEMPUNAVAIL ? "[TEMPUNAVAIL]"
+                                       : "[UNAVAILABLE]");
     session_greet_ready(s);
     session_process(s);
 }
@@ -2465,8 +2472,8 @@ static bool session_chain_start(struct session *s)
     s->chain_timer = evtimer_new(s->worker->base, session_chain_timer_cb, s);
     if (!s->chain_ev || !s->chain_timer)
         return false;
-    s->chain = chain_conn_new(s->cfg->chain, &info, &front, s->cfg->spill_threshold,
-                              s->cfg->spool_dir);
+    s->chain =
+        chain_conn_new(s->cfg->chain, &info, &front, s->cfg->spill_threshold, s->cfg->spool_dir);
     return s->chain != NULL;
 }
 

@@ -40,36 +40,36 @@ enum smtp_verb {
 
 enum smtp_cmd_status {
     SMTP_CMD_OK = 0,
-    SMTP_CMD_EMPTY,           /* empty or all-blank line: 500 5.5.2 */
-    SMTP_CMD_BAD_CHAR,        /* NUL or other control character in the line: 500 5.5.2 */
-    SMTP_CMD_UNKNOWN_VERB,    /* 500 5.5.1 */
-    SMTP_CMD_ARG_REQUIRED,    /* e.g. "EHLO" alone, "VRFY" alone: 501 5.5.4 */
-    SMTP_CMD_ARG_FORBIDDEN,   /* e.g. "DATA x", "QUIT x": 501 5.5.4 */
-    SMTP_CMD_BAD_SYNTAX,      /* argument malformed (generic): 501 5.5.4 */
-    SMTP_CMD_BAD_SENDER,      /* MAIL FROM path malformed: 501 5.1.7 */
-    SMTP_CMD_BAD_RECIPIENT,   /* RCPT TO path malformed: 501 5.1.3 */
-    SMTP_CMD_BAD_DOMAIN,      /* EHLO/HELO argument malformed: 501 5.5.4 */
-    SMTP_CMD_PATH_TOO_LONG,   /* path > 256, local part > 64, domain > 255: 501 5.5.4 */
+    SMTP_CMD_EMPTY,         /* empty or all-blank line: 500 5.5.2 */
+    SMTP_CMD_BAD_CHAR,      /* NUL or other control character in the line: 500 5.5.2 */
+    SMTP_CMD_UNKNOWN_VERB,  /* 500 5.5.1 */
+    SMTP_CMD_ARG_REQUIRED,  /* e.g. "EHLO" alone, "VRFY" alone: 501 5.5.4 */
+    SMTP_CMD_ARG_FORBIDDEN, /* e.g. "DATA x", "QUIT x": 501 5.5.4 */
+    SMTP_CMD_BAD_SYNTAX,    /* argument malformed (generic): 501 5.5.4 */
+    SMTP_CMD_BAD_SENDER,    /* MAIL FROM path malformed: 501 5.1.7 */
+    SMTP_CMD_BAD_RECIPIENT, /* RCPT TO path malformed: 501 5.1.3 */
+    SMTP_CMD_BAD_DOMAIN,    /* EHLO/HELO argument malformed: 501 5.5.4 */
+    SMTP_CMD_PATH_TOO_LONG, /* path > 256, local part > 64, domain > 255: 501 5.5.4 */
 };
 
 struct smtp_cmd {
     enum smtp_verb verb;
-    const char *verb_text;  /* the verb as typed, for logging UNKNOWN ones */
+    const char *verb_text; /* the verb as typed, for logging UNKNOWN ones */
     size_t verb_len;
-    const char *arg;        /* after the single SP (leading blanks skipped); NULL if none */
-    size_t arg_len;         /* trailing blanks removed */
+    const char *arg; /* after the single SP (leading blanks skipped); NULL if none */
+    size_t arg_len;  /* trailing blanks removed */
 };
 
 /* Parse a command line.  line excludes the line terminator. */
 enum smtp_cmd_status smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out);
 
 struct smtp_path {
-    const char *mailbox;    /* inside the angle brackets, source route removed; "" for <> */
+    const char *mailbox; /* inside the angle brackets, source route removed; "" for <> */
     size_t mailbox_len;
-    bool null_path;         /* <> */
-    bool utf8;              /* mailbox contains octets >= 0x80 (needs SMTPUTF8) */
-    bool postmaster;        /* RCPT TO:<Postmaster> without domain (RFC 5321 4.5.1) */
-    const char *params;     /* ESMTP parameters after the path; NULL if none */
+    bool null_path;     /* <> */
+    bool utf8;          /* mailbox contains octets >= 0x80 (needs SMTPUTF8) */
+    bool postmaster;    /* RCPT TO:<Postmaster> without domain (RFC 5321 4.5.1) */
+    const char *params; /* ESMTP parameters after the path; NULL if none */
     size_t params_len;
 };
 

@@ -23,9 +23,9 @@
 #define SMTP_REPLY_MAX_BYTES 16384
 
 struct smtp_reply_line {
-    int code;          /* 200..599 (first digit 2..5, others 0..9) */
-    bool last;         /* separator was SP (or the line was exactly the 3 digits) */
-    const char *text;  /* after the separator, may be empty */
+    int code;         /* 200..599 (first digit 2..5, others 0..9) */
+    bool last;        /* separator was SP (or the line was exactly the 3 digits) */
+    const char *text; /* after the separator, may be empty */
     size_t text_len;
 };
 
@@ -33,20 +33,19 @@ struct smtp_reply_line {
 bool smtp_reply_line(const char *line, size_t len, struct smtp_reply_line *out);
 
 struct smtp_enhanced {
-    int klass;    /* 2, 4 or 5 */
-    int subject;  /* 0..999 */
-    int detail;   /* 0..999 */
+    int klass;   /* 2, 4 or 5 */
+    int subject; /* 0..999 */
+    int detail;  /* 0..999 */
 };
 
 /* Parse an enhanced status code at the start of text ("5.1.1 ...").  On success
  * *consumed is the code's length plus the following blank(s). */
-bool smtp_enhanced_parse(const char *text, size_t len, struct smtp_enhanced *out,
-                         size_t *consumed);
+bool smtp_enhanced_parse(const char *text, size_t len, struct smtp_enhanced *out, size_t *consumed);
 
 struct smtp_reply {
-    int code;                 /* 0 until the first line */
+    int code; /* 0 until the first line */
     size_t nlines;
-    char *text;               /* the lines' texts joined with '\n', NUL-terminated; owned */
+    char *text; /* the lines' texts joined with '\n', NUL-terminated; owned */
     size_t text_len;
     size_t text_cap;
 };
@@ -54,7 +53,7 @@ struct smtp_reply {
 enum smtp_reply_status { SMTP_REPLY_MORE, SMTP_REPLY_DONE, SMTP_REPLY_ERROR };
 
 void smtp_reply_init(struct smtp_reply *r);
-void smtp_reply_reset(struct smtp_reply *r);  /* ready for the next reply, keeps memory */
+void smtp_reply_reset(struct smtp_reply *r); /* ready for the next reply, keeps memory */
 void smtp_reply_free(struct smtp_reply *r);
 enum smtp_reply_status smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len);
 
@@ -66,10 +65,10 @@ size_t smtp_reply_format(const struct smtp_reply *r, char **out);
 size_t smtp_reply_format_text(int code, const char *text, size_t text_len, char **out);
 
 struct smtp_ehlo_caps {
-    unsigned caps;            /* esmtp_cap bits from esmtp.h */
-    uint64_t size_limit;      /* SIZE value, 0 = none announced or no limit given */
-    char auth_mechs[256];     /* "PLAIN LOGIN ..." as announced, truncated if longer */
-    char xclient_attrs[256];  /* "NAME ADDR PORT PROTO HELO LOGIN ..." as announced */
+    unsigned caps;           /* esmtp_cap bits from esmtp.h */
+    uint64_t size_limit;     /* SIZE value, 0 = none announced or no limit given */
+    char auth_mechs[256];    /* "PLAIN LOGIN ..." as announced, truncated if longer */
+    char xclient_attrs[256]; /* "NAME ADDR PORT PROTO HELO LOGIN ..." as announced */
 };
 
 /* Read an EHLO reply (text as produced by smtp_reply_feed: lines joined by '\n';

@@ -37,7 +37,7 @@ enum up_state {
     UP_CONNECTING,
     UP_GREETING,
     UP_EHLO,
-    UP_STARTTLS,        /* STARTTLS sent (listener.h: upstream tls) */
+    UP_STARTTLS, /* STARTTLS sent (listener.h: upstream tls) */
     UP_TLS_HANDSHAKE,
     UP_XCLIENT,
     UP_EHLO2,
@@ -53,14 +53,14 @@ enum await_kind { AWAIT_CLIENT, AWAIT_INTERNAL };
 
 struct queued_cmd {
     struct queued_cmd *next;
-    bool message;        /* the DATA/BDAT step rather than a command line */
+    bool message; /* the DATA/BDAT step rather than a command line */
     size_t len;
-    char line[];         /* with CRLF */
+    char line[]; /* with CRLF */
 };
 
-#define AWAIT_MAX 512
-#define STREAM_CHUNK (64 * 1024)
-#define STREAM_HIGH (256 * 1024)
+#define AWAIT_MAX         512
+#define STREAM_CHUNK      (64 * 1024)
+#define STREAM_HIGH       (256 * 1024)
 #define KEEPALIVE_SECONDS 60
 
 struct upstream_conn {
@@ -71,11 +71,11 @@ struct upstream_conn {
     void *ctx;
 
     struct client_facts facts;
-    char *facts_strings;             /* owns the strings facts points to */
+    char *facts_strings; /* owns the strings facts points to */
     struct sockaddr_storage client_sa;
     struct sockaddr_storage local_sa;
 
-    size_t candidate;                /* index into order[] */
+    size_t candidate; /* index into order[] */
     size_t order[64];
     size_t norder;
 
@@ -88,16 +88,16 @@ struct upstream_conn {
     struct smtp_ehlo_caps ehlo;
     char label[128];
 
-    char *xclient;                   /* remaining XCLIENT lines */
+    char *xclient; /* remaining XCLIENT lines */
     size_t xclient_off;
     size_t xclient_len;
 
     struct queued_cmd *queue_head, *queue_tail;
-    unsigned queued_client;          /* client commands in the queue */
-    unsigned char await[AWAIT_MAX];  /* ring of enum await_kind */
+    unsigned queued_client;         /* client commands in the queue */
+    unsigned char await[AWAIT_MAX]; /* ring of enum await_kind */
     unsigned await_head, await_count;
 
-    struct msg_view view;            /* message being sent */
+    struct msg_view view; /* message being sent */
     bool bdat;
     uint64_t stream_off;
     bool at_line_start;
@@ -105,10 +105,10 @@ struct upstream_conn {
 
     bool in_callback;
     bool close_requested;
-    bool in_transaction;             /* MAIL sent and no end yet: keep-alive applies */
+    bool in_transaction; /* MAIL sent and no end yet: keep-alive applies */
 
-    bool tls_on;                     /* this candidate's connection is under TLS */
-    bool tls_declined;               /* opportunistic: STARTTLS refused, go on in plaintext */
+    bool tls_on;       /* this candidate's connection is under TLS */
+    bool tls_declined; /* opportunistic: STARTTLS refused, go on in plaintext */
 };
 
 /* Connections saying QUIT after their session is gone: owned by nobody but
@@ -286,8 +286,7 @@ void upstream_message(struct upstream_conn *u, const struct msg_view *view, bool
  * second one.  The store holds CRLF lines (the decoder made sure), so a line
  * starts after every LF.
  */
-static void upstream_stuff(struct upstream_conn *u, struct evbuffer *out, const char *p,
-                           size_t n)
+static void upstream_stuff(struct upstream_conn *u, struct evbuffer *out, const char *p, size_t n)
 {
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
@@ -335,8 +334,7 @@ static void upstream_pump(struct upstream_conn *u)
         /* A message that does not end in CRLF (possible after BDAT) still needs
          * the dot on a line of its own. */
         if (total > 0 && !u->at_line_start)
-            evbuffer_add(out, u->last_was_cr ? "\n.\r\n" : "\r\n.\r\n",
-                         u->last_was_cr ? 4 : 5);
+            evbuffer_add(out, u->last_was_cr ? "\n.\r\n" : "\r\n.\r\n", u->last_was_cr ? 4 : 5);
         else
             evbuffer_add(out, ".\r\n", 3);
     }
@@ -578,7 +576,7 @@ static void upstream_read_cb(struct bufferevent *bev, void *arg)
             return;
         smtp_reply_reset(&u->reply);
         if (u->state == UP_TLS_HANDSHAKE)
-            break;   /* the socket now belongs to the TLS filter */
+            break; /* the socket now belongs to the TLS filter */
     }
     upstream_settle(u);
 }
@@ -701,8 +699,7 @@ static void upstream_tls_done(struct upstream_conn *u)
     struct tls_facts f;
     if (ssl) {
         tls_facts_collect(ssl, &f);
-        log_info("upstream %s: TLS established: %s cipher=%s%s", uc->addr.text, f.version,
-                 f.cipher,
+        log_info("upstream %s: TLS established: %s cipher=%s%s", uc->addr.text, f.version, f.cipher,
                  uc->tls.mode == UPSTREAM_TLS_REQUIRED ? " verified" : " (not verified)");
     }
     u->tls_on = true;

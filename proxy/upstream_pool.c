@@ -28,10 +28,10 @@
 struct upstream_health {
     struct upstream_health *next;
     char address[80];
-    atomic_int state;            /* -1 unknown, 0 down, 1 up */
+    atomic_int state; /* -1 unknown, 0 down, 1 up */
     atomic_uint caps;
     _Atomic uint64_t size_limit;
-    atomic_uint auth_mechs;      /* relayable SASL mechanisms (auth_relay.h) */
+    atomic_uint auth_mechs; /* relayable SASL mechanisms (auth_relay.h) */
 };
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -84,8 +84,7 @@ void upstream_health_report(struct upstream_health *h, bool ok)
         return;
     int was = atomic_exchange(&h->state, ok ? 1 : 0);
     if (was != (ok ? 1 : 0))
-        log_msg(ok ? LOG_INFO : LOG_WARNING, "upstream %s is %s", h->address,
-                ok ? "up" : "down");
+        log_msg(ok ? LOG_INFO : LOG_WARNING, "upstream %s is %s", h->address, ok ? "up" : "down");
 }
 
 bool upstream_pool_any_healthy(const struct sg_config *c)

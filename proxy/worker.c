@@ -87,10 +87,9 @@ int worker_init(struct worker *w, unsigned index, const struct sg_config *c)
                          LEV_OPT_CLOSE_ON_EXEC;
         if (c->listen[i].sa.ss_family == AF_INET6)
             flags |= LEV_OPT_BIND_IPV6ONLY;
-        w->listeners[i] = evconnlistener_new_bind(w->base, worker_accept_cb, w, flags,
-                                                  LISTEN_BACKLOG,
-                                                  (const struct sockaddr *)&c->listen[i].sa,
-                                                  (int)c->listen[i].len);
+        w->listeners[i] = evconnlistener_new_bind(
+            w->base, worker_accept_cb, w, flags, LISTEN_BACKLOG,
+            (const struct sockaddr *)&c->listen[i].sa, (int)c->listen[i].len);
         if (!w->listeners[i]) {
             log_err("cannot listen on %s: %s", c->listen[i].text, strerror(errno));
             return -1;

@@ -28,18 +28,18 @@ struct worker {
     size_t nlisteners;
     struct event *stop_ev;
     struct event *grace_ev;
-    struct session *sessions;   /* list head, owned by the session module */
-    struct evdns_base *dns;     /* client name lookups; NULL when off */
+    struct session *sessions; /* list head, owned by the session module */
+    struct evdns_base *dns;   /* client name lookups; NULL when off */
     unsigned nsessions;
     atomic_bool stopping;
     unsigned shutdown_grace;
-    struct proxy_pending *proxy_pending;   /* waiting for a PROXY header (proxy_accept) */
+    struct proxy_pending *proxy_pending; /* waiting for a PROXY header (proxy_accept) */
 };
 
 /* Create the worker's base and listeners (bind errors are logged, -1). */
 int worker_init(struct worker *w, unsigned index, const struct sg_config *c);
-int worker_run(struct worker *w);      /* starts the thread */
-void worker_stop(struct worker *w);    /* thread-safe */
+int worker_run(struct worker *w);   /* starts the thread */
+void worker_stop(struct worker *w); /* thread-safe */
 void worker_join(struct worker *w);
 void worker_free(struct worker *w);
 

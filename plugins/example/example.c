@@ -64,8 +64,7 @@ static void example_free(struct example *e)
     free(e);
 }
 
-static int example_init(const struct sg_host *host, const struct sg_section *sec,
-                        void **instance)
+static int example_init(const struct sg_host *host, const struct sg_section *sec, void **instance)
 {
     struct example *e = calloc(1, sizeof(*e));
     if (!e)

@@ -62,7 +62,7 @@ extern "C" {
 #endif
 
 #define SG_PLUGIN_ABI_VERSION 1
-#define SG_PLUGIN_SYMBOL "smtpgate_plugin"
+#define SG_PLUGIN_SYMBOL      "smtpgate_plugin"
 
 enum sg_verdict {
     SG_CONTINUE = 0, /* no objection; the next plugin decides */
@@ -102,12 +102,12 @@ struct sg_conn_info {
     unsigned local_port;
     const char *login; /* SASL login, or NULL */
     bool tls;
-    const char *tls_version;      /* "TLSv1.3", or NULL */
-    const char *tls_cipher;       /* or NULL */
-    const char *tls_sni;          /* or NULL */
-    const char *tls_peer_subject; /* client certificate, or NULL */
+    const char *tls_version;          /* "TLSv1.3", or NULL */
+    const char *tls_cipher;           /* or NULL */
+    const char *tls_sni;              /* or NULL */
+    const char *tls_peer_subject;     /* client certificate, or NULL */
     const char *tls_peer_fingerprint; /* SHA-256, hex with colons, or NULL */
-    const char *host_name;        /* smtpgate's own hostname setting */
+    const char *host_name;            /* smtpgate's own hostname setting */
 };
 
 /* One transaction's envelope so far. */
@@ -236,7 +236,8 @@ enum sg_opt_type { SG_OPT_STRING = 1, SG_OPT_INT, SG_OPT_FLOAT, SG_OPT_BOOL, SG_
 struct sg_option {
     const char *name;
     enum sg_opt_type type;
-    const char *def; /* in the file's syntax: "10", "true", "\"text\"", "{\"a\",\"b\"}"; NULL: none */
+    const char
+        *def; /* in the file's syntax: "10", "true", "\"text\"", "{\"a\",\"b\"}"; NULL: none */
     const char *(*check)(const char *value);
 };
 

@@ -46,7 +46,7 @@
 #include "runtime.h"
 #include "workpool.h"
 
-#define MILTER_NAME    "smtpgate"
+#define MILTER_NAME "smtpgate"
 
 struct milter_main {
     struct cmdline cmd;
@@ -225,8 +225,7 @@ static int milter_main_serve(struct sg_config *c)
 int main(int argc, char **argv)
 {
     int status;
-    if (cmdline_parse(argc, argv, "smtpgate-milter", true, milter_main_usage, &g.cmd,
-                      &status) < 0)
+    if (cmdline_parse(argc, argv, "smtpgate-milter", true, milter_main_usage, &g.cmd, &status) < 0)
         return status;
     config_upstream_optional(true);
     struct sg_config *c = cmdline_start("smtpgate-milter", &g.cmd, &status);

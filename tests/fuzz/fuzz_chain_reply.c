@@ -1,4 +1,6 @@
-// fuzz-sources: proxy/chain.c proxy/plugin_host.c proxy/metrics.c proxy/log.c proxy/msg_store.c proxy/workpool.c proxy/config.c proxy/runtime.c proxy/listener.c proxy/tls.c proxy/auth_relay.c
+// fuzz-sources: proxy/chain.c proxy/plugin_host.c proxy/metrics.c proxy/log.c proxy/msg_store.c
+// fuzz-sources: proxy/workpool.c proxy/config.c proxy/runtime.c proxy/listener.c proxy/tls.c
+// fuzz-sources: proxy/auth_relay.c
 // fuzz-pkgs: -ldl libevent_openssl
 /*
  * A plugin's reply text, validated before any client sees it: whatever the

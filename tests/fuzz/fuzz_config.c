@@ -1,4 +1,6 @@
-// fuzz-sources: proxy/config.c proxy/log.c proxy/plugin_host.c proxy/chain.c proxy/metrics.c proxy/runtime.c proxy/workpool.c proxy/msg_store.c proxy/listener.c proxy/tls.c proxy/auth_relay.c
+// fuzz-sources: proxy/config.c proxy/log.c proxy/plugin_host.c proxy/chain.c proxy/metrics.c
+// fuzz-sources: proxy/runtime.c proxy/workpool.c proxy/msg_store.c proxy/listener.c proxy/tls.c
+// fuzz-sources: proxy/auth_relay.c
 // fuzz-pkgs: -ldl libevent_openssl
 /*
  * Config text from anywhere (a file, an -o override) must give a config or
@@ -27,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             dup2(quiet, 2);
         log_open("fuzz_config", true, 0);
         config_numeric_hosts_only(true);
-    plugin_host_disable_loading(true);
+        plugin_host_disable_loading(true);
     }
     char *text = malloc(size + 1);
     if (!text)

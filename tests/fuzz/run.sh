@@ -11,7 +11,7 @@
 # harness runs.  Each harness names the sources it links on its first line:
 #   // fuzz-sources: proxy/a.c proxy/b.c
 # A harness that needs more libraries names their pkg-config modules (or -l
-# flags) on its second line:
+# flags) on the line after those:
 #   // fuzz-pkgs: libpcre2-8 gmime-3.0 -lspf2
 # Binaries go to build/fuzz/NAME, logs to build/fuzz/NAME.log, crashing inputs
 # to build/fuzz/artifacts/.  A harness that does not build counts as failed.
@@ -83,9 +83,17 @@ for h in "${harnesses[@]}"; do
     echo "FAIL  $name: first line must be '// fuzz-sources: <files>'"
     failed=$((failed + 1)); continue
   fi
-  read -r -a srcs <<< "${first#// fuzz-sources:}"
+  # Several "// fuzz-sources:" lines in a row add up, so that a long list
+  # stays within the column limit of `make format`.
+  srcs=()
+  n=0
+  while IFS= read -r line && [[ "$line" == "// fuzz-sources:"* ]]; do
+    read -r -a more <<< "${line#// fuzz-sources:}"
+    srcs+=("${more[@]}")
+    n=$((n + 1))
+  done < "$h"
   extra=()
-  second=$(sed -n 2p "$h")
+  second=$(sed -n "$((n + 1))p" "$h")
   if [[ "$second" == "// fuzz-pkgs:"* ]]; then
     for m in ${second#// fuzz-pkgs:}; do
       if [[ "$m" == -* ]]; then extra+=("$m"); continue; fi

@@ -39,8 +39,7 @@ static enum sg_verdict noop_header(struct sg_ctx *ctx, void *instance, const str
     return SG_CONTINUE;
 }
 
-static enum sg_verdict noop_body(struct sg_ctx *ctx, void *instance, const void *chunk,
-                                 size_t len)
+static enum sg_verdict noop_body(struct sg_ctx *ctx, void *instance, const void *chunk, size_t len)
 {
     (void)ctx;
     (void)instance;

@@ -15,7 +15,7 @@
 
 struct policy {
     const struct sg_host *host;
-    char *connect_reject;  /* client address refused at connect */
+    char *connect_reject; /* client address refused at connect */
     char *connect_reply;
     char *helo_reject;
     char *mail_reject;
@@ -40,7 +40,7 @@ struct policy {
     char *add_rcpt;
     char *del_rcpt;
     char *malformed_reply_rcpt;
-    char *name_header; /* add this header with the client's verified name */
+    char *name_header;  /* add this header with the client's verified name */
     char *facts_header; /* add this header with the TLS facts and login */
 };
 
@@ -55,13 +55,14 @@ static void policy_free(void *p)
     struct policy *x = p;
     if (!x)
         return;
-    char **fields[] = {&x->connect_reject, &x->connect_reply, &x->helo_reject, &x->mail_reject,
-                       &x->mail_tempfail, &x->rcpt_reply, &x->rcpt_garbage, &x->rcpt_accept,
-                       &x->data_reject_from, &x->body_reject, &x->body_reply, &x->body_discard,
-                       &x->body_quarantine, &x->add_header, &x->insert_header,
-                       &x->change_header, &x->delete_header, &x->session_header,
-                       &x->replace_body, &x->change_from, &x->add_rcpt, &x->del_rcpt,
-                       &x->malformed_reply_rcpt, &x->name_header, &x->facts_header};
+    char **fields[] = {
+        &x->connect_reject,   &x->connect_reply,  &x->helo_reject,          &x->mail_reject,
+        &x->mail_tempfail,    &x->rcpt_reply,     &x->rcpt_garbage,         &x->rcpt_accept,
+        &x->data_reject_from, &x->body_reject,    &x->body_reply,           &x->body_discard,
+        &x->body_quarantine,  &x->add_header,     &x->insert_header,        &x->change_header,
+        &x->delete_header,    &x->session_header, &x->replace_body,         &x->change_from,
+        &x->add_rcpt,         &x->del_rcpt,       &x->malformed_reply_rcpt, &x->name_header,
+        &x->facts_header};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         free(*fields[i]);
     for (size_t i = 0; i < x->nrcpt_reject; i++)

@@ -76,7 +76,7 @@ static struct sg_config *load_text(const char *text, char **log)
 
 /* The example config names installed paths; in the tree its plugins come
  * from the build. */
-#define IN_TREE_DIR "plugin_dir = \"" SMTPGATE_BUILD_DIR "/plugins\""
+#define IN_TREE_DIR   "plugin_dir = \"" SMTPGATE_BUILD_DIR "/plugins\""
 #define IN_TREE_RULES "plugin rules { path = \"rules.so\" files = {\"rules/default.rules\"} }"
 
 static void test_example_config_loads(void **state)
@@ -101,8 +101,8 @@ static void test_overrides_replace_file_values(void **state)
 {
     (void)state;
     const char *ov[] = {"listen = {\"127.0.0.1:2600\", \"[::1]:2600\"}",
-                        "upstream main { address = \"127.0.0.1:10099\" }",
-                        "max_recipients = 7", IN_TREE_DIR, IN_TREE_RULES};
+                        "upstream main { address = \"127.0.0.1:10099\" }", "max_recipients = 7",
+                        IN_TREE_DIR, IN_TREE_RULES};
     struct sg_config *c = config_load("etc/smtpgate.conf", ov, 5);
     assert_non_null(c);
     assert_int_equal(c->nlisten, 2);
@@ -155,8 +155,8 @@ static void expect_error(const char *text, const char *line_tag, const char *rea
 static void test_unknown_option_names_line(void **state)
 {
     (void)state;
-    expect_error("upstream a { address = \"127.0.0.1:25\" }\n\nbogus = 1\n", ":3:",
-                 "no such option 'bogus'");
+    expect_error("upstream a { address = \"127.0.0.1:25\" }\n\nbogus = 1\n",
+                 ":3:", "no such option 'bogus'");
 }
 
 static void test_line_numbers_after_comments(void **state)
@@ -171,17 +171,17 @@ static void test_line_numbers_after_comments(void **state)
 static void test_int_out_of_range(void **state)
 {
     (void)state;
-    expect_error("upstream a { address = \"127.0.0.1:25\" }\nmax_line_length = 100\n", ":2:",
-                 "'max_line_length' is 100; it must be from 512");
+    expect_error("upstream a { address = \"127.0.0.1:25\" }\nmax_line_length = 100\n",
+                 ":2:", "'max_line_length' is 100; it must be from 512");
 }
 
 static void test_bad_listen_address(void **state)
 {
     (void)state;
-    expect_error("listen = {\"127.0.0.1\"}\nupstream a { address = \"127.0.0.1:25\" }\n", ":1:",
-                 "listen address \"127.0.0.1\": expected host:port");
-    expect_error("listen = {\"::1:25\"}\nupstream a { address = \"127.0.0.1:25\" }\n", ":1:",
-                 "IPv6 addresses need brackets");
+    expect_error("listen = {\"127.0.0.1\"}\nupstream a { address = \"127.0.0.1:25\" }\n",
+                 ":1:", "listen address \"127.0.0.1\": expected host:port");
+    expect_error("listen = {\"::1:25\"}\nupstream a { address = \"127.0.0.1:25\" }\n",
+                 ":1:", "IPv6 addresses need brackets");
     expect_error("listen = {\"127.0.0.1:99999\"}\nupstream a { address = \"127.0.0.1:25\" }\n",
                  ":1:", "port must be a number");
 }
@@ -191,22 +191,22 @@ static void test_bad_choice(void **state)
     (void)state;
     expect_error("upstream a { address = \"127.0.0.1:25\" }\nclient_identity = \"xforward\"\n",
                  ":2:", "expected one of: xclient, proxy, none");
-    expect_error("upstream a { address = \"127.0.0.1:25\" }\nbare_newline = \"allow\"\n", ":2:",
-                 "expected one of: reject, normalize");
+    expect_error("upstream a { address = \"127.0.0.1:25\" }\nbare_newline = \"allow\"\n",
+                 ":2:", "expected one of: reject, normalize");
 }
 
 static void test_bad_upstream_address(void **state)
 {
     (void)state;
-    expect_error("upstream a {\n  address = \"127.0.0.1\"\n}\n", ":2:",
-                 "upstream address \"127.0.0.1\"");
+    expect_error("upstream a {\n  address = \"127.0.0.1\"\n}\n",
+                 ":2:", "upstream address \"127.0.0.1\"");
 }
 
 static void test_upstream_without_address(void **state)
 {
     (void)state;
-    expect_error("hostname = \"mx.example.test\"\nupstream a {\n  priority = 3\n}\n", ":4:",
-                 "upstream a has no address");
+    expect_error("hostname = \"mx.example.test\"\nupstream a {\n  priority = 3\n}\n",
+                 ":4:", "upstream a has no address");
 }
 
 static void test_missing_upstream(void **state)
@@ -218,7 +218,8 @@ static void test_missing_upstream(void **state)
 static void test_syntax_error(void **state)
 {
     (void)state;
-    expect_error("upstream a { address = \"127.0.0.1:25\" }\nworkers = \n", ":3:", "premature end of file");
+    expect_error("upstream a { address = \"127.0.0.1:25\" }\nworkers = \n",
+                 ":3:", "premature end of file");
 }
 
 static void test_override_error_named(void **state)
@@ -249,8 +250,8 @@ static void test_numeric_only_refuses_names(void **state)
 {
     (void)state;
     config_numeric_hosts_only(true);
-    expect_error("upstream a { address = \"mx.example.test:25\" }\n", ":1:",
-                 "upstream address \"mx.example.test:25\"");
+    expect_error("upstream a { address = \"mx.example.test:25\" }\n",
+                 ":1:", "upstream address \"mx.example.test:25\"");
     config_numeric_hosts_only(false);
 }
 

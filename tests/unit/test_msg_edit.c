@@ -57,7 +57,10 @@ static char *fx_apply(struct fixture *f, const struct chain_edit *e, size_t n)
     return text;
 }
 
-#define E(kind, idx, name, value) {kind, idx, (char *)(name), (char *)(value), NULL}
+#define E(kind, idx, name, value)                                                                  \
+    {                                                                                              \
+        kind, idx, (char *)(name), (char *)(value), NULL                                           \
+    }
 
 static const char *const MSG = "Received: one\r\n"
                                "From: a@example.test\r\n"
@@ -230,10 +233,10 @@ static void test_envelope(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_offsets_recorded),   cmocka_unit_test(test_no_edits_is_identity),
-        cmocka_unit_test(test_header_positions),   cmocka_unit_test(test_replaced_body),
-        cmocka_unit_test(test_no_empty_line),      cmocka_unit_test(test_truncated_header_section),
-        cmocka_unit_test(test_spilled_store),      cmocka_unit_test(test_envelope),
+        cmocka_unit_test(test_offsets_recorded), cmocka_unit_test(test_no_edits_is_identity),
+        cmocka_unit_test(test_header_positions), cmocka_unit_test(test_replaced_body),
+        cmocka_unit_test(test_no_empty_line),    cmocka_unit_test(test_truncated_header_section),
+        cmocka_unit_test(test_spilled_store),    cmocka_unit_test(test_envelope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
