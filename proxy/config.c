@@ -308,6 +308,24 @@ static const struct config_int config_ints[] = {
 };
 #define CONFIG_NINTS (sizeof(config_ints) / sizeof(config_ints[0]))
 
+int config_int_in_range(struct cfg_t *cfg, const char *name, const char *value, long min, long max,
+                        void *result)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 0);
+    if (*value == '\0' || *end != '\0' || errno) {
+        cfg_error(cfg, "'%s' is \"%s\"; it must be a whole number", name, value);
+        return -1;
+    }
+    if (v < min || v > max) {
+        cfg_error(cfg, "'%s' is %ld; it must be from %ld to %ld", name, v, min, max);
+        return -1;
+    }
+    *(long *)result = v;
+    return 0;
+}
+
 static int config_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
     long min = 0, max = 65535; /* upstream priority */
@@ -317,19 +335,7 @@ static int config_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *re
             max = config_ints[i].max;
         }
     }
-    char *end;
-    errno = 0;
-    long v = strtol(value, &end, 0);
-    if (*value == '\0' || *end != '\0' || errno) {
-        cfg_error(cfg, "'%s' is \"%s\"; it must be a whole number", opt->name, value);
-        return -1;
-    }
-    if (v < min || v > max) {
-        cfg_error(cfg, "'%s' is %ld; it must be from %ld to %ld", opt->name, v, min, max);
-        return -1;
-    }
-    *(long *)result = v;
-    return 0;
+    return config_int_in_range(cfg, opt->name, value, min, max, result);
 }
 
 static cfg_t *config_schema(cfg_opt_t *plugin_opts, bool lenient)

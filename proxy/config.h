@@ -106,6 +106,11 @@ const char *config_parse_sockaddr(const char *text, bool passive, struct sg_sock
 /* "file:line" of the value libconfuse is reading now (for plugin_host). */
 void config_where(const struct cfg_t *cfg, char *out, size_t out_size);
 
+/* A libconfuse integer callback's work: value as a whole number within
+ * [min, max] into *(long *)result, or -1 after a file:line error. */
+int config_int_in_range(struct cfg_t *cfg, const char *name, const char *value, long min, long max,
+                        void *result);
+
 /* Refuse host names instead of resolving them (tests and fuzzing must never
  * query a DNS server). */
 void config_numeric_hosts_only(bool only);

@@ -268,19 +268,7 @@ static int listener_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *
             min = listener_ints[i].min;
             max = listener_ints[i].max;
         }
-    char *end;
-    errno = 0;
-    long v = strtol(value, &end, 0);
-    if (*value == '\0' || *end != '\0' || errno) {
-        cfg_error(cfg, "'%s' is \"%s\"; it must be a whole number", opt->name, value);
-        return -1;
-    }
-    if (v < min || v > max) {
-        cfg_error(cfg, "'%s' is %ld; it must be from %ld to %ld", opt->name, v, min, max);
-        return -1;
-    }
-    *(long *)result = v;
-    return 0;
+    return config_int_in_range(cfg, opt->name, value, min, max, result);
 }
 
 cfg_opt_t *listener_cfg_opts(void)

@@ -129,7 +129,36 @@ class GateStartError(RuntimeError):
     pass
 
 
-class Gate:
+class StderrLog:
+    """Reading a process's stderr file (self.stderr_path) as a log; self.log_name names
+    it in time-out messages."""
+
+    log_name = "smtpgate"
+
+    def log_text(self) -> str:
+        try:
+            return self.stderr_path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_mark(self) -> int:
+        try:
+            return self.stderr_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, mark: int) -> str:
+        with open(self.stderr_path, "rb") as f:
+            f.seek(mark)
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, pattern: str, mark: int = 0, timeout: float = 15) -> re.Match:
+        rx = re.compile(pattern, re.M)
+        return wait_until(lambda: rx.search(self.log_since(mark)), timeout,
+                          f"/{pattern}/ in {self.log_name}'s log")
+
+
+class Gate(StderrLog):
     """One smtpgate process."""
 
     def __init__(self, binary: Path, workdir: Path, upstreams: list,
@@ -240,30 +269,8 @@ class Gate:
 
     # ---- log ----
 
-    def log_text(self) -> str:
-        try:
-            return self.stderr_path.read_bytes().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
     def log_tail(self, n: int = 3000) -> str:
         return "--- smtpgate stderr (tail) ---\n" + self.log_text()[-n:]
-
-    def log_mark(self) -> int:
-        try:
-            return self.stderr_path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    def log_since(self, mark: int) -> str:
-        with open(self.stderr_path, "rb") as f:
-            f.seek(mark)
-            return f.read().decode("utf-8", "replace")
-
-    def wait_log(self, pattern: str, mark: int = 0, timeout: float = 15) -> re.Match:
-        rx = re.compile(pattern, re.M)
-        return wait_until(lambda: rx.search(self.log_since(mark)), timeout,
-                          f"/{pattern}/ in smtpgate's log")
 
     def tx_lines(self, mark: int = 0) -> list[str]:
         """The per-transaction log lines (those carrying queued_as=)."""

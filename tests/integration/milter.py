@@ -15,12 +15,11 @@ BUILD/tests/plugins/milter_policy.so.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 from pathlib import Path
 
-from gate import REPO, SANITIZER_MARKERS, _value
+from gate import REPO, SANITIZER_MARKERS, StderrLog, _value
 from netutil import LOOPBACK, is_listening, wait_until
 
 
@@ -53,8 +52,10 @@ def render_plugin(name: str, path: Path, options: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-class Milter:
+class Milter(StderrLog):
     """One smtpgate-milter process on a fixed loopback port."""
+
+    log_name = "smtpgate-milter"
 
     def __init__(self, binary: Path, workdir: Path, port: int, plugins: str,
                  settings: dict[str, object] | None = None, name: str = "milter",
@@ -138,26 +139,3 @@ class Milter:
         assert not self.pid_path.exists(), "pid file left behind"
         assert not (self.unix_path and self.unix_path.exists()), "unix socket left behind"
 
-    # ---- log ----
-
-    def log_text(self) -> str:
-        try:
-            return self.stderr_path.read_bytes().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_mark(self) -> int:
-        try:
-            return self.stderr_path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    def log_since(self, mark: int) -> str:
-        with open(self.stderr_path, "rb") as f:
-            f.seek(mark)
-            return f.read().decode("utf-8", "replace")
-
-    def wait_log(self, pattern: str, mark: int = 0, timeout: float = 15) -> re.Match:
-        rx = re.compile(pattern, re.M)
-        return wait_until(lambda: rx.search(self.log_since(mark)), timeout,
-                          f"/{pattern}/ in smtpgate-milter's log")
