@@ -20,7 +20,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -Iproxy -Iplugins $(PKG_CFLAGS) \
+CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -fPIC -I. -Iplugins $(PKG_CFLAGS) \
            -DSMTPGATE_PLUGIN_DIR='"$(PREFIX)/lib/smtpgate/plugins"' -DSMTPGATE_BUILD_DIR='"$(BUILD)"'
 LDLIBS  += $(PKG_LIBS) -lpthread -ldl
 # Plugins are dlopen'ed shared objects: position-independent, and they call the
@@ -32,16 +32,22 @@ CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-# Everything in proxy/ except the entry point goes into a static library, so unit
-# tests, fuzz harnesses and later front-ends link exactly the code the daemon runs.
-CORE_SRCS := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
-CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
+# The core is layered, lowest first; each layer's folder has a fragment that
+# adds its sources to CORE_SRCS.  A file may include headers of its own layer
+# and of layers listed before it, never after (scripts/check-layers.sh, run by
+# `make test`, enforces it).  Everything but the entry points goes into one
+# static library, so unit tests, fuzz harnesses and both front-ends (daemon/,
+# milter/) link exactly the code the daemon runs.
+LAYERS    := util codec message config chain daemon
+CORE_SRCS :=
 CORE_LIB  := $(BUILD)/libsmtpgate-core.a
+include $(foreach l,$(LAYERS),$(l)/$(l).mk)
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o)
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-# Components outside proxy/ (rules/, plugins/NAME/) bring their own fragment:
+# Components outside the core layers (milter/, rules/, plugins/NAME/) bring their own fragment:
 # each adds its targets to EXTRA_TARGETS (built by `make`), its unit tests to
 # EXTRA_UNIT_BINS and its installed files to the install-extra rule's list.
 EXTRA_TARGETS :=
@@ -49,7 +55,7 @@ EXTRA_UNIT_BINS :=
 INSTALL_PLUGINS :=
 INSTALL_BINS :=
 .DEFAULT_GOAL := all
-FRAGMENTS := $(sort $(wildcard rules/*.mk plugins/*/*.mk proxy/*.mk tests/plugins/*.mk))
+FRAGMENTS := $(sort $(wildcard milter/*.mk rules/*.mk plugins/*/*.mk tests/plugins/*.mk))
 include $(FRAGMENTS)
 
 .PHONY: all run test unit integration bench fuzz install install-sdk format clean deps-run deps-test
@@ -64,8 +70,6 @@ $(CORE_LIB): $(CORE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/smtpgate: $(BUILD)/proxy/main.o $(CORE_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_LIB)
 	@mkdir -p $(dir $@)
@@ -116,10 +120,10 @@ install-sdk:
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/smtpgate-plugin.pc
 
 format:
-	clang-format -i proxy/*.c proxy/*.h proxy/milter/*.c proxy/milter/*.h rules/*.c rules/*.h \
+	clang-format -i $(foreach d,$(LAYERS) milter rules,$(wildcard $(d)/*.c $(d)/*.h)) \
 		plugins/*/*.c plugins/*/*.h tests/unit/*.c tests/fuzz/*.c tests/plugins/*.c tests/spf/*.c
 
 clean:
 	rm -rf build
 
--include $(CORE_OBJS:.o=.d) $(BUILD)/proxy/main.d
+-include $(CORE_OBJS:.o=.d)

@@ -27,8 +27,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "rules_int.h"
-#include "rules_eval_int.h"
+#include "rules/rules_int.h"
+#include "rules/rules_eval_int.h"
 
 #define RULE_FILE_MAX (16u * 1024 * 1024)
 

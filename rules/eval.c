@@ -19,8 +19,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "rules_eval_int.h"
-#include "rules_html.h"
+#include "rules/rules_eval_int.h"
+#include "rules/rules_html.h"
 
 #define REPORT_FOLD 76
 #define LEVEL_MAX   50

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "rules_html.h"
+#include "rules/rules_html.h"
 
 #define URI_MAX 2048
 

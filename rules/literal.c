@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules_int.h"
+#include "rules/rules_int.h"
 
 #define PF_MIN_LITERAL 3
 #define PF_MAX_STATES  500000u

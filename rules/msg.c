@@ -25,8 +25,8 @@
 
 #include <gmime/gmime.h>
 
-#include "rules_html.h"
-#include "rules_int.h"
+#include "rules/rules_html.h"
+#include "rules/rules_int.h"
 
 #define MIME_MAX_NESTING 64
 #define DECODED_MAX      (32u * 1024 * 1024)

@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules_int.h"
+#include "rules/rules_int.h"
 
 #define NAME_MAX_LEN      128
 #define META_MAX_DEPTH    64

@@ -19,7 +19,7 @@ $(BUILD)/smtpgate-rules: $(BUILD)/rules/smtpgate-rules.o $(RULES_LIB)
 
 $(BUILD)/tests/test_rules_%: tests/unit/test_rules_%.c $(RULES_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Irules $(RULES_CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) \
+	$(CC) $(CFLAGS) $(RULES_CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) \
 		-o $@ $< $(RULES_LIB) $(shell pkg-config --libs cmocka) $(RULES_LIBS)
 
 EXTRA_TARGETS   += $(RULES_LIB) $(BUILD)/smtpgate-rules

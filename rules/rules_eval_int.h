@@ -5,7 +5,7 @@
 #ifndef SMTPGATE_RULES_EVAL_INT_H
 #define SMTPGATE_RULES_EVAL_INT_H
 
-#include "rules_int.h"
+#include "rules/rules_int.h"
 
 /* Matches rule's pattern (or address list, or size given as decimal text)
  * against s[0..len), ignoring negation.  1 match (*ms, *ml: the matched

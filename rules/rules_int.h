@@ -15,7 +15,7 @@
 #include <pcre2.h>
 #include <stdatomic.h>
 
-#include "rules.h"
+#include "rules/rules.h"
 
 enum rule_target {
     T_CLIENT_ADDR,

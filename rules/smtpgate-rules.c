@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "rules.h"
+#include "rules/rules.h"
 
 #define MESSAGE_MAX     (64u * 1024 * 1024)
 #define BENCH_MAX_FILES 100000

@@ -4,7 +4,7 @@
 # it pulls in, registers GObject types that must outlive a dlclose.
 RULES_PLUGIN := $(BUILD)/plugins/rules.so
 
-$(BUILD)/plugins/rules/%.o: CFLAGS += -Irules -fvisibility=hidden
+$(BUILD)/plugins/rules/%.o: CFLAGS += -fvisibility=hidden
 
 $(RULES_PLUGIN): $(BUILD)/plugins/rules/rules_plugin.o $(BUILD)/librules.a
 	@mkdir -p $(dir $@)

@@ -41,7 +41,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "rules.h"
+#include "rules/rules.h"
 #include "smtpgate/plugin.h"
 
 #define DEFAULT_MAX_SCAN  "2097152"

@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/auth_relay.c
+// fuzz-sources: codec/auth_relay.c
 /*
  * What a client sends in an AUTH exchange: the input is split at its first
  * newline into an AUTH argument and a response line.  Every parser and the
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth_relay.h"
+#include "codec/auth_relay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
-// fuzz-sources: proxy/chain.c proxy/plugin_host.c proxy/metrics.c proxy/log.c proxy/msg_store.c
-// fuzz-sources: proxy/workpool.c proxy/config.c proxy/runtime.c proxy/listener.c proxy/tls.c
-// fuzz-sources: proxy/auth_relay.c
+// fuzz-sources: chain/chain.c chain/plugin_host.c util/metrics.c util/log.c message/msg_store.c
+// fuzz-sources: chain/workpool.c config/config.c daemon/runtime.c config/listener.c daemon/tls.c
+// fuzz-sources: codec/auth_relay.c
 // fuzz-pkgs: -ldl libevent_openssl
 /*
  * A plugin's reply text, validated before any client sees it: whatever the
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain_impl.h"
+#include "chain/chain_impl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/client_identity.c proxy/esmtp.c
+// fuzz-sources: codec/client_identity.c codec/esmtp.c
 /*
  * Client facts come from the network (HELO, login) or from DNS (name), and
  * the attribute list from the upstream: whatever they hold, every XCLIENT
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client_identity.h"
+#include "codec/client_identity.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
-// fuzz-sources: proxy/config.c proxy/log.c proxy/plugin_host.c proxy/chain.c proxy/metrics.c
-// fuzz-sources: proxy/runtime.c proxy/workpool.c proxy/msg_store.c proxy/listener.c proxy/tls.c
-// fuzz-sources: proxy/auth_relay.c
+// fuzz-sources: config/config.c util/log.c chain/plugin_host.c chain/chain.c util/metrics.c
+// fuzz-sources: daemon/runtime.c chain/workpool.c message/msg_store.c config/listener.c daemon/tls.c
+// fuzz-sources: codec/auth_relay.c
 // fuzz-pkgs: -ldl libevent_openssl
 /*
  * Config text from anywhere (a file, an -o override) must give a config or
@@ -13,9 +13,9 @@
 #include <unistd.h>
 #include <fcntl.h>
 
-#include "config.h"
-#include "plugin_host.h"
-#include "log.h"
+#include "config/config.h"
+#include "chain/plugin_host.h"
+#include "util/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/data_decoder.c
+// fuzz-sources: codec/data_decoder.c
 /*
  * The DATA stream from the network, fed in pieces chosen by the first input
  * octet and again in one piece: both must give the same output, error, end
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data_decoder.h"
+#include "codec/data_decoder.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

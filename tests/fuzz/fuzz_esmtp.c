@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/esmtp.c
+// fuzz-sources: codec/esmtp.c
 /*
  * MAIL/RCPT parameters from the network, checked with every extension
  * advertised and with none: a status, never a crash, and values inside the
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "esmtp.h"
+#include "codec/esmtp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/milter_reply.c proxy/smtp_reply.c
+// fuzz-sources: codec/milter_reply.c codec/smtp_reply.c
 /*
  * A chain reply comes from a plugin (set_reply is validated, but the reply
  * may also be a relayed one): milter_reply_parse must take any bytes.  A
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "milter_reply.h"
+#include "codec/milter_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

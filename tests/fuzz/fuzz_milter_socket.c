@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/milter_socket.c
+// fuzz-sources: codec/milter_socket.c
 /*
  * The socket setting is admin input, checked before libmilter parses it:
  * any text gets an answer, an accepted one has a known prefix and an
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "milter_socket.h"
+#include "codec/milter_socket.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

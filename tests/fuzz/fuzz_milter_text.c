@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/milter_text.c
+// fuzz-sources: codec/milter_text.c
 /*
  * Header names and values come from the MTA, which passes what the client
  * sent.  The input is split at the first NUL into name and value: the
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "milter_text.h"
+#include "codec/milter_text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

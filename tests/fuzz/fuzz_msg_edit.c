@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/msg_edit.c proxy/msg_headers.c proxy/msg_store.c proxy/msg_view.c
+// fuzz-sources: chain/msg_edit.c codec/msg_headers.c message/msg_store.c message/msg_view.c
 /*
  * Any received message, through the header parser and a fixed set of edits:
  * the rewrite never fails on content, its body is the received body octet for
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "msg_edit.h"
+#include "chain/msg_edit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/msg_headers.c
+// fuzz-sources: codec/msg_headers.c
 /*
  * A message's header section from the network, fed in pieces whose sizes come
  * from the first input octet (which also picks small bounds), then in one
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "msg_headers.h"
+#include "codec/msg_headers.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

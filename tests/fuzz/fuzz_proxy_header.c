@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/proxy_header.c
+// fuzz-sources: codec/proxy_header.c
 /*
  * The PROXY header is the first thing read from a connection: every prefix of
  * the input is parsed with each version set, and the results must agree with
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy_header.h"
+#include "codec/proxy_header.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

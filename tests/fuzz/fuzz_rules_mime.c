@@ -13,7 +13,7 @@
 
 #include <glib.h>
 
-#include "../../rules/rules.h"
+#include "rules/rules.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/smtp_cmd.c
+// fuzz-sources: codec/smtp_cmd.c
 /*
  * A command line from the network must give a status, never a crash, and
  * every pointer handed back must lie inside the input.  The input is copied
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_cmd.h"
+#include "codec/smtp_cmd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

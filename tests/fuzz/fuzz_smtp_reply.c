@@ -1,4 +1,4 @@
-// fuzz-sources: proxy/smtp_reply.c
+// fuzz-sources: codec/smtp_reply.c
 /*
  * Upstream replies are untrusted input too.  The input is cut into lines at
  * '\n' and fed reply by reply; every complete reply is formatted back to wire
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp_reply.h"
+#include "codec/smtp_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

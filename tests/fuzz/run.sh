@@ -9,7 +9,7 @@
 #
 # NAME is the harness file name without "fuzz_" and ".c"; without names, every
 # harness runs.  Each harness names the sources it links on its first line:
-#   // fuzz-sources: proxy/a.c proxy/b.c
+#   // fuzz-sources: codec/a.c util/b.c
 # A harness that needs more libraries names their pkg-config modules (or -l
 # flags) on the line after those:
 #   // fuzz-pkgs: libpcre2-8 gmime-3.0 -lspf2
@@ -37,7 +37,7 @@ mkdir -p "$out/corpus" "$out/artifacts" "$out/empty"
 
 CC=${FUZZ_CC:-clang}
 # UBSan reports must stop the run like ASan ones, or they scroll by unnoticed.
-CFLAGS=(-g -O1 -std=gnu11 -D_GNU_SOURCE -Iproxy
+CFLAGS=(-g -O1 -std=gnu11 -D_GNU_SOURCE -I. -Iplugins
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
 read -r -a pkg_cflags <<< "$(pkg-config --cflags libevent 2>/dev/null)"
 # Libraries the daemon links, for harnesses whose sources need them (config: libconfuse).

@@ -12,7 +12,7 @@
 
 #include <string.h>
 
-#include "auth_relay.h"
+#include "codec/auth_relay.h"
 
 static void test_mechs(void **state)
 {

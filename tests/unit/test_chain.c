@@ -18,9 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "chain.h"
-#include "chain_impl.h"
-#include "workpool.h"
+#include "chain/chain.h"
+#include "chain/chain_impl.h"
+#include "chain/workpool.h"
 
 /* ---- test plugins ---- */
 

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "client_identity.h"
+#include "codec/client_identity.h"
 
 #define ALL_ATTRS "NAME ADDR PROTO HELO REVERSE_NAME PORT LOGIN DESTADDR DESTPORT"
 

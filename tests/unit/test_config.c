@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "chain.h"
-#include "config.h"
-#include "log.h"
+#include "chain/chain.h"
+#include "config/config.h"
+#include "util/log.h"
 
 /* Captures what the module logs (it writes to stderr) for one call. */
 struct capture {

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config/config.h"
 
 static const char *log_path = "/tmp/test_config_milter.log";
 

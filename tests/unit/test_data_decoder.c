@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data_decoder.h"
+#include "codec/data_decoder.h"
 
 /* ---- sink and result ---- */
 

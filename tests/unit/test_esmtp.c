@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "esmtp.h"
+#include "codec/esmtp.h"
 
 #define ALL_CAPS                                                                                   \
     (ESMTP_CAP_SIZE | ESMTP_CAP_8BITMIME | ESMTP_CAP_BINARYMIME | ESMTP_CAP_SMTPUTF8 |             \

@@ -17,10 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "listener.h"
-#include "log.h"
-#include "tls.h"
+#include "config/config.h"
+#include "config/listener.h"
+#include "util/log.h"
+#include "daemon/tls.h"
 
 static struct sockaddr_storage v4(const char *a)
 {

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "milter_reply.h"
+#include "codec/milter_reply.h"
 
 static int parse(const char *s, struct milter_reply *r)
 {

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "milter_socket.h"
+#include "codec/milter_socket.h"
 
 static void test_accepted(void **state)
 {

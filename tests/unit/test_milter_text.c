@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "milter_text.h"
+#include "codec/milter_text.h"
 
 static void test_header_line(void **state)
 {

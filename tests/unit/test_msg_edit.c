@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "msg_edit.h"
+#include "chain/msg_edit.h"
 
 struct fixture {
     struct msg_store *received;

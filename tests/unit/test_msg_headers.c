@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "msg_headers.h"
+#include "codec/msg_headers.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 

@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "msg_store.h"
+#include "message/msg_store.h"
 
 struct spool {
     char dir[256];

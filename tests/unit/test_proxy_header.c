@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy_header.h"
+#include "codec/proxy_header.h"
 
 #define BOTH (PROXY_HDR_ALLOW_V1 | PROXY_HDR_ALLOW_V2)
 

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "rules.h"
+#include "rules/rules.h"
 
 static struct rules *load_lim(const char *src, const struct rules_limits *lim)
 {

@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules.h"
-#include "rules_html.h"
+#include "rules/rules.h"
+#include "rules/rules_html.h"
 
 static struct rules_msg *msg(const char *text)
 {

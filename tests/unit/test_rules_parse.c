@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "rules.h"
+#include "rules/rules.h"
 
 static struct rules *load_ok(const char *src)
 {

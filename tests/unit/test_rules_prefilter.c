@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules_int.h"
+#include "rules/rules_int.h"
 
 struct lit_case {
     const char *pattern;

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "smtp_cmd.h"
+#include "codec/smtp_cmd.h"
 
 static enum smtp_cmd_status parse(const char *line, struct smtp_cmd *cmd)
 {

@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "esmtp.h"
-#include "smtp_reply.h"
+#include "codec/esmtp.h"
+#include "codec/smtp_reply.h"
 
 static bool line_ok(const char *s, struct smtp_reply_line *l)
 {

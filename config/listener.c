@@ -1,0 +1,533 @@
+/*
+ * listener - per-listener edge policy and per-upstream TLS, from the config.
+ *
+ * Values are checked by libconfuse parse callbacks while their own line is
+ * current (as config.c does), so a typo names its line; what needs the whole
+ * section (certificates and keys in pairs, a TLS policy without TLS, a PROXY
+ * listener without trusted networks) is checked when the section is built and
+ * names the section's line.  Certificates are loaded here, at config load, so
+ * a bad file refuses the config (and a reload keeps the old one).
+ */
+#include "config/listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/auth_relay.h"
+#include "config/config.h"
+#include "util/log.h"
+#include "codec/proxy_header.h"
+#include "daemon/tls.h"
+
+static const struct sg_listener listener_plain = {
+    .auth = false,
+    .auth_max_failures = 3,
+    .auth_failure_delay = 2,
+    .auth_max_line_length = AUTH_LINE_MAX_DEFAULT,
+    .proxy_timeout = 10,
+};
+
+/* ---- CIDR ---- */
+
+bool net_range_parse(const char *text, struct net_range *out)
+{
+    char buf[INET6_ADDRSTRLEN + 8];
+    size_t n = strlen(text);
+    if (n == 0 || n >= sizeof(buf))
+        return false;
+    memcpy(buf, text, n + 1);
+    char *slash = strchr(buf, '/');
+    long prefix = -1;
+    if (slash) {
+        *slash = '\0';
+        char *end;
+        errno = 0;
+        prefix = strtol(slash + 1, &end, 10);
+        if (slash[1] == '\0' || *end != '\0' || errno || prefix < 0 || slash[1] == '+' ||
+            slash[1] == '-')
+            return false;
+    }
+    memset(out, 0, sizeof(*out));
+    if (inet_pton(AF_INET, buf, out->addr) == 1) {
+        out->family = AF_INET;
+        if (prefix > 32)
+            return false;
+        out->prefix = prefix < 0 ? 32 : (unsigned)prefix;
+    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+        out->family = AF_INET6;
+        if (prefix > 128)
+            return false;
+        out->prefix = prefix < 0 ? 128 : (unsigned)prefix;
+    } else {
+        return false;
+    }
+    /* Host bits set ("10.1.2.3/8") are almost always a typo for another range. */
+    size_t bytes = out->family == AF_INET ? 4 : 16;
+    for (size_t i = 0; i < bytes; i++) {
+        unsigned bit0 = (unsigned)i * 8;
+        uint8_t mask = out->prefix >= bit0 + 8 ? 0xFF
+                       : out->prefix <= bit0   ? 0x00
+                                               : (uint8_t)(0xFF << (8 - (out->prefix - bit0)));
+        if (out->addr[i] & (uint8_t)~mask)
+            return false;
+    }
+    return true;
+}
+
+static bool net_range_match(const struct net_range *r, int family, const uint8_t *a)
+{
+    if (r->family != family)
+        return false;
+    unsigned full = r->prefix / 8, rest = r->prefix % 8;
+    if (memcmp(r->addr, a, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xFF << (8 - rest));
+    return (r->addr[full] & mask) == (a[full] & mask);
+}
+
+bool net_range_contains(const struct net_range *r, size_t n, const struct sockaddr *sa)
+{
+    int family = sa->sa_family;
+    const uint8_t *a;
+    uint8_t v4[4];
+    if (family == AF_INET) {
+        a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (family == AF_INET6) {
+        a = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+        /* An IPv4 client on a dual-stack socket is matched as IPv4. */
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+        if (memcmp(a, mapped, 12) == 0) {
+            memcpy(v4, a + 12, 4);
+            a = v4;
+            family = AF_INET;
+        }
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (net_range_match(&r[i], family, a))
+            return true;
+    return false;
+}
+
+/* ---- parse callbacks ---- */
+
+static int listener_pass(const char *value, void *result)
+{
+    *(const char **)result = value;
+    return 0;
+}
+
+static int listener_choice(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result,
+                           const char *const *choices)
+{
+    for (size_t i = 0; choices[i]; i++)
+        if (strcmp(value, choices[i]) == 0)
+            return listener_pass(value, result);
+    char list[256] = "";
+    for (size_t i = 0; choices[i]; i++) {
+        strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
+        strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
+    }
+    cfg_error(cfg, "'%s' is \"%s\"; expected one of: %s", opt->name, value, list);
+    return -1;
+}
+
+static const char *const tls_choices[] = {"none", "starttls", "implicit", NULL};
+static const char *const require_choices[] = {"none", "mail", "auth", NULL};
+static const char *const proxy_choices[] = {"none", "v1", "v2", "any", NULL};
+static const char *const version_choices[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", NULL};
+static const char *const upstream_tls_choices[] = {"none", "opportunistic", "required", NULL};
+
+static int listener_cb_tls(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    return listener_choice(cfg, opt, value, result, tls_choices);
+}
+
+static int listener_cb_require(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    return listener_choice(cfg, opt, value, result, require_choices);
+}
+
+static int listener_cb_proxy(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    return listener_choice(cfg, opt, value, result, proxy_choices);
+}
+
+static int listener_cb_version(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    return listener_choice(cfg, opt, value, result, version_choices);
+}
+
+static int listener_cb_upstream_tls(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    return listener_choice(cfg, opt, value, result, upstream_tls_choices);
+}
+
+static int listener_cb_address(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    (void)opt;
+    struct sg_sockaddr sa;
+    const char *why = config_parse_sockaddr(value, true, &sa);
+    if (why) {
+        cfg_error(cfg, "listener address \"%s\": %s", value, why);
+        return -1;
+    }
+    return listener_pass(value, result);
+}
+
+static int listener_cb_cert(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    char err[512];
+    if (tls_check_file(value, strcmp(opt->name, "tls_key_file") == 0, err, sizeof(err))) {
+        cfg_error(cfg, "'%s': %s", opt->name, err);
+        return -1;
+    }
+    return listener_pass(value, result);
+}
+
+static int listener_cb_readable(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    FILE *f = *value ? fopen(value, "r") : NULL;
+    if (*value && !f) {
+        cfg_error(cfg, "'%s': cannot open %s: %s", opt->name, value, strerror(errno));
+        return -1;
+    }
+    if (f)
+        fclose(f);
+    return listener_pass(value, result);
+}
+
+static int listener_cb_trusted(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    struct net_range r;
+    if (!net_range_parse(value, &r)) {
+        cfg_error(cfg,
+                  "'%s': \"%s\" is not an address or network (192.0.2.0/24, "
+                  "2001:db8::/32) without host bits",
+                  opt->name, value);
+        return -1;
+    }
+    return listener_pass(value, result);
+}
+
+static int listener_cb_mechs(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    const char *p = value;
+    while (*p) {
+        size_t skip = strspn(p, " ,");
+        p += skip;
+        size_t w = strcspn(p, " ,");
+        if (w && !auth_mech_lookup(p, w)) {
+            cfg_error(cfg,
+                      "'%s': \"%.*s\" is not a mechanism smtpgate can relay (PLAIN, LOGIN, "
+                      "CRAM-MD5, DIGEST-MD5, SCRAM-SHA-1, SCRAM-SHA-256, XOAUTH2, "
+                      "OAUTHBEARER)",
+                      opt->name, (int)w, p);
+            return -1;
+        }
+        p += w;
+    }
+    return listener_pass(value, result);
+}
+
+static int listener_cb_name(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    size_t n = strlen(value);
+    if (n > 255 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "0123456789.-_") != n) {
+        cfg_error(cfg, "'%s' must be a domain name", opt->name);
+        return -1;
+    }
+    return listener_pass(value, result);
+}
+
+struct listener_int {
+    const char *name;
+    long min, max;
+};
+
+static const struct listener_int listener_ints[] = {
+    {"proxy_timeout", 1, 3600},
+    {"auth_max_failures", 1, 100},
+    {"auth_failure_delay", 0, 60},
+    {"auth_max_line_length", 512, 65536},
+};
+
+static int listener_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    long min = 0, max = 0;
+    for (size_t i = 0; i < sizeof(listener_ints) / sizeof(listener_ints[0]); i++)
+        if (strcmp(opt->name, listener_ints[i].name) == 0) {
+            min = listener_ints[i].min;
+            max = listener_ints[i].max;
+        }
+    return config_int_in_range(cfg, opt->name, value, min, max, result);
+}
+
+cfg_opt_t *listener_cfg_opts(void)
+{
+    static cfg_opt_t opts[] = {
+        CFG_STR_CB("address", NULL, CFGF_NODEFAULT, listener_cb_address),
+        CFG_STR_CB("tls", "none", CFGF_NONE, listener_cb_tls),
+        CFG_STR_CB("require_tls", "none", CFGF_NONE, listener_cb_require),
+        CFG_STR_LIST_CB("tls_cert_file", NULL, CFGF_NONE, listener_cb_cert),
+        CFG_STR_LIST_CB("tls_key_file", NULL, CFGF_NONE, listener_cb_cert),
+        CFG_STR_CB("tls_min_version", "TLSv1.2", CFGF_NONE, listener_cb_version),
+        CFG_STR("tls_ciphers", "", CFGF_NONE),
+        CFG_STR("tls_ciphersuites", "", CFGF_NONE),
+        CFG_BOOL("tls_ask_client_cert", cfg_false, CFGF_NONE),
+        CFG_STR_CB("tls_client_ca_file", "", CFGF_NONE, listener_cb_readable),
+        CFG_BOOL("tls_session_tickets", cfg_true, CFGF_NONE),
+        CFG_STR_CB("proxy_protocol", "none", CFGF_NONE, listener_cb_proxy),
+        CFG_STR_LIST_CB("proxy_trusted", NULL, CFGF_NONE, listener_cb_trusted),
+        CFG_INT_CB("proxy_timeout", 10, CFGF_NONE, listener_cb_int),
+        CFG_BOOL("auth", cfg_true, CFGF_NONE),
+        CFG_BOOL("auth_plaintext", cfg_false, CFGF_NONE),
+        CFG_STR_CB("auth_mechanisms", "", CFGF_NONE, listener_cb_mechs),
+        CFG_INT_CB("auth_max_failures", 3, CFGF_NONE, listener_cb_int),
+        CFG_INT_CB("auth_failure_delay", 2, CFGF_NONE, listener_cb_int),
+        CFG_INT_CB("auth_max_line_length", AUTH_LINE_MAX_DEFAULT, CFGF_NONE, listener_cb_int),
+        CFG_END(),
+    };
+    return opts;
+}
+
+cfg_opt_t upstream_tls_cfg_opts[] = {
+    CFG_STR_CB("tls", "none", CFGF_NONE, listener_cb_upstream_tls),
+    CFG_STR_CB("tls_ca_file", "", CFGF_NONE, listener_cb_readable),
+    CFG_STR_CB("tls_verify_name", "", CFGF_NONE, listener_cb_name),
+    CFG_STR_CB("tls_min_version", "TLSv1.2", CFGF_NONE, listener_cb_version),
+    CFG_END(),
+};
+
+/* ---- building ---- */
+
+size_t listener_config_count(cfg_t *cfg)
+{
+    return cfg_size(cfg, "listener");
+}
+
+static int listener_build_one(cfg_t *sec, struct sg_listener *l, const char *file)
+{
+    const char *where = file ? file : "-o";
+    const char *title = cfg_title(sec);
+    *l = listener_plain;
+    l->name = strdup(title ? title : "");
+    if (!l->name)
+        return -1;
+    const char *tls = cfg_getstr(sec, "tls");
+    l->tls = strcmp(tls, "starttls") == 0   ? LISTENER_TLS_STARTTLS
+             : strcmp(tls, "implicit") == 0 ? LISTENER_TLS_IMPLICIT
+                                            : LISTENER_TLS_NONE;
+    const char *req = cfg_getstr(sec, "require_tls");
+    l->require_tls = strcmp(req, "mail") == 0   ? REQUIRE_TLS_MAIL
+                     : strcmp(req, "auth") == 0 ? REQUIRE_TLS_AUTH
+                                                : REQUIRE_TLS_NONE;
+    const char *pp = cfg_getstr(sec, "proxy_protocol");
+    l->proxy_protocol = strcmp(pp, "v1") == 0    ? PROXY_HDR_ALLOW_V1
+                        : strcmp(pp, "v2") == 0  ? PROXY_HDR_ALLOW_V2
+                        : strcmp(pp, "any") == 0 ? PROXY_HDR_ALLOW_V1 | PROXY_HDR_ALLOW_V2
+                                                 : 0;
+    l->proxy_timeout = (unsigned)cfg_getint(sec, "proxy_timeout");
+    l->auth = cfg_getbool(sec, "auth");
+    l->auth_plaintext = cfg_getbool(sec, "auth_plaintext");
+    const char *mechs = cfg_getstr(sec, "auth_mechanisms");
+    l->auth_mechs = auth_mechs_parse(mechs, strlen(mechs));
+    l->auth_max_failures = (unsigned)cfg_getint(sec, "auth_max_failures");
+    l->auth_failure_delay = (unsigned)cfg_getint(sec, "auth_failure_delay");
+    l->auth_max_line_length = (size_t)cfg_getint(sec, "auth_max_line_length");
+
+    size_t ncert = cfg_size(sec, "tls_cert_file"), nkey = cfg_size(sec, "tls_key_file");
+    if (ncert != nkey) {
+        log_err("%s:%d: listener %s: %zu tls_cert_file but %zu tls_key_file; they go in pairs",
+                where, sec->line, l->name, ncert, nkey);
+        return -1;
+    }
+    if (l->tls != LISTENER_TLS_NONE && ncert == 0) {
+        log_err("%s:%d: listener %s: tls = \"%s\" needs tls_cert_file and tls_key_file", where,
+                sec->line, l->name, tls);
+        return -1;
+    }
+    if (l->require_tls != REQUIRE_TLS_NONE && l->tls != LISTENER_TLS_STARTTLS) {
+        log_err("%s:%d: listener %s: require_tls = \"%s\" needs tls = \"starttls\"", where,
+                sec->line, l->name, req);
+        return -1;
+    }
+    size_t nt = cfg_size(sec, "proxy_trusted");
+    if (l->proxy_protocol && nt == 0) {
+        log_err("%s:%d: listener %s: proxy_protocol = \"%s\" needs proxy_trusted = {networks "
+                "of the proxies}",
+                where, sec->line, l->name, pp);
+        return -1;
+    }
+    l->trusted = calloc(nt ? nt : 1, sizeof(*l->trusted));
+    if (!l->trusted)
+        return -1;
+    for (size_t i = 0; i < nt; i++)
+        net_range_parse(cfg_getnstr(sec, "proxy_trusted", (unsigned)i), &l->trusted[l->ntrusted++]);
+
+    if (l->tls != LISTENER_TLS_NONE) {
+        const char **certs = calloc(ncert, sizeof(*certs));
+        const char **keys = calloc(ncert, sizeof(*keys));
+        if (!certs || !keys) {
+            free(certs);
+            free(keys);
+            return -1;
+        }
+        for (size_t i = 0; i < ncert; i++) {
+            certs[i] = cfg_getnstr(sec, "tls_cert_file", (unsigned)i);
+            keys[i] = cfg_getnstr(sec, "tls_key_file", (unsigned)i);
+        }
+        struct tls_server_opts o = {
+            .cert_files = certs,
+            .key_files = keys,
+            .ncerts = ncert,
+            .min_version = tls_version_from_name(cfg_getstr(sec, "tls_min_version")),
+            .ciphers = cfg_getstr(sec, "tls_ciphers"),
+            .ciphersuites = cfg_getstr(sec, "tls_ciphersuites"),
+            .ask_client_cert = cfg_getbool(sec, "tls_ask_client_cert"),
+            .client_ca_file = cfg_getstr(sec, "tls_client_ca_file"),
+            .session_tickets = cfg_getbool(sec, "tls_session_tickets"),
+        };
+        char err[512];
+        l->tls_server = tls_server_new(&o, err, sizeof(err));
+        free(certs);
+        free(keys);
+        if (!l->tls_server) {
+            log_err("%s:%d: listener %s: %s", where, sec->line, l->name, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int listener_config_build(cfg_t *cfg, struct sg_config *c, size_t nplain, const char *file)
+{
+    const char *where = file ? file : "-o";
+    size_t nsec = cfg_size(cfg, "listener");
+    c->listeners = calloc(nplain + nsec ? nplain + nsec : 1, sizeof(*c->listeners));
+    if (!c->listeners)
+        return -1;
+    for (size_t i = 0; i < nplain; i++)
+        c->listeners[i] = listener_plain;
+    int rc = 0;
+    for (size_t i = 0; i < nsec; i++) {
+        cfg_t *sec = cfg_getnsec(cfg, "listener", (unsigned)i);
+        struct sg_listener *l = &c->listeners[nplain + i];
+        const char *addr = cfg_getstr(sec, "address");
+        c->nlisten = nplain + i + 1;
+        if (!addr) {
+            log_err("%s:%d: listener %s has no address", where, sec->line, cfg_title(sec));
+            *l = listener_plain;
+            rc = -1;
+            continue;
+        }
+        config_parse_sockaddr(addr, true, &c->listen[nplain + i]);
+        for (size_t k = 0; k < nplain + i; k++)
+            if (strcmp(c->listen[k].text, c->listen[nplain + i].text) == 0) {
+                log_err("%s:%d: listener %s: address %s is already listened on", where, sec->line,
+                        cfg_title(sec), c->listen[k].text);
+                rc = -1;
+            }
+        if (listener_build_one(sec, l, file) < 0)
+            rc = -1;
+    }
+    return rc;
+}
+
+void listener_config_free(struct sg_config *c)
+{
+    for (size_t i = 0; c->listeners && i < c->nlisten; i++) {
+        free(c->listeners[i].name);
+        free(c->listeners[i].trusted);
+        tls_server_free(c->listeners[i].tls_server);
+    }
+    free(c->listeners);
+    c->listeners = NULL;
+}
+
+int upstream_tls_build(cfg_t *sec, struct sg_upstream_cfg *u, const char *file)
+{
+    const char *where = file ? file : "-o";
+    const char *mode = cfg_getstr(sec, "tls");
+    u->tls.mode = strcmp(mode, "required") == 0        ? UPSTREAM_TLS_REQUIRED
+                  : strcmp(mode, "opportunistic") == 0 ? UPSTREAM_TLS_OPPORTUNISTIC
+                                                       : UPSTREAM_TLS_NONE;
+    const char *name = cfg_getstr(sec, "tls_verify_name");
+    if (u->tls.mode == UPSTREAM_TLS_NONE)
+        return 0;
+    if (u->tls.mode == UPSTREAM_TLS_REQUIRED && !*name) {
+        log_err("%s:%d: upstream %s: tls = \"required\" needs tls_verify_name, the name its "
+                "certificate must carry",
+                where, sec->line, cfg_title(sec));
+        return -1;
+    }
+    u->tls.verify_name = *name ? strdup(name) : NULL;
+    char err[512];
+    u->tls.client =
+        tls_client_new(u->tls.mode == UPSTREAM_TLS_REQUIRED, cfg_getstr(sec, "tls_ca_file"),
+                       tls_version_from_name(cfg_getstr(sec, "tls_min_version")), err, sizeof(err));
+    if (!u->tls.client) {
+        log_err("%s:%d: upstream %s: %s", where, sec->line, cfg_title(sec), err);
+        return -1;
+    }
+    return 0;
+}
+
+void upstream_tls_free(struct sg_upstream_cfg *u)
+{
+    free(u->tls.verify_name);
+    tls_client_free(u->tls.client);
+    u->tls.verify_name = NULL;
+    u->tls.client = NULL;
+}
+
+static bool listener_same_port(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+    if (b->sa_family == AF_INET && a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_port ==
+               ((const struct sockaddr_in *)b)->sin_port;
+    if (b->sa_family == AF_INET6 && a->ss_family == AF_INET6)
+        return ((const struct sockaddr_in6 *)a)->sin6_port ==
+               ((const struct sockaddr_in6 *)b)->sin6_port;
+    return false;
+}
+
+static bool listener_same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+    if (a->ss_family == AF_INET)
+        return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+                      &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+static bool listener_wildcard(const struct sockaddr_storage *a)
+{
+    static const uint8_t zero[16];
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, zero, 16) == 0;
+}
+
+const struct sg_listener *listener_find(const struct sg_config *c, const struct sockaddr *local)
+{
+    if (!c->listeners)
+        return &listener_plain;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < c->nlisten; i++) {
+            const struct sockaddr_storage *a = &c->listen[i].sa;
+            if (!listener_same_port(a, local))
+                continue;
+            if (pass == 0 ? listener_same_addr(a, local) : listener_wildcard(a))
+                return &c->listeners[i];
+        }
+    return &listener_plain;
+}

@@ -1,0 +1,216 @@
+/*
+ * smtpgate - SMTP filtering proxy: entry point.
+ *
+ *   smtpgate [-c FILE] [-o 'KEY = VALUE']... [-f] [-t] [-v]
+ *
+ * The main thread reads the config, probes the upstreams once, starts the
+ * workers, and then only handles signals and the periodic upstream probe:
+ *   SIGHUP   re-read the config; a config with errors is refused and the old
+ *            one stays in force; sessions keep the config they started with
+ *   SIGTERM  stop accepting, let sessions finish within shutdown_grace, exit
+ *   SIGINT   as SIGTERM
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/cmdline.h"
+#include "config/config.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "daemon/runtime.h"
+#include "daemon/upstream_pool.h"
+#include "chain/workpool.h"
+#include "daemon/worker.h"
+
+struct main_state {
+    struct cmdline cmd;
+    struct event_base *base;
+    struct worker *workers;
+    size_t nworkers;
+    bool stopping;
+};
+
+static struct main_state g;
+
+static void main_usage(FILE *out)
+{
+    fprintf(out, "usage: smtpgate [-c FILE] [-o 'KEY = VALUE']... [-f] [-t] [-v]\n"
+                 "  -c FILE   configuration file (default " CMDLINE_DEFAULT_CONFIG ")\n"
+                 "  -o SET    override a setting, in the config file's own syntax\n"
+                 "  -f        stay in the foreground and log to stderr\n"
+                 "  -t        check the configuration and exit\n"
+                 "  -v        verbose logging\n");
+}
+
+static struct sg_config *main_get_config(void)
+{
+    return runtime_config();
+}
+
+static bool main_same_listen(const struct sg_config *a, const struct sg_config *b)
+{
+    if (a->nlisten != b->nlisten)
+        return false;
+    for (size_t i = 0; i < a->nlisten; i++)
+        if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
+            return false;
+    return true;
+}
+
+static void main_reload(void)
+{
+    struct sg_config *old = runtime_config();
+    struct sg_config *c = config_load(g.cmd.config_file, g.cmd.overrides, g.cmd.noverrides);
+    if (!c || upstream_pool_attach(c) < 0) {
+        log_err("reload refused: configuration has errors; generation %u stays in force",
+                old->generation);
+        if (c)
+            config_unref(c);
+        config_unref(old);
+        return;
+    }
+    c->generation = old->generation + 1;
+    if (!main_same_listen(old, c) || old->workers != c->workers)
+        log_warn("reload: 'listen' and 'workers' changes take effect at the next restart");
+    log_info("reloaded configuration, generation %u", c->generation);
+    config_unref(old);
+    runtime_set_config(c);
+}
+
+static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    if (sig == SIGHUP) {
+        main_reload();
+        return;
+    }
+    if (g.stopping)
+        return;
+    g.stopping = true;
+    log_info("stopping: no new connections; sessions in flight may finish");
+    for (size_t i = 0; i < g.nworkers; i++)
+        worker_stop(&g.workers[i]);
+    event_base_loopbreak(g.base);
+}
+
+static void main_probe_done(void *arg)
+{
+    (void)arg;
+    event_base_loopbreak(g.base);
+}
+
+static void main_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void main_check_spool(const struct sg_config *c)
+{
+    if (access(c->spool_dir, W_OK | X_OK) != 0)
+        log_warn("spool_dir %s is not writable (%s): messages larger than spill_threshold "
+                 "will be deferred",
+                 c->spool_dir, strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+    int status;
+    if (cmdline_parse(argc, argv, "smtpgate", false, main_usage, &g.cmd, &status) < 0)
+        return status;
+    struct sg_config *c = cmdline_start("smtpgate", &g.cmd, &status);
+    if (!c)
+        return status;
+
+    signal(SIGPIPE, SIG_IGN);
+    main_raise_fd_limit();
+    evthread_use_pthreads();
+    if (upstream_pool_attach(c) < 0) {
+        log_err("out of memory");
+        return 1;
+    }
+    runtime_set_config(config_ref(c)); /* and c stays ours until exit */
+    main_check_spool(c);
+    workpool_set_threads(c->plugin_threads);
+
+    g.base = event_base_new();
+    if (!g.base) {
+        log_err("cannot create the event loop");
+        return 1;
+    }
+    struct metrics_http *metrics = NULL;
+    if (c->metrics_listen[0] && !(metrics = metrics_http_start(g.base, c->metrics_listen)))
+        return 1;
+    struct event *sigs[3];
+    int signums[3] = {SIGHUP, SIGTERM, SIGINT};
+    for (int i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(g.base, signums[i], main_signal_cb, NULL);
+        event_add(sigs[i], NULL);
+    }
+
+    /* Know which upstreams answer before the first client is greeted. */
+    struct upstream_probe *probe =
+        upstream_probe_start(g.base, main_get_config, main_probe_done, NULL);
+    event_base_dispatch(g.base);
+    if (!upstream_pool_any_healthy(c))
+        log_warn("no upstream answers yet: clients get 421 until one does");
+
+    int rc = 0;
+    g.nworkers = c->workers;
+    g.workers = calloc(g.nworkers, sizeof(*g.workers));
+    if (!g.workers) {
+        log_err("out of memory");
+        rc = 1;
+        g.nworkers = 0;
+    }
+    size_t started = 0;
+    for (size_t i = 0; rc == 0 && i < g.nworkers; i++) {
+        if (worker_init(&g.workers[i], (unsigned)i, c) < 0 || worker_run(&g.workers[i]) < 0) {
+            rc = 1;
+            worker_free(&g.workers[i]);
+            break;
+        }
+        started++;
+    }
+    if (rc == 0) {
+        log_info("ready: %zu workers, listening on %s%s, upstream %s", g.nworkers,
+                 c->listen[0].text, c->nlisten > 1 ? " and more" : "", c->upstreams[0].addr.text);
+        if (!g.stopping)
+            event_base_dispatch(g.base);
+    } else {
+        g.stopping = true;
+    }
+    for (size_t i = 0; i < started; i++)
+        worker_stop(&g.workers[i]);
+    for (size_t i = 0; i < started; i++) {
+        worker_join(&g.workers[i]);
+        worker_free(&g.workers[i]);
+    }
+    free(g.workers);
+    /* Plugin calls still on the pool hold their connections and chains. */
+    workpool_shutdown();
+    config_unref(c);
+    metrics_http_stop(metrics);
+    upstream_probe_stop(probe);
+    for (int i = 0; i < 3; i++)
+        event_free(sigs[i]);
+    event_base_free(g.base);
+    runtime_shutdown();
+    upstream_pool_shutdown();
+    metrics_shutdown();
+    libevent_global_shutdown();
+    log_info("stopped");
+    return rc;
+}

@@ -1,0 +1,354 @@
+/*
+ * upstream_pool - health records of upstream MTAs and the probe that fills them.
+ *
+ * Records live in a process-wide list, found by the upstream's address text at
+ * config load (main thread, under a mutex) and never freed before exit, so a
+ * session holding an old config can still read them safely.  The fields a
+ * worker reads are atomics: one EHLO per session reads them, nothing locks.
+ *
+ * A probe is one short SMTP conversation: greeting, EHLO, QUIT.  An upstream
+ * is healthy when it greets with 2xx and answers EHLO with 250; its capability
+ * bits and SIZE are taken from that EHLO reply.
+ */
+#include "daemon/upstream_pool.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/auth_relay.h"
+#include "codec/client_identity.h"
+#include "codec/esmtp.h"
+#include "util/log.h"
+#include "codec/smtp_reply.h"
+
+struct upstream_health {
+    struct upstream_health *next;
+    char address[80];
+    atomic_int state; /* -1 unknown, 0 down, 1 up */
+    atomic_uint caps;
+    _Atomic uint64_t size_limit;
+    atomic_uint auth_mechs; /* relayable SASL mechanisms (auth_relay.h) */
+};
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct upstream_health *pool_head;
+
+int upstream_pool_attach(struct sg_config *c)
+{
+    pthread_mutex_lock(&pool_lock);
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        struct upstream_health *h;
+        for (h = pool_head; h; h = h->next)
+            if (strcmp(h->address, c->upstreams[i].addr.text) == 0)
+                break;
+        if (!h) {
+            h = calloc(1, sizeof(*h));
+            if (!h) {
+                pthread_mutex_unlock(&pool_lock);
+                return -1;
+            }
+            snprintf(h->address, sizeof(h->address), "%s", c->upstreams[i].addr.text);
+            atomic_init(&h->state, -1);
+            h->next = pool_head;
+            pool_head = h;
+        }
+        c->upstreams[i].health = h;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    return 0;
+}
+
+void upstream_pool_shutdown(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    while (pool_head) {
+        struct upstream_health *h = pool_head;
+        pool_head = h->next;
+        free(h);
+    }
+    pthread_mutex_unlock(&pool_lock);
+}
+
+bool upstream_health_ok(const struct upstream_health *h)
+{
+    return h && atomic_load_explicit(&h->state, memory_order_relaxed) == 1;
+}
+
+void upstream_health_report(struct upstream_health *h, bool ok)
+{
+    if (!h)
+        return;
+    int was = atomic_exchange(&h->state, ok ? 1 : 0);
+    if (was != (ok ? 1 : 0))
+        log_msg(ok ? LOG_INFO : LOG_WARNING, "upstream %s is %s", h->address, ok ? "up" : "down");
+}
+
+bool upstream_pool_any_healthy(const struct sg_config *c)
+{
+    for (size_t i = 0; i < c->nupstreams; i++)
+        if (upstream_health_ok(c->upstreams[i].health))
+            return true;
+    return false;
+}
+
+void upstream_pool_caps(const struct sg_config *c, unsigned *caps, uint64_t *size_limit)
+{
+    unsigned common = ~0u;
+    uint64_t smallest = 0;
+    bool any = false;
+
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        const struct upstream_health *h = c->upstreams[i].health;
+        if (!upstream_health_ok(h))
+            continue;
+        any = true;
+        common &= atomic_load_explicit(&h->caps, memory_order_relaxed);
+        uint64_t sz = atomic_load_explicit(&h->size_limit, memory_order_relaxed);
+        if (sz && (!smallest || sz < smallest))
+            smallest = sz;
+    }
+    *caps = any ? common : 0;
+    *size_limit = smallest;
+}
+
+unsigned upstream_pool_auth_mechs(const struct sg_config *c)
+{
+    unsigned common = ~0u;
+    bool any = false;
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        const struct upstream_health *h = c->upstreams[i].health;
+        if (!upstream_health_ok(h))
+            continue;
+        any = true;
+        common &= atomic_load_explicit(&h->auth_mechs, memory_order_relaxed);
+    }
+    return any ? common : 0;
+}
+
+/* ---- the probe ---- */
+
+enum probe_step { PROBE_GREETING, PROBE_EHLO, PROBE_QUIT };
+
+struct probe_conn {
+    struct probe_conn *next, *prev;
+    struct upstream_probe *probe;
+    struct upstream_health *health;
+    struct bufferevent *bev;
+    struct smtp_reply reply;
+    enum probe_step step;
+    unsigned caps;
+    uint64_t size_limit;
+    bool ok;
+    bool proxy_header;
+    unsigned auth_mechs;
+};
+
+struct upstream_probe {
+    struct event_base *base;
+    struct event *timer;
+    struct sg_config *(*get_config)(void);
+    void (*done)(void *arg);
+    void *done_arg;
+    struct probe_conn *conns;
+    unsigned running;
+    bool first_round_done;
+};
+
+static void probe_conn_free(struct probe_conn *pc)
+{
+    struct upstream_probe *p = pc->probe;
+    if (pc->prev)
+        pc->prev->next = pc->next;
+    else
+        p->conns = pc->next;
+    if (pc->next)
+        pc->next->prev = pc->prev;
+    bufferevent_free(pc->bev);
+    smtp_reply_free(&pc->reply);
+    free(pc);
+}
+
+static void probe_conn_finish(struct probe_conn *pc, bool ok, const char *why)
+{
+    struct upstream_probe *p = pc->probe;
+
+    if (ok) {
+        atomic_store(&pc->health->caps, pc->caps);
+        atomic_store(&pc->health->size_limit, pc->size_limit);
+        atomic_store(&pc->health->auth_mechs, pc->auth_mechs);
+    } else {
+        log_debug("probe of upstream %s failed: %s", pc->health->address, why);
+    }
+    upstream_health_report(pc->health, ok);
+    probe_conn_free(pc);
+
+    if (--p->running == 0 && !p->first_round_done) {
+        p->first_round_done = true;
+        if (p->done)
+            p->done(p->done_arg);
+    }
+}
+
+static void probe_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct probe_conn *pc = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len;
+    char *line;
+
+    while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF)) != NULL) {
+        enum smtp_reply_status st = smtp_reply_feed(&pc->reply, line, len);
+        free(line);
+        if (st == SMTP_REPLY_ERROR) {
+            probe_conn_finish(pc, false, "malformed reply");
+            return;
+        }
+        if (st == SMTP_REPLY_MORE)
+            continue;
+
+        int code = pc->reply.code;
+        switch (pc->step) {
+        case PROBE_GREETING:
+            if (code / 100 != 2) {
+                probe_conn_finish(pc, false, "greeting not 2xx");
+                return;
+            }
+            evbuffer_add_printf(bufferevent_get_output(bev), "EHLO %s\r\n", "smtpgate-probe");
+            pc->step = PROBE_EHLO;
+            break;
+        case PROBE_EHLO:
+            if (code != 250) {
+                probe_conn_finish(pc, false, "EHLO refused");
+                return;
+            }
+            {
+                struct smtp_ehlo_caps ec;
+                smtp_ehlo_caps(pc->reply.text, pc->reply.text_len, &ec);
+                pc->caps = ec.caps;
+                pc->size_limit = ec.size_limit;
+                pc->auth_mechs = auth_mechs_parse(ec.auth_mechs, strlen(ec.auth_mechs));
+            }
+            pc->ok = true;
+            evbuffer_add(bufferevent_get_output(bev), "QUIT\r\n", 6);
+            pc->step = PROBE_QUIT;
+            break;
+        case PROBE_QUIT:
+            probe_conn_finish(pc, true, NULL);
+            return;
+        }
+        smtp_reply_reset(&pc->reply);
+    }
+    if (evbuffer_get_length(in) > SMTP_REPLY_MAX_BYTES)
+        probe_conn_finish(pc, false, "reply line too long");
+}
+
+static void probe_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct probe_conn *pc = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        if (pc->proxy_header) {
+            /* An upstream that expects PROXY v2 waits for it before its
+             * greeting; a probe is nobody's connection: LOCAL. */
+            struct sockaddr_storage none = {0};
+            uint8_t hdr[240];
+            size_t n = proxy_v2_build((struct sockaddr *)&none, (struct sockaddr *)&none, hdr);
+            evbuffer_add(bufferevent_get_output(bev), hdr, n);
+        }
+        return;
+    }
+    /* A server that closes right after answering QUIT has passed the probe. */
+    probe_conn_finish(pc, pc->ok, (what & BEV_EVENT_TIMEOUT) ? "timeout" : "connection lost");
+}
+
+static void probe_round(struct upstream_probe *p)
+{
+    struct sg_config *c = p->get_config();
+
+    /* Held while starting, so that connections failing at once cannot end the
+     * round before every one has started. */
+    p->running++;
+
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        struct probe_conn *pc = calloc(1, sizeof(*pc));
+        if (!pc)
+            continue;
+        pc->probe = p;
+        pc->health = c->upstreams[i].health;
+        pc->proxy_header = c->identity == IDENTITY_PROXY;
+        smtp_reply_init(&pc->reply);
+        pc->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (!pc->bev) {
+            free(pc);
+            continue;
+        }
+        struct timeval tv = {.tv_sec = c->upstream_connect_timeout};
+        bufferevent_set_timeouts(pc->bev, &tv, &tv);
+        bufferevent_setcb(pc->bev, probe_read_cb, NULL, probe_event_cb, pc);
+        bufferevent_enable(pc->bev, EV_READ | EV_WRITE);
+        pc->next = p->conns;
+        if (p->conns)
+            p->conns->prev = pc;
+        p->conns = pc;
+        p->running++;
+        if (bufferevent_socket_connect(pc->bev, (struct sockaddr *)&c->upstreams[i].addr.sa,
+                                       (int)c->upstreams[i].addr.len) < 0) {
+            probe_conn_finish(pc, false, "connect failed");
+        }
+    }
+    struct timeval next = {.tv_sec = c->probe_interval};
+    config_unref(c);
+    evtimer_add(p->timer, &next);
+    if (--p->running == 0 && !p->first_round_done) {
+        p->first_round_done = true;
+        if (p->done)
+            p->done(p->done_arg);
+    }
+}
+
+static void probe_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct upstream_probe *p = arg;
+    /* A round still running (upstream slow to answer) is not doubled. */
+    if (p->running == 0)
+        probe_round(p);
+    else {
+        struct timeval again = {.tv_sec = 1};
+        evtimer_add(p->timer, &again);
+    }
+}
+
+struct upstream_probe *upstream_probe_start(struct event_base *base,
+                                            struct sg_config *(*get_config)(void),
+                                            void (*done)(void *arg), void *arg)
+{
+    struct upstream_probe *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->base = base;
+    p->get_config = get_config;
+    p->done = done;
+    p->done_arg = arg;
+    p->timer = evtimer_new(base, probe_timer_cb, p);
+    if (!p->timer) {
+        free(p);
+        return NULL;
+    }
+    probe_round(p);
+    return p;
+}
+
+void upstream_probe_stop(struct upstream_probe *p)
+{
+    if (!p)
+        return;
+    event_free(p->timer);
+    while (p->conns)
+        probe_conn_free(p->conns);
+    free(p);
+}

@@ -1,0 +1,52 @@
+/*
+ * upstream_pool - what smtpgate knows about each upstream MTA between sessions:
+ * whether it answers, and which ESMTP extensions it offers.
+ *
+ * A health record exists per upstream address and outlives config reloads, so
+ * a reload does not forget what the last probe learned.  The probe runs on the
+ * main thread's event loop: at start and every probe_interval it connects to
+ * each upstream, reads the greeting, sends EHLO and QUIT.  Workers read the
+ * records lock-free (atomics) when a client connects or says EHLO.
+ *
+ * upstream_pool_caps() is what the proxy may advertise: the capabilities every
+ * healthy upstream of the config offers, and the smallest SIZE among them.
+ */
+#ifndef SMTPGATE_UPSTREAM_POOL_H
+#define SMTPGATE_UPSTREAM_POOL_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+struct upstream_health;
+
+/* Give every upstream of c its health record (creating new ones as unknown). */
+int upstream_pool_attach(struct sg_config *c);
+
+bool upstream_health_ok(const struct upstream_health *h);
+void upstream_health_report(struct upstream_health *h, bool ok);
+
+/* Is any upstream of c healthy? */
+bool upstream_pool_any_healthy(const struct sg_config *c);
+
+/* Capabilities common to c's healthy upstreams (esmtp_cap bits) and the
+ * smallest announced SIZE (0 = none announced). */
+void upstream_pool_caps(const struct sg_config *c, unsigned *caps, uint64_t *size_limit);
+
+/* Probe every upstream of the config returned by get_config now, and then every
+ * probe_interval seconds.  done (may be NULL) is called once after the first
+ * round has finished. */
+struct upstream_probe;
+struct upstream_probe *upstream_probe_start(struct event_base *base,
+                                            struct sg_config *(*get_config)(void),
+                                            void (*done)(void *arg), void *arg);
+/* SASL mechanisms (auth_relay.h bits) every healthy upstream of c offers. */
+unsigned upstream_pool_auth_mechs(const struct sg_config *c);
+
+void upstream_probe_stop(struct upstream_probe *p);
+
+void upstream_pool_shutdown(void);
+
+#endif

@@ -1,0 +1,212 @@
+/*
+ * worker - a thread with its own event loop and listening sockets.
+ *
+ * Each worker binds every listen address itself with SO_REUSEPORT, so the
+ * kernel balances new connections across workers and no acceptor thread hands
+ * sockets around.  Stopping is asked from the main thread through an event
+ * made active on the worker's base (libevent's pthread support makes that
+ * safe); everything else the worker touches belongs to its own thread.
+ */
+#include "daemon/worker.h"
+
+#include "daemon/client_name.h"
+
+#include <errno.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "daemon/proxy_accept.h"
+#include "daemon/runtime.h"
+#include "daemon/session.h"
+#include "daemon/upstream.h"
+
+#define LISTEN_BACKLOG 4096
+
+static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                             int len, void *arg)
+{
+    struct worker *w = arg;
+    (void)l;
+    if (atomic_load(&w->stopping)) {
+        evutil_closesocket(fd);
+        return;
+    }
+    /* Replies are small and must not wait for the peer's delayed ACK. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct sg_config *c = runtime_config();
+    if (!c) {
+        evutil_closesocket(fd);
+        return;
+    }
+    if (proxy_accept_start(w, fd, sa, (socklen_t)len, c))
+        return;
+    session_start(w, fd, sa, (socklen_t)len, c);
+}
+
+static void worker_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    struct worker *w = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    (void)l;
+    /* Out of descriptors: keep running; the listener retries on the next event. */
+    log_warn("worker %u: accept: %s", w->index, evutil_socket_error_to_string(err));
+}
+
+int worker_init(struct worker *w, unsigned index, const struct sg_config *c)
+{
+    memset(w, 0, sizeof(*w));
+    w->index = index;
+    w->shutdown_grace = c->shutdown_grace;
+    atomic_init(&w->stopping, false);
+    /* The changelist folds the enable/disable of each bufferevent's events
+     * within one loop pass into one epoll_ctl, or none: without it every
+     * reply written costs two. */
+    struct event_config *ecfg = event_config_new();
+    if (ecfg)
+        event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = ecfg ? event_base_new_with_config(ecfg) : NULL;
+    if (ecfg)
+        event_config_free(ecfg);
+    if (!w->base) {
+        log_err("worker %u: cannot create event loop", index);
+        return -1;
+    }
+    if (c->client_name_lookup &&
+        !(w->dns = client_name_dns_new(w->base, c->dns_nameserver, c->dns_timeout)))
+        return -1;
+    w->listeners = calloc(c->nlisten, sizeof(*w->listeners));
+    if (!w->listeners)
+        return -1;
+    for (size_t i = 0; i < c->nlisten; i++) {
+        unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+                         LEV_OPT_CLOSE_ON_EXEC;
+        if (c->listen[i].sa.ss_family == AF_INET6)
+            flags |= LEV_OPT_BIND_IPV6ONLY;
+        w->listeners[i] = evconnlistener_new_bind(
+            w->base, worker_accept_cb, w, flags, LISTEN_BACKLOG,
+            (const struct sockaddr *)&c->listen[i].sa, (int)c->listen[i].len);
+        if (!w->listeners[i]) {
+            log_err("cannot listen on %s: %s", c->listen[i].text, strerror(errno));
+            return -1;
+        }
+        evconnlistener_set_error_cb(w->listeners[i], worker_accept_error_cb);
+        w->nlisteners++;
+    }
+    return 0;
+}
+
+static void worker_maybe_exit(struct worker *w)
+{
+    if (atomic_load(&w->stopping) && w->nsessions == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+void worker_session_gone(struct worker *w)
+{
+    worker_maybe_exit(w);
+}
+
+static void worker_grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    if (w->nsessions)
+        log_info("worker %u: shutdown grace over, closing %u sessions", w->index, w->nsessions);
+    struct session *s = w->sessions;
+    while (s) {
+        /* session_shutdown may free s: find the next one first. */
+        struct session *next = session_next(s);
+        session_shutdown(s);
+        s = next;
+    }
+    /* Sessions closing politely still get a moment to send their 421. */
+    struct timeval last = {.tv_sec = 2};
+    event_base_loopexit(w->base, &last);
+}
+
+static void worker_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        evconnlistener_free(w->listeners[i]);
+        w->listeners[i] = NULL;
+    }
+    w->nlisteners = 0;
+    if (w->nsessions == 0) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    /* Stop may be asked twice (signal, then exit path): one grace period. */
+    if (w->grace_ev)
+        return;
+    w->grace_ev = evtimer_new(w->base, worker_grace_cb, w);
+    struct timeval g = {.tv_sec = w->shutdown_grace};
+    if (w->grace_ev)
+        evtimer_add(w->grace_ev, &g);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    event_base_dispatch(w->base);
+    /* Sessions and their upstreams belong to this thread: end them here. */
+    while (w->sessions)
+        session_destroy(w->sessions);
+    proxy_accept_discard(w);
+    upstream_discard_closing();
+    return NULL;
+}
+
+int worker_run(struct worker *w)
+{
+    w->stop_ev = event_new(w->base, -1, 0, worker_stop_cb, w);
+    if (!w->stop_ev)
+        return -1;
+    /* Keeps the loop alive while there are no listeners left but sessions run. */
+    event_add(w->stop_ev, NULL);
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        log_err("worker %u: cannot start thread", w->index);
+        return -1;
+    }
+    return 0;
+}
+
+void worker_stop(struct worker *w)
+{
+    atomic_store(&w->stopping, true);
+    if (w->stop_ev)
+        event_active(w->stop_ev, EV_TIMEOUT, 0);
+}
+
+void worker_join(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+}
+
+void worker_free(struct worker *w)
+{
+    /* Sessions still there after the loop ended are freed with their sockets. */
+    while (w->sessions)
+        session_destroy(w->sessions);
+    proxy_accept_discard(w);
+    for (size_t i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i])
+            evconnlistener_free(w->listeners[i]);
+    free(w->listeners);
+    if (w->grace_ev)
+        event_free(w->grace_ev);
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    if (w->dns)
+        evdns_base_free(w->dns, 0);
+    if (w->base)
+        event_base_free(w->base);
+}
