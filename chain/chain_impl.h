@@ -83,6 +83,23 @@ int chain_host_del_rcpt(struct sg_ctx *ctx, const char *mailbox);
 int chain_host_replace_body(struct sg_ctx *ctx, const void *bytes, size_t len);
 void chain_host_tx_note(struct sg_ctx *ctx, const char *text);
 
+/* The host table's configuration accessors (plugin_load.c, which owns the
+ * sections plugins read). */
+const char *plugin_load_opt_string(const struct sg_section *s, const char *key);
+long long plugin_load_opt_int(const struct sg_section *s, const char *key);
+double plugin_load_opt_float(const struct sg_section *s, const char *key);
+bool plugin_load_opt_bool(const struct sg_section *s, const char *key);
+size_t plugin_load_opt_list_size(const struct sg_section *s, const char *key);
+const char *plugin_load_opt_list_item(const struct sg_section *s, const char *key, size_t i);
+bool plugin_load_opt_is_set(const struct sg_section *s, const char *key);
+const char *plugin_load_section_name(const struct sg_section *s);
+void plugin_load_config_error(const struct sg_section *s, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Find (or make) the verdict counters of instance p, whose name is set
+ * (plugin_host.c): smtpgate_plugin_NAME_verdict_VERDICT. */
+void plugin_host_verdict_counters(struct plugin_inst *p);
+
 /* Count a verdict of plugin p (chain.c calls it, plugin_host.c made the counters). */
 void plugin_count_verdict(struct plugin_inst *p, enum sg_verdict v);
 /* Log with the instance's name, outside any session. */

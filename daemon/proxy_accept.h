@@ -4,7 +4,7 @@
  *
  * proxy_accept_start() is called for every accepted connection.  It returns
  * false when the connection's listener does not use the PROXY protocol (the
- * caller goes on as before).  Otherwise it owns fd and cfg: a peer outside the
+ * caller goes on as before).  Otherwise it owns fd and rt: a peer outside the
  * listener's proxy_trusted networks is closed at once; a trusted one has its
  * header read (never an octet past it) within proxy_timeout seconds, and a
  * valid header hands the connection to session_start() with the header's
@@ -21,12 +21,12 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-#include "config/config.h"
+#include "daemon/runtime.h"
 
 struct worker;
 
 bool proxy_accept_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *peer,
-                        socklen_t peer_len, struct sg_config *cfg);
+                        socklen_t peer_len, struct sg_runtime *rt);
 void proxy_accept_discard(struct worker *w);
 
 #endif

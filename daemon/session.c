@@ -120,7 +120,8 @@ struct expect {
 struct session {
     struct session *next, *prev;
     struct worker *worker;
-    struct sg_config *cfg;
+    struct sg_runtime *rt; /* held for the session's life */
+    struct sg_config *cfg; /* rt->cfg */
     struct bufferevent *bev;
     char id[24];
     struct sockaddr_storage peer;
@@ -713,7 +714,7 @@ static bool session_ensure_upstream(struct session *s)
         .proto = s->helo ? (s->esmtp ? "ESMTP" : "SMTP") : NULL,
         .login = s->login,
     };
-    s->up = upstream_new(s->worker->base, s->cfg, &f, (struct sockaddr *)&s->peer,
+    s->up = upstream_new(s->worker->base, s->rt, &f, (struct sockaddr *)&s->peer,
                          (struct sockaddr *)&s->local, &session_upstream_events, s);
     return s->up != NULL;
 }
@@ -865,7 +866,7 @@ static void session_build_ehlo(struct session *s)
 {
     unsigned up_caps;
     uint64_t up_size;
-    upstream_pool_caps(s->cfg, &up_caps, &up_size);
+    upstream_pool_caps(s->rt, &up_caps, &up_size);
     if (s->up && upstream_ready(s->up))
         up_caps &= upstream_caps(s->up);
     unsigned caps = up_caps & HONOURED_CAPS;
@@ -948,7 +949,7 @@ static void session_do_helo(struct session *s, const struct smtp_cmd *cmd, const
         return;
     }
     s->pending_esmtp = esmtp;
-    if (s->chain && chain_wants(s->cfg->chain, SG_STAGE_HELO)) {
+    if (s->chain && chain_wants(s->rt->chain, SG_STAGE_HELO)) {
         chain_set_helo(s->chain, s->pending_arg, esmtp);
         if (!session_chain_run(s, WAIT_HELO, SG_STAGE_HELO, NULL, NULL))
             return;
@@ -1019,10 +1020,10 @@ static void session_do_mail(struct session *s, const struct smtp_cmd *cmd, const
         snprintf(tx_id, sizeof(tx_id), "%s.%u", s->id, ++s->tx_count);
         chain_tx_begin(s->chain, tx_id);
         chain_tx_set_mail(s->chain, s->mail_from, s->mail_params);
-        if (chain_wants(s->cfg->chain, SG_STAGE_MAIL) &&
+        if (chain_wants(s->rt->chain, SG_STAGE_MAIL) &&
             !session_chain_run(s, WAIT_MAIL, SG_STAGE_MAIL, s->mail_from, s->mail_params))
             return;
-        if (!chain_wants(s->cfg->chain, SG_STAGE_MAIL))
+        if (!chain_wants(s->rt->chain, SG_STAGE_MAIL))
             s->chain_res.action = CHAIN_PASS;
         session_chain_decided_mail(s);
         return;
@@ -1066,7 +1067,7 @@ static void session_do_rcpt(struct session *s, const struct smtp_cmd *cmd, const
         session_reply(s, "451 4.3.0 Error: out of memory");
         return;
     }
-    if (s->chain && chain_wants(s->cfg->chain, SG_STAGE_RCPT)) {
+    if (s->chain && chain_wants(s->rt->chain, SG_STAGE_RCPT)) {
         if (!session_chain_run(s, WAIT_RCPT, SG_STAGE_RCPT, s->pending_arg, s->pending_params))
             return;
     } else {
@@ -1160,7 +1161,7 @@ static void session_do_data(struct session *s, const struct smtp_cmd *cmd, const
         session_reply(s, "451 4.3.0 Error: out of memory");
         return;
     }
-    if (s->chain && chain_wants(s->cfg->chain, SG_STAGE_DATA)) {
+    if (s->chain && chain_wants(s->rt->chain, SG_STAGE_DATA)) {
         if (!session_chain_run(s, WAIT_DATA, SG_STAGE_DATA, NULL, NULL))
             return;
     } else {
@@ -1357,7 +1358,7 @@ static void session_do_bdat(struct session *s, const struct smtp_cmd *cmd, const
         refusal = "552 5.3.4 Message size exceeds fixed limit";
     s->bdat_refusal = refusal;
     s->bdat_total += size;
-    if (first && !refusal && s->chain && chain_wants(s->cfg->chain, SG_STAGE_DATA)) {
+    if (first && !refusal && s->chain && chain_wants(s->rt->chain, SG_STAGE_DATA)) {
         /* The chunk waits in the input buffer until the chain has spoken. */
         if (!session_chain_run(s, WAIT_BDAT, SG_STAGE_DATA, NULL, NULL))
             return;
@@ -1578,13 +1579,14 @@ static size_t session_line_limit(const struct session *s, struct evbuffer *in)
 /* Mechanisms shown: the listener's list, or what the upstreams offer. */
 static unsigned session_auth_mechs(const struct session *s)
 {
-    return s->listener->auth_mechs ? s->listener->auth_mechs : upstream_pool_auth_mechs(s->cfg);
+    return s->listener->auth_mechs ? s->listener->auth_mechs : upstream_pool_auth_mechs(s->rt);
 }
 
 static size_t session_edge_ehlo(struct session *s, char *buf, size_t size)
 {
     size_t n = 0;
-    if (s->listener->tls == LISTENER_TLS_STARTTLS && s->listener->tls_server && !s->tls)
+    if (s->listener->tls == LISTENER_TLS_STARTTLS && runtime_listener_tls(s->rt, s->listener) &&
+        !s->tls)
         n += (size_t)snprintf(buf + n, size - n, "250-STARTTLS\r\n");
     unsigned mechs = session_auth_mechs(s);
     if (session_auth_allowed(s) && mechs && n < size) {
@@ -1640,9 +1642,9 @@ static void session_tls_established(struct session *s)
  * implicit-TLS listener, plain otherwise. */
 static struct bufferevent *session_edge_bev(struct session *s, evutil_socket_t fd)
 {
-    if (s->listener->tls != LISTENER_TLS_IMPLICIT || !s->listener->tls_server)
+    if (s->listener->tls != LISTENER_TLS_IMPLICIT || !runtime_listener_tls(s->rt, s->listener))
         return bufferevent_socket_new(s->worker->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    SSL *ssl = tls_server_ssl(s->listener->tls_server);
+    SSL *ssl = tls_server_ssl(runtime_listener_tls(s->rt, s->listener));
     if (!ssl)
         return NULL;
     struct bufferevent *bev = bufferevent_openssl_socket_new(
@@ -1684,7 +1686,7 @@ static void session_do_starttls(struct session *s, const struct smtp_cmd *cmd, c
                                 size_t len)
 {
     (void)line;
-    if (s->listener->tls != LISTENER_TLS_STARTTLS || !s->listener->tls_server) {
+    if (s->listener->tls != LISTENER_TLS_STARTTLS || !runtime_listener_tls(s->rt, s->listener)) {
         session_reply(s, "502 5.5.1 Error: command not implemented");
         return;
     }
@@ -1700,7 +1702,7 @@ static void session_do_starttls(struct session *s, const struct smtp_cmd *cmd, c
         session_reply(s, "503 5.5.1 Error: MAIL transaction in progress");
         return;
     }
-    SSL *ssl = tls_server_ssl(s->listener->tls_server);
+    SSL *ssl = tls_server_ssl(runtime_listener_tls(s->rt, s->listener));
     if (!ssl) {
         session_reply(s, "454 4.7.0 TLS not available due to temporary reason");
         return;
@@ -2275,7 +2277,7 @@ static void session_free(struct session *s)
     free(s->mail_from);
     free(s->helo);
     runtime_conn_close((struct sockaddr *)&s->peer);
-    config_unref(s->cfg);
+    runtime_unref(s->rt);
     struct worker *w = s->worker;
     session_unlink(s);
     free(s);
@@ -2310,8 +2312,9 @@ static void session_refuse_socket(evutil_socket_t fd, const char *line)
 }
 
 void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *peer,
-                   socklen_t peer_len, struct sg_config *cfg)
+                   socklen_t peer_len, struct sg_runtime *rt)
 {
+    struct sg_config *cfg = rt->cfg;
     enum runtime_admit admit = runtime_conn_open(cfg, peer);
     if (admit != ADMIT_OK) {
         char addr[64] = "?";
@@ -2326,7 +2329,7 @@ void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *
         session_refuse_socket(fd, admit == ADMIT_TOO_MANY_FROM_CLIENT
                                       ? "421 4.7.0 Error: too many connections from you\r\n"
                                       : "421 4.7.0 Error: too many connections\r\n");
-        config_unref(cfg);
+        runtime_unref(rt);
         return;
     }
 
@@ -2336,10 +2339,11 @@ void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *
     if (!s) {
         runtime_conn_close(peer);
         session_refuse_socket(fd, "421 4.3.0 Error: out of memory\r\n");
-        config_unref(cfg);
+        runtime_unref(rt);
         return;
     }
     s->worker = w;
+    s->rt = rt;
     s->cfg = cfg;
     memcpy(&s->peer, peer, peer_len < sizeof(s->peer) ? peer_len : sizeof(s->peer));
     socklen_t llen = sizeof(s->local);
@@ -2376,7 +2380,7 @@ void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *
     session_set_read_timeout(s, cfg->command_timeout);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 
-    if (!upstream_pool_any_healthy(cfg)) {
+    if (!upstream_pool_any_healthy(rt)) {
         log_warn("%s: refusing %s: no upstream is available", s->id, s->addr);
         session_close_with(s, "421 4.3.2 Service not available, no upstream server");
         return;
@@ -2423,12 +2427,11 @@ static void session_name_done(void *arg, enum client_name_status st, const char 
 /* The connection is known: the chain's connect stage, then the greeting. */
 static void session_begin(struct session *s)
 {
-    struct sg_config *cfg = s->cfg;
-    if (cfg->chain && !session_chain_start(s)) {
+    if (s->rt->chain && !session_chain_start(s)) {
         session_close_with(s, "421 4.3.0 Error: out of memory");
         return;
     }
-    if (s->chain && chain_wants(cfg->chain, SG_STAGE_CONNECT)) {
+    if (s->chain && chain_wants(s->rt->chain, SG_STAGE_CONNECT)) {
         if (!session_chain_run(s, WAIT_CONNECT, SG_STAGE_CONNECT, NULL, NULL))
             return;
     } else {
@@ -2473,7 +2476,7 @@ static bool session_chain_start(struct session *s)
     if (!s->chain_ev || !s->chain_timer)
         return false;
     s->chain =
-        chain_conn_new(s->cfg->chain, &info, &front, s->cfg->spill_threshold, s->cfg->spool_dir);
+        chain_conn_new(s->rt->chain, &info, &front, s->cfg->spill_threshold, s->cfg->spool_dir);
     return s->chain != NULL;
 }
 

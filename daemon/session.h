@@ -15,13 +15,13 @@
 #include <event2/event.h>
 #include <sys/socket.h>
 
-#include "config/config.h"
+#include "daemon/runtime.h"
 
 struct worker;
 struct session;
 
 void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *peer,
-                   socklen_t peer_len, struct sg_config *cfg);
+                   socklen_t peer_len, struct sg_runtime *rt);
 void session_shutdown(struct session *s);
 
 /* Free at once (the worker's loop has ended). */

@@ -66,7 +66,8 @@ struct queued_cmd {
 struct upstream_conn {
     struct upstream_conn *closing_next, *closing_prev;
     struct event_base *base;
-    struct sg_config *cfg;
+    struct sg_runtime *rt;       /* held: the settings, TLS contexts and health in force */
+    const struct sg_config *cfg; /* rt->cfg */
     const struct upstream_events *ev;
     void *ctx;
 
@@ -639,7 +640,8 @@ static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
 static bool upstream_tls_begin(struct upstream_conn *u)
 {
     const struct sg_upstream_cfg *uc = &u->cfg->upstreams[u->order[u->candidate]];
-    if (uc->tls.mode == UPSTREAM_TLS_NONE || u->tls_on || u->tls_declined || !uc->tls.client)
+    const struct tls_client *tls = u->rt->upstreams[u->order[u->candidate]].tls;
+    if (uc->tls.mode == UPSTREAM_TLS_NONE || u->tls_on || u->tls_declined || !tls)
         return false;
     struct smtp_ehlo_caps ec;
     smtp_ehlo_caps(u->reply.text, u->reply.text_len, &ec);
@@ -670,7 +672,8 @@ static void upstream_tls_wrap(struct upstream_conn *u)
                  junk);
         evbuffer_drain(in, junk);
     }
-    SSL *ssl = tls_client_ssl(uc->tls.client, uc->tls.verify_name, uc->tls.verify_name);
+    SSL *ssl = tls_client_ssl(u->rt->upstreams[u->order[u->candidate]].tls, uc->tls.verify_name,
+                              uc->tls.verify_name);
     if (!ssl) {
         upstream_try_next(u, "cannot set up TLS");
         return;
@@ -748,7 +751,7 @@ static void upstream_try_next(struct upstream_conn *u, const char *why)
 {
     if (u->bev) {
         log_warn("upstream %s: %s", u->cfg->upstreams[u->order[u->candidate]].addr.text, why);
-        upstream_health_report(u->cfg->upstreams[u->order[u->candidate]].health, false);
+        upstream_health_report(u->rt->upstreams[u->order[u->candidate]].health, false);
         bufferevent_free(u->bev);
         u->bev = NULL;
         u->candidate++;
@@ -772,7 +775,7 @@ static void upstream_keepalive_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-struct upstream_conn *upstream_new(struct event_base *base, struct sg_config *cfg,
+struct upstream_conn *upstream_new(struct event_base *base, struct sg_runtime *rt,
                                    const struct client_facts *facts,
                                    const struct sockaddr *client_sa,
                                    const struct sockaddr *local_sa,
@@ -782,7 +785,8 @@ struct upstream_conn *upstream_new(struct event_base *base, struct sg_config *cf
     if (!u)
         return NULL;
     u->base = base;
-    u->cfg = config_ref(cfg);
+    u->rt = runtime_ref(rt);
+    u->cfg = rt->cfg;
     u->ev = ev;
     u->ctx = ctx;
     smtp_reply_init(&u->reply);
@@ -794,7 +798,7 @@ struct upstream_conn *upstream_new(struct event_base *base, struct sg_config *cf
         total += strs[i] ? strlen(strs[i]) + 1 : 0;
     u->facts_strings = malloc(total ? total : 1);
     if (!u->facts_strings) {
-        config_unref(u->cfg);
+        runtime_unref(u->rt);
         free(u);
         return NULL;
     }
@@ -827,8 +831,8 @@ struct upstream_conn *upstream_new(struct event_base *base, struct sg_config *cf
     /* Healthy upstreams first, in priority order; then the others, in case the
      * probe's view is stale. */
     for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < cfg->nupstreams && u->norder < 64; i++)
-            if (upstream_health_ok(cfg->upstreams[i].health) == (pass == 0))
+        for (size_t i = 0; i < rt->cfg->nupstreams && u->norder < 64; i++)
+            if (upstream_health_ok(rt->upstreams[i].health) == (pass == 0))
                 u->order[u->norder++] = i;
 
     u->keepalive = event_new(base, -1, EV_PERSIST, upstream_keepalive_cb, u);
@@ -904,7 +908,7 @@ static void upstream_free(struct upstream_conn *u)
     smtp_reply_free(&u->reply);
     free(u->xclient);
     free(u->facts_strings);
-    config_unref(u->cfg);
+    runtime_unref(u->rt);
     free(u);
 }
 
