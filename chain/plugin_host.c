@@ -79,23 +79,28 @@ bool chain_wants(const struct chain *ch, enum sg_stage stage)
     return ch && (ch->stage_mask & SG_STAGE_BIT(stage));
 }
 
-static void plugin_metric_name(char *out, size_t n, const char *instance, const char *what)
+/* "smtpgate_plugin_INSTANCE_WHAT" with every other octet made "_"; false when
+ * it does not fit in out (no counter then: a cut name could be another's). */
+static bool plugin_metric_name(char *out, size_t n, const char *instance, const char *what)
 {
     int k = snprintf(out, n, "smtpgate_plugin_%s_%s", instance, what);
-    for (int i = 0; i < k && (size_t)i < n; i++) {
+    if (k < 0 || (size_t)k >= n)
+        return false;
+    for (int i = 0; i < k; i++) {
         char c = out[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
             out[i] = '_';
     }
+    return true;
 }
 
 void plugin_host_verdict_counters(struct plugin_inst *p)
 {
     for (int v = SG_ACCEPT; v <= SG_QUARANTINE; v++) {
-        char name[256], what[64];
+        char name[256], what[64]; /* what: "verdict_" and a name of verdict_names */
         snprintf(what, sizeof(what), "verdict_%s", verdict_names[v]);
-        plugin_metric_name(name, sizeof(name), p->name, what);
-        p->verdicts[v] = metrics_counter(name);
+        p->verdicts[v] =
+            plugin_metric_name(name, sizeof(name), p->name, what) ? metrics_counter(name) : NULL;
     }
 }
 
@@ -127,8 +132,9 @@ static void host_counter_for(struct plugin_inst *p, const char *name, uint64_t d
     if (!c) {
         size_t n = strlen(name);
         char metric[512];
-        plugin_metric_name(metric, sizeof(metric), p->name, name);
-        struct metrics_counter *m = metrics_counter(metric);
+        struct metrics_counter *m = plugin_metric_name(metric, sizeof(metric), p->name, name)
+                                        ? metrics_counter(metric)
+                                        : NULL;
         if (m && (c = malloc(sizeof(*c) + n + 1))) {
             memcpy(c->name, name, n + 1);
             c->counter = m;
