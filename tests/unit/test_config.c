@@ -287,6 +287,67 @@ static void test_parse_sockaddr(void **state)
     assert_non_null(sockaddr_parse("127.0.0.1:x", 0, &sa));
 }
 
+/* Settings load with any plugin section; its values are judged by the chain,
+ * against the plugin's options, each error with the line of the value. */
+static void expect_chain_error(const char *section, const char *line_tag, const char *reason)
+{
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "upstream a { address = \"127.0.0.1:25\" }\n" IN_TREE_DIR "\n%s", section);
+    struct sg_config *c = load_text(text, NULL);
+    assert_non_null(c);
+    struct capture cap;
+    capture_start(&cap);
+    int errors = 0;
+    struct chain *ch = plugin_load_chain(c, NULL, 1, &errors);
+    char *log = capture_end(&cap);
+    assert_null(ch);
+    assert_true(errors > 0);
+    if (!strstr(log, line_tag) || !strstr(log, reason))
+        fail_msg("log lacks \"%s\" / \"%s\": %s", line_tag, reason, log);
+    config_unref(c);
+}
+
+static void test_plugin_values_named_by_line(void **state)
+{
+    (void)state;
+    expect_chain_error("plugin rules {\n  path = \"rules.so\"\n  bogus = 1\n}\n", ":5:",
+                       "no such option 'bogus'");
+    expect_chain_error("plugin rules {\n  path = \"rules.so\"\n\n  budget_ms = {\"1\"}\n}\n",
+                       ":6:", "unexpected token '{': plugin rules: 'budget_ms' is not a list");
+    expect_chain_error("plugin rules {\n  path = \"rules.so\"\n  report_headers = maybe\n}\n",
+                       ":5:", "plugin rules: 'report_headers' is \"maybe\": must be true or false");
+    expect_chain_error("plugin rules {\n  path = \"rules.so\"\n  timeout = -1\n}\n", ":5:",
+                       "plugin rules: 'timeout' is \"-1\"; it must be from 0.001 to 3600 seconds");
+    expect_chain_error("plugin rules {\n  path = \"rules.so\"\n  failure_verdict = drop\n}\n",
+                       ":5:", "expected one of: tempfail, continue, accept, reject");
+    expect_chain_error("plugin rules {\n  files = {}\n}\n", ":3:", "plugin rules has no path");
+    expect_chain_error("plugin gone {\n  path = \"no-such-plugin.so\"\n}\n", ":4:",
+                       "plugin gone: cannot load");
+}
+
+/* A plugin section of an override replaces the file's whole, in its place. */
+static void test_plugin_section_override(void **state)
+{
+    (void)state;
+    const char *ov[] = {IN_TREE_DIR, IN_TREE_RULES,
+                        "plugin rules { path = \"rules.so\" files = {\"rules/default.rules\"} "
+                        "budget_ms = 250 }"};
+    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 3, NULL);
+    assert_non_null(c);
+    assert_int_equal(c->plugins.n, 1);
+    const struct plugin_section *s = &c->plugins.v[0];
+    assert_string_equal(s->name, "rules");
+    assert_string_equal(s->source, "-o #3");
+    assert_string_equal(plugin_section_get(s, "budget_ms")->items[0], "250");
+    int errors = 0;
+    struct chain *ch = plugin_load_chain(c, NULL, 1, &errors);
+    assert_int_equal(errors, 0);
+    assert_int_equal(chain_size(ch), 1);
+    chain_unref(ch);
+    config_unref(c);
+}
+
 static void test_refcount(void **state)
 {
     (void)state;
@@ -304,6 +365,8 @@ int main(void)
     log_open("test_config", true, 0);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_config_loads),
+        cmocka_unit_test(test_plugin_values_named_by_line),
+        cmocka_unit_test(test_plugin_section_override),
         cmocka_unit_test(test_overrides_replace_file_values),
         cmocka_unit_test(test_defaults_with_only_an_upstream),
         cmocka_unit_test(test_upstreams_sorted_by_priority_stable),
