@@ -292,8 +292,8 @@ static void test_parse_sockaddr(void **state)
 static void expect_chain_error(const char *section, const char *line_tag, const char *reason)
 {
     char text[1024];
-    snprintf(text, sizeof(text),
-             "upstream a { address = \"127.0.0.1:25\" }\n" IN_TREE_DIR "\n%s", section);
+    snprintf(text, sizeof(text), "upstream a { address = \"127.0.0.1:25\" }\n" IN_TREE_DIR "\n%s",
+             section);
     struct sg_config *c = load_text(text, NULL);
     assert_non_null(c);
     struct capture cap;
@@ -311,8 +311,8 @@ static void expect_chain_error(const char *section, const char *line_tag, const 
 static void test_plugin_values_named_by_line(void **state)
 {
     (void)state;
-    expect_chain_error("plugin rules {\n  path = \"rules.so\"\n  bogus = 1\n}\n", ":5:",
-                       "no such option 'bogus'");
+    expect_chain_error("plugin rules {\n  path = \"rules.so\"\n  bogus = 1\n}\n",
+                       ":5:", "no such option 'bogus'");
     expect_chain_error("plugin rules {\n  path = \"rules.so\"\n\n  budget_ms = {\"1\"}\n}\n",
                        ":6:", "unexpected token '{': plugin rules: 'budget_ms' is not a list");
     expect_chain_error("plugin rules {\n  path = \"rules.so\"\n  report_headers = maybe\n}\n",
@@ -322,8 +322,8 @@ static void test_plugin_values_named_by_line(void **state)
     expect_chain_error("plugin rules {\n  path = \"rules.so\"\n  failure_verdict = drop\n}\n",
                        ":5:", "expected one of: tempfail, continue, accept, reject");
     expect_chain_error("plugin rules {\n  files = {}\n}\n", ":3:", "plugin rules has no path");
-    expect_chain_error("plugin gone {\n  path = \"no-such-plugin.so\"\n}\n", ":4:",
-                       "plugin gone: cannot load");
+    expect_chain_error("plugin gone {\n  path = \"no-such-plugin.so\"\n}\n",
+                       ":4:", "plugin gone: cannot load");
 }
 
 /* A plugin section of an override replaces the file's whole, in its place. */
