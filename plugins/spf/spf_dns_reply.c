@@ -188,7 +188,7 @@ SPF_dns_rr_t *spf_dns_reply_rr(SPF_dns_server_t *srv, const char *domain, ns_typ
     }
     /* Whatever was pushed before a failure is not an answer. */
     rr->num_rr = 0;
-    if (st == ARES_SUCCESS || st == ARES_ENODATA || st == ARES_EBADNAME)
+    if (st == ARES_SUCCESS || st == ARES_ENODATA)
         return rr; /* NO_DATA */
     rr->herrno = TRY_AGAIN;
     rr->ttl = 0;

@@ -21,10 +21,11 @@
  *   anything else      TRY_AGAIN, TTL 0 (timeout, SERVFAIL, REFUSED,
  *                      cancelled at the deadline): the SPF check's temperror
  *
- * A reply that c-ares's parser refuses as malformed (ARES_EBADRESP) is
- * TRY_AGAIN too; one whose names it will not expand (ARES_EBADNAME: a bad
- * compression pointer, or a PTR or CNAME target that is no host name) has
- * nothing usable and is NO_DATA.  Nothing of a refused reply is kept.
+ * A reply that c-ares's parser refuses is TRY_AGAIN too, and nothing of it
+ * is kept: records running past the end, more counted than there are, a
+ * bad compression pointer, or a PTR or CNAME target that is no host name
+ * (c-ares checks targets against [A-Za-z0-9-._/]; for PTR, spf_check then
+ * skips the client's names, as RFC 7208 5.5 says of DNS errors).
  *
  * TXT: the character-strings of one record are joined without separator
  * (RFC 7208 3.3); a NUL octet in one becomes DEL (0x7f) so that the record,
