@@ -73,9 +73,9 @@ static long dns_ms_until(const struct timespec *t)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long long ms =
-        (long long)(t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
-    return ms < 0 ? 0 : (long)ms;
+    /* Whole milliseconds left, rounded down: less than one is none. */
+    long long ns = (long long)(t->tv_sec - now.tv_sec) * 1000000000LL + (t->tv_nsec - now.tv_nsec);
+    return ns <= 0 ? 0 : (long)(ns / 1000000);
 }
 
 long spf_dns_deadline_left(void)
@@ -257,23 +257,24 @@ static SPF_dns_rr_t *dns_layer_lookup(SPF_dns_server_t *srv, const char *domain,
 {
     (void)should_cache;
     struct dns_layer *l = srv->hook;
-    long budget = l->timeout_ms;
-    long left = spf_dns_deadline_left();
-    if (left >= 0 && left < budget)
-        budget = left;
-    if (budget <= 0)
-        return SPF_dns_rr_new_init(srv, domain, type, 0, TRY_AGAIN);
-    ares_channel ch = dns_channel_get(l);
-    if (ch == NULL)
-        return SPF_dns_rr_new_init(srv, domain, type, 0, TRY_AGAIN);
+    /* The end: the layer's timeout from now, or the thread's deadline. */
     struct timespec end;
     clock_gettime(CLOCK_MONOTONIC, &end);
-    end.tv_sec += budget / 1000;
-    end.tv_nsec += (budget % 1000) * 1000000;
+    end.tv_sec += l->timeout_ms / 1000;
+    end.tv_nsec += (l->timeout_ms % 1000) * 1000000;
     if (end.tv_nsec >= 1000000000) {
         end.tv_sec++;
         end.tv_nsec -= 1000000000;
     }
+    if (dns_deadline_on &&
+        (dns_deadline.tv_sec < end.tv_sec ||
+         (dns_deadline.tv_sec == end.tv_sec && dns_deadline.tv_nsec < end.tv_nsec)))
+        end = dns_deadline;
+    if (dns_ms_until(&end) <= 0)
+        return SPF_dns_rr_new_init(srv, domain, type, 0, TRY_AGAIN);
+    ares_channel ch = dns_channel_get(l);
+    if (ch == NULL)
+        return SPF_dns_rr_new_init(srv, domain, type, 0, TRY_AGAIN);
     struct dns_query q = {.srv = srv, .domain = domain, .type = type};
     ares_query(ch, domain, ns_c_in, type, dns_on_reply, &q);
     dns_run(ch, &q, &end);

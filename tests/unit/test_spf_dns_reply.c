@@ -173,7 +173,8 @@ static void test_txt_nul_becomes_del_and_empty_strings_stay(void **state)
     rr(&m, "@", ns_t_txt, ns_c_in, 60, rd, sizeof rd);
     SPF_dns_rr_t *r = reply(&m, ns_t_txt, ARES_SUCCESS);
     assert_int_equal(r->num_rr, 1);
-    assert_string_equal(r->rr[0]->txt, "v=s\x7f" "f1 ab");
+    assert_string_equal(r->rr[0]->txt, "v=s\x7f"
+                                       "f1 ab");
     SPF_dns_rr_free(r);
 }
 
@@ -217,7 +218,7 @@ static void test_a_through_cname_only_for_the_name_asked(void **state)
     const unsigned char a1[4] = {192, 0, 2, 1}, a2[4] = {192, 0, 2, 2}, a3[4] = {198, 51, 100, 9};
     rr(&m, "host.example.net", ns_t_a, ns_c_in, 200, a1, 4);
     rr(&m, "host.example.net", ns_t_a, ns_c_in, 100, a2, 4);
-    rr(&m, "unrelated.example", ns_t_a, ns_c_in, 100, a3, 4); /* not ours */
+    rr(&m, "unrelated.example", ns_t_a, ns_c_in, 100, a3, 4);   /* not ours */
     rr(&m, "host.example.net", ns_t_a, ns_c_chaos, 100, a3, 4); /* not IN */
     SPF_dns_rr_t *r = reply(&m, ns_t_a, ARES_SUCCESS);
     assert_int_equal(r->herrno, NETDB_SUCCESS);
