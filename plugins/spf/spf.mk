@@ -8,8 +8,8 @@ SPF_LIB_OBJS := $(SPF_LIB_SRCS:%.c=$(BUILD)/%.o)
 SPF_OBJS     := $(SPF_LIB_OBJS) $(BUILD)/plugins/spf/spf_plugin.o
 # libspf2 has no pkg-config file; ns_initparse() and friends are libresolv's;
 # the resolver is c-ares (Debian's libc-ares-dev).
-SPF_LIBS     := -lspf2 $(shell pkg-config --libs libcares) -lresolv -lpthread
-SPF_CFLAGS   := $(shell pkg-config --cflags libcares)
+SPF_LIBS     := -lspf2 $(shell pkg-config --libs libcares 2>/dev/null) -lresolv -lpthread
+SPF_CFLAGS   := $(shell pkg-config --cflags libcares 2>/dev/null)
 $(BUILD)/plugins/spf/%.o: CFLAGS += $(SPF_CFLAGS)
 
 SPF_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_spf_*.c))
