@@ -135,10 +135,10 @@ static enum sg_verdict example_eom(struct sg_ctx *ctx, void *instance)
 }
 
 static const struct sg_option example_options[] = {
-    {"refuse_recipients", SG_OPT_LIST, "{}", NULL},
-    {"reply", SG_OPT_STRING, "\"550 5.1.1 Mailbox not accepted here\"", example_check_reply},
-    {"header", SG_OPT_STRING, "\"X-Smtpgate-Id\"", example_check_header},
-    {NULL, 0, NULL, NULL},
+    {"refuse_recipients", SG_OPT_LIST, "{}", NULL, 0, 0},
+    {"reply", SG_OPT_STRING, "\"550 5.1.1 Mailbox not accepted here\"", example_check_reply, 0, 0},
+    {"header", SG_OPT_STRING, "\"X-Smtpgate-Id\"", example_check_header, 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 SG_PLUGIN_EXPORT const struct sg_plugin smtpgate_plugin = {

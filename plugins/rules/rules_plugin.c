@@ -81,14 +81,14 @@ static const char *check_budget(const char *value)
 }
 
 static const struct sg_option rp_options[] = {
-    {"files", SG_OPT_LIST, NULL, NULL},
-    {"report_headers", SG_OPT_BOOL, "true", NULL},
-    {"strip_report_headers", SG_OPT_BOOL, "true", NULL},
-    {"max_scan_size", SG_OPT_INT, DEFAULT_MAX_SCAN, check_positive},
-    {"budget_ms", SG_OPT_INT, "500", check_budget},
-    {"match_limit", SG_OPT_INT, "1000000", check_positive},
-    {"depth_limit", SG_OPT_INT, "10000", check_positive},
-    {NULL, 0, NULL, NULL},
+    {"files", SG_OPT_LIST, NULL, NULL, 0, 0},
+    {"report_headers", SG_OPT_BOOL, "true", NULL, 0, 0},
+    {"strip_report_headers", SG_OPT_BOOL, "true", NULL, 0, 0},
+    {"max_scan_size", SG_OPT_INT, DEFAULT_MAX_SCAN, check_positive, 0, 0},
+    {"budget_ms", SG_OPT_INT, "500", check_budget, 0, 0},
+    {"match_limit", SG_OPT_INT, "1000000", check_positive, 0, 0},
+    {"depth_limit", SG_OPT_INT, "10000", check_positive, 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static uint32_t clamp_u32(long long v)

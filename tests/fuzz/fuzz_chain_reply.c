@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain/chain_impl.h"
+#include "chain/reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

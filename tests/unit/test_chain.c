@@ -19,7 +19,8 @@
 #include <unistd.h>
 
 #include "chain/chain.h"
-#include "chain/chain_impl.h"
+#include "chain/instance.h"
+#include "chain/host_api.h"
 #include "chain/workpool.h"
 
 /* ---- test plugins ---- */
@@ -36,7 +37,7 @@ struct behaviour {
     struct sg_ctx *held;
 };
 
-static const struct sg_host *H = &plugin_host_table;
+static const struct sg_host *H = &host_api_table;
 
 static enum sg_verdict t_mail(struct sg_ctx *ctx, void *inst, const char *from, const char *p)
 {
