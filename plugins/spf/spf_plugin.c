@@ -108,24 +108,6 @@ static const char *opt_check_nameserver(const char *v)
                : "want ADDR, ADDR:PORT or [IPV6]:PORT (numeric)";
 }
 
-static const char *opt_check_timeout(const char *v)
-{
-    char *end;
-    double d = strtod(v, &end);
-    if (end == v || *end != '\0' || !(d >= 0.1 && d <= 120))
-        return "want seconds between 0.1 and 120";
-    return NULL;
-}
-
-static const char *opt_check_cache_bits(const char *v)
-{
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end != '\0' || n < 0 || n > 16)
-        return "want 0 (no cache) to 16 (65536 slots)";
-    return NULL;
-}
-
 static const char *opt_check_action(const char *v)
 {
     return spf_action_parse(v) >= 0 ? NULL : "want tag, reject or tempfail";
@@ -182,8 +164,8 @@ static const char *opt_check_authserv(const char *v)
 
 static const struct sg_option spf_options[] = {
     {"nameserver", SG_OPT_STRING, NULL, opt_check_nameserver, 0, 0},
-    {"dns_timeout", SG_OPT_FLOAT, "5", opt_check_timeout, 0, 0},
-    {"dns_cache_bits", SG_OPT_INT, "12", opt_check_cache_bits, 0, 0},
+    {"dns_timeout", SG_OPT_FLOAT, "5", NULL, 0.1, 120},                 /* seconds */
+    {"dns_cache_bits", SG_OPT_INT, "12", NULL, 0, 16}, /* 0: no cache; 16: 65536 slots */
     {"authserv_id", SG_OPT_STRING, NULL, opt_check_authserv, 0, 0},
     {"on_none", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},
     {"on_neutral", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},
@@ -309,18 +291,10 @@ static int inst_read(const struct sg_host *h, const struct sg_section *sec, stru
         h->config_error(sec, "nameserver", "'%s': %s", *nameserver, why);
         return -1;
     }
-    double t = h->opt_float(sec, "dns_timeout");
-    if (!(t >= 0.1 && t <= 120)) {
-        h->config_error(sec, "dns_timeout", "%g: want seconds between 0.1 and 120", t);
-        return -1;
-    }
-    in->timeout_ms = (long)(t * 1000);
-    long long bits = h->opt_int(sec, "dns_cache_bits");
-    if (bits < 0 || bits > 16) {
-        h->config_error(sec, "dns_cache_bits", "%lld: want 0 to 16", bits);
-        return -1;
-    }
-    *cache_bits = (int)bits;
+    /* dns_timeout and dns_cache_bits are within their declared ranges: the
+     * host checked them */
+    in->timeout_ms = (long)(h->opt_float(sec, "dns_timeout") * 1000);
+    *cache_bits = (int)h->opt_int(sec, "dns_cache_bits");
     const char *as = h->opt_string(sec, "authserv_id");
     if (as != NULL && *as != '\0') {
         if ((why = opt_check_authserv(as)) != NULL) {
