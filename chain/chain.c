@@ -601,4 +601,3 @@ void chain_expire(struct chain_conn *c)
         c->front.notify(c->front.arg);
     pthread_mutex_unlock(&c->lock);
 }
-

@@ -27,7 +27,7 @@
 #include "chain/chain.h"
 #include "chain/instance.h"
 
-#define CHAIN_BODY_CHUNK      (64 * 1024)
+#define CHAIN_BODY_CHUNK (64 * 1024)
 enum ctx_state { CTX_IDLE, CTX_OUT, CTX_RESOLVED };
 
 struct sg_ctx {

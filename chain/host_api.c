@@ -103,7 +103,6 @@ static void host_config_error(const struct sg_section *s, const char *key, const
 
 /* ---- session functions (callbacks) ---- */
 
-
 static void host_log(const struct sg_ctx *ctx, enum sg_log_level level, const char *fmt, ...)
 {
     char msg[2048];
@@ -306,7 +305,7 @@ static bool host_params_ok(const char *p)
 }
 
 static int host_add_edit(struct sg_ctx *ctx, enum chain_edit_kind kind, size_t index,
-                          const char *name, const char *value, const char *params)
+                         const char *name, const char *value, const char *params)
 {
     struct chain_conn *c = ctx->conn;
     if (ctx->stage != SG_STAGE_EOM || !c->in_tx || c->nedits >= CHAIN_MAX_EDITS ||

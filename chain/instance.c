@@ -150,4 +150,3 @@ void plugin_counter_add(struct plugin_inst *p, const char *name, uint64_t delta)
     if (c)
         metrics_add(c->counter, delta);
 }
-

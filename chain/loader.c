@@ -123,7 +123,6 @@ int plugin_prep_load(struct plugin_prep *p)
     return errors;
 }
 
-
 static const struct plugin_inst *chain_find(const struct chain *ch, const char *name,
                                             const char *plugin)
 {
@@ -228,4 +227,3 @@ struct chain *plugin_prep_build(struct plugin_prep *prep, cfg_t *cfg, struct cha
     }
     return ch;
 }
-

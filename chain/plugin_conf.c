@@ -413,7 +413,6 @@ int plugin_conf_defaults(struct plugin_loaded *l)
     return rc;
 }
 
-
 static bool opts_have(const cfg_opt_t *opts, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
@@ -459,7 +458,6 @@ cfg_opt_t *plugin_prep_section_opts(struct plugin_prep *p)
     return opts;
 }
 
-
 /* ---- lookups for init ---- */
 
 bool plugin_conf_reserved(const char *name)
@@ -483,4 +481,3 @@ cfg_t *plugin_conf_source(const struct sg_section *s, const char *key)
         return s->loaded->defaults;
     return NULL;
 }
-

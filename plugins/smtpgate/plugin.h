@@ -210,8 +210,7 @@ struct sg_plugin {
  * host) have member?  True when the host that filled it knows the member:
  * test before reading a member added after the plugin's oldest host. */
 #define SG_HAS(ptr, member)                                                                        \
-    ((ptr) != NULL &&                                                                              \
-     (ptr)->size >= offsetof(__typeof__(*(ptr)), member) + sizeof((ptr)->member))
+    ((ptr) != NULL && (ptr)->size >= offsetof(__typeof__(*(ptr)), member) + sizeof((ptr)->member))
 
 /* What the host knows of the client, valid for the whole connection. Fields
  * not known yet are NULL (helo before HELO, login before AUTH). */

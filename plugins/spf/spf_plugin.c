@@ -164,8 +164,8 @@ static const char *opt_check_authserv(const char *v)
 
 static const struct sg_option spf_options[] = {
     {"nameserver", SG_OPT_STRING, NULL, opt_check_nameserver, 0, 0},
-    {"dns_timeout", SG_OPT_FLOAT, "5", NULL, 0.1, 120},                 /* seconds */
-    {"dns_cache_bits", SG_OPT_INT, "12", NULL, 0, 16}, /* 0: no cache; 16: 65536 slots */
+    {"dns_timeout", SG_OPT_FLOAT, "5", NULL, 0.1, 120}, /* seconds */
+    {"dns_cache_bits", SG_OPT_INT, "12", NULL, 0, 16},  /* 0: no cache; 16: 65536 slots */
     {"authserv_id", SG_OPT_STRING, NULL, opt_check_authserv, 0, 0},
     {"on_none", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},
     {"on_neutral", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},

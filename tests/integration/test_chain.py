@@ -492,6 +492,13 @@ def test_declared_ranges_refused_with_file_and_line(smtpgate_binary, workdir, re
     r = run_config_test(smtpgate_binary, conf)
     assert r.returncode == 0, r.stderr
 
+    # a range the host cannot enforce (on a string) gets the plugin refused at load
+    conf = write_conf(workdir, recorder, plugin_section("bad", plugins / "test_badrange.so"))
+    r = run_config_test(smtpgate_binary, conf)
+    assert r.returncode != 0
+    assert re.search(r"t\.conf:4: plugin bad: \S*test_badrange\.so declares an unusable option "
+                     r"'label'", r.stderr), r.stderr
+
     # the type is checked before the range
     conf = write_conf(workdir, recorder, plugin_section("slow", wait, delay_ms="soon"))
     r = run_config_test(smtpgate_binary, conf)

@@ -34,7 +34,10 @@ def example_so(tmp_path_factory) -> Path:
                              check=True, capture_output=True, text=True).stdout.strip()
     abi = re.search(r"#define SG_PLUGIN_ABI_VERSION (\d+)",
                     (REPO / "plugins/smtpgate/plugin.h").read_text()).group(1)
-    assert version == abi
+    assert version == abi == "2"
+    variable = subprocess.run(["pkg-config", "--variable=abi_version", "smtpgate-plugin"],
+                              env=env, check=True, capture_output=True, text=True).stdout.strip()
+    assert variable == abi
     # Only the copied source and the installed SDK: nothing of the tree is on the path.
     src = root / "example.c"
     shutil.copy(REPO / "plugins/example/example.c", src)

@@ -56,14 +56,32 @@ static void policy_free(void *p)
     struct policy *x = p;
     if (!x)
         return;
-    char **fields[] = {
-        &x->connect_reject,   &x->connect_reply,  &x->helo_reject,          &x->mail_reject,
-        &x->mail_tempfail,    &x->rcpt_reply,     &x->rcpt_garbage,         &x->rcpt_accept,
-        &x->data_reject_from, &x->body_reject,    &x->body_reply,           &x->body_discard,
-        &x->body_quarantine,  &x->add_header,     &x->insert_header,        &x->change_header,
-        &x->delete_header,    &x->session_header, &x->replace_body,         &x->change_from,
-        &x->add_rcpt,         &x->del_rcpt,       &x->malformed_reply_rcpt, &x->name_header,
-        &x->facts_header,     &x->note};
+    char **fields[] = {&x->connect_reject,
+                       &x->connect_reply,
+                       &x->helo_reject,
+                       &x->mail_reject,
+                       &x->mail_tempfail,
+                       &x->rcpt_reply,
+                       &x->rcpt_garbage,
+                       &x->rcpt_accept,
+                       &x->data_reject_from,
+                       &x->body_reject,
+                       &x->body_reply,
+                       &x->body_discard,
+                       &x->body_quarantine,
+                       &x->add_header,
+                       &x->insert_header,
+                       &x->change_header,
+                       &x->delete_header,
+                       &x->session_header,
+                       &x->replace_body,
+                       &x->change_from,
+                       &x->add_rcpt,
+                       &x->del_rcpt,
+                       &x->malformed_reply_rcpt,
+                       &x->name_header,
+                       &x->facts_header,
+                       &x->note};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         free(*fields[i]);
     for (size_t i = 0; i < x->nrcpt_reject; i++)
