@@ -96,7 +96,7 @@ test: deps-test
 
 bench: deps-test
 	$(MAKE) all
-	tests/bench/run.sh
+	tests/bench/run.sh $(if $(BENCH_BASELINE),--baseline $(BENCH_BASELINE))
 
 fuzz: deps-test
 	tests/fuzz/run.sh

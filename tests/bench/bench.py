@@ -21,6 +21,10 @@ Phases (each bounded in count and in time):
               alternated three times, median of each: the chain's cost as a ratio
   spf         the same with the SPF plugin checking every sender against
               dnsmasq on loopback (warm cache)
+  baseline    with --baseline PATH only: 10 KB and 100 KB throughput through
+              an older smtpgate binary (before) and this one (after),
+              alternated three times, median of each: a change's cost as a
+              ratio in the same run (tests/bench/baseline.sh builds one)
 
 BENCH_QUICK=1 divides every count by 10.  --direct-only runs the baseline half.
 Exit status 0 when every phase completed without errors.
@@ -517,6 +521,35 @@ def phase_chain(binary, sink, workdir, label, extra, length=10240, count=None):
     return out
 
 
+def phase_baseline(before, after, sink, workdir):
+    """The same plain proxy run through two binaries, before and after a change,
+    alternated three times and the median of each, so machine noise hits both."""
+    out = []
+    for length in (10240, 102400):
+        count = N_CHAIN if length == 10240 else N_CHAIN // 4
+        runs = {"before": [], "after": []}
+        for rep in range(3):
+            for kind, binary in (("before", before), ("after", after)):
+                if time_left() < 40:
+                    fail("baseline: no time left")
+                    return out
+                gate = Gate(binary, sink.port, workdir, f"baseline-{kind}-{length // 1024}k-{rep}")
+                r = measure(f"baseline ({kind}) {length // 1024} KB x {count}", gate.port, count,
+                            length, {"smtpgate": gate.pid, "smtp-sink": sink.pid})
+                if gate.stop() != 0:
+                    fail(f"smtpgate ({kind}, {binary}) exited with an error; see its log")
+                runs[kind].append(r)
+        med = {k: statistics.median(r["rate"] for r in v) for k, v in runs.items()}
+        cpu = {k: statistics.median(r["cpu_per_1000"]["smtpgate"] for r in v) for k, v in runs.items()}
+        row = {"length": length, "before": med["before"], "after": med["after"],
+               "before_cpu": cpu["before"], "after_cpu": cpu["after"],
+               "ratio": med["after"] / med["before"] if med["before"] else None}
+        log(f"baseline {length // 1024} KB: after {row['after']:.0f} msg/s, before {row['before']:.0f} "
+            f"(ratio {row['ratio']:.3f}); smtpgate CPU {row['after_cpu']:.3f} vs {row['before_cpu']:.3f} s/1000")
+        out.append(row)
+    return out
+
+
 def phase_spf(binary, sink, workdir):
     """The SPF plugin checking every sender against dnsmasq on loopback; the record's TTL
     keeps libspf2's cache warm, as a busy gateway's would be."""
@@ -579,7 +612,7 @@ def ratio(a, b):
     return None if a is None or not b else a / b
 
 
-def summary(direct, proxied, idle, conc, longrun, peak, info, chains=()):
+def summary(direct, proxied, idle, conc, longrun, peak, info, chains=(), baseline=()):
     rows = []
     d, p = direct, proxied or {}
     for key, label in (("10k", f"10 KB, {SESSIONS} sessions (msg/s)"),
@@ -622,6 +655,13 @@ def summary(direct, proxied, idle, conc, longrun, peak, info, chains=()):
         rows.append((f"{label}: smtpgate CPU s/1000 msg", fmt(c["plain_cpu"], ".3f"),
                      fmt(c["chain_cpu"], ".3f"), fmt(ratio(c["chain_cpu"], c["plain_cpu"]), ".2f")))
 
+    for b in baseline:
+        kb = b["length"] // 1024
+        rows.append((f"before -> after, {kb} KB: msg/s", fmt(b["before"]), fmt(b["after"]),
+                     fmt(b["ratio"], ".3f")))
+        rows.append((f"before -> after, {kb} KB: smtpgate CPU s/1000", fmt(b["before_cpu"], ".3f"),
+                     fmt(b["after_cpu"], ".3f"), fmt(ratio(b["after_cpu"], b["before_cpu"]), ".2f")))
+
     w = max(len(r[0]) for r in rows)
     print()
     print(f"== smtpgate benchmark summary ({info})")
@@ -635,6 +675,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.environ.get("SMTPGATE_BIN", os.path.join(ROOT, "build/release/smtpgate")))
     ap.add_argument("--direct-only", action="store_true", help="only the baseline (smtp-source -> smtp-sink)")
+    ap.add_argument("--baseline", default=os.environ.get("BENCH_BASELINE") or None,
+                    help="an older smtpgate binary to run beside --bin (before -> after)")
+    ap.add_argument("--baseline-only", action="store_true",
+                    help="with --baseline: only the direct figures and the before -> after phase")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"), help="logs and summary go here")
     args = ap.parse_args()
 
@@ -661,10 +705,16 @@ def main():
     log(f"smtp-sink pid {sink.pid} on 127.0.0.1:{sink.port}")
     direct = proxied = idle = conc = longrun = peak = None
     chains = []
+    baseline = []
     gate = None
+    if args.baseline and not os.access(args.baseline, os.X_OK):
+        fail(f"baseline {args.baseline} is not an executable")
+        args.baseline = None
     try:
         direct = phase_throughput(sink.port, {"smtp-sink": sink.pid}, "direct")
-        if not args.direct_only:
+        if args.baseline and not args.direct_only:
+            baseline = phase_baseline(args.baseline, args.bin, sink, workdir)
+        if not args.direct_only and not (args.baseline and args.baseline_only):
             # A fresh smtpgate for each group of phases, so that one phase's
             # allocations do not show up in the next one's memory figures.
             gate = Gate(args.bin, sink.port, workdir, "throughput")
@@ -717,7 +767,7 @@ def main():
         sink.stop()
 
     if direct:
-        rows = summary(direct, proxied, idle, conc, longrun, peak, info, chains)
+        rows = summary(direct, proxied, idle, conc, longrun, peak, info, chains, baseline)
         with open(os.path.join(args.out, "summary.md"), "w") as f:
             f.write(f"Measured: {info}, {time.strftime('%Y-%m-%d')}\n\n")
             f.write("| | direct | proxied | ratio |\n|---|---:|---:|---|\n")

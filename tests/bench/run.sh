@@ -8,6 +8,8 @@
 #
 #   tests/bench/run.sh [--direct-only] [--bin PATH]
 #   BENCH_QUICK=1 tests/bench/run.sh      every count divided by 10
+#   tests/bench/run.sh --baseline "$(tests/bench/baseline.sh REV)" [--baseline-only]
+#                                         before -> after: an older build beside this one
 #
 # Bounded: every run has a count and a time limit, the whole run a deadline
 # (BENCH_DEADLINE seconds, default 900).  Logs and summary.md go to build/bench/.
@@ -29,7 +31,7 @@ rc=0
 /usr/bin/python3 tests/bench/bench.py "$@" || rc=$?
 # STARTTLS beside plaintext (tests/bench/bench_tls.py), unless only the baseline was asked for.
 case " $* " in
-  *" --direct-only "*) ;;
+  *" --direct-only "*|*" --baseline-only "*) ;;
   *) /usr/bin/python3 tests/bench/bench_tls.py || rc=$? ;;
 esac
 exit $rc
