@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "chain/chain.h"
-#include "chain/plugin_load.h"
+#include "chain/plugin_host.h"
 #include "config/config.h"
 #include "daemon/tls.h"
 #include "daemon/upstream_pool.h"

@@ -7,7 +7,7 @@
  *
  *   1. parse the settings (config_load: the file and the -o overrides);
  *   2. load the plugins their sections name and build the chain
- *      (plugin_load_chain; instances of running's chain with the same name
+ *      (plugin_load_chain, chain/plugin_host.h; instances of running's chain with the same name
  *      and plugin are reloaded rather than initialised);
  *   3. build the TLS contexts of the listeners and upstreams (daemon/tls.c)
  *      from the paths and policies of the settings;

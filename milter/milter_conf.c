@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 #include "chain/chain.h"
-#include "chain/plugin_load.h"
+#include "chain/plugin_host.h"
 #include "util/log.h"
 
 struct milter_conf *milter_conf_assemble(const struct cmdline *cmd,

@@ -4,7 +4,7 @@
  * and on SIGHUP, and the one in force.
  *
  * milter_conf_assemble() parses the settings (config_load) and builds the
- * chain (plugin_load_chain, the daemon's own step: instances of running's
+ * chain (plugin_load_chain (chain/plugin_host.h), the daemon's own step: instances of running's
  * chain are reloaded), and returns the new, immutable, reference-counted
  * pair with generation running's + 1 (or 1); or NULL after every error was
  * logged with its file and line, the running one unchanged.

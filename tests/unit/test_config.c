@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "chain/chain.h"
-#include "chain/plugin_load.h"
+#include "chain/plugin_host.h"
 #include "config/config.h"
 #include "util/sockaddr.h"
 #include "util/log.h"
