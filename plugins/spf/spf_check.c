@@ -22,6 +22,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "util/net.h"
+
 #include "spf_dns.h"
 #include "spf_explain.h"
 #include "spf_macro.h"
@@ -173,16 +175,7 @@ static enum chk_match chk_void(struct chk *c, const char *name)
 
 static bool chk_ip_in(const struct chk *c, const unsigned char *addr, int family, unsigned prefix)
 {
-    if (family != c->m.family)
-        return false;
-    size_t bytes = prefix / 8;
-    unsigned bits = prefix % 8;
-    if (memcmp(addr, c->m.ip, bytes) != 0)
-        return false;
-    if (bits == 0)
-        return true;
-    unsigned char mask = (unsigned char)(0xff << (8 - bits));
-    return (addr[bytes] & mask) == (c->m.ip[bytes] & mask);
+    return family == c->m.family && net_prefix_equal(addr, c->m.ip, prefix);
 }
 
 /* Address records of name for the client's family: M_YES when one is within
