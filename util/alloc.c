@@ -75,12 +75,12 @@ void *util_reallocarray(void *p, size_t n, size_t size)
     return alloc_allowed() ? realloc(p, total ? total : 1) : NULL;
 }
 
-int util_grow(void *pp, size_t *cap, size_t need, size_t size)
+int util_grow_first(void *pp, size_t *cap, size_t need, size_t size, size_t first)
 {
     void **p = pp;
     if (need <= *cap && *p != NULL)
         return 0;
-    size_t ncap = *cap ? *cap : 8;
+    size_t ncap = *cap ? *cap : first ? first : 1;
     while (ncap < need) {
         if (ncap > SIZE_MAX / 2) {
             ncap = need;
@@ -94,6 +94,11 @@ int util_grow(void *pp, size_t *cap, size_t need, size_t size)
     *p = q;
     *cap = ncap;
     return 0;
+}
+
+int util_grow(void *pp, size_t *cap, size_t need, size_t size)
+{
+    return util_grow_first(pp, cap, need, size, 8);
 }
 
 char *util_memdup(const void *p, size_t n)

@@ -21,6 +21,7 @@
  *   util_reallocarray(p, n, size)        realloc to n * size; p untouched on failure
  *   util_grow(&p, &cap, need, size)      0 when p holds at least need elements of size
  *                                        (capacity doubled, 8 at first), -1 with p kept
+ *   util_grow_first(&p, &cap, need, size, first)   the same, first elements at first
  *   util_strdup(s), util_strndup(s, n)   copies, NUL-terminated (strndup: n octets
  *                                        at most, stopping at a NUL)
  *   util_memdup(p, n)                    n octets copied, and a NUL after them
@@ -46,6 +47,7 @@ void *util_calloc(size_t n, size_t size);
 void *util_mallocarray(size_t n, size_t size);
 void *util_reallocarray(void *p, size_t n, size_t size);
 int util_grow(void *pp, size_t *cap, size_t need, size_t size);
+int util_grow_first(void *pp, size_t *cap, size_t need, size_t size, size_t first);
 char *util_strdup(const char *s);
 char *util_strndup(const char *s, size_t n);
 char *util_memdup(const void *p, size_t n);

@@ -1,6 +1,6 @@
 // fuzz-sources: chain/chain.c chain/plugin_host.c util/metrics.c util/log.c message/msg_store.c
 // fuzz-sources: chain/workpool.c config/config.c daemon/runtime.c config/listener.c daemon/tls.c
-// fuzz-sources: codec/auth_relay.c
+// fuzz-sources: codec/auth_relay.c util/net.c
 // fuzz-pkgs: -ldl libevent_openssl
 /*
  * A plugin's reply text, validated before any client sees it: whatever the

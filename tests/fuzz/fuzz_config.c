@@ -1,6 +1,6 @@
 // fuzz-sources: config/config.c util/log.c chain/plugin_host.c chain/chain.c util/metrics.c
 // fuzz-sources: daemon/runtime.c chain/workpool.c message/msg_store.c config/listener.c daemon/tls.c
-// fuzz-sources: codec/auth_relay.c
+// fuzz-sources: codec/auth_relay.c util/net.c
 // fuzz-pkgs: -ldl libevent_openssl
 /*
  * Config text from anywhere (a file, an -o override) must give a config or

@@ -1,6 +1,7 @@
 // fuzz-sources: rules/parse.c rules/lex.c rules/meta.c rules/build.c rules/compile.c
-// rules/ruleset.c fuzz-sources: rules/eval.c rules/match.c rules/report.c rules/msg.c rules/html.c
-// rules/literal.c fuzz-sources: util/alloc.c util/net.c fuzz-pkgs: libpcre2-8 gmime-3.0
+// fuzz-sources: rules/ruleset.c rules/eval.c rules/match.c rules/report.c rules/msg.c
+// fuzz-sources: rules/html.c rules/literal.c util/alloc.c util/net.c
+// fuzz-pkgs: libpcre2-8 gmime-3.0
 /*
  * A message from the network through the content rules: header splitting
  * and RFC 2047 decoding, GMime's MIME parse, transfer decoding, charset

@@ -1,4 +1,4 @@
-// fuzz-sources: plugins/spf/spf_header.c plugins/spf/spf_result.c util/net.c
+// fuzz-sources: plugins/spf/spf_header.c plugins/spf/spf_result.c util/net.c util/alloc.c
 /*
  * What the SPF plugin reads from and writes into headers comes from the
  * client.  The input is read as a received Authentication-Results value
