@@ -5,9 +5,10 @@
  * evaluator (eval.c); and the leaf modules' internals (msg.c, literal.c),
  * which call nothing else of rules/.  Not installed; nothing outside rules/
  * uses it.  Each other file's functions are in its own header (build.h,
- * ruleset.h, lex.h, meta.h, parse.h, match.h), so the calls between them
- * run one way: parse -> lex, meta, build, ruleset; compile -> parse,
- * build, ruleset, literal; eval -> match, ruleset, msg, literal.
+ * ruleset.h, lex.h, meta.h, parse.h, match.h, report.h), so the calls
+ * between them run one way: compile -> parse, build, ruleset, literal;
+ * parse -> lex, meta, build, ruleset; meta -> lex -> build; eval -> match,
+ * report, ruleset, msg, literal; match -> build; msg, report -> html.
  *
  * The parser fills a struct rules_build with rules and thresholds exactly as
  * written (names unresolved, patterns not compiled) and with errors; the

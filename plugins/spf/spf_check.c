@@ -571,27 +571,14 @@ done:
     return result;
 }
 
+/* RFC 7208 5: an IPv4-mapped client is an IPv4 client (util/net's model). */
 static bool chk_parse_ip(const char *s, int *family, unsigned char ip[16])
 {
-    unsigned char buf[16];
-    if (s == NULL)
+    struct net_addr a;
+    if (s == NULL || !net_addr_parse(s, strlen(s), &a))
         return false;
-    if (inet_pton(AF_INET, s, buf) == 1) {
-        *family = AF_INET;
-        memcpy(ip, buf, 4);
-        return true;
-    }
-    if (inet_pton(AF_INET6, s, buf) != 1)
-        return false;
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(buf, mapped, 12) == 0) {
-        /* RFC 7208 5: an IPv4-mapped client is an IPv4 client. */
-        *family = AF_INET;
-        memcpy(ip, buf + 12, 4);
-        return true;
-    }
-    *family = AF_INET6;
-    memcpy(ip, buf, 16);
+    *family = a.family;
+    memcpy(ip, a.bytes, 16);
     return true;
 }
 
