@@ -1,8 +1,9 @@
 /*
  * net - IPv4 and IPv6 addresses and CIDR ranges as bytes; pure (no socket,
  * no allocation, no locale).  The one implementation used by the listener's
- * proxy_trusted, the rules' client_addr lists and the SPF plugin's
- * exempt and forwarder networks.
+ * proxy_trusted, the rules' client_addr lists, the SPF plugin's exempt and
+ * forwarder networks and its ip4/ip6 mechanisms and client address, and
+ * XCLIENT's ADDR text.
  *
  * One model of IPv4 on IPv6 sockets: a v4-mapped IPv6 address
  * (::ffff:a.b.c.d) is its IPv4 address.  net_addr_parse() and
