@@ -20,13 +20,17 @@ Phases (each bounded in count and in time):
               every stage) against the same smtpgate without plugins,
               alternated three times, median of each: the chain's cost as a ratio
   spf         the same with the SPF plugin checking every sender against
-              dnsmasq on loopback (warm cache)
+              dnsmasq on loopback: once with a warm cache (the record's TTL
+              keeps it), once with TTL 0, so that every check asks the DNS
+              (three look-ups: two TXT and one A) and measures the resolver
   baseline    with --baseline PATH only: 10 KB and 100 KB throughput through
               an older smtpgate binary (before) and this one (after),
               alternated three times, median of each: a change's cost as a
               ratio in the same run (tests/bench/baseline.sh builds one)
 
-BENCH_QUICK=1 divides every count by 10.  --direct-only runs the baseline half.
+BENCH_QUICK=1 divides every count by 10.  --direct-only runs the baseline half;
+--only chain5,spf,spf-cold,rules runs only those plugin phases (against the
+same smtpgate without plugins, as always), e.g. to set two builds side by side.
 Exit status 0 when every phase completed without errors.
 """
 import argparse
@@ -550,22 +554,31 @@ def phase_baseline(before, after, sink, workdir):
     return out
 
 
-def phase_spf(binary, sink, workdir):
-    """The SPF plugin checking every sender against dnsmasq on loopback; the record's TTL
-    keeps libspf2's cache warm, as a busy gateway's would be."""
+def phase_spf(binary, sink, workdir, cold=False):
+    """The SPF plugin checking every sender against dnsmasq on loopback.  Warm: the
+    record's TTL keeps libspf2's cache warm, as a busy gateway's would be.  Cold: TTL 0,
+    nothing is cached, and each check makes three look-ups (the sender's TXT, an
+    include's TXT, an a: name's A), so the figure is the resolver's cost."""
     sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
     from dnsserver import DnsServer, dnsmasq_available
     so = os.path.join(os.path.dirname(binary), "plugins", "spf.so")
     if not dnsmasq_available() or not os.path.exists(so):
         fail("SPF phase needs dnsmasq and plugins/spf.so")
         return None
-    dns = DnsServer(["bench.example.test"], local_ttl=3600)
-    dns.txt("bench.example.test", "v=spf1 ip4:127.0.0.1 -all")
+    zone = "bench.example.test"
+    dns = DnsServer([zone], local_ttl=0 if cold else 3600)
+    if cold:
+        dns.txt(zone, f"v=spf1 include:inc.{zone} a:mail.{zone} -all")
+        dns.txt(f"inc.{zone}", "v=spf1 ip4:192.0.2.0/24 -all")
+        dns.host(f"mail.{zone}", "127.0.0.1")
+    else:
+        dns.txt(zone, "v=spf1 ip4:127.0.0.1 -all")
     dns.start()
     try:
         opts = {"nameserver": f'"{dns.address}"', "exempt_networks": "{}",
-                "authserv_id": '"bench.example.test"'}
-        return phase_chain(binary, sink, workdir, "spf", plugin_opts([("spf", so, opts)]))
+                "authserv_id": f'"{zone}"'}
+        return phase_chain(binary, sink, workdir, "spf-cold" if cold else "spf",
+                           plugin_opts([("spf", so, opts)]))
     finally:
         dns.stop()
 
@@ -671,6 +684,27 @@ def summary(direct, proxied, idle, conc, longrun, peak, info, chains=(), baselin
     return rows
 
 
+def plugin_phases(binary, sink, workdir, names):
+    """The plugin phases named, in this order: [(label, result)]."""
+    chains = []
+    if "chain5" in names:
+        noop = os.path.join(os.path.dirname(binary), "tests", "plugins", "test_noop.so")
+        if os.path.exists(noop):
+            chains.append(("chain of 5 no-op plugins", phase_chain(
+                binary, sink, workdir, "chain5",
+                plugin_opts([(f"noop{i}", noop, {}) for i in range(5)]))))
+        else:
+            fail(f"{noop} not built: no chain phase")
+    if "spf" in names:
+        chains.append(("SPF, 10 KB (loopback DNS, warm cache)", phase_spf(binary, sink, workdir)))
+    if "spf-cold" in names:
+        chains.append(("SPF, 10 KB (loopback DNS, no cache: 3 look-ups a check)",
+                       phase_spf(binary, sink, workdir, cold=True)))
+    if "rules" in names:
+        chains += phase_rules(binary, sink, workdir)
+    return chains
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.environ.get("SMTPGATE_BIN", os.path.join(ROOT, "build/release/smtpgate")))
@@ -680,7 +714,12 @@ def main():
     ap.add_argument("--baseline-only", action="store_true",
                     help="with --baseline: only the direct figures and the before -> after phase")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"), help="logs and summary go here")
+    ap.add_argument("--only", default="", help="comma-separated plugin phases: chain5,spf,spf-cold,rules")
     args = ap.parse_args()
+    only = [p for p in args.only.split(",") if p]
+    unknown = set(only) - {"chain5", "spf", "spf-cold", "rules"}
+    if unknown:
+        ap.error(f"--only: unknown phase(s) {', '.join(sorted(unknown))}")
 
     nofile = raise_nofile()
     os.makedirs(args.out, exist_ok=True)
@@ -711,7 +750,11 @@ def main():
         fail(f"baseline {args.baseline} is not an executable")
         args.baseline = None
     try:
-        direct = phase_throughput(sink.port, {"smtp-sink": sink.pid}, "direct")
+        if only:
+            chains = plugin_phases(args.bin, sink, workdir, only)
+            args.direct_only = True  # nothing else below
+        else:
+            direct = phase_throughput(sink.port, {"smtp-sink": sink.pid}, "direct")
         if args.baseline and not args.direct_only:
             baseline = phase_baseline(args.baseline, args.bin, sink, workdir)
         if not args.direct_only and not (args.baseline and args.baseline_only):
@@ -739,16 +782,7 @@ def main():
             else:
                 fail("no time left for the idle and concurrent phases")
 
-            noop = os.path.join(os.path.dirname(args.bin), "tests", "plugins", "test_noop.so")
-            if os.path.exists(noop):
-                chains.append(("chain of 5 no-op plugins", phase_chain(
-                    args.bin, sink, workdir, "chain5",
-                    plugin_opts([(f"noop{i}", noop, {}) for i in range(5)]))))
-            else:
-                fail(f"{noop} not built: no chain phase")
-            chains.append(("SPF, 10 KB (loopback DNS, warm cache)",
-                           phase_spf(args.bin, sink, workdir)))
-            chains += phase_rules(args.bin, sink, workdir)
+            chains = plugin_phases(args.bin, sink, workdir, ["chain5", "spf", "spf-cold", "rules"])
 
             if time_left() > 60:
                 gate = Gate(args.bin, sink.port, workdir, "long")
@@ -766,6 +800,13 @@ def main():
             gate.stop()
         sink.stop()
 
+    if only:
+        print()
+        print(f"== smtpgate plugin phases ({info}, {args.bin})")
+        for label, c in chains:
+            if c:
+                print(f"{label}: {c['plain']:.0f} -> {c['chain']:.0f} msg/s (ratio {c['ratio']:.3f}); "
+                      f"smtpgate CPU {c['plain_cpu']:.3f} -> {c['chain_cpu']:.3f} s/1000 msg")
     if direct:
         rows = summary(direct, proxied, idle, conc, longrun, peak, info, chains, baseline)
         with open(os.path.join(args.out, "summary.md"), "w") as f:
