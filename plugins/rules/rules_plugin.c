@@ -39,7 +39,6 @@
  * that fails refuses the configuration.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,35 +75,15 @@ static enum sg_verdict rp_nomem(struct sg_ctx *ctx, const struct sg_host *h, con
     return SG_TEMPFAIL;
 }
 
-static const char *check_positive(const char *value)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(value, &end, 10);
-    if (errno != 0 || *end != '\0' || v <= 0)
-        return "must be a positive whole number";
-    return NULL;
-}
-
-static const char *check_budget(const char *value)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(value, &end, 10);
-    if (errno != 0 || *end != '\0' || v < 0 || v > 600000)
-        return "must be 0 (no budget) to 600000 milliseconds";
-    return NULL;
-}
-
 static const struct sg_option rp_options[] = {
-    {"files", SG_OPT_LIST, NULL, NULL},
-    {"report_headers", SG_OPT_BOOL, "true", NULL},
-    {"strip_report_headers", SG_OPT_BOOL, "true", NULL},
-    {"max_scan_size", SG_OPT_INT, DEFAULT_MAX_SCAN, check_positive},
-    {"budget_ms", SG_OPT_INT, "500", check_budget},
-    {"match_limit", SG_OPT_INT, "1000000", check_positive},
-    {"depth_limit", SG_OPT_INT, "10000", check_positive},
-    {NULL, 0, NULL, NULL},
+    {"files", SG_OPT_LIST, NULL, NULL, 0, 0},
+    {"report_headers", SG_OPT_BOOL, "true", NULL, 0, 0},
+    {"strip_report_headers", SG_OPT_BOOL, "true", NULL, 0, 0},
+    {"max_scan_size", SG_OPT_INT, DEFAULT_MAX_SCAN, NULL, 1, INFINITY},
+    {"budget_ms", SG_OPT_INT, "500", NULL, 0, 600000}, /* 0: no budget */
+    {"match_limit", SG_OPT_INT, "1000000", NULL, 1, INFINITY},
+    {"depth_limit", SG_OPT_INT, "10000", NULL, 1, INFINITY},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static uint32_t clamp_u32(long long v)
@@ -559,12 +538,10 @@ static enum sg_verdict rp_eom(struct sg_ctx *ctx, void *instance)
            rules_verdict_name(o->verdict), o->tagged ? " tagged" : "", o->decided_by ? " by=" : "",
            o->decided_by ? o->decided_by : "", nh ? hits : "none", ns ? " shadow=" : "",
            ns ? shadow : "");
-    if (h->tx_note) {
-        /* the transaction's own log line carries the score and the hits too */
-        char note[600];
-        snprintf(note, sizeof(note), "score=%.1f hits=%s", o->score, nh ? hits : "none");
-        h->tx_note(ctx, note);
-    }
+    /* the transaction's own log line carries the score and the hits too */
+    char note[600];
+    snprintf(note, sizeof(note), "score=%.1f hits=%s", o->score, nh ? hits : "none");
+    h->tx_note(ctx, note);
     free(hits);
     free(shadow);
     if (o->verdict != RULES_CONTINUE) {

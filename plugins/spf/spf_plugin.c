@@ -108,24 +108,6 @@ static const char *opt_check_nameserver(const char *v)
                : "want ADDR, ADDR:PORT or [IPV6]:PORT (numeric)";
 }
 
-static const char *opt_check_timeout(const char *v)
-{
-    char *end;
-    double d = strtod(v, &end);
-    if (end == v || *end != '\0' || !(d >= 0.1 && d <= 120))
-        return "want seconds between 0.1 and 120";
-    return NULL;
-}
-
-static const char *opt_check_cache_bits(const char *v)
-{
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end != '\0' || n < 0 || n > 16)
-        return "want 0 (no cache) to 16 (65536 slots)";
-    return NULL;
-}
-
 static const char *opt_check_action(const char *v)
 {
     return spf_action_parse(v) >= 0 ? NULL : "want tag, reject or tempfail";
@@ -181,26 +163,26 @@ static const char *opt_check_authserv(const char *v)
 }
 
 static const struct sg_option spf_options[] = {
-    {"nameserver", SG_OPT_STRING, NULL, opt_check_nameserver},
-    {"dns_timeout", SG_OPT_FLOAT, "5", opt_check_timeout},
-    {"dns_cache_bits", SG_OPT_INT, "12", opt_check_cache_bits},
-    {"authserv_id", SG_OPT_STRING, NULL, opt_check_authserv},
-    {"on_none", SG_OPT_STRING, "\"tag\"", opt_check_action},
-    {"on_neutral", SG_OPT_STRING, "\"tag\"", opt_check_action},
-    {"on_pass", SG_OPT_STRING, "\"tag\"", opt_check_action},
-    {"on_fail", SG_OPT_STRING, "\"reject\"", opt_check_action},
-    {"on_softfail", SG_OPT_STRING, "\"tag\"", opt_check_action},
-    {"on_temperror", SG_OPT_STRING, "\"tempfail\"", opt_check_action},
-    {"on_permerror", SG_OPT_STRING, "\"tag\"", opt_check_action},
-    {"decide_at", SG_OPT_STRING, "\"mail\"", opt_check_decide},
-    {"helo_check", SG_OPT_BOOL, "false", NULL},
-    {"exempt_authenticated", SG_OPT_BOOL, "true", NULL},
-    {"exempt_networks", SG_OPT_LIST, "{\"127.0.0.0/8\",\"::1\"}", opt_check_net},
-    {"exempt_domains", SG_OPT_LIST, NULL, opt_check_domain},
-    {"trusted_forwarders", SG_OPT_LIST, NULL, opt_check_forwarder},
-    {"exempt_recipients", SG_OPT_LIST, "{\"postmaster\"}", opt_check_rcpt},
-    {"headers", SG_OPT_BOOL, "true", NULL},
-    {NULL, 0, NULL, NULL},
+    {"nameserver", SG_OPT_STRING, NULL, opt_check_nameserver, 0, 0},
+    {"dns_timeout", SG_OPT_FLOAT, "5", NULL, 0.1, 120}, /* seconds */
+    {"dns_cache_bits", SG_OPT_INT, "12", NULL, 0, 16},  /* 0: no cache; 16: 65536 slots */
+    {"authserv_id", SG_OPT_STRING, NULL, opt_check_authserv, 0, 0},
+    {"on_none", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},
+    {"on_neutral", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},
+    {"on_pass", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},
+    {"on_fail", SG_OPT_STRING, "\"reject\"", opt_check_action, 0, 0},
+    {"on_softfail", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},
+    {"on_temperror", SG_OPT_STRING, "\"tempfail\"", opt_check_action, 0, 0},
+    {"on_permerror", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},
+    {"decide_at", SG_OPT_STRING, "\"mail\"", opt_check_decide, 0, 0},
+    {"helo_check", SG_OPT_BOOL, "false", NULL, 0, 0},
+    {"exempt_authenticated", SG_OPT_BOOL, "true", NULL, 0, 0},
+    {"exempt_networks", SG_OPT_LIST, "{\"127.0.0.0/8\",\"::1\"}", opt_check_net, 0, 0},
+    {"exempt_domains", SG_OPT_LIST, NULL, opt_check_domain, 0, 0},
+    {"trusted_forwarders", SG_OPT_LIST, NULL, opt_check_forwarder, 0, 0},
+    {"exempt_recipients", SG_OPT_LIST, "{\"postmaster\"}", opt_check_rcpt, 0, 0},
+    {"headers", SG_OPT_BOOL, "true", NULL, 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const result_keys[SPFC__COUNT] = {
@@ -309,18 +291,10 @@ static int inst_read(const struct sg_host *h, const struct sg_section *sec, stru
         h->config_error(sec, "nameserver", "'%s': %s", *nameserver, why);
         return -1;
     }
-    double t = h->opt_float(sec, "dns_timeout");
-    if (!(t >= 0.1 && t <= 120)) {
-        h->config_error(sec, "dns_timeout", "%g: want seconds between 0.1 and 120", t);
-        return -1;
-    }
-    in->timeout_ms = (long)(t * 1000);
-    long long bits = h->opt_int(sec, "dns_cache_bits");
-    if (bits < 0 || bits > 16) {
-        h->config_error(sec, "dns_cache_bits", "%lld: want 0 to 16", bits);
-        return -1;
-    }
-    *cache_bits = (int)bits;
+    /* dns_timeout and dns_cache_bits are within their declared ranges: the
+     * host checked them */
+    in->timeout_ms = (long)(h->opt_float(sec, "dns_timeout") * 1000);
+    *cache_bits = (int)h->opt_int(sec, "dns_cache_bits");
     const char *as = h->opt_string(sec, "authserv_id");
     if (as != NULL && *as != '\0') {
         if ((why = opt_check_authserv(as)) != NULL) {
