@@ -20,12 +20,13 @@
 #include "chain/chain.h"
 #include "chain/conn_impl.h"
 #include "chain/instance.h"
+#include "util/alloc.h"
 
 /* ---- helpers ---- */
 
 char *chain_strdup(const char *s)
 {
-    return s ? strdup(s) : NULL;
+    return s ? util_strdup(s) : NULL;
 }
 
 void chain_replace(char **field, const char *value)
@@ -329,14 +330,8 @@ void chain_tx_set_mail(struct chain_conn *c, const char *mailbox, const char *pa
 
 void chain_rcpt_accepted(struct chain_conn *c, const char *mailbox)
 {
-    if (c->nrcpt == c->rcpt_cap) {
-        size_t cap = c->rcpt_cap ? c->rcpt_cap * 2 : 8;
-        char **n = realloc(c->rcpt, cap * sizeof(*n));
-        if (!n)
-            return;
-        c->rcpt = n;
-        c->rcpt_cap = cap;
-    }
+    if (util_grow(&c->rcpt, &c->rcpt_cap, c->nrcpt + 1, sizeof(*c->rcpt)) != 0)
+        return;
     char *m = strdup(mailbox);
     if (m)
         c->rcpt[c->nrcpt++] = m;

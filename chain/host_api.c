@@ -26,6 +26,7 @@
 #include "chain/instance.h"
 #include "chain/plugin_conf.h"
 #include "chain/reply.h"
+#include "util/alloc.h"
 #include "util/log.h"
 #include "util/metrics.h"
 
@@ -314,14 +315,8 @@ static int host_add_edit(struct sg_ctx *ctx, enum chain_edit_kind kind, size_t i
     if (ctx->stage != SG_STAGE_EOM || !c->in_tx || c->nedits >= CHAIN_MAX_EDITS ||
         atomic_load(&ctx->abandoned))
         return -1;
-    if (c->nedits == c->edits_cap) {
-        size_t cap = c->edits_cap ? c->edits_cap * 2 : 8;
-        struct chain_edit *n = realloc(c->edits, cap * sizeof(*n));
-        if (!n)
-            return -1;
-        c->edits = n;
-        c->edits_cap = cap;
-    }
+    if (util_grow(&c->edits, &c->edits_cap, c->nedits + 1, sizeof(*c->edits)) != 0)
+        return -1;
     struct chain_edit e = {.kind = kind, .index = index};
     e.name = chain_strdup(name);
     e.value = chain_strdup(value);

@@ -21,8 +21,9 @@
  * came in on (exact address first, then a wildcard on the same port); the
  * plain policy when none matches.
  *
- * net_range_parse() / net_range_contains() are the pure CIDR matching of
- * proxy_trusted ("192.0.2.0/24", "2001:db8::/32", "127.0.0.1").
+ * proxy_trusted ranges ("192.0.2.0/24", "2001:db8::/32", "127.0.0.1") are
+ * util/net's struct net_range, parsed by net_range_parse() (host bits
+ * refused) and matched by net_range_contains().
  */
 #ifndef SMTPGATE_LISTENER_H
 #define SMTPGATE_LISTENER_H
@@ -33,16 +34,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "util/net.h"
 #include "util/sockaddr.h"
 
 enum listener_tls { LISTENER_TLS_NONE = 0, LISTENER_TLS_STARTTLS, LISTENER_TLS_IMPLICIT };
 enum listener_require { REQUIRE_TLS_NONE = 0, REQUIRE_TLS_MAIL, REQUIRE_TLS_AUTH };
-
-struct net_range {
-    int family;
-    uint8_t addr[16];
-    unsigned prefix;
-};
 
 struct sg_listener {
     char *name; /* NULL for a plain "listen" address */
@@ -105,8 +101,5 @@ void upstream_tls_settings_free(struct sg_upstream_tls *t);
 const struct sg_listener *listener_match(const struct sg_listener *listeners,
                                          const struct sg_sockaddr *listen, size_t n,
                                          const struct sockaddr *local);
-
-bool net_range_parse(const char *text, struct net_range *out);
-bool net_range_contains(const struct net_range *r, size_t n, const struct sockaddr *sa);
 
 #endif

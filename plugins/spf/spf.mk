@@ -2,7 +2,7 @@
 # tests, the RFC 7208 suite runner and the spf-query tool for DNS tests.
 
 SPF_LIB_SRCS := plugins/spf/spf_result.c plugins/spf/spf_record.c plugins/spf/spf_macro.c plugins/spf/spf_explain.c \
-                plugins/spf/spf_check.c plugins/spf/spf_dns.c plugins/spf/spf_dns_reply.c plugins/spf/spf_net.c \
+                plugins/spf/spf_check.c plugins/spf/spf_dns.c plugins/spf/spf_dns_reply.c \
                 plugins/spf/spf_policy.c plugins/spf/spf_header.c
 SPF_LIB_OBJS := $(SPF_LIB_SRCS:%.c=$(BUILD)/%.o)
 SPF_OBJS     := $(SPF_LIB_OBJS) $(BUILD)/plugins/spf/spf_plugin.o
@@ -20,21 +20,23 @@ EXTRA_TARGETS   += $(BUILD)/plugins/spf.so $(BUILD)/tests/spf-query
 EXTRA_UNIT_BINS += $(SPF_TESTS) $(SPF_SUITE_DAT)
 INSTALL_PLUGINS += $(BUILD)/plugins/spf.so
 
-# Only the descriptor is exported (SG_PLUGIN_EXPORT).
+# Only the descriptor is exported (SG_PLUGIN_EXPORT): the plugin's objects
+# are built with hidden visibility, and libsmtpgate-util.a's symbols are kept
+# inside by --exclude-libs.
 $(BUILD)/plugins/spf/%.o: CFLAGS += -fvisibility=hidden
 
-$(BUILD)/plugins/spf.so: $(SPF_OBJS)
+$(BUILD)/plugins/spf.so: $(SPF_OBJS) $(UTIL_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(SO_LDFLAGS) -o $@ $^ $(SPF_LIBS)
+	$(CC) $(LDFLAGS) $(SO_LDFLAGS) -Wl,--exclude-libs,ALL -o $@ $^ $(SPF_LIBS)
 
-$(BUILD)/tests/spf-query: tests/spf/spf_query.c $(SPF_LIB_OBJS)
+$(BUILD)/tests/spf-query: tests/spf/spf_query.c $(SPF_LIB_OBJS) $(UTIL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SPF_CFLAGS) $(LDFLAGS) -o $@ $^ $(SPF_LIBS)
 
 $(BUILD)/tests/test_spf_rfc7208: CFLAGS += -DSPF_SUITE_DATA='"$(abspath $(SPF_SUITE_DAT))"'
 $(BUILD)/tests/test_spf_rfc7208: | $(SPF_SUITE_DAT)
 
-$(BUILD)/tests/test_spf_%: tests/unit/test_spf_%.c $(SPF_OBJS)
+$(BUILD)/tests/test_spf_%: tests/unit/test_spf_%.c $(SPF_OBJS) $(UTIL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SPF_CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $^ \
 		$(shell pkg-config --libs cmocka) $(SPF_LIBS)

@@ -35,11 +35,11 @@
 #include <time.h>
 
 #include "smtpgate/plugin.h"
+#include "util/net.h"
 
 #include "spf_check.h"
 #include "spf_dns.h"
 #include "spf_header.h"
-#include "spf_net.h"
 #include "spf_policy.h"
 
 #define SPF_AR_NAME   "Authentication-Results"
@@ -65,9 +65,9 @@ struct spf_inst {
     bool helo_check;
     bool exempt_authenticated;
     bool headers;
-    struct spf_net *exempt_nets;
+    struct net_range *exempt_nets;
     size_t n_exempt_nets;
-    struct spf_net *fwd_nets;
+    struct net_range *fwd_nets;
     size_t n_fwd_nets;
     char **fwd_names;
     size_t n_fwd_names;
@@ -123,9 +123,9 @@ static const char *opt_check_decide(const char *v)
 
 static const char *opt_check_net(const char *v)
 {
-    struct spf_net n;
+    struct net_range n;
     const char *err;
-    return spf_net_parse(v, &n, &err) == 0 ? NULL : err;
+    return net_range_parse_text(v, strlen(v), 0, &n, &err) == 0 ? NULL : err;
 }
 
 static const char *opt_check_domain(const char *v)
@@ -247,7 +247,7 @@ static int inst_list(const struct sg_host *h, const struct sg_section *sec, cons
 }
 
 static int inst_nets(const struct sg_host *h, const struct sg_section *sec, const char *key,
-                     struct spf_net **nets, size_t *n, char ***names, size_t *nnames)
+                     struct net_range **nets, size_t *n, char ***names, size_t *nnames)
 {
     size_t cnt = h->opt_list_size(sec, key);
     *nets = calloc(cnt + 1, sizeof **nets);
@@ -263,7 +263,7 @@ static int inst_nets(const struct sg_host *h, const struct sg_section *sec, cons
     for (size_t i = 0; i < cnt; i++) {
         const char *v = h->opt_list_item(sec, key, i);
         const char *err = "missing value";
-        if (v != NULL && spf_net_parse(v, &(*nets)[*n], &err) == 0) {
+        if (v != NULL && net_range_parse_text(v, strlen(v), 0, &(*nets)[*n], &err) == 0) {
             (*n)++;
             continue;
         }
@@ -509,9 +509,9 @@ static const char *client_exempt(const struct spf_inst *in, const struct sg_conn
 {
     if (in->exempt_authenticated && ci->login != NULL)
         return "authenticated client";
-    if (spf_net_match(in->exempt_nets, in->n_exempt_nets, ci->client_addr))
+    if (net_ranges_match_text(in->exempt_nets, in->n_exempt_nets, ci->client_addr))
         return "exempt network";
-    if (spf_net_match(in->fwd_nets, in->n_fwd_nets, ci->client_addr))
+    if (net_ranges_match_text(in->fwd_nets, in->n_fwd_nets, ci->client_addr))
         return "trusted forwarder";
     if (ci->client_name != NULL &&
         spf_domain_listed(in->fwd_names, in->n_fwd_names, ci->client_name))

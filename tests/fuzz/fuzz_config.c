@@ -1,5 +1,5 @@
 // fuzz-sources: config/config.c config/config_value.c config/listener.c config/plugin_section.c
-// fuzz-sources: util/log.c util/sockaddr.c codec/auth_relay.c codec/milter_socket.c
+// fuzz-sources: util/log.c util/sockaddr.c util/net.c codec/auth_relay.c codec/milter_socket.c
 // fuzz-pkgs: openssl
 /*
  * Config text from anywhere (a file, an -o override) must give a config or
