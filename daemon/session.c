@@ -1206,6 +1206,25 @@ static void session_message_complete(struct session *s, enum data_error err)
     session_message_send(s);
 }
 
+/* "MAIL FROM:<mailbox> params" or "RCPT TO:<...>", in an allocation of its
+ * exact size; false when out of memory. */
+static bool session_path_line(char **out, const char *verb, const char *mailbox,
+                              const char *params)
+{
+    size_t n = strlen(verb) + strlen(mailbox) + 2 + (params ? 1 + strlen(params) : 0);
+    char *line = malloc(n + 1);
+    if (!line)
+        return false;
+    int w = snprintf(line, n + 1, "%s<%s>%s%s", verb, mailbox, params ? " " : "",
+                     params ? params : "");
+    if (w < 0 || (size_t)w != n) {
+        free(line);
+        return false;
+    }
+    *out = line;
+    return true;
+}
+
 /* Give the upstream the message: as received, or as the plugins edited it. */
 static void session_message_send(struct session *s)
 {
@@ -1235,20 +1254,33 @@ static void session_message_send(struct session *s)
                 return;
             }
             /* The upstream has the envelope the client gave: it gets the
-             * new one in a new transaction, before the message. */
-            s->replay = true;
-            session_send_silent(s, EXPECT_SILENT, "RSET", 4);
-            char line[1200];
-            int n = snprintf(line, sizeof(line), "MAIL FROM:<%s>%s%s", env.mail_from,
-                             env.mail_params ? " " : "", env.mail_params ? env.mail_params : "");
-            if (n > 0 && (size_t)n < sizeof(line))
-                session_send_silent(s, EXPECT_REPLAY_MAIL, line, (size_t)n);
-            for (size_t i = 0; i < env.nrcpt; i++) {
-                n = snprintf(line, sizeof(line), "RCPT TO:<%s>%s%s", env.rcpt[i].mailbox,
-                             env.rcpt[i].params ? " " : "",
-                             env.rcpt[i].params ? env.rcpt[i].params : "");
-                if (n > 0 && (size_t)n < sizeof(line))
-                    session_send_silent(s, EXPECT_REPLAY_RCPT, line, (size_t)n);
+             * new one in a new transaction, before the message.  Every line
+             * is made first, each sized to what it holds: a line that cannot
+             * be made fails the transaction, never leaves a recipient out. */
+            size_t nlines = env.nrcpt + 1;
+            char **lines = calloc(nlines, sizeof(*lines));
+            bool made = lines && session_path_line(&lines[0], "MAIL FROM:", env.mail_from,
+                                                   env.mail_params);
+            for (size_t i = 0; made && i < env.nrcpt; i++)
+                made = session_path_line(&lines[i + 1], "RCPT TO:", env.rcpt[i].mailbox,
+                                         env.rcpt[i].params);
+            if (made) {
+                s->replay = true;
+                session_send_silent(s, EXPECT_SILENT, "RSET", 4);
+                session_send_silent(s, EXPECT_REPLAY_MAIL, lines[0], strlen(lines[0]));
+                for (size_t i = 1; i < nlines; i++)
+                    session_send_silent(s, EXPECT_REPLAY_RCPT, lines[i], strlen(lines[i]));
+            }
+            for (size_t i = 0; lines && i < nlines; i++)
+                free(lines[i]);
+            free(lines);
+            if (!made) {
+                msg_envelope_free(&env);
+                snprintf(s->chain_res.reply, sizeof(s->chain_res.reply),
+                         "451 4.3.0 Error: out of memory");
+                session_reply(s, s->chain_res.reply);
+                session_refuse_tx(s);
+                return;
             }
             msg_envelope_free(&env);
         }
