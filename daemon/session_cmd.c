@@ -30,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "daemon/session.h"
 #include "daemon/session_int.h"
 #include "daemon/tls.h"
 #include "daemon/upstream.h"

@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "config/listener.h"
+#include "daemon/session.h"
 #include "daemon/session_int.h"
 #include "daemon/tls.h"
 #include "daemon/upstream.h"

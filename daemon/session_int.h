@@ -38,7 +38,6 @@
 #include "codec/smtp_cmd.h"
 #include "codec/smtp_reply.h"
 #include "config/config.h"
-#include "daemon/session.h"
 #include "message/msg_store.h"
 
 /* Input held before the session stops reading from the socket, when the loop
@@ -78,6 +77,7 @@ enum session_wait_kind {
 
 struct session;
 struct session_cmd;
+struct session_host; /* session.h */
 
 /* One command as its row's check parsed it, kept while the chain decides. */
 struct session_args {

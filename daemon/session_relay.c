@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/session.h"
 #include "daemon/session_int.h"
 #include "daemon/upstream.h"
 
