@@ -16,9 +16,10 @@
  * an event on the session's own loop, and the continuation stored in
  * s->wait carries on).  Adding a command is adding a row.
  *
- * Rows for the transaction live in session_tx.c, those for STARTTLS and AUTH
- * in session_edge.c; HELO/EHLO and the commands that need no more than a
- * reply or a relay are here.
+ * The whole table is below; the check and proceed functions of the
+ * transaction's rows live in session_tx.c, those of STARTTLS and AUTH in
+ * session_edge.c, HELO/EHLO and the commands that need no more than a reply
+ * or a relay here.
  */
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -321,61 +322,49 @@ static void session_do_help(struct session *s, struct session_args *a)
 
 /* ---- the table ---- */
 
-static const struct session_cmd session_cmd_helo = {.verb = SMTP_VERB_HELO,
-                                                    .states = ANY_CMD_STATE,
-                                                    .barrier = true,
-                                                    .stage = SG_STAGE_HELO,
-                                                    .check = session_check_helo,
-                                                    .proceed = session_do_helo};
-static const struct session_cmd session_cmd_ehlo = {.verb = SMTP_VERB_EHLO,
-                                                    .states = ANY_CMD_STATE,
-                                                    .barrier = true,
-                                                    .stage = SG_STAGE_HELO,
-                                                    .check = session_check_helo,
-                                                    .proceed = session_do_helo};
-static const struct session_cmd session_cmd_rset = {.verb = SMTP_VERB_RSET,
-                                                    .states = ANY_CMD_STATE,
-                                                    .stage = SESSION_NO_STAGE,
-                                                    .check = session_check_none,
-                                                    .proceed = session_do_rset};
-static const struct session_cmd session_cmd_noop = {.verb = SMTP_VERB_NOOP,
-                                                    .states =
-                                                        ANY_CMD_STATE | SESSION_IN(SESSION_REFUSED),
-                                                    .stage = SESSION_NO_STAGE,
-                                                    .check = session_check_none,
-                                                    .proceed = session_do_noop};
-static const struct session_cmd session_cmd_quit = {.verb = SMTP_VERB_QUIT,
-                                                    .states =
-                                                        ANY_CMD_STATE | SESSION_IN(SESSION_REFUSED),
-                                                    .barrier = true,
-                                                    .stage = SESSION_NO_STAGE,
-                                                    .check = session_check_none,
-                                                    .proceed = session_do_quit};
-static const struct session_cmd session_cmd_vrfy = {.verb = SMTP_VERB_VRFY,
-                                                    .states = ANY_CMD_STATE,
-                                                    .stage = SESSION_NO_STAGE,
-                                                    .check = session_check_none,
-                                                    .proceed = session_do_relay};
-static const struct session_cmd session_cmd_expn = {.verb = SMTP_VERB_EXPN,
-                                                    .states = ANY_CMD_STATE,
-                                                    .stage = SESSION_NO_STAGE,
-                                                    .check = session_check_none,
-                                                    .proceed = session_do_relay};
-static const struct session_cmd session_cmd_help = {.verb = SMTP_VERB_HELP,
-                                                    .states = ANY_CMD_STATE,
-                                                    .stage = SESSION_NO_STAGE,
-                                                    .check = session_check_none,
-                                                    .proceed = session_do_help};
+/* Where each command is allowed. */
+#define IN_GREETED SESSION_IN(SESSION_GREETED)
+#define IN_IDLE    (SESSION_IN(SESSION_HELO) | SESSION_IN(SESSION_EHLO))
+#define IN_EHLO    SESSION_IN(SESSION_EHLO)
+#define IN_MAIL    SESSION_IN(SESSION_MAIL)
+#define IN_REFUSED SESSION_IN(SESSION_REFUSED)
+#define IN_ANY     (IN_GREETED | IN_IDLE | IN_MAIL)
+#define IN_PRE_TX  (IN_GREETED | IN_IDLE)
 
-static const struct session_cmd *const session_commands[SMTP_VERB__COUNT] = {
-    [SMTP_VERB_HELO] = &session_cmd_helo,         [SMTP_VERB_EHLO] = &session_cmd_ehlo,
-    [SMTP_VERB_MAIL] = &session_cmd_mail,         [SMTP_VERB_RCPT] = &session_cmd_rcpt,
-    [SMTP_VERB_DATA] = &session_cmd_data,         [SMTP_VERB_BDAT] = &session_cmd_bdat,
-    [SMTP_VERB_RSET] = &session_cmd_rset,         [SMTP_VERB_NOOP] = &session_cmd_noop,
-    [SMTP_VERB_QUIT] = &session_cmd_quit,         [SMTP_VERB_VRFY] = &session_cmd_vrfy,
-    [SMTP_VERB_EXPN] = &session_cmd_expn,         [SMTP_VERB_HELP] = &session_cmd_help,
-    [SMTP_VERB_STARTTLS] = &session_cmd_starttls, [SMTP_VERB_AUTH] = &session_cmd_auth,
+/* What a command outside those states is told. */
+#define NEED_HELO "503 5.5.1 Error: send HELO/EHLO first"
+#define NEED_EHLO "503 5.5.1 Error: send EHLO first"
+#define NEED_MAIL "503 5.5.1 Error: need MAIL command"
+#define NESTED    "503 5.5.1 Error: nested MAIL command"
+#define IN_TX     "503 5.5.1 Error: MAIL transaction in progress"
+
+#define NO_STAGE SESSION_NO_STAGE
+#define B        true /* barrier */
+#define _        false
+
+/* clang-format off */
+static const struct session_cmd session_commands[SMTP_VERB__COUNT] = {
+#define ROW(verb, states, barrier, stage, check, proceed, refused, early, late)                     \
+    [SMTP_VERB_##verb] = {SMTP_VERB_##verb, states, early, late, barrier, stage, check, proceed,   \
+                          refused}
+    /*  verb      states               bar stage          check                   proceed              refused               early      late */
+    ROW(HELO,     IN_ANY,              B, SG_STAGE_HELO, session_check_helo,     session_do_helo,     NULL,                 NULL,      NULL),
+    ROW(EHLO,     IN_ANY,              B, SG_STAGE_HELO, session_check_helo,     session_do_helo,     NULL,                 NULL,      NULL),
+    ROW(MAIL,     IN_IDLE,             _, SG_STAGE_MAIL, session_check_mail,     session_do_mail,     session_refused_mail, NEED_HELO, NESTED),
+    ROW(RCPT,     IN_MAIL,             _, SG_STAGE_RCPT, session_check_rcpt,     session_do_rcpt,     NULL,                 NEED_MAIL, NULL),
+    ROW(DATA,     IN_MAIL,             B, SG_STAGE_DATA, session_check_data,     session_do_data,     session_refused_data, NEED_MAIL, NULL),
+    ROW(BDAT,     IN_ANY,              B, SG_STAGE_DATA, session_check_bdat,     session_do_bdat,     session_refused_bdat, NULL,      NULL),
+    ROW(RSET,     IN_ANY,              _, NO_STAGE,      session_check_none,     session_do_rset,     NULL,                 NULL,      NULL),
+    ROW(NOOP,     IN_ANY | IN_REFUSED, _, NO_STAGE,      session_check_none,     session_do_noop,     NULL,                 NULL,      NULL),
+    ROW(QUIT,     IN_ANY | IN_REFUSED, B, NO_STAGE,      session_check_none,     session_do_quit,     NULL,                 NULL,      NULL),
+    ROW(VRFY,     IN_ANY,              _, NO_STAGE,      session_check_none,     session_do_relay,    NULL,                 NULL,      NULL),
+    ROW(EXPN,     IN_ANY,              _, NO_STAGE,      session_check_none,     session_do_relay,    NULL,                 NULL,      NULL),
+    ROW(HELP,     IN_ANY,              _, NO_STAGE,      session_check_none,     session_do_help,     NULL,                 NULL,      NULL),
+    ROW(STARTTLS, IN_PRE_TX,           B, NO_STAGE,      session_check_starttls, session_do_starttls, NULL,                 NULL,      IN_TX),
+    ROW(AUTH,     IN_EHLO,             B, NO_STAGE,      session_check_auth,     session_do_auth,     NULL,                 NEED_EHLO, IN_TX),
+#undef ROW
 };
+/* clang-format on */
 
 /* ---- the driver ---- */
 
@@ -430,9 +419,10 @@ bool session_command(struct session *s, const char *line, size_t len)
     struct session_args *a = &s->wait.args;
     session_args_clear(a);
     enum smtp_cmd_status st = smtp_cmd_parse(line, len, &a->cmd);
-    const struct session_cmd *row = st == SMTP_CMD_OK && a->cmd.verb != SMTP_VERB_UNKNOWN
-                                        ? session_commands[a->cmd.verb]
-                                        : NULL;
+    const struct session_cmd *row = NULL;
+    if (st == SMTP_CMD_OK && a->cmd.verb != SMTP_VERB_UNKNOWN &&
+        session_commands[a->cmd.verb].check)
+        row = &session_commands[a->cmd.verb];
     if (row && row->barrier && s->io.ex_len > 0) {
         s->wait.kind = WAIT_BARRIER;
         return false;

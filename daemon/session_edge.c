@@ -154,7 +154,7 @@ static void session_tls_forget(struct session *s)
     }
 }
 
-static enum session_check session_check_starttls(struct session *s, struct session_args *a)
+enum session_check session_check_starttls(struct session *s, struct session_args *a)
 {
     const struct sg_listener *l = s->edge.listener;
     if (l->tls != LISTENER_TLS_STARTTLS || !l->tls_server) {
@@ -172,7 +172,7 @@ static enum session_check session_check_starttls(struct session *s, struct sessi
     return CHECK_OK;
 }
 
-static void session_do_starttls(struct session *s, struct session_args *a)
+void session_do_starttls(struct session *s, struct session_args *a)
 {
     SSL *ssl = tls_server_ssl(s->edge.listener->tls_server);
     if (!ssl) {
@@ -344,7 +344,7 @@ bool session_auth_feed(struct session *s)
     return true;
 }
 
-static enum session_check session_check_auth(struct session *s, struct session_args *a)
+enum session_check session_check_auth(struct session *s, struct session_args *a)
 {
     const struct sg_listener *l = s->edge.listener;
     if (!l->auth || !session_auth_mechs(s)) {
@@ -380,38 +380,14 @@ static enum session_check session_check_auth(struct session *s, struct session_a
     return CHECK_OK;
 }
 
-static void session_do_auth(struct session *s, struct session_args *a)
+void session_do_auth(struct session *s, struct session_args *a)
 {
     session_forward(s, EXPECT_AUTH, a->line, a->len);
     s->state = SESSION_AUTH;
     s->wait.kind = WAIT_AUTH;
 }
 
-/* ---- the rows, and what the rest of the daemon asks ---- */
-
-#define PRE_TX_STATES                                                                              \
-    (SESSION_IN(SESSION_GREETED) | SESSION_IN(SESSION_HELO) | SESSION_IN(SESSION_EHLO))
-
-const struct session_cmd session_cmd_starttls = {
-    .verb = SMTP_VERB_STARTTLS,
-    .states = PRE_TX_STATES,
-    .late = "503 5.5.1 Error: MAIL transaction in progress",
-    .barrier = true,
-    .stage = SESSION_NO_STAGE,
-    .check = session_check_starttls,
-    .proceed = session_do_starttls,
-};
-
-const struct session_cmd session_cmd_auth = {
-    .verb = SMTP_VERB_AUTH,
-    .states = SESSION_IN(SESSION_EHLO),
-    .early = "503 5.5.1 Error: send EHLO first",
-    .late = "503 5.5.1 Error: MAIL transaction in progress",
-    .barrier = true,
-    .stage = SESSION_NO_STAGE,
-    .check = session_check_auth,
-    .proceed = session_do_auth,
-};
+/* ---- what the rest of the daemon asks ---- */
 
 void session_edge_summary(const struct session *s, char *buf, size_t size)
 {

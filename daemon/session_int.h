@@ -282,8 +282,18 @@ bool session_chain_start(struct session *s);
 void session_args_clear(struct session_args *a);
 
 /* session_tx.c: the transaction and the message */
-extern const struct session_cmd session_cmd_mail, session_cmd_rcpt, session_cmd_data,
-    session_cmd_bdat;
+/* the rows' check, proceed and refused functions (session_cmd.c's table) */
+enum session_check session_check_mail(struct session *s, struct session_args *a);
+void session_do_mail(struct session *s, struct session_args *a);
+void session_refused_mail(struct session *s, struct session_args *a);
+enum session_check session_check_rcpt(struct session *s, struct session_args *a);
+void session_do_rcpt(struct session *s, struct session_args *a);
+enum session_check session_check_data(struct session *s, struct session_args *a);
+void session_do_data(struct session *s, struct session_args *a);
+void session_refused_data(struct session *s, struct session_args *a);
+enum session_check session_check_bdat(struct session *s, struct session_args *a);
+void session_do_bdat(struct session *s, struct session_args *a);
+void session_refused_bdat(struct session *s, struct session_args *a);
 bool session_tx_open(const struct session *s);
 void session_tx_reset(struct session *s);
 void session_tx_log(struct session *s, const char *result, int code, const char *text);
@@ -295,7 +305,10 @@ bool session_feed_data(struct session *s);
 bool session_feed_bdat(struct session *s);
 
 /* session_edge.c: TLS and AUTH */
-extern const struct session_cmd session_cmd_starttls, session_cmd_auth;
+enum session_check session_check_starttls(struct session *s, struct session_args *a);
+void session_do_starttls(struct session *s, struct session_args *a);
+enum session_check session_check_auth(struct session *s, struct session_args *a);
+void session_do_auth(struct session *s, struct session_args *a);
 struct session_text; /* session_cmd.c */
 void session_edge_ehlo(struct session *s, struct session_text *t);
 const char *session_edge_refusal(const struct session *s, enum smtp_verb verb);

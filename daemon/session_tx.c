@@ -196,7 +196,7 @@ static void session_tx_end_with(struct session *s, const char *reply)
 
 /* ---- MAIL ---- */
 
-static enum session_check session_check_mail(struct session *s, struct session_args *a)
+enum session_check session_check_mail(struct session *s, struct session_args *a)
 {
     struct smtp_path path;
     enum smtp_cmd_status st = smtp_path_parse(a->cmd.arg, a->cmd.arg_len, true, &path);
@@ -241,13 +241,13 @@ static enum session_check session_check_mail(struct session *s, struct session_a
 }
 
 /* MAIL passed every check of ours and the chain's: it goes upstream. */
-static void session_do_mail(struct session *s, struct session_args *a)
+void session_do_mail(struct session *s, struct session_args *a)
 {
     s->state = SESSION_MAIL;
     session_forward(s, EXPECT_MAIL, a->line, a->len);
 }
 
-static void session_refused_mail(struct session *s, struct session_args *a)
+void session_refused_mail(struct session *s, struct session_args *a)
 {
     (void)a;
     const char *reply = s->wait.res.reply;
@@ -259,7 +259,7 @@ static void session_refused_mail(struct session *s, struct session_args *a)
 
 /* ---- RCPT ---- */
 
-static enum session_check session_check_rcpt(struct session *s, struct session_args *a)
+enum session_check session_check_rcpt(struct session *s, struct session_args *a)
 {
     struct smtp_path path;
     enum smtp_cmd_status st = smtp_path_parse(a->cmd.arg, a->cmd.arg_len, false, &path);
@@ -294,7 +294,7 @@ static enum session_check session_check_rcpt(struct session *s, struct session_a
     return CHECK_OK;
 }
 
-static void session_do_rcpt(struct session *s, struct session_args *a)
+void session_do_rcpt(struct session *s, struct session_args *a)
 {
     struct expect *e = session_forward(s, EXPECT_RCPT, a->line, a->len);
     if (e) {
@@ -365,7 +365,7 @@ static void session_refuse_tx_with(struct session *s, const char *r)
     session_refuse_tx(s);
 }
 
-static enum session_check session_check_data(struct session *s, struct session_args *a)
+enum session_check session_check_data(struct session *s, struct session_args *a)
 {
     (void)a;
     const char *refusal = session_message_refusal(s);
@@ -381,7 +381,7 @@ static enum session_check session_check_data(struct session *s, struct session_a
 }
 
 /* DATA after the chain's data stage let it pass. */
-static void session_do_data(struct session *s, struct session_args *a)
+void session_do_data(struct session *s, struct session_args *a)
 {
     (void)a;
     session_data_start(s);
@@ -391,7 +391,7 @@ static void session_do_data(struct session *s, struct session_args *a)
     session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
-static void session_refused_data(struct session *s, struct session_args *a)
+void session_refused_data(struct session *s, struct session_args *a)
 {
     (void)a;
     session_reply(s, s->wait.res.reply);
@@ -601,7 +601,7 @@ bool session_feed_data(struct session *s)
 
 /* ---- BDAT ---- */
 
-static enum session_check session_check_bdat(struct session *s, struct session_args *a)
+enum session_check session_check_bdat(struct session *s, struct session_args *a)
 {
     uint64_t size;
     bool last;
@@ -647,14 +647,14 @@ static enum session_check session_check_bdat(struct session *s, struct session_a
     return first && !refusal ? CHECK_OK : CHECK_SKIP;
 }
 
-static void session_do_bdat(struct session *s, struct session_args *a)
+void session_do_bdat(struct session *s, struct session_args *a)
 {
     (void)a;
     s->msg.bdat_after = s->state;
     s->state = SESSION_BDAT;
 }
 
-static void session_refused_bdat(struct session *s, struct session_args *a)
+void session_refused_bdat(struct session *s, struct session_args *a)
 {
     s->msg.bdat_refusal = s->wait.res.reply;
     session_do_bdat(s, a);
@@ -716,48 +716,3 @@ bool session_feed_bdat(struct session *s)
     session_bdat_chunk_done(s);
     return true;
 }
-
-/* ---- the rows ---- */
-
-#define IDLE_STATES (SESSION_IN(SESSION_HELO) | SESSION_IN(SESSION_EHLO))
-
-const struct session_cmd session_cmd_mail = {
-    .verb = SMTP_VERB_MAIL,
-    .states = IDLE_STATES,
-    .early = "503 5.5.1 Error: send HELO/EHLO first",
-    .late = "503 5.5.1 Error: nested MAIL command",
-    .stage = SG_STAGE_MAIL,
-    .check = session_check_mail,
-    .proceed = session_do_mail,
-    .refused = session_refused_mail,
-};
-
-const struct session_cmd session_cmd_rcpt = {
-    .verb = SMTP_VERB_RCPT,
-    .states = SESSION_IN(SESSION_MAIL),
-    .early = "503 5.5.1 Error: need MAIL command",
-    .stage = SG_STAGE_RCPT,
-    .check = session_check_rcpt,
-    .proceed = session_do_rcpt,
-};
-
-const struct session_cmd session_cmd_data = {
-    .verb = SMTP_VERB_DATA,
-    .states = SESSION_IN(SESSION_MAIL),
-    .early = "503 5.5.1 Error: need MAIL command",
-    .barrier = true,
-    .stage = SG_STAGE_DATA,
-    .check = session_check_data,
-    .proceed = session_do_data,
-    .refused = session_refused_data,
-};
-
-const struct session_cmd session_cmd_bdat = {
-    .verb = SMTP_VERB_BDAT,
-    .states = SESSION_IN(SESSION_GREETED) | IDLE_STATES | SESSION_IN(SESSION_MAIL),
-    .barrier = true,
-    .stage = SG_STAGE_DATA,
-    .check = session_check_bdat,
-    .proceed = session_do_bdat,
-    .refused = session_refused_bdat,
-};
