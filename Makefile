@@ -96,7 +96,7 @@ test: deps-test
 
 bench: deps-test
 	$(MAKE) all
-	tests/bench/run.sh
+	tests/bench/run.sh $(if $(BENCH_BASELINE),--baseline $(BENCH_BASELINE))
 
 fuzz: deps-test
 	tests/fuzz/run.sh
@@ -116,7 +116,7 @@ ABI_VERSION := $(shell sed -n 's/^\#define SG_PLUGIN_ABI_VERSION \([0-9]*\)/\1/p
 install-sdk:
 	install -d $(DESTDIR)$(PREFIX)/include/smtpgate $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 0644 plugins/smtpgate/plugin.h $(DESTDIR)$(PREFIX)/include/smtpgate/plugin.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@ABI@|$(ABI_VERSION)|' plugins/smtpgate-plugin.pc.in \
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@ABI@|$(ABI_VERSION)|g' plugins/smtpgate-plugin.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/smtpgate-plugin.pc
 
 format:

@@ -3,7 +3,7 @@
  * (the proxy's session, the libmilter front-end).
  *
  * A struct chain is the ordered list of plugin instances of one loaded
- * configuration (plugin_host.c builds it; the config holds it).  A struct
+ * configuration (chain/loader.c builds it; the config holds it).  A struct
  * chain_conn is one connection's walk through it: the connection facts, the
  * plugins' private data, the current transaction's envelope and edits.
  *
@@ -109,7 +109,7 @@ struct chain_front {
     bool inline_blocking;
 };
 
-/* ---- the chain itself (built by plugin_host) ---- */
+/* ---- the chain itself (built by chain/loader.c, see plugin_host.h) ---- */
 struct chain *chain_ref(struct chain *ch);
 void chain_unref(struct chain *ch);
 size_t chain_size(const struct chain *ch);

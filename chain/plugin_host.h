@@ -1,24 +1,28 @@
 /*
- * plugin_host - loads the plugins named by a configuration and builds its
- * filter chain; and the struct sg_host table plugins call.
+ * plugin_host - the chain layer's loader API: loads the plugins named by a
+ * configuration and builds its filter chain.  Implemented by
+ * chain/plugin_conf.c (the prep, the schemas and the values) and
+ * chain/loader.c (dlopen, descriptor checks, init); the host function table
+ * plugins get is chain/host_api.c's.
  *
- * Configuration is read in two passes (config.c drives them):
+ * Configuration is read in two passes (the configuration loader drives them):
  *
- *   1. a lenient parse that only collects each "plugin NAME { path = … }"
+ *   1. a lenient parse that only collects each "plugin NAME { path = ... }"
  *      section (plugin_prep_pass1_opts() is that section's schema);
  *      plugin_prep_load() then dlopens every path and checks its descriptor
- *      (symbol SG_PLUGIN_SYMBOL, ABI version, options that do not clash);
+ *      (symbol SG_PLUGIN_SYMBOL, ABI version, options that do not clash,
+ *      ranges that can be enforced, defaults that pass their own checks);
  *   2. the real parse, whose "plugin" section schema is the host's keys
  *      (path, timeout, failure_verdict) and every loaded plugin's options
  *      (plugin_prep_section_opts()); each value is checked while its line is
- *      known: it must be an option of that section's plugin, of its type, and
- *      pass the plugin's own check.
+ *      known: it must be an option of that section's plugin, of its type,
+ *      within its declared range, and pass the plugin's own check.
  *
  * plugin_prep_build() then calls each plugin's init (or reload, with the
  * instance of the same name in previous) in chain order and returns the
- * chain, or NULL after logging "file:line: plugin NAME: …" for every error;
+ * chain, or NULL after logging "file:line: plugin NAME: ..." for every error;
  * the instances made so far are finalised again.  A configuration without
- * plugin sections builds no chain (NULL, no error: *empty is set).
+ * plugin sections builds no chain (NULL, no error).
  *
  * Diagnostics: errors are logged and counted in *errors; nothing is fatal to
  * the running daemon, which keeps its chain when a new one fails.

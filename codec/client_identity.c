@@ -30,6 +30,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/net.h"
+
 #include "codec/esmtp.h"
 
 #define XCLIENT_LINE_MAX  512 /* including CRLF */
@@ -123,22 +125,14 @@ static bool xclient_hostname_ok(const char *name)
  */
 static bool xclient_addr_text(const char *addr, char *out, size_t out_size)
 {
-    struct in_addr a4;
-    struct in6_addr a6;
+    struct net_addr a;
     char text[INET6_ADDRSTRLEN];
 
-    if (addr == NULL)
+    if (addr == NULL || !net_addr_parse(addr, strlen(addr), &a))
         return false;
-    if (inet_pton(AF_INET, addr, &a4) == 1) {
-        return inet_ntop(AF_INET, &a4, out, (socklen_t)out_size) != NULL;
-    }
-    if (inet_pton(AF_INET6, addr, &a6) != 1)
-        return false;
-    if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-        memcpy(&a4, &a6.s6_addr[12], 4);
-        return inet_ntop(AF_INET, &a4, out, (socklen_t)out_size) != NULL;
-    }
-    if (inet_ntop(AF_INET6, &a6, text, sizeof(text)) == NULL)
+    if (a.family == AF_INET)
+        return inet_ntop(AF_INET, a.bytes, out, (socklen_t)out_size) != NULL;
+    if (inet_ntop(AF_INET6, a.bytes, text, sizeof(text)) == NULL)
         return false;
     return (size_t)snprintf(out, out_size, "%s%s", XCLIENT_IPV6, text) < out_size;
 }

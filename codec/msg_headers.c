@@ -30,6 +30,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/alloc.h"
+
 enum mh_state {
     MH_FIRST,    /* line start, no field before it */
     MH_NEXT,     /* line start after a field line: maybe a continuation */
@@ -99,16 +101,9 @@ static int mh_keep(struct msg_headers *h, const char *p, size_t n)
         mh_truncate(h);
         return 0;
     }
-    if (h->line_len + n > h->line_cap) {
-        size_t cap = h->line_cap ? h->line_cap : 256;
-        while (cap < h->line_len + n)
-            cap = cap > SIZE_MAX / 2 ? h->line_len + n : cap * 2;
-        char *line = realloc(h->line, cap);
-        if (line == NULL)
-            return -1;
-        h->line = line;
-        h->line_cap = cap;
-    }
+    if (h->line_len + n > h->line_cap &&
+        util_grow_first(&h->line, &h->line_cap, h->line_len + n, 1, 256) != 0)
+        return -1;
     memcpy(h->line + h->line_len, p, n);
     h->line_len += n;
     return 0;
@@ -130,14 +125,8 @@ static int mh_end_field(struct msg_headers *h, uint64_t field_end)
         mh_truncate(h);
         return 0;
     }
-    if (h->count == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 16;
-        struct msg_header *fields = realloc(h->fields, cap * sizeof(*fields));
-        if (fields == NULL)
-            return -1;
-        h->fields = fields;
-        h->cap = cap;
-    }
+    if (util_grow_first(&h->fields, &h->cap, h->count + 1, sizeof(*h->fields), 16) != 0)
+        return -1;
     char *block = malloc(h->name_len + value_len + 2);
     if (block == NULL)
         return -1;

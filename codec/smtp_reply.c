@@ -19,6 +19,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/alloc.h"
+
 #include "codec/esmtp.h"
 
 static bool reply_is_digit(unsigned char c)
@@ -151,17 +153,10 @@ enum smtp_reply_status smtp_reply_feed(struct smtp_reply *r, const char *line, s
     if (reply_wire_size(new_len, r->nlines + 1) > SMTP_REPLY_MAX_BYTES)
         return SMTP_REPLY_ERROR;
 
-    if (new_len + 1 > r->text_cap) {
-        /* Bounded by SMTP_REPLY_MAX_BYTES above, so this cannot overflow. */
-        size_t cap = r->text_cap ? r->text_cap : 128;
-        while (cap < new_len + 1)
-            cap *= 2;
-        char *text = realloc(r->text, cap);
-        if (text == NULL)
-            return SMTP_REPLY_ERROR;
-        r->text = text;
-        r->text_cap = cap;
-    }
+    /* Bounded by SMTP_REPLY_MAX_BYTES above. */
+    if (new_len + 1 > r->text_cap &&
+        util_grow_first(&r->text, &r->text_cap, new_len + 1, 1, 128) != 0)
+        return SMTP_REPLY_ERROR;
     if (sep)
         r->text[r->text_len] = '\n';
     memcpy(r->text + r->text_len + sep, l.text, l.text_len);

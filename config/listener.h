@@ -18,8 +18,9 @@
  * came in on (exact address first, then a wildcard on the same port); the
  * plain policy when none matches.
  *
- * net_range_parse() / net_range_contains() are the pure CIDR matching of
- * proxy_trusted ("192.0.2.0/24", "2001:db8::/32", "127.0.0.1").
+ * proxy_trusted ranges ("192.0.2.0/24", "2001:db8::/32", "127.0.0.1") are
+ * util/net's struct net_range, parsed by net_range_parse() (host bits
+ * refused) and matched by net_range_contains().
  */
 #ifndef SMTPGATE_LISTENER_H
 #define SMTPGATE_LISTENER_H
@@ -30,6 +31,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "util/net.h"
+
 struct sg_config;
 struct sg_upstream_cfg;
 struct tls_server;
@@ -37,12 +40,6 @@ struct tls_client;
 
 enum listener_tls { LISTENER_TLS_NONE = 0, LISTENER_TLS_STARTTLS, LISTENER_TLS_IMPLICIT };
 enum listener_require { REQUIRE_TLS_NONE = 0, REQUIRE_TLS_MAIL, REQUIRE_TLS_AUTH };
-
-struct net_range {
-    int family;
-    uint8_t addr[16];
-    unsigned prefix;
-};
 
 struct sg_listener {
     char *name; /* NULL for a plain "listen" address */
@@ -87,8 +84,5 @@ int upstream_tls_build(cfg_t *sec, struct sg_upstream_cfg *u, const char *file);
 void upstream_tls_free(struct sg_upstream_cfg *u);
 
 const struct sg_listener *listener_find(const struct sg_config *c, const struct sockaddr *local);
-
-bool net_range_parse(const char *text, struct net_range *out);
-bool net_range_contains(const struct net_range *r, size_t n, const struct sockaddr *sa);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * rules_compile - loads rule files and turns what the parser read into an
+ * compile - loads rule files and turns what the parser read into an
  * immutable, shareable rule set.
  *
  * rules_load_files() reads every file (and what they include), parses them,
@@ -11,277 +11,27 @@
  * thresholds must be in order (tag <= quarantine <= reject).  Any error in
  * any file: nothing is returned but the errors, each naming file, line and
  * column.  rules_load_buffer() does the same over one buffer, without
- * include.  rules_check_examples() runs the rules' own examples.
+ * include.
  *
- * The set is reference counted with an atomic counter; the last
- * rules_unref() frees it.  Nothing in it changes after loading, so threads
- * share it without locks.
+ * Out of memory is one more error: the load returns -1, errs->nomem is set
+ * and the list ends with "out of memory" when that could still be stored.
+ * PCRE2 allocates through util/alloc (a general context), so its failures
+ * come back the same way.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
-#include "rules/rules_int.h"
-#include "rules/rules_eval_int.h"
+#include "rules/build.h"
+#include "rules/parse.h"
+#include "rules/ruleset.h"
+#include "util/alloc.h"
 
 #define RULE_FILE_MAX (16u * 1024 * 1024)
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (q == NULL)
-        abort();
-    return q;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (d == NULL)
-        abort();
-    return d;
-}
-
-void rules_errors_free(struct rules_errors *errs)
-{
-    if (errs == NULL)
-        return;
-    for (size_t i = 0; i < errs->n; i++) {
-        free(errs->v[i].file);
-        free(errs->v[i].msg);
-    }
-    free(errs->v);
-    *errs = (struct rules_errors){0};
-}
-
-char *rules_error_format(const struct rules_error *e)
-{
-    char *s = NULL;
-    int rc;
-    if (e->line == 0)
-        rc = asprintf(&s, "%s: %s", e->file, e->msg);
-    else if (e->col == 0)
-        rc = asprintf(&s, "%s:%u: %s", e->file, e->line, e->msg);
-    else
-        rc = asprintf(&s, "%s:%u:%u: %s", e->file, e->line, e->col, e->msg);
-    if (rc < 0)
-        abort();
-    return s;
-}
-
-static void errors_add(struct rules_errors *errs, const char *file, unsigned line, unsigned col,
-                       const char *msg)
-{
-    if (errs == NULL)
-        return;
-    if (errs->n == errs->cap) {
-        errs->cap = errs->cap ? errs->cap * 2 : 16;
-        errs->v = xrealloc(errs->v, errs->cap * sizeof(*errs->v));
-    }
-    errs->v[errs->n++] = (struct rules_error){xstrdup(file), line, col, xstrdup(msg)};
-}
-
-void rules_build_error(struct rules_build *b, const char *file, unsigned line, unsigned col,
-                       const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    b->nerrs++;
-    errors_add(b->errs, file, line, col, msg);
-}
-
-const char *rules_build_file(struct rules_build *b, const char *path)
-{
-    struct rules *r = b->r;
-    if (r->nfiles == r->files_cap) {
-        r->files_cap = r->files_cap ? r->files_cap * 2 : 8;
-        r->files = xrealloc(r->files, r->files_cap * sizeof(*r->files));
-    }
-    r->files[r->nfiles] = xstrdup(path);
-    return r->files[r->nfiles++];
-}
-
-void rules_rule_free(struct rule *rule)
-{
-    free(rule->name);
-    free(rule->header);
-    free(rule->target_desc);
-    free(rule->pattern);
-    pcre2_code_free(rule->re);
-    free(rule->cidrs);
-    for (size_t i = 0; i < rule->nmeta; i++)
-        free(rule->meta[i].name);
-    free(rule->meta);
-    free(rule->describe);
-    free(rule->reply);
-    free(rule->reason);
-    for (size_t i = 0; i < rule->nadd; i++) {
-        free((char *)rule->adds[i].name);
-        free((char *)rule->adds[i].value);
-    }
-    free(rule->adds);
-    for (size_t i = 0; i < rule->nexamples; i++)
-        free(rule->examples[i].text);
-    free(rule->examples);
-}
-
-static void rules_free(struct rules *r)
-{
-    for (size_t i = 0; i < r->n; i++)
-        rules_rule_free(&r->v[i]);
-    free(r->v);
-    for (size_t i = 0; i < r->nfiles; i++)
-        free(r->files[i]);
-    free(r->files);
-    for (int k = 0; k < TH__COUNT; k++) {
-        struct threshold *t = &r->th[k];
-        free(t->reply);
-        free(t->reason);
-        free(t->subject_prefix);
-        for (size_t i = 0; i < t->nadd; i++) {
-            free((char *)t->adds[i].name);
-            free((char *)t->adds[i].value);
-        }
-        free(t->adds);
-    }
-    for (int s = 0; s < RULES_STAGE__COUNT; s++)
-        free(r->order[s]);
-    for (int s = 0; s < RULES_PF_SLOTS; s++)
-        rules_prefilter_free(r->pf[s]);
-    pcre2_match_context_free(r->mctx);
-    free(r);
-}
-
-struct rules *rules_ref(struct rules *r)
-{
-    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
-    return r;
-}
-
-void rules_unref(struct rules *r)
-{
-    if (r != NULL && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
-        rules_free(r);
-}
-
-size_t rules_count(const struct rules *r)
-{
-    return r->n;
-}
-
-const char *rules_rule_name(const struct rules *r, size_t i)
-{
-    return i < r->n ? r->v[i].name : NULL;
-}
-
-size_t rules_file_count(const struct rules *r)
-{
-    return r->nfiles;
-}
-
-unsigned rules_stages(const struct rules *r)
-{
-    return r->stages;
-}
-
-bool rules_need_headers(const struct rules *r)
-{
-    return r->need_headers;
-}
-
-bool rules_need_raw(const struct rules *r)
-{
-    return r->need_raw;
-}
-
-double rules_required(const struct rules *r)
-{
-    if (r->th[TH_TAG].set)
-        return r->th[TH_TAG].score;
-    if (r->th[TH_QUARANTINE].set)
-        return r->th[TH_QUARANTINE].score;
-    if (r->th[TH_REJECT].set)
-        return r->th[TH_REJECT].score;
-    return 5.0;
-}
-
-/* ---- addresses ---- */
-
-bool rules_cidr_parse(const char *s, size_t len, struct cidr *out)
-{
-    char buf[64];
-    if (len == 0 || len >= sizeof(buf))
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    char *slash = strchr(buf, '/');
-    long bits = -1;
-    if (slash != NULL) {
-        *slash = '\0';
-        char *end;
-        if (slash[1] < '0' || slash[1] > '9')
-            return false;
-        bits = strtol(slash + 1, &end, 10);
-        if (*end != '\0')
-            return false;
-    }
-    memset(out, 0, sizeof(*out));
-    if (inet_pton(AF_INET, buf, out->addr) == 1) {
-        out->v6 = false;
-        if (bits > 32)
-            return false;
-        out->bits = bits < 0 ? 32 : (unsigned)bits;
-    } else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
-        out->v6 = true;
-        if (bits > 128)
-            return false;
-        out->bits = bits < 0 ? 128 : (unsigned)bits;
-    } else {
-        return false;
-    }
-    return true;
-}
-
-static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
-{
-    unsigned whole = bits / 8, rest = bits % 8;
-    if (memcmp(a, b, whole) != 0)
-        return false;
-    if (rest == 0)
-        return true;
-    uint8_t mask = (uint8_t)(0xff << (8 - rest));
-    return (a[whole] & mask) == (b[whole] & mask);
-}
-
-bool rules_cidr_match(const struct cidr *c, const char *addr)
-{
-    uint8_t a[16];
-    if (addr == NULL)
-        return false;
-    if (inet_pton(AF_INET, addr, a) == 1) {
-        if (!c->v6)
-            return prefix_equal(a, c->addr, c->bits);
-        /* an IPv4 network also covers its IPv4-mapped IPv6 form, and back */
-        return false;
-    }
-    if (inet_pton(AF_INET6, addr, a) != 1)
-        return false;
-    if (c->v6)
-        return prefix_equal(a, c->addr, c->bits);
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    return memcmp(a, mapped, 12) == 0 && prefix_equal(a + 12, c->addr, c->bits);
-}
-
-/* ---- compiling ---- */
 
 static const char *target_word(enum rule_target t)
 {
@@ -320,17 +70,16 @@ static const char *target_word(enum rule_target t)
     return "?";
 }
 
-static void describe_target(struct rule *rule)
+static bool describe_target(struct rule *rule)
 {
     static const char *modes[] = {"", ":raw", ":addr", ":name"};
     int rc;
     if (rule->target == T_HEADER)
-        rc = asprintf(&rule->target_desc, "header %s%s", rule->header, modes[rule->hmode]);
+        rc = util_asprintf(&rule->target_desc, "header %s%s", rule->header, modes[rule->hmode]);
     else
-        rc = asprintf(&rule->target_desc, "%s%s", target_word(rule->target),
-                      rule->target == T_HEADERS ? modes[rule->hmode] : "");
-    if (rc < 0)
-        abort();
+        rc = util_asprintf(&rule->target_desc, "%s%s", target_word(rule->target),
+                           rule->target == T_HEADERS ? modes[rule->hmode] : "");
+    return rc >= 0;
 }
 
 static void compile_pattern(struct rules_build *b, struct rule *rule)
@@ -340,8 +89,12 @@ static void compile_pattern(struct rules_build *b, struct rule *rule)
     uint32_t opts = rule->pflags;
     if (opts & PCRE2_UTF)
         opts |= PCRE2_MATCH_INVALID_UTF;
-    rule->re =
-        pcre2_compile((PCRE2_SPTR)rule->pattern, rule->pattern_len, opts, &errcode, &off, NULL);
+    rule->re = pcre2_compile((PCRE2_SPTR)rule->pattern, rule->pattern_len, opts, &errcode, &off,
+                             b->r->cctx);
+    if (rule->re == NULL && errcode == PCRE2_ERROR_HEAP_FAILED) {
+        rules_build_nomem(b);
+        return;
+    }
     if (rule->re == NULL) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(errcode, msg, sizeof(msg));
@@ -350,7 +103,7 @@ static void compile_pattern(struct rules_build *b, struct rule *rule)
         return;
     }
     /* Without a JIT (some architectures) the interpreter runs, slower, with
-     * the same limits. */
+     * the same limits; so does it when the JIT has no memory. */
     (void)pcre2_jit_compile(rule->re, PCRE2_JIT_COMPLETE);
 }
 
@@ -375,8 +128,9 @@ static int pf_slot_of(const struct rule *rule)
  * first character) is faster than a pass of the automaton. */
 #define PF_MIN_RULES 8
 
-static void build_prefilters(struct rules *r)
+static bool build_prefilters(struct rules *r)
 {
+    bool nomem = false;
     enum { ALTS = 16 };
     for (int slot = 0; slot < RULES_PF_SLOTS; slot++) {
         size_t n = 0, cap = 0, nclause = 0;
@@ -394,21 +148,27 @@ static void build_prefilters(struct rules *r)
                                       fclause, ALTS);
             if (k == 0)
                 continue;
-            if (n + k > cap) {
-                cap = (n + k) * 2;
-                lits = xrealloc(lits, cap * sizeof(*lits));
-                lens = xrealloc(lens, cap * sizeof(*lens));
-                owners = xrealloc(owners, cap * sizeof(*owners));
+            size_t c1 = cap, c2 = cap, c3 = cap;
+            if (util_grow(&lits, &c1, n + k, sizeof(*lits)) != 0 ||
+                util_grow(&lens, &c2, n + k, sizeof(*lens)) != 0 ||
+                util_grow(&owners, &c3, n + k, sizeof(*owners)) != 0) {
+                nomem = true;
+                break;
             }
+            cap = c1 < c2 ? (c1 < c3 ? c1 : c3) : (c2 < c3 ? c2 : c3);
             unsigned clauses = 0;
             for (size_t a = 0; a < k; a++, n++) {
-                lits[n] = xrealloc(NULL, flen[a]);
-                memcpy(lits[n], found[a], flen[a]);
+                if ((lits[n] = util_memdup(found[a], flen[a])) == NULL) {
+                    nomem = true;
+                    break;
+                }
                 lens[n] = flen[a];
                 owners[n] = (uint32_t)(nclause + fclause[a]);
                 if (fclause[a] + 1 > clauses)
                     clauses = fclause[a] + 1;
             }
+            if (nomem)
+                break;
             rule->pf_slot = slot;
             rule->pf_first = (uint32_t)nclause;
             rule->pf_nclause = clauses;
@@ -417,8 +177,8 @@ static void build_prefilters(struct rules *r)
         size_t nrules = 0;
         for (size_t i = 0; i < r->n; i++)
             nrules += r->v[i].pf_slot == slot;
-        if (nrules >= PF_MIN_RULES)
-            r->pf[slot] = rules_prefilter_build((const char *const *)lits, lens, owners, n);
+        if (nrules >= PF_MIN_RULES && !nomem)
+            r->pf[slot] = rules_prefilter_build((const char *const *)lits, lens, owners, n, &nomem);
         r->pf_nclause[slot] = r->pf[slot] != NULL ? nclause : 0;
         if (r->pf[slot] == NULL)
             for (size_t i = 0; i < r->n; i++)
@@ -429,7 +189,10 @@ static void build_prefilters(struct rules *r)
         free(lits);
         free(lens);
         free(owners);
+        if (nomem)
+            return false;
     }
+    return true;
 }
 
 static int cmp_names(const void *a, const void *b, void *arg)
@@ -530,7 +293,8 @@ static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
     return ok;
 }
 
-static void compile(struct rules_build *b, const struct rules_limits *lim)
+/* PCRE2 allocates through util/alloc, so that its failures are ours. */
+static bool compile_contexts(struct rules_build *b, const struct rules_limits *lim)
 {
     struct rules *r = b->r;
     r->lim = lim ? *lim
@@ -538,15 +302,39 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
                                          .depth_limit = RULES_DEFAULT_DEPTH_LIMIT,
                                          .heap_limit_kib = RULES_DEFAULT_HEAP_LIMIT_KIB,
                                          .budget_us = RULES_DEFAULT_BUDGET_US};
-    r->mctx = pcre2_match_context_create(NULL);
+    r->gctx = pcre2_general_context_create(util_alloc_hook_malloc, util_alloc_hook_free, NULL);
+    if (r->gctx != NULL)
+        r->cctx = pcre2_compile_context_create(r->gctx);
+    if (r->cctx != NULL)
+        r->mctx = pcre2_match_context_create(r->gctx);
     if (r->mctx == NULL)
-        abort();
+        return rules_build_nomem(b);
     pcre2_set_match_limit(r->mctx, r->lim.match_limit);
     pcre2_set_depth_limit(r->mctx, r->lim.depth_limit);
     pcre2_set_heap_limit(r->mctx, r->lim.heap_limit_kib);
+    return true;
+}
 
+static void compile(struct rules_build *b, const struct rules_limits *lim)
+{
+    struct rules *r = b->r;
+    if (!compile_contexts(b, lim))
+        return;
     struct resolve rs = {.b = b, .r = r};
-    rs.sorted = xrealloc(NULL, r->n * sizeof(size_t));
+    size_t *meta_order[RULES_STAGE__COUNT] = {0};
+    size_t nmeta[RULES_STAGE__COUNT] = {0};
+    rs.sorted = util_mallocarray(r->n, sizeof(size_t));
+    rs.color = util_calloc(r->n, 1);
+    bool ok = rs.sorted != NULL && rs.color != NULL;
+    for (int s = 0; s < RULES_STAGE__COUNT && ok; s++) {
+        meta_order[s] = util_mallocarray(r->n, sizeof(size_t));
+        r->order[s] = util_mallocarray(r->n + 1, sizeof(size_t));
+        ok = meta_order[s] != NULL && r->order[s] != NULL;
+    }
+    if (!ok) {
+        rules_build_nomem(b);
+        goto out;
+    }
     for (size_t i = 0; i < r->n; i++)
         rs.sorted[i] = i;
     qsort_r(rs.sorted, r->n, sizeof(size_t), cmp_names, r);
@@ -558,39 +346,31 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
                               a->pos.line);
     }
 
-    for (size_t i = 0; i < r->n; i++) {
+    for (size_t i = 0; i < r->n && !b->nomem; i++) {
         struct rule *rule = &r->v[i];
-        describe_target(rule);
         rule->pf_slot = -1;
-        if (rule->match == M_REGEX)
+        if (!describe_target(rule))
+            rules_build_nomem(b);
+        else if (rule->match == M_REGEX)
             compile_pattern(b, rule);
     }
-    if (b->nerrs == 0 && !r->lim.no_prefilter)
-        build_prefilters(r);
+    if (b->nerrs == 0 && !r->lim.no_prefilter && !build_prefilters(r))
+        rules_build_nomem(b);
+    if (b->nomem)
+        goto out;
 
-    size_t *meta_order[RULES_STAGE__COUNT];
-    size_t nmeta[RULES_STAGE__COUNT] = {0};
-    for (int s = 0; s < RULES_STAGE__COUNT; s++)
-        meta_order[s] = xrealloc(NULL, r->n * sizeof(size_t));
     rs.order = meta_order;
     rs.norder = nmeta;
-    rs.color = calloc(r->n ? r->n : 1, 1);
-    if (rs.color == NULL)
-        abort();
     for (size_t i = 0; i < r->n; i++)
         resolve_meta(&rs, i, 0);
-    free(rs.color);
-    free(rs.sorted);
 
     for (int s = 0; s < RULES_STAGE__COUNT; s++) {
-        r->order[s] = xrealloc(NULL, (r->n + 1) * sizeof(size_t));
         r->norder[s] = 0;
         for (size_t i = 0; i < r->n; i++)
             if (r->v[i].match != M_META && r->v[i].stage == (enum rules_stage)s)
                 r->order[s][r->norder[s]++] = i;
         for (size_t k = 0; k < nmeta[s]; k++)
             r->order[s][r->norder[s]++] = meta_order[s][k];
-        free(meta_order[s]);
         if (r->norder[s] > 0)
             r->stages |= 1u << s;
     }
@@ -616,6 +396,11 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
                                   lo->score, names[m], hi->score, hi->pos.file, hi->pos.line);
         }
     }
+out:
+    for (int s = 0; s < RULES_STAGE__COUNT; s++)
+        free(meta_order[s]);
+    free(rs.color);
+    free(rs.sorted);
 }
 
 static int read_whole(const char *path, char **data, size_t *len, char **why)
@@ -624,34 +409,40 @@ static int read_whole(const char *path, char **data, size_t *len, char **why)
     struct stat st;
     *data = NULL;
     if (fd < 0 || fstat(fd, &st) != 0) {
-        *why = xstrdup(strerror(errno));
+        *why = util_strdup(strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
     }
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > RULE_FILE_MAX) {
-        *why = xstrdup(S_ISREG(st.st_mode) ? "larger than 16 MiB" : "not a regular file");
+        *why = util_strdup(S_ISREG(st.st_mode) ? "larger than 16 MiB" : "not a regular file");
         close(fd);
         return -1;
     }
     size_t cap = (size_t)st.st_size + 1, n = 0;
-    char *buf = xrealloc(NULL, cap);
+    char *buf = util_malloc(cap);
     for (;;) {
+        if (buf == NULL || (n == cap && cap > RULE_FILE_MAX)) {
+            *why = util_strdup(buf == NULL ? "out of memory" : "larger than 16 MiB");
+            free(buf);
+            close(fd);
+            return -1;
+        }
         if (n == cap) {
-            if (cap > RULE_FILE_MAX) {
+            char *nb = util_reallocarray(buf, cap, 2);
+            if (nb == NULL) {
                 free(buf);
-                close(fd);
-                *why = xstrdup("larger than 16 MiB");
-                return -1;
+                buf = NULL;
+                continue;
             }
+            buf = nb;
             cap *= 2;
-            buf = xrealloc(buf, cap);
         }
         ssize_t got = read(fd, buf + n, cap - n);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
-            *why = xstrdup(strerror(errno));
+            *why = util_strdup(strerror(errno));
             free(buf);
             close(fd);
             return -1;
@@ -664,15 +455,6 @@ static int read_whole(const char *path, char **data, size_t *len, char **why)
     *data = buf;
     *len = n;
     return 0;
-}
-
-static struct rules *rules_alloc(void)
-{
-    struct rules *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        abort();
-    atomic_init(&r->refs, 1);
-    return r;
 }
 
 struct error_key {
@@ -700,7 +482,9 @@ static void sort_errors(const struct rules *r, struct rules_errors *errs, size_t
     if (errs == NULL || errs->n - from < 2)
         return;
     size_t n = errs->n - from;
-    struct error_key *k = xrealloc(NULL, n * sizeof(*k));
+    struct error_key *k = util_mallocarray(n, sizeof(*k));
+    if (k == NULL)
+        return; /* in the order found */
     for (size_t i = 0; i < n; i++) {
         k[i].e = errs->v[from + i];
         k[i].seq = i;
@@ -717,55 +501,69 @@ static void sort_errors(const struct rules *r, struct rules_errors *errs, size_t
     free(k);
 }
 
-bool rules_build_seen(struct rules_build *b, const char *canon)
-{
-    for (size_t i = 0; i < b->nseen; i++)
-        if (strcmp(b->seen[i], canon) == 0)
-            return false;
-    b->seen = xrealloc(b->seen, (b->nseen + 1) * sizeof(*b->seen));
-    b->seen[b->nseen++] = xstrdup(canon);
-    return true;
-}
-
+/* Ends a load: compiles what parsed, frees the build's bookkeeping, and
+ * hands back the set or, after any error, the errors sorted. */
 static int finish(struct rules_build *b, const struct rules_limits *lim, struct rules **out,
                   size_t first_error)
 {
     /* Compiled even after syntax errors, so one run reports those of the
      * rules that did parse too (duplicate names, bad patterns, meta). */
-    compile(b, lim);
+    if (!b->nomem)
+        compile(b, lim);
     for (size_t i = 0; i < b->nseen; i++)
         free(b->seen[i]);
     free(b->seen);
     for (size_t i = 0; i < b->nfailed; i++)
         free(b->failed[i]);
     free(b->failed);
+    *out = NULL;
+    if (b->nomem && b->errs != NULL) {
+        b->errs->nomem = true;
+        /* said once, at the first file; when even that fails, errs->nomem says it */
+        const char *file = b->r->nfiles > 0 ? b->r->files[0] : "rules";
+        rules_errors_add(b->errs, file, 0, 0, "out of memory");
+    }
     if (b->nerrs != 0) {
         sort_errors(b->r, b->errs, first_error);
-        rules_free(b->r);
-        *out = NULL;
+        rules_set_free(b->r);
         return -1;
     }
     *out = b->r;
     return 0;
 }
 
+/* A load that cannot even start. */
+static int load_nomem(struct rules **out, struct rules_errors *errs, const char *file)
+{
+    *out = NULL;
+    if (errs != NULL) {
+        errs->nomem = true;
+        rules_errors_add(errs, file, 0, 0, "out of memory");
+    }
+    return -1;
+}
+
 int rules_load_files(const char *const *paths, size_t npaths, const struct rules_limits *lim,
                      struct rules **out, struct rules_errors *errs)
 {
-    struct rules_build b = {.r = rules_alloc(), .errs = errs, .read_file = read_whole};
+    struct rules_build b = {.r = rules_set_new(), .errs = errs, .read_file = read_whole};
+    if (b.r == NULL)
+        return load_nomem(out, errs, npaths > 0 ? paths[0] : "rules");
     size_t first_error = errs ? errs->n : 0;
-    for (size_t i = 0; i < npaths; i++) {
+    for (size_t i = 0; i < npaths && !b.nomem; i++) {
         char *canon = realpath(paths[i], NULL);
         const char *name = canon ? canon : paths[i];
-        if (!rules_build_seen(&b, name)) {
-            rules_build_error(&b, paths[i], 0, 0, "loaded already (given twice, or included)");
+        int seen = rules_build_seen(&b, name);
+        if (seen != 0) {
+            if (seen > 0)
+                rules_build_error(&b, paths[i], 0, 0, "loaded already (given twice, or included)");
             free(canon);
             continue;
         }
         char *data, *why = NULL;
         size_t len;
         if (read_whole(name, &data, &len, &why) != 0) {
-            rules_build_error(&b, paths[i], 0, 0, "cannot read: %s", why);
+            rules_build_error(&b, paths[i], 0, 0, "cannot read: %s", why ? why : "out of memory");
             free(why);
             free(canon);
             continue;
@@ -773,7 +571,8 @@ int rules_load_files(const char *const *paths, size_t npaths, const struct rules
         /* Errors name the file as the admin wrote it. */
         const char *interned = rules_build_file(&b, paths[i]);
         free(canon);
-        rules_parse(&b, interned, data, len);
+        if (interned != NULL)
+            rules_parse(&b, interned, data, len);
         free(data);
     }
     return finish(&b, lim, out, first_error);
@@ -782,43 +581,12 @@ int rules_load_files(const char *const *paths, size_t npaths, const struct rules
 int rules_load_buffer(const char *name, const char *data, size_t len,
                       const struct rules_limits *lim, struct rules **out, struct rules_errors *errs)
 {
-    struct rules_build b = {.r = rules_alloc(), .errs = errs, .read_file = NULL};
+    struct rules_build b = {.r = rules_set_new(), .errs = errs, .read_file = NULL};
+    if (b.r == NULL)
+        return load_nomem(out, errs, name);
     size_t first_error = errs ? errs->n : 0;
     const char *interned = rules_build_file(&b, name);
-    rules_parse(&b, interned, data, len);
+    if (interned != NULL)
+        rules_parse(&b, interned, data, len);
     return finish(&b, lim, out, first_error);
-}
-
-/* ---- examples ---- */
-
-size_t rules_check_examples(const struct rules *r, struct rules_errors *errs)
-{
-    size_t failures = 0;
-    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
-    if (md == NULL)
-        abort();
-    for (size_t i = 0; i < r->n; i++) {
-        const struct rule *rule = &r->v[i];
-        for (size_t k = 0; k < rule->nexamples; k++) {
-            const struct rule_example *ex = &rule->examples[k];
-            const char *why = NULL;
-            bool hit = false;
-            int rc = rules_match_one(r, rule, ex->text, ex->len, md, NULL, NULL);
-            if (rc < 0)
-                why = "exceeds the match limits";
-            else
-                hit = rule->negate ? rc == 0 : rc == 1;
-            if (why == NULL && hit != ex->must_hit)
-                why = ex->must_hit ? "does not hit" : "hits";
-            if (why == NULL)
-                continue;
-            failures++;
-            char msg[300];
-            snprintf(msg, sizeof(msg), "%s example of %s %s",
-                     ex->must_hit ? "must-hit" : "must-not-hit", rule->name, why);
-            errors_add(errs, ex->pos.file, ex->pos.line, ex->pos.col, msg);
-        }
-    }
-    pcre2_match_data_free(md);
-    return failures;
 }

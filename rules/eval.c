@@ -9,21 +9,23 @@
  * order by the parser (operands before operators), so one loop over the
  * nodes evaluates them without recursion.
  *
+ * The matching of one rule against one value is match.c, the report's
+ * fields report.c.
+ *
  * Diagnostics: none here; limits and budget show up as events in the
- * outcome, for the caller to log and count.
+ * outcome, for the caller to log and count.  Out of memory: every
+ * allocation is checked and marks the evaluation (tx->nomem), which then
+ * returns NULL; the tx stays consistent for its next stage.
  */
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include "rules/rules_eval_int.h"
-#include "rules/rules_html.h"
-
-#define REPORT_FOLD 76
-#define LEVEL_MAX   50
+#include "rules/match.h"
+#include "rules/report.h"
+#include "rules/ruleset.h"
+#include "util/alloc.h"
 
 struct rules_tx {
     struct rules *r;
@@ -50,66 +52,30 @@ struct rules_tx {
     char *level;
     struct timespec started;
     bool budget_spent;
+    bool nomem; /* an allocation failed in this evaluation: it returns NULL */
     unsigned char *seen[RULES_PF_SLOTS]; /* clauses whose literal the prefilter found */
     bool pf_done[RULES_PF_SLOTS];
 };
 
-static void *xcalloc(size_t n, size_t k)
-{
-    void *p = calloc(n ? n : 1, k);
-    if (p == NULL)
-        abort();
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (q == NULL)
-        abort();
-    return q;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d == NULL)
-        abort();
-    if (n > 0)
-        memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
-const char *rules_stage_name(enum rules_stage s)
-{
-    static const char *names[] = {"connect", "helo", "mail", "rcpt", "content"};
-    return (unsigned)s < RULES_STAGE__COUNT ? names[s] : "?";
-}
-
-const char *rules_verdict_name(enum rules_verdict v)
-{
-    static const char *names[] = {"continue", "accept",  "reject",
-                                  "tempfail", "discard", "quarantine"};
-    return (unsigned)v <= RULES_QUARANTINE ? names[v] : "?";
-}
-
 struct rules_tx *rules_tx_new(struct rules *r)
 {
-    struct rules_tx *tx = xcalloc(1, sizeof(*tx));
+    struct rules_tx *tx = util_calloc(1, sizeof(*tx));
+    if (tx == NULL)
+        return NULL;
     tx->r = rules_ref(r);
-    tx->hit = xcalloc(r->n, 1);
-    tx->cur = xcalloc(r->n, 1);
-    for (int k = 0; k < RULES_PF_SLOTS; k++)
-        tx->seen[k] = xcalloc(r->pf_nclause[k], 1);
+    tx->accepted_stage = -1;
+    bool ok = (tx->hit = util_calloc(r->n, 1)) != NULL && (tx->cur = util_calloc(r->n, 1)) != NULL;
+    for (int k = 0; k < RULES_PF_SLOTS && ok; k++)
+        ok = (tx->seen[k] = util_calloc(r->pf_nclause[k], 1)) != NULL;
     for (size_t i = 0; i < r->n; i++)
         if (r->v[i].nmeta > tx->scratch_n)
             tx->scratch_n = r->v[i].nmeta;
-    tx->scratch = xcalloc(tx->scratch_n, sizeof(long));
-    tx->accepted_stage = -1;
-    tx->md = pcre2_match_data_create(1, NULL);
-    if (tx->md == NULL)
-        abort();
+    ok = ok && (tx->scratch = util_calloc(tx->scratch_n, sizeof(long))) != NULL;
+    ok = ok && (tx->md = pcre2_match_data_create(1, r->gctx)) != NULL;
+    if (!ok) {
+        rules_tx_free(tx);
+        return NULL;
+    }
     return tx;
 }
 
@@ -134,26 +100,42 @@ static void outcome_clear(struct rules_tx *tx)
     tx->out = (struct rules_outcome){0};
 }
 
-static void hits_grow(struct rules_tx *tx)
+/* Room for one more hit; false (and tx->nomem) when out of memory. */
+static bool hits_grow(struct rules_tx *tx)
 {
     if (tx->nhits < tx->hits_cap)
-        return;
-    tx->hits_cap = tx->hits_cap ? tx->hits_cap * 2 : 16;
-    tx->hits = xrealloc(tx->hits, tx->hits_cap * sizeof(*tx->hits));
-    tx->hidx = xrealloc(tx->hidx, tx->hits_cap * sizeof(*tx->hidx));
+        return true;
+    size_t cap = tx->hits_cap ? tx->hits_cap * 2 : 16;
+    struct rules_hit *h = util_reallocarray(tx->hits, cap, sizeof(*tx->hits));
+    if (h != NULL)
+        tx->hits = h;
+    size_t *x = h ? util_reallocarray(tx->hidx, cap, sizeof(*tx->hidx)) : NULL;
+    if (x == NULL) {
+        tx->nomem = true;
+        return false;
+    }
+    tx->hidx = x;
+    tx->hits_cap = cap;
+    return true;
 }
 
 struct rules_tx *rules_tx_fork(const struct rules_tx *conn)
 {
     struct rules_tx *tx = rules_tx_new(conn->r);
+    if (tx == NULL)
+        return NULL;
     for (size_t i = 0; i < conn->nhits; i++) {
         const struct rules_hit *h = &conn->hits[i];
         if (h->stage > RULES_STAGE_HELO)
             continue;
-        hits_grow(tx);
         struct rules_hit c = *h;
-        c.text = h->text ? xstrndup(h->text, h->text_len) : NULL;
+        c.text = h->text ? util_memdup(h->text, h->text_len) : NULL;
         c.rcpt = NULL;
+        if (!hits_grow(tx) || (h->text != NULL && c.text == NULL)) {
+            free((char *)c.text);
+            rules_tx_free(tx);
+            return NULL;
+        }
         tx->hidx[tx->nhits] = conn->hidx[i];
         tx->hits[tx->nhits++] = c;
     }
@@ -210,78 +192,11 @@ const struct rules_hit *rules_tx_hit(const struct rules_tx *tx, size_t i)
 
 /* ---- matching ---- */
 
-static bool size_cmp(enum size_op op, uint64_t have, uint64_t want)
-{
-    switch (op) {
-    case SZ_LT:
-        return have < want;
-    case SZ_LE:
-        return have <= want;
-    case SZ_GT:
-        return have > want;
-    case SZ_GE:
-        return have >= want;
-    case SZ_EQ:
-        return have == want;
-    }
-    return false;
-}
-
-int rules_match_one(const struct rules *r, const struct rule *rule, const char *s, size_t len,
-                    pcre2_match_data *md, size_t *ms, size_t *ml)
-{
-    switch (rule->match) {
-    case M_REGEX: {
-        int rc = pcre2_match(rule->re, (PCRE2_SPTR)s, len, 0, 0, md, r->mctx);
-        if (rc == PCRE2_ERROR_NOMATCH)
-            return 0;
-        if (rc < 0)
-            return -1;
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-        if (ms != NULL && ov[0] <= ov[1] && ov[1] <= len) {
-            *ms = ov[0];
-            *ml = ov[1] - ov[0];
-        }
-        return 1;
-    }
-    case M_CIDR: {
-        char buf[64];
-        if (len >= sizeof(buf))
-            return 0;
-        memcpy(buf, s, len);
-        buf[len] = '\0';
-        for (size_t i = 0; i < rule->ncidr; i++) {
-            if (rules_cidr_match(&rule->cidrs[i], buf)) {
-                if (ms != NULL) {
-                    *ms = 0;
-                    *ml = len;
-                }
-                return 1;
-            }
-        }
-        return 0;
-    }
-    case M_SIZE: {
-        uint64_t v = 0;
-        size_t i;
-        for (i = 0; i < len && i < 20 && s[i] >= '0' && s[i] <= '9'; i++)
-            v = v * 10 + (uint64_t)(s[i] - '0');
-        if (i == 0 || i != len)
-            return 0;
-        return size_cmp(rule->size_op, v, rule->size_val) ? 1 : 0;
-    }
-    case M_EXISTS:
-    case M_META:
-        break;
-    }
-    return 0;
-}
-
 static void add_event(struct rules_tx *tx, const char *rule, const char *what)
 {
-    if (tx->nevents == tx->events_cap) {
-        tx->events_cap = tx->events_cap ? tx->events_cap * 2 : 8;
-        tx->events = xrealloc(tx->events, tx->events_cap * sizeof(*tx->events));
+    if (util_grow(&tx->events, &tx->events_cap, tx->nevents + 1, sizeof(*tx->events)) != 0) {
+        tx->nomem = true;
+        return;
     }
     tx->events[tx->nevents++] = (struct rules_event){rule, what};
 }
@@ -300,6 +215,10 @@ static bool try_value(struct matcher *mt, const char *s, size_t len)
 {
     size_t ms = 0, ml = 0;
     int rc = rules_match_one(mt->tx->r, mt->rule, s, len, mt->tx->md, &ms, &ml);
+    if (rc == RULES_MATCH_NOMEM) {
+        mt->tx->nomem = true;
+        return true;
+    }
     if (rc < 0) {
         mt->failed = true;
         return true;
@@ -391,7 +310,7 @@ static void match_content(struct matcher *mt, struct rules_msg *m)
         }
         return;
     case T_SIZE:
-        mt->matched = size_cmp(rule->size_op, rules_msg_size(m), rule->size_val);
+        mt->matched = rules_size_cmp(rule->size_op, rules_msg_size(m), rule->size_val);
         return;
     default:
         return;
@@ -487,7 +406,8 @@ static void record_hit(struct rules_tx *tx, size_t idx, const char *text, size_t
                        const struct rules_facts *f, enum rules_stage stage)
 {
     const struct rule *rule = &tx->r->v[idx];
-    hits_grow(tx);
+    if (!hits_grow(tx))
+        return;
     struct rules_hit h = {.rule = rule->name,
                           .target = rule->target_desc,
                           .stage = stage,
@@ -497,11 +417,17 @@ static void record_hit(struct rules_tx *tx, size_t idx, const char *text, size_t
     if (text != NULL) {
         if (len > RULES_HIT_TEXT_MAX)
             len = RULES_HIT_TEXT_MAX;
-        h.text = xstrndup(text, len);
+        h.text = util_memdup(text, len);
         h.text_len = len;
     }
     if (stage == RULES_STAGE_RCPT && f->rcpt != NULL)
-        h.rcpt = xstrndup(f->rcpt, strlen(f->rcpt));
+        h.rcpt = util_strdup(f->rcpt);
+    if ((text != NULL && h.text == NULL) ||
+        (stage == RULES_STAGE_RCPT && f->rcpt != NULL && h.rcpt == NULL)) {
+        hit_free(&h);
+        tx->nomem = true;
+        return;
+    }
     tx->hidx[tx->nhits] = idx;
     tx->hits[tx->nhits++] = h;
 }
@@ -661,72 +587,21 @@ static double total_score(const struct rules_tx *tx)
     return s;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static double round1(double v)
-{
-    double r = round(v * 10) / 10;
-    return r == 0 ? 0 : r; /* no "-0.0" */
-}
-
-static void build_report(struct rules_tx *tx)
-{
-    struct rules_outcome *out = &tx->out;
-    const struct rules *r = tx->r;
-    const char **names = xcalloc(r->n, sizeof(char *));
-    size_t n = 0;
-    for (size_t i = 0; i < r->n; i++)
-        if (tx->hit[i] && !r->v[i].shadow && !r->v[i].hidden)
-            names[n++] = r->v[i].name;
-    qsort(names, n, sizeof(*names), cmp_str);
-    struct rules_buf b = {0};
-    char head[128];
-    int hl = snprintf(head, sizeof(head),
-                      "%s, score=%.1f required=%.1f tests=", out->spam ? "Yes" : "No",
-                      round1(out->score), round1(out->required));
-    rules_buf_add(&b, head, (size_t)hl);
-    size_t line = (size_t)hl + strlen("X-Spam-Status: ");
-    if (n == 0)
-        rules_buf_add(&b, "none", 4);
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(names[i]);
-        if (i > 0) {
-            rules_buf_addc(&b, ',');
-            line++;
-            if (line + l > REPORT_FOLD) {
-                rules_buf_add(&b, "\r\n\t", 3);
-                line = 1;
-            }
-        }
-        rules_buf_add(&b, names[i], l);
-        line += l;
-    }
-    free(names);
-    tx->status = rules_buf_cstr(&b);
-    if (asprintf(&tx->score, "%.1f", round1(out->score)) < 0)
-        abort();
-    int stars = out->score >= 1 ? (int)floor(out->score) : 0;
-    if (stars > LEVEL_MAX)
-        stars = LEVEL_MAX;
-    if (stars > 0) {
-        tx->level = xcalloc((size_t)stars + 1, 1);
-        memset(tx->level, '*', (size_t)stars);
-    }
-    out->report_status = tx->status;
-    out->report_score = tx->score;
-    out->report_level = tx->level;
-}
-
 static void add_header_out(struct rules_tx *tx, const char *name, const char *value)
 {
     for (size_t i = 0; i < tx->nheaders; i++)
         if (strcasecmp(tx->headers[i].name, name) == 0 && strcmp(tx->headers[i].value, value) == 0)
             return;
-    tx->headers = xrealloc(tx->headers, (tx->nheaders + 1) * sizeof(*tx->headers));
-    tx->headers[tx->nheaders++] = (struct rules_header){name, xstrndup(value, strlen(value))};
+    char *v = util_strdup(value);
+    struct rules_header *hs =
+        v ? util_reallocarray(tx->headers, tx->nheaders + 1, sizeof(*tx->headers)) : NULL;
+    if (hs == NULL) {
+        free(v);
+        tx->nomem = true;
+        return;
+    }
+    tx->headers = hs;
+    tx->headers[tx->nheaders++] = (struct rules_header){name, v};
 }
 
 /* Content stage: actions of all counted hits, then thresholds, then the report. */
@@ -775,7 +650,22 @@ static void conclude(struct rules_tx *tx)
     }
     out->headers = tx->headers;
     out->nheaders = tx->nheaders;
-    build_report(tx);
+    if (rules_report_build(r, tx->hit, out, &tx->status, &tx->score, &tx->level) != 0)
+        tx->nomem = true;
+    out->report_status = tx->status;
+    out->report_score = tx->score;
+    out->report_level = tx->level;
+}
+
+/* The outcome, or NULL when memory ran out on the way: a hit or a part of
+ * the message may be missing, so no verdict can be trusted. */
+static const struct rules_outcome *eval_result(struct rules_tx *tx, struct rules_msg *msg)
+{
+    if (tx->nomem || (msg != NULL && rules_msg_nomem(msg))) {
+        outcome_clear(tx);
+        return NULL;
+    }
+    return &tx->out;
 }
 
 const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage stage,
@@ -788,6 +678,7 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
     if (facts == NULL)
         facts = &none;
     outcome_clear(tx);
+    tx->nomem = false;
     if (stage != RULES_STAGE_RCPT)
         forget_from(tx, stage);
     size_t first = tx->nhits;
@@ -799,7 +690,7 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
         tx->out.required = rules_required(r);
         if (stage == RULES_STAGE_CONTENT)
             conclude(tx);
-        return &tx->out;
+        return eval_result(tx, msg);
     }
     if (stage == RULES_STAGE_CONTENT && msg == NULL)
         return NULL;
@@ -835,7 +726,9 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
             }
         }
         if (stage == RULES_STAGE_RCPT) {
-            bool refused = tx->out.verdict == RULES_REJECT || tx->out.verdict == RULES_TEMPFAIL;
+            /* a recipient whose evaluation ran out of memory is refused too (451) */
+            bool refused =
+                tx->out.verdict == RULES_REJECT || tx->out.verdict == RULES_TEMPFAIL || tx->nomem;
             for (size_t i = first; i < tx->nhits; i++)
                 tx->hits[i].counted = !refused;
             if (!refused)
@@ -849,5 +742,5 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
     tx->out.nhits = tx->nhits - first;
     tx->out.events = tx->events;
     tx->out.nevents = tx->nevents;
-    return &tx->out;
+    return eval_result(tx, msg);
 }

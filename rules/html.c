@@ -14,31 +14,36 @@
 #include <strings.h>
 
 #include "rules/rules_html.h"
+#include "util/alloc.h"
 
 #define URI_MAX 2048
 
 void rules_buf_reserve(struct rules_buf *b, size_t n)
 {
-    if (b->cap >= b->len + n + 1)
+    if (b->nomem || b->cap >= b->len + n + 1)
         return;
-    char *p = realloc(b->p, b->len + n + 1);
-    if (p == NULL)
-        abort();
+    char *p = util_reallocarray(b->p, b->len + n + 1, 1);
+    if (p == NULL) {
+        b->nomem = true;
+        return;
+    }
     b->p = p;
     b->cap = b->len + n + 1;
 }
 
 void rules_buf_add(struct rules_buf *b, const char *s, size_t n)
 {
-    if (n == 0)
+    if (n == 0 || b->nomem)
         return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1)
             cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL)
-            abort();
+        char *p = util_reallocarray(b->p, cap, 1);
+        if (p == NULL) {
+            b->nomem = true;
+            return;
+        }
         b->p = p;
         b->cap = cap;
     }
@@ -54,6 +59,8 @@ void rules_buf_addc(struct rules_buf *b, char c)
 char *rules_buf_cstr(struct rules_buf *b)
 {
     rules_buf_add(b, "", 1);
+    if (b->nomem)
+        return NULL;
     b->len--;
     return b->p;
 }

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "rules/rules_int.h"
+#include "util/alloc.h"
 
 #define PF_MIN_LITERAL 3
 #define PF_MAX_STATES  500000u
@@ -378,16 +379,18 @@ void rules_prefilter_free(struct rules_prefilter *pf)
 }
 
 struct rules_prefilter *rules_prefilter_build(const char *const *lits, const size_t *lens,
-                                              const uint32_t *owners, size_t nlits)
+                                              const uint32_t *owners, size_t nlits, bool *nomem)
 {
     size_t total = 1;
     for (size_t i = 0; i < nlits; i++)
         total += lens[i];
     if (nlits == 0 || total > PF_MAX_STATES)
         return NULL;
-    struct rules_prefilter *pf = calloc(1, sizeof(*pf));
-    if (pf == NULL)
+    struct rules_prefilter *pf = util_calloc(1, sizeof(*pf));
+    if (pf == NULL) {
+        *nomem = true;
         return NULL;
+    }
     pf->nclass = 1; /* class 0: octets in no literal */
     for (size_t i = 0; i < nlits; i++) {
         for (size_t k = 0; k < lens[i]; k++) {
@@ -406,19 +409,20 @@ struct rules_prefilter *rules_prefilter_build(const char *const *lits, const siz
         }
     }
     size_t nc = pf->nclass;
-    pf->next = malloc(total * nc * sizeof(uint32_t));
-    pf->out = malloc(total * sizeof(uint32_t));
-    pf->dict = malloc(total * sizeof(uint32_t));
-    pf->reports = calloc(total, 1);
-    pf->lit_next = malloc(nlits * sizeof(uint32_t));
-    pf->owner = malloc(nlits * sizeof(uint32_t));
-    uint32_t *fail = malloc(total * sizeof(uint32_t));
-    uint32_t *queue = malloc(total * sizeof(uint32_t));
+    pf->next = util_mallocarray(total * nc, sizeof(uint32_t));
+    pf->out = util_mallocarray(total, sizeof(uint32_t));
+    pf->dict = util_mallocarray(total, sizeof(uint32_t));
+    pf->reports = util_calloc(total, 1);
+    pf->lit_next = util_mallocarray(nlits, sizeof(uint32_t));
+    pf->owner = util_mallocarray(nlits, sizeof(uint32_t));
+    uint32_t *fail = util_mallocarray(total, sizeof(uint32_t));
+    uint32_t *queue = util_mallocarray(total, sizeof(uint32_t));
     if (pf->next == NULL || pf->out == NULL || pf->dict == NULL || pf->reports == NULL ||
         pf->lit_next == NULL || pf->owner == NULL || fail == NULL || queue == NULL) {
         free(fail);
         free(queue);
         rules_prefilter_free(pf);
+        *nomem = true;
         return NULL;
     }
     memset(pf->next, 0xff, total * nc * sizeof(uint32_t));
@@ -471,9 +475,10 @@ struct rules_prefilter *rules_prefilter_build(const char *const *lits, const siz
         rules_prefilter_free(pf);
         return NULL;
     }
-    pf->scan = malloc(ns * nc * sizeof(uint32_t));
+    pf->scan = util_mallocarray(ns * nc, sizeof(uint32_t));
     if (pf->scan == NULL) {
         rules_prefilter_free(pf);
+        *nomem = true;
         return NULL;
     }
     for (size_t k = 0; k < ns * nc; k++) {

@@ -16,6 +16,11 @@
  * embedded messages is not handed to the MIME parser at all (its recursion
  * would follow the attacker); its body rules see the undecoded body.
  * Decoded text stops growing at DECODED_MAX octets, URIs at URI_MAX_COUNT.
+ *
+ * Out of memory: our allocations are checked; a failure leaves the view
+ * partial and sets a sticky flag (rules_msg_nomem), which makes the
+ * evaluation fail rather than judge a partial message.  GLib and GMime
+ * abort on their own when out of memory (GLib's policy, not ours).
  */
 #include <ctype.h>
 #include <pthread.h>
@@ -27,6 +32,7 @@
 
 #include "rules/rules_html.h"
 #include "rules/rules_int.h"
+#include "util/alloc.h"
 
 #define MIME_MAX_NESTING 64
 #define DECODED_MAX      (32u * 1024 * 1024)
@@ -55,6 +61,7 @@ struct rules_msg {
     size_t nuris;
     struct rules_part *parts;
     size_t nparts;
+    bool nomem; /* an allocation failed: a view is partial (sticky) */
 };
 
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
@@ -64,46 +71,35 @@ static void gmime_start(void)
     g_mime_init();
 }
 
-static void *xcalloc(size_t n, size_t k)
+/* Records an allocation failure; returns NULL for the caller's use. */
+static void *msg_nomem(struct rules_msg *m)
 {
-    void *p = calloc(n ? n : 1, k);
-    if (p == NULL)
-        abort();
-    return p;
+    m->nomem = true;
+    return NULL;
 }
 
-static char *xstrndup(const char *s, size_t n)
+bool rules_msg_nomem(const struct rules_msg *m)
 {
-    char *d = malloc(n + 1);
-    if (d == NULL)
-        abort();
-    if (n > 0)
-        memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
+    return m->nomem || m->body.nomem || m->rawbody.nomem;
 }
 
 struct rules_msg *rules_msg_new(void)
 {
     pthread_once(&gmime_once, gmime_start);
-    return xcalloc(1, sizeof(struct rules_msg));
+    return util_calloc(1, sizeof(struct rules_msg));
 }
 
 int rules_msg_add_header(struct rules_msg *m, const char *name, const char *value, size_t len)
 {
-    if (m->nfields == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 32;
-        struct rules_msg_field *f = realloc(m->fields, cap * sizeof(*f));
-        if (f == NULL)
-            return -1;
-        m->fields = f;
-        m->cap = cap;
+    char *n = util_strdup(name), *v = util_memdup(value, len);
+    if (n == NULL || v == NULL ||
+        util_grow(&m->fields, &m->cap, m->nfields + 1, sizeof(*m->fields)) != 0) {
+        free(n);
+        free(v);
+        m->nomem = true;
+        return -1;
     }
-    struct rules_msg_field *f = &m->fields[m->nfields++];
-    *f = (struct rules_msg_field){0};
-    f->name = xstrndup(name, strlen(name));
-    f->raw = xstrndup(value, len);
-    f->raw_len = len;
+    m->fields[m->nfields++] = (struct rules_msg_field){.name = n, .raw = v, .raw_len = len};
     return 0;
 }
 
@@ -128,6 +124,8 @@ void rules_msg_set_size(struct rules_msg *m, uint64_t size)
 struct rules_msg *rules_msg_parse(const char *bytes, size_t len)
 {
     struct rules_msg *m = rules_msg_new();
+    if (m == NULL)
+        return NULL;
     size_t i = 0;
     long cur = -1;
     while (i < len) {
@@ -145,9 +143,11 @@ struct rules_msg *rules_msg_parse(const char *bytes, size_t len)
         if ((bytes[i] == ' ' || bytes[i] == '\t') && cur >= 0) {
             struct rules_msg_field *f = &m->fields[cur];
             size_t add = le - i + 2;
-            char *v = realloc(f->raw, f->raw_len + add + 1);
-            if (v == NULL)
-                abort();
+            char *v = util_reallocarray(f->raw, f->raw_len + add + 1, 1);
+            if (v == NULL) {
+                rules_msg_free(m);
+                return NULL;
+            }
             memcpy(v + f->raw_len, "\r\n", 2);
             memcpy(v + f->raw_len + 2, bytes + i, le - i);
             f->raw_len += add;
@@ -165,17 +165,21 @@ struct rules_msg *rules_msg_parse(const char *bytes, size_t len)
             c++;
         if (c >= le || bytes[c] != ':' || name_end == i)
             break;
-        char *name = xstrndup(bytes + i, name_end - i);
-        rules_msg_add_header(m, name, bytes + c + 1, le - c - 1);
+        char *name = util_memdup(bytes + i, name_end - i);
+        if (name == NULL || rules_msg_add_header(m, name, bytes + c + 1, le - c - 1) != 0) {
+            free(name);
+            rules_msg_free(m);
+            return NULL;
+        }
         free(name);
         cur = (long)m->nfields - 1;
         i = next;
     }
-    char *copy = malloc(len + 1);
-    if (copy == NULL)
-        abort();
-    memcpy(copy, bytes, len);
-    copy[len] = '\0';
+    char *copy = util_memdup(bytes, len);
+    if (copy == NULL) {
+        rules_msg_free(m);
+        return NULL;
+    }
     rules_msg_set_raw(m, copy, len, i);
     m->size = len;
     return m;
@@ -235,14 +239,19 @@ const char *rules_msg_full(struct rules_msg *m, size_t *len)
     return m->raw ? m->raw : "";
 }
 
-/* Always valid UTF-8, NUL octets turned into blanks (they would cut C strings). */
-static char *utf8_valid(const char *s, size_t n)
+/* Always valid UTF-8, NUL octets turned into blanks (they would cut C
+ * strings); NULL when out of memory (recorded in m). */
+static char *utf8_valid(struct rules_msg *m, const char *s, size_t n)
 {
     if (n == 0)
-        return xstrndup("", 0);
-    if (memchr(s, '\0', n) == NULL && g_utf8_validate(s, (gssize)n, NULL))
-        return xstrndup(s, n);
-    char *tmp = xstrndup(s, n);
+        s = "";
+    if (memchr(s, '\0', n) == NULL && g_utf8_validate(s, (gssize)n, NULL)) {
+        char *d = util_memdup(s, n);
+        return d ? d : msg_nomem(m);
+    }
+    char *tmp = util_memdup(s, n);
+    if (tmp == NULL)
+        return msg_nomem(m);
     for (size_t i = 0; i < n; i++)
         if (tmp[i] == '\0')
             tmp[i] = ' ';
@@ -254,19 +263,20 @@ static char *utf8_valid(const char *s, size_t n)
         conv = g_convert(tmp, (gssize)n, "UTF-8", "ISO-8859-1", NULL, &w, NULL);
     char *out;
     if (conv != NULL && g_utf8_validate(conv, (gssize)w, NULL)) {
-        out = xstrndup(conv, w);
+        out = util_memdup(conv, w);
     } else {
         gchar *valid = g_utf8_make_valid(tmp, (gssize)n);
-        out = xstrndup(valid, strlen(valid));
+        out = util_strdup(valid);
         g_free(valid);
     }
     g_free(conv);
     free(tmp);
-    return out;
+    return out ? out : msg_nomem(m);
 }
 
-/* Text in charset to UTF-8. */
-static char *to_utf8(const char *s, size_t n, const char *charset, size_t *out_len)
+/* Text in charset to UTF-8; NULL when out of memory (recorded in m). */
+static char *to_utf8(struct rules_msg *m, const char *s, size_t n, const char *charset,
+                     size_t *out_len)
 {
     char *out = NULL;
     if (charset != NULL && g_ascii_strcasecmp(charset, "utf-8") != 0 &&
@@ -275,12 +285,14 @@ static char *to_utf8(const char *s, size_t n, const char *charset, size_t *out_l
         gsize w = 0;
         gchar *conv = g_convert(s, (gssize)n, "UTF-8", name ? name : charset, NULL, &w, NULL);
         if (conv != NULL) {
-            out = utf8_valid(conv, w);
+            out = utf8_valid(m, conv, w);
             g_free(conv);
+            if (out == NULL)
+                return NULL;
         }
     }
-    if (out == NULL)
-        out = utf8_valid(s, n);
+    if (out == NULL && (out = utf8_valid(m, s, n)) == NULL)
+        return NULL;
     *out_len = strlen(out);
     return out;
 }
@@ -305,11 +317,31 @@ const char *rules_msg_field_decoded(struct rules_msg *m, size_t i)
     struct rules_buf b = {0};
     unfold(f->raw, f->raw_len, &b);
     char *text = rules_buf_cstr(&b);
+    if (text == NULL) {
+        free(b.p);
+        m->nomem = true;
+        return "";
+    }
     char *dec = g_mime_utils_header_decode_text(NULL, text);
-    f->decoded = dec ? utf8_valid(dec, strlen(dec)) : utf8_valid(text, b.len);
+    f->decoded = dec ? utf8_valid(m, dec, strlen(dec)) : utf8_valid(m, text, b.len);
     g_free(dec);
     free(b.p);
-    return f->decoded;
+    return f->decoded ? f->decoded : "";
+}
+
+/* Appends a valid UTF-8 copy of s to (*v)[*n]; false when out of memory. */
+static bool add_string(struct rules_msg *m, char ***v, size_t *n, const char *s, size_t len)
+{
+    char *copy = utf8_valid(m, s, len);
+    char **nv = copy ? util_reallocarray(*v, *n + 1, sizeof(**v)) : NULL;
+    if (nv == NULL) {
+        free(copy);
+        m->nomem = true;
+        return false;
+    }
+    *v = nv;
+    (*v)[(*n)++] = copy;
+    return true;
 }
 
 void rules_msg_field_addrs(struct rules_msg *m, size_t i)
@@ -320,26 +352,23 @@ void rules_msg_field_addrs(struct rules_msg *m, size_t i)
     f->addr_done = true;
     struct rules_buf b = {0};
     unfold(f->raw, f->raw_len, &b);
-    InternetAddressList *list = internet_address_list_parse(NULL, rules_buf_cstr(&b));
+    const char *text = rules_buf_cstr(&b);
+    InternetAddressList *list = text ? internet_address_list_parse(NULL, text) : NULL;
     free(b.p);
+    if (text == NULL)
+        m->nomem = true;
     if (list == NULL)
         return;
     int n = internet_address_list_length(list);
     for (int k = 0; k < n && k < 1000; k++) {
         InternetAddress *ia = internet_address_list_get_address(list, k);
         const char *name = internet_address_get_name(ia);
-        if (name != NULL) {
-            f->names = realloc(f->names, (f->nnames + 1) * sizeof(char *));
-            if (f->names == NULL)
-                abort();
-            f->names[f->nnames++] = utf8_valid(name, strlen(name));
-        }
+        if (name != NULL && !add_string(m, &f->names, &f->nnames, name, strlen(name)))
+            break;
         if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
             const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
-            f->addrs = realloc(f->addrs, (f->naddrs + 1) * sizeof(char *));
-            if (f->addrs == NULL)
-                abort();
-            f->addrs[f->naddrs++] = utf8_valid(addr ? addr : "", addr ? strlen(addr) : 0);
+            if (!add_string(m, &f->addrs, &f->naddrs, addr ? addr : "", addr ? strlen(addr) : 0))
+                break;
         }
     }
     g_object_unref(list);
@@ -367,6 +396,12 @@ const char *rules_msg_all_headers(struct rules_msg *m, bool raw, size_t *len)
         }
         m->all[k] = rules_buf_cstr(&b);
         m->all_len[k] = b.len;
+        if (m->all[k] == NULL) {
+            free(b.p);
+            m->nomem = true;
+            *len = 0;
+            return "";
+        }
     }
     *len = m->all_len[k];
     return m->all[k];
@@ -390,11 +425,7 @@ static void add_uri(void *arg, const char *s, size_t n)
     for (size_t i = 0; i < m->nuris; i++)
         if (strlen(m->uris[i]) == n && memcmp(m->uris[i], s, n) == 0)
             return;
-    char **u = realloc(m->uris, (m->nuris + 1) * sizeof(*u));
-    if (u == NULL)
-        abort();
-    m->uris = u;
-    m->uris[m->nuris++] = utf8_valid(s, n);
+    add_string(m, &m->uris, &m->nuris, s, n);
 }
 
 static void add_text(struct rules_msg *m, const char *text, size_t n, bool html)
@@ -419,15 +450,20 @@ static void add_part(struct rules_msg *m, const char *type, const char *name)
 {
     if (m->nparts >= PART_MAX_COUNT)
         return;
-    struct rules_part *p = realloc(m->parts, (m->nparts + 1) * sizeof(*p));
-    if (p == NULL)
-        abort();
+    char *t = util_strdup(type), *nm = name ? utf8_valid(m, name, strlen(name)) : NULL;
+    struct rules_part *p =
+        t && (nm || !name) ? util_reallocarray(m->parts, m->nparts + 1, sizeof(*p)) : NULL;
+    if (p == NULL) {
+        free(t);
+        free(nm);
+        m->nomem = true;
+        return;
+    }
     m->parts = p;
-    char *t = xstrndup(type, strlen(type));
     for (char *q = t; *q; q++)
         *q = (char)tolower((unsigned char)*q);
     p[m->nparts].type = t;
-    p[m->nparts].name = name ? utf8_valid(name, strlen(name)) : NULL;
+    p[m->nparts].name = nm;
     m->nparts++;
 }
 
@@ -450,8 +486,9 @@ static void leaf(struct rules_msg *m, GMimeObject *obj)
     GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
     const char *charset = g_mime_object_get_content_type_parameter(obj, "charset");
     size_t n = 0;
-    char *utf8 = to_utf8(ba ? (const char *)ba->data : "", ba ? ba->len : 0, charset, &n);
-    add_text(m, utf8, n, html);
+    char *utf8 = to_utf8(m, ba ? (const char *)ba->data : "", ba ? ba->len : 0, charset, &n);
+    if (utf8 != NULL)
+        add_text(m, utf8, n, html);
     free(utf8);
     g_object_unref(out);
 }
@@ -520,8 +557,9 @@ static void mime_build(struct rules_msg *m)
     }
     const char *b = m->raw + m->body_offset;
     size_t n = m->raw_len - m->body_offset, len;
-    char *utf8 = to_utf8(b, n, NULL, &len);
-    add_text(m, utf8, len, false);
+    char *utf8 = to_utf8(m, b, n, NULL, &len);
+    if (utf8 != NULL)
+        add_text(m, utf8, len, false);
     free(utf8);
 }
 
@@ -529,14 +567,20 @@ const char *rules_msg_body(struct rules_msg *m, size_t *len)
 {
     mime_build(m);
     *len = m->body.len;
-    return m->body.p ? rules_buf_cstr(&m->body) : "";
+    const char *s = m->body.p ? rules_buf_cstr(&m->body) : NULL;
+    if (s == NULL)
+        *len = 0;
+    return s ? s : "";
 }
 
 const char *rules_msg_rawbody(struct rules_msg *m, size_t *len)
 {
     mime_build(m);
     *len = m->rawbody.len;
-    return m->rawbody.p ? rules_buf_cstr(&m->rawbody) : "";
+    const char *s = m->rawbody.p ? rules_buf_cstr(&m->rawbody) : NULL;
+    if (s == NULL)
+        *len = 0;
+    return s ? s : "";
 }
 
 size_t rules_msg_uri_count(struct rules_msg *m)

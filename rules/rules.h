@@ -47,6 +47,18 @@
  *
  * Memory: strings in an outcome are valid until the next rules_tx_eval on
  * that tx or its free; names and targets as long as the rule set.
+ *
+ * Out of memory, the program's one policy (util/alloc.h): the library never
+ * aborts.  Every allocation failure comes back as the function's error
+ * value: a load returns -1 with errs->nomem set (and "out of memory" in the
+ * list when that could still be stored), so the caller keeps its old rules;
+ * rules_tx_new, rules_tx_fork, rules_msg_new and rules_msg_parse return
+ * NULL; rules_msg_add_header -1; rules_tx_eval NULL, which the rules plugin
+ * answers with a tempfail (451 4.3.0) and smtpgate-rules with an error exit.
+ * An evaluation that failed leaves the tx usable: its next stage is
+ * evaluated afresh, and a recipient whose evaluation failed counts as
+ * refused.  PCRE2 allocates through util/alloc too; GMime (GLib) aborts on
+ * its own, which is GLib's policy and out of our hands.
  */
 #ifndef SMTPGATE_RULES_H
 #define SMTPGATE_RULES_H
@@ -96,10 +108,11 @@ struct rules_errors {
     struct rules_error *v;
     size_t n;
     size_t cap;
+    bool nomem; /* an allocation failed: the load failed, the list may lack errors */
 };
 
 void rules_errors_free(struct rules_errors *errs);
-/* "file:line:col: msg" (line, col left out when 0); malloc'ed */
+/* "file:line:col: msg" (line, col left out when 0); malloc'ed, NULL on ENOMEM */
 char *rules_error_format(const struct rules_error *e);
 
 struct rules;
@@ -113,7 +126,8 @@ int rules_load_buffer(const char *name, const char *data, size_t len,
                       const struct rules_limits *lim, struct rules **out,
                       struct rules_errors *errs);
 /* Runs every rule's must-hit / must-not-hit examples; each failure is added
- * to errs at the example's position.  Returns the number of failures. */
+ * to errs at the example's position.  Returns the number of failures (out
+ * of memory is one, with errs->nomem set). */
 size_t rules_check_examples(const struct rules *r, struct rules_errors *errs);
 
 struct rules *rules_ref(struct rules *r);

@@ -1,5 +1,6 @@
 # rules/: the rule language library (librules.a, position-independent so the
 # rules plugin can link it), the smtpgate-rules command and its unit tests.
+# Whatever links librules links UTIL_LIB (util/util.mk) after it.
 RULES_PKGS   := libpcre2-8 gmime-3.0
 RULES_CFLAGS := $(shell pkg-config --cflags $(RULES_PKGS) 2>/dev/null)
 RULES_LIBS   := $(shell pkg-config --libs $(RULES_PKGS) 2>/dev/null) -lm
@@ -14,13 +15,13 @@ $(RULES_LIB): $(RULES_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/smtpgate-rules: $(BUILD)/rules/smtpgate-rules.o $(RULES_LIB)
+$(BUILD)/smtpgate-rules: $(BUILD)/rules/smtpgate-rules.o $(RULES_LIB) $(UTIL_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(RULES_LIBS)
 
-$(BUILD)/tests/test_rules_%: tests/unit/test_rules_%.c $(RULES_LIB)
+$(BUILD)/tests/test_rules_%: tests/unit/test_rules_%.c $(RULES_LIB) $(UTIL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(RULES_CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) \
-		-o $@ $< $(RULES_LIB) $(shell pkg-config --libs cmocka) $(RULES_LIBS)
+		-o $@ $< $(RULES_LIB) $(UTIL_LIB) $(shell pkg-config --libs cmocka) $(RULES_LIBS)
 
 EXTRA_TARGETS   += $(RULES_LIB) $(BUILD)/smtpgate-rules
 EXTRA_UNIT_BINS += $(RULES_UNIT)

@@ -14,24 +14,27 @@
  * trailing punctuation.
  *
  * Both are bounded by their input: one pass, no recursion, no allocation but
- * out's growth (abort on ENOMEM, as everywhere in rules/).
+ * out's growth.  A rules_buf that runs out of memory stops growing and says
+ * so (nomem, sticky); rules_buf_cstr() is then NULL, and the caller fails.
  */
 #ifndef SMTPGATE_RULES_HTML_H
 #define SMTPGATE_RULES_HTML_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct rules_buf {
     char *p;
     size_t len;
     size_t cap;
+    bool nomem; /* an append failed: the content is partial */
 };
 
 void rules_buf_add(struct rules_buf *b, const char *s, size_t n);
 /* Room for n more octets (and a NUL) without a later copy. */
 void rules_buf_reserve(struct rules_buf *b, size_t n);
 void rules_buf_addc(struct rules_buf *b, char c);
-/* NUL-terminates (not counted in len) and returns b->p. */
+/* NUL-terminates (not counted in len) and returns b->p; NULL after nomem. */
 char *rules_buf_cstr(struct rules_buf *b);
 
 typedef void (*rules_uri_fn)(void *arg, const char *uri, size_t len);

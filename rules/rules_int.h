@@ -1,12 +1,24 @@
 /*
- * rules_int - the rule set's inside, shared by the parser (parse.c),
- * the compiler (compile.c), the message model (msg.c) and the
- * evaluator (eval.c).  Not installed; nothing outside rules/ uses it.
+ * rules_int - the rule set's inside: the types shared by the parser
+ * (lex.c, meta.c, parse.c), the compiler (compile.c), the set's life
+ * (ruleset.c), matching (match.c), the message model (msg.c) and the
+ * evaluator (eval.c); and the leaf modules' internals (msg.c, literal.c),
+ * which call nothing else of rules/.  Not installed; nothing outside rules/
+ * uses it.  Each other file's functions are in its own header (build.h,
+ * ruleset.h, lex.h, meta.h, parse.h, match.h, report.h), so the calls
+ * between them run one way: compile -> parse, build, ruleset, literal;
+ * parse -> lex, meta, build, ruleset; meta -> lex -> build; eval -> match,
+ * report, ruleset, msg, literal; match -> build; msg, report -> html.
  *
  * The parser fills a struct rules_build with rules and thresholds exactly as
  * written (names unresolved, patterns not compiled) and with errors; the
  * compiler resolves names, compiles the patterns and orders evaluation, and
  * then the struct rules never changes again.
+ *
+ * Out of memory: as everywhere in the program (util/alloc.h), an
+ * allocation that fails is an error return, never an abort.  The message
+ * model and the evaluator keep a sticky flag (rules_msg_nomem, the tx's
+ * own) that turns the evaluation into its error return.
  */
 #ifndef SMTPGATE_RULES_INT_H
 #define SMTPGATE_RULES_INT_H
@@ -16,6 +28,7 @@
 #include <stdatomic.h>
 
 #include "rules/rules.h"
+#include "util/net.h"
 
 enum rule_target {
     T_CLIENT_ADDR,
@@ -45,12 +58,6 @@ struct rule_pos {
     const char *file; /* owned by the set's files[] */
     unsigned line;
     unsigned col;
-};
-
-struct cidr {
-    uint8_t addr[16];
-    unsigned bits;
-    bool v6;
 };
 
 enum meta_op {
@@ -98,7 +105,7 @@ struct rule {
     uint32_t pflags;
     struct rule_pos pat_pos; /* of the pattern's first octet */
     pcre2_code *re;
-    struct cidr *cidrs;
+    struct net_range *cidrs;
     size_t ncidr;
     enum size_op size_op;
     uint64_t size_val;
@@ -154,6 +161,8 @@ struct rules {
     /* evaluation order per stage: plain rules, then metas dependencies first */
     size_t *order[RULES_STAGE__COUNT];
     size_t norder[RULES_STAGE__COUNT];
+    pcre2_general_context *gctx; /* util/alloc's allocator, for PCRE2 */
+    pcre2_compile_context *cctx;
     pcre2_match_context *mctx;
     struct rules_prefilter *pf[RULES_PF_SLOTS];
     size_t pf_nclause[RULES_PF_SLOTS];
@@ -175,25 +184,8 @@ struct rules_build {
     size_t nseen;
     char **failed; /* names of rules refused by the parser: not "unknown" */
     size_t nfailed;
+    bool nomem; /* an allocation failed: the load fails */
 };
-
-void rules_build_error(struct rules_build *b, const char *file, unsigned line, unsigned col,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* Interns a file name in the set; the pointer lives as long as the set. */
-const char *rules_build_file(struct rules_build *b, const char *path);
-/* False when the file (canonical name) was read already; else remembers it. */
-bool rules_build_seen(struct rules_build *b, const char *canon);
-
-/* Parses one file's text into b (parse.c).  Includes are resolved
- * relative to file through b->read_file (NULL: include is an error). */
-void rules_parse(struct rules_build *b, const char *file, const char *data, size_t len);
-
-/* Frees a rule's members (compile.c). */
-void rules_rule_free(struct rule *rule);
-
-/* Values checked by the parser, also used by the compiler for examples. */
-bool rules_cidr_parse(const char *s, size_t len, struct cidr *out);
-bool rules_cidr_match(const struct cidr *c, const char *addr);
 
 /* ---- message internals used by the evaluator (msg.c) ---- */
 struct rules_msg_field {
@@ -215,6 +207,8 @@ void rules_msg_field_addrs(struct rules_msg *m, size_t i);
 const char *rules_msg_all_headers(struct rules_msg *m, bool raw, size_t *len);
 const char *rules_msg_full(struct rules_msg *m, size_t *len);
 uint64_t rules_msg_size(const struct rules_msg *m);
+/* An allocation failed in building a view: what the rules saw is partial. */
+bool rules_msg_nomem(const struct rules_msg *m);
 
 /* Literals a match of the pattern must contain, lower-cased, each with its
  * clause: every clause needs one of its literals.  Their number (at most
@@ -222,18 +216,12 @@ uint64_t rules_msg_size(const struct rules_msg *m);
 size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULES_LITERAL_MAX],
                       size_t *lens, unsigned *clause, size_t max);
 /* An automaton over the literals (owner: the clause of each), or NULL when
- * there are none or too many. */
+ * there are none or too many, or when out of memory (then *nomem is set). */
 struct rules_prefilter *rules_prefilter_build(const char *const *lits, const size_t *lens,
-                                              const uint32_t *owners, size_t nlits);
+                                              const uint32_t *owners, size_t nlits, bool *nomem);
 /* Sets seen[owner] for every literal found in text (ASCII case folded). */
 void rules_prefilter_scan(const struct rules_prefilter *pf, const char *text, size_t len,
                           unsigned char *seen);
 void rules_prefilter_free(struct rules_prefilter *pf);
-
-/* Checks "550 5.7.1 text": first digit want ('4' or '5'), enhanced code of
- * the same class.  NULL if fine, else the reason. */
-const char *rules_reply_check(const char *reply, char want);
-/* Checks "Name: value"; splits into malloc'ed name and value. */
-const char *rules_header_check(const char *text, char **name, char **value);
 
 #endif

@@ -13,8 +13,9 @@
  *
  * Exit status: 0 fine (lint: no error; test: the message would be delivered,
  * tagged or not), 1 lint found errors / test: the message or its connection
- * would be refused, discarded or quarantined, 2 usage, unreadable input, or
- * rules that do not load (test, bench).
+ * would be refused, discarded or quarantined, 2 usage, unreadable input,
+ * rules that do not load (test, bench), or out of memory (any verb: the
+ * library returns the failure, the tool says "out of memory" and stops).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -99,13 +100,22 @@ static bool wants_help(int argc, char **argv)
     return false;
 }
 
+/* Exit status 2, after the message. */
+static int nomem(void)
+{
+    fprintf(stderr, "smtpgate-rules: out of memory\n");
+    return 2;
+}
+
 static void print_errors(const struct rules_errors *errs)
 {
     for (size_t i = 0; i < errs->n; i++) {
         char *s = rules_error_format(&errs->v[i]);
-        fprintf(stderr, "%s\n", s);
+        fprintf(stderr, "%s\n", s ? s : "out of memory");
         free(s);
     }
+    if (errs->nomem && errs->n == 0)
+        nomem();
 }
 
 static struct rules *load(const char *const *files, size_t n)
@@ -138,13 +148,19 @@ static int cmd_lint(int argc, char **argv)
     if (rules_load_files((const char *const *)argv, (size_t)argc, NULL, &r, &errs) != 0) {
         print_errors(&errs);
         fprintf(stderr, "%zu error%s\n", errs.n, errs.n == 1 ? "" : "s");
+        bool oom = errs.nomem;
         rules_errors_free(&errs);
-        return 1;
+        return oom ? nomem() : 1;
     }
     size_t bad = rules_check_examples(r, &errs);
     print_errors(&errs);
+    bool oom = errs.nomem;
     rules_errors_free(&errs);
     size_t n = rules_count(r), nf = rules_file_count(r);
+    if (oom) {
+        rules_unref(r);
+        return nomem();
+    }
     if (bad > 0) {
         fprintf(stderr, "%zu example%s failed\n", bad, bad == 1 ? "" : "s");
         rules_unref(r);
@@ -295,8 +311,16 @@ static int cmd_test(int argc, char **argv)
     struct rules_tx *tx = NULL;
     const struct rules_outcome *o;
     rc = 0;
+    if (m == NULL || conn == NULL) {
+        rc = nomem();
+        goto done;
+    }
     if (have_conn) {
         o = rules_tx_eval(conn, RULES_STAGE_CONNECT, &f, NULL);
+        if (o == NULL) {
+            rc = nomem();
+            goto done;
+        }
         print_hits(o);
         print_verdict("connect", o);
         if (refused(o)) {
@@ -306,6 +330,10 @@ static int cmd_test(int argc, char **argv)
     }
     if (f.helo != NULL) {
         o = rules_tx_eval(conn, RULES_STAGE_HELO, &f, NULL);
+        if (o == NULL) {
+            rc = nomem();
+            goto done;
+        }
         print_hits(o);
         print_verdict("helo", o);
         if (refused(o)) {
@@ -314,8 +342,16 @@ static int cmd_test(int argc, char **argv)
         }
     }
     tx = rules_tx_fork(conn);
+    if (tx == NULL) {
+        rc = nomem();
+        goto done;
+    }
     if (f.mail_from != NULL) {
         o = rules_tx_eval(tx, RULES_STAGE_MAIL, &f, NULL);
+        if (o == NULL) {
+            rc = nomem();
+            goto done;
+        }
         print_hits(o);
         print_verdict("mail", o);
         if (refused(o)) {
@@ -327,6 +363,10 @@ static int cmd_test(int argc, char **argv)
     for (size_t i = 0; i < nrcpt; i++) {
         f.rcpt = rcpts[i];
         o = rules_tx_eval(tx, RULES_STAGE_RCPT, &f, NULL);
+        if (o == NULL) {
+            rc = nomem();
+            goto done;
+        }
         print_hits(o);
         printf("rcpt %s: ", rcpts[i]);
         print_verdict("rcpt", o);
@@ -339,6 +379,10 @@ static int cmd_test(int argc, char **argv)
         goto done;
     }
     o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
+    if (o == NULL) {
+        rc = nomem();
+        goto done;
+    }
     print_hits(o);
     printf("score %.1f required %.1f\n", o->score, o->required);
     print_verdict("content", o);
@@ -476,11 +520,17 @@ static int cmd_bench(int argc, char **argv)
     size_t done = 0, rounds = 0, events = 0;
     uint64_t octets = 0;
     double t0 = now_s(), el, decoding = 0;
-    bool raw = rules_need_raw(r);
+    bool raw = rules_need_raw(r), oom = false;
     do {
         for (size_t i = 0; i < nmsgs; i++) {
             double d0 = now_s();
             struct rules_msg *m = rules_msg_parse(msgs[i].bytes, msgs[i].len);
+            struct rules_tx *tx = m ? rules_tx_new(r) : NULL;
+            if (tx == NULL) {
+                rules_msg_free(m);
+                oom = true;
+                break;
+            }
             if (raw) {
                 /* the MIME view on its own line, not on the first body rule */
                 size_t l;
@@ -488,10 +538,10 @@ static int cmd_bench(int argc, char **argv)
                 rules_msg_uri_count(m);
             }
             decoding += now_s() - d0;
-            struct rules_tx *tx = rules_tx_new(r);
             rules_tx_set_profile(tx, prof);
             const struct rules_outcome *o = rules_tx_eval(tx, RULES_STAGE_CONTENT, NULL, m);
             events += o ? o->nevents : 0;
+            oom = oom || o == NULL;
             rules_tx_free(tx);
             rules_msg_free(m);
             octets += msgs[i].len;
@@ -499,7 +549,13 @@ static int cmd_bench(int argc, char **argv)
         }
         rounds++;
         el = now_s() - t0;
-    } while (el < seconds);
+    } while (el < seconds && !oom);
+    if (oom) {
+        free(prof);
+        free(idx);
+        rc = nomem();
+        goto out;
+    }
     printf("%zu messages (%.1f KiB) from %s, %zu rules\n", nmsgs, (double)total / 1024, dir, nr);
     printf("%zu rounds, %zu messages in %.2f s: %.0f messages/s, %.1f MiB/s\n", rounds, done, el,
            (double)done / el, (double)octets / el / (1024 * 1024));

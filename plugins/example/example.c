@@ -11,17 +11,20 @@
  *       refuse_recipients = {"abuse-trap@example.org", "@spam.example"}
  *       reply             = "550 5.1.1 Mailbox not accepted here"
  *       header            = "X-Smtpgate-Id"
+ *       max_recipients    = 100    # 0: no limit; more get 452 4.5.3
  *   }
  *
  * Build it out of tree against the installed SDK:
  *
  *   cc -shared -fPIC $(pkg-config --cflags smtpgate-plugin) -o example.so example.c
  *
- * What it shows: one exported descriptor; options declared with a check
- * function, so the admin's mistakes are reported with file and line before
- * anything runs; instance state made in init and freed in fini; a per
- * recipient verdict with a reply; an edit at end of message.  It keeps no
- * state per connection, so it needs no locking.
+ * What it shows: one exported descriptor (plugin ABI 2); options declared
+ * with a check function or a range, so the admin's mistakes are reported
+ * with file and line before anything runs; instance state made in init and
+ * freed in fini; a per recipient verdict with a reply; a note on the
+ * transaction's log line, through a host member tested with SG_HAS() as one
+ * added after ABI 2 would be; an edit at end of message.  It keeps no state
+ * per connection, so it needs no locking.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +38,7 @@ struct example {
     size_t nrefused;
     char *reply;
     char *header;
+    size_t max_recipients; /* 0: no limit */
 };
 
 static const char *example_check_header(const char *value)
@@ -70,6 +74,8 @@ static int example_init(const struct sg_host *host, const struct sg_section *sec
     if (!e)
         return -1;
     e->host = host;
+    /* within 0..100000: the host checked the declared range */
+    e->max_recipients = (size_t)host->opt_int(sec, "max_recipients");
     size_t n = host->opt_list_size(sec, "refuse_recipients");
     e->refused = calloc(n ? n : 1, sizeof(*e->refused));
     e->reply = strdup(host->opt_string(sec, "reply"));
@@ -117,10 +123,19 @@ static enum sg_verdict example_rcpt(struct sg_ctx *ctx, void *instance, const ch
 {
     (void)params;
     struct example *e = instance;
+    const struct sg_envelope *env = e->host->envelope(ctx);
+    if (e->max_recipients && env && env->nrcpt >= e->max_recipients) {
+        e->host->set_reply(ctx, "452 4.5.3 Too many recipients");
+        return SG_TEMPFAIL;
+    }
     if (!example_refused(e, rcpt))
         return SG_CONTINUE;
     e->host->log(ctx, SG_LOG_INFO, "refusing recipient <%s>", rcpt);
     e->host->counter_add(ctx, "refused_recipients", 1);
+    /* tx_note is part of ABI 2, so SG_HAS() is always true here; a member a
+     * later host adds is tested the same way before it is used. */
+    if (SG_HAS(e->host, tx_note))
+        e->host->tx_note(ctx, "refused a listed recipient");
     e->host->set_reply(ctx, e->reply);
     return SG_REJECT;
 }
@@ -135,10 +150,11 @@ static enum sg_verdict example_eom(struct sg_ctx *ctx, void *instance)
 }
 
 static const struct sg_option example_options[] = {
-    {"refuse_recipients", SG_OPT_LIST, "{}", NULL},
-    {"reply", SG_OPT_STRING, "\"550 5.1.1 Mailbox not accepted here\"", example_check_reply},
-    {"header", SG_OPT_STRING, "\"X-Smtpgate-Id\"", example_check_header},
-    {NULL, 0, NULL, NULL},
+    {"refuse_recipients", SG_OPT_LIST, "{}", NULL, 0, 0},
+    {"reply", SG_OPT_STRING, "\"550 5.1.1 Mailbox not accepted here\"", example_check_reply, 0, 0},
+    {"header", SG_OPT_STRING, "\"X-Smtpgate-Id\"", example_check_header, 0, 0},
+    {"max_recipients", SG_OPT_INT, "0", NULL, 0, 100000},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 SG_PLUGIN_EXPORT const struct sg_plugin smtpgate_plugin = {

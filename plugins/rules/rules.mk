@@ -1,12 +1,13 @@
 # plugins/rules: the rules filter plugin, a shared object linking librules.a
-# (rules/rules.mk).  Only the descriptor is exported; librules' symbols stay
-# inside, and the object is never unloaded (-z nodelete) because GMime, which
-# it pulls in, registers GObject types that must outlive a dlclose.
+# (rules/rules.mk) and libsmtpgate-util.a.  Only the descriptor is exported;
+# the libraries' symbols stay inside, and the object is never unloaded
+# (-z nodelete) because GMime, which it pulls in, registers GObject types
+# that must outlive a dlclose.
 RULES_PLUGIN := $(BUILD)/plugins/rules.so
 
 $(BUILD)/plugins/rules/%.o: CFLAGS += -fvisibility=hidden
 
-$(RULES_PLUGIN): $(BUILD)/plugins/rules/rules_plugin.o $(BUILD)/librules.a
+$(RULES_PLUGIN): $(BUILD)/plugins/rules/rules_plugin.o $(BUILD)/librules.a $(UTIL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(SO_LDFLAGS) -Wl,--exclude-libs,ALL -Wl,-z,nodelete -o $@ $^ $(RULES_LIBS)
 

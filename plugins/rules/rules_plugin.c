@@ -32,10 +32,13 @@
  * the score, the verdict and the rules that hit (shadow hits apart); a
  * warning for each match that hit a PCRE2 limit and for a spent budget.
  * Counters: messages, hits, shadow_hits, rule_<name>, verdict_<verdict>,
- * tagged, limit_events, budget_exceeded, scan_skipped_size.
+ * tagged, limit_events, budget_exceeded, scan_skipped_size, out_of_memory.
+ *
+ * Out of memory (rules.h, util/alloc.h): a stage whose evaluation fails
+ * answers tempfail with "451 4.3.0 Error: out of memory", logged; a load
+ * that fails refuses the configuration.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,35 +63,27 @@ struct rp_conn {
     struct rules_tx *tx;
 };
 
-static const char *check_positive(const char *value)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(value, &end, 10);
-    if (errno != 0 || *end != '\0' || v <= 0)
-        return "must be a positive whole number";
-    return NULL;
-}
+/* Out of memory anywhere in the rules: the message or recipient is
+ * refused for now, as the core does, and the client keeps its copy. */
+#define RP_NOMEM_REPLY "451 4.3.0 Error: out of memory"
 
-static const char *check_budget(const char *value)
+static enum sg_verdict rp_nomem(struct sg_ctx *ctx, const struct sg_host *h, const char *where)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(value, &end, 10);
-    if (errno != 0 || *end != '\0' || v < 0 || v > 600000)
-        return "must be 0 (no budget) to 600000 milliseconds";
-    return NULL;
+    h->log(ctx, SG_LOG_ERR, "rules: out of memory at %s", where);
+    h->set_reply(ctx, RP_NOMEM_REPLY);
+    h->counter_add(ctx, "out_of_memory", 1);
+    return SG_TEMPFAIL;
 }
 
 static const struct sg_option rp_options[] = {
-    {"files", SG_OPT_LIST, NULL, NULL},
-    {"report_headers", SG_OPT_BOOL, "true", NULL},
-    {"strip_report_headers", SG_OPT_BOOL, "true", NULL},
-    {"max_scan_size", SG_OPT_INT, DEFAULT_MAX_SCAN, check_positive},
-    {"budget_ms", SG_OPT_INT, "500", check_budget},
-    {"match_limit", SG_OPT_INT, "1000000", check_positive},
-    {"depth_limit", SG_OPT_INT, "10000", check_positive},
-    {NULL, 0, NULL, NULL},
+    {"files", SG_OPT_LIST, NULL, NULL, 0, 0},
+    {"report_headers", SG_OPT_BOOL, "true", NULL, 0, 0},
+    {"strip_report_headers", SG_OPT_BOOL, "true", NULL, 0, 0},
+    {"max_scan_size", SG_OPT_INT, DEFAULT_MAX_SCAN, NULL, 1, INFINITY},
+    {"budget_ms", SG_OPT_INT, "500", NULL, 0, 600000}, /* 0: no budget */
+    {"match_limit", SG_OPT_INT, "1000000", NULL, 1, INFINITY},
+    {"depth_limit", SG_OPT_INT, "10000", NULL, 1, INFINITY},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static uint32_t clamp_u32(long long v)
@@ -125,14 +120,16 @@ static int rp_load(const struct sg_host *host, const struct sg_section *sec, voi
     free(paths);
     if (rc == 0)
         rules_check_examples(in->rules, &errs);
-    if (errs.n > 0) {
+    if (rc != 0 || errs.n > 0 || errs.nomem) {
         for (size_t i = 0; i < errs.n && i < CONFIG_ERRORS_MAX; i++) {
             char *s = rules_error_format(&errs.v[i]);
-            host->config_error(sec, "files", "%s", s);
+            host->config_error(sec, "files", "%s", s ? s : "out of memory");
             free(s);
         }
         if (errs.n > CONFIG_ERRORS_MAX)
             host->config_error(sec, "files", "and %zu more errors", errs.n - CONFIG_ERRORS_MAX);
+        if (errs.n == 0)
+            host->config_error(sec, "files", "out of memory");
         rules_errors_free(&errs);
         rules_unref(in->rules);
         free(in);
@@ -316,13 +313,11 @@ static enum sg_verdict envelope_stage(struct sg_ctx *ctx, struct rp_instance *in
                                       const struct rules_facts *f)
 {
     const struct sg_host *h = in->host;
-    if (tx == NULL) {
-        h->log(ctx, SG_LOG_ERR, "rules: out of memory at %s", rules_stage_name(stage));
-        return SG_TEMPFAIL;
-    }
+    if (tx == NULL)
+        return rp_nomem(ctx, h, rules_stage_name(stage));
     const struct rules_outcome *o = rules_tx_eval(tx, stage, f, NULL);
     if (o == NULL)
-        return SG_TEMPFAIL;
+        return rp_nomem(ctx, h, rules_stage_name(stage));
     count_hits(ctx, h, o);
     if (o->nhits > 0 || o->verdict != RULES_CONTINUE) {
         char *hits = hit_list(o, false), *shadow = hit_list(o, true);
@@ -382,8 +377,9 @@ static enum sg_verdict rp_rcpt(struct sg_ctx *ctx, void *instance, const char *a
     return envelope_stage(ctx, in, msg_state(ctx, in), RULES_STAGE_RCPT, &f);
 }
 
-/* The message's octets, when the rules read them and the size allows. */
-static void load_raw(struct sg_ctx *ctx, struct rp_instance *in, struct rules_msg *m, uint64_t size)
+/* The message's octets, when the rules read them and the size allows;
+ * -1 when out of memory. */
+static int load_raw(struct sg_ctx *ctx, struct rp_instance *in, struct rules_msg *m, uint64_t size)
 {
     const struct sg_host *h = in->host;
     if (size > in->max_scan_size) {
@@ -392,20 +388,18 @@ static void load_raw(struct sg_ctx *ctx, struct rp_instance *in, struct rules_ms
                "body rules skipped",
                (unsigned long long)size, (unsigned long long)in->max_scan_size);
         h->counter_add(ctx, "scan_skipped_size", 1);
-        return;
+        return 0;
     }
     char *buf = malloc(size + 1);
-    if (buf == NULL) {
-        h->log(ctx, SG_LOG_ERR, "rules: out of memory reading the message");
-        return;
-    }
+    if (buf == NULL)
+        return -1;
     uint64_t got = 0;
     while (got < size) {
         ssize_t n = h->message_read(ctx, got, buf + got, (size_t)(size - got));
         if (n < 0) {
             h->log(ctx, SG_LOG_ERR, "rules: cannot read the message: body rules skipped");
             free(buf);
-            return;
+            return 0;
         }
         if (n == 0)
             break;
@@ -414,6 +408,7 @@ static void load_raw(struct sg_ctx *ctx, struct rp_instance *in, struct rules_ms
     buf[got] = '\0';
     uint64_t body = h->body_offset(ctx);
     rules_msg_set_raw(m, buf, (size_t)got, (size_t)(body <= got ? body : got));
+    return 0;
 }
 
 static void strip_field(struct sg_ctx *ctx, const struct sg_host *h, const char *name)
@@ -492,8 +487,7 @@ static enum sg_verdict rp_eom(struct sg_ctx *ctx, void *instance)
     struct rules_msg *m = rules_msg_new();
     if (tx == NULL || m == NULL) {
         rules_msg_free(m);
-        h->log(ctx, SG_LOG_ERR, "rules: out of memory at end of message");
-        return SG_TEMPFAIL;
+        return rp_nomem(ctx, h, "end of message");
     }
     const struct rules *r = rules_tx_rules(tx);
     uint64_t size = h->message_size(ctx);
@@ -502,18 +496,22 @@ static enum sg_verdict rp_eom(struct sg_ctx *ctx, void *instance)
         size_t n = h->header_count(ctx);
         for (size_t i = 0; i < n; i++) {
             const struct sg_header *hd = h->header_get(ctx, i);
-            if (hd != NULL)
-                rules_msg_add_header(m, hd->name, hd->value, hd->value_len);
+            if (hd != NULL && rules_msg_add_header(m, hd->name, hd->value, hd->value_len) != 0) {
+                rules_msg_free(m);
+                return rp_nomem(ctx, h, "end of message");
+            }
         }
     }
-    if (rules_need_raw(r))
-        load_raw(ctx, in, m, size);
+    if (rules_need_raw(r) && load_raw(ctx, in, m, size) != 0) {
+        rules_msg_free(m);
+        return rp_nomem(ctx, h, "end of message");
+    }
     struct rules_facts f;
     facts_of(ctx, h, &f);
     const struct rules_outcome *o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
     if (o == NULL) {
         rules_msg_free(m);
-        return SG_TEMPFAIL;
+        return rp_nomem(ctx, h, "end of message");
     }
     h->counter_add(ctx, "messages", 1);
     count_hits(ctx, h, o);
@@ -540,12 +538,10 @@ static enum sg_verdict rp_eom(struct sg_ctx *ctx, void *instance)
            rules_verdict_name(o->verdict), o->tagged ? " tagged" : "", o->decided_by ? " by=" : "",
            o->decided_by ? o->decided_by : "", nh ? hits : "none", ns ? " shadow=" : "",
            ns ? shadow : "");
-    if (h->tx_note) {
-        /* the transaction's own log line carries the score and the hits too */
-        char note[600];
-        snprintf(note, sizeof(note), "score=%.1f hits=%s", o->score, nh ? hits : "none");
-        h->tx_note(ctx, note);
-    }
+    /* the transaction's own log line carries the score and the hits too */
+    char note[600];
+    snprintf(note, sizeof(note), "score=%.1f hits=%s", o->score, nh ? hits : "none");
+    h->tx_note(ctx, note);
     free(hits);
     free(shadow);
     if (o->verdict != RULES_CONTINUE) {

@@ -1,16 +1,22 @@
 /*
- * smtpgate/plugin.h - the contract between smtpgate and a filter plugin.
+ * smtpgate/plugin.h - the contract between smtpgate and a filter plugin,
+ * plugin ABI version 2.
+ *
+ * Read it top to bottom, as libmilter's mfapi.h: what a plugin exports (its
+ * descriptor, its callbacks and its options) comes first, what the host
+ * offers the plugin (struct sg_host) after.
  *
  * A plugin is a shared object that exports one symbol, SG_PLUGIN_SYMBOL
  * ("smtpgate_plugin"), a const struct sg_plugin.  The host refuses a plugin
  * whose abi_version is not the host's SG_PLUGIN_ABI_VERSION, naming the file
- * and both versions.  Everything the plugin may ask of the host is in struct
+ * and both versions ("x.so is built for plugin ABI version 1; this smtpgate
+ * has version 2").  Everything the plugin may ask of the host is in struct
  * sg_host, handed to init: a plugin links against nothing of smtpgate's.
  *
  * Life of a plugin instance (one per "plugin NAME { }" section of the config):
  *
  *   init(host, section, &instance)  once per loaded configuration, on the main
- *                                   thread; reads and checks its options
+ *                                   thread; reads its options
  *   reload(host, section, previous, &instance)
  *                                   instead of init when the configuration is
  *                                   re-read (SIGHUP) and the plugin wants to
@@ -27,12 +33,46 @@
  * header/eoh/body/eom run after the client's end of data, before anything is
  * sent upstream; a verdict from any of them is the message's verdict.  abort
  * ends a transaction that did not reach eom (RSET, refusal, lost client);
- * close ends the connection.  Their verdicts are ignored.
+ * close ends the connection.  Neither returns a verdict.
  *
- * Verdicts: see enum sg_verdict.  A reply set with host->set_reply() goes with
- * REJECT and TEMPFAIL ("550 5.7.1 text", validated by the host: code and class
- * must match the verdict, the enhanced code must be well formed; otherwise the
- * host's default reply is used and a line logged).
+ * Verdicts each stage allows.  Every verdict of enum sg_verdict is allowed
+ * at every stage that returns one; what it does depends on the stage:
+ *
+ *   stage             accept skips the    reject/tempfail     discard/quarantine
+ *                     later plugins for   refuses             decide
+ *   connect           the connection      the session (554    every message of
+ *                                         greeting / 421)     the connection
+ *   helo              the connection      that HELO/EHLO      every message of
+ *                                                             the connection
+ *   mail, data        this message        MAIL, DATA/BDAT     this message, at
+ *                                                             its end
+ *   rcpt              this message        this recipient      this message
+ *   header eoh
+ *   body eom          this message        the message         this message
+ *
+ * pending is allowed everywhere: the verdict comes through host->resolve().
+ * The host enforces the rest: a value that is not one of enum sg_verdict
+ * (returned, or given to resolve(); SG_PENDING given to resolve() counts as
+ * such) becomes the instance's failure_verdict, with a log line naming the
+ * plugin; so does a verdict that does not come within the instance's
+ * timeout.  A reply set with host->set_reply() goes with REJECT and TEMPFAIL
+ * ("550 5.7.1 text", validated by the host: code and class must match the
+ * verdict, the enhanced code must be well formed; otherwise the host's
+ * default reply for the stage is used and a line logged).
+ *
+ * Configuration.  The keys of a plugin section that belong to the host, and
+ * that no plugin may declare as an option (it is refused at load):
+ *
+ *   path             the shared object ("x.so": looked for in plugin_dir)
+ *   timeout          seconds a verdict may take, 0.001 to 3600 (default 30)
+ *   failure_verdict  tempfail | continue | accept | reject (default tempfail)
+ *
+ * Every other key is the plugin's, declared in its options table (struct
+ * sg_option).  The host checks each value while the admin's line is known:
+ * its type, its range (sg_option.min/max, for numbers) and the plugin's own
+ * check function, in that order, and refuses the configuration with
+ * "file:line: plugin NAME: 'key' is ..." before init runs.  init only sees
+ * values that passed.
  *
  * Threads: callbacks of one connection never run at the same time; callbacks
  * of different connections do, on different threads, so an instance's shared
@@ -40,17 +80,23 @@
  * the host's worker pool (it may block, e.g. in a synchronous DNS library);
  * every other callback runs on the connection's event loop and must not block.
  * A callback may instead return SG_PENDING and later call host->resolve() from
- * any thread, exactly once, even after the host gave up waiting.  A verdict
- * that does not come within the plugin's timeout becomes the plugin's
- * configured failure verdict (tempfail unless the admin says otherwise).
+ * any thread, exactly once, even after the host gave up waiting.
  *
  * Memory: strings the host hands over are valid for the duration of the call
  * (for facts: the whole connection).  Strings the plugin hands to the host are
  * copied before the host function returns.
+ *
+ * Growing the ABI: struct sg_host and struct sg_conn_info start with their
+ * own size, set by the host.  A member added at the end of either in a later
+ * host keeps ABI version 2; a plugin that wants such a member tests for it
+ * with SG_HAS(ptr, member) before it reads it, and so runs on older hosts
+ * too.  The structs the plugin lays out (sg_plugin, sg_option) change only
+ * with a new ABI version.
  */
 #ifndef SMTPGATE_PLUGIN_H
 #define SMTPGATE_PLUGIN_H
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,8 +107,10 @@
 extern "C" {
 #endif
 
-#define SG_PLUGIN_ABI_VERSION 1
+#define SG_PLUGIN_ABI_VERSION 2
 #define SG_PLUGIN_SYMBOL      "smtpgate_plugin"
+
+/* ==== what a plugin exports ==== */
 
 enum sg_verdict {
     SG_CONTINUE = 0, /* no objection; the next plugin decides */
@@ -89,9 +137,85 @@ enum sg_stage {
 };
 #define SG_STAGE_BIT(stage) (1u << (stage))
 
+/* Handles the host passes in; opaque to the plugin. */
+struct sg_ctx;     /* one callback invocation: a connection, maybe a transaction */
+struct sg_section; /* the plugin's configuration section */
+struct sg_host;    /* the host's functions, below */
+struct sg_header;  /* one header field, below */
+
+/* What a callback gets: ctx for host calls, the instance from init. */
+typedef enum sg_verdict (*sg_conn_fn)(struct sg_ctx *ctx, void *instance);
+typedef enum sg_verdict (*sg_arg_fn)(struct sg_ctx *ctx, void *instance, const char *arg,
+                                     const char *params);
+typedef enum sg_verdict (*sg_header_fn)(struct sg_ctx *ctx, void *instance,
+                                        const struct sg_header *h);
+typedef enum sg_verdict (*sg_body_fn)(struct sg_ctx *ctx, void *instance, const void *chunk,
+                                      size_t len);
+typedef void (*sg_end_fn)(struct sg_ctx *ctx, void *instance);
+
+enum sg_opt_type { SG_OPT_STRING = 1, SG_OPT_INT, SG_OPT_FLOAT, SG_OPT_BOOL, SG_OPT_LIST };
+
+/* One key of the plugin's configuration section.  The host checks, in this
+ * order: the type (INT: a whole number, FLOAT: a finite number, BOOL: true,
+ * false, yes, no, on or off, LIST: {"a", "b"}); the range; then check (may be
+ * NULL), which sees each value (each item of a list) and returns NULL or the
+ * reason it is wrong.
+ *
+ * Range: for SG_OPT_INT and SG_OPT_FLOAT, the value must be from min to max,
+ * both included, when min < max; min = max = 0 is no range.  Use INFINITY or
+ * -INFINITY for an open end ({1, INFINITY}: at least 1).  Integer bounds are
+ * exact up to 2^53.  A range on another type, or a default outside the range,
+ * makes the host refuse the plugin at load.  Out of range is refused as
+ * "file:line: plugin NAME: 'key' is 17; it must be from 0 to 16". */
+struct sg_option {
+    const char *name;
+    enum sg_opt_type type;
+    const char
+        *def; /* in the file's syntax: "10", "true", "\"text\"", "{\"a\",\"b\"}"; NULL: none */
+    const char *(*check)(const char *value);
+    double min, max;
+};
+
+struct sg_plugin {
+    unsigned abi_version; /* SG_PLUGIN_ABI_VERSION; first in every ABI version */
+    const char *name;
+    const char *version;
+    const char *description;
+    const struct sg_option *options; /* terminated by a row whose name is NULL */
+    unsigned blocking_stages;        /* SG_STAGE_BIT()s of callbacks that may block */
+
+    int (*init)(const struct sg_host *host, const struct sg_section *sec, void **instance);
+    int (*reload)(const struct sg_host *host, const struct sg_section *sec, void *previous,
+                  void **instance);
+    void (*fini)(void *instance);
+
+    sg_conn_fn connect;
+    sg_conn_fn helo; /* the name is in host->conn(ctx)->helo */
+    sg_arg_fn mail;  /* arg: mailbox without <>, "" for the null sender */
+    sg_arg_fn rcpt;
+    sg_conn_fn data;
+    sg_header_fn header;
+    sg_conn_fn eoh;
+    sg_body_fn body; /* raw body octets, in order, in chunks of any size */
+    sg_conn_fn eom;
+    sg_end_fn abort;
+    sg_end_fn close;
+};
+
+#define SG_PLUGIN_EXPORT __attribute__((visibility("default")))
+
+/* ==== what the host offers ==== */
+
+/* Does the struct at ptr (a struct sg_host or struct sg_conn_info from the
+ * host) have member?  True when the host that filled it knows the member:
+ * test before reading a member added after the plugin's oldest host. */
+#define SG_HAS(ptr, member)                                                                        \
+    ((ptr) != NULL && (ptr)->size >= offsetof(__typeof__(*(ptr)), member) + sizeof((ptr)->member))
+
 /* What the host knows of the client, valid for the whole connection. Fields
  * not known yet are NULL (helo before HELO, login before AUTH). */
 struct sg_conn_info {
+    size_t size; /* sizeof(struct sg_conn_info) of the host: see SG_HAS */
     const char *session_id;
     const char *client_addr; /* numeric, no brackets */
     unsigned client_port;
@@ -127,13 +251,11 @@ struct sg_header {
     size_t value_len;
 };
 
-/* Handles the host passes in; opaque to the plugin. */
-struct sg_ctx;     /* one callback invocation: a connection, maybe a transaction */
-struct sg_section; /* the plugin's configuration section */
-
 enum sg_log_level { SG_LOG_ERR = 3, SG_LOG_WARNING = 4, SG_LOG_INFO = 6, SG_LOG_DEBUG = 7 };
 
+/* Every member within size is set (none is NULL). */
 struct sg_host {
+    size_t size; /* sizeof(struct sg_host) of the host: see SG_HAS */
     unsigned abi_version;
 
     /* ---- configuration (init and reload) ---- */
@@ -159,6 +281,10 @@ struct sg_host {
     /* Adds to the counter "smtpgate_plugin_<instance>_<name>" (created on first
      * use; name: [a-z0-9_]). */
     void (*counter_add)(const struct sg_ctx *ctx, const char *name, uint64_t delta);
+    /* A short text (at most 600 octets kept) that smtpgate puts on the
+     * transaction's log line as NAME="text"; a later call replaces it.  In
+     * any callback of a transaction. */
+    void (*tx_note)(struct sg_ctx *ctx, const char *text);
 
     /* ---- facts (in callbacks) ---- */
     const struct sg_conn_info *(*conn)(const struct sg_ctx *ctx);
@@ -210,64 +336,9 @@ struct sg_host {
      * starts the new body, later calls append; CRLF line ends. */
     int (*replace_body)(struct sg_ctx *ctx, const void *bytes, size_t len);
 
-    /* ---- the transaction's log line ---- */
-    /* A short text (at most 600 octets kept) that smtpgate puts on the
-     * transaction's log line as NAME="text"; a later call replaces it.  In
-     * any callback of a transaction.  Added after ABI version 1 was first
-     * published, at the end: a plugin checks it is not NULL. */
-    void (*tx_note)(struct sg_ctx *ctx, const char *text);
+    /* A member added in a later host goes here, at the end: test it with
+     * SG_HAS(host, member). */
 };
-
-/* What a callback gets: ctx for host calls, the instance from init. */
-typedef enum sg_verdict (*sg_conn_fn)(struct sg_ctx *ctx, void *instance);
-typedef enum sg_verdict (*sg_arg_fn)(struct sg_ctx *ctx, void *instance, const char *arg,
-                                     const char *params);
-typedef enum sg_verdict (*sg_header_fn)(struct sg_ctx *ctx, void *instance,
-                                        const struct sg_header *h);
-typedef enum sg_verdict (*sg_body_fn)(struct sg_ctx *ctx, void *instance, const void *chunk,
-                                      size_t len);
-typedef void (*sg_end_fn)(struct sg_ctx *ctx, void *instance);
-
-enum sg_opt_type { SG_OPT_STRING = 1, SG_OPT_INT, SG_OPT_FLOAT, SG_OPT_BOOL, SG_OPT_LIST };
-
-/* One key of the plugin's configuration section.  The host checks the type;
- * check (may be NULL) sees each value while the admin's line is known and
- * returns NULL or the reason it is wrong. */
-struct sg_option {
-    const char *name;
-    enum sg_opt_type type;
-    const char
-        *def; /* in the file's syntax: "10", "true", "\"text\"", "{\"a\",\"b\"}"; NULL: none */
-    const char *(*check)(const char *value);
-};
-
-struct sg_plugin {
-    unsigned abi_version; /* SG_PLUGIN_ABI_VERSION */
-    const char *name;
-    const char *version;
-    const char *description;
-    const struct sg_option *options; /* terminated by {NULL} */
-    unsigned blocking_stages;        /* SG_STAGE_BIT()s of callbacks that may block */
-
-    int (*init)(const struct sg_host *host, const struct sg_section *sec, void **instance);
-    int (*reload)(const struct sg_host *host, const struct sg_section *sec, void *previous,
-                  void **instance);
-    void (*fini)(void *instance);
-
-    sg_conn_fn connect;
-    sg_conn_fn helo; /* the name is in host->conn(ctx)->helo */
-    sg_arg_fn mail;  /* arg: mailbox without <>, "" for the null sender */
-    sg_arg_fn rcpt;
-    sg_conn_fn data;
-    sg_header_fn header;
-    sg_conn_fn eoh;
-    sg_body_fn body; /* raw body octets, in order, in chunks of any size */
-    sg_conn_fn eom;
-    sg_end_fn abort;
-    sg_end_fn close;
-};
-
-#define SG_PLUGIN_EXPORT __attribute__((visibility("default")))
 
 #ifdef __cplusplus
 }

@@ -2,12 +2,15 @@
 # tests, the RFC 7208 suite runner and the spf-query tool for DNS tests.
 
 SPF_LIB_SRCS := plugins/spf/spf_result.c plugins/spf/spf_record.c plugins/spf/spf_macro.c plugins/spf/spf_explain.c \
-                plugins/spf/spf_check.c plugins/spf/spf_dns.c plugins/spf/spf_net.c \
+                plugins/spf/spf_check.c plugins/spf/spf_dns.c plugins/spf/spf_dns_reply.c \
                 plugins/spf/spf_policy.c plugins/spf/spf_header.c
 SPF_LIB_OBJS := $(SPF_LIB_SRCS:%.c=$(BUILD)/%.o)
 SPF_OBJS     := $(SPF_LIB_OBJS) $(BUILD)/plugins/spf/spf_plugin.o
-# libspf2 has no pkg-config file; ns_initparse() and friends are libresolv's.
-SPF_LIBS     := -lspf2 -lresolv -lpthread
+# libspf2 has no pkg-config file; ns_initparse() and friends are libresolv's;
+# the resolver is c-ares (Debian's libc-ares-dev).
+SPF_LIBS     := -lspf2 $(shell pkg-config --libs libcares 2>/dev/null) -lresolv -lpthread
+SPF_CFLAGS   := $(shell pkg-config --cflags libcares 2>/dev/null)
+$(BUILD)/plugins/spf/%.o: CFLAGS += $(SPF_CFLAGS)
 
 SPF_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_spf_*.c))
 SPF_SUITE_YML := /usr/share/doc/python3-spf/rfc7208-tests.yml.gz
@@ -17,23 +20,25 @@ EXTRA_TARGETS   += $(BUILD)/plugins/spf.so $(BUILD)/tests/spf-query
 EXTRA_UNIT_BINS += $(SPF_TESTS) $(SPF_SUITE_DAT)
 INSTALL_PLUGINS += $(BUILD)/plugins/spf.so
 
-# Only the descriptor is exported (SG_PLUGIN_EXPORT).
+# Only the descriptor is exported (SG_PLUGIN_EXPORT): the plugin's objects
+# are built with hidden visibility, and libsmtpgate-util.a's symbols are kept
+# inside by --exclude-libs.
 $(BUILD)/plugins/spf/%.o: CFLAGS += -fvisibility=hidden
 
-$(BUILD)/plugins/spf.so: $(SPF_OBJS)
+$(BUILD)/plugins/spf.so: $(SPF_OBJS) $(UTIL_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(SO_LDFLAGS) -o $@ $^ $(SPF_LIBS)
+	$(CC) $(LDFLAGS) $(SO_LDFLAGS) -Wl,--exclude-libs,ALL -o $@ $^ $(SPF_LIBS)
 
-$(BUILD)/tests/spf-query: tests/spf/spf_query.c $(SPF_LIB_OBJS)
+$(BUILD)/tests/spf-query: tests/spf/spf_query.c $(SPF_LIB_OBJS) $(UTIL_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(SPF_LIBS)
+	$(CC) $(CFLAGS) $(SPF_CFLAGS) $(LDFLAGS) -o $@ $^ $(SPF_LIBS)
 
 $(BUILD)/tests/test_spf_rfc7208: CFLAGS += -DSPF_SUITE_DATA='"$(abspath $(SPF_SUITE_DAT))"'
 $(BUILD)/tests/test_spf_rfc7208: | $(SPF_SUITE_DAT)
 
-$(BUILD)/tests/test_spf_%: tests/unit/test_spf_%.c $(SPF_OBJS)
+$(BUILD)/tests/test_spf_%: tests/unit/test_spf_%.c $(SPF_OBJS) $(UTIL_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $^ \
+	$(CC) $(CFLAGS) $(SPF_CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $^ \
 		$(shell pkg-config --libs cmocka) $(SPF_LIBS)
 
 $(SPF_SUITE_DAT): tests/spf/rfc7208_to_data.py $(SPF_SUITE_YML)

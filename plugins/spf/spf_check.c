@@ -22,6 +22,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "util/net.h"
+
 #include "spf_dns.h"
 #include "spf_explain.h"
 #include "spf_macro.h"
@@ -173,16 +175,7 @@ static enum chk_match chk_void(struct chk *c, const char *name)
 
 static bool chk_ip_in(const struct chk *c, const unsigned char *addr, int family, unsigned prefix)
 {
-    if (family != c->m.family)
-        return false;
-    size_t bytes = prefix / 8;
-    unsigned bits = prefix % 8;
-    if (memcmp(addr, c->m.ip, bytes) != 0)
-        return false;
-    if (bits == 0)
-        return true;
-    unsigned char mask = (unsigned char)(0xff << (8 - bits));
-    return (addr[bytes] & mask) == (c->m.ip[bytes] & mask);
+    return family == c->m.family && net_prefix_equal(addr, c->m.ip, prefix);
 }
 
 /* Address records of name for the client's family: M_YES when one is within
@@ -578,27 +571,14 @@ done:
     return result;
 }
 
+/* RFC 7208 5: an IPv4-mapped client is an IPv4 client (util/net's model). */
 static bool chk_parse_ip(const char *s, int *family, unsigned char ip[16])
 {
-    unsigned char buf[16];
-    if (s == NULL)
+    struct net_addr a;
+    if (s == NULL || !net_addr_parse(s, strlen(s), &a))
         return false;
-    if (inet_pton(AF_INET, s, buf) == 1) {
-        *family = AF_INET;
-        memcpy(ip, buf, 4);
-        return true;
-    }
-    if (inet_pton(AF_INET6, s, buf) != 1)
-        return false;
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(buf, mapped, 12) == 0) {
-        /* RFC 7208 5: an IPv4-mapped client is an IPv4 client. */
-        *family = AF_INET;
-        memcpy(ip, buf + 12, 4);
-        return true;
-    }
-    *family = AF_INET6;
-    memcpy(ip, buf, 16);
+    *family = a.family;
+    memcpy(ip, a.bytes, 16);
     return true;
 }
 

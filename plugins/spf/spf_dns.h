@@ -1,25 +1,23 @@
 /*
- * spf_dns - the DNS under SPF checks: a bounded stub resolver written as a
- * libspf2 DNS layer, with libspf2's cache layer in front.
+ * spf_dns - the DNS under SPF checks: c-ares (a maintained stub resolver
+ * library) as a libspf2 DNS layer, with libspf2's cache layer in front.
  *
  * libspf2's own resolv layer uses the system's res_* settings with their
  * retry schedule and cannot be pointed at another nameserver, so a slow
- * server stalls a check for as long as glibc likes.  This layer sends its
- * own queries (UDP with EDNS0, TCP when truncated) to the configured
- * nameserver, or to those of /etc/resolv.conf, and waits no longer than
- * its timeout and than the calling thread's deadline (spf_dns_deadline_set,
- * set by spf_check for the duration of one check).  A timeout, SERVFAIL or
- * any other failure is answered as TRY_AGAIN (temperror); NXDOMAIN as
- * HOST_NOT_FOUND, an empty answer as NO_DATA.  TXT strings are joined as
- * RFC 7208 3.3 says; a NUL octet in one becomes DEL so that the record,
- * which libspf2 stores NUL-terminated, stays invalid instead of shortened.
- *
- * TTLs are cut to 15 minutes before the cache sees them.
+ * server stalls a check for as long as glibc likes.  This layer asks
+ * through c-ares the configured nameserver, or those of /etc/resolv.conf,
+ * and waits no longer than its timeout and than the calling thread's
+ * deadline (spf_dns_deadline_set, set by spf_check for the duration of one
+ * check).  What an answer becomes is spf_dns_reply.h's: a timeout,
+ * SERVFAIL or any other failure is TRY_AGAIN (temperror); NXDOMAIN
+ * HOST_NOT_FOUND, an empty answer NO_DATA; TXT strings joined as RFC 7208
+ * 3.3 says; TTLs cut to 15 minutes before the cache sees them.
  *
  * spf_dns_parse_nameserver() reads "ADDR", "ADDR:PORT", "[ADDR6]:PORT".
  * spf_dns_stack_new() builds resolver (+ cache when cache_bits > 0);
  * SPF_dns_free() on the result frees every layer.  On error they return
- * -1/NULL with the reason in err.
+ * -1/NULL with the reason in err.  The layers may be used from several
+ * threads at once.
  */
 #ifndef SMTPGATE_SPF_DNS_H
 #define SMTPGATE_SPF_DNS_H

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/alloc.h"
+
 struct hdr {
     char *p;
     size_t len, cap;
@@ -25,17 +27,9 @@ static void hdr_raw(struct hdr *h, const char *s, size_t n)
 {
     if (h->oom)
         return;
-    if (h->len + n + 1 > h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 256;
-        while (cap < h->len + n + 1)
-            cap *= 2;
-        char *p = realloc(h->p, cap);
-        if (p == NULL) {
-            h->oom = true;
-            return;
-        }
-        h->p = p;
-        h->cap = cap;
+    if (h->len + n + 1 > h->cap && util_grow_first(&h->p, &h->cap, h->len + n + 1, 1, 256) != 0) {
+        h->oom = true;
+        return;
     }
     memcpy(h->p + h->len, s, n);
     h->len += n;

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "util/alloc.h"
+
 struct macro_buf {
     char *p;
     size_t len, cap, max;
@@ -128,17 +130,9 @@ static void macro_put(struct macro_buf *b, const char *s, size_t n)
         b->st = SPF_MACRO_TOO_LONG;
         return;
     }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->st = SPF_MACRO_NOMEM;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
+    if (b->len + n + 1 > b->cap && util_grow_first(&b->p, &b->cap, b->len + n + 1, 1, 64) != 0) {
+        b->st = SPF_MACRO_NOMEM;
+        return;
     }
     memcpy(b->p + b->len, s, n);
     b->len += n;

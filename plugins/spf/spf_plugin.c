@@ -35,11 +35,11 @@
 #include <time.h>
 
 #include "smtpgate/plugin.h"
+#include "util/net.h"
 
 #include "spf_check.h"
 #include "spf_dns.h"
 #include "spf_header.h"
-#include "spf_net.h"
 #include "spf_policy.h"
 
 #define SPF_AR_NAME   "Authentication-Results"
@@ -65,9 +65,9 @@ struct spf_inst {
     bool helo_check;
     bool exempt_authenticated;
     bool headers;
-    struct spf_net *exempt_nets;
+    struct net_range *exempt_nets;
     size_t n_exempt_nets;
-    struct spf_net *fwd_nets;
+    struct net_range *fwd_nets;
     size_t n_fwd_nets;
     char **fwd_names;
     size_t n_fwd_names;
@@ -108,24 +108,6 @@ static const char *opt_check_nameserver(const char *v)
                : "want ADDR, ADDR:PORT or [IPV6]:PORT (numeric)";
 }
 
-static const char *opt_check_timeout(const char *v)
-{
-    char *end;
-    double d = strtod(v, &end);
-    if (end == v || *end != '\0' || !(d >= 0.1 && d <= 120))
-        return "want seconds between 0.1 and 120";
-    return NULL;
-}
-
-static const char *opt_check_cache_bits(const char *v)
-{
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end != '\0' || n < 0 || n > 16)
-        return "want 0 (no cache) to 16 (65536 slots)";
-    return NULL;
-}
-
 static const char *opt_check_action(const char *v)
 {
     return spf_action_parse(v) >= 0 ? NULL : "want tag, reject or tempfail";
@@ -141,9 +123,9 @@ static const char *opt_check_decide(const char *v)
 
 static const char *opt_check_net(const char *v)
 {
-    struct spf_net n;
+    struct net_range n;
     const char *err;
-    return spf_net_parse(v, &n, &err) == 0 ? NULL : err;
+    return net_range_parse_text(v, strlen(v), 0, &n, &err) == 0 ? NULL : err;
 }
 
 static const char *opt_check_domain(const char *v)
@@ -181,26 +163,26 @@ static const char *opt_check_authserv(const char *v)
 }
 
 static const struct sg_option spf_options[] = {
-    {"nameserver", SG_OPT_STRING, NULL, opt_check_nameserver},
-    {"dns_timeout", SG_OPT_FLOAT, "5", opt_check_timeout},
-    {"dns_cache_bits", SG_OPT_INT, "12", opt_check_cache_bits},
-    {"authserv_id", SG_OPT_STRING, NULL, opt_check_authserv},
-    {"on_none", SG_OPT_STRING, "\"tag\"", opt_check_action},
-    {"on_neutral", SG_OPT_STRING, "\"tag\"", opt_check_action},
-    {"on_pass", SG_OPT_STRING, "\"tag\"", opt_check_action},
-    {"on_fail", SG_OPT_STRING, "\"reject\"", opt_check_action},
-    {"on_softfail", SG_OPT_STRING, "\"tag\"", opt_check_action},
-    {"on_temperror", SG_OPT_STRING, "\"tempfail\"", opt_check_action},
-    {"on_permerror", SG_OPT_STRING, "\"tag\"", opt_check_action},
-    {"decide_at", SG_OPT_STRING, "\"mail\"", opt_check_decide},
-    {"helo_check", SG_OPT_BOOL, "false", NULL},
-    {"exempt_authenticated", SG_OPT_BOOL, "true", NULL},
-    {"exempt_networks", SG_OPT_LIST, "{\"127.0.0.0/8\",\"::1\"}", opt_check_net},
-    {"exempt_domains", SG_OPT_LIST, NULL, opt_check_domain},
-    {"trusted_forwarders", SG_OPT_LIST, NULL, opt_check_forwarder},
-    {"exempt_recipients", SG_OPT_LIST, "{\"postmaster\"}", opt_check_rcpt},
-    {"headers", SG_OPT_BOOL, "true", NULL},
-    {NULL, 0, NULL, NULL},
+    {"nameserver", SG_OPT_STRING, NULL, opt_check_nameserver, 0, 0},
+    {"dns_timeout", SG_OPT_FLOAT, "5", NULL, 0.1, 120}, /* seconds */
+    {"dns_cache_bits", SG_OPT_INT, "12", NULL, 0, 16},  /* 0: no cache; 16: 65536 slots */
+    {"authserv_id", SG_OPT_STRING, NULL, opt_check_authserv, 0, 0},
+    {"on_none", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},
+    {"on_neutral", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},
+    {"on_pass", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},
+    {"on_fail", SG_OPT_STRING, "\"reject\"", opt_check_action, 0, 0},
+    {"on_softfail", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},
+    {"on_temperror", SG_OPT_STRING, "\"tempfail\"", opt_check_action, 0, 0},
+    {"on_permerror", SG_OPT_STRING, "\"tag\"", opt_check_action, 0, 0},
+    {"decide_at", SG_OPT_STRING, "\"mail\"", opt_check_decide, 0, 0},
+    {"helo_check", SG_OPT_BOOL, "false", NULL, 0, 0},
+    {"exempt_authenticated", SG_OPT_BOOL, "true", NULL, 0, 0},
+    {"exempt_networks", SG_OPT_LIST, "{\"127.0.0.0/8\",\"::1\"}", opt_check_net, 0, 0},
+    {"exempt_domains", SG_OPT_LIST, NULL, opt_check_domain, 0, 0},
+    {"trusted_forwarders", SG_OPT_LIST, NULL, opt_check_forwarder, 0, 0},
+    {"exempt_recipients", SG_OPT_LIST, "{\"postmaster\"}", opt_check_rcpt, 0, 0},
+    {"headers", SG_OPT_BOOL, "true", NULL, 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static const char *const result_keys[SPFC__COUNT] = {
@@ -265,7 +247,7 @@ static int inst_list(const struct sg_host *h, const struct sg_section *sec, cons
 }
 
 static int inst_nets(const struct sg_host *h, const struct sg_section *sec, const char *key,
-                     struct spf_net **nets, size_t *n, char ***names, size_t *nnames)
+                     struct net_range **nets, size_t *n, char ***names, size_t *nnames)
 {
     size_t cnt = h->opt_list_size(sec, key);
     *nets = calloc(cnt + 1, sizeof **nets);
@@ -281,7 +263,7 @@ static int inst_nets(const struct sg_host *h, const struct sg_section *sec, cons
     for (size_t i = 0; i < cnt; i++) {
         const char *v = h->opt_list_item(sec, key, i);
         const char *err = "missing value";
-        if (v != NULL && spf_net_parse(v, &(*nets)[*n], &err) == 0) {
+        if (v != NULL && net_range_parse_text(v, strlen(v), 0, &(*nets)[*n], &err) == 0) {
             (*n)++;
             continue;
         }
@@ -309,18 +291,10 @@ static int inst_read(const struct sg_host *h, const struct sg_section *sec, stru
         h->config_error(sec, "nameserver", "'%s': %s", *nameserver, why);
         return -1;
     }
-    double t = h->opt_float(sec, "dns_timeout");
-    if (!(t >= 0.1 && t <= 120)) {
-        h->config_error(sec, "dns_timeout", "%g: want seconds between 0.1 and 120", t);
-        return -1;
-    }
-    in->timeout_ms = (long)(t * 1000);
-    long long bits = h->opt_int(sec, "dns_cache_bits");
-    if (bits < 0 || bits > 16) {
-        h->config_error(sec, "dns_cache_bits", "%lld: want 0 to 16", bits);
-        return -1;
-    }
-    *cache_bits = (int)bits;
+    /* dns_timeout and dns_cache_bits are within their declared ranges: the
+     * host checked them */
+    in->timeout_ms = (long)(h->opt_float(sec, "dns_timeout") * 1000);
+    *cache_bits = (int)h->opt_int(sec, "dns_cache_bits");
     const char *as = h->opt_string(sec, "authserv_id");
     if (as != NULL && *as != '\0') {
         if ((why = opt_check_authserv(as)) != NULL) {
@@ -535,9 +509,9 @@ static const char *client_exempt(const struct spf_inst *in, const struct sg_conn
 {
     if (in->exempt_authenticated && ci->login != NULL)
         return "authenticated client";
-    if (spf_net_match(in->exempt_nets, in->n_exempt_nets, ci->client_addr))
+    if (net_ranges_match_text(in->exempt_nets, in->n_exempt_nets, ci->client_addr))
         return "exempt network";
-    if (spf_net_match(in->fwd_nets, in->n_fwd_nets, ci->client_addr))
+    if (net_ranges_match_text(in->fwd_nets, in->n_fwd_nets, ci->client_addr))
         return "trusted forwarder";
     if (ci->client_name != NULL &&
         spf_domain_listed(in->fwd_names, in->n_fwd_names, ci->client_name))

@@ -20,9 +20,17 @@ Phases (each bounded in count and in time):
               every stage) against the same smtpgate without plugins,
               alternated three times, median of each: the chain's cost as a ratio
   spf         the same with the SPF plugin checking every sender against
-              dnsmasq on loopback (warm cache)
+              dnsmasq on loopback: once with a warm cache (the record's TTL
+              keeps it), once with TTL 0, so that every check asks the DNS
+              (three look-ups: two TXT and one A) and measures the resolver
+  baseline    with --baseline PATH only: 10 KB and 100 KB throughput through
+              an older smtpgate binary (before) and this one (after),
+              alternated three times, median of each: a change's cost as a
+              ratio in the same run (tests/bench/baseline.sh builds one)
 
-BENCH_QUICK=1 divides every count by 10.  --direct-only runs the baseline half.
+BENCH_QUICK=1 divides every count by 10.  --direct-only runs the baseline half;
+--only chain5,spf,spf-cold,rules runs only those plugin phases (against the
+same smtpgate without plugins, as always), e.g. to set two builds side by side.
 Exit status 0 when every phase completed without errors.
 """
 import argparse
@@ -517,22 +525,60 @@ def phase_chain(binary, sink, workdir, label, extra, length=10240, count=None):
     return out
 
 
-def phase_spf(binary, sink, workdir):
-    """The SPF plugin checking every sender against dnsmasq on loopback; the record's TTL
-    keeps libspf2's cache warm, as a busy gateway's would be."""
+def phase_baseline(before, after, sink, workdir):
+    """The same plain proxy run through two binaries, before and after a change,
+    alternated three times and the median of each, so machine noise hits both."""
+    out = []
+    for length in (10240, 102400):
+        count = N_CHAIN if length == 10240 else N_CHAIN // 4
+        runs = {"before": [], "after": []}
+        for rep in range(3):
+            for kind, binary in (("before", before), ("after", after)):
+                if time_left() < 40:
+                    fail("baseline: no time left")
+                    return out
+                gate = Gate(binary, sink.port, workdir, f"baseline-{kind}-{length // 1024}k-{rep}")
+                r = measure(f"baseline ({kind}) {length // 1024} KB x {count}", gate.port, count,
+                            length, {"smtpgate": gate.pid, "smtp-sink": sink.pid})
+                if gate.stop() != 0:
+                    fail(f"smtpgate ({kind}, {binary}) exited with an error; see its log")
+                runs[kind].append(r)
+        med = {k: statistics.median(r["rate"] for r in v) for k, v in runs.items()}
+        cpu = {k: statistics.median(r["cpu_per_1000"]["smtpgate"] for r in v) for k, v in runs.items()}
+        row = {"length": length, "before": med["before"], "after": med["after"],
+               "before_cpu": cpu["before"], "after_cpu": cpu["after"],
+               "ratio": med["after"] / med["before"] if med["before"] else None}
+        log(f"baseline {length // 1024} KB: after {row['after']:.0f} msg/s, before {row['before']:.0f} "
+            f"(ratio {row['ratio']:.3f}); smtpgate CPU {row['after_cpu']:.3f} vs {row['before_cpu']:.3f} s/1000")
+        out.append(row)
+    return out
+
+
+def phase_spf(binary, sink, workdir, cold=False):
+    """The SPF plugin checking every sender against dnsmasq on loopback.  Warm: the
+    record's TTL keeps libspf2's cache warm, as a busy gateway's would be.  Cold: TTL 0,
+    nothing is cached, and each check makes three look-ups (the sender's TXT, an
+    include's TXT, an a: name's A), so the figure is the resolver's cost."""
     sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
     from dnsserver import DnsServer, dnsmasq_available
     so = os.path.join(os.path.dirname(binary), "plugins", "spf.so")
     if not dnsmasq_available() or not os.path.exists(so):
         fail("SPF phase needs dnsmasq and plugins/spf.so")
         return None
-    dns = DnsServer(["bench.example.test"], local_ttl=3600)
-    dns.txt("bench.example.test", "v=spf1 ip4:127.0.0.1 -all")
+    zone = "bench.example.test"
+    dns = DnsServer([zone], local_ttl=0 if cold else 3600)
+    if cold:
+        dns.txt(zone, f"v=spf1 include:inc.{zone} a:mail.{zone} -all")
+        dns.txt(f"inc.{zone}", "v=spf1 ip4:192.0.2.0/24 -all")
+        dns.host(f"mail.{zone}", "127.0.0.1")
+    else:
+        dns.txt(zone, "v=spf1 ip4:127.0.0.1 -all")
     dns.start()
     try:
         opts = {"nameserver": f'"{dns.address}"', "exempt_networks": "{}",
-                "authserv_id": '"bench.example.test"'}
-        return phase_chain(binary, sink, workdir, "spf", plugin_opts([("spf", so, opts)]))
+                "authserv_id": f'"{zone}"'}
+        return phase_chain(binary, sink, workdir, "spf-cold" if cold else "spf",
+                           plugin_opts([("spf", so, opts)]))
     finally:
         dns.stop()
 
@@ -579,7 +625,7 @@ def ratio(a, b):
     return None if a is None or not b else a / b
 
 
-def summary(direct, proxied, idle, conc, longrun, peak, info, chains=()):
+def summary(direct, proxied, idle, conc, longrun, peak, info, chains=(), baseline=()):
     rows = []
     d, p = direct, proxied or {}
     for key, label in (("10k", f"10 KB, {SESSIONS} sessions (msg/s)"),
@@ -622,6 +668,13 @@ def summary(direct, proxied, idle, conc, longrun, peak, info, chains=()):
         rows.append((f"{label}: smtpgate CPU s/1000 msg", fmt(c["plain_cpu"], ".3f"),
                      fmt(c["chain_cpu"], ".3f"), fmt(ratio(c["chain_cpu"], c["plain_cpu"]), ".2f")))
 
+    for b in baseline:
+        kb = b["length"] // 1024
+        rows.append((f"before -> after, {kb} KB: msg/s", fmt(b["before"]), fmt(b["after"]),
+                     fmt(b["ratio"], ".3f")))
+        rows.append((f"before -> after, {kb} KB: smtpgate CPU s/1000", fmt(b["before_cpu"], ".3f"),
+                     fmt(b["after_cpu"], ".3f"), fmt(ratio(b["after_cpu"], b["before_cpu"]), ".2f")))
+
     w = max(len(r[0]) for r in rows)
     print()
     print(f"== smtpgate benchmark summary ({info})")
@@ -631,12 +684,42 @@ def summary(direct, proxied, idle, conc, longrun, peak, info, chains=()):
     return rows
 
 
+def plugin_phases(binary, sink, workdir, names):
+    """The plugin phases named, in this order: [(label, result)]."""
+    chains = []
+    if "chain5" in names:
+        noop = os.path.join(os.path.dirname(binary), "tests", "plugins", "test_noop.so")
+        if os.path.exists(noop):
+            chains.append(("chain of 5 no-op plugins", phase_chain(
+                binary, sink, workdir, "chain5",
+                plugin_opts([(f"noop{i}", noop, {}) for i in range(5)]))))
+        else:
+            fail(f"{noop} not built: no chain phase")
+    if "spf" in names:
+        chains.append(("SPF, 10 KB (loopback DNS, warm cache)", phase_spf(binary, sink, workdir)))
+    if "spf-cold" in names:
+        chains.append(("SPF, 10 KB (loopback DNS, no cache: 3 look-ups a check)",
+                       phase_spf(binary, sink, workdir, cold=True)))
+    if "rules" in names:
+        chains += phase_rules(binary, sink, workdir)
+    return chains
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.environ.get("SMTPGATE_BIN", os.path.join(ROOT, "build/release/smtpgate")))
     ap.add_argument("--direct-only", action="store_true", help="only the baseline (smtp-source -> smtp-sink)")
+    ap.add_argument("--baseline", default=os.environ.get("BENCH_BASELINE") or None,
+                    help="an older smtpgate binary to run beside --bin (before -> after)")
+    ap.add_argument("--baseline-only", action="store_true",
+                    help="with --baseline: only the direct figures and the before -> after phase")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"), help="logs and summary go here")
+    ap.add_argument("--only", default="", help="comma-separated plugin phases: chain5,spf,spf-cold,rules")
     args = ap.parse_args()
+    only = [p for p in args.only.split(",") if p]
+    unknown = set(only) - {"chain5", "spf", "spf-cold", "rules"}
+    if unknown:
+        ap.error(f"--only: unknown phase(s) {', '.join(sorted(unknown))}")
 
     nofile = raise_nofile()
     os.makedirs(args.out, exist_ok=True)
@@ -661,10 +744,20 @@ def main():
     log(f"smtp-sink pid {sink.pid} on 127.0.0.1:{sink.port}")
     direct = proxied = idle = conc = longrun = peak = None
     chains = []
+    baseline = []
     gate = None
+    if args.baseline and not os.access(args.baseline, os.X_OK):
+        fail(f"baseline {args.baseline} is not an executable")
+        args.baseline = None
     try:
-        direct = phase_throughput(sink.port, {"smtp-sink": sink.pid}, "direct")
-        if not args.direct_only:
+        if only:
+            chains = plugin_phases(args.bin, sink, workdir, only)
+            args.direct_only = True  # nothing else below
+        else:
+            direct = phase_throughput(sink.port, {"smtp-sink": sink.pid}, "direct")
+        if args.baseline and not args.direct_only:
+            baseline = phase_baseline(args.baseline, args.bin, sink, workdir)
+        if not args.direct_only and not (args.baseline and args.baseline_only):
             # A fresh smtpgate for each group of phases, so that one phase's
             # allocations do not show up in the next one's memory figures.
             gate = Gate(args.bin, sink.port, workdir, "throughput")
@@ -689,16 +782,7 @@ def main():
             else:
                 fail("no time left for the idle and concurrent phases")
 
-            noop = os.path.join(os.path.dirname(args.bin), "tests", "plugins", "test_noop.so")
-            if os.path.exists(noop):
-                chains.append(("chain of 5 no-op plugins", phase_chain(
-                    args.bin, sink, workdir, "chain5",
-                    plugin_opts([(f"noop{i}", noop, {}) for i in range(5)]))))
-            else:
-                fail(f"{noop} not built: no chain phase")
-            chains.append(("SPF, 10 KB (loopback DNS, warm cache)",
-                           phase_spf(args.bin, sink, workdir)))
-            chains += phase_rules(args.bin, sink, workdir)
+            chains = plugin_phases(args.bin, sink, workdir, ["chain5", "spf", "spf-cold", "rules"])
 
             if time_left() > 60:
                 gate = Gate(args.bin, sink.port, workdir, "long")
@@ -716,8 +800,15 @@ def main():
             gate.stop()
         sink.stop()
 
+    if only:
+        print()
+        print(f"== smtpgate plugin phases ({info}, {args.bin})")
+        for label, c in chains:
+            if c:
+                print(f"{label}: {c['plain']:.0f} -> {c['chain']:.0f} msg/s (ratio {c['ratio']:.3f}); "
+                      f"smtpgate CPU {c['plain_cpu']:.3f} -> {c['chain_cpu']:.3f} s/1000 msg")
     if direct:
-        rows = summary(direct, proxied, idle, conc, longrun, peak, info, chains)
+        rows = summary(direct, proxied, idle, conc, longrun, peak, info, chains, baseline)
         with open(os.path.join(args.out, "summary.md"), "w") as f:
             f.write(f"Measured: {info}, {time.strftime('%Y-%m-%d')}\n\n")
             f.write("| | direct | proxied | ratio |\n|---|---:|---:|---|\n")

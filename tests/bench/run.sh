@@ -6,8 +6,10 @@
 # 10,000 concurrent connections, and a 100,000-message run watching RSS; then
 # STARTTLS beside plaintext: messages and handshakes per second (bench_tls.py).
 #
-#   tests/bench/run.sh [--direct-only] [--bin PATH]
+#   tests/bench/run.sh [--direct-only] [--bin PATH] [--only chain5,spf,spf-cold,rules]
 #   BENCH_QUICK=1 tests/bench/run.sh      every count divided by 10
+#   tests/bench/run.sh --baseline "$(tests/bench/baseline.sh REV)" [--baseline-only]
+#                                         before -> after: an older build beside this one
 #
 # Bounded: every run has a count and a time limit, the whole run a deadline
 # (BENCH_DEADLINE seconds, default 900).  Logs and summary.md go to build/bench/.
@@ -27,9 +29,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 export PATH="$PATH:/usr/sbin"
 rc=0
 /usr/bin/python3 tests/bench/bench.py "$@" || rc=$?
-# STARTTLS beside plaintext (tests/bench/bench_tls.py), unless only the baseline was asked for.
+# STARTTLS beside plaintext (tests/bench/bench_tls.py), unless only the baseline or chosen
+# plugin phases were asked for.
 case " $* " in
-  *" --direct-only "*) ;;
+  *" --direct-only "*|*" --baseline-only "*|*" --only "*|*" --only="*) ;;
   *) /usr/bin/python3 tests/bench/bench_tls.py || rc=$? ;;
 esac
 exit $rc

@@ -1,4 +1,4 @@
-// fuzz-sources: codec/client_identity.c codec/esmtp.c
+// fuzz-sources: codec/client_identity.c codec/esmtp.c util/net.c
 /*
  * Client facts come from the network (HELO, login) or from DNS (name), and
  * the attribute list from the upstream: whatever they hold, every XCLIENT

@@ -1,6 +1,7 @@
-// fuzz-sources: config/config.c util/log.c chain/plugin_host.c chain/chain.c util/metrics.c
-// fuzz-sources: daemon/runtime.c chain/workpool.c message/msg_store.c config/listener.c daemon/tls.c
-// fuzz-sources: codec/auth_relay.c
+// fuzz-sources: config/config.c util/log.c chain/plugin_conf.c chain/loader.c chain/host_api.c
+// fuzz-sources: chain/instance.c chain/chain.c chain/chain_conn.c chain/reply.c util/metrics.c
+// fuzz-sources: daemon/runtime.c chain/workpool.c message/msg_store.c config/listener.c
+// fuzz-sources: daemon/tls.c codec/auth_relay.c util/net.c util/alloc.c
 // fuzz-pkgs: -ldl libevent_openssl
 /*
  * Config text from anywhere (a file, an -o override) must give a config or

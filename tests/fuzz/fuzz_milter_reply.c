@@ -1,4 +1,4 @@
-// fuzz-sources: codec/milter_reply.c codec/smtp_reply.c
+// fuzz-sources: codec/milter_reply.c codec/smtp_reply.c util/alloc.c
 /*
  * A chain reply comes from a plugin (set_reply is validated, but the reply
  * may also be a relayed one): milter_reply_parse must take any bytes.  A

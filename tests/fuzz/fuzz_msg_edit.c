@@ -1,4 +1,4 @@
-// fuzz-sources: chain/msg_edit.c codec/msg_headers.c message/msg_store.c message/msg_view.c
+// fuzz-sources: chain/msg_edit.c codec/msg_headers.c message/msg_store.c message/msg_view.c util/alloc.c
 /*
  * Any received message, through the header parser and a fixed set of edits:
  * the rewrite never fails on content, its body is the received body octet for

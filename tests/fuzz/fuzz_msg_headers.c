@@ -1,4 +1,4 @@
-// fuzz-sources: codec/msg_headers.c
+// fuzz-sources: codec/msg_headers.c util/alloc.c
 /*
  * A message's header section from the network, fed in pieces whose sizes come
  * from the first input octet (which also picks small bounds), then in one

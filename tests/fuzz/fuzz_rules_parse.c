@@ -1,4 +1,6 @@
-// fuzz-sources: rules/parse.c rules/compile.c rules/eval.c rules/msg.c rules/html.c rules/literal.c
+// fuzz-sources: rules/parse.c rules/lex.c rules/meta.c rules/build.c rules/compile.c
+// fuzz-sources: rules/ruleset.c rules/eval.c rules/match.c rules/report.c rules/msg.c
+// fuzz-sources: rules/html.c rules/literal.c util/alloc.c util/net.c
 // fuzz-pkgs: libpcre2-8 gmime-3.0
 /*
  * A rule file from an admin (or an attacker with write access to one): the

@@ -1,4 +1,4 @@
-// fuzz-sources: codec/smtp_reply.c
+// fuzz-sources: codec/smtp_reply.c util/alloc.c
 /*
  * Upstream replies are untrusted input too.  The input is cut into lines at
  * '\n' and fed reply by reply; every complete reply is formatted back to wire

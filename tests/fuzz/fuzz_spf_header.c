@@ -1,4 +1,4 @@
-// fuzz-sources: plugins/spf/spf_header.c plugins/spf/spf_net.c plugins/spf/spf_result.c
+// fuzz-sources: plugins/spf/spf_header.c plugins/spf/spf_result.c util/net.c util/alloc.c
 /*
  * What the SPF plugin reads from and writes into headers comes from the
  * client.  The input is read as a received Authentication-Results value
@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "spf/spf_header.h"
-#include "spf/spf_net.h"
+#include "util/net.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -44,13 +44,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(s, data, size);
     s[size] = '\0';
-    struct spf_net net;
+    struct net_range net;
     const char *why;
-    if (spf_net_parse(s, &net, &why) == 0) {
+    if (net_range_parse_text(s, strlen(s), 0, &net, &why) == 0) {
         if (net.prefix > 128)
             abort();
-        (void)spf_net_match(&net, 1, "192.0.2.3");
-        (void)spf_net_match(&net, 1, "2001:db8::1");
+        (void)net_ranges_match_text(&net, 1, "192.0.2.3");
+        (void)net_ranges_match_text(&net, 1, "2001:db8::1");
     }
     for (int r = 0; r < SPFC__COUNT; r++) {
         struct spf_check_result res = {.result = (enum spf_result)r, .sender = s, .domain = s};

@@ -1,4 +1,4 @@
-// fuzz-sources: plugins/spf/spf_record.c plugins/spf/spf_macro.c plugins/spf/spf_explain.c
+// fuzz-sources: plugins/spf/spf_record.c plugins/spf/spf_macro.c plugins/spf/spf_explain.c util/alloc.c
 /*
  * SPF records come from any domain's DNS.  The input is parsed as a record;
  * when it parses, every domain-spec is expanded with fixed facts (IPv4 and

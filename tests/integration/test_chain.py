@@ -469,7 +469,7 @@ def test_config_errors_name_file_and_line(smtpgate_binary, workdir, recorder, pl
     r = run_config_test(smtpgate_binary, conf)
     assert r.returncode != 0
     assert re.search(r"test_oldabi\.so is built for plugin ABI version 42; this smtpgate has "
-                     r"version 1", r.stderr), r.stderr
+                     r"version 2", r.stderr), r.stderr
 
     conf = write_conf(workdir, recorder, plugin_section("gone", workdir / "missing.so"))
     r = run_config_test(smtpgate_binary, conf)
@@ -482,6 +482,54 @@ def test_config_errors_name_file_and_line(smtpgate_binary, workdir, recorder, pl
     conf = write_conf(workdir, recorder, policy(plugins, rcpt_reject=["x@example.test"]))
     r = run_config_test(smtpgate_binary, conf)
     assert r.returncode == 0, r.stderr
+
+
+def test_abi1_plugin_refused_at_load(smtpgate_binary, workdir, recorder, plugins):
+    """A plugin built for plugin ABI 1 (its descriptor in ABI 1's layout) is refused with the
+    line naming its section's file:line, the file and both versions; nothing of it runs."""
+    conf = write_conf(workdir, recorder, plugin_section("one", plugins / "test_abi1.so",
+                                                        greeting="hi"))
+    r = run_config_test(smtpgate_binary, conf)
+    assert r.returncode != 0
+    assert re.search(rf"{re.escape(str(conf))}:4: plugin one: \S*test_abi1\.so is built for "
+                     r"plugin ABI version 1; this smtpgate has version 2", r.stderr), r.stderr
+
+
+def test_declared_ranges_refused_with_file_and_line(smtpgate_binary, workdir, recorder, plugins):
+    """Integer options outside the range a plugin declares are refused by the host, naming
+    the file, the line of the value, the instance and the key; the ends are allowed."""
+    wait = plugins / "test_wait.so"
+    conf = write_conf(workdir, recorder, plugin_section("slow", wait, delay_ms=-5))
+    r = run_config_test(smtpgate_binary, conf)
+    assert r.returncode != 0
+    assert re.search(rf"{re.escape(str(conf))}:5: plugin slow: 'delay_ms' is -5; it must be "
+                     r"from 0 to 600000", r.stderr), r.stderr
+
+    conf = write_conf(workdir, recorder, plugin_section("slow", wait, sleep_ms=10,
+                                                        late_ms=600001))
+    r = run_config_test(smtpgate_binary, conf)
+    assert r.returncode != 0
+    assert re.search(r"t\.conf:6: plugin slow: 'late_ms' is 600001; it must be from 0 to "
+                     r"600000", r.stderr), r.stderr
+
+    conf = write_conf(workdir, recorder, plugin_section("slow", wait, delay_ms=0,
+                                                        late_ms=600000))
+    r = run_config_test(smtpgate_binary, conf)
+    assert r.returncode == 0, r.stderr
+
+    # a range the host cannot enforce (on a string) gets the plugin refused at load
+    conf = write_conf(workdir, recorder, plugin_section("bad", plugins / "test_badrange.so"))
+    r = run_config_test(smtpgate_binary, conf)
+    assert r.returncode != 0
+    assert re.search(r"t\.conf:4: plugin bad: \S*test_badrange\.so declares an unusable option "
+                     r"'label'", r.stderr), r.stderr
+
+    # the type is checked before the range
+    conf = write_conf(workdir, recorder, plugin_section("slow", wait, delay_ms="soon"))
+    r = run_config_test(smtpgate_binary, conf)
+    assert r.returncode != 0
+    assert re.search(r"t\.conf:5: plugin slow: 'delay_ms' is \"soon\": must be a whole number",
+                     r.stderr), r.stderr
 
 
 @pytest.mark.time_limit(90)
@@ -563,3 +611,16 @@ def test_tx_log_line_and_metrics(gate_factory, recorder, plugins):
     assert re.search(r"^smtpgate_plugin_first_connections 1$", text, re.M), text
     assert re.search(r"^smtpgate_plugin_noop_verdict_reject 0$", text, re.M), text
     assert re.search(r"^smtpgate_transactions_accepted_total 1$", text, re.M), text
+
+
+def test_plugin_reads_host_members_guarded_by_size(gate_factory, recorder, plugins):
+    """A plugin that tests host->tx_note and conn->host_name with SG_HAS before it uses them
+    finds both on this host: its note, with the host name, is on the transaction's line."""
+    gate = start(gate_factory, recorder, policy(plugins, note="guarded"))
+    with gate.connect() as c:
+        c.ehlo()
+        assert codes(c.mail_transaction("s@example.test", ["a@example.test"],
+                                        simple_message("has")))[-1] == 250
+        c.quit()
+    line = gate.wait_log(r"tx from=<s@example.test> .*result=accepted.*").group(0)
+    assert 'policy="guarded host=smtpgate.example.test"' in line, line

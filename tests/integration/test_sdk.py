@@ -34,7 +34,10 @@ def example_so(tmp_path_factory) -> Path:
                              check=True, capture_output=True, text=True).stdout.strip()
     abi = re.search(r"#define SG_PLUGIN_ABI_VERSION (\d+)",
                     (REPO / "plugins/smtpgate/plugin.h").read_text()).group(1)
-    assert version == abi
+    assert version == abi == "2"
+    variable = subprocess.run(["pkg-config", "--variable=abi_version", "smtpgate-plugin"],
+                              env=env, check=True, capture_output=True, text=True).stdout.strip()
+    assert variable == abi
     # Only the copied source and the installed SDK: nothing of the tree is on the path.
     src = root / "example.c"
     shutil.copy(REPO / "plugins/example/example.c", src)
@@ -75,3 +78,29 @@ def test_example_plugin_config_error(smtpgate_binary, recorder, example_so, work
     assert r.returncode != 0
     assert re.search(r"e\.conf:5: plugin example: 'header' is \"Bad Header:\": must be a header "
                      r"field name", r.stderr), r.stderr
+
+
+def test_example_plugin_range_refused(smtpgate_binary, recorder, example_so, workdir):
+    """The example declares max_recipients as a whole number from 0 to 100000: the host, not the
+    plugin, refuses a value outside it, naming the file and line."""
+    conf = workdir / "r.conf"
+    conf.write_text(f'listen = {{"{LOOPBACK}:{free_port()}"}}\n'
+                    f'upstream main {{ address = "{recorder.address}" }}\n' +
+                    plugin_section("example", example_so, max_recipients=100001))
+    r = run_config_test(smtpgate_binary, conf)
+    assert r.returncode != 0
+    assert re.search(r"r\.conf:5: plugin example: 'max_recipients' is 100001; it must be from 0 "
+                     r"to 100000", r.stderr), r.stderr
+
+
+def test_example_plugin_max_recipients(gate_factory, recorder, example_so):
+    gate = gate_factory([recorder.address], extra=plugin_section("example", example_so,
+                                                                 max_recipients=2))
+    recorder.wait_idle()
+    with gate.connect() as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<s@example.test>").code == 250
+        assert c.cmd("RCPT TO:<a@example.test>").code == 250
+        assert c.cmd("RCPT TO:<b@example.test>").code == 250
+        assert_reply(c.cmd("RCPT TO:<c@example.test>"), 452, "4.5.3")
+        c.quit()

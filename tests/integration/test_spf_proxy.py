@@ -10,8 +10,9 @@ import time
 import pytest
 
 from dnsserver import DnsServer, dnsmasq_available
-from gate import plugin_dir, plugin_section
+from gate import plugin_dir, plugin_section, run_config_test
 from helpers import assert_no_upstream_connection, assert_reply, codes, upstream_baseline
+from netutil import LOOPBACK, free_port
 from smtpclient import simple_message
 
 pytestmark = pytest.mark.skipif(not dnsmasq_available(), reason="dnsmasq not installed")
@@ -111,3 +112,21 @@ def test_decide_at_rcpt_lets_postmaster_through(gate_factory, recorder, dns, smt
         assert_reply(c.cmd("RCPT TO:<user@example.test>"), 550, "5.7.23")
         assert c.cmd("RCPT TO:<postmaster@example.test>").code == 250
         c.quit()
+
+
+def test_declared_ranges_refused_by_the_host(smtpgate_binary, recorder, workdir):
+    """dns_timeout and dns_cache_bits carry their ranges in the plugin's option table; the host
+    refuses a value outside them with the file, line and key, before the plugin's init."""
+    so = plugin_dir(smtpgate_binary).parent.parent / "plugins" / "spf.so"
+    if not so.exists():
+        pytest.skip(f"{so} not built")
+    for key, value, want in [("dns_cache_bits", 17, r"is 17; it must be from 0 to 16"),
+                             ("dns_timeout", "0", r"is 0; it must be from 0\.1 to 120"),
+                             ("dns_timeout", "121", r"is 121; it must be from 0\.1 to 120")]:
+        conf = workdir / "spf.conf"
+        conf.write_text(f'listen = {{"{LOOPBACK}:{free_port()}"}}\n'
+                        f'upstream main {{ address = "{recorder.address}" }}\n' +
+                        plugin_section("spf", so, **{key: value}))
+        r = run_config_test(smtpgate_binary, conf)
+        assert r.returncode != 0, (key, value)
+        assert re.search(rf"spf\.conf:5: plugin spf: '{key}' {want}", r.stderr), r.stderr

@@ -70,21 +70,21 @@ static const char *policy_check_header(const char *value)
 }
 
 static const struct sg_option policy_options[] = {
-    {"reject_rcpt", SG_OPT_LIST, NULL, NULL},
-    {"rcpt_reply", SG_OPT_STRING, "\"550 5.7.1 Recipient blocked by policy\"", NULL},
-    {"reject_mail", SG_OPT_LIST, NULL, NULL},
-    {"mail_reply", SG_OPT_STRING, "\"550 5.7.1 Sender blocked by policy\"", NULL},
-    {"body_reject", SG_OPT_STRING, NULL, NULL},
-    {"body_reply", SG_OPT_STRING, "\"550 5.7.1 Message content rejected\"", NULL},
-    {"body_tempfail", SG_OPT_STRING, NULL, NULL},
-    {"tempfail_reply", SG_OPT_STRING, "\"451 4.7.1 Message deferred by policy\"", NULL},
-    {"quarantine_marker", SG_OPT_STRING, NULL, NULL},
-    {"quarantine_reason", SG_OPT_STRING, "\"held by policy\"", NULL},
-    {"discard_marker", SG_OPT_STRING, NULL, NULL},
-    {"add_header", SG_OPT_STRING, NULL, policy_check_header},
-    {"pending_ms", SG_OPT_INT, "0", NULL},
-    {"facts_header", SG_OPT_BOOL, "false", NULL},
-    {NULL, 0, NULL, NULL},
+    {"reject_rcpt", SG_OPT_LIST, NULL, NULL, 0, 0},
+    {"rcpt_reply", SG_OPT_STRING, "\"550 5.7.1 Recipient blocked by policy\"", NULL, 0, 0},
+    {"reject_mail", SG_OPT_LIST, NULL, NULL, 0, 0},
+    {"mail_reply", SG_OPT_STRING, "\"550 5.7.1 Sender blocked by policy\"", NULL, 0, 0},
+    {"body_reject", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"body_reply", SG_OPT_STRING, "\"550 5.7.1 Message content rejected\"", NULL, 0, 0},
+    {"body_tempfail", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"tempfail_reply", SG_OPT_STRING, "\"451 4.7.1 Message deferred by policy\"", NULL, 0, 0},
+    {"quarantine_marker", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"quarantine_reason", SG_OPT_STRING, "\"held by policy\"", NULL, 0, 0},
+    {"discard_marker", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"add_header", SG_OPT_STRING, NULL, policy_check_header, 0, 0},
+    {"pending_ms", SG_OPT_INT, "0", NULL, 0, 600000},
+    {"facts_header", SG_OPT_BOOL, "false", NULL, 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 static char *policy_dup(const char *s)
@@ -155,9 +155,7 @@ static int policy_init(const struct sg_host *host, const struct sg_section *sec,
         p->header_name = strndup(h, (size_t)(colon - h));
         p->header_value = strdup(colon + 2);
     }
-    if (!p->reject_rcpt || !p->reject_mail || p->pending_ms < 0 || p->pending_ms > 600000) {
-        if (p->pending_ms < 0 || p->pending_ms > 600000)
-            host->config_error(sec, "pending_ms", "must be from 0 to 600000");
+    if (!p->reject_rcpt || !p->reject_mail) { /* pending_ms: in its range (the host checks) */
         policy_fini(p);
         return -1;
     }

@@ -42,6 +42,7 @@ struct policy {
     char *malformed_reply_rcpt;
     char *name_header;  /* add this header with the client's verified name */
     char *facts_header; /* add this header with the TLS facts and login */
+    char *note;         /* tx_note() at eom: "<note> host=<host_name>" */
 };
 
 static char *policy_str(const struct sg_host *h, const struct sg_section *sec, const char *key)
@@ -55,14 +56,32 @@ static void policy_free(void *p)
     struct policy *x = p;
     if (!x)
         return;
-    char **fields[] = {
-        &x->connect_reject,   &x->connect_reply,  &x->helo_reject,          &x->mail_reject,
-        &x->mail_tempfail,    &x->rcpt_reply,     &x->rcpt_garbage,         &x->rcpt_accept,
-        &x->data_reject_from, &x->body_reject,    &x->body_reply,           &x->body_discard,
-        &x->body_quarantine,  &x->add_header,     &x->insert_header,        &x->change_header,
-        &x->delete_header,    &x->session_header, &x->replace_body,         &x->change_from,
-        &x->add_rcpt,         &x->del_rcpt,       &x->malformed_reply_rcpt, &x->name_header,
-        &x->facts_header};
+    char **fields[] = {&x->connect_reject,
+                       &x->connect_reply,
+                       &x->helo_reject,
+                       &x->mail_reject,
+                       &x->mail_tempfail,
+                       &x->rcpt_reply,
+                       &x->rcpt_garbage,
+                       &x->rcpt_accept,
+                       &x->data_reject_from,
+                       &x->body_reject,
+                       &x->body_reply,
+                       &x->body_discard,
+                       &x->body_quarantine,
+                       &x->add_header,
+                       &x->insert_header,
+                       &x->change_header,
+                       &x->delete_header,
+                       &x->session_header,
+                       &x->replace_body,
+                       &x->change_from,
+                       &x->add_rcpt,
+                       &x->del_rcpt,
+                       &x->malformed_reply_rcpt,
+                       &x->name_header,
+                       &x->facts_header,
+                       &x->note};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         free(*fields[i]);
     for (size_t i = 0; i < x->nrcpt_reject; i++)
@@ -107,6 +126,7 @@ static int policy_init(const struct sg_host *h, const struct sg_section *sec, vo
     p->malformed_reply_rcpt = policy_str(h, sec, "malformed_reply_rcpt");
     p->name_header = policy_str(h, sec, "name_header");
     p->facts_header = policy_str(h, sec, "facts_header");
+    p->note = policy_str(h, sec, "note");
     size_t n = h->opt_list_size(sec, "rcpt_reject");
     p->rcpt_reject = calloc(n ? n : 1, sizeof(char *));
     for (size_t i = 0; p->rcpt_reject && i < n; i++)
@@ -246,6 +266,15 @@ static enum sg_verdict policy_eom(struct sg_ctx *ctx, void *instance)
         h->set_quarantine_reason(ctx, "test marker found");
         return SG_QUARANTINE;
     }
+    /* Members read only when the host's structs have them: the way a plugin
+     * runs on hosts older than the members it knows. */
+    if (p->note && SG_HAS(h, tx_note)) {
+        const struct sg_conn_info *ci = h->conn(ctx);
+        char note[512];
+        snprintf(note, sizeof(note), "%s host=%s", p->note,
+                 SG_HAS(ci, host_name) && ci->host_name ? ci->host_name : "?");
+        h->tx_note(ctx, note);
+    }
     char name[256];
     const char *value;
     if (p->add_header) {
@@ -292,34 +321,35 @@ static enum sg_verdict policy_eom(struct sg_ctx *ctx, void *instance)
 }
 
 static const struct sg_option policy_options[] = {
-    {"connect_reject", SG_OPT_STRING, NULL, NULL},
-    {"connect_reply", SG_OPT_STRING, NULL, NULL},
-    {"helo_reject", SG_OPT_STRING, NULL, NULL},
-    {"mail_reject", SG_OPT_STRING, NULL, NULL},
-    {"mail_tempfail", SG_OPT_STRING, NULL, NULL},
-    {"rcpt_reject", SG_OPT_LIST, "{}", NULL},
-    {"rcpt_reply", SG_OPT_STRING, NULL, NULL},
-    {"rcpt_garbage", SG_OPT_STRING, NULL, NULL},
-    {"rcpt_accept", SG_OPT_STRING, NULL, NULL},
-    {"malformed_reply_rcpt", SG_OPT_STRING, NULL, NULL},
-    {"data_reject_from", SG_OPT_STRING, NULL, NULL},
-    {"body_reject", SG_OPT_STRING, NULL, NULL},
-    {"body_reply", SG_OPT_STRING, NULL, NULL},
-    {"body_discard", SG_OPT_STRING, NULL, NULL},
-    {"body_quarantine", SG_OPT_STRING, NULL, NULL},
-    {"add_header", SG_OPT_STRING, NULL, policy_check_header},
-    {"insert_header", SG_OPT_STRING, NULL, policy_check_header},
-    {"change_header", SG_OPT_STRING, NULL, policy_check_header},
-    {"delete_header", SG_OPT_STRING, NULL, NULL},
-    {"session_header", SG_OPT_STRING, NULL, NULL},
-    {"replace_body", SG_OPT_STRING, NULL, NULL},
-    {"change_from", SG_OPT_STRING, NULL, NULL},
-    {"add_rcpt", SG_OPT_STRING, NULL, NULL},
-    {"del_rcpt", SG_OPT_STRING, NULL, NULL},
-    {"name_header", SG_OPT_STRING, NULL, NULL},
-    {"facts_header", SG_OPT_STRING, NULL, NULL},
-    {"fail_init", SG_OPT_BOOL, NULL, NULL},
-    {NULL, 0, NULL, NULL},
+    {"connect_reject", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"connect_reply", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"helo_reject", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"mail_reject", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"mail_tempfail", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"rcpt_reject", SG_OPT_LIST, "{}", NULL, 0, 0},
+    {"rcpt_reply", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"rcpt_garbage", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"rcpt_accept", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"malformed_reply_rcpt", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"data_reject_from", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"body_reject", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"body_reply", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"body_discard", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"body_quarantine", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"add_header", SG_OPT_STRING, NULL, policy_check_header, 0, 0},
+    {"insert_header", SG_OPT_STRING, NULL, policy_check_header, 0, 0},
+    {"change_header", SG_OPT_STRING, NULL, policy_check_header, 0, 0},
+    {"delete_header", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"session_header", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"replace_body", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"change_from", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"add_rcpt", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"del_rcpt", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"name_header", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"facts_header", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"fail_init", SG_OPT_BOOL, NULL, NULL, 0, 0},
+    {"note", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 SG_PLUGIN_EXPORT const struct sg_plugin smtpgate_plugin = {

@@ -136,13 +136,13 @@ static enum sg_verdict wait_rcpt(struct sg_ctx *ctx, void *instance, const char 
 }
 
 static const struct sg_option wait_options[] = {
-    {"slow_sender", SG_OPT_STRING, NULL, NULL},
-    {"sleep_ms", SG_OPT_INT, "1000", NULL},
-    {"pending_rcpt", SG_OPT_STRING, NULL, NULL},
-    {"never_rcpt", SG_OPT_STRING, NULL, NULL},
-    {"delay_ms", SG_OPT_INT, "200", NULL},
-    {"late_ms", SG_OPT_INT, "3000", NULL},
-    {NULL, 0, NULL, NULL},
+    {"slow_sender", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"sleep_ms", SG_OPT_INT, "1000", NULL, 0, 600000},
+    {"pending_rcpt", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"never_rcpt", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"delay_ms", SG_OPT_INT, "200", NULL, 0, 600000},
+    {"late_ms", SG_OPT_INT, "3000", NULL, 0, 600000},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
 
 SG_PLUGIN_EXPORT const struct sg_plugin smtpgate_plugin = {

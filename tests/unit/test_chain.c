@@ -19,7 +19,8 @@
 #include <unistd.h>
 
 #include "chain/chain.h"
-#include "chain/chain_impl.h"
+#include "chain/instance.h"
+#include "chain/host_api.h"
 #include "chain/workpool.h"
 
 /* ---- test plugins ---- */
@@ -36,7 +37,7 @@ struct behaviour {
     struct sg_ctx *held;
 };
 
-static const struct sg_host *H = &plugin_host_table;
+static const struct sg_host *H = &host_api_table;
 
 static enum sg_verdict t_mail(struct sg_ctx *ctx, void *inst, const char *from, const char *p)
 {
@@ -435,6 +436,72 @@ static void test_edits_recorded_at_eom_only(void **state)
     msg_store_free(store);
 }
 
+/* What a plugin sees of SG_HAS: the host's structs carry their size, and a
+ * member past an older host's size reads as absent. */
+struct has_seen {
+    bool called;
+    bool conn_host_name, conn_size_ok;
+    bool tx_note;
+};
+
+static struct has_seen seen;
+
+static enum sg_verdict t_has_mail(struct sg_ctx *ctx, void *inst, const char *from, const char *p)
+{
+    (void)inst;
+    (void)from;
+    (void)p;
+    const struct sg_conn_info *ci = H->conn(ctx);
+    seen.called = true;
+    seen.conn_size_ok = ci->size == sizeof(struct sg_conn_info);
+    seen.conn_host_name = SG_HAS(ci, host_name);
+    seen.tx_note = SG_HAS(H, tx_note);
+    if (seen.tx_note)
+        H->tx_note(ctx, "read through SG_HAS");
+    return SG_CONTINUE;
+}
+
+static const struct sg_plugin t_has_desc = {
+    .abi_version = SG_PLUGIN_ABI_VERSION,
+    .name = "th",
+    .mail = t_has_mail,
+};
+
+static void test_size_prefixed_host_structs(void **state)
+{
+    (void)state;
+    assert_int_equal(host_api_table.size, sizeof(struct sg_host));
+    assert_true(SG_HAS(&host_api_table, tx_note));
+    assert_true(SG_HAS(&host_api_table, replace_body));
+
+    /* A host older than tx_note: the member is absent, the ones before it
+     * are there. */
+    struct sg_host older = host_api_table;
+    older.size = offsetof(struct sg_host, tx_note);
+    assert_false(SG_HAS(&older, tx_note));
+    assert_true(SG_HAS(&older, counter_add));
+    const struct sg_host *none = NULL;
+    assert_false(SG_HAS(none, log));
+
+    struct sg_conn_info short_info = {.size = offsetof(struct sg_conn_info, host_name)};
+    assert_false(SG_HAS(&short_info, host_name));
+    assert_true(SG_HAS(&short_info, tls_peer_fingerprint));
+
+    /* The facts a connection hands its plugins carry the host's size,
+     * whatever size the front-end's own copy said. */
+    struct behaviour b[1] = {{0}};
+    struct chain *ch = t_chain(b, 1, &t_has_desc);
+    struct chain_conn *c = t_conn(ch);
+    struct chain_result res;
+    seen = (struct has_seen){0};
+    assert_int_equal(chain_run(c, SG_STAGE_MAIL, "s@example.test", "", &res), CHAIN_DONE);
+    assert_true(seen.called && seen.conn_size_ok && seen.conn_host_name && seen.tx_note);
+    char summary[512];
+    chain_tx_summary(c, summary, sizeof(summary));
+    assert_non_null(strstr(summary, "p0=\"read through SG_HAS\""));
+    t_done(ch, c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_timeout_then_late_resolve),
         cmocka_unit_test(test_blocking_callback_runs_on_pool),
         cmocka_unit_test(test_edits_recorded_at_eom_only),
+        cmocka_unit_test(test_size_prefixed_host_structs),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     workpool_shutdown();

@@ -18,6 +18,7 @@
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -159,6 +160,14 @@ static void h_log(const struct sg_ctx *ctx, enum sg_log_level level, const char 
     if (nlogs < MAX_LINES)
         vsnprintf(logs[nlogs++], sizeof(logs[0]), fmt, ap);
     va_end(ap);
+}
+
+static char tx_note[600];
+
+static void h_tx_note(struct sg_ctx *ctx, const char *text)
+{
+    (void)ctx;
+    snprintf(tx_note, sizeof(tx_note), "%s", text);
 }
 
 static void h_counter_add(const struct sg_ctx *ctx, const char *name, uint64_t delta)
@@ -324,6 +333,7 @@ static int h_replace_body(struct sg_ctx *ctx, const void *b, size_t n)
 }
 
 static const struct sg_host host = {
+    .size = sizeof(struct sg_host),
     .abi_version = SG_PLUGIN_ABI_VERSION,
     .opt_string = h_opt_string,
     .opt_int = h_opt_int,
@@ -336,6 +346,7 @@ static const struct sg_host host = {
     .config_error = h_config_error,
     .log = h_log,
     .counter_add = h_counter_add,
+    .tx_note = h_tx_note,
     .conn = h_conn,
     .envelope = h_envelope,
     .stage = h_stage,
@@ -414,6 +425,7 @@ static const char *rule_file(const char *name, const char *text)
 static void reset_records(void)
 {
     nerrors = nlogs = ncounters = 0;
+    tx_note[0] = '\0';
 }
 
 static uint64_t counter(const char *name)
@@ -497,10 +509,11 @@ static void test_options_and_errors(void **state)
     for (const struct sg_option *o = plugin->options; o->name != NULL; o++)
         if (o->check != NULL && o->def != NULL)
             assert_null(o->check(o->def));
+    /* numbers are range-checked by the host, from the declared ranges */
     const struct sg_option *ms = option("max_scan_size");
-    assert_non_null(ms->check("0"));
-    assert_non_null(option("budget_ms")->check("-1"));
-    assert_null(option("budget_ms")->check("0"));
+    assert_true(ms->min == 1 && isinf(ms->max));
+    assert_true(option("budget_ms")->min == 0 && option("budget_ms")->max == 600000);
+    assert_true(option("match_limit")->min == 1 && option("depth_limit")->min == 1);
 
     struct sg_section sec = {.name = "rules"};
     void *inst = NULL;
@@ -593,6 +606,7 @@ static void test_end_of_message(void **state)
     assert_string_equal(ctx.reply, "554 5.7.1 GTUBE");
     assert_int_equal(ctx.nedits, 0);
     assert_true(logged("rules: score=0.0 required=5.0 verdict=reject by=GTUBE hits=GTUBE(body)"));
+    assert_string_equal(tx_note, "score=0.0 hits=GTUBE(body)");
     ctx_end_tx(&ctx);
 
     /* tagged: the client's own report removed, prefix, flag, report */

@@ -135,8 +135,10 @@ static void test_automaton(void **state)
     const char *lits[] = {"he", "she", "his", "hers", "x\x80y"};
     size_t lens[] = {2, 3, 3, 4, 3};
     uint32_t owners[] = {0, 1, 2, 3, 4};
-    struct rules_prefilter *pf = rules_prefilter_build(lits, lens, owners, 5);
+    bool nomem = false;
+    struct rules_prefilter *pf = rules_prefilter_build(lits, lens, owners, 5, &nomem);
     assert_non_null(pf);
+    assert_false(nomem);
     struct {
         const char *text;
         const char *seen;
@@ -157,7 +159,8 @@ static void test_automaton(void **state)
         assert_string_equal(got, cases[i].seen);
     }
     rules_prefilter_free(pf);
-    assert_null(rules_prefilter_build(lits, lens, owners, 0));
+    assert_null(rules_prefilter_build(lits, lens, owners, 0, &nomem));
+    assert_false(nomem); /* none to filter is no failure */
 }
 
 /* ---- differential ---- */

@@ -1,5 +1,5 @@
 /*
- * Unit tests for spf_policy, spf_header and spf_net: the default result ->
+ * Unit tests for spf_policy, spf_header and the SPF networks (util/net): the default result ->
  * action table and its replies (550 5.7.23 with the explanation, 451 4.7.24,
  * 550 5.7.24), domain and recipient lists, Received-SPF and
  * Authentication-Results values (quoting, folding, hostile octets), reading
@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "spf/spf_header.h"
-#include "spf/spf_net.h"
+#include "util/net.h"
 #include "spf/spf_policy.h"
 
 static struct spf_check_result result(enum spf_result r, const char *sender, const char *domain)
@@ -201,39 +201,45 @@ static void test_authserv_id(void **state)
     assert_string_equal(id, "abc");
 }
 
+/* The SPF plugin's reading of exempt_networks and trusted_forwarders. */
+static int parse_net(const char *s, struct net_range *out, const char **err)
+{
+    return net_range_parse_text(s, strlen(s), 0, out, err);
+}
+
 static void test_networks(void **state)
 {
     (void)state;
-    struct spf_net n[4];
+    struct net_range n[4];
     const char *err;
-    assert_int_equal(spf_net_parse("192.0.2.0/24", &n[0], &err), 0);
-    assert_int_equal(spf_net_parse("2001:db8::/32", &n[1], &err), 0);
-    assert_int_equal(spf_net_parse("198.51.100.7", &n[2], &err), 0);
+    assert_int_equal(parse_net("192.0.2.0/24", &n[0], &err), 0);
+    assert_int_equal(parse_net("2001:db8::/32", &n[1], &err), 0);
+    assert_int_equal(parse_net("198.51.100.7", &n[2], &err), 0);
     assert_int_equal(n[2].prefix, 32);
-    assert_int_equal(spf_net_parse("::ffff:203.0.113.0/120", &n[3], &err), 0);
-    assert_true(spf_net_match(n, 4, "192.0.2.200"));
-    assert_false(spf_net_match(n, 4, "192.0.3.1"));
-    assert_true(spf_net_match(n, 4, "2001:db8:1::5"));
-    assert_false(spf_net_match(n, 4, "2001:db9::5"));
-    assert_true(spf_net_match(n, 4, "198.51.100.7"));
-    assert_false(spf_net_match(n, 4, "198.51.100.8"));
-    assert_true(spf_net_match(n, 4, "::ffff:192.0.2.9")); /* mapped client = IPv4 */
-    assert_true(spf_net_match(n, 4, "203.0.113.44"));     /* mapped network = IPv4 */
-    assert_false(spf_net_match(n, 4, "not-an-address"));
-    assert_false(spf_net_match(n, 4, NULL));
-    struct spf_net any;
-    assert_int_equal(spf_net_parse("0.0.0.0/0", &any, &err), 0);
-    assert_true(spf_net_match(&any, 1, "203.0.113.1"));
-    assert_false(spf_net_match(&any, 1, "2001:db8::1"));
-    assert_int_equal(spf_net_parse("10.0.0.0/7", &any, &err), 0);
-    assert_true(spf_net_match(&any, 1, "11.255.0.1"));
-    assert_false(spf_net_match(&any, 1, "12.0.0.1"));
-    assert_int_equal(spf_net_parse("192.0.2.0/33", &any, &err), -1);
-    assert_int_equal(spf_net_parse("2001:db8::/129", &any, &err), -1);
-    assert_int_equal(spf_net_parse("192.0.2.0/", &any, &err), -1);
-    assert_int_equal(spf_net_parse("192.0.2.0/2x", &any, &err), -1);
-    assert_int_equal(spf_net_parse("example.org", &any, &err), -1);
-    assert_int_equal(spf_net_parse("", &any, &err), -1);
+    assert_int_equal(parse_net("::ffff:203.0.113.0/120", &n[3], &err), 0);
+    assert_true(net_ranges_match_text(n, 4, "192.0.2.200"));
+    assert_false(net_ranges_match_text(n, 4, "192.0.3.1"));
+    assert_true(net_ranges_match_text(n, 4, "2001:db8:1::5"));
+    assert_false(net_ranges_match_text(n, 4, "2001:db9::5"));
+    assert_true(net_ranges_match_text(n, 4, "198.51.100.7"));
+    assert_false(net_ranges_match_text(n, 4, "198.51.100.8"));
+    assert_true(net_ranges_match_text(n, 4, "::ffff:192.0.2.9")); /* mapped client = IPv4 */
+    assert_true(net_ranges_match_text(n, 4, "203.0.113.44"));     /* mapped network = IPv4 */
+    assert_false(net_ranges_match_text(n, 4, "not-an-address"));
+    assert_false(net_ranges_match_text(n, 4, NULL));
+    struct net_range any;
+    assert_int_equal(parse_net("0.0.0.0/0", &any, &err), 0);
+    assert_true(net_ranges_match_text(&any, 1, "203.0.113.1"));
+    assert_false(net_ranges_match_text(&any, 1, "2001:db8::1"));
+    assert_int_equal(parse_net("10.0.0.0/7", &any, &err), 0);
+    assert_true(net_ranges_match_text(&any, 1, "11.255.0.1"));
+    assert_false(net_ranges_match_text(&any, 1, "12.0.0.1"));
+    assert_int_equal(parse_net("192.0.2.0/33", &any, &err), -1);
+    assert_int_equal(parse_net("2001:db8::/129", &any, &err), -1);
+    assert_int_equal(parse_net("192.0.2.0/", &any, &err), -1);
+    assert_int_equal(parse_net("192.0.2.0/2x", &any, &err), -1);
+    assert_int_equal(parse_net("example.org", &any, &err), -1);
+    assert_int_equal(parse_net("", &any, &err), -1);
     assert_non_null(err);
 }
 

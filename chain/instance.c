@@ -1,0 +1,152 @@
+/*
+ * instance - a loaded chain's lifetime, and what every part of chain/ asks
+ * of a plugin instance: its callbacks, its name on log lines, its counters.
+ *
+ * A chain is reference-counted: the configuration holds one reference, each
+ * connection another, so the instances and their shared objects stay as long
+ * as some session may call into them.  Each instance holds its own dlopen
+ * reference (the loader counts them), taken when it was made.
+ */
+#include "chain/instance.h"
+
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+static void chain_free_plugins(struct chain *ch)
+{
+    for (size_t i = ch->n; i-- > 0;) {
+        struct plugin_inst *p = &ch->plugins[i];
+        if (p->initialised && p->desc->fini)
+            p->desc->fini(p->instance);
+        while (p->counters) {
+            struct plugin_counter *c = p->counters;
+            p->counters = c->next;
+            free(c);
+        }
+        pthread_mutex_destroy(&p->counters_lock);
+        if (p->dl)
+            dlclose(p->dl);
+        free(p->name);
+        free(p->path);
+    }
+    free(ch->plugins);
+    ch->plugins = NULL;
+    ch->n = 0;
+}
+
+struct chain *chain_ref(struct chain *ch)
+{
+    if (ch)
+        atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+    return ch;
+}
+
+void chain_unref(struct chain *ch)
+{
+    if (!ch || atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    chain_free_plugins(ch);
+    free(ch);
+}
+
+size_t chain_size(const struct chain *ch)
+{
+    return ch ? ch->n : 0;
+}
+
+unsigned chain_generation(const struct chain *ch)
+{
+    return ch ? ch->generation : 0;
+}
+
+bool chain_wants(const struct chain *ch, enum sg_stage stage)
+{
+    return ch && (ch->stage_mask & SG_STAGE_BIT(stage));
+}
+
+bool chain_plugin_has(const struct sg_plugin *d, enum sg_stage stage)
+{
+    switch (stage) {
+    case SG_STAGE_CONNECT:
+        return d->connect != NULL;
+    case SG_STAGE_HELO:
+        return d->helo != NULL;
+    case SG_STAGE_MAIL:
+        return d->mail != NULL;
+    case SG_STAGE_RCPT:
+        return d->rcpt != NULL;
+    case SG_STAGE_DATA:
+        return d->data != NULL;
+    case SG_STAGE_HEADER:
+        return d->header != NULL;
+    case SG_STAGE_EOH:
+        return d->eoh != NULL;
+    case SG_STAGE_BODY:
+        return d->body != NULL;
+    case SG_STAGE_EOM:
+        return d->eom != NULL;
+    default:
+        return false;
+    }
+}
+
+const char *chain_verdict_name(enum sg_verdict v)
+{
+    static const char *const names[] = {"continue", "accept",     "reject", "tempfail",
+                                        "discard",  "quarantine", "pending"};
+    return (int)v >= SG_CONTINUE && v <= SG_PENDING ? names[v] : "?";
+}
+
+void plugin_metric_name(char *out, size_t n, const char *instance, const char *what)
+{
+    int k = snprintf(out, n, "smtpgate_plugin_%s_%s", instance, what);
+    for (int i = 0; i < k && (size_t)i < n; i++) {
+        char c = out[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            out[i] = '_';
+    }
+}
+
+void plugin_log(const struct plugin_inst *p, enum sg_log_level level, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_msg((int)level, "plugin %s: %s", p->name, msg);
+}
+
+void plugin_count_verdict(struct plugin_inst *p, enum sg_verdict v)
+{
+    if (v >= SG_CONTINUE && v <= SG_QUARANTINE)
+        metrics_add(p->verdicts[v], 1);
+}
+
+void plugin_counter_add(struct plugin_inst *p, const char *name, uint64_t delta)
+{
+    pthread_mutex_lock(&p->counters_lock);
+    struct plugin_counter *c = p->counters;
+    while (c && strcmp(c->name, name) != 0)
+        c = c->next;
+    if (!c) {
+        size_t n = strlen(name);
+        char metric[512];
+        plugin_metric_name(metric, sizeof(metric), p->name, name);
+        struct metrics_counter *m = metrics_counter(metric);
+        if (m && (c = malloc(sizeof(*c) + n + 1))) {
+            memcpy(c->name, name, n + 1);
+            c->counter = m;
+            c->next = p->counters;
+            p->counters = c;
+        }
+    }
+    pthread_mutex_unlock(&p->counters_lock);
+    if (c)
+        metrics_add(c->counter, delta);
+}

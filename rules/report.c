@@ -1,0 +1,76 @@
+/*
+ * report - the SpamAssassin-style report of a message: X-Spam-Status
+ * ("Yes, score=12.3 required=5.0 tests=A,B" folded at 76 columns, the
+ * names sorted, shadow and __ rules left out), X-Spam-Score ("12.3") and
+ * X-Spam-Level (one "*" per point, at most 50).
+ */
+#include "rules/report.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules/rules_html.h"
+#include "util/alloc.h"
+
+#define REPORT_FOLD 76
+#define LEVEL_MAX   50
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static double round1(double v)
+{
+    double r = round(v * 10) / 10;
+    return r == 0 ? 0 : r; /* no "-0.0" */
+}
+
+int rules_report_build(const struct rules *r, const unsigned char *hit,
+                       const struct rules_outcome *out, char **status, char **score, char **level)
+{
+    *status = *score = *level = NULL;
+    const char **names = util_calloc(r->n, sizeof(char *));
+    if (names == NULL)
+        return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (hit[i] && !r->v[i].shadow && !r->v[i].hidden)
+            names[n++] = r->v[i].name;
+    qsort(names, n, sizeof(*names), cmp_str);
+    struct rules_buf b = {0};
+    char head[128];
+    int hl = snprintf(head, sizeof(head),
+                      "%s, score=%.1f required=%.1f tests=", out->spam ? "Yes" : "No",
+                      round1(out->score), round1(out->required));
+    rules_buf_add(&b, head, (size_t)hl);
+    size_t line = (size_t)hl + strlen("X-Spam-Status: ");
+    if (n == 0)
+        rules_buf_add(&b, "none", 4);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(names[i]);
+        if (i > 0) {
+            rules_buf_addc(&b, ',');
+            line++;
+            if (line + l > REPORT_FOLD) {
+                rules_buf_add(&b, "\r\n\t", 3);
+                line = 1;
+            }
+        }
+        rules_buf_add(&b, names[i], l);
+        line += l;
+    }
+    free(names);
+    *status = rules_buf_cstr(&b);
+    int stars = out->score >= 1 ? (int)floor(out->score) : 0;
+    if (stars > LEVEL_MAX)
+        stars = LEVEL_MAX;
+    if (stars > 0 && (*level = util_calloc((size_t)stars + 1, 1)) != NULL)
+        memset(*level, '*', (size_t)stars);
+    if (util_asprintf(score, "%.1f", round1(out->score)) < 0 || *status == NULL ||
+        (stars > 0 && *level == NULL))
+        return -1;
+    return 0;
+}

@@ -1,0 +1,15 @@
+/*
+ * report - the report fields of a message's outcome.  Not installed.
+ */
+#ifndef SMTPGATE_RULES_REPORT_H
+#define SMTPGATE_RULES_REPORT_H
+
+#include "rules/rules_int.h"
+
+/* From the rules that hit (hit[i] per rule) and out's score, required and
+ * spam: malloc'ed *status, *score and *level (NULL when the score is below
+ * 1).  0, or -1 when out of memory (what was made is still to be freed). */
+int rules_report_build(const struct rules *r, const unsigned char *hit,
+                       const struct rules_outcome *out, char **status, char **score, char **level);
+
+#endif

@@ -1,0 +1,146 @@
+/*
+ * ruleset - a rule set's life and what the public API reads of it (see
+ * rules.h and ruleset.h).
+ *
+ * The set is reference counted with an atomic counter; the last
+ * rules_unref() frees it.  Nothing in it changes after loading, so threads
+ * share it without locks.
+ */
+#include "rules/ruleset.h"
+
+#include <stdlib.h>
+
+#include "util/alloc.h"
+
+struct rules *rules_set_new(void)
+{
+    struct rules *r = util_calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    atomic_init(&r->refs, 1);
+    return r;
+}
+
+void rules_rule_free(struct rule *rule)
+{
+    free(rule->name);
+    free(rule->header);
+    free(rule->target_desc);
+    free(rule->pattern);
+    pcre2_code_free(rule->re);
+    free(rule->cidrs);
+    for (size_t i = 0; i < rule->nmeta; i++)
+        free(rule->meta[i].name);
+    free(rule->meta);
+    free(rule->describe);
+    free(rule->reply);
+    free(rule->reason);
+    for (size_t i = 0; i < rule->nadd; i++) {
+        free((char *)rule->adds[i].name);
+        free((char *)rule->adds[i].value);
+    }
+    free(rule->adds);
+    for (size_t i = 0; i < rule->nexamples; i++)
+        free(rule->examples[i].text);
+    free(rule->examples);
+}
+
+void rules_threshold_free(struct threshold *t)
+{
+    free(t->reply);
+    free(t->reason);
+    free(t->subject_prefix);
+    for (size_t i = 0; i < t->nadd; i++) {
+        free((char *)t->adds[i].name);
+        free((char *)t->adds[i].value);
+    }
+    free(t->adds);
+}
+
+void rules_set_free(struct rules *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        rules_rule_free(&r->v[i]);
+    free(r->v);
+    for (size_t i = 0; i < r->nfiles; i++)
+        free(r->files[i]);
+    free(r->files);
+    for (int k = 0; k < TH__COUNT; k++)
+        rules_threshold_free(&r->th[k]);
+    for (int s = 0; s < RULES_STAGE__COUNT; s++)
+        free(r->order[s]);
+    for (int s = 0; s < RULES_PF_SLOTS; s++)
+        rules_prefilter_free(r->pf[s]);
+    pcre2_match_context_free(r->mctx);
+    pcre2_compile_context_free(r->cctx);
+    pcre2_general_context_free(r->gctx);
+    free(r);
+}
+
+struct rules *rules_ref(struct rules *r)
+{
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    return r;
+}
+
+void rules_unref(struct rules *r)
+{
+    if (r != NULL && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+        rules_set_free(r);
+}
+
+size_t rules_count(const struct rules *r)
+{
+    return r->n;
+}
+
+const char *rules_rule_name(const struct rules *r, size_t i)
+{
+    return i < r->n ? r->v[i].name : NULL;
+}
+
+size_t rules_file_count(const struct rules *r)
+{
+    return r->nfiles;
+}
+
+unsigned rules_stages(const struct rules *r)
+{
+    return r->stages;
+}
+
+bool rules_need_headers(const struct rules *r)
+{
+    return r->need_headers;
+}
+
+bool rules_need_raw(const struct rules *r)
+{
+    return r->need_raw;
+}
+
+double rules_required(const struct rules *r)
+{
+    if (r->th[TH_TAG].set)
+        return r->th[TH_TAG].score;
+    if (r->th[TH_QUARANTINE].set)
+        return r->th[TH_QUARANTINE].score;
+    if (r->th[TH_REJECT].set)
+        return r->th[TH_REJECT].score;
+    return 5.0;
+}
+
+const char *rules_stage_name(enum rules_stage s)
+{
+    static const char *names[] = {"connect", "helo", "mail", "rcpt", "content"};
+    return (unsigned)s < RULES_STAGE__COUNT ? names[s] : "?";
+}
+
+const char *rules_verdict_name(enum rules_verdict v)
+{
+    static const char *names[] = {"continue", "accept",  "reject",
+                                  "tempfail", "discard", "quarantine"};
+    return (unsigned)v <= RULES_QUARANTINE ? names[v] : "?";
+}
