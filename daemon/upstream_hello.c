@@ -23,6 +23,7 @@
 
 #include "codec/esmtp.h"
 #include "daemon/tls.h"
+#include "daemon/upstream.h"
 #include "daemon/upstream_int.h"
 #include "daemon/upstream_pool.h"
 #include "util/log.h"

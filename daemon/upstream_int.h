@@ -15,8 +15,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "codec/client_identity.h"
 #include "codec/smtp_reply.h"
-#include "daemon/upstream.h"
+#include "config/config.h"
+#include "message/msg_view.h"
+
+struct upstream_events; /* upstream.h */
 
 /* The longest name said in EHLO: a domain (RFC 5321 4.5.3.1.2). */
 #define UPSTREAM_EHLO_NAME_MAX 255
