@@ -22,11 +22,11 @@
 #include "util/log.h"
 #include "codec/proxy_header.h"
 #include "daemon/session.h"
-#include "daemon/worker.h"
 
 struct proxy_pending {
     struct proxy_pending *next, *prev;
-    struct worker *worker;
+    const struct session_host *host;
+    struct proxy_pending **list;
     struct sg_runtime *rt;
     const struct sg_listener *listener;
     evutil_socket_t fd;
@@ -50,11 +50,10 @@ static void proxy_addr_text(const struct sockaddr *sa, char *out, size_t n)
 
 static void proxy_pending_free(struct proxy_pending *p, bool close_fd)
 {
-    struct worker *w = p->worker;
     if (p->prev)
         p->prev->next = p->next;
     else
-        w->proxy_pending = p->next;
+        *p->list = p->next;
     if (p->next)
         p->next->prev = p->prev;
     if (p->ev)
@@ -102,7 +101,7 @@ static void proxy_done(struct proxy_pending *p, const struct proxy_header *h)
         client = h->src;
         len = h->addr_len;
     }
-    struct worker *w = p->worker;
+    const struct session_host *host = p->host;
     evutil_socket_t fd = p->fd;
     struct sg_runtime *rt = p->rt;
     p->rt = NULL;
@@ -111,7 +110,7 @@ static void proxy_done(struct proxy_pending *p, const struct proxy_header *h)
     log_debug("PROXY v%d header from %s: client %s%s", h->version, p->addr, src,
               h->local ? " (local)" : "");
     proxy_pending_free(p, false);
-    session_start(w, fd, (struct sockaddr *)&client, len, rt);
+    session_start(host, fd, (struct sockaddr *)&client, len, rt);
 }
 
 static void proxy_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -174,8 +173,9 @@ static void proxy_read_cb(evutil_socket_t fd, short what, void *arg)
     proxy_rearm(p);
 }
 
-bool proxy_accept_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *peer,
-                        socklen_t peer_len, struct sg_runtime *rt)
+bool proxy_accept_start(const struct session_host *host, struct proxy_pending **pending,
+                        evutil_socket_t fd, const struct sockaddr *peer, socklen_t peer_len,
+                        struct sg_runtime *rt)
 {
     struct sockaddr_storage local;
     socklen_t llen = sizeof(local);
@@ -205,7 +205,8 @@ bool proxy_accept_start(struct worker *w, evutil_socket_t fd, const struct socka
         runtime_unref(rt);
         return true;
     }
-    p->worker = w;
+    p->host = host;
+    p->list = pending;
     p->rt = rt;
     p->listener = l;
     p->fd = fd;
@@ -214,12 +215,12 @@ bool proxy_accept_start(struct worker *w, evutil_socket_t fd, const struct socka
     memcpy(p->addr, addr, sizeof(addr));
     clock_gettime(CLOCK_MONOTONIC, &p->deadline);
     p->deadline.tv_sec += l->proxy_timeout;
-    p->next = w->proxy_pending;
-    if (w->proxy_pending)
-        w->proxy_pending->prev = p;
-    w->proxy_pending = p;
+    p->next = *pending;
+    if (*pending)
+        (*pending)->prev = p;
+    *pending = p;
     evutil_make_socket_nonblocking(fd);
-    p->ev = event_new(w->base, fd, EV_READ, proxy_read_cb, p);
+    p->ev = event_new(host->base, fd, EV_READ, proxy_read_cb, p);
     if (!p->ev) {
         proxy_refuse(p, "out of memory");
         return true;
@@ -228,8 +229,8 @@ bool proxy_accept_start(struct worker *w, evutil_socket_t fd, const struct socka
     return true;
 }
 
-void proxy_accept_discard(struct worker *w)
+void proxy_accept_discard(struct proxy_pending **pending)
 {
-    while (w->proxy_pending)
-        proxy_pending_free(w->proxy_pending, true);
+    while (*pending)
+        proxy_pending_free(*pending, true);
 }

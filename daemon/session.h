@@ -4,10 +4,12 @@
  * syntax and sequence errors, limits), forwards the rest to the upstream and
  * relays its replies, in order, however the client pipelines.
  *
- * session_start() takes over an accepted socket on the calling worker's event
- * loop; the session lives on that loop until it frees itself.
+ * session_start() takes over an accepted socket on the host's event loop; the
+ * session lives on that loop until it frees itself.  The host (a worker) says
+ * which loop, keeps the list the sessions link themselves into, and is told
+ * through gone() each time one has ended: the session knows nothing of who
+ * started it.
  * session_shutdown() ends a session that outlived the shutdown grace with 421.
- * The worker keeps its sessions in a list (worker->sessions, session_next()).
  */
 #ifndef SMTPGATE_SESSION_H
 #define SMTPGATE_SESSION_H
@@ -17,14 +19,29 @@
 
 #include "daemon/runtime.h"
 
-struct worker;
 struct session;
+struct evdns_base;
 
-void session_start(struct worker *w, evutil_socket_t fd, const struct sockaddr *peer,
+/* The sessions of one host, linked by the session module. */
+struct session_list {
+    struct session *head;
+    unsigned count;
+};
+
+struct session_host {
+    struct event_base *base;
+    struct evdns_base *dns; /* client name lookups; NULL when off */
+    struct session_list *sessions;
+    void (*gone)(void *arg); /* after a session has unlinked and freed itself */
+    void *arg;
+};
+
+/* host must outlive every session started on it. */
+void session_start(const struct session_host *host, evutil_socket_t fd, const struct sockaddr *peer,
                    socklen_t peer_len, struct sg_runtime *rt);
 void session_shutdown(struct session *s);
 
-/* Free at once (the worker's loop has ended). */
+/* Free at once (the host's loop has ended). */
 void session_destroy(struct session *s);
 
 /* What the edge knows of the client, for the filter chain and logs: the TLS
@@ -35,7 +52,7 @@ struct tls_facts;
 const struct tls_facts *session_tls(const struct session *s);
 const char *session_login(const struct session *s);
 
-/* The worker's list of sessions. */
+/* The host's list of sessions. */
 struct session *session_next(const struct session *s);
 
 #endif

@@ -43,9 +43,9 @@ static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
         evutil_closesocket(fd);
         return;
     }
-    if (proxy_accept_start(w, fd, sa, (socklen_t)len, rt))
+    if (proxy_accept_start(&w->host, &w->proxy_pending, fd, sa, (socklen_t)len, rt))
         return;
-    session_start(w, fd, sa, (socklen_t)len, rt);
+    session_start(&w->host, fd, sa, (socklen_t)len, rt);
 }
 
 static void worker_accept_error_cb(struct evconnlistener *l, void *arg)
@@ -55,6 +55,14 @@ static void worker_accept_error_cb(struct evconnlistener *l, void *arg)
     (void)l;
     /* Out of descriptors: keep running; the listener retries on the next event. */
     log_warn("worker %u: accept: %s", w->index, evutil_socket_error_to_string(err));
+}
+
+/* A session has ended: a stopping worker finishes with its last one. */
+static void worker_session_gone(void *arg)
+{
+    struct worker *w = arg;
+    if (atomic_load(&w->stopping) && w->sessions.count == 0)
+        event_base_loopexit(w->base, NULL);
 }
 
 int worker_init(struct worker *w, unsigned index, const struct sg_config *c)
@@ -79,6 +87,11 @@ int worker_init(struct worker *w, unsigned index, const struct sg_config *c)
     if (c->client_name_lookup &&
         !(w->dns = client_name_dns_new(w->base, c->dns_nameserver, c->dns_timeout)))
         return -1;
+    w->host = (struct session_host){.base = w->base,
+                                    .dns = w->dns,
+                                    .sessions = &w->sessions,
+                                    .gone = worker_session_gone,
+                                    .arg = w};
     w->listeners = calloc(c->nlisten, sizeof(*w->listeners));
     if (!w->listeners)
         return -1;
@@ -100,25 +113,15 @@ int worker_init(struct worker *w, unsigned index, const struct sg_config *c)
     return 0;
 }
 
-static void worker_maybe_exit(struct worker *w)
-{
-    if (atomic_load(&w->stopping) && w->nsessions == 0)
-        event_base_loopexit(w->base, NULL);
-}
-
-void worker_session_gone(struct worker *w)
-{
-    worker_maybe_exit(w);
-}
-
 static void worker_grace_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     (void)fd;
     (void)what;
-    if (w->nsessions)
-        log_info("worker %u: shutdown grace over, closing %u sessions", w->index, w->nsessions);
-    struct session *s = w->sessions;
+    if (w->sessions.count)
+        log_info("worker %u: shutdown grace over, closing %u sessions", w->index,
+                 w->sessions.count);
+    struct session *s = w->sessions.head;
     while (s) {
         /* session_shutdown may free s: find the next one first. */
         struct session *next = session_next(s);
@@ -140,7 +143,7 @@ static void worker_stop_cb(evutil_socket_t fd, short what, void *arg)
         w->listeners[i] = NULL;
     }
     w->nlisteners = 0;
-    if (w->nsessions == 0) {
+    if (w->sessions.count == 0) {
         event_base_loopexit(w->base, NULL);
         return;
     }
@@ -158,9 +161,9 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     event_base_dispatch(w->base);
     /* Sessions and their upstreams belong to this thread: end them here. */
-    while (w->sessions)
-        session_destroy(w->sessions);
-    proxy_accept_discard(w);
+    while (w->sessions.head)
+        session_destroy(w->sessions.head);
+    proxy_accept_discard(&w->proxy_pending);
     upstream_discard_closing();
     return NULL;
 }
@@ -194,9 +197,9 @@ void worker_join(struct worker *w)
 void worker_free(struct worker *w)
 {
     /* Sessions still there after the loop ended are freed with their sockets. */
-    while (w->sessions)
-        session_destroy(w->sessions);
-    proxy_accept_discard(w);
+    while (w->sessions.head)
+        session_destroy(w->sessions.head);
+    proxy_accept_discard(&w->proxy_pending);
     for (size_t i = 0; i < w->nlisteners; i++)
         if (w->listeners[i])
             evconnlistener_free(w->listeners[i]);

@@ -17,8 +17,9 @@
 #include <stdbool.h>
 
 #include "config/config.h"
+#include "daemon/session.h"
 
-struct session;
+struct proxy_pending;
 
 struct worker {
     unsigned index;
@@ -28,9 +29,9 @@ struct worker {
     size_t nlisteners;
     struct event *stop_ev;
     struct event *grace_ev;
-    struct session *sessions; /* list head, owned by the session module */
-    struct evdns_base *dns;   /* client name lookups; NULL when off */
-    unsigned nsessions;
+    struct session_list sessions; /* linked by the session module */
+    struct session_host host;     /* what sessions started here are given */
+    struct evdns_base *dns;       /* client name lookups; NULL when off */
     atomic_bool stopping;
     unsigned shutdown_grace;
     struct proxy_pending *proxy_pending; /* waiting for a PROXY header (proxy_accept) */
@@ -42,8 +43,5 @@ int worker_run(struct worker *w);   /* starts the thread */
 void worker_stop(struct worker *w); /* thread-safe */
 void worker_join(struct worker *w);
 void worker_free(struct worker *w);
-
-/* Called by sessions when they end, to let a stopping worker finish. */
-void worker_session_gone(struct worker *w);
 
 #endif

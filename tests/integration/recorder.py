@@ -38,6 +38,7 @@ import logging
 import re
 import threading
 import time
+import collections
 from dataclasses import dataclass, field
 
 from aiosmtpd.smtp import SMTP
@@ -80,6 +81,8 @@ class Script:
     close_at: frozenset[str] = frozenset()
     hang_at: frozenset[str] = frozenset()
     lenient_eod: bool = False
+    # Longest command line taken (aiosmtpd's own default is 512).
+    command_size_limit: int = 512
 
 
 @dataclass
@@ -162,6 +165,10 @@ class _Session(SMTP):
                          timeout=120, loop=loop)
         for verb, method in list(self._smtp_methods.items()):
             self._smtp_methods[verb] = self._recording(verb, method)
+        limit = recorder.script.command_size_limit
+        if limit != SMTP.command_size_limit:
+            self.command_size_limit = limit
+            self.command_size_limits = collections.defaultdict(lambda x=limit: x)
         self.conn: Connection | None = None
 
     # ---- bookkeeping ----

@@ -20,7 +20,7 @@ import pytest
 from gate import plugin_dir, plugin_section, run_config_test
 from helpers import assert_no_upstream_connection, assert_reply, codes, upstream_baseline
 from netutil import LOOPBACK, free_port, wait_until
-from smtpclient import simple_message, swaks
+from smtpclient import dot_stuff, simple_message, swaks
 
 
 @pytest.fixture(scope="module")
@@ -329,6 +329,31 @@ def test_changed_envelope_refused_upstream_is_a_tempfail(gate_factory, recorder_
         assert_reply(replies[-1], 451, "4.3.0")
         c.quit()
     assert recorder.messages == []
+
+
+def test_changed_envelope_keeps_a_long_recipient(gate_factory, recorder_factory, plugins):
+    """A recipient whose RCPT line is longer than any fixed buffer (here ORCPT near
+    max_line_length) is sent again with the changed envelope: never dropped while the
+    client is told 250."""
+    recorder = recorder_factory(command_size_limit=4096)
+    extra = policy(plugins, add_rcpt="archive@example.test")
+    gate = start(gate_factory, recorder, extra, max_line_length=2048)
+    orcpt = "rfc822;" + "x" * 1500 + "@example.test"
+    with gate.connect() as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<s@example.test>").code == 250
+        assert c.cmd(f"RCPT TO:<long@example.test> NOTIFY=FAILURE ORCPT={orcpt}").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(dot_stuff(simple_message("long rcpt")))
+        final = c.read_reply()
+        c.quit()
+    if final.code == 250:
+        [m] = recorder.wait_messages(1)
+        assert m.rcpts == ["long@example.test", "archive@example.test"]
+        assert f"ORCPT={orcpt}" in m.rcpt_params[0]
+    else:
+        assert_reply(final, 451, "4.3.0")
+        assert recorder.messages == []
 
 
 # ---- time: blocking, pending, timeouts ----
