@@ -37,11 +37,11 @@
 
 static const char *host_opt_string(const struct sg_section *s, const char *key)
 {
-    cfg_t *c = plugin_conf_source(s, key);
+    const struct plugin_value *v = plugin_conf_value(s, key);
     const struct sg_option *o = plugin_conf_option(s->loaded->desc, key);
-    if (!c || !o || o->type == SG_OPT_LIST)
+    if (!v || !o || o->type == SG_OPT_LIST || v->nitems == 0)
         return NULL;
-    return cfg_getstr(c, key);
+    return v->items[v->nitems - 1];
 }
 
 static long long host_opt_int(const struct sg_section *s, const char *key)
@@ -64,28 +64,28 @@ static bool host_opt_bool(const struct sg_section *s, const char *key)
 
 static size_t host_opt_list_size(const struct sg_section *s, const char *key)
 {
-    cfg_t *c = plugin_conf_source(s, key);
+    const struct plugin_value *v = plugin_conf_value(s, key);
     const struct sg_option *o = plugin_conf_option(s->loaded->desc, key);
-    if (!c || !o || o->type != SG_OPT_LIST)
+    if (!v || !o || o->type != SG_OPT_LIST)
         return 0;
-    return cfg_size(c, key);
+    return v->nitems;
 }
 
 static const char *host_opt_list_item(const struct sg_section *s, const char *key, size_t i)
 {
     if (i >= host_opt_list_size(s, key))
         return NULL;
-    return cfg_getnstr(plugin_conf_source(s, key), key, (unsigned)i);
+    return plugin_conf_value(s, key)->items[i];
 }
 
 static bool host_opt_is_set(const struct sg_section *s, const char *key)
 {
-    return plugin_conf_option(s->loaded->desc, key) && plugin_conf_has(s->sec, key);
+    return plugin_conf_option(s->loaded->desc, key) && plugin_conf_has(s, key);
 }
 
 static const char *host_section_name(const struct sg_section *s)
 {
-    return s->loaded->title;
+    return s->loaded->sec->name;
 }
 
 static void host_config_error(const struct sg_section *s, const char *key, const char *fmt, ...)
@@ -95,11 +95,14 @@ static void host_config_error(const struct sg_section *s, const char *key, const
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    const char *where = plugin_conf_where(s->prep, s->loaded->title, key);
+    const char *source;
+    int line;
+    plugin_conf_where(s->loaded, key, &source, &line);
+    const char *title = s->loaded->sec->name;
     if (key)
-        log_err("%s: plugin %s: %s: %s", where, s->loaded->title, key, msg);
+        log_err("%s:%d: plugin %s: %s: %s", source, line, title, key, msg);
     else
-        log_err("%s: plugin %s: %s", where, s->loaded->title, msg);
+        log_err("%s:%d: plugin %s: %s", source, line, title, msg);
 }
 
 /* ---- session functions (callbacks) ---- */

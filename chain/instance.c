@@ -102,14 +102,17 @@ const char *chain_verdict_name(enum sg_verdict v)
     return (int)v >= SG_CONTINUE && v <= SG_PENDING ? names[v] : "?";
 }
 
-void plugin_metric_name(char *out, size_t n, const char *instance, const char *what)
+bool plugin_metric_name(char *out, size_t n, const char *instance, const char *what)
 {
     int k = snprintf(out, n, "smtpgate_plugin_%s_%s", instance, what);
-    for (int i = 0; i < k && (size_t)i < n; i++) {
+    if (k < 0 || (size_t)k >= n)
+        return false; /* no counter: a cut name could be another's */
+    for (int i = 0; i < k; i++) {
         char c = out[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
             out[i] = '_';
     }
+    return true;
 }
 
 void plugin_log(const struct plugin_inst *p, enum sg_log_level level, const char *fmt, ...)
@@ -137,8 +140,9 @@ void plugin_counter_add(struct plugin_inst *p, const char *name, uint64_t delta)
     if (!c) {
         size_t n = strlen(name);
         char metric[512];
-        plugin_metric_name(metric, sizeof(metric), p->name, name);
-        struct metrics_counter *m = metrics_counter(metric);
+        struct metrics_counter *m = plugin_metric_name(metric, sizeof(metric), p->name, name)
+                                        ? metrics_counter(metric)
+                                        : NULL;
         if (m && (c = malloc(sizeof(*c) + n + 1))) {
             memcpy(c->name, name, n + 1);
             c->counter = m;

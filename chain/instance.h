@@ -8,7 +8,8 @@
  *                         reverse chain order, then its dlclose
  *   chain_plugin_has()    does a descriptor have a callback for a stage
  *   chain_verdict_name()  "continue", "reject"... for log lines and metrics
- *   plugin_metric_name()  "smtpgate_plugin_<instance>_<what>", made safe
+ *   plugin_metric_name()  "smtpgate_plugin_<instance>_<what>", made safe;
+ *                         false when it does not fit
  *   plugin_log()          a log line with the instance's name, outside sessions
  *   plugin_count_verdict(), plugin_counter_add()
  *                         the instance's counters (any thread)
@@ -56,7 +57,8 @@ bool chain_plugin_has(const struct sg_plugin *desc, enum sg_stage stage);
 /* v may be any value: "?" for one that is not a verdict. */
 const char *chain_verdict_name(enum sg_verdict v);
 
-void plugin_metric_name(char *out, size_t n, const char *instance, const char *what);
+/* false (out unusable) when the name does not fit in n octets. */
+bool plugin_metric_name(char *out, size_t n, const char *instance, const char *what);
 void plugin_log(const struct plugin_inst *p, enum sg_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void plugin_count_verdict(struct plugin_inst *p, enum sg_verdict v);

@@ -1,7 +1,8 @@
 /*
- * loader - dlopen each plugin a configuration names, check its descriptor,
- * and build the configuration's chain by calling every instance's init (or
- * reload) in chain order (chain/plugin_host.h states the whole sequence).
+ * loader - dlopen each plugin a configuration's sections name, check its
+ * descriptor and the sections' values (plugin_conf.c), and build the chain by
+ * calling every instance's init (or reload) in chain order
+ * (chain/plugin_host.h states the whole sequence).
  *
  * A descriptor is refused, with "file:line: plugin NAME: ..." naming the
  * section's path line, when it is not there, is built for another ABI
@@ -20,6 +21,7 @@
 
 #include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,84 +45,86 @@ static bool plugin_range_usable(const struct sg_option *o)
     return true;
 }
 
-static bool loading_disabled;
-
-void plugin_host_disable_loading(bool disable)
-{
-    loading_disabled = disable;
-}
-
 static int plugin_load_one(struct plugin_loaded *l)
 {
-    if (loading_disabled) {
-        log_err("%s: plugin %s: loading plugins is disabled here", l->where, l->title);
-        return 1;
-    }
+    const char *title = l->sec->name;
     dlerror();
     l->dl = dlopen(l->path, RTLD_NOW | RTLD_LOCAL);
     if (!l->dl) {
         const char *e = dlerror();
-        log_err("%s: plugin %s: cannot load %s", l->where, l->title, e ? e : l->path);
+        log_err("%s:%d: plugin %s: cannot load %s", l->source, l->line, title, e ? e : l->path);
         return 1;
     }
     const struct sg_plugin *d = dlsym(l->dl, SG_PLUGIN_SYMBOL);
     if (!d) {
-        log_err("%s: plugin %s: %s has no '%s' descriptor: not an smtpgate plugin", l->where,
-                l->title, l->path, SG_PLUGIN_SYMBOL);
+        log_err("%s:%d: plugin %s: %s has no '%s' descriptor: not an smtpgate plugin", l->source,
+                l->line, title, l->path, SG_PLUGIN_SYMBOL);
         return 1;
     }
     if (d->abi_version != SG_PLUGIN_ABI_VERSION) {
-        log_err("%s: plugin %s: %s is built for plugin ABI version %u; this smtpgate has "
+        log_err("%s:%d: plugin %s: %s is built for plugin ABI version %u; this smtpgate has "
                 "version %u",
-                l->where, l->title, l->path, d->abi_version, SG_PLUGIN_ABI_VERSION);
+                l->source, l->line, title, l->path, d->abi_version, SG_PLUGIN_ABI_VERSION);
         return 1;
     }
     if (!d->name || !d->init) {
-        log_err("%s: plugin %s: %s has no name or no init function", l->where, l->title, l->path);
+        log_err("%s:%d: plugin %s: %s has no name or no init function", l->source, l->line, title,
+                l->path);
         return 1;
     }
     for (const struct sg_option *o = d->options; o && o->name; o++) {
         if (plugin_conf_reserved(o->name) || !metrics_name_ok(o->name) || o->type < SG_OPT_STRING ||
             o->type > SG_OPT_LIST || !plugin_range_usable(o)) {
-            log_err("%s: plugin %s: %s declares an unusable option '%s'", l->where, l->title,
-                    l->path, o->name);
+            log_err("%s:%d: plugin %s: %s declares an unusable option '%s'", l->source, l->line,
+                    title, l->path, o->name);
             return 1;
         }
     }
     l->desc = d;
     if (plugin_conf_defaults(l) < 0) {
-        log_err("%s: plugin %s: %s has defaults that do not parse", l->where, l->title, l->path);
+        log_err("%s:%d: plugin %s: %s has defaults that do not parse", l->source, l->line, title,
+                l->path);
         l->desc = NULL;
         return 1;
     }
     return 0;
 }
 
-int plugin_prep_load(struct plugin_prep *p)
+/* Section sec's plugin into l; errors counted. */
+static int plugin_load_section(const struct sg_config *c, const struct plugin_section *sec,
+                               struct plugin_loaded *l)
 {
-    int errors = 0;
-    for (size_t i = 0; i < p->nloaded; i++)
-        errors += plugin_conf_path(p, &p->loaded[i]) < 0 ? 1 : plugin_load_one(&p->loaded[i]);
-    if (errors)
-        return errors;
-
-    /* Options of the same name in two plugins must have the same shape, as one
-     * section schema carries them all. */
-    for (size_t i = 0; i < p->nloaded; i++) {
-        for (const struct sg_option *o = p->loaded[i].desc->options; o && o->name; o++) {
-            for (size_t j = 0; j < i; j++) {
-                const struct sg_option *q = plugin_conf_option(p->loaded[j].desc, o->name);
-                if (q && (q->type == SG_OPT_LIST) != (o->type == SG_OPT_LIST)) {
-                    log_err("%s: plugin %s: option '%s' is a list in one of %s and %s and not "
-                            "in the other",
-                            p->loaded[i].where, p->loaded[i].title, o->name,
-                            p->loaded[j].desc->name, p->loaded[i].desc->name);
-                    errors++;
-                }
-            }
-        }
+    l->sec = sec;
+    l->source = sec->source;
+    l->line = sec->line;
+    const struct plugin_value *path = plugin_section_get(sec, "path");
+    if (!path || path->nitems == 0) {
+        log_err("%s:%d: plugin %s has no path", sec->source, sec->line, sec->name);
+        return 1;
     }
-    return errors;
+    l->line = path->line;
+    if (path->list || path->nitems != 1) {
+        log_err("%s:%d: unexpected token '{': plugin %s: 'path' is not a list", sec->source,
+                path->line, sec->name);
+        return 1;
+    }
+    l->path = plugin_conf_path(c->plugin_dir, path->items[0]);
+    if (!l->path) {
+        log_err("out of memory loading plugin %s", sec->name);
+        return 1;
+    }
+    return plugin_load_one(l);
+}
+
+static void plugin_loaded_free(struct plugin_loaded *all, size_t n)
+{
+    for (size_t i = 0; all && i < n; i++) {
+        plugin_section_clear(&all[i].defaults);
+        if (all[i].dl)
+            dlclose(all[i].dl);
+        free(all[i].path);
+    }
+    free(all);
 }
 
 static const struct plugin_inst *chain_find(const struct chain *ch, const char *name,
@@ -133,46 +137,50 @@ static const struct plugin_inst *chain_find(const struct chain *ch, const char *
     return NULL;
 }
 
-static int plugin_inst_init(struct plugin_prep *prep, const struct plugin_loaded *l, cfg_t *sec,
-                            struct plugin_inst *p, size_t index, const struct chain *previous)
+static int plugin_inst_init(const struct plugin_loaded *l, struct plugin_inst *p, size_t index,
+                            const struct chain *previous)
 {
+    const char *title = l->sec->name;
     p->index = index;
     p->desc = l->desc;
-    p->name = strdup(l->title);
+    p->name = strdup(title);
     p->path = strdup(l->path);
     pthread_mutex_init(&p->counters_lock, NULL);
     if (!p->name || !p->path) {
-        log_err("out of memory loading plugin %s", l->title);
+        log_err("out of memory loading plugin %s", title);
         return -1;
     }
-    p->timeout_ms = (unsigned)(cfg_getfloat(sec, "timeout") * 1000.0 + 0.5);
+    const struct plugin_value *t = plugin_section_get(l->sec, "timeout");
+    double timeout = t ? strtod(t->items[0], NULL) : PLUGIN_CONF_DEFAULT_TIMEOUT;
+    p->timeout_ms = (unsigned)(timeout * 1000.0 + 0.5);
     if (p->timeout_ms == 0)
         p->timeout_ms = 1;
-    const char *fv = cfg_getstr(sec, "failure_verdict");
+    const struct plugin_value *f = plugin_section_get(l->sec, "failure_verdict");
+    const char *fv = f ? f->items[0] : "tempfail";
     p->failure_verdict = strcmp(fv, "continue") == 0 ? SG_CONTINUE
                          : strcmp(fv, "accept") == 0 ? SG_ACCEPT
                          : strcmp(fv, "reject") == 0 ? SG_REJECT
                                                      : SG_TEMPFAIL;
     for (int v = SG_ACCEPT; v <= SG_QUARANTINE; v++) {
-        char name[256], what[64];
+        char name[256], what[64]; /* what: "verdict_" and a verdict's name */
         snprintf(what, sizeof(what), "verdict_%s", chain_verdict_name((enum sg_verdict)v));
-        plugin_metric_name(name, sizeof(name), p->name, what);
-        p->verdicts[v] = metrics_counter(name);
+        p->verdicts[v] =
+            plugin_metric_name(name, sizeof(name), p->name, what) ? metrics_counter(name) : NULL;
     }
     p->dl = dlopen(l->path, RTLD_NOW | RTLD_LOCAL);
     if (!p->dl) {
-        log_err("%s: plugin %s: cannot load %s", l->where, l->title, l->path);
+        log_err("%s:%d: plugin %s: cannot load %s", l->source, l->line, title, l->path);
         return -1;
     }
-    struct sg_section s = {.prep = prep, .loaded = l, .sec = sec};
-    const struct plugin_inst *prev = chain_find(previous, l->title, l->desc->name);
+    struct sg_section s = {.loaded = l};
+    const struct plugin_inst *prev = chain_find(previous, title, l->desc->name);
     int rc;
     if (prev && l->desc->reload)
         rc = l->desc->reload(&host_api_table, &s, prev->instance, &p->instance);
     else
         rc = l->desc->init(&host_api_table, &s, &p->instance);
     if (rc != 0) {
-        log_err("%s: plugin %s: %s failed", plugin_conf_where(prep, l->title, NULL), l->title,
+        log_err("%s:%d: plugin %s: %s failed", l->source, l->line, title,
                 prev && l->desc->reload ? "reload" : "init");
         return -1;
     }
@@ -180,15 +188,12 @@ static int plugin_inst_init(struct plugin_prep *prep, const struct plugin_loaded
     return 0;
 }
 
-struct chain *plugin_prep_build(struct plugin_prep *prep, cfg_t *cfg, struct chain *previous,
-                                unsigned generation, int *errors)
+static struct chain *plugin_build(const struct plugin_loaded *all, size_t n,
+                                  const struct chain *previous, unsigned generation, int *errors)
 {
-    unsigned nsec = cfg_size(cfg, "plugin");
-    if (nsec == 0)
-        return NULL;
     struct chain *ch = calloc(1, sizeof(*ch));
     if (ch)
-        ch->plugins = calloc(nsec, sizeof(*ch->plugins));
+        ch->plugins = calloc(n, sizeof(*ch->plugins));
     if (!ch || !ch->plugins) {
         free(ch);
         log_err("out of memory building the filter chain");
@@ -197,21 +202,9 @@ struct chain *plugin_prep_build(struct plugin_prep *prep, cfg_t *cfg, struct cha
     }
     atomic_init(&ch->refs, 1);
     ch->generation = generation;
-    for (unsigned i = 0; i < nsec; i++) {
-        cfg_t *sec = cfg_getnsec(cfg, "plugin", i);
-        const struct plugin_loaded *l = plugin_conf_find(prep, cfg_title(sec));
-        if (!cfg_getstr(sec, "path")) {
-            log_err("%s: plugin %s has no path", plugin_conf_where(prep, cfg_title(sec), NULL),
-                    cfg_title(sec));
-            (*errors)++;
-            break;
-        }
-        if (!l || !l->desc) {
-            (*errors)++;
-            break;
-        }
+    for (size_t i = 0; i < n; i++) {
         struct plugin_inst *p = &ch->plugins[ch->n++];
-        if (plugin_inst_init(prep, l, sec, p, i, previous) < 0) {
+        if (plugin_inst_init(&all[i], p, i, previous) < 0) {
             (*errors)++;
             break;
         }
@@ -225,5 +218,30 @@ struct chain *plugin_prep_build(struct plugin_prep *prep, cfg_t *cfg, struct cha
         chain_unref(ch);
         return NULL;
     }
+    return ch;
+}
+
+struct chain *plugin_load_chain(const struct sg_config *c, const struct chain *previous,
+                                unsigned generation, int *errors)
+{
+    size_t n = c->plugins.n;
+    if (n == 0)
+        return NULL;
+    struct plugin_loaded *all = calloc(n, sizeof(*all));
+    if (!all) {
+        log_err("out of memory loading the plugins");
+        (*errors)++;
+        return NULL;
+    }
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += plugin_load_section(c, &c->plugins.v[i], &all[i]);
+    for (size_t i = 0; bad == 0 && i < n; i++)
+        bad += plugin_conf_check(&all[i], all, n);
+    struct chain *ch = NULL;
+    if (bad == 0)
+        ch = plugin_build(all, n, previous, generation, &bad);
+    *errors += bad;
+    plugin_loaded_free(all, n);
     return ch;
 }

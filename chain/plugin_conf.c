@@ -1,195 +1,38 @@
 /*
- * plugin_conf - the plugin sections of a configuration: the prep one load
- * fills, the two passes' schemas, every value typed and range-checked while
- * libconfuse still knows its line, and the lookups init's host functions
- * make (chain/plugin_conf.h, chain/plugin_host.h).
+ * plugin_conf - the values of the plugin sections: typed, range-checked and
+ * passed through the plugin's own check against the options its descriptor
+ * declares, each error naming the line the value was written on
+ * (chain/plugin_conf.h).
  *
- * Every value of a plugin section is kept by libconfuse as a string (or a
- * list of strings) and typed here: the parse callback checks it against the
- * plugin's declared type, range and check function while libconfuse still
- * knows its line, and records that line so that init's config_error() can
- * name it too.  Defaults come from the plugin's descriptor, parsed once by
- * the same rules at load time, so a plugin with a broken default is refused
- * at load, not surprised at run time.
+ * A section's values are strings (or lists of strings) as config/ read them.
+ * Defaults come from the plugin's descriptor, parsed by the same syntax
+ * (plugin_section_parse_body()) and the same checks at load time, so a
+ * plugin with a broken default is refused at load, not surprised at run time.
  *
- * libconfuse's callbacks get no argument of ours: the prep being filled is
- * the thread's current one (plugin_prep_use()), and a plugin's defaults are
- * parsed with defaults_for set, as their values have no section.
- *
- * Diagnostics: "file:line: plugin NAME: 'key' is ...", through libconfuse's
- * error function (the configuration's), one per wrong value.
+ * Diagnostics: "file:line: plugin NAME: 'key' is ...", one per wrong value;
+ * "plugin PATH: bad built-in default: ..." for a descriptor's.
  */
 #include "chain/plugin_conf.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/config.h"
 #include "util/log.h"
 
-static __thread struct plugin_prep *prep_current;
-/* Set while a plugin's defaults are parsed: its values have no section. */
-static __thread const struct plugin_loaded *defaults_for;
-
-/* ---- prep ---- */
-
-struct plugin_prep *plugin_prep_new(void)
+char *plugin_conf_path(const char *dir, const char *path)
 {
-    return calloc(1, sizeof(struct plugin_prep));
-}
-
-void plugin_prep_use(struct plugin_prep *p)
-{
-    prep_current = p;
-}
-
-void plugin_prep_free(struct plugin_prep *p)
-{
-    if (!p)
-        return;
-    if (prep_current == p)
-        prep_current = NULL;
-    for (size_t i = 0; i < p->nloaded; i++) {
-        free(p->loaded[i].title);
-        free(p->loaded[i].path);
-        if (p->loaded[i].defaults)
-            cfg_free(p->loaded[i].defaults);
-        if (p->loaded[i].dl)
-            dlclose(p->loaded[i].dl);
-    }
-    free(p->loaded);
-    for (size_t i = 0; i < p->nlines; i++) {
-        free(p->lines[i].title);
-        free(p->lines[i].key);
-    }
-    free(p->lines);
-    for (size_t i = 0; i < p->nsection_opts; i++)
-        free((char *)p->section_opts[i].name);
-    free(p->section_opts);
-    free(p->dir);
-    free(p);
-}
-
-void plugin_prep_set_dir(struct plugin_prep *p, const char *dir)
-{
-    free(p->dir);
-    p->dir = dir && *dir ? strdup(dir) : NULL;
-}
-
-/* "rules.so" means plugin_dir/rules.so; a path with a "/" is taken as it is. */
-int plugin_conf_path(const struct plugin_prep *p, struct plugin_loaded *l)
-{
-    if (strchr(l->path, '/') || !p->dir)
-        return 0;
-    size_t n = strlen(p->dir) + strlen(l->path) + 2;
+    /* "rules.so" means plugin_dir/rules.so; a path with a "/" is taken as it is. */
+    if (strchr(path, '/') || !dir || !*dir)
+        return strdup(path);
+    size_t n = strlen(dir) + strlen(path) + 2;
     char *full = malloc(n);
-    if (!full)
-        return -1;
-    snprintf(full, n, "%s/%s", p->dir, l->path);
-    free(l->path);
-    l->path = full;
-    return 0;
+    if (full)
+        snprintf(full, n, "%s/%s", dir, path);
+    return full;
 }
-
-static void prep_record_where(struct plugin_prep *p, const char *title, const char *key,
-                              const char *where)
-{
-    for (size_t i = 0; i < p->nlines; i++) {
-        struct plugin_where *w = &p->lines[i];
-        if (strcmp(w->title, title) == 0 &&
-            ((key == NULL && w->key == NULL) || (key && w->key && strcmp(key, w->key) == 0))) {
-            snprintf(w->where, sizeof(w->where), "%s", where);
-            return;
-        }
-    }
-    struct plugin_where *n = realloc(p->lines, (p->nlines + 1) * sizeof(*n));
-    if (!n)
-        return;
-    p->lines = n;
-    struct plugin_where *w = &p->lines[p->nlines];
-    w->title = strdup(title);
-    w->key = key ? strdup(key) : NULL;
-    if (!w->title || (key && !w->key)) {
-        free(w->title);
-        free(w->key);
-        return;
-    }
-    snprintf(w->where, sizeof(w->where), "%s", where);
-    p->nlines++;
-}
-
-const char *plugin_conf_where(const struct plugin_prep *p, const char *title, const char *key)
-{
-    const char *section = NULL;
-    for (size_t i = 0; i < p->nlines; i++) {
-        const struct plugin_where *w = &p->lines[i];
-        if (strcmp(w->title, title) != 0)
-            continue;
-        if (key && w->key && strcmp(key, w->key) == 0)
-            return w->where;
-        if (!w->key)
-            section = w->where;
-    }
-    return section ? section : "(config)";
-}
-
-/* ---- pass 1 ---- */
-
-static int plugin_pass1_path_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
-{
-    (void)opt;
-    *(const char **)result = value;
-    struct plugin_prep *p = prep_current;
-    const char *title = cfg_title(cfg);
-    if (!p || !title)
-        return 0;
-    char where[320];
-    config_where(cfg, where, sizeof(where));
-    for (size_t i = 0; i < p->nloaded; i++) {
-        if (strcmp(p->loaded[i].title, title) == 0) {
-            char *path = strdup(value);
-            if (path) {
-                free(p->loaded[i].path);
-                p->loaded[i].path = path;
-                snprintf(p->loaded[i].where, sizeof(p->loaded[i].where), "%s", where);
-            }
-            return 0;
-        }
-    }
-    struct plugin_loaded *n = realloc(p->loaded, (p->nloaded + 1) * sizeof(*n));
-    if (!n)
-        return 0;
-    p->loaded = n;
-    struct plugin_loaded *l = &p->loaded[p->nloaded];
-    memset(l, 0, sizeof(*l));
-    l->title = strdup(title);
-    l->path = strdup(value);
-    if (!l->title || !l->path) {
-        free(l->title);
-        free(l->path);
-        return 0;
-    }
-    snprintf(l->where, sizeof(l->where), "%s", where);
-    p->nloaded++;
-    return 0;
-}
-
-cfg_opt_t *plugin_prep_pass1_opts(void)
-{
-    static cfg_opt_t opts[] = {
-        CFG_STR_CB("path", NULL, CFGF_NODEFAULT, plugin_pass1_path_cb),
-        CFG_STR_LIST("__unknown", NULL, CFGF_NONE),
-        CFG_END(),
-    };
-    return opts;
-}
-
-/* ---- values ---- */
 
 static const char *plugin_check_type(enum sg_opt_type type, const char *value)
 {
@@ -226,12 +69,10 @@ const struct sg_option *plugin_conf_option(const struct sg_plugin *d, const char
     return NULL;
 }
 
-const struct plugin_loaded *plugin_conf_find(const struct plugin_prep *p, const char *title)
+bool plugin_conf_reserved(const char *name)
 {
-    for (size_t i = 0; p && title && i < p->nloaded; i++)
-        if (strcmp(p->loaded[i].title, title) == 0)
-            return &p->loaded[i];
-    return NULL;
+    return strcmp(name, "path") == 0 || strcmp(name, "timeout") == 0 ||
+           strcmp(name, "failure_verdict") == 0;
 }
 
 bool plugin_conf_ranged(const struct sg_option *o)
@@ -270,214 +111,160 @@ static void plugin_range_text(const struct sg_option *o, char *out, size_t n)
         snprintf(out, n, "from %s to %s", lo, hi);
 }
 
-static int plugin_value_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+/* One value of section title against option o: NULL, or the reason in msg. */
+static const char *plugin_check_value(const char *title, const struct sg_option *o,
+                                      const struct plugin_value *v, char *msg, size_t size)
 {
-    *(const char **)result = value;
-    const struct plugin_loaded *l = defaults_for;
-    if (!l)
-        l = plugin_conf_find(prep_current, cfg_title(cfg));
-    if (!l || !l->desc)
-        return 0; /* a section whose plugin did not load: that error is logged already */
-    const struct sg_option *o = plugin_conf_option(l->desc, opt->name);
-    if (!o) {
-        cfg_error(cfg, "plugin %s (%s) has no option '%s'", l->title, l->desc->name, opt->name);
-        return -1;
+    if (v->list && o->type != SG_OPT_LIST) {
+        snprintf(msg, size, "unexpected token '{': plugin %s: '%s' is not a list", title, v->key);
+        return msg;
     }
-    bool list_value = opt->type == CFGT_STR && (opt->flags & CFGF_LIST);
-    if ((o->type == SG_OPT_LIST) != list_value) {
-        cfg_error(cfg, "plugin %s: '%s' %s", l->title, opt->name,
-                  o->type == SG_OPT_LIST ? "is a list: {\"a\", \"b\"}" : "is not a list");
-        return -1;
-    }
-    const char *why = plugin_check_type(o->type, value);
-    if (!why && !plugin_in_range(o, value)) {
-        char range[160];
-        plugin_range_text(o, range, sizeof(range));
-        cfg_error(cfg, "plugin %s: '%s' is %s; it must be %s", l->title, opt->name, value, range);
-        return -1;
-    }
-    if (!why && o->check)
-        why = o->check(value);
-    if (why) {
-        cfg_error(cfg, "plugin %s: '%s' is \"%s\": %s", l->title, opt->name, value, why);
-        return -1;
-    }
-    if (!defaults_for && prep_current) {
-        char where[320];
-        config_where(cfg, where, sizeof(where));
-        prep_record_where(prep_current, l->title, opt->name, where);
-    }
-    return 0;
-}
-
-static int plugin_path_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
-{
-    (void)opt;
-    *(const char **)result = value;
-    if (prep_current && cfg_title(cfg)) {
-        char where[320];
-        config_where(cfg, where, sizeof(where));
-        prep_record_where(prep_current, cfg_title(cfg), NULL, where);
-    }
-    return 0;
-}
-
-static int plugin_timeout_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(value, &end);
-    if (*value == '\0' || *end != '\0' || errno || !(v > 0) || v > 3600) {
-        cfg_error(cfg, "plugin %s: '%s' is \"%s\"; it must be from 0.001 to 3600 seconds",
-                  cfg_title(cfg), opt->name, value);
-        return -1;
-    }
-    *(double *)result = v;
-    return 0;
-}
-
-static int plugin_failure_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
-{
-    static const char *const allowed[] = {"tempfail", "continue", "accept", "reject", NULL};
-    for (size_t i = 0; allowed[i]; i++) {
-        if (strcmp(value, allowed[i]) == 0) {
-            *(const char **)result = value;
-            return 0;
+    for (size_t i = 0; i < v->nitems; i++) {
+        const char *value = v->items[i];
+        const char *why = plugin_check_type(o->type, value);
+        if (!why && !plugin_in_range(o, value)) {
+            char range[160];
+            plugin_range_text(o, range, sizeof(range));
+            snprintf(msg, size, "plugin %s: '%s' is %s; it must be %s", title, v->key, value,
+                     range);
+            return msg;
+        }
+        if (!why && o->check)
+            why = o->check(value);
+        if (why) {
+            snprintf(msg, size, "plugin %s: '%s' is \"%s\": %s", title, v->key, value, why);
+            return msg;
         }
     }
-    cfg_error(cfg,
-              "plugin %s: '%s' is \"%s\"; expected one of: tempfail, continue, accept, "
-              "reject",
-              cfg_title(cfg), opt->name, value);
-    return -1;
+    return NULL;
 }
 
-/* ---- loading ---- */
-
-static cfg_opt_t plugin_opt_for(const struct sg_option *o)
+/* The host's own keys: timeout and failure_verdict (path is the loader's). */
+static const char *plugin_check_host_value(const char *title, const struct plugin_value *v,
+                                           char *msg, size_t size)
 {
-    char *name = strdup(o->name);
-    if (o->type == SG_OPT_LIST)
-        return (cfg_opt_t)CFG_STR_LIST_CB(name, NULL, CFGF_NODEFAULT, plugin_value_cb);
-    return (cfg_opt_t)CFG_STR_CB(name, NULL, CFGF_NODEFAULT, plugin_value_cb);
+    if (strcmp(v->key, "path") == 0)
+        return NULL;
+    if (v->list || v->nitems != 1) {
+        snprintf(msg, size, "unexpected token '{': plugin %s: '%s' is not a list", title, v->key);
+        return msg;
+    }
+    const char *value = v->items[0];
+    if (strcmp(v->key, "timeout") == 0) {
+        char *end;
+        errno = 0;
+        double t = strtod(value, &end);
+        if (*value == '\0' || *end != '\0' || errno || !(t > 0) || t > 3600) {
+            snprintf(msg, size, "plugin %s: '%s' is \"%s\"; it must be from 0.001 to 3600 seconds",
+                     title, v->key, value);
+            return msg;
+        }
+        return NULL;
+    }
+    static const char *const allowed[] = {"tempfail", "continue", "accept", "reject", NULL};
+    for (size_t i = 0; allowed[i]; i++)
+        if (strcmp(value, allowed[i]) == 0)
+            return NULL;
+    snprintf(msg, size,
+             "plugin %s: '%s' is \"%s\"; expected one of: tempfail, continue, accept, reject",
+             title, v->key, value);
+    return msg;
 }
 
-static void plugin_defaults_error(cfg_t *cfg, const char *fmt, va_list ap)
+int plugin_conf_check(const struct plugin_loaded *l, const struct plugin_loaded *all, size_t nall)
 {
-    (void)cfg;
-    char msg[512];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    log_err("plugin %s: bad built-in default: %s", defaults_for ? defaults_for->path : "?", msg);
+    int errors = 0;
+    const struct plugin_section *sec = l->sec;
+    for (size_t i = 0; i < sec->nvalues; i++) {
+        const struct plugin_value *v = &sec->values[i];
+        char msg[1024];
+        const char *why;
+        const struct sg_option *o = plugin_conf_option(l->desc, v->key);
+        if (plugin_conf_reserved(v->key)) {
+            why = plugin_check_host_value(sec->name, v, msg, sizeof(msg));
+        } else if (!o) {
+            /* Known to another plugin of the chain, or to none. */
+            bool elsewhere = false;
+            for (size_t k = 0; k < nall && !elsewhere; k++)
+                elsewhere = all[k].desc && plugin_conf_option(all[k].desc, v->key);
+            if (elsewhere)
+                snprintf(msg, sizeof(msg), "plugin %s (%s) has no option '%s'", sec->name,
+                         l->desc->name, v->key);
+            else
+                snprintf(msg, sizeof(msg), "no such option '%s'", v->key);
+            why = msg;
+        } else {
+            why = plugin_check_value(sec->name, o, v, msg, sizeof(msg));
+        }
+        if (why) {
+            log_err("%s:%d: %s", sec->source, v->line, why);
+            errors++;
+        }
+    }
+    return errors;
 }
 
-/* The plugin's declared defaults, parsed by the rules of its values. */
 int plugin_conf_defaults(struct plugin_loaded *l)
 {
-    size_t n = 0;
-    for (const struct sg_option *o = l->desc->options; o && o->name; o++)
-        n++;
-    cfg_opt_t *opts = calloc(n + 1, sizeof(*opts));
     size_t textcap = 1;
     for (const struct sg_option *o = l->desc->options; o && o->name; o++)
         textcap += strlen(o->name) + (o->def ? strlen(o->def) : 0) + 8;
     char *text = malloc(textcap);
-    if (!opts || !text) {
-        free(opts);
-        free(text);
+    if (!text)
         return -1;
-    }
-    size_t k = 0, used = 0;
+    size_t used = 0;
     text[0] = '\0';
     for (const struct sg_option *o = l->desc->options; o && o->name; o++) {
-        opts[k++] = plugin_opt_for(o);
-        if (o->def)
-            used += (size_t)snprintf(text + used, textcap - used, "%s = %s\n", o->name, o->def);
+        if (!o->def)
+            continue;
+        /* textcap counted every name and default with room to spare. */
+        int n = snprintf(text + used, textcap - used, "%s = %s\n", o->name, o->def);
+        if (n < 0 || (size_t)n >= textcap - used) {
+            free(text);
+            return -1;
+        }
+        used += (size_t)n;
     }
-    opts[k] = (cfg_opt_t)CFG_END();
-    int rc = -1;
-    cfg_t *cfg = cfg_init(opts, CFGF_NONE);
-    if (cfg) {
-        cfg_set_error_function(cfg, plugin_defaults_error);
-        defaults_for = l;
-        rc = cfg_parse_buf(cfg, text) == CFG_SUCCESS ? 0 : -1;
-        defaults_for = NULL;
-        if (rc == 0)
-            l->defaults = cfg;
-        else
-            cfg_free(cfg);
-    }
-    for (size_t i = 0; i < k; i++)
-        free((char *)opts[i].name);
-    free(opts);
+    char err[256];
+    int line = 0;
+    int rc = plugin_section_parse_body(text, l->path, &l->defaults, &line, err, sizeof(err));
     free(text);
-    return rc;
-}
-
-static bool opts_have(const cfg_opt_t *opts, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(opts[i].name, name) == 0)
-            return true;
-    return false;
-}
-
-cfg_opt_t *plugin_prep_section_opts(struct plugin_prep *p)
-{
-    if (p->section_opts)
-        return p->section_opts;
-    size_t cap = 4;
-    for (size_t i = 0; i < p->nloaded; i++)
-        for (const struct sg_option *o = p->loaded[i].desc ? p->loaded[i].desc->options : NULL;
-             o && o->name; o++)
-            cap++;
-    cfg_opt_t *opts = calloc(cap, sizeof(*opts));
-    if (!opts)
-        return NULL;
-    size_t k = 0;
-    opts[k++] = (cfg_opt_t)CFG_STR_CB(strdup("path"), NULL, CFGF_NODEFAULT, plugin_path_cb);
-    opts[k++] = (cfg_opt_t)CFG_FLOAT_CB(strdup("timeout"), PLUGIN_CONF_DEFAULT_TIMEOUT, CFGF_NONE,
-                                        plugin_timeout_cb);
-    opts[k++] =
-        (cfg_opt_t)CFG_STR_CB(strdup("failure_verdict"), "tempfail", CFGF_NONE, plugin_failure_cb);
-    for (size_t i = 0; i < p->nloaded; i++)
-        for (const struct sg_option *o = p->loaded[i].desc ? p->loaded[i].desc->options : NULL;
-             o && o->name; o++)
-            if (!opts_have(opts, k, o->name))
-                opts[k++] = plugin_opt_for(o);
-    opts[k] = (cfg_opt_t)CFG_END();
-    for (size_t i = 0; i < k; i++) {
-        if (!opts[i].name) {
-            for (size_t j = 0; j < k; j++)
-                free((char *)opts[j].name);
-            free(opts);
-            return NULL;
+    if (rc < 0) {
+        log_err("plugin %s: bad built-in default: %s", l->path, err);
+        return -1;
+    }
+    for (size_t i = 0; i < l->defaults.nvalues; i++) {
+        const struct plugin_value *v = &l->defaults.values[i];
+        const struct sg_option *o = plugin_conf_option(l->desc, v->key);
+        char msg[1024];
+        const char *why =
+            o ? plugin_check_value(l->sec->name, o, v, msg, sizeof(msg)) : "not an option";
+        if (why) {
+            log_err("plugin %s: bad built-in default: %s", l->path, why);
+            return -1;
         }
     }
-    p->section_opts = opts;
-    p->nsection_opts = k;
-    return opts;
+    return 0;
 }
 
-/* ---- lookups for init ---- */
-
-bool plugin_conf_reserved(const char *name)
+const struct plugin_value *plugin_conf_value(const struct sg_section *s, const char *key)
 {
-    return strcmp(name, "path") == 0 || strcmp(name, "timeout") == 0 ||
-           strcmp(name, "failure_verdict") == 0;
+    const struct plugin_value *v = plugin_section_get(s->loaded->sec, key);
+    if (v)
+        return v;
+    v = plugin_section_get(&s->loaded->defaults, key);
+    return v && v->nitems > 0 ? v : NULL;
 }
 
-/* Written by the admin (an empty list "{}" included), not only defaulted. */
-bool plugin_conf_has(cfg_t *sec, const char *key)
+bool plugin_conf_has(const struct sg_section *s, const char *key)
 {
-    cfg_opt_t *o = sec ? cfg_getopt(sec, key) : NULL;
-    return o && ((o->flags & CFGF_MODIFIED) || cfg_opt_size(o) > 0);
+    return plugin_section_get(s->loaded->sec, key) != NULL;
 }
 
-cfg_t *plugin_conf_source(const struct sg_section *s, const char *key)
+void plugin_conf_where(const struct plugin_loaded *l, const char *key, const char **source,
+                       int *line)
 {
-    if (plugin_conf_has(s->sec, key))
-        return s->sec;
-    if (s->loaded->defaults && cfg_size(s->loaded->defaults, key) > 0)
-        return s->loaded->defaults;
-    return NULL;
+    const struct plugin_value *v = key ? plugin_section_get(l->sec, key) : NULL;
+    *source = v ? l->sec->source : l->source;
+    *line = v ? v->line : l->line;
 }

@@ -65,27 +65,27 @@ int cmdline_parse(int argc, char **argv, const char *prog, bool with_pid_file,
     return 0;
 }
 
-struct sg_config *cmdline_start(const char *prog, const struct cmdline *c, int *exit_status)
+void cmdline_open_log(const char *prog, const struct cmdline *c)
 {
     log_open(prog, c->foreground || c->test_only, LOG_MAIL);
     log_set_verbose(c->verbose);
-    struct sg_config *cfg = config_load(c->config_file, c->overrides, c->noverrides);
-    *exit_status = 1;
-    if (!cfg)
-        return NULL;
+}
+
+bool cmdline_proceed(const char *prog, const struct cmdline *c, int syslog_facility,
+                     int *exit_status)
+{
     if (c->test_only) {
         printf("%s: configuration OK\n", c->config_file);
-        config_unref(cfg);
         *exit_status = 0;
-        return NULL;
+        return false;
     }
     if (!c->foreground) {
-        log_open(prog, false, cfg->syslog_facility);
+        log_open(prog, false, syslog_facility);
         if (daemon(0, 0) < 0) {
             log_err("cannot run in the background: %s", strerror(errno));
-            config_unref(cfg);
-            return NULL;
+            *exit_status = 1;
+            return false;
         }
     }
-    return cfg;
+    return true;
 }

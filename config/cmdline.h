@@ -5,11 +5,13 @@
  * background.
  *
  * cmdline_parse() fills c from argv, or returns -1 with the exit status to
- * use (usage printed: 2 on a mistake, 0 for -h).  cmdline_start() opens the
- * log, loads the configuration and either returns it (in the background
- * unless -f) or returns NULL with the exit status: 0 after -t reported the
- * file good, 1 on errors (each logged with its file and line).  The loaded
- * configuration keeps the overrides' text: the same c is reused on reload.
+ * use (usage printed: 2 on a mistake, 0 for -h).  cmdline_open_log() opens
+ * the log as the options say; the front-end then assembles its
+ * configuration (settings and all that is built from them: a -t must judge
+ * the plugins and certificates too), and cmdline_proceed() either reports
+ * it good and returns false with exit status 0 (-t), or goes to the
+ * background unless -f and returns true (false, status 1, if it cannot).
+ * The overrides' text stays in c: the same c is reused on reload.
  */
 #ifndef SMTPGATE_CMDLINE_H
 #define SMTPGATE_CMDLINE_H
@@ -31,11 +33,14 @@ struct cmdline {
     bool foreground;
     bool test_only;
     bool verbose;
+    struct config_load_opts load; /* set by the front-end before loading */
 };
 
 int cmdline_parse(int argc, char **argv, const char *prog, bool with_pid_file,
                   void (*usage)(FILE *out), struct cmdline *c, int *exit_status);
 
-struct sg_config *cmdline_start(const char *prog, const struct cmdline *c, int *exit_status);
+void cmdline_open_log(const char *prog, const struct cmdline *c);
+bool cmdline_proceed(const char *prog, const struct cmdline *c, int syslog_facility,
+                     int *exit_status);
 
 #endif

@@ -11,134 +11,35 @@
  */
 #include "config/config.h"
 
-#include <arpa/inet.h>
 #include <confuse.h>
 #include <errno.h>
-#include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "chain/chain.h"
-#include "util/log.h"
 #include "codec/milter_socket.h"
-#include "chain/plugin_host.h"
-#include "daemon/runtime.h"
+#include "config/config_value.h"
+#include "config/plugin_section.h"
+#include "util/log.h"
+#include "util/sockaddr.h"
 
 #ifndef SMTPGATE_PLUGIN_DIR
 #define SMTPGATE_PLUGIN_DIR "/usr/local/lib/smtpgate/plugins"
 #endif
 
-/* The name errors carry while an override buffer is parsed ("-o #2"). */
-static __thread const char *config_source_name;
-static __thread int config_error_count;
-static bool config_numeric_only;
-static bool config_no_upstream_ok;
-
-void config_upstream_optional(bool optional)
-{
-    config_no_upstream_ok = optional;
-}
-
-void config_numeric_hosts_only(bool only)
-{
-    config_numeric_only = only;
-}
-
-void config_where(const cfg_t *cfg, char *out, size_t out_size)
-{
-    const char *name = config_source_name ? config_source_name : cfg->filename;
-    snprintf(out, out_size, "%s:%d", name ? name : "(config)", cfg->line);
-}
-
-/* Pass 1 only looks for plugin sections; its complaints are pass 2's to make. */
-static void config_silent_error_fn(cfg_t *cfg, const char *fmt, va_list ap)
-{
-    (void)cfg;
-    (void)fmt;
-    (void)ap;
-}
-
+/* Every cfg_t (sections too: libconfuse copies it) carries the name of the
+ * text being parsed as its filename, so an error needs no other state. */
 static void config_error_fn(cfg_t *cfg, const char *fmt, va_list ap)
 {
     char msg[1024];
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    const char *name = config_source_name ? config_source_name : cfg->filename;
+    const char *name = config_value_source(cfg);
     if (cfg->line > 0)
-        log_err("%s:%d: %s", name ? name : "(config)", cfg->line, msg);
+        log_err("%s:%d: %s", name, cfg->line, msg);
     else
-        log_err("%s: %s", name ? name : "(config)", msg);
-    config_error_count++;
-}
-
-const char *config_parse_sockaddr(const char *text, bool passive, struct sg_sockaddr *out)
-{
-    char host[256];
-    const char *port;
-    size_t hlen;
-
-    memset(out, 0, sizeof(*out));
-    if (text[0] == '[') {
-        const char *end = strchr(text, ']');
-        if (!end || end[1] != ':')
-            return "expected [IPv6-address]:port";
-        hlen = (size_t)(end - text - 1);
-        if (hlen == 0 || hlen >= sizeof(host))
-            return "bad IPv6 address";
-        memcpy(host, text + 1, hlen);
-        port = end + 2;
-    } else {
-        const char *colon = strrchr(text, ':');
-        if (!colon)
-            return "expected host:port";
-        if (memchr(text, ':', (size_t)(colon - text)))
-            return "IPv6 addresses need brackets: [address]:port";
-        hlen = (size_t)(colon - text);
-        if (hlen == 0 || hlen >= sizeof(host))
-            return "missing or too long host";
-        memcpy(host, text, hlen);
-        port = colon + 1;
-    }
-    host[hlen] = '\0';
-
-    char *endp;
-    errno = 0;
-    long p = strtol(port, &endp, 10);
-    if (*port == '\0' || *endp != '\0' || errno || p < 1 || p > 65535)
-        return "port must be a number from 1 to 65535";
-
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    if (config_numeric_only)
-        hints.ai_flags |= AI_NUMERICHOST;
-    if (passive)
-        hints.ai_flags |= AI_PASSIVE;
-    const char *lookup = host;
-    if (strcmp(host, "*") == 0) {
-        if (!passive)
-            return "\"*\" is only for listen addresses";
-        lookup = NULL;
-        hints.ai_family = AF_INET;
-    }
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(lookup, port, &hints, &res);
-    if (rc != 0 || !res)
-        return rc == EAI_NONAME ? "host name not found" : gai_strerror(rc);
-    memcpy(&out->sa, res->ai_addr, res->ai_addrlen);
-    out->len = res->ai_addrlen;
-    freeaddrinfo(res);
-
-    char numeric[INET6_ADDRSTRLEN];
-    const void *a = out->sa.ss_family == AF_INET6
-                        ? (const void *)&((struct sockaddr_in6 *)&out->sa)->sin6_addr
-                        : (const void *)&((struct sockaddr_in *)&out->sa)->sin_addr;
-    inet_ntop(out->sa.ss_family, a, numeric, sizeof(numeric));
-    snprintf(out->text, sizeof(out->text), out->sa.ss_family == AF_INET6 ? "[%s]:%ld" : "%s:%ld",
-             numeric, p);
-    return NULL;
+        log_err("%s: %s", name, msg);
 }
 
 /*
@@ -147,49 +48,45 @@ const char *config_parse_sockaddr(const char *text, bool passive, struct sg_sock
  * ahead, past comments, and would name the wrong line).  A string callback
  * hands the value back unchanged through result.
  */
-static int config_pass_string(const char *value, void *result)
-{
-    *(const char **)result = value;
-    return 0;
-}
+#define config_pass_string config_value_pass
 
-static int config_cb_listen(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+/* An address setting: what names it in errors ("listen"); "" allowed when
+ * empty_ok (an optional one, off when empty). */
+static int config_address(cfg_t *cfg, const char *what, const char *value, void *result,
+                          unsigned flags, bool empty_ok)
 {
-    (void)opt;
     struct sg_sockaddr sa;
-    const char *why = config_parse_sockaddr(value, true, &sa);
+    const char *why = value[0] || !empty_ok ? sockaddr_parse(value, flags, &sa) : NULL;
     if (why) {
-        cfg_error(cfg, "listen address \"%s\": %s", value, why);
+        cfg_error(cfg, "%s address \"%s\": %s", what, value, why);
         return -1;
     }
     return config_pass_string(value, result);
 }
 
-static int config_cb_upstream_address(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
-{
-    (void)opt;
-    struct sg_sockaddr sa;
-    const char *why = config_parse_sockaddr(value, false, &sa);
-    if (why) {
-        cfg_error(cfg, "upstream address \"%s\": %s", value, why);
-        return -1;
+/* Each address callback twice: resolving names, and refusing them
+ * (config_load_opts.numeric_hosts picks the schema with the second). */
+#define CONFIG_ADDRESS_CB(fn, what, flags, empty_ok)                                               \
+    static int fn(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)                     \
+    {                                                                                              \
+        (void)opt;                                                                                 \
+        return config_address(cfg, what, value, result, flags, empty_ok);                          \
+    }                                                                                              \
+    static int fn##_numeric(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)           \
+    {                                                                                              \
+        (void)opt;                                                                                 \
+        return config_address(cfg, what, value, result, (flags) | SOCKADDR_NUMERIC, empty_ok);     \
     }
-    return config_pass_string(value, result);
-}
+
+CONFIG_ADDRESS_CB(config_cb_listen, "listen", SOCKADDR_PASSIVE, false)
+CONFIG_ADDRESS_CB(config_cb_upstream_address, "upstream", 0, false)
+CONFIG_ADDRESS_CB(config_cb_metrics, "metrics_listen", SOCKADDR_PASSIVE, true)
 
 static int config_check_choice(cfg_t *cfg, cfg_opt_t *opt, const char *value,
                                const char *const *choices)
 {
-    for (size_t i = 0; choices[i]; i++)
-        if (strcmp(value, choices[i]) == 0)
-            return 0;
-    char list[256] = "";
-    for (size_t i = 0; choices[i]; i++) {
-        strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
-        strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
-    }
-    cfg_error(cfg, "'%s' is \"%s\"; expected one of: %s", opt->name, value, list);
-    return -1;
+    const char *ignored;
+    return config_value_choice(cfg, opt->name, value, choices, &ignored);
 }
 
 static int config_cb_milter_socket(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
@@ -234,22 +131,10 @@ static int config_cb_hostname(cfg_t *cfg, cfg_opt_t *opt, const char *value, voi
 {
     (void)opt;
     size_t n = strlen(value);
-    if (n == 0 || n > 255 ||
+    if (n == 0 || n > CONFIG_HOSTNAME_MAX ||
         strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                       "0123456789.-_") != n) {
         cfg_error(cfg, "'hostname' must be a domain name of 1 to 255 characters");
-        return -1;
-    }
-    return config_pass_string(value, result);
-}
-
-static int config_cb_metrics(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
-{
-    (void)opt;
-    struct sg_sockaddr sa;
-    const char *why = value[0] ? config_parse_sockaddr(value, true, &sa) : NULL;
-    if (why) {
-        cfg_error(cfg, "metrics_listen address \"%s\": %s", value, why);
         return -1;
     }
     return config_pass_string(value, result);
@@ -260,12 +145,12 @@ static int config_cb_nameserver(cfg_t *cfg, cfg_opt_t *opt, const char *value, v
     (void)opt;
     struct sg_sockaddr sa;
     char buf[128];
-    /* evdns takes "ip", "ip:port" and "[v6]:port"; checked as ours, port 53 if none. */
-    snprintf(buf, sizeof(buf), strchr(value, ':') ? "%s" : "%s:53", value);
-    bool numeric_before = config_numeric_only;
-    config_numeric_only = true;
-    const char *why = value[0] ? config_parse_sockaddr(buf, false, &sa) : NULL;
-    config_numeric_only = numeric_before;
+    /* evdns takes "ip", "ip:port" and "[v6]:port"; checked as ours, port 53 if
+     * none.  Always numeric: the resolver cannot look up its own server. */
+    int n = snprintf(buf, sizeof(buf), strchr(value, ':') ? "%s" : "%s:53", value);
+    const char *why = n < 0 || (size_t)n >= sizeof(buf) ? "too long"
+                      : value[0]                        ? sockaddr_parse(buf, SOCKADDR_NUMERIC, &sa)
+                                                        : NULL;
     if (why) {
         cfg_error(cfg, "dns_nameserver \"%s\": %s (an IP address, with :port if not 53)", value,
                   why);
@@ -308,24 +193,6 @@ static const struct config_int config_ints[] = {
 };
 #define CONFIG_NINTS (sizeof(config_ints) / sizeof(config_ints[0]))
 
-int config_int_in_range(struct cfg_t *cfg, const char *name, const char *value, long min, long max,
-                        void *result)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(value, &end, 0);
-    if (*value == '\0' || *end != '\0' || errno) {
-        cfg_error(cfg, "'%s' is \"%s\"; it must be a whole number", name, value);
-        return -1;
-    }
-    if (v < min || v > max) {
-        cfg_error(cfg, "'%s' is %ld; it must be from %ld to %ld", name, v, min, max);
-        return -1;
-    }
-    *(long *)result = v;
-    return 0;
-}
-
 static int config_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
     long min = 0, max = 65535; /* upstream priority */
@@ -335,65 +202,59 @@ static int config_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *re
             max = config_ints[i].max;
         }
     }
-    return config_int_in_range(cfg, opt->name, value, min, max, result);
+    return config_value_int(cfg, opt->name, value, min, max, result);
 }
 
-static cfg_t *config_schema(cfg_opt_t *plugin_opts, bool lenient)
+/* One load's schema: libconfuse copies it in cfg_init, so it lives on the
+ * loader's stack; numeric picks the address callbacks that refuse names. */
+struct config_schema {
+    cfg_opt_t upstream[8];
+    cfg_opt_t milter[2];
+    cfg_opt_t top[CONFIG_NINTS + 24];
+};
+
+static cfg_t *config_schema(struct config_schema *s, bool numeric)
 {
-    static cfg_opt_t upstream_opts[] = {
-        CFG_STR_CB("address", NULL, CFGF_NODEFAULT, config_cb_upstream_address),
-        CFG_INT_CB("priority", 10, CFGF_NONE, config_cb_int),
-        CFG_END(), /* replaced by upstream_tls_cfg_opts below */
-        CFG_END(),
-        CFG_END(),
-        CFG_END(),
-        CFG_END(),
-    };
-    static cfg_opt_t milter_opts[] = {
-        CFG_STR_CB("socket", "inet:8890@127.0.0.1", CFGF_NONE, config_cb_milter_socket),
-        CFG_END(),
-    };
-    static cfg_opt_t opts[CONFIG_NINTS + 24];
-    static bool built;
-    static size_t plugin_slot;
+    size_t k = 0;
+    cfg_opt_t *u = s->upstream;
+    u[k++] = (cfg_opt_t)CFG_STR_CB("address", NULL, CFGF_NODEFAULT,
+                                   numeric ? config_cb_upstream_address_numeric
+                                           : config_cb_upstream_address);
+    u[k++] = (cfg_opt_t)CFG_INT_CB("priority", 10, CFGF_NONE, config_cb_int);
+    for (size_t i = 0; upstream_tls_cfg_opts[i].name && k + 1 < 8; i++)
+        u[k++] = upstream_tls_cfg_opts[i];
+    u[k] = (cfg_opt_t)CFG_END();
+    s->milter[0] =
+        (cfg_opt_t)CFG_STR_CB("socket", "inet:8890@127.0.0.1", CFGF_NONE, config_cb_milter_socket);
+    s->milter[1] = (cfg_opt_t)CFG_END();
 
-    if (!built) {
-        size_t k = 0;
-        for (size_t i = 0; upstream_tls_cfg_opts[i].name; i++)
-            upstream_opts[2 + i] = upstream_tls_cfg_opts[i];
-        opts[k++] = (cfg_opt_t)CFG_STR_CB("hostname", "smtpgate.localdomain", CFGF_NONE,
-                                          config_cb_hostname);
-        opts[k++] = (cfg_opt_t)CFG_STR_LIST_CB("listen", "{\"127.0.0.1:2525\"}", CFGF_NONE,
-                                               config_cb_listen);
-        opts[k++] =
-            (cfg_opt_t)CFG_STR_CB("client_identity", "xclient", CFGF_NONE, config_cb_identity);
-        opts[k++] = (cfg_opt_t)CFG_SEC("upstream", upstream_opts, CFGF_MULTI | CFGF_TITLE);
-        opts[k++] = (cfg_opt_t)CFG_SEC("listener", listener_cfg_opts(), CFGF_MULTI | CFGF_TITLE);
-        opts[k++] = (cfg_opt_t)CFG_STR_CB("bare_newline", "reject", CFGF_NONE, config_cb_newline);
-        opts[k++] = (cfg_opt_t)CFG_STR("spool_dir", "/var/spool/smtpgate", CFGF_NONE);
-        opts[k++] =
-            (cfg_opt_t)CFG_STR("quarantine_dir", "/var/spool/smtpgate/quarantine", CFGF_NONE);
-        opts[k++] = (cfg_opt_t)CFG_STR_CB("metrics_listen", "", CFGF_NONE, config_cb_metrics);
-        opts[k++] = (cfg_opt_t)CFG_BOOL("client_name_lookup", cfg_true, CFGF_NONE);
-        opts[k++] = (cfg_opt_t)CFG_STR("plugin_dir", SMTPGATE_PLUGIN_DIR, CFGF_NONE);
-        opts[k++] = (cfg_opt_t)CFG_STR_CB("dns_nameserver", "", CFGF_NONE, config_cb_nameserver);
-        plugin_slot = k;
-        opts[k++] = (cfg_opt_t)CFG_END(); /* the plugin section, set per load */
-        opts[k++] = (cfg_opt_t)CFG_STR_CB("syslog_facility", "mail", CFGF_NONE, config_cb_facility);
-        for (size_t i = 0; i < CONFIG_NINTS; i++)
-            opts[k++] = (cfg_opt_t)CFG_INT_CB(config_ints[i].name, config_ints[i].def, CFGF_NONE,
-                                              config_cb_int);
-        opts[k++] = (cfg_opt_t)CFG_SEC("milter", milter_opts, CFGF_NONE);
-        opts[k++] = (cfg_opt_t)CFG_END();
-        built = true;
-    }
-    /* Titled and in order: the chain runs in the order of the sections. */
-    opts[plugin_slot] = (cfg_opt_t)CFG_SEC("plugin", plugin_opts, CFGF_MULTI | CFGF_TITLE);
+    cfg_opt_t *o = s->top;
+    k = 0;
+    o[k++] =
+        (cfg_opt_t)CFG_STR_CB("hostname", "smtpgate.localdomain", CFGF_NONE, config_cb_hostname);
+    o[k++] = (cfg_opt_t)CFG_STR_LIST_CB("listen", "{\"127.0.0.1:2525\"}", CFGF_NONE,
+                                        numeric ? config_cb_listen_numeric : config_cb_listen);
+    o[k++] = (cfg_opt_t)CFG_STR_CB("client_identity", "xclient", CFGF_NONE, config_cb_identity);
+    o[k++] = (cfg_opt_t)CFG_SEC("upstream", s->upstream, CFGF_MULTI | CFGF_TITLE);
+    o[k++] = (cfg_opt_t)CFG_SEC("listener", listener_cfg_opts(numeric), CFGF_MULTI | CFGF_TITLE);
+    o[k++] = (cfg_opt_t)CFG_STR_CB("bare_newline", "reject", CFGF_NONE, config_cb_newline);
+    o[k++] = (cfg_opt_t)CFG_STR("spool_dir", "/var/spool/smtpgate", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR("quarantine_dir", "/var/spool/smtpgate/quarantine", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR_CB("metrics_listen", "", CFGF_NONE,
+                                   numeric ? config_cb_metrics_numeric : config_cb_metrics);
+    o[k++] = (cfg_opt_t)CFG_BOOL("client_name_lookup", cfg_true, CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR("plugin_dir", SMTPGATE_PLUGIN_DIR, CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR_CB("dns_nameserver", "", CFGF_NONE, config_cb_nameserver);
+    o[k++] = (cfg_opt_t)CFG_STR_CB("syslog_facility", "mail", CFGF_NONE, config_cb_facility);
+    for (size_t i = 0; i < CONFIG_NINTS; i++)
+        o[k++] = (cfg_opt_t)CFG_INT_CB(config_ints[i].name, config_ints[i].def, CFGF_NONE,
+                                       config_cb_int);
+    o[k++] = (cfg_opt_t)CFG_SEC("milter", s->milter, CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_END();
 
-    cfg_t *cfg = cfg_init(opts, lenient ? CFGF_IGNORE_UNKNOWN : CFGF_NONE);
-    if (!cfg)
-        return NULL;
-    cfg_set_error_function(cfg, lenient ? config_silent_error_fn : config_error_fn);
+    cfg_t *cfg = cfg_init(s->top, CFGF_NONE);
+    if (cfg)
+        cfg_set_error_function(cfg, config_error_fn);
     return cfg;
 }
 
@@ -410,51 +271,35 @@ static unsigned config_cores(void)
 }
 
 /* Checks that need the whole file: libconfuse validates only values given. */
-static int config_check_complete(cfg_t *cfg, const char *file)
+static int config_check_complete(cfg_t *cfg)
 {
     int errors = 0;
     for (unsigned i = 0; i < cfg_size(cfg, "upstream"); i++) {
         cfg_t *u = cfg_getnsec(cfg, "upstream", i);
         if (!cfg_getstr(u, "address")) {
-            log_err("%s:%d: upstream %s has no address", file ? file : "-o", u->line, cfg_title(u));
+            log_err("%s:%d: upstream %s has no address", config_value_source(u), u->line,
+                    cfg_title(u));
             errors++;
         }
     }
     return errors;
 }
 
-static struct sg_config *config_build(cfg_t *cfg, const char *file)
+static int config_build_upstreams(cfg_t *cfg, struct sg_config *c, unsigned addr_flags)
 {
-    struct sg_config *c = calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
-    atomic_init(&c->refs, 1);
-    c->hostname = strdup(cfg_getstr(cfg, "hostname"));
-    c->spool_dir = strdup(cfg_getstr(cfg, "spool_dir"));
-    c->quarantine_dir = strdup(cfg_getstr(cfg, "quarantine_dir"));
-    c->metrics_listen = strdup(cfg_getstr(cfg, "metrics_listen"));
-
-    c->nlisten = cfg_size(cfg, "listen");
-    /* With "listener" sections only, the built-in default "listen" is not wanted. */
-    if (listener_config_count(cfg) > 0 && !(cfg_getopt(cfg, "listen")->flags & CFGF_MODIFIED))
-        c->nlisten = 0;
-    size_t nplain = c->nlisten;
-    c->listen = calloc(nplain + listener_config_count(cfg) + 1, sizeof(*c->listen));
-    for (size_t i = 0; c->listen && i < c->nlisten; i++)
-        config_parse_sockaddr(cfg_getnstr(cfg, "listen", (unsigned)i), true, &c->listen[i]);
-
-    int edge_errors = 0;
-    if (c->listen && listener_config_build(cfg, c, nplain, file) < 0)
-        edge_errors++;
+    int errors = 0;
     c->nupstreams = cfg_size(cfg, "upstream");
     c->upstreams = calloc(c->nupstreams ? c->nupstreams : 1, sizeof(*c->upstreams));
     for (size_t i = 0; c->upstreams && i < c->nupstreams; i++) {
         cfg_t *u = cfg_getnsec(cfg, "upstream", (unsigned)i);
-        c->upstreams[i].name = strdup(cfg_title(u));
-        c->upstreams[i].priority = (int)cfg_getint(u, "priority");
-        config_parse_sockaddr(cfg_getstr(u, "address"), false, &c->upstreams[i].addr);
-        if (upstream_tls_build(u, &c->upstreams[i], file) < 0)
-            edge_errors++;
+        struct sg_upstream_cfg *uc = &c->upstreams[i];
+        uc->name = strdup(cfg_title(u));
+        uc->source = strdup(config_value_source(u));
+        uc->line = u->line;
+        uc->priority = (int)cfg_getint(u, "priority");
+        sockaddr_parse(cfg_getstr(u, "address"), addr_flags, &uc->addr);
+        if (upstream_tls_settings(u, &uc->tls) < 0)
+            errors++;
     }
     /* Stable for equal priorities: qsort is not, so break ties by position. */
     for (size_t i = 0; i < c->nupstreams; i++)
@@ -463,6 +308,39 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file)
         qsort(c->upstreams, c->nupstreams, sizeof(*c->upstreams), config_upstream_cmp);
     for (size_t i = 0; i < c->nupstreams; i++)
         c->upstreams[i].priority /= 1024;
+    return errors;
+}
+
+static struct sg_config *config_build(cfg_t *cfg, const char *file,
+                                      const struct config_load_opts *opts)
+{
+    struct sg_config *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    atomic_init(&c->refs, 1);
+    unsigned addr_flags = opts->numeric_hosts ? SOCKADDR_NUMERIC : 0;
+    c->hostname = strdup(cfg_getstr(cfg, "hostname"));
+    c->spool_dir = strdup(cfg_getstr(cfg, "spool_dir"));
+    c->quarantine_dir = strdup(cfg_getstr(cfg, "quarantine_dir"));
+    c->metrics_listen = strdup(cfg_getstr(cfg, "metrics_listen"));
+    c->plugin_dir = strdup(cfg_getstr(cfg, "plugin_dir"));
+
+    size_t nplain = cfg_size(cfg, "listen");
+    size_t nsec = listener_config_count(cfg);
+    /* With "listener" sections only, the built-in default "listen" is not wanted. */
+    if (nsec > 0 && !(cfg_getopt(cfg, "listen")->flags & CFGF_MODIFIED))
+        nplain = 0;
+    c->listen = calloc(nplain + nsec + 1, sizeof(*c->listen));
+    c->listeners = calloc(nplain + nsec + 1, sizeof(*c->listeners));
+    for (size_t i = 0; c->listen && i < nplain; i++)
+        sockaddr_parse(cfg_getnstr(cfg, "listen", (unsigned)i), addr_flags | SOCKADDR_PASSIVE,
+                       &c->listen[i]);
+
+    int edge_errors = 0;
+    if (c->listen && c->listeners &&
+        listener_config_build(cfg, c->listen, c->listeners, nplain, &c->nlisten, addr_flags) < 0)
+        edge_errors++;
+    edge_errors += config_build_upstreams(cfg, c, addr_flags);
 
     const char *id = cfg_getstr(cfg, "client_identity");
     c->identity = strcmp(id, "proxy") == 0  ? IDENTITY_PROXY
@@ -498,28 +376,24 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file)
     c->client_name_lookup = cfg_getbool(cfg, "client_name_lookup");
     c->dns_nameserver = strdup(cfg_getstr(cfg, "dns_nameserver"));
     c->dns_timeout = (unsigned)cfg_getint(cfg, "dns_timeout");
+    c->milter_socket = strdup(cfg_getstr(cfg_getsec(cfg, "milter"), "socket"));
 
     if (edge_errors) {
         config_unref(c);
         return NULL;
     }
     bool ok = c->hostname && c->spool_dir && c->quarantine_dir && c->metrics_listen &&
-              c->dns_nameserver && c->listen && c->upstreams && c->listeners;
+              c->plugin_dir && c->dns_nameserver && c->listen && c->upstreams && c->listeners &&
+              c->milter_socket;
     for (size_t i = 0; ok && i < c->nupstreams; i++)
-        ok = c->upstreams[i].name != NULL;
+        ok = c->upstreams[i].name && c->upstreams[i].source;
     if (!ok) {
         log_err("%s: out of memory", file ? file : "(config)");
         config_unref(c);
         return NULL;
     }
-    if (c->nupstreams == 0 && !config_no_upstream_ok) {
+    if (c->nupstreams == 0 && !opts->upstream_optional) {
         log_err("%s: no 'upstream NAME { address = \"host:port\" }' section", file ? file : "-o");
-        config_unref(c);
-        return NULL;
-    }
-    c->milter_socket = strdup(cfg_getstr(cfg_getsec(cfg, "milter"), "socket"));
-    if (!c->milter_socket) {
-        log_err("%s: out of memory", file ? file : "(config)");
         config_unref(c);
         return NULL;
     }
@@ -598,102 +472,116 @@ static char *config_read_file(const char *file)
     return text;
 }
 
-static int config_parse_text(cfg_t *cfg, const char *name, char *text)
+/*
+ * Name the text being parsed in cfg and in its single (not CFGF_MULTI)
+ * sections: cfg_init made those before any text, without a filename, and
+ * reuses them; a section made while parsing copies its parent's.
+ */
+static int config_set_source(cfg_t *cfg, const char *name)
+{
+    char *fn = strdup(name);
+    if (!fn)
+        return -1;
+    free(cfg->filename);
+    cfg->filename = fn;
+    for (cfg_opt_t *o = cfg->opts; o && o->name; o++) {
+        if (o->type != CFGT_SEC || (o->flags & CFGF_MULTI))
+            continue;
+        for (unsigned i = 0; i < cfg_opt_size(o); i++)
+            if (config_set_source(cfg_opt_getnsec(o, i), name) < 0)
+                return -1;
+    }
+    return 0;
+}
+
+/*
+ * One text (the file, or an override) into cfg: its plugin sections are taken
+ * out first (into plugins, see plugin_section.h), the rest goes to
+ * libconfuse.  cfg's filename is set to the text's name, and libconfuse
+ * copies it into every section, so each error names its source.
+ */
+static int config_parse_text(cfg_t *cfg, const char *name, char *text,
+                             struct plugin_sections *plugins)
 {
     config_blank_comments(text);
-    config_source_name = name;
-    int rc = cfg_parse_buf(cfg, text);
-    config_source_name = NULL;
+    char err[256];
+    int line = 0;
+    if (plugin_sections_take(text, name, plugins, &line, err, sizeof(err)) < 0) {
+        log_err("%s:%d: %s", name, line, err);
+        return CFG_PARSE_ERROR;
+    }
+    if (config_set_source(cfg, name) < 0)
+        return CFG_PARSE_ERROR;
+    size_t n = strlen(text);
+    if (n == 0)
+        return CFG_SUCCESS;
+    FILE *fp = fmemopen(text, n, "r");
+    if (!fp) {
+        log_err("%s: %s", name, strerror(errno));
+        return CFG_PARSE_ERROR;
+    }
+    int rc = cfg_parse_fp(cfg, fp);
+    fclose(fp);
     return rc;
 }
 
 /* The file, then each override, into cfg; CFG_SUCCESS or the first failure. */
 static int config_parse_all(cfg_t *cfg, const char *file, const char *const *overrides,
-                            size_t noverrides, bool report)
+                            size_t noverrides, struct plugin_sections *plugins)
 {
     int rc = CFG_SUCCESS;
     if (file) {
         char *text = config_read_file(file);
         if (!text) {
-            if (report) {
-                log_err("%s: cannot read: %s", file, strerror(errno));
-                config_error_count++;
-            }
+            log_err("%s: cannot read: %s", file, strerror(errno));
             rc = CFG_FILE_ERROR;
         } else {
-            rc = config_parse_text(cfg, file, text);
+            rc = config_parse_text(cfg, file, text, plugins);
             free(text);
         }
     }
     for (size_t i = 0; rc == CFG_SUCCESS && i < noverrides; i++) {
-        char name[32];
+        char name[32]; /* "-o #" and at most 20 digits */
         snprintf(name, sizeof(name), "-o #%zu", i + 1);
         char *text = strdup(overrides[i]);
         if (!text) {
             rc = CFG_PARSE_ERROR;
             break;
         }
-        rc = config_parse_text(cfg, name, text);
+        rc = config_parse_text(cfg, name, text, plugins);
         free(text);
     }
     return rc;
 }
 
 /*
- * Two passes, because a plugin's options are known only once its shared
- * object is loaded: the first collects the plugin sections' paths (nothing
- * else is judged), the plugins are loaded, and the second parse knows every
- * option and reports every error.
+ * One pass: libconfuse reports its errors as it meets them (every failure of
+ * a parse, by the lexer or a callback, comes with its message), so a failed
+ * parse needs nothing more said.
  */
-struct sg_config *config_load(const char *file, const char *const *overrides, size_t noverrides)
+struct sg_config *config_load(const char *file, const char *const *overrides, size_t noverrides,
+                              const struct config_load_opts *opts)
 {
-    config_error_count = 0;
-    config_source_name = NULL;
-    struct plugin_prep *prep = plugin_prep_new();
-    cfg_t *first = prep ? config_schema(plugin_prep_pass1_opts(), true) : NULL;
-    if (!first) {
-        plugin_prep_free(prep);
-        log_err("out of memory reading the configuration");
-        return NULL;
-    }
-    plugin_prep_use(prep);
-    config_parse_all(first, file, overrides, noverrides, false);
-    plugin_prep_set_dir(prep, cfg_getstr(first, "plugin_dir"));
-    cfg_free(first);
-    plugin_prep_use(NULL);
-    config_error_count += plugin_prep_load(prep);
-
-    cfg_opt_t *plugin_opts = plugin_prep_section_opts(prep);
-    cfg_t *cfg = plugin_opts ? config_schema(plugin_opts, false) : NULL;
+    static const struct config_load_opts defaults = {0};
+    if (!opts)
+        opts = &defaults;
+    struct config_schema schema;
+    cfg_t *cfg = config_schema(&schema, opts->numeric_hosts);
     if (!cfg) {
-        plugin_prep_free(prep);
         log_err("out of memory reading the configuration");
         return NULL;
     }
-    plugin_prep_use(prep);
-    int rc = config_parse_all(cfg, file, overrides, noverrides, true);
-    plugin_prep_use(NULL);
-
+    struct plugin_sections plugins = {0};
+    int rc = config_parse_all(cfg, file, overrides, noverrides, &plugins);
     struct sg_config *c = NULL;
-    if (rc == CFG_SUCCESS && config_error_count == 0 && config_check_complete(cfg, file) == 0)
-        c = config_build(cfg, file);
-    else if (config_error_count == 0 && rc != CFG_SUCCESS)
-        log_err("%s: configuration not valid", file ? file : "-o");
+    if (rc == CFG_SUCCESS && config_check_complete(cfg) == 0)
+        c = config_build(cfg, file, opts);
     if (c) {
-        struct sg_config *running = runtime_config();
-        int errors = 0;
-        c->generation = running ? running->generation + 1 : 1;
-        c->chain =
-            plugin_prep_build(prep, cfg, running ? running->chain : NULL, c->generation, &errors);
-        if (running)
-            config_unref(running);
-        if (errors) {
-            config_unref(c);
-            c = NULL;
-        }
+        c->plugins = plugins;
+        plugins = (struct plugin_sections){0};
     }
+    plugin_sections_clear(&plugins);
     cfg_free(cfg);
-    plugin_prep_free(prep);
     return c;
 }
 
@@ -709,11 +597,14 @@ void config_unref(struct sg_config *c)
         return;
     for (size_t i = 0; c->upstreams && i < c->nupstreams; i++) {
         free(c->upstreams[i].name);
-        upstream_tls_free(&c->upstreams[i]);
+        free(c->upstreams[i].source);
+        upstream_tls_settings_free(&c->upstreams[i].tls);
     }
-    listener_config_free(c);
+    listener_config_free(c->listeners, c->nlisten);
+    free(c->listeners);
     free(c->upstreams);
-    chain_unref(c->chain);
+    plugin_sections_clear(&c->plugins);
+    free(c->plugin_dir);
     free(c->quarantine_dir);
     free(c->metrics_listen);
     free(c->dns_nameserver);
@@ -722,4 +613,9 @@ void config_unref(struct sg_config *c)
     free(c->spool_dir);
     free(c->milter_socket);
     free(c);
+}
+
+const struct sg_listener *listener_find(const struct sg_config *c, const struct sockaddr *local)
+{
+    return listener_match(c->listeners, c->listen, c->nlisten, local);
 }

@@ -4,8 +4,19 @@
  *
  * config_load() returns a new, immutable, reference-counted struct sg_config, or
  * NULL after logging every error as "file:line: reason" (overrides are named
- * "-o #N").  The running daemon swaps configs on SIGHUP only when the new one
- * loaded cleanly; sessions hold a reference to the config they started with.
+ * "-o #N").  It returns settings only: the plugin sections are kept as data
+ * (plugin_section.h) for chain/ to load, and TLS files and policies as paths
+ * and names for the daemon to build its contexts from (daemon/reload.c).
+ * The running daemon swaps configs on SIGHUP only when the new one loaded and
+ * assembled cleanly.
+ *
+ * config_load_opts are the load's own choices, passed in, never kept:
+ * numeric_hosts refuses host names instead of resolving them (tests and
+ * fuzzing must never query a DNS server); upstream_optional lets a config
+ * without an upstream load (smtpgate-milter has none).
+ *
+ * listener_find() is the edge policy of the listener a connection came in
+ * on (listener.h's listener_match() over this config's addresses).
  */
 #ifndef SMTPGATE_CONFIG_H
 #define SMTPGATE_CONFIG_H
@@ -18,30 +29,25 @@
 
 #include "codec/data_decoder.h"
 #include "config/listener.h"
+#include "config/plugin_section.h"
+#include "util/sockaddr.h"
+
+/* The longest hostname accepted (a domain name is at most 253 octets). */
+#define CONFIG_HOSTNAME_MAX 255
 
 enum client_identity_mode { IDENTITY_XCLIENT = 0, IDENTITY_PROXY, IDENTITY_NONE };
-
-struct sg_sockaddr {
-    struct sockaddr_storage sa;
-    socklen_t len;
-    char text[80]; /* as written in the config, normalised: "1.2.3.4:25", "[::1]:25" */
-};
-
-struct upstream_health;
-struct chain;
-struct cfg_t;
 
 struct sg_upstream_cfg {
     char *name;
     struct sg_sockaddr addr;
     int priority;
-    struct upstream_health *health; /* shared by every config naming this address */
-    struct sg_upstream_tls tls;     /* STARTTLS towards this upstream (listener.h) */
+    struct sg_upstream_tls tls; /* STARTTLS towards this upstream (listener.h) */
+    char *source;               /* where the section was written, for errors: file, line */
+    int line;
 };
 
 struct sg_config {
     atomic_uint refs;
-    unsigned generation;
 
     char *hostname;
     struct sg_sockaddr *listen;
@@ -84,7 +90,8 @@ struct sg_config {
     bool client_name_lookup;
     char *dns_nameserver; /* "" for the system's resolv.conf */
     unsigned dns_timeout;
-    struct chain *chain; /* the plugins, in order; NULL without plugin sections */
+    char *plugin_dir;               /* where a plugin path without "/" is looked for */
+    struct plugin_sections plugins; /* the "plugin NAME { }" sections, in chain order */
     /* Edge policy of each address in listen[] (same index): TLS, AUTH, PROXY
      * protocol; see listener.h.  listen[] holds the plain "listen" addresses
      * first, then those of the "listener" sections. */
@@ -93,29 +100,19 @@ struct sg_config {
     char *milter_socket; /* smtpgate-milter's libmilter socket: "inet:PORT@ADDR", "unix:PATH" */
 };
 
-/* Load file (may be NULL for built-in defaults only) and the overrides. */
-struct sg_config *config_load(const char *file, const char *const *overrides, size_t noverrides);
+struct config_load_opts {
+    bool numeric_hosts;
+    bool upstream_optional;
+};
+
+/* Load file (may be NULL for built-in defaults only) and the overrides;
+ * opts may be NULL (resolve names, an upstream required). */
+struct sg_config *config_load(const char *file, const char *const *overrides, size_t noverrides,
+                              const struct config_load_opts *opts);
 
 struct sg_config *config_ref(struct sg_config *c);
 void config_unref(struct sg_config *c);
 
-/* Parse "host:port", "[v6]:port", "*:port"; host may be a name (resolved now).
- * Returns NULL on success, or a static reason. */
-const char *config_parse_sockaddr(const char *text, bool passive, struct sg_sockaddr *out);
-
-/* "file:line" of the value libconfuse is reading now (for plugin_host). */
-void config_where(const struct cfg_t *cfg, char *out, size_t out_size);
-
-/* A libconfuse integer callback's work: value as a whole number within
- * [min, max] into *(long *)result, or -1 after a file:line error. */
-int config_int_in_range(struct cfg_t *cfg, const char *name, const char *value, long min, long max,
-                        void *result);
-
-/* Refuse host names instead of resolving them (tests and fuzzing must never
- * query a DNS server). */
-void config_numeric_hosts_only(bool only);
-
-/* smtpgate-milter has no upstream: it lets a config without one load. */
-void config_upstream_optional(bool optional);
+const struct sg_listener *listener_find(const struct sg_config *c, const struct sockaddr *local);
 
 #endif

@@ -5,8 +5,9 @@
  * current (as config.c does), so a typo names its line; what needs the whole
  * section (certificates and keys in pairs, a TLS policy without TLS, a PROXY
  * listener without trusted networks) is checked when the section is built and
- * names the section's line.  Certificates are loaded here, at config load, so
- * a bad file refuses the config (and a reload keeps the old one).
+ * names the section's line.  Certificate and key files are read here, at
+ * config load, so a file that is not PEM refuses the config (and a reload
+ * keeps the old one); the contexts are built by the daemon from the paths.
  */
 #include "config/listener.h"
 
@@ -17,11 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
 #include "codec/auth_relay.h"
-#include "config/config.h"
-#include "util/log.h"
 #include "codec/proxy_header.h"
-#include "daemon/tls.h"
+#include "config/config_value.h"
+#include "util/log.h"
 
 static const struct sg_listener listener_plain = {
     .auth = false,
@@ -35,23 +38,13 @@ static const struct sg_listener listener_plain = {
 
 static int listener_pass(const char *value, void *result)
 {
-    *(const char **)result = value;
-    return 0;
+    return config_value_pass(value, result);
 }
 
 static int listener_choice(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result,
                            const char *const *choices)
 {
-    for (size_t i = 0; choices[i]; i++)
-        if (strcmp(value, choices[i]) == 0)
-            return listener_pass(value, result);
-    char list[256] = "";
-    for (size_t i = 0; choices[i]; i++) {
-        strncat(list, i ? ", " : "", sizeof(list) - strlen(list) - 1);
-        strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
-    }
-    cfg_error(cfg, "'%s' is \"%s\"; expected one of: %s", opt->name, value, list);
-    return -1;
+    return config_value_choice(cfg, opt->name, value, choices, result);
 }
 
 static const char *const tls_choices[] = {"none", "starttls", "implicit", NULL};
@@ -59,6 +52,15 @@ static const char *const require_choices[] = {"none", "mail", "auth", NULL};
 static const char *const proxy_choices[] = {"none", "v1", "v2", "any", NULL};
 static const char *const version_choices[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", NULL};
 static const char *const upstream_tls_choices[] = {"none", "opportunistic", "required", NULL};
+
+/* The schema's own string for a checked version name (outlives the cfg_t). */
+static const char *listener_version(const char *name)
+{
+    for (size_t i = 0; version_choices[i]; i++)
+        if (strcmp(name, version_choices[i]) == 0)
+            return version_choices[i];
+    return "TLSv1.2";
+}
 
 static int listener_cb_tls(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
@@ -85,11 +87,10 @@ static int listener_cb_upstream_tls(cfg_t *cfg, cfg_opt_t *opt, const char *valu
     return listener_choice(cfg, opt, value, result, upstream_tls_choices);
 }
 
-static int listener_cb_address(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+static int listener_address(cfg_t *cfg, const char *value, void *result, unsigned flags)
 {
-    (void)opt;
     struct sg_sockaddr sa;
-    const char *why = config_parse_sockaddr(value, true, &sa);
+    const char *why = sockaddr_parse(value, flags, &sa);
     if (why) {
         cfg_error(cfg, "listener address \"%s\": %s", value, why);
         return -1;
@@ -97,10 +98,54 @@ static int listener_cb_address(cfg_t *cfg, cfg_opt_t *opt, const char *value, vo
     return listener_pass(value, result);
 }
 
+static int listener_cb_address(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    (void)opt;
+    return listener_address(cfg, value, result, SOCKADDR_PASSIVE);
+}
+
+static int listener_cb_address_numeric(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    (void)opt;
+    return listener_address(cfg, value, result, SOCKADDR_PASSIVE | SOCKADDR_NUMERIC);
+}
+
+/* Is file a PEM certificate (or private key)?  NULL, or the reason in err. */
+static const char *listener_check_pem(const char *file, bool key, char *err, size_t err_size)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        snprintf(err, err_size, "cannot open %s: %s", file, strerror(errno));
+        return err;
+    }
+    bool ok;
+    if (key) {
+        EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+        ok = k != NULL;
+        EVP_PKEY_free(k);
+    } else {
+        X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+        ok = x != NULL;
+        X509_free(x);
+    }
+    fclose(f);
+    if (!ok) {
+        char e[200] = "unknown TLS error";
+        unsigned long code = ERR_get_error();
+        if (code)
+            ERR_error_string_n(code, e, sizeof(e));
+        ERR_clear_error();
+        snprintf(err, err_size, "%s is not a PEM %s: %s", file, key ? "private key" : "certificate",
+                 e);
+        return err;
+    }
+    return NULL;
+}
+
 static int listener_cb_cert(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
     char err[512];
-    if (tls_check_file(value, strcmp(opt->name, "tls_key_file") == 0, err, sizeof(err))) {
+    if (listener_check_pem(value, strcmp(opt->name, "tls_key_file") == 0, err, sizeof(err))) {
         cfg_error(cfg, "'%s': %s", opt->name, err);
         return -1;
     }
@@ -183,35 +228,39 @@ static int listener_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *
             min = listener_ints[i].min;
             max = listener_ints[i].max;
         }
-    return config_int_in_range(cfg, opt->name, value, min, max, result);
+    return config_value_int(cfg, opt->name, value, min, max, result);
 }
 
-cfg_opt_t *listener_cfg_opts(void)
+/* The two schemas differ in the address callback only. */
+#define LISTENER_OPTS(address_cb)                                                                  \
+    {                                                                                              \
+        CFG_STR_CB("address", NULL, CFGF_NODEFAULT, address_cb),                                   \
+            CFG_STR_CB("tls", "none", CFGF_NONE, listener_cb_tls),                                 \
+            CFG_STR_CB("require_tls", "none", CFGF_NONE, listener_cb_require),                     \
+            CFG_STR_LIST_CB("tls_cert_file", NULL, CFGF_NONE, listener_cb_cert),                   \
+            CFG_STR_LIST_CB("tls_key_file", NULL, CFGF_NONE, listener_cb_cert),                    \
+            CFG_STR_CB("tls_min_version", "TLSv1.2", CFGF_NONE, listener_cb_version),              \
+            CFG_STR("tls_ciphers", "", CFGF_NONE), CFG_STR("tls_ciphersuites", "", CFGF_NONE),     \
+            CFG_BOOL("tls_ask_client_cert", cfg_false, CFGF_NONE),                                 \
+            CFG_STR_CB("tls_client_ca_file", "", CFGF_NONE, listener_cb_readable),                 \
+            CFG_BOOL("tls_session_tickets", cfg_true, CFGF_NONE),                                  \
+            CFG_STR_CB("proxy_protocol", "none", CFGF_NONE, listener_cb_proxy),                    \
+            CFG_STR_LIST_CB("proxy_trusted", NULL, CFGF_NONE, listener_cb_trusted),                \
+            CFG_INT_CB("proxy_timeout", 10, CFGF_NONE, listener_cb_int),                           \
+            CFG_BOOL("auth", cfg_true, CFGF_NONE),                                                 \
+            CFG_BOOL("auth_plaintext", cfg_false, CFGF_NONE),                                      \
+            CFG_STR_CB("auth_mechanisms", "", CFGF_NONE, listener_cb_mechs),                       \
+            CFG_INT_CB("auth_max_failures", 3, CFGF_NONE, listener_cb_int),                        \
+            CFG_INT_CB("auth_failure_delay", 2, CFGF_NONE, listener_cb_int),                       \
+            CFG_INT_CB("auth_max_line_length", AUTH_LINE_MAX_DEFAULT, CFGF_NONE, listener_cb_int), \
+            CFG_END(),                                                                             \
+    }
+
+cfg_opt_t *listener_cfg_opts(bool numeric)
 {
-    static cfg_opt_t opts[] = {
-        CFG_STR_CB("address", NULL, CFGF_NODEFAULT, listener_cb_address),
-        CFG_STR_CB("tls", "none", CFGF_NONE, listener_cb_tls),
-        CFG_STR_CB("require_tls", "none", CFGF_NONE, listener_cb_require),
-        CFG_STR_LIST_CB("tls_cert_file", NULL, CFGF_NONE, listener_cb_cert),
-        CFG_STR_LIST_CB("tls_key_file", NULL, CFGF_NONE, listener_cb_cert),
-        CFG_STR_CB("tls_min_version", "TLSv1.2", CFGF_NONE, listener_cb_version),
-        CFG_STR("tls_ciphers", "", CFGF_NONE),
-        CFG_STR("tls_ciphersuites", "", CFGF_NONE),
-        CFG_BOOL("tls_ask_client_cert", cfg_false, CFGF_NONE),
-        CFG_STR_CB("tls_client_ca_file", "", CFGF_NONE, listener_cb_readable),
-        CFG_BOOL("tls_session_tickets", cfg_true, CFGF_NONE),
-        CFG_STR_CB("proxy_protocol", "none", CFGF_NONE, listener_cb_proxy),
-        CFG_STR_LIST_CB("proxy_trusted", NULL, CFGF_NONE, listener_cb_trusted),
-        CFG_INT_CB("proxy_timeout", 10, CFGF_NONE, listener_cb_int),
-        CFG_BOOL("auth", cfg_true, CFGF_NONE),
-        CFG_BOOL("auth_plaintext", cfg_false, CFGF_NONE),
-        CFG_STR_CB("auth_mechanisms", "", CFGF_NONE, listener_cb_mechs),
-        CFG_INT_CB("auth_max_failures", 3, CFGF_NONE, listener_cb_int),
-        CFG_INT_CB("auth_failure_delay", 2, CFGF_NONE, listener_cb_int),
-        CFG_INT_CB("auth_max_line_length", AUTH_LINE_MAX_DEFAULT, CFGF_NONE, listener_cb_int),
-        CFG_END(),
-    };
-    return opts;
+    static cfg_opt_t resolving[] = LISTENER_OPTS(listener_cb_address);
+    static cfg_opt_t numeric_only[] = LISTENER_OPTS(listener_cb_address_numeric);
+    return numeric ? numeric_only : resolving;
 }
 
 cfg_opt_t upstream_tls_cfg_opts[] = {
@@ -229,13 +278,24 @@ size_t listener_config_count(cfg_t *cfg)
     return cfg_size(cfg, "listener");
 }
 
-static int listener_build_one(cfg_t *sec, struct sg_listener *l, const char *file)
+static char *listener_strdup(const char *v, bool *oom)
 {
-    const char *where = file ? file : "-o";
+    char *d = strdup(v ? v : "");
+    if (!d)
+        *oom = true;
+    return d;
+}
+
+static int listener_build_one(cfg_t *sec, struct sg_listener *l)
+{
+    const char *where = config_value_source(sec);
     const char *title = cfg_title(sec);
+    bool oom = false;
     *l = listener_plain;
-    l->name = strdup(title ? title : "");
-    if (!l->name)
+    l->name = listener_strdup(title, &oom);
+    l->source = listener_strdup(where, &oom);
+    l->line = sec->line;
+    if (oom)
         return -1;
     const char *tls = cfg_getstr(sec, "tls");
     l->tls = strcmp(tls, "starttls") == 0   ? LISTENER_TLS_STARTTLS
@@ -288,120 +348,104 @@ static int listener_build_one(cfg_t *sec, struct sg_listener *l, const char *fil
     for (size_t i = 0; i < nt; i++)
         net_range_parse(cfg_getnstr(sec, "proxy_trusted", (unsigned)i), &l->trusted[l->ntrusted++]);
 
-    if (l->tls != LISTENER_TLS_NONE) {
-        const char **certs = calloc(ncert, sizeof(*certs));
-        const char **keys = calloc(ncert, sizeof(*keys));
-        if (!certs || !keys) {
-            free(certs);
-            free(keys);
-            return -1;
-        }
-        for (size_t i = 0; i < ncert; i++) {
-            certs[i] = cfg_getnstr(sec, "tls_cert_file", (unsigned)i);
-            keys[i] = cfg_getnstr(sec, "tls_key_file", (unsigned)i);
-        }
-        struct tls_server_opts o = {
-            .cert_files = certs,
-            .key_files = keys,
-            .ncerts = ncert,
-            .min_version = tls_version_from_name(cfg_getstr(sec, "tls_min_version")),
-            .ciphers = cfg_getstr(sec, "tls_ciphers"),
-            .ciphersuites = cfg_getstr(sec, "tls_ciphersuites"),
-            .ask_client_cert = cfg_getbool(sec, "tls_ask_client_cert"),
-            .client_ca_file = cfg_getstr(sec, "tls_client_ca_file"),
-            .session_tickets = cfg_getbool(sec, "tls_session_tickets"),
-        };
-        char err[512];
-        l->tls_server = tls_server_new(&o, err, sizeof(err));
-        free(certs);
-        free(keys);
-        if (!l->tls_server) {
-            log_err("%s:%d: listener %s: %s", where, sec->line, l->name, err);
-            return -1;
-        }
+    l->tls_cert_files = calloc(ncert + 1, sizeof(*l->tls_cert_files));
+    l->tls_key_files = calloc(ncert + 1, sizeof(*l->tls_key_files));
+    if (!l->tls_cert_files || !l->tls_key_files)
+        return -1;
+    for (; l->tls_ncerts < ncert; l->tls_ncerts++) {
+        unsigned i = (unsigned)l->tls_ncerts;
+        l->tls_cert_files[i] = listener_strdup(cfg_getnstr(sec, "tls_cert_file", i), &oom);
+        l->tls_key_files[i] = listener_strdup(cfg_getnstr(sec, "tls_key_file", i), &oom);
     }
-    return 0;
+    l->tls_min_version = listener_version(cfg_getstr(sec, "tls_min_version"));
+    l->tls_ciphers = listener_strdup(cfg_getstr(sec, "tls_ciphers"), &oom);
+    l->tls_ciphersuites = listener_strdup(cfg_getstr(sec, "tls_ciphersuites"), &oom);
+    l->tls_ask_client_cert = cfg_getbool(sec, "tls_ask_client_cert");
+    l->tls_client_ca_file = listener_strdup(cfg_getstr(sec, "tls_client_ca_file"), &oom);
+    l->tls_session_tickets = cfg_getbool(sec, "tls_session_tickets");
+    return oom ? -1 : 0;
 }
 
-int listener_config_build(cfg_t *cfg, struct sg_config *c, size_t nplain, const char *file)
+int listener_config_build(cfg_t *cfg, struct sg_sockaddr *listen, struct sg_listener *listeners,
+                          size_t nplain, size_t *nlisten, unsigned addr_flags)
 {
-    const char *where = file ? file : "-o";
     size_t nsec = cfg_size(cfg, "listener");
-    c->listeners = calloc(nplain + nsec ? nplain + nsec : 1, sizeof(*c->listeners));
-    if (!c->listeners)
-        return -1;
     for (size_t i = 0; i < nplain; i++)
-        c->listeners[i] = listener_plain;
+        listeners[i] = listener_plain;
+    *nlisten = nplain;
     int rc = 0;
     for (size_t i = 0; i < nsec; i++) {
         cfg_t *sec = cfg_getnsec(cfg, "listener", (unsigned)i);
-        struct sg_listener *l = &c->listeners[nplain + i];
+        const char *where = config_value_source(sec);
+        struct sg_listener *l = &listeners[nplain + i];
         const char *addr = cfg_getstr(sec, "address");
-        c->nlisten = nplain + i + 1;
+        *nlisten = nplain + i + 1;
         if (!addr) {
             log_err("%s:%d: listener %s has no address", where, sec->line, cfg_title(sec));
             *l = listener_plain;
             rc = -1;
             continue;
         }
-        config_parse_sockaddr(addr, true, &c->listen[nplain + i]);
+        sockaddr_parse(addr, addr_flags | SOCKADDR_PASSIVE, &listen[nplain + i]);
         for (size_t k = 0; k < nplain + i; k++)
-            if (strcmp(c->listen[k].text, c->listen[nplain + i].text) == 0) {
+            if (strcmp(listen[k].text, listen[nplain + i].text) == 0) {
                 log_err("%s:%d: listener %s: address %s is already listened on", where, sec->line,
-                        cfg_title(sec), c->listen[k].text);
+                        cfg_title(sec), listen[k].text);
                 rc = -1;
             }
-        if (listener_build_one(sec, l, file) < 0)
+        if (listener_build_one(sec, l) < 0)
             rc = -1;
     }
     return rc;
 }
 
-void listener_config_free(struct sg_config *c)
+void listener_config_free(struct sg_listener *listeners, size_t n)
 {
-    for (size_t i = 0; c->listeners && i < c->nlisten; i++) {
-        free(c->listeners[i].name);
-        free(c->listeners[i].trusted);
-        tls_server_free(c->listeners[i].tls_server);
+    for (size_t i = 0; listeners && i < n; i++) {
+        struct sg_listener *l = &listeners[i];
+        free(l->name);
+        free(l->source);
+        free(l->trusted);
+        for (size_t k = 0; k < l->tls_ncerts; k++) {
+            free(l->tls_cert_files[k]);
+            free(l->tls_key_files[k]);
+        }
+        free(l->tls_cert_files);
+        free(l->tls_key_files);
+        free(l->tls_ciphers);
+        free(l->tls_ciphersuites);
+        free(l->tls_client_ca_file);
     }
-    free(c->listeners);
-    c->listeners = NULL;
 }
 
-int upstream_tls_build(cfg_t *sec, struct sg_upstream_cfg *u, const char *file)
+int upstream_tls_settings(cfg_t *sec, struct sg_upstream_tls *t)
 {
-    const char *where = file ? file : "-o";
+    const char *where = config_value_source(sec);
     const char *mode = cfg_getstr(sec, "tls");
-    u->tls.mode = strcmp(mode, "required") == 0        ? UPSTREAM_TLS_REQUIRED
-                  : strcmp(mode, "opportunistic") == 0 ? UPSTREAM_TLS_OPPORTUNISTIC
-                                                       : UPSTREAM_TLS_NONE;
+    t->mode = strcmp(mode, "required") == 0        ? UPSTREAM_TLS_REQUIRED
+              : strcmp(mode, "opportunistic") == 0 ? UPSTREAM_TLS_OPPORTUNISTIC
+                                                   : UPSTREAM_TLS_NONE;
     const char *name = cfg_getstr(sec, "tls_verify_name");
-    if (u->tls.mode == UPSTREAM_TLS_NONE)
+    if (t->mode == UPSTREAM_TLS_NONE)
         return 0;
-    if (u->tls.mode == UPSTREAM_TLS_REQUIRED && !*name) {
+    if (t->mode == UPSTREAM_TLS_REQUIRED && !*name) {
         log_err("%s:%d: upstream %s: tls = \"required\" needs tls_verify_name, the name its "
                 "certificate must carry",
                 where, sec->line, cfg_title(sec));
         return -1;
     }
-    u->tls.verify_name = *name ? strdup(name) : NULL;
-    char err[512];
-    u->tls.client =
-        tls_client_new(u->tls.mode == UPSTREAM_TLS_REQUIRED, cfg_getstr(sec, "tls_ca_file"),
-                       tls_version_from_name(cfg_getstr(sec, "tls_min_version")), err, sizeof(err));
-    if (!u->tls.client) {
-        log_err("%s:%d: upstream %s: %s", where, sec->line, cfg_title(sec), err);
-        return -1;
-    }
-    return 0;
+    t->verify_name = *name ? strdup(name) : NULL;
+    t->ca_file = strdup(cfg_getstr(sec, "tls_ca_file"));
+    t->min_version = listener_version(cfg_getstr(sec, "tls_min_version"));
+    return (*name && !t->verify_name) || !t->ca_file ? -1 : 0;
 }
 
-void upstream_tls_free(struct sg_upstream_cfg *u)
+void upstream_tls_settings_free(struct sg_upstream_tls *t)
 {
-    free(u->tls.verify_name);
-    tls_client_free(u->tls.client);
-    u->tls.verify_name = NULL;
-    u->tls.client = NULL;
+    free(t->verify_name);
+    free(t->ca_file);
+    t->verify_name = NULL;
+    t->ca_file = NULL;
 }
 
 static bool listener_same_port(const struct sockaddr_storage *a, const struct sockaddr *b)
@@ -432,17 +476,19 @@ static bool listener_wildcard(const struct sockaddr_storage *a)
     return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, zero, 16) == 0;
 }
 
-const struct sg_listener *listener_find(const struct sg_config *c, const struct sockaddr *local)
+const struct sg_listener *listener_match(const struct sg_listener *listeners,
+                                         const struct sg_sockaddr *listen, size_t n,
+                                         const struct sockaddr *local)
 {
-    if (!c->listeners)
+    if (!listeners)
         return &listener_plain;
     for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < c->nlisten; i++) {
-            const struct sockaddr_storage *a = &c->listen[i].sa;
+        for (size_t i = 0; i < n; i++) {
+            const struct sockaddr_storage *a = &listen[i].sa;
             if (!listener_same_port(a, local))
                 continue;
             if (pass == 0 ? listener_same_addr(a, local) : listener_wildcard(a))
-                return &c->listeners[i];
+                return &listeners[i];
         }
     return &listener_plain;
 }

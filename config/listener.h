@@ -2,19 +2,22 @@
  * listener - what each listening address does at the edge: TLS (none,
  * STARTTLS, implicit), the TLS policy (required before MAIL or AUTH), AUTH
  * relaying and its bounds, the PROXY protocol and the networks trusted to
- * speak it; plus the TLS settings of each upstream.
+ * speak it; plus the TLS settings of each upstream.  Settings only: the TLS
+ * contexts are built from them by the daemon (daemon/reload.c), which names
+ * the section (its source and line, kept here) in its errors.
  *
  * Config: "listener NAME { address = ...; ... }" sections next to the plain
  * "listen = {...}" list, which stays as it was (plain SMTP, no TLS, no AUTH).
  * listener_cfg_opts() and upstream_tls_cfg_opts are the libconfuse options;
- * their values are checked by parse callbacks, each error naming file:line.
- * listener_config_build() turns the sections into struct sg_listener entries
- * (building their TLS contexts) parallel to sg_config.listen, after the plain
- * addresses; upstream_tls_build() does the same for one upstream section.
- * Errors are logged as "file:line: reason" with the section's line, and the
- * call returns -1.
+ * their values are checked by parse callbacks, each error naming file:line
+ * (certificate and key files are read then: a file that is not PEM refuses
+ * the config).  listener_config_build() turns the sections into struct
+ * sg_listener entries parallel to the listen addresses, after the plain ones,
+ * and appends the sections' addresses; upstream_tls_settings() reads one
+ * upstream section's TLS settings.  Errors are logged as "file:line: reason"
+ * with the section's line, and the call returns -1.
  *
- * listener_find() is the policy of the listener whose address a connection
+ * listener_match() is the policy of the listener whose address a connection
  * came in on (exact address first, then a wildcard on the same port); the
  * plain policy when none matches.
  *
@@ -32,11 +35,7 @@
 #include <sys/socket.h>
 
 #include "util/net.h"
-
-struct sg_config;
-struct sg_upstream_cfg;
-struct tls_server;
-struct tls_client;
+#include "util/sockaddr.h"
 
 enum listener_tls { LISTENER_TLS_NONE = 0, LISTENER_TLS_STARTTLS, LISTENER_TLS_IMPLICIT };
 enum listener_require { REQUIRE_TLS_NONE = 0, REQUIRE_TLS_MAIL, REQUIRE_TLS_AUTH };
@@ -45,7 +44,16 @@ struct sg_listener {
     char *name; /* NULL for a plain "listen" address */
     enum listener_tls tls;
     enum listener_require require_tls;
-    struct tls_server *tls_server;
+    /* TLS settings (tls != LISTENER_TLS_NONE): certificate and key files in pairs */
+    char **tls_cert_files;
+    char **tls_key_files;
+    size_t tls_ncerts;
+    const char *tls_min_version; /* "TLSv1.2"...: one of the schema's choices */
+    char *tls_ciphers;           /* "" = OpenSSL's default */
+    char *tls_ciphersuites;
+    bool tls_ask_client_cert;
+    char *tls_client_ca_file; /* "" = none */
+    bool tls_session_tickets;
     unsigned proxy_protocol; /* proxy_hdr_versions bits; 0 = none */
     struct net_range *trusted;
     size_t ntrusted;
@@ -56,18 +64,21 @@ struct sg_listener {
     unsigned auth_max_failures;
     unsigned auth_failure_delay;
     size_t auth_max_line_length;
+    char *source; /* where the section was written, for errors: file, line */
+    int line;
 };
 
 enum upstream_tls_mode { UPSTREAM_TLS_NONE = 0, UPSTREAM_TLS_OPPORTUNISTIC, UPSTREAM_TLS_REQUIRED };
 
 struct sg_upstream_tls {
     enum upstream_tls_mode mode;
-    char *verify_name;
-    struct tls_client *client;
+    char *verify_name; /* NULL: none */
+    char *ca_file;     /* "" = the system's store */
+    const char *min_version;
 };
 
-/* The "listener" section's options (static, built once). */
-cfg_opt_t *listener_cfg_opts(void);
+/* The "listener" section's options (static); numeric: host names refused. */
+cfg_opt_t *listener_cfg_opts(bool numeric);
 
 /* Options to put into the upstream section, ending with CFG_END(). */
 extern cfg_opt_t upstream_tls_cfg_opts[];
@@ -75,14 +86,20 @@ extern cfg_opt_t upstream_tls_cfg_opts[];
 /* Number of "listener" sections, so the caller can size sg_config.listen. */
 size_t listener_config_count(cfg_t *cfg);
 
-/* Fill c->listeners for c->listen[0..nplain) and append the sections'
- * addresses to c->listen (sized for it by the caller).  Returns 0 or -1. */
-int listener_config_build(cfg_t *cfg, struct sg_config *c, size_t nplain, const char *file);
-void listener_config_free(struct sg_config *c);
+/* Fill listeners[0..nplain) with the plain policy and, after them, one entry
+ * per section, whose address is appended to listen (both sized for it by the
+ * caller); *nlisten counts the entries filled.  addr_flags: sockaddr_parse's.
+ * Returns 0 or -1. */
+int listener_config_build(cfg_t *cfg, struct sg_sockaddr *listen, struct sg_listener *listeners,
+                          size_t nplain, size_t *nlisten, unsigned addr_flags);
+void listener_config_free(struct sg_listener *listeners, size_t n);
 
-int upstream_tls_build(cfg_t *sec, struct sg_upstream_cfg *u, const char *file);
-void upstream_tls_free(struct sg_upstream_cfg *u);
+int upstream_tls_settings(cfg_t *sec, struct sg_upstream_tls *t);
+void upstream_tls_settings_free(struct sg_upstream_tls *t);
 
-const struct sg_listener *listener_find(const struct sg_config *c, const struct sockaddr *local);
+/* listeners[i] is the policy of listen[i]; NULL listeners: all plain. */
+const struct sg_listener *listener_match(const struct sg_listener *listeners,
+                                         const struct sg_sockaddr *listen, size_t n,
+                                         const struct sockaddr *local);
 
 #endif

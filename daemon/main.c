@@ -25,6 +25,7 @@
 #include "config/config.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "daemon/reload.h"
 #include "daemon/runtime.h"
 #include "daemon/upstream_pool.h"
 #include "chain/workpool.h"
@@ -50,39 +51,9 @@ static void main_usage(FILE *out)
                  "  -v        verbose logging\n");
 }
 
-static struct sg_config *main_get_config(void)
+static struct sg_runtime *main_get_runtime(void)
 {
-    return runtime_config();
-}
-
-static bool main_same_listen(const struct sg_config *a, const struct sg_config *b)
-{
-    if (a->nlisten != b->nlisten)
-        return false;
-    for (size_t i = 0; i < a->nlisten; i++)
-        if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
-            return false;
-    return true;
-}
-
-static void main_reload(void)
-{
-    struct sg_config *old = runtime_config();
-    struct sg_config *c = config_load(g.cmd.config_file, g.cmd.overrides, g.cmd.noverrides);
-    if (!c || upstream_pool_attach(c) < 0) {
-        log_err("reload refused: configuration has errors; generation %u stays in force",
-                old->generation);
-        if (c)
-            config_unref(c);
-        config_unref(old);
-        return;
-    }
-    c->generation = old->generation + 1;
-    if (!main_same_listen(old, c) || old->workers != c->workers)
-        log_warn("reload: 'listen' and 'workers' changes take effect at the next restart");
-    log_info("reloaded configuration, generation %u", c->generation);
-    config_unref(old);
-    runtime_set_config(c);
+    return runtime_current();
 }
 
 static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -90,7 +61,7 @@ static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     (void)arg;
     if (sig == SIGHUP) {
-        main_reload();
+        reload_run(&g.cmd);
         return;
     }
     if (g.stopping)
@@ -130,18 +101,21 @@ int main(int argc, char **argv)
     int status;
     if (cmdline_parse(argc, argv, "smtpgate", false, main_usage, &g.cmd, &status) < 0)
         return status;
-    struct sg_config *c = cmdline_start("smtpgate", &g.cmd, &status);
-    if (!c)
+    cmdline_open_log("smtpgate", &g.cmd);
+    struct sg_runtime *rt = reload_assemble(&g.cmd, NULL);
+    if (!rt)
+        return 1;
+    if (!cmdline_proceed("smtpgate", &g.cmd, rt->cfg->syslog_facility, &status)) {
+        runtime_unref(rt);
+        upstream_pool_shutdown();
         return status;
+    }
+    const struct sg_config *c = rt->cfg;
 
     signal(SIGPIPE, SIG_IGN);
     main_raise_fd_limit();
     evthread_use_pthreads();
-    if (upstream_pool_attach(c) < 0) {
-        log_err("out of memory");
-        return 1;
-    }
-    runtime_set_config(config_ref(c)); /* and c stays ours until exit */
+    runtime_set(runtime_ref(rt)); /* and rt stays ours until exit */
     main_check_spool(c);
     workpool_set_threads(c->plugin_threads);
 
@@ -162,9 +136,9 @@ int main(int argc, char **argv)
 
     /* Know which upstreams answer before the first client is greeted. */
     struct upstream_probe *probe =
-        upstream_probe_start(g.base, main_get_config, main_probe_done, NULL);
+        upstream_probe_start(g.base, main_get_runtime, main_probe_done, NULL);
     event_base_dispatch(g.base);
-    if (!upstream_pool_any_healthy(c))
+    if (!upstream_pool_any_healthy(rt))
         log_warn("no upstream answers yet: clients get 421 until one does");
 
     int rc = 0;
@@ -201,7 +175,7 @@ int main(int argc, char **argv)
     free(g.workers);
     /* Plugin calls still on the pool hold their connections and chains. */
     workpool_shutdown();
-    config_unref(c);
+    runtime_unref(rt);
     metrics_http_stop(metrics);
     upstream_probe_stop(probe);
     for (int i = 0; i < 3; i++)

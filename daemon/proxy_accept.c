@@ -27,7 +27,7 @@ struct proxy_pending {
     struct proxy_pending *next, *prev;
     const struct session_host *host;
     struct proxy_pending **list;
-    struct sg_config *cfg;
+    struct sg_runtime *rt;
     const struct sg_listener *listener;
     evutil_socket_t fd;
     struct sockaddr_storage peer;
@@ -60,8 +60,7 @@ static void proxy_pending_free(struct proxy_pending *p, bool close_fd)
         event_free(p->ev);
     if (close_fd)
         evutil_closesocket(p->fd);
-    if (p->cfg)
-        config_unref(p->cfg);
+    runtime_unref(p->rt);
     free(p->buf);
     free(p);
 }
@@ -104,14 +103,14 @@ static void proxy_done(struct proxy_pending *p, const struct proxy_header *h)
     }
     const struct session_host *host = p->host;
     evutil_socket_t fd = p->fd;
-    struct sg_config *cfg = p->cfg;
-    p->cfg = NULL;
+    struct sg_runtime *rt = p->rt;
+    p->rt = NULL;
     char src[64];
     proxy_addr_text((struct sockaddr *)&client, src, sizeof(src));
     log_debug("PROXY v%d header from %s: client %s%s", h->version, p->addr, src,
               h->local ? " (local)" : "");
     proxy_pending_free(p, false);
-    session_start(host, fd, (struct sockaddr *)&client, len, cfg);
+    session_start(host, fd, (struct sockaddr *)&client, len, rt);
 }
 
 static void proxy_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -176,13 +175,13 @@ static void proxy_read_cb(evutil_socket_t fd, short what, void *arg)
 
 bool proxy_accept_start(const struct session_host *host, struct proxy_pending **pending,
                         evutil_socket_t fd, const struct sockaddr *peer, socklen_t peer_len,
-                        struct sg_config *cfg)
+                        struct sg_runtime *rt)
 {
     struct sockaddr_storage local;
     socklen_t llen = sizeof(local);
     if (getsockname(fd, (struct sockaddr *)&local, &llen) != 0)
         return false;
-    const struct sg_listener *l = listener_find(cfg, (struct sockaddr *)&local);
+    const struct sg_listener *l = listener_find(rt->cfg, (struct sockaddr *)&local);
     if (!l->proxy_protocol)
         return false;
 
@@ -192,7 +191,7 @@ bool proxy_accept_start(const struct session_host *host, struct proxy_pending **
         log_info("refused: disconnect from unknown[%s]: not in proxy_trusted of listener %s", addr,
                  l->name ? l->name : "-");
         evutil_closesocket(fd);
-        config_unref(cfg);
+        runtime_unref(rt);
         return true;
     }
     struct proxy_pending *p = calloc(1, sizeof(*p));
@@ -203,12 +202,12 @@ bool proxy_accept_start(const struct session_host *host, struct proxy_pending **
     if (!p || !p->buf) {
         free(p);
         evutil_closesocket(fd);
-        config_unref(cfg);
+        runtime_unref(rt);
         return true;
     }
     p->host = host;
     p->list = pending;
-    p->cfg = cfg;
+    p->rt = rt;
     p->listener = l;
     p->fd = fd;
     memcpy(&p->peer, peer, peer_len < sizeof(p->peer) ? peer_len : sizeof(p->peer));

@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-#include "config/config.h"
+#include "daemon/runtime.h"
 #include "daemon/session.h"
 
 struct proxy_pending;
@@ -30,7 +30,7 @@ struct proxy_pending;
  * valid header starts the session on host. */
 bool proxy_accept_start(const struct session_host *host, struct proxy_pending **pending,
                         evutil_socket_t fd, const struct sockaddr *peer, socklen_t peer_len,
-                        struct sg_config *cfg);
+                        struct sg_runtime *rt);
 void proxy_accept_discard(struct proxy_pending **pending);
 
 #endif

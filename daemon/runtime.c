@@ -1,5 +1,5 @@
 /*
- * runtime - the current config and the connection counters.
+ * runtime - the runtime in force and the connection counters.
  *
  * Per-client counts live in a small open hash keyed by the client address,
  * under one mutex taken at accept and at close only.  Entries whose count
@@ -14,25 +14,79 @@
 #include <stdlib.h>
 #include <string.h>
 
-static pthread_mutex_t runtime_config_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct sg_config *runtime_current;
+#include "chain/chain.h"
+#include "daemon/tls.h"
 
-void runtime_set_config(struct sg_config *c)
+struct sg_runtime *runtime_new(struct sg_config *cfg, unsigned generation)
 {
-    pthread_mutex_lock(&runtime_config_lock);
-    struct sg_config *old = runtime_current;
-    runtime_current = c;
-    pthread_mutex_unlock(&runtime_config_lock);
-    if (old)
-        config_unref(old);
+    struct sg_runtime *rt = calloc(1, sizeof(*rt));
+    if (rt) {
+        rt->listen_tls = calloc(cfg->nlisten + 1, sizeof(*rt->listen_tls));
+        rt->upstreams = calloc(cfg->nupstreams + 1, sizeof(*rt->upstreams));
+    }
+    if (!rt || !rt->listen_tls || !rt->upstreams) {
+        if (rt) {
+            free(rt->listen_tls);
+            free(rt->upstreams);
+        }
+        free(rt);
+        config_unref(cfg);
+        return NULL;
+    }
+    atomic_init(&rt->refs, 1);
+    rt->generation = generation;
+    rt->cfg = cfg;
+    return rt;
 }
 
-struct sg_config *runtime_config(void)
+struct sg_runtime *runtime_ref(struct sg_runtime *rt)
 {
-    pthread_mutex_lock(&runtime_config_lock);
-    struct sg_config *c = runtime_current ? config_ref(runtime_current) : NULL;
-    pthread_mutex_unlock(&runtime_config_lock);
-    return c;
+    atomic_fetch_add_explicit(&rt->refs, 1, memory_order_relaxed);
+    return rt;
+}
+
+void runtime_unref(struct sg_runtime *rt)
+{
+    if (!rt || atomic_fetch_sub_explicit(&rt->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < rt->cfg->nlisten; i++)
+        tls_server_free(rt->listen_tls[i]);
+    for (size_t i = 0; i < rt->cfg->nupstreams; i++)
+        tls_client_free(rt->upstreams[i].tls);
+    free(rt->listen_tls);
+    free(rt->upstreams);
+    chain_unref(rt->chain);
+    config_unref(rt->cfg);
+    free(rt);
+}
+
+struct tls_server *runtime_listener_tls(const struct sg_runtime *rt, const struct sg_listener *l)
+{
+    /* The plain policy is not one of the config's entries: no TLS. */
+    const struct sg_listener *first = rt->cfg->listeners;
+    if (!first || l < first || l >= first + rt->cfg->nlisten)
+        return NULL;
+    return rt->listen_tls[l - first];
+}
+
+static pthread_mutex_t runtime_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sg_runtime *runtime_in_force;
+
+void runtime_set(struct sg_runtime *rt)
+{
+    pthread_mutex_lock(&runtime_lock);
+    struct sg_runtime *old = runtime_in_force;
+    runtime_in_force = rt;
+    pthread_mutex_unlock(&runtime_lock);
+    runtime_unref(old);
+}
+
+struct sg_runtime *runtime_current(void)
+{
+    pthread_mutex_lock(&runtime_lock);
+    struct sg_runtime *rt = runtime_in_force ? runtime_ref(runtime_in_force) : NULL;
+    pthread_mutex_unlock(&runtime_lock);
+    return rt;
 }
 
 /* ---- connection counts ---- */
@@ -129,7 +183,7 @@ unsigned runtime_conn_count(void)
 
 void runtime_shutdown(void)
 {
-    runtime_set_config(NULL);
+    runtime_set(NULL);
     pthread_mutex_lock(&runtime_conn_lock);
     for (unsigned b = 0; b < CLIENT_BUCKETS; b++) {
         while (client_buckets[b]) {

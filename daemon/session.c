@@ -412,7 +412,7 @@ static void session_free(struct session *s)
     free(s->tx.mail_from);
     free(s->client.helo);
     runtime_conn_close((struct sockaddr *)&s->peer);
-    config_unref(s->cfg);
+    runtime_unref(s->rt);
     const struct session_host *host = s->host;
     session_unlink(s);
     free(s);
@@ -449,8 +449,9 @@ static void session_refuse_socket(evutil_socket_t fd, const char *line)
 static void session_name_done(void *arg, enum client_name_status st, const char *name);
 
 void session_start(const struct session_host *host, evutil_socket_t fd, const struct sockaddr *peer,
-                   socklen_t peer_len, struct sg_config *cfg)
+                   socklen_t peer_len, struct sg_runtime *rt)
 {
+    struct sg_config *cfg = rt->cfg;
     enum runtime_admit admit = runtime_conn_open(cfg, peer);
     if (admit != ADMIT_OK) {
         char addr[64] = "?";
@@ -465,7 +466,7 @@ void session_start(const struct session_host *host, evutil_socket_t fd, const st
         session_refuse_socket(fd, admit == ADMIT_TOO_MANY_FROM_CLIENT
                                       ? "421 4.7.0 Error: too many connections from you\r\n"
                                       : "421 4.7.0 Error: too many connections\r\n");
-        config_unref(cfg);
+        runtime_unref(rt);
         return;
     }
 
@@ -474,7 +475,7 @@ void session_start(const struct session_host *host, evutil_socket_t fd, const st
     if (!s) {
         runtime_conn_close(peer);
         session_refuse_socket(fd, "421 4.3.0 Error: out of memory\r\n");
-        config_unref(cfg);
+        runtime_unref(rt);
         return;
     }
     s->host = host;
@@ -514,7 +515,7 @@ void session_start(const struct session_host *host, evutil_socket_t fd, const st
     session_set_read_timeout(s, cfg->command_timeout);
     bufferevent_enable(s->io.bev, EV_READ | EV_WRITE);
 
-    if (!upstream_pool_any_healthy(cfg)) {
+    if (!upstream_pool_any_healthy(rt)) {
         log_warn("%s: refusing %s: no upstream is available", s->id, s->addr);
         session_close_with(s, "421 4.3.2 Service not available, no upstream server");
         return;
@@ -585,12 +586,11 @@ static void session_connect_decided(struct session *s)
 /* The connection is known: the chain's connect stage, then the greeting. */
 static void session_begin(struct session *s)
 {
-    struct sg_config *cfg = s->cfg;
-    if (cfg->chain && !session_chain_start(s)) {
+    if (s->rt->chain && !session_chain_start(s)) {
         session_close_with(s, "421 4.3.0 Error: out of memory");
         return;
     }
-    if (s->chain && chain_wants(cfg->chain, SG_STAGE_CONNECT)) {
+    if (s->chain && chain_wants(s->rt->chain, SG_STAGE_CONNECT)) {
         if (!session_chain_run(s, SG_STAGE_CONNECT, NULL, NULL, session_connect_decided))
             return;
     } else {

@@ -17,7 +17,7 @@
 #include <event2/event.h>
 #include <sys/socket.h>
 
-#include "config/config.h"
+#include "daemon/runtime.h"
 
 struct session;
 struct evdns_base;
@@ -38,7 +38,7 @@ struct session_host {
 
 /* host must outlive every session started on it. */
 void session_start(const struct session_host *host, evutil_socket_t fd, const struct sockaddr *peer,
-                   socklen_t peer_len, struct sg_config *cfg);
+                   socklen_t peer_len, struct sg_runtime *rt);
 void session_shutdown(struct session *s);
 
 /* Free at once (the host's loop has ended). */

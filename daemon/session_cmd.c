@@ -168,7 +168,7 @@ bool session_chain_start(struct session *s)
     if (!s->chain_ev || !s->chain_timer)
         return false;
     s->chain =
-        chain_conn_new(s->cfg->chain, &info, &front, s->cfg->spill_threshold, s->cfg->spool_dir);
+        chain_conn_new(s->rt->chain, &info, &front, s->cfg->spill_threshold, s->cfg->spool_dir);
     return s->chain != NULL;
 }
 
@@ -178,7 +178,7 @@ static void session_build_ehlo(struct session *s)
 {
     unsigned up_caps;
     uint64_t up_size;
-    upstream_pool_caps(s->cfg, &up_caps, &up_size);
+    upstream_pool_caps(s->rt, &up_caps, &up_size);
     if (s->up && upstream_ready(s->up))
         up_caps &= upstream_caps(s->up);
     unsigned caps = up_caps & HONOURED_CAPS;
@@ -466,7 +466,7 @@ bool session_command(struct session *s, const char *line, size_t len)
         return true;
     }
     bool staged = ck == CHECK_OK && row->stage != SESSION_NO_STAGE && s->chain &&
-                  chain_wants(s->cfg->chain, row->stage);
+                  chain_wants(s->rt->chain, row->stage);
     if (!staged) {
         s->wait.res.action = CHAIN_PASS;
         session_cmd_decided(s);

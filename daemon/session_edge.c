@@ -48,13 +48,13 @@ size_t session_line_limit(const struct session *s, struct evbuffer *in)
 static unsigned session_auth_mechs(const struct session *s)
 {
     return s->edge.listener->auth_mechs ? s->edge.listener->auth_mechs
-                                        : upstream_pool_auth_mechs(s->cfg);
+                                        : upstream_pool_auth_mechs(s->rt);
 }
 
 void session_edge_ehlo(struct session *s, struct session_text *t)
 {
     const struct sg_listener *l = s->edge.listener;
-    if (l->tls == LISTENER_TLS_STARTTLS && l->tls_server && !s->edge.tls)
+    if (l->tls == LISTENER_TLS_STARTTLS && runtime_listener_tls(s->rt, l) && !s->edge.tls)
         session_text_add(t, "250-STARTTLS\r\n");
     unsigned mechs = session_auth_mechs(s);
     if (session_auth_allowed(s) && mechs) {
@@ -113,9 +113,9 @@ void session_tls_established(struct session *s)
 struct bufferevent *session_edge_bev(struct session *s, evutil_socket_t fd)
 {
     const struct sg_listener *l = s->edge.listener;
-    if (l->tls != LISTENER_TLS_IMPLICIT || !l->tls_server)
+    if (l->tls != LISTENER_TLS_IMPLICIT || !runtime_listener_tls(s->rt, l))
         return bufferevent_socket_new(s->host->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    SSL *ssl = tls_server_ssl(l->tls_server);
+    SSL *ssl = tls_server_ssl(runtime_listener_tls(s->rt, l));
     if (!ssl)
         return NULL;
     struct bufferevent *bev = bufferevent_openssl_socket_new(
@@ -157,7 +157,7 @@ static void session_tls_forget(struct session *s)
 enum session_check session_check_starttls(struct session *s, struct session_args *a)
 {
     const struct sg_listener *l = s->edge.listener;
-    if (l->tls != LISTENER_TLS_STARTTLS || !l->tls_server) {
+    if (l->tls != LISTENER_TLS_STARTTLS || !runtime_listener_tls(s->rt, l)) {
         session_reply(s, "502 5.5.1 Error: command not implemented");
         return CHECK_FAIL;
     }
@@ -174,7 +174,7 @@ enum session_check session_check_starttls(struct session *s, struct session_args
 
 void session_do_starttls(struct session *s, struct session_args *a)
 {
-    SSL *ssl = tls_server_ssl(s->edge.listener->tls_server);
+    SSL *ssl = tls_server_ssl(runtime_listener_tls(s->rt, s->edge.listener));
     if (!ssl) {
         session_reply(s, "454 4.7.0 TLS not available due to temporary reason");
         return;

@@ -38,6 +38,7 @@
 #include "codec/smtp_cmd.h"
 #include "codec/smtp_reply.h"
 #include "config/config.h"
+#include "daemon/runtime.h"
 #include "message/msg_store.h"
 
 /* Input held before the session stops reading from the socket, when the loop
@@ -225,7 +226,8 @@ struct session_stats {
 struct session {
     struct session *next, *prev;
     const struct session_host *host;
-    struct sg_config *cfg;
+    struct sg_runtime *rt; /* held for the session's life */
+    struct sg_config *cfg; /* rt->cfg */
     char id[24];
     struct sockaddr_storage peer;
     struct sockaddr_storage local;

@@ -217,7 +217,7 @@ static bool session_ensure_upstream(struct session *s)
         .proto = s->client.helo ? (s->client.esmtp ? "ESMTP" : "SMTP") : NULL,
         .login = s->edge.login,
     };
-    s->up = upstream_new(s->host->base, s->cfg, &f, (struct sockaddr *)&s->peer,
+    s->up = upstream_new(s->host->base, s->rt, &f, (struct sockaddr *)&s->peer,
                          (struct sockaddr *)&s->local, &session_upstream_events, s);
     return s->up != NULL;
 }

@@ -93,33 +93,6 @@ bool tls_name_matches(const char *pattern, const char *host)
     return strcasecmp(dot + 1, pattern + 2) == 0;
 }
 
-const char *tls_check_file(const char *file, bool key, char *err, size_t err_size)
-{
-    FILE *f = fopen(file, "r");
-    if (!f) {
-        snprintf(err, err_size, "cannot open %s: %m", file);
-        return err;
-    }
-    bool ok;
-    if (key) {
-        EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-        ok = k != NULL;
-        EVP_PKEY_free(k);
-    } else {
-        X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
-        ok = x != NULL;
-        X509_free(x);
-    }
-    fclose(f);
-    if (!ok) {
-        char e[200];
-        snprintf(err, err_size, "%s is not a PEM %s: %s", file, key ? "private key" : "certificate",
-                 tls_last_error(e, sizeof(e)));
-        return err;
-    }
-    return NULL;
-}
-
 /* ---- server ---- */
 
 static void tls_add_name(struct tls_cert_ctx *c, const char *name, size_t len)

@@ -61,9 +61,6 @@ int tls_version_from_name(const char *name);
 /* Does a certificate name (possibly "*.domain") cover host?  Case-insensitive. */
 bool tls_name_matches(const char *pattern, const char *host);
 
-/* Check a certificate/key pair now (config validation); NULL or a reason. */
-const char *tls_check_file(const char *file, bool key, char *err, size_t err_size);
-
 struct tls_facts {
     char version[16];
     char cipher[64];

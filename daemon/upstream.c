@@ -427,7 +427,7 @@ static void upstream_keepalive_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-struct upstream_conn *upstream_new(struct event_base *base, struct sg_config *cfg,
+struct upstream_conn *upstream_new(struct event_base *base, struct sg_runtime *rt,
                                    const struct client_facts *facts,
                                    const struct sockaddr *client_sa,
                                    const struct sockaddr *local_sa,
@@ -437,7 +437,8 @@ struct upstream_conn *upstream_new(struct event_base *base, struct sg_config *cf
     if (!u)
         return NULL;
     u->base = base;
-    u->cfg = config_ref(cfg);
+    u->rt = runtime_ref(rt);
+    u->cfg = rt->cfg;
     u->ev = ev;
     u->ctx = ctx;
     smtp_reply_init(&u->reply);
@@ -449,7 +450,7 @@ struct upstream_conn *upstream_new(struct event_base *base, struct sg_config *cf
         total += strs[i] ? strlen(strs[i]) + 1 : 0;
     u->facts_strings = malloc(total ? total : 1);
     if (!u->facts_strings) {
-        config_unref(u->cfg);
+        runtime_unref(u->rt);
         free(u);
         return NULL;
     }
@@ -482,8 +483,8 @@ struct upstream_conn *upstream_new(struct event_base *base, struct sg_config *cf
     /* Healthy upstreams first, in priority order; then the others, in case the
      * probe's view is stale. */
     for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < cfg->nupstreams && u->norder < 64; i++)
-            if (upstream_health_ok(cfg->upstreams[i].health) == (pass == 0))
+        for (size_t i = 0; i < rt->cfg->nupstreams && u->norder < 64; i++)
+            if (upstream_health_ok(rt->upstreams[i].health) == (pass == 0))
                 u->order[u->norder++] = i;
 
     u->keepalive = event_new(base, -1, EV_PERSIST, upstream_keepalive_cb, u);
@@ -559,7 +560,7 @@ static void upstream_free(struct upstream_conn *u)
     smtp_reply_free(&u->reply);
     free(u->xclient);
     free(u->facts_strings);
-    config_unref(u->cfg);
+    runtime_unref(u->rt);
     free(u);
 }
 

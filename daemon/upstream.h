@@ -36,6 +36,7 @@
 
 #include "codec/client_identity.h"
 #include "config/config.h"
+#include "daemon/runtime.h"
 #include "message/msg_view.h"
 #include "codec/smtp_reply.h"
 
@@ -46,7 +47,7 @@ struct upstream_events {
     void (*on_failure)(void *ctx, const char *reply);
 };
 
-struct upstream_conn *upstream_new(struct event_base *base, struct sg_config *cfg,
+struct upstream_conn *upstream_new(struct event_base *base, struct sg_runtime *rt,
                                    const struct client_facts *facts,
                                    const struct sockaddr *client_sa,
                                    const struct sockaddr *local_sa,

@@ -131,7 +131,8 @@ static void upstream_after_ehlo(struct upstream_conn *u)
 static bool upstream_tls_begin(struct upstream_conn *u)
 {
     const struct sg_upstream_cfg *uc = &u->cfg->upstreams[u->order[u->candidate]];
-    if (uc->tls.mode == UPSTREAM_TLS_NONE || u->tls_on || u->tls_declined || !uc->tls.client)
+    const struct tls_client *tls = u->rt->upstreams[u->order[u->candidate]].tls;
+    if (uc->tls.mode == UPSTREAM_TLS_NONE || u->tls_on || u->tls_declined || !tls)
         return false;
     struct smtp_ehlo_caps ec;
     smtp_ehlo_caps(u->reply.text, u->reply.text_len, &ec);
@@ -162,7 +163,8 @@ static void upstream_tls_wrap(struct upstream_conn *u)
                  junk);
         evbuffer_drain(in, junk);
     }
-    SSL *ssl = tls_client_ssl(uc->tls.client, uc->tls.verify_name, uc->tls.verify_name);
+    SSL *ssl = tls_client_ssl(u->rt->upstreams[u->order[u->candidate]].tls, uc->tls.verify_name,
+                              uc->tls.verify_name);
     if (!ssl) {
         upstream_try_next(u, "cannot set up TLS");
         return;
@@ -238,7 +240,7 @@ void upstream_try_next(struct upstream_conn *u, const char *why)
 {
     if (u->bev) {
         log_warn("upstream %s: %s", u->cfg->upstreams[u->order[u->candidate]].addr.text, why);
-        upstream_health_report(u->cfg->upstreams[u->order[u->candidate]].health, false);
+        upstream_health_report(u->rt->upstreams[u->order[u->candidate]].health, false);
         bufferevent_free(u->bev);
         u->bev = NULL;
         u->candidate++;

@@ -18,6 +18,7 @@
 #include "codec/client_identity.h"
 #include "codec/smtp_reply.h"
 #include "config/config.h"
+#include "daemon/runtime.h"
 #include "message/msg_view.h"
 
 struct upstream_events; /* upstream.h */
@@ -58,7 +59,8 @@ struct queued_cmd {
 struct upstream_conn {
     struct upstream_conn *closing_next, *closing_prev;
     struct event_base *base;
-    struct sg_config *cfg;
+    struct sg_runtime *rt;       /* held: the settings, TLS contexts and health in force */
+    const struct sg_config *cfg; /* rt->cfg */
     const struct upstream_events *ev;
     void *ctx;
 

@@ -27,8 +27,8 @@
 
 struct upstream_health {
     struct upstream_health *next;
-    char address[80];
-    atomic_int state; /* -1 unknown, 0 down, 1 up */
+    char address[SOCKADDR_TEXT_MAX]; /* the upstream's sg_sockaddr text: always fits */
+    atomic_int state;                /* -1 unknown, 0 down, 1 up */
     atomic_uint caps;
     _Atomic uint64_t size_limit;
     atomic_uint auth_mechs; /* relayable SASL mechanisms (auth_relay.h) */
@@ -37,8 +37,9 @@ struct upstream_health {
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct upstream_health *pool_head;
 
-int upstream_pool_attach(struct sg_config *c)
+int upstream_pool_attach(struct sg_runtime *rt)
 {
+    const struct sg_config *c = rt->cfg;
     pthread_mutex_lock(&pool_lock);
     for (size_t i = 0; i < c->nupstreams; i++) {
         struct upstream_health *h;
@@ -56,7 +57,7 @@ int upstream_pool_attach(struct sg_config *c)
             h->next = pool_head;
             pool_head = h;
         }
-        c->upstreams[i].health = h;
+        rt->upstreams[i].health = h;
     }
     pthread_mutex_unlock(&pool_lock);
     return 0;
@@ -87,22 +88,22 @@ void upstream_health_report(struct upstream_health *h, bool ok)
         log_msg(ok ? LOG_INFO : LOG_WARNING, "upstream %s is %s", h->address, ok ? "up" : "down");
 }
 
-bool upstream_pool_any_healthy(const struct sg_config *c)
+bool upstream_pool_any_healthy(const struct sg_runtime *rt)
 {
-    for (size_t i = 0; i < c->nupstreams; i++)
-        if (upstream_health_ok(c->upstreams[i].health))
+    for (size_t i = 0; i < rt->cfg->nupstreams; i++)
+        if (upstream_health_ok(rt->upstreams[i].health))
             return true;
     return false;
 }
 
-void upstream_pool_caps(const struct sg_config *c, unsigned *caps, uint64_t *size_limit)
+void upstream_pool_caps(const struct sg_runtime *rt, unsigned *caps, uint64_t *size_limit)
 {
     unsigned common = ~0u;
     uint64_t smallest = 0;
     bool any = false;
 
-    for (size_t i = 0; i < c->nupstreams; i++) {
-        const struct upstream_health *h = c->upstreams[i].health;
+    for (size_t i = 0; i < rt->cfg->nupstreams; i++) {
+        const struct upstream_health *h = rt->upstreams[i].health;
         if (!upstream_health_ok(h))
             continue;
         any = true;
@@ -115,12 +116,12 @@ void upstream_pool_caps(const struct sg_config *c, unsigned *caps, uint64_t *siz
     *size_limit = smallest;
 }
 
-unsigned upstream_pool_auth_mechs(const struct sg_config *c)
+unsigned upstream_pool_auth_mechs(const struct sg_runtime *rt)
 {
     unsigned common = ~0u;
     bool any = false;
-    for (size_t i = 0; i < c->nupstreams; i++) {
-        const struct upstream_health *h = c->upstreams[i].health;
+    for (size_t i = 0; i < rt->cfg->nupstreams; i++) {
+        const struct upstream_health *h = rt->upstreams[i].health;
         if (!upstream_health_ok(h))
             continue;
         any = true;
@@ -150,7 +151,7 @@ struct probe_conn {
 struct upstream_probe {
     struct event_base *base;
     struct event *timer;
-    struct sg_config *(*get_config)(void);
+    struct sg_runtime *(*get_runtime)(void);
     void (*done)(void *arg);
     void *done_arg;
     struct probe_conn *conns;
@@ -266,7 +267,8 @@ static void probe_event_cb(struct bufferevent *bev, short what, void *arg)
 
 static void probe_round(struct upstream_probe *p)
 {
-    struct sg_config *c = p->get_config();
+    struct sg_runtime *rt = p->get_runtime();
+    const struct sg_config *c = rt->cfg;
 
     /* Held while starting, so that connections failing at once cannot end the
      * round before every one has started. */
@@ -277,7 +279,7 @@ static void probe_round(struct upstream_probe *p)
         if (!pc)
             continue;
         pc->probe = p;
-        pc->health = c->upstreams[i].health;
+        pc->health = rt->upstreams[i].health;
         pc->proxy_header = c->identity == IDENTITY_PROXY;
         smtp_reply_init(&pc->reply);
         pc->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -300,7 +302,7 @@ static void probe_round(struct upstream_probe *p)
         }
     }
     struct timeval next = {.tv_sec = c->probe_interval};
-    config_unref(c);
+    runtime_unref(rt);
     evtimer_add(p->timer, &next);
     if (--p->running == 0 && !p->first_round_done) {
         p->first_round_done = true;
@@ -324,14 +326,14 @@ static void probe_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct upstream_probe *upstream_probe_start(struct event_base *base,
-                                            struct sg_config *(*get_config)(void),
+                                            struct sg_runtime *(*get_runtime)(void),
                                             void (*done)(void *arg), void *arg)
 {
     struct upstream_probe *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
     p->base = base;
-    p->get_config = get_config;
+    p->get_runtime = get_runtime;
     p->done = done;
     p->done_arg = arg;
     p->timer = evtimer_new(base, probe_timer_cb, p);

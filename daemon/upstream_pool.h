@@ -18,32 +18,32 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config/config.h"
+#include "daemon/runtime.h"
 
 struct upstream_health;
 
-/* Give every upstream of c its health record (creating new ones as unknown). */
-int upstream_pool_attach(struct sg_config *c);
+/* Give every upstream of rt its health record (creating new ones as unknown). */
+int upstream_pool_attach(struct sg_runtime *rt);
 
 bool upstream_health_ok(const struct upstream_health *h);
 void upstream_health_report(struct upstream_health *h, bool ok);
 
-/* Is any upstream of c healthy? */
-bool upstream_pool_any_healthy(const struct sg_config *c);
+/* Is any upstream of rt healthy? */
+bool upstream_pool_any_healthy(const struct sg_runtime *rt);
 
-/* Capabilities common to c's healthy upstreams (esmtp_cap bits) and the
+/* Capabilities common to rt's healthy upstreams (esmtp_cap bits) and the
  * smallest announced SIZE (0 = none announced). */
-void upstream_pool_caps(const struct sg_config *c, unsigned *caps, uint64_t *size_limit);
+void upstream_pool_caps(const struct sg_runtime *rt, unsigned *caps, uint64_t *size_limit);
 
-/* Probe every upstream of the config returned by get_config now, and then every
+/* Probe every upstream of the runtime returned by get_runtime now, and then every
  * probe_interval seconds.  done (may be NULL) is called once after the first
  * round has finished. */
 struct upstream_probe;
 struct upstream_probe *upstream_probe_start(struct event_base *base,
-                                            struct sg_config *(*get_config)(void),
+                                            struct sg_runtime *(*get_runtime)(void),
                                             void (*done)(void *arg), void *arg);
-/* SASL mechanisms (auth_relay.h bits) every healthy upstream of c offers. */
-unsigned upstream_pool_auth_mechs(const struct sg_config *c);
+/* SASL mechanisms (auth_relay.h bits) every healthy upstream of rt offers. */
+unsigned upstream_pool_auth_mechs(const struct sg_runtime *rt);
 
 void upstream_probe_stop(struct upstream_probe *p);
 

@@ -38,14 +38,14 @@ static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
     /* Replies are small and must not wait for the peer's delayed ACK. */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    struct sg_config *c = runtime_config();
-    if (!c) {
+    struct sg_runtime *rt = runtime_current();
+    if (!rt) {
         evutil_closesocket(fd);
         return;
     }
-    if (proxy_accept_start(&w->host, &w->proxy_pending, fd, sa, (socklen_t)len, c))
+    if (proxy_accept_start(&w->host, &w->proxy_pending, fd, sa, (socklen_t)len, rt))
         return;
-    session_start(&w->host, fd, sa, (socklen_t)len, c);
+    session_start(&w->host, fd, sa, (socklen_t)len, rt);
 }
 
 static void worker_accept_error_cb(struct evconnlistener *l, void *arg)

@@ -28,13 +28,13 @@
 #include "chain/chain.h"
 #include "config/config.h"
 #include "util/log.h"
+#include "milter/milter_conf.h"
 #include "milter/milter_edits.h"
 #include "codec/milter_reply.h"
 #include "codec/milter_text.h"
 #include "milter/milter_wait.h"
 #include "codec/msg_headers.h"
 #include "message/msg_store.h"
-#include "daemon/runtime.h"
 
 /* Waits per stage before the stage is given up: each wait ends within
  * chain_wait_ms(), and a stage has one per plugin callback at most. */
@@ -44,7 +44,8 @@
 #define MILTER_TEMPFAIL_REPLY "451 4.3.0 Temporary filter failure, try again later"
 
 struct milter_conn {
-    struct sg_config *cfg;
+    struct milter_conf *conf; /* held for the connection's life */
+    struct sg_config *cfg;    /* conf->cfg */
     struct chain_conn *chain;
     struct milter_wait *wait;
     bool leadspc;          /* header values come with their leading blank */
@@ -72,16 +73,17 @@ static struct milter_conn *milter_conn_new(SMFICTX *ctx)
     struct milter_conn *mc = calloc(1, sizeof(*mc));
     if (!mc)
         return NULL;
-    mc->cfg = runtime_config();
-    if (!mc->cfg) {
+    mc->conf = milter_conf_current();
+    if (!mc->conf) {
         free(mc);
         return NULL;
     }
+    mc->cfg = mc->conf->cfg;
     /* Same shape as the proxy's session ids: time prefix, counter. */
     uint64_t n = atomic_fetch_add(&milter_conn_counter, 1);
     snprintf(mc->id, sizeof(mc->id), "%08" PRIX32 "%05" PRIX64, (uint32_t)time(NULL), n & 0xFFFFF);
     if (smfi_setpriv(ctx, mc) != MI_SUCCESS) {
-        config_unref(mc->cfg);
+        milter_conf_unref(mc->conf);
         free(mc);
         return NULL;
     }
@@ -135,7 +137,7 @@ static void milter_conn_free(SMFICTX *ctx, struct milter_conn *mc)
         chain_conn_release(mc->chain);
     else
         milter_wait_free(mc->wait);
-    config_unref(mc->cfg);
+    milter_conf_unref(mc->conf);
     free(mc);
     smfi_setpriv(ctx, NULL);
     atomic_fetch_sub(&milter_conn_open, 1);
@@ -240,7 +242,7 @@ static sfsistat milter_front_negotiate(SMFICTX *ctx, unsigned long f0, unsigned 
         log_err("out of memory at milter negotiation");
         return SMFIS_REJECT;
     }
-    const struct chain *ch = mc->cfg->chain;
+    const struct chain *ch = mc->conf->chain;
     bool any = ch && chain_size(ch) > 0;
     bool message = any && (chain_wants(ch, SG_STAGE_HEADER) || chain_wants(ch, SG_STAGE_EOH) ||
                            chain_wants(ch, SG_STAGE_BODY) || chain_wants(ch, SG_STAGE_EOM));
@@ -358,8 +360,8 @@ static sfsistat milter_front_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *h
         return milter_reply_tempfail(ctx);
     struct chain_front front = {
         .notify = milter_wait_notify, .arg = mc->wait, .inline_blocking = true};
-    mc->chain =
-        chain_conn_new(mc->cfg->chain, &info, &front, mc->cfg->spill_threshold, mc->cfg->spool_dir);
+    mc->chain = chain_conn_new(mc->conf->chain, &info, &front, mc->cfg->spill_threshold,
+                               mc->cfg->spool_dir);
     if (!mc->chain) {
         milter_wait_free(mc->wait);
         mc->wait = NULL;

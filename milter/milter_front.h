@@ -5,10 +5,11 @@
  *
  * milter_front_register() hands the callback table to smfi_register(); call
  * it once, before smfi_main().  milter_front_connections() counts the MTA
- * connections open now (any thread), for a shutdown that lets them finish.  The configuration comes
- * from runtime_config() (runtime.h): each MTA connection takes a reference at negotiation (or at
- * connect when the MTA reuses a connection) and keeps it to the end, so a
- * reload never changes the chain under a connection.
+ * connections open now (any thread), for a shutdown that lets them finish.
+ * The configuration comes from milter_conf_current() (milter_conf.h): each
+ * MTA connection takes a reference at negotiation (or at connect when the
+ * MTA reuses a connection) and keeps it to the end, so a reload never
+ * changes the chain under a connection.
  *
  * Mapping, per callback:
  *

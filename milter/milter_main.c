@@ -43,7 +43,7 @@
 #include "util/metrics.h"
 #include "milter/milter_front.h"
 #include "codec/milter_socket.h"
-#include "daemon/runtime.h"
+#include "milter/milter_conf.h"
 #include "chain/workpool.h"
 
 #define MILTER_NAME "smtpgate"
@@ -70,20 +70,19 @@ static void milter_main_usage(FILE *out)
 
 static void milter_main_reload(void)
 {
-    struct sg_config *old = runtime_config();
-    struct sg_config *c = config_load(g.cmd.config_file, g.cmd.overrides, g.cmd.noverrides);
-    if (!c) {
+    struct milter_conf *old = milter_conf_current();
+    struct milter_conf *mc = milter_conf_assemble(&g.cmd, old);
+    if (!mc) {
         log_err("reload refused: configuration has errors; generation %u stays in force",
                 old->generation);
-        config_unref(old);
+        milter_conf_unref(old);
         return;
     }
-    c->generation = old->generation + 1;
-    if (strcmp(old->milter_socket, c->milter_socket) != 0)
+    if (strcmp(old->cfg->milter_socket, mc->cfg->milter_socket) != 0)
         log_warn("reload: a 'milter { socket }' change takes effect at the next restart");
-    log_info("reloaded configuration, generation %u", c->generation);
-    config_unref(old);
-    runtime_set_config(c);
+    log_info("reloaded configuration, generation %u", mc->generation);
+    milter_conf_unref(old);
+    milter_conf_set(mc);
 }
 
 static void *milter_main_thread(void *arg)
@@ -156,8 +155,9 @@ static int milter_main_write_pid(const char *path)
     return 0;
 }
 
-static int milter_main_serve(struct sg_config *c)
+static int milter_main_serve(const struct milter_conf *mconf)
 {
+    const struct sg_config *c = mconf->cfg;
     if (milter_front_register(MILTER_NAME) < 0 || smfi_setconn(c->milter_socket) != MI_SUCCESS) {
         log_err("libmilter refused the milter registration");
         return 1;
@@ -184,7 +184,7 @@ static int milter_main_serve(struct sg_config *c)
         return 1;
     }
     log_info("ready: milter on %s, %zu plugin(s)", c->milter_socket,
-             c->chain ? chain_size(c->chain) : (size_t)0);
+             mconf->chain ? chain_size(mconf->chain) : (size_t)0);
 
     bool stopping = false;
     while (!stopping) {
@@ -227,23 +227,25 @@ int main(int argc, char **argv)
     int status;
     if (cmdline_parse(argc, argv, "smtpgate-milter", true, milter_main_usage, &g.cmd, &status) < 0)
         return status;
-    config_upstream_optional(true);
-    struct sg_config *c = cmdline_start("smtpgate-milter", &g.cmd, &status);
-    if (!c)
-        return status;
-    if (g.cmd.pid_file && milter_main_write_pid(g.cmd.pid_file) < 0) {
-        config_unref(c);
+    g.cmd.load.upstream_optional = true; /* the MTA is the upstream */
+    cmdline_open_log("smtpgate-milter", &g.cmd);
+    struct milter_conf *mc = milter_conf_assemble(&g.cmd, NULL);
+    if (!mc)
         return 1;
+    if (!cmdline_proceed("smtpgate-milter", &g.cmd, mc->cfg->syslog_facility, &status) ||
+        (g.cmd.pid_file && milter_main_write_pid(g.cmd.pid_file) < 0)) {
+        milter_conf_unref(mc);
+        return g.cmd.test_only ? status : 1;
     }
 
     signal(SIGPIPE, SIG_IGN);
-    runtime_set_config(config_ref(c)); /* and c stays ours until exit */
-    int rc = milter_main_serve(c);
+    milter_conf_set(milter_conf_ref(mc)); /* and mc stays ours until exit */
+    int rc = milter_main_serve(mc);
 
     /* Plugin calls still out hold their connections and chains. */
     workpool_shutdown();
-    config_unref(c);
-    runtime_shutdown();
+    milter_conf_unref(mc);
+    milter_conf_set(NULL);
     metrics_shutdown();
     if (g.cmd.pid_file)
         unlink(g.cmd.pid_file);

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/config.h"
+#include "util/sockaddr.h"
 #include "util/log.h"
 
 #define METRICS_NAME_MAX 128
@@ -144,7 +144,7 @@ static void metrics_http_cb(struct evhttp_request *req, void *arg)
 struct metrics_http *metrics_http_start(struct event_base *base, const char *address)
 {
     struct sg_sockaddr sa;
-    const char *why = config_parse_sockaddr(address, true, &sa);
+    const char *why = sockaddr_parse(address, SOCKADDR_PASSIVE, &sa);
     if (why) {
         log_err("metrics_listen %s: %s", address, why);
         return NULL;

@@ -227,6 +227,30 @@ def test_reload_replaces_certificate_keeps_sessions(recorder, certs, edge_gate_f
     assert b"before-reload" in recorder.wait_messages(1)[0].content
 
 
+def test_reload_with_a_key_that_does_not_fit_keeps_the_old_certificate(recorder, certs,
+                                                                       edge_gate_factory):
+    """Both files are PEM, so the settings load; building the TLS context fails (the key is
+    another certificate's): the reload is refused naming the listener's line, and new
+    connections still get the certificate in force."""
+    gate = edge_gate_factory([recorder.address],
+                             listeners={"smtps": tls_listener(certs, "mx", tls="implicit")})
+    recorder.wait_idle()
+    host, port = gate.addr("smtps")
+    mark = gate.log_mark()
+    broken = tls_listener(certs, "other", tls="implicit")
+    broken["tls_key_file"] = [str(certs["mx"][1])]
+    gate.listener_settings["smtps"] = broken
+    gate.write_config()
+    gate.send_signal(signal.SIGHUP)
+    gate.wait_log(r"reload refused", mark)
+    assert re.search(r"\.conf:\d+: listener smtps: ", gate.log_since(mark)), gate.log_since(mark)
+    assert _subject_cn(_s_client((host, port))) == "mx.example.test"
+    with smtplib.SMTP_SSL(host, port, context=client_context(), timeout=20) as c:
+        c.ehlo("client.example.test")
+        c.sendmail("s@example.test", ["user@example.test"], simple_message("after-refusal"))
+    assert b"after-refusal" in recorder.wait_messages(1)[0].content
+
+
 def test_auth_not_offered_in_plaintext(recorder, certs, edge_gate_factory):
     """AUTH is shown only over TLS (unless auth_plaintext); AUTH in plaintext is refused
     without reaching the upstream."""

@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "chain/chain.h"
+#include "chain/plugin_host.h"
 #include "config/config.h"
+#include "util/sockaddr.h"
 #include "util/log.h"
 
 /* Captures what the module logs (it writes to stderr) for one call. */
@@ -61,17 +63,23 @@ static char *write_conf(const char *text)
     return path;
 }
 
-static struct sg_config *load_text(const char *text, char **log)
+static struct sg_config *load_text_with(const char *text, char **log,
+                                        const struct config_load_opts *opts)
 {
     char *path = write_conf(text);
     struct capture cap;
     capture_start(&cap);
-    struct sg_config *c = config_load(path, NULL, 0);
+    struct sg_config *c = config_load(path, NULL, 0, opts);
     char *out = capture_end(&cap);
     if (log)
         *log = out;
     unlink(path);
     return c;
+}
+
+static struct sg_config *load_text(const char *text, char **log)
+{
+    return load_text_with(text, log, NULL);
 }
 
 /* The example config names installed paths; in the tree its plugins come
@@ -83,9 +91,13 @@ static void test_example_config_loads(void **state)
 {
     (void)state;
     const char *ov[] = {IN_TREE_DIR, IN_TREE_RULES};
-    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 2);
+    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 2, NULL);
     assert_non_null(c);
-    assert_int_equal(chain_size(c->chain), 1);
+    int errors = 0;
+    struct chain *ch = plugin_load_chain(c, NULL, 1, &errors);
+    assert_int_equal(errors, 0);
+    assert_int_equal(chain_size(ch), 1);
+    chain_unref(ch);
     assert_int_equal(c->nupstreams, 1);
     assert_string_equal(c->upstreams[0].name, "main");
     assert_string_equal(c->upstreams[0].addr.text, "127.0.0.1:10025");
@@ -103,7 +115,7 @@ static void test_overrides_replace_file_values(void **state)
     const char *ov[] = {"listen = {\"127.0.0.1:2600\", \"[::1]:2600\"}",
                         "upstream main { address = \"127.0.0.1:10099\" }", "max_recipients = 7",
                         IN_TREE_DIR, IN_TREE_RULES};
-    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 5);
+    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 5, NULL);
     assert_non_null(c);
     assert_int_equal(c->nlisten, 2);
     assert_string_equal(c->listen[0].text, "127.0.0.1:2600");
@@ -118,7 +130,7 @@ static void test_defaults_with_only_an_upstream(void **state)
 {
     (void)state;
     const char *ov[] = {"upstream a { address = \"127.0.0.1:25\" }"};
-    struct sg_config *c = config_load(NULL, ov, 1);
+    struct sg_config *c = config_load(NULL, ov, 1, NULL);
     assert_non_null(c);
     assert_int_equal(c->max_message_size, 10240000);
     assert_int_equal(c->hard_error_limit, 20);
@@ -143,13 +155,19 @@ static void test_upstreams_sorted_by_priority_stable(void **state)
     config_unref(c);
 }
 
-static void expect_error(const char *text, const char *line_tag, const char *reason)
+static void expect_error_with(const char *text, const char *line_tag, const char *reason,
+                              const struct config_load_opts *opts)
 {
     char *log = NULL;
-    struct sg_config *c = load_text(text, &log);
+    struct sg_config *c = load_text_with(text, &log, opts);
     assert_null(c);
     if (!strstr(log, line_tag) || !strstr(log, reason))
         fail_msg("log lacks \"%s\" / \"%s\": %s", line_tag, reason, log);
+}
+
+static void expect_error(const char *text, const char *line_tag, const char *reason)
+{
+    expect_error_with(text, line_tag, reason, NULL);
 }
 
 static void test_unknown_option_names_line(void **state)
@@ -228,7 +246,7 @@ static void test_override_error_named(void **state)
     const char *ov[] = {IN_TREE_DIR, IN_TREE_RULES, "max_recipients = 7", "workers = many"};
     struct capture cap;
     capture_start(&cap);
-    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 4);
+    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 4, NULL);
     char *log = capture_end(&cap);
     assert_null(c);
     if (!strstr(log, "-o #4:1:"))
@@ -240,7 +258,7 @@ static void test_missing_file(void **state)
     (void)state;
     struct capture cap;
     capture_start(&cap);
-    struct sg_config *c = config_load("/nonexistent/smtpgate.conf", NULL, 0);
+    struct sg_config *c = config_load("/nonexistent/smtpgate.conf", NULL, 0, NULL);
     char *log = capture_end(&cap);
     assert_null(c);
     assert_non_null(strstr(log, "/nonexistent/smtpgate.conf: cannot read"));
@@ -249,32 +267,92 @@ static void test_missing_file(void **state)
 static void test_numeric_only_refuses_names(void **state)
 {
     (void)state;
-    config_numeric_hosts_only(true);
-    expect_error("upstream a { address = \"mx.example.test:25\" }\n",
-                 ":1:", "upstream address \"mx.example.test:25\"");
-    config_numeric_hosts_only(false);
+    const struct config_load_opts numeric = {.numeric_hosts = true};
+    expect_error_with("upstream a { address = \"mx.example.test:25\" }\n",
+                      ":1:", "upstream address \"mx.example.test:25\"", &numeric);
 }
 
 static void test_parse_sockaddr(void **state)
 {
     (void)state;
     struct sg_sockaddr sa;
-    assert_null(config_parse_sockaddr("[::1]:25", false, &sa));
+    assert_null(sockaddr_parse("[::1]:25", 0, &sa));
     assert_string_equal(sa.text, "[::1]:25");
-    assert_null(config_parse_sockaddr("*:2525", true, &sa));
+    assert_null(sockaddr_parse("*:2525", SOCKADDR_PASSIVE, &sa));
     assert_string_equal(sa.text, "0.0.0.0:2525");
-    assert_non_null(config_parse_sockaddr("*:2525", false, &sa));
-    assert_non_null(config_parse_sockaddr("[::1]25", false, &sa));
-    assert_non_null(config_parse_sockaddr(":25", false, &sa));
-    assert_non_null(config_parse_sockaddr("127.0.0.1:0", false, &sa));
-    assert_non_null(config_parse_sockaddr("127.0.0.1:x", false, &sa));
+    assert_non_null(sockaddr_parse("*:2525", 0, &sa));
+    assert_non_null(sockaddr_parse("[::1]25", 0, &sa));
+    assert_non_null(sockaddr_parse(":25", 0, &sa));
+    assert_non_null(sockaddr_parse("127.0.0.1:0", 0, &sa));
+    assert_non_null(sockaddr_parse("127.0.0.1:x", 0, &sa));
+}
+
+/* Settings load with any plugin section; its values are judged by the chain,
+ * against the plugin's options, each error with the line of the value. */
+static void expect_chain_error(const char *section, const char *line_tag, const char *reason)
+{
+    char text[1024];
+    snprintf(text, sizeof(text), "upstream a { address = \"127.0.0.1:25\" }\n" IN_TREE_DIR "\n%s",
+             section);
+    struct sg_config *c = load_text(text, NULL);
+    assert_non_null(c);
+    struct capture cap;
+    capture_start(&cap);
+    int errors = 0;
+    struct chain *ch = plugin_load_chain(c, NULL, 1, &errors);
+    char *log = capture_end(&cap);
+    assert_null(ch);
+    assert_true(errors > 0);
+    if (!strstr(log, line_tag) || !strstr(log, reason))
+        fail_msg("log lacks \"%s\" / \"%s\": %s", line_tag, reason, log);
+    config_unref(c);
+}
+
+static void test_plugin_values_named_by_line(void **state)
+{
+    (void)state;
+    expect_chain_error("plugin rules {\n  path = \"rules.so\"\n  bogus = 1\n}\n",
+                       ":5:", "no such option 'bogus'");
+    expect_chain_error("plugin rules {\n  path = \"rules.so\"\n\n  budget_ms = {\"1\"}\n}\n",
+                       ":6:", "unexpected token '{': plugin rules: 'budget_ms' is not a list");
+    expect_chain_error("plugin rules {\n  path = \"rules.so\"\n  report_headers = maybe\n}\n",
+                       ":5:", "plugin rules: 'report_headers' is \"maybe\": must be true or false");
+    expect_chain_error("plugin rules {\n  path = \"rules.so\"\n  timeout = -1\n}\n", ":5:",
+                       "plugin rules: 'timeout' is \"-1\"; it must be from 0.001 to 3600 seconds");
+    expect_chain_error("plugin rules {\n  path = \"rules.so\"\n  failure_verdict = drop\n}\n",
+                       ":5:", "expected one of: tempfail, continue, accept, reject");
+    expect_chain_error("plugin rules {\n  files = {}\n}\n", ":3:", "plugin rules has no path");
+    expect_chain_error("plugin gone {\n  path = \"no-such-plugin.so\"\n}\n",
+                       ":4:", "plugin gone: cannot load");
+}
+
+/* A plugin section of an override replaces the file's whole, in its place. */
+static void test_plugin_section_override(void **state)
+{
+    (void)state;
+    const char *ov[] = {IN_TREE_DIR, IN_TREE_RULES,
+                        "plugin rules { path = \"rules.so\" files = {\"rules/default.rules\"} "
+                        "budget_ms = 250 }"};
+    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 3, NULL);
+    assert_non_null(c);
+    assert_int_equal(c->plugins.n, 1);
+    const struct plugin_section *s = &c->plugins.v[0];
+    assert_string_equal(s->name, "rules");
+    assert_string_equal(s->source, "-o #3");
+    assert_string_equal(plugin_section_get(s, "budget_ms")->items[0], "250");
+    int errors = 0;
+    struct chain *ch = plugin_load_chain(c, NULL, 1, &errors);
+    assert_int_equal(errors, 0);
+    assert_int_equal(chain_size(ch), 1);
+    chain_unref(ch);
+    config_unref(c);
 }
 
 static void test_refcount(void **state)
 {
     (void)state;
     const char *ov[] = {"upstream a { address = \"127.0.0.1:25\" }"};
-    struct sg_config *c = config_load(NULL, ov, 1);
+    struct sg_config *c = config_load(NULL, ov, 1, NULL);
     assert_non_null(c);
     config_ref(c);
     config_unref(c);
@@ -285,9 +363,10 @@ static void test_refcount(void **state)
 int main(void)
 {
     log_open("test_config", true, 0);
-    config_numeric_hosts_only(false);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_config_loads),
+        cmocka_unit_test(test_plugin_values_named_by_line),
+        cmocka_unit_test(test_plugin_section_override),
         cmocka_unit_test(test_overrides_replace_file_values),
         cmocka_unit_test(test_defaults_with_only_an_upstream),
         cmocka_unit_test(test_upstreams_sorted_by_priority_stable),

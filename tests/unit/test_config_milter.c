@@ -19,9 +19,10 @@
 
 static const char *log_path = "/tmp/test_config_milter.log";
 
-/* Load text as a file; the module's error lines go to *log. */
-static struct sg_config *load(const char *text, const char *const *ov, size_t nov, char *path,
-                              size_t path_size, char **log)
+/* Load text as a file with opts; the module's error lines go to *log. */
+static struct sg_config *load_with(const char *text, const char *const *ov, size_t nov, char *path,
+                                   size_t path_size, char **log,
+                                   const struct config_load_opts *opts)
 {
     snprintf(path, path_size, "/tmp/test_config_milter.XXXXXX");
     int fd = mkstemp(path);
@@ -34,7 +35,7 @@ static struct sg_config *load(const char *text, const char *const *ov, size_t no
     FILE *f = fopen(log_path, "w+");
     assert_non_null(f);
     dup2(fileno(f), 2);
-    struct sg_config *c = config_load(path, ov, nov);
+    struct sg_config *c = config_load(path, ov, nov, opts);
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
@@ -51,6 +52,12 @@ static struct sg_config *load(const char *text, const char *const *ov, size_t no
     return c;
 }
 
+static struct sg_config *load(const char *text, const char *const *ov, size_t nov, char *path,
+                              size_t path_size, char **log)
+{
+    return load_with(text, ov, nov, path, path_size, log, NULL);
+}
+
 #define UPSTREAM "upstream u { address = \"127.0.0.1:10025\" }\n"
 
 static void test_example_has_the_milter_socket(void **state)
@@ -59,7 +66,7 @@ static void test_example_has_the_milter_socket(void **state)
     /* the example's plugins from the build, as in test_config.c */
     const char *ov[] = {"plugin_dir = \"" SMTPGATE_BUILD_DIR "/plugins\"",
                         "plugin rules { path = \"rules.so\" files = {\"rules/default.rules\"} }"};
-    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 2);
+    struct sg_config *c = config_load("etc/smtpgate.conf", ov, 2, NULL);
     assert_non_null(c);
     assert_string_equal(c->milter_socket, "inet:8890@127.0.0.1");
     config_unref(c);
@@ -120,9 +127,8 @@ static void test_upstream_optional_for_the_milter_only(void **state)
     assert_null(c);
     assert_non_null(strstr(log, "no 'upstream NAME"));
 
-    config_upstream_optional(true);
-    c = load(text, NULL, 0, path, sizeof(path), &log);
-    config_upstream_optional(false);
+    const struct config_load_opts milter = {.upstream_optional = true};
+    c = load_with(text, NULL, 0, path, sizeof(path), &log, &milter);
     assert_non_null(c);
     assert_int_equal(c->nupstreams, 0);
     assert_string_equal(c->milter_socket, "inet:8890@127.0.0.1");

@@ -19,8 +19,15 @@
 
 #include "config/config.h"
 #include "config/listener.h"
-#include "util/log.h"
+#include "daemon/reload.h"
+#include "daemon/runtime.h"
 #include "daemon/tls.h"
+#include "daemon/upstream_pool.h"
+#include "util/log.h"
+#include "util/sockaddr.h"
+
+/* Host names are refused rather than resolved: no DNS query from a unit test. */
+static const struct config_load_opts numeric = {.numeric_hosts = true};
 
 static struct sockaddr_storage v4(const char *a)
 {
@@ -108,7 +115,6 @@ static void write_conf(const char *text)
 static int setup(void **state)
 {
     (void)state;
-    config_numeric_hosts_only(true);
     log_open("test_listener", true, 0);
     snprintf(conf_path, sizeof(conf_path), "/tmp/test_listener_%d.conf", (int)getpid());
     return 0;
@@ -132,7 +138,7 @@ static void test_config_listeners(void **state)
                "  auth_mechanisms = \"PLAIN LOGIN\"\n"
                "}\n"
                "upstream pf { address = \"127.0.0.1:10025\" }\n");
-    struct sg_config *c = config_load(conf_path, NULL, 0);
+    struct sg_config *c = config_load(conf_path, NULL, 0, &numeric);
     assert_non_null(c);
     assert_int_equal(c->nlisten, 2);
     assert_string_equal(c->listen[1].text, "127.0.0.1:2526");
@@ -144,7 +150,7 @@ static void test_config_listeners(void **state)
     assert_int_equal(c->upstreams[0].tls.mode, UPSTREAM_TLS_NONE);
     struct sockaddr_storage local;
     struct sg_sockaddr sa;
-    assert_null(config_parse_sockaddr("127.0.0.1:2526", false, &sa));
+    assert_null(sockaddr_parse("127.0.0.1:2526", 0, &sa));
     memcpy(&local, &sa.sa, sizeof(local));
     assert_ptr_equal(listener_find(c, (struct sockaddr *)&local), &c->listeners[1]);
     config_unref(c);
@@ -152,12 +158,20 @@ static void test_config_listeners(void **state)
     /* Only listener sections: the built-in listen default is not bound. */
     write_conf("listener a { address = \"127.0.0.1:2600\" }\n"
                "upstream pf {\n address = \"127.0.0.1:10025\"\n tls = \"opportunistic\"\n}\n");
-    c = config_load(conf_path, NULL, 0);
+    c = config_load(conf_path, NULL, 0, &numeric);
     assert_non_null(c);
     assert_int_equal(c->nlisten, 1);
     assert_int_equal(c->upstreams[0].tls.mode, UPSTREAM_TLS_OPPORTUNISTIC);
-    assert_non_null(c->upstreams[0].tls.client);
     config_unref(c);
+    /* The daemon's assembly builds the upstream's TLS context from the settings. */
+    struct cmdline cmd = {.config_file = conf_path, .load = numeric};
+    struct sg_runtime *rt = reload_assemble(&cmd, NULL);
+    assert_non_null(rt);
+    assert_int_equal(rt->cfg->upstreams[0].tls.mode, UPSTREAM_TLS_OPPORTUNISTIC);
+    assert_non_null(rt->upstreams[0].tls);
+    assert_null(rt->listen_tls[0]);
+    runtime_unref(rt);
+    upstream_pool_shutdown();
 }
 
 static void test_config_errors(void **state)
@@ -192,7 +206,7 @@ static void test_config_errors(void **state)
                  strstr(bad[i], "upstream pf") ? ""
                                                : "upstream pf { address = \"127.0.0.1:10025\" }\n");
         write_conf(text);
-        struct sg_config *c = config_load(conf_path, NULL, 0);
+        struct sg_config *c = config_load(conf_path, NULL, 0, &numeric);
         if (c) {
             config_unref(c);
             fail_msg("accepted config %zu:\n%s", i, text);

@@ -1,0 +1,121 @@
+/*
+ * reload - settings -> chain -> TLS -> health -> runtime (see reload.h).
+ *
+ * Each step logs its own errors with the file and line the settings carry,
+ * and the first step that fails ends the assembly: what was built so far is
+ * released with the half-made runtime, and the caller keeps the one it has.
+ */
+#include "daemon/reload.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/chain.h"
+#include "chain/plugin_host.h"
+#include "config/config.h"
+#include "daemon/tls.h"
+#include "daemon/upstream_pool.h"
+#include "util/log.h"
+
+static int reload_listener_tls(const struct sg_listener *l, struct tls_server **out)
+{
+    if (l->tls == LISTENER_TLS_NONE)
+        return 0;
+    struct tls_server_opts o = {
+        .cert_files = (const char *const *)l->tls_cert_files,
+        .key_files = (const char *const *)l->tls_key_files,
+        .ncerts = l->tls_ncerts,
+        .min_version = tls_version_from_name(l->tls_min_version),
+        .ciphers = l->tls_ciphers,
+        .ciphersuites = l->tls_ciphersuites,
+        .ask_client_cert = l->tls_ask_client_cert,
+        .client_ca_file = l->tls_client_ca_file,
+        .session_tickets = l->tls_session_tickets,
+    };
+    char err[512];
+    *out = tls_server_new(&o, err, sizeof(err));
+    if (!*out) {
+        log_err("%s:%d: listener %s: %s", l->source, l->line, l->name, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int reload_upstream_tls(const struct sg_upstream_cfg *u, struct tls_client **out)
+{
+    if (u->tls.mode == UPSTREAM_TLS_NONE)
+        return 0;
+    char err[512];
+    *out = tls_client_new(u->tls.mode == UPSTREAM_TLS_REQUIRED, u->tls.ca_file,
+                          tls_version_from_name(u->tls.min_version), err, sizeof(err));
+    if (!*out) {
+        log_err("%s:%d: upstream %s: %s", u->source, u->line, u->name, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int reload_tls(struct sg_runtime *rt)
+{
+    const struct sg_config *c = rt->cfg;
+    int errors = 0;
+    for (size_t i = 0; i < c->nlisten; i++)
+        errors += reload_listener_tls(&c->listeners[i], &rt->listen_tls[i]) < 0;
+    for (size_t i = 0; i < c->nupstreams; i++)
+        errors += reload_upstream_tls(&c->upstreams[i], &rt->upstreams[i].tls) < 0;
+    return errors;
+}
+
+struct sg_runtime *reload_assemble(const struct cmdline *cmd, const struct sg_runtime *running)
+{
+    struct sg_config *c =
+        config_load(cmd->config_file, cmd->overrides, cmd->noverrides, &cmd->load);
+    if (!c)
+        return NULL;
+    struct sg_runtime *rt = runtime_new(c, running ? running->generation + 1 : 1);
+    if (!rt) {
+        log_err("out of memory assembling the configuration");
+        return NULL;
+    }
+    int errors = 0;
+    rt->chain = plugin_load_chain(c, running ? running->chain : NULL, rt->generation, &errors);
+    if (errors == 0)
+        errors += reload_tls(rt);
+    if (errors == 0 && upstream_pool_attach(rt) < 0) {
+        log_err("out of memory attaching the upstreams");
+        errors++;
+    }
+    if (errors) {
+        runtime_unref(rt);
+        return NULL;
+    }
+    return rt;
+}
+
+static bool reload_same_listen(const struct sg_config *a, const struct sg_config *b)
+{
+    if (a->nlisten != b->nlisten)
+        return false;
+    for (size_t i = 0; i < a->nlisten; i++)
+        if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
+            return false;
+    return true;
+}
+
+bool reload_run(const struct cmdline *cmd)
+{
+    struct sg_runtime *old = runtime_current();
+    struct sg_runtime *rt = reload_assemble(cmd, old);
+    if (!rt) {
+        log_err("reload refused: configuration has errors; generation %u stays in force",
+                old ? old->generation : 0);
+        runtime_unref(old);
+        return false;
+    }
+    if (old && (!reload_same_listen(old->cfg, rt->cfg) || old->cfg->workers != rt->cfg->workers))
+        log_warn("reload: 'listen' and 'workers' changes take effect at the next restart");
+    log_info("reloaded configuration, generation %u", rt->generation);
+    runtime_unref(old);
+    runtime_set(rt);
+    return true;
+}
