@@ -24,7 +24,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include "chain/chain.h"
+#include "chain/chain_types.h"
 #include "chain/instance.h"
 
 #define CHAIN_BODY_CHUNK (64 * 1024)

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain/chain.h"
 #include "chain/conn_impl.h"
 #include "chain/instance.h"
 #include "chain/plugin_conf.h"

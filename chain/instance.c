@@ -1,11 +1,7 @@
 /*
- * instance - a loaded chain's lifetime, and what every part of chain/ asks
- * of a plugin instance: its callbacks, its name on log lines, its counters.
- *
- * A chain is reference-counted: the configuration holds one reference, each
- * connection another, so the instances and their shared objects stay as long
- * as some session may call into them.  Each instance holds its own dlopen
- * reference (the loader counts them), taken when it was made.
+ * instance - what every part of chain/ asks of a plugin instance: its
+ * callbacks, its name on log lines, its counters.  The chain's lifetime is
+ * in lifetime.c.
  */
 #include "chain/instance.h"
 
@@ -16,58 +12,6 @@
 #include <string.h>
 
 #include "util/log.h"
-
-static void chain_free_plugins(struct chain *ch)
-{
-    for (size_t i = ch->n; i-- > 0;) {
-        struct plugin_inst *p = &ch->plugins[i];
-        if (p->initialised && p->desc->fini)
-            p->desc->fini(p->instance);
-        while (p->counters) {
-            struct plugin_counter *c = p->counters;
-            p->counters = c->next;
-            free(c);
-        }
-        pthread_mutex_destroy(&p->counters_lock);
-        if (p->dl)
-            dlclose(p->dl);
-        free(p->name);
-        free(p->path);
-    }
-    free(ch->plugins);
-    ch->plugins = NULL;
-    ch->n = 0;
-}
-
-struct chain *chain_ref(struct chain *ch)
-{
-    if (ch)
-        atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
-    return ch;
-}
-
-void chain_unref(struct chain *ch)
-{
-    if (!ch || atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    chain_free_plugins(ch);
-    free(ch);
-}
-
-size_t chain_size(const struct chain *ch)
-{
-    return ch ? ch->n : 0;
-}
-
-unsigned chain_generation(const struct chain *ch)
-{
-    return ch ? ch->generation : 0;
-}
-
-bool chain_wants(const struct chain *ch, enum sg_stage stage)
-{
-    return ch && (ch->stage_mask & SG_STAGE_BIT(stage));
-}
 
 bool chain_plugin_has(const struct sg_plugin *d, enum sg_stage stage)
 {

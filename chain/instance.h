@@ -1,11 +1,9 @@
 /*
  * instance - a loaded chain and its plugin instances, as the rest of chain/
- * sees them: what chain_ref()/chain_unref() (chain.h) count, what a
- * connection walks, what the loader fills in.  Nothing outside chain/ (and
- * its unit test) includes this.
+ * sees them: what chain_ref()/chain_unref() (chain.h, chain/lifetime.c)
+ * count, what a connection walks, what the loader fills in.  Nothing outside
+ * chain/ (and its unit test) includes this.
  *
- *   chain_unref()         the last reference: each instance's fini, in
- *                         reverse chain order, then its dlclose
  *   chain_plugin_has()    does a descriptor have a callback for a stage
  *   chain_verdict_name()  "continue", "reject"... for log lines and metrics
  *   plugin_metric_name()  "smtpgate_plugin_<instance>_<what>", made safe;
@@ -20,7 +18,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "chain/chain.h"
+#include "smtpgate/plugin.h"
 #include "util/metrics.h"
 
 struct plugin_counter {

@@ -479,6 +479,7 @@ void session_start(const struct session_host *host, evutil_socket_t fd, const st
         return;
     }
     s->host = host;
+    s->rt = rt;
     s->cfg = cfg;
     s->state = SESSION_CONNECTED;
     memcpy(&s->peer, peer, peer_len < sizeof(s->peer) ? peer_len : sizeof(s->peer));

@@ -231,7 +231,8 @@ enum session_check session_check_mail(struct session *s, struct session_args *a)
     }
     if (!s->chain)
         return CHECK_SKIP;
-    char tx_id[48];
+    /* The session id, '.', at most 10 digits and the NUL always fit. */
+    char tx_id[sizeof(s->id) + 12];
     snprintf(tx_id, sizeof(tx_id), "%s.%u", s->id, ++s->tx.count);
     chain_tx_begin(s->chain, tx_id);
     chain_tx_set_mail(s->chain, s->tx.mail_from, s->tx.mail_params);
@@ -501,7 +502,7 @@ static void session_message_hold(struct session *s, bool quarantine)
         const char **rcpt = calloc(s->tx.nrcpts ? s->tx.nrcpts : 1, sizeof(*rcpt));
         for (size_t i = 0; rcpt && i < s->tx.nrcpts; i++)
             rcpt[i] = s->tx.rcpts[i].mailbox;
-        char id[48];
+        char id[sizeof(s->id) + 12]; /* as tx_id at MAIL: never truncated */
         snprintf(id, sizeof(id), "%s.%u", s->id, s->tx.count);
         struct quarantine_facts f = {.id = id,
                                      .client_addr = s->addr,

@@ -93,3 +93,9 @@ def test_missing_include_is_reported(tmp_path):
     r = check(make_tree(tmp_path, files))
     assert r.returncode == 1
     assert 'codec/cmd.c:3: "codec/gone.h" is no file of the tree' in r.stdout
+
+
+def test_this_tree_keeps_its_layers():
+    r = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip().splitlines()[-1].endswith(" files, 0 problem(s)")
