@@ -294,6 +294,15 @@ static void chain_result_init(struct chain_result *res)
     res->verdict = SG_CONTINUE;
 }
 
+/* Every allocation failure of a stage ends it as a temporary refusal, so the
+ * client keeps its copy (the program's policy, util/alloc.h). */
+static void chain_refuse_nomem(struct chain_result *res)
+{
+    snprintf(res->reply, sizeof(res->reply), "451 4.3.0 Error: out of memory");
+    res->action = CHAIN_REFUSE;
+    res->verdict = SG_TEMPFAIL;
+}
+
 enum chain_status chain_run(struct chain_conn *c, enum sg_stage stage, const char *arg,
                             const char *params, struct chain_result *res)
 {
@@ -309,9 +318,7 @@ enum chain_status chain_run(struct chain_conn *c, enum sg_stage stage, const cha
     c->run.params = chain_strdup(params ? params : "");
     if (!c->run.arg || !c->run.params) {
         c->run.active = false;
-        snprintf(res->reply, sizeof(res->reply), "451 4.3.0 Error: out of memory");
-        res->action = CHAIN_REFUSE;
-        res->verdict = SG_TEMPFAIL;
+        chain_refuse_nomem(res);
         return CHAIN_DONE;
     }
     return chain_step(c, res);
@@ -338,9 +345,7 @@ enum chain_status chain_run_message(struct chain_conn *c, const struct chain_con
     if (h && h->count) {
         c->hdr_view = calloc(h->count, sizeof(*c->hdr_view));
         if (!c->hdr_view) {
-            snprintf(res->reply, sizeof(res->reply), "451 4.3.0 Error: out of memory");
-            res->action = CHAIN_REFUSE;
-            res->verdict = SG_TEMPFAIL;
+            chain_refuse_nomem(res);
             return CHAIN_DONE;
         }
         for (size_t i = 0; i < h->count; i++)
@@ -452,17 +457,13 @@ static enum chain_status chain_step(struct chain_conn *c, struct chain_result *r
         }
         struct sg_ctx *ctx = chain_ctx_for(c, i);
         if (!ctx) {
-            snprintf(res->reply, sizeof(res->reply), "451 4.3.0 Error: out of memory");
-            res->action = CHAIN_REFUSE;
-            res->verdict = SG_TEMPFAIL;
+            chain_refuse_nomem(res);
             r->active = false;
             return CHAIN_DONE;
         }
         ctx->stage = stage;
         if (!r->message && (chain_ctx_args(ctx, r->arg, r->params) < 0)) {
-            snprintf(res->reply, sizeof(res->reply), "451 4.3.0 Error: out of memory");
-            res->action = CHAIN_REFUSE;
-            res->verdict = SG_TEMPFAIL;
+            chain_refuse_nomem(res);
             r->active = false;
             return CHAIN_DONE;
         }
