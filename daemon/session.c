@@ -207,6 +207,29 @@ static bool session_take_line(struct session *s, struct evbuffer *in)
     return true;
 }
 
+/*
+ * The client shut its sending side (shutdown(SHUT_WR), "nc -N"): what it sent
+ * before still counts, and every reply it is owed - above all the final reply
+ * to a message the upstream may already have committed - still goes out
+ * before the connection is closed; only then is the session over.  A message
+ * cut short by the end of input is aborted and logged.
+ */
+static void session_settle_eof(struct session *s)
+{
+    if (s->io.closing)
+        return;
+    if (s->wait.kind != WAIT_NONE || s->io.rq_head ||
+        evbuffer_get_length(bufferevent_get_output(s->io.bev)) > SESSION_OUTPUT_HIGH_WATER)
+        return; /* called again when the reply or the room comes */
+    if ((s->state == SESSION_DATA || s->state == SESSION_BDAT) && session_tx_open(s)) {
+        s->stats.ntransactions++;
+        session_tx_log(s, "aborted", 0, "client closed its side during message data");
+    }
+    log_debug("%s: end of input from %s", s->id, s->addr);
+    s->io.closing = true;
+    bufferevent_trigger(s->io.bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
 void session_process(struct session *s)
 {
     if (s->io.processing || !s->io.bev)
@@ -236,6 +259,10 @@ void session_process(struct session *s)
     }
     s->io.processing = false;
 
+    if (s->io.peer_eof) {
+        session_settle_eof(s);
+        return;
+    }
     /* Stop reading while the loop cannot take more; resume when it can. */
     if (!s->io.closing) {
         if (evbuffer_get_length(in) > SESSION_INPUT_HIGH_WATER && s->state != SESSION_DATA &&
@@ -310,6 +337,21 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg)
         char e[256];
         log_info("%s: TLS handshake failed with %s: %s", s->id, s->addr,
                  tls_bev_error(s->io.bev, e, sizeof(e)));
+    }
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && s->state != SESSION_CONNECTED) {
+        bufferevent_disable(s->io.bev, EV_READ);
+        if (s->io.peer_eof)
+            return; /* reading was turned on again somewhere: the end is known */
+        s->io.peer_eof = true;
+        if (s->io.closing) {
+            /* Last words queued: the write side frees the session once they are out. */
+            if (evbuffer_get_length(bufferevent_get_output(s->io.bev)) == 0 && !s->io.rq_head)
+                bufferevent_trigger(s->io.bev, EV_WRITE,
+                                    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+            return;
+        }
+        session_process(s);
+        return;
     }
     bool in_message = s->state == SESSION_DATA || s->state == SESSION_BDAT;
     if (what & BEV_EVENT_TIMEOUT) {

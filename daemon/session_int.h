@@ -145,6 +145,7 @@ struct session_io {
     bool processing;                      /* the input loop runs (no re-entry) */
     bool discard_line;                    /* the rest of an over-long line is dropped */
     bool closing;                         /* last words queued: nothing more is read */
+    bool peer_eof;                        /* the client shut its side: owed replies still go out */
     struct reply_slot *rq_head, *rq_tail; /* replies, in command order */
     unsigned rq_len;
     struct expect *ex_head, *ex_tail; /* replies due from the upstream */

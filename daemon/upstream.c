@@ -274,6 +274,35 @@ void upstream_write_cb(struct bufferevent *bev, void *arg)
 
 /* ---- replies ---- */
 
+static bool upstream_refusal(int code)
+{
+    return code / 100 == 4 || code / 100 == 5;
+}
+
+static void upstream_protocol_error(struct upstream_conn *u, const char *after)
+{
+    log_warn("upstream %s: reply %d after %s breaks the protocol; connection dropped", u->label,
+             u->reply.code, after);
+    upstream_fail(u, "451 4.4.2 Upstream protocol error");
+}
+
+/*
+ * A reply while the message is still going out.  A refusal is the final
+ * reply (the rest of the content still in flight makes the connection
+ * unusable); anything else cannot be, since the upstream has not seen the
+ * whole message: the client gets 451 and keeps its copy.
+ */
+static void upstream_early_reply(struct upstream_conn *u, int code)
+{
+    if (!upstream_refusal(code)) {
+        upstream_protocol_error(u, "part of the message");
+        return;
+    }
+    u->state = UP_READY;
+    upstream_deliver(u);
+    upstream_fail(u, "451 4.4.2 Upstream protocol error");
+}
+
 static void upstream_on_reply(struct upstream_conn *u)
 {
     int code = u->reply.code;
@@ -284,25 +313,37 @@ static void upstream_on_reply(struct upstream_conn *u)
 
     switch (u->state) {
     case UP_DATA354:
-        if (code != 354) {
-            u->state = UP_READY;
-            u->in_transaction = false;
+        if (code == 354) {
+            u->state = UP_STREAM;
             upstream_set_read_timeout(u, 0);
-            upstream_deliver(u);
+            upstream_pump(u);
             return;
         }
-        u->state = UP_STREAM;
+        if (!upstream_refusal(code)) {
+            /* Only 354 lets the message go on; a 2xx here is no final reply
+             * (nothing was sent), so the client must keep its copy. */
+            upstream_protocol_error(u, "DATA");
+            return;
+        }
+        u->state = UP_READY;
+        u->in_transaction = false;
         upstream_set_read_timeout(u, 0);
-        upstream_pump(u);
+        upstream_deliver(u);
         return;
     case UP_STREAM:
-        /* Refused before we finished writing: that is the final reply, and the
-         * rest of the content still in flight makes the connection unusable. */
-        u->state = UP_READY;
-        upstream_deliver(u);
-        upstream_fail(u, "451 4.4.2 Upstream protocol error");
+        upstream_early_reply(u, code);
         return;
     case UP_FINAL:
+        /* The dot is out only once the output is empty: a reply before that
+         * answered part of the message. */
+        if (evbuffer_get_length(bufferevent_get_output(u->bev)) > 0) {
+            upstream_early_reply(u, code);
+            return;
+        }
+        if (code / 100 != 2 && !upstream_refusal(code)) {
+            upstream_protocol_error(u, "the end of data");
+            return;
+        }
         u->state = UP_READY;
         u->in_transaction = false;
         upstream_set_read_timeout(u, 0);
@@ -353,8 +394,12 @@ void upstream_read_cb(struct bufferevent *bev, void *arg)
         size_t len;
         char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
         if (!line) {
-            if (evbuffer_get_length(in) > SMTP_REPLY_MAX_BYTES)
-                upstream_fail(u, "451 4.4.2 Upstream protocol error");
+            if (evbuffer_get_length(in) > SMTP_REPLY_MAX_BYTES) {
+                if (u->state < UP_READY)
+                    upstream_try_next(u, "over-long reply line");
+                else
+                    upstream_fail(u, "451 4.4.2 Upstream protocol error");
+            }
             break;
         }
         enum smtp_reply_status st = smtp_reply_feed(&u->reply, line, len);

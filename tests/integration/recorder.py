@@ -68,6 +68,7 @@ class Script:
     and recorded, then the connection is closed / nothing is ever answered),
     "CONNECT" (before the greeting), "BODY" (after the first block of message
     data), "EOD" (after the whole message, before the final reply).
+    body_reply is pushed at "BODY"; final_delay waits before the final reply.
     Replies may contain "{qid}" for this transaction's queue id.
     """
 
@@ -81,6 +82,11 @@ class Script:
     close_at: frozenset[str] = frozenset()
     hang_at: frozenset[str] = frozenset()
     lenient_eod: bool = False
+    # Said after the first block of message data, while the rest still comes
+    # (an upstream that answers before it has the message).
+    body_reply: str | None = None
+    # Seconds between the end of the message and the final reply.
+    final_delay: float = 0.0
     # Longest command line taken (aiosmtpd's own default is 512).
     command_size_limit: int = 512
 
@@ -201,6 +207,8 @@ class _Session(SMTP):
             await asyncio.sleep(3600)  # cancelled by connection_lost
         if stage in script.hang_at:
             await asyncio.sleep(3600)  # cancelled when the peer goes away
+        if stage == "BODY" and script.body_reply:
+            await self.push(script.body_reply)
 
     async def _handle_client(self):
         script = self.recorder.script
@@ -356,6 +364,8 @@ class _Session(SMTP):
 
     async def _finish(self, method: str, wire: bytes, content: bytes) -> None:
         await self._stage("EOD")
+        if self.recorder.script.final_delay:
+            await asyncio.sleep(self.recorder.script.final_delay)
         qid = f"{next(_qid_counter):X}"
         reply = self.recorder.script.final_reply.format(qid=qid)
         tx, self.tx = self.tx, None
