@@ -4,7 +4,9 @@
 # (proxied), 10 KB and 100 KB messages, one sequential session for the
 # added latency, CPU per 1000 messages, peak RSS, memory per idle connection,
 # 10,000 concurrent connections, and a 100,000-message run watching RSS; then
-# STARTTLS beside plaintext: messages and handshakes per second (bench_tls.py).
+# STARTTLS beside plaintext: messages and handshakes per second (bench_tls.py);
+# a normal session's time beside 2,000 slowloris clients and beside a
+# connect/close flood, as ratios to its unloaded time (bench_abuse.py).
 #
 #   tests/bench/run.sh [--direct-only] [--bin PATH] [--only chain5,spf,spf-cold,rules]
 #   BENCH_QUICK=1 tests/bench/run.sh      every count divided by 10
@@ -33,6 +35,7 @@ rc=0
 # plugin phases were asked for.
 case " $* " in
   *" --direct-only "*|*" --baseline-only "*|*" --only "*|*" --only="*) ;;
-  *) /usr/bin/python3 tests/bench/bench_tls.py || rc=$? ;;
+  *) /usr/bin/python3 tests/bench/bench_tls.py || rc=$?
+     /usr/bin/python3 tests/bench/bench_abuse.py || rc=$? ;;
 esac
 exit $rc
