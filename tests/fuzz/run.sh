@@ -10,6 +10,7 @@
 # NAME is the harness file name without "fuzz_" and ".c"; without names, every
 # harness runs.  Each harness names the sources it links on its first line:
 #   // fuzz-sources: codec/a.c util/b.c
+# (a pattern such as daemon/*.c names a layer; !daemon/main.c leaves a file out).
 # A harness that needs more libraries names their pkg-config modules (or -l
 # flags) on the line after those:
 #   // fuzz-pkgs: libpcre2-8 gmime-3.0 -lspf2
@@ -89,7 +90,14 @@ for h in "${harnesses[@]}"; do
   n=0
   while IFS= read -r line && [[ "$line" == "// fuzz-sources:"* ]]; do
     read -r -a more <<< "${line#// fuzz-sources:}"
-    srcs+=("${more[@]}")
+    # A pattern (layer/*.c) names a whole layer; !file leaves one out (an entry point).
+    for m in "${more[@]}"; do
+      case "$m" in
+        '!'*) for i in "${!srcs[@]}"; do [ "${srcs[$i]}" = "${m#!}" ] && unset 'srcs[i]'; done ;;
+        *'*'*) while IFS= read -r f; do srcs+=("$f"); done < <(compgen -G "$m" | sort) ;;
+        *) srcs+=("$m") ;;
+      esac
+    done
     n=$((n + 1))
   done < "$h"
   extra=()
