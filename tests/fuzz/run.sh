@@ -6,6 +6,10 @@
 #                                        from tests/fuzz/seeds/NAME (make fuzz)
 #   tests/fuzz/run.sh --check [NAME...]  run each harness once over its seeds only, as a
 #                                        regression test (make test)
+#   tests/fuzz/run.sh --merge [NAME...]  fuzz as above, then add to tests/fuzz/seeds/NAME
+#                                        the inputs of the run that reach code the seeds
+#                                        did not (libFuzzer -merge=1): how the committed
+#                                        corpora grow after a longer run, outside CI
 #
 # NAME is the harness file name without "fuzz_" and ".c"; without names, every
 # harness runs.  Each harness names the sources it links on its first line:
@@ -26,6 +30,7 @@ names=()
 for arg in "$@"; do
   case "$arg" in
     --check) mode=check ;;
+    --merge) mode=merge ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run.sh: unknown option $arg" >&2; exit 2 ;;
     *) names+=("$arg") ;;
@@ -133,6 +138,10 @@ for h in "${harnesses[@]}"; do
     "$bin" "${common[@]}" -max_total_time="$seconds" -print_final_stats=1 "$corpus" \
       >>"$log" 2>&1
     rc=$?
+    if [ "$rc" -eq 0 ] && [ "$mode" = merge ]; then
+      mkdir -p "tests/fuzz/seeds/$name"
+      "$bin" "${common[@]}" -merge=1 "tests/fuzz/seeds/$name" "$corpus" >>"$log" 2>&1 || rc=$?
+    fi
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     what="${seconds}s, ${runs:-?} runs, corpus $(find "$corpus" -type f | wc -l)"
   fi
