@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "util/log.h"
+#include "util/metrics.h"
 
 struct workpool_job {
     struct workpool_job *next;
@@ -25,10 +26,21 @@ static pthread_t *pool_threads;
 static unsigned pool_nthreads;
 static unsigned pool_want = 8;
 static bool pool_started, pool_stopping;
+static struct metrics_series *pool_queued, *pool_busy;
+
+/* Called with the lock held; a daemon shows the gauges before the first job. */
+static void workpool_metrics(void)
+{
+    pool_queued = metrics_single("smtpgate_workpool_queued_jobs", METRICS_GAUGE,
+                                 "Blocking plugin calls waiting for a work-pool thread");
+    pool_busy = metrics_single("smtpgate_workpool_busy_threads", METRICS_GAUGE,
+                               "Work-pool threads running a blocking plugin call");
+}
 
 void workpool_set_threads(unsigned n)
 {
     pthread_mutex_lock(&pool_lock);
+    workpool_metrics();
     if (!pool_started && n > 0)
         pool_want = n;
     pthread_mutex_unlock(&pool_lock);
@@ -47,10 +59,13 @@ static void *workpool_thread(void *unused)
         pool_head = j->next;
         if (!pool_head)
             pool_tail = NULL;
+        metrics_gauge_add(pool_queued, -1);
+        metrics_gauge_add(pool_busy, 1);
         pthread_mutex_unlock(&pool_lock);
         j->fn(j->arg);
         free(j);
         pthread_mutex_lock(&pool_lock);
+        metrics_gauge_add(pool_busy, -1);
     }
     pthread_mutex_unlock(&pool_lock);
     return NULL;
@@ -59,6 +74,7 @@ static void *workpool_thread(void *unused)
 /* Called with the lock held. */
 static int workpool_start(void)
 {
+    workpool_metrics();
     pool_threads = calloc(pool_want, sizeof(*pool_threads));
     if (!pool_threads)
         return -1;
@@ -96,6 +112,7 @@ int workpool_submit(void (*fn)(void *arg), void *arg)
     else
         pool_head = j;
     pool_tail = j;
+    metrics_gauge_add(pool_queued, 1);
     pthread_cond_signal(&pool_cond);
     pthread_mutex_unlock(&pool_lock);
     return 0;

@@ -16,6 +16,7 @@
 #include "daemon/tls.h"
 #include "daemon/upstream_pool.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 static int reload_listener_tls(const struct sg_listener *l, struct tls_server **out)
 {
@@ -66,8 +67,21 @@ static int reload_tls(struct sg_runtime *rt)
     return errors;
 }
 
+/* Looked up at the first assembly too, so both series are there before any reload. */
+static struct metrics_series *reload_counter(bool accepted)
+{
+    static const char *const result_label[] = {"result", NULL};
+    struct metrics_family *reloads = metrics_family(
+        "smtpgate_reloads_total", METRICS_COUNTER,
+        "Configuration reloads asked for, by whether they took effect", result_label, NULL, 0);
+    struct metrics_series *refused = metrics_series(reloads, (const char *const[]){"refused"});
+    struct metrics_series *done = metrics_series(reloads, (const char *const[]){"accepted"});
+    return accepted ? done : refused;
+}
+
 struct sg_runtime *reload_assemble(const struct cmdline *cmd, const struct sg_runtime *running)
 {
+    reload_counter(true);
     struct sg_config *c =
         config_load(cmd->config_file, cmd->overrides, cmd->noverrides, &cmd->load);
     if (!c)
@@ -106,6 +120,7 @@ bool reload_run(const struct cmdline *cmd)
 {
     struct sg_runtime *old = runtime_current();
     struct sg_runtime *rt = reload_assemble(cmd, old);
+    metrics_add(reload_counter(rt != NULL), 1);
     if (!rt) {
         log_err("reload refused: configuration has errors; generation %u stays in force",
                 old ? old->generation : 0);
