@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "daemon/session.h"
 #include "daemon/session_int.h"
 #include "util/metrics.h"
 
@@ -40,6 +41,11 @@ static void session_metrics_init(void)
                                       "Size of the messages received whole from clients", NULL,
                                       metrics_bytes_buckets, metrics_bytes_nbuckets),
                        NULL);
+}
+
+void session_metrics_register(void)
+{
+    pthread_once(&session_metrics_once, session_metrics_init);
 }
 
 void session_metrics_open(void)
