@@ -158,6 +158,28 @@ static void session_count_result(const char *result)
             metrics_add(session_result_counters[i], 1);
 }
 
+/*
+ * One line per recipient the upstream took, in the shape of Postfix's
+ * delivery lines ("to=<r>, relay=..., delay=..., dsn=..., status=sent
+ * (reply)"), so that a grep for an address finds its fate here as it does
+ * in the MTA's log, and queued_as leads on into it.
+ */
+static void session_log_recipients(const struct session *s, const char *result, int code,
+                                   const char *first, const char *qid)
+{
+    const char *status = strcmp(result, "accepted") == 0 ? "sent" : result;
+    char dsn[16] = "-";
+    size_t n = strspn(first, "0123456789.");
+    if (n > 0 && n < sizeof(dsn) && first[0] >= '2' && first[0] <= '5' && first[1] == '.')
+        snprintf(dsn, sizeof(dsn), "%.*s", (int)n, first);
+    const char *relay = s->up ? upstream_label(s->up) : "-";
+    double delay = session_elapsed(&s->tx.started);
+    for (size_t i = 0; i < s->tx.nrcpts; i++)
+        log_info("%s: to=<%s>, relay=%s, delay=%.3f, dsn=%s, status=%s (%d %s), queued_as=%s",
+                 s->id, s->tx.rcpts[i].mailbox ? s->tx.rcpts[i].mailbox : "", relay, delay, dsn,
+                 status, code, first, qid[0] ? qid : "-");
+}
+
 void session_tx_log(struct session *s, const char *result, int code, const char *text)
 {
     session_count_result(result);
@@ -173,14 +195,16 @@ void session_tx_log(struct session *s, const char *result, int code, const char 
     }
     const struct session_tx *tx = &s->tx;
     log_info("%s: tx from=<%s> nrcpt=%u/%u size=%" PRIu64 " body=%s upstream=%s result=%s "
-             "reply=\"%d %s\" queued_as=%s%s duration=%.3fs",
+             "reply=\"%d %s\" queued_as=%s client=%s[%s]%s duration=%.3fs",
              s->id, tx->mail_from ? tx->mail_from : "", tx->rcpt_ok, tx->rcpt_sent,
              s->msg.store ? msg_store_size(s->msg.store) : 0,
              tx->body == ESMTP_BODY_8BITMIME     ? "8BITMIME"
              : tx->body == ESMTP_BODY_BINARYMIME ? "BINARYMIME"
                                                  : "7BIT",
-             s->up ? upstream_label(s->up) : "-", result, code, first, qid[0] ? qid : "-", filters,
+             s->up ? upstream_label(s->up) : "-", result, code, first, qid[0] ? qid : "-",
+             s->client.name ? s->client.name : "unknown", s->addr, filters,
              session_elapsed(&tx->started));
+    session_log_recipients(s, result, code, first, qid);
 }
 
 /* A transaction smtpgate ended itself: logged, the client told `reply`, the
@@ -559,6 +583,7 @@ static void session_message_decided(struct session *s)
 static void session_message_complete(struct session *s, enum data_error err)
 {
     s->state = SESSION_MAIL;
+    s->io.cmd_what = NULL; /* the message's final reply is on its transaction line */
     session_set_read_timeout(s, s->cfg->command_timeout);
     const char *refusal = NULL;
     if (err != DATA_ERR_NONE)

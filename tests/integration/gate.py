@@ -273,8 +273,8 @@ class Gate(StderrLog):
         return "--- smtpgate stderr (tail) ---\n" + self.log_text()[-n:]
 
     def tx_lines(self, mark: int = 0) -> list[str]:
-        """The per-transaction log lines (those carrying queued_as=)."""
-        return [l for l in self.log_since(mark).splitlines() if "queued_as=" in l]
+        """The per-transaction log lines ("ID: tx from=..."), not the per-recipient ones."""
+        return [l for l in self.log_since(mark).splitlines() if ": tx " in l]
 
     # ---- memory ----
 

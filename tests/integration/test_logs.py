@@ -1,0 +1,101 @@
+"""What happened to this mail: smtpgate's log in the shape of Postfix's.
+
+Per recipient a delivery line ("to=<r>, relay=..., dsn=..., status=sent
+(reply), queued_as=Q") that leads by queued_as into the MTA's own log; per
+refused envelope command a "reject: RCPT from name[addr]: reply; from=<s>
+to=<r> proto=ESMTP helo=<h>" line, whoever refused it (smtpgate itself or
+the upstream); the transaction line names the client.  Every line carries
+one value per key.
+"""
+
+from __future__ import annotations
+
+import re
+
+from netutil import wait_until
+from smtpclient import simple_message
+
+KEY = re.compile(r"(?:^|[ ,])([a-z_]+)=")
+
+
+def _assert_one_value_per_key(line: str) -> None:
+    keys = KEY.findall(line.split(": ", 1)[1] if ": " in line else line)
+    assert len(keys) == len(set(keys)), f"a key repeated: {line}"
+
+
+def _lines(gate, mark: int, pattern: str, n: int) -> list[str]:
+    rx = re.compile(pattern)
+
+    def found():
+        got = [l for l in gate.log_since(mark).splitlines() if rx.search(l)]
+        return got if len(got) >= n else None
+    return wait_until(found, 15, f"{n} log line(s) /{pattern}/")
+
+
+def test_recipient_lines_and_upstream_refusal(recorder_factory, gate_factory):
+    """Three recipients, the upstream refuses b: one reject line for b with the
+    upstream's text, one delivery line each for a and c with the queue id, and
+    the transaction line names the client's address."""
+    refusal = "550 5.1.1 <b@example.test>: Recipient address rejected: User unknown"
+    rec = recorder_factory(rcpt_replies={"b@example.test": refusal})
+    gate = gate_factory([rec.address])
+    mark = gate.log_mark()
+    with gate.connect() as c:
+        c.ehlo("client.example.test")
+        replies = c.mail_transaction("s@example.test",
+                                     ["a@example.test", "b@example.test", "c@example.test"],
+                                     simple_message("logs"))
+        c.quit()
+    assert replies[-1].code == 250
+    [m] = rec.wait_messages(1)
+    qid = m.qid
+    [reject] = _lines(gate, mark, r": reject: RCPT from ", 1)
+    assert reject.endswith(
+        f": reject: RCPT from unknown[127.0.0.1]: {refusal}; from=<s@example.test> "
+        "to=<b@example.test> proto=ESMTP helo=<client.example.test>"), reject
+    deliveries = _lines(gate, mark, r": to=<", 2)
+    assert len(deliveries) == 2, deliveries
+    for rcpt, line in zip(("a@example.test", "c@example.test"), deliveries):
+        assert re.search(rf": to=<{re.escape(rcpt)}>, relay=u0\[127\.0\.0\.1:{rec.port}\], "
+                         rf"delay=\d+\.\d{{3}}, dsn=2\.0\.0, status=sent "
+                         rf"\(250 2\.0\.0 Ok: queued as {qid}\), queued_as={qid}$", line), line
+        _assert_one_value_per_key(line)
+    [tx] = gate.tx_lines(mark)
+    assert " tx from=<s@example.test> nrcpt=2/3 " in tx, tx
+    assert f" queued_as={qid} client=unknown[127.0.0.1] " in tx, tx
+    _assert_one_value_per_key(tx)
+    _assert_one_value_per_key(reject)
+
+
+def test_refusals_by_smtpgate_are_logged(gate):
+    """smtpgate's own refusals of envelope commands get the same reject line:
+    an unknown MAIL parameter, RCPT before MAIL.  Other commands' errors do not."""
+    mark = gate.log_mark()
+    with gate.connect() as c:
+        c.ehlo("helo.example.test")
+        r1 = c.cmd("RCPT TO:<early@example.test>")
+        r2 = c.cmd("MAIL FROM:<s@example.test> FROBNICATE=1")
+        r3 = c.cmd("NOSUCHVERB")
+        c.quit()
+    assert r1.code == 503 and r2.code in (501, 555) and r3.code == 500
+    lines = _lines(gate, mark, r": reject: ", 2)
+    assert len(lines) == 2, lines
+    assert lines[0].endswith(f": reject: RCPT from unknown[127.0.0.1]: {r1.first_line}; "
+                             "to=<early@example.test> proto=ESMTP helo=<helo.example.test>"), lines[0]
+    assert lines[1].endswith(f": reject: MAIL from unknown[127.0.0.1]: {r2.first_line}; "
+                             "from=<s@example.test> proto=ESMTP helo=<helo.example.test>"), lines[1]
+
+
+def test_logged_address_cannot_forge_lines(gate):
+    """An address with octets outside printable ASCII is shown with '?' in their
+    place (here UTF-8 without SMTPUTF8, refused): the log stays ASCII, and a
+    client cannot fake a key on the line."""
+    mark = gate.log_mark()
+    with gate.connect() as c:
+        c.ehlo()
+        c.send("MAIL FROM:<jos\u00e9@example.test>\r\n".encode())
+        r = c.read_reply()
+        c.quit()
+    assert r.code == 553, str(r)
+    [line] = _lines(gate, mark, r": reject: MAIL", 1)
+    assert "from=<jos??@example.test>" in line and line.isascii(), line
