@@ -79,7 +79,10 @@ bool cmdline_proceed(const char *prog, const struct cmdline *c, int syslog_facil
         *exit_status = 0;
         return false;
     }
-    if (!c->foreground) {
+    if (c->foreground) {
+        /* Now the configured facility is known: the journal takes it from each line. */
+        log_open(prog, true, syslog_facility);
+    } else {
         log_open(prog, false, syslog_facility);
         if (daemon(0, 0) < 0) {
             log_err("cannot run in the background: %s", strerror(errno));

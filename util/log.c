@@ -1,6 +1,11 @@
 /*
  * log - stderr or syslog, one line per call.
  *
+ * On stderr a line carries its own time stamp and name, unless stderr is
+ * systemd's journal: then "<N>text" with N = facility | level, as
+ * sd-daemon(3) describes, so journalctl and a syslog daemon reading the
+ * journal see the mail facility and the right level.
+ *
  * The line is formatted into a local buffer first and written with a single
  * write(2)/syslog(3) call: worker threads log concurrently and a line must never
  * be split by another thread's output.
@@ -10,7 +15,9 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +27,11 @@ static const char *log_ident = "smtpgate";
 /* Only stderr lines carry it, and those come from a process that never forks
  * after log_open(): asking the kernel for every line is wasted. */
 static pid_t log_pid;
+/* stderr is systemd's journal (JOURNAL_STREAM names it): the journal stamps
+ * and names each line itself, and reads level and facility from a "<N>"
+ * prefix, so that is all a line carries. */
+static bool log_to_journal;
+static int log_facility = LOG_MAIL;
 
 static const struct {
     const char *name;
@@ -38,11 +50,24 @@ int log_facility_from_name(const char *name)
     return -1;
 }
 
+bool log_stderr_is_journal(const char *journal_stream)
+{
+    unsigned long long dev, ino;
+    char rest;
+    struct stat st;
+    if (!journal_stream || sscanf(journal_stream, "%llu:%llu%c", &dev, &ino, &rest) != 2)
+        return false;
+    return fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
+
 void log_open(const char *ident, bool to_stderr, int facility)
 {
     log_ident = ident;
     log_to_stderr = to_stderr;
+    log_facility = facility;
     log_pid = getpid();
+    log_to_journal = to_stderr && log_stderr_is_journal(getenv("JOURNAL_STREAM"));
     if (!to_stderr)
         openlog(ident, LOG_PID | LOG_NDELAY, facility);
 }
@@ -86,6 +111,19 @@ void log_msg(int priority, const char *fmt, ...)
     }
 
     char out[4200];
+    if (log_to_journal) {
+        int j = snprintf(out, sizeof(out), "<%d>%s%s\n", log_facility | priority,
+                         log_level_name(priority), line);
+        if (j < 0)
+            return;
+        if ((size_t)j >= sizeof(out)) {
+            j = sizeof(out) - 1;
+            out[j - 1] = '\n';
+        }
+        ssize_t jw = write(STDERR_FILENO, out, (size_t)j);
+        (void)jw;
+        return;
+    }
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -99,3 +99,39 @@ def test_logged_address_cannot_forge_lines(gate):
     assert r.code == 553, str(r)
     [line] = _lines(gate, mark, r": reject: MAIL", 1)
     assert "from=<jos??@example.test>" in line and line.isascii(), line
+
+
+def test_journal_stream_lines(recorder, gate_factory, workdir):
+    """Under systemd, stderr is the journal (JOURNAL_STREAM names its device and
+    inode): lines carry no time stamp or name of smtpgate's own but a "<N>"
+    prefix with the mail facility and the level (journald's SyslogLevelPrefix),
+    so journalctl and a syslog daemon reading the journal put them with mail."""
+    err = workdir / "smtpgate0.stderr"
+    err.touch()
+    st = err.stat()
+    gate = gate_factory([recorder.address], env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    recorder.wait_idle()
+    with gate.connect() as c:
+        c.ehlo()
+        c.mail_transaction("s@example.test", ["r@example.test"], simple_message("journal"))
+        c.quit()
+    [tx] = wait_until(lambda: gate.tx_lines() or None, 15, "the transaction line")
+    # LOG_MAIL (2 << 3) | LOG_INFO (6) = 22
+    assert re.match(r"<22>[0-9A-F]{13}: tx from=<s@example\.test> ", tx), tx
+    text = gate.log_text()
+    assert not re.search(r"^\d{4}-\d\d-\d\dT", text, re.M), text[:500]
+    # Every line smtpgate wrote has its prefix (sanitizer reports would not).
+    own = [l for l in text.splitlines() if l]
+    assert all(re.match(r"<\d+>", l) for l in own), [l for l in own if not l.startswith("<")]
+
+
+def test_journal_stream_of_another_file_is_ignored(recorder, gate_factory, workdir):
+    """JOURNAL_STREAM naming some other file (stderr redirected elsewhere by a
+    wrapper): smtpgate's own time-stamped lines, as without systemd."""
+    other = workdir / "not-stderr"
+    other.touch()
+    st = other.stat()
+    gate = gate_factory([recorder.address], env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    recorder.wait_idle()
+    gate.wait_log(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z smtpgate\[\d+\]: ready: ")
+    assert "<22>" not in gate.log_text()
