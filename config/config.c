@@ -242,6 +242,7 @@ static cfg_t *config_schema(struct config_schema *s, bool numeric)
     o[k++] = (cfg_opt_t)CFG_STR("quarantine_dir", "/var/spool/smtpgate/quarantine", CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_STR_CB("metrics_listen", "", CFGF_NONE,
                                    numeric ? config_cb_metrics_numeric : config_cb_metrics);
+    o[k++] = (cfg_opt_t)CFG_STR("verdict_log", "", CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_BOOL("client_name_lookup", cfg_true, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_STR("plugin_dir", SMTPGATE_PLUGIN_DIR, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_STR_CB("dns_nameserver", "", CFGF_NONE, config_cb_nameserver);
@@ -323,6 +324,7 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
     c->spool_dir = strdup(cfg_getstr(cfg, "spool_dir"));
     c->quarantine_dir = strdup(cfg_getstr(cfg, "quarantine_dir"));
     c->metrics_listen = strdup(cfg_getstr(cfg, "metrics_listen"));
+    c->verdict_log = strdup(cfg_getstr(cfg, "verdict_log"));
     c->plugin_dir = strdup(cfg_getstr(cfg, "plugin_dir"));
 
     size_t nplain = cfg_size(cfg, "listen");
@@ -383,8 +385,8 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
         return NULL;
     }
     bool ok = c->hostname && c->spool_dir && c->quarantine_dir && c->metrics_listen &&
-              c->plugin_dir && c->dns_nameserver && c->listen && c->upstreams && c->listeners &&
-              c->milter_socket;
+              c->verdict_log && c->plugin_dir && c->dns_nameserver && c->listen && c->upstreams &&
+              c->listeners && c->milter_socket;
     for (size_t i = 0; ok && i < c->nupstreams; i++)
         ok = c->upstreams[i].name && c->upstreams[i].source;
     if (!ok) {
@@ -607,6 +609,7 @@ void config_unref(struct sg_config *c)
     free(c->plugin_dir);
     free(c->quarantine_dir);
     free(c->metrics_listen);
+    free(c->verdict_log);
     free(c->dns_nameserver);
     free(c->listen);
     free(c->hostname);

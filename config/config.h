@@ -86,6 +86,7 @@ struct sg_config {
 
     char *quarantine_dir;
     char *metrics_listen; /* "" when off */
+    char *verdict_log;    /* JSON lines, one per transaction; "" when off */
     unsigned plugin_threads;
     bool client_name_lookup;
     char *dns_nameserver; /* "" for the system's resolv.conf */

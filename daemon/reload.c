@@ -7,6 +7,10 @@
  */
 #include "daemon/reload.h"
 
+#include <fcntl.h>
+
+#include <errno.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +85,15 @@ struct sg_runtime *reload_assemble(const struct cmdline *cmd, const struct sg_ru
     rt->chain = plugin_load_chain(c, running ? running->chain : NULL, rt->generation, &errors);
     if (errors == 0)
         errors += reload_tls(rt);
+    if (errors == 0 && c->verdict_log[0]) {
+        /* Opened again at every reload, so that a rotated file is let go. */
+        rt->verdict_fd = open(c->verdict_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (rt->verdict_fd < 0) {
+            log_err("%s: verdict_log \"%s\": %s", cmd->config_file, c->verdict_log,
+                    strerror(errno));
+            errors++;
+        }
+    }
     if (errors == 0 && upstream_pool_attach(rt) < 0) {
         log_err("out of memory attaching the upstreams");
         errors++;

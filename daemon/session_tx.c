@@ -25,6 +25,7 @@
 
 #include "chain/msg_edit.h"
 #include "daemon/session_int.h"
+#include "daemon/verdict_log.h"
 #include "daemon/upstream.h"
 #include "message/msg_view.h"
 #include "message/quarantine.h"
@@ -205,6 +206,7 @@ void session_tx_log(struct session *s, const char *result, int code, const char 
              s->client.name ? s->client.name : "unknown", s->addr, filters,
              session_elapsed(&tx->started));
     session_log_recipients(s, result, code, first, qid);
+    verdict_log_write(s, result, code, first, qid, session_elapsed(&tx->started));
 }
 
 /* A transaction smtpgate ended itself: logged, the client told `reply`, the

@@ -135,3 +135,65 @@ def test_journal_stream_of_another_file_is_ignored(recorder, gate_factory, workd
     recorder.wait_idle()
     gate.wait_log(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z smtpgate\[\d+\]: ready: ")
     assert "<22>" not in gate.log_text()
+
+
+def test_verdict_log_json_lines(recorder_factory, gate_factory, workdir):
+    """verdict_log: one JSON object per transaction with the transaction line's
+    facts; after the file is rotated and SIGHUP sent, the next line goes to a
+    new file of that name."""
+    import json
+    import signal
+
+    path = workdir / "verdicts.jsonl"
+    rec = recorder_factory()
+    gate = gate_factory([rec.address], verdict_log=str(path))
+    rec.wait_idle()
+    with gate.connect() as c:
+        c.ehlo("client.example.test")
+        c.mail_transaction("s@example.test", ["a@example.test", "b@example.test"],
+                           simple_message("verdict-one"))
+        c.quit()
+    [m] = rec.wait_messages(1)
+    [line] = wait_until(lambda: path.read_text().splitlines() or None, 15, "a verdict line")
+    v = json.loads(line)
+    assert v["result"] == "accepted" and v["reply_code"] == 250
+    assert v["queued_as"] == m.qid and v["reply"] == f"2.0.0 Ok: queued as {m.qid}"
+    assert v["from"] == "s@example.test" and v["rcpts"] == ["a@example.test", "b@example.test"]
+    assert v["client_addr"] == "127.0.0.1" and v["client_name"] == "unknown"
+    assert v["helo"] == "client.example.test" and v["size"] > 0
+    assert v["upstream"] == f"u0[127.0.0.1:{rec.port}]"
+    assert re.match(r"^[0-9A-F]{13}$", v["session"]) and v["duration"] >= 0
+
+    rotated = workdir / "verdicts.jsonl.1"
+    path.rename(rotated)
+    mark = gate.log_mark()
+    gate.send_signal(signal.SIGHUP)
+    gate.wait_log(r"reloaded configuration, generation 2", mark)
+    rec.script.final_reply = "554 5.7.1 Content refused"
+    with gate.connect() as c:
+        c.ehlo()
+        c.mail_transaction("s@example.test", ["a@example.test"], simple_message("verdict-two"))
+        c.quit()
+    [line2] = wait_until(lambda: path.exists() and path.read_text().splitlines() or None, 15,
+                         "a verdict line in the new file")
+    v2 = json.loads(line2)
+    assert v2["result"] == "rejected" and v2["reply_code"] == 554 and v2["queued_as"] is None
+    assert len(rotated.read_text().splitlines()) == 1
+
+
+def test_verdict_log_unwritable_keeps_running_config(recorder, gate_factory, workdir):
+    """A verdict_log that cannot be opened refuses the new configuration, with
+    the file and the reason; the running one stays and mail still flows."""
+    import signal
+
+    gate = gate_factory([recorder.address])
+    recorder.wait_idle()
+    mark = gate.log_mark()
+    gate.write_config(verdict_log=str(workdir / "no-such-dir" / "v.jsonl"))
+    gate.send_signal(signal.SIGHUP)
+    gate.wait_log(r"verdict_log \"[^\"]*no-such-dir/v\.jsonl\": No such file or directory", mark)
+    with gate.connect() as c:
+        c.ehlo()
+        replies = c.mail_transaction("s@example.test", ["a@example.test"], simple_message("still"))
+        c.quit()
+    assert replies[-1].code == 250
