@@ -12,6 +12,8 @@ before the lenient reading existed.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from envelope_forms import VALID_FORMS
@@ -150,3 +152,45 @@ def test_strict_envelopes_keeps_rfc5321(form, direct_replies, postfix, gate_fact
         assert [v // 100 for v in via] == [d // 100 for d in direct_replies[form]], via
     else:
         assert via == (501, 501), (form, via)
+
+
+# Senders whose canonical form needs quoting or escaping, and some that would
+# read differently if a quote or bracket were lost on the way.
+TRICKY_SENDERS = (
+    "Fred\\ Bloggs@example.test",
+    'much."more\\ unusual"@example.test',
+    '"a>b SIZE=1"@example.test',
+    '"<x@y> RCPT TO:<z@w>"@example.test',
+    "Anne<anne(comment)@example.test>",
+    '(c)"Abc@def"@example.test',
+    '"x\\"y\\\\"@example.test',
+)
+
+
+def _sender_as_postfix_read_it(postfix, conn: SMTPConn, sender: str, marker: str) -> str:
+    """Send one message; Postfix's own record of its sender (qmgr's from=<...>)."""
+    mark = postfix.log_mark()
+    conn.ehlo()
+    assert conn.cmd(f"MAIL FROM:{sender}").code == 250, sender
+    assert conn.cmd("RCPT TO:<user@example.test>").code == 250
+    assert conn.cmd("DATA").code == 354
+    conn.send(f"Subject: {marker}\r\n\r\nbody\r\n.\r\n".encode())
+    final = conn.read_reply()
+    assert final.code == 250, str(final)
+    qid = final.text.rsplit(" ", 1)[-1]
+    m = postfix.wait_log(rf"{re.escape(qid)}: from=<(.*)>, size=", mark)
+    return m.group(1)
+
+
+@pytest.mark.parametrize("sender", TRICKY_SENDERS, ids=[f"sender{i}" for i in range(len(TRICKY_SENDERS))])
+def test_postfix_reads_the_same_sender(sender, postfix, gate_factory):
+    """No smuggling through the rewrite: Postfix records the very sender through
+    smtpgate that it records when the client talks to it directly."""
+    with SMTPConn(*host_port(postfix.address)) as direct:
+        want = _sender_as_postfix_read_it(postfix, direct, sender, "tricky-direct")
+        direct.quit()
+    gate = gate_factory([postfix.address])
+    with gate.connect(source=LOOPBACK) as c:
+        got = _sender_as_postfix_read_it(postfix, c, sender, "tricky-gate")
+        c.quit()
+    assert got == want, (sender, got, want)
