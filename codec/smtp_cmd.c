@@ -555,6 +555,9 @@ static bool cmd_angle_addr(const char *s, size_t len, size_t *start, size_t *end
             if (open != len)
                 return false;
             open = p;
+        } else if (c == '@' && open == len && memchr(s + p, '<', len - p)) {
+            /* "a@b <c@d>": two addresses to Postfix, which refuses them. */
+            return false;
         } else if (c == '>') {
             if (open == len || close != len)
                 return false;
@@ -680,16 +683,21 @@ static bool cmd_local_walk(const char *s, size_t len, bool quote, struct cmd_sin
 static bool cmd_domain_copy(const char *s, size_t len, struct cmd_sink *k)
 {
     size_t p = 0, first = k->len;
+    bool dot_last = true;
     for (;;) {
         if (!cmd_skip_cfws(s, len, &p))
             return false;
         if (p >= len)
             break;
+        /* "exa mple.com", "exa(c)mple.com": two words, not one name. */
+        if (!dot_last && s[p] != '.')
+            return false;
         if (s[p] == '[') {
             size_t n = cmd_domain_span(s + p, len - p, "");
             for (size_t i = 0; i < n; i++)
                 cmd_put(k, s[p + i]);
             p += n;
+            dot_last = false;
             continue;
         }
         size_t start = p;
@@ -697,6 +705,7 @@ static bool cmd_domain_copy(const char *s, size_t len, struct cmd_sink *k)
             cmd_put(k, s[p++]);
         if (p == start)
             return false;
+        dot_last = s[p - 1] == '.';
     }
     size_t n = k->len - first;
     if (n > SMTP_DOMAIN_MAX || k->buf == NULL)

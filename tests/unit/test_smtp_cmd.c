@@ -695,14 +695,21 @@ static void test_lenient_refused(void **state)
     static const char *const bad[] = {
         "FROM:",
         "FROM:   ",
-        "FROM:<@example.com>",           /* null local part */
-        "FROM:<johnathon@>",             /* null domain part */
-        "FROM:<anne@example.com",        /* bracket left open */
-        "FROM:\"anne@example.com",       /* quote left open */
-        "FROM:anne(comment@example.com", /* comment left open */
-        "FROM:<a@b><c@d>",               /* two addresses */
-        "FROM:<a@b>junk",                /* words after the address */
-        "FROM:a@b@c",                    /* two at-signs */
+        "FROM:<@example.com>",                            /* null local part */
+        "FROM:<johnathon@>",                              /* null domain part */
+        "FROM:<anne@example.com",                         /* bracket left open */
+        "FROM:\"anne@example.com",                        /* quote left open */
+        "FROM:anne(comment@example.com",                  /* comment left open */
+        "FROM:<a@b><c@d>",                                /* two addresses */
+        "FROM:<a@b>junk",                                 /* words after the address */
+        "FROM:a@b@c",                                     /* two at-signs */
+        "FROM:a\"b\"@example.com",                        /* words need a dot between them, */
+        "FROM:very.\"very@\\ \"very.unusual@example.com", /* as in aiosmtpd's form */
+        "FROM:anne@10.1.2.3",                             /* an IPv4 address is no domain */
+        "FROM:<anne@exa mple.com>",                       /* two words where a domain belongs */
+        "FROM:anne@exa(c)mple.com",
+        "FROM:a@b<c@d>", /* two addresses */
+        "FROM:\"a@b\"x@y<c@d>",
         "FROM:anne@exa\\mple.com", /* no escapes in a domain */
         "FROM:anne@[1.2.3.999]",
         "FROM:anne@-[x]",
