@@ -244,6 +244,7 @@ static cfg_t *config_schema(struct config_schema *s, bool numeric)
                                    numeric ? config_cb_metrics_numeric : config_cb_metrics);
     o[k++] = (cfg_opt_t)CFG_STR("verdict_log", "", CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_BOOL("client_name_lookup", cfg_true, CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_BOOL("strict_envelopes", cfg_false, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_STR("plugin_dir", SMTPGATE_PLUGIN_DIR, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_STR_CB("dns_nameserver", "", CFGF_NONE, config_cb_nameserver);
     o[k++] = (cfg_opt_t)CFG_STR_CB("syslog_facility", "mail", CFGF_NONE, config_cb_facility);
@@ -376,6 +377,7 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
     c->shutdown_grace = (unsigned)cfg_getint(cfg, "shutdown_grace");
     c->plugin_threads = (unsigned)cfg_getint(cfg, "plugin_threads");
     c->client_name_lookup = cfg_getbool(cfg, "client_name_lookup");
+    c->strict_envelopes = cfg_getbool(cfg, "strict_envelopes");
     c->dns_nameserver = strdup(cfg_getstr(cfg, "dns_nameserver"));
     c->dns_timeout = (unsigned)cfg_getint(cfg, "dns_timeout");
     c->milter_socket = strdup(cfg_getstr(cfg_getsec(cfg, "milter"), "socket"));

@@ -89,6 +89,9 @@ struct sg_config {
     char *verdict_log;    /* JSON lines, one per transaction; "" when off */
     unsigned plugin_threads;
     bool client_name_lookup;
+    /* MAIL/RCPT paths exactly as RFC 5321 writes them, instead of as leniently
+     * as Postfix reads them by default */
+    bool strict_envelopes;
     char *dns_nameserver; /* "" for the system's resolv.conf */
     unsigned dns_timeout;
     char *plugin_dir;               /* where a plugin path without "/" is looked for */

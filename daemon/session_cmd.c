@@ -530,14 +530,17 @@ bool session_command(struct session *s, const char *line, size_t len)
         session_cmd_decided(s);
         return true;
     }
-    /* The line must outlive the input buffer while the chain decides. */
-    a->kept = strndup(line, len);
+    /* The line must outlive the input buffer while the chain decides; a
+     * check that rewrote it kept its own copy already. */
     if (!a->kept) {
-        session_args_clear(a);
-        session_reply(s, "451 4.3.0 Error: out of memory");
-        return true;
+        a->kept = strndup(line, len);
+        if (!a->kept) {
+            session_args_clear(a);
+            session_reply(s, "451 4.3.0 Error: out of memory");
+            return true;
+        }
+        a->line = a->kept;
     }
-    a->line = a->kept;
     if (session_chain_run(s, row->stage, a->chain_arg, a->chain_params, session_cmd_decided))
         session_cmd_decided(s);
     return true;

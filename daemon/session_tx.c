@@ -220,12 +220,74 @@ static void session_tx_end_with(struct session *s, const char *reply)
     session_tx_reset(s);
 }
 
+/* ---- MAIL and RCPT paths ---- */
+
+/*
+ * The command rebuilt around the canonical path: "MAIL FROM:<path> params".
+ * path's pointers are moved to the new line, which a keeps.  False without
+ * memory.
+ */
+static bool session_canonical_line(struct session_args *a, bool is_mail, struct smtp_path *path)
+{
+    const char *verb = is_mail ? "MAIL FROM:" : "RCPT TO:";
+    size_t verb_len = strlen(verb);
+    size_t n = verb_len + path->mailbox_len + 2 + (path->params ? 1 + path->params_len : 0);
+    char *line = malloc(n + 1);
+    if (!line)
+        return false;
+    int w =
+        snprintf(line, n + 1, "%s<%.*s>%s%.*s", verb, (int)path->mailbox_len, path->mailbox,
+                 path->params ? " " : "", (int)path->params_len, path->params ? path->params : "");
+    if (w < 0 || (size_t)w != n) {
+        free(line);
+        return false;
+    }
+    free(a->kept);
+    a->kept = line;
+    a->line = line;
+    a->len = n;
+    smtp_cmd_parse(a->line, a->len, &a->cmd);
+    path->mailbox = line + verb_len + 1;
+    if (path->params)
+        path->params = path->mailbox + path->mailbox_len + 2;
+    return true;
+}
+
+/*
+ * Parse a MAIL/RCPT argument.  By default as leniently as Postfix does, and
+ * the command goes upstream rebuilt around the canonical path, which is also
+ * what the filters judge; what the lenient reading refuses but RFC 5321
+ * allows still passes as the client sent it.  With strict_envelopes only RFC
+ * 5321 paths pass, as sent.  On SMTP_CMD_OK path's pointers stay valid as
+ * long as a's line.
+ */
+static enum smtp_cmd_status session_path(struct session *s, struct session_args *a, bool is_mail,
+                                         struct smtp_path *path)
+{
+    enum smtp_cmd_status st = smtp_path_parse(a->cmd.arg, a->cmd.arg_len, is_mail, path);
+    if (s->cfg->strict_envelopes || st == SMTP_CMD_BAD_SYNTAX)
+        return st;
+    size_t canon_size = 2 * a->cmd.arg_len + 3;
+    char *canon = malloc(canon_size);
+    if (!canon)
+        return st;
+    struct smtp_path lenient;
+    bool rebuilt = smtp_path_parse_lenient(a->cmd.arg, a->cmd.arg_len, is_mail, canon, canon_size,
+                                           &lenient) == SMTP_CMD_OK &&
+                   session_canonical_line(a, is_mail, &lenient);
+    free(canon);
+    if (!rebuilt)
+        return st;
+    *path = lenient;
+    return SMTP_CMD_OK;
+}
+
 /* ---- MAIL ---- */
 
 enum session_check session_check_mail(struct session *s, struct session_args *a)
 {
     struct smtp_path path;
-    enum smtp_cmd_status st = smtp_path_parse(a->cmd.arg, a->cmd.arg_len, true, &path);
+    enum smtp_cmd_status st = session_path(s, a, true, &path);
     if (st != SMTP_CMD_OK) {
         session_reply(s, smtp_cmd_status_reply(st));
         return CHECK_FAIL;
@@ -289,7 +351,7 @@ void session_refused_mail(struct session *s, struct session_args *a)
 enum session_check session_check_rcpt(struct session *s, struct session_args *a)
 {
     struct smtp_path path;
-    enum smtp_cmd_status st = smtp_path_parse(a->cmd.arg, a->cmd.arg_len, false, &path);
+    enum smtp_cmd_status st = session_path(s, a, false, &path);
     if (st != SMTP_CMD_OK) {
         session_reply(s, smtp_cmd_status_reply(st));
         return CHECK_FAIL;
