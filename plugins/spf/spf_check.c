@@ -539,8 +539,8 @@ static enum spf_result chk_host(struct chk *c, const char *domain, unsigned dept
     for (size_t i = 0; i < rec.nterms && !matched; i++) {
         const struct spf_term *t = &rec.terms[i];
         if (spf_mech_queries_dns(t->mech) && ++c->dns_terms > SPF_MAX_DNS_TERMS) {
-            chk_problem(c, "more than %d DNS-querying terms (at %s:%.64s)", SPF_MAX_DNS_TERMS,
-                        spf_mech_name(t->mech), domain);
+            chk_problem(c, "more than %d DNS-querying terms (at %.*s)", SPF_MAX_DNS_TERMS,
+                        (int)(t->text_len > 64 ? 64 : t->text_len), t->text);
             result = SPFC_PERMERROR;
             goto done;
         }
@@ -567,8 +567,8 @@ static enum spf_result chk_host(struct chk *c, const char *domain, unsigned dept
     }
     if (!matched && rec.redirect != NULL) {
         if (++c->dns_terms > SPF_MAX_DNS_TERMS) {
-            chk_problem(c, "more than %d DNS-querying terms (at redirect of %.64s)",
-                        SPF_MAX_DNS_TERMS, domain);
+            chk_problem(c, "more than %d DNS-querying terms (at redirect=%.*s)", SPF_MAX_DNS_TERMS,
+                        (int)(rec.redirect_len > 64 ? 64 : rec.redirect_len), rec.redirect);
             result = SPFC_PERMERROR;
             goto done;
         }
