@@ -160,7 +160,7 @@ static enum sg_verdict chain_call(struct chain_conn *c, size_t i, struct sg_ctx 
         c->refs++;
         c->outstanding++;
         pthread_mutex_unlock(&c->lock);
-        if (workpool_submit(chain_pool_job, ctx) == 0)
+        if (workpool_submit_for(c->info.client_addr, chain_pool_job, ctx) == 0)
             return SG_PENDING;
         pthread_mutex_lock(&c->lock);
         ctx->state = CTX_IDLE;
@@ -366,31 +366,33 @@ enum chain_status chain_run_message(struct chain_conn *c, const struct chain_con
 
 /* The message run's next callback for plugin i, or SG_STAGE__COUNT when it
  * has had them all. */
-static enum sg_stage chain_message_next(struct chain_conn *c, const struct sg_plugin *d)
+static enum sg_stage chain_message_next(struct chain_conn *c, const struct plugin_inst *p)
 {
     struct chain_run *r = &c->run;
+    bool header = chain_inst_has(p, SG_STAGE_HEADER), eoh = chain_inst_has(p, SG_STAGE_EOH),
+         body = chain_inst_has(p, SG_STAGE_BODY), eom = chain_inst_has(p, SG_STAGE_EOM);
     for (;;) {
         switch (r->stage) {
         case SG_STAGE_HEADER:
-            if (d->header && r->hdr_i < c->hdr_view_n)
+            if (header && r->hdr_i < c->hdr_view_n)
                 return SG_STAGE_HEADER;
             r->stage = SG_STAGE_EOH;
             continue;
         case SG_STAGE_EOH:
-            if (d->eoh && !r->plugin_started)
+            if (eoh && !r->plugin_started)
                 return SG_STAGE_EOH;
             r->stage = SG_STAGE_BODY;
             r->plugin_started = false;
             r->body_off = c->content->headers ? c->content->headers->body_offset : 0;
             continue;
         case SG_STAGE_BODY:
-            if (d->body && c->content->store && r->body_off < msg_store_size(c->content->store))
+            if (body && c->content->store && r->body_off < msg_store_size(c->content->store))
                 return SG_STAGE_BODY;
             r->stage = SG_STAGE_EOM;
             r->plugin_started = false;
             continue;
         case SG_STAGE_EOM:
-            if (d->eom && !r->plugin_started)
+            if (eom && !r->plugin_started)
                 return SG_STAGE_EOM;
             return SG_STAGE__COUNT;
         default:
@@ -446,12 +448,12 @@ static enum chain_status chain_step(struct chain_conn *c, struct chain_result *r
         }
         enum sg_stage stage = r->stage;
         if (r->message) {
-            stage = chain_message_next(c, p->desc);
+            stage = chain_message_next(c, p);
             if (stage == SG_STAGE__COUNT) {
                 chain_message_next_plugin(c);
                 continue;
             }
-        } else if (!chain_plugin_has(p->desc, stage)) {
+        } else if (!chain_inst_has(p, stage)) {
             r->next++;
             continue;
         }
