@@ -141,6 +141,16 @@ void chain_ctx_done(struct sg_ctx *ctx, enum sg_verdict v, const char *reply)
 static void chain_pool_job(void *arg)
 {
     struct sg_ctx *ctx = arg;
+    struct chain_conn *c = ctx->conn;
+    /* A call whose client has gone (or that the host gave up on) while it
+     * waited for a thread would only hold the thread: it is not made. */
+    pthread_mutex_lock(&c->lock);
+    bool gone = c->released || atomic_load(&ctx->abandoned);
+    pthread_mutex_unlock(&c->lock);
+    if (gone) {
+        chain_ctx_done(ctx, (enum sg_verdict)(SG_PENDING + 100), NULL);
+        return;
+    }
     enum sg_verdict v = chain_invoke(ctx);
     if (v == SG_PENDING)
         return; /* resolve comes later, from the plugin */
@@ -572,6 +582,8 @@ void chain_expire(struct chain_conn *c)
     size_t i = r->next;
     struct plugin_inst *p = &c->chain->plugins[i];
     struct sg_ctx *ctx = c->slots[i].ctx;
+    /* Read while ctx is surely ours: once abandoned, resolve() frees it. */
+    enum sg_stage at = r->message ? SG_STAGE_EOM : ctx->stage;
     pthread_mutex_lock(&c->lock);
     if (ctx->state == CTX_OUT) {
         /* Abandon it: the plugin still owns the call and will resolve it. */
@@ -590,9 +602,16 @@ void chain_expire(struct chain_conn *c)
         }
     }
     pthread_mutex_unlock(&c->lock);
-    plugin_log(p, SG_LOG_WARNING, "%s: no verdict within %.3fs: using %s",
+    /* Name what the client gets, so that no later line of the plugin's
+     * reads as the answer. */
+    enum sg_verdict fv = p->failure_verdict;
+    plugin_log(p, SG_LOG_WARNING, "%s: no verdict within %.3fs: using %s (%s%s%s)",
                c->info.session_id ? c->info.session_id : "-", p->timeout_ms / 1000.0,
-               chain_verdict_name(p->failure_verdict));
+               chain_verdict_name(fv),
+               fv == SG_REJECT || fv == SG_TEMPFAIL ? "the client gets \""
+                                                    : "the client is not refused for it",
+               fv == SG_REJECT || fv == SG_TEMPFAIL ? chain_default_reply(at, fv) : "",
+               fv == SG_REJECT || fv == SG_TEMPFAIL ? "\"" : "");
     if (!c->slots[i].ctx) {
         /* out of memory: stop the run with a tempfail right here */
         r->waiting = false;

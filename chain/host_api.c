@@ -149,7 +149,12 @@ static void host_log(const struct sg_ctx *ctx, enum sg_log_level level, const ch
                                          : LOG_INFO;
     if (prio == LOG_DEBUG && !log_verbose())
         return;
-    if (ctx)
+    /* A call the host gave up on: the client already had the failure
+     * verdict, whatever the plugin now says it does. */
+    if (ctx && atomic_load(&ctx->abandoned))
+        log_msg(prio, "%s: plugin %s: after its timeout, not applied: %s",
+                ctx->conn->info.session_id, ctx->plugin->name, msg);
+    else if (ctx)
         log_msg(prio, "%s: plugin %s: %s", ctx->conn->info.session_id, ctx->plugin->name, msg);
     else
         log_msg(prio, "plugin: %s", msg);

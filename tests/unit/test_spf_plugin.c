@@ -175,9 +175,9 @@ struct sg_section {
     const struct kv *kv;
     char errors[1024];
     char warnings[1024];
-    unsigned stages;   /* what set_stages() said */
+    unsigned stages; /* what set_stages() said */
     bool stages_set;
-    double timeout_s;  /* the host's timeout key; 0: 30 s */
+    double timeout_s; /* the host's timeout key; 0: 30 s */
 };
 
 struct edit {
@@ -316,8 +316,7 @@ static void fake_config_error(const struct sg_section *s, const char *key, const
     va_end(ap);
 }
 
-static void fake_config_warning(const struct sg_section *s, const char *key, const char *fmt,
-                                ...)
+static void fake_config_warning(const struct sg_section *s, const char *key, const char *fmt, ...)
 {
     struct sg_section *w = (struct sg_section *)s;
     size_t n = strlen(w->warnings);
