@@ -4,7 +4,8 @@
 # (proxied), 10 KB and 100 KB messages, one sequential session for the
 # added latency, CPU per 1000 messages, peak RSS, memory per idle connection,
 # 10,000 concurrent connections, and a 100,000-message run watching RSS; then
-# STARTTLS beside plaintext: messages and handshakes per second (bench_tls.py).
+# STARTTLS beside plaintext: messages and handshakes per second (bench_tls.py);
+# a healthy session's latency beside 100 stuck SPF checks (bench_spf_stuck.py).
 #
 #   tests/bench/run.sh [--direct-only] [--bin PATH] [--only chain5,spf,spf-cold,rules]
 #   BENCH_QUICK=1 tests/bench/run.sh      every count divided by 10
@@ -33,6 +34,8 @@ rc=0
 # plugin phases were asked for.
 case " $* " in
   *" --direct-only "*|*" --baseline-only "*|*" --only "*|*" --only="*) ;;
-  *) /usr/bin/python3 tests/bench/bench_tls.py || rc=$? ;;
+  *) /usr/bin/python3 tests/bench/bench_tls.py || rc=$?
+     # A healthy client's latency beside 100 SPF checks stuck on a dead domain.
+     /usr/bin/python3 tests/bench/bench_spf_stuck.py || rc=$? ;;
 esac
 exit $rc
