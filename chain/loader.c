@@ -172,7 +172,7 @@ static int plugin_inst_init(const struct plugin_loaded *l, struct plugin_inst *p
         log_err("%s:%d: plugin %s: cannot load %s", l->source, l->line, title, l->path);
         return -1;
     }
-    struct sg_section s = {.loaded = l};
+    struct sg_section s = {.loaded = l, .skipped = &p->skipped_stages, .timeout_ms = p->timeout_ms};
     const struct plugin_inst *prev = chain_find(previous, title, l->desc->name);
     int rc;
     if (prev && l->desc->reload)
@@ -209,7 +209,7 @@ static struct chain *plugin_build(const struct plugin_loaded *all, size_t n,
             break;
         }
         for (int st = 0; st < SG_STAGE__COUNT; st++)
-            if (chain_plugin_has(p->desc, (enum sg_stage)st))
+            if (chain_inst_has(p, (enum sg_stage)st))
                 ch->stage_mask |= SG_STAGE_BIT(st);
         log_info("plugin %s: %s %s loaded from %s", p->name, p->desc->name,
                  p->desc->version ? p->desc->version : "", p->path);
