@@ -89,38 +89,37 @@ static const char *host_section_name(const struct sg_section *s)
     return s->loaded->sec->name;
 }
 
-static void host_config_error(const struct sg_section *s, const char *key, const char *fmt, ...)
+/* "file:line: plugin NAME: key: text", at the line of key (or of the section). */
+static void host_config_report(int level, const char *what, const struct sg_section *s,
+                               const char *key, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+static void host_config_report(int level, const char *what, const struct sg_section *s,
+                               const char *key, const char *fmt, va_list ap)
 {
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     const char *source;
     int line;
     plugin_conf_where(s->loaded, key, &source, &line);
-    const char *title = s->loaded->sec->name;
-    if (key)
-        log_err("%s:%d: plugin %s: %s: %s", source, line, title, key, msg);
-    else
-        log_err("%s:%d: plugin %s: %s", source, line, title, msg);
+    log_msg(level, "%s:%d: plugin %s: %s%s%s%s", source, line, s->loaded->sec->name, key ? key : "",
+            key ? ": " : "", what, msg);
+}
+
+static void host_config_error(const struct sg_section *s, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    host_config_report(LOG_ERR, "", s, key, fmt, ap);
+    va_end(ap);
 }
 
 static void host_config_warning(const struct sg_section *s, const char *key, const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    host_config_report(LOG_WARNING, "warning: ", s, key, fmt, ap);
     va_end(ap);
-    const char *source;
-    int line;
-    plugin_conf_where(s->loaded, key, &source, &line);
-    const char *title = s->loaded->sec->name;
-    if (key)
-        log_warn("%s:%d: plugin %s: %s: warning: %s", source, line, title, key, msg);
-    else
-        log_warn("%s:%d: plugin %s: warning: %s", source, line, title, msg);
 }
 
 static void host_set_stages(const struct sg_section *s, unsigned stages)

@@ -366,21 +366,32 @@ static enum smtp_cmd_status cmd_mailbox_check(const char *s, size_t len, enum sm
     return SMTP_CMD_OK;
 }
 
+/* What both path parsers ask first: no control octet anywhere, then the
+ * keyword ("FROM:" / "TO:"); its length in *kw_len. */
+static enum smtp_cmd_status path_prologue(const char *arg, size_t len, bool is_mail, size_t *kw_len)
+{
+    const char *kw = is_mail ? "FROM:" : "TO:";
+    *kw_len = strlen(kw);
+    for (size_t i = 0; i < len; i++)
+        if (cmd_is_ctrl((unsigned char)arg[i]))
+            return is_mail ? SMTP_CMD_BAD_SENDER : SMTP_CMD_BAD_RECIPIENT;
+    if (len < *kw_len || strncasecmp(arg, kw, *kw_len) != 0)
+        return SMTP_CMD_BAD_SYNTAX;
+    return SMTP_CMD_OK;
+}
+
 enum smtp_cmd_status smtp_path_parse(const char *arg, size_t len, bool is_mail,
                                      struct smtp_path *out)
 {
     const enum smtp_cmd_status bad = is_mail ? SMTP_CMD_BAD_SENDER : SMTP_CMD_BAD_RECIPIENT;
-    const char *kw = is_mail ? "FROM:" : "TO:";
-    const size_t kw_len = strlen(kw);
+    size_t kw_len;
 
     memset(out, 0, sizeof(*out));
     if (arg == NULL)
         len = 0;
-    for (size_t i = 0; i < len; i++)
-        if (cmd_is_ctrl((unsigned char)arg[i]))
-            return bad;
-    if (len < kw_len || strncasecmp(arg, kw, kw_len) != 0)
-        return SMTP_CMD_BAD_SYNTAX;
+    enum smtp_cmd_status first = path_prologue(arg, len, is_mail, &kw_len);
+    if (first != SMTP_CMD_OK)
+        return first;
 
     size_t p = kw_len;
     if (p < len && cmd_is_blank((unsigned char)arg[p]))
@@ -718,17 +729,14 @@ enum smtp_cmd_status smtp_path_parse_lenient(const char *arg, size_t len, bool i
                                              size_t canon_size, struct smtp_path *out)
 {
     const enum smtp_cmd_status bad = is_mail ? SMTP_CMD_BAD_SENDER : SMTP_CMD_BAD_RECIPIENT;
-    const char *kw = is_mail ? "FROM:" : "TO:";
-    const size_t kw_len = strlen(kw);
+    size_t kw_len;
 
     memset(out, 0, sizeof(*out));
     if (arg == NULL)
         len = 0;
-    for (size_t i = 0; i < len; i++)
-        if (cmd_is_ctrl((unsigned char)arg[i]))
-            return bad;
-    if (len < kw_len || strncasecmp(arg, kw, kw_len) != 0)
-        return SMTP_CMD_BAD_SYNTAX;
+    enum smtp_cmd_status first = path_prologue(arg, len, is_mail, &kw_len);
+    if (first != SMTP_CMD_OK)
+        return first;
     if (canon == NULL || canon_size < 2 * len + 3)
         return bad;
 

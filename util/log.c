@@ -111,27 +111,20 @@ void log_msg(int priority, const char *fmt, ...)
     }
 
     char out[4200];
+    int n;
     if (log_to_journal) {
-        int j = snprintf(out, sizeof(out), "<%d>%s%s\n", log_facility | priority,
-                         log_level_name(priority), line);
-        if (j < 0)
-            return;
-        if ((size_t)j >= sizeof(out)) {
-            j = sizeof(out) - 1;
-            out[j - 1] = '\n';
-        }
-        ssize_t jw = write(STDERR_FILENO, out, (size_t)j);
-        (void)jw;
-        return;
-    }
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d]: %s%s\n",
+        n = snprintf(out, sizeof(out), "<%d>%s%s\n", log_facility | priority,
+                     log_level_name(priority), line);
+    } else {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        n = snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d]: %s%s\n",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      ts.tv_nsec / 1000000, log_ident, (int)(log_pid ? log_pid : getpid()),
                      log_level_name(priority), line);
+    }
     if (n < 0)
         return;
     if ((size_t)n >= sizeof(out)) {

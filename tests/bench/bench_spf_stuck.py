@@ -30,33 +30,24 @@ DNS_TIMEOUT = 12  # under the harness's 15 s stop grace, over the whole measurem
 LOOP_DEADLINE = 60.0
 
 
-def _reply(f):
-    while True:
-        line = f.readline()
-        if not line:
-            raise ConnectionError("closed")
-        if line[3:4] != b"-":
-            return int(line[:3])
-
-
 def session(port):
     start = time.monotonic()
     s = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=("127.0.0.4", 0))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     f = s.makefile("rwb")
     try:
-        codes = [_reply(f)]
+        codes = [bench.reply_code(f)]
         for line in (b"EHLO healthy.bench.test", b"MAIL FROM:<a@pass.spf.bench>",
                      b"RCPT TO:<r@example.test>", b"DATA"):
             f.write(line + b"\r\n")
             f.flush()
-            codes.append(_reply(f))
+            codes.append(bench.reply_code(f))
         f.write(b"Subject: bench\r\n\r\nhello\r\n.\r\n")
         f.flush()
-        codes.append(_reply(f))
+        codes.append(bench.reply_code(f))
         f.write(b"QUIT\r\n")
         f.flush()
-        _reply(f)
+        bench.reply_code(f)
     finally:
         f.close()
         s.close()
