@@ -22,12 +22,10 @@
 #include "codec/milter_socket.h"
 #include "config/config_value.h"
 #include "config/plugin_section.h"
+#include "util/build_info.h"
 #include "util/log.h"
 #include "util/sockaddr.h"
 
-#ifndef SMTPGATE_PLUGIN_DIR
-#define SMTPGATE_PLUGIN_DIR "/usr/local/lib/smtpgate/plugins"
-#endif
 
 /* Every cfg_t (sections too: libconfuse copies it) carries the name of the
  * text being parsed as its filename, so an error needs no other state. */
@@ -210,7 +208,7 @@ static int config_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *re
 struct config_schema {
     cfg_opt_t upstream[8];
     cfg_opt_t milter[2];
-    cfg_opt_t top[CONFIG_NINTS + 24];
+    cfg_opt_t top[CONFIG_NINTS + 32];
 };
 
 static cfg_t *config_schema(struct config_schema *s, bool numeric)
@@ -238,14 +236,20 @@ static cfg_t *config_schema(struct config_schema *s, bool numeric)
     o[k++] = (cfg_opt_t)CFG_SEC("upstream", s->upstream, CFGF_MULTI | CFGF_TITLE);
     o[k++] = (cfg_opt_t)CFG_SEC("listener", listener_cfg_opts(numeric), CFGF_MULTI | CFGF_TITLE);
     o[k++] = (cfg_opt_t)CFG_STR_CB("bare_newline", "reject", CFGF_NONE, config_cb_newline);
-    o[k++] = (cfg_opt_t)CFG_STR("spool_dir", "/var/spool/smtpgate", CFGF_NONE);
-    o[k++] = (cfg_opt_t)CFG_STR("quarantine_dir", "/var/spool/smtpgate/quarantine", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR("spool_dir", SMTPGATE_SPOOL_DIR, CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR("quarantine_dir", SMTPGATE_SPOOL_DIR "/quarantine", CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_STR_CB("metrics_listen", "", CFGF_NONE,
                                    numeric ? config_cb_metrics_numeric : config_cb_metrics);
     o[k++] = (cfg_opt_t)CFG_BOOL("client_name_lookup", cfg_true, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_STR("plugin_dir", SMTPGATE_PLUGIN_DIR, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_STR_CB("dns_nameserver", "", CFGF_NONE, config_cb_nameserver);
     o[k++] = (cfg_opt_t)CFG_STR_CB("syslog_facility", "mail", CFGF_NONE, config_cb_facility);
+    o[k++] = (cfg_opt_t)CFG_STR("user", "", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR("group", "", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR("chroot", "", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_BOOL("allow_root", cfg_false, CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR("pidfile", "", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_BOOL("client_identity_none_despite_xclient", cfg_false, CFGF_NONE);
     for (size_t i = 0; i < CONFIG_NINTS; i++)
         o[k++] = (cfg_opt_t)CFG_INT_CB(config_ints[i].name, config_ints[i].def, CFGF_NONE,
                                        config_cb_int);
@@ -324,6 +328,12 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
     c->quarantine_dir = strdup(cfg_getstr(cfg, "quarantine_dir"));
     c->metrics_listen = strdup(cfg_getstr(cfg, "metrics_listen"));
     c->plugin_dir = strdup(cfg_getstr(cfg, "plugin_dir"));
+    c->user = strdup(cfg_getstr(cfg, "user"));
+    c->group = strdup(cfg_getstr(cfg, "group"));
+    c->chroot_dir = strdup(cfg_getstr(cfg, "chroot"));
+    c->pidfile = strdup(cfg_getstr(cfg, "pidfile"));
+    c->allow_root = cfg_getbool(cfg, "allow_root");
+    c->identity_none_despite_xclient = cfg_getbool(cfg, "client_identity_none_despite_xclient");
 
     size_t nplain = cfg_size(cfg, "listen");
     size_t nsec = listener_config_count(cfg);
@@ -383,7 +393,8 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
         return NULL;
     }
     bool ok = c->hostname && c->spool_dir && c->quarantine_dir && c->metrics_listen &&
-              c->plugin_dir && c->dns_nameserver && c->listen && c->upstreams && c->listeners &&
+              c->plugin_dir && c->user && c->group && c->chroot_dir && c->pidfile &&
+              c->dns_nameserver && c->listen && c->upstreams && c->listeners &&
               c->milter_socket;
     for (size_t i = 0; ok && i < c->nupstreams; i++)
         ok = c->upstreams[i].name && c->upstreams[i].source;
@@ -605,6 +616,10 @@ void config_unref(struct sg_config *c)
     free(c->upstreams);
     plugin_sections_clear(&c->plugins);
     free(c->plugin_dir);
+    free(c->user);
+    free(c->group);
+    free(c->chroot_dir);
+    free(c->pidfile);
     free(c->quarantine_dir);
     free(c->metrics_listen);
     free(c->dns_nameserver);

@@ -97,6 +97,19 @@ struct sg_config {
      * first, then those of the "listener" sections. */
     struct sg_listener *listeners;
 
+    /* Privileges: started as root, the daemon opens what needs root and then
+     * becomes user (group: the user's own unless set), inside chroot_dir when
+     * set (util/privdrop.h).  Without a user, root is refused unless
+     * allow_root. */
+    char *user;       /* "" none */
+    char *group;      /* "" the user's primary group */
+    char *chroot_dir; /* "" none */
+    bool allow_root;
+    char *pidfile; /* "" none */
+    /* client_identity "none" in front of an upstream that offers XCLIENT is
+     * refused (that upstream would take every client for smtpgate) unless set. */
+    bool identity_none_despite_xclient;
+
     char *milter_socket; /* smtpgate-milter's libmilter socket: "inet:PORT@ADDR", "unix:PATH" */
 };
 

@@ -233,10 +233,13 @@ def test_quarantine_keeps_message_and_envelope(gate_factory, recorder, plugins, 
 
 
 def test_quarantine_that_cannot_be_written_is_a_tempfail(gate_factory, recorder, plugins, workdir):
-    blocker = workdir / "not-a-dir"
-    blocker.write_text("a file where the folder should be")
+    # Usable at start (checked then), a file in its place by the first message.
+    blocker = workdir / "goes-away"
+    blocker.mkdir()
     gate = start(gate_factory, recorder, policy(plugins, body_quarantine="SUSPECT"),
                  quarantine_dir=str(blocker / "q"))
+    blocker.rmdir()
+    blocker.write_text("a file where the folder should be")
     with gate.connect() as c:
         c.ehlo()
         replies = c.mail_transaction("s@example.test", ["a@example.test"],
@@ -444,7 +447,10 @@ def test_client_leaves_while_plugin_is_out(gate_factory, recorder, plugins):
 
 def write_conf(workdir: Path, recorder, extra: str) -> Path:
     conf = workdir / "t.conf"
-    conf.write_text(f'listen = {{"{LOOPBACK}:{free_port()}"}}\n'
+    # -t checks the folders too: workdir's own, on the first line so that
+    # the line numbers the tests name stay.
+    conf.write_text(f'listen = {{"{LOOPBACK}:{free_port()}"}} spool_dir = "{workdir}" '
+                    f'quarantine_dir = "{workdir}/quarantine"\n'
                     f'upstream main {{ address = "{recorder.address}" }}\n' + extra)
     return conf
 
