@@ -170,9 +170,24 @@ install: all install-sdk install-man $(BUILD)/etc/smtpgate.conf $(BUILD)/etc/smt
 	$(if $(INSTALL_USER_BINS),install -m 0755 $(INSTALL_USER_BINS) $(DESTDIR)$(BINDIR)/)
 	$(if $(INSTALL_PLUGINS),install -m 0644 $(INSTALL_PLUGINS) $(DESTDIR)$(PLUGINDIR)/)
 	$(call INSTALL_CONF,$(BUILD)/etc/smtpgate.conf,$(DESTDIR)$(CONFDIR)/smtpgate.conf)
-	$(foreach d,$(INSTALL_DOCS),install -m 0644 $(word 1,$(subst :, ,$(d))) $(DESTDIR)$(DOCDIR)/$(word 2,$(subst :, ,$(d)))
-	)
+	for d in $(INSTALL_DOCS); do install -m 0644 $${d%%:*} $(DESTDIR)$(DOCDIR)/$${d#*:} || exit 1; done
 	install -m 0644 $(BUILD)/etc/smtpgate.service $(BUILD)/etc/smtpgate-milter.service $(DESTDIR)$(SYSTEMDUNITDIR)/
+
+# Manual pages: scdoc sources in man/, their paths those of this install.
+MAN_PAGES := smtpgate.8 smtpgate.conf.5 smtpgate-milter.8 smtpgate-rules.1
+MAN_OUT   := $(MAN_PAGES:%=$(BUILD)/man/%)
+SCDOC     ?= scdoc
+MAN_SED   := -e 's|@CONFDIR@|$(CONFDIR)|g' -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' -e 's|@SPOOLDIR@|$(SPOOLDIR)|g'
+
+$(BUILD)/man/%: man/%.scd $(BUILD_INFO_H)
+	@mkdir -p $(dir $@)
+	sed $(MAN_SED) $< | $(SCDOC) > $@.tmp && mv $@.tmp $@
+
+man: $(MAN_OUT)
+
+install-man: man
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	for m in $(MAN_OUT); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; done
 
 # The plugin SDK alone: the header and its pkg-config file (smtpgate-plugin),
 # which is architecture-independent (the SDK is a header only).
