@@ -38,7 +38,7 @@ struct main_state {
     struct event_base *base;
     struct worker *workers;
     size_t nworkers;
-    int *listen_fds; /* the listening sockets; each worker watches its own duplicates */
+    int *listen_fds; /* the listening sockets, nlisten of them; each worker watches duplicates of its own */
     size_t nlisten;
     bool stopping;
 };
@@ -60,22 +60,32 @@ static struct sg_runtime *main_get_runtime(void)
     return runtime_current();
 }
 
-/* Every listen address, bound once (listen_socket.h); NULL after logging. */
+/* Every listen address, one socket per worker (listen_socket.h): worker w's
+ * socket of address i is fds[w * nlisten + i]; NULL after logging. */
 static int *main_open_listeners(const struct sg_config *c)
 {
-    int *fds = calloc(c->nlisten ? c->nlisten : 1, sizeof(*fds));
-    if (!fds) {
+    size_t n = c->nlisten * c->workers;
+    int *fds = calloc(n ? n : 1, sizeof(*fds));
+    int *per_address = calloc(c->workers ? c->workers : 1, sizeof(*per_address));
+    if (!fds || !per_address) {
         log_err("out of memory");
+        free(fds);
+        free(per_address);
         return NULL;
     }
     for (size_t i = 0; i < c->nlisten; i++) {
-        if ((fds[i] = listen_socket_open(&c->listen[i])) < 0) {
-            while (i-- > 0)
-                close(fds[i]);
+        if (listen_socket_open(&c->listen[i], c->workers, per_address) < 0) {
+            for (size_t w = 0; w < c->workers; w++)
+                for (size_t j = 0; j < i; j++)
+                    close(fds[w * c->nlisten + j]);
             free(fds);
+            free(per_address);
             return NULL;
         }
+        for (size_t w = 0; w < c->workers; w++)
+            fds[w * c->nlisten + i] = per_address[w];
     }
+    free(per_address);
     return fds;
 }
 
@@ -133,7 +143,7 @@ int main(int argc, char **argv)
     struct privdrop_ids ids;
     bool drop = false;
     const struct sg_config *c = rt->cfg;
-    g.nlisten = c->nlisten;
+    g.nlisten = c->nlisten * c->workers;
     if (cmdline_check_start("smtpgate", &g.cmd, c, &ids, &drop) > 0 ||
         (!g.cmd.test_only && !(g.listen_fds = main_open_listeners(c)))) {
         if (g.cmd.test_only)
@@ -199,7 +209,7 @@ int main(int argc, char **argv)
     }
     size_t started = 0;
     for (size_t i = 0; rc == 0 && i < g.nworkers; i++) {
-        if (worker_init(&g.workers[i], (unsigned)i, c, g.listen_fds) < 0 || worker_run(&g.workers[i]) < 0) {
+        if (worker_init(&g.workers[i], (unsigned)i, c, g.listen_fds + i * c->nlisten) < 0 || worker_run(&g.workers[i]) < 0) {
             rc = 1;
             worker_free(&g.workers[i]);
             break;

@@ -1,9 +1,9 @@
 /*
  * worker - a thread with its own event loop and listening sockets.
  *
- * Every worker watches each listening socket the main thread opened
- * (listen_socket.h): whichever loop wakes first accepts, so new connections
- * spread over the workers and no acceptor thread hands sockets around.  Stopping is asked from the main thread through an event
+ * Each worker has its own socket on every listen address, opened by the main
+ * thread with SO_REUSEPORT (listen_socket.h), so the kernel balances new
+ * connections across workers and no acceptor thread hands sockets around.  Stopping is asked from the main thread through an event
  * made active on the worker's base (libevent's pthread support makes that
  * safe); everything else the worker touches belongs to its own thread.
  */
@@ -43,6 +43,7 @@ static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
         evutil_closesocket(fd);
         return;
     }
+    log_debug("worker %u: accepted a connection", w->index);
     if (proxy_accept_start(&w->host, &w->proxy_pending, fd, sa, (socklen_t)len, rt))
         return;
     session_start(&w->host, fd, sa, (socklen_t)len, rt);
