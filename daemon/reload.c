@@ -68,8 +68,11 @@ static int reload_tls(struct sg_runtime *rt)
 
 struct sg_runtime *reload_assemble(const struct cmdline *cmd, const struct sg_runtime *running)
 {
-    struct sg_config *c =
-        config_load(cmd->config_file, cmd->overrides, cmd->noverrides, &cmd->load);
+    /* Every step runs even after errors of an earlier one, on what loaded,
+     * so that one -t (or one refused reload) names every mistake. */
+    int errors = 0;
+    struct sg_config *c = config_load_all(cmd->config_file, cmd->overrides, cmd->noverrides,
+                                          &cmd->load, &errors);
     if (!c)
         return NULL;
     struct sg_runtime *rt = runtime_new(c, running ? running->generation + 1 : 1);
@@ -77,10 +80,8 @@ struct sg_runtime *reload_assemble(const struct cmdline *cmd, const struct sg_ru
         log_err("out of memory assembling the configuration");
         return NULL;
     }
-    int errors = 0;
     rt->chain = plugin_load_chain(c, running ? running->chain : NULL, rt->generation, &errors);
-    if (errors == 0)
-        errors += reload_tls(rt);
+    errors += reload_tls(rt);
     if (errors == 0 && upstream_pool_attach(rt) < 0) {
         log_err("out of memory attaching the upstreams");
         errors++;

@@ -459,7 +459,7 @@ def test_config_errors_name_file_and_line(smtpgate_binary, workdir, recorder, pl
     conf = write_conf(workdir, recorder, policy(plugins, no_such_option="x"))
     r = run_config_test(smtpgate_binary, conf)
     assert r.returncode != 0
-    assert re.search(rf"{re.escape(str(conf))}:5: no such option 'no_such_option'", r.stderr), \
+    assert re.search(rf"{re.escape(str(conf))}:5: plugin policy \(test_policy\): no such option 'no_such_option'", r.stderr), \
         r.stderr
 
     conf = write_conf(workdir, recorder, policy(plugins, connect_reject=["a", "b"]))
