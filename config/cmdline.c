@@ -76,9 +76,9 @@ int cmdline_parse(int argc, char **argv, const char *prog, bool with_pid_file,
      * still find the file named at start. */
     if (c->config_file[0] != '/') {
         char cwd[PATH_MAX];
-        int n = getcwd(cwd, sizeof(cwd)) ? snprintf(c->config_path, sizeof(c->config_path), "%s/%s",
-                                                    cwd, c->config_file)
-                                         : -1;
+        int n = getcwd(cwd, sizeof(cwd))
+                    ? snprintf(c->config_path, sizeof(c->config_path), "%s/%s", cwd, c->config_file)
+                    : -1;
         if (n < 0 || (size_t)n >= sizeof(c->config_path)) {
             fprintf(stderr, "%s: cannot make %s an absolute path: %s\n", prog, c->config_file,
                     n < 0 ? strerror(errno) : "too long");
@@ -166,7 +166,8 @@ int cmdline_check_start(const char *prog, const struct cmdline *c, const struct 
     if (!unknown_user) {
         const struct privdrop_ids *who = *drop ? ids : NULL;
         errors += cmdline_check_dir(c->config_file, "spool_dir", cfg->spool_dir, false, who);
-        errors += cmdline_check_dir(c->config_file, "quarantine_dir", cfg->quarantine_dir, true, who);
+        errors +=
+            cmdline_check_dir(c->config_file, "quarantine_dir", cfg->quarantine_dir, true, who);
     }
     if (cfg->pidfile[0] && cfg->pidfile[0] != '/') {
         log_err("%s: pidfile \"%s\" must be an absolute path", c->config_file, cfg->pidfile);

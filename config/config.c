@@ -26,7 +26,6 @@
 #include "util/log.h"
 #include "util/sockaddr.h"
 
-
 /*
  * The last error of a parse: where it was, and whether the parse may go on
  * without that line (a bad value or an unknown key) or the text's structure
@@ -411,8 +410,7 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
     }
     bool ok = c->hostname && c->spool_dir && c->quarantine_dir && c->metrics_listen &&
               c->plugin_dir && c->user && c->group && c->chroot_dir && c->pidfile &&
-              c->dns_nameserver && c->listen && c->upstreams && c->listeners &&
-              c->milter_socket;
+              c->dns_nameserver && c->listen && c->upstreams && c->listeners && c->milter_socket;
     for (size_t i = 0; ok && i < c->nupstreams; i++)
         ok = c->upstreams[i].name && c->upstreams[i].source;
     if (!ok) {
@@ -657,9 +655,8 @@ static int config_parse_text(cfg_t *cfg, struct config_text *ct, struct plugin_s
  * error (after which nothing more can be trusted) ends it.  Each error is
  * logged once, as libconfuse or a callback meets it.
  */
-struct sg_config *config_load_all(const char *file, const char *const *overrides,
-                                  size_t noverrides, const struct config_load_opts *opts,
-                                  int *errors)
+struct sg_config *config_load_all(const char *file, const char *const *overrides, size_t noverrides,
+                                  const struct config_load_opts *opts, int *errors)
 {
     static const struct config_load_opts defaults = {0};
     if (!opts)
@@ -714,8 +711,7 @@ struct sg_config *config_load_all(const char *file, const char *const *overrides
         (*errors)++;
         int t = config_last_error.text;
         bool resumable = !config_last_error.syntax && t >= 0 && (size_t)t < ntexts &&
-                         config_last_error.line > 0 &&
-                         texts[t].nblank < CONFIG_MAX_ERRORS;
+                         config_last_error.line > 0 && texts[t].nblank < CONFIG_MAX_ERRORS;
         if (!resumable)
             break;
         texts[t].blank[texts[t].nblank++] = config_last_error.line;

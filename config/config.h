@@ -128,9 +128,8 @@ struct sg_config *config_load(const char *file, const char *const *overrides, si
  * configuration the rest makes is returned when it can be built, for the
  * caller to judge what is built from it (plugins, certificates) before
  * refusing it whole.  NULL when nothing could be built. */
-struct sg_config *config_load_all(const char *file, const char *const *overrides,
-                                  size_t noverrides, const struct config_load_opts *opts,
-                                  int *errors);
+struct sg_config *config_load_all(const char *file, const char *const *overrides, size_t noverrides,
+                                  const struct config_load_opts *opts, int *errors);
 
 struct sg_config *config_ref(struct sg_config *c);
 void config_unref(struct sg_config *c);

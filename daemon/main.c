@@ -38,7 +38,8 @@ struct main_state {
     struct event_base *base;
     struct worker *workers;
     size_t nworkers;
-    int *listen_fds; /* the listening sockets, nlisten of them; each worker watches duplicates of its own */
+    int *listen_fds; /* the listening sockets, nlisten of them; each worker watches duplicates of
+                        its own */
     size_t nlisten;
     bool stopping;
 };
@@ -209,7 +210,8 @@ int main(int argc, char **argv)
     }
     size_t started = 0;
     for (size_t i = 0; rc == 0 && i < g.nworkers; i++) {
-        if (worker_init(&g.workers[i], (unsigned)i, c, g.listen_fds + i * c->nlisten) < 0 || worker_run(&g.workers[i]) < 0) {
+        if (worker_init(&g.workers[i], (unsigned)i, c, g.listen_fds + i * c->nlisten) < 0 ||
+            worker_run(&g.workers[i]) < 0) {
             rc = 1;
             worker_free(&g.workers[i]);
             break;

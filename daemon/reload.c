@@ -71,8 +71,8 @@ struct sg_runtime *reload_assemble(const struct cmdline *cmd, const struct sg_ru
     /* Every step runs even after errors of an earlier one, on what loaded,
      * so that one -t (or one refused reload) names every mistake. */
     int errors = 0;
-    struct sg_config *c = config_load_all(cmd->config_file, cmd->overrides, cmd->noverrides,
-                                          &cmd->load, &errors);
+    struct sg_config *c =
+        config_load_all(cmd->config_file, cmd->overrides, cmd->noverrides, &cmd->load, &errors);
     if (!c)
         return NULL;
     struct sg_runtime *rt = runtime_new(c, running ? running->generation + 1 : 1);

@@ -3,9 +3,9 @@
  *
  * Each worker has its own socket on every listen address, opened by the main
  * thread with SO_REUSEPORT (listen_socket.h), so the kernel balances new
- * connections across workers and no acceptor thread hands sockets around.  Stopping is asked from the main thread through an event
- * made active on the worker's base (libevent's pthread support makes that
- * safe); everything else the worker touches belongs to its own thread.
+ * connections across workers and no acceptor thread hands sockets around.  Stopping is asked from
+ * the main thread through an event made active on the worker's base (libevent's pthread support
+ * makes that safe); everything else the worker touches belongs to its own thread.
  */
 #include "daemon/worker.h"
 

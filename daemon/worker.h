@@ -1,8 +1,8 @@
 /*
  * worker - one thread, one libevent loop, its own listening sockets (opened
  * for it by the main thread with SO_REUSEPORT, listen_socket.h: the kernel
- * spreads new connections over the workers) and the sessions it accepted.  A connection stays on its worker for life, so nothing
- * on the per-connection path takes a lock.
+ * spreads new connections over the workers) and the sessions it accepted.  A connection stays on
+ * its worker for life, so nothing on the per-connection path takes a lock.
  *
  * worker_stop() (any thread) stops accepting and lets sessions finish within
  * shutdown_grace; then the rest get 421 and the loop ends.

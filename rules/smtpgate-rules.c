@@ -39,7 +39,8 @@ static const char usage_main[] =
     "  test FILE... MESSAGE [opts]  run a message through the rules, show hits and verdict\n"
     "  bench FILE... DIR [opts]     messages per second over a folder, slowest rules\n"
     "\n"
-    "smtpgate-rules VERB --help tells more; --version the version.  Exit status: 0 fine, 1 errors found or\n"
+    "smtpgate-rules VERB --help tells more; --version the version.  Exit status: 0 fine, 1 errors "
+    "found or\n"
     "message refused, 2 usage or unreadable input.\n";
 
 static const char usage_lint[] =

@@ -56,8 +56,7 @@ static bool privdrop_caps_empty(void)
     return true;
 }
 
-int privdrop_apply(const struct privdrop_ids *ids, const char *chroot_dir, char *err,
-                   size_t errlen)
+int privdrop_apply(const struct privdrop_ids *ids, const char *chroot_dir, char *err, size_t errlen)
 {
     if (chroot_dir && chroot_dir[0] && (chroot(chroot_dir) != 0 || chdir("/") != 0)) {
         snprintf(err, errlen, "chroot %s: %s", chroot_dir, strerror(errno));
@@ -65,13 +64,12 @@ int privdrop_apply(const struct privdrop_ids *ids, const char *chroot_dir, char 
     }
     if (setgroups(1, &ids->gid) != 0 || setresgid(ids->gid, ids->gid, ids->gid) != 0 ||
         setresuid(ids->uid, ids->uid, ids->uid) != 0) {
-        snprintf(err, errlen, "cannot become uid %ld gid %ld: %s", (long)ids->uid,
-                 (long)ids->gid, strerror(errno));
+        snprintf(err, errlen, "cannot become uid %ld gid %ld: %s", (long)ids->uid, (long)ids->gid,
+                 strerror(errno));
         return -1;
     }
     if (setuid(0) == 0 || !privdrop_caps_empty()) {
-        snprintf(err, errlen, "privileges are still held after becoming uid %ld",
-                 (long)ids->uid);
+        snprintf(err, errlen, "privileges are still held after becoming uid %ld", (long)ids->uid);
         return -1;
     }
     return 0;
