@@ -236,8 +236,11 @@ struct chain *plugin_load_chain(const struct sg_config *c, const struct chain *p
     int bad = 0;
     for (size_t i = 0; i < n; i++)
         bad += plugin_load_section(c, &c->plugins.v[i], &all[i]);
-    for (size_t i = 0; bad == 0 && i < n; i++)
-        bad += plugin_conf_check(&all[i], all, n);
+    /* The options of every plugin that loaded are judged, whatever became of
+     * the others; one that did not load has no options to judge them by. */
+    for (size_t i = 0; i < n; i++)
+        if (all[i].desc)
+            bad += plugin_conf_check(&all[i], all, n);
     struct chain *ch = NULL;
     if (bad == 0)
         ch = plugin_build(all, n, previous, generation, &bad);

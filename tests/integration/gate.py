@@ -62,6 +62,9 @@ DEFAULT_SETTINGS: dict[str, object] = {
     # test runs its own DNS server on loopback.
     "client_name_lookup": False,
 }
+# Tests run as root in CI: smtpgate refuses that without a user unless told.
+if os.geteuid() == 0:
+    DEFAULT_SETTINGS["allow_root"] = True
 
 
 def find_binary() -> Path | None:
@@ -174,6 +177,7 @@ class Gate(StderrLog):
         self.args = tuple(args)
         self.spool_dir = workdir / f"{name}-spool"
         self.spool_dir.mkdir(exist_ok=True)
+        self.settings.setdefault("quarantine_dir", str(workdir / f"{name}-quarantine"))
         self.conf_path = workdir / f"{name}.conf"
         self.stderr_path = workdir / f"{name}.stderr"
         self.port = 0

@@ -562,7 +562,9 @@ def test_config_check(milter_binary, workdir):
     """-t: a good file is OK (no upstream needed); a bad socket names file and line."""
     plugin = render_plugin("policy", policy_plugin_path(milter_binary), POLICY)
     good = workdir / "good.conf"
-    good.write_text(f'milter {{\n    socket = "unix:{workdir}/m.sock"\n}}\n{plugin}\n')
+    # -t checks the folders the milter writes to: the test's own.
+    good.write_text(f'spool_dir = "{workdir}" quarantine_dir = "{workdir}/q"\n'
+                    f'milter {{\n    socket = "unix:{workdir}/m.sock"\n}}\n{plugin}\n')
     r = subprocess.run([str(milter_binary), "-t", "-c", str(good)], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0 and "configuration OK" in r.stdout, r.stdout + r.stderr
