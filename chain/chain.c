@@ -141,6 +141,16 @@ void chain_ctx_done(struct sg_ctx *ctx, enum sg_verdict v, const char *reply)
 static void chain_pool_job(void *arg)
 {
     struct sg_ctx *ctx = arg;
+    struct chain_conn *c = ctx->conn;
+    /* A call whose client has gone (or that the host gave up on) while it
+     * waited for a thread would only hold the thread: it is not made. */
+    pthread_mutex_lock(&c->lock);
+    bool gone = c->released || atomic_load(&ctx->abandoned);
+    pthread_mutex_unlock(&c->lock);
+    if (gone) {
+        chain_ctx_done(ctx, (enum sg_verdict)(SG_PENDING + 100), NULL);
+        return;
+    }
     enum sg_verdict v = chain_invoke(ctx);
     if (v == SG_PENDING)
         return; /* resolve comes later, from the plugin */
@@ -160,7 +170,7 @@ static enum sg_verdict chain_call(struct chain_conn *c, size_t i, struct sg_ctx 
         c->refs++;
         c->outstanding++;
         pthread_mutex_unlock(&c->lock);
-        if (workpool_submit(chain_pool_job, ctx) == 0)
+        if (workpool_submit_for(c->info.client_addr, chain_pool_job, ctx) == 0)
             return SG_PENDING;
         pthread_mutex_lock(&c->lock);
         ctx->state = CTX_IDLE;
@@ -366,31 +376,33 @@ enum chain_status chain_run_message(struct chain_conn *c, const struct chain_con
 
 /* The message run's next callback for plugin i, or SG_STAGE__COUNT when it
  * has had them all. */
-static enum sg_stage chain_message_next(struct chain_conn *c, const struct sg_plugin *d)
+static enum sg_stage chain_message_next(struct chain_conn *c, const struct plugin_inst *p)
 {
     struct chain_run *r = &c->run;
+    bool header = chain_inst_has(p, SG_STAGE_HEADER), eoh = chain_inst_has(p, SG_STAGE_EOH),
+         body = chain_inst_has(p, SG_STAGE_BODY), eom = chain_inst_has(p, SG_STAGE_EOM);
     for (;;) {
         switch (r->stage) {
         case SG_STAGE_HEADER:
-            if (d->header && r->hdr_i < c->hdr_view_n)
+            if (header && r->hdr_i < c->hdr_view_n)
                 return SG_STAGE_HEADER;
             r->stage = SG_STAGE_EOH;
             continue;
         case SG_STAGE_EOH:
-            if (d->eoh && !r->plugin_started)
+            if (eoh && !r->plugin_started)
                 return SG_STAGE_EOH;
             r->stage = SG_STAGE_BODY;
             r->plugin_started = false;
             r->body_off = c->content->headers ? c->content->headers->body_offset : 0;
             continue;
         case SG_STAGE_BODY:
-            if (d->body && c->content->store && r->body_off < msg_store_size(c->content->store))
+            if (body && c->content->store && r->body_off < msg_store_size(c->content->store))
                 return SG_STAGE_BODY;
             r->stage = SG_STAGE_EOM;
             r->plugin_started = false;
             continue;
         case SG_STAGE_EOM:
-            if (d->eom && !r->plugin_started)
+            if (eom && !r->plugin_started)
                 return SG_STAGE_EOM;
             return SG_STAGE__COUNT;
         default:
@@ -446,12 +458,12 @@ static enum chain_status chain_step(struct chain_conn *c, struct chain_result *r
         }
         enum sg_stage stage = r->stage;
         if (r->message) {
-            stage = chain_message_next(c, p->desc);
+            stage = chain_message_next(c, p);
             if (stage == SG_STAGE__COUNT) {
                 chain_message_next_plugin(c);
                 continue;
             }
-        } else if (!chain_plugin_has(p->desc, stage)) {
+        } else if (!chain_inst_has(p, stage)) {
             r->next++;
             continue;
         }
@@ -575,6 +587,8 @@ void chain_expire(struct chain_conn *c)
     size_t i = r->next;
     struct plugin_inst *p = &c->chain->plugins[i];
     struct sg_ctx *ctx = c->slots[i].ctx;
+    /* Read while ctx is surely ours: once abandoned, resolve() frees it. */
+    enum sg_stage at = r->message ? SG_STAGE_EOM : ctx->stage;
     pthread_mutex_lock(&c->lock);
     if (ctx->state == CTX_OUT) {
         /* Abandon it: the plugin still owns the call and will resolve it. */
@@ -594,9 +608,16 @@ void chain_expire(struct chain_conn *c)
     }
     pthread_mutex_unlock(&c->lock);
     plugin_count_timeout(p);
-    plugin_log(p, SG_LOG_WARNING, "%s: no verdict within %.3fs: using %s",
+    /* Name what the client gets, so that no later line of the plugin's
+     * reads as the answer. */
+    enum sg_verdict fv = p->failure_verdict;
+    plugin_log(p, SG_LOG_WARNING, "%s: no verdict within %.3fs: using %s (%s%s%s)",
                c->info.session_id ? c->info.session_id : "-", p->timeout_ms / 1000.0,
-               chain_verdict_name(p->failure_verdict));
+               chain_verdict_name(fv),
+               fv == SG_REJECT || fv == SG_TEMPFAIL ? "the client gets \""
+                                                    : "the client is not refused for it",
+               fv == SG_REJECT || fv == SG_TEMPFAIL ? chain_default_reply(at, fv) : "",
+               fv == SG_REJECT || fv == SG_TEMPFAIL ? "\"" : "");
     if (!c->slots[i].ctx) {
         /* out of memory: stop the run with a tempfail right here */
         r->waiting = false;

@@ -97,5 +97,12 @@ void chain_expire(struct chain_conn *c);
 /* "name=1.2ms name=0.1ms" of the current transaction's plugin times, and the
  * deciding plugin, for the transaction log line. */
 void chain_tx_summary(const struct chain_conn *c, char *out, size_t out_size);
+/* The same facts one by one, for the verdict log: the chain's generation,
+ * the deciding plugin (NULL when none) and its verdict's name. */
+void chain_tx_decision(const struct chain_conn *c, unsigned *generation, const char **decided_by,
+                       const char **verdict);
+/* Plugin i of the chain (0, 1, ... until false): its name and, when it took
+ * part in the transaction, *ms its time (else *ms < 0). */
+bool chain_tx_plugin_time(const struct chain_conn *c, size_t i, const char **name, double *ms);
 
 #endif

@@ -394,3 +394,20 @@ void chain_tx_summary(const struct chain_conn *c, char *out, size_t out_size)
         used += (size_t)n;
     }
 }
+
+void chain_tx_decision(const struct chain_conn *c, unsigned *generation, const char **decided_by,
+                       const char **verdict)
+{
+    *generation = c->chain ? c->chain->generation : 0;
+    *decided_by = c->decided_by;
+    *verdict = chain_verdict_name(c->decided_verdict);
+}
+
+bool chain_tx_plugin_time(const struct chain_conn *c, size_t i, const char **name, double *ms)
+{
+    if (!c->chain || i >= c->chain->n)
+        return false;
+    *name = c->chain->plugins[i].name;
+    *ms = c->slots[i].used_in_tx ? (double)c->slots[i].tx_ns / 1e6 : -1.0;
+    return true;
+}

@@ -89,21 +89,48 @@ static const char *host_section_name(const struct sg_section *s)
     return s->loaded->sec->name;
 }
 
-static void host_config_error(const struct sg_section *s, const char *key, const char *fmt, ...)
+/* "file:line: plugin NAME: key: text", at the line of key (or of the section). */
+static void host_config_report(int level, const char *what, const struct sg_section *s,
+                               const char *key, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+static void host_config_report(int level, const char *what, const struct sg_section *s,
+                               const char *key, const char *fmt, va_list ap)
 {
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     const char *source;
     int line;
     plugin_conf_where(s->loaded, key, &source, &line);
-    const char *title = s->loaded->sec->name;
-    if (key)
-        log_err("%s:%d: plugin %s: %s: %s", source, line, title, key, msg);
-    else
-        log_err("%s:%d: plugin %s: %s", source, line, title, msg);
+    log_msg(level, "%s:%d: plugin %s: %s%s%s%s", source, line, s->loaded->sec->name, key ? key : "",
+            key ? ": " : "", what, msg);
+}
+
+static void host_config_error(const struct sg_section *s, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    host_config_report(LOG_ERR, "", s, key, fmt, ap);
+    va_end(ap);
+}
+
+static void host_config_warning(const struct sg_section *s, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    host_config_report(LOG_WARNING, "warning: ", s, key, fmt, ap);
+    va_end(ap);
+}
+
+static void host_set_stages(const struct sg_section *s, unsigned stages)
+{
+    if (s->skipped)
+        *s->skipped = ~stages;
+}
+
+static double host_verdict_timeout(const struct sg_section *s)
+{
+    return s->timeout_ms / 1000.0;
 }
 
 /* ---- session functions (callbacks) ---- */
@@ -121,7 +148,12 @@ static void host_log(const struct sg_ctx *ctx, enum sg_log_level level, const ch
                                          : LOG_INFO;
     if (prio == LOG_DEBUG && !log_verbose())
         return;
-    if (ctx)
+    /* A call the host gave up on: the client already had the failure
+     * verdict, whatever the plugin now says it does. */
+    if (ctx && atomic_load(&ctx->abandoned))
+        log_msg(prio, "%s: plugin %s: after its timeout, not applied: %s",
+                ctx->conn->info.session_id, ctx->plugin->name, msg);
+    else if (ctx)
         log_msg(prio, "%s: plugin %s: %s", ctx->conn->info.session_id, ctx->plugin->name, msg);
     else
         log_msg(prio, "plugin: %s", msg);
@@ -466,4 +498,7 @@ const struct sg_host host_api_table = {
     .add_rcpt = host_add_rcpt,
     .del_rcpt = host_del_rcpt,
     .replace_body = host_replace_body,
+    .set_stages = host_set_stages,
+    .verdict_timeout = host_verdict_timeout,
+    .config_warning = host_config_warning,
 };

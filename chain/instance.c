@@ -39,6 +39,11 @@ bool chain_plugin_has(const struct sg_plugin *d, enum sg_stage stage)
     }
 }
 
+bool chain_inst_has(const struct plugin_inst *p, enum sg_stage stage)
+{
+    return (p->skipped_stages & SG_STAGE_BIT(stage)) == 0 && chain_plugin_has(p->desc, stage);
+}
+
 const char *chain_verdict_name(enum sg_verdict v)
 {
     static const char *const names[] = {"continue", "accept",     "reject", "tempfail",

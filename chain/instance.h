@@ -5,6 +5,7 @@
  * chain/ (and its unit test) includes this.
  *
  *   chain_plugin_has()    does a descriptor have a callback for a stage
+ *   chain_inst_has()      ... and does the instance want it (set_stages)
  *   chain_verdict_name()  "continue", "reject"... for log lines and metrics
  *   plugin_metrics_init() the instance's series, looked up once at load
  *   plugin_log()          a log line with the instance's name, outside sessions
@@ -35,6 +36,7 @@ struct plugin_inst {
     void *instance; /* from init/reload */
     bool initialised;
     unsigned timeout_ms;
+    unsigned skipped_stages; /* SG_STAGE_BIT()s set_stages() left out */
     enum sg_verdict failure_verdict;
     size_t index;
     /* counters this instance has used, found once then kept */
@@ -53,6 +55,8 @@ struct chain {
 };
 
 bool chain_plugin_has(const struct sg_plugin *desc, enum sg_stage stage);
+/* The descriptor has the callback and the instance wants the stage. */
+bool chain_inst_has(const struct plugin_inst *p, enum sg_stage stage);
 /* v may be any value: "?" for one that is not a verdict. */
 const char *chain_verdict_name(enum sg_verdict v);
 

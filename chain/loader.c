@@ -167,7 +167,7 @@ static int plugin_inst_init(const struct plugin_loaded *l, struct plugin_inst *p
         log_err("%s:%d: plugin %s: cannot load %s", l->source, l->line, title, l->path);
         return -1;
     }
-    struct sg_section s = {.loaded = l};
+    struct sg_section s = {.loaded = l, .skipped = &p->skipped_stages, .timeout_ms = p->timeout_ms};
     const struct plugin_inst *prev = chain_find(previous, title, l->desc->name);
     int rc;
     if (prev && l->desc->reload)
@@ -204,7 +204,7 @@ static struct chain *plugin_build(const struct plugin_loaded *all, size_t n,
             break;
         }
         for (int st = 0; st < SG_STAGE__COUNT; st++)
-            if (chain_plugin_has(p->desc, (enum sg_stage)st))
+            if (chain_inst_has(p, (enum sg_stage)st))
                 ch->stage_mask |= SG_STAGE_BIT(st);
         log_info("plugin %s: %s %s loaded from %s", p->name, p->desc->name,
                  p->desc->version ? p->desc->version : "", p->path);
@@ -231,8 +231,11 @@ struct chain *plugin_load_chain(const struct sg_config *c, const struct chain *p
     int bad = 0;
     for (size_t i = 0; i < n; i++)
         bad += plugin_load_section(c, &c->plugins.v[i], &all[i]);
-    for (size_t i = 0; bad == 0 && i < n; i++)
-        bad += plugin_conf_check(&all[i], all, n);
+    /* The options of every plugin that loaded are judged, whatever became of
+     * the others; one that did not load has no options to judge them by. */
+    for (size_t i = 0; i < n; i++)
+        if (all[i].desc)
+            bad += plugin_conf_check(&all[i], all, n);
     struct chain *ch = NULL;
     if (bad == 0)
         ch = plugin_build(all, n, previous, generation, &bad);

@@ -191,7 +191,8 @@ int plugin_conf_check(const struct plugin_loaded *l, const struct plugin_loaded 
                 snprintf(msg, sizeof(msg), "plugin %s (%s) has no option '%s'", sec->name,
                          l->desc->name, v->key);
             else
-                snprintf(msg, sizeof(msg), "no such option '%s'", v->key);
+                snprintf(msg, sizeof(msg), "plugin %s (%s): no such option '%s'", sec->name,
+                         l->desc->name, v->key);
             why = msg;
         } else {
             why = plugin_check_value(sec->name, o, v, msg, sizeof(msg));

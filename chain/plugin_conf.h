@@ -44,6 +44,8 @@ struct plugin_loaded {
 /* What init's host functions get as const struct sg_section *. */
 struct sg_section {
     const struct plugin_loaded *loaded;
+    unsigned *skipped;   /* the instance's stages set_stages() left out */
+    unsigned timeout_ms; /* the instance's verdict timeout */
 };
 
 char *plugin_conf_path(const char *dir, const char *path);

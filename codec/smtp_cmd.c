@@ -366,21 +366,32 @@ static enum smtp_cmd_status cmd_mailbox_check(const char *s, size_t len, enum sm
     return SMTP_CMD_OK;
 }
 
+/* What both path parsers ask first: no control octet anywhere, then the
+ * keyword ("FROM:" / "TO:"); its length in *kw_len. */
+static enum smtp_cmd_status path_prologue(const char *arg, size_t len, bool is_mail, size_t *kw_len)
+{
+    const char *kw = is_mail ? "FROM:" : "TO:";
+    *kw_len = strlen(kw);
+    for (size_t i = 0; i < len; i++)
+        if (cmd_is_ctrl((unsigned char)arg[i]))
+            return is_mail ? SMTP_CMD_BAD_SENDER : SMTP_CMD_BAD_RECIPIENT;
+    if (len < *kw_len || strncasecmp(arg, kw, *kw_len) != 0)
+        return SMTP_CMD_BAD_SYNTAX;
+    return SMTP_CMD_OK;
+}
+
 enum smtp_cmd_status smtp_path_parse(const char *arg, size_t len, bool is_mail,
                                      struct smtp_path *out)
 {
     const enum smtp_cmd_status bad = is_mail ? SMTP_CMD_BAD_SENDER : SMTP_CMD_BAD_RECIPIENT;
-    const char *kw = is_mail ? "FROM:" : "TO:";
-    const size_t kw_len = strlen(kw);
+    size_t kw_len;
 
     memset(out, 0, sizeof(*out));
     if (arg == NULL)
         len = 0;
-    for (size_t i = 0; i < len; i++)
-        if (cmd_is_ctrl((unsigned char)arg[i]))
-            return bad;
-    if (len < kw_len || strncasecmp(arg, kw, kw_len) != 0)
-        return SMTP_CMD_BAD_SYNTAX;
+    enum smtp_cmd_status first = path_prologue(arg, len, is_mail, &kw_len);
+    if (first != SMTP_CMD_OK)
+        return first;
 
     size_t p = kw_len;
     if (p < len && cmd_is_blank((unsigned char)arg[p]))
@@ -461,6 +472,350 @@ enum smtp_cmd_status smtp_path_parse(const char *arg, size_t len, bool is_mail,
         return bad;
     out->mailbox = inner;
     out->mailbox_len = inner_len;
+    return SMTP_CMD_OK;
+}
+
+/* ---- the lenient reading (Postfix, strict_rfc821_envelopes = no) ---- */
+
+/*
+ * Length of the address word: up to the first blank that no quote, angle
+ * bracket or backslash protects, as Postfix's command tokenizer reads it.
+ * 0 when a quote or bracket is left open, which Postfix refuses too.
+ */
+static size_t cmd_word_span(const char *s, size_t len)
+{
+    size_t angle = 0;
+    bool quoted = false;
+    for (size_t p = 0; p < len; p++) {
+        char c = s[p];
+        if (c == '\\') {
+            if (++p >= len)
+                return 0;
+        } else if (quoted) {
+            if (c == '"')
+                quoted = false;
+        } else if (c == '"') {
+            quoted = true;
+        } else if (c == '<') {
+            angle++;
+        } else if (c == '>' && angle > 0) {
+            angle--;
+        } else if (cmd_is_blank((unsigned char)c) && angle == 0) {
+            return p;
+        }
+    }
+    return quoted || angle ? 0 : len;
+}
+
+/* Past an RFC 5322 comment starting at s[0] == '(', or 0 if it never ends. */
+static size_t cmd_comment_span(const char *s, size_t len)
+{
+    size_t depth = 0;
+    for (size_t p = 0; p < len; p++) {
+        if (s[p] == '\\')
+            p++;
+        else if (s[p] == '(')
+            depth++;
+        else if (s[p] == ')' && --depth == 0)
+            return p + 1;
+    }
+    return 0;
+}
+
+/* Past blanks and comments; false if a comment never ends. */
+static bool cmd_skip_cfws(const char *s, size_t len, size_t *p)
+{
+    while (*p < len) {
+        if (cmd_is_blank((unsigned char)s[*p])) {
+            (*p)++;
+        } else if (s[*p] == '(') {
+            size_t n = cmd_comment_span(s + *p, len - *p);
+            if (n == 0)
+                return false;
+            *p += n;
+        } else {
+            break;
+        }
+    }
+    return true;
+}
+
+/*
+ * The span of the address inside a "phrase <address>" form, or of the whole
+ * text when there are no brackets outside quotes and comments.  More than one
+ * bracketed address, or words after it, make it ambiguous: false.
+ */
+static bool cmd_angle_addr(const char *s, size_t len, size_t *start, size_t *end)
+{
+    size_t open = len, close = len;
+    bool quoted = false;
+    for (size_t p = 0; p < len; p++) {
+        char c = s[p];
+        if (c == '\\') {
+            p++;
+        } else if (quoted) {
+            quoted = c != '"';
+        } else if (c == '"') {
+            quoted = true;
+        } else if (c == '(') {
+            size_t n = cmd_comment_span(s + p, len - p);
+            if (n == 0)
+                return false;
+            p += n - 1;
+        } else if (c == '<') {
+            if (open != len)
+                return false;
+            open = p;
+        } else if (c == '@' && open == len && memchr(s + p, '<', len - p)) {
+            /* "a@b <c@d>": two addresses to Postfix, which refuses them. */
+            return false;
+        } else if (c == '>') {
+            if (open == len || close != len)
+                return false;
+            close = p;
+        }
+    }
+    if (open == len) {
+        if (close != len)
+            return false;
+        *start = 0;
+        *end = len;
+        return true;
+    }
+    if (close == len)
+        return false;
+    size_t after = close + 1;
+    if (!cmd_skip_cfws(s, len, &after) || after != len)
+        return false;
+    *start = open + 1;
+    *end = close;
+    return true;
+}
+
+/* Where the canonical form is written; buf NULL only measures. */
+struct cmd_sink {
+    char *buf;
+    size_t len;
+};
+
+static void cmd_put(struct cmd_sink *k, char c)
+{
+    if (k->buf)
+        k->buf[k->len] = c;
+    k->len++;
+}
+
+/* What a walk over the local part found. */
+struct cmd_local {
+    size_t end;    /* where the local part stopped: at '@' or the end */
+    bool dot_atom; /* its value can be sent without quotes */
+    size_t octets; /* length of its value */
+};
+
+/*
+ * Walk the local part: words (atoms, in which a backslash quotes the next
+ * octet as Postfix allows, or quoted strings) separated by dots, comments and
+ * blanks dropped.  Emits the value (unquoted) through emit, each octet escaped
+ * for a quoted string when quote is set.  False on malformed input.
+ */
+static bool cmd_local_walk(const char *s, size_t len, bool quote, struct cmd_sink *k,
+                           struct cmd_local *out)
+{
+    size_t p = 0;
+    bool dot_atom = true, word_before = false, dot_last = false;
+    size_t octets = 0;
+    for (;;) {
+        if (!cmd_skip_cfws(s, len, &p))
+            return false;
+        if (p >= len || s[p] == '@')
+            break;
+        char c = s[p];
+        if (c == '.') {
+            if (!word_before || dot_last)
+                dot_atom = false;
+            dot_last = true;
+            cmd_put(k, '.');
+            octets++;
+            p++;
+            continue;
+        }
+        if (word_before && !dot_last)
+            return false; /* two words with no dot between them */
+        if (c == '"') {
+            size_t n = cmd_quoted_span(s + p, len - p);
+            if (n == 0)
+                return false;
+            dot_atom = false;
+            for (size_t i = p + 1; i < p + n - 1; i++) {
+                if (s[i] == '\\')
+                    i++;
+                if (quote && (s[i] == '"' || s[i] == '\\'))
+                    cmd_put(k, '\\');
+                cmd_put(k, s[i]);
+                octets++;
+            }
+            p += n;
+        } else {
+            size_t start = p;
+            while (p < len) {
+                unsigned char a = (unsigned char)s[p];
+                if (a == '\\') {
+                    if (p + 1 >= len || (unsigned char)s[p + 1] < 32 ||
+                        (unsigned char)s[p + 1] == 127)
+                        return false;
+                    dot_atom = false;
+                    p++;
+                    a = (unsigned char)s[p];
+                } else if (!cmd_is_atext(a)) {
+                    break;
+                }
+                if (quote && (a == '"' || a == '\\'))
+                    cmd_put(k, '\\');
+                cmd_put(k, (char)a);
+                octets++;
+                p++;
+            }
+            if (p == start)
+                return false;
+        }
+        word_before = true;
+        dot_last = false;
+    }
+    if (!word_before || dot_last)
+        dot_atom = false;
+    out->end = p;
+    out->dot_atom = dot_atom;
+    out->octets = octets;
+    return true;
+}
+
+/* Copy the domain without comments and blanks; false unless it is one
+ * domain name or address literal. */
+static bool cmd_domain_copy(const char *s, size_t len, struct cmd_sink *k)
+{
+    size_t p = 0, first = k->len;
+    bool dot_last = true;
+    for (;;) {
+        if (!cmd_skip_cfws(s, len, &p))
+            return false;
+        if (p >= len)
+            break;
+        /* "exa mple.com", "exa(c)mple.com": two words, not one name. */
+        if (!dot_last && s[p] != '.')
+            return false;
+        if (s[p] == '[') {
+            size_t n = cmd_domain_span(s + p, len - p, "");
+            for (size_t i = 0; i < n; i++)
+                cmd_put(k, s[p + i]);
+            p += n;
+            dot_last = false;
+            continue;
+        }
+        size_t start = p;
+        while (p < len && (cmd_is_atext((unsigned char)s[p]) || s[p] == '.'))
+            cmd_put(k, s[p++]);
+        if (p == start)
+            return false;
+        dot_last = s[p - 1] == '.';
+    }
+    size_t n = k->len - first;
+    if (n > SMTP_DOMAIN_MAX || k->buf == NULL)
+        return n <= SMTP_DOMAIN_MAX;
+    /* An IPv4 address outside brackets is no domain to Postfix either. */
+    return cmd_domain_valid(k->buf + first, n) && !cmd_ipv4_valid(k->buf + first, n);
+}
+
+enum smtp_cmd_status smtp_path_parse_lenient(const char *arg, size_t len, bool is_mail, char *canon,
+                                             size_t canon_size, struct smtp_path *out)
+{
+    const enum smtp_cmd_status bad = is_mail ? SMTP_CMD_BAD_SENDER : SMTP_CMD_BAD_RECIPIENT;
+    size_t kw_len;
+
+    memset(out, 0, sizeof(*out));
+    if (arg == NULL)
+        len = 0;
+    enum smtp_cmd_status first = path_prologue(arg, len, is_mail, &kw_len);
+    if (first != SMTP_CMD_OK)
+        return first;
+    if (canon == NULL || canon_size < 2 * len + 3)
+        return bad;
+
+    size_t p = kw_len;
+    while (p < len && cmd_is_blank((unsigned char)arg[p]))
+        p++;
+    const char *word = arg + p;
+    size_t word_len = cmd_word_span(word, len - p);
+    if (word_len == 0)
+        return bad;
+    p += word_len;
+    while (p < len && cmd_is_blank((unsigned char)arg[p]))
+        p++;
+    if (p < len) {
+        size_t end = len;
+        while (end > p && cmd_is_blank((unsigned char)arg[end - 1]))
+            end--;
+        out->params = arg + p;
+        out->params_len = end - p;
+    }
+
+    size_t a_start, a_end;
+    if (!cmd_angle_addr(word, word_len, &a_start, &a_end))
+        return bad;
+    const char *addr = word + a_start;
+    size_t addr_len = a_end - a_start;
+    size_t lead = 0;
+    if (!cmd_skip_cfws(addr, addr_len, &lead))
+        return bad;
+    if (lead < addr_len && addr[lead] == '@') {
+        size_t route = cmd_source_route(addr + lead, addr_len - lead);
+        if (route == 0)
+            return bad;
+        lead += route;
+    }
+    addr += lead;
+    addr_len -= lead;
+
+    struct cmd_local local;
+    struct cmd_sink measure = {NULL, 0};
+    if (!cmd_local_walk(addr, addr_len, false, &measure, &local))
+        return bad;
+    bool has_domain = local.end < addr_len;
+    if (!has_domain && local.octets == 0) {
+        if (!is_mail)
+            return bad;
+        out->mailbox = "";
+        out->null_path = true;
+        return SMTP_CMD_OK;
+    }
+
+    struct cmd_sink k = {canon, 0};
+    bool quote = !local.dot_atom;
+    if (quote)
+        cmd_put(&k, '"');
+    if (!cmd_local_walk(addr, addr_len, quote, &k, &local))
+        return bad;
+    if (quote)
+        cmd_put(&k, '"');
+    size_t local_len = k.len;
+    if (has_domain) {
+        cmd_put(&k, '@');
+        if (!cmd_domain_copy(addr + local.end + 1, addr_len - local.end - 1, &k))
+            return bad;
+    } else if (!is_mail) {
+        /* RCPT without a domain: only Postmaster is defined (RFC 5321 4.5.1);
+         * Postfix completes any other with its own domain, so it passes. */
+        out->postmaster = cmd_equal_nocase(canon, local_len, "postmaster", 10);
+    }
+    for (size_t i = 0; i < k.len; i++) {
+        if ((unsigned char)canon[i] >= 0x80) {
+            out->utf8 = true;
+            break;
+        }
+    }
+    if (out->utf8 && !cmd_utf8_valid((const unsigned char *)canon, k.len))
+        return bad;
+    out->mailbox = canon;
+    out->mailbox_len = k.len;
     return SMTP_CMD_OK;
 }
 

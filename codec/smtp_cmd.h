@@ -81,6 +81,23 @@ struct smtp_path {
 enum smtp_cmd_status smtp_path_parse(const char *arg, size_t len, bool is_mail,
                                      struct smtp_path *out);
 
+/*
+ * The same, as lenient as Postfix with strict_rfc821_envelopes = no: the
+ * brackets may be missing, any blanks may follow the colon, RFC 5322 comments
+ * and a phrase before "<...>" are dropped, a source route is dropped, quoted
+ * or backslash-escaped words may appear anywhere in the local part, which has
+ * no 64-octet limit, and a MAIL sender may lack its domain.  The address is
+ * the first blank-delimited word (blanks inside quotes, brackets or after a
+ * backslash do not count); the words after it are the ESMTP parameters.
+ *
+ * out->mailbox is the canonical RFC 5321 form, written to canon: a dot-atom
+ * local part as is, any other quoted with "\" before '"' and '\' — the only
+ * form the upstream is ever sent, so it cannot read the address differently.
+ * canon_size must be at least 2 * len + 3.
+ */
+enum smtp_cmd_status smtp_path_parse_lenient(const char *arg, size_t len, bool is_mail, char *canon,
+                                             size_t canon_size, struct smtp_path *out);
+
 /* Parse "BDAT chunk-size [LAST]".  chunk-size is 1*DIGIT, at most 18 digits. */
 enum smtp_cmd_status smtp_bdat_parse(const char *arg, size_t len, uint64_t *size, bool *last);
 

@@ -9,6 +9,7 @@
  * error is turned into a struct sg_config; otherwise config_load returns NULL
  * and the caller keeps what it had.
  */
+#include <assert.h>
 #include "config/config.h"
 
 #include <confuse.h>
@@ -22,12 +23,22 @@
 #include "codec/milter_socket.h"
 #include "config/config_value.h"
 #include "config/plugin_section.h"
+#include "util/build_info.h"
 #include "util/log.h"
 #include "util/sockaddr.h"
 
-#ifndef SMTPGATE_PLUGIN_DIR
-#define SMTPGATE_PLUGIN_DIR "/usr/local/lib/smtpgate/plugins"
-#endif
+/*
+ * The last error of a parse: where it was, and whether the parse may go on
+ * without that line (a bad value or an unknown key) or the text's structure
+ * is broken there (a syntax error, after which nothing more can be trusted).
+ * Configurations are loaded by one thread at a time (the main thread).
+ */
+static struct {
+    int text; /* index of the text being parsed (config_text), -1 none */
+    int line;
+    bool syntax;
+} config_last_error;
+static int config_current_text;
 
 /* Every cfg_t (sections too: libconfuse copies it) carries the name of the
  * text being parsed as its filename, so an error needs no other state. */
@@ -40,6 +51,10 @@ static void config_error_fn(cfg_t *cfg, const char *fmt, va_list ap)
         log_err("%s:%d: %s", name, cfg->line, msg);
     else
         log_err("%s: %s", name, msg);
+    config_last_error.text = config_current_text;
+    config_last_error.line = cfg->line;
+    config_last_error.syntax = strstr(msg, "unexpected") || strstr(msg, "end of file") ||
+                               strstr(msg, "unterminated") || strstr(msg, "syntax");
 }
 
 /*
@@ -210,7 +225,7 @@ static int config_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *re
 struct config_schema {
     cfg_opt_t upstream[8];
     cfg_opt_t milter[2];
-    cfg_opt_t top[CONFIG_NINTS + 24];
+    cfg_opt_t top[CONFIG_NINTS + 32];
 };
 
 static cfg_t *config_schema(struct config_schema *s, bool numeric)
@@ -238,19 +253,29 @@ static cfg_t *config_schema(struct config_schema *s, bool numeric)
     o[k++] = (cfg_opt_t)CFG_SEC("upstream", s->upstream, CFGF_MULTI | CFGF_TITLE);
     o[k++] = (cfg_opt_t)CFG_SEC("listener", listener_cfg_opts(numeric), CFGF_MULTI | CFGF_TITLE);
     o[k++] = (cfg_opt_t)CFG_STR_CB("bare_newline", "reject", CFGF_NONE, config_cb_newline);
-    o[k++] = (cfg_opt_t)CFG_STR("spool_dir", "/var/spool/smtpgate", CFGF_NONE);
-    o[k++] = (cfg_opt_t)CFG_STR("quarantine_dir", "/var/spool/smtpgate/quarantine", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR("spool_dir", SMTPGATE_SPOOL_DIR, CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR("quarantine_dir", SMTPGATE_SPOOL_DIR "/quarantine", CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_STR_CB("metrics_listen", "", CFGF_NONE,
                                    numeric ? config_cb_metrics_numeric : config_cb_metrics);
+    o[k++] = (cfg_opt_t)CFG_STR("verdict_log", "", CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_BOOL("client_name_lookup", cfg_true, CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_BOOL("strict_envelopes", cfg_false, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_STR("plugin_dir", SMTPGATE_PLUGIN_DIR, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_STR_CB("dns_nameserver", "", CFGF_NONE, config_cb_nameserver);
     o[k++] = (cfg_opt_t)CFG_STR_CB("syslog_facility", "mail", CFGF_NONE, config_cb_facility);
+    o[k++] = (cfg_opt_t)CFG_STR("user", "", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR("group", "", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR("chroot", "", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_BOOL("allow_root", cfg_false, CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR("pidfile", "", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_BOOL("client_identity_none_despite_xclient", cfg_false, CFGF_NONE);
     for (size_t i = 0; i < CONFIG_NINTS; i++)
         o[k++] = (cfg_opt_t)CFG_INT_CB(config_ints[i].name, config_ints[i].def, CFGF_NONE,
                                        config_cb_int);
     o[k++] = (cfg_opt_t)CFG_SEC("milter", s->milter, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_END();
+    /* The table is sized by hand; a key added past it would write beyond. */
+    assert(k <= sizeof s->top / sizeof s->top[0]);
 
     cfg_t *cfg = cfg_init(s->top, CFGF_NONE);
     if (cfg)
@@ -323,7 +348,14 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
     c->spool_dir = strdup(cfg_getstr(cfg, "spool_dir"));
     c->quarantine_dir = strdup(cfg_getstr(cfg, "quarantine_dir"));
     c->metrics_listen = strdup(cfg_getstr(cfg, "metrics_listen"));
+    c->verdict_log = strdup(cfg_getstr(cfg, "verdict_log"));
     c->plugin_dir = strdup(cfg_getstr(cfg, "plugin_dir"));
+    c->user = strdup(cfg_getstr(cfg, "user"));
+    c->group = strdup(cfg_getstr(cfg, "group"));
+    c->chroot_dir = strdup(cfg_getstr(cfg, "chroot"));
+    c->pidfile = strdup(cfg_getstr(cfg, "pidfile"));
+    c->allow_root = cfg_getbool(cfg, "allow_root");
+    c->identity_none_despite_xclient = cfg_getbool(cfg, "client_identity_none_despite_xclient");
 
     size_t nplain = cfg_size(cfg, "listen");
     size_t nsec = listener_config_count(cfg);
@@ -374,6 +406,7 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
     c->shutdown_grace = (unsigned)cfg_getint(cfg, "shutdown_grace");
     c->plugin_threads = (unsigned)cfg_getint(cfg, "plugin_threads");
     c->client_name_lookup = cfg_getbool(cfg, "client_name_lookup");
+    c->strict_envelopes = cfg_getbool(cfg, "strict_envelopes");
     c->dns_nameserver = strdup(cfg_getstr(cfg, "dns_nameserver"));
     c->dns_timeout = (unsigned)cfg_getint(cfg, "dns_timeout");
     c->milter_socket = strdup(cfg_getstr(cfg_getsec(cfg, "milter"), "socket"));
@@ -383,7 +416,8 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
         return NULL;
     }
     bool ok = c->hostname && c->spool_dir && c->quarantine_dir && c->metrics_listen &&
-              c->plugin_dir && c->dns_nameserver && c->listen && c->upstreams && c->listeners &&
+              c->verdict_log && c->plugin_dir && c->user && c->group && c->chroot_dir &&
+              c->pidfile && c->dns_nameserver && c->listen && c->upstreams && c->listeners &&
               c->milter_socket;
     for (size_t i = 0; ok && i < c->nupstreams; i++)
         ok = c->upstreams[i].name && c->upstreams[i].source;
@@ -407,19 +441,70 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
  * ('#' may appear in a value); an unterminated string or comment is left for
  * the parser to report.
  */
-static void config_blank_comments(char *t)
+/* A line that reads like a setting or a section ("key =", "name {"). */
+static bool config_line_is_setting(const char *p)
+{
+    p += strspn(p, " \t");
+    size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+    if (n == 0)
+        return false;
+    p += n;
+    p += strspn(p, " \t");
+    if (*p == '=' || *p == '{')
+        return true;
+    /* "upstream NAME {" */
+    n = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+    return n > 0 && p[n + strspn(p + n, " \t")] == '{';
+}
+
+/* The line a string opened on: a string that runs into a line reading like
+ * a setting (or to the end) lacks its closing quote there.  A string may
+ * hold a newline (a multi-line SMTP reply), so the next line decides. */
+static int config_unterminated_line(const char *t, const char *open)
+{
+    int line = 1;
+    for (const char *p = t; p < open; p++)
+        line += *p == '\n';
+    return line;
+}
+
+static void config_blank_line_at(char *t, char *at)
+{
+    char *start = at;
+    while (start > t && start[-1] != '\n')
+        start--;
+    for (char *p = start; *p && *p != '\n'; p++)
+        *p = ' ';
+}
+
+/* Returns the number of unterminated strings found (each logged, its line
+ * blanked so that the rest of the text can still be judged, and put in
+ * lines[], up to max of them). */
+static int config_blank_comments(char *t, const char *name, int *lines, size_t max)
 {
     char quote = 0;
+    char *opened = NULL;
+    int errors = 0;
     for (char *p = t; *p; p++) {
         if (quote) {
-            if (*p == '\\' && p[1])
-                p++;
-            else if (*p == quote)
+            if (*p == '\n' && config_line_is_setting(p + 1)) {
+                int line = config_unterminated_line(t, opened);
+                log_err("%s:%d: unterminated string", name, line);
+                if ((size_t)errors < max)
+                    lines[errors] = line;
+                errors++;
+                config_blank_line_at(t, opened);
                 quote = 0;
+            } else if (*p == '\\' && p[1] && p[1] != '\n') {
+                p++;
+            } else if (*p == quote) {
+                quote = 0;
+            }
             continue;
         }
         if (*p == '"' || *p == '\'') {
             quote = *p;
+            opened = p;
         } else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
             while (*p && *p != '\n')
                 *p++ = ' ';
@@ -435,6 +520,15 @@ static void config_blank_comments(char *t)
             p--;
         }
     }
+    if (quote) {
+        int line = config_unterminated_line(t, opened);
+        log_err("%s:%d: unterminated string", name, line);
+        if ((size_t)errors < max)
+            lines[errors] = line;
+        config_blank_line_at(t, opened);
+        errors++;
+    }
+    return errors;
 }
 
 static char *config_read_file(const char *file)
@@ -494,94 +588,175 @@ static int config_set_source(cfg_t *cfg, const char *name)
     return 0;
 }
 
+/* Most errors one load reports: each costs a parse of its own. */
+#define CONFIG_MAX_ERRORS 32
+
 /*
- * One text (the file, or an override) into cfg: its plugin sections are taken
- * out first (into plugins, see plugin_section.h), the rest goes to
- * libconfuse.  cfg's filename is set to the text's name, and libconfuse
- * copies it into every section, so each error names its source.
+ * A text of the configuration (the file, or an override) as read, and the
+ * lines left out of it so far: those of the errors already reported.
  */
-static int config_parse_text(cfg_t *cfg, const char *name, char *text,
-                             struct plugin_sections *plugins)
+struct config_text {
+    char name[32]; /* "-o #N"; the file's name is the file argument */
+    const char *source;
+    char *orig;
+    int blank[CONFIG_MAX_ERRORS];
+    size_t nblank;
+};
+
+static void config_text_blank(char *t, int line)
 {
-    config_blank_comments(text);
+    for (int l = 1; *t && l < line; t++)
+        l += *t == '\n';
+    for (; *t && *t != '\n'; t++)
+        *t = ' ';
+}
+
+/*
+ * One text into cfg: its plugin sections are taken out first (into
+ * plugins, see plugin_section.h), the rest goes to libconfuse.  cfg's
+ * filename is set to the text's name, and libconfuse copies it into every
+ * section, so each error names its source.  *errors counts the
+ * unterminated strings found (and left out, as their lines).
+ */
+static int config_parse_text(cfg_t *cfg, struct config_text *ct, struct plugin_sections *plugins,
+                             int *errors)
+{
+    const char *name = ct->source;
+    char *text = strdup(ct->orig);
+    if (!text)
+        return CFG_PARSE_ERROR;
+    for (size_t i = 0; i < ct->nblank; i++)
+        config_text_blank(text, ct->blank[i]);
+    int found[CONFIG_MAX_ERRORS];
+    int n = config_blank_comments(text, name, found, CONFIG_MAX_ERRORS);
+    *errors += n;
+    /* Reported once: from now on those lines are left out. */
+    for (int i = 0; i < n && i < CONFIG_MAX_ERRORS && ct->nblank < CONFIG_MAX_ERRORS; i++)
+        ct->blank[ct->nblank++] = found[i];
     char err[256];
     int line = 0;
+    int rc = CFG_SUCCESS;
     if (plugin_sections_take(text, name, plugins, &line, err, sizeof(err)) < 0) {
         log_err("%s:%d: %s", name, line, err);
-        return CFG_PARSE_ERROR;
-    }
-    if (config_set_source(cfg, name) < 0)
-        return CFG_PARSE_ERROR;
-    size_t n = strlen(text);
-    if (n == 0)
-        return CFG_SUCCESS;
-    FILE *fp = fmemopen(text, n, "r");
-    if (!fp) {
-        log_err("%s: %s", name, strerror(errno));
-        return CFG_PARSE_ERROR;
-    }
-    int rc = cfg_parse_fp(cfg, fp);
-    fclose(fp);
-    return rc;
-}
-
-/* The file, then each override, into cfg; CFG_SUCCESS or the first failure. */
-static int config_parse_all(cfg_t *cfg, const char *file, const char *const *overrides,
-                            size_t noverrides, struct plugin_sections *plugins)
-{
-    int rc = CFG_SUCCESS;
-    if (file) {
-        char *text = config_read_file(file);
-        if (!text) {
-            log_err("%s: cannot read: %s", file, strerror(errno));
-            rc = CFG_FILE_ERROR;
-        } else {
-            rc = config_parse_text(cfg, file, text, plugins);
-            free(text);
-        }
-    }
-    for (size_t i = 0; rc == CFG_SUCCESS && i < noverrides; i++) {
-        char name[32]; /* "-o #" and at most 20 digits */
-        snprintf(name, sizeof(name), "-o #%zu", i + 1);
-        char *text = strdup(overrides[i]);
-        if (!text) {
+        config_last_error.text = -1;
+        rc = CFG_PARSE_ERROR;
+    } else if (config_set_source(cfg, name) < 0) {
+        rc = CFG_PARSE_ERROR;
+    } else if (strspn(text, " \t\r\n") < strlen(text)) {
+        FILE *fp = fmemopen(text, strlen(text), "r");
+        if (!fp) {
+            log_err("%s: %s", name, strerror(errno));
             rc = CFG_PARSE_ERROR;
-            break;
+        } else {
+            rc = cfg_parse_fp(cfg, fp);
+            fclose(fp);
         }
-        rc = config_parse_text(cfg, name, text, plugins);
-        free(text);
     }
+    free(text);
     return rc;
 }
 
 /*
- * One pass: libconfuse reports its errors as it meets them (every failure of
- * a parse, by the lexer or a callback, comes with its message), so a failed
- * parse needs nothing more said.
+ * Every error, in one load: libconfuse stops at the first one, so after a
+ * bad value or an unknown key that line is left out and everything is
+ * parsed again, from a fresh schema, until the texts parse or a syntax
+ * error (after which nothing more can be trusted) ends it.  Each error is
+ * logged once, as libconfuse or a callback meets it.
  */
-struct sg_config *config_load(const char *file, const char *const *overrides, size_t noverrides,
-                              const struct config_load_opts *opts)
+struct sg_config *config_load_all(const char *file, const char *const *overrides, size_t noverrides,
+                                  const struct config_load_opts *opts, int *errors)
 {
     static const struct config_load_opts defaults = {0};
     if (!opts)
         opts = &defaults;
-    struct config_schema schema;
-    cfg_t *cfg = config_schema(&schema, opts->numeric_hosts);
-    if (!cfg) {
+    *errors = 0;
+    size_t ntexts = noverrides + (file ? 1 : 0);
+    struct config_text *texts = calloc(ntexts ? ntexts : 1, sizeof(*texts));
+    if (!texts) {
         log_err("out of memory reading the configuration");
+        (*errors)++;
         return NULL;
     }
+    size_t k = 0;
+    if (file) {
+        texts[k].source = file;
+        if (!(texts[k].orig = config_read_file(file))) {
+            log_err("%s: cannot read: %s", file, strerror(errno));
+            (*errors)++;
+        }
+        k++;
+    }
+    for (size_t i = 0; i < noverrides; i++, k++) {
+        snprintf(texts[k].name, sizeof(texts[k].name), "-o #%zu", i + 1);
+        texts[k].source = texts[k].name;
+        if (!(texts[k].orig = strdup(overrides[i])))
+            (*errors)++;
+    }
+    struct config_schema schema;
     struct plugin_sections plugins = {0};
-    int rc = config_parse_all(cfg, file, overrides, noverrides, &plugins);
+    cfg_t *cfg = NULL;
+    bool parsed = false;
+    bool readable = *errors == 0;
+    for (int attempt = 0; readable && attempt <= CONFIG_MAX_ERRORS; attempt++) {
+        cfg = config_schema(&schema, opts->numeric_hosts);
+        if (!cfg) {
+            log_err("out of memory reading the configuration");
+            (*errors)++;
+            break;
+        }
+        int rc = CFG_SUCCESS;
+        int strings = 0;
+        config_last_error.text = -1;
+        for (k = 0; rc == CFG_SUCCESS && k < ntexts; k++) {
+            config_current_text = (int)k;
+            rc = config_parse_text(cfg, &texts[k], &plugins, &strings);
+        }
+        *errors += strings;
+        if (rc == CFG_SUCCESS) {
+            parsed = true;
+            break;
+        }
+        (*errors)++;
+        int t = config_last_error.text;
+        bool resumable = !config_last_error.syntax && t >= 0 && (size_t)t < ntexts &&
+                         config_last_error.line > 0 && texts[t].nblank < CONFIG_MAX_ERRORS;
+        if (!resumable)
+            break;
+        texts[t].blank[texts[t].nblank++] = config_last_error.line;
+        cfg_free(cfg);
+        cfg = NULL;
+        plugin_sections_clear(&plugins);
+        plugins = (struct plugin_sections){0};
+    }
     struct sg_config *c = NULL;
-    if (rc == CFG_SUCCESS && config_check_complete(cfg) == 0)
-        c = config_build(cfg, file, opts);
+    if (parsed) {
+        int incomplete = config_check_complete(cfg);
+        *errors += incomplete;
+        if (!incomplete && !(c = config_build(cfg, file, opts)))
+            (*errors)++;
+    }
     if (c) {
         c->plugins = plugins;
         plugins = (struct plugin_sections){0};
     }
     plugin_sections_clear(&plugins);
-    cfg_free(cfg);
+    if (cfg)
+        cfg_free(cfg);
+    for (k = 0; k < ntexts; k++)
+        free(texts[k].orig);
+    free(texts);
+    return c;
+}
+
+struct sg_config *config_load(const char *file, const char *const *overrides, size_t noverrides,
+                              const struct config_load_opts *opts)
+{
+    int errors;
+    struct sg_config *c = config_load_all(file, overrides, noverrides, opts, &errors);
+    if (c && errors) {
+        config_unref(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -605,8 +780,13 @@ void config_unref(struct sg_config *c)
     free(c->upstreams);
     plugin_sections_clear(&c->plugins);
     free(c->plugin_dir);
+    free(c->user);
+    free(c->group);
+    free(c->chroot_dir);
+    free(c->pidfile);
     free(c->quarantine_dir);
     free(c->metrics_listen);
+    free(c->verdict_log);
     free(c->dns_nameserver);
     free(c->listen);
     free(c->hostname);

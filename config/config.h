@@ -86,8 +86,12 @@ struct sg_config {
 
     char *quarantine_dir;
     char *metrics_listen; /* "" when off */
+    char *verdict_log;    /* JSON lines, one per transaction; "" when off */
     unsigned plugin_threads;
     bool client_name_lookup;
+    /* MAIL/RCPT paths exactly as RFC 5321 writes them, instead of as leniently
+     * as Postfix reads them by default */
+    bool strict_envelopes;
     char *dns_nameserver; /* "" for the system's resolv.conf */
     unsigned dns_timeout;
     char *plugin_dir;               /* where a plugin path without "/" is looked for */
@@ -96,6 +100,19 @@ struct sg_config {
      * protocol; see listener.h.  listen[] holds the plain "listen" addresses
      * first, then those of the "listener" sections. */
     struct sg_listener *listeners;
+
+    /* Privileges: started as root, the daemon opens what needs root and then
+     * becomes user (group: the user's own unless set), inside chroot_dir when
+     * set (util/privdrop.h).  Without a user, root is refused unless
+     * allow_root. */
+    char *user;       /* "" none */
+    char *group;      /* "" the user's primary group */
+    char *chroot_dir; /* "" none */
+    bool allow_root;
+    char *pidfile; /* "" none */
+    /* client_identity "none" in front of an upstream that offers XCLIENT is
+     * refused (that upstream would take every client for smtpgate) unless set. */
+    bool identity_none_despite_xclient;
 
     char *milter_socket; /* smtpgate-milter's libmilter socket: "inet:PORT@ADDR", "unix:PATH" */
 };
@@ -109,6 +126,14 @@ struct config_load_opts {
  * opts may be NULL (resolve names, an upstream required). */
 struct sg_config *config_load(const char *file, const char *const *overrides, size_t noverrides,
                               const struct config_load_opts *opts);
+
+/* The same, reporting every error it can find: after an error the rest is
+ * still judged (the faulty lines left out), *errors counts them, and the
+ * configuration the rest makes is returned when it can be built, for the
+ * caller to judge what is built from it (plugins, certificates) before
+ * refusing it whole.  NULL when nothing could be built. */
+struct sg_config *config_load_all(const char *file, const char *const *overrides, size_t noverrides,
+                                  const struct config_load_opts *opts, int *errors);
 
 struct sg_config *config_ref(struct sg_config *c);
 void config_unref(struct sg_config *c);

@@ -4,7 +4,7 @@
 # the core library.
 CORE_SRCS += $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 # STARTTLS on both legs runs over bufferevent_openssl.
-LDLIBS += $(shell pkg-config --libs libevent_openssl 2>/dev/null)
+override LDLIBS += $(shell $(PKG_CONFIG) --libs libevent_openssl 2>/dev/null)
 
 $(BUILD)/smtpgate: $(BUILD)/daemon/main.o $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

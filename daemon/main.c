@@ -25,6 +25,8 @@
 #include "config/config.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/privdrop.h"
+#include "daemon/listen_socket.h"
 #include "daemon/reload.h"
 #include "daemon/runtime.h"
 #include "daemon/upstream_pool.h"
@@ -36,6 +38,9 @@ struct main_state {
     struct event_base *base;
     struct worker *workers;
     size_t nworkers;
+    int *listen_fds; /* the listening sockets, nlisten of them; each worker watches duplicates of
+                        its own */
+    size_t nlisten;
     bool stopping;
 };
 
@@ -43,7 +48,7 @@ static struct main_state g;
 
 static void main_usage(FILE *out)
 {
-    fprintf(out, "usage: smtpgate [-c FILE] [-o 'KEY = VALUE']... [-f] [-t] [-v]\n"
+    fprintf(out, "usage: smtpgate [-c FILE] [-o 'KEY = VALUE']... [-f] [-t] [-v] [--version]\n"
                  "  -c FILE   configuration file (default " CMDLINE_DEFAULT_CONFIG ")\n"
                  "  -o SET    override a setting, in the config file's own syntax\n"
                  "  -f        stay in the foreground and log to stderr\n"
@@ -54,6 +59,42 @@ static void main_usage(FILE *out)
 static struct sg_runtime *main_get_runtime(void)
 {
     return runtime_current();
+}
+
+/* Every listen address, one socket per worker (listen_socket.h): worker w's
+ * socket of address i is fds[w * nlisten + i]; NULL after logging. */
+static int *main_open_listeners(const struct sg_config *c)
+{
+    size_t n = c->nlisten * c->workers;
+    int *fds = calloc(n ? n : 1, sizeof(*fds));
+    int *per_address = calloc(c->workers ? c->workers : 1, sizeof(*per_address));
+    if (!fds || !per_address) {
+        log_err("out of memory");
+        free(fds);
+        free(per_address);
+        return NULL;
+    }
+    for (size_t i = 0; i < c->nlisten; i++) {
+        if (listen_socket_open(&c->listen[i], c->workers, per_address) < 0) {
+            for (size_t w = 0; w < c->workers; w++)
+                for (size_t j = 0; j < i; j++)
+                    close(fds[w * c->nlisten + j]);
+            free(fds);
+            free(per_address);
+            return NULL;
+        }
+        for (size_t w = 0; w < c->workers; w++)
+            fds[w * c->nlisten + i] = per_address[w];
+    }
+    free(per_address);
+    return fds;
+}
+
+static void main_close_listeners(int *fds, size_t n)
+{
+    for (size_t i = 0; fds && i < n; i++)
+        close(fds[i]);
+    free(fds);
 }
 
 static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -70,6 +111,9 @@ static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
     log_info("stopping: no new connections; sessions in flight may finish");
     for (size_t i = 0; i < g.nworkers; i++)
         worker_stop(&g.workers[i]);
+    /* The ports close once the workers have dropped their duplicates too. */
+    main_close_listeners(g.listen_fds, g.nlisten);
+    g.listen_fds = NULL;
     event_base_loopbreak(g.base);
 }
 
@@ -88,14 +132,6 @@ static void main_raise_fd_limit(void)
     }
 }
 
-static void main_check_spool(const struct sg_config *c)
-{
-    if (access(c->spool_dir, W_OK | X_OK) != 0)
-        log_warn("spool_dir %s is not writable (%s): messages larger than spill_threshold "
-                 "will be deferred",
-                 c->spool_dir, strerror(errno));
-}
-
 int main(int argc, char **argv)
 {
     int status;
@@ -105,20 +141,27 @@ int main(int argc, char **argv)
     struct sg_runtime *rt = reload_assemble(&g.cmd, NULL);
     if (!rt)
         return 1;
+    struct privdrop_ids ids;
+    bool drop = false;
+    const struct sg_config *c = rt->cfg;
+    g.nlisten = c->nlisten * c->workers;
+    if (cmdline_check_start("smtpgate", &g.cmd, c, &ids, &drop) > 0 ||
+        (!g.cmd.test_only && !(g.listen_fds = main_open_listeners(c)))) {
+        if (g.cmd.test_only)
+            log_err("%s: configuration has errors", g.cmd.config_file);
+        runtime_unref(rt);
+        upstream_pool_shutdown();
+        return 1;
+    }
     if (!cmdline_proceed("smtpgate", &g.cmd, rt->cfg->syslog_facility, &status)) {
+        main_close_listeners(g.listen_fds, g.nlisten);
         runtime_unref(rt);
         upstream_pool_shutdown();
         return status;
     }
-    const struct sg_config *c = rt->cfg;
-
     signal(SIGPIPE, SIG_IGN);
     main_raise_fd_limit();
     evthread_use_pthreads();
-    runtime_set(runtime_ref(rt)); /* and rt stays ours until exit */
-    main_check_spool(c);
-    workpool_set_threads(c->plugin_threads);
-
     g.base = event_base_new();
     if (!g.base) {
         log_err("cannot create the event loop");
@@ -127,6 +170,22 @@ int main(int argc, char **argv)
     struct metrics_http *metrics = NULL;
     if (c->metrics_listen[0] && !(metrics = metrics_http_start(g.base, c->metrics_listen)))
         return 1;
+    char *pidfile = c->pidfile[0] ? strdup(c->pidfile) : NULL;
+    if (pidfile && cmdline_write_pidfile(pidfile) < 0)
+        return 1;
+    /* Everything that needs root is open: the listeners, the metrics socket,
+     * the syslog socket (LOG_NDELAY), the pid file. */
+    if (drop) {
+        char err[256];
+        if (privdrop_apply(&ids, c->chroot_dir, err, sizeof(err)) < 0) {
+            log_err("%s", err);
+            return 1;
+        }
+        log_info("running as %s (uid %ld, gid %ld)%s%s", c->user, (long)ids.uid, (long)ids.gid,
+                 c->chroot_dir[0] ? " in " : "", c->chroot_dir);
+    }
+    runtime_set(runtime_ref(rt)); /* and rt stays ours until exit */
+    workpool_set_threads(c->plugin_threads);
     struct event *sigs[3];
     int signums[3] = {SIGHUP, SIGTERM, SIGINT};
     for (int i = 0; i < 3; i++) {
@@ -151,7 +210,8 @@ int main(int argc, char **argv)
     }
     size_t started = 0;
     for (size_t i = 0; rc == 0 && i < g.nworkers; i++) {
-        if (worker_init(&g.workers[i], (unsigned)i, c) < 0 || worker_run(&g.workers[i]) < 0) {
+        if (worker_init(&g.workers[i], (unsigned)i, c, g.listen_fds + i * c->nlisten) < 0 ||
+            worker_run(&g.workers[i]) < 0) {
             rc = 1;
             worker_free(&g.workers[i]);
             break;
@@ -173,6 +233,7 @@ int main(int argc, char **argv)
         worker_free(&g.workers[i]);
     }
     free(g.workers);
+    main_close_listeners(g.listen_fds, g.nlisten);
     /* Plugin calls still on the pool hold their connections and chains. */
     workpool_shutdown();
     runtime_unref(rt);
@@ -185,6 +246,9 @@ int main(int argc, char **argv)
     upstream_pool_shutdown();
     metrics_shutdown();
     libevent_global_shutdown();
+    if (pidfile)
+        (void)unlink(pidfile); /* fails when its folder is root's: harmless */
+    free(pidfile);
     log_info("stopped");
     return rc;
 }

@@ -7,6 +7,10 @@
  */
 #include "daemon/reload.h"
 
+#include <fcntl.h>
+
+#include <errno.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,8 +86,11 @@ static struct metrics_series *reload_counter(bool accepted)
 struct sg_runtime *reload_assemble(const struct cmdline *cmd, const struct sg_runtime *running)
 {
     reload_counter(true);
+    /* Every step runs even after errors of an earlier one, on what loaded,
+     * so that one -t (or one refused reload) names every mistake. */
+    int errors = 0;
     struct sg_config *c =
-        config_load(cmd->config_file, cmd->overrides, cmd->noverrides, &cmd->load);
+        config_load_all(cmd->config_file, cmd->overrides, cmd->noverrides, &cmd->load, &errors);
     if (!c)
         return NULL;
     struct sg_runtime *rt = runtime_new(c, running ? running->generation + 1 : 1);
@@ -91,10 +98,17 @@ struct sg_runtime *reload_assemble(const struct cmdline *cmd, const struct sg_ru
         log_err("out of memory assembling the configuration");
         return NULL;
     }
-    int errors = 0;
     rt->chain = plugin_load_chain(c, running ? running->chain : NULL, rt->generation, &errors);
-    if (errors == 0)
-        errors += reload_tls(rt);
+    errors += reload_tls(rt);
+    if (errors == 0 && c->verdict_log[0]) {
+        /* Opened again at every reload, so that a rotated file is let go. */
+        rt->verdict_fd = open(c->verdict_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (rt->verdict_fd < 0) {
+            log_err("%s: verdict_log \"%s\": %s", cmd->config_file, c->verdict_log,
+                    strerror(errno));
+            errors++;
+        }
+    }
     if (errors == 0 && upstream_pool_attach(rt) < 0) {
         log_err("out of memory attaching the upstreams");
         errors++;
@@ -116,6 +130,42 @@ static bool reload_same_listen(const struct sg_config *a, const struct sg_config
     return true;
 }
 
+/*
+ * What a running daemon cannot change: the sockets it opened and the
+ * privileges it gave up at start, and the threads it started.  Each such
+ * setting that changed is named, so an admin knows a restart is due.
+ */
+static void reload_name_restart_settings(const struct sg_config *a, const struct sg_config *b)
+{
+    char names[512] = "";
+    size_t n = 0;
+#define RELOAD_CHANGED(cond, name)                                                                 \
+    if (cond)                                                                                      \
+    n += (size_t)snprintf(names + n, n < sizeof(names) ? sizeof(names) - n : 0, "%s'%s'",          \
+                          n ? ", " : "", name)
+    RELOAD_CHANGED(!reload_same_listen(a, b), "listen");
+    RELOAD_CHANGED(a->workers != b->workers, "workers");
+    RELOAD_CHANGED(strcmp(a->metrics_listen, b->metrics_listen) != 0, "metrics_listen");
+    RELOAD_CHANGED(strcmp(a->user, b->user) != 0, "user");
+    RELOAD_CHANGED(strcmp(a->group, b->group) != 0, "group");
+    RELOAD_CHANGED(strcmp(a->chroot_dir, b->chroot_dir) != 0, "chroot");
+    RELOAD_CHANGED(a->allow_root != b->allow_root, "allow_root");
+    RELOAD_CHANGED(strcmp(a->pidfile, b->pidfile) != 0, "pidfile");
+    RELOAD_CHANGED(a->plugin_threads != b->plugin_threads, "plugin_threads");
+    RELOAD_CHANGED(a->syslog_facility != b->syslog_facility, "syslog_facility");
+    RELOAD_CHANGED(a->client_name_lookup != b->client_name_lookup, "client_name_lookup");
+    RELOAD_CHANGED(strcmp(a->dns_nameserver, b->dns_nameserver) != 0, "dns_nameserver");
+    RELOAD_CHANGED(a->dns_timeout != b->dns_timeout, "dns_timeout");
+    RELOAD_CHANGED(a->shutdown_grace != b->shutdown_grace, "shutdown_grace");
+    RELOAD_CHANGED(strcmp(a->milter_socket, b->milter_socket) != 0, "milter socket");
+#undef RELOAD_CHANGED
+    if (n)
+        log_warn("reload: %s changed; %s take%s effect at the next restart (the running "
+                 "daemon keeps the old value%s)",
+                 names, strchr(names, ',') ? "they" : "it", strchr(names, ',') ? "" : "s",
+                 strchr(names, ',') ? "s" : "");
+}
+
 bool reload_run(const struct cmdline *cmd)
 {
     struct sg_runtime *old = runtime_current();
@@ -127,8 +177,8 @@ bool reload_run(const struct cmdline *cmd)
         runtime_unref(old);
         return false;
     }
-    if (old && (!reload_same_listen(old->cfg, rt->cfg) || old->cfg->workers != rt->cfg->workers))
-        log_warn("reload: 'listen' and 'workers' changes take effect at the next restart");
+    if (old)
+        reload_name_restart_settings(old->cfg, rt->cfg);
     log_info("reloaded configuration, generation %u", rt->generation);
     runtime_unref(old);
     runtime_set(rt);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chain/chain.h"
 #include "daemon/tls.h"
@@ -37,6 +38,7 @@ struct sg_runtime *runtime_new(struct sg_config *cfg, unsigned generation)
     atomic_init(&rt->refs, 1);
     rt->generation = generation;
     rt->cfg = cfg;
+    rt->verdict_fd = -1;
     return rt;
 }
 
@@ -56,6 +58,8 @@ void runtime_unref(struct sg_runtime *rt)
         tls_client_free(rt->upstreams[i].tls);
     free(rt->listen_tls);
     free(rt->upstreams);
+    if (rt->verdict_fd >= 0)
+        close(rt->verdict_fd);
     chain_unref(rt->chain);
     config_unref(rt->cfg);
     free(rt);

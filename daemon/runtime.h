@@ -44,6 +44,7 @@ struct sg_runtime {
     struct chain *chain;                /* NULL without plugin sections */
     struct tls_server **listen_tls;     /* [cfg->nlisten]; NULL where the listener has no TLS */
     struct runtime_upstream *upstreams; /* [cfg->nupstreams], the order of cfg->upstreams */
+    int verdict_fd;                     /* the verdict log, or -1 */
 };
 
 /* An empty runtime around cfg (taking over its reference); NULL when out of memory. */

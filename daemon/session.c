@@ -77,6 +77,10 @@ struct reply_slot *session_slot_new(struct session *s)
     struct reply_slot *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
+    if (s->io.cmd_what) {
+        r->what = s->io.cmd_what;
+        r->arg = s->io.cmd_arg ? strdup(s->io.cmd_arg) : NULL;
+    }
     if (s->io.rq_tail)
         s->io.rq_tail->next = r;
     else
@@ -96,20 +100,48 @@ void session_slot_fill(struct session *s, struct reply_slot *r, char *text, size
         s->stats.errors++;
 }
 
+/*
+ * A refused envelope command, in Postfix's shape so that its log tools and an
+ * admin's habits work: "reject: RCPT from name[addr]: 550 5.1.1 text;
+ * from=<s> to=<r> proto=ESMTP helo=<h>" - whoever refused it, smtpgate, a
+ * plugin or the upstream.
+ */
+static void session_log_refusal(const struct session *s, const struct reply_slot *r)
+{
+    size_t n = strcspn(r->text, "\r\n");
+    const char *arg = r->arg ? r->arg : "";
+    bool rcpt = strcmp(r->what, "RCPT") == 0;
+    bool mail = strcmp(r->what, "MAIL") == 0;
+    const char *from = mail ? arg : s->tx.mail_from;
+    log_info("%s: reject: %s from %s[%s]: %.*s;%s%s%s%s%s%s proto=%s helo=<%s>", s->id, r->what,
+             s->client.name ? s->client.name : "unknown", s->addr, (int)(n > 512 ? 512 : n),
+             r->text, from ? " from=<" : "", from ? from : "", from ? ">" : "", rcpt ? " to=<" : "",
+             rcpt ? arg : "", rcpt ? ">" : "", s->client.esmtp ? "ESMTP" : "SMTP",
+             s->client.helo ? s->client.helo : "");
+}
+
+static void session_slot_free(struct reply_slot *r)
+{
+    if (r->owned)
+        free(r->text);
+    free(r->arg);
+    free(r);
+}
+
 /* Write out every reply whose turn has come. */
 void session_flush(struct session *s)
 {
     struct evbuffer *out = bufferevent_get_output(s->io.bev);
     while (s->io.rq_head && s->io.rq_head->ready) {
         struct reply_slot *r = s->io.rq_head;
+        if (r->what && r->len > 0 && (r->text[0] == '4' || r->text[0] == '5'))
+            session_log_refusal(s, r);
         evbuffer_add(out, r->text, r->len);
         s->io.rq_head = r->next;
         if (!s->io.rq_head)
             s->io.rq_tail = NULL;
         s->io.rq_len--;
-        if (r->owned)
-            free(r->text);
-        free(r);
+        session_slot_free(r);
     }
 }
 
@@ -118,10 +150,16 @@ void session_reply(struct session *s, const char *line)
 {
     struct reply_slot *r = session_slot_new(s);
     size_t n = strlen(line);
-    char *text = r ? malloc(n + 2) : NULL;
-    if (!text) {
-        free(r);
+    if (!r) {
         s->io.closing = true;
+        return;
+    }
+    char *text = malloc(n + 2);
+    if (!text) {
+        /* The slot is queued already: it still owes the client an answer. */
+        session_slot_fill(s, r, (char *)"451 4.3.0 Error: out of memory\r\n", 32, false);
+        s->io.closing = true;
+        session_flush(s);
         return;
     }
     memcpy(text, line, n);
@@ -145,6 +183,7 @@ void session_close_with(struct session *s, const char *line)
 {
     if (s->io.closing)
         return;
+    s->io.cmd_what = NULL; /* last words answer the session, not a command */
     session_reply(s, line);
     s->io.closing = true;
     bufferevent_disable(s->io.bev, EV_READ);
@@ -423,10 +462,9 @@ static void session_free(struct session *s)
     while (s->io.rq_head) {
         struct reply_slot *r = s->io.rq_head;
         s->io.rq_head = r->next;
-        if (r->owned)
-            free(r->text);
-        free(r);
+        session_slot_free(r);
     }
+    free(s->io.cmd_arg);
     while (s->io.ex_head)
         session_expect_free(session_expect_pop(s));
     if (s->grace_ev)

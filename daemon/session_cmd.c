@@ -413,6 +413,63 @@ static bool session_is_http(const struct smtp_cmd *cmd)
     return false;
 }
 
+/* The address of a MAIL or RCPT argument as the log shows it: what is
+ * between the first <> (or up to the first blank), printable ASCII only,
+ * so a client cannot forge log lines. */
+static char *session_log_address(const char *arg, size_t len)
+{
+    const char *colon = arg ? memchr(arg, ':', len) : NULL;
+    if (!colon)
+        return NULL;
+    const char *p = colon + 1, *end = arg + len;
+    while (p < end && *p == ' ')
+        p++;
+    const char *lt = memchr(p, '<', (size_t)(end - p));
+    const char *stop;
+    if (lt) {
+        p = lt + 1;
+        stop = memchr(p, '>', (size_t)(end - p));
+    } else {
+        stop = memchr(p, ' ', (size_t)(end - p));
+    }
+    size_t n = (size_t)((stop ? stop : end) - p);
+    if (n > 256)
+        n = 256;
+    char *out = malloc(n + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        out[i] = p[i] > ' ' && p[i] < 127 && p[i] != '<' && p[i] != '>' ? p[i] : '?';
+    out[n] = '\0';
+    return out;
+}
+
+/* Which envelope command the replies from now on answer, for their log line. */
+static void session_note_command(struct session *s, const struct smtp_cmd *cmd)
+{
+    free(s->io.cmd_arg);
+    s->io.cmd_arg = NULL;
+    switch (cmd->verb) {
+    case SMTP_VERB_MAIL:
+        s->io.cmd_what = "MAIL";
+        break;
+    case SMTP_VERB_RCPT:
+        s->io.cmd_what = "RCPT";
+        break;
+    case SMTP_VERB_DATA:
+        s->io.cmd_what = "DATA";
+        break;
+    case SMTP_VERB_BDAT:
+        s->io.cmd_what = "BDAT";
+        break;
+    default:
+        s->io.cmd_what = NULL;
+        return;
+    }
+    if (cmd->verb == SMTP_VERB_MAIL || cmd->verb == SMTP_VERB_RCPT)
+        s->io.cmd_arg = session_log_address(cmd->arg, cmd->arg_len);
+}
+
 /* One command line; returns false when the loop must stop in front of it. */
 bool session_command(struct session *s, const char *line, size_t len)
 {
@@ -428,6 +485,7 @@ bool session_command(struct session *s, const char *line, size_t len)
         return false;
     }
     s->stats.ncommands++;
+    session_note_command(s, &a->cmd);
     size_t shown = auth_loggable_len(line, len); /* never an AUTH initial response */
     log_debug("%s: < %.*s", s->id, (int)(shown > 200 ? 200 : shown), line);
 
@@ -472,14 +530,17 @@ bool session_command(struct session *s, const char *line, size_t len)
         session_cmd_decided(s);
         return true;
     }
-    /* The line must outlive the input buffer while the chain decides. */
-    a->kept = strndup(line, len);
+    /* The line must outlive the input buffer while the chain decides; a
+     * check that rewrote it kept its own copy already. */
     if (!a->kept) {
-        session_args_clear(a);
-        session_reply(s, "451 4.3.0 Error: out of memory");
-        return true;
+        a->kept = strndup(line, len);
+        if (!a->kept) {
+            session_args_clear(a);
+            session_reply(s, "451 4.3.0 Error: out of memory");
+            return true;
+        }
+        a->line = a->kept;
     }
-    a->line = a->kept;
     if (session_chain_run(s, row->stage, a->chain_arg, a->chain_params, session_cmd_decided))
         session_cmd_decided(s);
     return true;

@@ -118,7 +118,9 @@ struct reply_slot {
     char *text; /* wire lines with CRLF */
     size_t len;
     bool ready;
-    bool owned; /* text is malloc'd */
+    bool owned;       /* text is malloc'd */
+    const char *what; /* the envelope command it answers (a refusal is logged), or NULL */
+    char *arg;        /* that command's address, for the log (owned) */
 };
 
 enum expect_kind {
@@ -147,6 +149,8 @@ struct session_io {
     bool discard_line;                    /* the rest of an over-long line is dropped */
     bool closing;                         /* last words queued: nothing more is read */
     bool peer_eof;                        /* the client shut its side: owed replies still go out */
+    const char *cmd_what; /* MAIL, RCPT, DATA, BDAT: the command replies now answer */
+    char *cmd_arg;        /* its address (owned), for the refusal's log line */
     struct reply_slot *rq_head, *rq_tail; /* replies, in command order */
     unsigned rq_len;
     struct expect *ex_head, *ex_tail; /* replies due from the upstream */

@@ -24,6 +24,7 @@
 
 #include "chain/msg_edit.h"
 #include "daemon/session_int.h"
+#include "daemon/verdict_log.h"
 #include "daemon/upstream.h"
 #include "message/msg_view.h"
 #include "message/quarantine.h"
@@ -124,6 +125,28 @@ static void session_queue_id(const char *text, char *out, size_t out_size)
     out[n] = '\0';
 }
 
+/*
+ * One line per recipient the upstream took, in the shape of Postfix's
+ * delivery lines ("to=<r>, relay=..., delay=..., dsn=..., status=sent
+ * (reply)"), so that a grep for an address finds its fate here as it does
+ * in the MTA's log, and queued_as leads on into it.
+ */
+static void session_log_recipients(const struct session *s, const char *result, int code,
+                                   const char *first, const char *qid)
+{
+    const char *status = strcmp(result, "accepted") == 0 ? "sent" : result;
+    char dsn[16] = "-";
+    size_t n = strspn(first, "0123456789.");
+    if (n > 0 && n < sizeof(dsn) && first[0] >= '2' && first[0] <= '5' && first[1] == '.')
+        snprintf(dsn, sizeof(dsn), "%.*s", (int)n, first);
+    const char *relay = s->up ? upstream_label(s->up) : "-";
+    double delay = session_elapsed(&s->tx.started);
+    for (size_t i = 0; i < s->tx.nrcpts; i++)
+        log_info("%s: to=<%s>, relay=%s, delay=%.3f, dsn=%s, status=%s (%d %s), queued_as=%s",
+                 s->id, s->tx.rcpts[i].mailbox ? s->tx.rcpts[i].mailbox : "", relay, delay, dsn,
+                 status, code, first, qid[0] ? qid : "-");
+}
+
 void session_tx_log(struct session *s, const char *result, int code, const char *text)
 {
     session_metrics_transaction(result, s->msg.store && strcmp(result, "aborted") != 0,
@@ -140,14 +163,17 @@ void session_tx_log(struct session *s, const char *result, int code, const char 
     }
     const struct session_tx *tx = &s->tx;
     log_info("%s: tx from=<%s> nrcpt=%u/%u size=%" PRIu64 " body=%s upstream=%s result=%s "
-             "reply=\"%d %s\" queued_as=%s%s duration=%.3fs",
+             "reply=\"%d %s\" queued_as=%s client=%s[%s]%s duration=%.3fs",
              s->id, tx->mail_from ? tx->mail_from : "", tx->rcpt_ok, tx->rcpt_sent,
              s->msg.store ? msg_store_size(s->msg.store) : 0,
              tx->body == ESMTP_BODY_8BITMIME     ? "8BITMIME"
              : tx->body == ESMTP_BODY_BINARYMIME ? "BINARYMIME"
                                                  : "7BIT",
-             s->up ? upstream_label(s->up) : "-", result, code, first, qid[0] ? qid : "-", filters,
+             s->up ? upstream_label(s->up) : "-", result, code, first, qid[0] ? qid : "-",
+             s->client.name ? s->client.name : "unknown", s->addr, filters,
              session_elapsed(&tx->started));
+    session_log_recipients(s, result, code, first, qid);
+    verdict_log_write(s, result, code, first, qid, session_elapsed(&tx->started));
 }
 
 /* A transaction smtpgate ended itself: logged, the client told `reply`, the
@@ -161,12 +187,74 @@ static void session_tx_end_with(struct session *s, const char *reply)
     session_tx_reset(s);
 }
 
+/* ---- MAIL and RCPT paths ---- */
+
+/*
+ * The command rebuilt around the canonical path: "MAIL FROM:<path> params".
+ * path's pointers are moved to the new line, which a keeps.  False without
+ * memory.
+ */
+static bool session_canonical_line(struct session_args *a, bool is_mail, struct smtp_path *path)
+{
+    const char *verb = is_mail ? "MAIL FROM:" : "RCPT TO:";
+    size_t verb_len = strlen(verb);
+    size_t n = verb_len + path->mailbox_len + 2 + (path->params ? 1 + path->params_len : 0);
+    char *line = malloc(n + 1);
+    if (!line)
+        return false;
+    int w =
+        snprintf(line, n + 1, "%s<%.*s>%s%.*s", verb, (int)path->mailbox_len, path->mailbox,
+                 path->params ? " " : "", (int)path->params_len, path->params ? path->params : "");
+    if (w < 0 || (size_t)w != n) {
+        free(line);
+        return false;
+    }
+    free(a->kept);
+    a->kept = line;
+    a->line = line;
+    a->len = n;
+    smtp_cmd_parse(a->line, a->len, &a->cmd);
+    path->mailbox = line + verb_len + 1;
+    if (path->params)
+        path->params = path->mailbox + path->mailbox_len + 2;
+    return true;
+}
+
+/*
+ * Parse a MAIL/RCPT argument.  By default as leniently as Postfix does, and
+ * the command goes upstream rebuilt around the canonical path, which is also
+ * what the filters judge; what the lenient reading refuses but RFC 5321
+ * allows still passes as the client sent it.  With strict_envelopes only RFC
+ * 5321 paths pass, as sent.  On SMTP_CMD_OK path's pointers stay valid as
+ * long as a's line.
+ */
+static enum smtp_cmd_status session_path(struct session *s, struct session_args *a, bool is_mail,
+                                         struct smtp_path *path)
+{
+    enum smtp_cmd_status st = smtp_path_parse(a->cmd.arg, a->cmd.arg_len, is_mail, path);
+    if (s->cfg->strict_envelopes || st == SMTP_CMD_BAD_SYNTAX)
+        return st;
+    size_t canon_size = 2 * a->cmd.arg_len + 3;
+    char *canon = malloc(canon_size);
+    if (!canon)
+        return st;
+    struct smtp_path lenient;
+    bool rebuilt = smtp_path_parse_lenient(a->cmd.arg, a->cmd.arg_len, is_mail, canon, canon_size,
+                                           &lenient) == SMTP_CMD_OK &&
+                   session_canonical_line(a, is_mail, &lenient);
+    free(canon);
+    if (!rebuilt)
+        return st;
+    *path = lenient;
+    return SMTP_CMD_OK;
+}
+
 /* ---- MAIL ---- */
 
 enum session_check session_check_mail(struct session *s, struct session_args *a)
 {
     struct smtp_path path;
-    enum smtp_cmd_status st = smtp_path_parse(a->cmd.arg, a->cmd.arg_len, true, &path);
+    enum smtp_cmd_status st = session_path(s, a, true, &path);
     if (st != SMTP_CMD_OK) {
         session_reply(s, smtp_cmd_status_reply(st));
         return CHECK_FAIL;
@@ -230,7 +318,7 @@ void session_refused_mail(struct session *s, struct session_args *a)
 enum session_check session_check_rcpt(struct session *s, struct session_args *a)
 {
     struct smtp_path path;
-    enum smtp_cmd_status st = smtp_path_parse(a->cmd.arg, a->cmd.arg_len, false, &path);
+    enum smtp_cmd_status st = session_path(s, a, false, &path);
     if (st != SMTP_CMD_OK) {
         session_reply(s, smtp_cmd_status_reply(st));
         return CHECK_FAIL;
@@ -528,6 +616,7 @@ static void session_message_decided(struct session *s)
 static void session_message_complete(struct session *s, enum data_error err)
 {
     s->state = SESSION_MAIL;
+    s->io.cmd_what = NULL; /* the message's final reply is on its transaction line */
     session_set_read_timeout(s, s->cfg->command_timeout);
     const char *refusal = NULL;
     if (err != DATA_ERR_NONE)

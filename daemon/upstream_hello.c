@@ -290,7 +290,8 @@ void upstream_hello_reply(struct upstream_conn *u)
         upstream_tls_wrap(u);
         return;
     case UP_XCLIENT:
-        if (code != 220) {
+        /* Postfix says 220, others 250: any 2xx took the attributes. */
+        if (code / 100 != 2) {
             log_err("upstream %s refused XCLIENT: %d %s (is smtpgate listed in "
                     "smtpd_authorized_xclient_hosts?)",
                     u->cfg->upstreams[u->order[u->candidate]].addr.text, code, u->reply.text);

@@ -1,30 +1,30 @@
 /*
  * worker - a thread with its own event loop and listening sockets.
  *
- * Each worker binds every listen address itself with SO_REUSEPORT, so the
- * kernel balances new connections across workers and no acceptor thread hands
- * sockets around.  Stopping is asked from the main thread through an event
- * made active on the worker's base (libevent's pthread support makes that
- * safe); everything else the worker touches belongs to its own thread.
+ * Each worker has its own socket on every listen address, opened by the main
+ * thread with SO_REUSEPORT (listen_socket.h), so the kernel balances new
+ * connections across workers and no acceptor thread hands sockets around.  Stopping is asked from
+ * the main thread through an event made active on the worker's base (libevent's pthread support
+ * makes that safe); everything else the worker touches belongs to its own thread.
  */
 #include "daemon/worker.h"
 
 #include "daemon/client_name.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/log.h"
 #include "daemon/proxy_accept.h"
 #include "daemon/runtime.h"
 #include "daemon/session.h"
 #include "daemon/upstream.h"
-
-#define LISTEN_BACKLOG 4096
 
 static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                              int len, void *arg)
@@ -43,6 +43,7 @@ static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
         evutil_closesocket(fd);
         return;
     }
+    log_debug("worker %u: accepted a connection", w->index);
     if (proxy_accept_start(&w->host, &w->proxy_pending, fd, sa, (socklen_t)len, rt))
         return;
     session_start(&w->host, fd, sa, (socklen_t)len, rt);
@@ -65,7 +66,7 @@ static void worker_session_gone(void *arg)
         event_base_loopexit(w->base, NULL);
 }
 
-int worker_init(struct worker *w, unsigned index, const struct sg_config *c)
+int worker_init(struct worker *w, unsigned index, const struct sg_config *c, const int *listen_fds)
 {
     memset(w, 0, sizeof(*w));
     w->index = index;
@@ -97,15 +98,18 @@ int worker_init(struct worker *w, unsigned index, const struct sg_config *c)
     if (!w->listeners)
         return -1;
     for (size_t i = 0; i < c->nlisten; i++) {
-        unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
-                         LEV_OPT_CLOSE_ON_EXEC;
-        if (c->listen[i].sa.ss_family == AF_INET6)
-            flags |= LEV_OPT_BIND_IPV6ONLY;
-        w->listeners[i] = evconnlistener_new_bind(
-            w->base, worker_accept_cb, w, flags, LISTEN_BACKLOG,
-            (const struct sockaddr *)&c->listen[i].sa, (int)c->listen[i].len);
+        /* A descriptor of its own, closed with the listener. */
+        int fd = fcntl(listen_fds[i], F_DUPFD_CLOEXEC, 0);
+        w->listeners[i] =
+            fd < 0 ? NULL
+                   /* backlog 0: the socket listens already */
+                   : evconnlistener_new(w->base, worker_accept_cb, w,
+                                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
         if (!w->listeners[i]) {
-            log_err("cannot listen on %s: %s", c->listen[i].text, strerror(errno));
+            log_err("worker %u: cannot accept on %s: %s", index, c->listen[i].text,
+                    strerror(errno));
+            if (fd >= 0)
+                close(fd);
             return -1;
         }
         evconnlistener_set_error_cb(w->listeners[i], worker_accept_error_cb);

@@ -1,8 +1,8 @@
 /*
- * worker - one thread, one libevent loop, its own listening sockets
- * (SO_REUSEPORT: the kernel spreads new connections over the workers) and the
- * sessions it accepted.  A connection stays on its worker for life, so nothing
- * on the per-connection path takes a lock.
+ * worker - one thread, one libevent loop, its own listening sockets (opened
+ * for it by the main thread with SO_REUSEPORT, listen_socket.h: the kernel
+ * spreads new connections over the workers) and the sessions it accepted.  A connection stays on
+ * its worker for life, so nothing on the per-connection path takes a lock.
  *
  * worker_stop() (any thread) stops accepting and lets sessions finish within
  * shutdown_grace; then the rest get 421 and the loop ends.
@@ -38,7 +38,9 @@ struct worker {
 };
 
 /* Create the worker's base and listeners (bind errors are logged, -1). */
-int worker_init(struct worker *w, unsigned index, const struct sg_config *c);
+/* listen_fds[i]: this worker's socket on c->listen[i] (listen_socket.h); the
+ * worker takes a duplicate of each. */
+int worker_init(struct worker *w, unsigned index, const struct sg_config *c, const int *listen_fds);
 int worker_run(struct worker *w);   /* starts the thread */
 void worker_stop(struct worker *w); /* thread-safe */
 void worker_join(struct worker *w);

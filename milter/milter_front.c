@@ -544,9 +544,11 @@ static sfsistat milter_conn_eom(SMFICTX *ctx, struct milter_conn *mc)
     const char *reason = res.action == CHAIN_QUARANTINE && info ? info->quarantine_reason : NULL;
     char summary[512] = "";
     chain_tx_summary(mc->chain, summary, sizeof(summary));
-    log_info("%s: tx=%s queue_id=%s verdict=%s decided_by=%s%s%s%s %s", mc->id, mc->tx_id,
-             qid ? qid : "-", milter_action_name(res.action), res.decided_by ? res.decided_by : "-",
-             reason ? " reason=\"" : "", reason ? reason : "", reason ? "\"" : "", summary);
+    /* The chain's summary names the deciding plugin and its verdict: the
+     * line adds only what the milter made of it (one value per key). */
+    log_info("%s: tx=%s queue_id=%s action=%s%s%s%s %s", mc->id, mc->tx_id, qid ? qid : "-",
+             milter_action_name(res.action), reason ? " reason=\"" : "", reason ? reason : "",
+             reason ? "\"" : "", summary);
 
     switch (res.action) {
     case CHAIN_REFUSE:

@@ -41,6 +41,7 @@
 #include "config/config.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "util/privdrop.h"
 #include "milter/milter_front.h"
 #include "codec/milter_socket.h"
 #include "milter/milter_conf.h"
@@ -50,6 +51,8 @@
 
 struct milter_main {
     struct cmdline cmd;
+    struct privdrop_ids ids; /* the configured user, when privileges are to go */
+    bool drop;
     pthread_t main_thread;
     int milter_rc;
 };
@@ -167,6 +170,15 @@ static int milter_main_serve(const struct milter_conf *mconf)
         log_err("cannot listen on milter socket %s", c->milter_socket);
         return 1;
     }
+    /* The socket and the syslog socket are open: root is needed no more. */
+    if (g.drop) {
+        char err[256];
+        if (privdrop_apply(&g.ids, c->chroot_dir, err, sizeof(err)) < 0) {
+            log_err("%s", err);
+            return 1;
+        }
+        log_info("running as %s (uid %ld, gid %ld)", c->user, (long)g.ids.uid, (long)g.ids.gid);
+    }
 
     sigset_t set;
     sigemptyset(&set);
@@ -232,6 +244,10 @@ int main(int argc, char **argv)
     struct milter_conf *mc = milter_conf_assemble(&g.cmd, NULL);
     if (!mc)
         return 1;
+    if (cmdline_check_start("smtpgate-milter", &g.cmd, mc->cfg, &g.ids, &g.drop) > 0) {
+        milter_conf_unref(mc);
+        return 1;
+    }
     if (!cmdline_proceed("smtpgate-milter", &g.cmd, mc->cfg->syslog_facility, &status) ||
         (g.cmd.pid_file && milter_main_write_pid(g.cmd.pid_file) < 0)) {
         milter_conf_unref(mc);

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "rules/rules.h"
+#include "util/build_info.h"
 
 #define MESSAGE_MAX     (64u * 1024 * 1024)
 #define BENCH_MAX_FILES 100000
@@ -38,7 +39,8 @@ static const char usage_main[] =
     "  test FILE... MESSAGE [opts]  run a message through the rules, show hits and verdict\n"
     "  bench FILE... DIR [opts]     messages per second over a folder, slowest rules\n"
     "\n"
-    "smtpgate-rules VERB --help tells more.  Exit status: 0 fine, 1 errors found or\n"
+    "smtpgate-rules VERB --help tells more; --version the version.  Exit status: 0 fine, 1 errors "
+    "found or\n"
     "message refused, 2 usage or unreadable input.\n";
 
 static const char usage_lint[] =
@@ -596,6 +598,10 @@ int main(int argc, char **argv)
     const char *verb = argv[1];
     if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0 || strcmp(verb, "help") == 0) {
         fputs(usage_main, stdout);
+        return 0;
+    }
+    if (strcmp(verb, "--version") == 0) {
+        printf("smtpgate-rules %s\n", SMTPGATE_VERSION);
         return 0;
     }
     if (strcmp(verb, "lint") == 0)

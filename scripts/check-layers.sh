@@ -25,6 +25,8 @@ import os, re, sys
 LAYERS = ["util", "codec", "message", "config", "chain", "daemon"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 RANK["milter"] = RANK["daemon"]
+# Made by the build (Makefile: BUILD_INFO_H), of no layer.
+GENERATED = {"smtpgate_build.h"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 def area(path):
@@ -78,6 +80,8 @@ for f in files:
         for lineno, line in enumerate(fh, 1):
             m = INCLUDE.match(line)
             if not m:
+                continue
+            if m.group(1) in GENERATED:
                 continue
             target = resolve(f, m.group(1))
             if target is None:

@@ -8,12 +8,13 @@
 set -euo pipefail
 
 build_pkgs=(build-essential pkg-config libevent-dev libconfuse-dev libssl-dev libpcre2-dev
-            libgmime-3.0-dev libspf2-dev libmilter-dev libc-ares-dev)
+            libgmime-3.0-dev libspf2-dev libmilter-dev libc-ares-dev scdoc)
 run_pkgs=(postfix swaks)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-aiosmtpd clang libclang-rt-14-dev
            valgrind procps iproute2 python3-yaml python3-spf python3-dnslib dnsmasq-base
            haproxy opendkim opendkim-tools openssl dovecot-core libnet-ssleay-perl
-           libio-socket-ssl-perl prometheus)
+           libio-socket-ssl-perl debhelper dpkg-dev fakeroot lintian man-db
+           prometheus)
 
 case "${1:-test}" in
   run)  want=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;

@@ -10,6 +10,8 @@
 #include <syslog.h>
 
 void log_open(const char *ident, bool to_stderr, int facility);
+/* JOURNAL_STREAM's "device:inode" names the file stderr is open on. */
+bool log_stderr_is_journal(const char *journal_stream);
 void log_set_verbose(bool verbose);
 bool log_verbose(void);
 void log_msg(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -11,4 +11,4 @@ CORE_SRCS += $(UTIL_SRCS)
 
 $(UTIL_LIB): $(UTIL_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^

@@ -5,7 +5,7 @@
 # that must outlive a dlclose.
 RULES_PLUGIN := $(BUILD)/plugins/rules.so
 
-$(BUILD)/plugins/rules/%.o: CFLAGS += -fvisibility=hidden
+$(BUILD)/plugins/rules/%.o: override CFLAGS += -fvisibility=hidden
 
 $(RULES_PLUGIN): $(BUILD)/plugins/rules/rules_plugin.o $(BUILD)/librules.a $(UTIL_LIB)
 	@mkdir -p $(dir $@)

@@ -79,6 +79,10 @@
  * state needs its own locking.  A callback named in blocking_stages runs on
  * the host's worker pool (it may block, e.g. in a synchronous DNS library);
  * every other callback runs on the connection's event loop and must not block.
+ * The pool is shared: one client (address) has at most a quarter of its
+ * threads (plugin_threads, at least one) at once, and its further calls wait
+ * while other clients' go ahead.  An instance that needs only some stages
+ * says so with host->set_stages() so that the others never take a thread.
  * A callback may instead return SG_PENDING and later call host->resolve() from
  * any thread, exactly once, even after the host gave up waiting.
  *
@@ -339,6 +343,20 @@ struct sg_host {
     /* Replace the body (everything after the header section): the first call
      * starts the new body, later calls append; CRLF line ends. */
     int (*replace_body)(struct sg_ctx *ctx, const void *bytes, size_t len);
+
+    /* ---- added within ABI 2: test each with SG_HAS(host, member) ---- */
+    /* In init/reload: the stages (SG_STAGE_BIT()s) this instance has work
+     * at.  The host neither calls nor sends to the work pool the callbacks of
+     * the other stages, so a check an option turned off costs no pool
+     * thread.  Not called: every stage the descriptor has a callback for. */
+    void (*set_stages)(const struct sg_section *sec, unsigned stages);
+    /* In init/reload: the instance's timeout (the host's "timeout" key), in
+     * seconds: a plugin with a deadline of its own (a DNS timeout) compares. */
+    double (*verdict_timeout)(const struct sg_section *sec);
+    /* As config_error, but the configuration is kept: "file:line: plugin
+     * NAME: key: warning: message", printed by smtpgate -t as well. */
+    void (*config_warning)(const struct sg_section *sec, const char *key, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 
     /* A member added in a later host goes here, at the end: test it with
      * SG_HAS(host, member). */

@@ -8,9 +8,9 @@ SPF_LIB_OBJS := $(SPF_LIB_SRCS:%.c=$(BUILD)/%.o)
 SPF_OBJS     := $(SPF_LIB_OBJS) $(BUILD)/plugins/spf/spf_plugin.o
 # libspf2 has no pkg-config file; ns_initparse() and friends are libresolv's;
 # the resolver is c-ares (Debian's libc-ares-dev).
-SPF_LIBS     := -lspf2 $(shell pkg-config --libs libcares 2>/dev/null) -lresolv -lpthread
-SPF_CFLAGS   := $(shell pkg-config --cflags libcares 2>/dev/null)
-$(BUILD)/plugins/spf/%.o: CFLAGS += $(SPF_CFLAGS)
+SPF_LIBS     := -lspf2 $(shell $(PKG_CONFIG) --libs libcares 2>/dev/null) -lresolv -lpthread
+SPF_CFLAGS   := $(shell $(PKG_CONFIG) --cflags libcares 2>/dev/null)
+$(BUILD)/plugins/spf/%.o: override CFLAGS += $(SPF_CFLAGS)
 
 SPF_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_spf_*.c))
 SPF_SUITE_YML := /usr/share/doc/python3-spf/rfc7208-tests.yml.gz
@@ -23,7 +23,7 @@ INSTALL_PLUGINS += $(BUILD)/plugins/spf.so
 # Only the descriptor is exported (SG_PLUGIN_EXPORT): the plugin's objects
 # are built with hidden visibility, and libsmtpgate-util.a's symbols are kept
 # inside by --exclude-libs.
-$(BUILD)/plugins/spf/%.o: CFLAGS += -fvisibility=hidden
+$(BUILD)/plugins/spf/%.o: override CFLAGS += -fvisibility=hidden
 
 $(BUILD)/plugins/spf.so: $(SPF_OBJS) $(UTIL_LIB)
 	@mkdir -p $(dir $@)
@@ -33,13 +33,13 @@ $(BUILD)/tests/spf-query: tests/spf/spf_query.c $(SPF_LIB_OBJS) $(UTIL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SPF_CFLAGS) $(LDFLAGS) -o $@ $^ $(SPF_LIBS)
 
-$(BUILD)/tests/test_spf_rfc7208: CFLAGS += -DSPF_SUITE_DATA='"$(abspath $(SPF_SUITE_DAT))"'
+$(BUILD)/tests/test_spf_rfc7208: override CFLAGS += -DSPF_SUITE_DATA='"$(abspath $(SPF_SUITE_DAT))"'
 $(BUILD)/tests/test_spf_rfc7208: | $(SPF_SUITE_DAT)
 
 $(BUILD)/tests/test_spf_%: tests/unit/test_spf_%.c $(SPF_OBJS) $(UTIL_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SPF_CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $^ \
-		$(shell pkg-config --libs cmocka) $(SPF_LIBS)
+	$(CC) $(CFLAGS) $(SPF_CFLAGS) $(shell $(PKG_CONFIG) --cflags cmocka) $(LDFLAGS) -o $@ $^ \
+		$(shell $(PKG_CONFIG) --libs cmocka) $(SPF_LIBS)
 
 $(SPF_SUITE_DAT): tests/spf/rfc7208_to_data.py $(SPF_SUITE_YML)
 	@mkdir -p $(dir $@)

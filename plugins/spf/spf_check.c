@@ -118,6 +118,27 @@ static bool chk_name_askable(const char *d)
     return true;
 }
 
+/* RFC 7208 4.3 for a domain that a domain-spec made (include:, redirect=):
+ * a macro-expand may hold any octet of the identity (sub-addressing's +,
+ * SRS's =, a quoted local part), so only the DNS limits and a multi-label
+ * name whose last label is not all digits are asked of it, as pyspf and
+ * libspf2 do. */
+static bool chk_target_ok(const char *d)
+{
+    if (!chk_name_askable(d))
+        return false;
+    size_t len = strlen(d);
+    if (d[len - 1] == '.')
+        len--;
+    const char *dot = memrchr(d, '.', len);
+    if (dot == NULL)
+        return false;
+    for (const char *p = dot + 1; p < d + len; p++)
+        if (*p < '0' || *p > '9')
+            return true;
+    return false;
+}
+
 static bool chk_expired(const struct chk *c)
 {
     if (c->deadline.tv_sec == 0 && c->deadline.tv_nsec == 0)
@@ -474,7 +495,7 @@ static enum spf_result chk_host(struct chk *c, const char *domain, unsigned dept
         chk_problem(c, "include/redirect nested deeper than %d", SPF_CHECK_MAX_DEPTH);
         return SPFC_PERMERROR;
     }
-    if (!spf_check_domain_ok(domain)) {
+    if (depth == 0 ? !spf_check_domain_ok(domain) : !chk_target_ok(domain)) {
         chk_problem(c, "'%.64s' is not a valid domain", domain);
         return SPFC_NONE;
     }
@@ -518,8 +539,8 @@ static enum spf_result chk_host(struct chk *c, const char *domain, unsigned dept
     for (size_t i = 0; i < rec.nterms && !matched; i++) {
         const struct spf_term *t = &rec.terms[i];
         if (spf_mech_queries_dns(t->mech) && ++c->dns_terms > SPF_MAX_DNS_TERMS) {
-            chk_problem(c, "more than %d DNS-querying terms (at %s:%.64s)", SPF_MAX_DNS_TERMS,
-                        spf_mech_name(t->mech), domain);
+            chk_problem(c, "more than %d DNS-querying terms (at %.*s)", SPF_MAX_DNS_TERMS,
+                        (int)(t->text_len > 64 ? 64 : t->text_len), t->text);
             result = SPFC_PERMERROR;
             goto done;
         }
@@ -546,8 +567,8 @@ static enum spf_result chk_host(struct chk *c, const char *domain, unsigned dept
     }
     if (!matched && rec.redirect != NULL) {
         if (++c->dns_terms > SPF_MAX_DNS_TERMS) {
-            chk_problem(c, "more than %d DNS-querying terms (at redirect of %.64s)",
-                        SPF_MAX_DNS_TERMS, domain);
+            chk_problem(c, "more than %d DNS-querying terms (at redirect=%.*s)", SPF_MAX_DNS_TERMS,
+                        (int)(rec.redirect_len > 64 ? 64 : rec.redirect_len), rec.redirect);
             result = SPFC_PERMERROR;
             goto done;
         }

@@ -381,6 +381,28 @@ static int spf_setup(const struct sg_host *h, const struct sg_section *sec,
         inst_free(in);
         return -1;
     }
+    if (SG_HAS(h, set_stages)) {
+        /* HELO costs a pool thread only when it is checked; RCPT is asked
+         * only when the decision is made there. */
+        unsigned stages = SG_STAGE_BIT(SG_STAGE_MAIL) | SG_STAGE_BIT(SG_STAGE_EOM);
+        if (in->helo_check)
+            stages |= SG_STAGE_BIT(SG_STAGE_HELO);
+        if (in->decide == DECIDE_RCPT)
+            stages |= SG_STAGE_BIT(SG_STAGE_RCPT);
+        h->set_stages(sec, stages);
+    }
+    if (SG_HAS(h, verdict_timeout) && SG_HAS(h, config_warning)) {
+        /* A check may use all of dns_timeout (and HELO and MAIL one each):
+         * a host timeout within it answers the client with the failure
+         * verdict before the SPF result is known. */
+        double host_s = h->verdict_timeout(sec), dns_s = in->timeout_ms / 1000.0;
+        if (host_s <= dns_s)
+            h->config_warning(sec, "dns_timeout",
+                              "%.3gs is not below the plugin's timeout of %.3gs: a check "
+                              "that takes its whole DNS time gets the failure verdict "
+                              "instead of its SPF result",
+                              dns_s, host_s);
+    }
     const struct spf_dns_ref *p = prev ? prev->dns : NULL;
     if (p != NULL && p->timeout_ms == in->timeout_ms && p->cache_bits == bits &&
         ((p->nameserver == NULL && ns == NULL) ||

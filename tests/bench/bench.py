@@ -254,6 +254,16 @@ class Gate:
         return n
 
 
+def reply_code(f):
+    """The code of the next whole (possibly multi-line) SMTP reply on file f."""
+    while True:
+        line = f.readline()
+        if not line:
+            raise ConnectionError("closed")
+        if line[3:4] != b"-":
+            return int(line[:3])
+
+
 # ---- smtp-source ----
 
 def run_source(port, count, sessions, length, timeout, on_tick=None):

@@ -40,33 +40,24 @@ MESSAGE = (b"From: a@bench.test\r\nTo: b@bench.test\r\nSubject: normal\r\n\r\n"
            + (b"n" * 98 + b"\r\n") * 100)
 
 
-def read_reply(f):
-    while True:
-        line = f.readline()
-        if not line:
-            raise ConnectionError("closed")
-        if line[3:4] != b"-":
-            return int(line[:3])
-
-
 def normal_session(port):
     """One whole session; its duration in seconds, or None when it failed."""
     t0 = time.monotonic()
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
             f = s.makefile("rb")
-            if read_reply(f) != 220:
+            if b.reply_code(f) != 220:
                 return None
             for cmd, want in ((b"EHLO normal.bench.test", 250), (b"MAIL FROM:<a@bench.test>", 250),
                               (b"RCPT TO:<b@bench.test>", 250), (b"DATA", 354)):
                 s.sendall(cmd + b"\r\n")
-                if read_reply(f) != want:
+                if b.reply_code(f) != want:
                     return None
             s.sendall(MESSAGE + b".\r\n")
-            if read_reply(f) != 250:
+            if b.reply_code(f) != 250:
                 return None
             s.sendall(b"QUIT\r\n")
-            read_reply(f)
+            b.reply_code(f)
     except OSError:
         return None
     return time.monotonic() - t0

@@ -33,19 +33,10 @@ TIMEOUT = float(os.environ.get("BENCH_TLS_TIMEOUT", "120"))
 BODY = (b"Subject: bench\r\n\r\n" + (b"x" * 76 + b"\r\n") * 130)
 
 
-def _reply(f):
-    while True:
-        line = f.readline()
-        if not line:
-            raise ConnectionError("closed")
-        if line[3:4] != b"-":
-            return int(line[:3])
-
-
 def _cmd(f, line):
     f.write(line + b"\r\n")
     f.flush()
-    return _reply(f)
+    return bench.reply_code(f)
 
 
 def _session(port, tls, message, ctx):
@@ -53,7 +44,7 @@ def _session(port, tls, message, ctx):
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     f = s.makefile("rwb")
     try:
-        _reply(f)
+        bench.reply_code(f)
         _cmd(f, b"EHLO bench.example.test")
         if tls:
             if _cmd(f, b"STARTTLS") != 220:

@@ -6,7 +6,8 @@
 # 10,000 concurrent connections, and a 100,000-message run watching RSS; then
 # STARTTLS beside plaintext: messages and handshakes per second (bench_tls.py);
 # a normal session's time beside 2,000 slowloris clients and beside a
-# connect/close flood, as ratios to its unloaded time (bench_abuse.py).
+# connect/close flood, as ratios to its unloaded time (bench_abuse.py); a
+# healthy session's latency beside 100 stuck SPF checks (bench_spf_stuck.py).
 #
 #   tests/bench/run.sh [--direct-only] [--bin PATH] [--only chain5,spf,spf-cold,rules]
 #   BENCH_QUICK=1 tests/bench/run.sh      every count divided by 10
@@ -36,6 +37,8 @@ rc=0
 case " $* " in
   *" --direct-only "*|*" --baseline-only "*|*" --only "*|*" --only="*) ;;
   *) /usr/bin/python3 tests/bench/bench_tls.py || rc=$?
-     /usr/bin/python3 tests/bench/bench_abuse.py || rc=$? ;;
+     /usr/bin/python3 tests/bench/bench_abuse.py || rc=$?
+     # A healthy client's latency beside 100 SPF checks stuck on a dead domain.
+     /usr/bin/python3 tests/bench/bench_spf_stuck.py || rc=$? ;;
 esac
 exit $rc

@@ -34,6 +34,44 @@ static void fuzz_path(const char *buf, size_t size, const char *arg, size_t len,
         abort();
 }
 
+/* The lenient reading: the canonical path lies in the caller's buffer, the
+ * parameters in the input, and the path must read back the same. */
+static void fuzz_lenient(const char *buf, size_t size, const char *arg, size_t len, bool is_mail)
+{
+    size_t canon_size = 2 * len + 3;
+    char *canon = malloc(canon_size);
+    if (canon == NULL)
+        return;
+    struct smtp_path path;
+    if (smtp_path_parse_lenient(arg, len, is_mail, canon, canon_size, &path) == SMTP_CMD_OK) {
+        if (path.null_path ? (path.mailbox_len != 0 || !is_mail)
+                           : (path.mailbox != canon || path.mailbox_len > canon_size))
+            abort();
+        fuzz_check_span(buf, size, path.params, path.params_len);
+        for (size_t i = 0; i < path.mailbox_len; i++)
+            if ((unsigned char)path.mailbox[i] < 0x20 || path.mailbox[i] == 0x7f)
+                abort();
+        /* Canonical in, the same canonical out. */
+        size_t line_len = 5 + path.mailbox_len + 2;
+        char *line = malloc(line_len);
+        char *again = malloc(2 * line_len + 3);
+        if (line && again && !path.null_path) {
+            memcpy(line, "FROM:<", 6);
+            memcpy(line + 6, path.mailbox, path.mailbox_len);
+            line[line_len - 1] = '>';
+            struct smtp_path back;
+            if (smtp_path_parse_lenient(line, line_len, true, again, 2 * line_len + 3, &back) !=
+                    SMTP_CMD_OK ||
+                back.mailbox_len != path.mailbox_len ||
+                memcmp(back.mailbox, path.mailbox, path.mailbox_len) != 0 || back.params)
+                abort();
+        }
+        free(line);
+        free(again);
+    }
+    free(canon);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *buf = malloc(size ? size : 1);
@@ -53,6 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t arg_len = cmd.arg ? cmd.arg_len : size;
     fuzz_path(buf, size, arg, arg_len, true);
     fuzz_path(buf, size, arg, arg_len, false);
+    fuzz_lenient(buf, size, arg, arg_len, true);
+    fuzz_lenient(buf, size, arg, arg_len, false);
 
     uint64_t chunk;
     bool last;

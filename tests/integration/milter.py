@@ -65,7 +65,9 @@ class Milter(StderrLog):
         self.workdir = workdir
         self.port = port
         self.plugins = plugins
-        self.settings = {"hostname": "smtpgate.example.test", **(settings or {})}
+        self.settings = {"hostname": "smtpgate.example.test",
+                         "quarantine_dir": str(workdir / f"{name}-quarantine"),
+                         **({"allow_root": True} if os.geteuid() == 0 else {}), **(settings or {})}
         self.spool_dir = workdir / f"{name}-spool"
         self.spool_dir.mkdir(exist_ok=True)
         self.conf_path = workdir / f"{name}.conf"

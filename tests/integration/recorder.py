@@ -78,6 +78,8 @@ class Script:
     mail_reply: str | None = None
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
+    # What XCLIENT is answered with once its attributes are taken (Postfix: 220).
+    xclient_reply: str = f"220 {HOSTNAME} ESMTP recorder"
     final_reply: str = "250 2.0.0 Ok: queued as {qid}"
     close_at: frozenset[str] = frozenset()
     hang_at: frozenset[str] = frozenset()
@@ -239,7 +241,7 @@ class _Session(SMTP):
         self.xclient.update(attrs)
         self._set_rset_state()
         self.session.host_name = None  # RFC: the client must send EHLO again
-        await self.push(f"220 {HOSTNAME} ESMTP recorder")
+        await self.push(self.recorder.script.xclient_reply)
 
     async def smtp_MAIL(self, arg: str) -> None:
         if not self.session.host_name:

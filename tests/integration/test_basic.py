@@ -238,6 +238,22 @@ def test_upstream_without_xclient_never_hides_the_client(recorder_factory, gate_
     assert all("MAIL" not in conn.verbs for conn in rec.connections)
 
 
+def test_xclient_answered_with_250_is_success(recorder_factory, gate_factory):
+    """Any 2xx to XCLIENT is success (Postfix says 220, others 250): the upstream is
+    usable, the message goes through and the upstream learned the real client."""
+    rec = recorder_factory(xclient_reply="250 2.0.0 Ok")
+    gate = gate_factory([rec.address], client_identity="xclient")
+    with gate.connect(source="127.0.0.2") as c:
+        assert c.ehlo().code == 250
+        replies = c.mail_transaction("s@example.test", ["r@example.test"],
+                                     simple_message("xclient-250"))
+        c.quit()
+    assert [r.code for r in replies] == [250, 250, 354, 250], [str(r) for r in replies]
+    [m] = rec.wait_messages(1)
+    assert m.xclient.get("ADDR") == "127.0.0.2", m.xclient
+    assert "refused XCLIENT" not in gate.log_text()
+
+
 def test_client_identity_none_sends_no_xclient(recorder, gate_factory):
     """client_identity = none: no XCLIENT goes upstream even though it is offered."""
     gate = gate_factory([recorder.address], client_identity="none")

@@ -233,10 +233,13 @@ def test_quarantine_keeps_message_and_envelope(gate_factory, recorder, plugins, 
 
 
 def test_quarantine_that_cannot_be_written_is_a_tempfail(gate_factory, recorder, plugins, workdir):
-    blocker = workdir / "not-a-dir"
-    blocker.write_text("a file where the folder should be")
+    # Usable at start (checked then), a file in its place by the first message.
+    blocker = workdir / "goes-away"
+    blocker.mkdir()
     gate = start(gate_factory, recorder, policy(plugins, body_quarantine="SUSPECT"),
                  quarantine_dir=str(blocker / "q"))
+    blocker.rmdir()
+    blocker.write_text("a file where the folder should be")
     with gate.connect() as c:
         c.ehlo()
         replies = c.mail_transaction("s@example.test", ["a@example.test"],
@@ -444,7 +447,10 @@ def test_client_leaves_while_plugin_is_out(gate_factory, recorder, plugins):
 
 def write_conf(workdir: Path, recorder, extra: str) -> Path:
     conf = workdir / "t.conf"
-    conf.write_text(f'listen = {{"{LOOPBACK}:{free_port()}"}}\n'
+    # -t checks the folders too: workdir's own, on the first line so that
+    # the line numbers the tests name stay.
+    conf.write_text(f'listen = {{"{LOOPBACK}:{free_port()}"}} spool_dir = "{workdir}" '
+                    f'quarantine_dir = "{workdir}/quarantine"\n'
                     f'upstream main {{ address = "{recorder.address}" }}\n' + extra)
     return conf
 
@@ -453,7 +459,7 @@ def test_config_errors_name_file_and_line(smtpgate_binary, workdir, recorder, pl
     conf = write_conf(workdir, recorder, policy(plugins, no_such_option="x"))
     r = run_config_test(smtpgate_binary, conf)
     assert r.returncode != 0
-    assert re.search(rf"{re.escape(str(conf))}:5: no such option 'no_such_option'", r.stderr), \
+    assert re.search(rf"{re.escape(str(conf))}:5: plugin policy \(test_policy\): no such option 'no_such_option'", r.stderr), \
         r.stderr
 
     conf = write_conf(workdir, recorder, policy(plugins, connect_reject=["a", "b"]))

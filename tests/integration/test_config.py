@@ -23,8 +23,10 @@ def _write(workdir: Path, name: str, text: str) -> Path:
 def _valid_text(workdir: Path, comments: bool = False) -> str:
     """A complete valid config; without comment lines unless asked (comments are a
     subject of their own below)."""
+    (workdir / "spool").mkdir(exist_ok=True)
     text = render_config([f"{LOOPBACK}:{free_port()}"], [f"{LOOPBACK}:{free_port()}"],
-                         workdir / "spool", DEFAULT_SETTINGS)
+                         workdir / "spool",
+                         {**DEFAULT_SETTINGS, "quarantine_dir": str(workdir / "quarantine")})
     if not comments:
         text = "".join(l for l in text.splitlines(True) if not l.startswith("#"))
     return text
@@ -53,11 +55,18 @@ def in_tree_plugins(binary) -> tuple[str, ...]:
             "-o", f'plugin rules {{ path = "rules.so" files = {{"{REPO}/rules/default.rules"}} }}')
 
 
-def test_shipped_example_config_passes(smtpgate_binary):
-    """The shipped etc/smtpgate.conf passes `-t` (its plugins taken from the build)."""
+def test_shipped_example_config_passes(smtpgate_binary, workdir):
+    """The shipped etc/smtpgate.conf passes `-t` (its plugins taken from the build, its
+    folders, which -t checks, made in the test's own folder)."""
     from gate import REPO
+    (workdir / "spool").mkdir()
     r = run_config_test(smtpgate_binary, REPO / "etc" / "smtpgate.conf",
-                        *in_tree_plugins(smtpgate_binary))
+                        *in_tree_plugins(smtpgate_binary),
+                        "-o", f'spool_dir = "{workdir}/spool"',
+                        "-o", f'quarantine_dir = "{workdir}/spool/quarantine"',
+                        # The service user the package creates (test_package.py
+                        # checks the installed file with it).
+                        "-o", 'user = ""')
     assert r.returncode == 0, r.stdout + r.stderr
     assert "plugin rules: rules" in r.stdout + r.stderr
 

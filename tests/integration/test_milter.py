@@ -391,8 +391,11 @@ def test_quarantine_goes_to_the_hold_queue(mpostfix, milter):
     qid = queue_id(replies[-1])
     try:
         mpostfix.wait_log(rf"{qid}: milter-hold: END-OF-MESSAGE .*milter triggers HOLD", mark)
-        milter.wait_log(rf"queue_id={qid} verdict=quarantine decided_by=policy "
-                        r'reason="held by policy test"')
+        m = milter.wait_log(rf"queue_id={qid} action=quarantine "
+                            r'reason="held by policy test" chain=\d+ decided=policy '
+                            r"verdict=quarantine .*$")
+        keys = re.findall(r"(?:^| )([a-z_]+)=", m.group(0))
+        assert len(keys) == len(set(keys)), f"a key repeated on the line: {m.group(0)}"
         held = [q for q in mpostfix.queue() if q["queue_id"] == qid]
         assert held and held[0]["queue_name"] == "hold", mpostfix.queue()
         assert not [m for m in mpostfix.delivered() if b"Subject: milter-hold" in m]
@@ -559,7 +562,9 @@ def test_config_check(milter_binary, workdir):
     """-t: a good file is OK (no upstream needed); a bad socket names file and line."""
     plugin = render_plugin("policy", policy_plugin_path(milter_binary), POLICY)
     good = workdir / "good.conf"
-    good.write_text(f'milter {{\n    socket = "unix:{workdir}/m.sock"\n}}\n{plugin}\n')
+    # -t checks the folders the milter writes to: the test's own.
+    good.write_text(f'spool_dir = "{workdir}" quarantine_dir = "{workdir}/q"\n'
+                    f'milter {{\n    socket = "unix:{workdir}/m.sock"\n}}\n{plugin}\n')
     r = subprocess.run([str(milter_binary), "-t", "-c", str(good)], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0 and "configuration OK" in r.stdout, r.stdout + r.stderr

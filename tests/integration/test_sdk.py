@@ -26,7 +26,7 @@ def example_so(tmp_path_factory) -> Path:
     subprocess.run(["make", "-s", "-C", str(REPO), "install-sdk", f"DESTDIR={stage}",
                     "PREFIX=/usr/local"], check=True, capture_output=True, text=True)
     env = {**os.environ, "PKG_CONFIG_SYSROOT_DIR": str(stage),
-           "PKG_CONFIG_PATH": str(stage / "usr/local/lib/pkgconfig"), "PKG_CONFIG_LIBDIR": ""}
+           "PKG_CONFIG_PATH": str(stage / "usr/local/share/pkgconfig"), "PKG_CONFIG_LIBDIR": ""}
     cflags = subprocess.run(["pkg-config", "--cflags", "smtpgate-plugin"], env=env, check=True,
                             capture_output=True, text=True).stdout.split()
     assert cflags == [f"-I{stage}/usr/local/include"], cflags

@@ -213,3 +213,39 @@ def test_names_made_by_macros_are_not_cached(tmp_path):
             p.kill()
             p.wait(5)
         d.stop()
+
+
+@pytest.mark.parametrize("local", ["$alice", "bob smith", '"quoted"'])
+def test_local_parts_glibc_escapes_resolve(dns_odd, local):
+    # exists:%{l} asks a name with an octet that presentation form escapes
+    # ($, a space, UTF-8): its answer must still be taken as the answer.
+    r = query(dns_odd.address, f"{local}@odd.{ZONE}", "h.example", "192.0.2.1", timeout=2)
+    assert r["result"] == "pass", r
+    assert r["mechanism"] == f"exists:%{{l}}.ok.{ZONE}"
+
+
+@pytest.fixture(scope="module")
+def dns_odd(tmp_path_factory):
+    d = DnsServer([ZONE], log_path=tmp_path_factory.mktemp("dns") / "dnsmasq.log")
+    d.txt(f"odd.{ZONE}", f"v=spf1 exists:%{{l}}.ok.{ZONE} -all")
+    for local in ("$alice", "bob smith", '"quoted"'):
+        d.host(f"{local}.ok.{ZONE}", "127.0.0.1")
+    # Sub-addressing and SRS: include: targets made by %{l} hold + and =.
+    d.txt(f"sub.{ZONE}", f"v=spf1 include:%{{l}}._spf.{ZONE} -all")
+    d.txt(f"red.{ZONE}", f"v=spf1 redirect=%{{l}}._spf.{ZONE}")
+    for local in ("bob+tag", "SRS0=HHH=TT=example.org=alice"):
+        d.txt(f"{local}._spf.{ZONE}", "v=spf1 ip4:192.0.2.0/24 -all")
+    d.start()
+    yield d
+    d.stop()
+
+
+@pytest.mark.parametrize("local", ["bob+tag", "SRS0=HHH=TT=example.org=alice"])
+@pytest.mark.parametrize("domain", ["sub", "red"])
+def test_include_and_redirect_targets_made_by_macros(dns_odd, local, domain):
+    # RFC 7208 7.3/4.8: an expanded domain-spec may hold any octet but the
+    # dot in a label; pyspf and libspf2 give pass here.
+    r = query(dns_odd.address, f"{local}@{domain}.{ZONE}", "h.example", "192.0.2.1", timeout=2)
+    assert r["result"] == "pass", r
+    r = query(dns_odd.address, f"{local}@{domain}.{ZONE}", "h.example", "198.51.100.1", timeout=2)
+    assert r["result"] == "fail", r

@@ -136,7 +136,23 @@ static void test_defaults_with_only_an_upstream(void **state)
     assert_int_equal(c->hard_error_limit, 20);
     assert_int_equal(c->command_timeout, 300);
     assert_string_equal(c->hostname, "smtpgate.localdomain");
+    assert_false(c->strict_envelopes);
     config_unref(c);
+}
+
+static void test_strict_envelopes(void **state)
+{
+    (void)state;
+    struct sg_config *c =
+        load_text("upstream a { address = \"127.0.0.1:25\" }\nstrict_envelopes = yes\n", NULL);
+    assert_non_null(c);
+    assert_true(c->strict_envelopes);
+    config_unref(c);
+    char *log = NULL;
+    c = load_text("upstream a { address = \"127.0.0.1:25\" }\nstrict_envelopes = maybe\n", &log);
+    assert_null(c);
+    if (!strstr(log, ":2:") || !strstr(log, "strict_envelopes"))
+        fail_msg("log lacks the line or the option: %s", log);
 }
 
 static void test_upstreams_sorted_by_priority_stable(void **state)
@@ -369,6 +385,7 @@ int main(void)
         cmocka_unit_test(test_plugin_section_override),
         cmocka_unit_test(test_overrides_replace_file_values),
         cmocka_unit_test(test_defaults_with_only_an_upstream),
+        cmocka_unit_test(test_strict_envelopes),
         cmocka_unit_test(test_upstreams_sorted_by_priority_stable),
         cmocka_unit_test(test_unknown_option_names_line),
         cmocka_unit_test(test_int_out_of_range),

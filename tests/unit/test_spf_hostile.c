@@ -117,6 +117,39 @@ static void test_deep_include_chain(void **state)
     assert_int_equal(check("u@d31.chain.example", "192.0.2.1", NULL), SPFC_PASS);
 }
 
+/* The limit messages name the term that went over, not the record's domain. */
+static void test_limit_messages_name_the_term(void **state)
+{
+    (void)state;
+    for (int i = 1; i <= 10; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "a%d.example", i);
+        add(name, ns_t_a, "198.51.100.1");
+    }
+    add("terms.example", ns_t_txt,
+        "v=spf1 a:a1.example a:a2.example a:a3.example a:a4.example a:a5.example "
+        "a:a6.example a:a7.example a:a8.example a:a9.example a:a10.example mx:eleventh.example "
+        "-all");
+    struct spf_check_result res;
+    assert_int_equal(check("u@terms.example", "192.0.2.1", &res), SPFC_PERMERROR);
+    assert_string_equal(res.problem, "more than 10 DNS-querying terms (at mx:eleventh.example)");
+    spf_check_result_free(&res);
+
+    add("redir.example", ns_t_txt,
+        "v=spf1 a:a1.example a:a2.example a:a3.example a:a4.example a:a5.example "
+        "a:a6.example a:a7.example a:a8.example a:a9.example a:a10.example "
+        "redirect=next.example");
+    assert_int_equal(check("u@redir.example", "192.0.2.1", &res), SPFC_PERMERROR);
+    assert_string_equal(res.problem, "more than 10 DNS-querying terms (at redirect=next.example)");
+    spf_check_result_free(&res);
+
+    add("voids.example", ns_t_txt,
+        "v=spf1 exists:v1.example exists:v2.example exists:third-void.example -all");
+    assert_int_equal(check("u@voids.example", "192.0.2.1", &res), SPFC_PERMERROR);
+    assert_string_equal(res.problem, "more than 2 void DNS look-ups (at third-void.example)");
+    spf_check_result_free(&res);
+}
+
 static void test_loops(void **state)
 {
     (void)state;
@@ -267,6 +300,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_macro_length_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deep_include_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limit_messages_name_the_term, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_rrs, setup, teardown),

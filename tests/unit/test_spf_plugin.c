@@ -174,6 +174,10 @@ struct kv {
 struct sg_section {
     const struct kv *kv;
     char errors[1024];
+    char warnings[1024];
+    unsigned stages; /* what set_stages() said */
+    bool stages_set;
+    double timeout_s; /* the host's timeout key; 0: 30 s */
 };
 
 struct edit {
@@ -310,6 +314,29 @@ static void fake_config_error(const struct sg_section *s, const char *key, const
     va_start(ap, fmt);
     vsnprintf(w->errors + n, sizeof w->errors - n, fmt, ap);
     va_end(ap);
+}
+
+static void fake_config_warning(const struct sg_section *s, const char *key, const char *fmt, ...)
+{
+    struct sg_section *w = (struct sg_section *)s;
+    size_t n = strlen(w->warnings);
+    n += (size_t)snprintf(w->warnings + n, sizeof w->warnings - n, "%s: ", key ? key : "-");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->warnings + n, sizeof w->warnings - n, fmt, ap);
+    va_end(ap);
+}
+
+static void fake_set_stages(const struct sg_section *s, unsigned stages)
+{
+    struct sg_section *w = (struct sg_section *)s;
+    w->stages = stages;
+    w->stages_set = true;
+}
+
+static double fake_verdict_timeout(const struct sg_section *s)
+{
+    return s->timeout_s > 0 ? s->timeout_s : 30;
 }
 
 static void fake_log(const struct sg_ctx *ctx, enum sg_log_level level, const char *fmt, ...)
@@ -454,6 +481,9 @@ static const struct sg_host host = {
     .set_reply = fake_set_reply,
     .insert_header = fake_insert,
     .change_header = fake_change,
+    .set_stages = fake_set_stages,
+    .verdict_timeout = fake_verdict_timeout,
+    .config_warning = fake_config_warning,
 };
 
 static char ns_opt[64];
@@ -508,6 +538,44 @@ static void test_descriptor(void **state)
             v[strlen(v) - 1] = '\0';
             assert_null(o->check(v));
         }
+}
+
+/* HELO goes to the pool only when it is checked, RCPT only when decided
+ * there; a host timeout within dns_timeout is warned of, the config kept. */
+static void test_stages_and_timeout_warning(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *helo_check, *decide_at;
+        unsigned want;
+    } cases[] = {
+        {"false", "mail", SG_STAGE_BIT(SG_STAGE_MAIL) | SG_STAGE_BIT(SG_STAGE_EOM)},
+        {"true", "mail",
+         SG_STAGE_BIT(SG_STAGE_HELO) | SG_STAGE_BIT(SG_STAGE_MAIL) | SG_STAGE_BIT(SG_STAGE_EOM)},
+        {"false", "rcpt",
+         SG_STAGE_BIT(SG_STAGE_MAIL) | SG_STAGE_BIT(SG_STAGE_RCPT) | SG_STAGE_BIT(SG_STAGE_EOM)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct kv kv[] = {{"helo_check", cases[i].helo_check},
+                          {"decide_at", cases[i].decide_at},
+                          {"dns_timeout", "5"},
+                          {NULL, NULL}};
+        struct sg_section sec = {.kv = kv};
+        void *inst = NULL;
+        assert_int_equal(smtpgate_plugin.init(&host, &sec, &inst), 0);
+        assert_true(sec.stages_set);
+        assert_int_equal(sec.stages, cases[i].want);
+        assert_string_equal(sec.warnings, "");
+        smtpgate_plugin.fini(inst);
+    }
+    for (int at = 0; at < 2; at++) {
+        struct kv kv[] = {{"dns_timeout", "5"}, {NULL, NULL}};
+        struct sg_section sec = {.kv = kv, .timeout_s = at ? 5 : 4};
+        void *inst = NULL;
+        assert_int_equal(smtpgate_plugin.init(&host, &sec, &inst), 0);
+        assert_non_null(strstr(sec.warnings, "dns_timeout: 5s is not below the plugin's timeout"));
+        smtpgate_plugin.fini(inst);
+    }
 }
 
 static void test_config_errors(void **state)
@@ -779,6 +847,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_descriptor),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_stages_and_timeout_warning),
         cmocka_unit_test(test_pass_tags_at_eom),
         cmocka_unit_test(test_fail_rejected_at_mail),
         cmocka_unit_test(test_null_sender_and_helo),
