@@ -26,6 +26,8 @@ from netutil import LOOPBACK, free_port, wait_until
 from smtpclient import SMTPConn
 
 REPO = Path(__file__).resolve().parents[2]
+# The line main.c logs once the workers run; journald lines start with "<N>".
+READY = re.compile(r"(?:^|[\s>])ready: \d+ workers", re.M)
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "LeakSanitizer",
                      "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer",
@@ -228,7 +230,7 @@ class Gate(StderrLog):
                     cwd=self.workdir)
             # The ports listen before the start-up probe has run; "ready" comes
             # after it, so a test's view of the upstream starts after the probe.
-            wait_until(lambda: " ready: " in self.log_since(mark) or self.proc.poll() is not None,
+            wait_until(lambda: READY.search(self.log_since(mark)) or self.proc.poll() is not None,
                        timeout, f"smtpgate to be ready on {self.port}")
             if self.proc.poll() is None:
                 return self
