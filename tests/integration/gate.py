@@ -22,10 +22,12 @@ import signal
 import subprocess
 from pathlib import Path
 
-from netutil import LOOPBACK, free_port, is_listening, wait_until
+from netutil import LOOPBACK, free_port, wait_until
 from smtpclient import SMTPConn
 
 REPO = Path(__file__).resolve().parents[2]
+# The line main.c logs once the workers run; journald lines start with "<N>".
+READY = re.compile(r"(?:^|[\s>])ready: \d+ workers", re.M)
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "LeakSanitizer",
                      "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer",
@@ -220,13 +222,16 @@ class Gate(StderrLog):
             self.conf_path.write_text(self.config_text())
             override = (["-o", f'listen = {{"{LOOPBACK}:{self.port}"}}']
                         if self.listen_via_override else [])
+            mark = len(self.log_text())
             with open(self.stderr_path, "ab") as err:
                 self.proc = subprocess.Popen(
                     [str(self.binary), "-c", str(self.conf_path), "-f", *override, *self.args],
                     stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=self.env,
                     cwd=self.workdir)
-            wait_until(lambda: is_listening(self.port) or self.proc.poll() is not None,
-                       timeout, f"smtpgate to listen on {self.port}")
+            # The ports listen before the start-up probe has run; "ready" comes
+            # after it, so a test's view of the upstream starts after the probe.
+            wait_until(lambda: READY.search(self.log_since(mark)) or self.proc.poll() is not None,
+                       timeout, f"smtpgate to be ready on {self.port}")
             if self.proc.poll() is None:
                 return self
             self.returncode = self.proc.returncode

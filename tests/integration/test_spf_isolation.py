@@ -106,7 +106,8 @@ def test_timeout_within_dns_timeout(gate_factory, recorder, dns, smtpgate_binary
     so = spf_so(smtpgate_binary)
     conf = workdir / "spf.conf"
     conf.write_text(f'listen = {{"{LOOPBACK}:{free_port()}"}}\n'
-                    f'upstream main {{ address = "{recorder.address}" }}\n' +
+                    f'upstream main {{ address = "{recorder.address}" }}\n'
+                    f'spool_dir = "{workdir}"\nquarantine_dir = "{workdir}/quarantine"\n' +
                     plugin_section("spf", so, nameserver=dns.address, timeout=1, dns_timeout=2))
     r = run_config_test(smtpgate_binary, conf)
     assert r.returncode == 0, r.stderr
