@@ -146,6 +146,8 @@ static void reload_name_restart_settings(const struct sg_config *a, const struct
     RELOAD_CHANGED(!reload_same_listen(a, b), "listen");
     RELOAD_CHANGED(a->workers != b->workers, "workers");
     RELOAD_CHANGED(strcmp(a->metrics_listen, b->metrics_listen) != 0, "metrics_listen");
+    RELOAD_CHANGED(a->status_page != b->status_page, "status_page");
+    RELOAD_CHANGED(a->status_recent != b->status_recent, "status_recent");
     RELOAD_CHANGED(strcmp(a->user, b->user) != 0, "user");
     RELOAD_CHANGED(strcmp(a->group, b->group) != 0, "group");
     RELOAD_CHANGED(strcmp(a->chroot_dir, b->chroot_dir) != 0, "chroot");

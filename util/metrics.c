@@ -402,7 +402,7 @@ static void metrics_http_cb(struct evhttp_request *req, void *arg)
     (void)arg;
     const char *uri = evhttp_request_get_uri(req);
     if (!uri || strncmp(uri, "/metrics", 8) != 0 || (uri[8] != '\0' && uri[8] != '?')) {
-        evhttp_send_error(req, HTTP_NOTFOUND, "try /metrics");
+        evhttp_send_error(req, HTTP_NOTFOUND, "try /metrics or /");
         return;
     }
     size_t len;
@@ -452,6 +452,12 @@ struct metrics_http *metrics_http_start(struct event_base *base, const char *add
         return NULL;
     }
     return m;
+}
+
+int metrics_http_route(struct metrics_http *m, const char *path,
+                       void (*cb)(struct evhttp_request *req, void *arg), void *arg)
+{
+    return m && evhttp_set_cb(m->http, path, cb, arg) == 0 ? 0 : -1;
 }
 
 void metrics_http_stop(struct metrics_http *m)

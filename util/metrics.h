@@ -18,7 +18,8 @@
  *
  * metrics_format() writes every family, sorted by name, each with # HELP and
  * # TYPE and its series sorted by their labels, into a malloc'd string.
- * metrics_http_start() serves that at /metrics on an evhttp server.
+ * metrics_http_start() serves that at /metrics on an evhttp server;
+ * metrics_http_route() adds the daemon's other read-only pages to it.
  */
 #ifndef SMTPGATE_METRICS_H
 #define SMTPGATE_METRICS_H
@@ -63,6 +64,11 @@ char *metrics_format(size_t *len);
 struct metrics_http;
 /* address: "host:port"; NULL and a log line if it cannot listen. */
 struct metrics_http *metrics_http_start(struct event_base *base, const char *address);
+/* Another page on the same listener: cb answers GET/HEAD of exactly path
+ * (its query string aside).  0, or -1 when path is taken or memory ran out. */
+struct evhttp_request;
+int metrics_http_route(struct metrics_http *m, const char *path,
+                       void (*cb)(struct evhttp_request *req, void *arg), void *arg);
 void metrics_http_stop(struct metrics_http *m);
 
 void metrics_shutdown(void);
