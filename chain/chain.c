@@ -511,7 +511,9 @@ static enum chain_status chain_step(struct chain_conn *c, struct chain_result *r
             r->waiting = true;
             return CHAIN_WAIT;
         }
-        c->slots[i].tx_ns += chain_ns_since(&r->call_started);
+        uint64_t ns = chain_ns_since(&r->call_started);
+        c->slots[i].tx_ns += ns;
+        plugin_count_latency(p, ctx->stage, ns);
         if ((int)v >= SG_PENDING + 100)
             v = p->failure_verdict;
         v = chain_check_verdict(c, i, v, stage);
@@ -547,10 +549,13 @@ enum chain_status chain_resume(struct chain_conn *c, struct chain_result *res)
     if (!resolved)
         return CHAIN_WAIT;
     r->waiting = false;
-    c->slots[i].tx_ns += chain_ns_since(&r->call_started);
+    uint64_t ns = chain_ns_since(&r->call_started);
+    c->slots[i].tx_ns += ns;
     enum sg_verdict v = ctx->verdict;
     if ((int)v >= SG_PENDING + 100)
         v = c->chain->plugins[i].failure_verdict;
+    else
+        plugin_count_latency(&c->chain->plugins[i], ctx->stage, ns);
     v = chain_check_verdict(c, i, v, ctx->stage);
     if (r->message && v == SG_CONTINUE) {
         chain_message_advance(c, ctx->stage, ctx->chunk_len);
@@ -602,6 +607,7 @@ void chain_expire(struct chain_conn *c)
         }
     }
     pthread_mutex_unlock(&c->lock);
+    plugin_count_timeout(p);
     /* Name what the client gets, so that no later line of the plugin's
      * reads as the answer. */
     enum sg_verdict fv = p->failure_verdict;

@@ -7,10 +7,10 @@
  *   chain_plugin_has()    does a descriptor have a callback for a stage
  *   chain_inst_has()      ... and does the instance want it (set_stages)
  *   chain_verdict_name()  "continue", "reject"... for log lines and metrics
- *   plugin_metric_name()  "smtpgate_plugin_<instance>_<what>", made safe;
- *                         false when it does not fit
+ *   plugin_metrics_init() the instance's series, looked up once at load
  *   plugin_log()          a log line with the instance's name, outside sessions
- *   plugin_count_verdict(), plugin_counter_add()
+ *   plugin_count_verdict(), plugin_count_latency(), plugin_count_timeout(),
+ *   plugin_counter_add()
  *                         the instance's counters (any thread)
  */
 #ifndef SMTPGATE_CHAIN_INSTANCE_H
@@ -24,7 +24,7 @@
 
 struct plugin_counter {
     struct plugin_counter *next;
-    struct metrics_counter *counter;
+    struct metrics_series *counter;
     char name[];
 };
 
@@ -42,7 +42,8 @@ struct plugin_inst {
     /* counters this instance has used, found once then kept */
     pthread_mutex_t counters_lock;
     struct plugin_counter *counters;
-    struct metrics_counter *verdicts[SG_PENDING + 1];
+    struct metrics_series *verdicts[SG_PENDING + 1];
+    struct metrics_series *latency[SG_STAGE__COUNT], *timeouts;
 };
 
 struct chain {
@@ -59,11 +60,15 @@ bool chain_inst_has(const struct plugin_inst *p, enum sg_stage stage);
 /* v may be any value: "?" for one that is not a verdict. */
 const char *chain_verdict_name(enum sg_verdict v);
 
-/* false (out unusable) when the name does not fit in n octets. */
-bool plugin_metric_name(char *out, size_t n, const char *instance, const char *what);
+/* The instance's series: verdicts, latency per stage, timeouts. */
+void plugin_metrics_init(struct plugin_inst *p);
 void plugin_log(const struct plugin_inst *p, enum sg_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void plugin_count_verdict(struct plugin_inst *p, enum sg_verdict v);
+void plugin_count_latency(struct plugin_inst *p, enum sg_stage stage, uint64_t ns);
+void plugin_count_timeout(struct plugin_inst *p);
+/* "connect", "helo"... for metrics' labels; "?" for a value that is none. */
+const char *chain_stage_name(enum sg_stage stage);
 /* name must be metrics_name_ok(). */
 void plugin_counter_add(struct plugin_inst *p, const char *name, uint64_t delta);
 

@@ -161,12 +161,7 @@ static int plugin_inst_init(const struct plugin_loaded *l, struct plugin_inst *p
                          : strcmp(fv, "accept") == 0 ? SG_ACCEPT
                          : strcmp(fv, "reject") == 0 ? SG_REJECT
                                                      : SG_TEMPFAIL;
-    for (int v = SG_ACCEPT; v <= SG_QUARANTINE; v++) {
-        char name[256], what[64]; /* what: "verdict_" and a verdict's name */
-        snprintf(what, sizeof(what), "verdict_%s", chain_verdict_name((enum sg_verdict)v));
-        p->verdicts[v] =
-            plugin_metric_name(name, sizeof(name), p->name, what) ? metrics_counter(name) : NULL;
-    }
+    plugin_metrics_init(p);
     p->dl = dlopen(l->path, RTLD_NOW | RTLD_LOCAL);
     if (!p->dl) {
         log_err("%s:%d: plugin %s: cannot load %s", l->source, l->line, title, l->path);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "util/log.h"
+#include "util/metrics.h"
 
 struct workpool_job {
     struct workpool_job *next;
@@ -33,10 +34,21 @@ static uint64_t *pool_running; /* per thread: the client of its job, 0 when idle
 static unsigned pool_nthreads;
 static unsigned pool_want = 8;
 static bool pool_started, pool_stopping;
+static struct metrics_series *pool_queued, *pool_busy;
+
+/* Called with the lock held; a daemon shows the gauges before the first job. */
+static void workpool_metrics(void)
+{
+    pool_queued = metrics_single("smtpgate_workpool_queued_jobs", METRICS_GAUGE,
+                                 "Blocking plugin calls waiting for a work-pool thread");
+    pool_busy = metrics_single("smtpgate_workpool_busy_threads", METRICS_GAUGE,
+                               "Work-pool threads running a blocking plugin call");
+}
 
 void workpool_set_threads(unsigned n)
 {
     pthread_mutex_lock(&pool_lock);
+    workpool_metrics();
     if (!pool_started && n > 0)
         pool_want = n;
     pthread_mutex_unlock(&pool_lock);
@@ -109,10 +121,13 @@ static void *workpool_thread(void *slot)
                 pool_tail = NULL;
         }
         *running = j->client;
+        metrics_gauge_add(pool_queued, -1);
+        metrics_gauge_add(pool_busy, 1);
         pthread_mutex_unlock(&pool_lock);
         j->fn(j->arg);
         free(j);
         pthread_mutex_lock(&pool_lock);
+        metrics_gauge_add(pool_busy, -1);
         *running = 0;
         /* A job held back by this client's share may run now. */
         if (pool_head)
@@ -125,6 +140,7 @@ static void *workpool_thread(void *slot)
 /* Called with the lock held. */
 static int workpool_start(void)
 {
+    workpool_metrics();
     pool_threads = calloc(pool_want, sizeof(*pool_threads));
     pool_running = calloc(pool_want, sizeof(*pool_running));
     if (!pool_threads || !pool_running) {
@@ -171,6 +187,7 @@ int workpool_submit_for(const char *client, void (*fn)(void *arg), void *arg)
     else
         pool_head = j;
     pool_tail = j;
+    metrics_gauge_add(pool_queued, 1);
     /* Every idle thread looks: the first may find only held-back jobs. */
     pthread_cond_broadcast(&pool_cond);
     pthread_mutex_unlock(&pool_lock);

@@ -205,6 +205,7 @@ static const struct config_int config_ints[] = {
     {"shutdown_grace", 30, 0, 86400},
     {"plugin_threads", 8, 1, 256},
     {"dns_timeout", 5, 1, 60},
+    {"status_recent", 50, 0, 1000},
 };
 #define CONFIG_NINTS (sizeof(config_ints) / sizeof(config_ints[0]))
 
@@ -258,6 +259,7 @@ static cfg_t *config_schema(struct config_schema *s, bool numeric)
     o[k++] = (cfg_opt_t)CFG_STR_CB("metrics_listen", "", CFGF_NONE,
                                    numeric ? config_cb_metrics_numeric : config_cb_metrics);
     o[k++] = (cfg_opt_t)CFG_STR("verdict_log", "", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_BOOL("status_page", cfg_true, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_BOOL("client_name_lookup", cfg_true, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_BOOL("strict_envelopes", cfg_false, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_STR("plugin_dir", SMTPGATE_PLUGIN_DIR, CFGF_NONE);
@@ -403,6 +405,8 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
     c->upstream_data_timeout = (unsigned)cfg_getint(cfg, "upstream_data_timeout");
     c->upstream_final_timeout = (unsigned)cfg_getint(cfg, "upstream_final_timeout");
     c->probe_interval = (unsigned)cfg_getint(cfg, "probe_interval");
+    c->status_recent = (unsigned)cfg_getint(cfg, "status_recent");
+    c->status_page = cfg_getbool(cfg, "status_page");
     c->shutdown_grace = (unsigned)cfg_getint(cfg, "shutdown_grace");
     c->plugin_threads = (unsigned)cfg_getint(cfg, "plugin_threads");
     c->client_name_lookup = cfg_getbool(cfg, "client_name_lookup");

@@ -80,6 +80,8 @@ struct sg_config {
     unsigned upstream_data_timeout;
     unsigned upstream_final_timeout;
     unsigned probe_interval;
+    unsigned status_recent; /* transactions the status page lists */
+    bool status_page;       /* / and /status.json on the metrics listener */
     unsigned shutdown_grace;
 
     int syslog_facility;

@@ -10,3 +10,6 @@ $(BUILD)/smtpgate: $(BUILD)/daemon/main.o $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 -include $(BUILD)/daemon/main.d
+
+# The status page is built into the object that serves it.
+$(BUILD)/daemon/status_page.o: daemon/status_page.html

@@ -29,6 +29,7 @@
 #include "daemon/listen_socket.h"
 #include "daemon/reload.h"
 #include "daemon/runtime.h"
+#include "daemon/status_page.h"
 #include "daemon/upstream_pool.h"
 #include "chain/workpool.h"
 #include "daemon/worker.h"
@@ -170,6 +171,11 @@ int main(int argc, char **argv)
     struct metrics_http *metrics = NULL;
     if (c->metrics_listen[0] && !(metrics = metrics_http_start(g.base, c->metrics_listen)))
         return 1;
+    if (metrics && c->status_page &&
+        status_page_attach(metrics, c->hostname, c->status_recent) < 0) {
+        log_err("metrics_listen %s: cannot add the status page", c->metrics_listen);
+        return 1;
+    }
     char *pidfile = c->pidfile[0] ? strdup(c->pidfile) : NULL;
     if (pidfile && cmdline_write_pidfile(pidfile) < 0)
         return 1;

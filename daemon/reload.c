@@ -20,6 +20,7 @@
 #include "daemon/tls.h"
 #include "daemon/upstream_pool.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 static int reload_listener_tls(const struct sg_listener *l, struct tls_server **out)
 {
@@ -70,8 +71,21 @@ static int reload_tls(struct sg_runtime *rt)
     return errors;
 }
 
+/* Looked up at the first assembly too, so both series are there before any reload. */
+static struct metrics_series *reload_counter(bool accepted)
+{
+    static const char *const result_label[] = {"result", NULL};
+    struct metrics_family *reloads = metrics_family(
+        "smtpgate_reloads_total", METRICS_COUNTER,
+        "Configuration reloads asked for, by whether they took effect", result_label, NULL, 0);
+    struct metrics_series *refused = metrics_series(reloads, (const char *const[]){"refused"});
+    struct metrics_series *done = metrics_series(reloads, (const char *const[]){"accepted"});
+    return accepted ? done : refused;
+}
+
 struct sg_runtime *reload_assemble(const struct cmdline *cmd, const struct sg_runtime *running)
 {
+    reload_counter(true);
     /* Every step runs even after errors of an earlier one, on what loaded,
      * so that one -t (or one refused reload) names every mistake. */
     int errors = 0;
@@ -132,6 +146,8 @@ static void reload_name_restart_settings(const struct sg_config *a, const struct
     RELOAD_CHANGED(!reload_same_listen(a, b), "listen");
     RELOAD_CHANGED(a->workers != b->workers, "workers");
     RELOAD_CHANGED(strcmp(a->metrics_listen, b->metrics_listen) != 0, "metrics_listen");
+    RELOAD_CHANGED(a->status_page != b->status_page, "status_page");
+    RELOAD_CHANGED(a->status_recent != b->status_recent, "status_recent");
     RELOAD_CHANGED(strcmp(a->user, b->user) != 0, "user");
     RELOAD_CHANGED(strcmp(a->group, b->group) != 0, "group");
     RELOAD_CHANGED(strcmp(a->chroot_dir, b->chroot_dir) != 0, "chroot");
@@ -156,6 +172,7 @@ bool reload_run(const struct cmdline *cmd)
 {
     struct sg_runtime *old = runtime_current();
     struct sg_runtime *rt = reload_assemble(cmd, old);
+    metrics_add(reload_counter(rt != NULL), 1);
     if (!rt) {
         log_err("reload refused: configuration has errors; generation %u stays in force",
                 old ? old->generation : 0);

@@ -17,6 +17,7 @@
 
 #include "chain/chain.h"
 #include "daemon/tls.h"
+#include "util/metrics.h"
 
 struct sg_runtime *runtime_new(struct sg_config *cfg, unsigned generation)
 {
@@ -78,6 +79,11 @@ static struct sg_runtime *runtime_in_force;
 
 void runtime_set(struct sg_runtime *rt)
 {
+    if (rt)
+        metrics_gauge_set(metrics_single("smtpgate_config_generation", METRICS_GAUGE,
+                                         "Generation of the configuration and chain in force; "
+                                         "each accepted reload adds one"),
+                          rt->generation);
     pthread_mutex_lock(&runtime_lock);
     struct sg_runtime *old = runtime_in_force;
     runtime_in_force = rt;

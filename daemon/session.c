@@ -453,6 +453,7 @@ static void session_free(struct session *s)
              s->id, s->client.name ? s->client.name : "unknown", s->addr, s->port,
              s->client.helo ? s->client.helo : "-", s->stats.ncommands, s->stats.ntransactions,
              s->stats.naccepted, s->stats.errors, edge, session_elapsed(&s->started));
+    session_metrics_close(session_elapsed(&s->started));
     session_edge_free(s);
     if (s->up) {
         upstream_close(s->up);
@@ -550,7 +551,6 @@ void session_start(const struct session_host *host, evutil_socket_t fd, const st
         return;
     }
 
-    session_tx_count_connection();
     struct session *s = calloc(1, sizeof(*s));
     if (!s) {
         runtime_conn_close(peer);
@@ -577,6 +577,7 @@ void session_start(const struct session_host *host, evutil_socket_t fd, const st
         inet_ntop(AF_INET, &a->sin_addr, s->addr, sizeof(s->addr));
         s->port = ntohs(a->sin_port);
     }
+    session_metrics_open();
     session_link(s);
     s->msg.hdrs = malloc(sizeof(*s->msg.hdrs));
     if (!s->msg.hdrs) {

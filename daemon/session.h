@@ -41,6 +41,9 @@ void session_start(const struct session_host *host, evutil_socket_t fd, const st
                    socklen_t peer_len, struct sg_runtime *rt);
 void session_shutdown(struct session *s);
 
+/* The sessions' metric families, there before the first client (any thread). */
+void session_metrics_register(void);
+
 /* Free at once (the host's loop has ended). */
 void session_destroy(struct session *s);
 

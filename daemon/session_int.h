@@ -140,6 +140,7 @@ struct expect {
     struct reply_slot *slot; /* NULL for the silent kinds */
     unsigned tx_gen;
     struct msg_rcpt rcpt; /* EXPECT_RCPT: the recipient, kept once accepted */
+    struct timespec sent; /* EXPECT_MESSAGE: when the message went to the upstream */
 };
 
 struct session_io {
@@ -304,12 +305,17 @@ void session_refused_bdat(struct session *s, struct session_args *a);
 bool session_tx_open(const struct session *s);
 void session_tx_reset(struct session *s);
 void session_tx_log(struct session *s, const char *result, int code, const char *text);
-void session_tx_count_connection(void);
 void session_keep_rcpt(struct session *s, struct msg_rcpt *r);
 void session_release_content(struct session *s);
 void session_free_headers(void *h);
 bool session_feed_data(struct session *s);
 bool session_feed_bdat(struct session *s);
+
+/* session_metrics.c: one call each per session opened and closed and per
+ * transaction ended; whole_message when its data arrived complete */
+void session_metrics_open(void);
+void session_metrics_close(double seconds);
+void session_metrics_transaction(const char *result, bool whole_message, uint64_t size);
 
 /* session_edge.c: TLS and AUTH */
 enum session_check session_check_starttls(struct session *s, struct session_args *a);

@@ -21,6 +21,7 @@
 #include "daemon/session.h"
 #include "daemon/session_int.h"
 #include "daemon/upstream.h"
+#include "daemon/upstream_pool.h"
 
 struct expect *session_expect(struct session *s, enum expect_kind kind, struct reply_slot *slot)
 {
@@ -131,6 +132,8 @@ static void session_upstream_reply(void *ctx, const struct smtp_reply *r)
             s->tx.replay_rcpt_ok++;
         break;
     case EXPECT_MESSAGE:
+        upstream_health_message_reply(upstream_health_of(s->up), r->code,
+                                      session_elapsed(&e->sent));
         r = session_message_done(s, e, r);
         break;
     case EXPECT_RELAY:

@@ -18,7 +18,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +29,6 @@
 #include "message/msg_view.h"
 #include "message/quarantine.h"
 #include "util/log.h"
-#include "util/metrics.h"
 
 /* ---- the transaction's life ---- */
 
@@ -127,38 +125,6 @@ static void session_queue_id(const char *text, char *out, size_t out_size)
     out[n] = '\0';
 }
 
-/* Counters per transaction result and for connections, found once: the
- * registry's lock stays off the per-transaction path. */
-static const char *const session_results[] = {"accepted", "deferred",  "rejected",   "refused",
-                                              "aborted",  "discarded", "quarantined"};
-#define SESSION_NRESULTS (sizeof(session_results) / sizeof(session_results[0]))
-static struct metrics_counter *session_result_counters[SESSION_NRESULTS];
-static struct metrics_counter *session_conn_counter;
-static pthread_once_t session_counters_once = PTHREAD_ONCE_INIT;
-
-static void session_counters_init(void)
-{
-    char name[128];
-    for (size_t i = 0; i < SESSION_NRESULTS; i++) {
-        snprintf(name, sizeof(name), "smtpgate_transactions_%s_total", session_results[i]);
-        session_result_counters[i] = metrics_counter(name);
-    }
-    session_conn_counter = metrics_counter("smtpgate_connections_total");
-}
-
-void session_tx_count_connection(void)
-{
-    pthread_once(&session_counters_once, session_counters_init);
-    metrics_add(session_conn_counter, 1);
-}
-
-static void session_count_result(const char *result)
-{
-    for (size_t i = 0; i < SESSION_NRESULTS; i++)
-        if (strcmp(result, session_results[i]) == 0)
-            metrics_add(session_result_counters[i], 1);
-}
-
 /*
  * One line per recipient the upstream took, in the shape of Postfix's
  * delivery lines ("to=<r>, relay=..., delay=..., dsn=..., status=sent
@@ -183,7 +149,8 @@ static void session_log_recipients(const struct session *s, const char *result, 
 
 void session_tx_log(struct session *s, const char *result, int code, const char *text)
 {
-    session_count_result(result);
+    session_metrics_transaction(result, s->msg.store && strcmp(result, "aborted") != 0,
+                                s->msg.store ? msg_store_size(s->msg.store) : 0);
     char qid[64];
     session_queue_id(text ? text : "", qid, sizeof(qid));
     char first[256];
@@ -568,10 +535,12 @@ static void session_message_send(struct session *s)
         }
     }
     struct reply_slot *slot = session_slot_new(s);
-    if (!slot || !session_expect(s, EXPECT_MESSAGE, slot)) {
+    struct expect *e = slot ? session_expect(s, EXPECT_MESSAGE, slot) : NULL;
+    if (!e) {
         s->io.closing = true;
         return;
     }
+    clock_gettime(CLOCK_MONOTONIC, &e->sent);
     s->wait.kind = WAIT_FINAL;
     session_set_read_timeout(s, 0);
     bool bdat = s->tx.body == ESMTP_BODY_BINARYMIME && (upstream_caps(s->up) & ESMTP_CAP_CHUNKING);

@@ -564,6 +564,13 @@ const char *upstream_label(const struct upstream_conn *u)
     return u->label;
 }
 
+struct upstream_health *upstream_health_of(const struct upstream_conn *u)
+{
+    if (!u || u->candidate >= u->norder)
+        return NULL;
+    return u->rt->upstreams[u->order[u->candidate]].health;
+}
+
 unsigned upstream_pending(const struct upstream_conn *u)
 {
     unsigned n = u->queued_client;

@@ -62,6 +62,8 @@ bool upstream_ready(const struct upstream_conn *u);
 
 /* "name address" of the upstream in use, for logs. */
 const char *upstream_label(const struct upstream_conn *u);
+/* The health record of the upstream u talks to; NULL before it has one. */
+struct upstream_health *upstream_health_of(const struct upstream_conn *u);
 
 /* Commands sent or queued that have no reply yet. */
 unsigned upstream_pending(const struct upstream_conn *u);

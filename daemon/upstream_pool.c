@@ -23,7 +23,13 @@
 #include "codec/client_identity.h"
 #include "codec/esmtp.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "codec/smtp_reply.h"
+
+static const char *const cap_names[] = {
+    "SIZE",     "8BITMIME",   "BINARYMIME",          "SMTPUTF8", "DSN",     "AUTH",
+    "CHUNKING", "PIPELINING", "ENHANCEDSTATUSCODES", "STARTTLS", "XCLIENT", "XFORWARD"};
+#define NCAPS (sizeof(cap_names) / sizeof(cap_names[0]))
 
 struct upstream_health {
     struct upstream_health *next;
@@ -32,7 +38,55 @@ struct upstream_health {
     atomic_uint caps;
     _Atomic uint64_t size_limit;
     atomic_uint auth_mechs; /* relayable SASL mechanisms (auth_relay.h) */
+    struct metrics_series *up, *cap[NCAPS];
+    struct metrics_series *message_latency, *message_replies[3]; /* 2xx, 4xx, 5xx */
 };
+
+static void health_metrics_init(struct upstream_health *h)
+{
+    static const char *const up_labels[] = {"upstream", NULL};
+    static const char *const cap_labels[] = {"upstream", "capability", NULL};
+    h->up = metrics_series(
+        metrics_family("smtpgate_upstream_up", METRICS_GAUGE,
+                       "1 when the upstream's last probe or session found it answering, else 0",
+                       up_labels, NULL, 0),
+        (const char *const[]){h->address});
+    struct metrics_family *caps = metrics_family(
+        "smtpgate_upstream_capability", METRICS_GAUGE,
+        "1 for each ESMTP extension the upstream offered at its last successful probe", cap_labels,
+        NULL, 0);
+    for (size_t i = 0; i < NCAPS; i++)
+        h->cap[i] = metrics_series(caps, (const char *const[]){h->address, cap_names[i]});
+    h->message_latency = metrics_series(
+        metrics_family("smtpgate_upstream_message_reply_seconds", METRICS_HISTOGRAM,
+                       "Time from handing a whole message to the upstream to its final reply",
+                       up_labels, metrics_seconds_buckets, metrics_seconds_nbuckets),
+        (const char *const[]){h->address});
+    static const char *const class_labels[] = {"upstream", "class", NULL};
+    static const char *const classes[] = {"2xx", "4xx", "5xx"};
+    struct metrics_family *replies = metrics_family(
+        "smtpgate_upstream_message_replies_total", METRICS_COUNTER,
+        "The upstream's final replies to messages, by reply class", class_labels, NULL, 0);
+    for (size_t i = 0; i < 3; i++)
+        h->message_replies[i] =
+            metrics_series(replies, (const char *const[]){h->address, classes[i]});
+}
+
+void upstream_health_message_reply(struct upstream_health *h, int code, double seconds)
+{
+    if (!h)
+        return;
+    metrics_observe(h->message_latency, seconds);
+    int k = code / 100;
+    if (k == 2 || k == 4 || k == 5)
+        metrics_add(h->message_replies[k == 2 ? 0 : k == 4 ? 1 : 2], 1);
+}
+
+static void health_metrics_caps(struct upstream_health *h, unsigned caps)
+{
+    for (size_t i = 0; i < NCAPS; i++)
+        metrics_gauge_set(h->cap[i], (caps >> i) & 1u);
+}
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct upstream_health *pool_head;
@@ -54,6 +108,7 @@ int upstream_pool_attach(struct sg_runtime *rt)
             }
             snprintf(h->address, sizeof(h->address), "%s", c->upstreams[i].addr.text);
             atomic_init(&h->state, -1);
+            health_metrics_init(h);
             h->next = pool_head;
             pool_head = h;
         }
@@ -84,6 +139,7 @@ void upstream_health_report(struct upstream_health *h, bool ok)
     if (!h)
         return;
     int was = atomic_exchange(&h->state, ok ? 1 : 0);
+    metrics_gauge_set(h->up, ok);
     if (was != (ok ? 1 : 0))
         log_msg(ok ? LOG_INFO : LOG_WARNING, "upstream %s is %s", h->address, ok ? "up" : "down");
 }
@@ -181,6 +237,7 @@ static void probe_conn_finish(struct probe_conn *pc, bool ok, const char *why)
         atomic_store(&pc->health->caps, pc->caps);
         atomic_store(&pc->health->size_limit, pc->size_limit);
         atomic_store(&pc->health->auth_mechs, pc->auth_mechs);
+        health_metrics_caps(pc->health, pc->caps);
     } else {
         log_debug("probe of upstream %s failed: %s", pc->health->address, why);
     }

@@ -27,6 +27,8 @@ int upstream_pool_attach(struct sg_runtime *rt);
 
 bool upstream_health_ok(const struct upstream_health *h);
 void upstream_health_report(struct upstream_health *h, bool ok);
+/* The upstream's final reply to a message, seconds after the message went out. */
+void upstream_health_message_reply(struct upstream_health *h, int code, double seconds);
 
 /* Is any upstream of rt healthy? */
 bool upstream_pool_any_healthy(const struct sg_runtime *rt);

@@ -6,7 +6,8 @@
  * The line is built in a fixed buffer (json_out keeps it valid when cut) and
  * written with one write(2) on an O_APPEND descriptor, so lines from worker
  * threads never interleave.  The descriptor belongs to the runtime, opened
- * again at each reload: logrotate's SIGHUP lets the rotated file go.
+ * again at each reload: logrotate's SIGHUP lets the rotated file go.  The
+ * same object goes to recent_tx for the status page.
  */
 #include "daemon/verdict_log.h"
 
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "chain/chain.h"
+#include "daemon/recent_tx.h"
 #include "daemon/session_int.h"
 #include "daemon/upstream.h"
 #include "message/msg_store.h"
@@ -52,7 +54,7 @@ void verdict_log_write(const struct session *s, const char *result, int code, co
                        const char *queued_as, double duration)
 {
     int fd = s->rt->verdict_fd;
-    if (fd < 0)
+    if (fd < 0 && !recent_tx_enabled())
         return;
     char line[VERDICT_LINE_MAX];
     struct json_out j;
@@ -103,6 +105,9 @@ void verdict_log_write(const struct session *s, const char *result, int code, co
     json_out_key(&j, "duration");
     json_out_num(&j, duration);
     size_t n = json_out_finish(&j);
+    recent_tx_add(line, n);
+    if (fd < 0)
+        return;
     ssize_t w = write(fd, line, n);
     (void)w; /* a full disk must not stop the mail; the daemon's log still has the line */
 }

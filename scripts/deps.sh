@@ -13,7 +13,8 @@ run_pkgs=(postfix swaks)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-aiosmtpd clang libclang-rt-14-dev
            valgrind procps iproute2 python3-yaml python3-spf python3-dnslib dnsmasq-base
            haproxy opendkim opendkim-tools openssl dovecot-core libnet-ssleay-perl
-           libio-socket-ssl-perl debhelper dpkg-dev fakeroot lintian man-db)
+           libio-socket-ssl-perl debhelper dpkg-dev fakeroot lintian man-db
+           prometheus chromium)
 
 case "${1:-test}" in
   run)  want=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
@@ -37,8 +38,19 @@ echo "installing: ${missing[*]}"
 # instances on loopback ports and never leaves anything listening on port 25.
 echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
 export DEBIAN_FRONTEND=noninteractive
+# The tests want promtool only: the prometheus package's server must not start
+# (and listen on :9090) while installing, nor come back at boot.
+policy_rc=/usr/sbin/policy-rc.d
+if [ ! -e "$policy_rc" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy_rc" >/dev/null
+  $sudo chmod 755 "$policy_rc"
+  trap '$sudo rm -f "$policy_rc"' EXIT
+fi
 if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -print -quit 2>/dev/null)" ]; then
   $sudo apt-get update -q
 fi
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" || {
   $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"; }
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  $sudo systemctl disable --now prometheus prometheus-node-exporter 2>/dev/null || true
+fi

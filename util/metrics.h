@@ -1,15 +1,25 @@
 /*
- * metrics - named counters, process-wide, for the daemon and its plugins.
+ * metrics - a process-wide registry of metric families, for the daemon and
+ * its plugins, exposed in the Prometheus text format.
  *
- * metrics_counter() finds or creates the counter of that name (names are
- * Prometheus metric names: [a-zA-Z_][a-zA-Z0-9_]*, at most 128 octets) and
- * returns a handle that stays valid until metrics_shutdown(); NULL for a bad
- * name or when out of memory.  Adding is one atomic operation, any thread;
- * finding takes a lock, so hot paths keep the handle.
+ * metrics_family() finds or creates a family: a name ([a-zA-Z_][a-zA-Z0-9_]*,
+ * at most 128 octets; counters end in "_total"), a help text, a type, its label
+ * names (a NULL-terminated list, at most METRICS_LABELS_MAX) and, for a
+ * histogram, its bucket upper bounds (ascending; +Inf is implied).  Asking
+ * again for a name with the same type and labels gives the same family; with
+ * others, NULL.  metrics_series() finds or creates the series of one set of
+ * label values (as many as the family has labels).  Both take a lock, so hot
+ * paths look their handles up once and keep them; handles stay valid until
+ * metrics_shutdown().
  *
- * metrics_format() writes every counter in the Prometheus text format, sorted
- * by name, into a malloc'd string.  metrics_http_start() serves that at
- * /metrics on an evhttp server of the given event loop.
+ * Updating a series is one atomic operation (a histogram's sum: a
+ * compare-and-swap loop), from any thread.  Every update ignores a NULL
+ * series, so a failed look-up costs a count, never a crash.
+ *
+ * metrics_format() writes every family, sorted by name, each with # HELP and
+ * # TYPE and its series sorted by their labels, into a malloc'd string.
+ * metrics_http_start() serves that at /metrics on an evhttp server;
+ * metrics_http_route() adds the daemon's other read-only pages to it.
  */
 #ifndef SMTPGATE_METRICS_H
 #define SMTPGATE_METRICS_H
@@ -19,18 +29,46 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct metrics_counter;
+#define METRICS_LABELS_MAX  4
+#define METRICS_BUCKETS_MAX 24
 
-struct metrics_counter *metrics_counter(const char *name);
-void metrics_add(struct metrics_counter *c, uint64_t delta);
-uint64_t metrics_value(const struct metrics_counter *c);
+enum metrics_type { METRICS_COUNTER, METRICS_GAUGE, METRICS_HISTOGRAM };
+
+struct metrics_family;
+struct metrics_series;
+
+struct metrics_family *metrics_family(const char *name, enum metrics_type type, const char *help,
+                                      const char *const *labels, const double *buckets,
+                                      size_t nbuckets);
+struct metrics_series *metrics_series(struct metrics_family *f, const char *const *values);
+/* The series of a family without labels. */
+struct metrics_series *metrics_single(const char *name, enum metrics_type type, const char *help);
+
+void metrics_add(struct metrics_series *s, uint64_t delta);      /* counter */
+void metrics_gauge_add(struct metrics_series *s, int64_t delta); /* gauge */
+void metrics_gauge_set(struct metrics_series *s, int64_t value); /* gauge */
+void metrics_observe(struct metrics_series *s, double value);    /* histogram */
+/* A counter's value, a gauge's, or a histogram's count. */
+int64_t metrics_value(const struct metrics_series *s);
+
 bool metrics_name_ok(const char *name);
+
+/* Bucket sets the daemon's histograms share. */
+extern const double metrics_seconds_buckets[];
+extern const size_t metrics_seconds_nbuckets;
+extern const double metrics_bytes_buckets[];
+extern const size_t metrics_bytes_nbuckets;
 
 char *metrics_format(size_t *len);
 
 struct metrics_http;
 /* address: "host:port"; NULL and a log line if it cannot listen. */
 struct metrics_http *metrics_http_start(struct event_base *base, const char *address);
+/* Another page on the same listener: cb answers GET/HEAD of exactly path
+ * (its query string aside).  0, or -1 when path is taken or memory ran out. */
+struct evhttp_request;
+int metrics_http_route(struct metrics_http *m, const char *path,
+                       void (*cb)(struct evhttp_request *req, void *arg), void *arg);
 void metrics_http_stop(struct metrics_http *m);
 
 void metrics_shutdown(void);

@@ -329,11 +329,6 @@ static enum sg_verdict envelope_stage(struct sg_ctx *ctx, struct rp_instance *in
         free(hits);
         free(shadow);
     }
-    if (o->verdict != RULES_CONTINUE) {
-        char name[32];
-        snprintf(name, sizeof(name), "verdict_%s", rules_verdict_name(o->verdict));
-        h->counter_add(ctx, name, 1);
-    }
     return verdict_of(ctx, h, o);
 }
 
@@ -544,11 +539,6 @@ static enum sg_verdict rp_eom(struct sg_ctx *ctx, void *instance)
     h->tx_note(ctx, note);
     free(hits);
     free(shadow);
-    if (o->verdict != RULES_CONTINUE) {
-        char name[32];
-        snprintf(name, sizeof(name), "verdict_%s", rules_verdict_name(o->verdict));
-        h->counter_add(ctx, name, 1);
-    }
     if (o->tagged)
         h->counter_add(ctx, "tagged", 1);
     if (o->verdict == RULES_CONTINUE || o->verdict == RULES_ACCEPT ||

@@ -282,8 +282,12 @@ struct sg_host {
      * session id. */
     void (*log)(const struct sg_ctx *ctx, enum sg_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-    /* Adds to the counter "smtpgate_plugin_<instance>_<name>" (created on first
-     * use; name: [a-z0-9_]). */
+    /* Adds to the series smtpgate_plugin_events_total{plugin="<instance>",
+     * event="<name>"} (created on first use; name: [a-zA-Z_][a-zA-Z0-9_]*, others
+     * are ignored).  A family of its own: nothing a plugin counts can land on
+     * one of the host's series.  The host already counts every verdict other
+     * than continue (smtpgate_plugin_verdicts_total), its latency and its
+     * timeouts: a plugin need not count those itself. */
     void (*counter_add)(const struct sg_ctx *ctx, const char *name, uint64_t delta);
     /* A short text (at most 600 octets kept) that smtpgate puts on the
      * transaction's log line as NAME="text"; a later call replaces it.  In

@@ -614,9 +614,11 @@ def test_tx_log_line_and_metrics(gate_factory, recorder, plugins):
     assert re.search(r"chain=1 decided=- verdict=continue filters=first:\d+\.\dms,noop:\d+\.\dms",
                      line), line
     text = urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=10).read().decode()
-    assert re.search(r"^smtpgate_plugin_first_connections 1$", text, re.M), text
-    assert re.search(r"^smtpgate_plugin_noop_verdict_reject 0$", text, re.M), text
-    assert re.search(r"^smtpgate_transactions_accepted_total 1$", text, re.M), text
+    assert re.search(r'^smtpgate_plugin_events_total\{plugin="first",event="connections"\} 1$',
+                     text, re.M), text
+    assert re.search(r'^smtpgate_plugin_verdicts_total\{plugin="noop",verdict="reject"\} 0$',
+                     text, re.M), text
+    assert re.search(r'^smtpgate_transactions_total\{result="accepted"\} 1$', text, re.M), text
 
 
 def test_plugin_reads_host_members_guarded_by_size(gate_factory, recorder, plugins):

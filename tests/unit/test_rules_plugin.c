@@ -555,7 +555,8 @@ static void test_envelope(void **state)
     assert_string_equal(ctx.reply, "554 5.7.1 Your network is blocked");
     assert_true(logged("rules: connect: verdict=reject by=BLOCKED hits=BLOCKED(client_addr)"));
     assert_int_equal(counter("rule_blocked"), 1);
-    assert_int_equal(counter("verdict_reject"), 1);
+    /* the host counts verdicts; the plugin counting them too would count twice */
+    assert_int_equal(counter("verdict_reject"), 0);
     ctx_close(&ctx);
 
     ctx = (struct sg_ctx){.ci = {.session_id = "S2", .client_addr = "192.0.2.1"}};

@@ -1,0 +1,72 @@
+/*
+ * session_metrics - the session's families: connections, open sessions,
+ * transactions by result, session duration and message size.
+ *
+ * Every series is looked up once (pthread_once), so a session costs a few
+ * relaxed atomic adds and never the registry's lock.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "daemon/session.h"
+#include "daemon/session_int.h"
+#include "util/metrics.h"
+
+static const char *const session_results[] = {"accepted", "deferred",  "rejected",   "refused",
+                                              "aborted",  "discarded", "quarantined"};
+#define SESSION_NRESULTS (sizeof(session_results) / sizeof(session_results[0]))
+
+static struct metrics_series *results[SESSION_NRESULTS];
+static struct metrics_series *connections, *open_sessions, *duration, *message_size;
+static pthread_once_t session_metrics_once = PTHREAD_ONCE_INIT;
+
+static void session_metrics_init(void)
+{
+    static const char *const result_label[] = {"result", NULL};
+    struct metrics_family *tx =
+        metrics_family("smtpgate_transactions_total", METRICS_COUNTER,
+                       "Transactions ended, by how they ended", result_label, NULL, 0);
+    for (size_t i = 0; i < SESSION_NRESULTS; i++)
+        results[i] = metrics_series(tx, &session_results[i]);
+    connections = metrics_single("smtpgate_connections_total", METRICS_COUNTER,
+                                 "Client connections admitted");
+    open_sessions =
+        metrics_single("smtpgate_sessions_open", METRICS_GAUGE, "Client sessions open now");
+    duration = metrics_series(metrics_family("smtpgate_session_duration_seconds", METRICS_HISTOGRAM,
+                                             "Client sessions' length, from accept to close", NULL,
+                                             metrics_seconds_buckets, metrics_seconds_nbuckets),
+                              NULL);
+    message_size =
+        metrics_series(metrics_family("smtpgate_message_size_bytes", METRICS_HISTOGRAM,
+                                      "Size of the messages received whole from clients", NULL,
+                                      metrics_bytes_buckets, metrics_bytes_nbuckets),
+                       NULL);
+}
+
+void session_metrics_register(void)
+{
+    pthread_once(&session_metrics_once, session_metrics_init);
+}
+
+void session_metrics_open(void)
+{
+    pthread_once(&session_metrics_once, session_metrics_init);
+    metrics_add(connections, 1);
+    metrics_gauge_add(open_sessions, 1);
+}
+
+void session_metrics_close(double seconds)
+{
+    metrics_gauge_add(open_sessions, -1);
+    metrics_observe(duration, seconds);
+}
+
+void session_metrics_transaction(const char *result, bool whole_message, uint64_t size)
+{
+    pthread_once(&session_metrics_once, session_metrics_init);
+    for (size_t i = 0; i < SESSION_NRESULTS; i++)
+        if (strcmp(result, session_results[i]) == 0)
+            metrics_add(results[i], 1);
+    if (whole_message)
+        metrics_observe(message_size, (double)size);
+}

@@ -1,0 +1,233 @@
+"""/metrics of a running smtpgate after real traffic: `promtool check metrics` finds no
+problem, every family has HELP and TYPE, and each counter and histogram moves by exactly
+what the test sent (one GTUBE refusal through the rules plugin counts once, not twice).
+The shipped alert rules pass `promtool check rules`, and every metric the alert rules and
+the Grafana dashboard name is one smtpgate serves."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gate import REPO, plugin_dir, plugin_section
+from helpers import codes
+from netutil import LOOPBACK, free_port, wait_until
+from smtpclient import simple_message
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+DASHBOARD = REPO / "etc" / "grafana" / "smtpgate.json"
+ALERTS = REPO / "etc" / "prometheus" / "smtpgate-alerts.yml"
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def promtool() -> str:
+    p = shutil.which("promtool")
+    if not p:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    return p
+
+
+@pytest.fixture
+def rules_so(smtpgate_binary) -> Path:
+    so = plugin_dir(smtpgate_binary).parent.parent / "plugins" / "rules.so"
+    if not so.exists():
+        pytest.skip(f"{so} not built")
+    return so
+
+
+class Scrape:
+    """One /metrics answer: the text, the TYPE of each family, each sample's value."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.types: dict[str, str] = {}
+        self.helps: set[str] = set()
+        self.samples: dict[tuple[str, frozenset], float] = {}
+        for line in text.splitlines():
+            if line.startswith("# TYPE "):
+                _, _, name, kind = line.split(" ", 3)
+                self.types[name] = kind
+            elif line.startswith("# HELP "):
+                self.helps.add(line.split(" ", 3)[2])
+            else:
+                m = SAMPLE.match(line)
+                assert m, f"not a sample line: {line!r}"
+                labels = frozenset(LABEL.findall(m.group(3) or ""))
+                self.samples[(m.group(1), labels)] = float(m.group(4))
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.samples.get((name, frozenset(labels.items())), 0.0)
+
+    def family_of(self, sample: str) -> str:
+        for suffix in ("_bucket", "_sum", "_count"):
+            base = sample[: -len(suffix)]
+            if sample.endswith(suffix) and self.types.get(base) == "histogram":
+                return base
+        return sample
+
+
+def scrape(port: int) -> Scrape:
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return Scrape(r.read().decode())
+
+
+def start_gate(gate_factory, recorder, rules_so, **settings):
+    port = free_port()
+    extra = plugin_section("rules", rules_so, files=[str(REPO / "rules" / "default.rules")])
+    gate = gate_factory([recorder.address], extra=extra, metrics_listen=f"{LOOPBACK}:{port}",
+                        **settings)
+    recorder.wait_idle()
+    gate.wait_log(r"upstream \S+ is up")
+    return gate, port
+
+
+def send(gate, subject: str, body: str = "hello\r\n") -> int:
+    with gate.connect() as c:
+        c.ehlo("mail.example.test")
+        code = codes(c.mail_transaction("s@example.test", ["r@example.test"],
+                                        simple_message(subject, body)))[-1]
+        c.quit()
+    return code
+
+
+def traffic(gate, port: int) -> tuple[Scrape, Scrape]:
+    """Three accepted messages and one GTUBE the rules plugin refuses, each in a session
+    of its own: the scrapes before and after, once all four sessions are closed."""
+    before = scrape(port)
+    assert [send(gate, f"m{i}") for i in range(3)] == [250, 250, 250]
+    assert send(gate, "gtube", f"test {GTUBE} test\r\n") == 554
+    gate.wait_log(r"(?s)(disconnect from .*){4}")
+    wait_until(lambda: scrape(port).value("smtpgate_connections_total")
+               - before.value("smtpgate_connections_total") == 4, timeout=15,
+               what="four connections counted")
+    return before, scrape(port)
+
+
+def test_promtool_finds_no_problem_in_live_output(gate_factory, recorder, rules_so):
+    tool = promtool()
+    gate, port = start_gate(gate_factory, recorder, rules_so)
+    _, after = traffic(gate, port)
+    check = subprocess.run([tool, "check", "metrics"], input=after.text, capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode == 0 and not check.stdout.strip() and not check.stderr.strip(), \
+        check.stdout + check.stderr
+    for sample, _ in after.samples:
+        family = after.family_of(sample)
+        assert family in after.types and family in after.helps, sample
+        if after.types[family] == "counter":
+            assert family.endswith("_total"), family
+
+
+def test_one_gtube_counts_one_verdict(gate_factory, recorder, rules_so):
+    """The host counts the rules plugin's reject once; the plugin no longer counts its own
+    verdicts into a series of the same name."""
+    gate, port = start_gate(gate_factory, recorder, rules_so)
+    before, after = traffic(gate, port)
+
+    def rejects(scr: Scrape) -> float:
+        """Every series that counts the rules instance's rejects, under any name."""
+        return sum(v for (name, labels), v in scr.samples.items()
+                   if "rules" in name and name.endswith(("verdict_reject", "verdict_reject_total"))
+                   or dict(labels) in ({"plugin": "rules", "verdict": "reject"},
+                                       {"plugin": "rules", "event": "verdict_reject"}))
+
+    assert rejects(after) - rejects(before) == 1
+    verdict = ("smtpgate_plugin_verdicts_total", {"plugin": "rules", "verdict": "reject"})
+    assert after.value(verdict[0], **verdict[1]) - before.value(verdict[0], **verdict[1]) == 1
+    assert after.value(verdict[0], plugin="rules", verdict="accept") == 0
+    # nothing else in the output moved by one GTUBE twice: no per-verdict name survives
+    assert not [k for k in after.samples if "verdict" in k[0] and k[0] != verdict[0]]
+    assert not [k for k in after.samples if "verdict" in dict(k[1]).get("event", "")]
+
+
+def test_gauges_for_open_sessions_and_upstream_health(gate_factory, recorder, rules_so):
+    gate, port = start_gate(gate_factory, recorder, rules_so, probe_interval=1)
+    up = recorder.address
+    first = scrape(port)
+    assert first.types.get("smtpgate_sessions_open") == "gauge"
+    assert first.value("smtpgate_upstream_up", upstream=up) == 1
+    assert first.value("smtpgate_upstream_capability", upstream=up, capability="PIPELINING") == 1
+    assert first.value("smtpgate_config_generation") == 1
+    assert first.types.get("smtpgate_workpool_queued_jobs") == "gauge"
+    with gate.connect() as c, gate.connect() as d:
+        c.ehlo("one.example.test")
+        d.ehlo("two.example.test")
+        assert scrape(port).value("smtpgate_sessions_open") == 2
+        c.quit()
+        d.quit()
+    wait_until(lambda: scrape(port).value("smtpgate_sessions_open") == 0, timeout=15,
+               what="both sessions closed")
+    mark = gate.log_mark()
+    recorder.stop()
+    gate.wait_log(r"upstream \S+ is down", mark)
+    assert scrape(port).value("smtpgate_upstream_up", upstream=up) == 0
+    gate.send_signal(signal.SIGHUP)
+    gate.wait_log(r"reloaded configuration, generation 2", mark)
+    later = scrape(port)
+    assert later.value("smtpgate_upstream_up", upstream=up) == 0
+    assert later.value("smtpgate_config_generation") == 2
+    assert later.value("smtpgate_reloads_total", result="accepted") == 1
+    assert later.value("smtpgate_reloads_total", result="refused") == 0
+
+
+def test_counters_and_histograms_move_by_what_was_sent(gate_factory, recorder, rules_so):
+    gate, port = start_gate(gate_factory, recorder, rules_so)
+    up = recorder.address
+    before, after = traffic(gate, port)
+
+    def moved(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert moved("smtpgate_connections_total") == 4
+    assert moved("smtpgate_transactions_total", result="accepted") == 3
+    assert moved("smtpgate_transactions_total", result="refused") == 1
+    assert moved("smtpgate_transactions_total", result="rejected") == 0
+    assert moved("smtpgate_plugin_events_total", plugin="rules", event="messages") == 4
+    assert after.value("smtpgate_sessions_open") == 0
+    assert moved("smtpgate_session_duration_seconds_count") == 4
+    assert moved("smtpgate_message_size_bytes_count") == 4
+    assert moved("smtpgate_plugin_duration_seconds_count", plugin="rules", stage="eom") == 4
+    assert moved("smtpgate_upstream_message_reply_seconds_count", upstream=up) == 3
+    assert moved("smtpgate_upstream_message_replies_total", upstream=up, **{"class": "2xx"}) == 3
+    assert moved("smtpgate_upstream_message_replies_total", upstream=up, **{"class": "5xx"}) == 0
+    assert moved("smtpgate_plugin_timeouts_total", plugin="rules") == 0
+    # a histogram's buckets are cumulative and end in +Inf, which equals _count
+    buckets = sorted(((float(dict(k[1])["le"]), v) for k, v in after.samples.items()
+                      if k[0] == "smtpgate_message_size_bytes_bucket"))
+    assert buckets[-1] == (float("inf"), after.value("smtpgate_message_size_bytes_count"))
+    assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:]))
+    assert after.value("smtpgate_message_size_bytes_sum") > 0
+
+
+def metric_names(text: str) -> set[str]:
+    return set(re.findall(r"\b(smtpgate_[a-z0-9_]+)", text))
+
+
+def test_shipped_alerts_and_dashboard_name_only_served_metrics(gate_factory, recorder,
+                                                               rules_so):
+    tool = promtool()
+    check = subprocess.run([tool, "check", "rules", str(ALERTS)], capture_output=True,
+                           text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "SUCCESS" in check.stdout, check.stdout
+    gate, port = start_gate(gate_factory, recorder, rules_so)
+    assert send(gate, "one") == 250
+    served = scrape(port)
+    families = set(served.types)
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert exprs
+    for source, text in (("dashboard", "\n".join(exprs)), ("alerts", ALERTS.read_text())):
+        names = metric_names(text)
+        assert names, source
+        missing = {n for n in names if served.family_of(n) not in families}
+        assert not missing, f"{source} names metrics smtpgate does not serve: {missing}"
