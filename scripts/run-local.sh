@@ -28,7 +28,7 @@ die() { echo "run-local: $*" >&2; exit 1; }
 sink=$(command -v smtp-sink || echo /usr/sbin/smtp-sink)
 [ -x "$sink" ] || die "smtp-sink not found (Debian package 'postfix'); run 'scripts/deps.sh run'"
 
-mkdir -p var/spool var/mail "$run_dir"
+mkdir -p var/spool var/quarantine var/mail "$run_dir"
 
 # A sink left over from an earlier run that did not get to clean up: stop it,
 # but only if the recorded pid really is an smtp-sink.
@@ -108,7 +108,13 @@ EOF
 # "xclient".  The demo's clients are on this machine: no name lookups for them.
 # The example config's plugins are installed paths; the demo takes them from
 # the build and the shipped rule set from the tree (GTUBE is refused).
+# The shipped config runs as the user the package creates; the demo runs as
+# whoever started it (as root: stays root, on loopback only, so that a reload
+# can read the rules wherever the checkout is).
+identity=(-o 'user = ""')
+[ "$(id -u)" -eq 0 ] && identity+=(-o 'allow_root = true')
 "$bin" -f -c etc/smtpgate.conf \
+  "${identity[@]}" \
   -o "listen = {\"$listen_addr\"}" \
   -o "upstream main { address = \"$upstream_addr\" }" \
   -o 'spool_dir = "var/spool"' \

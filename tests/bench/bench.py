@@ -190,6 +190,17 @@ class Sink:
         self.out.close()
 
 
+
+def privilege_options(binary):
+    """A benchmark of the proxy, not of the privilege drop: as root smtpgate
+    stays root rather than needing a user of its own.  A baseline older than
+    the user and allow_root keys needs neither."""
+    probe = subprocess.run([binary, "-t", "-c", "/dev/null", "-o", "allow_root = true"],
+                           capture_output=True, text=True, timeout=30)
+    if "no such option" in probe.stdout + probe.stderr:
+        return []
+    return ["-o", 'user = ""', "-o", "allow_root = true"]
+
 class Gate:
     """smtpgate in the foreground in front of the sink, large connection limits."""
 
@@ -209,6 +220,8 @@ class Gate:
             "-o", f'listen = {{"127.0.0.1:{self.port}"}}',
             "-o", f'upstream main {{ address = "127.0.0.1:{upstream_port}" }}',
             "-o", f'spool_dir = "{spool}"',
+            "-o", f'quarantine_dir = "{spool}/quarantine"',
+        ] + privilege_options(binary) + [
             # smtp-sink offers XCLIENT without ADDR and answers it 250, which
             # smtpgate refuses to rely on; Postfix itself would take XCLIENT.
             "-o", 'client_identity = "none"',

@@ -125,7 +125,8 @@ def main():
         "-o", f'listener sub {{ address = "127.0.0.1:{tls_port}" tls = "starttls" '
               f'tls_cert_file = {{"{cert}"}} tls_key_file = {{"{key}"}} }}',
         "-o", f'upstream main {{ address = "127.0.0.1:{sink.port}" }}',
-        "-o", f'spool_dir = "{spool}"', "-o", 'client_identity = "none"',
+        "-o", f'spool_dir = "{spool}"', "-o", f'quarantine_dir = "{spool}/quarantine"',
+        "-o", 'user = ""', "-o", "allow_root = true", "-o", 'client_identity = "none"',
         "-o", "max_connections_per_client = 20000", "-o", "shutdown_grace = 5"],
         stdout=log, stderr=subprocess.STDOUT)
     rc = 0
