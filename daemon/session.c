@@ -577,7 +577,7 @@ void session_start(const struct session_host *host, evutil_socket_t fd, const st
         inet_ntop(AF_INET, &a->sin_addr, s->addr, sizeof(s->addr));
         s->port = ntohs(a->sin_port);
     }
-    session_metrics_open();
+    session_metrics_open(session_metrics_listener(cfg, s->edge.listener));
     session_link(s);
     s->msg.hdrs = malloc(sizeof(*s->msg.hdrs));
     if (!s->msg.hdrs) {

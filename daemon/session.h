@@ -41,8 +41,10 @@ void session_start(const struct session_host *host, evutil_socket_t fd, const st
                    socklen_t peer_len, struct sg_runtime *rt);
 void session_shutdown(struct session *s);
 
-/* The sessions' metric families, there before the first client (any thread). */
-void session_metrics_register(void);
+/* The sessions' metric families and each listener's connection count of c,
+ * there before the first client (any thread). */
+struct sg_config;
+void session_metrics_register(const struct sg_config *c);
 
 /* Free at once (the host's loop has ended). */
 void session_destroy(struct session *s);

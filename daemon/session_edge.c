@@ -93,6 +93,7 @@ void session_tls_established(struct session *s)
         return;
     }
     tls_facts_collect(ssl, f);
+    session_metrics_tls(session_metrics_listener(s->cfg, s->edge.listener), f->version);
     free(s->edge.tls);
     s->edge.tls = f;
     if (s->chain)

@@ -145,10 +145,10 @@ struct expect {
 
 struct session_io {
     struct bufferevent *bev;
-    bool processing;                      /* the input loop runs (no re-entry) */
-    bool discard_line;                    /* the rest of an over-long line is dropped */
-    bool closing;                         /* last words queued: nothing more is read */
-    bool peer_eof;                        /* the client shut its side: owed replies still go out */
+    bool processing;      /* the input loop runs (no re-entry) */
+    bool discard_line;    /* the rest of an over-long line is dropped */
+    bool closing;         /* last words queued: nothing more is read */
+    bool peer_eof;        /* the client shut its side: owed replies still go out */
     const char *cmd_what; /* MAIL, RCPT, DATA, BDAT: the command replies now answer */
     char *cmd_arg;        /* its address (owned), for the refusal's log line */
     struct reply_slot *rq_head, *rq_tail; /* replies, in command order */
@@ -313,7 +313,9 @@ bool session_feed_bdat(struct session *s);
 
 /* session_metrics.c: one call each per session opened and closed and per
  * transaction ended; whole_message when its data arrived complete */
-void session_metrics_open(void);
+const char *session_metrics_listener(const struct sg_config *c, const struct sg_listener *l);
+void session_metrics_open(const char *listener);
+void session_metrics_tls(const char *listener, const char *version);
 void session_metrics_close(double seconds);
 void session_metrics_transaction(const char *result, bool whole_message, uint64_t size);
 

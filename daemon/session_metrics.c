@@ -1,9 +1,13 @@
 /*
- * session_metrics - the session's families: connections, open sessions,
- * transactions by result, session duration and message size.
+ * session_metrics - the session's families: connections and TLS sessions
+ * by listener (and TLS version), open sessions, transactions by result,
+ * session duration and message size.
  *
- * Every series is looked up once (pthread_once), so a session costs a few
- * relaxed atomic adds and never the registry's lock.
+ * The unlabelled series are looked up once (pthread_once), so a session
+ * costs a few relaxed atomic adds; a listener's series is one registry look-up
+ * at accept (and at a TLS handshake), which the config bounds in number.
+ * A listener is named by its section's title, a plain "listen" address by
+ * the address.
  */
 #include <pthread.h>
 #include <string.h>
@@ -17,7 +21,8 @@ static const char *const session_results[] = {"accepted", "deferred",  "rejected
 #define SESSION_NRESULTS (sizeof(session_results) / sizeof(session_results[0]))
 
 static struct metrics_series *results[SESSION_NRESULTS];
-static struct metrics_series *connections, *open_sessions, *duration, *message_size;
+static struct metrics_family *connections, *tls_sessions;
+static struct metrics_series *open_sessions, *duration, *message_size;
 static pthread_once_t session_metrics_once = PTHREAD_ONCE_INIT;
 
 static void session_metrics_init(void)
@@ -28,8 +33,15 @@ static void session_metrics_init(void)
                        "Transactions ended, by how they ended", result_label, NULL, 0);
     for (size_t i = 0; i < SESSION_NRESULTS; i++)
         results[i] = metrics_series(tx, &session_results[i]);
-    connections = metrics_single("smtpgate_connections_total", METRICS_COUNTER,
-                                 "Client connections admitted");
+    static const char *const listener_label[] = {"listener", NULL};
+    static const char *const tls_labels[] = {"listener", "version", NULL};
+    connections = metrics_family("smtpgate_connections_total", METRICS_COUNTER,
+                                 "Client connections admitted, by the listener they came in on",
+                                 listener_label, NULL, 0);
+    tls_sessions = metrics_family("smtpgate_tls_sessions_total", METRICS_COUNTER,
+                                  "Client TLS handshakes completed (STARTTLS or implicit TLS), by "
+                                  "listener and protocol version",
+                                  tls_labels, NULL, 0);
     open_sessions =
         metrics_single("smtpgate_sessions_open", METRICS_GAUGE, "Client sessions open now");
     duration = metrics_series(metrics_family("smtpgate_session_duration_seconds", METRICS_HISTOGRAM,
@@ -43,16 +55,36 @@ static void session_metrics_init(void)
                        NULL);
 }
 
-void session_metrics_register(void)
+const char *session_metrics_listener(const struct sg_config *c, const struct sg_listener *l)
 {
-    pthread_once(&session_metrics_once, session_metrics_init);
+    if (!l)
+        return "-";
+    if (l->name)
+        return l->name;
+    size_t i = (size_t)(l - c->listeners);
+    return i < c->nlisten ? c->listen[i].text : "-";
 }
 
-void session_metrics_open(void)
+void session_metrics_register(const struct sg_config *c)
 {
     pthread_once(&session_metrics_once, session_metrics_init);
-    metrics_add(connections, 1);
+    /* Every listener's count is there, at 0, before its first client. */
+    for (size_t i = 0; i < c->nlisten; i++)
+        metrics_series(connections,
+                       (const char *const[]){session_metrics_listener(c, &c->listeners[i])});
+}
+
+void session_metrics_open(const char *listener)
+{
+    pthread_once(&session_metrics_once, session_metrics_init);
+    metrics_add(metrics_series(connections, &listener), 1);
     metrics_gauge_add(open_sessions, 1);
+}
+
+void session_metrics_tls(const char *listener, const char *version)
+{
+    pthread_once(&session_metrics_once, session_metrics_init);
+    metrics_add(metrics_series(tls_sessions, (const char *const[]){listener, version}), 1);
 }
 
 void session_metrics_close(double seconds)

@@ -72,7 +72,7 @@ int worker_init(struct worker *w, unsigned index, const struct sg_config *c, con
     w->index = index;
     w->shutdown_grace = c->shutdown_grace;
     atomic_init(&w->stopping, false);
-    session_metrics_register();
+    session_metrics_register(c);
     /* The changelist folds the enable/disable of each bufferevent's events
      * within one loop pass into one epoll_ctl, or none: without it every
      * reply written costs two. */

@@ -10,12 +10,14 @@ import json
 import re
 import shutil
 import signal
+import smtplib
 import subprocess
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from edge import certs, client_context, edge_gate_factory, tls_listener  # noqa: F401
 from gate import REPO, plugin_dir, plugin_section
 from helpers import codes
 from netutil import LOOPBACK, free_port, wait_until
@@ -66,6 +68,10 @@ class Scrape:
     def value(self, name: str, **labels: str) -> float:
         return self.samples.get((name, frozenset(labels.items())), 0.0)
 
+    def total(self, name: str) -> float:
+        """The family's sum over every label set (what PromQL's sum() gives)."""
+        return sum(v for (n, _), v in self.samples.items() if n == name)
+
     def family_of(self, sample: str) -> str:
         for suffix in ("_bucket", "_sum", "_count"):
             base = sample[: -len(suffix)]
@@ -106,8 +112,8 @@ def traffic(gate, port: int) -> tuple[Scrape, Scrape]:
     assert [send(gate, f"m{i}") for i in range(3)] == [250, 250, 250]
     assert send(gate, "gtube", f"test {GTUBE} test\r\n") == 554
     gate.wait_log(r"(?s)(disconnect from .*){4}")
-    wait_until(lambda: scrape(port).value("smtpgate_connections_total")
-               - before.value("smtpgate_connections_total") == 4, timeout=15,
+    wait_until(lambda: scrape(port).total("smtpgate_connections_total")
+               - before.total("smtpgate_connections_total") == 4, timeout=15,
                what="four connections counted")
     return before, scrape(port)
 
@@ -187,7 +193,8 @@ def test_counters_and_histograms_move_by_what_was_sent(gate_factory, recorder, r
     def moved(name: str, **labels: str) -> float:
         return after.value(name, **labels) - before.value(name, **labels)
 
-    assert moved("smtpgate_connections_total") == 4
+    assert moved("smtpgate_connections_total", listener=f"{LOOPBACK}:{gate.port}") == 4
+    assert after.total("smtpgate_connections_total") - before.total("smtpgate_connections_total") == 4
     assert moved("smtpgate_transactions_total", result="accepted") == 3
     assert moved("smtpgate_transactions_total", result="refused") == 1
     assert moved("smtpgate_transactions_total", result="rejected") == 0
@@ -231,3 +238,36 @@ def test_shipped_alerts_and_dashboard_name_only_served_metrics(gate_factory, rec
         assert names, source
         missing = {n for n in names if served.family_of(n) not in families}
         assert not missing, f"{source} names metrics smtpgate does not serve: {missing}"
+
+
+def test_connections_by_listener_and_tls_version(recorder, certs, edge_gate_factory):
+    """A named STARTTLS listener beside the plain one: each counts its own connections,
+    and a STARTTLS session counts once under its listener and the version it got."""
+    port = free_port()
+    gate = edge_gate_factory([recorder.address], metrics_listen=f"{LOOPBACK}:{port}",
+                             listeners={"sub": tls_listener(certs, tls="starttls")})
+    recorder.wait_idle()
+    plain = f"{LOOPBACK}:{gate.port}"
+    first = scrape(port)
+    assert first.value("smtpgate_connections_total", listener="sub") == 0
+    assert first.value("smtpgate_connections_total", listener=plain) == 0
+    host, sub_port = gate.addr("sub")
+    with smtplib.SMTP(host, sub_port, timeout=20) as s:
+        s.ehlo("client.example.test")
+        s.starttls(context=client_context(certs["ca"]))
+        version = s.sock.version()
+        s.ehlo("client.example.test")
+        s.sendmail("s@example.test", ["user@example.test"], simple_message("over-tls"))
+    with smtplib.SMTP(LOOPBACK, gate.port, timeout=20) as s:
+        s.ehlo("client.example.test")
+        s.sendmail("s@example.test", ["user@example.test"], simple_message("plain"))
+    wait_until(lambda: scrape(port).value("smtpgate_sessions_open") == 0
+               and scrape(port).total("smtpgate_connections_total") == 2, timeout=15,
+               what="both sessions closed")
+    after = scrape(port)
+    assert after.value("smtpgate_connections_total", listener="sub") == 1
+    assert after.value("smtpgate_connections_total", listener=plain) == 1
+    assert version in ("TLSv1.2", "TLSv1.3")
+    assert after.value("smtpgate_tls_sessions_total", listener="sub", version=version) == 1
+    assert after.total("smtpgate_tls_sessions_total") == 1
+    assert after.types["smtpgate_tls_sessions_total"] == "counter"
