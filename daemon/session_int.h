@@ -145,10 +145,10 @@ struct expect {
 
 struct session_io {
     struct bufferevent *bev;
-    bool processing;                      /* the input loop runs (no re-entry) */
-    bool discard_line;                    /* the rest of an over-long line is dropped */
-    bool closing;                         /* last words queued: nothing more is read */
-    bool peer_eof;                        /* the client shut its side: owed replies still go out */
+    bool processing;      /* the input loop runs (no re-entry) */
+    bool discard_line;    /* the rest of an over-long line is dropped */
+    bool closing;         /* last words queued: nothing more is read */
+    bool peer_eof;        /* the client shut its side: owed replies still go out */
     const char *cmd_what; /* MAIL, RCPT, DATA, BDAT: the command replies now answer */
     char *cmd_arg;        /* its address (owned), for the refusal's log line */
     struct reply_slot *rq_head, *rq_tail; /* replies, in command order */
