@@ -356,3 +356,16 @@ void smtp_ehlo_caps(const char *text, size_t len, struct smtp_ehlo_caps *out)
         p = end + 1;
     }
 }
+
+bool smtp_ehlo_word(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; *p;) {
+        p += strspn(p, " ");
+        size_t w = strcspn(p, " ");
+        if (w == n && n > 0 && strncasecmp(p, word, n) == 0)
+            return true;
+        p += w;
+    }
+    return false;
+}

@@ -75,4 +75,8 @@ struct smtp_ehlo_caps {
  * the first line is the greeting name and carries no keyword). */
 void smtp_ehlo_caps(const char *text, size_t len, struct smtp_ehlo_caps *out);
 
+/* Is word (case-insensitive) one of the blank-separated words of list, such as
+ * an XCLIENT attribute of xclient_attrs? */
+bool smtp_ehlo_word(const char *list, const char *word);
+
 #endif

@@ -124,6 +124,28 @@ static void main_probe_done(void *arg)
     event_base_loopbreak(g.base);
 }
 
+/* -t asks each upstream once, as the start-up probe would, so that what it
+ * offers is judged against client_identity before the daemon ever runs. */
+static int main_test_upstreams(struct sg_runtime *rt)
+{
+    runtime_set(runtime_ref(rt));
+    g.base = event_base_new();
+    if (!g.base) {
+        log_err("cannot create the event loop");
+        return 1;
+    }
+    struct upstream_probe *probe =
+        upstream_probe_start(g.base, main_get_runtime, main_probe_done, NULL);
+    if (probe)
+        event_base_dispatch(g.base);
+    int errors = upstream_pool_identity_check(rt, true);
+    upstream_probe_stop(probe);
+    event_base_free(g.base);
+    g.base = NULL;
+    runtime_shutdown();
+    return errors;
+}
+
 static void main_raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -150,6 +172,12 @@ int main(int argc, char **argv)
         (!g.cmd.test_only && !(g.listen_fds = main_open_listeners(c)))) {
         if (g.cmd.test_only)
             log_err("%s: configuration has errors", g.cmd.config_file);
+        runtime_unref(rt);
+        upstream_pool_shutdown();
+        return 1;
+    }
+    if (g.cmd.test_only && main_test_upstreams(rt) > 0) {
+        log_err("%s: configuration has errors", g.cmd.config_file);
         runtime_unref(rt);
         upstream_pool_shutdown();
         return 1;
@@ -207,6 +235,10 @@ int main(int argc, char **argv)
         log_warn("no upstream answers yet: clients get 421 until one does");
 
     int rc = 0;
+    if (upstream_pool_identity_check(rt, false) > 0) {
+        log_err("%s: refusing to start", g.cmd.config_file);
+        rc = 1;
+    }
     g.nworkers = c->workers;
     g.workers = calloc(g.nworkers, sizeof(*g.workers));
     if (!g.workers) {

@@ -71,24 +71,17 @@ static void upstream_send_next_xclient(struct upstream_conn *u)
     upstream_set_read_timeout(u, u->cfg->upstream_command_timeout);
 }
 
-static bool upstream_attr_announced(const char *attrs, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = attrs; *p;) {
-        size_t w = strcspn(p, " ");
-        if (w == n && strncasecmp(p, name, n) == 0)
-            return true;
-        p += w;
-        p += strspn(p, " ");
-    }
-    return false;
-}
-
 static void upstream_after_ehlo(struct upstream_conn *u)
 {
     smtp_ehlo_caps(u->reply.text, u->reply.text_len, &u->ehlo);
     u->caps = u->ehlo.caps;
 
+    if (u->state != UP_EHLO2 &&
+        upstream_identity_refused(u->cfg, u->cfg->upstreams[u->order[u->candidate]].addr.text,
+                                  upstream_xclient_offered(u->caps, u->ehlo.xclient_attrs))) {
+        upstream_try_next(u, "client_identity none towards an upstream that takes XCLIENT");
+        return;
+    }
     if (u->state == UP_EHLO2 || u->cfg->identity != IDENTITY_XCLIENT) {
         upstream_become_ready(u);
         return;
@@ -102,7 +95,7 @@ static void upstream_after_ehlo(struct upstream_conn *u)
         upstream_try_next(u, "upstream does not offer XCLIENT");
         return;
     }
-    if (!upstream_attr_announced(u->ehlo.xclient_attrs, "ADDR")) {
+    if (!smtp_ehlo_word(u->ehlo.xclient_attrs, "ADDR")) {
         log_err("upstream %s offers XCLIENT without ADDR: it would judge every client as "
                 "smtpgate's own address",
                 u->cfg->upstreams[u->order[u->candidate]].addr.text);

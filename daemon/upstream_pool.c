@@ -38,6 +38,7 @@ struct upstream_health {
     atomic_uint caps;
     _Atomic uint64_t size_limit;
     atomic_uint auth_mechs; /* relayable SASL mechanisms (auth_relay.h) */
+    atomic_int xclient;     /* enum upstream_xclient of the last good probe */
     struct metrics_series *up, *cap[NCAPS];
     struct metrics_series *message_latency, *message_replies[3]; /* 2xx, 4xx, 5xx */
 };
@@ -108,6 +109,7 @@ int upstream_pool_attach(struct sg_runtime *rt)
             }
             snprintf(h->address, sizeof(h->address), "%s", c->upstreams[i].addr.text);
             atomic_init(&h->state, -1);
+            atomic_init(&h->xclient, UP_XCLIENT_UNKNOWN);
             health_metrics_init(h);
             h->next = pool_head;
             pool_head = h;
@@ -202,6 +204,7 @@ struct probe_conn {
     bool ok;
     bool proxy_header;
     unsigned auth_mechs;
+    enum upstream_xclient xclient;
 };
 
 struct upstream_probe {
@@ -237,7 +240,16 @@ static void probe_conn_finish(struct probe_conn *pc, bool ok, const char *why)
         atomic_store(&pc->health->caps, pc->caps);
         atomic_store(&pc->health->size_limit, pc->size_limit);
         atomic_store(&pc->health->auth_mechs, pc->auth_mechs);
+        int was = atomic_exchange(&pc->health->xclient, (int)pc->xclient);
         health_metrics_caps(pc->health, pc->caps);
+        /* The first round is judged by its caller; later, only a change. */
+        if (p->first_round_done && was != (int)pc->xclient) {
+            struct sg_runtime *rt = p->get_runtime();
+            if (rt) {
+                upstream_identity_refused(rt->cfg, pc->health->address, pc->xclient);
+                runtime_unref(rt);
+            }
+        }
     } else {
         log_debug("probe of upstream %s failed: %s", pc->health->address, why);
     }
@@ -289,6 +301,7 @@ static void probe_read_cb(struct bufferevent *bev, void *arg)
                 pc->caps = ec.caps;
                 pc->size_limit = ec.size_limit;
                 pc->auth_mechs = auth_mechs_parse(ec.auth_mechs, strlen(ec.auth_mechs));
+                pc->xclient = upstream_xclient_offered(ec.caps, ec.xclient_attrs);
             }
             pc->ok = true;
             evbuffer_add(bufferevent_get_output(bev), "QUIT\r\n", 6);
@@ -400,6 +413,59 @@ struct upstream_probe *upstream_probe_start(struct event_base *base,
     }
     probe_round(p);
     return p;
+}
+
+enum upstream_xclient upstream_xclient_offered(unsigned caps, const char *xclient_attrs)
+{
+    if (!(caps & ESMTP_CAP_XCLIENT))
+        return UP_XCLIENT_NONE;
+    return smtp_ehlo_word(xclient_attrs, "ADDR") ? UP_XCLIENT_ADDR : UP_XCLIENT_NO_ADDR;
+}
+
+bool upstream_identity_refused(const struct sg_config *c, const char *upstream,
+                               enum upstream_xclient x)
+{
+    if (c->identity == IDENTITY_NONE && x == UP_XCLIENT_ADDR) {
+        if (c->identity_none_despite_xclient)
+            return false;
+        log_err("upstream %s offers XCLIENT, but client_identity = \"none\" would show it "
+                "every client as smtpgate's own address (a Postfix that trusts that address "
+                "relays for anyone): set client_identity = \"xclient\", or "
+                "client_identity_none_despite_xclient = true if the upstream judges nobody by "
+                "address",
+                upstream);
+        return true;
+    }
+    if (c->identity == IDENTITY_XCLIENT && x == UP_XCLIENT_NONE)
+        log_warn("upstream %s does not offer XCLIENT (client_identity = \"xclient\"): sessions "
+                 "through it will fail with 451; on Postfix set smtpd_authorized_xclient_hosts "
+                 "to smtpgate's address, or choose client_identity = \"proxy\"",
+                 upstream);
+    else if (c->identity == IDENTITY_XCLIENT && x == UP_XCLIENT_NO_ADDR)
+        log_warn("upstream %s offers XCLIENT without ADDR (client_identity = \"xclient\"): it "
+                 "cannot learn the client's address, and sessions through it will fail with "
+                 "451; use an upstream that takes XCLIENT ADDR, or another client_identity",
+                 upstream);
+    return false;
+}
+
+int upstream_pool_identity_check(const struct sg_runtime *rt, bool warn_unknown)
+{
+    int errors = 0;
+    const struct sg_config *c = rt->cfg;
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        const char *name = c->upstreams[i].addr.text;
+        int x = atomic_load(&rt->upstreams[i].health->xclient);
+        if (x == UP_XCLIENT_UNKNOWN) {
+            if (warn_unknown)
+                log_warn("upstream %s did not answer: what it offers for client_identity is "
+                         "not checked",
+                         name);
+            continue;
+        }
+        errors += upstream_identity_refused(c, name, (enum upstream_xclient)x);
+    }
+    return errors;
 }
 
 void upstream_probe_stop(struct upstream_probe *p)

@@ -49,6 +49,26 @@ unsigned upstream_pool_auth_mechs(const struct sg_runtime *rt);
 
 void upstream_probe_stop(struct upstream_probe *p);
 
+/*
+ * What the upstream's last EHLO offers for client_identity: XCLIENT with ADDR
+ * lets it learn the real client.  upstream_identity_refused() says, for an
+ * upstream that offers that, whether client_identity = "none" must not
+ * forward to it (no client_identity_none_despite_xclient): it would judge
+ * every client as smtpgate's own address, and a Postfix that trusts that
+ * address relays for anyone.  It logs why and the fix.
+ */
+enum upstream_xclient { UP_XCLIENT_UNKNOWN = -1, UP_XCLIENT_NONE, UP_XCLIENT_NO_ADDR,
+                        UP_XCLIENT_ADDR };
+enum upstream_xclient upstream_xclient_offered(unsigned caps, const char *xclient_attrs);
+bool upstream_identity_refused(const struct sg_config *c, const char *upstream,
+                               enum upstream_xclient x);
+/* After a probe round: every upstream of rt judged against client_identity,
+ * each problem logged with its fix.  Returns the number of errors (an
+ * upstream that would make smtpgate an open relay's client); a missing
+ * XCLIENT under "xclient" is a warning, and with warn_unknown so is an
+ * upstream the probe could not ask. */
+int upstream_pool_identity_check(const struct sg_runtime *rt, bool warn_unknown);
+
 void upstream_pool_shutdown(void);
 
 #endif

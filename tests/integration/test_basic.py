@@ -255,8 +255,10 @@ def test_xclient_answered_with_250_is_success(recorder_factory, gate_factory):
 
 
 def test_client_identity_none_sends_no_xclient(recorder, gate_factory):
-    """client_identity = none: no XCLIENT goes upstream even though it is offered."""
-    gate = gate_factory([recorder.address], client_identity="none")
+    """client_identity = none: no XCLIENT goes upstream even though it is offered (the
+    admin has said the upstream judges nobody by address)."""
+    gate = gate_factory([recorder.address], client_identity="none",
+                        client_identity_none_despite_xclient=True)
     with gate.connect() as c:
         c.ehlo()
         assert c.mail_transaction("s@example.test", ["r@example.test"],
