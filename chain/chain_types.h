@@ -66,10 +66,17 @@ struct chain_tx_info {
     const char *quarantine_reason;
 };
 
+struct event_base;
+
 struct chain_front {
     void (*notify)(void *arg); /* any thread */
     void *arg;
     bool inline_blocking;
+    /* The loop the front-end runs the connection on, handed to plugins by
+     * host->event_loop(); base_outlives: it serves other connections after
+     * this one (a worker's), rather than being this connection's own. */
+    struct event_base *base;
+    bool base_outlives;
 };
 
 #endif

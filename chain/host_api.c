@@ -287,6 +287,18 @@ static void host_resolve(struct sg_ctx *ctx, enum sg_verdict verdict, const char
     chain_ctx_done(ctx, verdict, reply);
 }
 
+static struct event_base *host_event_loop(const struct sg_ctx *ctx, bool *outlives_connection)
+{
+    const struct chain_conn *c = ctx->conn;
+    /* A callback on the work pool is on a thread that is not the loop's:
+     * an event added from there would race the loop's own callbacks. */
+    bool on_pool = (ctx->plugin->desc->blocking_stages & SG_STAGE_BIT(ctx->stage)) != 0 &&
+                   !c->front.inline_blocking;
+    if (outlives_connection)
+        *outlives_connection = c->front.base_outlives;
+    return on_pool ? NULL : c->front.base;
+}
+
 /* ---- edits ---- */
 
 static bool host_header_name_ok(const char *name)
@@ -501,4 +513,5 @@ const struct sg_host host_api_table = {
     .set_stages = host_set_stages,
     .verdict_timeout = host_verdict_timeout,
     .config_warning = host_config_warning,
+    .event_loop = host_event_loop,
 };

@@ -157,6 +157,9 @@ static void main_raise_fd_limit(void)
 
 int main(int argc, char **argv)
 {
+    /* Before any plugin's init: the loops a plugin reaches through
+     * host->event_loop are woken from other threads. */
+    evthread_use_pthreads();
     int status;
     if (cmdline_parse(argc, argv, "smtpgate", false, main_usage, &g.cmd, &status) < 0)
         return status;
@@ -190,7 +193,6 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     main_raise_fd_limit();
-    evthread_use_pthreads();
     g.base = event_base_new();
     if (!g.base) {
         log_err("cannot create the event loop");

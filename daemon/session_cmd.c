@@ -162,7 +162,10 @@ bool session_chain_start(struct session *s)
         info.tls_peer_subject = tls->peer_subject[0] ? tls->peer_subject : NULL;
         info.tls_peer_fingerprint = tls->peer_fingerprint[0] ? tls->peer_fingerprint : NULL;
     }
-    struct chain_front front = {.notify = session_chain_notify, .arg = s};
+    struct chain_front front = {.notify = session_chain_notify,
+                               .arg = s,
+                               .base = s->host->base,
+                               .base_outlives = true};
     s->chain_ev = event_new(s->host->base, -1, 0, session_chain_event_cb, s);
     s->chain_timer = evtimer_new(s->host->base, session_chain_timer_cb, s);
     if (!s->chain_ev || !s->chain_timer)

@@ -7,7 +7,8 @@
  * the chain owns it (chain_adopt) so that a plugin resolving late never
  * touches freed memory.
  *
- * When the chain has to wait, the connection thread sleeps on the waiter for
+ * When the chain has to wait, the connection thread runs the connection's
+ * own event loop (the waiter's, which plugins get as host->event_loop) for
  * at most chain_wait_ms(); if nothing came, chain_expire() turns the late
  * plugin's verdict into its failure verdict and chain_resume() goes on.  A
  * late plugin may still read the message, so the content of a message while
@@ -40,6 +41,9 @@
  * chain_wait_ms(), and a stage has one per plugin callback at most. */
 #define MILTER_MAX_WAITS         10000
 #define MILTER_MAX_HEADER_FIELDS 1000
+/* How long the end of a connection waits for plugin calls still out on its
+ * loop: past any plugin's own deadline that stays inside its timeout. */
+#define MILTER_IDLE_MS 10000
 
 #define MILTER_TEMPFAIL_REPLY "451 4.3.0 Temporary filter failure, try again later"
 
@@ -130,9 +134,22 @@ static void milter_conn_tx_end(struct milter_conn *mc)
     mc->expired = false;
 }
 
+static bool milter_conn_chain_busy(const void *chain)
+{
+    return chain_busy(chain);
+}
+
 static void milter_conn_free(SMFICTX *ctx, struct milter_conn *mc)
 {
     milter_conn_tx_end(mc);
+    /* A call the chain gave up on may still have events on this
+     * connection's loop, and only this thread runs it: run it until they
+     * resolve, so that the loop is not freed from under them later. */
+    if (mc->chain && chain_busy(mc->chain) &&
+        !milter_wait_idle(mc->wait, milter_conn_chain_busy, mc->chain, MILTER_IDLE_MS))
+        log_warn("%s: a plugin call is still out %u ms after the connection's end; "
+                    "its events on the connection's loop will not run",
+                    mc->id, MILTER_IDLE_MS);
     if (mc->chain)
         chain_conn_release(mc->chain);
     else
@@ -358,8 +375,11 @@ static sfsistat milter_front_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *h
     mc->wait = milter_wait_new();
     if (!mc->wait)
         return milter_reply_tempfail(ctx);
-    struct chain_front front = {
-        .notify = milter_wait_notify, .arg = mc->wait, .inline_blocking = true};
+    struct chain_front front = {.notify = milter_wait_notify,
+                                .arg = mc->wait,
+                                .inline_blocking = true,
+                                .base = milter_wait_base(mc->wait),
+                                .base_outlives = false};
     mc->chain = chain_conn_new(mc->conf->chain, &info, &front, mc->cfg->spill_threshold,
                                mc->cfg->spool_dir);
     if (!mc->chain) {

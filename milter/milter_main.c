@@ -24,6 +24,7 @@
  * libmilter cannot open, with libmilter's reason on stderr/syslog (exit 1).
  */
 #include <errno.h>
+#include <event2/thread.h>
 #include <libmilter/mfapi.h>
 #include <pthread.h>
 #include <signal.h>
@@ -236,6 +237,9 @@ static int milter_main_serve(const struct milter_conf *mconf)
 
 int main(int argc, char **argv)
 {
+    /* Each connection's loop is woken by plugin threads' verdicts; a
+     * plugin's init may make events too. */
+    evthread_use_pthreads();
     int status;
     if (cmdline_parse(argc, argv, "smtpgate-milter", true, milter_main_usage, &g.cmd, &status) < 0)
         return status;

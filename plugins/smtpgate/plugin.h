@@ -146,6 +146,7 @@ struct sg_ctx;     /* one callback invocation: a connection, maybe a transaction
 struct sg_section; /* the plugin's configuration section */
 struct sg_host;    /* the host's functions, below */
 struct sg_header;  /* one header field, below */
+struct event_base; /* libevent's loop: see sg_host.event_loop */
 
 /* What a callback gets: ctx for host calls, the instance from init. */
 typedef enum sg_verdict (*sg_conn_fn)(struct sg_ctx *ctx, void *instance);
@@ -357,6 +358,26 @@ struct sg_host {
      * NAME: key: warning: message", printed by smtpgate -t as well. */
     void (*config_warning)(const struct sg_section *sec, const char *key, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+
+    /* The connection's event loop (libevent 2.1), for a callback that waits
+     * on the network without blocking a thread: it adds its own events to
+     * this base (sockets, bufferevents, timers, an evdns_base), returns
+     * SG_PENDING and calls resolve() from one of their callbacks.  Those
+     * callbacks run on the loop's thread, between the connection's other
+     * events and never at the same time as a callback of the same
+     * connection; they must not block either.  The base is the same for
+     * every callback of a connection.
+     *
+     * *outlives_connection (may be NULL) tells whether the base lives on
+     * after the connection's close callback: true in smtpgate, where it is
+     * a worker's loop that serves many connections for the daemon's life
+     * (a pool of connections to a server may stay on it, keyed by base);
+     * false in smtpgate-milter, where each connection has a base of its own
+     * that is freed after close: nothing may stay on it then.
+     *
+     * NULL in a callback that runs on the work pool (blocking_stages): such
+     * a callback blocks instead. */
+    struct event_base *(*event_loop)(const struct sg_ctx *ctx, bool *outlives_connection);
 
     /* A member added in a later host goes here, at the end: test it with
      * SG_HAS(host, member). */

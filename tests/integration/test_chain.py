@@ -20,6 +20,7 @@ import pytest
 from gate import plugin_dir, plugin_section, run_config_test
 from helpers import assert_no_upstream_connection, assert_reply, codes, upstream_baseline
 from netutil import LOOPBACK, free_port, wait_until
+from oracle import Oracle
 from smtpclient import dot_stuff, simple_message, swaks
 
 
@@ -441,6 +442,103 @@ def test_client_leaves_while_plugin_is_out(gate_factory, recorder, plugins):
         assert codes(c.mail_transaction("s@example.test", ["a@example.test"],
                                         simple_message("after")))[-1] == 250
         c.quit()
+
+
+# ---- verdicts that wait on the connection's event loop (host->event_loop) ----
+
+def evloop_plugin(plugins: Path, **options) -> str:
+    return plugin_section("loop", plugins / "test_evloop.so", **options)
+
+
+@pytest.fixture
+def oracle():
+    o = Oracle(delays={"slow@example.test": 2.5},
+               rejects={"no@example.test": "Not on the oracle's list"})
+    yield o
+    o.close()
+
+
+@pytest.mark.time_limit(60)
+def test_event_loop_verdict_leaves_the_worker_free(gate_factory, recorder, plugins, oracle):
+    """A RCPT verdict waits 2.5 s on a socket of the plugin's, on the connection's own loop;
+    with one worker thread, another client meanwhile completes a whole transaction, and
+    a refusal the oracle gives arrives with its text.  The loop is the worker's and the
+    plugin is told it outlives the connection."""
+    gate = start(gate_factory, recorder, evloop_plugin(plugins, oracle=oracle.address),
+                 workers=1)
+    slow: dict[str, float | int] = {}
+
+    def slow_client():
+        with gate.connect() as c:
+            c.ehlo()
+            assert c.cmd("MAIL FROM:<s@example.test>").code == 250
+            t0 = time.monotonic()
+            r = c.cmd("RCPT TO:<slow@example.test>")
+            slow.update(code=r.code, elapsed=time.monotonic() - t0, at=time.monotonic())
+            c.quit()
+
+    t = threading.Thread(target=slow_client)
+    t.start()
+    wait_until(lambda: any(a == "slow@example.test" for a, _ in oracle.asked), 10,
+               "the plugin to ask the oracle about slow@")
+    with gate.connect() as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<s@example.test>").code == 250
+        refused = c.cmd("RCPT TO:<no@example.test>")
+        assert_reply(refused, 550, "5.7.1")
+        assert refused.lines == ["5.7.1 Not on the oracle's list"], str(refused)
+        assert c.cmd("RSET").code == 250
+        replies = c.mail_transaction("s@example.test", ["fast@example.test"],
+                                     simple_message("evloop-fast"))
+        fast_at = time.monotonic()
+        c.quit()
+    t.join(30)
+    assert codes(replies) == [250, 250, 354, 250]
+    assert slow["code"] == 250 and slow["elapsed"] >= 2.4, slow
+    assert fast_at < slow["at"], "the fast transaction waited for the slow verdict"
+    [m] = recorder.wait_messages(1)
+    assert m.rcpts == ["fast@example.test"]
+    assert b"\r\nX-Evloop: outlives=yes\r\n" in m.content, m.content[:400]
+
+
+def test_event_loop_timer_verdict_with_its_reply(gate_factory, recorder, plugins):
+    """A MAIL verdict from a timer on the loop: refused with the plugin's reply after the
+    delay for one sender, accepted after it for another."""
+    gate = start(gate_factory, recorder, evloop_plugin(plugins, delay_ms=300,
+                                                       reject_sender="bad@example.test"))
+    with gate.connect() as c:
+        c.ehlo()
+        t0 = time.monotonic()
+        r = c.cmd("MAIL FROM:<bad@example.test>")
+        assert time.monotonic() - t0 >= 0.3
+        assert_reply(r, 550, "5.7.1")
+        assert r.lines == ["5.7.1 refused after a wait on the loop"], str(r)
+        t0 = time.monotonic()
+        assert c.cmd("MAIL FROM:<good@example.test>").code == 250
+        assert time.monotonic() - t0 >= 0.3
+        c.quit()
+
+
+@pytest.mark.time_limit(60)
+def test_event_loop_verdict_after_the_host_gave_up(gate_factory, recorder, plugins):
+    """The plugin's timer (1.5 s) outlasts its timeout (0.3 s): MAIL gets the failure
+    verdict at the timeout, the session goes on, the client leaves, and the late resolve
+    on the loop frees what was left of the connection (the sanitizer teardown checks)."""
+    gate = start(gate_factory, recorder, evloop_plugin(plugins, delay_ms=1500, timeout=0.3))
+    with gate.connect() as c:
+        c.ehlo()
+        t0 = time.monotonic()
+        r = c.cmd("MAIL FROM:<s@example.test>")
+        elapsed = time.monotonic() - t0
+        assert_reply(r, 451, "4.7.1")
+        assert 0.3 <= elapsed < 1.4, elapsed
+        c.quit()
+    time.sleep(1.6)
+    with gate.connect() as c:
+        c.ehlo()
+        c.quit()
+    assert re.search(r"plugin loop: \S+: no verdict within 0\.300s: using tempfail", gate.log_text()), \
+        gate.log_text()[-2000:]
 
 
 # ---- configuration ----

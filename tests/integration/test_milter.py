@@ -40,6 +40,7 @@ from dnsserver import DnsServer, dnsmasq_available
 from gate import Gate, plugin_section
 from milter import Milter, find_milter_binary, policy_plugin_path, render_plugin
 from netutil import LOOPBACK, free_port, is_listening, wait_until
+from oracle import Oracle
 from postfix_instance import PostfixInstance, postfix_available
 from recorder import Recorder
 from smtpclient import SMTPConn, simple_message
@@ -472,6 +473,56 @@ def test_late_verdict_gets_the_failure_verdict(mpostfix, milter_factory):
     assert 400 <= r.code < 500, str(r)
     # The late answer arrives after the host gave up and must be harmless.
     time.sleep(1.5)
+
+
+def evloop_milter(milter_factory, milter_binary, **options):
+    so = milter_binary.parent / "tests" / "plugins" / "test_evloop.so"
+    if not so.exists():
+        pytest.skip(f"{so} not built")
+    return milter_factory(plugins=plugin_section("loop", so, **options))
+
+
+@pytest.mark.time_limit(90)
+def test_event_loop_verdicts_in_milter_mode(mpostfix, milter_factory, milter_binary):
+    """Inside Postfix, a plugin that waits on host->event_loop (a socket to a line oracle)
+    gets its answers while the libmilter thread runs the connection's own loop: the
+    oracle's refusal reaches the client with its text, a slow answer (1 s) is waited for,
+    and the plugin is told that this loop ends with the connection."""
+    oracle = Oracle(delays={"slow@example.test": 1.0},
+                    rejects={"no@example.test": "Not on the oracle's list"})
+    try:
+        evloop_milter(milter_factory, milter_binary, oracle=oracle.address)
+        with connect(mpostfix) as c:
+            c.ehlo()
+            assert c.cmd("MAIL FROM:<s@example.test>").code == 250
+            refused = c.cmd("RCPT TO:<no@example.test>")
+            assert refused.code == 550 and refused.lines == ["5.7.1 Not on the oracle's list"], \
+                str(refused)
+            t0 = time.monotonic()
+            assert c.cmd("RCPT TO:<slow@example.test>").code == 250
+            assert time.monotonic() - t0 >= 0.9
+            assert c.cmd("DATA").code == 354
+            c.send(simple_message("milter-evloop") + b".\r\n")
+            assert c.read_reply().code == 250
+            c.quit()
+    finally:
+        oracle.close()
+    [msg] = mpostfix.wait_delivered(b"Subject: milter-evloop")
+    assert b"\nX-Evloop: outlives=no\n" in msg, msg[:600]
+
+
+def test_event_loop_call_out_at_the_connection_end(mpostfix, milter_factory, milter_binary):
+    """The plugin's timer (1.2 s) outlasts its timeout (0.3 s) and the client leaves at
+    once: the failure verdict applies, and the connection's end runs the loop until the
+    late resolve comes, so that nothing is left on it (clean exit, sanitizer teardown)."""
+    m = evloop_milter(milter_factory, milter_binary, delay_ms=1200, timeout=0.3)
+    with connect(mpostfix) as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<s@example.test>")
+        c.quit()
+    assert 400 <= r.code < 500, str(r)
+    time.sleep(1.5)
+    assert "still out" not in m.log_text()
 
 
 def test_reload_on_sighup(mpostfix, milter_factory):

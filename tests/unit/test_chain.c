@@ -2,7 +2,7 @@
  * Unit tests for the chain engine: verdict merging, per-recipient refusals,
  * accept, discard, bad verdicts and replies, pending verdicts resolved from
  * another thread, timeouts, blocking callbacks on the work pool, and edits
- * recorded at end of message.  The plugins are descriptors defined here, put
+ * recorded at end of message, and the event loop handed to plugins.  The plugins are descriptors defined here, put
  * in a chain the way plugin_host builds one, so that each case states the
  * plugins' behaviour next to its assertions.
  */
@@ -502,6 +502,85 @@ static void test_size_prefixed_host_structs(void **state)
     t_done(ch, c);
 }
 
+/* host->event_loop: the front's base and what it said of its life, in a
+ * callback on the connection's thread; NULL on the work pool. */
+struct loop_seen {
+    struct event_base *base;
+    bool outlives;
+    int calls;
+};
+
+static struct loop_seen loop_seen;
+
+static enum sg_verdict t_loop_mail(struct sg_ctx *ctx, void *inst, const char *from,
+                                   const char *p)
+{
+    (void)inst;
+    (void)from;
+    (void)p;
+    loop_seen.calls++;
+    loop_seen.outlives = !loop_seen.outlives;
+    loop_seen.base = H->event_loop(ctx, &loop_seen.outlives);
+    return SG_CONTINUE;
+}
+
+static const struct sg_plugin t_loop_desc = {
+    .abi_version = SG_PLUGIN_ABI_VERSION, .name = "tl", .mail = t_loop_mail};
+static const struct sg_plugin t_loop_blocking_desc = {.abi_version = SG_PLUGIN_ABI_VERSION,
+                                                      .name = "tlb",
+                                                      .blocking_stages =
+                                                          SG_STAGE_BIT(SG_STAGE_MAIL),
+                                                      .mail = t_loop_mail};
+
+static void test_event_loop_is_the_fronts(void **state)
+{
+    (void)state;
+    assert_true(SG_HAS(H, event_loop));
+    struct event_base *base = (struct event_base *)&loop_seen; /* only compared */
+    struct sg_conn_info info = {.session_id = "SID", .client_addr = "192.0.2.1"};
+    struct chain_result res;
+    for (int outlives = 0; outlives < 2; outlives++) {
+        struct behaviour b[1] = {{0}};
+        struct chain *ch = t_chain(b, 1, &t_loop_desc);
+        struct chain_front front = {
+            .notify = t_notify, .arg = &notes, .base = base, .base_outlives = outlives};
+        struct chain_conn *c = chain_conn_new(ch, &info, &front, 1 << 20, "/tmp");
+        chain_tx_begin(c, "SID.1");
+        loop_seen = (struct loop_seen){.outlives = !outlives};
+        assert_int_equal(chain_run(c, SG_STAGE_MAIL, "s@example.test", "", &res), CHAIN_DONE);
+        assert_int_equal(loop_seen.calls, 1);
+        assert_ptr_equal(loop_seen.base, base);
+        assert_int_equal(loop_seen.outlives, outlives);
+        t_done(ch, c);
+    }
+
+    /* On the work pool there is no loop; inline (the milter front) there is. */
+    for (int inline_blocking = 0; inline_blocking < 2; inline_blocking++) {
+        struct behaviour b[1] = {{0}};
+        struct chain *ch = t_chain(b, 1, &t_loop_blocking_desc);
+        struct chain_front front = {.notify = t_notify,
+                                    .arg = &notes,
+                                    .inline_blocking = inline_blocking,
+                                    .base = base};
+        struct chain_conn *c = chain_conn_new(ch, &info, &front, 1 << 20, "/tmp");
+        chain_tx_begin(c, "SID.1");
+        loop_seen = (struct loop_seen){0};
+        int before = notes.count;
+        enum chain_status st = chain_run(c, SG_STAGE_MAIL, "s@example.test", "", &res);
+        if (st == CHAIN_WAIT) {
+            t_wait_notify(&notes, before + 1);
+            st = chain_resume(c, &res);
+        }
+        assert_int_equal(st, CHAIN_DONE);
+        assert_int_equal(loop_seen.calls, 1);
+        if (inline_blocking)
+            assert_ptr_equal(loop_seen.base, base);
+        else
+            assert_null(loop_seen.base);
+        t_done(ch, c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -515,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_blocking_callback_runs_on_pool),
         cmocka_unit_test(test_edits_recorded_at_eom_only),
         cmocka_unit_test(test_size_prefixed_host_structs),
+        cmocka_unit_test(test_event_loop_is_the_fronts),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     workpool_shutdown();
