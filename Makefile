@@ -100,7 +100,7 @@ INSTALL_PLUGINS :=
 INSTALL_BINS :=
 INSTALL_USER_BINS :=
 .DEFAULT_GOAL := all
-FRAGMENTS := $(sort $(wildcard milter/*.mk rules/*.mk plugins/*/*.mk tests/plugins/*.mk))
+FRAGMENTS := $(sort $(wildcard ctl/*.mk milter/*.mk rules/*.mk plugins/*/*.mk tests/plugins/*.mk))
 include $(FRAGMENTS)
 
 .PHONY: all run test unit integration bench fuzz install install-sdk install-man man format clean deps-run deps-test
