@@ -48,12 +48,17 @@ static void ctl_text_scalar(FILE *out, const struct json_value *v)
     }
 }
 
-static bool ctl_text_all_plain(const struct json_value *arr)
+/* Short plain values fit one line ("to: a@x, b@y"); long ones (errors) get
+ * a line each. */
+static bool ctl_text_inline(const struct json_value *arr)
 {
-    for (size_t i = 0; i < arr->n; i++)
+    size_t width = 0;
+    for (size_t i = 0; i < arr->n; i++) {
         if (!ctl_text_plain(&arr->items[i]))
             return false;
-    return true;
+        width += arr->items[i].type == JSON_STRING ? arr->items[i].str_len + 2 : 8;
+    }
+    return width <= 100;
 }
 
 static void ctl_text_members(FILE *out, const struct json_value *obj, int indent, bool top);
@@ -67,7 +72,7 @@ static void ctl_text_member(FILE *out, const char *key, const struct json_value 
         fputc('\n', out);
         return;
     }
-    if (v->type == JSON_ARRAY && ctl_text_all_plain(v)) {
+    if (v->type == JSON_ARRAY && ctl_text_inline(v)) {
         fputs(v->n ? " " : " -", out);
         for (size_t i = 0; i < v->n; i++) {
             if (i)

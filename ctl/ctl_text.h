@@ -3,8 +3,9 @@
  * person, from its JSON tree (util/json_in.h).
  *
  * ctl_text_print() writes every member but "ok" and "command", one per line,
- * "key: value"; objects and arrays of objects indented below their key, an
- * array of plain values on one line, joined by ", "; null as "-", booleans as
+ * "key: value"; objects and arrays of objects indented below their key, a
+ * short array of plain values on one line, joined by ", " (a long one, such
+ * as a refused reload's errors, a line per value); null as "-", booleans as
  * yes/no.  A failed answer's "error" comes first, as "error: ...".  A
  * "message" member (quarantine show) is written last, after a blank line, as
  * the message's own text with CRLF shown as LF.

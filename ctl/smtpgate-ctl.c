@@ -273,8 +273,7 @@ int main(int argc, char **argv)
     struct control_request rq;
     const char *why = control_request_parse(line, len, &rq);
     if (why) {
-        fprintf(stderr, "smtpgate-ctl: %s\n", why);
-        ctl_usage(stderr);
+        fprintf(stderr, "smtpgate-ctl: %s (smtpgate-ctl -h lists the commands)\n", why);
         return CTL_USAGE;
     }
     line[len++] = '\n';
