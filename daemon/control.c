@@ -622,7 +622,8 @@ static void control_sessions_done(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct control_sessions *q = arg;
     /* Every worker has answered: nothing else touches q now. */
-    qsort(q->items, q->n, sizeof(*q->items), control_session_cmp);
+    if (q->n)
+        qsort(q->items, q->n, sizeof(*q->items), control_session_cmp);
     if (q->wait->conn)
         control_answer(q->wait->conn, true, control_render_sessions, q);
     control_sessions_free(q);
