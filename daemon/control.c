@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -775,14 +776,33 @@ struct control *control_start(struct event_base *base, int fd, const char *path,
     return ctl;
 }
 
+/* An answer the loop had no turn left to write (a drain's, when nothing was
+ * in flight and the loop ended at once) goes out now, within a bound. */
+static void control_flush(struct control_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    for (int tries = 0; fd >= 0 && evbuffer_get_length(out) > 0 && tries < 20; tries++) {
+        if (evbuffer_write(out, fd) >= 0)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 100) < 0 && errno != EINTR)
+            break;
+    }
+}
+
 void control_stop(struct control *ctl)
 {
     if (!ctl)
         return;
     control_release_shutdown();
     evconnlistener_free(ctl->listener);
-    while (ctl->conns)
+    while (ctl->conns) {
+        control_flush(ctl->conns);
         control_conn_free(ctl->conns);
+    }
     /* The workers have been joined: a query whose answer the loop did not
      * get to is finished with. */
     while (ctl->queries)
