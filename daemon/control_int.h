@@ -20,7 +20,6 @@
 #include <sys/types.h>
 
 #include "codec/control_request.h"
-#include "daemon/control.h"
 #include "util/json_out.h"
 
 struct control_conn;
