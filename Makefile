@@ -100,7 +100,7 @@ INSTALL_PLUGINS :=
 INSTALL_BINS :=
 INSTALL_USER_BINS :=
 .DEFAULT_GOAL := all
-FRAGMENTS := $(sort $(wildcard milter/*.mk rules/*.mk plugins/*/*.mk tests/plugins/*.mk))
+FRAGMENTS := $(sort $(wildcard ctl/*.mk milter/*.mk rules/*.mk plugins/*/*.mk tests/plugins/*.mk))
 include $(FRAGMENTS)
 
 .PHONY: all run test unit integration bench fuzz install install-sdk install-man man format clean deps-run deps-test
@@ -174,10 +174,11 @@ install: all install-sdk install-man $(BUILD)/etc/smtpgate.conf $(BUILD)/etc/smt
 	install -m 0644 $(BUILD)/etc/smtpgate.service $(BUILD)/etc/smtpgate-milter.service $(DESTDIR)$(SYSTEMDUNITDIR)/
 
 # Manual pages: scdoc sources in man/, their paths those of this install.
-MAN_PAGES := smtpgate.8 smtpgate.conf.5 smtpgate-milter.8 smtpgate-rules.1
+MAN_PAGES := smtpgate.8 smtpgate.conf.5 smtpgate-milter.8 smtpgate-rules.1 smtpgate-ctl.8
 MAN_OUT   := $(MAN_PAGES:%=$(BUILD)/man/%)
 SCDOC     ?= scdoc
-MAN_SED   := -e 's|@CONFDIR@|$(CONFDIR)|g' -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' -e 's|@SPOOLDIR@|$(SPOOLDIR)|g'
+MAN_SED   := -e 's|@CONFDIR@|$(CONFDIR)|g' -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' -e 's|@SPOOLDIR@|$(SPOOLDIR)|g' \
+             -e 's|@RUNDIR@|$(RUNSTATEDIR)|g'
 
 $(BUILD)/man/%: man/%.scd $(BUILD_INFO_H)
 	@mkdir -p $(dir $@)

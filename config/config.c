@@ -174,6 +174,39 @@ static int config_cb_nameserver(cfg_t *cfg, cfg_opt_t *opt, const char *value, v
     return config_pass_string(value, result);
 }
 
+/* control_socket: an absolute path that fits a sockaddr_un (108 octets with
+ * its NUL), or "" for none. */
+static int config_cb_control_socket(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    (void)opt;
+    size_t n = strlen(value);
+    if (n && (value[0] != '/' || n > 107)) {
+        cfg_error(cfg, "control_socket \"%s\": an absolute path of at most 107 octets, or \"\" "
+                       "for none",
+                  value);
+        return -1;
+    }
+    return config_pass_string(value, result);
+}
+
+/* control_socket_mode: octal permission bits, as chmod(1) takes them; the
+ * socket is never executable nor set-id, so only rw bits are meaningful. */
+static int config_cb_socket_mode(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+    (void)opt;
+    size_t n = strlen(value);
+    char *end = NULL;
+    unsigned long m = n ? strtoul(value, &end, 8) : 0;
+    if (n == 0 || n > 4 || *end != '\0' || (m & ~0666ul) || !(m & 0600ul) ||
+        strspn(value, "01234567") != n) {
+        cfg_error(cfg, "control_socket_mode \"%s\": octal read/write bits that include the "
+                       "owner's, such as \"0600\" or \"0660\"",
+                  value);
+        return -1;
+    }
+    return config_pass_string(value, result);
+}
+
 /* Integer settings with their bounds, checked by one callback. */
 struct config_int {
     const char *name;
@@ -270,6 +303,9 @@ static cfg_t *config_schema(struct config_schema *s, bool numeric)
     o[k++] = (cfg_opt_t)CFG_STR("chroot", "", CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_BOOL("allow_root", cfg_false, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_STR("pidfile", "", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR_CB("control_socket", SMTPGATE_RUN_DIR "/smtpgate/control.sock",
+                                   CFGF_NONE, config_cb_control_socket);
+    o[k++] = (cfg_opt_t)CFG_STR_CB("control_socket_mode", "0600", CFGF_NONE, config_cb_socket_mode);
     o[k++] = (cfg_opt_t)CFG_BOOL("client_identity_none_despite_xclient", cfg_false, CFGF_NONE);
     for (size_t i = 0; i < CONFIG_NINTS; i++)
         o[k++] = (cfg_opt_t)CFG_INT_CB(config_ints[i].name, config_ints[i].def, CFGF_NONE,
@@ -356,6 +392,8 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
     c->group = strdup(cfg_getstr(cfg, "group"));
     c->chroot_dir = strdup(cfg_getstr(cfg, "chroot"));
     c->pidfile = strdup(cfg_getstr(cfg, "pidfile"));
+    c->control_socket = strdup(cfg_getstr(cfg, "control_socket"));
+    c->control_socket_mode = (unsigned)strtoul(cfg_getstr(cfg, "control_socket_mode"), NULL, 8);
     c->allow_root = cfg_getbool(cfg, "allow_root");
     c->identity_none_despite_xclient = cfg_getbool(cfg, "client_identity_none_despite_xclient");
 
@@ -421,7 +459,7 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
     }
     bool ok = c->hostname && c->spool_dir && c->quarantine_dir && c->metrics_listen &&
               c->verdict_log && c->plugin_dir && c->user && c->group && c->chroot_dir &&
-              c->pidfile && c->dns_nameserver && c->listen && c->upstreams && c->listeners &&
+              c->pidfile && c->control_socket && c->dns_nameserver && c->listen && c->upstreams && c->listeners &&
               c->milter_socket;
     for (size_t i = 0; ok && i < c->nupstreams; i++)
         ok = c->upstreams[i].name && c->upstreams[i].source;
@@ -788,6 +826,7 @@ void config_unref(struct sg_config *c)
     free(c->group);
     free(c->chroot_dir);
     free(c->pidfile);
+    free(c->control_socket);
     free(c->quarantine_dir);
     free(c->metrics_listen);
     free(c->verdict_log);

@@ -112,6 +112,9 @@ struct sg_config {
     char *chroot_dir; /* "" none */
     bool allow_root;
     char *pidfile; /* "" none */
+    /* The control socket (daemon/control.h): its path ("" none) and mode. */
+    char *control_socket;
+    unsigned control_socket_mode;
     /* client_identity "none" in front of an upstream that offers XCLIENT is
      * refused (that upstream would take every client for smtpgate) unless set. */
     bool identity_none_despite_xclient;

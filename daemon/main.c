@@ -9,16 +9,22 @@
  *            one stays in force; sessions keep the config they started with
  *   SIGTERM  stop accepting, let sessions finish within shutdown_grace, exit
  *   SIGINT   as SIGTERM
+ * and serves the control socket (control.h), whose reload and drain are the
+ * same steps.  While a stop lets sessions finish, the main loop runs on (the
+ * control socket still answers); each worker says when it is done, and the
+ * loop ends with the last.
  */
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/cmdline.h"
@@ -26,6 +32,7 @@
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/privdrop.h"
+#include "daemon/control.h"
 #include "daemon/listen_socket.h"
 #include "daemon/reload.h"
 #include "daemon/runtime.h"
@@ -42,6 +49,10 @@ struct main_state {
     int *listen_fds; /* the listening sockets, nlisten of them; each worker watches duplicates of
                         its own */
     size_t nlisten;
+    size_t started;        /* workers running */
+    atomic_size_t ended;   /* of those, done (worker_main has returned its sessions) */
+    struct event *end_ev;  /* made active by a worker that is done */
+    int control_fd;        /* the control socket until control_start() takes it, or -1 */
     bool stopping;
 };
 
@@ -98,6 +109,52 @@ static void main_close_listeners(int *fds, size_t n)
     free(fds);
 }
 
+static bool main_all_ended(void)
+{
+    return atomic_load(&g.ended) >= g.started;
+}
+
+/* SIGTERM's and the control socket's drain: stop accepting, and end the loop
+ * once every worker's sessions are done (within grace seconds). */
+static void main_stop(unsigned grace, void *arg)
+{
+    (void)arg;
+    if (g.stopping)
+        return;
+    g.stopping = true;
+    log_info("stopping: no new connections; sessions in flight may finish within %u s", grace);
+    for (size_t i = 0; i < g.started; i++)
+        worker_stop_within(&g.workers[i], grace);
+    /* The ports close once the workers have dropped their duplicates too. */
+    main_close_listeners(g.listen_fds, g.nlisten);
+    g.listen_fds = NULL;
+    if (main_all_ended())
+        event_base_loopbreak(g.base);
+}
+
+static bool main_stopping(void *arg)
+{
+    (void)arg;
+    return g.stopping;
+}
+
+/* On a worker's thread, as it ends. */
+static void main_worker_ended(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&g.ended, 1);
+    event_active(g.end_ev, EV_TIMEOUT, 0);
+}
+
+static void main_end_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (g.stopping && main_all_ended())
+        event_base_loopbreak(g.base);
+}
+
 static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -106,16 +163,10 @@ static void main_signal_cb(evutil_socket_t sig, short what, void *arg)
         reload_run(&g.cmd);
         return;
     }
-    if (g.stopping)
-        return;
-    g.stopping = true;
-    log_info("stopping: no new connections; sessions in flight may finish");
-    for (size_t i = 0; i < g.nworkers; i++)
-        worker_stop(&g.workers[i]);
-    /* The ports close once the workers have dropped their duplicates too. */
-    main_close_listeners(g.listen_fds, g.nlisten);
-    g.listen_fds = NULL;
-    event_base_loopbreak(g.base);
+    struct sg_runtime *rt = runtime_current();
+    unsigned grace = rt ? rt->cfg->shutdown_grace : 0;
+    runtime_unref(rt);
+    main_stop(grace, NULL);
 }
 
 static void main_probe_done(void *arg)
@@ -161,6 +212,7 @@ int main(int argc, char **argv)
      * host->event_loop are woken from other threads. */
     evthread_use_pthreads();
     int status;
+    g.control_fd = -1;
     if (cmdline_parse(argc, argv, "smtpgate", false, main_usage, &g.cmd, &status) < 0)
         return status;
     cmdline_open_log("smtpgate", &g.cmd);
@@ -172,7 +224,8 @@ int main(int argc, char **argv)
     const struct sg_config *c = rt->cfg;
     g.nlisten = c->nlisten * c->workers;
     if (cmdline_check_start("smtpgate", &g.cmd, c, &ids, &drop) > 0 ||
-        (!g.cmd.test_only && !(g.listen_fds = main_open_listeners(c)))) {
+        (!g.cmd.test_only && !(g.listen_fds = main_open_listeners(c))) ||
+        (!g.cmd.test_only && control_open(c, &g.control_fd) < 0)) {
         if (g.cmd.test_only)
             log_err("%s: configuration has errors", g.cmd.config_file);
         runtime_unref(rt);
@@ -187,6 +240,10 @@ int main(int argc, char **argv)
     }
     if (!cmdline_proceed("smtpgate", &g.cmd, rt->cfg->syslog_facility, &status)) {
         main_close_listeners(g.listen_fds, g.nlisten);
+        if (g.control_fd >= 0) {
+            close(g.control_fd);
+            unlink(c->control_socket);
+        }
         runtime_unref(rt);
         upstream_pool_shutdown();
         return status;
@@ -210,7 +267,7 @@ int main(int argc, char **argv)
     if (pidfile && cmdline_write_pidfile(pidfile) < 0)
         return 1;
     /* Everything that needs root is open: the listeners, the metrics socket,
-     * the syslog socket (LOG_NDELAY), the pid file. */
+     * the control socket, the syslog socket (LOG_NDELAY), the pid file. */
     if (drop) {
         char err[256];
         if (privdrop_apply(&ids, c->chroot_dir, err, sizeof(err)) < 0) {
@@ -243,20 +300,41 @@ int main(int argc, char **argv)
     }
     g.nworkers = c->workers;
     g.workers = calloc(g.nworkers, sizeof(*g.workers));
-    if (!g.workers) {
+    g.end_ev = event_new(g.base, -1, 0, main_end_cb, NULL);
+    if (!g.workers || !g.end_ev) {
         log_err("out of memory");
         rc = 1;
         g.nworkers = 0;
     }
-    size_t started = 0;
-    for (size_t i = 0; rc == 0 && i < g.nworkers; i++) {
-        if (worker_init(&g.workers[i], (unsigned)i, c, g.listen_fds + i * c->nlisten) < 0 ||
-            worker_run(&g.workers[i]) < 0) {
+    atomic_init(&g.ended, 0);
+    for (size_t i = 0; rc == 0 && !g.stopping && i < g.nworkers; i++) {
+        if (worker_init(&g.workers[i], (unsigned)i, c, g.listen_fds + i * c->nlisten) < 0) {
             rc = 1;
             worker_free(&g.workers[i]);
             break;
         }
-        started++;
+        g.workers[i].ended = main_worker_ended;
+        if (worker_run(&g.workers[i]) < 0) {
+            rc = 1;
+            worker_free(&g.workers[i]);
+            break;
+        }
+        g.started++;
+    }
+    struct control *control = NULL;
+    if (rc == 0 && g.control_fd >= 0) {
+        struct control_host host = {
+            .cmd = &g.cmd,
+            .workers = g.workers,
+            .nworkers = g.started,
+            .started = time(NULL),
+            .drain = main_stop,
+            .draining = main_stopping,
+        };
+        if (!(control = control_start(g.base, g.control_fd, c->control_socket, &host)))
+            rc = 1;
+        else
+            g.control_fd = -1; /* the listener's now */
     }
     if (rc == 0) {
         log_info("ready: %zu workers, listening on %s%s, upstream %s", g.nworkers,
@@ -266,13 +344,21 @@ int main(int argc, char **argv)
     } else {
         g.stopping = true;
     }
-    for (size_t i = 0; i < started; i++)
+    for (size_t i = 0; i < g.started; i++)
         worker_stop(&g.workers[i]);
-    for (size_t i = 0; i < started; i++) {
+    for (size_t i = 0; i < g.started; i++) {
         worker_join(&g.workers[i]);
         worker_free(&g.workers[i]);
     }
     free(g.workers);
+    /* Last: a drain's requester learns of the end when this closes. */
+    control_stop(control);
+    if (g.control_fd >= 0) {
+        close(g.control_fd);
+        unlink(c->control_socket);
+    }
+    if (g.end_ev)
+        event_free(g.end_ev);
     main_close_listeners(g.listen_fds, g.nlisten);
     /* Plugin calls still on the pool hold their connections and chains. */
     workpool_shutdown();

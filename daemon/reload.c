@@ -153,6 +153,8 @@ static void reload_name_restart_settings(const struct sg_config *a, const struct
     RELOAD_CHANGED(strcmp(a->chroot_dir, b->chroot_dir) != 0, "chroot");
     RELOAD_CHANGED(a->allow_root != b->allow_root, "allow_root");
     RELOAD_CHANGED(strcmp(a->pidfile, b->pidfile) != 0, "pidfile");
+    RELOAD_CHANGED(strcmp(a->control_socket, b->control_socket) != 0, "control_socket");
+    RELOAD_CHANGED(a->control_socket_mode != b->control_socket_mode, "control_socket_mode");
     RELOAD_CHANGED(a->plugin_threads != b->plugin_threads, "plugin_threads");
     RELOAD_CHANGED(a->syslog_facility != b->syslog_facility, "syslog_facility");
     RELOAD_CHANGED(a->client_name_lookup != b->client_name_lookup, "client_name_lookup");
@@ -171,7 +173,11 @@ static void reload_name_restart_settings(const struct sg_config *a, const struct
 bool reload_run(const struct cmdline *cmd)
 {
     struct sg_runtime *old = runtime_current();
-    struct sg_runtime *rt = reload_assemble(cmd, old);
+    return reload_commit(old, reload_assemble(cmd, old));
+}
+
+bool reload_commit(struct sg_runtime *old, struct sg_runtime *rt)
+{
     metrics_add(reload_counter(rt != NULL), 1);
     if (!rt) {
         log_err("reload refused: configuration has errors; generation %u stays in force",

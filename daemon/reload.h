@@ -35,4 +35,10 @@ struct sg_runtime *reload_assemble(const struct cmdline *cmd, const struct sg_ru
 /* true when the new runtime is in force. */
 bool reload_run(const struct cmdline *cmd);
 
+/* reload_run()'s second half, for a caller that assembled rt itself on top
+ * of old (the control socket's reload, which keeps the assembly's errors):
+ * counts and logs the result, names the settings that need a restart, puts
+ * rt in force when it is not NULL.  Takes over both references. */
+bool reload_commit(struct sg_runtime *old, struct sg_runtime *rt);
+
 #endif

@@ -60,4 +60,28 @@ const char *session_login(const struct session *s);
 /* The host's list of sessions. */
 struct session *session_next(const struct session *s);
 
+/* What an admin asking "who is connected" is told of one session: copies,
+ * so that they may leave the session's thread (daemon/control.c).  state is
+ * where the client is in the dialogue (session_int.h's names, lower case);
+ * waiting what the session waits for before it reads on ("" when nothing:
+ * then it waits for the client). */
+struct session_info {
+    char id[24];
+    char addr[64];
+    unsigned port;
+    char name[256]; /* the verified client name, "" when none */
+    char helo[256];
+    char listener[80];
+    char login[128];
+    char mail_from[256]; /* the open transaction's sender, "" when none */
+    char tls_version[16];
+    const char *state;
+    const char *waiting;
+    double age; /* seconds since accept */
+    unsigned transactions;
+    unsigned recipients; /* accepted in the open transaction */
+    bool in_transaction;
+};
+void session_describe(const struct session *s, struct session_info *out);
+
 #endif

@@ -136,6 +136,26 @@ bool upstream_health_ok(const struct upstream_health *h)
     return h && atomic_load_explicit(&h->state, memory_order_relaxed) == 1;
 }
 
+int upstream_health_state(const struct upstream_health *h)
+{
+    return h ? atomic_load_explicit(&h->state, memory_order_relaxed) : -1;
+}
+
+unsigned upstream_health_caps(const struct upstream_health *h)
+{
+    return h ? atomic_load_explicit(&h->caps, memory_order_relaxed) : 0;
+}
+
+uint64_t upstream_health_size(const struct upstream_health *h)
+{
+    return h ? atomic_load_explicit(&h->size_limit, memory_order_relaxed) : 0;
+}
+
+const char *upstream_cap_name(unsigned i)
+{
+    return i < NCAPS ? cap_names[i] : NULL;
+}
+
 void upstream_health_report(struct upstream_health *h, bool ok)
 {
     if (!h)

@@ -26,6 +26,13 @@ struct upstream_health;
 int upstream_pool_attach(struct sg_runtime *rt);
 
 bool upstream_health_ok(const struct upstream_health *h);
+/* What the record holds, for the control socket's status: -1 unknown, 0
+ * down, 1 up; the capability bits and SIZE of the last good probe. */
+int upstream_health_state(const struct upstream_health *h);
+unsigned upstream_health_caps(const struct upstream_health *h);
+uint64_t upstream_health_size(const struct upstream_health *h);
+/* The name of capability bit i (esmtp_cap's order), NULL past the last. */
+const char *upstream_cap_name(unsigned i);
 void upstream_health_report(struct upstream_health *h, bool ok);
 /* The upstream's final reply to a message, seconds after the message went out. */
 void upstream_health_message_reply(struct upstream_health *h, int code, double seconds);

@@ -26,6 +26,64 @@
 #include "daemon/session.h"
 #include "daemon/upstream.h"
 
+struct worker_ask {
+    struct worker_ask *next;
+    void (*fn)(struct worker *w, void *arg);
+    void *arg;
+};
+
+/* Every ask waiting, in the order they came; the list is taken whole under
+ * the lock and run outside it, so fn may ask again. */
+static void worker_run_asks(struct worker *w, bool ending)
+{
+    pthread_mutex_lock(&w->ask_lock);
+    struct worker_ask *list = w->asks;
+    w->asks = NULL;
+    if (ending)
+        w->loop_ended = true;
+    pthread_mutex_unlock(&w->ask_lock);
+    struct worker_ask *rev = NULL;
+    while (list) {
+        struct worker_ask *next = list->next;
+        list->next = rev;
+        rev = list;
+        list = next;
+    }
+    while (rev) {
+        struct worker_ask *next = rev->next;
+        rev->fn(w, rev->arg);
+        free(rev);
+        rev = next;
+    }
+}
+
+static void worker_ask_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_run_asks(arg, false);
+}
+
+bool worker_ask(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg)
+{
+    struct worker_ask *a = malloc(sizeof(*a));
+    if (!a)
+        return false;
+    a->fn = fn;
+    a->arg = arg;
+    pthread_mutex_lock(&w->ask_lock);
+    bool open = !w->loop_ended && w->ask_ev;
+    if (open) {
+        a->next = w->asks;
+        w->asks = a;
+        event_active(w->ask_ev, EV_TIMEOUT, 0);
+    }
+    pthread_mutex_unlock(&w->ask_lock);
+    if (!open)
+        free(a);
+    return open;
+}
+
 static void worker_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                              int len, void *arg)
 {
@@ -71,7 +129,9 @@ int worker_init(struct worker *w, unsigned index, const struct sg_config *c, con
     memset(w, 0, sizeof(*w));
     w->index = index;
     w->shutdown_grace = c->shutdown_grace;
+    atomic_init(&w->grace, c->shutdown_grace);
     atomic_init(&w->stopping, false);
+    pthread_mutex_init(&w->ask_lock, NULL);
     session_metrics_register(c);
     /* The changelist folds the enable/disable of each bufferevent's events
      * within one loop pass into one epoll_ctl, or none: without it every
@@ -156,7 +216,7 @@ static void worker_stop_cb(evutil_socket_t fd, short what, void *arg)
     if (w->grace_ev)
         return;
     w->grace_ev = evtimer_new(w->base, worker_grace_cb, w);
-    struct timeval g = {.tv_sec = w->shutdown_grace};
+    struct timeval g = {.tv_sec = atomic_load(&w->grace)};
     if (w->grace_ev)
         evtimer_add(w->grace_ev, &g);
 }
@@ -165,11 +225,15 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     event_base_dispatch(w->base);
+    /* Asks that came while the loop ended still see its sessions. */
+    worker_run_asks(w, true);
     /* Sessions and their upstreams belong to this thread: end them here. */
     while (w->sessions.head)
         session_destroy(w->sessions.head);
     proxy_accept_discard(&w->proxy_pending);
     upstream_discard_closing();
+    if (w->ended)
+        w->ended(w->ended_arg);
     return NULL;
 }
 
@@ -180,6 +244,9 @@ int worker_run(struct worker *w)
         return -1;
     /* Keeps the loop alive while there are no listeners left but sessions run. */
     event_add(w->stop_ev, NULL);
+    w->ask_ev = event_new(w->base, -1, 0, worker_ask_cb, w);
+    if (!w->ask_ev)
+        return -1;
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
         log_err("worker %u: cannot start thread", w->index);
         return -1;
@@ -189,7 +256,14 @@ int worker_run(struct worker *w)
 
 void worker_stop(struct worker *w)
 {
-    atomic_store(&w->stopping, true);
+    worker_stop_within(w, w->shutdown_grace);
+}
+
+void worker_stop_within(struct worker *w, unsigned grace)
+{
+    /* A second stop (the exit path's, after a drain) keeps the first grace. */
+    if (!atomic_exchange(&w->stopping, true))
+        atomic_store(&w->grace, grace);
     if (w->stop_ev)
         event_active(w->stop_ev, EV_TIMEOUT, 0);
 }
@@ -213,6 +287,15 @@ void worker_free(struct worker *w)
         event_free(w->grace_ev);
     if (w->stop_ev)
         event_free(w->stop_ev);
+    /* No thread asks any more: the main thread frees workers last. */
+    while (w->asks) {
+        struct worker_ask *a = w->asks;
+        w->asks = a->next;
+        free(a);
+    }
+    if (w->ask_ev)
+        event_free(w->ask_ev);
+    pthread_mutex_destroy(&w->ask_lock);
     if (w->dns)
         evdns_base_free(w->dns, 0);
     if (w->base)

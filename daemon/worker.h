@@ -5,7 +5,15 @@
  * its worker for life, so nothing on the per-connection path takes a lock.
  *
  * worker_stop() (any thread) stops accepting and lets sessions finish within
- * shutdown_grace; then the rest get 421 and the loop ends.
+ * shutdown_grace (worker_stop_within(): within another grace); then the rest
+ * get 421 and the loop ends.  The thread then calls ended(ended_arg), if set,
+ * once its sessions are gone: the main thread learns that this worker is done
+ * without blocking in a join.
+ *
+ * worker_ask() (any thread) has fn(w, arg) run on the worker's own thread,
+ * where its sessions may be read: at the loop's next turn, or, for a worker
+ * whose loop has ended meanwhile, as it ends.  It returns false when the loop
+ * has already ended (fn never runs; the worker has no sessions).
  */
 #ifndef SMTPGATE_WORKER_H
 #define SMTPGATE_WORKER_H
@@ -35,6 +43,13 @@ struct worker {
     atomic_bool stopping;
     unsigned shutdown_grace;
     struct proxy_pending *proxy_pending; /* waiting for a PROXY header (proxy_accept) */
+    atomic_uint grace;                   /* the grace the next stop gives */
+    void (*ended)(void *arg);            /* set before worker_run(), or NULL */
+    void *ended_arg;
+    pthread_mutex_t ask_lock;
+    struct worker_ask *asks; /* waiting to run on the thread */
+    struct event *ask_ev;
+    bool loop_ended; /* under ask_lock */
 };
 
 /* Create the worker's base and listeners (bind errors are logged, -1). */
@@ -43,6 +58,8 @@ struct worker {
 int worker_init(struct worker *w, unsigned index, const struct sg_config *c, const int *listen_fds);
 int worker_run(struct worker *w);   /* starts the thread */
 void worker_stop(struct worker *w); /* thread-safe */
+void worker_stop_within(struct worker *w, unsigned grace);
+bool worker_ask(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg);
 void worker_join(struct worker *w);
 void worker_free(struct worker *w);
 

@@ -1,7 +1,8 @@
 /*
  * quarantine - keeps a message that a filter quarantined, with its envelope,
- * as one file an admin can read, release (e.g. `sendmail -f FROM RCPT… <
- * file` after removing the X-Quarantine lines) or delete.
+ * as one file an admin can read, release or delete (smtpgate-ctl quarantine
+ * ...; by hand: `sendmail -f FROM RCPT… < file` after removing the
+ * X-Quarantine lines).  quarantine_read.h reads the head back.
  *
  * quarantine_write() writes dir/ID.eml: "X-Quarantine-*" header lines (time,
  * client, HELO, sender, each recipient, reason, deciding plugin) and then the

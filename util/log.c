@@ -32,6 +32,14 @@ static pid_t log_pid;
  * prefix, so that is all a line carries. */
 static bool log_to_journal;
 static int log_facility = LOG_MAIL;
+static __thread void (*log_capture_fn)(void *arg, int priority, const char *line);
+static __thread void *log_capture_arg;
+
+void log_capture(void (*fn)(void *arg, int priority, const char *line), void *arg)
+{
+    log_capture_fn = fn;
+    log_capture_arg = arg;
+}
 
 static const struct {
     const char *name;
@@ -105,6 +113,8 @@ void log_msg(int priority, const char *fmt, ...)
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
 
+    if (log_capture_fn && priority <= LOG_WARNING)
+        log_capture_fn(log_capture_arg, priority, line);
     if (!log_to_stderr) {
         syslog(priority, "%s%s", log_level_name(priority), line);
         return;

@@ -25,6 +25,15 @@ void log_msg(int priority, const char *fmt, ...) __attribute__((format(printf, 2
             log_msg(LOG_DEBUG, __VA_ARGS__);                                                       \
     } while (0)
 
+/*
+ * A thread's errors and warnings, handed to fn as they are logged (and
+ * logged as always): how a caller that runs a step on its own thread (a
+ * reload asked for over the control socket) tells its requester what went
+ * wrong, in the words of the log.  fn NULL ends it.  Only the calling
+ * thread's lines are seen: workers logging meanwhile are not.
+ */
+void log_capture(void (*fn)(void *arg, int priority, const char *line), void *arg);
+
 /* Facility name ("mail", "local0"...) to its value; -1 if unknown. */
 int log_facility_from_name(const char *name);
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 from netutil import LOOPBACK, free_port, wait_until
@@ -180,6 +182,10 @@ class Gate(StderrLog):
         self.spool_dir = workdir / f"{name}-spool"
         self.spool_dir.mkdir(exist_ok=True)
         self.settings.setdefault("quarantine_dir", str(workdir / f"{name}-quarantine"))
+        # A unix socket's path has at most 107 octets: the control socket gets a
+        # short folder of its own rather than one under the test's long workdir.
+        self.control_dir = Path(tempfile.mkdtemp(prefix="sgctl-"))
+        self.settings.setdefault("control_socket", str(self.control_dir / "control.sock"))
         self.conf_path = workdir / f"{name}.conf"
         self.stderr_path = workdir / f"{name}.stderr"
         self.port = 0
@@ -247,10 +253,15 @@ class Gate(StderrLog):
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def control_socket(self) -> str:
+        return str(self.settings["control_socket"])
+
     def wait_exit(self, timeout: float) -> int:
         assert self.proc is not None
         try:
             self.returncode = self.proc.wait(timeout)
+            shutil.rmtree(self.control_dir, ignore_errors=True)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)

@@ -22,7 +22,7 @@ from gate import REPO
 
 RELEASE = REPO / "build" / "release"
 MAN_PAGES = {"smtpgate.8": "man8", "smtpgate.conf.5": "man5", "smtpgate-milter.8": "man8",
-             "smtpgate-rules.1": "man1"}
+             "smtpgate-rules.1": "man1", "smtpgate-ctl.8": "man8"}
 
 pytestmark = pytest.mark.skipif(not (RELEASE / "smtpgate").exists(),
                                 reason="needs the release build (make all)")
@@ -56,7 +56,8 @@ def installed(tmp_path_factory):
 
 def test_fhs_layout(installed):
     _, stage = installed
-    for path in ["usr/sbin/smtpgate", "usr/sbin/smtpgate-milter", "usr/bin/smtpgate-rules",
+    for path in ["usr/sbin/smtpgate", "usr/sbin/smtpgate-milter", "usr/sbin/smtpgate-ctl",
+                 "usr/bin/smtpgate-rules",
                  "usr/lib/smtpgate/plugins/rules.so", "usr/lib/smtpgate/plugins/spf.so",
                  "etc/smtpgate/smtpgate.conf", "etc/smtpgate/default.rules",
                  "usr/include/smtpgate/plugin.h", "usr/share/pkgconfig/smtpgate-plugin.pc",
@@ -84,6 +85,8 @@ def test_compiled_in_paths_follow_prefix(installed, tmp_path):
     build, stage = installed
     out = subprocess.run([str(stage / "usr/sbin/smtpgate"), "-h"], capture_output=True, text=True)
     assert "(default /etc/smtpgate/smtpgate.conf)" in out.stdout
+    ctl = subprocess.run([str(stage / "usr/sbin/smtpgate-ctl"), "-h"], capture_output=True, text=True)
+    assert "(default /etc/smtpgate/smtpgate.conf)" in ctl.stdout
     binary = (stage / "usr/sbin/smtpgate").read_bytes()
     assert b"/usr/lib/smtpgate/plugins" in binary and b"/usr/local/lib/smtpgate" not in binary
     # Another PREFIX rebuilds what embeds the paths, nothing needs a clean.
@@ -138,7 +141,7 @@ def test_environment_flags_are_added(tmp_path):
 def test_one_version_for_every_program():
     version = (REPO / "VERSION").read_text().strip()
     assert re.fullmatch(r"\d+\.\d+\.\d+", version)
-    for prog in ("smtpgate", "smtpgate-milter", "smtpgate-rules"):
+    for prog in ("smtpgate", "smtpgate-milter", "smtpgate-rules", "smtpgate-ctl"):
         r = subprocess.run([str(RELEASE / prog), "--version"], capture_output=True, text=True)
         assert r.returncode == 0 and r.stdout == f"{prog} {version}\n", (prog, r.stdout, r.stderr)
     changelog = (REPO / "debian/changelog").read_text().splitlines()[0]

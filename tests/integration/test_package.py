@@ -8,12 +8,14 @@ everything is purged at the end.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
@@ -149,6 +151,15 @@ def test_service_runs_as_its_user_and_passes_mail(installed, recorder):
         msgs = recorder.wait_messages(1)
         assert b"through the package" in msgs[0].content
         assert msgs[0].xclient.get("ADDR") == LOOPBACK, msgs[0].xclient
+        # The packaged smtpgate-ctl finds the packaged daemon's control socket
+        # (/run/smtpgate/control.sock, root's and 0600, though the daemon
+        # runs as smtpgate) through the packaged configuration.
+        ctl = subprocess.run(["/usr/sbin/smtpgate-ctl", "--json", "status"], capture_output=True,
+                             text=True, timeout=30)
+        assert ctl.returncode == 0, ctl.stderr
+        assert json.loads(ctl.stdout)["pid"] == proc.pid
+        sock = os.stat("/run/smtpgate/control.sock")
+        assert stat.S_IMODE(sock.st_mode) == 0o600 and sock.st_uid == 0
     finally:
         proc.send_signal(signal.SIGTERM)
         out = proc.communicate(timeout=60)[0].decode()
