@@ -70,7 +70,9 @@ def _send_once(gate, i: int, attempt: int) -> int:
     """One attempt at message i: the final reply's code, 0 when the session broke off."""
     try:
         c = gate.connect(timeout=40)
-    except OSError:
+    except (ConnectionClosed, OSError):
+        # A connection the kernel queued for the killed smtpgate closes before
+        # any greeting: the attempt got no reply, as a refused connect does.
         return 0
     try:
         c.ehlo()
