@@ -197,6 +197,24 @@ static int main_test_upstreams(struct sg_runtime *rt)
     return errors;
 }
 
+/* A start that fails after the listeners are open gives everything back, so
+ * that valgrind's exit report stays about real leaks. */
+static int main_abandon_start(struct sg_runtime *rt, struct metrics_http *metrics)
+{
+    metrics_http_stop(metrics);
+    main_close_listeners(g.listen_fds, g.nlisten);
+    if (g.control_fd >= 0) {
+        close(g.control_fd);
+        unlink(rt->cfg->control_socket);
+    }
+    runtime_unref(rt);
+    upstream_pool_shutdown();
+    if (g.base)
+        event_base_free(g.base);
+    g.base = NULL;
+    return 1;
+}
+
 static void main_raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -253,26 +271,31 @@ int main(int argc, char **argv)
     g.base = event_base_new();
     if (!g.base) {
         log_err("cannot create the event loop");
-        return 1;
+        return main_abandon_start(rt, NULL);
     }
     struct metrics_http *metrics = NULL;
     if (c->metrics_listen[0] && !(metrics = metrics_http_start(g.base, c->metrics_listen)))
-        return 1;
+        return main_abandon_start(rt, NULL);
     if (metrics && c->status_page &&
         status_page_attach(metrics, c->hostname, c->status_recent) < 0) {
         log_err("metrics_listen %s: cannot add the status page", c->metrics_listen);
-        return 1;
+        return main_abandon_start(rt, metrics);
     }
     char *pidfile = c->pidfile[0] ? strdup(c->pidfile) : NULL;
-    if (pidfile && cmdline_write_pidfile(pidfile) < 0)
-        return 1;
+    if (pidfile && cmdline_write_pidfile(pidfile) < 0) {
+        free(pidfile);
+        return main_abandon_start(rt, metrics);
+    }
     /* Everything that needs root is open: the listeners, the metrics socket,
      * the control socket, the syslog socket (LOG_NDELAY), the pid file. */
     if (drop) {
         char err[256];
         if (privdrop_apply(&ids, c->chroot_dir, err, sizeof(err)) < 0) {
             log_err("%s", err);
-            return 1;
+            if (pidfile)
+                (void)unlink(pidfile);
+            free(pidfile);
+            return main_abandon_start(rt, metrics);
         }
         log_info("running as %s (uid %ld, gid %ld)%s%s", c->user, (long)ids.uid, (long)ids.gid,
                  c->chroot_dir[0] ? " in " : "", c->chroot_dir);

@@ -444,7 +444,8 @@ struct metrics_http *metrics_http_start(struct event_base *base, const char *add
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         bind(fd, (struct sockaddr *)&sa.sa, sa.len) < 0 || listen(fd, 64) < 0 ||
         !evhttp_accept_socket_with_handle(m->http, fd)) {
-        log_err("metrics_listen %s: cannot listen", address);
+        int err = errno;
+        log_err("metrics_listen %s: cannot listen: %s", address, strerror(err));
         if (fd >= 0)
             evutil_closesocket(fd);
         evhttp_free(m->http);
