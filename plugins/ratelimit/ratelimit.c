@@ -210,7 +210,7 @@ static void rl_decide(struct rl_check *chk)
         }
         if (chk->kind != RATE_CONNECTIONS) {
             char note[RL_WHO_MAX + 128];
-            snprintf(note, sizeof(note), "%s key=%s", rule->text, chk->hit_who);
+            snprintf(note, sizeof(note), "limit=%s key=%s", rule->text, chk->hit_who);
             h->tx_note(chk->ctx, note);
         }
     } else if (chk->failed) {
@@ -219,8 +219,8 @@ static void rl_decide(struct rl_check *chk)
                kv_backend_name(in->kv),
                in->fail_closed ? "refused (fail closed)" : "passed (fail open)");
         if (chk->kind != RATE_CONNECTIONS)
-            h->tx_note(chk->ctx,
-                       in->fail_closed ? "backend-failure refused" : "backend-failure passed");
+            h->tx_note(chk->ctx, in->fail_closed ? "limit=backend-failure refused"
+                                                 : "limit=backend-failure passed");
         if (in->fail_closed) {
             chk->verdict = SG_TEMPFAIL;
             snprintf(chk->reply, sizeof(chk->reply),

@@ -10,7 +10,7 @@
  * connection, the mutex guards the table alone.  The connection closes when
  * its last session detaches, on the loop's thread, so nothing of it
  * outlives a loop that is freed after its sessions (smtpgate-milter's, or a
- * worker's at shutdown).
+ * worker's at shutdown); the next session opens a new one.
  *
  * Atomic operations: window and add run as Lua scripts (EVAL), so two
  * instances that count one key at the same moment both count; set and get
@@ -102,8 +102,10 @@ static void conn_drop(struct rconn *c)
     redisAsyncContext *ac = c->ac;
     c->ac = NULL;
     c->retry_after_ms = kv_now_ms() + KV_REDIS_RETRY_MS;
-    if (ac)
+    if (ac) {
+        ac->data = NULL;
         redisAsyncFree(ac); /* every queued operation's callback runs, with no reply */
+    }
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -186,10 +188,21 @@ static struct rconn *conn_find(struct kv_redis *r, struct event_base *base)
 static void redis_attach(struct kv *kv, struct event_base *base)
 {
     struct kv_redis *r = (struct kv_redis *)kv;
+    int64_t now = kv_now_ms();
     pthread_mutex_lock(&r->lock);
-    struct rconn *c = r->conns;
-    while (c && c->base != base)
-        c = c->next;
+    struct rconn *c = NULL;
+    for (struct rconn **pp = &r->conns; *pp;) {
+        struct rconn *x = *pp;
+        if (x->base == base) {
+            c = x;
+            pp = &x->next;
+        } else if (x->users == 0 && x->retry_after_ms <= now) {
+            *pp = x->next; /* a loop's pause is over: forget it */
+            free(x);
+        } else {
+            pp = &x->next;
+        }
+    }
     if (!c && (c = calloc(1, sizeof(*c)))) {
         c->r = r;
         c->base = base;
@@ -205,24 +218,32 @@ static void redis_detach(struct kv *kv, struct event_base *base)
 {
     struct kv_redis *r = (struct kv_redis *)kv;
     struct rconn *gone = NULL;
+    redisAsyncContext *ac = NULL;
+    int64_t now = kv_now_ms();
     pthread_mutex_lock(&r->lock);
     for (struct rconn **pp = &r->conns; *pp; pp = &(*pp)->next)
         if ((*pp)->base == base) {
-            if (--(*pp)->users == 0) {
-                gone = *pp;
-                *pp = gone->next;
+            struct rconn *c = *pp;
+            if (--c->users == 0) {
+                ac = c->ac;
+                c->ac = NULL;
+                /* A loop in its pause after a failure keeps the entry (no
+                 * connection), so that its next session fails at once
+                 * too; attach forgets it once the pause is over. */
+                if (c->retry_after_ms <= now) {
+                    gone = c;
+                    *pp = c->next;
+                }
             }
             break;
         }
     pthread_mutex_unlock(&r->lock);
-    if (gone) {
-        if (gone->ac) {
-            redisAsyncContext *ac = gone->ac;
-            gone->ac = NULL;
-            redisAsyncFree(ac);
-        }
-        free(gone);
+    if (ac) {
+        /* Its callbacks must not find the entry, which may be gone. */
+        ac->data = NULL;
+        redisAsyncFree(ac);
     }
+    free(gone);
 }
 
 static enum kv_status reply_status(const struct rop *op, const redisReply *rep, long long *value)
@@ -261,11 +282,9 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     enum kv_status st = reply_status(op, reply, &value);
     kv_done_fn done = op->done;
     void *arg = op->arg;
-    struct rconn *c = op->c;
     free(op);
     /* An error reply (a script that failed) leaves the connection usable;
      * no reply at all means it is gone, and hiredis says so itself. */
-    (void)c;
     done(arg, st, value);
 }
 
