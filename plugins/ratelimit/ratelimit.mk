@@ -7,7 +7,7 @@ $(BUILD)/plugins/ratelimit/%.o: override CFLAGS += $(STATE_CFLAGS) -fvisibility=
 
 EXTRA_TARGETS   += $(BUILD)/plugins/ratelimit.so
 EXTRA_UNIT_BINS += $(BUILD)/tests/test_rate_rule $(BUILD)/tests/test_client_key \
-                   $(BUILD)/tests/test_kv_local
+                   $(BUILD)/tests/test_kv_local $(BUILD)/tests/test_kv_options
 INSTALL_PLUGINS += $(BUILD)/plugins/ratelimit.so
 
 $(BUILD)/plugins/ratelimit.so: $(RATELIMIT_OBJS) $(STATE_OBJS) $(UTIL_LIB)

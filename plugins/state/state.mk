@@ -15,6 +15,11 @@ $(BUILD)/plugins/state/%.o: override CFLAGS += $(STATE_CFLAGS) -fvisibility=hidd
 # The pure parts, for unit tests that need no server.
 STATE_PURE_OBJS := $(BUILD)/plugins/state/client_key.o
 
+$(BUILD)/tests/test_kv_options: tests/unit/test_kv_options.c $(BUILD)/plugins/state/kv_options.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags cmocka) $(LDFLAGS) -o $@ $^ \
+		$(shell $(PKG_CONFIG) --libs cmocka)
+
 $(BUILD)/tests/test_client_key: tests/unit/test_client_key.c $(STATE_PURE_OBJS) $(UTIL_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags cmocka) $(LDFLAGS) -o $@ $^ \
