@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from edge import (USERS, certs, client_context, edge_gate_factory,  # noqa: F401
+                  tls_listener, tls_sasl_postfix)
 from gate import plugin_dir, plugin_section, run_config_test
 from helpers import assert_reply, codes
 from netutil import LOOPBACK, free_port, wait_until
@@ -250,6 +252,50 @@ def test_rule_errors_name_file_and_line(smtpgate_binary, recorder, workdir):
         r = run_config_test(smtpgate_binary, conf)
         assert r.returncode != 0, rule
         assert re.search(rf"rl\.conf:5: plugin ratelimit: 'limit' .*{want}", r.stderr), r.stderr
+
+
+def test_login_limits_and_authenticated_clients(tls_sasl_postfix, certs, edge_gate_factory,
+                                                smtpgate_binary):
+    """With AUTH relayed to a real Postfix and Dovecot: a rule keyed by login counts the
+    authenticated user's recipients; exempt_authenticated spares the user the client's
+    limits, and greylisting (exempt_authenticated by default) lets it through at once."""
+    postfix, ca = tls_sasl_postfix
+    alice, password = "alice@example.test", USERS["alice@example.test"]
+    mport = free_port()
+    extra = (plugin_section("ratelimit", plugin_so(smtpgate_binary, "ratelimit"),
+                            limit=["recipients per login 2/1h", "messages per client 1/1h"],
+                            exempt_authenticated=True) +
+             plugin_section("greylist", plugin_so(smtpgate_binary, "greylist")))
+    gate = edge_gate_factory(
+        [postfix.address], extra=extra, metrics_listen=f"{LOOPBACK}:{mport}",
+        listeners={"sub": tls_listener(certs, tls="starttls")},
+        upstream_tls={"tls": "required", "tls_ca_file": str(ca.cert),
+                      "tls_verify_name": "upstream.example.test"})
+    gw = Gw(gate, mport, "ratelimit")
+    with smtplib.SMTP(*gate.addr("sub"), timeout=30) as s:
+        s.ehlo("client.example.test")
+        s.starttls(context=client_context(certs["ca"]))
+        s.ehlo("client.example.test")
+        assert s.login(alice, password)[0] == 235
+        for _ in range(2):
+            assert s.mail(alice)[0] == 250
+            assert s.rcpt("user@example.test")[0] == 250
+            s.rset()
+        assert s.mail(alice)[0] == 250
+        assert s.rcpt("user@example.test") == (
+            450, b"4.7.1 Error: too many recipients from alice@example.test")
+        s.rset()
+    # Not authenticated: the client's own limit holds (its first MAIL was not counted).
+    with smtplib.SMTP(*gate.addr("sub"), timeout=30) as s:
+        s.ehlo("client.example.test")
+        assert s.mail("x@example.test")[0] == 250
+        s.rset()
+        assert s.mail("x@example.test") == (450, b"4.7.1 Error: too much mail from 127.0.0.1")
+    assert gw.counter("limited_recipients") == 1
+    assert gw.counter("limited_messages") == 1
+    # Two recipients reached greylist (the third was refused before it, in chain order).
+    assert Gw(gate, mport, "greylist").counter("exempt") == 2
+    assert Gw(gate, mport, "greylist").counter("greylisted_new") == 0
 
 
 # ---- greylisting, local backend ----
