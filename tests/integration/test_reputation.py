@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import smtplib
 import tempfile
 import time
@@ -398,6 +399,28 @@ def test_greylist_exempt_network(gate_factory, recorder, smtpgate_binary):
     assert str(rcpt_once(gw, "127.0.0.25", "s@example.test", "a@example.test")) == \
         GREY.format(300)
     assert gw.counter("exempt") == 1
+
+
+def test_greylist_state_kept_over_a_reload(gate_factory, recorder, smtpgate_binary):
+    """SIGHUP with the same state settings carries the local store over to the new
+    instance: a first attempt before the reload is a retry after it.  Changing max_entries
+    makes a new store, and the state is gone."""
+    gw = start(gate_factory, recorder, smtpgate_binary, "greylist", delay=0.5, retry_window=60,
+               auto_allowlist_after=0)
+    src, s = "127.0.0.26", "s@example.test"
+    assert rcpt_once(gw, src, s, "a@example.test").code == 451
+    mark = gw.gate.log_mark()
+    gw.gate.send_signal(signal.SIGHUP)
+    gw.gate.wait_log(r"reloaded configuration, generation 2", mark)
+    time.sleep(0.7)
+    assert rcpt_once(gw, src, s, "a@example.test").code == 250
+    assert gw.counter("passed_retry") == 1
+    gw.gate.extra = gw.gate.extra.replace("}\n", "    max_entries = 5000\n}\n")
+    gw.gate.write_config()
+    mark = gw.gate.log_mark()
+    gw.gate.send_signal(signal.SIGHUP)
+    gw.gate.wait_log(r"reloaded configuration, generation 3", mark)
+    assert str(rcpt_once(gw, src, s, "a@example.test")) == GREY.format(1)
 
 
 # ---- a fleet on one Redis ----
