@@ -1,5 +1,5 @@
 /*
- * kv_impl - what kv.c dispatches to: the operations table each backend
+ * kv_impl - what kv_store.c dispatches to: the operations table each backend
  * fills, and the common head of every store.  Private to plugins/state.
  */
 #ifndef SMTPGATE_STATE_KV_IMPL_H

@@ -1,5 +1,5 @@
 /*
- * kv - the front of the state layer (contract in kv.h): opens the backend
+ * kv_store - the front of the state layer (contract in kv.h): opens the backend
  * a configuration names, counts references, hands each operation to the
  * backend.  A key that is empty or longer than KV_KEY_MAX fails the
  * operation (KV_FAILED, through done as always) rather than being cut,
