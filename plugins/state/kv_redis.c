@@ -21,9 +21,10 @@
  * Never a stalled session: each operation has a timer of redis_timeout on
  * the loop.  An operation that times out, or a connection that breaks,
  * drops the connection: every operation queued on it fails at once
- * (KV_FAILED), and the next operation opens a new one.  After a failure the
- * loop does not try again for KV_REDIS_RETRY_MS: operations meanwhile fail
- * at once rather than each waiting for a server that is not there.
+ * (KV_FAILED), and the next operation opens a new one.  After a timeout, a
+ * connection that could not be made, or a refused AUTH or SELECT, the loop
+ * does not try again for KV_REDIS_RETRY_MS: operations meanwhile fail at
+ * once rather than each waiting for a server that is not there.
  *
  * Assumes: the host's libevent is set up for threads (smtpgate calls
  * evthread_use_pthreads); kv_attach/kv_detach and every operation on a
@@ -118,14 +119,15 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
 }
 
+/* A connection that worked and broke (Redis restarted, a network blip):
+ * the next operation connects again at once; if the server is really gone
+ * that connect fails, and the pause starts then. */
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     (void)status;
     struct rconn *c = ac->data;
-    if (c && c->ac == ac) {
+    if (c && c->ac == ac)
         c->ac = NULL;
-        c->retry_after_ms = kv_now_ms() + KV_REDIS_RETRY_MS;
-    }
 }
 
 /* AUTH and SELECT: anything but "OK" ends the connection. */
