@@ -299,6 +299,31 @@ def test_login_limits_and_authenticated_clients(tls_sasl_postfix, certs, edge_ga
     assert Gw(gate, mport, "greylist").counter("greylisted_new") == 0
 
 
+def test_state_option_errors_name_file_and_line(smtpgate_binary, recorder, workdir):
+    gso = plugin_so(smtpgate_binary, "greylist")
+    for opts, want in [
+            ({"delay": 10, "retry_window": 5},
+             r"greylist\.conf:\d+: plugin greylist: retry_window: must be longer than delay "
+             r"\(10 s\)"),
+            ({"redis": "localhost:6379"},
+             r"greylist\.conf:\d+: plugin greylist: 'redis' is \"localhost:6379\": want a "
+             r"numeric IPv4 or IPv6 address \(a name would need a blocking lookup\)"),
+            ({"backend": "memcached"},
+             r"greylist\.conf:\d+: plugin greylist: 'backend' is \"memcached\": must be "
+             r"\"local\" or \"redis\""),
+            ({"on_backend_failure": "maybe"},
+             r"'on_backend_failure' is \"maybe\": must be \"open\" or \"closed\""),
+            ({"exempt_networks": ["10.0.0.0/33"]},
+             r"'exempt_networks' is \"10\.0\.0\.0/33\": prefix length over 32")]:
+        conf = workdir / "greylist.conf"
+        conf.write_text(f'listen = {{"{LOOPBACK}:{free_port()}"}}\n'
+                        f'upstream main {{ address = "{recorder.address}" }}\n' +
+                        plugin_section("greylist", gso, **opts))
+        r = run_config_test(smtpgate_binary, conf)
+        assert r.returncode != 0, opts
+        assert re.search(want, r.stderr), r.stderr
+
+
 # ---- greylisting, local backend ----
 
 GREY = "451 4.7.1 Greylisted, please try again in {} seconds"
