@@ -86,9 +86,11 @@ class RespConn:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, password: str | None = None) -> None:
+    def __init__(self, workdir: Path, password: str | None = None,
+                 unixsocket: str | None = None) -> None:
         self.workdir = Path(workdir)
         self.password = password
+        self.unixsocket = unixsocket  # a path of at most 107 octets: keep it short
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.log_path = self.workdir / f"redis-{self.port}.log"
@@ -106,6 +108,8 @@ class RedisServer:
                 "--databases", "16"]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.unixsocket:
+            args += ["--unixsocket", self.unixsocket, "--unixsocketperm", "700"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         wait_until(self._answers, timeout, f"redis-server on {self.port} to answer")

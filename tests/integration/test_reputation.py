@@ -575,3 +575,22 @@ def test_redis_password_and_database(gate_factory, recorder, smtpgate_binary, wo
         assert bad.counter("backend_failures") == 1
     finally:
         r.stop()
+
+
+@pytest.mark.time_limit(90)
+def test_redis_over_a_unix_socket(gate_factory, recorder, smtpgate_binary, workbase):
+    if not redis_server_path():
+        pytest.skip("redis-server not installed")
+    d = Path(tempfile.mkdtemp(prefix="sgredis-"))
+    r = RedisServer(d, unixsocket=str(d / "r.sock")).start()
+    try:
+        gw = start(gate_factory, recorder, smtpgate_binary, "greylist", backend="redis",
+                   redis=f"unix:{d / 'r.sock'}", on_backend_failure="closed", delay=60)
+        assert str(rcpt_once(gw, "127.0.0.44", "s@example.test", "u@example.test")) == \
+            GREY.format(60)
+        [key] = r.command("KEYS", "gl:f:*")
+        assert key == "gl:f:127.0.0.0/24/s@example.test/u@example.test"
+        assert gw.counter("backend_failures") == 0
+    finally:
+        r.stop()
+        shutil.rmtree(d, ignore_errors=True)
