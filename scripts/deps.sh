@@ -8,13 +8,13 @@
 set -euo pipefail
 
 build_pkgs=(build-essential pkg-config libevent-dev libconfuse-dev libssl-dev libpcre2-dev
-            libgmime-3.0-dev libspf2-dev libmilter-dev libc-ares-dev scdoc)
+            libgmime-3.0-dev libspf2-dev libmilter-dev libc-ares-dev libhiredis-dev scdoc)
 run_pkgs=(postfix swaks)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-aiosmtpd clang libclang-rt-14-dev
            valgrind procps iproute2 python3-yaml python3-spf python3-dnslib dnsmasq-base
            haproxy opendkim opendkim-tools openssl dovecot-core libnet-ssleay-perl
            libio-socket-ssl-perl debhelper dpkg-dev fakeroot lintian man-db
-           prometheus chromium)
+           prometheus chromium redis-server)
 
 case "${1:-test}" in
   run)  want=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
@@ -39,7 +39,8 @@ echo "installing: ${missing[*]}"
 echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
 export DEBIAN_FRONTEND=noninteractive
 # The tests want promtool only: the prometheus package's server must not start
-# (and listen on :9090) while installing, nor come back at boot.
+# (and listen on :9090) while installing, nor come back at boot.  Likewise
+# redis-server: the tests start their own on loopback ports, never :6379.
 policy_rc=/usr/sbin/policy-rc.d
 if [ ! -e "$policy_rc" ]; then
   printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy_rc" >/dev/null
@@ -52,5 +53,5 @@ fi
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" || {
   $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"; }
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-  $sudo systemctl disable --now prometheus prometheus-node-exporter 2>/dev/null || true
+  $sudo systemctl disable --now prometheus prometheus-node-exporter redis-server 2>/dev/null || true
 fi

@@ -23,13 +23,18 @@ Phases (each bounded in count and in time):
               dnsmasq on loopback: once with a warm cache (the record's TTL
               keeps it), once with TTL 0, so that every check asks the DNS
               (three look-ups: two TXT and one A) and measures the resolver
+  ratelimit   the same with the ratelimit plugin counting every connection,
+              message and recipient (limits never reached, so it is the
+              counting that costs) in the process (local backend), and again
+              in a redis-server on loopback (ratelimit-redis): one Lua script
+              per rule and event, on each worker's event loop
   baseline    with --baseline PATH only: 10 KB and 100 KB throughput through
               an older smtpgate binary (before) and this one (after),
               alternated three times, median of each: a change's cost as a
               ratio in the same run (tests/bench/baseline.sh builds one)
 
 BENCH_QUICK=1 divides every count by 10.  --direct-only runs the baseline half;
---only chain5,spf,spf-cold,rules runs only those plugin phases (against the
+--only chain5,spf,spf-cold,rules,ratelimit,ratelimit-redis runs only those plugin phases (against the
 same smtpgate without plugins, as always), e.g. to set two builds side by side.
 Exit status 0 when every phase completed without errors.
 """
@@ -638,6 +643,39 @@ def phase_rules(binary, sink, workdir):
     return out
 
 
+# Limits far above what a run sends: every event is counted, none refused.
+RATE_RULES = ('{"connections per client 1000000000/1m", "concurrency per client 100000", '
+              '"messages per sender_domain 1000000000/1m", '
+              '"recipients per recipient_domain 1000000000/1m"}')
+
+
+def phase_ratelimit(binary, sink, workdir, redis=False):
+    """The ratelimit plugin with four rules (a window each for connections, messages and
+    recipients, and concurrency), its state in the process or in a redis-server on loopback."""
+    so = os.path.join(os.path.dirname(binary), "plugins", "ratelimit.so")
+    if not os.path.exists(so):
+        fail(f"{so} not built: no ratelimit phase")
+        return None
+    opts = {"limit": RATE_RULES}
+    server = None
+    if redis:
+        sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+        from redis_server import RedisServer, redis_server_path
+        if not redis_server_path():
+            fail("the ratelimit-redis phase needs redis-server (Debian package redis-server)")
+            return None
+        rdir = tempfile.mkdtemp(prefix="redis.", dir=workdir)
+        server = RedisServer(rdir).start()
+        opts.update({"backend": '"redis"', "redis": f'"{server.address}"',
+                     "redis_timeout": "2"})
+    try:
+        return phase_chain(binary, sink, workdir, "ratelimit-redis" if redis else "ratelimit",
+                           plugin_opts([("ratelimit", so, opts)]))
+    finally:
+        if server:
+            server.stop()
+
+
 # ---- report ----
 
 def fmt(v, spec=".0f", unit=""):
@@ -725,6 +763,12 @@ def plugin_phases(binary, sink, workdir, names):
                        phase_spf(binary, sink, workdir, cold=True)))
     if "rules" in names:
         chains += phase_rules(binary, sink, workdir)
+    if "ratelimit" in names:
+        chains.append(("ratelimit, 10 KB (4 rules, local state)",
+                       phase_ratelimit(binary, sink, workdir)))
+    if "ratelimit-redis" in names:
+        chains.append(("ratelimit, 10 KB (4 rules, redis-server on loopback)",
+                       phase_ratelimit(binary, sink, workdir, redis=True)))
     return chains
 
 
@@ -737,10 +781,11 @@ def main():
     ap.add_argument("--baseline-only", action="store_true",
                     help="with --baseline: only the direct figures and the before -> after phase")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"), help="logs and summary go here")
-    ap.add_argument("--only", default="", help="comma-separated plugin phases: chain5,spf,spf-cold,rules")
+    ap.add_argument("--only", default="", help="comma-separated plugin phases: "
+                    "chain5,spf,spf-cold,rules,ratelimit,ratelimit-redis")
     args = ap.parse_args()
     only = [p for p in args.only.split(",") if p]
-    unknown = set(only) - {"chain5", "spf", "spf-cold", "rules"}
+    unknown = set(only) - {"chain5", "spf", "spf-cold", "rules", "ratelimit", "ratelimit-redis"}
     if unknown:
         ap.error(f"--only: unknown phase(s) {', '.join(sorted(unknown))}")
 
@@ -805,7 +850,8 @@ def main():
             else:
                 fail("no time left for the idle and concurrent phases")
 
-            chains = plugin_phases(args.bin, sink, workdir, ["chain5", "spf", "spf-cold", "rules"])
+            chains = plugin_phases(args.bin, sink, workdir, ["chain5", "spf", "spf-cold", "rules",
+                                                             "ratelimit", "ratelimit-redis"])
 
             if time_left() > 60:
                 gate = Gate(args.bin, sink.port, workdir, "long")

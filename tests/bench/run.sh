@@ -3,13 +3,15 @@
 # smtp-source -> smtp-sink (direct) and smtp-source -> smtpgate -> smtp-sink
 # (proxied), 10 KB and 100 KB messages, one sequential session for the
 # added latency, CPU per 1000 messages, peak RSS, memory per idle connection,
-# 10,000 concurrent connections, and a 100,000-message run watching RSS; then
+# 10,000 concurrent connections, and a 100,000-message run watching RSS; plugin
+# phases (no-op chain, SPF, rules, rate limits on local and on Redis state), each
+# beside the plain proxied run of the same run; then
 # STARTTLS beside plaintext: messages and handshakes per second (bench_tls.py);
 # a normal session's time beside 2,000 slowloris clients and beside a
 # connect/close flood, as ratios to its unloaded time (bench_abuse.py); a
 # healthy session's latency beside 100 stuck SPF checks (bench_spf_stuck.py).
 #
-#   tests/bench/run.sh [--direct-only] [--bin PATH] [--only chain5,spf,spf-cold,rules]
+#   tests/bench/run.sh [--direct-only] [--bin PATH] [--only chain5,spf,spf-cold,rules,ratelimit,ratelimit-redis]
 #   BENCH_QUICK=1 tests/bench/run.sh      every count divided by 10
 #   tests/bench/run.sh --baseline "$(tests/bench/baseline.sh REV)" [--baseline-only]
 #                                         before -> after: an older build beside this one

@@ -309,6 +309,35 @@ def test_spf_pass_delivered_with_headers(mpostfix, spf_milter):
     assert "forged.test" not in head, "the forged Authentication-Results was not deleted"
 
 
+def test_ratelimit_on_redis_in_milter_mode(mpostfix, milter_factory, milter_binary, workdir):
+    """The ratelimit plugin with its state in a real redis-server, inside Postfix: each
+    milter connection has an event loop of its own, freed after the connection, so the
+    plugin's Redis connection lives and dies with it (the milter must exit cleanly); the
+    count goes on across connections and the third MAIL is refused with the plugin's text."""
+    from redis_server import RedisServer, redis_server_path
+    if not redis_server_path():
+        pytest.skip("redis-server not installed (Debian package redis-server)")
+    so = milter_binary.parent / "plugins" / "ratelimit.so"
+    if not so.exists():
+        pytest.skip(f"{so} not built")
+    redis = RedisServer(workdir).start()
+    try:
+        milter_factory(plugins=plugin_section("ratelimit", so, backend="redis",
+                                              redis=redis.address,
+                                              limit=["messages per sender 2/1h"]))
+        got = []
+        for _ in range(3):
+            with connect(mpostfix) as c:
+                c.ehlo("client.example.test")
+                got.append(str(c.cmd("MAIL FROM:<flood@example.test>")))
+                c.quit()
+        assert got[:2] == ["250 2.1.0 Ok", "250 2.1.0 Ok"], got
+        assert got[2] == "450 4.7.1 Error: too much mail from flood@example.test", got
+        assert redis.command("KEYS", "*") == ["rl:messages:sender:3600000:flood@example.test"]
+    finally:
+        redis.stop()
+
+
 @pytest.fixture
 def rules_milter(milter_factory, milter_binary, workdir):
     so = milter_binary.parent / "plugins" / "rules.so"
