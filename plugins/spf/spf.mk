@@ -3,12 +3,14 @@
 
 SPF_LIB_SRCS := plugins/spf/spf_result.c plugins/spf/spf_record.c plugins/spf/spf_macro.c plugins/spf/spf_explain.c \
                 plugins/spf/spf_check.c plugins/spf/spf_dns.c plugins/spf/spf_dns_reply.c \
-                plugins/spf/spf_policy.c plugins/spf/spf_header.c
+                plugins/spf/spf_policy.c plugins/spf/spf_header.c plugins/spf/spf_memo.c \
+                plugins/spf/spf_async.c
 SPF_LIB_OBJS := $(SPF_LIB_SRCS:%.c=$(BUILD)/%.o)
 SPF_OBJS     := $(SPF_LIB_OBJS) $(BUILD)/plugins/spf/spf_plugin.o
 # libspf2 has no pkg-config file; ns_initparse() and friends are libresolv's;
-# the resolver is c-ares (Debian's libc-ares-dev).
-SPF_LIBS     := -lspf2 $(shell $(PKG_CONFIG) --libs libcares 2>/dev/null) -lresolv -lpthread
+# the resolver is c-ares (Debian's libc-ares-dev), driven by libevent when a
+# check waits on the connection's loop.
+SPF_LIBS     := -lspf2 $(shell $(PKG_CONFIG) --libs libcares libevent 2>/dev/null) -lresolv -lpthread
 SPF_CFLAGS   := $(shell $(PKG_CONFIG) --cflags libcares 2>/dev/null)
 $(BUILD)/plugins/spf/%.o: override CFLAGS += $(SPF_CFLAGS)
 
