@@ -159,7 +159,7 @@ static void async_on_reply(void *arg, int status, int timeouts, unsigned char *a
         spf_dns_cache_put(a->stack, rr, a->qcache);
     /* Without the answer (no memory) the name would be missed again and
      * again: the check ends in temperror instead. */
-    if (rr == NULL || spf_memo_add(a->memo, rr) < 0)
+    if (rr == NULL || spf_memo_add(a->memo, a->qname, a->qtype, rr) < 0)
         spf_memo_expire(a->memo);
     event_active(a->step, EV_TIMEOUT, 0);
 }

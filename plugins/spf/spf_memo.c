@@ -11,6 +11,8 @@
 #include "spf_dns.h"
 
 struct memo_answer {
+    char *name; /* as asked: a record's own domain may be another (a CNAME's target) */
+    ns_type type;
     SPF_dns_rr_t *rr;
     struct memo_answer *next;
 };
@@ -30,8 +32,7 @@ struct spf_memo {
 static SPF_dns_rr_t *memo_find(const struct spf_memo *m, const char *domain, ns_type type)
 {
     for (const struct memo_answer *a = m->answers; a != NULL; a = a->next)
-        if (a->rr->rr_type == type && a->rr->domain != NULL &&
-            strcasecmp(a->rr->domain, domain) == 0)
+        if (a->type == type && strcasecmp(a->name, domain) == 0)
             return a->rr;
     return NULL;
 }
@@ -59,7 +60,7 @@ static SPF_dns_rr_t *memo_lookup(SPF_dns_server_t *srv, const char *domain, ns_t
              * evaluation, that one would ask differently from this one. */
             SPF_dns_rr_t *dup = NULL;
             if (SPF_dns_rr_dup(&dup, cached) == SPF_E_SUCCESS)
-                (void)spf_memo_add(m, dup);
+                (void)spf_memo_add(m, domain, type, dup);
             else if (dup != NULL)
                 SPF_dns_rr_free(dup);
             return cached;
@@ -95,6 +96,7 @@ void spf_memo_free(struct spf_memo *m)
         struct memo_answer *a = m->answers;
         m->answers = a->next;
         SPF_dns_rr_free(a->rr);
+        free(a->name);
         free(a);
     }
     free(m->miss_name);
@@ -124,14 +126,17 @@ bool spf_memo_missed(const struct spf_memo *m, const char **name, ns_type *type,
     return true;
 }
 
-int spf_memo_add(struct spf_memo *m, SPF_dns_rr_t *rr)
+int spf_memo_add(struct spf_memo *m, const char *name, ns_type type, SPF_dns_rr_t *rr)
 {
     struct memo_answer *a = m->count < SPF_MEMO_MAX ? malloc(sizeof *a) : NULL;
-    if (a == NULL || rr->domain == NULL) {
+    char *key = a != NULL ? strdup(name) : NULL;
+    if (key == NULL) {
         free(a);
         SPF_dns_rr_free(rr);
         return -1;
     }
+    a->name = key;
+    a->type = type;
     a->rr = rr;
     a->next = m->answers;
     m->answers = a;

@@ -49,9 +49,9 @@ void spf_memo_rearm(struct spf_memo *m);
  * the check asked the look-up with (false for names made by macros). */
 bool spf_memo_missed(const struct spf_memo *m, const char **name, ns_type *type,
                      bool *should_cache);
-/* Takes rr (its domain and type say what it answers); -1 when full or out
- * of memory (rr freed). */
-int spf_memo_add(struct spf_memo *m, SPF_dns_rr_t *rr);
+/* Takes rr, the answer to name and type; -1 when full or out of memory
+ * (rr freed). */
+int spf_memo_add(struct spf_memo *m, const char *name, ns_type type, SPF_dns_rr_t *rr);
 void spf_memo_expire(struct spf_memo *m);
 size_t spf_memo_count(const struct spf_memo *m);
 
