@@ -105,6 +105,14 @@ def test_healthy_session_is_not_queued_behind_stuck_checks(gate_factory, recorde
     finally:
         for c in stuck:
             c.close()
+    # Stopped with every check still out (their clients gone): the workers'
+    # loops run on until each has ended at its DNS deadline, then smtpgate
+    # exits cleanly (the teardown's sanitizer check: nothing of them leaked).
+    assert gate.stop(timeout=DNS_TIMEOUT + 30) == 0
+    log = gate.log_text()
+    assert re.search(r"worker \d+: waiting for \d+ plugin calls still out", log), gate.log_tail()
+    ended = set(re.findall(r"sender=<u(\d+)@d\d+\.dead\.test> client=\S+ result=temperror", log))
+    assert len(ended) == STUCK, gate.log_tail()
 
 
 def test_timeout_within_dns_timeout(gate_factory, recorder, dns, smtpgate_binary, workdir):
