@@ -14,6 +14,14 @@
  * an unreachable port, and goes round the servers twice: each try waits
  * its share, the second round twice as long as the first.  The reply is
  * made into libspf2's records by spf_dns_reply_rr().
+ *
+ * A check waiting on an event loop (spf_async) does not block here: it
+ * reads the cache through spf_dns_cached(), asks c-ares itself on a
+ * channel from spf_dns_channel_for(), set up as this layer's, and hands
+ * the answer to the cache with spf_dns_cache_put().  Both go through the
+ * cache layer, which calls this layer on a miss; for that one call, on the
+ * calling thread, this layer answers without the network (a miss, or the
+ * answer handed over), which libspf2's cache has no other way to offer.
  */
 #include "spf_dns.h"
 
