@@ -115,8 +115,7 @@ void spf_memo_rearm(struct spf_memo *m)
     m->miss_name = NULL;
 }
 
-bool spf_memo_missed(const struct spf_memo *m, const char **name, ns_type *type,
-                     bool *should_cache)
+bool spf_memo_missed(const struct spf_memo *m, const char **name, ns_type *type, bool *should_cache)
 {
     if (!m->missed)
         return false;

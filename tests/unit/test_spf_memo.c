@@ -62,9 +62,9 @@ static SPF_dns_server_t *zone_new(void)
     SPF_dns_server_t *z = SPF_dns_zone_new(NULL, "memo-test", 0);
     assert_non_null(z);
     for (const struct zrec *r = zone_records; r->name != NULL; r++)
-        assert_int_equal(SPF_dns_zone_add_str(z, r->name, r->type,
-                                              r->data ? NETDB_SUCCESS : NO_DATA, r->data),
-                         SPF_E_SUCCESS);
+        assert_int_equal(
+            SPF_dns_zone_add_str(z, r->name, r->type, r->data ? NETDB_SUCCESS : NO_DATA, r->data),
+            SPF_E_SUCCESS);
     for (int i = 1; i <= 11; i++) {
         char name[32];
         snprintf(name, sizeof name, "a%d.terms.test", i);
@@ -142,13 +142,13 @@ static void test_replay_is_one_pass(void **state)
         enum spf_result want;
         unsigned lookups; /* distinct names and types the check asks */
     } cases[] = {
-        {"u@pass.test", "198.51.100.2", SPFC_PASS, 5},   /* TXT, TXT, MX, A mx1, A mx2 */
-        {"u@pass.test", "192.0.2.10", SPFC_PASS, 6},     /* ... and A host */
+        {"u@pass.test", "198.51.100.2", SPFC_PASS, 5}, /* TXT, TXT, MX, A mx1, A mx2 */
+        {"u@pass.test", "192.0.2.10", SPFC_PASS, 6},   /* ... and A host */
         {"u@pass.test", "203.0.113.1", SPFC_FAIL, 6},
-        {"u@fail.test", "203.0.113.1", SPFC_FAIL, 3},    /* TXT, A, the explanation */
+        {"u@fail.test", "203.0.113.1", SPFC_FAIL, 3}, /* TXT, A, the explanation */
         {"u@terms.test", "203.0.113.1", SPFC_PERMERROR, 11},
         {"u@void.test", "203.0.113.1", SPFC_PERMERROR, 4},
-        {"u@ptr.test", "192.0.2.10", SPFC_PASS, 3},      /* TXT, PTR, A of the PTR name */
+        {"u@ptr.test", "192.0.2.10", SPFC_PASS, 3}, /* TXT, PTR, A of the PTR name */
         {"u@none.test", "203.0.113.1", SPFC_NONE, 1},
     };
     SPF_dns_server_t *zone = zone_new();
