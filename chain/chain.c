@@ -36,6 +36,22 @@
 
 static enum chain_status chain_step(struct chain_conn *c, struct chain_result *res);
 
+static atomic_uint chain_loop_calls_out;
+
+unsigned chain_loop_calls(void)
+{
+    return atomic_load(&chain_loop_calls_out);
+}
+
+/* Under c->lock. */
+static void chain_loop_call_ended(struct sg_ctx *ctx)
+{
+    if (ctx->loop_counted) {
+        ctx->loop_counted = false;
+        atomic_fetch_sub(&chain_loop_calls_out, 1);
+    }
+}
+
 static uint64_t chain_ns_since(const struct timespec *t0)
 {
     struct timespec now;
@@ -116,6 +132,7 @@ void chain_ctx_done(struct sg_ctx *ctx, enum sg_verdict v, const char *reply)
     pthread_mutex_lock(&c->lock);
     bool abandoned = atomic_load(&ctx->abandoned);
     c->outstanding--;
+    chain_loop_call_ended(ctx);
     if (!abandoned) {
         ctx->verdict = v;
         if (wire) {
@@ -186,6 +203,10 @@ static enum sg_verdict chain_call(struct chain_conn *c, size_t i, struct sg_ctx 
     ctx->state = CTX_OUT;
     c->refs++;
     c->outstanding++;
+    if (c->front.base_outlives) {
+        ctx->loop_counted = true;
+        atomic_fetch_add(&chain_loop_calls_out, 1);
+    }
     pthread_mutex_unlock(&c->lock);
     enum sg_verdict v = chain_invoke(ctx);
     if (v == SG_PENDING)
@@ -196,6 +217,7 @@ static enum sg_verdict chain_call(struct chain_conn *c, size_t i, struct sg_ctx 
     if (!resolved_too) {
         c->refs--;
         c->outstanding--;
+        chain_loop_call_ended(ctx);
     }
     pthread_mutex_unlock(&c->lock);
     if (resolved_too)

@@ -71,6 +71,11 @@ void chain_adopt(struct chain_conn *c, void *object, void (*free_fn)(void *));
 /* A plugin call is out (maybe one the host gave up on): what it can reach must
  * not be freed or reused now, but adopted. */
 bool chain_busy(const struct chain_conn *c);
+/* Calls out on a front-end's loop that serves many connections
+ * (base_outlives): a plugin's SG_PENDING from a callback that ran on the
+ * loop, waiting on it through host->event_loop.  Their connections last
+ * until they resolve, so a stopping daemon runs its loops until this is 0. */
+unsigned chain_loop_calls(void);
 
 /* Facts learned later (HELO, AUTH, TLS): NULL keeps the old value, but for
  * the login, which NULL forgets (STARTTLS starts the session over). */

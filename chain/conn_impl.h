@@ -36,6 +36,7 @@ struct sg_ctx {
     enum sg_stage stage;
     enum ctx_state state;
     atomic_bool abandoned; /* the host gave up waiting; resolve frees it */
+    bool loop_counted;     /* out on a shared loop: in chain_loop_calls() */
     enum sg_verdict verdict;
     char *reply; /* validated wire text, from set_reply or resolve */
     /* the call's arguments, owned: a call the host gave up on may still read them */

@@ -18,13 +18,20 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "chain/chain.h"
 #include "util/log.h"
 #include "daemon/proxy_accept.h"
 #include "daemon/runtime.h"
 #include "daemon/session.h"
 #include "daemon/upstream.h"
+
+/* How long a stopping worker runs its loop for plugin calls still out on
+ * it: past the longest deadline a plugin keeps (the SPF plugin's
+ * dns_timeout is at most 120 s). */
+#define WORKER_LOOP_CALLS_MAX_S 130
 
 struct worker_ask {
     struct worker_ask *next;
@@ -221,6 +228,40 @@ static void worker_stop_cb(evutil_socket_t fd, short what, void *arg)
         evtimer_add(w->grace_ev, &g);
 }
 
+static void worker_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Plugin calls waiting on the loops (host->event_loop) hold their
+ * connections until they resolve, each within its plugin's own deadline:
+ * the loop runs on until none is left, as the pool's calls end before its
+ * threads are joined.  Every worker waits for all of them, so that none
+ * frees a loop another's call might still be told about; bounded in time. */
+static void worker_finish_loop_calls(struct worker *w)
+{
+    if (chain_loop_calls() == 0)
+        return;
+    log_info("worker %u: waiting for %u plugin calls still out", w->index, chain_loop_calls());
+    struct event *tick = event_new(w->base, -1, EV_PERSIST, worker_tick_cb, NULL);
+    struct timeval every = {.tv_usec = 100000};
+    if (!tick || event_add(tick, &every) < 0) {
+        if (tick)
+            event_free(tick);
+        return;
+    }
+    struct timespec now, end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += WORKER_LOOP_CALLS_MAX_S;
+    do {
+        event_base_loop(w->base, EVLOOP_ONCE);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (chain_loop_calls() > 0 && now.tv_sec < end.tv_sec);
+    event_free(tick);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -230,6 +271,7 @@ static void *worker_main(void *arg)
     /* Sessions and their upstreams belong to this thread: end them here. */
     while (w->sessions.head)
         session_destroy(w->sessions.head);
+    worker_finish_loop_calls(w);
     proxy_accept_discard(&w->proxy_pending);
     upstream_discard_closing();
     if (w->ended)

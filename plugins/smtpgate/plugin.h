@@ -375,6 +375,11 @@ struct sg_host {
      * false in smtpgate-milter, where each connection has a base of its own
      * that is freed after close: nothing may stay on it then.
      *
+     * A stopping smtpgate runs its loops on after the last connection until
+     * every call still out on them is resolved (for at most 130 s), as it
+     * waits for the work pool's calls: a plugin bounds its own waits and
+     * resolves from them.
+     *
      * NULL in a callback that runs on the work pool (blocking_stages): such
      * a callback blocks instead. */
     struct event_base *(*event_loop)(const struct sg_ctx *ctx, bool *outlives_connection);

@@ -14,6 +14,14 @@
  * an unreachable port, and goes round the servers twice: each try waits
  * its share, the second round twice as long as the first.  The reply is
  * made into libspf2's records by spf_dns_reply_rr().
+ *
+ * A check waiting on an event loop (spf_async) does not block here: it
+ * reads the cache through spf_dns_cached(), asks c-ares itself on a
+ * channel from spf_dns_channel_for(), set up as this layer's, and hands
+ * the answer to the cache with spf_dns_cache_put().  Both go through the
+ * cache layer, which calls this layer on a miss; for that one call, on the
+ * calling thread, this layer answers without the network (a miss, or the
+ * answer handed over), which libspf2's cache has no other way to offer.
  */
 #include "spf_dns.h"
 
@@ -27,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <spf2/spf_dns_cache.h>
 
@@ -55,6 +64,12 @@ struct dns_query {
     bool done;
     SPF_dns_rr_t *rr; /* NULL when done: out of memory */
 };
+
+/* spf_dns_cached() and spf_dns_cache_put() go through the stack's cache
+ * layer, which asks this layer on a miss: for the calling thread, during
+ * that one call, it answers without the network. */
+static _Thread_local bool dns_probe_on, dns_probe_missed;
+static _Thread_local SPF_dns_rr_t *dns_inject;
 
 static _Thread_local struct timespec dns_deadline;
 static _Thread_local int dns_deadline_on;
@@ -150,8 +165,11 @@ static void dns_lib_init(void)
     dns_lib_status = ares_library_init(ARES_LIB_INIT_ALL);
 }
 
-/* A channel set up as the layer says; ARES_SUCCESS or c-ares's error. */
-static int dns_channel_new(const struct dns_layer *l, int try_ms, ares_channel *out)
+/* A channel set up as the layer says; ARES_SUCCESS or c-ares's error.
+ * sock_cb (may be NULL) is told of every socket c-ares opens, wants to
+ * read or write, or closes. */
+static int dns_channel_new(const struct dns_layer *l, int try_ms, ares_sock_state_cb sock_cb,
+                           void *sock_data, ares_channel *out)
 {
     struct ares_options o;
     memset(&o, 0, sizeof o);
@@ -161,6 +179,11 @@ static int dns_channel_new(const struct dns_layer *l, int try_ms, ares_channel *
     o.ednspsz = DNS_UDP_SIZE;
     int mask =
         ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_EDNSPSZ | ARES_OPT_NOROTATE;
+    if (sock_cb != NULL) {
+        o.sock_state_cb = sock_cb;
+        o.sock_state_cb_data = sock_data;
+        mask |= ARES_OPT_SOCK_STATE_CB;
+    }
     int st = ares_init_options(out, &o, mask);
     if (st != ARES_SUCCESS)
         return st;
@@ -181,7 +204,7 @@ static ares_channel dns_channel_get(struct dns_layer *l)
     if (l->nidle > 0)
         ch = l->idle[--l->nidle];
     pthread_mutex_unlock(&l->lock);
-    if (ch == NULL && dns_channel_new(l, l->try_ms, &ch) != ARES_SUCCESS)
+    if (ch == NULL && dns_channel_new(l, l->try_ms, NULL, NULL, &ch) != ARES_SUCCESS)
         ch = NULL;
     return ch;
 }
@@ -257,6 +280,19 @@ static SPF_dns_rr_t *dns_layer_lookup(SPF_dns_server_t *srv, const char *domain,
 {
     (void)should_cache;
     struct dns_layer *l = srv->hook;
+    if (dns_inject != NULL && dns_inject->rr_type == type &&
+        strcasecmp(dns_inject->domain, domain) == 0) {
+        SPF_dns_rr_t *dup = NULL;
+        if (SPF_dns_rr_dup(&dup, dns_inject) == SPF_E_SUCCESS)
+            return dup;
+        if (dup != NULL)
+            SPF_dns_rr_free(dup);
+        return NULL;
+    }
+    if (dns_probe_on) {
+        dns_probe_missed = true;
+        return SPF_dns_rr_new_init(srv, domain, type, 0, TRY_AGAIN);
+    }
     /* The end: the layer's timeout from now, or the thread's deadline. */
     struct timespec end;
     clock_gettime(CLOCK_MONOTONIC, &end);
@@ -358,7 +394,7 @@ SPF_dns_server_t *spf_dns_resolver_new(const char *nameserver, long timeout_ms, 
      * first round gets a third of the timeout shared among them, each of
      * the second round twice that, so that both rounds fit the timeout. */
     ares_channel ch;
-    int st = dns_channel_new(l, (int)l->timeout_ms, &ch);
+    int st = dns_channel_new(l, (int)l->timeout_ms, NULL, NULL, &ch);
     if (st != ARES_SUCCESS) {
         snprintf(err, errlen, "c-ares: %s", ares_strerror(st));
         free(l);
@@ -398,4 +434,54 @@ SPF_dns_server_t *spf_dns_stack_new(const char *nameserver, long timeout_ms, int
      * should_cache: spf_check clears it for names made by macros. */
     SPF_dns_set_conserve_cache(cache, 1);
     return cache;
+}
+
+/* The c-ares layer at the bottom of stack, or NULL when it is another kind
+ * (a test's zone). */
+static struct dns_layer *dns_find_layer(SPF_dns_server_t *stack)
+{
+    for (SPF_dns_server_t *s = stack; s != NULL; s = s->layer_below)
+        if (s->lookup == dns_layer_lookup)
+            return s->hook;
+    return NULL;
+}
+
+SPF_dns_rr_t *spf_dns_cached(SPF_dns_server_t *stack, const char *domain, ns_type type)
+{
+    if (stack == NULL || stack->lookup == dns_layer_lookup)
+        return NULL; /* no cache in front of the resolver */
+    dns_probe_on = true;
+    dns_probe_missed = false;
+    /* should_cache 0: with conserve_cache the cache keeps nothing of this. */
+    SPF_dns_rr_t *rr = SPF_dns_lookup(stack, domain, type, 0);
+    dns_probe_on = false;
+    if (dns_probe_missed && rr != NULL) {
+        SPF_dns_rr_free(rr);
+        rr = NULL;
+    }
+    dns_probe_missed = false;
+    return rr;
+}
+
+void spf_dns_cache_put(SPF_dns_server_t *stack, SPF_dns_rr_t *rr, bool should_cache)
+{
+    if (stack == NULL || rr == NULL || rr->domain == NULL || !should_cache ||
+        stack->lookup == dns_layer_lookup)
+        return;
+    dns_inject = rr;
+    SPF_dns_rr_t *r = SPF_dns_lookup(stack, rr->domain, rr->rr_type, 1);
+    dns_inject = NULL;
+    if (r != NULL)
+        SPF_dns_rr_free(r);
+}
+
+int spf_dns_channel_for(SPF_dns_server_t *stack, ares_sock_state_cb sock_cb, void *sock_data,
+                        ares_channel *out, long *timeout_ms)
+{
+    struct dns_layer *l = dns_find_layer(stack);
+    if (l == NULL)
+        return ARES_ENOTINITIALIZED;
+    if (timeout_ms != NULL)
+        *timeout_ms = l->timeout_ms;
+    return dns_channel_new(l, l->try_ms, sock_cb, sock_data, out);
 }

@@ -3,10 +3,15 @@
  * MAIL (and HELO), acts on the result by policy, records it in headers.
  *
  * Contract (plugins/smtpgate/plugin.h): one instance per "plugin spf { }"
- * section.  helo and mail are blocking stages: the checks resolve
- * synchronously through spf_dns (bounded by dns_timeout) behind libspf2's
- * DNS cache, which the instances of one configuration share and a reload
- * with the same DNS settings carries over.
+ * section.  The helo and mail checks wait on the connection's event loop
+ * (host->event_loop, a loop that outlives the connection): spf_async asks
+ * c-ares there and the verdict comes through resolve(); no stage goes to
+ * the work pool.  Where there is no such loop (smtpgate-milter's, which
+ * ends with its connection, or an older host) the check blocks the calling
+ * thread instead, through spf_dns.  Either way it is bounded by dns_timeout
+ * and answered first by libspf2's DNS cache, which the instances of one
+ * configuration share and a reload with the same DNS settings carries
+ * over.
  *
  *   helo  with helo_check, checks the HELO identity and keeps the result
  *         for the connection (re-checked when the name changes)
@@ -37,6 +42,7 @@
 #include "smtpgate/plugin.h"
 #include "util/net.h"
 
+#include "spf_async.h"
 #include "spf_check.h"
 #include "spf_dns.h"
 #include "spf_header.h"
@@ -80,6 +86,7 @@ struct spf_inst {
 struct spf_conn {
     char *helo;
     bool checked;
+    unsigned gen; /* which HELO check a late answer belongs to */
     struct spf_check_result res;
 };
 
@@ -382,8 +389,8 @@ static int spf_setup(const struct sg_host *h, const struct sg_section *sec,
         return -1;
     }
     if (SG_HAS(h, set_stages)) {
-        /* HELO costs a pool thread only when it is checked; RCPT is asked
-         * only when the decision is made there. */
+        /* HELO is called only when it is checked; RCPT only when the
+         * decision is made there. */
         unsigned stages = SG_STAGE_BIT(SG_STAGE_MAIL) | SG_STAGE_BIT(SG_STAGE_EOM);
         if (in->helo_check)
             stages |= SG_STAGE_BIT(SG_STAGE_HELO);
@@ -491,32 +498,37 @@ static const char *inst_receiver(const struct spf_inst *in, const struct sg_conn
     return ci->host_name && *ci->host_name ? ci->host_name : "unknown";
 }
 
-static void run_check(const struct spf_inst *in, struct sg_ctx *ctx, enum spf_identity id,
-                      const char *sender, struct spf_check_result *res)
+static void check_request(const struct spf_inst *in, struct sg_ctx *ctx, enum spf_identity id,
+                          const char *sender, struct spf_check_request *req)
 {
-    const struct sg_host *h = in->host;
-    const struct sg_conn_info *ci = h->conn(ctx);
-    struct spf_check_request req = {
+    const struct sg_conn_info *ci = in->host->conn(ctx);
+    *req = (struct spf_check_request){
         .ip = ci->client_addr,
         .sender = sender,
         .helo = ci->helo ? ci->helo : "",
         .receiver = inst_receiver(in, ci),
         .identity = id,
     };
-    clock_gettime(CLOCK_MONOTONIC, &req.deadline);
-    req.deadline.tv_sec += in->timeout_ms / 1000;
-    req.deadline.tv_nsec += (in->timeout_ms % 1000) * 1000000;
-    if (req.deadline.tv_nsec >= 1000000000) {
-        req.deadline.tv_sec++;
-        req.deadline.tv_nsec -= 1000000000;
+    clock_gettime(CLOCK_MONOTONIC, &req->deadline);
+    req->deadline.tv_sec += in->timeout_ms / 1000;
+    req->deadline.tv_nsec += (in->timeout_ms % 1000) * 1000000;
+    if (req->deadline.tv_nsec >= 1000000000) {
+        req->deadline.tv_sec++;
+        req->deadline.tv_nsec -= 1000000000;
     }
-    if (spf_check_host(in->dns->dns, &req, res) < 0)
+}
+
+static void check_log(const struct spf_inst *in, struct sg_ctx *ctx, const char *client,
+                      const struct spf_check_result *res, int rc)
+{
+    const struct sg_host *h = in->host;
+    if (rc < 0)
         h->log(ctx, SG_LOG_WARNING, "spf: out of memory during the check of %s",
                res->sender ? res->sender : "?");
     h->log(ctx, SG_LOG_INFO,
            "spf: identity=%s sender=<%s> client=%s result=%s %s=%s dns_terms=%u void=%u",
            res->identity == SPF_ID_HELO ? "helo" : "mailfrom", res->sender ? res->sender : "",
-           ci->client_addr ? ci->client_addr : "?", spf_result_name(res->result),
+           client ? client : "?", spf_result_name(res->result),
            res->mechanism ? "mechanism" : "problem",
            res->mechanism ? res->mechanism
            : res->problem ? res->problem
@@ -525,6 +537,16 @@ static void run_check(const struct spf_inst *in, struct sg_ctx *ctx, enum spf_id
     char counter[32];
     snprintf(counter, sizeof counter, "result_%s", spf_result_name(res->result));
     h->counter_add(ctx, counter, 1);
+}
+
+/* The check, blocking the calling thread for up to dns_timeout. */
+static void run_check(const struct spf_inst *in, struct sg_ctx *ctx, enum spf_identity id,
+                      const char *sender, struct spf_check_result *res)
+{
+    struct spf_check_request req;
+    check_request(in, ctx, id, sender, &req);
+    int rc = spf_check_host(in->dns->dns, &req, res);
+    check_log(in, ctx, req.ip, res, rc);
 }
 
 static const char *client_exempt(const struct spf_inst *in, const struct sg_conn_info *ci)
@@ -540,6 +562,92 @@ static const char *client_exempt(const struct spf_inst *in, const struct sg_conn
         return "trusted forwarder";
     return NULL;
 }
+
+/* ---- checks on the connection's event loop ---- */
+
+/* One check waiting on the loop: where its result goes when it comes. */
+struct spf_pending {
+    struct spf_inst *in;
+    struct spf_dns_ref *dns; /* held: a reload may drop the instance's */
+    struct sg_ctx *ctx;
+    char *client;
+    struct spf_tx *tx;     /* a MAIL check, or NULL */
+    struct spf_conn *conn; /* a HELO check, or NULL */
+    unsigned gen;
+};
+
+static enum sg_verdict mail_verdict(const struct spf_inst *in, struct sg_ctx *ctx,
+                                    struct spf_tx *t, char *reply, size_t reply_len);
+
+/* The host keeps a transaction's and a connection's data until every call
+ * out on them is resolved (plugin.h): tx and conn are still there here,
+ * even when the host gave up waiting and the transaction has ended. */
+static void pending_done(void *arg, struct spf_check_result *res, int rc)
+{
+    struct spf_pending *p = arg;
+    const struct sg_host *h = p->in->host;
+    struct sg_ctx *ctx = p->ctx;
+    char reply[SPF_REPLY_MAX] = "";
+    enum sg_verdict v = SG_CONTINUE;
+    check_log(p->in, ctx, p->client, res, rc);
+    if (p->tx != NULL) {
+        spf_check_result_free(&p->tx->res);
+        p->tx->res = *res;
+        v = mail_verdict(p->in, ctx, p->tx, reply, sizeof reply);
+    } else if (p->conn->gen == p->gen) {
+        spf_check_result_free(&p->conn->res);
+        p->conn->res = *res;
+        p->conn->checked = true;
+    } else {
+        spf_check_result_free(res);
+    }
+    dns_ref_put(p->dns);
+    free(p->client);
+    free(p);
+    h->resolve(ctx, v, reply[0] ? reply : NULL);
+}
+
+/* Starts the check on the connection's loop; false when it cannot wait
+ * there, and the caller checks on its own thread. */
+static bool check_on_loop(struct spf_inst *in, struct sg_ctx *ctx, enum spf_identity id,
+                          const char *sender, struct spf_tx *t, struct spf_conn *c)
+{
+    const struct sg_host *h = in->host;
+    if (!SG_HAS(h, event_loop) || h->event_loop == NULL)
+        return false;
+    bool outlives = false;
+    struct event_base *base = h->event_loop(ctx, &outlives);
+    /* A loop that ends with its connection (smtpgate-milter's) could be
+     * freed under a check still waiting: there, the connection's own thread
+     * waits instead, as libmilter's model has it. */
+    if (base == NULL || !outlives)
+        return false;
+    struct spf_pending *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return false;
+    struct spf_check_request req;
+    check_request(in, ctx, id, sender, &req);
+    p->in = in;
+    p->dns = in->dns;
+    p->ctx = ctx;
+    p->tx = t;
+    p->conn = c;
+    p->gen = c != NULL ? c->gen : 0;
+    if ((p->client = strdup(req.ip ? req.ip : "?")) == NULL) {
+        free(p);
+        return false;
+    }
+    atomic_fetch_add(&p->dns->refs, 1);
+    if (spf_async_start(base, p->dns->dns, &req, pending_done, p) == NULL) {
+        dns_ref_put(p->dns);
+        free(p->client);
+        free(p);
+        return false;
+    }
+    return true;
+}
+
+/* ---- stages ---- */
 
 static enum sg_verdict spf_helo(struct sg_ctx *ctx, void *instance)
 {
@@ -562,21 +670,29 @@ static enum sg_verdict spf_helo(struct sg_ctx *ctx, void *instance)
     spf_check_result_free(&c->res);
     free(c->helo);
     c->checked = false;
+    c->gen++;
     if ((c->helo = strdup(ci->helo)) == NULL)
         return SG_CONTINUE;
+    if (check_on_loop(in, ctx, SPF_ID_HELO, "", NULL, c))
+        return SG_PENDING;
     run_check(in, ctx, SPF_ID_HELO, "", &c->res);
     c->checked = true;
     return SG_CONTINUE;
 }
 
+/* The refusal by t's action: reply NULL sets it with set_reply (a verdict
+ * returned), else it is written there (a verdict given to resolve). */
 static enum sg_verdict tx_refuse(const struct spf_inst *in, struct sg_ctx *ctx,
-                                 const struct spf_tx *t, const char *where)
+                                 const struct spf_tx *t, const char *where, char *reply_out,
+                                 size_t reply_len)
 {
     const struct sg_host *h = in->host;
     const struct sg_conn_info *ci = h->conn(ctx);
     char reply[SPF_REPLY_MAX];
     spf_policy_reply(t->action, t->acted_res, ci->client_addr, reply, sizeof reply);
-    if (h->set_reply(ctx, reply) < 0)
+    if (reply_out != NULL)
+        snprintf(reply_out, reply_len, "%s", reply);
+    else if (h->set_reply(ctx, reply) < 0)
         h->log(ctx, SG_LOG_WARNING, "spf: reply refused by the host: %s", reply);
     h->log(ctx, SG_LOG_INFO, "spf: %s at %s: %s", spf_action_name(t->action), where, reply);
     if (t->action == SPF_ACT_REJECT) {
@@ -585,6 +701,27 @@ static enum sg_verdict tx_refuse(const struct spf_inst *in, struct sg_ctx *ctx,
     }
     h->counter_add(ctx, "tempfailed", 1);
     return SG_TEMPFAIL;
+}
+
+/* t->res (and t->helo, when helo_checked) known: the action, and at MAIL
+ * the verdict. */
+static enum sg_verdict mail_verdict(const struct spf_inst *in, struct sg_ctx *ctx,
+                                    struct spf_tx *t, char *reply, size_t reply_len)
+{
+    t->checked = true;
+    t->action = in->policy.action[t->res.result];
+    t->acted_res = &t->res;
+    if (t->helo_checked) {
+        enum spf_action ha = in->policy.action[t->helo.result];
+        if (spf_policy_stronger(ha, t->action) != t->action) {
+            t->action = ha;
+            t->acted_res = &t->helo;
+        }
+    }
+    t->acted = t->acted_res->result;
+    if (in->decide == DECIDE_MAIL && t->action != SPF_ACT_TAG)
+        return tx_refuse(in, ctx, t, "MAIL", reply, reply_len);
+    return SG_CONTINUE;
 }
 
 static enum sg_verdict spf_mail(struct sg_ctx *ctx, void *instance, const char *arg,
@@ -620,24 +757,15 @@ static enum sg_verdict spf_mail(struct sg_ctx *ctx, void *instance, const char *
     if (sender[0] == '\0' && have_helo) {
         if (result_copy(&t->res, &c->res) < 0)
             return SG_CONTINUE;
-    } else {
-        run_check(in, ctx, sender[0] ? SPF_ID_MAILFROM : SPF_ID_HELO, sender, &t->res);
+        return mail_verdict(in, ctx, t, NULL, 0);
     }
-    t->checked = true;
-    t->action = in->policy.action[t->res.result];
-    t->acted_res = &t->res;
-    if (sender[0] != '\0' && have_helo && result_copy(&t->helo, &c->res) == 0) {
+    if (sender[0] != '\0' && have_helo && result_copy(&t->helo, &c->res) == 0)
         t->helo_checked = true;
-        enum spf_action ha = in->policy.action[t->helo.result];
-        if (spf_policy_stronger(ha, t->action) != t->action) {
-            t->action = ha;
-            t->acted_res = &t->helo;
-        }
-    }
-    t->acted = t->acted_res->result;
-    if (in->decide == DECIDE_MAIL && t->action != SPF_ACT_TAG)
-        return tx_refuse(in, ctx, t, "MAIL");
-    return SG_CONTINUE;
+    enum spf_identity id = sender[0] ? SPF_ID_MAILFROM : SPF_ID_HELO;
+    if (check_on_loop(in, ctx, id, sender, t, NULL))
+        return SG_PENDING;
+    run_check(in, ctx, id, sender, &t->res);
+    return mail_verdict(in, ctx, t, NULL, 0);
 }
 
 static enum sg_verdict spf_rcpt(struct sg_ctx *ctx, void *instance, const char *arg,
@@ -654,7 +782,7 @@ static enum sg_verdict spf_rcpt(struct sg_ctx *ctx, void *instance, const char *
                spf_result_name(t->acted), arg ? arg : "");
         return SG_CONTINUE;
     }
-    return tx_refuse(in, ctx, t, "RCPT");
+    return tx_refuse(in, ctx, t, "RCPT", NULL, 0);
 }
 
 /* RFC 8601 5: fields claiming our authserv-id that we did not write go.
@@ -726,7 +854,7 @@ static enum sg_verdict spf_eom(struct sg_ctx *ctx, void *instance)
     struct spf_tx *t = h->msg_data(ctx);
     const char *authserv = inst_receiver(in, ci);
     if (t != NULL && t->checked && in->decide == DECIDE_EOM && t->action != SPF_ACT_TAG)
-        return tx_refuse(in, ctx, t, "end of data");
+        return tx_refuse(in, ctx, t, "end of data", NULL, 0);
     remove_forged(in, ctx, authserv);
     if (t != NULL && t->checked && in->headers)
         add_headers(in, ctx, t, authserv);
@@ -740,7 +868,9 @@ SG_PLUGIN_EXPORT const struct sg_plugin smtpgate_plugin = {
     .description = "RFC 7208 SPF check of MAIL FROM and HELO (libspf2 DNS), policy per result, "
                    "Received-SPF and Authentication-Results",
     .options = spf_options,
-    .blocking_stages = SG_STAGE_BIT(SG_STAGE_HELO) | SG_STAGE_BIT(SG_STAGE_MAIL),
+    /* No stage on the work pool: checks wait on the connection's loop
+     * (check_on_loop), or block a thread of their own (smtpgate-milter). */
+    .blocking_stages = 0,
     .init = spf_init,
     .reload = spf_reload,
     .fini = spf_fini,

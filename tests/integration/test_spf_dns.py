@@ -5,7 +5,9 @@ DNS code) asks dnsmasq on 127.0.0.1 through the plugin's resolver layer:
 pass, fail with the domain's explanation, softfail, neutral, none, MX and
 include chains, the null sender judged by HELO, a record too long for UDP
 (TCP fallback), and temperror within the bound both when the server is
-stopped and when it never answers.  No query leaves the machine.
+stopped and when it never answers.  Every test runs twice: with the check
+blocking in its thread, and with it waiting on an event loop as the plugin
+runs it in smtpgate (spf-query -a).  No query leaves the machine.
 """
 
 from __future__ import annotations
@@ -32,9 +34,25 @@ def spf_query_bin() -> Path:
     pytest.fail("spf-query is not built (make BUILD=build/asan SANITIZE=1 all)")
 
 
+ON_LOOP = False
+
+
+@pytest.fixture(autouse=True, params=["blocking", "loop"])
+def check_mode(request):
+    """The check blocking in spf_check_host, or on a loop through spf_async."""
+    global ON_LOOP
+    ON_LOOP = request.param == "loop"
+    yield
+    ON_LOOP = False
+
+
+def mode_args() -> list[str]:
+    return ["-a"] if ON_LOOP else []
+
+
 def query(nameserver: str, sender: str, helo: str, ip: str, timeout: float = 3,
           helo_only: bool = False) -> dict[str, str]:
-    cmd = [str(spf_query_bin()), "-t", str(timeout)]
+    cmd = [str(spf_query_bin()), "-t", str(timeout), *mode_args()]
     if helo_only:
         cmd.append("-H")
     cmd += [sender or "<>", helo, ip, nameserver]
@@ -168,7 +186,7 @@ def test_libspf2_cache_answers_while_the_server_is_down(tmp_path, cache_bits, se
     d = DnsServer([ZONE], log_path=tmp_path / "dnsmasq.log", local_ttl=300)
     d.txt(f"pass.{ZONE}", "v=spf1 ip4:127.0.0.0/24 -all")
     d.start()
-    p = subprocess.Popen([str(spf_query_bin()), "-t", "1", "-c", str(cache_bits), "-r", "2",
+    p = subprocess.Popen([str(spf_query_bin()), *mode_args(), "-t", "1", "-c", str(cache_bits), "-r", "2",
                           f"u@pass.{ZONE}", "h.example", "127.0.0.5", d.address],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
@@ -195,7 +213,7 @@ def test_names_made_by_macros_are_not_cached(tmp_path):
     d.txt(f"macro.{ZONE}", f"v=spf1 exists:%{{l}}.ok.{ZONE} -all")
     d.host(f"u.ok.{ZONE}", "127.0.0.1")
     d.start()
-    p = subprocess.Popen([str(spf_query_bin()), "-t", "1", "-c", "8", "-r", "2",
+    p = subprocess.Popen([str(spf_query_bin()), *mode_args(), "-t", "1", "-c", "8", "-r", "2",
                           f"u@macro.{ZONE}", "h.example", "192.0.2.1", d.address],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)

@@ -91,6 +91,34 @@ def test_null_sender_judged_by_helo(gate_factory, recorder, dns, smtpgate_binary
         c.quit()
 
 
+def test_helo_check_on_the_loop(gate_factory, recorder, dns, smtpgate_binary):
+    """helo_check: the HELO identity checked at EHLO (on the connection's loop),
+    its result kept for the connection: a failing HELO refuses a passing MAIL
+    FROM (the stronger action wins), a passing one adds its own Received-SPF."""
+    gate = spf_gate(gate_factory, recorder, dns, smtpgate_binary, helo_check=True)
+    base = upstream_baseline(recorder)
+    with gate.connect() as c:
+        assert c.ehlo("helo.spf.test").code == 250
+        r = c.cmd("MAIL FROM:<a@pass.spf.test>")
+        assert_reply(r, 550, "5.7.23")
+        assert "postmaster@helo.spf.test" in r.text, r
+        c.quit()
+    assert_no_upstream_connection(recorder, base)
+    with gate.connect() as c:
+        c.ehlo("pass.spf.test")
+        replies = c.mail_transaction("a@pass.spf.test", ["r@example.test"],
+                                     simple_message("helo checked"))
+        assert codes(replies) == [250, 250, 354, 250]
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    head = m.content.split(b"\r\n\r\n", 1)[0].decode()
+    assert len(re.findall(r"^Received-SPF: pass ", head, re.M)) == 2, head
+    assert "identity=helo" in head and "identity=mailfrom" in head, head
+    log = gate.log_text()
+    assert re.search(r"spf: identity=helo sender=<postmaster@helo\.spf\.test> .*result=fail", log)
+    assert re.search(r"spf: identity=helo sender=<postmaster@pass\.spf\.test> .*result=pass", log)
+
+
 def test_dns_down_is_451_within_the_bound(gate_factory, recorder, dns, smtpgate_binary):
     gate = spf_gate(gate_factory, recorder, dns, smtpgate_binary, dns_timeout=1.5)
     dns.stop()

@@ -7,13 +7,18 @@
  * as 451 4.7.24 when the nameserver is gone, decide_at=rcpt letting
  * postmaster@ through, decide_at=eom, and at end of data the forged
  * Authentication-Results removed (last first) and Received-SPF and
- * Authentication-Results inserted at the top.
+ * Authentication-Results inserted at the top.  With a loop from
+ * host->event_loop that outlives the connection, the same checks wait on
+ * it (SG_PENDING, then resolve() from the loop, nothing of them left on
+ * it); with one that does not, they block as without a loop.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include <event2/event.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -201,6 +206,10 @@ struct sg_ctx {
     size_t nedits;
     char log[8192];
     unsigned counters_rejected, counters_forged;
+    struct event_base *base; /* host->event_loop's, or NULL */
+    bool outlives;
+    bool resolved;
+    enum sg_verdict verdict;
 };
 
 static const char *fake_default(const char *key)
@@ -455,6 +464,22 @@ static int fake_change(struct sg_ctx *c, const char *name, size_t nth, const cha
     return 0;
 }
 
+static struct event_base *fake_event_loop(const struct sg_ctx *c, bool *outlives)
+{
+    if (outlives != NULL)
+        *outlives = c->outlives;
+    return c->base;
+}
+
+static void fake_resolve(struct sg_ctx *c, enum sg_verdict v, const char *reply)
+{
+    assert_false(c->resolved);
+    c->resolved = true;
+    c->verdict = v;
+    if (reply != NULL)
+        snprintf(c->reply, sizeof c->reply, "%s", reply);
+}
+
 static const struct sg_host host = {
     .size = sizeof(struct sg_host),
     .abi_version = SG_PLUGIN_ABI_VERSION,
@@ -484,6 +509,8 @@ static const struct sg_host host = {
     .set_stages = fake_set_stages,
     .verdict_timeout = fake_verdict_timeout,
     .config_warning = fake_config_warning,
+    .resolve = fake_resolve,
+    .event_loop = fake_event_loop,
 };
 
 static char ns_opt[64];
@@ -529,8 +556,8 @@ static void test_descriptor(void **state)
     (void)state;
     assert_int_equal(smtpgate_plugin.abi_version, SG_PLUGIN_ABI_VERSION);
     assert_string_equal(smtpgate_plugin.name, "spf");
-    assert_true(smtpgate_plugin.blocking_stages & SG_STAGE_BIT(SG_STAGE_MAIL));
-    assert_true(smtpgate_plugin.blocking_stages & SG_STAGE_BIT(SG_STAGE_HELO));
+    /* checks wait on the connection's loop: nothing goes to the work pool */
+    assert_int_equal(smtpgate_plugin.blocking_stages, 0);
     for (const struct sg_option *o = smtpgate_plugin.options; o->name; o++)
         if (o->check != NULL && o->def != NULL && o->type == SG_OPT_STRING) {
             char v[64];
@@ -842,6 +869,85 @@ static void test_reload_keeps_dns(void **state)
     smtpgate_plugin.fini(b);
 }
 
+/* A pending verdict: the loop runs until it is resolved (within 10 s). */
+static enum sg_verdict settle(struct sg_ctx *c, enum sg_verdict v)
+{
+    if (v != SG_PENDING)
+        return v;
+    for (int i = 0; i < 1000 && !c->resolved; i++) {
+        struct timeval tick = {.tv_usec = 10000};
+        event_base_loopexit(c->base, &tick);
+        event_base_dispatch(c->base);
+    }
+    assert_true(c->resolved);
+    /* Everything of the check is gone from the loop. */
+    assert_int_equal(event_base_get_num_events(c->base, EVENT_BASE_COUNT_ADDED |
+                                                            EVENT_BASE_COUNT_ACTIVE),
+                     0);
+    c->resolved = false;
+    return c->verdict;
+}
+
+static void test_checks_on_the_loop(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    assert_non_null(base);
+    void *inst = load(NULL);
+    struct sg_ctx c;
+    ctx_init(&c, "192.0.2.9", "client.test");
+    c.base = base;
+    c.outlives = true;
+    enum sg_verdict v = smtpgate_plugin.mail(&c, inst, "user@fail.test", "");
+    assert_int_equal(v, SG_PENDING);
+    assert_int_equal(settle(&c, v), SG_REJECT);
+    assert_string_equal(c.reply, "550 5.7.23 192.0.2.9 is not allowed to send for fail.test");
+    assert_int_equal(c.counters_rejected, 1);
+    assert_non_null(strstr(c.log, "result=fail mechanism=-all"));
+    ctx_end(&c);
+    ctx_init(&c, "192.0.2.9", "client.test");
+    c.base = base;
+    c.outlives = true;
+    assert_int_equal(settle(&c, smtpgate_plugin.mail(&c, inst, "user@soft.test", "")),
+                     SG_CONTINUE);
+    assert_int_equal(smtpgate_plugin.eom(&c, inst), SG_CONTINUE);
+    assert_true(strncmp(c.edits[0].value, "softfail", 8) == 0);
+    ctx_end(&c);
+    /* A loop that ends with its connection: the check blocks instead. */
+    ctx_init(&c, "192.0.2.9", "client.test");
+    c.base = base;
+    c.outlives = false;
+    assert_int_equal(smtpgate_plugin.mail(&c, inst, "user@fail.test", ""), SG_REJECT);
+    ctx_end(&c);
+    smtpgate_plugin.fini(inst);
+
+    /* helo_check: both identities on the loop, the stronger action wins */
+    const struct kv hc[] = {{"helo_check", "true"}, {NULL, NULL}};
+    inst = load(hc);
+    ctx_init(&c, "192.0.2.8", "helo.test");
+    c.base = base;
+    c.outlives = true;
+    v = smtpgate_plugin.helo(&c, inst);
+    assert_int_equal(v, SG_PENDING);
+    assert_int_equal(settle(&c, v), SG_CONTINUE);
+    v = smtpgate_plugin.mail(&c, inst, "user@pass.test", "");
+    assert_int_equal(v, SG_PENDING);
+    assert_int_equal(settle(&c, v), SG_REJECT);
+    assert_non_null(strstr(c.reply, "postmaster@helo.test"));
+    ctx_end(&c);
+    /* the null sender takes the HELO result without a second check */
+    ctx_init(&c, "192.0.2.7", "helo.test");
+    c.base = base;
+    c.outlives = true;
+    assert_int_equal(settle(&c, smtpgate_plugin.helo(&c, inst)), SG_CONTINUE);
+    assert_int_equal(smtpgate_plugin.mail(&c, inst, "", ""), SG_CONTINUE);
+    assert_int_equal(smtpgate_plugin.eom(&c, inst), SG_CONTINUE);
+    assert_string_equal(c.edits[1].value, "mx.test; spf=pass smtp.helo=helo.test");
+    ctx_end(&c);
+    smtpgate_plugin.fini(inst);
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -855,6 +961,7 @@ int main(void)
         cmocka_unit_test(test_decide_at_rcpt_and_eom),
         cmocka_unit_test(test_temperror_when_dns_is_gone),
         cmocka_unit_test(test_reload_keeps_dns),
+        cmocka_unit_test(test_checks_on_the_loop),
     };
     return cmocka_run_group_tests(tests, dns_start, dns_end);
 }
