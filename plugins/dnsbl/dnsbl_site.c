@@ -93,7 +93,7 @@ static void bit_set(uint8_t set[32], unsigned lo, unsigned hi)
 static bool octet_pattern(struct sp *p, uint8_t set[32])
 {
     memset(set, 0, 32);
-    if (p->i < p->len && p->s[p->i] != '[') {
+    if (p->i >= p->len || p->s[p->i] != '[') {
         unsigned v;
         if (!octet_num(p, &v))
             return false;

@@ -115,6 +115,8 @@ static void test_errors(void **state)
     parse_bad("a.b=127.0.0.[2,3]", 14, "expected ';', '..' or ']' in a filter");
     parse_bad("a.b=127.0.0.[2", 14, "expected ';', '..' or ']' in a filter");
     parse_bad("a.b=127.0.0.x", 12, "expected a number from 0 to 255");
+    parse_bad("a.b=", 4, "expected a number from 0 to 255"); /* found by the fuzzer */
+    parse_bad("a.b=127.0.0.", 12, "expected a number from 0 to 255");
     parse_bad("a.b*", 4, "expected a weight such as 3, -2 or 0.5 after '*'");
     parse_bad("a.b*3.", 6, "expected a weight such as 3, -2 or 0.5 after '*'");
     parse_bad("a.b*1001", 8, "a weight must be from -1000 to 1000");
