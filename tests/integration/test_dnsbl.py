@@ -357,3 +357,81 @@ def test_one_line_rule_on_symbols(gate_factory, recorder, rbl, spf_dns, smtpgate
         c.ehlo("client.test")
         assert c.cmd("MAIL FROM:<a@soft.spf.test>").code == 250
         c.quit()
+
+
+# ---- early talkers ----
+
+def early_gate(gate_factory, recorder, rbl, smtpgate_binary, port):
+    return start(gate_factory, recorder, dnsbl_section(smtpgate_binary, rbl), greet_delay=1,
+                 metrics_listen=f"{LOOPBACK}:{port}")
+
+
+def early_talkers(port: int) -> int:
+    m = re.search(r"^smtpgate_early_talkers_total (\d+)$", metrics(port), re.M)
+    return int(m.group(1)) if m else -1
+
+
+def test_early_talker_refused(gate_factory, recorder, rbl, smtpgate_binary):
+    """The client speaks after "220-" and before the final "220 ": refused and counted."""
+    port = free_port()
+    gate = early_gate(gate_factory, recorder, rbl, smtpgate_binary, port)
+    base = upstream_baseline(recorder)
+    with socket.create_connection(gate.address, timeout=20,
+                                  source_address=("127.0.0.40", 0)) as s:
+        f = s.makefile("rb")
+        assert f.readline() == b"220-smtpgate.example.test ESMTP\r\n"
+        s.sendall(b"EHLO bot.test\r\nMAIL FROM:<a@bot.test>\r\n")
+        assert f.readline() == b"554 5.5.1 Error: SMTP protocol violation\r\n"
+        assert f.readline() == b""  # disconnected
+    assert early_talkers(port) == 1
+    gate.wait_log(r"early talker 127\.0\.0\.40: 3\d octets before the greeting ended: refused")
+    assert_no_upstream_connection(recorder, base)
+
+
+def test_talker_at_once_refused(gate_factory, recorder, rbl, smtpgate_binary):
+    """A client that talks the moment it connects, whether its octets come before "220-"
+    (while the connect stage asks the lists) or after it: never greeted."""
+    port = free_port()
+    gate = early_gate(gate_factory, recorder, rbl, smtpgate_binary, port)
+    with socket.create_connection(gate.address, timeout=20,
+                                  source_address=("127.0.0.41", 0)) as s:
+        s.sendall(b"EHLO bot.test\r\n")
+        data = b""
+        while not data.endswith(b"\r\n") or b"554" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        assert data.endswith(b"554 5.5.1 Error: SMTP protocol violation\r\n"), data
+        assert b"220 " not in data, data
+    assert early_talkers(port) == 1
+
+
+def test_patient_client_passes(gate_factory, recorder, rbl, smtpgate_binary):
+    port = free_port()
+    gate = early_gate(gate_factory, recorder, rbl, smtpgate_binary, port)
+    t0 = time.monotonic()
+    with gate.connect(source="127.0.0.42") as c:
+        waited = time.monotonic() - t0
+        assert c.greeting.code == 220
+        assert c.greeting.lines == ["smtpgate.example.test ESMTP", "smtpgate.example.test ESMTP"]
+        assert waited >= 0.95, waited  # the final line came after greet_delay
+        c.ehlo("client.test")
+        assert codes(c.mail_transaction("a@ok.test", ["r@example.test"],
+                                        simple_message("patient")))[-1] == 250
+        c.quit()
+    assert early_talkers(port) == 0
+
+
+def test_allowlisted_client_not_delayed(gate_factory, recorder, rbl, smtpgate_binary):
+    """127.0.0.20 is on wl.test (score -2 <= -1): DNSBL_ALLOWLISTED, a one-line greeting at
+    once, and talking early costs it nothing."""
+    port = free_port()
+    gate = early_gate(gate_factory, recorder, rbl, smtpgate_binary, port)
+    with gate.connect(source="127.0.0.20") as c:
+        assert c.greeting.code == 220
+        assert c.greeting.lines == ["smtpgate.example.test ESMTP"]
+        c.send("EHLO client.test\r\nQUIT\r\n")
+        assert c.read_reply().code == 250
+        assert c.read_reply().code == 221
+    assert early_talkers(port) == 0
