@@ -23,13 +23,16 @@ Phases (each bounded in count and in time):
               dnsmasq on loopback: once with a warm cache (the record's TTL
               keeps it), once with TTL 0, so that every check asks the DNS
               (three look-ups: two TXT and one A) and measures the resolver
+  dnsbl       the same with the dnsbl plugin asking two lists about every
+              connection, rbldnsd on loopback: once with a warm cache, once
+              with cache_size 0, so that every connection sends both queries
   baseline    with --baseline PATH only: 10 KB and 100 KB throughput through
               an older smtpgate binary (before) and this one (after),
               alternated three times, median of each: a change's cost as a
               ratio in the same run (tests/bench/baseline.sh builds one)
 
 BENCH_QUICK=1 divides every count by 10.  --direct-only runs the baseline half;
---only chain5,spf,spf-cold,rules runs only those plugin phases (against the
+--only chain5,spf,spf-cold,dnsbl,dnsbl-cold,rules runs only those plugin phases (against the
 same smtpgate without plugins, as always), e.g. to set two builds side by side.
 Exit status 0 when every phase completed without errors.
 """
@@ -606,6 +609,33 @@ def phase_spf(binary, sink, workdir, cold=False):
         dns.stop()
 
 
+def phase_dnsbl(binary, sink, workdir, cold=False):
+    """The dnsbl plugin asking two lists (a blocklist and an allowlist, neither listing
+    the client) about every connection, against rbldnsd on loopback.  Warm: the answers
+    stay in the plugin's cache (negative_ttl), as a busy gateway's would.  Cold:
+    cache_size = 0, so every connection sends both queries at once and waits for both:
+    the figure is rbldnsd's round trip on the session's event loop."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    from rbldnsd import Rbldnsd, rbldnsd_available
+    so = os.path.join(os.path.dirname(binary), "plugins", "dnsbl.so")
+    if not rbldnsd_available() or not os.path.exists(so):
+        fail("dnsbl phase needs rbldnsd and plugins/dnsbl.so")
+        return None
+    rbl = Rbldnsd(tempfile.mkdtemp(prefix="rbl-", dir=workdir))
+    rbl.zone("bl.bench.test", "ip4set", ":127.0.0.2:Listed\n192.0.2.1\n")
+    rbl.zone("wl.bench.test", "ip4set", ":127.0.5.2:Allowed\n192.0.2.2\n")
+    rbl.start()
+    try:
+        opts = {"sites": '"bl.bench.test=127.0.0.[2..11]*3, wl.bench.test*-2"',
+                "nameservers": f'{{"{rbl.address}"}}', "threshold": "3",
+                "cache_size": "0" if cold else "10000", "negative_ttl": "3600",
+                "dns_timeout": "5"}
+        label = "dnsbl-cold" if cold else "dnsbl"
+        return phase_chain(binary, sink, workdir, label, plugin_opts([("dnsbl", so, opts)]))
+    finally:
+        rbl.stop()
+
+
 def phase_rules(binary, sink, workdir):
     """The rules plugin with the shipped set and with 1,000 generated rules, 10 KB and
     100 KB messages; and smtpgate-rules bench over generated messages."""
@@ -723,6 +753,12 @@ def plugin_phases(binary, sink, workdir, names):
     if "spf-cold" in names:
         chains.append(("SPF, 10 KB (loopback DNS, no cache: 3 look-ups a check)",
                        phase_spf(binary, sink, workdir, cold=True)))
+    if "dnsbl" in names:
+        chains.append(("dnsbl, 10 KB (2 lists on rbldnsd, warm cache)",
+                       phase_dnsbl(binary, sink, workdir)))
+    if "dnsbl-cold" in names:
+        chains.append(("dnsbl, 10 KB (2 lists on rbldnsd, every query sent)",
+                       phase_dnsbl(binary, sink, workdir, cold=True)))
     if "rules" in names:
         chains += phase_rules(binary, sink, workdir)
     return chains
@@ -737,10 +773,11 @@ def main():
     ap.add_argument("--baseline-only", action="store_true",
                     help="with --baseline: only the direct figures and the before -> after phase")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"), help="logs and summary go here")
-    ap.add_argument("--only", default="", help="comma-separated plugin phases: chain5,spf,spf-cold,rules")
+    ap.add_argument("--only", default="",
+                    help="comma-separated plugin phases: chain5,spf,spf-cold,dnsbl,dnsbl-cold,rules")
     args = ap.parse_args()
     only = [p for p in args.only.split(",") if p]
-    unknown = set(only) - {"chain5", "spf", "spf-cold", "rules"}
+    unknown = set(only) - {"chain5", "spf", "spf-cold", "dnsbl", "dnsbl-cold", "rules"}
     if unknown:
         ap.error(f"--only: unknown phase(s) {', '.join(sorted(unknown))}")
 
@@ -805,7 +842,8 @@ def main():
             else:
                 fail("no time left for the idle and concurrent phases")
 
-            chains = plugin_phases(args.bin, sink, workdir, ["chain5", "spf", "spf-cold", "rules"])
+            chains = plugin_phases(args.bin, sink, workdir,
+                                   ["chain5", "spf", "spf-cold", "dnsbl", "dnsbl-cold", "rules"])
 
             if time_left() > 60:
                 gate = Gate(args.bin, sink.port, workdir, "long")
