@@ -692,7 +692,9 @@ static bool session_greet_delay_skipped(const struct session *s)
  * when there is no delay to make (off, skipped, no memory for the timer). */
 static bool session_greet_delay_start(struct session *s)
 {
-    if (s->cfg->greet_delay == 0 || session_greet_delay_skipped(s))
+    const struct sg_listener *l = s->edge.listener;
+    unsigned delay = l && l->greet_delay >= 0 ? (unsigned)l->greet_delay : s->cfg->greet_delay;
+    if (delay == 0 || session_greet_delay_skipped(s))
         return false;
     /* talking before the first part counts too */
     if (evbuffer_get_length(bufferevent_get_input(s->io.bev)) > 0) {
@@ -702,7 +704,7 @@ static bool session_greet_delay_start(struct session *s)
     s->client.greet_delay_ev = evtimer_new(s->host->base, session_greet_delay_cb, s);
     if (!s->client.greet_delay_ev)
         return false;
-    struct timeval t = {.tv_sec = s->cfg->greet_delay};
+    struct timeval t = {.tv_sec = delay};
     evtimer_add(s->client.greet_delay_ev, &t);
     /* the reply queue is empty: nothing was said yet, so this goes out first */
     evbuffer_add_printf(bufferevent_get_output(s->io.bev), "220-%s ESMTP\r\n", s->cfg->hostname);

@@ -435,3 +435,16 @@ def test_allowlisted_client_not_delayed(gate_factory, recorder, rbl, smtpgate_bi
         assert c.read_reply().code == 250
         assert c.read_reply().code == 221
     assert early_talkers(port) == 0
+
+
+def test_listener_without_delay(edge_gate_factory, recorder, rbl, smtpgate_binary):
+    """greet_delay = 0 in a listener section (a submission port) beats the global 1 s."""
+    gate = edge_gate_factory([recorder.address], extra=dnsbl_section(smtpgate_binary, rbl),
+                             greet_delay=1, listeners={"submission": {"greet_delay": 0}})
+    recorder.wait_idle()
+    with SMTPConn(*gate.addr("submission"), source="127.0.0.43") as c:
+        assert c.greeting.lines == ["smtpgate.example.test ESMTP"]
+        c.quit()
+    with gate.connect(source="127.0.0.43") as c:  # the plain listen address: delayed
+        assert c.greeting.lines == ["smtpgate.example.test ESMTP", "smtpgate.example.test ESMTP"]
+        c.quit()
