@@ -75,6 +75,7 @@ struct dnsbl_inst {
     struct net_range *exempt;
     size_t nexempt;
     struct dnsbl_cache *cache;
+    size_t cache_size;
 };
 
 /* What a connection learned: the scores so far, and whether it is allowlisted. */
@@ -263,11 +264,13 @@ static int dnsbl_load(const struct sg_host *h, const struct sg_section *sec, voi
     for (size_t i = 0; i < n; i++)
         if (net_range_parse(h->opt_list_item(sec, "exempt_networks", i), &in->exempt[i]))
             in->nexempt++;
-    /* the answers stay good across a reload: the new instance shares them */
+    /* the answers stay good across a reload: the new instance shares them,
+     * unless the admin resized the cache */
     const struct dnsbl_inst *prev = previous;
-    in->cache = prev ? dnsbl_cache_ref(prev->cache)
-                     : dnsbl_cache_new((size_t)h->opt_int(sec, "cache_size"));
-    if (!in->cache && (!prev || prev->cache))
+    in->cache_size = (size_t)h->opt_int(sec, "cache_size");
+    if (prev && prev->cache && prev->cache_size == in->cache_size)
+        in->cache = dnsbl_cache_ref(prev->cache);
+    else if (!(in->cache = dnsbl_cache_new(in->cache_size)))
         goto nomem;
     unsigned stages = 0;
     if (in->lists[LIST_CLIENT].n)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import socket
 import threading
 import time
@@ -260,6 +261,23 @@ def test_cache_hit_asks_rbldnsd_once(gate_factory, recorder, rbl, smtpgate_binar
     assert event(text, "queries") == 4
     assert event(text, "cache_hits") == 4
     assert event(text, "listed") == 2
+
+
+def test_cache_carried_over_a_reload(gate_factory, recorder, rbl, smtpgate_binary):
+    """SIGHUP loads a new instance; it shares the old one's answers (same cache_size)."""
+    gate = start(gate_factory, recorder, dnsbl_section(smtpgate_binary, rbl, action="score"))
+    name = "13.0.0.127.bl.test"
+    before = rbl.queries(name)
+    for i in range(2):
+        with gate.connect(source="127.0.0.13") as c:
+            assert c.greeting.code == 220
+            c.quit()
+        if i == 0:
+            mark = gate.log_mark()
+            gate.send_signal(signal.SIGHUP)
+            gate.wait_log(r"reloaded configuration, generation 2", mark)
+    time.sleep(0.2)
+    assert rbl.queries(name) == before + 1
 
 
 def test_verdict_log_has_symbols(gate_factory, recorder, rbl, smtpgate_binary, workdir):
