@@ -372,17 +372,31 @@ static struct evdns_base *dns_for(struct lookup *lk, const char *server)
     return dns;
 }
 
-static void add_symbol_for(struct lookup *lk, const struct dnsbl_site *site, double weight)
+/* One symbol per listed domain: its entries that took an answer add up
+ * (hit[i] per query), each domain once, at its first listed entry. */
+static void add_symbols(struct lookup *lk, const bool *hit)
 {
     const struct sg_host *h = lk->in->host;
-    char name[160];
-    dnsbl_symbol_name(kind_prefix[lk->kind], site->domain, name, sizeof name);
-    double old = 0;
-    /* one symbol per domain: entries of one domain with several filters add up */
-    if (h->symbol_score(lk->ctx, name, &old))
-        weight += old;
-    h->add_symbol(lk->ctx, lk->kind == LIST_SENDER ? SG_SYMBOL_TRANSACTION : SG_SYMBOL_CONNECTION,
-                  name, weight, site->domain);
+    const struct dnsbl_sites *sites = &lk->in->lists[lk->kind];
+    for (size_t i = 0; i < lk->nq; i++) {
+        if (!hit[i])
+            continue;
+        const char *domain = sites->v[lk->q[i].site].domain;
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = hit[k] && strcmp(sites->v[lk->q[k].site].domain, domain) == 0;
+        if (seen)
+            continue;
+        double weight = 0;
+        for (size_t k = i; k < lk->nq; k++)
+            if (hit[k] && strcmp(sites->v[lk->q[k].site].domain, domain) == 0)
+                weight += sites->v[lk->q[k].site].weight;
+        char name[160];
+        dnsbl_symbol_name(kind_prefix[lk->kind], domain, name, sizeof name);
+        h->add_symbol(lk->ctx,
+                      lk->kind == LIST_SENDER ? SG_SYMBOL_TRANSACTION : SG_SYMBOL_CONNECTION, name,
+                      weight, domain);
+    }
 }
 
 /* "$client_address" "$rbl_domain" "$rbl_what" in the reply template. */
@@ -423,6 +437,7 @@ static enum sg_verdict decide(struct lookup *lk)
     const char *best_domain = NULL;
     char listed[512] = "";
     size_t ll = 0;
+    bool hits[DNSBL_MAX_SITES] = {false};
     for (size_t i = 0; i < lk->nq; i++) {
         const struct dnsbl_site *site = &sites->v[lk->q[i].site];
         const struct query *q = lk->q[i].dup_of >= 0 ? &lk->q[lk->q[i].dup_of] : &lk->q[i];
@@ -440,8 +455,8 @@ static enum sg_verdict decide(struct lookup *lk)
             hit = dnsbl_site_match(site, q->ans.addr[a]);
         if (!hit)
             continue;
+        hits[i] = true;
         score += site->weight;
-        add_symbol_for(lk, site, site->weight);
         int n = snprintf(listed + ll, sizeof listed - ll, "%s%s(%g)", ll ? "," : "", site->domain,
                          site->weight);
         if (n > 0 && (size_t)n < sizeof listed - ll)
@@ -451,6 +466,7 @@ static enum sg_verdict decide(struct lookup *lk)
             best_domain = site->domain;
         }
     }
+    add_symbols(lk, hits);
     struct dnsbl_conn *c = conn_state(ctx, h);
     double total = score;
     if (c) {
@@ -691,6 +707,9 @@ static enum sg_verdict dnsbl_helo(struct sg_ctx *ctx, void *instance)
     struct dnsbl_inst *in = instance;
     const struct sg_host *h = in->host;
     const struct sg_conn_info *ci = h->conn(ctx);
+    struct dnsbl_conn *c = h->conn_data(ctx);
+    if (c)
+        c->score[LIST_HELO] = 0; /* a new HELO: the old name's listing is gone */
     if (in->lists[LIST_HELO].n == 0 || !ci->helo || skip_later(ctx, in) ||
         exempt(in, ci))
         return SG_CONTINUE;
@@ -706,12 +725,12 @@ static enum sg_verdict dnsbl_mail(struct sg_ctx *ctx, void *instance, const char
     struct dnsbl_inst *in = instance;
     const struct sg_host *h = in->host;
     const char *at = from ? strrchr(from, '@') : NULL;
+    struct dnsbl_conn *c = h->conn_data(ctx);
+    if (c)
+        c->score[LIST_SENDER] = 0; /* a new transaction: its own sender */
     if (in->lists[LIST_SENDER].n == 0 || !at || !at[1] || skip_later(ctx, in) ||
         exempt(in, h->conn(ctx)))
         return SG_CONTINUE;
-    struct dnsbl_conn *c = conn_state(ctx, h);
-    if (c)
-        c->score[LIST_SENDER] = 0; /* a new transaction: its own sender */
     char what[300];
     snprintf(what, sizeof what, "sender domain %s", at + 1);
     return lookup_start(ctx, in, LIST_SENDER, at + 1, what);

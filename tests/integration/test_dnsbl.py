@@ -466,3 +466,22 @@ def test_listener_without_delay(edge_gate_factory, recorder, rbl, smtpgate_binar
     with gate.connect(source="127.0.0.43") as c:  # the plain listen address: delayed
         assert c.greeting.lines == ["smtpgate.example.test ESMTP", "smtpgate.example.test ESMTP"]
         c.quit()
+
+
+def test_scored_rhsbl_symbols_not_doubled(gate_factory, recorder, rbl, smtpgate_binary):
+    """action = score: a listed HELO given twice and a listed sender are one symbol each, with
+    the site's weight; a second transaction with a clean sender drops the sender's."""
+    gate = start(gate_factory, recorder, dnsbl_section(smtpgate_binary, rbl, action="score"))
+    mark = gate.log_mark()
+    with gate.connect(source="127.0.0.35") as c:
+        assert c.ehlo("x.spamhelo.test").code == 250
+        assert c.ehlo("x.spamhelo.test").code == 250
+        assert codes(c.mail_transaction("a@spam.test", ["r@example.test"],
+                                        simple_message("one")))[-1] == 250
+        assert codes(c.mail_transaction("a@ok.test", ["r@example.test"],
+                                        simple_message("two")))[-1] == 250
+        c.quit()
+    lines = wait_until(lambda: (lambda ls: ls if len(ls) >= 2 else None)(
+        [l for l in gate.log_since(mark).splitlines() if ": tx from=" in l]), 15, "2 tx lines")
+    assert " symbols=RHSBL_HELO_DBL_TEST(3.0),RHSBL_SENDER_DBL_TEST(3.0) score=6.0 " in lines[0]
+    assert " symbols=RHSBL_HELO_DBL_TEST(3.0) score=3.0 " in lines[1]
