@@ -43,7 +43,7 @@ static char *detail_copy(const char *detail)
         return NULL;
     for (size_t i = 0; i < n; i++)
         d[i] = ((unsigned char)detail[i] < 32 || detail[i] == '"' || detail[i] == 127) ? '?'
-                                                                                      : detail[i];
+                                                                                       : detail[i];
     d[n] = '\0';
     return d;
 }
@@ -70,8 +70,8 @@ int symbols_set(struct chain_symbols *s, const char *name, double score, const c
         free(d);
         return -1;
     }
-    s->v[s->n++] =
-        (struct sg_symbol){.name = nm, .score = score, .detail = d, .plugin = plugin, .scope = scope};
+    s->v[s->n++] = (struct sg_symbol){
+        .name = nm, .score = score, .detail = d, .plugin = plugin, .scope = scope};
     return 0;
 }
 

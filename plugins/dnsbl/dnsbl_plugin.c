@@ -219,8 +219,9 @@ static int dnsbl_load(const struct sg_host *h, const struct sg_section *sec, voi
         if (load_list(h, sec, keys[k], &in->lists[k]) != 0)
             goto fail;
     if (in->lists[0].n + in->lists[1].n + in->lists[2].n == 0) {
-        h->config_error(sec, "sites", "no site to query (sites, rhsbl_helo_sites, "
-                                      "rhsbl_sender_sites)");
+        h->config_error(sec, "sites",
+                        "no site to query (sites, rhsbl_helo_sites, "
+                        "rhsbl_sender_sites)");
         goto fail;
     }
     in->threshold = h->opt_float(sec, "threshold");
@@ -252,8 +253,8 @@ static int dnsbl_load(const struct sg_host *h, const struct sg_section *sec, voi
     for (size_t i = 0; i < n; i++) {
         const char *why;
         struct route *r = &in->routes[in->nroutes++];
-        if (dnsbl_route_parse(h->opt_list_item(sec, "site_nameservers", i), r->zone,
-                              sizeof r->zone, r->server, sizeof r->server, &why) != 0) {
+        if (dnsbl_route_parse(h->opt_list_item(sec, "site_nameservers", i), r->zone, sizeof r->zone,
+                              r->server, sizeof r->server, &why) != 0) {
             h->config_error(sec, "site_nameservers", "%s", why);
             goto fail;
         }
@@ -282,8 +283,9 @@ static int dnsbl_load(const struct sg_host *h, const struct sg_section *sec, voi
     if (SG_HAS(h, set_stages))
         h->set_stages(sec, stages);
     if (!SG_HAS(h, event_loop) || !SG_HAS(h, add_symbol)) {
-        h->config_error(sec, NULL, "this smtpgate lacks the event loop or symbols of the "
-                                   "plugin API: upgrade it");
+        h->config_error(sec, NULL,
+                        "this smtpgate lacks the event loop or symbols of the "
+                        "plugin API: upgrade it");
         goto fail;
     }
     *instance = in;
@@ -490,8 +492,8 @@ static enum sg_verdict decide(struct lookup *lk)
         return SG_CONTINUE;
     }
     h->counter_add(ctx, "listed", 1);
-    h->log(ctx, SG_LOG_INFO, "dnsbl: %s listed: score=%g threshold=%g listed=%s%s", lk->what,
-           total, in->threshold, listed, in->reject ? "" : " (scored only)");
+    h->log(ctx, SG_LOG_INFO, "dnsbl: %s listed: score=%g threshold=%g listed=%s%s", lk->what, total,
+           in->threshold, listed, in->reject ? "" : " (scored only)");
     if (!in->reject)
         return SG_CONTINUE;
     char reply[1024];
@@ -710,8 +712,7 @@ static enum sg_verdict dnsbl_helo(struct sg_ctx *ctx, void *instance)
     struct dnsbl_conn *c = h->conn_data(ctx);
     if (c)
         c->score[LIST_HELO] = 0; /* a new HELO: the old name's listing is gone */
-    if (in->lists[LIST_HELO].n == 0 || !ci->helo || skip_later(ctx, in) ||
-        exempt(in, ci))
+    if (in->lists[LIST_HELO].n == 0 || !ci->helo || skip_later(ctx, in) || exempt(in, ci))
         return SG_CONTINUE;
     char what[300];
     snprintf(what, sizeof what, "helo name %s", ci->helo);

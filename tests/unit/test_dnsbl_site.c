@@ -173,9 +173,8 @@ static void test_names(void **state)
     assert_int_equal(dnsbl_route_parse("[::1]:53", zone, sizeof zone, server, sizeof server, &why),
                      -1);
     assert_string_equal(why, "want ZONE=ADDRESS[:PORT]");
-    assert_int_equal(dnsbl_route_parse("a.test=ns.example", zone, sizeof zone, server,
-                                       sizeof server, &why),
-                     -1);
+    assert_int_equal(
+        dnsbl_route_parse("a.test=ns.example", zone, sizeof zone, server, sizeof server, &why), -1);
     assert_string_equal(why, "the nameserver must be a numeric address, with :PORT if not 53");
 }
 
@@ -214,8 +213,10 @@ static void test_cache(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_postscreen_examples), cmocka_unit_test(test_forms),
-        cmocka_unit_test(test_errors),              cmocka_unit_test(test_names),
+        cmocka_unit_test(test_postscreen_examples),
+        cmocka_unit_test(test_forms),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_names),
         cmocka_unit_test(test_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
