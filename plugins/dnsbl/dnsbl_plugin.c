@@ -34,8 +34,10 @@
  * Counters: queries (sent), cache_hits, listed, allowlisted, timeouts,
  * errors (a server failure or a refusal: not listed), exempt.
  */
+#include <arpa/inet.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +206,41 @@ static int load_list(const struct sg_host *h, const struct sg_section *sec, cons
     return 0;
 }
 
+/* Without `nameservers`: the system's, read from /etc/resolv.conf once
+ * here, so that no lookup reads a file on an event loop.  The number found
+ * (at most MAX_SERVERS). */
+static size_t system_nameservers(struct dnsbl_inst *in)
+{
+    struct event_base *base = event_base_new();
+    struct evdns_base *dns = base ? evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS) : NULL;
+    int n = dns ? evdns_base_count_nameservers(dns) : 0;
+    for (int i = 0; i < n && in->nservers < MAX_SERVERS; i++) {
+        struct sockaddr_storage ss;
+        char addr[INET6_ADDRSTRLEN];
+        int len = evdns_base_get_nameserver_addr(dns, i, (struct sockaddr *)&ss, sizeof ss);
+        if (len <= 0)
+            continue;
+        char *out = in->servers[in->nservers];
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &a->sin_addr, addr, sizeof addr);
+            snprintf(out, sizeof in->servers[0], "%s:%u", addr, ntohs(a->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof addr);
+            snprintf(out, sizeof in->servers[0], "[%s]:%u", addr, ntohs(a->sin6_port));
+        } else {
+            continue;
+        }
+        in->nservers++;
+    }
+    if (dns)
+        evdns_base_free(dns, 0);
+    if (base)
+        event_base_free(base);
+    return in->nservers;
+}
+
 static int dnsbl_load(const struct sg_host *h, const struct sg_section *sec, void *previous,
                       void **instance)
 {
@@ -245,6 +282,10 @@ static int dnsbl_load(const struct sg_host *h, const struct sg_section *sec, voi
     for (size_t i = 0; i < n; i++)
         snprintf(in->servers[in->nservers++], sizeof in->servers[0], "%s",
                  h->opt_list_item(sec, "nameservers", i));
+    if (in->nservers == 0 && system_nameservers(in) == 0) {
+        h->config_error(sec, "nameservers", "none given, and none in /etc/resolv.conf");
+        goto fail;
+    }
     n = h->opt_list_size(sec, "site_nameservers");
     if (n > MAX_ROUTES) {
         h->config_error(sec, "site_nameservers", "at most %d routes", MAX_ROUTES);
@@ -348,10 +389,7 @@ static struct evdns_base *dns_for(struct lookup *lk, const char *server)
             (server == NULL || strcmp(server, lk->dns_server[i]) == 0))
             return lk->dns[i];
     const struct dnsbl_inst *in = lk->in;
-    bool system = server == NULL && in->nservers == 0;
-    struct evdns_base *dns =
-        evdns_base_new(lk->base, (system ? EVDNS_BASE_INITIALIZE_NAMESERVERS : 0) |
-                                     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    struct evdns_base *dns = evdns_base_new(lk->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!dns)
         return NULL;
     bool ok = true;
