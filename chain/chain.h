@@ -99,13 +99,19 @@ enum chain_status chain_resume(struct chain_conn *c, struct chain_result *res);
 unsigned chain_wait_ms(const struct chain_conn *c);
 void chain_expire(struct chain_conn *c);
 
-/* "name=1.2ms name=0.1ms" of the current transaction's plugin times, and the
- * deciding plugin, for the transaction log line. */
+/* "chain=N decided=P verdict=V filters=name:1.2ms,..." of the current
+ * transaction, each plugin's tx_note as NAME="text", and, when plugins added
+ * symbols, "symbols=A(1.0),B(2.0) score=3.0", for the transaction log line. */
 void chain_tx_summary(const struct chain_conn *c, char *out, size_t out_size);
 /* The same facts one by one, for the verdict log: the chain's generation,
  * the deciding plugin (NULL when none) and its verdict's name. */
 void chain_tx_decision(const struct chain_conn *c, unsigned *generation, const char **decided_by,
                        const char **verdict);
+/* The symbols plugins added (host->add_symbol), the connection's then the
+ * transaction's, and their total: for the verdict log. */
+size_t chain_symbol_count(const struct chain_conn *c);
+const struct sg_symbol *chain_symbol_get(const struct chain_conn *c, size_t i);
+double chain_symbols_total(const struct chain_conn *c);
 /* Plugin i of the chain (0, 1, ... until false): its name and, when it took
  * part in the transaction, *ms its time (else *ms < 0). */
 bool chain_tx_plugin_time(const struct chain_conn *c, size_t i, const char **name, double *ms);

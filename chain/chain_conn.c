@@ -170,6 +170,7 @@ static void chain_tx_clear(struct chain_conn *c)
     c->body_last_cr = false;
     free(c->quarantine_reason);
     c->quarantine_reason = NULL;
+    symbols_clear(&c->tx_syms);
     chain_dispose(c, c->hdr_view, free);
     c->hdr_view = NULL;
     c->hdr_view_n = 0;
@@ -220,6 +221,7 @@ static void chain_conn_finish(struct chain_conn *c)
     }
     free(c->run.arg);
     free(c->run.params);
+    symbols_clear(&c->conn_syms);
     free(c->slots);
     free(c->spool_dir);
     chain_free_info(&c->info);
@@ -393,6 +395,35 @@ void chain_tx_summary(const struct chain_conn *c, char *out, size_t out_size)
             break;
         used += (size_t)n;
     }
+    if (chain_symbol_count(c) == 0 || used + 16 >= out_size)
+        return;
+    used += (size_t)snprintf(out + used, out_size - used, " symbols=");
+    used = symbols_format(&c->conn_syms, &c->tx_syms, out, used, out_size);
+    char total[32];
+    symbol_score_text(chain_symbols_total(c), total);
+    if (used < out_size)
+        snprintf(out + used, out_size - used, " score=%s", total);
+}
+
+size_t chain_symbol_count(const struct chain_conn *c)
+{
+    return c->conn_syms.n + c->tx_syms.n;
+}
+
+const struct sg_symbol *chain_symbol_get(const struct chain_conn *c, size_t i)
+{
+    if (i < c->conn_syms.n)
+        return &c->conn_syms.v[i];
+    i -= c->conn_syms.n;
+    return i < c->tx_syms.n ? &c->tx_syms.v[i] : NULL;
+}
+
+double chain_symbols_total(const struct chain_conn *c)
+{
+    double t = 0;
+    for (size_t i = 0; i < chain_symbol_count(c); i++)
+        t += chain_symbol_get(c, i)->score;
+    return t;
 }
 
 void chain_tx_decision(const struct chain_conn *c, unsigned *generation, const char **decided_by,

@@ -26,6 +26,7 @@
 
 #include "chain/chain_types.h"
 #include "chain/instance.h"
+#include "chain/symbols.h"
 
 #define CHAIN_BODY_CHUNK (64 * 1024)
 enum ctx_state { CTX_IDLE, CTX_OUT, CTX_RESOLVED };
@@ -94,6 +95,8 @@ struct chain_conn {
     size_t accept_from;         /* connection: plugins from here on are skipped */
     enum sg_verdict conn_final; /* discard or quarantine for every message */
     bool connected;             /* the connect stage ran: close is owed */
+    struct chain_symbols conn_syms; /* host->add_symbol, SG_SYMBOL_CONNECTION */
+    struct chain_symbols tx_syms;   /* SG_SYMBOL_TRANSACTION: cleared with the transaction */
 
     /* transaction */
     bool in_tx;

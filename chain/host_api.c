@@ -473,6 +473,57 @@ static void host_tx_note(struct sg_ctx *ctx, const char *text)
     s->note = note;
 }
 
+/* ---- symbols ---- */
+
+static int host_add_symbol(struct sg_ctx *ctx, enum sg_symbol_scope scope, const char *name,
+                           double score, const char *detail)
+{
+    struct chain_conn *c = ctx->conn;
+    if (atomic_load(&ctx->abandoned) ||
+        (scope != SG_SYMBOL_CONNECTION && scope != SG_SYMBOL_TRANSACTION) ||
+        (scope == SG_SYMBOL_TRANSACTION && !c->in_tx) || !symbol_name_ok(name))
+        return -1;
+    struct chain_symbols *mine = scope == SG_SYMBOL_CONNECTION ? &c->conn_syms : &c->tx_syms;
+    struct chain_symbols *other = scope == SG_SYMBOL_CONNECTION ? &c->tx_syms : &c->conn_syms;
+    if (!symbols_find(mine, name) && !symbols_find(other, name) &&
+        c->conn_syms.n + c->tx_syms.n >= SYMBOLS_MAX)
+        return -1;
+    /* One name, one entry: a plugin moving a symbol to the other scope
+     * replaces it. */
+    if (symbols_set(mine, name, score, detail, ctx->plugin->name, scope) != 0)
+        return -1;
+    symbols_remove(other, name);
+    return 0;
+}
+
+static bool host_symbol_score(const struct sg_ctx *ctx, const char *name, double *score)
+{
+    const struct chain_conn *c = ctx->conn;
+    if (!name)
+        return false;
+    const struct sg_symbol *e = symbols_find(&c->tx_syms, name);
+    if (!e)
+        e = symbols_find(&c->conn_syms, name);
+    if (e && score)
+        *score = e->score;
+    return e != NULL;
+}
+
+static double host_symbols_total(const struct sg_ctx *ctx)
+{
+    return chain_symbols_total(ctx->conn);
+}
+
+static size_t host_symbol_count(const struct sg_ctx *ctx)
+{
+    return chain_symbol_count(ctx->conn);
+}
+
+static const struct sg_symbol *host_symbol_get(const struct sg_ctx *ctx, size_t i)
+{
+    return chain_symbol_get(ctx->conn, i);
+}
+
 const struct sg_host host_api_table = {
     .size = sizeof(struct sg_host),
     .abi_version = SG_PLUGIN_ABI_VERSION,
@@ -514,4 +565,9 @@ const struct sg_host host_api_table = {
     .verdict_timeout = host_verdict_timeout,
     .config_warning = host_config_warning,
     .event_loop = host_event_loop,
+    .add_symbol = host_add_symbol,
+    .symbol_score = host_symbol_score,
+    .symbols_total = host_symbols_total,
+    .symbol_count = host_symbol_count,
+    .symbol_get = host_symbol_get,
 };

@@ -229,6 +229,7 @@ static const struct config_int config_ints[] = {
     {"command_timeout", 300, 1, 86400},
     {"data_timeout", 180, 1, 86400},
     {"connect_grace", 60, 1, 86400},
+    {"greet_delay", 0, 0, 60},
     {"upstream_connect_timeout", 30, 1, 3600},
     {"upstream_greeting_timeout", 300, 1, 3600},
     {"upstream_command_timeout", 300, 1, 3600},
@@ -292,6 +293,7 @@ static cfg_t *config_schema(struct config_schema *s, bool numeric)
     o[k++] = (cfg_opt_t)CFG_STR_CB("metrics_listen", "", CFGF_NONE,
                                    numeric ? config_cb_metrics_numeric : config_cb_metrics);
     o[k++] = (cfg_opt_t)CFG_STR("verdict_log", "", CFGF_NONE);
+    o[k++] = (cfg_opt_t)CFG_STR("greet_delay_skip_symbol", "DNSBL_ALLOWLISTED", CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_BOOL("status_page", cfg_true, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_BOOL("client_name_lookup", cfg_true, CFGF_NONE);
     o[k++] = (cfg_opt_t)CFG_BOOL("strict_envelopes", cfg_false, CFGF_NONE);
@@ -437,6 +439,8 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
     c->command_timeout = (unsigned)cfg_getint(cfg, "command_timeout");
     c->data_timeout = (unsigned)cfg_getint(cfg, "data_timeout");
     c->connect_grace = (unsigned)cfg_getint(cfg, "connect_grace");
+    c->greet_delay = (unsigned)cfg_getint(cfg, "greet_delay");
+    c->greet_delay_skip_symbol = strdup(cfg_getstr(cfg, "greet_delay_skip_symbol"));
     c->upstream_connect_timeout = (unsigned)cfg_getint(cfg, "upstream_connect_timeout");
     c->upstream_greeting_timeout = (unsigned)cfg_getint(cfg, "upstream_greeting_timeout");
     c->upstream_command_timeout = (unsigned)cfg_getint(cfg, "upstream_command_timeout");
@@ -458,7 +462,7 @@ static struct sg_config *config_build(cfg_t *cfg, const char *file,
         return NULL;
     }
     bool ok = c->hostname && c->spool_dir && c->quarantine_dir && c->metrics_listen &&
-              c->verdict_log && c->plugin_dir && c->user && c->group && c->chroot_dir &&
+              c->verdict_log && c->greet_delay_skip_symbol && c->plugin_dir && c->user && c->group && c->chroot_dir &&
               c->pidfile && c->control_socket && c->dns_nameserver && c->listen && c->upstreams && c->listeners &&
               c->milter_socket;
     for (size_t i = 0; ok && i < c->nupstreams; i++)
@@ -831,6 +835,7 @@ void config_unref(struct sg_config *c)
     free(c->metrics_listen);
     free(c->verdict_log);
     free(c->dns_nameserver);
+    free(c->greet_delay_skip_symbol);
     free(c->listen);
     free(c->hostname);
     free(c->spool_dir);

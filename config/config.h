@@ -74,6 +74,10 @@ struct sg_config {
     unsigned command_timeout;
     unsigned data_timeout;
     unsigned connect_grace;
+    /* Postscreen's pregreet test: seconds between "220-" and the final
+     * "220 "; a client that talks before the end is refused (0: off) */
+    unsigned greet_delay;
+    char *greet_delay_skip_symbol; /* a connection symbol that skips the delay ("": none) */
     unsigned upstream_connect_timeout;
     unsigned upstream_greeting_timeout;
     unsigned upstream_command_timeout;

@@ -32,6 +32,7 @@ static const struct sg_listener listener_plain = {
     .auth_failure_delay = 2,
     .auth_max_line_length = AUTH_LINE_MAX_DEFAULT,
     .proxy_timeout = 10,
+    .greet_delay = -1,
 };
 
 /* ---- parse callbacks ---- */
@@ -218,6 +219,7 @@ static const struct listener_int listener_ints[] = {
     {"auth_max_failures", 1, 100},
     {"auth_failure_delay", 0, 60},
     {"auth_max_line_length", 512, 65536},
+    {"greet_delay", -1, 60},
 };
 
 static int listener_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
@@ -253,6 +255,7 @@ static int listener_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *
             CFG_INT_CB("auth_max_failures", 3, CFGF_NONE, listener_cb_int),                        \
             CFG_INT_CB("auth_failure_delay", 2, CFGF_NONE, listener_cb_int),                       \
             CFG_INT_CB("auth_max_line_length", AUTH_LINE_MAX_DEFAULT, CFGF_NONE, listener_cb_int), \
+            CFG_INT_CB("greet_delay", -1, CFGF_NONE, listener_cb_int),                             \
             CFG_END(),                                                                             \
     }
 
@@ -318,6 +321,7 @@ static int listener_build_one(cfg_t *sec, struct sg_listener *l)
     l->auth_max_failures = (unsigned)cfg_getint(sec, "auth_max_failures");
     l->auth_failure_delay = (unsigned)cfg_getint(sec, "auth_failure_delay");
     l->auth_max_line_length = (size_t)cfg_getint(sec, "auth_max_line_length");
+    l->greet_delay = (int)cfg_getint(sec, "greet_delay");
 
     size_t ncert = cfg_size(sec, "tls_cert_file"), nkey = cfg_size(sec, "tls_key_file");
     if (ncert != nkey) {

@@ -64,6 +64,7 @@ struct sg_listener {
     unsigned auth_max_failures;
     unsigned auth_failure_delay;
     size_t auth_max_line_length;
+    int greet_delay; /* seconds; -1: the global greet_delay */
     char *source; /* where the section was written, for errors: file, line */
     int line;
 };

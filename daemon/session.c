@@ -269,6 +269,8 @@ static void session_settle_eof(struct session *s)
     bufferevent_trigger(s->io.bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
+static void session_early_talker(struct session *s);
+
 void session_process(struct session *s)
 {
     if (s->io.processing || !s->io.bev)
@@ -277,8 +279,11 @@ void session_process(struct session *s)
     struct evbuffer *in = bufferevent_get_input(s->io.bev);
 
     while (!s->io.closing) {
-        if (s->state == SESSION_CONNECTED)
+        if (s->state == SESSION_CONNECTED) {
+            if (s->client.greet_delay_ev && evbuffer_get_length(in) > 0)
+                session_early_talker(s);
             break;
+        }
         if (s->wait.kind == WAIT_BARRIER && s->io.ex_len == 0)
             s->wait.kind = WAIT_NONE;
         if (s->wait.kind != WAIT_NONE || s->io.rq_len >= SESSION_MAX_PENDING_REPLIES ||
@@ -469,6 +474,8 @@ static void session_free(struct session *s)
         session_expect_free(session_expect_pop(s));
     if (s->grace_ev)
         event_free(s->grace_ev);
+    if (s->client.greet_delay_ev)
+        event_free(s->client.greet_delay_ev);
     client_name_cancel(s->client.name_lookup);
     free(s->client.name);
     if (s->io.bev)
@@ -634,12 +641,84 @@ static void session_name_done(void *arg, enum client_name_status st, const char 
     session_process(s);
 }
 
+/* ---- early talkers (postscreen's pregreet test) ---- */
+
+#define SESSION_EARLY_TALKER_REPLY "554 5.5.1 Error: SMTP protocol violation"
+
+/* A client that sent anything before the greeting ended: a bot that does not
+ * wait for the server, as a real MTA does (RFC 5321 3.1). */
+static void session_early_talker(struct session *s)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_input(s->io.bev));
+    log_info("%s: early talker %s: %zu octets before the greeting ended: refused", s->id, s->addr,
+             n);
+    session_metrics_early_talker();
+    if (s->client.greet_delay_ev) {
+        event_free(s->client.greet_delay_ev);
+        s->client.greet_delay_ev = NULL;
+    }
+    s->state = SESSION_GREETED; /* whatever it sent is never read */
+    session_close_with(s, SESSION_EARLY_TALKER_REPLY);
+}
+
+static void session_greet_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct session *s = arg;
+    event_free(s->client.greet_delay_ev);
+    s->client.greet_delay_ev = NULL;
+    if (evbuffer_get_length(bufferevent_get_input(s->io.bev)) > 0) {
+        session_early_talker(s);
+        return;
+    }
+    s->state = SESSION_GREETED;
+    session_replyf(s, "220 %s ESMTP", s->cfg->hostname);
+}
+
+/* Does the client skip the delay (a connection symbol, e.g. a DNS allowlist's)? */
+static bool session_greet_delay_skipped(const struct session *s)
+{
+    const char *skip = s->cfg->greet_delay_skip_symbol;
+    if (!s->chain || !skip || !*skip)
+        return false;
+    for (size_t i = 0; i < chain_symbol_count(s->chain); i++)
+        if (strcmp(chain_symbol_get(s->chain, i)->name, skip) == 0)
+            return true;
+    return false;
+}
+
+/* The greeting's first part, "220-", and the wait before its end; false
+ * when there is no delay to make (off, skipped, no memory for the timer). */
+static bool session_greet_delay_start(struct session *s)
+{
+    const struct sg_listener *l = s->edge.listener;
+    unsigned delay = l && l->greet_delay >= 0 ? (unsigned)l->greet_delay : s->cfg->greet_delay;
+    if (delay == 0 || session_greet_delay_skipped(s))
+        return false;
+    /* talking before the first part counts too */
+    if (evbuffer_get_length(bufferevent_get_input(s->io.bev)) > 0) {
+        session_early_talker(s);
+        return true;
+    }
+    s->client.greet_delay_ev = evtimer_new(s->host->base, session_greet_delay_cb, s);
+    if (!s->client.greet_delay_ev)
+        return false;
+    struct timeval t = {.tv_sec = delay};
+    evtimer_add(s->client.greet_delay_ev, &t);
+    /* the reply queue is empty: nothing was said yet, so this goes out first */
+    evbuffer_add_printf(bufferevent_get_output(s->io.bev), "220-%s ESMTP\r\n", s->cfg->hostname);
+    return true;
+}
+
 /* The greeting, or the connect stage's refusal: 554 and only QUIT served
  * after it, or 421 and the door (RFC 5321 3.1, 4.2.5). */
 static void session_connect_decided(struct session *s)
 {
     const struct chain_result *res = &s->wait.res;
     if (res->action != CHAIN_REFUSE) {
+        if (session_greet_delay_start(s))
+            return;
         s->state = SESSION_GREETED;
         session_replyf(s, "220 %s ESMTP", s->cfg->hostname);
         return;

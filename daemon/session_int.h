@@ -169,6 +169,7 @@ struct session_client {
     char *name; /* the verified name */
     bool name_tempfail;
     unsigned greet_waits; /* the name lookup, an implicit-TLS handshake */
+    struct event *greet_delay_ev; /* between "220-" and "220 ": greet_delay */
     char *helo;
     bool esmtp;
     unsigned caps;       /* advertised in the last EHLO */
@@ -317,6 +318,7 @@ const char *session_metrics_listener(const struct sg_config *c, const struct sg_
 void session_metrics_open(const char *listener);
 void session_metrics_tls(const char *listener, const char *version);
 void session_metrics_close(double seconds);
+void session_metrics_early_talker(void);
 void session_metrics_transaction(const char *result, bool whole_message, uint64_t size);
 
 /* session_edge.c: TLS and AUTH */

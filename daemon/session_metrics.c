@@ -22,7 +22,7 @@ static const char *const session_results[] = {"accepted", "deferred",  "rejected
 
 static struct metrics_series *results[SESSION_NRESULTS];
 static struct metrics_family *connections, *tls_sessions;
-static struct metrics_series *open_sessions, *duration, *message_size;
+static struct metrics_series *open_sessions, *duration, *message_size, *early_talkers;
 static pthread_once_t session_metrics_once = PTHREAD_ONCE_INIT;
 
 static void session_metrics_init(void)
@@ -44,6 +44,9 @@ static void session_metrics_init(void)
                                   tls_labels, NULL, 0);
     open_sessions =
         metrics_single("smtpgate_sessions_open", METRICS_GAUGE, "Client sessions open now");
+    early_talkers = metrics_single("smtpgate_early_talkers_total", METRICS_COUNTER,
+                                   "Clients refused for talking before the greeting ended "
+                                   "(greet_delay)");
     duration = metrics_series(metrics_family("smtpgate_session_duration_seconds", METRICS_HISTOGRAM,
                                              "Client sessions' length, from accept to close", NULL,
                                              metrics_seconds_buckets, metrics_seconds_nbuckets),
@@ -85,6 +88,12 @@ void session_metrics_tls(const char *listener, const char *version)
 {
     pthread_once(&session_metrics_once, session_metrics_init);
     metrics_add(metrics_series(tls_sessions, (const char *const[]){listener, version}), 1);
+}
+
+void session_metrics_early_talker(void)
+{
+    pthread_once(&session_metrics_once, session_metrics_init);
+    metrics_add(early_talkers, 1);
 }
 
 void session_metrics_close(double seconds)

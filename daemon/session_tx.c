@@ -156,7 +156,7 @@ void session_tx_log(struct session *s, const char *result, int code, const char 
     char first[256];
     snprintf(first, sizeof(first), "%s", text ? text : "");
     first[strcspn(first, "\n")] = '\0';
-    char filters[2048] = "";
+    char filters[4096] = "";
     if (s->chain) {
         filters[0] = ' ';
         chain_tx_summary(s->chain, filters + 1, sizeof(filters) - 1);

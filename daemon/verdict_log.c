@@ -48,6 +48,17 @@ static void verdict_log_chain(struct json_out *j, const struct chain_conn *c)
         json_out_num(j, ms);
     }
     json_out_close(j);
+    /* What the plugins scored, and the total the rules plugin acts on. */
+    json_out_key(j, "symbols");
+    json_out_open(j, '{');
+    for (size_t i = 0; i < chain_symbol_count(c); i++) {
+        const struct sg_symbol *sym = chain_symbol_get(c, i);
+        json_out_key(j, sym->name);
+        json_out_num(j, sym->score);
+    }
+    json_out_close(j);
+    json_out_key(j, "score");
+    json_out_num(j, chain_symbols_total(c));
 }
 
 void verdict_log_write(const struct session *s, const char *result, int code, const char *text,

@@ -212,6 +212,8 @@ struct resolve {
     unsigned char *color; /* 0 white, 1 on the path, 2 done */
     size_t **order;       /* per stage, metas in dependency order */
     size_t *norder;
+    size_t *multi; /* multi-stage metas, in dependency order */
+    size_t nmulti;
 };
 
 static long find_rule(const struct resolve *rs, const char *name)
@@ -246,6 +248,11 @@ static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
     enum rules_stage stage = RULES_STAGE_CONNECT;
     for (size_t k = 0; k < rule->nmeta; k++) {
         struct meta_node *nd = &rule->meta[k];
+        if (nd->op == MN_SYM) {
+            any = true;
+            rule->multi_stage = true;
+            continue;
+        }
         if (nd->op != MN_REF)
             continue;
         any = true;
@@ -280,16 +287,20 @@ static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
         }
         if (dep->stage > stage)
             stage = dep->stage;
+        if (dep->multi_stage)
+            rule->multi_stage = true;
     }
     if (!any) {
         rules_build_error(rs->b, rule->pos.file, rule->pos.line, rule->pos.col,
-                          "meta %s uses no rule", rule->name);
+                          "meta %s uses no rule and no symbol", rule->name);
         ok = false;
     }
     rule->stage = stage;
     rs->color[i] = 2;
     if (ok)
         rs->order[stage][rs->norder[stage]++] = i;
+    if (ok && rule->multi_stage)
+        rs->multi[rs->nmulti++] = i;
     return ok;
 }
 
@@ -325,7 +336,8 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
     size_t nmeta[RULES_STAGE__COUNT] = {0};
     rs.sorted = util_mallocarray(r->n, sizeof(size_t));
     rs.color = util_calloc(r->n, 1);
-    bool ok = rs.sorted != NULL && rs.color != NULL;
+    rs.multi = util_mallocarray(r->n + 1, sizeof(size_t));
+    bool ok = rs.sorted != NULL && rs.color != NULL && rs.multi != NULL;
     for (int s = 0; s < RULES_STAGE__COUNT && ok; s++) {
         meta_order[s] = util_mallocarray(r->n, sizeof(size_t));
         r->order[s] = util_mallocarray(r->n + 1, sizeof(size_t));
@@ -369,6 +381,11 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
         for (size_t i = 0; i < r->n; i++)
             if (r->v[i].match != M_META && r->v[i].stage == (enum rules_stage)s)
                 r->order[s][r->norder[s]++] = i;
+        /* metas on symbols from earlier stages first: this stage's metas
+         * may use them, never the other way round */
+        for (size_t k = 0; k < rs.nmulti; k++)
+            if (r->v[rs.multi[k]].stage < (enum rules_stage)s)
+                r->order[s][r->norder[s]++] = rs.multi[k];
         for (size_t k = 0; k < nmeta[s]; k++)
             r->order[s][r->norder[s]++] = meta_order[s][k];
         if (r->norder[s] > 0)
@@ -401,6 +418,7 @@ out:
         free(meta_order[s]);
     free(rs.color);
     free(rs.sorted);
+    free(rs.multi);
 }
 
 static int read_whole(const char *path, char **data, size_t *len, char **why)

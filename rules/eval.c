@@ -342,7 +342,24 @@ static const char *envelope_value(const struct rule *rule, const struct rules_fa
     return v ? v : "";
 }
 
-static bool meta_value(struct rules_tx *tx, const struct rule *rule, enum rules_stage stage)
+static bool symbol_present(const struct rules_facts *f, const char *name)
+{
+    for (size_t i = 0; i < f->nsymbols; i++)
+        if (f->symbols[i].name != NULL && strcmp(f->symbols[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static double symbols_score(const struct rules_facts *f)
+{
+    double s = 0;
+    for (size_t i = 0; i < f->nsymbols; i++)
+        s += f->symbols[i].score;
+    return s;
+}
+
+static bool meta_value(struct rules_tx *tx, const struct rule *rule, enum rules_stage stage,
+                       const struct rules_facts *f)
 {
     long *v = tx->scratch;
     for (size_t k = 0; k < rule->nmeta; k++) {
@@ -355,6 +372,9 @@ static bool meta_value(struct rules_tx *tx, const struct rule *rule, enum rules_
             v[k] = per_rcpt ? tx->cur[nd->ref] : tx->hit[nd->ref];
             break;
         }
+        case MN_SYM:
+            v[k] = symbol_present(f, nd->name);
+            break;
         case MN_NUM:
             v[k] = nd->num;
             break;
@@ -469,7 +489,7 @@ static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
 {
     const struct rule *rule = &tx->r->v[idx];
     if (rule->match == M_META) {
-        if (!meta_value(tx, rule, stage))
+        if (!meta_value(tx, rule, stage, f))
             return false;
         record_hit(tx, idx, NULL, 0, f, stage);
         return true;
@@ -516,9 +536,11 @@ static void forget_from(struct rules_tx *tx, enum rules_stage stage)
 {
     size_t k = 0;
     for (size_t i = 0; i < tx->nhits; i++) {
-        if (tx->hits[i].stage >= stage)
+        if (tx->hits[i].stage >= stage) {
+            /* a multi-stage meta may have hit at a stage after its own */
+            tx->hit[tx->hidx[i]] = 0;
             hit_free(&tx->hits[i]);
-        else {
+        } else {
             tx->hidx[k] = tx->hidx[i];
             tx->hits[k++] = tx->hits[i];
         }
@@ -605,11 +627,11 @@ static void add_header_out(struct rules_tx *tx, const char *name, const char *va
 }
 
 /* Content stage: actions of all counted hits, then thresholds, then the report. */
-static void conclude(struct rules_tx *tx)
+static void conclude(struct rules_tx *tx, const struct rules_facts *f)
 {
     struct rules_outcome *out = &tx->out;
     const struct rules *r = tx->r;
-    out->score = total_score(tx);
+    out->score = total_score(tx) + symbols_score(f);
     out->required = rules_required(r);
     out->spam = out->score >= out->required;
 
@@ -650,7 +672,8 @@ static void conclude(struct rules_tx *tx)
     }
     out->headers = tx->headers;
     out->nheaders = tx->nheaders;
-    if (rules_report_build(r, tx->hit, out, &tx->status, &tx->score, &tx->level) != 0)
+    if (rules_report_build(r, tx->hit, f->symbols, f->nsymbols, out, &tx->status, &tx->score,
+                           &tx->level) != 0)
         tx->nomem = true;
     out->report_status = tx->status;
     out->report_score = tx->score;
@@ -686,10 +709,10 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
     if (tx->accepted_stage >= 0) {
         tx->out.verdict = RULES_ACCEPT;
         tx->out.decided_by = tx->accepted_by;
-        tx->out.score = total_score(tx);
+        tx->out.score = total_score(tx) + symbols_score(facts);
         tx->out.required = rules_required(r);
         if (stage == RULES_STAGE_CONTENT)
-            conclude(tx);
+            conclude(tx, facts);
         return eval_result(tx, msg);
     }
     if (stage == RULES_STAGE_CONTENT && msg == NULL)
@@ -706,6 +729,8 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
     }
     for (size_t k = 0; k < r->norder[stage]; k++) {
         size_t idx = r->order[stage][k];
+        if (r->v[idx].multi_stage && tx->hit[idx])
+            continue; /* it hit at an earlier stage: once is enough */
         bool hit = eval_rule(tx, idx, stage, facts, msg);
         if (stage == RULES_STAGE_RCPT)
             tx->cur[idx] = hit;
@@ -715,7 +740,7 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
     tx->out.budget_exceeded = tx->budget_spent;
 
     if (stage == RULES_STAGE_CONTENT) {
-        conclude(tx);
+        conclude(tx, facts);
     } else {
         const struct rule *best = strongest(tx, first, true);
         if (best != NULL) {
@@ -735,7 +760,7 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
                 for (size_t i = 0; i < r->n; i++)
                     tx->hit[i] |= tx->cur[i];
         }
-        tx->out.score = total_score(tx);
+        tx->out.score = total_score(tx) + symbols_score(facts);
         tx->out.required = rules_required(r);
     }
     tx->out.hits = tx->hits != NULL ? tx->hits + first : NULL;

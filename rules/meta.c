@@ -40,6 +40,38 @@ static bool peek_op(struct cur *c, const char *op)
 
 static int meta_or(struct meta_parse *mp);
 
+/* symbol(NAME), the cursor at its '(': a symbol a plugin added. */
+static int meta_symbol(struct meta_parse *mp, const char *at)
+{
+    struct cur *c = mp->c;
+    c->p++; /* ( */
+    lex_skip_ws(c);
+    const char *name = c->p;
+    while (c->p < c->end && (isalnum((unsigned char)*c->p) || *c->p == '_'))
+        c->p++;
+    size_t n = (size_t)(c->p - name);
+    if (n == 0 || isdigit((unsigned char)*name)) {
+        cur_error_at(c, name, "expected a symbol name in symbol( )");
+        return -1;
+    }
+    if (n > NAME_MAX_LEN) {
+        cur_error_at(c, name, "symbol name longer than %d", NAME_MAX_LEN);
+        return -1;
+    }
+    lex_skip_ws(c);
+    if (c->p >= c->end || *c->p != ')') {
+        cur_error_at(c, c->p, "expected ')' to close symbol( at column %u", cur_col(c, at));
+        return -1;
+    }
+    c->p++;
+    int k = meta_node(mp, MN_SYM, -1, -1, at);
+    if (k >= 0 && (mp->rule->meta[k].name = util_memdup(name, n)) == NULL) {
+        cur_nomem(c);
+        return -1;
+    }
+    return k;
+}
+
 static int meta_primary(struct meta_parse *mp)
 {
     struct cur *c = mp->c;
@@ -95,6 +127,8 @@ static int meta_primary(struct meta_parse *mp)
         while (c->p < c->end && (isalnum((unsigned char)*c->p) || *c->p == '_'))
             c->p++;
         size_t n = (size_t)(c->p - at);
+        if (n == 6 && memcmp(at, "symbol", 6) == 0 && peek_op(c, "("))
+            return meta_symbol(mp, at);
         if (n > NAME_MAX_LEN) {
             cur_error_at(c, at, "rule name longer than %d", NAME_MAX_LEN);
             return -1;
@@ -106,7 +140,8 @@ static int meta_primary(struct meta_parse *mp)
         }
         return k;
     }
-    cur_error_at(c, at, "expected a rule name, a number, '!' or '(' in meta expression");
+    cur_error_at(c, at,
+                 "expected a rule name, a number, symbol(NAME), '!' or '(' in meta expression");
     return -1;
 }
 

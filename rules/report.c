@@ -1,7 +1,8 @@
 /*
  * report - the SpamAssassin-style report of a message: X-Spam-Status
  * ("Yes, score=12.3 required=5.0 tests=A,B" folded at 76 columns, the
- * names sorted, shadow and __ rules left out), X-Spam-Score ("12.3") and
+ * names of rules and of plugins' symbols sorted, shadow and __ rules left
+ * out), X-Spam-Score ("12.3") and
  * X-Spam-Level (one "*" per point, at most 50).
  */
 #include "rules/report.h"
@@ -29,17 +30,26 @@ static double round1(double v)
 }
 
 int rules_report_build(const struct rules *r, const unsigned char *hit,
+                       const struct rules_symbol *syms, size_t nsyms,
                        const struct rules_outcome *out, char **status, char **score, char **level)
 {
     *status = *score = *level = NULL;
-    const char **names = util_calloc(r->n, sizeof(char *));
+    const char **names = util_calloc(r->n + nsyms + 1, sizeof(char *));
     if (names == NULL)
         return -1;
     size_t n = 0;
     for (size_t i = 0; i < r->n; i++)
         if (hit[i] && !r->v[i].shadow && !r->v[i].hidden)
             names[n++] = r->v[i].name;
+    for (size_t i = 0; i < nsyms; i++)
+        names[n++] = syms[i].name;
     qsort(names, n, sizeof(*names), cmp_str);
+    /* a symbol named as a rule is one test */
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || strcmp(names[u - 1], names[i]) != 0)
+            names[u++] = names[i];
+    n = u;
     struct rules_buf b = {0};
     char head[128];
     int hl = snprintf(head, sizeof(head),

@@ -6,10 +6,12 @@
 
 #include "rules/rules_int.h"
 
-/* From the rules that hit (hit[i] per rule) and out's score, required and
+/* From the rules that hit (hit[i] per rule), the plugins' symbols (syms,
+ * nsyms: their names join the tests, once) and out's score, required and
  * spam: malloc'ed *status, *score and *level (NULL when the score is below
  * 1).  0, or -1 when out of memory (what was made is still to be freed). */
 int rules_report_build(const struct rules *r, const unsigned char *hit,
+                       const struct rules_symbol *syms, size_t nsyms,
                        const struct rules_outcome *out, char **status, char **score, char **level);
 
 #endif

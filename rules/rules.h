@@ -35,6 +35,13 @@
  * gives the report.  Shadow rules are evaluated and listed, never act, never
  * score, and never appear in the report.
  *
+ * Symbols: the facts carry the symbols other plugins added.  Their scores
+ * add to the score the thresholds compare, their names are in the report's
+ * tests list, and symbol(NAME) in a meta rule is 1 when NAME is there.  A
+ * meta rule that reads a symbol (itself, or through another meta) is
+ * evaluated at its own stage and again at every later one until it hits,
+ * since a symbol may come at any stage.
+ *
  * Cost: every match runs under the set's PCRE2 match, depth and heap limits;
  * a match that exceeds one is a miss and an event in the outcome.  The
  * content stage stops matching when the per-message time budget is spent: the
@@ -170,12 +177,22 @@ const char *rules_msg_part_name(struct rules_msg *m, size_t i); /* filename or N
 const char *rules_msg_header(struct rules_msg *m, const char *name, size_t nth);
 
 /* ---- evaluation ---- */
+/* A symbol another plugin added (plugin.h's add_symbol): meta rules test it
+ * with symbol(NAME); its score counts in the message's score. */
+struct rules_symbol {
+    const char *name;
+    double score;
+};
+
 struct rules_facts {
     const char *client_addr; /* numeric */
     const char *client_name; /* verified reverse name; NULL: "unknown" */
     const char *helo;
     const char *mail_from; /* "" for the null sender */
     const char *rcpt;      /* the recipient judged at RULES_STAGE_RCPT */
+    /* Symbols of the connection and transaction so far (names unique). */
+    const struct rules_symbol *symbols;
+    size_t nsymbols;
 };
 
 struct rules_hit {
@@ -206,7 +223,8 @@ struct rules_outcome {
     const char *reply;      /* REJECT, TEMPFAIL: "550 5.7.1 text"; NULL: the host's */
     const char *reason;     /* QUARANTINE */
     const char *decided_by; /* rule name, "threshold reject", ... or NULL */
-    double score;           /* counted, enforcing hits of the whole transaction */
+    double score;           /* counted, enforcing hits of the whole transaction, plus
+                               the facts' symbols */
     double required;
     bool spam;                    /* score >= required (content stage) */
     bool tagged;                  /* the tag threshold applies */

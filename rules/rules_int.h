@@ -62,6 +62,7 @@ struct rule_pos {
 
 enum meta_op {
     MN_REF,
+    MN_SYM, /* symbol(NAME): 1 when a plugin added NAME */
     MN_NUM,
     MN_NOT,
     MN_AND,
@@ -78,7 +79,7 @@ enum meta_op {
 struct meta_node {
     enum meta_op op;
     long num;   /* MN_NUM */
-    char *name; /* MN_REF, as written */
+    char *name; /* MN_REF, MN_SYM: as written */
     size_t ref; /* MN_REF, resolved rule index */
     int a, b;   /* operands (node indices) */
     struct rule_pos pos;
@@ -112,6 +113,10 @@ struct rule {
     struct meta_node *meta;
     size_t nmeta;
     int meta_root;
+    /* A meta that reads plugins' symbols (itself or through another meta):
+     * evaluated at its own stage and every later one until it hits, as a
+     * symbol may come at any stage. */
+    bool multi_stage;
     enum rules_stage stage;
     double score;
     bool has_score;

@@ -3,6 +3,7 @@
  *
  *   smtpgate-rules lint FILE...
  *   smtpgate-rules test FILE... MESSAGE [--ip A] [--name N] [--helo H] [--from S] [--rcpt R]...
+ *                       [--symbol NAME=SCORE]...
  *   smtpgate-rules bench FILE... DIR [--seconds N]
  *   smtpgate-rules [VERB] --help
  *
@@ -53,14 +54,16 @@ static const char usage_lint[] =
 
 static const char usage_test[] =
     "usage: smtpgate-rules test FILE... MESSAGE [--ip ADDR] [--name NAME] [--helo NAME]\n"
-    "                           [--from ADDR] [--rcpt ADDR]...\n"
+    "                           [--from ADDR] [--rcpt ADDR]... [--symbol NAME=SCORE]...\n"
     "\n"
     "Runs MESSAGE (a saved message, RFC 5322, as received) through the rules.\n"
     "Envelope stages run only when their facts are given: connect with --ip or\n"
     "--name (verified reverse name), helo with --helo, mail with --from (\"\" is\n"
     "the null sender), rcpt once per --rcpt.  Prints every rule that hit (stage,\n"
     "name, target, matched text, score), the score, the verdict smtpgate would\n"
-    "give, and the report headers.\n"
+    "give, and the report headers.  --symbol stands for a symbol another plugin\n"
+    "would add (SPF_FAIL=2, DNSBL_ZEN_SPAMHAUS_ORG=3): present from the first\n"
+    "stage on, for symbol(NAME) and in the score.\n"
     "Exit status: 0 delivered (maybe tagged), 1 refused, discarded or quarantined,\n"
     "2 usage, unreadable message, or rules that do not load.\n";
 
@@ -265,15 +268,17 @@ static int cmd_test(int argc, char **argv)
     struct rules_facts f = {0};
     const char **pos = calloc((size_t)argc + 1, sizeof(char *));
     const char **rcpts = calloc((size_t)argc + 1, sizeof(char *));
-    size_t npos = 0, nrcpt = 0;
+    struct rules_symbol *syms = calloc((size_t)argc + 1, sizeof(*syms));
+    size_t npos = 0, nrcpt = 0, nsym = 0;
     bool have_conn = false;
     int rc = 2;
-    if (pos == NULL || rcpts == NULL)
+    if (pos == NULL || rcpts == NULL || syms == NULL)
         goto out;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         bool opt = strcmp(a, "--ip") == 0 || strcmp(a, "--name") == 0 || strcmp(a, "--helo") == 0 ||
-                   strcmp(a, "--from") == 0 || strcmp(a, "--rcpt") == 0;
+                   strcmp(a, "--from") == 0 || strcmp(a, "--rcpt") == 0 ||
+                   strcmp(a, "--symbol") == 0;
         if (opt && i + 1 >= argc) {
             fprintf(stderr, "smtpgate-rules test: %s needs a value\n", a);
             goto out;
@@ -288,6 +293,16 @@ static int cmd_test(int argc, char **argv)
             f.mail_from = argv[++i];
         else if (strcmp(a, "--rcpt") == 0)
             rcpts[nrcpt++] = argv[++i];
+        else if (strcmp(a, "--symbol") == 0) {
+            char *v = argv[++i], *eq = strchr(v, '='), *end = NULL;
+            double score = eq ? strtod(eq + 1, &end) : 0;
+            if (eq == NULL || eq == v || end == eq + 1 || *end != '\0') {
+                fprintf(stderr, "smtpgate-rules test: --symbol %s: want NAME=SCORE\n", v);
+                goto out;
+            }
+            *eq = '\0';
+            syms[nsym++] = (struct rules_symbol){v, score};
+        }
         else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "smtpgate-rules test: unknown option %s\n", a);
             goto out;
@@ -298,6 +313,8 @@ static int cmd_test(int argc, char **argv)
         fputs(usage_test, stderr);
         goto out;
     }
+    f.symbols = syms;
+    f.nsymbols = nsym;
     size_t len;
     char *bytes = read_file(pos[npos - 1], &len);
     if (bytes == NULL)
@@ -404,6 +421,7 @@ done:
 out:
     free(pos);
     free(rcpts);
+    free(syms);
     return rc;
 }
 

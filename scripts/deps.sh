@@ -11,7 +11,7 @@ build_pkgs=(build-essential pkg-config libevent-dev libconfuse-dev libssl-dev li
             libgmime-3.0-dev libspf2-dev libmilter-dev libc-ares-dev libhiredis-dev scdoc)
 run_pkgs=(postfix swaks)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-aiosmtpd clang libclang-rt-14-dev
-           valgrind procps iproute2 python3-yaml python3-spf python3-dnslib dnsmasq-base
+           valgrind procps iproute2 python3-yaml python3-spf python3-dnslib dnsmasq-base rbldnsd
            haproxy opendkim opendkim-tools openssl dovecot-core libnet-ssleay-perl
            libio-socket-ssl-perl debhelper dpkg-dev fakeroot lintian man-db
            prometheus chromium redis-server)

@@ -53,6 +53,7 @@
 
 struct rp_instance {
     const struct sg_host *host;
+    char *name; /* the instance's: its own symbols are not the others' */
     struct rules *rules;
     bool report_headers;
     bool strip_report_headers;
@@ -136,6 +137,12 @@ static int rp_load(const struct sg_host *host, const struct sg_section *sec, voi
         return -1;
     }
     in->host = host;
+    if ((in->name = strdup(host->section_name(sec))) == NULL) {
+        host->config_error(sec, NULL, "out of memory");
+        rules_unref(in->rules);
+        free(in);
+        return -1;
+    }
     in->report_headers = host->opt_bool(sec, "report_headers");
     in->strip_report_headers = host->opt_bool(sec, "strip_report_headers");
     in->max_scan_size = (uint64_t)host->opt_int(sec, "max_scan_size");
@@ -165,6 +172,7 @@ static void rp_fini(void *instance)
     if (in == NULL)
         return;
     rules_unref(in->rules);
+    free(in->name);
     free(in);
 }
 
@@ -214,6 +222,29 @@ static struct rules_tx *msg_state(struct sg_ctx *ctx, struct rp_instance *in)
         return NULL;
     h->set_msg_data(ctx, tx, tx_free);
     return tx;
+}
+
+/* The symbols the other plugins added so far, for symbol(NAME) and the
+ * score (a host without symbols: none).  The array is the caller's to free;
+ * names are the host's, valid during the callback. */
+static struct rules_symbol *symbols_of(struct sg_ctx *ctx, const struct rp_instance *in,
+                                       size_t *n)
+{
+    const struct sg_host *h = in->host;
+    *n = 0;
+    if (!SG_HAS(h, symbol_get))
+        return NULL;
+    size_t count = h->symbol_count(ctx);
+    struct rules_symbol *v = count ? calloc(count, sizeof(*v)) : NULL;
+    if (v == NULL)
+        return NULL;
+    for (size_t i = 0; i < count; i++) {
+        const struct sg_symbol *sym = h->symbol_get(ctx, i);
+        if (sym == NULL || (sym->plugin != NULL && strcmp(sym->plugin, in->name) == 0))
+            continue;
+        v[(*n)++] = (struct rules_symbol){sym->name, sym->score};
+    }
+    return v;
 }
 
 static void facts_of(struct sg_ctx *ctx, const struct sg_host *h, struct rules_facts *f)
@@ -315,7 +346,11 @@ static enum sg_verdict envelope_stage(struct sg_ctx *ctx, struct rp_instance *in
     const struct sg_host *h = in->host;
     if (tx == NULL)
         return rp_nomem(ctx, h, rules_stage_name(stage));
-    const struct rules_outcome *o = rules_tx_eval(tx, stage, f, NULL);
+    struct rules_facts fs = *f;
+    struct rules_symbol *syms = symbols_of(ctx, in, &fs.nsymbols);
+    fs.symbols = syms;
+    const struct rules_outcome *o = rules_tx_eval(tx, stage, &fs, NULL);
+    free(syms);
     if (o == NULL)
         return rp_nomem(ctx, h, rules_stage_name(stage));
     count_hits(ctx, h, o);
@@ -474,6 +509,23 @@ static void edit_message(struct sg_ctx *ctx, struct rp_instance *in, const struc
     }
 }
 
+/* The rules that counted for the message become the transaction's symbols,
+ * so that the log line's symbols and score are the message's whole score
+ * (the other plugins' and the rules'). */
+static void publish_hits(struct sg_ctx *ctx, const struct rp_instance *in,
+                         const struct rules_tx *tx)
+{
+    const struct sg_host *h = in->host;
+    if (!SG_HAS(h, add_symbol))
+        return;
+    for (size_t i = 0; i < rules_tx_hit_count(tx); i++) {
+        const struct rules_hit *hit = rules_tx_hit(tx, i);
+        if (!hit->counted || hit->shadow || strncmp(hit->rule, "__", 2) == 0)
+            continue;
+        h->add_symbol(ctx, SG_SYMBOL_TRANSACTION, hit->rule, hit->score, hit->target);
+    }
+}
+
 static enum sg_verdict rp_eom(struct sg_ctx *ctx, void *instance)
 {
     struct rp_instance *in = instance;
@@ -503,11 +555,15 @@ static enum sg_verdict rp_eom(struct sg_ctx *ctx, void *instance)
     }
     struct rules_facts f;
     facts_of(ctx, h, &f);
+    struct rules_symbol *syms = symbols_of(ctx, in, &f.nsymbols);
+    f.symbols = syms;
     const struct rules_outcome *o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
+    free(syms);
     if (o == NULL) {
         rules_msg_free(m);
         return rp_nomem(ctx, h, "end of message");
     }
+    publish_hits(ctx, in, tx);
     h->counter_add(ctx, "messages", 1);
     count_hits(ctx, h, o);
 

@@ -258,6 +258,16 @@ struct sg_header {
 
 enum sg_log_level { SG_LOG_ERR = 3, SG_LOG_WARNING = 4, SG_LOG_INFO = 6, SG_LOG_DEBUG = 7 };
 
+/* A symbol a plugin added (sg_host.add_symbol). */
+enum sg_symbol_scope { SG_SYMBOL_CONNECTION = 0, SG_SYMBOL_TRANSACTION = 1 };
+struct sg_symbol {
+    const char *name;
+    double score;
+    const char *detail; /* or NULL */
+    const char *plugin; /* the instance that added it */
+    enum sg_symbol_scope scope;
+};
+
 /* Every member within size is set (none is NULL). */
 struct sg_host {
     size_t size; /* sizeof(struct sg_host) of the host: see SG_HAS */
@@ -383,6 +393,37 @@ struct sg_host {
      * NULL in a callback that runs on the work pool (blocking_stages): such
      * a callback blocks instead. */
     struct event_base *(*event_loop)(const struct sg_ctx *ctx, bool *outlives_connection);
+
+    /* ---- symbols: one score for the message, from every plugin ---- */
+    /* A named, scored symbol ("DNSBL_ZEN 3", "SPF_FAIL 2", "GREYLIST_PASS
+     * 0"), as rspamd's modules add them: the rules plugin's thresholds act
+     * on the total of every plugin's symbols, rules test whether one is
+     * present (symbol(NAME)), and the symbols and the total are on the
+     * transaction's log line ("symbols=SPF_FAIL(2.0),DNSBL_ZEN(3.0)
+     * score=5.0") and in the rules plugin's report header.
+     *
+     * name: ASCII letters, digits and '_', not starting with a digit, at
+     * most 128 octets (by custom upper case, PLUGIN_WHAT); score finite;
+     * detail (may be
+     * NULL) a short text kept with it (at most 200 octets).  SG_SYMBOL_
+     * CONNECTION lasts for the connection (a client on a blocklist is on it
+     * for every message), SG_SYMBOL_TRANSACTION until the transaction ends
+     * (outside a transaction: refused).  Adding a name again (either scope)
+     * replaces its score and detail.  At most 256 symbols a connection.
+     * 0, or -1 when refused (bad name or score, no room, a call the host
+     * gave up waiting for). */
+    int (*add_symbol)(struct sg_ctx *ctx, enum sg_symbol_scope scope, const char *name,
+                      double score, const char *detail);
+    /* Is NAME present (connection or transaction)?  Its score in *score
+     * (may be NULL). */
+    bool (*symbol_score)(const struct sg_ctx *ctx, const char *name, double *score);
+    /* The sum of every symbol's score present now. */
+    double (*symbols_total)(const struct sg_ctx *ctx);
+    /* Every symbol present now: the connection's first, then the
+     * transaction's, each in the order added.  NULL past the end.  Valid
+     * until the next add_symbol or the end of the callback. */
+    size_t (*symbol_count)(const struct sg_ctx *ctx);
+    const struct sg_symbol *(*symbol_get)(const struct sg_ctx *ctx, size_t i);
 
     /* A member added in a later host goes here, at the end: test it with
      * SG_HAS(host, member). */

@@ -71,6 +71,7 @@ struct spf_inst {
     bool helo_check;
     bool exempt_authenticated;
     bool headers;
+    double score[SPFC__COUNT]; /* of the symbol each result adds */
     struct net_range *exempt_nets;
     size_t n_exempt_nets;
     struct net_range *fwd_nets;
@@ -189,6 +190,14 @@ static const struct sg_option spf_options[] = {
     {"trusted_forwarders", SG_OPT_LIST, NULL, opt_check_forwarder, 0, 0},
     {"exempt_recipients", SG_OPT_LIST, "{\"postmaster\"}", opt_check_rcpt, 0, 0},
     {"headers", SG_OPT_BOOL, "true", NULL, 0, 0},
+    /* the symbol each result adds (SPF_PASS ...), for the message's score */
+    {"score_none", SG_OPT_FLOAT, "0", NULL, -1000, 1000},
+    {"score_neutral", SG_OPT_FLOAT, "0", NULL, -1000, 1000},
+    {"score_pass", SG_OPT_FLOAT, "0", NULL, -1000, 1000},
+    {"score_fail", SG_OPT_FLOAT, "2", NULL, -1000, 1000},
+    {"score_softfail", SG_OPT_FLOAT, "1", NULL, -1000, 1000},
+    {"score_temperror", SG_OPT_FLOAT, "0", NULL, -1000, 1000},
+    {"score_permerror", SG_OPT_FLOAT, "0", NULL, -1000, 1000},
     {NULL, 0, NULL, NULL, 0, 0},
 };
 
@@ -197,6 +206,20 @@ static const char *const result_keys[SPFC__COUNT] = {
     [SPFC_PASS] = "on_pass",           [SPFC_FAIL] = "on_fail",
     [SPFC_SOFTFAIL] = "on_softfail",   [SPFC_TEMPERROR] = "on_temperror",
     [SPFC_PERMERROR] = "on_permerror",
+};
+
+static const char *const score_keys[SPFC__COUNT] = {
+    [SPFC_NONE] = "score_none",           [SPFC_NEUTRAL] = "score_neutral",
+    [SPFC_PASS] = "score_pass",           [SPFC_FAIL] = "score_fail",
+    [SPFC_SOFTFAIL] = "score_softfail",   [SPFC_TEMPERROR] = "score_temperror",
+    [SPFC_PERMERROR] = "score_permerror",
+};
+
+static const char *const symbol_names[SPFC__COUNT] = {
+    [SPFC_NONE] = "SPF_NONE",           [SPFC_NEUTRAL] = "SPF_NEUTRAL",
+    [SPFC_PASS] = "SPF_PASS",           [SPFC_FAIL] = "SPF_FAIL",
+    [SPFC_SOFTFAIL] = "SPF_SOFTFAIL",   [SPFC_TEMPERROR] = "SPF_TEMPERROR",
+    [SPFC_PERMERROR] = "SPF_PERMERROR",
 };
 
 /* ---- instance ---- */
@@ -334,6 +357,8 @@ static int inst_read(const struct sg_host *h, const struct sg_section *sec, stru
         h->config_error(sec, "decide_at", "'%s': want mail, rcpt or eom", d);
         return -1;
     }
+    for (int r = 0; r < SPFC__COUNT; r++)
+        in->score[r] = h->opt_float(sec, score_keys[r]);
     in->helo_check = h->opt_bool(sec, "helo_check");
     in->exempt_authenticated = h->opt_bool(sec, "exempt_authenticated");
     in->headers = h->opt_bool(sec, "headers");
@@ -719,6 +744,12 @@ static enum sg_verdict mail_verdict(const struct spf_inst *in, struct sg_ctx *ct
         }
     }
     t->acted = t->acted_res->result;
+    /* the result as a symbol: the rules plugin's thresholds see it in the
+     * message's score, and rules test it with symbol(SPF_FAIL) */
+    const struct sg_host *h = in->host;
+    if (SG_HAS(h, add_symbol) && (unsigned)t->res.result < SPFC__COUNT)
+        h->add_symbol(ctx, SG_SYMBOL_TRANSACTION, symbol_names[t->res.result],
+                      in->score[t->res.result], t->res.domain);
     if (in->decide == DECIDE_MAIL && t->action != SPF_ACT_TAG)
         return tx_refuse(in, ctx, t, "MAIL", reply, reply_len);
     return SG_CONTINUE;

@@ -28,13 +28,17 @@ Phases (each bounded in count and in time):
               counting that costs) in the process (local backend), and again
               in a redis-server on loopback (ratelimit-redis): one Lua script
               per rule and event, on each worker's event loop
+  dnsbl       the same with the dnsbl plugin asking two lists about every
+              connection, rbldnsd on loopback: once with a warm cache, once
+              with cache_size 0, so that every connection sends both queries
   baseline    with --baseline PATH only: 10 KB and 100 KB throughput through
               an older smtpgate binary (before) and this one (after),
               alternated three times, median of each: a change's cost as a
               ratio in the same run (tests/bench/baseline.sh builds one)
 
 BENCH_QUICK=1 divides every count by 10.  --direct-only runs the baseline half;
---only chain5,spf,spf-cold,rules,ratelimit,ratelimit-redis runs only those plugin phases (against the
+--only chain5,spf,spf-cold,dnsbl,dnsbl-cold,rules,ratelimit,ratelimit-redis runs only those
+plugin phases (against the
 same smtpgate without plugins, as always), e.g. to set two builds side by side.
 Exit status 0 when every phase completed without errors.
 """
@@ -611,6 +615,33 @@ def phase_spf(binary, sink, workdir, cold=False):
         dns.stop()
 
 
+def phase_dnsbl(binary, sink, workdir, cold=False):
+    """The dnsbl plugin asking two lists (a blocklist and an allowlist, neither listing
+    the client) about every connection, against rbldnsd on loopback.  Warm: the answers
+    stay in the plugin's cache (negative_ttl), as a busy gateway's would.  Cold:
+    cache_size = 0, so every connection sends both queries at once and waits for both:
+    the figure is rbldnsd's round trip on the session's event loop."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    from rbldnsd import Rbldnsd, rbldnsd_available
+    so = os.path.join(os.path.dirname(binary), "plugins", "dnsbl.so")
+    if not rbldnsd_available() or not os.path.exists(so):
+        fail("dnsbl phase needs rbldnsd and plugins/dnsbl.so")
+        return None
+    rbl = Rbldnsd(tempfile.mkdtemp(prefix="rbl-", dir=workdir))
+    rbl.zone("bl.bench.test", "ip4set", ":127.0.0.2:Listed\n192.0.2.1\n")
+    rbl.zone("wl.bench.test", "ip4set", ":127.0.5.2:Allowed\n192.0.2.2\n")
+    rbl.start()
+    try:
+        opts = {"sites": '"bl.bench.test=127.0.0.[2..11]*3, wl.bench.test*-2"',
+                "nameservers": f'{{"{rbl.address}"}}', "threshold": "3",
+                "cache_size": "0" if cold else "10000", "negative_ttl": "3600",
+                "dns_timeout": "5"}
+        label = "dnsbl-cold" if cold else "dnsbl"
+        return phase_chain(binary, sink, workdir, label, plugin_opts([("dnsbl", so, opts)]))
+    finally:
+        rbl.stop()
+
+
 def phase_rules(binary, sink, workdir):
     """The rules plugin with the shipped set and with 1,000 generated rules, 10 KB and
     100 KB messages; and smtpgate-rules bench over generated messages."""
@@ -745,6 +776,10 @@ def summary(direct, proxied, idle, conc, longrun, peak, info, chains=(), baselin
     return rows
 
 
+PLUGIN_PHASES = ("chain5", "spf", "spf-cold", "dnsbl", "dnsbl-cold", "rules", "ratelimit",
+                 "ratelimit-redis")
+
+
 def plugin_phases(binary, sink, workdir, names):
     """The plugin phases named, in this order: [(label, result)]."""
     chains = []
@@ -761,6 +796,12 @@ def plugin_phases(binary, sink, workdir, names):
     if "spf-cold" in names:
         chains.append(("SPF, 10 KB (loopback DNS, no cache: 3 look-ups a check)",
                        phase_spf(binary, sink, workdir, cold=True)))
+    if "dnsbl" in names:
+        chains.append(("dnsbl, 10 KB (2 lists on rbldnsd, warm cache)",
+                       phase_dnsbl(binary, sink, workdir)))
+    if "dnsbl-cold" in names:
+        chains.append(("dnsbl, 10 KB (2 lists on rbldnsd, every query sent)",
+                       phase_dnsbl(binary, sink, workdir, cold=True)))
     if "rules" in names:
         chains += phase_rules(binary, sink, workdir)
     if "ratelimit" in names:
@@ -782,10 +823,10 @@ def main():
                     help="with --baseline: only the direct figures and the before -> after phase")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench"), help="logs and summary go here")
     ap.add_argument("--only", default="", help="comma-separated plugin phases: "
-                    "chain5,spf,spf-cold,rules,ratelimit,ratelimit-redis")
+                    + ",".join(PLUGIN_PHASES))
     args = ap.parse_args()
     only = [p for p in args.only.split(",") if p]
-    unknown = set(only) - {"chain5", "spf", "spf-cold", "rules", "ratelimit", "ratelimit-redis"}
+    unknown = set(only) - set(PLUGIN_PHASES)
     if unknown:
         ap.error(f"--only: unknown phase(s) {', '.join(sorted(unknown))}")
 
@@ -850,8 +891,7 @@ def main():
             else:
                 fail("no time left for the idle and concurrent phases")
 
-            chains = plugin_phases(args.bin, sink, workdir, ["chain5", "spf", "spf-cold", "rules",
-                                                             "ratelimit", "ratelimit-redis"])
+            chains = plugin_phases(args.bin, sink, workdir, list(PLUGIN_PHASES))
 
             if time_left() > 60:
                 gate = Gate(args.bin, sink.port, workdir, "long")

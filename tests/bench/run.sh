@@ -11,7 +11,7 @@
 # connect/close flood, as ratios to its unloaded time (bench_abuse.py); a
 # healthy session's latency beside 100 stuck SPF checks (bench_spf_stuck.py).
 #
-#   tests/bench/run.sh [--direct-only] [--bin PATH] [--only chain5,spf,spf-cold,rules,ratelimit,ratelimit-redis]
+#   tests/bench/run.sh [--direct-only] [--bin PATH] [--only PHASE,...]   (bench.py --help lists them)
 #   BENCH_QUICK=1 tests/bench/run.sh      every count divided by 10
 #   tests/bench/run.sh --baseline "$(tests/bench/baseline.sh REV)" [--baseline-only]
 #                                         before -> after: an older build beside this one

@@ -6,7 +6,8 @@
  * A rule file from an admin (or an attacker with write access to one): the
  * parser and compiler must refuse it with errors that each name the file and
  * a line inside it, or accept it; an accepted set must run its examples and
- * evaluate every stage over a small message within the match limits.  The
+ * evaluate every stage over a small message within the match limits, with
+ * symbols of other plugins from MAIL on.  The
  * same set without the literal prefilter must hit exactly the same rules,
  * over that message and over the input itself taken as a message.
  */
@@ -129,6 +130,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct rules_tx *conn = rules_tx_new(r);
     rules_tx_eval(conn, RULES_STAGE_CONNECT, &f, NULL);
     rules_tx_eval(conn, RULES_STAGE_HELO, &f, NULL);
+    /* other plugins' symbols from MAIL on: symbol(NAME) metas run again there */
+    static const struct rules_symbol syms[] = {{"SPF_FAIL", 2}, {"X", -1}, {"a_b", 0}};
+    f.symbols = syms;
+    f.nsymbols = sizeof(syms) / sizeof(syms[0]);
     struct rules_tx *tx = rules_tx_fork(conn);
     rules_tx_eval(tx, RULES_STAGE_MAIL, &f, NULL);
     rules_tx_eval(tx, RULES_STAGE_RCPT, &f, NULL);

@@ -42,6 +42,7 @@ from milter import Milter, find_milter_binary, policy_plugin_path, render_plugin
 from netutil import LOOPBACK, free_port, is_listening, wait_until
 from oracle import Oracle
 from postfix_instance import PostfixInstance, postfix_available
+from rbldnsd import Rbldnsd, rbldnsd_available
 from recorder import Recorder
 from smtpclient import SMTPConn, simple_message
 
@@ -282,6 +283,40 @@ def spf_milter(milter_factory, milter_binary, spf_dns):
     return milter_factory(plugins=plugin_section(
         "spf", so, nameserver=spf_dns.address, exempt_networks=[],
         authserv_id="mx.example.test", dns_timeout=2, timeout=10))
+
+
+@pytest.fixture
+def dnsbl_milter(milter_factory, milter_binary, workdir):
+    """The dnsbl plugin on the milter's own per-connection event loop, against rbldnsd."""
+    so = milter_binary.parent / "plugins" / "dnsbl.so"
+    if not so.exists():
+        pytest.skip(f"{so} not built")
+    if not rbldnsd_available():
+        pytest.skip("rbldnsd not installed")
+    r = Rbldnsd(workdir)
+    r.zone("bl.test", "ip4set", ":127.0.0.2:Listed\n127.0.0.10\n")
+    r.start()
+    m = milter_factory(plugins=plugin_section(
+        "dnsbl", so, sites="bl.test=127.0.0.2*3", threshold=3, nameservers=[r.address],
+        dns_timeout=2, timeout=10))
+    yield m
+    r.stop()
+
+
+def test_dnsbl_listed_client_refused(mpostfix, dnsbl_milter):
+    """Postfix hands the milter the client 127.0.0.10; the plugin's refusal at connect is
+    Postfix's answer to the client's commands."""
+    with SMTPConn(LOOPBACK, mpostfix.port, source="127.0.0.10") as c:
+        r = c.cmd("EHLO client.test")
+        if r.code == 250:  # Postfix applies a connect-stage refusal from MAIL on
+            r = c.cmd("MAIL FROM:<a@example.test>")
+        c.quit()
+    assert r.first_line == ("554 5.7.1 Service unavailable; client [127.0.0.10] blocked "
+                            "using bl.test"), str(r)
+    with SMTPConn(LOOPBACK, mpostfix.port, source="127.0.0.11") as c:
+        c.ehlo("client.test")
+        assert c.cmd("MAIL FROM:<a@example.test>").code == 250
+        c.quit()
 
 
 def test_spf_fail_refused_at_mail(mpostfix, spf_milter):

@@ -186,3 +186,28 @@ def test_bench_over_generated_messages(tmp_path):
     assert r.stdout.startswith("20 messages (")
     assert "slowest rules (total ms, us per message):" in r.stdout
     assert run("bench", DEFAULT_RULES, tmp_path / "nowhere").returncode == 2
+
+
+def test_symbols_stand_in_for_other_plugins(tmp_path):
+    """--symbol NAME=SCORE: what SPF or dnsbl would add, for symbol(NAME) and the score."""
+    rules = write(tmp_path, "sym.rules",
+                  'rule LISTED_FAIL meta symbol(SPF_FAIL) && symbol(DNSBL_ZEN_SPAMHAUS_ORG) '
+                  'reject "550 5.7.1 SPF fail from a listed client"\n'
+                  "rule SUBJ header Subject /offer/ score 1.5\n"
+                  "threshold reject 5\n")
+    msg = write(tmp_path, "m.eml", message(subject="special offer"))
+    r = run("test", rules, msg, "--from", "a@b.example", "--symbol", "SPF_FAIL=2",
+            "--symbol", "DNSBL_ZEN_SPAMHAUS_ORG=3")
+    assert r.returncode == 1, r
+    assert ('verdict mail: reject "550 5.7.1 SPF fail from a listed client" (LISTED_FAIL)'
+            in r.stdout), r.stdout
+    r = run("test", rules, msg, "--symbol", "SPF_SOFTFAIL=1", "--symbol", "DNSBL_ZEN_SPAMHAUS_ORG=3")
+    assert r.returncode == 1, r
+    assert "score 5.5 required 5.0\n" in r.stdout, r.stdout
+    assert "(threshold reject)" in r.stdout, r.stdout
+    # the folded field as printed (text mode reads its CRLF as a newline)
+    assert ("X-Spam-Status: Yes, score=5.5 required=5.0 tests=DNSBL_ZEN_SPAMHAUS_ORG,\n"
+            "\tSPF_SOFTFAIL,SUBJ\n") in r.stdout, r.stdout
+    r = run("test", rules, msg, "--symbol", "NOSCORE")
+    assert r.returncode == 2
+    assert "--symbol NOSCORE: want NAME=SCORE" in r.stderr

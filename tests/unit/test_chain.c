@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -581,6 +582,75 @@ static void test_event_loop_is_the_fronts(void **state)
     }
 }
 
+/* ---- symbols ---- */
+
+static enum sg_verdict sym_mail(struct sg_ctx *ctx, void *inst, const char *from, const char *p)
+{
+    (void)inst;
+    (void)from;
+    (void)p;
+    assert_int_equal(H->add_symbol(ctx, SG_SYMBOL_CONNECTION, "DNSBL_ZEN", 3, "zen.test"), 0);
+    assert_int_equal(H->add_symbol(ctx, SG_SYMBOL_TRANSACTION, "SPF_FAIL", 1, NULL), 0);
+    /* again: the score is replaced, the order kept */
+    assert_int_equal(H->add_symbol(ctx, SG_SYMBOL_TRANSACTION, "SPF_FAIL", 2, "x\"y\n"), 0);
+    assert_int_equal(H->add_symbol(ctx, SG_SYMBOL_TRANSACTION, "GREYLIST_PASS", -0.04, NULL), 0);
+    /* refused: bad names, a score that is not a number, a scope that is not one */
+    assert_int_equal(H->add_symbol(ctx, SG_SYMBOL_TRANSACTION, "9LIVES", 1, NULL), -1);
+    assert_int_equal(H->add_symbol(ctx, SG_SYMBOL_TRANSACTION, "A-B", 1, NULL), -1);
+    assert_int_equal(H->add_symbol(ctx, SG_SYMBOL_TRANSACTION, "", 1, NULL), -1);
+    assert_int_equal(H->add_symbol(ctx, SG_SYMBOL_TRANSACTION, "NAN", NAN, NULL), -1);
+    assert_int_equal(H->add_symbol(ctx, (enum sg_symbol_scope)7, "X", 1, NULL), -1);
+    double sc = 0;
+    assert_true(H->symbol_score(ctx, "SPF_FAIL", &sc));
+    assert_true(sc == 2);
+    assert_false(H->symbol_score(ctx, "SPF_PASS", &sc));
+    assert_int_equal(H->symbol_count(ctx), 3);
+    const struct sg_symbol *s0 = H->symbol_get(ctx, 0), *s1 = H->symbol_get(ctx, 1);
+    assert_string_equal(s0->name, "DNSBL_ZEN");
+    assert_string_equal(s0->detail, "zen.test");
+    assert_string_equal(s0->plugin, "p0");
+    assert_int_equal(s0->scope, SG_SYMBOL_CONNECTION);
+    assert_string_equal(s1->name, "SPF_FAIL");
+    assert_string_equal(s1->detail, "x?y?"); /* one line, no quote: it lands on the log line */
+    assert_null(H->symbol_get(ctx, 3));
+    assert_true(H->symbols_total(ctx) > 4.95 && H->symbols_total(ctx) < 4.97);
+    return SG_CONTINUE;
+}
+
+static const struct sg_plugin sym_desc = {
+    .abi_version = SG_PLUGIN_ABI_VERSION,
+    .name = "sym",
+    .mail = sym_mail,
+};
+
+static void test_symbols(void **state)
+{
+    (void)state;
+    struct behaviour b[1] = {{0}};
+    struct chain *ch = t_chain(b, 1, &sym_desc);
+    struct chain_conn *c = t_conn(ch);
+    struct chain_result res;
+    assert_int_equal(chain_run(c, SG_STAGE_MAIL, "s@example.test", "", &res), CHAIN_DONE);
+    assert_int_equal(res.action, CHAIN_PASS);
+    char summary[512];
+    chain_tx_summary(c, summary, sizeof(summary));
+    const char *sym = strstr(summary, " symbols=");
+    assert_non_null(sym);
+    assert_string_equal(sym, " symbols=DNSBL_ZEN(3.0),SPF_FAIL(2.0),GREYLIST_PASS(0.0) score=5.0");
+    /* the transaction's symbols end with it, the connection's stay */
+    chain_tx_end(c);
+    assert_int_equal(chain_symbol_count(c), 1);
+    assert_string_equal(chain_symbol_get(c, 0)->name, "DNSBL_ZEN");
+    assert_true(chain_symbols_total(c) == 3);
+    chain_tx_begin(c, "SID.2");
+    chain_tx_summary(c, summary, sizeof(summary));
+    assert_non_null(strstr(summary, " symbols=DNSBL_ZEN(3.0) score=3.0"));
+    /* a transaction symbol needs a transaction */
+    chain_tx_end(c);
+    chain_conn_release(c);
+    chain_unref(ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -595,6 +665,7 @@ int main(void)
         cmocka_unit_test(test_edits_recorded_at_eom_only),
         cmocka_unit_test(test_size_prefixed_host_structs),
         cmocka_unit_test(test_event_loop_is_the_fronts),
+        cmocka_unit_test(test_symbols),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     workpool_shutdown();

@@ -578,6 +578,82 @@ static void test_size_and_full(void **state)
     rules_unref(r);
 }
 
+/* Plugins' symbols: symbol(NAME) in metas at whatever stage the symbol comes,
+ * their scores in the thresholds' total, their names in the report. */
+static void test_symbols(void **state)
+{
+    (void)state;
+    struct rules *r = load("rule SPF_AND_BL meta symbol(SPF_FAIL) && symbol(DNSBL_ZEN) "
+                           "reject \"550 5.7.1 SPF fail from a listed client\"\n"
+                           "rule ONLY_BL meta symbol ( DNSBL_ZEN ) && !symbol(SPF_PASS) score 1\n"
+                           "rule SUBJ header Subject /money/ score 1.5\n"
+                           "threshold tag 4 add-header \"X-Spam-Flag: YES\"\n"
+                           "threshold reject 6 \"550 5.7.1 Too spammy\"\n");
+    struct rules_tx *conn = rules_tx_new(r);
+    struct rules_symbol bl[] = {{"DNSBL_ZEN", 3.0}};
+    struct rules_facts f = {.client_addr = "192.0.2.1", .symbols = bl, .nsymbols = 1};
+    /* at connect only the blocklist is known: ONLY_BL hits, SPF_AND_BL waits */
+    const struct rules_outcome *o = rules_tx_eval(conn, RULES_STAGE_CONNECT, &f, NULL);
+    assert_int_equal(o->verdict, RULES_CONTINUE);
+    assert_int_equal(o->nhits, 1);
+    assert_string_equal(o->hits[0].rule, "ONLY_BL");
+    assert_true(near(o->score, 4.0)); /* 1 (rule) + 3 (symbol) */
+
+    /* at MAIL the SPF result is there too: the one-line rule refuses */
+    struct rules_tx *tx = rules_tx_fork(conn);
+    struct rules_symbol both[] = {{"DNSBL_ZEN", 3.0}, {"SPF_FAIL", 2.0}};
+    f.symbols = both;
+    f.nsymbols = 2;
+    f.mail_from = "a@b.example";
+    o = rules_tx_eval(tx, RULES_STAGE_MAIL, &f, NULL);
+    assert_int_equal(o->verdict, RULES_REJECT);
+    assert_string_equal(o->reply, "550 5.7.1 SPF fail from a listed client");
+    assert_string_equal(o->decided_by, "SPF_AND_BL");
+    assert_int_equal(o->nhits, 1); /* ONLY_BL hit at connect, not again */
+    rules_tx_free(tx);
+
+    /* another transaction, SPF passes: the total of rule and symbol scores
+     * decides (1 + 3 - 0.5 + 1.5 = 5: tagged, not refused) */
+    tx = rules_tx_fork(conn);
+    struct rules_symbol pass[] = {{"DNSBL_ZEN", 3.0}, {"SPF_PASS", -0.5}};
+    f.symbols = pass;
+    o = rules_tx_eval(tx, RULES_STAGE_MAIL, &f, NULL);
+    assert_int_equal(o->verdict, RULES_CONTINUE);
+    struct rules_msg *m = msg("Subject: money\r\n\r\nx\r\n");
+    o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
+    assert_true(near(o->score, 5.0));
+    assert_int_equal(o->verdict, RULES_CONTINUE);
+    assert_true(o->tagged);
+    assert_string_equal(o->report_status,
+                        "Yes, score=5.0 required=4.0 tests=DNSBL_ZEN,ONLY_BL,SPF_PASS,\r\n\tSUBJ");
+    assert_string_equal(o->report_score, "5.0");
+    rules_msg_free(m);
+    rules_tx_free(tx);
+
+    /* a heavier symbol pushes the same message over the reject threshold */
+    tx = rules_tx_fork(conn);
+    struct rules_symbol heavy[] = {{"DNSBL_ZEN", 3.0}, {"GREYLIST_PASS", 0}, {"X_HEAVY", 1.0}};
+    f.symbols = heavy;
+    f.nsymbols = 3;
+    o = rules_tx_eval(tx, RULES_STAGE_MAIL, &f, NULL);
+    m = msg("Subject: money\r\n\r\nx\r\n");
+    o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
+    assert_true(near(o->score, 6.5));
+    assert_int_equal(o->verdict, RULES_REJECT);
+    assert_string_equal(o->decided_by, "threshold reject");
+    assert_string_equal(o->reply, "550 5.7.1 Too spammy");
+    rules_msg_free(m);
+    rules_tx_free(tx);
+
+    /* a new HELO forgets a symbol meta that hit at HELO, and evaluates it anew */
+    struct rules_facts none = {.helo = "x"};
+    o = rules_tx_eval(conn, RULES_STAGE_HELO, &none, NULL);
+    assert_int_equal(o->nhits, 0);
+    assert_true(near(o->score, 1.0)); /* ONLY_BL from connect stays; no symbols now */
+    rules_tx_free(conn);
+    rules_unref(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +669,7 @@ int main(void)
         cmocka_unit_test(test_reload_keeps_rules),
         cmocka_unit_test(test_threads_share),
         cmocka_unit_test(test_size_and_full),
+        cmocka_unit_test(test_symbols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -181,6 +181,10 @@ static void test_compile_errors(void **state)
     (void)state;
     expect_error("rule A body /x/\nrule A helo /y/\n", 2, 1, "rule A already defined at t.rules:1");
     expect_error("rule A meta B || C\nrule B body /x/\n", 1, 18, "meta A uses unknown rule C");
+    expect_error("rule A meta symbol() score 1\n", 1, 20, "expected a symbol name in symbol( )");
+    expect_error("rule A meta symbol(9X) score 1\n", 1, 20, "expected a symbol name");
+    expect_error("rule A meta symbol(SPF_FAIL score 1\n", 1, 29,
+                 "expected ')' to close symbol( at column 13");
     expect_error("rule A meta B\nrule B meta A\n", 2, 13, "meta rules form a loop: B uses A");
     expect_error("rule A meta A\n", 1, 13, "meta rules form a loop");
     expect_error("rule A meta 1 > 0\n", 1, 1, "meta A uses no rule");

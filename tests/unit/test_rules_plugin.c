@@ -332,8 +332,9 @@ static int h_replace_body(struct sg_ctx *ctx, const void *b, size_t n)
     return -1;
 }
 
+/* A host from before symbols: the plugin must run on it (SG_HAS). */
 static const struct sg_host host = {
-    .size = sizeof(struct sg_host),
+    .size = offsetof(struct sg_host, add_symbol),
     .abi_version = SG_PLUGIN_ABI_VERSION,
     .opt_string = h_opt_string,
     .opt_int = h_opt_int,

@@ -210,6 +210,9 @@ struct sg_ctx {
     bool outlives;
     bool resolved;
     enum sg_verdict verdict;
+    char symbol[64]; /* the last add_symbol */
+    double symbol_score;
+    int symbol_scope;
 };
 
 static const char *fake_default(const char *key)
@@ -464,6 +467,16 @@ static int fake_change(struct sg_ctx *c, const char *name, size_t nth, const cha
     return 0;
 }
 
+static int fake_add_symbol(struct sg_ctx *c, enum sg_symbol_scope scope, const char *name,
+                           double score, const char *detail)
+{
+    (void)detail;
+    snprintf(c->symbol, sizeof c->symbol, "%s", name);
+    c->symbol_score = score;
+    c->symbol_scope = (int)scope;
+    return 0;
+}
+
 static struct event_base *fake_event_loop(const struct sg_ctx *c, bool *outlives)
 {
     if (outlives != NULL)
@@ -481,7 +494,7 @@ static void fake_resolve(struct sg_ctx *c, enum sg_verdict v, const char *reply)
 }
 
 static const struct sg_host host = {
-    .size = sizeof(struct sg_host),
+    .size = offsetof(struct sg_host, add_symbol) + sizeof(void *), /* up to add_symbol */
     .abi_version = SG_PLUGIN_ABI_VERSION,
     .opt_string = fake_string,
     .opt_int = fake_int,
@@ -511,6 +524,7 @@ static const struct sg_host host = {
     .config_warning = fake_config_warning,
     .resolve = fake_resolve,
     .event_loop = fake_event_loop,
+    .add_symbol = fake_add_symbol,
 };
 
 static char ns_opt[64];
@@ -690,10 +704,16 @@ static void test_fail_rejected_at_mail(void **state)
     assert_int_equal(smtpgate_plugin.mail(&c, inst, "user@fail.test", ""), SG_REJECT);
     assert_string_equal(c.reply, "550 5.7.23 192.0.2.9 is not allowed to send for fail.test");
     assert_int_equal(c.counters_rejected, 1);
+    /* the result is a transaction symbol with its default score */
+    assert_string_equal(c.symbol, "SPF_FAIL");
+    assert_true(c.symbol_score == 2.0);
+    assert_int_equal(c.symbol_scope, SG_SYMBOL_TRANSACTION);
     ctx_end(&c);
     /* softfail is tagged only */
     ctx_init(&c, "192.0.2.9", "client.test");
     assert_int_equal(smtpgate_plugin.mail(&c, inst, "user@soft.test", ""), SG_CONTINUE);
+    assert_string_equal(c.symbol, "SPF_SOFTFAIL");
+    assert_true(c.symbol_score == 1.0);
     assert_int_equal(smtpgate_plugin.eom(&c, inst), SG_CONTINUE);
     assert_true(strncmp(c.edits[0].value, "softfail", 8) == 0);
     ctx_end(&c);
