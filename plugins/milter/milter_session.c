@@ -33,6 +33,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -974,6 +975,12 @@ enum sg_verdict mc_stage_connect(struct mc_sess *s, struct sg_ctx *ctx)
         return SG_PENDING;
     }
     s->fd = socket(s->cf->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->fd >= 0 && s->cf->addr.ss_family != AF_UNIX) {
+        /* one small packet waits for one small reply: Nagle would hold the
+         * second of two writes for the peer's delayed ACK */
+        int one = 1;
+        (void)setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
     if (s->fd < 0 || sess_open_bev(s) < 0) {
         sess_fail(s, "cannot create a socket: %s", strerror(errno));
         return SG_PENDING;

@@ -1,0 +1,566 @@
+"""The milter plugin (plugins/milter, milter.so): real milters on loopback in
+smtpgate's chain, called as Postfix calls them.
+
+* A scripted libmilter milter (scripted_milter.py, python3-milter) gives every
+  reply and makes every edit; the tests check what the client is told and
+  what reaches the recording upstream, octet for octet where it matters, and
+  the macros and connect facts the milter saw (X-Scripted).
+* A packet-level milter (rawmilter.py) misbehaves on purpose: malformed,
+  oversize and unknown replies, no reply, a closed connection, an edit it did
+  not negotiate; each gets the configured default_action and one log line.
+  It also records what the plugin sent: QUIT_NC reuse of one connection,
+  protocol 2, SMFIP_SKIP and no-reply steps, body chunks of at most 65,535
+  octets, the milter's own macro list.
+* smtpgate-milter, driven by this plugin, gives the same verdicts and the
+  same headers as the rules plugin in-process.
+* OpenDKIM signs with a key from opendkim-genkey; a second OpenDKIM verifies
+  with the key published by the tests' loopback DNS server: dkim=pass, and
+  fail for a body changed after signing.
+
+Each milter runs once per module; each test starts its own smtpgate.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from gate import REPO, plugin_section
+from helpers import assert_reply, codes
+from milter import Milter as SgMilter, find_milter_binary
+from netutil import LOOPBACK, free_port, is_listening, wait_until
+from rawmilter import SMFIP_NR_HDR, SMFIP_SKIP, RawMilter
+from smtpclient import dot_stuff, simple_message
+
+HERE = Path(__file__).resolve().parent
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+TEMPFAIL_TEXT = ["4.7.1 Service unavailable - try again later"]
+
+
+def milter_so(smtpgate_binary: Path) -> Path:
+    so = Path(smtpgate_binary).resolve().parent / "plugins" / "milter.so"
+    if not so.exists():
+        pytest.skip(f"{so} not built")
+    return so
+
+
+def start_gate(gate_factory, recorder, smtpgate_binary, socket: str, name: str = "m",
+               timeout: float | None = None, more: str = "", **options):
+    opts = {"socket": socket, **options}
+    if timeout is not None:
+        opts["timeout"] = timeout
+    extra = plugin_section(name, milter_so(smtpgate_binary), **opts) + "\n" + more
+    g = gate_factory([recorder.address], extra=extra)
+    recorder.wait_idle()
+    return g
+
+
+def header_block(content: bytes) -> str:
+    return content.split(b"\r\n\r\n", 1)[0].decode()
+
+
+# ---------------------------------------------------------------- scripted (libmilter)
+
+@pytest.fixture(scope="module")
+def scripted():
+    port = free_port()
+    proc = subprocess.Popen(["/usr/bin/python3", str(HERE / "scripted_milter.py"), str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: is_listening(port) or proc.poll() is not None, 20,
+                   "the scripted milter to listen")
+        if proc.poll() is not None:
+            pytest.fail(f"scripted milter exited: {proc.stdout.read().decode()[-2000:]}")
+        yield f"inet:{LOOPBACK}:{port}"
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.fixture
+def sgate(gate_factory, recorder, smtpgate_binary, scripted):
+    return start_gate(gate_factory, recorder, smtpgate_binary, scripted, content_timeout=5,
+                      timeout=10)
+
+
+def test_every_edit_reaches_the_upstream(sgate, recorder):
+    msg = simple_message("edits", "original body\r\n",
+                         extra_headers="X-Change: old value\r\nX-Delete: goes away\r\n")
+    with sgate.connect() as c:
+        c.ehlo("client.example.test")
+        replies = c.mail_transaction("a@example.test", ["b@example.test", "gone@example.test"],
+                                     msg, mail_params="BODY=8BITMIME")
+        assert codes(replies) == [250, 250, 250, 354, 250]
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    assert m.mail_from == "new-sender@example.test"
+    assert m.mail_params == "SIZE=100"
+    assert m.rcpts == ["b@example.test", "added@example.test", "addedpar@example.test"]
+    assert m.rcpt_params == ["", "", "NOTIFY=NEVER"]
+    head, body = m.content.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "X-Inserted: at the top"
+    assert "X-Change: changed by milter" in lines
+    assert not any(x.startswith("X-Delete") for x in lines), lines
+    assert lines[-1] == "X-Added: added by milter"
+    assert body == b"replaced body line 1\r\nreplaced body line 2\r\n"
+    tx = sgate.wait_log(r"(\w+): tx from=").group(1)
+    seen = next(x for x in lines if x.startswith("X-Scripted: "))
+    port = re.search(r"port=(\d+)", seen).group(1)
+    assert seen == (f"X-Scripted: helo=client.example.test from=<a@example.test>[BODY=8BITMIME] "
+                    f"rcpts=<b@example.test>,<gone@example.test> i={tx}.1 client=127.0.0.1 "
+                    f"port={port} family=inet j=smtpgate.example.test daemon=smtpgate "
+                    f"client_addr=127.0.0.1 mail_addr=a@example.test")
+    sgate.wait_log(rf"{tx}: disconnect from \S+:{port} ")  # the port is the client's
+
+
+def test_refusals_before_data(sgate, recorder):
+    with sgate.connect() as c:
+        r = c.cmd("EHLO reject-helo.test")
+        assert r.code == 550 and r.lines == ["5.7.1 HELO refused by milter"]
+        c.ehlo("client.example.test")
+        r = c.cmd("MAIL FROM:<mailreject@example.test>")
+        assert r.code == 553 and r.lines == ["5.7.1 Sender refused by milter"]
+        r = c.cmd("MAIL FROM:<mailtempfail@example.test>")
+        assert r.code == 451 and r.lines == TEMPFAIL_TEXT
+        assert c.cmd("MAIL FROM:<ok@example.test>").code == 250
+        r = c.cmd("RCPT TO:<rcptreject@example.test>")
+        assert r.code == 550 and r.lines == ["5.7.1 First line", "5.7.1 Second line"]
+        r = c.cmd("RCPT TO:<rcpttempfail@example.test>")
+        assert r.code == 450 and r.lines == ["4.2.0 Mailbox busy"]
+        assert c.cmd("RCPT TO:<fine@example.test>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(dot_stuff(simple_message("plain")))
+        assert c.read_reply().code == 250
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    assert m.rcpts == ["fine@example.test"]
+    assert "rcpts=<fine@example.test> " in header_block(m.content)
+
+
+def test_accept_and_discard_at_mail(sgate, recorder):
+    with sgate.connect() as c:
+        c.ehlo("client.example.test")
+        assert codes(c.mail_transaction("mailaccept@example.test", ["r@example.test"],
+                                        simple_message("accepted")))[-1] == 250
+        assert codes(c.mail_transaction("maildiscard@example.test", ["r@example.test"],
+                                        simple_message("dropped")))[-1] == 250
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    # accept: the milter is done with that message, which goes on unchanged
+    assert m.mail_from == "mailaccept@example.test"
+    assert "X-Scripted" not in header_block(m.content)
+    time.sleep(0.3)
+    assert len(recorder.messages) == 1
+    assert re.search(r"tx from=<maildiscard@example\.test> .*result=discarded", sgate.log_text())
+
+
+def test_end_of_message_verdicts(sgate, recorder, workdir):
+    with sgate.connect() as c:
+        c.ehlo("client.example.test")
+        r = c.mail_transaction("a@example.test", ["r@example.test"], simple_message("reject"))[-1]
+        assert r.code == 554 and r.lines == ["5.7.1 Refused by milter", "5.7.1 at end of message"]
+        r = c.mail_transaction("a@example.test", ["r@example.test"], simple_message("tempfail"))[-1]
+        assert r.code == 451 and r.lines == TEMPFAIL_TEXT
+        r = c.mail_transaction("a@example.test", ["r@example.test"], simple_message("discard"))[-1]
+        assert r.code == 250
+        r = c.mail_transaction("q@example.test", ["r@example.test"], simple_message("quarantine"))[-1]
+        assert r.code == 250
+        c.quit()
+    time.sleep(0.3)
+    assert recorder.messages == []
+    files = list(Path(sgate.settings["quarantine_dir"]).glob("*.eml"))
+    assert len(files) == 1, files
+    text = files[0].read_bytes()
+    assert b"X-Quarantine-Reason: scripted hold" in text
+    assert b"X-Quarantine-Envelope-From: q@example.test" in text
+    log = sgate.log_text()
+    assert re.search(r"tx from=<q@example\.test> .*result=quarantined", log)
+
+
+def test_progress_extends_the_timeout(gate_factory, recorder, smtpgate_binary, scripted):
+    # three replies 0.6 s apart: each SMFIR_PROGRESS restarts the 1 s deadline
+    g = start_gate(gate_factory, recorder, smtpgate_binary, scripted, content_timeout=1)
+    with g.connect() as c:
+        c.ehlo("client.example.test")
+        r = c.mail_transaction("a@example.test", ["r@example.test"], simple_message("progress"))
+        assert r[-1].code == 250
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    assert "X-Scripted" in header_block(m.content)
+    assert "default_action" not in g.log_text()
+
+
+@pytest.mark.parametrize("action,code,lines", [
+    ("tempfail", 451, TEMPFAIL_TEXT),
+    ("reject", 550, ["5.5.0 Service unavailable"]),
+    ("accept", 250, None),
+    ("quarantine", 250, None),
+])
+def test_stalled_milter_gets_default_action(gate_factory, recorder, smtpgate_binary, scripted,
+                                            action, code, lines):
+    g = start_gate(gate_factory, recorder, smtpgate_binary, scripted, content_timeout=1,
+                   default_action=action)
+    with g.connect() as c:
+        c.ehlo("client.example.test")
+        r = c.mail_transaction("a@example.test", ["r@example.test"], simple_message("sleep"))[-1]
+        assert r.code == code
+        if lines:
+            assert r.lines == lines
+        c.quit()
+    g.wait_log(rf"plugin m: milter inet:127\.0\.0\.1:\d+: no reply to end of message within 1s "
+               rf"\(content_timeout\); default_action {action}")
+    time.sleep(0.3)
+    if action == "accept":
+        # as in Postfix, edits made before the failure stay made
+        [m] = recorder.wait_messages(1)
+        assert "X-Scripted: helo=client.example.test" in header_block(m.content)
+    else:
+        assert recorder.messages == []
+    if action == "quarantine":
+        assert len(list(Path(g.settings["quarantine_dir"]).glob("*.eml"))) == 1
+
+
+def test_milter_down_is_default_action_at_connect(gate_factory, recorder, smtpgate_binary):
+    dead = free_port()
+    g = start_gate(gate_factory, recorder, smtpgate_binary, f"inet:127.0.0.1:{dead}")
+    with g.connect(read_greeting=False) as c:
+        r = c.read_reply()
+        # a tempfail at connect is smtpgate's 421 greeting, with the milter's text
+        assert r.code == 421 and r.lines == TEMPFAIL_TEXT
+    g.wait_log(rf"milter inet:127\.0\.0\.1:{dead}: cannot connect: Connection refused; "
+               r"default_action tempfail")
+    g2 = start_gate(gate_factory, recorder, smtpgate_binary, f"inet:127.0.0.1:{dead}",
+                    default_action="accept")
+    with g2.connect() as c:
+        c.ehlo("client.example.test")
+        assert codes(c.mail_transaction("a@example.test", ["r@example.test"],
+                                        simple_message("through")))[-1] == 250
+        c.quit()
+    recorder.wait_messages(1)
+
+
+# ---------------------------------------------------------------- packet-level milter
+
+@pytest.fixture(scope="module")
+def raw():
+    r = RawMilter().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def rgate(gate_factory, recorder, smtpgate_binary, raw):
+    raw.reset()
+    return start_gate(gate_factory, recorder, smtpgate_binary, raw.address, content_timeout=1,
+                      command_timeout=2, timeout=5)
+
+
+def one_message(g, subject="raw", body="Hello.\r\n"):
+    with g.connect() as c:
+        c.ehlo("client.example.test")
+        r = c.mail_transaction("a@example.test", ["r@example.test"], simple_message(subject, body))
+        c.quit()
+    return r
+
+
+@pytest.mark.parametrize("mode,why", [
+    ("malformed_eom", r"malformed reply 'y' to end of message: reply code is not 4xx or 5xx"),
+    ("oversize_eom", r"packet length 16777216 out of range"),
+    ("unknown_eom", r"malformed reply 'Z' to end of message: unknown reply command"),
+    ("stall_eom", r"no reply to end of message within 1s \(content_timeout\)"),
+    ("close_body", r"closed the connection waiting for body"),
+    ("edit_eom", r"an edit it did not negotiate: addheader"),
+])
+def test_broken_milter_gets_default_action(rgate, raw, recorder, mode, why):
+    raw.reset(mode, actions=0)
+    r = one_message(rgate)[-1]
+    assert r.code == 451 and r.lines == TEMPFAIL_TEXT
+    rgate.wait_log(rf"milter inet:127\.0\.0\.1:\d+: {why}; default_action tempfail")
+    assert recorder.messages == []
+    # the next session has a milter that behaves, and passes
+    raw.reset("continue")
+    assert one_message(rgate)[-1].code == 250
+    recorder.wait_messages(1)
+
+
+def test_negotiated_edit_is_applied(rgate, raw, recorder):
+    raw.reset("edit_eom")
+    assert one_message(rgate)[-1].code == 250
+    [m] = recorder.wait_messages(1)
+    assert header_block(m.content).split("\r\n")[-1] == "X-Raw: edited"
+
+
+def test_quit_nc_reuses_one_connection(rgate, raw, recorder):
+    for i in range(3):
+        assert one_message(rgate, f"reuse {i}")[-1].code == 250
+    recorder.wait_messages(3)
+    wait_until(lambda: [c for _, c in raw.cmds()].count(b"K") == 3, 10, "three SMFIC_QUIT_NC")
+    cmds = raw.cmds()
+    assert {c for c, _ in cmds} == {1}, "one milter connection for three sessions"
+    seq = [cmd for _, cmd in cmds if cmd != b"D"]
+    assert seq.count(b"O") == 1
+    assert seq.count(b"K") == 3, seq  # QUIT_NC after each session
+    assert seq[:3] == [b"O", b"C", b"H"]
+    assert seq[seq.index(b"K") + 1] == b"C"
+
+
+def test_no_reuse_after_a_session_without_message(rgate, raw):
+    with rgate.connect() as c:
+        c.ehlo("client.example.test")
+        c.quit()
+    wait_until(lambda: b"Q" in [cmd for _, cmd in raw.cmds()], 10, "SMFIC_QUIT")
+    assert b"K" not in [cmd for _, cmd in raw.cmds()]
+
+
+def test_protocol_2_milter(rgate, raw, recorder):
+    raw.reset("continue", version=2, actions=0x1, protocol=0)
+    assert one_message(rgate)[-1].code == 250
+    recorder.wait_messages(1)
+    wait_until(lambda: raw.cmds()[-1][1] == b"Q", 10, "SMFIC_QUIT")
+    sent = [cmd for _, cmd in raw.cmds()]
+    assert b"T" not in sent, "no SMFIC_DATA to a protocol 2 milter"
+    assert sent[-1] == b"Q", "no QUIT_NC to a protocol 2 milter"
+    for cmd in (b"C", b"H", b"M", b"R", b"L", b"N", b"B", b"E"):
+        assert cmd in sent, cmd
+
+
+def test_body_chunks_and_skip(rgate, raw, recorder):
+    body = ("x" * 998 + "\r\n") * 150  # 150,000 octets
+    assert one_message(rgate, body=body)[-1].code == 250
+    chunks = [len(d) for _, cmd, d in raw.packets if cmd == b"B"]
+    assert chunks == [65535, 65535, 150000 - 2 * 65535]
+    raw.reset("skip_body", protocol=SMFIP_SKIP | SMFIP_NR_HDR)
+    assert one_message(rgate, body=body)[-1].code == 250
+    chunks = [len(d) for _, cmd, d in raw.packets if cmd == b"B"]
+    assert chunks == [65535], "nothing more after SMFIR_SKIP"
+    # no reply was wanted for the headers: they went without a wait
+    assert [cmd for _, cmd in raw.cmds()].count(b"L") == 4
+    [m1, m2] = recorder.wait_messages(2)
+    assert m2.content.endswith(body.encode())
+
+
+def test_macro_lists_the_milter_asks_for(rgate, raw, recorder):
+    raw.reset("continue", macros={2: "{mail_addr} i {no_such_macro}", 3: "{rcpt_addr}"})
+    assert one_message(rgate)[-1].code == 250
+    pk = raw.packets
+    for i, (_, cmd, data) in enumerate(pk):
+        if cmd == b"M":
+            mac = pk[i - 1]
+            break
+    assert mac[1] == b"D"
+    tx = rgate.wait_log(r"(\w+): disconnect").group(1)
+    assert mac[2] == b"M{mail_addr}\0a@example.test\0i\0" + f"{tx}.1".encode() + b"\0"
+    rmac = [d for _, cmd, d in pk if cmd == b"D" and d[:1] == b"R"]
+    assert rmac == [b"R{rcpt_addr}\0r@example.test\0"]
+    cmac = [d for _, cmd, d in pk if cmd == b"D" and d[:1] == b"C"][0]
+    names = cmac[1:].split(b"\0")[0::2]
+    assert names[:5] == [b"j", b"{daemon_name}", b"{daemon_addr}", b"v", b"_"]
+
+
+# ---------------------------------------------------------------- smtpgate-milter behind the plugin
+
+RULES = r"""
+rule GTUBE       body /XJS\*C4JDBQADN1\.NSBN3\*2IDNEN\*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL\*C\.34X/  score 1000
+rule BAD_SENDER  mail_from  /^spammer@/i            reject "553 5.7.1 Sender blocked by rule"
+rule CFO_GUARD   rcpt_to    /^cfo@/                 reject "550 5.7.1 Not for the CFO"
+rule MONEY       header Subject  /money/i           score 3
+rule CHEAP       body       /cheap pills/i          score 3
+threshold tag 5  add-header "X-Spam-Flag: YES"
+threshold reject 10  "550 5.7.1 Message content rejected"
+"""
+
+
+def rules_so(smtpgate_binary: Path) -> Path:
+    return Path(smtpgate_binary).resolve().parent / "plugins" / "rules.so"
+
+
+@pytest.fixture(scope="module")
+def sg_milter(workbase, smtpgate_binary):
+    binary = find_milter_binary()
+    if binary is None:
+        pytest.skip("smtpgate-milter not built")
+    wd = Path(workbase) / "sg-milter"
+    wd.mkdir(exist_ok=True)
+    rules = wd / "local.rules"
+    rules.write_text(RULES)
+    plugins = plugin_section("rules", rules_so(smtpgate_binary), files=[str(rules)])
+    m = SgMilter(binary, wd, free_port(), plugins).start()
+    yield m, rules
+    m.stop()
+    m.assert_clean_exit()
+
+
+SAMPLES = [
+    ("spammer@example.test", ["r@example.test"], simple_message("hello")),
+    ("a@example.test", ["cfo@example.test", "bob@example.test"], simple_message("to the cfo")),
+    ("a@example.test", ["r@example.test"], simple_message("Money money", "cheap pills\r\n")),
+    ("a@example.test", ["r@example.test"],
+     simple_message("lots of money", "cheap pills\r\n" + GTUBE + "\r\n")),
+    ("a@example.test", ["r@example.test"], simple_message("plain", "nothing to see\r\n")),
+]
+
+
+def run_samples(g):
+    out = []
+    with g.connect() as c:
+        c.ehlo("client.example.test")
+        for frm, rcpts, msg in SAMPLES:
+            out.append([(r.code, [re.sub(r"queued as \w+", "queued as ID", x) for x in r.lines])
+                        for r in c.mail_transaction(frm, rcpts, msg)])
+            c.cmd("RSET")
+        c.quit()
+    return out
+
+
+def test_smtpgate_milter_gives_the_rules_plugins_verdicts(gate_factory, recorder_factory,
+                                                          smtpgate_binary, sg_milter):
+    m, rules = sg_milter
+    rec_in, rec_out = recorder_factory(), recorder_factory()
+    inproc = gate_factory([rec_in.address],
+                          extra=plugin_section("rules", rules_so(smtpgate_binary),
+                                               files=[str(rules)]))
+    via = gate_factory([rec_out.address],
+                       extra=plugin_section("m", milter_so(smtpgate_binary),
+                                            socket=f"inet:127.0.0.1:{m.port}"))
+    rec_in.wait_idle()
+    rec_out.wait_idle()
+    a, b = run_samples(inproc), run_samples(via)
+    assert a == b
+    assert [x[-1][0] for x in a] == [553, 250, 250, 550, 250]
+    assert a[1][1] == (550, ["5.7.1 Not for the CFO"])
+    assert a[3][-1] == (550, ["5.7.1 Message content rejected"])
+    ma, mb = rec_in.wait_messages(3), rec_out.wait_messages(3)
+
+    def spam_headers(msg):
+        return [x for x in header_block(msg.content).split("\r\n")
+                if x.startswith(("X-Spam-Flag", "X-Spam-Score"))]
+    assert [spam_headers(x) for x in ma] == [spam_headers(x) for x in mb]
+    assert "X-Spam-Flag: YES" in spam_headers(mb[1])
+    assert [x.rcpts for x in ma] == [x.rcpts for x in mb] == [["bob@example.test"],
+                                                               ["r@example.test"],
+                                                               ["r@example.test"]]
+
+
+# ---------------------------------------------------------------- OpenDKIM
+
+OPENDKIM = shutil.which("opendkim") or "/usr/sbin/opendkim"
+GENKEY = shutil.which("opendkim-genkey") or "/usr/sbin/opendkim-genkey"
+
+
+class OpenDkim:
+    def __init__(self, wd: Path, name: str, conf: str) -> None:
+        self.port = free_port()
+        self.conf = wd / f"{name}.conf"
+        self.conf.write_text(conf + f"Socket inet:{self.port}@127.0.0.1\n"
+                             f"PidFile {wd}/{name}.pid\nBackground no\nSyslog no\n"
+                             f"UserID root\n")
+        self.log = wd / f"{name}.log"
+        with open(self.log, "ab") as err:
+            self.proc = subprocess.Popen([OPENDKIM, "-f", "-x", str(self.conf)],
+                                         stdout=err, stderr=err)
+        wait_until(lambda: is_listening(self.port) or self.proc.poll() is not None, 20,
+                   f"opendkim {name} to listen")
+        if self.proc.poll() is not None:
+            raise RuntimeError(self.log.read_text()[-2000:])
+
+    @property
+    def socket(self) -> str:
+        return f"inet:127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def dkim_pair(workbase):
+    from dnsserver import DnsServer, dnsmasq_available
+    if not (Path(OPENDKIM).exists() and Path(GENKEY).exists()):
+        pytest.skip("opendkim or opendkim-genkey not installed")
+    if not dnsmasq_available():
+        pytest.skip("dnsmasq not installed")
+    # OpenDKIM refuses a configuration under a folder others may write (/tmp)
+    (REPO / "build").mkdir(exist_ok=True)
+    wd = Path(tempfile.mkdtemp(prefix="dkim-", dir=REPO / "build"))
+    subprocess.run([GENKEY, "-b", "1024", "-d", "sign.example.test", "-s", "sel", "-D", str(wd)],
+                   check=True, timeout=60)
+    txt = (wd / "sel.txt").read_text()
+    dns = DnsServer(domains=["sign.example.test"])
+    dns.txt("sel._domainkey.sign.example.test", *re.findall(r'"([^"]*)"', txt))
+    dns.start()
+    host, port = dns.address.split(":")
+    (wd / "resolv.conf").write_text(f"nameserver {host}\n")
+    unbound = wd / "unbound.conf"
+    # OpenDKIM resolves with libunbound, which by itself answers NXDOMAIN for
+    # the special-use name .test: nodefault lets the loopback server answer.
+    unbound.write_text(f"server:\n  do-not-query-localhost: no\n  module-config: \"iterator\"\n"
+                       f"  local-zone: \"test.\" nodefault\n"
+                       f"forward-zone:\n  name: \".\"\n  forward-addr: {host}@{port}\n")
+    signer = OpenDkim(wd, "signer", f"Mode s\nDomain sign.example.test\nSelector sel\n"
+                      f"KeyFile {wd}/sel.private\nCanonicalization relaxed/simple\n"
+                      f"SignHeaders From,To,Subject\nInternalHosts 127.0.0.0/8\n"
+                      f"On-NoSignature accept\n")
+    verifier = OpenDkim(wd, "verifier", f"Mode v\n"
+                        f"AuthservID verify.example.test\nAlwaysAddARHeader yes\n"
+                        f"PeerList /dev/null\nInternalHosts -\n"
+                        f"ResolverConfiguration {unbound}\n")
+    yield signer, verifier, dns
+    signer.stop()
+    verifier.stop()
+    dns.stop()
+    shutil.rmtree(wd, ignore_errors=True)
+
+
+def test_opendkim_signs_and_a_second_opendkim_verifies(gate_factory, recorder_factory,
+                                                       smtpgate_binary, dkim_pair):
+    signer, verifier, _ = dkim_pair
+    rec_signed, rec_checked = recorder_factory(), recorder_factory()
+    sign_gate = gate_factory([rec_signed.address],
+                             extra=plugin_section("dkim", milter_so(smtpgate_binary),
+                                                  socket=signer.socket))
+    verify_gate = gate_factory([rec_checked.address],
+                               extra=plugin_section("dkimverify", milter_so(smtpgate_binary),
+                                                    socket=verifier.socket))
+    rec_signed.wait_idle()
+    rec_checked.wait_idle()
+    msg = (b"From: someone@sign.example.test\r\nTo: rcpt@example.test\r\n"
+           b"Subject: signed\r\nMessage-ID: <dkim1@sign.example.test>\r\n\r\n"
+           b"A body to sign.\r\nSecond line.\r\n")
+    with sign_gate.connect() as c:
+        c.ehlo("client.example.test")
+        assert codes(c.mail_transaction("someone@sign.example.test", ["rcpt@example.test"],
+                                        msg))[-1] == 250
+        c.quit()
+    [signed] = rec_signed.wait_messages(1)
+    head = header_block(signed.content)
+    assert head.startswith("DKIM-Signature: "), head
+    sig = re.sub(r"\s+", " ", head.split("\r\n\r\n")[0])
+    assert "d=sign.example.test" in sig and "s=sel" in sig
+    tampered = signed.content.replace(b"A body to sign.", b"A body changed.")
+    with verify_gate.connect() as c:
+        c.ehlo("client.example.test")
+        for content in (signed.content, tampered):
+            assert codes(c.mail_transaction("someone@sign.example.test", ["rcpt@example.test"],
+                                            content))[-1] == 250
+        c.quit()
+    good, bad = rec_checked.wait_messages(2)
+
+    def ar(m):
+        h = header_block(m.content)
+        found = re.search(r"^Authentication-Results: ([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", h, re.M)
+        assert found, h
+        return re.sub(r"\s+", " ", found.group(1))
+    assert re.search(r"verify\.example\.test; dkim=pass .*header\.d=sign\.example\.test", ar(good)), ar(good)
+    assert re.search(r"verify\.example\.test; dkim=fail ", ar(bad)), ar(bad)
