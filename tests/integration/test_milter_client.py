@@ -564,3 +564,137 @@ def test_opendkim_signs_and_a_second_opendkim_verifies(gate_factory, recorder_fa
         return re.sub(r"\s+", " ", found.group(1))
     assert re.search(r"verify\.example\.test; dkim=pass .*header\.d=sign\.example\.test", ar(good)), ar(good)
     assert re.search(r"verify\.example\.test; dkim=fail ", ar(bad)), ar(bad)
+
+
+# ---------------------------------------------------------------- ClamAV
+
+EICAR = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+class Daemon:
+    """A milter or its back end run in the foreground by a test; stopped with
+    SIGTERM, then killed after a bounded wait."""
+
+    def __init__(self, argv: list[str], log: Path, port: int, what: str,
+                 timeout: float = 90) -> None:
+        self.port = port
+        self.log = log
+        with open(log, "ab") as err:
+            self.proc = subprocess.Popen(argv, stdout=err, stderr=err, stdin=subprocess.DEVNULL)
+        wait_until(lambda: is_listening(port) or self.proc.poll() is not None, timeout,
+                   f"{what} to listen on {port}")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()[-3000:]}")
+
+    @property
+    def socket(self) -> str:
+        return f"inet:127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def clamav(workbase):
+    if not (shutil.which("clamd") or Path("/usr/sbin/clamd").exists()) or \
+            not Path("/usr/sbin/clamav-milter").exists():
+        pytest.skip("clamav-daemon / clamav-milter not installed")
+    wd = Path(tempfile.mkdtemp(prefix="clamav-", dir=workbase))
+    db = wd / "db"
+    db.mkdir()
+    # the only signature: EICAR's test string, written by the test (no download)
+    (db / "smtpgate-test.ndb").write_text(f"Smtpgate-Test-EICAR:0:*:{EICAR.encode().hex()}\n")
+    cport, mport, qport = free_port(), free_port(), free_port()
+    (wd / "clamd.conf").write_text(
+        f"Foreground yes\nTCPSocket {cport}\nTCPAddr 127.0.0.1\nDatabaseDirectory {db}\n"
+        f"PidFile {wd}/clamd.pid\nLogFile {wd}/clamd.file.log\n")
+    clamd = Daemon(["/usr/sbin/clamd", "-c", str(wd / "clamd.conf")], wd / "clamd.log", cport,
+                   "clamd")
+    milters = []
+    for port, action in ((mport, "Reject"), (qport, "Quarantine")):
+        conf = wd / f"milter-{action}.conf"
+        conf.write_text(
+            f"MilterSocket inet:{port}@127.0.0.1\nClamdSocket tcp:127.0.0.1:{cport}\n"
+            f"Foreground yes\nPidFile {wd}/milter-{action}.pid\nOnInfected {action}\n"
+            f"RejectMsg Virus found: %v\nAddHeader Replace\nLogFile {wd}/milter-{action}.file.log\n")
+        milters.append(Daemon(["/usr/sbin/clamav-milter", "-c", str(conf)],
+                              wd / f"milter-{action}.log", port, f"clamav-milter {action}"))
+    yield milters[0], milters[1]
+    for d in (*milters, clamd):
+        d.stop()
+
+
+def test_clamav_refuses_eicar_and_passes_clean_mail(gate_factory, recorder, smtpgate_binary,
+                                                    clamav):
+    reject, _ = clamav
+    g = start_gate(gate_factory, recorder, smtpgate_binary, reject.socket, name="clamav")
+    with g.connect() as c:
+        c.ehlo("client.example.test")
+        r = c.mail_transaction("a@example.test", ["r@example.test"],
+                               simple_message("virus", EICAR + "\r\n"))[-1]
+        assert r.code == 550 and r.lines == ["5.7.1 Virus found: Smtpgate-Test-EICAR.UNOFFICIAL"], r
+        r = c.mail_transaction("a@example.test", ["r@example.test"],
+                               simple_message("clean", "Nothing harmful here.\r\n"))[-1]
+        assert r.code == 250
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    head = header_block(m.content)
+    assert re.search(r"^X-Virus-Status: Clean\r?$", head, re.M), head
+    assert re.search(r"^X-Virus-Scanned: clamav-milter ", head, re.M), head
+
+
+def test_clamav_quarantines_eicar_when_told(gate_factory, recorder, smtpgate_binary, clamav):
+    _, quarantine = clamav
+    g = start_gate(gate_factory, recorder, smtpgate_binary, quarantine.socket, name="clamav")
+    with g.connect() as c:
+        c.ehlo("client.example.test")
+        r = c.mail_transaction("a@example.test", ["r@example.test"],
+                               simple_message("virus", EICAR + "\r\n"))[-1]
+        assert r.code == 250
+        c.quit()
+    g.wait_log(r"tx from=<a@example\.test> .*result=quarantined")
+    assert recorder.messages == []
+    [f] = list(Path(g.settings["quarantine_dir"]).glob("*.eml"))
+    assert b"X-Quarantine-Filter: clamav" in f.read_bytes()
+
+
+# ---------------------------------------------------------------- SpamAssassin
+
+@pytest.fixture(scope="module")
+def spamass(workbase):
+    if not (Path("/usr/sbin/spamd").exists() and Path("/usr/sbin/spamass-milter").exists()):
+        pytest.skip("spamd / spamass-milter not installed")
+    wd = Path(tempfile.mkdtemp(prefix="spamass-", dir=workbase))
+    sport, mport = free_port(), free_port()
+    # -L: local tests only, no DNS or network lookups
+    spamd = Daemon(["/usr/sbin/spamd", "-L", "--listen", f"127.0.0.1:{sport}",
+                    "--allowed-ips", "127.0.0.1", "--nouser-config", "-u", "nobody",
+                    "--pidfile", str(wd / "spamd.pid"), "--max-children", "1"],
+                   wd / "spamd.log", sport, "spamd", timeout=180)
+    milter = Daemon(["/usr/sbin/spamass-milter", "-p", f"inet:{mport}@127.0.0.1", "-r", "5",
+                     "-P", str(wd / "spamass.pid"), "--", "-d", "127.0.0.1", "-p", str(sport)],
+                    wd / "spamass.log", mport, "spamass-milter")
+    yield milter
+    milter.stop()
+    spamd.stop()
+
+
+def test_spamassassin_refuses_gtube(gate_factory, recorder, smtpgate_binary, spamass):
+    g = start_gate(gate_factory, recorder, smtpgate_binary, spamass.socket, name="spamass",
+                   timeout=60, content_timeout=50)
+    with g.connect() as c:
+        c.ehlo("client.example.test")
+        r = c.mail_transaction("a@example.test", ["r@example.test"],
+                               simple_message("gtube", GTUBE + "\r\n"))[-1]
+        assert r.code == 550 and r.lines == ["5.7.1 Blocked by SpamAssassin"], r
+        r = c.mail_transaction("a@example.test", ["r@example.test"],
+                               simple_message("ham", "An ordinary note about lunch.\r\n"))[-1]
+        assert r.code == 250
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    assert re.search(r"^X-Spam-Checker-Version: SpamAssassin ", header_block(m.content), re.M)
