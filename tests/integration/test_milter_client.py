@@ -698,3 +698,65 @@ def test_spamassassin_refuses_gtube(gate_factory, recorder, smtpgate_binary, spa
         c.quit()
     [m] = recorder.wait_messages(1)
     assert re.search(r"^X-Spam-Checker-Version: SpamAssassin ", header_block(m.content), re.M)
+
+
+# ---------------------------------------------------------------- rspamd
+
+RSPAMD_DISABLED = ("fuzzy_check", "rbl", "surbl", "phishing", "asn", "emails", "url_redirector",
+                   "rspamd_update", "dcc", "mx_check", "neural", "reputation", "greylist",
+                   "ratelimit", "history_redis", "metric_exporter", "clickhouse", "elastic",
+                   "p0f", "bimi", "external_services", "antivirus", "whitelist", "multimap")
+
+
+@pytest.fixture(scope="module")
+def rspamd(workbase):
+    from dnsserver import DnsServer, dnsmasq_available
+    if not Path("/usr/bin/rspamd").exists() or not dnsmasq_available():
+        pytest.skip("rspamd or dnsmasq not installed")
+    wd = Path(tempfile.mkdtemp(prefix="rspamd-", dir=workbase))
+    for d in ("local.d", "override.d", "db", "run", "log"):
+        (wd / d).mkdir()
+    # every name rspamd asks for is the loopback server's NXDOMAIN: nothing leaves
+    dns = DnsServer(domains=["example.test"])
+    dns.start()
+    proxy, normal, controller = free_port(), free_port(), free_port()
+    ov = wd / "override.d"
+    (ov / "worker-proxy.inc").write_text(
+        f'bind_socket = "127.0.0.1:{proxy}";\nmilter = yes;\ntimeout = 120s;\n'
+        f'upstream "local" {{ default = yes; self_scan = yes; }}\ncount = 1;\n')
+    (ov / "worker-normal.inc").write_text(f'bind_socket = "127.0.0.1:{normal}";\ncount = 1;\n')
+    (ov / "worker-controller.inc").write_text(f'bind_socket = "127.0.0.1:{controller}";\n')
+    (ov / "options.inc").write_text(
+        f'dns {{ nameserver = ["{dns.address}"]; timeout = 1s; retransmits = 1; }}\n'
+        f'hs_cache_dir = "{wd}/db";\n')
+    (ov / "logging.inc").write_text(f'type = "file";\nfilename = "{wd}/log/rspamd.log";\n'
+                                    f'level = "info";\n')
+    (wd / "local.d" / "milter_headers.conf").write_text(
+        'use = ["x-spamd-result", "x-spam-status"];\nskip_local = false;\n'
+        'skip_authenticated = false;\n')
+    for mod in RSPAMD_DISABLED:
+        (wd / "local.d" / f"{mod}.conf").write_text("enabled = false;\n")
+    argv = ["/usr/bin/rspamd", "-f", "-u", "root", "-g", "root", "-c", "/etc/rspamd/rspamd.conf",
+            f"--var=LOCAL_CONFDIR={wd}", f"--var=DBDIR={wd}/db", f"--var=RUNDIR={wd}/run",
+            f"--var=LOGDIR={wd}/log", "-i"]
+    d = Daemon(argv, wd / "rspamd.stderr", proxy, "rspamd proxy", timeout=120)
+    yield d
+    d.stop()
+    dns.stop()
+
+
+def test_rspamd_refuses_gtube_and_tags_plain_mail(gate_factory, recorder, smtpgate_binary, rspamd):
+    g = start_gate(gate_factory, recorder, smtpgate_binary, rspamd.socket, name="rspamd",
+                   timeout=60, content_timeout=50)
+    with g.connect() as c:
+        c.ehlo("client.example.test")
+        r = c.mail_transaction("a@example.test", ["r@example.test"],
+                               simple_message("gtube", GTUBE + "\r\n"))[-1]
+        assert r.code == 554 and r.lines == ["5.7.1 Gtube pattern"], r
+        r = c.mail_transaction("a@example.test", ["r@example.test"],
+                               simple_message("plain", "An ordinary note about lunch.\r\n"))[-1]
+        assert r.code == 250
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    head = header_block(m.content)
+    assert re.search(r"^X-Spamd-Result: default: False \[", head, re.M), head
