@@ -2,7 +2,8 @@
 # milters on the session's event loop.  It links the milter codec from codec/
 # (the same objects the unit tests and fuzz harnesses test) and libevent.
 MILTERC_SRCS := plugins/milter/milter_plugin.c plugins/milter/milter_session.c \
-                plugins/milter/milter_addr.c plugins/milter/milter_macros.c
+                plugins/milter/milter_addr.c plugins/milter/milter_macros.c \
+                plugins/milter/milter_seen.c
 MILTERC_OBJS := $(MILTERC_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/codec/milter_wire.o
 MILTERC_SO   := $(BUILD)/plugins/milter.so
 
@@ -14,10 +15,10 @@ $(MILTERC_SO): $(MILTERC_OBJS)
 
 # Its pure parts' unit test.
 $(BUILD)/tests/test_milter_client: tests/unit/test_milter_client.c $(BUILD)/plugins/milter/milter_addr.o \
-		$(BUILD)/plugins/milter/milter_macros.o
+		$(BUILD)/plugins/milter/milter_macros.o $(BUILD)/plugins/milter/milter_seen.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags cmocka) $(LDFLAGS) -o $@ $^ \
-		$(shell $(PKG_CONFIG) --libs cmocka)
+		$(shell $(PKG_CONFIG) --libs cmocka) -lpthread
 
 EXTRA_TARGETS   += $(MILTERC_SO)
 EXTRA_UNIT_BINS += $(BUILD)/tests/test_milter_client

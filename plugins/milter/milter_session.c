@@ -27,6 +27,7 @@
  * nothing here touches the session after resolve() without the depth guard.
  */
 #include "plugins/milter/milter_client.h"
+#include "plugins/milter/milter_seen.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -86,6 +87,9 @@ struct mc_sess {
     const char *what; /* the command waited on, for the log */
 
     /* the message at eom */
+    struct mc_seen_field *seen; /* fields earlier milter instances added */
+    size_t nseen, seen_top, seen_bot;
+    char *tx;
     size_t hdr_i;
     uint64_t body_off, body_end;
     bool body_skip, eoh_sent, body_done;
@@ -486,6 +490,10 @@ static int apply_edit(struct mc_sess *s, const struct milter_reply *r, const cha
             rc = h->insert_header(ctx, r->index, r->name, val);
         else
             rc = h->change_header(ctx, r->name, r->index ? r->index : 1, val);
+        /* a later milter instance is shown the field, as from Postfix */
+        if (rc == 0 && r->kind != MILTER_R_CHGHEADER && s->tx)
+            (void)mc_seen_add(s->tx, s->cf, r->name, r->value,
+                              r->kind == MILTER_R_INSHEADER && r->index == 0);
         break;
     case MILTER_R_CHGFROM:
     case MILTER_R_ADDRCPT:
@@ -844,6 +852,8 @@ static void sess_destroy(struct mc_sess *s)
         event_free(s->timer);
     sess_free_lists(s);
     milter_out_free(&s->out);
+    mc_seen_free(s->seen, s->nseen);
+    free(s->tx);
     free(s->quarantine_reason);
     free(s);
 }
@@ -1105,6 +1115,41 @@ static char *header_value(const struct mc_sess *s, const struct sg_header *h)
     return out;
 }
 
+/* The next header field for the milter: those earlier milter instances put
+ * at the top (the last one inserted first), the fields as received, then the
+ * ones they appended.  false when all went. */
+static bool msg_next_header(struct mc_sess *s, struct sg_ctx *ctx, const char **name, char **value)
+{
+    while (s->seen_top > 0) {
+        const struct mc_seen_field *f = &s->seen[--s->seen_top];
+        if (f->top) {
+            *name = f->name;
+            *value = strdup(f->value);
+            return true;
+        }
+    }
+    if (s->hdr_i < H(s)->header_count(ctx)) {
+        const struct sg_header *h = H(s)->header_get(ctx, s->hdr_i++);
+        if (!h) {
+            *value = NULL;
+            return true;
+        }
+        *name = h->name;
+        *value = header_value(s, h);
+        return true;
+    }
+    s->hdr_i = SIZE_MAX / 2;
+    while (s->seen_bot < s->nseen) {
+        const struct mc_seen_field *f = &s->seen[s->seen_bot++];
+        if (!f->top) {
+            *name = f->name;
+            *value = strdup(f->value);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The message, one step after the other, until a step waits for a reply,
  * the output is full, or the call is resolved. */
 static void msg_step(struct mc_sess *s)
@@ -1116,15 +1161,15 @@ static void msg_step(struct mc_sess *s)
             s->write_wait = true;
             return;
         }
-        if (!(s->protocol & SMFIP_NOHDRS) && s->hdr_i < H(s)->header_count(ctx)) {
-            const struct sg_header *h = H(s)->header_get(ctx, s->hdr_i++);
-            char *v = h ? header_value(s, h) : NULL;
-            if (!v) {
+        const char *hname = NULL;
+        char *hvalue = NULL;
+        if (!(s->protocol & SMFIP_NOHDRS) && msg_next_header(s, ctx, &hname, &hvalue)) {
+            if (!hvalue) {
                 sess_fail(s, "out of memory");
                 return;
             }
-            milter_out_header(&s->out, h->name, v);
-            free(v);
+            milter_out_header(&s->out, hname, hvalue);
+            free(hvalue);
             if (sess_flush(s) < 0) {
                 sess_fail(s, "cannot queue a header");
                 return;
@@ -1135,7 +1180,6 @@ static void msg_step(struct mc_sess *s)
         }
         if (!s->eoh_sent) {
             s->eoh_sent = true;
-            s->hdr_i = SIZE_MAX / 2;
             sess_macros(s, ctx, SMFIC_EOH, SMFIM_EOH, NULL);
             if (!(s->protocol & SMFIP_NOEOH))
                 milter_out_simple(&s->out, SMFIC_EOH);
@@ -1181,6 +1225,46 @@ static void msg_step(struct mc_sess *s)
     }
 }
 
+struct seen_token {
+    const void *owner;
+    char tx[];
+};
+
+static void seen_token_free(void *arg)
+{
+    struct seen_token *t = arg;
+    mc_seen_drop(t->tx, t->owner);
+    free(t);
+}
+
+/* What earlier milter instances added to this transaction, and a token
+ * whose end (with the transaction's) drops what this one will add. */
+static void msg_seen_begin(struct mc_sess *s, struct sg_ctx *ctx)
+{
+    mc_seen_free(s->seen, s->nseen);
+    s->seen = NULL;
+    s->nseen = s->seen_top = s->seen_bot = 0;
+    free(s->tx);
+    s->tx = NULL;
+    const struct sg_envelope *env = H(s)->envelope(ctx);
+    if (!env || !env->tx_id)
+        return;
+    size_t n = strlen(env->tx_id);
+    struct seen_token *t = malloc(sizeof(*t) + n + 1);
+    s->tx = strdup(env->tx_id);
+    if (!t || !s->tx) {
+        free(t);
+        free(s->tx);
+        s->tx = NULL;
+        return;
+    }
+    t->owner = s->cf;
+    memcpy(t->tx, env->tx_id, n + 1);
+    H(s)->set_msg_data(ctx, t, seen_token_free);
+    s->seen = mc_seen_collect(s->tx, s->cf, &s->nseen);
+    s->seen_top = s->nseen;
+}
+
 enum sg_verdict mc_stage_message(struct mc_sess *s, struct sg_ctx *ctx)
 {
     if (!sess_usable(s))
@@ -1192,6 +1276,7 @@ enum sg_verdict mc_stage_message(struct mc_sess *s, struct sg_ctx *ctx)
     s->phase = PH_NONE;
     sess_call_begin(s);
     s->hdr_i = 0;
+    msg_seen_begin(s, ctx);
     s->eoh_sent = s->body_done = s->body_skip = false;
     s->body_off = H(s)->body_offset(ctx);
     s->body_end = H(s)->message_size(ctx);

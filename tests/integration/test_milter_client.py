@@ -455,6 +455,17 @@ OPENDKIM = shutil.which("opendkim") or "/usr/sbin/opendkim"
 GENKEY = shutil.which("opendkim-genkey") or "/usr/sbin/opendkim-genkey"
 
 
+def dkim_dns_records(key: list[str]) -> list[tuple[str, ...]]:
+    """The DKIM key, and SPF and DMARC records: sign.example.test publishes
+    p=reject and allows loopback; rej.example.test publishes p=reject and
+    allows only 192.0.2.1."""
+    return [("sel._domainkey.sign.example.test", *key),
+            ("sign.example.test", "v=spf1 ip4:127.0.0.0/8 -all"),
+            ("_dmarc.sign.example.test", "v=DMARC1; p=reject"),
+            ("rej.example.test", "v=spf1 ip4:192.0.2.1 -all"),
+            ("_dmarc.rej.example.test", "v=DMARC1; p=reject")]
+
+
 class OpenDkim:
     def __init__(self, wd: Path, name: str, conf: str) -> None:
         self.port = free_port()
@@ -497,8 +508,10 @@ def dkim_pair(workbase):
     subprocess.run([GENKEY, "-b", "1024", "-d", "sign.example.test", "-s", "sel", "-D", str(wd)],
                    check=True, timeout=60)
     txt = (wd / "sel.txt").read_text()
-    dns = DnsServer(domains=["sign.example.test"])
-    dns.txt("sel._domainkey.sign.example.test", *re.findall(r'"([^"]*)"', txt))
+    dns = DnsServer(domains=["sign.example.test", "rej.example.test"])
+    key = re.findall(r'"([^"]*)"', txt)
+    for d in dkim_dns_records(key):
+        dns.txt(*d)
     dns.start()
     host, port = dns.address.split(":")
     (wd / "resolv.conf").write_text(f"nameserver {host}\n")
@@ -516,6 +529,8 @@ def dkim_pair(workbase):
                         f"AuthservID verify.example.test\nAlwaysAddARHeader yes\n"
                         f"PeerList /dev/null\nInternalHosts -\n"
                         f"ResolverConfiguration {unbound}\n")
+    signer.key = key
+    signer.wd = wd
     yield signer, verifier, dns
     signer.stop()
     verifier.stop()
@@ -760,3 +775,96 @@ def test_rspamd_refuses_gtube_and_tags_plain_mail(gate_factory, recorder, smtpga
     [m] = recorder.wait_messages(1)
     head = header_block(m.content)
     assert re.search(r"^X-Spamd-Result: default: False \[", head, re.M), head
+
+
+# ---------------------------------------------------------------- the authentication stack
+
+@pytest.fixture(scope="module")
+def opendmarc(dkim_pair):
+    """OpenDMARC in a network namespace of its own: it resolves with the C
+    library, whose server is resolv.conf's on port 53, so a dnsmasq with the
+    same records answers there, inside, and nothing can leave; smtpgate
+    reaches the milter through a unix socket."""
+    from dnsserver import DnsServer
+    if not Path("/usr/sbin/opendmarc").exists() or not shutil.which("unshare"):
+        pytest.skip("opendmarc or unshare not available")
+    signer, _, _ = dkim_pair
+    wd = signer.wd
+    sock = wd / "opendmarc.sock"
+    (wd / "dmarc-resolv.conf").write_text("nameserver 127.0.0.1\n")
+    (wd / "opendmarc.conf").write_text(
+        f"Socket local:{sock}\nAuthservID gate.example.test\n"
+        f"TrustedAuthservIDs verify.example.test,gate.example.test\nRejectFailures true\n"
+        # its own SPF check (libspf2) passes every loopback client, and the SPF
+        # plugin's result is not among the header fields a later milter is
+        # shown (only milters' own): DMARC decides on the DKIM result here
+        f"SPFSelfValidate false\nPidFile {wd}/opendmarc.pid\n"
+        f"Background false\nSyslog false\nUserID root\nIgnoreAuthenticatedClients false\n"
+        # by default OpenDMARC lets mail from 127.0.0.1 by unchecked: the tests' client is there
+        f"IgnoreHosts {wd}/dmarc-ignore-none\n")
+    (wd / "dmarc-ignore-none").write_text("")
+    inner = DnsServer(domains=["sign.example.test", "rej.example.test"])
+    for d in dkim_dns_records(signer.key):
+        inner.txt(*d)
+    inner.port = 53
+    dnsmasq = " ".join(f"'{a}'" for a in inner.command())
+    script = (f"ip link set lo up && mount --bind {wd}/dmarc-resolv.conf /etc/resolv.conf && "
+              f"{{ {dnsmasq} & }} && sleep 0.5 && exec /usr/sbin/opendmarc -f -c {wd}/opendmarc.conf")
+    log = open(wd / "opendmarc.log", "ab")
+    proc = subprocess.Popen(["unshare", "-m", "-n", "--kill-child", "sh", "-c", script],
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    wait_until(lambda: sock.exists() or proc.poll() is not None, 30, "opendmarc's socket")
+    if proc.poll() is not None:
+        raise RuntimeError((wd / "opendmarc.log").read_text()[-3000:])
+    yield f"unix:{sock}"
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    log.close()
+
+
+def test_spf_dkim_and_dmarc_in_one_chain(gate_factory, recorder_factory, smtpgate_binary,
+                                         dkim_pair, opendmarc):
+    signer, verifier, dns = dkim_pair
+    so = milter_so(smtpgate_binary)
+    spf_so = Path(smtpgate_binary).resolve().parent / "plugins" / "spf.so"
+    rec_signed, rec = recorder_factory(), recorder_factory()
+    sign_gate = gate_factory([rec_signed.address],
+                             extra=plugin_section("dkim", so, socket=signer.socket))
+    chain = (plugin_section("spf", spf_so, nameserver=dns.address, on_fail="tag",
+                            exempt_networks=[], authserv_id="gate.example.test")
+             + "\n" + plugin_section("dkimverify", so, socket=verifier.socket)
+             + "\n" + plugin_section("dmarc", so, socket=opendmarc))
+    g = gate_factory([rec.address], extra=chain)
+    rec_signed.wait_idle()
+    rec.wait_idle()
+    good = (b"From: someone@sign.example.test\r\nTo: rcpt@example.test\r\n"
+            b"Subject: aligned\r\nMessage-ID: <dmarc1@sign.example.test>\r\n\r\nAligned.\r\n")
+    with sign_gate.connect() as c:
+        c.ehlo("client.example.test")
+        assert codes(c.mail_transaction("someone@sign.example.test", ["rcpt@example.test"],
+                                        good))[-1] == 250
+        c.quit()
+    [signed] = rec_signed.wait_messages(1)
+    bad = (b"From: someone@rej.example.test\r\nTo: rcpt@example.test\r\n"
+           b"Subject: forged\r\nMessage-ID: <dmarc2@rej.example.test>\r\n\r\nForged.\r\n")
+    with g.connect() as c:
+        c.ehlo("client.example.test")
+        r = c.mail_transaction("someone@rej.example.test", ["rcpt@example.test"], bad)[-1]
+        assert r.code == 550 and r.lines == ["5.7.1 rejected by DMARC policy for rej.example.test"], r
+        r = c.mail_transaction("someone@sign.example.test", ["rcpt@example.test"],
+                               signed.content)[-1]
+        assert r.code == 250, r
+        c.quit()
+    [m] = rec.wait_messages(1)
+    head = header_block(m.content)
+    ars = [re.sub(r"\s+", " ", x) for x in
+           re.findall(r"^Authentication-Results: ([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", head, re.M)]
+    assert any(re.match(r"gate\.example\.test; spf=pass smtp\.mailfrom=someone@sign\.example\.test", a)
+               for a in ars), ars
+    assert any(re.match(r"verify\.example\.test; dkim=pass ", a) for a in ars), ars
+    assert any(re.match(r"gate\.example\.test; dmarc=pass \(p=reject dis=none\) header\.from=sign\.example\.test", a)
+               for a in ars), ars

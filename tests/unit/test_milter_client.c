@@ -19,6 +19,7 @@
 
 #include "plugins/milter/milter_addr.h"
 #include "plugins/milter/milter_macros.h"
+#include "plugins/milter/milter_seen.h"
 
 static void expect_inet(const char *spec, const char *ip, unsigned port)
 {
@@ -174,12 +175,46 @@ static void test_macros_defaults(void **state)
     assert_string_equal(milter_macros_default(99), "");
 }
 
+static void test_seen(void **state)
+{
+    (void)state;
+    static const int a = 0, b = 0; /* two owners: their addresses */
+    assert_int_equal(mc_seen_add("T.1", &a, "Authentication-Results", "x; dkim=pass", true), 0);
+    assert_int_equal(mc_seen_add("T.1", &a, "X-Added", "v", false), 0);
+    assert_int_equal(mc_seen_add("T.2", &a, "X-Other", "w", false), 0);
+    size_t n;
+    struct mc_seen_field *f = mc_seen_collect("T.1", &b, &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(f[0].name, "Authentication-Results");
+    assert_true(f[0].top);
+    assert_string_equal(f[1].value, "v");
+    assert_false(f[1].top);
+    mc_seen_free(f, n);
+    /* an owner is not shown its own fields */
+    f = mc_seen_collect("T.1", &a, &n);
+    assert_int_equal(n, 0);
+    assert_null(f);
+    mc_seen_drop("T.1", &a);
+    f = mc_seen_collect("T.1", &b, &n);
+    assert_int_equal(n, 0);
+    f = mc_seen_collect("T.2", &b, &n);
+    assert_int_equal(n, 1);
+    mc_seen_free(f, n);
+    mc_seen_drop("T.2", &a);
+    /* the list is empty again and can grow after the drops */
+    assert_int_equal(mc_seen_add("T.3", &b, "X-New", "z", false), 0);
+    f = mc_seen_collect("T.3", &a, &n);
+    assert_int_equal(n, 1);
+    mc_seen_free(f, n);
+    mc_seen_drop("T.3", &b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_addr_forms),     cmocka_unit_test(test_addr_refused),
         cmocka_unit_test(test_macros_split),   cmocka_unit_test(test_macros_values),
-        cmocka_unit_test(test_macros_defaults),
+        cmocka_unit_test(test_macros_defaults), cmocka_unit_test(test_seen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
