@@ -156,6 +156,7 @@ INSTALL_PATHS_SED := -e 's|/usr/local/etc/smtpgate|$(CONFDIR)|g' -e 's|/usr/loca
 	-e 's|/usr/local/sbin|$(SBINDIR)|g' -e 's|/usr/local/share/doc/smtpgate|$(DOCDIR)|g' \
 	-e 's|/var/spool/smtpgate|$(SPOOLDIR)|g' -e 's|/run/smtpgate|$(RUNSTATEDIR)/smtpgate|g'
 INSTALL_DOCS := README.md:README.md plugins/README.md:plugins.md plugins/spf/README.md:spf.md \
+	plugins/milter/README.md:milter.md \
 	etc/postfix/main.cf.snippet:main.cf.snippet etc/postfix/master.cf.snippet:master.cf.snippet
 
 $(BUILD)/etc/%: etc/% $(BUILD_INFO_H)

@@ -59,6 +59,7 @@ def test_fhs_layout(installed):
     for path in ["usr/sbin/smtpgate", "usr/sbin/smtpgate-milter", "usr/sbin/smtpgate-ctl",
                  "usr/bin/smtpgate-rules",
                  "usr/lib/smtpgate/plugins/rules.so", "usr/lib/smtpgate/plugins/spf.so",
+                 "usr/lib/smtpgate/plugins/milter.so", "usr/share/doc/smtpgate/milter.md",
                  "etc/smtpgate/smtpgate.conf", "etc/smtpgate/default.rules",
                  "usr/include/smtpgate/plugin.h", "usr/share/pkgconfig/smtpgate-plugin.pc",
                  "usr/share/doc/smtpgate/README.md", "usr/share/doc/smtpgate/plugins.md",
