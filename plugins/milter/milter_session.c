@@ -97,6 +97,8 @@ struct mc_sess {
     char *quarantine_reason;
     bool write_wait;
 
+    unsigned round_trips; /* replies waited for in this transaction */
+
     int depth;
     bool doomed;
 };
@@ -179,6 +181,12 @@ static void sess_resolve(struct mc_sess *s, enum sg_verdict v, const char *reply
     s->phase = PH_NONE;
     if (s->timer)
         evtimer_del(s->timer);
+    if (s->stage >= SG_STAGE_MAIL && s->round_trips) {
+        /* on the transaction's log line: what the milter cost it */
+        char note[48];
+        snprintf(note, sizeof(note), "round_trips=%u", s->round_trips);
+        H(s)->tx_note(ctx, note);
+    }
     if (v == SG_QUARANTINE && s->quarantine_reason)
         H(s)->set_quarantine_reason(ctx, s->quarantine_reason);
     H(s)->resolve(ctx, v, reply);
@@ -250,6 +258,7 @@ static enum sg_verdict sess_wait(struct mc_sess *s, enum mc_phase phase, double 
                                  const char *timeout_name, const char *what)
 {
     s->phase = phase;
+    s->round_trips++;
     s->timeout = timeout;
     s->timeout_name = timeout_name;
     s->what = what;
@@ -609,9 +618,10 @@ static void on_packet(struct mc_sess *s, char cmd, const uint8_t *data, size_t l
             return;
         }
         s->in_msg = false;
-        s->at_endm = r.kind == MILTER_R_CONTINUE || r.kind == MILTER_R_ACCEPT ||
-                     r.kind == MILTER_R_REJECT || r.kind == MILTER_R_TEMPFAIL ||
-                     r.kind == MILTER_R_DISCARD || r.kind == MILTER_R_REPLYCODE;
+        /* libmilter takes SMFIC_QUIT_NC only where a message ended with
+         * continue: any other final reply puts it back to "after HELO",
+         * where it would ignore QUIT_NC and the next CONNECT alike. */
+        s->at_endm = r.kind == MILTER_R_CONTINUE;
         if (v == SG_CONTINUE && s->quarantine)
             v = SG_QUARANTINE;
         sess_resolve(s, v, reply);
@@ -1054,6 +1064,7 @@ enum sg_verdict mc_stage_envelope(struct mc_sess *s, struct sg_ctx *ctx, bool rc
     if (!sess_usable(s))
         return s->failed ? sess_default(s, ctx) : SG_CONTINUE;
     if (!rcpt) {
+        s->round_trips = 0;
         s->msg_quiet = false;
         s->quarantine = false;
         free(s->quarantine_reason);

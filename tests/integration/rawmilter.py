@@ -20,6 +20,7 @@ Modes (what it does at end of message, or at the first body chunk):
   close_body      the connection closed at the first body chunk
   edit_eom        an add-header edit (whether negotiated or not), then continue
   skip_body       SMFIR_SKIP to the first body chunk
+  accept_eom      accept (not continue) at end of message
 Every loop is bounded by a socket timeout; stop() closes everything.
 """
 
@@ -173,6 +174,9 @@ class RawMilter:
                         c.sendall(self.packet(b"Z"))
                         continue
                     if mode == "stall_eom":
+                        continue
+                    if mode == "accept_eom":
+                        c.sendall(self.packet(b"a"))
                         continue
                     if mode == "edit_eom":
                         c.sendall(self.packet(b"h", b"X-Raw\0edited\0"))

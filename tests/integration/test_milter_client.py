@@ -312,6 +312,17 @@ def test_quit_nc_reuses_one_connection(rgate, raw, recorder):
     assert seq[seq.index(b"K") + 1] == b"C"
 
 
+def test_no_reuse_after_accept_at_end_of_message(rgate, raw, recorder):
+    # libmilter is back to "after HELO" then, where it ignores QUIT_NC
+    raw.reset("accept_eom")
+    for i in range(2):
+        assert one_message(rgate, f"accepted {i}")[-1].code == 250
+    recorder.wait_messages(2)
+    wait_until(lambda: [c for _, c in raw.cmds()].count(b"Q") == 2, 10, "two SMFIC_QUIT")
+    assert {c for c, _ in raw.cmds()} == {1, 2}
+    assert b"K" not in [cmd for _, cmd in raw.cmds()]
+
+
 def test_no_reuse_after_a_session_without_message(rgate, raw):
     with rgate.connect() as c:
         c.ehlo("client.example.test")
