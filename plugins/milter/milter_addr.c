@@ -75,8 +75,8 @@ static int addr_fill(int af, const void *ip, unsigned port, struct sockaddr_stor
     return 0;
 }
 
-static int addr_inet(const char *rest, bool v6_prefix, struct sockaddr_storage *out,
-                     socklen_t *len, const char **why)
+static int addr_inet(const char *rest, bool v6_prefix, struct sockaddr_storage *out, socklen_t *len,
+                     const char **why)
 {
     unsigned char ip[sizeof(struct in6_addr)];
     unsigned port;

@@ -36,7 +36,7 @@ struct milter_facts {
     const char *daemon_name; /* {daemon_name} */
     const char *daemon_addr;
     unsigned daemon_port;
-    const char *version;     /* v */
+    const char *version; /* v */
     const char *client_addr;
     unsigned client_port;
     const char *client_name; /* verified reverse name */

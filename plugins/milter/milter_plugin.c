@@ -41,11 +41,11 @@ struct action_name {
 };
 
 static const struct action_name action_names[] = {
-    {"add_header", SMFIF_ADDHDRS},     {"change_header", SMFIF_CHGHDRS},
-    {"change_body", SMFIF_CHGBODY},    {"add_rcpt", SMFIF_ADDRCPT},
+    {"add_header", SMFIF_ADDHDRS},       {"change_header", SMFIF_CHGHDRS},
+    {"change_body", SMFIF_CHGBODY},      {"add_rcpt", SMFIF_ADDRCPT},
     {"add_rcpt_par", SMFIF_ADDRCPT_PAR}, {"del_rcpt", SMFIF_DELRCPT},
-    {"quarantine", SMFIF_QUARANTINE},  {"change_from", SMFIF_CHGFROM},
-    {"set_symlist", SMFIF_SETSYMLIST}, {NULL, 0},
+    {"quarantine", SMFIF_QUARANTINE},    {"change_from", SMFIF_CHGFROM},
+    {"set_symlist", SMFIF_SETSYMLIST},   {NULL, 0},
 };
 
 /* Every protocol step a milter may leave out or answer without a reply. */
@@ -56,9 +56,9 @@ static const struct action_name action_names[] = {
      SMFIP_NR_UNKN | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_HDR)
 
 static const char *const macro_keys[MILTER_WIRE_STAGES] = {
-    [SMFIM_CONNECT] = "connect_macros", [SMFIM_HELO] = "helo_macros",
-    [SMFIM_ENVFROM] = "mail_macros",    [SMFIM_ENVRCPT] = "rcpt_macros",
-    [SMFIM_DATA] = "data_macros",       [SMFIM_EOM] = "end_of_data_macros",
+    [SMFIM_CONNECT] = "connect_macros",   [SMFIM_HELO] = "helo_macros",
+    [SMFIM_ENVFROM] = "mail_macros",      [SMFIM_ENVRCPT] = "rcpt_macros",
+    [SMFIM_DATA] = "data_macros",         [SMFIM_EOM] = "end_of_data_macros",
     [SMFIM_EOH] = "end_of_header_macros",
 };
 
@@ -133,8 +133,9 @@ static int milter_init(const struct sg_host *h, const struct sg_section *sec, vo
     cf->host = h;
     const char *sock = h->opt_string(sec, "socket");
     if (!sock || !*sock) {
-        h->config_error(sec, "socket", "a milter plugin needs its milter's socket, "
-                                       "e.g. socket = \"inet:127.0.0.1:8891\"");
+        h->config_error(sec, "socket",
+                        "a milter plugin needs its milter's socket, "
+                        "e.g. socket = \"inet:127.0.0.1:8891\"");
         conf_free(cf);
         return -1;
     }
@@ -167,7 +168,7 @@ static int milter_init(const struct sg_host *h, const struct sg_section *sec, vo
     cf->reuse = h->opt_bool(sec, "reuse");
     for (int st = 0; st < MILTER_WIRE_STAGES; st++) {
         const char *list = h->opt_is_set(sec, macro_keys[st]) ? h->opt_string(sec, macro_keys[st])
-                                                               : milter_macros_default(st);
+                                                              : milter_macros_default(st);
         if (milter_macros_split(list, &cf->macros[st]) < 0) {
             conf_free(cf);
             return -1;

@@ -69,19 +69,19 @@ struct mc_sess {
     char *macro_req[MILTER_WIRE_STAGES]; /* the milter's own lists, or NULL */
     struct milter_macro_list req_lists[MILTER_WIRE_STAGES];
 
-    bool failed;      /* default_action from now on */
-    bool conn_quiet;  /* the milter accepted the connection */
-    bool msg_quiet;   /* ... or this message */
-    bool in_msg;      /* MAIL went to the milter in this transaction */
-    bool at_endm;     /* the last command was a completed BODYEOB: QUIT_NC may follow */
-    bool reused;      /* taken from the idle pool */
+    bool failed;     /* default_action from now on */
+    bool conn_quiet; /* the milter accepted the connection */
+    bool msg_quiet;  /* ... or this message */
+    bool in_msg;     /* MAIL went to the milter in this transaction */
+    bool at_endm;    /* the last command was a completed BODYEOB: QUIT_NC may follow */
+    bool reused;     /* taken from the idle pool */
 
     /* the call that waits */
     struct sg_ctx *ctx;
     enum sg_stage stage;
     enum mc_phase phase;
     double timeout;
-    double armed; /* seconds the timer was last set to */
+    double armed;         /* seconds the timer was last set to */
     double call_deadline; /* monotonic: the host's own timeout for this call, less a margin */
     const char *timeout_name;
     const char *what; /* the command waited on, for the log */
@@ -192,7 +192,8 @@ static void sess_resolve(struct mc_sess *s, enum sg_verdict v, const char *reply
     H(s)->resolve(ctx, v, reply);
 }
 
-static void sess_fail(struct mc_sess *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sess_fail(struct mc_sess *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void sess_fail(struct mc_sess *s, const char *fmt, ...)
 {
@@ -272,8 +273,8 @@ static int sess_flush(struct mc_sess *s)
         milter_out_clear(&s->out);
         return -1;
     }
-    if (s->out.len && (!s->bev || evbuffer_add(bufferevent_get_output(s->bev), s->out.buf,
-                                               s->out.len) != 0)) {
+    if (s->out.len &&
+        (!s->bev || evbuffer_add(bufferevent_get_output(s->bev), s->out.buf, s->out.len) != 0)) {
         milter_out_clear(&s->out);
         return -1;
     }
@@ -669,8 +670,8 @@ static void on_read(struct bufferevent *bev, void *arg)
         if (avail < MILTER_LEN_BYTES)
             break;
         const uint8_t *head = evbuffer_pullup(in, MILTER_LEN_BYTES);
-        uint32_t n = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 |
-                     head[3];
+        uint32_t n =
+            (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 | head[3];
         if (n == 0 || (size_t)n - 1 > MILTER_MAX_DATA_SIZE) {
             sess_fail(s, "packet length %lu out of range", (unsigned long)n);
             break;

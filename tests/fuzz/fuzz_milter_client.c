@@ -35,9 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6 && ss.ss_family != AF_UNIX)
             abort();
         if (ss.ss_family == AF_UNIX &&
-            !memchr(((struct sockaddr_un *)&ss)->sun_path, '\0', sizeof(struct sockaddr_un) -
-                                                                     offsetof(struct sockaddr_un,
-                                                                              sun_path)))
+            !memchr(((struct sockaddr_un *)&ss)->sun_path, '\0',
+                    sizeof(struct sockaddr_un) - offsetof(struct sockaddr_un, sun_path)))
             abort();
     } else if (!why) {
         abort();
@@ -47,8 +46,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (milter_macros_split(s, &l) == 0) {
         if (l.n > MILTER_MACROS_MAX)
             abort();
-        struct milter_facts f = {.host_name = "h", .client_addr = "192.0.2.1", .client_port = 1,
-                                 .tx_id = "T.1", .mail_addr = "a@b", .rcpt_addr = "c@d"};
+        struct milter_facts f = {.host_name = "h",
+                                 .client_addr = "192.0.2.1",
+                                 .client_port = 1,
+                                 .tx_id = "T.1",
+                                 .mail_addr = "a@b",
+                                 .rcpt_addr = "c@d"};
         char buf[320];
         for (size_t i = 0; i < l.n; i++) {
             if (!l.names[i][0] || strpbrk(l.names[i], " \t,"))

@@ -146,8 +146,7 @@ static void test_macros_values(void **state)
     f.client_name = "host.example";
     assert_string_equal(milter_macros_value(&f, "_", buf, sizeof(buf)),
                         "host.example [198.51.100.7]");
-    assert_string_equal(milter_macros_value(&f, "{client_ptr}", buf, sizeof(buf)),
-                        "host.example");
+    assert_string_equal(milter_macros_value(&f, "{client_ptr}", buf, sizeof(buf)), "host.example");
     assert_string_equal(milter_macros_value(&f, "{daemon_port}", buf, sizeof(buf)), "25");
     assert_string_equal(milter_macros_value(&f, "client_port", buf, sizeof(buf)), "40000");
     assert_string_equal(milter_macros_value(&f, "i", buf, sizeof(buf)), "ABC.1");
@@ -168,9 +167,11 @@ static void test_macros_values(void **state)
 static void test_macros_defaults(void **state)
 {
     (void)state;
-    assert_string_equal(milter_macros_default(SMFIM_CONNECT),
-                        "j {daemon_name} {daemon_addr} v _ {client_addr} {client_name} {client_ptr}");
-    assert_string_equal(milter_macros_default(SMFIM_ENVRCPT), "i {rcpt_addr} {rcpt_host} {rcpt_mailer}");
+    assert_string_equal(
+        milter_macros_default(SMFIM_CONNECT),
+        "j {daemon_name} {daemon_addr} v _ {client_addr} {client_name} {client_ptr}");
+    assert_string_equal(milter_macros_default(SMFIM_ENVRCPT),
+                        "i {rcpt_addr} {rcpt_host} {rcpt_mailer}");
     assert_string_equal(milter_macros_default(SMFIM_EOM), "i");
     assert_string_equal(milter_macros_default(99), "");
 }
@@ -212,8 +213,8 @@ static void test_seen(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_addr_forms),     cmocka_unit_test(test_addr_refused),
-        cmocka_unit_test(test_macros_split),   cmocka_unit_test(test_macros_values),
+        cmocka_unit_test(test_addr_forms),      cmocka_unit_test(test_addr_refused),
+        cmocka_unit_test(test_macros_split),    cmocka_unit_test(test_macros_values),
         cmocka_unit_test(test_macros_defaults), cmocka_unit_test(test_seen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
