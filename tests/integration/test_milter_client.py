@@ -879,3 +879,52 @@ def test_spf_dkim_and_dmarc_in_one_chain(gate_factory, recorder_factory, smtpgat
     assert any(re.match(r"verify\.example\.test; dkim=pass ", a) for a in ars), ars
     assert any(re.match(r"gate\.example\.test; dmarc=pass \(p=reject dis=none\) header\.from=sign\.example\.test", a)
                for a in ars), ars
+
+
+# ---------------------------------------------------------------- configuration
+
+def config_check(smtpgate_binary, workdir, recorder, name, sections):
+    import os
+    from gate import render_config, run_config_test
+    (workdir / "q").mkdir(exist_ok=True)
+    settings = {"quarantine_dir": str(workdir / "q"), "control_socket": ""}
+    if os.geteuid() == 0:
+        settings["allow_root"] = True
+    text = render_config(["127.0.0.1:1"], [recorder.address], workdir, settings,
+                         "\n".join(sections) + "\n")
+    conf = workdir / name
+    conf.write_text(text)
+    lines = text.split("\n")
+    at = {s.split()[1]: lines.index(s) + 1 for s in sections}
+    r = run_config_test(smtpgate_binary, conf)
+    return r, r.stdout + r.stderr, conf, at
+
+
+def test_config_mistakes_name_the_line(smtpgate_binary, workdir, recorder):
+    so = milter_so(smtpgate_binary)
+    r, out, conf, at = config_check(smtpgate_binary, workdir, recorder, "values.conf", [
+        f'plugin badhost {{ path = "{so}" socket = "inet:milter.example.com:8891" }}',
+        f'plugin badport {{ path = "{so}" socket = "inet:127.0.0.1:70000" }}',
+        f'plugin badact {{ path = "{so}" socket = "inet:127.0.0.1:1" default_action = "bounce" }}',
+        f'plugin badproto {{ path = "{so}" socket = "inet:127.0.0.1:1" protocol = 7 }}',
+    ])
+    assert r.returncode == 1, out
+    assert (f"{conf}:{at['badhost']}: plugin badhost: 'socket' is \"inet:milter.example.com:8891\": "
+            f"the host must be a numeric address or localhost") in out, out
+    assert (f"{conf}:{at['badport']}: plugin badport: 'socket' is \"inet:127.0.0.1:70000\": "
+            f"expected a port from 1 to 65535 after the last ':'") in out, out
+    assert (f"{conf}:{at['badact']}: plugin badact: 'default_action' is \"bounce\": "
+            f"must be accept, reject, tempfail or quarantine") in out, out
+    assert f"{conf}:{at['badproto']}: plugin badproto: 'protocol' is 7; it must be from 2 to 6" in out, out
+    # what only init sees: a missing socket
+    r, out, conf, at = config_check(smtpgate_binary, workdir, recorder, "init.conf", [
+        f'plugin nosock {{ path = "{so}" }}'])
+    assert r.returncode == 1, out
+    assert (f"{conf}:{at['nosock']}: plugin nosock: socket: a milter plugin needs its milter's "
+            f"socket") in out, out
+    # a wait the section's own timeout would cut: warned, and the configuration stands
+    r, out, conf, at = config_check(smtpgate_binary, workdir, recorder, "warn.conf", [
+        f'plugin slow {{ path = "{so}" socket = "unix:/run/x.sock" content_timeout = 300 }}'])
+    assert r.returncode == 0, out
+    assert (f"{conf}:{at['slow']}: plugin slow: content_timeout: warning: 300s is not below "
+            f"the section's timeout (30s)") in out, out
