@@ -15,8 +15,10 @@
  * overlap, and the loop's own callbacks run on the thread that runs the
  * session.  The session's end (mc_sess_release, the conn data's free
  * function) may come from another thread: it then hands the teardown to the
- * loop with event_base_once(), so the connection is only ever touched on its
- * own loop.
+ * loop with event_base_once() when the loop outlives the session (smtpgate),
+ * so the connection is only ever touched on its own loop; a loop that ends
+ * with the session (smtpgate-milter) runs no more, and the teardown is done
+ * at once.
  */
 #ifndef SMTPGATE_MILTER_CLIENT_H
 #define SMTPGATE_MILTER_CLIENT_H

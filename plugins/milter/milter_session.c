@@ -59,6 +59,7 @@ enum mc_phase {
 struct mc_sess {
     struct mc_conf *cf;
     struct event_base *base;
+    bool base_outlives; /* the host's word: the loop runs on after the session */
     pthread_t loop_thread;
     int fd;
     struct bufferevent *bev;
@@ -837,7 +838,7 @@ struct mc_sess *mc_sess_new(struct mc_conf *cf, struct sg_ctx *ctx)
     s->fd = -1;
     s->loop_thread = pthread_self();
     milter_out_init(&s->out);
-    s->base = cf->host->event_loop(ctx, NULL);
+    s->base = cf->host->event_loop(ctx, &s->base_outlives);
     if (s->base) {
         s->timer = evtimer_new(s->base, on_timer, s);
         if (!s->timer) {
@@ -886,8 +887,11 @@ void mc_sess_release(void *arg)
     if (!s)
         return;
     /* Only the loop's own thread touches the connection: from another thread
-     * (a pool thread that ended the session), the loop does the teardown. */
-    if (s->base && !pthread_equal(s->loop_thread, pthread_self())) {
+     * (a pool thread that ended the session), a loop that runs on does the
+     * teardown.  A loop that ends with the session (smtpgate-milter) runs no
+     * more: nothing races the teardown here, and a deferred one would never
+     * run. */
+    if (s->base && s->base_outlives && !pthread_equal(s->loop_thread, pthread_self())) {
         struct timeval zero = {0, 0};
         if (event_base_once(s->base, -1, EV_TIMEOUT, sess_destroy_cb, s, &zero) == 0)
             return;

@@ -928,3 +928,23 @@ def test_config_mistakes_name_the_line(smtpgate_binary, workdir, recorder):
     assert r.returncode == 0, out
     assert (f"{conf}:{at['slow']}: plugin slow: content_timeout: warning: 300s is not below "
             f"the section's timeout (30s)") in out, out
+
+
+def test_a_later_milter_sees_the_fields_an_earlier_one_added(gate_factory, recorder,
+                                                            smtpgate_binary, scripted, raw):
+    raw.reset()
+    so = milter_so(smtpgate_binary)
+    extra = (plugin_section("first", so, socket=scripted, content_timeout=5) + "\n"
+             + plugin_section("second", so, socket=raw.address, content_timeout=5))
+    g = gate_factory([recorder.address], extra=extra)
+    recorder.wait_idle()
+    with g.connect() as c:
+        c.ehlo("client.example.test")
+        assert codes(c.mail_transaction("a@example.test", ["b@example.test"],
+                                        simple_message("edits", "body\r\n")))[-1] == 250
+        c.quit()
+    recorder.wait_messages(1)
+    names = [d.split(b"\0")[0].decode() for _, cmd, d in raw.packets if cmd == b"L"]
+    # the field inserted at the top first, the received ones, then those appended
+    assert names == ["X-Inserted", "From", "To", "Subject", "Message-ID", "X-Scripted",
+                     "X-Added"], names
