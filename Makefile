@@ -158,6 +158,7 @@ INSTALL_PATHS_SED := -e 's|/usr/local/etc/smtpgate|$(CONFDIR)|g' -e 's|/usr/loca
 INSTALL_DOCS := README.md:README.md plugins/README.md:plugins.md plugins/spf/README.md:spf.md \
 	plugins/ratelimit/README.md:ratelimit.md plugins/greylist/README.md:greylist.md \
 	plugins/dnsbl/README.md:dnsbl.md \
+	plugins/milter/README.md:milter.md \
 	etc/postfix/main.cf.snippet:main.cf.snippet etc/postfix/master.cf.snippet:master.cf.snippet
 
 $(BUILD)/etc/%: etc/% $(BUILD_INFO_H)

@@ -14,7 +14,8 @@ test_pkgs=(libcmocka-dev python3 python3-pytest python3-aiosmtpd clang libclang-
            valgrind procps iproute2 python3-yaml python3-spf python3-dnslib dnsmasq-base rbldnsd
            haproxy opendkim opendkim-tools openssl dovecot-core libnet-ssleay-perl
            libio-socket-ssl-perl debhelper dpkg-dev fakeroot lintian man-db
-           prometheus chromium redis-server)
+           prometheus chromium redis-server python3-milter clamav-daemon clamav-milter
+           spamd spamass-milter rspamd opendmarc)
 
 case "${1:-test}" in
   run)  want=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;

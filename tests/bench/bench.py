@@ -37,8 +37,8 @@ Phases (each bounded in count and in time):
               ratio in the same run (tests/bench/baseline.sh builds one)
 
 BENCH_QUICK=1 divides every count by 10.  --direct-only runs the baseline half;
---only chain5,spf,spf-cold,dnsbl,dnsbl-cold,rules,ratelimit,ratelimit-redis runs only those
-plugin phases (against the
+--only chain5,spf,spf-cold,dnsbl,dnsbl-cold,rules,ratelimit,ratelimit-redis,opendkim,milter-rtt
+runs only those plugin phases (against the
 same smtpgate without plugins, as always), e.g. to set two builds side by side.
 Exit status 0 when every phase completed without errors.
 """
@@ -46,6 +46,7 @@ import argparse
 import os
 import platform
 import resource
+import re
 import selectors
 import shutil
 import signal
@@ -239,6 +240,8 @@ class Gate:
             "-o", "shutdown_grace = 5",
             # the client is 127.0.0.1: no DNS in a benchmark of the proxy
             "-o", "client_name_lookup = false",
+            # no control socket: another smtpgate on the machine may hold the default one
+            "-o", 'control_socket = ""',
         ]
         for opt in extra:
             self.cmd += ["-o", opt]
@@ -760,6 +763,12 @@ def summary(direct, proxied, idle, conc, longrun, peak, info, chains=(), baselin
         rows.append((f"{label}: smtpgate CPU s/1000 msg", fmt(c["plain_cpu"], ".3f"),
                      fmt(c["chain_cpu"], ".3f"), fmt(ratio(c["chain_cpu"], c["plain_cpu"]), ".2f")))
 
+    if MILTER_RTT:
+        r = MILTER_RTT
+        rows.append(("one milter round trip (1 session, smtpgate-milter + no-op): ms/msg",
+                     fmt(r["plain_ms"], ".3f"), fmt(r["milter_ms"], ".3f"),
+                     f"{r['round_trips']:.0f} trips, {r['us_per_rt']:.0f} us each"))
+
     for b in baseline:
         kb = b["length"] // 1024
         rows.append((f"before -> after, {kb} KB: msg/s", fmt(b["before"]), fmt(b["after"]),
@@ -777,7 +786,116 @@ def summary(direct, proxied, idle, conc, longrun, peak, info, chains=(), baselin
 
 
 PLUGIN_PHASES = ("chain5", "spf", "spf-cold", "dnsbl", "dnsbl-cold", "rules", "ratelimit",
-                 "ratelimit-redis")
+                 "ratelimit-redis", "opendkim", "milter-rtt")
+
+
+def start_daemon(argv, port, logpath, what, timeout=30):
+    out = open(logpath, "ab")
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc, out
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    out.close()
+    raise RuntimeError(f"{what} did not listen on {port}; see {logpath}")
+
+
+def stop_daemon(proc, out):
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    out.close()
+
+
+def phase_opendkim(binary, sink, workdir):
+    """OpenDKIM signing every message through the milter plugin (relaxed/simple,
+    a 2048-bit key from opendkim-genkey), beside the plain proxied run."""
+    so = os.path.join(os.path.dirname(binary), "plugins", "milter.so")
+    opendkim, genkey = shutil.which("opendkim") or "/usr/sbin/opendkim", \
+        shutil.which("opendkim-genkey") or "/usr/sbin/opendkim-genkey"
+    if not (os.path.exists(so) and os.path.exists(opendkim) and os.path.exists(genkey)):
+        fail("OpenDKIM phase needs plugins/milter.so, opendkim and opendkim-genkey")
+        return None
+    # OpenDKIM refuses files under a folder others may write: the run folder is 0755
+    wd = os.path.join(workdir, "opendkim")
+    os.makedirs(wd, mode=0o700, exist_ok=True)
+    subprocess.run([genkey, "-b", "2048", "-d", "bench.example.test", "-s", "sel", "-D", wd],
+                   check=True, timeout=60)
+    port = free_port()
+    conf = os.path.join(wd, "opendkim.conf")
+    with open(conf, "w") as f:
+        f.write(f"Mode s\nDomain *\nSelector sel\nKeyFile {wd}/sel.private\n"
+                f"Canonicalization relaxed/simple\nInternalHosts 127.0.0.0/8\n"
+                f"Socket inet:{port}@127.0.0.1\nBackground no\nSyslog no\nUserID root\n"
+                f"PidFile {wd}/opendkim.pid\n")
+    proc, out = start_daemon([opendkim, "-f", "-x", conf], port,
+                             os.path.join(workdir, "opendkim.log"), "opendkim")
+    try:
+        opts = {"socket": f'"inet:127.0.0.1:{port}"', "timeout": 60}
+        return phase_chain(binary, sink, workdir, "opendkim", plugin_opts([("dkim", so, opts)]))
+    finally:
+        stop_daemon(proc, out)
+
+
+def phase_milter_rtt(binary, sink, workdir):
+    """The cost of one milter round trip: one session, one message after the other,
+    through smtpgate alone and through smtpgate calling smtpgate-milter whose chain is
+    one no-op plugin (a real libmilter milter doing no work, answering connect, HELO,
+    MAIL, RCPT, DATA and end of message); the added time per message divided by the
+    replies the plugin waited for (its round_trips= log note)."""
+    so = os.path.join(os.path.dirname(binary), "plugins", "milter.so")
+    mbin = os.path.join(os.path.dirname(binary), "smtpgate-milter")
+    noop = os.path.join(os.path.dirname(binary), "tests", "plugins", "test_noop.so")
+    if not (os.path.exists(so) and os.access(mbin, os.X_OK) and os.path.exists(noop)):
+        fail("milter round trip phase needs plugins/milter.so, smtpgate-milter and test_noop.so")
+        return None
+    port = free_port()
+    os.makedirs(os.path.join(workdir, "spool", "quarantine"), exist_ok=True)
+    conf = os.path.join(workdir, "rtt-milter.conf")
+    with open(conf, "w") as f:
+        f.write(f'spool_dir = "{workdir}/spool"\nhostname = "milter.bench.test"\n'
+                f'quarantine_dir = "{workdir}/spool/quarantine"\ncontrol_socket = ""\n'
+                f"milter {{\n    socket = \"inet:{port}@127.0.0.1\"\n}}\n"
+                f'plugin noop {{\n    path = "{noop}"\n}}\n')
+    extra = ["-o", "allow_root = true"] if os.geteuid() == 0 else []
+    proc, out = start_daemon([mbin, "-f", "-c", conf] + extra, port,
+                             os.path.join(workdir, "rtt-milter.log"), "smtpgate-milter")
+    try:
+        res = {}
+        for kind, opt in (("plain", ()), ("milter", plugin_opts([("m", so, {
+                "socket": f'"inet:127.0.0.1:{port}"'})]))):
+            gate = Gate(binary, sink.port, workdir, f"rtt-{kind}", opt)
+            res[kind] = latency(f"round trip ({kind})", gate.port, N_SEQ,
+                                {"smtpgate": gate.pid, "smtp-sink": sink.pid})
+            notes = []
+            if kind == "milter":
+                with open(gate.logpath, "rb") as f:
+                    notes = [int(m) for m in re.findall(rb'm="round_trips=(\d+)"', f.read())]
+            if gate.stop() != 0:
+                fail(f"smtpgate (rtt {kind}) exited with an error; see its log")
+            if notes:
+                res["round_trips"] = statistics.median(notes)
+        if not res.get("round_trips"):
+            fail("round trip phase: no round_trips= notes in the log")
+            return None
+        added = res["milter"]["median_ms"] - res["plain"]["median_ms"]
+        out_ = {"plain_ms": res["plain"]["median_ms"], "milter_ms": res["milter"]["median_ms"],
+                "round_trips": res["round_trips"],
+                "us_per_rt": added * 1000.0 / res["round_trips"]}
+        log(f"milter round trip: {out_['milter_ms']:.3f} ms per message with the milter, "
+            f"{out_['plain_ms']:.3f} without, {out_['round_trips']:.0f} round trips: "
+            f"{out_['us_per_rt']:.0f} us each")
+        return out_
+    finally:
+        stop_daemon(proc, out)
 
 
 def plugin_phases(binary, sink, workdir, names):
@@ -810,7 +928,16 @@ def plugin_phases(binary, sink, workdir, names):
     if "ratelimit-redis" in names:
         chains.append(("ratelimit, 10 KB (4 rules, redis-server on loopback)",
                        phase_ratelimit(binary, sink, workdir, redis=True)))
+    if "opendkim" in names:
+        chains.append(("OpenDKIM signing through the milter plugin, 10 KB",
+                       phase_opendkim(binary, sink, workdir)))
+    if "milter-rtt" in names:
+        global MILTER_RTT
+        MILTER_RTT = phase_milter_rtt(binary, sink, workdir)
     return chains
+
+
+MILTER_RTT = None
 
 
 def main():
@@ -916,6 +1043,10 @@ def main():
             if c:
                 print(f"{label}: {c['plain']:.0f} -> {c['chain']:.0f} msg/s (ratio {c['ratio']:.3f}); "
                       f"smtpgate CPU {c['plain_cpu']:.3f} -> {c['chain_cpu']:.3f} s/1000 msg")
+        if MILTER_RTT:
+            r = MILTER_RTT
+            print(f"one milter round trip: {r['plain_ms']:.3f} -> {r['milter_ms']:.3f} ms per message, "
+                  f"{r['round_trips']:.0f} round trips, {r['us_per_rt']:.0f} us each")
     if direct:
         rows = summary(direct, proxied, idle, conc, longrun, peak, info, chains, baseline)
         with open(os.path.join(args.out, "summary.md"), "w") as f:

@@ -62,6 +62,7 @@ def test_fhs_layout(installed):
                  "usr/lib/smtpgate/plugins/ratelimit.so", "usr/lib/smtpgate/plugins/greylist.so",
                  "usr/share/doc/smtpgate/ratelimit.md", "usr/share/doc/smtpgate/greylist.md",
                  "usr/lib/smtpgate/plugins/dnsbl.so", "usr/share/doc/smtpgate/dnsbl.md",
+                 "usr/lib/smtpgate/plugins/milter.so", "usr/share/doc/smtpgate/milter.md",
                  "etc/smtpgate/smtpgate.conf", "etc/smtpgate/default.rules",
                  "usr/include/smtpgate/plugin.h", "usr/share/pkgconfig/smtpgate-plugin.pc",
                  "usr/share/doc/smtpgate/README.md", "usr/share/doc/smtpgate/plugins.md",
