@@ -14,7 +14,7 @@ test_pkgs=(libcmocka-dev python3 python3-pytest python3-aiosmtpd clang libclang-
            valgrind procps iproute2 python3-yaml python3-spf python3-dnslib dnsmasq-base
            haproxy opendkim opendkim-tools openssl dovecot-core libnet-ssleay-perl
            libio-socket-ssl-perl debhelper dpkg-dev fakeroot lintian man-db
-           prometheus chromium)
+           prometheus chromium spamassassin)
 
 case "${1:-test}" in
   run)  want=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
