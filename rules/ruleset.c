@@ -43,6 +43,10 @@ void rules_rule_free(struct rule *rule)
     for (size_t i = 0; i < rule->nexamples; i++)
         free(rule->examples[i].text);
     free(rule->examples);
+    for (size_t i = 0; i < rule->nsa_fields; i++)
+        free(rule->sa_fields[i]);
+    free(rule->sa_fields);
+    free(rule->sa_unset);
 }
 
 void rules_threshold_free(struct threshold *t)

@@ -281,7 +281,8 @@ static bool parse_eval(struct sa_file *f, struct sa_rule *r, const char *s, size
 static bool parse_header_test(struct sa_file *f, struct sa_rule *r, const char *s, size_t n)
 {
     size_t i = 0;
-    while (i < n && !is_space(s[i]) && !(i + 1 < n && (s[i] == '=' || s[i] == '!') && s[i + 1] == '~'))
+    while (i < n && !is_space(s[i]) &&
+           !(i + 1 < n && (s[i] == '=' || s[i] == '!') && s[i + 1] == '~'))
         i++;
     if (i == 0) {
         warn(f, "rule %s: invalid head test", r->name);
@@ -504,7 +505,10 @@ static void set_template(struct sa_file *f, enum sa_tmpl kind, const char *v, si
     split_word(v, n, &name, &nn, &rest, &rn);
     if (nn == 0 || rn == 0) {
         warn(f, "replace_%s: requires a name and a value",
-             kind == SA_TAG ? "tag" : kind == SA_PRE ? "pre" : kind == SA_POST ? "post" : "inter");
+             kind == SA_TAG    ? "tag"
+             : kind == SA_PRE  ? "pre"
+             : kind == SA_POST ? "post"
+                               : "inter");
         return;
     }
     for (size_t i = 0; i < c->ntmpl[kind]; i++)
@@ -547,8 +551,7 @@ static void replace_rules(struct sa_file *f, const char *v, size_t n)
 
 /* ---- conditionals ---- */
 
-static void open_block(struct sa_file *f, const char *kind, const char *expr, size_t n,
-                       bool plugin)
+static void open_block(struct sa_file *f, const char *kind, const char *expr, size_t n, bool plugin)
 {
     if (f->depth == SA_IF_MAX_DEPTH) {
         /* read as true, and its endif closes the block above: said, not silent */
@@ -784,11 +787,25 @@ static void one_line(struct sa_file *f, const char *s, size_t n)
             snprintf(nm, sizeof(nm), "%.*s", (int)(nn > SA_NAME_MAX ? SA_NAME_MAX : nn), name);
             if (sa_tally_add(&c->skipped, f->why ? f->why : "skipped", nm) != 0)
                 c->nomem = true;
+            /* the eval functions such rules need, for the report */
+            if ((rn > 5 && memcmp(rest, "eval:", 5) == 0) ||
+                (rn > 8 && memcmp(rest, "rbleval:", 8) == 0)) {
+                const char *e = memchr(rest, ':', rn) + 1;
+                size_t en = 0;
+                while (e + en < rest + rn && (isalnum((unsigned char)e[en]) || e[en] == '_'))
+                    en++;
+                char fn[SA_NAME_MAX + 1];
+                snprintf(fn, sizeof(fn), "%.*s", (int)(en > SA_NAME_MAX ? SA_NAME_MAX : en), e);
+                if (en > 0 && sa_tally_add(&c->evals, fn, nm) != 0)
+                    c->nomem = true;
+            }
         }
     } else if (strcmp(k, "require_version") == 0) {
         if (!word_is(val, vn, "@@VERSION@@") && !word_is(val, vn, c->env.version)) {
-            warn(f, "requires version %.*s of SpamAssassin, smtpgate emulates %s: skipping "
-                 "the rest of this file", (int)(vn > 40 ? 40 : vn), val, c->env.version);
+            warn(f,
+                 "requires version %.*s of SpamAssassin, smtpgate emulates %s: skipping "
+                 "the rest of this file",
+                 (int)(vn > 40 ? 40 : vn), val, c->env.version);
             f->version_skip = true;
             f->skip = true;
             update_why(f);
@@ -939,6 +956,7 @@ void sa_conf_free(struct sa_conf *c)
     free(c->files);
     sa_tally_free(&c->skipped);
     sa_tally_free(&c->ignored);
+    sa_tally_free(&c->evals);
     rules_errors_free(&c->warnings);
     free(c);
 }

@@ -66,11 +66,11 @@ struct sa_rule {
     enum sa_kind kind;
     const char *file; /* of the definition; interned in the conf */
     unsigned line;
-    char *field;  /* header, mimeheader: "Subject", "From:addr", "ALL", ... */
-    char *unset;  /* [if-unset: TEXT] or NULL */
-    bool exists;  /* header NAME exists:FIELD */
-    bool negate;  /* !~ */
-    char *re;     /* the pattern without its delimiters */
+    char *field; /* header, mimeheader: "Subject", "From:addr", "ALL", ... */
+    char *unset; /* [if-unset: TEXT] or NULL */
+    bool exists; /* header NAME exists:FIELD */
+    bool negate; /* !~ */
+    char *re;    /* the pattern without its delimiters */
     size_t re_len;
     char mods[16]; /* the pattern's modifiers, "i", "is", ... */
     char *eval;    /* eval:NAME(ARGS): the function's name */
@@ -113,6 +113,7 @@ struct sa_conf {
     unsigned depth;
     struct sa_tally skipped; /* rule definitions not read, by reason */
     struct sa_tally ignored; /* settings not used, by setting */
+    struct sa_tally evals;   /* eval functions of the rules, by name (none is implemented yet) */
     struct rules_errors warnings;
     bool finished;
     bool nomem;

@@ -89,10 +89,14 @@ static double call(struct cond *c, bool plugin)
         c->bad = true;
         return 0;
     }
-    /* SpamAssassin's own renames of two plugins */
+    /* SpamAssassin's own renames of two plugins (Conf::Parser) */
     static const char dmarc[] = "Mail::SpamAssassin::Plugin::Dmarc";
+    static const char wls[] = "Mail::SpamAssassin::Plugin::WhiteListSubject";
+    static const char wel[] = "Mail::SpamAssassin::Plugin::WelcomeListSubject";
     if (plugin && n == sizeof(dmarc) - 1 && memcmp(w, dmarc, n) == 0)
         return listed(c->env->plugins, c->env->nplugins, "Mail::SpamAssassin::Plugin::DMARC", n);
+    if (plugin && n == sizeof(wls) - 1 && memcmp(w, wls, n) == 0)
+        return listed(c->env->plugins, c->env->nplugins, wel, sizeof(wel) - 1);
     return plugin ? listed(c->env->plugins, c->env->nplugins, w, n)
                   : listed(c->env->features, c->env->nfeatures, w, n);
 }

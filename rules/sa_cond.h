@@ -20,12 +20,12 @@
 #include <stddef.h>
 
 struct sa_env {
-    const char *version; /* "4.000001", as in require_version */
+    const char *version;        /* "4.000001", as in require_version */
     const char *const *plugins; /* emulated: Mail::SpamAssassin::Plugin::ReplaceTags ... */
     size_t nplugins;
     const char *const *features; /* true for can()/has() */
     size_t nfeatures;
-    bool network; /* network tests on: score sets 1 and 3, local_tests_only 0 */
+    bool network;     /* network tests on: score sets 1 and 3, local_tests_only 0 */
     const char *lang; /* "lang XX" lines apply when lang starts with XX; NULL: never */
 };
 

@@ -26,7 +26,7 @@ int sa_tally_add(struct sa_tally *t, const char *what, const char *first)
         t->nomem = true;
         return -1;
     }
-    t->v[t->n++] = (struct sa_tally_item){w, 1, f};
+    t->v[t->n++] = (struct rules_sa_count){w, 1, f};
     return 0;
 }
 
@@ -40,7 +40,7 @@ size_t sa_tally_total(const struct sa_tally *t)
 
 static int cmp_items(const void *a, const void *b)
 {
-    const struct sa_tally_item *x = a, *y = b;
+    const struct rules_sa_count *x = a, *y = b;
     if (x->count != y->count)
         return x->count > y->count ? -1 : 1;
     return strcmp(x->what, y->what);

@@ -14,14 +14,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct sa_tally_item {
-    char *what;
-    size_t count;
-    char *first; /* the first rule (or setting) it was counted for */
-};
+#include "rules/rules.h"
 
 struct sa_tally {
-    struct sa_tally_item *v;
+    struct rules_sa_count *v;
     size_t n;
     size_t cap;
     bool nomem;

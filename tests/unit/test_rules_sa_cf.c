@@ -153,8 +153,7 @@ static void test_scores(void **state)
     assert_true(r->has_score);
     assert_true(r->score[0] == 2.5 && r->score[3] == 2.5);
     r = rule(c, "FOUR");
-    assert_true(r->score[0] == 0 && r->score[1] == 1.5 && r->score[2] == -2 &&
-                r->score[3] == 3.25);
+    assert_true(r->score[0] == 0 && r->score[1] == 1.5 && r->score[2] == -2 && r->score[3] == 3.25);
     r = rule(c, "REL");
     assert_true(r->score[0] == 1.5 && r->score[1] == 1 && r->score[2] == 2 && r->score[3] == 0);
     assert_true(rule(c, "DEFAULT")->score[0] == 1.0);
@@ -264,8 +263,8 @@ static void test_conditionals(void **state)
     assert_null(sa_conf_rule(c, "FM2"));
     assert_null(sa_conf_rule(c, "BADCOND"));
     assert_null(sa_conf_rule(c, "UNCLOSED"));
-    assert_int_equal(tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::DNSEval is not emulated"),
-                     2);
+    assert_int_equal(
+        tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::DNSEval is not emulated"), 2);
     assert_int_equal(
         tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::FreeMail is not emulated"), 2);
     assert_int_equal(
@@ -273,7 +272,8 @@ static void test_conditionals(void **state)
         1);
     assert_int_equal(tally(&c->skipped, "condition false: if (version >= 4.001000)"), 1);
     assert_int_equal(
-        tally(&c->skipped, "condition false: if can(Mail::SpamAssassin::Conf::feature_capture_rules)"),
+        tally(&c->skipped,
+              "condition false: if can(Mail::SpamAssassin::Conf::feature_capture_rules)"),
         1);
     assert_int_equal(tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::Bayes is not emulated"),
                      1);
@@ -335,10 +335,10 @@ static int read_cb(void *arg, const char *path, char **data, size_t *len, char *
 static void test_include(void **state)
 {
     (void)state;
-    struct files fs = {{"/etc/sa/sub/inc.cf", "/etc/sa/sub/loop.cf", "/abs.cf"},
-                       {"body INC1 /x/\ninclude loop.cf\n", "include inc.cf\nbody LOOP1 /y/\n",
-                        "body ABS /z/\n"},
-                       0};
+    struct files fs = {
+        {"/etc/sa/sub/inc.cf", "/etc/sa/sub/loop.cf", "/abs.cf"},
+        {"body INC1 /x/\ninclude loop.cf\n", "include inc.cf\nbody LOOP1 /y/\n", "body ABS /z/\n"},
+        0};
     struct sa_conf *c = sa_conf_new(&sa_env_default, read_cb, &fs);
     const char *main_cf = "include sub/inc.cf\ninclude /abs.cf\ninclude missing.cf\n"
                           "ifplugin Mail::SpamAssassin::Plugin::Foo\ninclude /abs.cf\nendif\n";
