@@ -66,7 +66,7 @@ static int add_dir(struct list *l, const char *dir, char **why)
         }
     }
     closedir(d);
-    if (rc == 0)
+    if (rc == 0 && l->n > first + 1)
         qsort(l->v + first, l->n - first, sizeof(*l->v), cmp_str);
     return rc;
 }

@@ -520,7 +520,7 @@ static void test_options_and_errors(void **state)
     reset_records();
     assert_int_equal(plugin->init(&host, &sec, &inst), -1);
     assert_int_equal(nerrors, 1);
-    assert_string_equal(errors[0], "files: at least one rule file is needed");
+    assert_string_equal(errors[0], "files: at least one rule file is needed (or spamassassin)");
 
     const char *bad = rule_file("bad.rules", "rule A body /(/\nrule B helo /x/ must-hit \"y\"\n");
     sec.files[0] = bad;
