@@ -181,6 +181,8 @@ void rules_unref(struct rules *r);
 
 size_t rules_count(const struct rules *r);
 const char *rules_rule_name(const struct rules *r, size_t i);
+/* "header Subject", "body", "meta", ... */
+const char *rules_rule_target(const struct rules *r, size_t i);
 size_t rules_file_count(const struct rules *r);
 /* SG-style bit mask (1u << stage) of stages that have rules to evaluate. */
 unsigned rules_stages(const struct rules *r);

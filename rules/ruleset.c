@@ -105,6 +105,11 @@ const char *rules_rule_name(const struct rules *r, size_t i)
     return i < r->n ? r->v[i].name : NULL;
 }
 
+const char *rules_rule_target(const struct rules *r, size_t i)
+{
+    return i < r->n ? r->v[i].target_desc : NULL;
+}
+
 size_t rules_file_count(const struct rules *r)
 {
     return r->nfiles;

@@ -785,8 +785,24 @@ static void one_line(struct sa_file *f, const char *s, size_t n)
             split_word(val, vn, &name, &nn, &rest, &rn);
             char nm[SA_NAME_MAX + 1];
             snprintf(nm, sizeof(nm), "%.*s", (int)(nn > SA_NAME_MAX ? SA_NAME_MAX : nn), name);
-            if (sa_tally_add(&c->skipped, f->why ? f->why : "skipped", nm) != 0)
+            const char *why = f->why ? f->why : "skipped";
+            if (sa_tally_add(&c->skipped, why, nm) != 0)
                 c->nomem = true;
+            struct sa_kv *v =
+                util_reallocarray(c->skipped_rules, c->nskipped_rules + 1, sizeof(*v));
+            if (v != NULL) {
+                c->skipped_rules = v;
+                v[c->nskipped_rules] = (struct sa_kv){util_strdup(nm), util_strdup(why)};
+                if (v[c->nskipped_rules].name == NULL || v[c->nskipped_rules].value == NULL) {
+                    free(v[c->nskipped_rules].name);
+                    free(v[c->nskipped_rules].value);
+                    c->nomem = true;
+                } else {
+                    c->nskipped_rules++;
+                }
+            } else {
+                c->nomem = true;
+            }
             /* the eval functions such rules need, for the report */
             if ((rn > 5 && memcmp(rest, "eval:", 5) == 0) ||
                 (rn > 8 && memcmp(rest, "rbleval:", 8) == 0)) {
@@ -955,6 +971,11 @@ void sa_conf_free(struct sa_conf *c)
         free(c->files[i]);
     free(c->files);
     sa_tally_free(&c->skipped);
+    for (size_t i = 0; i < c->nskipped_rules; i++) {
+        free(c->skipped_rules[i].name);
+        free(c->skipped_rules[i].value);
+    }
+    free(c->skipped_rules);
     sa_tally_free(&c->ignored);
     sa_tally_free(&c->evals);
     rules_errors_free(&c->warnings);

@@ -111,7 +111,9 @@ struct sa_conf {
     char **files; /* names read, in order; interned */
     size_t nfiles;
     unsigned depth;
-    struct sa_tally skipped; /* rule definitions not read, by reason */
+    struct sa_tally skipped;     /* rule definitions not read, by reason */
+    struct sa_kv *skipped_rules; /* the same one by one: name, reason */
+    size_t nskipped_rules;
     struct sa_tally ignored; /* settings not used, by setting */
     struct sa_tally evals;   /* eval functions of the rules, by name (none is implemented yet) */
     struct rules_errors warnings;

@@ -21,6 +21,14 @@ static int read_cb(void *arg, const char *path, char **data, size_t *len, char *
     return b->read_file(path, data, len, why);
 }
 
+/* By name: a rule skipped twice (two false blocks) is counted once, under
+ * one of its reasons. */
+static int cmp_kv(const void *a, const void *b)
+{
+    const struct sa_kv *x = a, *y = b;
+    return strcmp(x->name, y->name);
+}
+
 /* Moves a tally into the report's array. */
 static void take(struct sa_tally *t, struct rules_sa_count **v, size_t *n)
 {
@@ -74,13 +82,20 @@ void sa_load(struct rules_build *b, const struct rules_sa_opts *o, struct rules_
     } else {
         size_t defined = 0;
         sa_compile(b, c, &defined);
-        /* rules the if blocks kept out count as defined and skipped */
-        for (size_t i = 0; i < c->skipped.n; i++) {
-            const struct rules_sa_count *k = &c->skipped.v[i];
-            for (size_t j = 0; j < k->count; j++)
-                if (sa_tally_add(b->sa_skipped, k->what, j == 0 ? k->first : NULL) != 0)
-                    rules_build_nomem(b);
-            defined += k->count;
+        /* rules the if blocks kept out count as defined and skipped, each
+         * name once, and not when the rule is defined elsewhere after all */
+        if (c->nskipped_rules > 1)
+            qsort(c->skipped_rules, c->nskipped_rules, sizeof(*c->skipped_rules), cmp_kv);
+        for (size_t i = 0; i < c->nskipped_rules; i++) {
+            const struct sa_kv *k = &c->skipped_rules[i];
+            if (i > 0 && strcmp(k->name, c->skipped_rules[i - 1].name) == 0)
+                continue;
+            const struct sa_rule *sr = sa_conf_rule(c, k->name);
+            if (sr != NULL && sr->kind != SA_NONE)
+                continue;
+            if (sa_tally_add(b->sa_skipped, k->value, k->name) != 0)
+                rules_build_nomem(b);
+            defined++;
         }
         if (rep != NULL) {
             rep->defined = defined;

@@ -45,7 +45,7 @@ static const char usage_main[] =
 
 static const char usage_lint[] =
     "usage: smtpgate-rules lint [FILE...] [--sa] [--sa-dir DIR]... [--sa-local FILE]...\n"
-    "                           [--sa-network]\n"
+    "                           [--sa-network] [--list]\n"
     "\n"
     "Loads the rule files together, as smtpgate's rules plugin does (includes\n"
     "followed, names unique across files), and runs every rule's must-hit and\n"
@@ -55,7 +55,8 @@ static const char usage_lint[] =
     "the folders given instead, --sa-local adds the admin's own .cf files, and\n"
     "--sa-network takes the scores for network tests on.  It then prints how\n"
     "many of SpamAssassin's rules loaded and, by reason, which were skipped.\n"
-    "The same options work with test and bench.\n"
+    "The same options work with test and bench.  --list prints every rule\n"
+    "loaded, as \"rule NAME TARGET\".\n"
     "Exit status: 0 no error, 1 errors, 2 usage.\n";
 
 static const char usage_test[] =
@@ -236,6 +237,15 @@ static int cmd_lint(int argc, char **argv)
     }
     if (take_sa_options(&argc, argv) != 0)
         return 2;
+    bool list = false;
+    int k = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--list") == 0)
+            list = true;
+        else
+            argv[k++] = argv[i];
+    }
+    argc = k;
     if (argc < 1 && !sa_cli.on) {
         fputs(usage_lint, stderr);
         return 2;
@@ -269,6 +279,9 @@ static int cmd_lint(int argc, char **argv)
         rules_unref(r);
         return 1;
     }
+    if (list)
+        for (size_t i = 0; i < n; i++)
+            printf("rule %s %s\n", rules_rule_name(r, i), rules_rule_target(r, i));
     printf("ok: %zu rule%s in %zu file%s\n", n, n == 1 ? "" : "s", nf, nf == 1 ? "" : "s");
     rules_unref(r);
     return 0;
