@@ -21,13 +21,18 @@ struct str {
     char *p;
     size_t n, cap;
     bool bad;
+    bool big; /* bad because it would pass TMPL_MAX_LEN (not for want of memory) */
 };
 
 static void put(struct str *s, const char *p, size_t n)
 {
     if (s->bad)
         return;
-    if (s->n + n + 1 > TMPL_MAX_LEN || util_grow(&s->p, &s->cap, s->n + n + 1, 1) != 0) {
+    if (s->n + n + 1 > TMPL_MAX_LEN) {
+        s->bad = s->big = true;
+        return;
+    }
+    if (util_grow(&s->p, &s->cap, s->n + n + 1, 1) != 0) {
         s->bad = true;
         return;
     }
@@ -181,6 +186,8 @@ static bool one_pass(const struct sa_conf *c, struct str *re, bool *again)
                 qn -= at + len;
             }
             put(&t, q, qn);
+            t.bad = t.bad || el_s.bad;
+            t.big = t.big || el_s.big;
             free(el_s.p);
             el_s = t;
         }
@@ -210,12 +217,15 @@ static bool one_pass(const struct sa_conf *c, struct str *re, bool *again)
                 size_t a2, l2;
                 if (!*again && find_tag(val, vl, "<", ">", &a2, &l2))
                     *again = true;
+                t.bad = t.bad || el_s.bad;
+                t.big = t.big || el_s.big;
                 free(el_s.p);
                 el_s = t;
             }
         }
         put(&out, el_s.p ? el_s.p : "", el_s.n);
         out.bad = out.bad || el_s.bad;
+        out.big = out.big || el_s.big;
         free(el_s.p);
     }
     free(pc);
@@ -232,13 +242,16 @@ char *sa_tmpl_expand(const struct sa_conf *c, const char *re, size_t len, size_t
     put(&s, re, len);
     if (s.p == NULL && !s.bad)
         put(&s, "", 0);
-    if (s.bad)
+    if (s.bad) {
+        free(s.p);
+        *out_len = s.big ? SIZE_MAX : 0;
         return NULL;
+    }
     for (int pass = 0; pass <= TMPL_MAX_PASSES; pass++) {
         bool again = false;
         if (!one_pass(c, &s, &again)) {
             free(s.p);
-            *out_len = s.n + 1 > TMPL_MAX_LEN / 2 ? SIZE_MAX : 0;
+            *out_len = s.big ? SIZE_MAX : 0;
             return NULL;
         }
         if (!again)

@@ -390,6 +390,23 @@ static void test_templates(void **state)
               "replace_rules S1\n");
     assert_string_equal(rule(c, "S1")->re, "aqb");
     sa_conf_free(c);
+    /* a pattern its templates grow beyond 4 MiB is marked, not cut */
+    {
+        size_t n = 4400 * 3 + 4096;
+        char *src = malloc(n + 2000), *p = src;
+        p += sprintf(p, "replace_tag A ");
+        for (int i = 0; i < 1000; i++)
+            *p++ = 'a';
+        p += sprintf(p, "\nbody BIG /");
+        for (int i = 0; i < 4400; i++)
+            p += sprintf(p, "<A>");
+        p += sprintf(p, "/\nreplace_rules BIG\n");
+        c = parse(src);
+        assert_true(rule(c, "BIG")->too_large);
+        assert_int_equal(rule(c, "BIG")->re_len, 4400 * 3);
+        sa_conf_free(c);
+        free(src);
+    }
     /* a tag that brings itself stops after the passes */
     c = parse("replace_tag L <L>x\nbody SELF /<L>/\nreplace_rules SELF\n");
     assert_non_null(strstr(rule(c, "SELF")->re, "xxxx"));
