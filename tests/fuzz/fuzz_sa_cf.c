@@ -1,5 +1,5 @@
 // fuzz-sources: rules/sa_cf.c rules/sa_cond.c rules/sa_tally.c rules/sa_tmpl.c rules/build.c
-// fuzz-sources: util/alloc.c
+// fuzz-sources: rules/sa_meta.c util/alloc.c
 // fuzz-pkgs: libpcre2-8
 /*
  * A SpamAssassin .cf file, the input, read as one file that includes
@@ -8,6 +8,9 @@
  * names a file read and a line inside the input (or 0, the whole file);
  * every rule it keeps is complete for its kind (a pattern with modifiers a-z,
  * an eval name, a meta text, a field); the templates stay within bounds.
+ * Each meta text, and the input itself, goes through the meta expression
+ * parser: it refuses with a reason or gives nodes in post order (every
+ * operand before its operator, the root last).
  * The input is an exact-size copy, so a read past its end is caught.
  */
 #include <stdint.h>
@@ -15,6 +18,7 @@
 #include <string.h>
 
 #include "rules/sa_cf.h"
+#include "rules/sa_meta.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,6 +38,29 @@ static int read_self(void *arg, const char *path, char **out, size_t *len, char 
     memcpy(*out, in->data, in->size);
     *len = in->size;
     return 0;
+}
+
+static void check_meta(const char *text, size_t len)
+{
+    struct rule rule = {.name = "FUZZ"};
+    const char *why = NULL;
+    int root = sa_meta_parse(text, len, &rule, &why);
+    if (root == -2)
+        abort(); /* no allocation fails here */
+    if (root < 0 && why == NULL)
+        abort();
+    if (root >= 0 && (size_t)root + 1 != rule.nmeta)
+        abort();
+    for (size_t k = 0; root >= 0 && k < rule.nmeta; k++) {
+        const struct meta_node *nd = &rule.meta[k];
+        if (nd->a >= (int)k || nd->b >= (int)k)
+            abort();
+        if (nd->op == MN_REF && (nd->name == NULL || nd->name[0] == '\0'))
+            abort();
+    }
+    for (size_t k = 0; k < rule.nmeta; k++)
+        free(rule.meta[k].name);
+    free(rule.meta);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -73,6 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case SA_META:
             if (r->meta == NULL)
                 abort();
+            check_meta(r->meta, strlen(r->meta));
             break;
         case SA_HEADER:
         case SA_MIMEHEADER:
@@ -90,6 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sa_maxhits(r);
     }
     sa_conf_free(c);
+    check_meta(copy, size);
     free(copy);
     return 0;
 }
