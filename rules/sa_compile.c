@@ -116,11 +116,15 @@ static bool header_target(struct rule *rule, const struct sa_rule *sr, char *why
         rule->target = T_HEADERS;
         return true;
     }
-    static const char *const pseudo[] = {"EnvelopeFrom",           "X-Spam-Relays-Untrusted",
-                                         "X-Spam-Relays-Trusted",  "X-Spam-Relays-External",
-                                         "X-Spam-Relays-Internal", "ALL-TRUSTED",
-                                         "ALL-UNTRUSTED",          "ALL-INTERNAL",
-                                         "ALL-EXTERNAL",           "X-Spam-Status"};
+    static const char *const pseudo[] = {"EnvelopeFrom",
+                                         "X-Spam-Relays-Untrusted",
+                                         "X-Spam-Relays-Trusted",
+                                         "X-Spam-Relays-External",
+                                         "X-Spam-Relays-Internal",
+                                         "ALL-TRUSTED",
+                                         "ALL-UNTRUSTED",
+                                         "ALL-INTERNAL",
+                                         "ALL-EXTERNAL"};
     for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
         if (strcasecmp(name, pseudo[i]) == 0) {
             snprintf(why, wn, "unsupported construct: pseudo-header %s", pseudo[i]);
