@@ -138,6 +138,20 @@ static void log_sa_report(const struct sg_host *host, const struct sg_section *s
                   host->section_name(sec), rep->skipped[i].count, rep->skipped[i].what,
                   rep->skipped[i].first ? rep->skipped[i].first : "",
                   rep->skipped[i].count > 1 ? ", ..." : "");
+    /* the eval functions the skipped rules name, on one line: NAME (count), ... */
+    size_t len = 1;
+    for (size_t i = 0; i < rep->nevals; i++)
+        len += strlen(rep->evals[i].what) + 32;
+    char *line = rep->nevals > 0 ? malloc(len) : NULL;
+    if (line != NULL) {
+        size_t k = 0;
+        for (size_t i = 0; i < rep->nevals; i++)
+            k += (size_t)snprintf(line + k, len - k, "%s%s (%zu)", i ? ", " : "",
+                                  rep->evals[i].what, rep->evals[i].count);
+        host->log(NULL, SG_LOG_INFO, "plugin %s: spamassassin eval functions not implemented: %s",
+                  host->section_name(sec), line);
+        free(line);
+    }
     for (size_t i = 0; i < rep->warnings.n; i++) {
         char *w = rules_error_format(&rep->warnings.v[i]);
         host->log(NULL, SG_LOG_WARNING, "plugin %s: spamassassin: %s", host->section_name(sec),

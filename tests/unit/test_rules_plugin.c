@@ -750,6 +750,8 @@ static void test_spamassassin(void **state)
                        "check_for_missing_to_header (SA_EVAL)"));
     assert_true(logged("plugin rules: spamassassin skipped 1: plugin "
                        "Mail::SpamAssassin::Plugin::DNSEval is not emulated (SA_RBL)"));
+    assert_true(logged("plugin rules: spamassassin eval functions not implemented: "
+                       "check_for_missing_to_header (1), check_rbl (1)"));
     struct sg_ctx ctx = {
         .ci = {.session_id = "S9", .client_addr = "192.0.2.1", .helo = "mx.example.org"}};
     assert_int_equal(plugin->connect(&ctx, inst), SG_CONTINUE);
