@@ -133,7 +133,7 @@ size_t rules_check_examples(const struct rules *r, struct rules_errors *errs);
 /* ---- SpamAssassin's rule files, beside the native ones ---- */
 struct rules_sa_opts {
     /* folders whose *.cf files are read in this order; NULL: SpamAssassin's
-     * own: sa-update's /var/lib/spamassassin/<version> when it holds rules,
+     * own: sa-update's /var/lib/spamassassin/<version> when it exists,
      * else /usr/share/spamassassin; then /etc/spamassassin */
     const char *const *dirs;
     size_t ndirs;

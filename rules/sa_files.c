@@ -2,7 +2,9 @@
  * sa_files - the list of SpamAssassin files to read (see sa_files.h).
  * A folder named by the admin that cannot be opened is an error; one of
  * the default folders that does not exist is simply not there (a site
- * without /etc/spamassassin).
+ * without /etc/spamassassin).  sa-update's folder, once it exists, replaces
+ * the package's rules whatever it holds, as in SpamAssassin: an empty one
+ * then means no rules, and the load says so.
  */
 #include "rules/sa_files.h"
 
@@ -51,7 +53,8 @@ static int add_dir(struct list *l, const char *dir, char **why)
     int rc = 0;
     while ((e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name);
-        if (n < 4 || strcmp(e->d_name + n - 3, ".cf") != 0 || e->d_name[0] == '.')
+        /* SpamAssassin's get_cf_files_in_dir: /\.cf$/ and a plain file */
+        if (n < 3 || strcmp(e->d_name + n - 3, ".cf") != 0)
             continue;
         char *p = NULL;
         if (util_asprintf(&p, "%s/%s", dir, e->d_name) < 0 || !push(l, p)) {
@@ -71,15 +74,11 @@ static int add_dir(struct list *l, const char *dir, char **why)
     return rc;
 }
 
-static bool has_cf(const char *dir)
+/* SpamAssassin's first_existing_path: the path is there (whatever it holds). */
+static bool exists(const char *path)
 {
-    struct list l = {0};
-    char *why = NULL;
-    int rc = add_dir(&l, dir, &why);
-    bool any = rc == 0 && l.n > 0;
-    sa_files_free(l.v, l.n);
-    free(why);
-    return any;
+    struct stat st;
+    return stat(path, &st) == 0;
 }
 
 int sa_files_list(const struct rules_sa_opts *o, const char *version, char ***out, size_t *n,
@@ -101,7 +100,7 @@ int sa_files_list(const struct rules_sa_opts *o, const char *version, char ***ou
         char *update = NULL;
         if (util_asprintf(&update, "%s/%s", SA_UPDATE_DIR, version) < 0)
             goto fail;
-        const char *rules_dir = has_cf(update) ? update : SA_DEFAULT_RULES_DIR;
+        const char *rules_dir = exists(update) ? update : SA_DEFAULT_RULES_DIR;
         int rc = add_dir(&l, rules_dir, why);
         free(update);
         if (rc < 0 || add_dir(&l, SA_SITE_DIR, why) < 0)

@@ -1,8 +1,8 @@
 /*
  * sa_files - which SpamAssassin files a load reads, in SpamAssassin's
  * order: the rules folder (sa-update's /var/lib/spamassassin/<version> when
- * it holds any .cf file, which then replaces /usr/share/spamassassin, as
- * SpamAssassin decides), then the site folder /etc/spamassassin, each
+ * it exists, which then replaces /usr/share/spamassassin, as SpamAssassin
+ * decides), then the site folder /etc/spamassassin, each
  * folder's *.cf sorted by name; then the admin's own files.  The .pre
  * files are not read: they only load Perl plugins, and which plugins are
  * present is what smtpgate emulates (sa_cond).  Not installed.
