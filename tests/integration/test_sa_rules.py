@@ -206,6 +206,18 @@ MESSAGES = {
     "gtube": (_msg(HAM_HEADERS + "Subject: test\n", f"{GTUBE}\n"), {"GTUBE"}),
     "ham": (_msg(HAM_HEADERS + "Subject: Minutes of the meeting\n",
                  "Hi Bob,\n\nthe minutes are attached.\n\nAlice\n"), set()),
+    # MIME, an encoded and folded Subject, HTML: for the disagreements list
+    "mime": (_msg(HAM_HEADERS + "Subject: =?utf-8?q?Buy_cheap_watches?=\n =?utf-8?b?bm93IQ==?=\n"
+                  "MIME-Version: 1.0\n"
+                  'Content-Type: multipart/alternative; boundary="b1"\n',
+                  "--b1\nContent-Type: text/plain; charset=utf-8\n"
+                  "Content-Transfer-Encoding: quoted-printable\n\n"
+                  "Dear Friend, a replica watch at a low price=21\n"
+                  "--b1\nContent-Type: text/html; charset=utf-8\n\n"
+                  "<html><body><p>Dear Friend, a <b>replica</b> watch at a low Price!</p>"
+                  '<a href="http://192.0.2.7/buy">buy</a></body></html>\n'
+                  "--b1--\n"),
+             {"SUBJ_BUY", "DEAR_FRIEND"}),
 }
 TARGETS = set().union(*(want for _, want in MESSAGES.values()))
 
