@@ -29,6 +29,8 @@
 #include "rules/build.h"
 #include "rules/parse.h"
 #include "rules/ruleset.h"
+#include "rules/sa_load.h"
+#include "rules/sa_tally.h"
 #include "util/alloc.h"
 
 #define RULE_FILE_MAX (16u * 1024 * 1024)
@@ -66,6 +68,8 @@ static const char *target_word(enum rule_target t)
         return "attachment_type";
     case T_META:
         return "meta";
+    case T_SA_HEADER:
+        return "header";
     }
     return "?";
 }
@@ -76,6 +80,8 @@ static bool describe_target(struct rule *rule)
     int rc;
     if (rule->target == T_HEADER)
         rc = util_asprintf(&rule->target_desc, "header %s%s", rule->header, modes[rule->hmode]);
+    else if (rule->target == T_SA_HEADER)
+        rc = util_asprintf(&rule->target_desc, "header %s", rule->header);
     else
         rc = util_asprintf(&rule->target_desc, "%s%s", target_word(rule->target),
                            rule->target == T_HEADERS ? modes[rule->hmode] : "");
@@ -98,6 +104,15 @@ static void compile_pattern(struct rules_build *b, struct rule *rule)
     if (rule->re == NULL) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(errcode, msg, sizeof(msg));
+        if (rule->sa) {
+            /* SpamAssassin's (Perl's) regex that PCRE2 refuses: skipped, counted */
+            char what[300];
+            snprintf(what, sizeof(what), "pattern error: %s", (char *)msg);
+            rule->sa_skip = true;
+            if (sa_tally_add(b->sa_skipped, what, rule->name) != 0)
+                rules_build_nomem(b);
+            return;
+        }
         rules_build_error(b, rule->pat_pos.file, rule->pat_pos.line,
                           rule->pat_pos.col + (unsigned)off, "bad pattern: %s", (char *)msg);
         return;
@@ -260,6 +275,15 @@ static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
         bool known_bad = false;
         for (size_t f = 0; j < 0 && f < rs->b->nfailed; f++)
             known_bad = known_bad || strcmp(rs->b->failed[f], nd->name) == 0;
+        if (j < 0 && rule->sa) {
+            /* SpamAssassin: a rule that is not there (its plugin absent,
+             * skipped here) counts 0 */
+            free(nd->name);
+            nd->name = NULL;
+            nd->op = MN_NUM;
+            nd->num = 0;
+            continue;
+        }
         if (j < 0 && known_bad) {
             ok = false;
             continue;
@@ -290,7 +314,7 @@ static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
         if (dep->multi_stage)
             rule->multi_stage = true;
     }
-    if (!any) {
+    if (!any && !rule->sa) {
         rules_build_error(rs->b, rule->pos.file, rule->pos.line, rule->pos.col,
                           "meta %s uses no rule and no symbol", rule->name);
         ok = false;
@@ -302,6 +326,85 @@ static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
     if (ok && rule->multi_stage)
         rs->multi[rs->nmulti++] = i;
     return ok;
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void sa_skip_rule(struct rules_build *b, struct rule *rule, const char *why)
+{
+    rule->sa_skip = true;
+    if (sa_tally_add(b->sa_skipped, why, rule->name) != 0)
+        rules_build_nomem(b);
+}
+
+/* SpamAssassin's rules before the set is made: a native rule of the same
+ * name wins, patterns PCRE2 refuses are skipped, and then the metas left
+ * using no rule at all (they could never fire), until none is left; what
+ * is skipped is taken out of the set. */
+static void sa_prune(struct rules_build *b)
+{
+    struct rules *r = b->r;
+    size_t nsa = 0;
+    for (size_t i = 0; i < r->n; i++)
+        nsa += r->v[i].sa;
+    if (nsa == 0)
+        return;
+    const char **names = util_mallocarray(r->n, sizeof(*names));
+    size_t *sorted = util_mallocarray(r->n, sizeof(*sorted));
+    if (names == NULL || sorted == NULL) {
+        free(names);
+        free(sorted);
+        rules_build_nomem(b);
+        return;
+    }
+    size_t nn = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (!r->v[i].sa)
+            names[nn++] = r->v[i].name;
+    qsort(names, nn, sizeof(*names), cmp_str_ptr);
+    for (size_t i = 0; i < r->n && !b->nomem; i++) {
+        struct rule *rule = &r->v[i];
+        if (!rule->sa)
+            continue;
+        if (bsearch(&rule->name, names, nn, sizeof(*names), cmp_str_ptr) != NULL)
+            sa_skip_rule(b, rule, "a native rule has the same name");
+        else if (rule->match == M_REGEX)
+            compile_pattern(b, rule);
+    }
+    for (size_t i = 0; i < r->n; i++)
+        sorted[i] = i;
+    qsort_r(sorted, r->n, sizeof(size_t), cmp_names, r);
+    struct resolve rs = {.b = b, .r = r, .sorted = sorted};
+    for (bool changed = true; changed && !b->nomem;) {
+        changed = false;
+        for (size_t i = 0; i < r->n; i++) {
+            struct rule *rule = &r->v[i];
+            if (!rule->sa || rule->sa_skip || rule->match != M_META)
+                continue;
+            bool live = false;
+            for (size_t k = 0; k < rule->nmeta && !live; k++) {
+                long j = rule->meta[k].op == MN_REF ? find_rule(&rs, rule->meta[k].name) : -1;
+                live = j >= 0 && !r->v[j].sa_skip;
+            }
+            if (!live) {
+                sa_skip_rule(b, rule, "meta: every rule it uses is absent or skipped");
+                changed = true;
+            }
+        }
+    }
+    free(names);
+    free(sorted);
+    size_t k = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->v[i].sa_skip)
+            rules_rule_free(&r->v[i]);
+        else
+            r->v[k++] = r->v[i];
+    }
+    r->n = k;
 }
 
 /* PCRE2 allocates through util/alloc, so that its failures are ours. */
@@ -330,6 +433,9 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
 {
     struct rules *r = b->r;
     if (!compile_contexts(b, lim))
+        return;
+    sa_prune(b);
+    if (b->nomem)
         return;
     struct resolve rs = {.b = b, .r = r};
     size_t *meta_order[RULES_STAGE__COUNT] = {0};
@@ -363,7 +469,7 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
         rule->pf_slot = -1;
         if (!describe_target(rule))
             rules_build_nomem(b);
-        else if (rule->match == M_REGEX)
+        else if (rule->match == M_REGEX && rule->re == NULL)
             compile_pattern(b, rule);
     }
     if (b->nerrs == 0 && !r->lim.no_prefilter && !build_prefilters(r))
@@ -395,7 +501,7 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
         const struct rule *rule = &r->v[i];
         if (rule->stage != RULES_STAGE_CONTENT || rule->match == M_META)
             continue;
-        if (rule->target == T_HEADER || rule->target == T_HEADERS)
+        if (rule->target == T_HEADER || rule->target == T_HEADERS || rule->target == T_SA_HEADER)
             r->need_headers = true;
         else if (rule->target != T_SIZE)
             r->need_raw = true;
@@ -561,45 +667,95 @@ static int load_nomem(struct rules **out, struct rules_errors *errs, const char 
     return -1;
 }
 
-int rules_load_files(const char *const *paths, size_t npaths, const struct rules_limits *lim,
-                     struct rules **out, struct rules_errors *errs)
+static void load_native(struct rules_build *b, const char *const *paths, size_t npaths)
 {
-    struct rules_build b = {.r = rules_set_new(), .errs = errs, .read_file = read_whole};
-    if (b.r == NULL)
-        return load_nomem(out, errs, npaths > 0 ? paths[0] : "rules");
-    size_t first_error = errs ? errs->n : 0;
-    for (size_t i = 0; i < npaths && !b.nomem; i++) {
+    for (size_t i = 0; i < npaths && !b->nomem; i++) {
         char *canon = realpath(paths[i], NULL);
         const char *name = canon ? canon : paths[i];
-        int seen = rules_build_seen(&b, name);
+        int seen = rules_build_seen(b, name);
         if (seen != 0) {
             if (seen > 0)
-                rules_build_error(&b, paths[i], 0, 0, "loaded already (given twice, or included)");
+                rules_build_error(b, paths[i], 0, 0, "loaded already (given twice, or included)");
             free(canon);
             continue;
         }
         char *data, *why = NULL;
         size_t len;
         if (read_whole(name, &data, &len, &why) != 0) {
-            rules_build_error(&b, paths[i], 0, 0, "cannot read: %s", why ? why : "out of memory");
+            rules_build_error(b, paths[i], 0, 0, "cannot read: %s", why ? why : "out of memory");
             free(why);
             free(canon);
             continue;
         }
         /* Errors name the file as the admin wrote it. */
-        const char *interned = rules_build_file(&b, paths[i]);
+        const char *interned = rules_build_file(b, paths[i]);
         free(canon);
         if (interned != NULL)
-            rules_parse(&b, interned, data, len);
+            rules_parse(b, interned, data, len);
         free(data);
     }
-    return finish(&b, lim, out, first_error);
+}
+
+int rules_load_files(const char *const *paths, size_t npaths, const struct rules_limits *lim,
+                     struct rules **out, struct rules_errors *errs)
+{
+    return rules_load_sa(paths, npaths, NULL, lim, out, errs, NULL);
+}
+
+int rules_load_sa(const char *const *paths, size_t npaths, const struct rules_sa_opts *sa,
+                  const struct rules_limits *lim, struct rules **out, struct rules_errors *errs,
+                  struct rules_sa_report *rep)
+{
+    struct sa_tally skipped = {0};
+    struct rules_build b = {
+        .r = rules_set_new(), .errs = errs, .read_file = read_whole, .sa_skipped = &skipped};
+    if (b.r == NULL)
+        return load_nomem(out, errs, npaths > 0 ? paths[0] : "rules");
+    size_t first_error = errs ? errs->n : 0;
+    load_native(&b, paths, npaths);
+    if (sa != NULL && !b.nomem)
+        sa_load(&b, sa, rep);
+    int rc = finish(&b, lim, out, first_error);
+    if (skipped.nomem && rc == 0) {
+        /* a reason could not be counted: the report would lie */
+        rules_unref(*out);
+        *out = NULL;
+        rc = load_nomem(out, errs, npaths > 0 ? paths[0] : "rules");
+    }
+    if (rep != NULL) {
+        sa_tally_sort(&skipped);
+        rep->skipped = skipped.v;
+        rep->nskipped = skipped.n;
+        skipped = (struct sa_tally){0};
+        if (rc == 0)
+            for (size_t i = 0; i < (*out)->n; i++)
+                rep->loaded += (*out)->v[i].sa;
+    }
+    sa_tally_free(&skipped);
+    return rc;
+}
+
+void rules_sa_report_free(struct rules_sa_report *rep)
+{
+    for (size_t i = 0; i < rep->nfiles; i++)
+        free(rep->files[i]);
+    free(rep->files);
+    struct sa_tally a = {rep->skipped, rep->nskipped, rep->nskipped, false};
+    struct sa_tally c = {rep->ignored, rep->nignored, rep->nignored, false};
+    struct sa_tally e = {rep->evals, rep->nevals, rep->nevals, false};
+    sa_tally_free(&a);
+    sa_tally_free(&c);
+    sa_tally_free(&e);
+    rules_errors_free(&rep->warnings);
+    *rep = (struct rules_sa_report){0};
 }
 
 int rules_load_buffer(const char *name, const char *data, size_t len,
                       const struct rules_limits *lim, struct rules **out, struct rules_errors *errs)
 {
-    struct rules_build b = {.r = rules_set_new(), .errs = errs, .read_file = NULL};
+    struct sa_tally skipped = {0};
+    struct rules_build b = {
+        .r = rules_set_new(), .errs = errs, .read_file = NULL, .sa_skipped = &skipped};
     if (b.r == NULL)
         return load_nomem(out, errs, name);
     size_t first_error = errs ? errs->n : 0;

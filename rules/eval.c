@@ -31,7 +31,10 @@ struct rules_tx {
     struct rules *r;
     unsigned char *hit;
     unsigned char *cur;
-    long *scratch;
+    double *scratch;
+    uint32_t *count; /* hits of rules with maxhits, this message */
+    char *join;      /* T_SA_HEADER's joined value */
+    size_t join_cap;
     size_t scratch_n;
     struct rules_hit *hits;
     size_t *hidx; /* rule index of each hit */
@@ -70,7 +73,9 @@ struct rules_tx *rules_tx_new(struct rules *r)
     for (size_t i = 0; i < r->n; i++)
         if (r->v[i].nmeta > tx->scratch_n)
             tx->scratch_n = r->v[i].nmeta;
-    ok = ok && (tx->scratch = util_calloc(tx->scratch_n, sizeof(long))) != NULL;
+    ok = ok &&
+         (tx->scratch = util_calloc(tx->scratch_n ? tx->scratch_n : 1, sizeof(double))) != NULL;
+    ok = ok && (tx->count = util_calloc(r->n ? r->n : 1, sizeof(uint32_t))) != NULL;
     ok = ok && (tx->md = pcre2_match_data_create(1, r->gctx)) != NULL;
     if (!ok) {
         rules_tx_free(tx);
@@ -165,6 +170,8 @@ void rules_tx_free(struct rules_tx *tx)
     for (int k = 0; k < RULES_PF_SLOTS; k++)
         free(tx->seen[k]);
     free(tx->scratch);
+    free(tx->count);
+    free(tx->join);
     pcre2_match_data_free(tx->md);
     rules_unref(tx->r);
     free(tx);
@@ -205,6 +212,7 @@ static void add_event(struct rules_tx *tx, const char *rule, const char *what)
 struct matcher {
     struct rules_tx *tx;
     const struct rule *rule;
+    uint32_t count; /* rules with maxhits: matches counted */
     bool matched;
     bool failed;
     const char *text;
@@ -237,6 +245,131 @@ static bool field_is(const struct rules_msg_field *f, const char *name)
     return strcasecmp(f->name, name) == 0;
 }
 
+/* tflags multiple: every match of the pattern in s, one after the other as
+ * Perl's //g finds them, up to the rule's maxhits.  An empty match moves on
+ * by one octet, so the loop ends within len + 1 rounds. */
+static bool count_value(struct matcher *mt, const char *s, size_t len)
+{
+    const struct rules *r = mt->tx->r;
+    size_t off = 0;
+    while (mt->count < mt->rule->maxhits && off <= len) {
+        int rc = pcre2_match(mt->rule->re, (PCRE2_SPTR)s, len, off, 0, mt->tx->md, r->mctx);
+        if (rc == PCRE2_ERROR_NOMATCH)
+            break;
+        if (rc == PCRE2_ERROR_NOMEMORY) {
+            mt->tx->nomem = true;
+            return true;
+        }
+        if (rc < 0) {
+            mt->failed = true;
+            return true;
+        }
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(mt->tx->md);
+        if (mt->count++ == 0) {
+            mt->matched = true;
+            mt->text = s + ov[0];
+            mt->text_len = ov[1] > ov[0] ? ov[1] - ov[0] : 0;
+        }
+        off = ov[1] > off ? ov[1] : off + 1;
+    }
+    return mt->count >= mt->rule->maxhits;
+}
+
+/* One value of the rule's target: counted, or matched once. */
+static bool value(struct matcher *mt, const char *s, size_t len)
+{
+    if (mt->rule->maxhits > 0 && mt->rule->match == M_REGEX)
+        return count_value(mt, s, len);
+    return try_value(mt, s, len);
+}
+
+static bool join_add(struct rules_tx *tx, size_t *n, const char *s, size_t len)
+{
+    if (util_grow(&tx->join, &tx->join_cap, *n + len + 2, 1) != 0) {
+        tx->nomem = true;
+        return false;
+    }
+    memcpy(tx->join + *n, s, len);
+    *n += len;
+    tx->join[*n] = '\0';
+    return true;
+}
+
+/* SpamAssassin's get(): each value of the fields (or of their addresses or
+ * names) ends with a line end and they are joined, raw values unfolded;
+ * :first and :last keep one.  NULL when none is there. */
+static const char *sa_header_value(struct rules_tx *tx, const struct rule *rule,
+                                   struct rules_msg *m, size_t *out)
+{
+    size_t n = 0, nvals = 0, n_last = 0;
+    size_t nf = rules_msg_field_count(m);
+    bool addrs = rule->hmode == HM_ADDR || rule->hmode == HM_NAME;
+    if (!join_add(tx, &n, "", 0))
+        return NULL;
+    for (size_t k = 0; k < rule->nsa_fields; k++) {
+        for (size_t i = 0; i < nf; i++) {
+            struct rules_msg_field *f = rules_msg_field(m, i);
+            if (!field_is(f, rule->sa_fields[k]))
+                continue;
+            if (rule->sa_first && nvals > 0)
+                break;
+            size_t start = n;
+            if (rule->hmode == HM_RAW) {
+                const char *v = f->raw;
+                size_t len = f->raw_len;
+                while (len > 0 && (*v == ' ' || *v == '\t'))
+                    v++, len--;
+                /* s/\r?\n\s+/ /g, as SpamAssassin unfolds raw values */
+                for (size_t j = 0; j < len; j++) {
+                    size_t e = j;
+                    if (v[e] == '\r' && e + 1 < len && v[e + 1] == '\n')
+                        e++;
+                    if (v[e] == '\n' && e + 1 < len && (v[e + 1] == ' ' || v[e + 1] == '\t')) {
+                        while (e + 1 < len && (v[e + 1] == ' ' || v[e + 1] == '\t' ||
+                                               v[e + 1] == '\r' || v[e + 1] == '\n'))
+                            e++;
+                        if (!join_add(tx, &n, " ", 1))
+                            return NULL;
+                        j = e;
+                        continue;
+                    }
+                    if (!join_add(tx, &n, v + j, 1))
+                        return NULL;
+                }
+                if (!join_add(tx, &n, "\n", 1))
+                    return NULL;
+            } else if (addrs) {
+                rules_msg_field_addrs(m, i);
+                char **v = rule->hmode == HM_ADDR ? f->addrs : f->names;
+                size_t nv = rule->hmode == HM_ADDR ? f->naddrs : f->nnames;
+                for (size_t a = 0; a < nv; a++)
+                    if (!join_add(tx, &n, v[a], strlen(v[a])) || !join_add(tx, &n, "\n", 1))
+                        return NULL;
+            } else {
+                const char *v = rules_msg_field_decoded(m, i);
+                if (!join_add(tx, &n, v, strlen(v)) || !join_add(tx, &n, "\n", 1))
+                    return NULL;
+            }
+            if (n > start) {
+                nvals++;
+                n_last = start;
+            }
+        }
+    }
+    if (nvals == 0)
+        return NULL;
+    const char *s = tx->join;
+    if (rule->sa_last && nvals > 1) {
+        s += n_last;
+        n -= n_last;
+    }
+    /* addresses and names are joined by line ends, without one at the end */
+    if (addrs && n > 0)
+        n--;
+    *out = n;
+    return s;
+}
+
 /* Runs the rule over every value of its content target until one matches. */
 static void match_content(struct matcher *mt, struct rules_msg *m)
 {
@@ -256,7 +389,7 @@ static void match_content(struct matcher *mt, struct rules_msg *m)
             }
             if (rule->hmode == HM_DECODED) {
                 s = rules_msg_field_decoded(m, i);
-                if (try_value(mt, s, strlen(s)))
+                if (value(mt, s, strlen(s)))
                     return;
             } else if (rule->hmode == HM_RAW) {
                 s = f->raw;
@@ -275,27 +408,42 @@ static void match_content(struct matcher *mt, struct rules_msg *m)
             }
         }
         return;
+    case T_SA_HEADER:
+        s = sa_header_value(mt->tx, rule, m, &len);
+        if (s == NULL && mt->tx->nomem)
+            return;
+        if (s == NULL) {
+            if (rule->match == M_EXISTS)
+                return;
+            s = rule->sa_unset ? rule->sa_unset : "";
+            len = strlen(s);
+        } else if (rule->match == M_EXISTS) {
+            mt->matched = true;
+            return;
+        }
+        value(mt, s, len);
+        return;
     case T_HEADERS:
         s = rules_msg_all_headers(m, rule->hmode == HM_RAW, &len);
-        try_value(mt, s, len);
+        value(mt, s, len);
         return;
     case T_BODY:
         s = rules_msg_body(m, &len);
-        try_value(mt, s, len);
+        value(mt, s, len);
         return;
     case T_RAWBODY:
         s = rules_msg_rawbody(m, &len);
-        try_value(mt, s, len);
+        value(mt, s, len);
         return;
     case T_FULL:
         s = rules_msg_full(m, &len);
-        try_value(mt, s, len);
+        value(mt, s, len);
         return;
     case T_URI:
         n = rules_msg_uri_count(m);
         for (size_t i = 0; i < n; i++) {
             s = rules_msg_uri(m, i);
-            if (try_value(mt, s, strlen(s)))
+            if (value(mt, s, strlen(s)))
                 return;
         }
         return;
@@ -361,15 +509,18 @@ static double symbols_score(const struct rules_facts *f)
 static bool meta_value(struct rules_tx *tx, const struct rule *rule, enum rules_stage stage,
                        const struct rules_facts *f)
 {
-    long *v = tx->scratch;
+    double *v = tx->scratch;
     for (size_t k = 0; k < rule->nmeta; k++) {
         const struct meta_node *nd = &rule->meta[k];
-        long a = nd->a >= 0 ? v[nd->a] : 0, b = nd->b >= 0 ? v[nd->b] : 0;
+        double a = nd->a >= 0 ? v[nd->a] : 0, b = nd->b >= 0 ? v[nd->b] : 0;
         switch (nd->op) {
         case MN_REF: {
             const struct rule *dep = &tx->r->v[nd->ref];
             bool per_rcpt = stage == RULES_STAGE_RCPT && dep->stage == RULES_STAGE_RCPT;
-            v[k] = per_rcpt ? tx->cur[nd->ref] : tx->hit[nd->ref];
+            if (dep->maxhits > 0 && !per_rcpt)
+                v[k] = tx->count[nd->ref];
+            else
+                v[k] = per_rcpt ? tx->cur[nd->ref] : tx->hit[nd->ref];
             break;
         }
         case MN_SYM:
@@ -379,16 +530,34 @@ static bool meta_value(struct rules_tx *tx, const struct rule *rule, enum rules_
             v[k] = nd->num;
             break;
         case MN_NOT:
-            v[k] = !a;
+            v[k] = a == 0;
             break;
         case MN_AND:
-            v[k] = a && b;
+            v[k] = a != 0 && b != 0;
             break;
         case MN_OR:
-            v[k] = a || b;
+            v[k] = a != 0 || b != 0;
+            break;
+        case MN_PAND: /* Perl: the first false operand, else the last */
+            v[k] = a == 0 ? a : b;
+            break;
+        case MN_POR: /* Perl: the first true operand, else the last */
+            v[k] = a != 0 ? a : b;
             break;
         case MN_ADD:
             v[k] = a + b;
+            break;
+        case MN_SUB:
+            v[k] = a - b;
+            break;
+        case MN_MUL:
+            v[k] = a * b;
+            break;
+        case MN_DIV: /* Perl dies on a division by zero: SpamAssassin's meta is then false */
+            v[k] = b != 0 ? a / b : 0;
+            break;
+        case MN_NEG:
+            v[k] = -a;
             break;
         case MN_LT:
             v[k] = a < b;
@@ -525,6 +694,8 @@ static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
         return false;
     }
     bool hit = rule->negate ? !mt.matched : mt.matched;
+    if (rule->maxhits > 0)
+        tx->count[idx] = rule->negate ? hit : mt.count;
     if (!hit)
         return false;
     record_hit(tx, idx, rule->negate ? NULL : mt.text, mt.text_len, f, stage);
@@ -726,6 +897,7 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
         for (int k = 0; k < RULES_PF_SLOTS; k++)
             memset(tx->seen[k], 0, r->pf_nclause[k]);
         memset(tx->pf_done, 0, sizeof(tx->pf_done));
+        memset(tx->count, 0, r->n * sizeof(*tx->count));
     }
     for (size_t k = 0; k < r->norder[stage]; k++) {
         size_t idx = r->order[stage][k];

@@ -213,6 +213,13 @@ static bool parse_match(struct cur *c, struct rule *rule)
         }
         return true;
     }
+    if (c->end - c->p >= 2 && (c->p[0] == '=' || c->p[0] == '!') && c->p[1] == '~') {
+        cur_error_at(c, at,
+                     "\"%c~\" is SpamAssassin's syntax: load the file as SpamAssassin's "
+                     "(spamassassin_local), or write the pattern alone: %s/re/",
+                     c->p[0], c->p[0] == '!' ? "!" : "");
+        return false;
+    }
     if (*c->p == '!') {
         rule->negate = true;
         c->p++;
@@ -569,6 +576,20 @@ static void parse_include(struct cur *c, const char *stmt)
     free(data);
 }
 
+/* The first words of SpamAssassin's .cf lines, for an error that says so. */
+static bool sa_statement(const char *w, size_t n)
+{
+    static const char *const words[] = {
+        "header",       "body",  "rawbody",  "full",   "uri",         "meta",
+        "mimeheader",   "score", "describe", "tflags", "priority",    "ifplugin",
+        "if",           "endif", "lang",     "else",   "replace_tag", "require_version",
+        "replace_rules"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (lex_word_is(w, n, words[i]))
+            return true;
+    return false;
+}
+
 void rules_parse(struct rules_build *b, const char *file, const char *data, size_t len)
 {
     struct cur c = {
@@ -617,6 +638,11 @@ void rules_parse(struct rules_build *b, const char *file, const char *data, size
             file_shadow = true;
         } else if (n == 0)
             cur_error_at(&c, stmt, "expected a statement (rule, threshold, include, shadow)");
+        else if (sa_statement(w, n))
+            cur_error_at(&c, stmt,
+                         "\"%.*s\" is SpamAssassin's syntax: load the file as SpamAssassin's "
+                         "(spamassassin_local), or write it as \"rule NAME TARGET /re/ score N\"",
+                         (int)n, w);
         else
             cur_error_at(&c, stmt, "unknown statement \"%.*s\" (rule, threshold, include, shadow)",
                          (int)(n > 60 ? 60 : n), w);

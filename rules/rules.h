@@ -137,11 +137,59 @@ int rules_load_buffer(const char *name, const char *data, size_t len,
  * of memory is one, with errs->nomem set). */
 size_t rules_check_examples(const struct rules *r, struct rules_errors *errs);
 
+/* ---- SpamAssassin's rule files, beside the native ones ---- */
+struct rules_sa_opts {
+    /* folders whose *.cf files are read in this order; NULL: SpamAssassin's
+     * own: sa-update's /var/lib/spamassassin/<version> when it exists,
+     * else /usr/share/spamassassin; then /etc/spamassassin */
+    const char *const *dirs;
+    size_t ndirs;
+    const char *const *local; /* the admin's own .cf files, read last */
+    size_t nlocal;
+    bool network; /* network tests on: score set 1 (else 0; smtpgate has no Bayes) */
+};
+
+/* One reason, how often, and the first rule (or setting) it was for. */
+struct rules_sa_count {
+    char *what;
+    size_t count;
+    char *first;
+};
+
+/* What a load made of SpamAssassin's files: every rule defined there is
+ * either loaded or counted under a reason in skipped. */
+struct rules_sa_report {
+    char **files; /* read, in order */
+    size_t nfiles;
+    size_t defined;                 /* rules the files define (after their if blocks) */
+    size_t loaded;                  /* of those, compiled into the set */
+    struct rules_sa_count *skipped; /* rules not loaded, by reason; the most first */
+    size_t nskipped;
+    struct rules_sa_count *ignored; /* settings smtpgate does not use, by name */
+    size_t nignored;
+    struct rules_sa_count *evals; /* eval functions the rules name (none implemented yet) */
+    size_t nevals;
+    struct rules_errors warnings; /* malformed lines, as spamassassin --lint sees them */
+    int score_set;
+    const char *version; /* the SpamAssassin version emulated */
+};
+void rules_sa_report_free(struct rules_sa_report *rep);
+
+/* rules_load_files, and SpamAssassin's files beside them when sa is not
+ * NULL (rep, when not NULL, is filled even when the load fails).  A rule of
+ * SpamAssassin's that cannot be compiled is skipped and counted, never an
+ * error; a native rule of the same name wins. */
+int rules_load_sa(const char *const *paths, size_t npaths, const struct rules_sa_opts *sa,
+                  const struct rules_limits *lim, struct rules **out, struct rules_errors *errs,
+                  struct rules_sa_report *rep);
+
 struct rules *rules_ref(struct rules *r);
 void rules_unref(struct rules *r);
 
 size_t rules_count(const struct rules *r);
 const char *rules_rule_name(const struct rules *r, size_t i);
+/* "header Subject", "body", "meta", ... */
+const char *rules_rule_target(const struct rules *r, size_t i);
 size_t rules_file_count(const struct rules *r);
 /* SG-style bit mask (1u << stage) of stages that have rules to evaluate. */
 unsigned rules_stages(const struct rules *r);

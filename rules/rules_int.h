@@ -46,6 +46,7 @@ enum rule_target {
     T_ATTACH_NAME,
     T_ATTACH_TYPE,
     T_META,
+    T_SA_HEADER, /* SpamAssassin's header: the fields of sa_fields joined as it joins them */
 };
 
 enum rule_match { M_REGEX, M_CIDR, M_EXISTS, M_SIZE, M_META };
@@ -73,12 +74,19 @@ enum meta_op {
     MN_GT,
     MN_GE,
     MN_EQ,
-    MN_NE
+    MN_NE,
+    /* SpamAssassin's metas: Perl's arithmetic, and && || giving an operand's value */
+    MN_SUB,
+    MN_MUL,
+    MN_DIV,
+    MN_NEG,
+    MN_PAND,
+    MN_POR,
 };
 
 struct meta_node {
     enum meta_op op;
-    long num;   /* MN_NUM */
+    double num; /* MN_NUM */
     char *name; /* MN_REF, MN_SYM: as written */
     size_t ref; /* MN_REF, resolved rule index */
     int a, b;   /* operands (node indices) */
@@ -131,8 +139,16 @@ struct rule {
     size_t nadd;
     struct rule_example *examples;
     size_t nexamples;
-    int pf_slot;       /* the prefilter its text goes through, or -1 */
-    uint32_t pf_first; /* its clauses in that prefilter */
+    /* from SpamAssassin's files (the sa loader): errors there skip the rule, reported */
+    bool sa;
+    char **sa_fields; /* T_SA_HEADER: the fields joined, in order */
+    size_t nsa_fields;
+    char *sa_unset;         /* T_SA_HEADER: the value when none of them is there; NULL: "" */
+    bool sa_first, sa_last; /* :first, :last */
+    bool sa_skip;           /* refused while compiling: taken out before the set is made */
+    uint32_t maxhits;       /* tflags multiple: hits counted up to this (meta operand) */
+    int pf_slot;            /* the prefilter its text goes through, or -1 */
+    uint32_t pf_first;      /* its clauses in that prefilter */
     uint32_t pf_nclause;
 };
 
@@ -177,6 +193,8 @@ struct rules {
     bool need_raw;
 };
 
+struct sa_tally;
+
 /* What the parser works on: the set being built, and where errors go. */
 struct rules_build {
     struct rules *r;
@@ -189,7 +207,8 @@ struct rules_build {
     size_t nseen;
     char **failed; /* names of rules refused by the parser: not "unknown" */
     size_t nfailed;
-    bool nomem; /* an allocation failed: the load fails */
+    bool nomem;                  /* an allocation failed: the load fails */
+    struct sa_tally *sa_skipped; /* SpamAssassin rules refused by the compiler, by reason */
 };
 
 /* ---- message internals used by the evaluator (msg.c) ---- */

@@ -43,6 +43,10 @@ void rules_rule_free(struct rule *rule)
     for (size_t i = 0; i < rule->nexamples; i++)
         free(rule->examples[i].text);
     free(rule->examples);
+    for (size_t i = 0; i < rule->nsa_fields; i++)
+        free(rule->sa_fields[i]);
+    free(rule->sa_fields);
+    free(rule->sa_unset);
 }
 
 void rules_threshold_free(struct threshold *t)
@@ -99,6 +103,11 @@ size_t rules_count(const struct rules *r)
 const char *rules_rule_name(const struct rules *r, size_t i)
 {
     return i < r->n ? r->v[i].name : NULL;
+}
+
+const char *rules_rule_target(const struct rules *r, size_t i)
+{
+    return i < r->n ? r->v[i].target_desc : NULL;
 }
 
 size_t rules_file_count(const struct rules *r)

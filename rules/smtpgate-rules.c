@@ -45,11 +45,19 @@ static const char usage_main[] =
     "message refused, 2 usage or unreadable input.\n";
 
 static const char usage_lint[] =
-    "usage: smtpgate-rules lint FILE...\n"
+    "usage: smtpgate-rules lint [FILE...] [--sa] [--sa-dir DIR]... [--sa-local FILE]...\n"
+    "                           [--sa-network] [--list]\n"
     "\n"
     "Loads the rule files together, as smtpgate's rules plugin does (includes\n"
     "followed, names unique across files), and runs every rule's must-hit and\n"
     "must-not-hit examples.  Prints each error as FILE:LINE:COLUMN: reason.\n"
+    "--sa loads SpamAssassin's rule files beside them (sa-update's folder or\n"
+    "/usr/share/spamassassin, then /etc/spamassassin); --sa-dir reads the *.cf of\n"
+    "the folders given instead, --sa-local adds the admin's own .cf files, and\n"
+    "--sa-network takes the scores for network tests on.  It then prints how\n"
+    "many of SpamAssassin's rules loaded and, by reason, which were skipped.\n"
+    "The same options work with test and bench.  --list prints every rule\n"
+    "loaded, as \"rule NAME TARGET\".\n"
     "Exit status: 0 no error, 1 errors, 2 usage.\n";
 
 static const char usage_test[] =
@@ -123,11 +131,97 @@ static void print_errors(const struct rules_errors *errs)
         nomem();
 }
 
+/* The SpamAssassin options of every verb, taken out of argv. */
+struct sa_cli {
+    bool on;
+    const char *dirs[64];
+    size_t ndirs;
+    const char *local[64];
+    size_t nlocal;
+    bool network;
+    struct rules_sa_opts opts;
+};
+
+static struct sa_cli sa_cli;
+
+/* Takes --sa, --sa-dir DIR, --sa-local FILE and --sa-network out of argv;
+ * -1 after a usage error (said). */
+static int take_sa_options(int *argc, char **argv)
+{
+    int k = 0;
+    for (int i = 0; i < *argc; i++) {
+        const char *a = argv[i];
+        bool dir = strcmp(a, "--sa-dir") == 0, local = strcmp(a, "--sa-local") == 0;
+        if (strcmp(a, "--sa") == 0) {
+            sa_cli.on = true;
+        } else if (strcmp(a, "--sa-network") == 0) {
+            sa_cli.on = sa_cli.network = true;
+        } else if (dir || local) {
+            size_t *n = dir ? &sa_cli.ndirs : &sa_cli.nlocal;
+            if (i + 1 >= *argc || *n == 64) {
+                fprintf(stderr, "smtpgate-rules: %s takes a %s (at most 64)\n", a,
+                        dir ? "folder" : "file");
+                return -1;
+            }
+            (dir ? sa_cli.dirs : sa_cli.local)[(*n)++] = argv[++i];
+            sa_cli.on = true;
+        } else {
+            argv[k++] = argv[i];
+        }
+    }
+    *argc = k;
+    sa_cli.opts = (struct rules_sa_opts){.dirs = sa_cli.ndirs ? sa_cli.dirs : NULL,
+                                         .ndirs = sa_cli.ndirs,
+                                         .local = sa_cli.local,
+                                         .nlocal = sa_cli.nlocal,
+                                         .network = sa_cli.network};
+    return 0;
+}
+
+static const struct rules_sa_opts *sa_opts(void)
+{
+    return sa_cli.on ? &sa_cli.opts : NULL;
+}
+
+static void print_counts(const char *label, const struct rules_sa_count *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        printf("%s %zu: %s", label, v[i].count, v[i].what);
+        if (v[i].first != NULL)
+            printf(" (%s%s)", v[i].first, v[i].count > 1 ? ", ..." : "");
+        putchar('\n');
+    }
+}
+
+/* What the load made of SpamAssassin's files, for lint. */
+static void print_sa_report(const struct rules_sa_report *rep)
+{
+    size_t skipped = 0;
+    for (size_t i = 0; i < rep->nskipped; i++)
+        skipped += rep->skipped[i].count;
+    printf("spamassassin: emulating %s, score set %d, %zu file%s read\n",
+           rep->version ? rep->version : "?", rep->score_set, rep->nfiles,
+           rep->nfiles == 1 ? "" : "s");
+    printf("spamassassin: %zu rules defined, %zu loaded, %zu skipped\n", rep->defined, rep->loaded,
+           skipped);
+    print_counts("skipped", rep->skipped, rep->nskipped);
+    print_counts("eval function not implemented", rep->evals, rep->nevals);
+    print_counts("ignored setting", rep->ignored, rep->nignored);
+    for (size_t i = 0; i < rep->warnings.n; i++) {
+        char *s = rules_error_format(&rep->warnings.v[i]);
+        printf("warning %s\n", s ? s : "out of memory");
+        free(s);
+    }
+}
+
 static struct rules *load(const char *const *files, size_t n)
 {
     struct rules_errors errs = {0};
     struct rules *r = NULL;
-    if (rules_load_files(files, n, NULL, &r, &errs) != 0) {
+    struct rules_sa_report rep = {0};
+    int rc = rules_load_sa(files, n, sa_opts(), NULL, &r, &errs, &rep);
+    rules_sa_report_free(&rep);
+    if (rc != 0) {
         print_errors(&errs);
         fprintf(stderr, "smtpgate-rules: %zu error%s, rules not loaded\n", errs.n,
                 errs.n == 1 ? "" : "s");
@@ -144,13 +238,30 @@ static int cmd_lint(int argc, char **argv)
         fputs(usage_lint, stdout);
         return 0;
     }
-    if (argc < 1) {
+    if (take_sa_options(&argc, argv) != 0)
+        return 2;
+    bool list = false;
+    int k = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--list") == 0)
+            list = true;
+        else
+            argv[k++] = argv[i];
+    }
+    argc = k;
+    if (argc < 1 && !sa_cli.on) {
         fputs(usage_lint, stderr);
         return 2;
     }
     struct rules_errors errs = {0};
     struct rules *r = NULL;
-    if (rules_load_files((const char *const *)argv, (size_t)argc, NULL, &r, &errs) != 0) {
+    struct rules_sa_report rep = {0};
+    int rc =
+        rules_load_sa((const char *const *)argv, (size_t)argc, sa_opts(), NULL, &r, &errs, &rep);
+    if (sa_cli.on)
+        print_sa_report(&rep);
+    rules_sa_report_free(&rep);
+    if (rc != 0) {
         print_errors(&errs);
         fprintf(stderr, "%zu error%s\n", errs.n, errs.n == 1 ? "" : "s");
         bool oom = errs.nomem;
@@ -171,6 +282,9 @@ static int cmd_lint(int argc, char **argv)
         rules_unref(r);
         return 1;
     }
+    if (list)
+        for (size_t i = 0; i < n; i++)
+            printf("rule %s %s\n", rules_rule_name(r, i), rules_rule_target(r, i));
     printf("ok: %zu rule%s in %zu file%s\n", n, n == 1 ? "" : "s", nf, nf == 1 ? "" : "s");
     rules_unref(r);
     return 0;
@@ -265,6 +379,8 @@ static int cmd_test(int argc, char **argv)
         fputs(usage_test, stdout);
         return 0;
     }
+    if (take_sa_options(&argc, argv) != 0)
+        return 2;
     struct rules_facts f = {0};
     const char **pos = calloc((size_t)argc + 1, sizeof(char *));
     const char **rcpts = calloc((size_t)argc + 1, sizeof(char *));
@@ -309,7 +425,7 @@ static int cmd_test(int argc, char **argv)
         } else
             pos[npos++] = a;
     }
-    if (npos < 2) {
+    if (npos < (sa_cli.on ? 1u : 2u)) {
         fputs(usage_test, stderr);
         goto out;
     }
@@ -455,6 +571,8 @@ static int cmd_bench(int argc, char **argv)
         printf(usage_bench, BENCH_SLOWEST);
         return 0;
     }
+    if (take_sa_options(&argc, argv) != 0)
+        return 2;
     const char **pos = calloc((size_t)argc + 1, sizeof(char *));
     size_t npos = 0;
     double seconds = 3;
@@ -478,7 +596,7 @@ static int cmd_bench(int argc, char **argv)
             pos[npos++] = argv[i];
         }
     }
-    if (npos < 2) {
+    if (npos < (sa_cli.on ? 1u : 2u)) {
         fprintf(stderr, usage_bench, BENCH_SLOWEST);
         free(pos);
         return 2;

@@ -15,7 +15,8 @@ test_pkgs=(libcmocka-dev python3 python3-pytest python3-aiosmtpd clang libclang-
            haproxy opendkim opendkim-tools openssl dovecot-core libnet-ssleay-perl
            libio-socket-ssl-perl debhelper dpkg-dev fakeroot lintian man-db
            prometheus chromium redis-server python3-milter clamav-daemon clamav-milter
-           spamd spamass-milter rspamd opendmarc)
+           spamd spamass-milter rspamd opendmarc
+           spamassassin)
 
 case "${1:-test}" in
   run)  want=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;

@@ -13,7 +13,15 @@
  *       budget_ms = 500              content matching per message
  *       match_limit = 1000000        PCRE2 match limit per match
  *       depth_limit = 10000          PCRE2 depth limit per match
+ *       spamassassin = false         also SpamAssassin's own rule files
+ *       spamassassin_dirs = {...}    their folders (default: SpamAssassin's own)
+ *       spamassassin_local = {...}   the admin's own .cf files, read last
+ *       spamassassin_network = false score set of network tests on
  *   }
+ *
+ * With spamassassin, `files` may be empty.  The load logs how many of
+ * SpamAssassin's rules loaded and each reason rules were skipped, with its
+ * count (rules.h, rules_load_sa): none is dropped without a word.
  *
  * init and reload load and compile the files (errors, and failing rule
  * examples, go to host->config_error one by one: the configuration is
@@ -84,6 +92,10 @@ static const struct sg_option rp_options[] = {
     {"budget_ms", SG_OPT_INT, "500", NULL, 0, 600000}, /* 0: no budget */
     {"match_limit", SG_OPT_INT, "1000000", NULL, 1, INFINITY},
     {"depth_limit", SG_OPT_INT, "10000", NULL, 1, INFINITY},
+    {"spamassassin", SG_OPT_BOOL, "false", NULL, 0, 0},
+    {"spamassassin_dirs", SG_OPT_LIST, NULL, NULL, 0, 0},
+    {"spamassassin_local", SG_OPT_LIST, NULL, NULL, 0, 0},
+    {"spamassassin_network", SG_OPT_BOOL, "false", NULL, 0, 0},
     {NULL, 0, NULL, NULL, 0, 0},
 };
 
@@ -92,24 +104,100 @@ static uint32_t clamp_u32(long long v)
     return v <= 0 ? 1 : v > 0xffffffffll ? 0xffffffffu : (uint32_t)v;
 }
 
+/* A list option's items, calloc'ed (NULL when empty or out of memory: *bad). */
+static const char **list_items(const struct sg_host *host, const struct sg_section *sec,
+                               const char *key, size_t *n, bool *bad)
+{
+    *n = host->opt_list_size(sec, key);
+    if (*n == 0)
+        return NULL;
+    const char **v = calloc(*n, sizeof(*v));
+    if (v == NULL) {
+        *bad = true;
+        return NULL;
+    }
+    for (size_t i = 0; i < *n; i++)
+        v[i] = host->opt_list_item(sec, key, i);
+    return v;
+}
+
+/* What was made of SpamAssassin's files, in the log: the counts, then each
+ * reason of the rules skipped, and the files' warnings. */
+static void log_sa_report(const struct sg_host *host, const struct sg_section *sec,
+                          const struct rules_sa_report *rep)
+{
+    size_t skipped = 0;
+    for (size_t i = 0; i < rep->nskipped; i++)
+        skipped += rep->skipped[i].count;
+    host->log(NULL, SG_LOG_INFO,
+              "plugin %s: spamassassin %s (score set %d): %zu files, %zu rules defined, "
+              "%zu loaded, %zu skipped",
+              host->section_name(sec), rep->version ? rep->version : "?", rep->score_set,
+              rep->nfiles, rep->defined, rep->loaded, skipped);
+    for (size_t i = 0; i < rep->nskipped; i++)
+        host->log(NULL, SG_LOG_INFO, "plugin %s: spamassassin skipped %zu: %s (%s%s)",
+                  host->section_name(sec), rep->skipped[i].count, rep->skipped[i].what,
+                  rep->skipped[i].first ? rep->skipped[i].first : "",
+                  rep->skipped[i].count > 1 ? ", ..." : "");
+    /* the eval functions the skipped rules name, on one line: NAME (count), ... */
+    size_t len = 1;
+    for (size_t i = 0; i < rep->nevals; i++)
+        len += strlen(rep->evals[i].what) + 32;
+    char *line = rep->nevals > 0 ? malloc(len) : NULL;
+    if (line != NULL) {
+        size_t k = 0;
+        for (size_t i = 0; i < rep->nevals; i++)
+            k += (size_t)snprintf(line + k, len - k, "%s%s (%zu)", i ? ", " : "",
+                                  rep->evals[i].what, rep->evals[i].count);
+        host->log(NULL, SG_LOG_INFO, "plugin %s: spamassassin eval functions not implemented: %s",
+                  host->section_name(sec), line);
+        free(line);
+    }
+    for (size_t i = 0; i < rep->warnings.n; i++) {
+        char *w = rules_error_format(&rep->warnings.v[i]);
+        host->log(NULL, SG_LOG_WARNING, "plugin %s: spamassassin: %s", host->section_name(sec),
+                  w ? w : "out of memory");
+        free(w);
+    }
+}
+
 static int rp_load(const struct sg_host *host, const struct sg_section *sec, void **instance,
                    const char *how)
 {
-    size_t n = host->opt_list_size(sec, "files");
-    if (n == 0) {
-        host->config_error(sec, "files", "at least one rule file is needed");
+    bool sa = host->opt_bool(sec, "spamassassin"), bad = false;
+    size_t n, ndirs, nlocal;
+    const char **paths = list_items(host, sec, "files", &n, &bad);
+    const char **dirs = list_items(host, sec, "spamassassin_dirs", &ndirs, &bad);
+    const char **local = list_items(host, sec, "spamassassin_local", &nlocal, &bad);
+    if (!bad && n == 0 && !sa) {
+        host->config_error(sec, "files", "at least one rule file is needed (or spamassassin)");
+        free(dirs);
+        free(local);
         return -1;
     }
-    const char **paths = calloc(n, sizeof(*paths));
-    struct rp_instance *in = calloc(1, sizeof(*in));
-    if (paths == NULL || in == NULL) {
+    if (!bad && !sa && (ndirs > 0 || nlocal > 0)) {
+        host->config_error(sec, ndirs > 0 ? "spamassassin_dirs" : "spamassassin_local",
+                           "needs spamassassin = true");
         free(paths);
+        free(dirs);
+        free(local);
+        return -1;
+    }
+    struct rp_instance *in = calloc(1, sizeof(*in));
+    if (bad || in == NULL) {
+        free(paths);
+        free(dirs);
+        free(local);
         free(in);
         host->config_error(sec, NULL, "out of memory");
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
-        paths[i] = host->opt_list_item(sec, "files", i);
+    struct rules_sa_opts sa_opts = {.dirs = dirs,
+                                    .ndirs = ndirs,
+                                    .local = local,
+                                    .nlocal = nlocal,
+                                    .network = host->opt_bool(sec, "spamassassin_network")};
+    struct rules_sa_report rep = {0};
     struct rules_limits lim = {
         .match_limit = clamp_u32(host->opt_int(sec, "match_limit")),
         .depth_limit = clamp_u32(host->opt_int(sec, "depth_limit")),
@@ -117,8 +205,13 @@ static int rp_load(const struct sg_host *host, const struct sg_section *sec, voi
         .budget_us = (uint64_t)host->opt_int(sec, "budget_ms") * 1000,
     };
     struct rules_errors errs = {0};
-    int rc = rules_load_files(paths, n, &lim, &in->rules, &errs);
+    int rc = rules_load_sa(paths, n, sa ? &sa_opts : NULL, &lim, &in->rules, &errs, &rep);
     free(paths);
+    free(dirs);
+    free(local);
+    if (rc == 0 && sa)
+        log_sa_report(host, sec, &rep);
+    rules_sa_report_free(&rep);
     if (rc == 0)
         rules_check_examples(in->rules, &errs);
     if (rc != 0 || errs.n > 0 || errs.nomem) {

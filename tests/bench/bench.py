@@ -646,8 +646,9 @@ def phase_dnsbl(binary, sink, workdir, cold=False):
 
 
 def phase_rules(binary, sink, workdir):
-    """The rules plugin with the shipped set and with 1,000 generated rules, 10 KB and
-    100 KB messages; and smtpgate-rules bench over generated messages."""
+    """The rules plugin with the shipped set, with 1,000 generated rules and with
+    SpamAssassin's installed rules, 10 KB and 100 KB messages; and smtpgate-rules bench over
+    generated messages."""
     so = os.path.join(os.path.dirname(binary), "plugins", "rules.so")
     tool = os.path.join(os.path.dirname(binary), "smtpgate-rules")
     if not os.path.exists(so):
@@ -658,9 +659,13 @@ def phase_rules(binary, sink, workdir):
                     "--count", "1000", "--out", gen], check=True)
     sets = [("shipped rules", os.path.join(ROOT, "rules", "default.rules")),
             ("1,000 generated rules", gen)]
+    # SpamAssassin's own rules, read where Debian's spamassassin package installs them
+    if os.path.exists("/usr/share/spamassassin/20_body_tests.cf"):
+        sets.append(("SpamAssassin's rules", None))
     out = []
     for name, path in sets:
-        opt = plugin_opts([("rules", so, {"files": f'{{"{path}"}}'})])
+        keys = {"files": f'{{"{path}"}}'} if path else {"spamassassin": "true"}
+        opt = plugin_opts([("rules", so, keys)])
         for length, count in ((10240, N_CHAIN), (102400, max(N_CHAIN // 4, 100))):
             label = f"{name}, {length // 1024} KB"
             out.append((label, phase_chain(binary, sink, workdir, label.replace(" ", "_"), opt,
@@ -669,7 +674,7 @@ def phase_rules(binary, sink, workdir):
             mdir = os.path.join(workdir, f"msgs-{len(out)}")
             subprocess.run([sys.executable, os.path.join(ROOT, "tests", "bench", "gen_rules.py"),
                             "--messages", mdir, "--number", "200", "--size", "10240"], check=True)
-            r = subprocess.run([tool, "bench", path, mdir], capture_output=True, text=True,
+            r = subprocess.run([tool, "bench", path or "--sa", mdir], capture_output=True, text=True,
                                timeout=max(30, min(300, time_left())))
             line = next((l for l in r.stdout.splitlines() if "messages/s" in l or "msg/s" in l),
                         r.stdout.strip().splitlines()[0] if r.stdout.strip() else "")

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rules/rules.h"
 #include "util/alloc.h"
@@ -243,11 +244,105 @@ static void test_load_nomem(void **state)
     util_alloc_fail_after(-1);
 }
 
+/* SpamAssassin's files, loaded with every allocation failing in turn: the
+ * parser, the templates, the conversion and the report either give the
+ * reference set or fail with "out of memory" only, never abort or leak. */
+static const char sa_cf[] = "ifplugin Mail::SpamAssassin::Plugin::ReplaceTags\n"
+                            "replace_tag A (?:a|4)\n"
+                            "body SA_T /<A>b<A>/i\n"
+                            "replace_rules SA_T\n"
+                            "endif\n"
+                            "ifplugin Mail::SpamAssassin::Plugin::DNSEval\n"
+                            "header SA_RBL eval:check_rbl('a', 'b.')\n"
+                            "endif\n"
+                            "header SA_SUBJ Subject =~ /money/i\n"
+                            "header SA_TOCC ToCc =~ /bob/ [if-unset: x]\n"
+                            "header SA_EV eval:check_for_missing_to_header()\n"
+                            "body __SA_W /\\bfree\\b/i\n"
+                            "tflags __SA_W multiple maxhits=5\n"
+                            "meta SA_META (__SA_W * 2 + SA_SUBJ) / 2 >= 1.5 && !SA_RBL\n"
+                            "score SA_META 2 2 2 2\n"
+                            "describe SA_META meta of the test\n"
+                            "body SA_BAD /(/\n"
+                            "report_safe 0\n";
+
+static int sa_run(const char *dir, size_t *loaded, double *score)
+{
+    const char *dirs[] = {dir};
+    struct rules_sa_opts o = {.dirs = dirs, .ndirs = 1};
+    struct rules_errors errs = {0};
+    struct rules_sa_report rep = {0};
+    struct rules *r = NULL;
+    int rc = rules_load_sa(NULL, 0, &o, NULL, &r, &errs, &rep);
+    if (rc != 0) {
+        assert_null(r);
+        assert_true(errs.nomem);
+        for (size_t i = 0; i < errs.n; i++)
+            assert_string_equal(errs.v[i].msg, "out of memory");
+        rules_errors_free(&errs);
+        rules_sa_report_free(&rep);
+        return -1;
+    }
+    *loaded = rep.loaded;
+    rules_sa_report_free(&rep);
+    struct rules_msg *m = rules_msg_parse(message, strlen(message));
+    struct rules_tx *tx = m ? rules_tx_new(r) : NULL;
+    const struct rules_outcome *out = tx ? rules_tx_eval(tx, RULES_STAGE_CONTENT, NULL, m) : NULL;
+    rc = out ? 0 : -1;
+    if (out != NULL)
+        *score = out->score;
+    rules_tx_free(tx);
+    rules_msg_free(m);
+    rules_unref(r);
+    return rc;
+}
+
+static void test_sa_every_failure(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_rules_nomem.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[100];
+    snprintf(path, sizeof(path), "%s/10_t.cf", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(sa_cf, f);
+    fclose(f);
+    size_t ref_loaded = 0, loaded = 0;
+    double ref_score = 0, score = 0;
+    util_alloc_fail_after(-1);
+    assert_int_equal(sa_run(dir, &ref_loaded, &ref_score), 0);
+    /* SA_T, SA_SUBJ, SA_TOCC, __SA_W, SA_META: the scenario means something */
+    assert_int_equal(ref_loaded, 5);
+    assert_true(ref_score > 3);
+    long n;
+    size_t failed = 0;
+    for (n = 0; n < 100000; n++) {
+        util_alloc_fail_after(n);
+        int rc = sa_run(dir, &loaded, &score);
+        bool injected = util_alloc_failed() > 0;
+        util_alloc_fail_after(-1);
+        if (rc < 0) {
+            assert_true(injected);
+            failed++;
+            continue;
+        }
+        assert_int_equal(loaded, ref_loaded);
+        assert_true(fabs(score - ref_score) < 1e-9);
+        if (!injected)
+            break;
+    }
+    assert_true(n < 100000 && failed > 50);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_failure),
         cmocka_unit_test(test_load_nomem),
+        cmocka_unit_test(test_sa_every_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

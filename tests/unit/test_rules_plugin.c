@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "smtpgate/plugin.h"
@@ -34,6 +35,8 @@ struct sg_section {
     const char *name;
     const char *files[4];
     size_t nfiles;
+    const char *sa_dirs[2]; /* spamassassin_dirs */
+    size_t nsa_dirs;
     const char *keys[8];
     const char *values[8];
     size_t nkeys;
@@ -116,11 +119,15 @@ static bool h_opt_bool(const struct sg_section *sec, const char *key)
 static size_t h_opt_list_size(const struct sg_section *sec, const char *key)
 {
     assert_int_equal(option(key)->type, SG_OPT_LIST);
-    return strcmp(key, "files") == 0 ? sec->nfiles : 0;
+    return strcmp(key, "files") == 0               ? sec->nfiles
+           : strcmp(key, "spamassassin_dirs") == 0 ? sec->nsa_dirs
+                                                   : 0;
 }
 
 static const char *h_opt_list_item(const struct sg_section *sec, const char *key, size_t i)
 {
+    if (strcmp(key, "spamassassin_dirs") == 0)
+        return i < sec->nsa_dirs ? sec->sa_dirs[i] : NULL;
     assert_string_equal(key, "files");
     return i < sec->nfiles ? sec->files[i] : NULL;
 }
@@ -521,7 +528,7 @@ static void test_options_and_errors(void **state)
     reset_records();
     assert_int_equal(plugin->init(&host, &sec, &inst), -1);
     assert_int_equal(nerrors, 1);
-    assert_string_equal(errors[0], "files: at least one rule file is needed");
+    assert_string_equal(errors[0], "files: at least one rule file is needed (or spamassassin)");
 
     const char *bad = rule_file("bad.rules", "rule A body /(/\nrule B helo /x/ must-hit \"y\"\n");
     sec.files[0] = bad;
@@ -708,6 +715,63 @@ static void test_reload_keeps_session_rules(void **state)
     plugin->fini(fresh);
 }
 
+/* SpamAssassin's files beside a native one: loaded, the load logged with
+ * its counts and reasons, their rules scoring at end of message; the
+ * folder options without spamassassin are an error. */
+static void test_spamassassin(void **state)
+{
+    (void)state;
+    char sadir[400];
+    snprintf(sadir, sizeof(sadir), "%s/sa", dir);
+    assert_int_equal(mkdir(sadir, 0700), 0);
+    rule_file("sa/10_test.cf", "header SA_OFFER Subject =~ /offer/i\n"
+                               "score SA_OFFER 6\n"
+                               "header SA_EVAL eval:check_for_missing_to_header()\n"
+                               "ifplugin Mail::SpamAssassin::Plugin::DNSEval\n"
+                               "header SA_RBL eval:check_rbl('a', 'b.')\n"
+                               "endif\n");
+    struct sg_section sec = {.name = "rules",
+                             .files = {rule_file("th.rules", "threshold tag 5\n")},
+                             .nfiles = 1,
+                             .sa_dirs = {sadir},
+                             .nsa_dirs = 1};
+    reset_records();
+    void *inst = NULL;
+    assert_int_equal(plugin->init(&host, &sec, &inst), -1);
+    assert_int_equal(nerrors, 1);
+    assert_string_equal(errors[0], "spamassassin_dirs: needs spamassassin = true");
+
+    sec.keys[0] = "spamassassin";
+    sec.values[0] = "true";
+    sec.nkeys = 1;
+    inst = init_with(&sec);
+    assert_true(logged("plugin rules: spamassassin 4.000001 (score set 0): 1 files, 3 rules "
+                       "defined, 1 loaded, 2 skipped"));
+    assert_true(logged("plugin rules: spamassassin skipped 1: unknown eval function "
+                       "check_for_missing_to_header (SA_EVAL)"));
+    assert_true(logged("plugin rules: spamassassin skipped 1: plugin "
+                       "Mail::SpamAssassin::Plugin::DNSEval is not emulated (SA_RBL)"));
+    assert_true(logged("plugin rules: spamassassin eval functions not implemented: "
+                       "check_for_missing_to_header (1), check_rbl (1)"));
+    struct sg_ctx ctx = {
+        .ci = {.session_id = "S9", .client_addr = "192.0.2.1", .helo = "mx.example.org"}};
+    assert_int_equal(plugin->connect(&ctx, inst), SG_CONTINUE);
+    ctx.env.mail_from = "alice@example.org";
+    assert_int_equal(plugin->mail(&ctx, inst, "alice@example.org", ""), SG_CONTINUE);
+    ctx.stage = SG_STAGE_EOM;
+    ctx_message(&ctx, "Subject: A great offer\r\n\r\nhello\r\n");
+    assert_int_equal(plugin->eom(&ctx, inst), SG_CONTINUE);
+    assert_true(logged("rules: score=6.0 required=5.0 verdict=continue tagged by=threshold tag "
+                       "hits=SA_OFFER(header Subject)"));
+    ctx_close(&ctx);
+    plugin->fini(inst);
+
+    /* no native file at all is fine then */
+    sec.nfiles = 0;
+    inst = init_with(&sec);
+    plugin->fini(inst);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -716,6 +780,7 @@ int main(void)
         cmocka_unit_test(test_end_of_message),
         cmocka_unit_test(test_max_scan_size),
         cmocka_unit_test(test_reload_keeps_session_rules),
+        cmocka_unit_test(test_spamassassin),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,283 @@
+/*
+ * sa_compile - SpamAssassin rules to engine rules (see sa_compile.h).
+ *
+ * Targets: header is T_SA_HEADER, the fields joined as SpamAssassin's
+ * get() joins them (ToCc and MESSAGEID are lists of fields; ALL is the
+ * engine's whole header text); body, rawbody, full and uri are the engine's
+ * own texts.  Patterns are compiled later with the native ones, with the
+ * modifiers i m s x as PCRE2 options and no UTF mode, as Perl runs them on
+ * SpamAssassin's octets.
+ */
+#include "rules/sa_compile.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "rules/build.h"
+#include "rules/ruleset.h"
+#include "rules/sa_meta.h"
+#include "util/alloc.h"
+
+static void skip(struct rules_build *b, const struct sa_rule *sr, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void skip(struct rules_build *b, const struct sa_rule *sr, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (sa_tally_add(b->sa_skipped, what, sr->name) != 0)
+        rules_build_nomem(b);
+}
+
+static bool mods_to_flags(const char *mods, uint32_t *flags, char *bad)
+{
+    *flags = 0;
+    for (const char *m = mods; *m; m++) {
+        switch (*m) {
+        case 'i':
+            *flags |= PCRE2_CASELESS;
+            break;
+        case 'm':
+            *flags |= PCRE2_MULTILINE;
+            break;
+        case 's':
+            *flags |= PCRE2_DOTALL;
+            break;
+        case 'x':
+            *flags |= PCRE2_EXTENDED;
+            break;
+        default:
+            *bad = *m;
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool add_field(struct rule *rule, const char *name)
+{
+    char **v = util_reallocarray(rule->sa_fields, rule->nsa_fields + 1, sizeof(*v));
+    if (v == NULL)
+        return false;
+    rule->sa_fields = v;
+    if ((v[rule->nsa_fields] = util_strdup(name)) == NULL)
+        return false;
+    rule->nsa_fields++;
+    return true;
+}
+
+/* FIELD[:mod...] into the rule's target; false and *why when it cannot run here. */
+static bool header_target(struct rule *rule, const struct sa_rule *sr, char *why, size_t wn,
+                          bool *nomem)
+{
+    char name[256];
+    const char *colon = strchr(sr->field, ':');
+    size_t n = colon ? (size_t)(colon - sr->field) : strlen(sr->field);
+    if (n == 0 || n >= sizeof(name)) {
+        snprintf(why, wn, "unsupported construct: header field name");
+        return false;
+    }
+    memcpy(name, sr->field, n);
+    name[n] = '\0';
+    bool raw = false, addr = false, nm = false;
+    for (const char *m = colon; m != NULL && *m == ':';) {
+        const char *e = strchr(m + 1, ':');
+        size_t ml = e ? (size_t)(e - m - 1) : strlen(m + 1);
+        if (ml == 3 && memcmp(m + 1, "raw", 3) == 0)
+            raw = true;
+        else if (ml == 4 && memcmp(m + 1, "addr", 4) == 0)
+            addr = true;
+        else if (ml == 4 && memcmp(m + 1, "name", 4) == 0)
+            nm = true;
+        else if (ml == 5 && memcmp(m + 1, "first", 5) == 0)
+            rule->sa_first = true;
+        else if (ml == 4 && memcmp(m + 1, "last", 4) == 0)
+            rule->sa_last = true;
+        else {
+            snprintf(why, wn, "unsupported construct: header modifier :%.*s", (int)ml, m + 1);
+            return false;
+        }
+        m = e;
+    }
+    rule->hmode = addr ? HM_ADDR : nm ? HM_NAME : raw ? HM_RAW : HM_DECODED;
+    if ((rule->header = util_strdup(sr->field)) == NULL)
+        return !(*nomem = true);
+    if (strcmp(name, "ALL") == 0) {
+        if (addr || nm || rule->sa_first || rule->sa_last || sr->exists) {
+            snprintf(why, wn, "unsupported construct: header ALL with a modifier");
+            return false;
+        }
+        rule->target = T_HEADERS;
+        return true;
+    }
+    static const char *const pseudo[] = {"EnvelopeFrom",
+                                         "X-Spam-Relays-Untrusted",
+                                         "X-Spam-Relays-Trusted",
+                                         "X-Spam-Relays-External",
+                                         "X-Spam-Relays-Internal",
+                                         "ALL-TRUSTED",
+                                         "ALL-UNTRUSTED",
+                                         "ALL-INTERNAL",
+                                         "ALL-EXTERNAL"};
+    for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
+        if (strcasecmp(name, pseudo[i]) == 0) {
+            snprintf(why, wn, "unsupported construct: pseudo-header %s", pseudo[i]);
+            return false;
+        }
+    rule->target = T_SA_HEADER;
+    bool ok;
+    if (strcasecmp(name, "ToCc") == 0)
+        ok = add_field(rule, "To") && add_field(rule, "Cc");
+    else if (strcmp(name, "MESSAGEID") == 0)
+        ok = add_field(rule, "X-Message-Id") && add_field(rule, "Resent-Message-Id") &&
+             add_field(rule, "X-Original-Message-ID") && add_field(rule, "Message-Id");
+    else
+        ok = add_field(rule, name);
+    if (!ok)
+        *nomem = true;
+    return ok;
+}
+
+/* One SpamAssassin rule into rule; false with why when it cannot run here. */
+static bool convert(const struct sa_rule *sr, int set, const char *file, struct rule *rule,
+                    char *why, size_t wn, bool *nomem)
+{
+    if (sr->score[set] == 0) {
+        snprintf(why, wn, "disabled: score 0");
+        return false;
+    }
+    if (sa_tflag(sr, "net") && !(set & 1)) {
+        snprintf(why, wn, "network test, network tests off");
+        return false;
+    }
+    if (sa_tflag(sr, "learn")) {
+        snprintf(why, wn, "needs Bayes (smtpgate has none)");
+        return false;
+    }
+    if (sr->eval != NULL) {
+        snprintf(why, wn, "unknown eval function %s", sr->eval);
+        return false;
+    }
+    if (sr->kind == SA_MIMEHEADER) {
+        snprintf(why, wn, "unsupported construct: mimeheader");
+        return false;
+    }
+    if (sr->too_large) {
+        snprintf(why, wn, "pattern too large after its templates");
+        return false;
+    }
+    rule->sa = true;
+    rule->meta_root = -1;
+    rule->hidden = strncmp(sr->name, "__", 2) == 0;
+    rule->score = rule->hidden ? 0 : sr->score[set];
+    rule->has_score = !rule->hidden;
+    rule->stage = RULES_STAGE_CONTENT;
+    if ((rule->name = util_strdup(sr->name)) == NULL)
+        return !(*nomem = true);
+    rule->pos = (struct rule_pos){file, sr->line, 1};
+    rule->pat_pos = rule->pos;
+    if (sr->describe != NULL && (rule->describe = util_strdup(sr->describe)) == NULL)
+        return !(*nomem = true);
+    if (sa_tflag(sr, "multiple")) {
+        unsigned mh = sa_maxhits(sr);
+        rule->maxhits = mh > 0 && mh < SA_MULTIPLE_CAP ? mh : SA_MULTIPLE_CAP;
+    }
+    switch (sr->kind) {
+    case SA_META: {
+        rule->target = T_META;
+        rule->match = M_META;
+        const char *mwhy = NULL;
+        int root = sa_meta_parse(sr->meta, strlen(sr->meta), rule, &mwhy);
+        if (root == -2)
+            return !(*nomem = true);
+        if (root < 0) {
+            snprintf(why, wn, "unsupported construct: %s", mwhy ? mwhy : "meta expression");
+            return false;
+        }
+        rule->meta_root = root;
+        rule->maxhits = 0;
+        return true;
+    }
+    case SA_HEADER:
+        if (!header_target(rule, sr, why, wn, nomem))
+            return false;
+        if (sr->exists) {
+            rule->match = M_EXISTS;
+            rule->maxhits = 0;
+            return true;
+        }
+        if (sr->unset != NULL && (rule->sa_unset = util_strdup(sr->unset)) == NULL)
+            return !(*nomem = true);
+        break;
+    case SA_BODY:
+        rule->target = T_BODY;
+        break;
+    case SA_RAWBODY:
+        rule->target = T_RAWBODY;
+        break;
+    case SA_FULL:
+        rule->target = T_FULL;
+        break;
+    case SA_URI:
+        rule->target = T_URI;
+        break;
+    default:
+        snprintf(why, wn, "unsupported construct: rule type");
+        return false;
+    }
+    char bad = 0;
+    if (!mods_to_flags(sr->mods, &rule->pflags, &bad)) {
+        snprintf(why, wn, "unsupported construct: regex modifier %c", bad);
+        return false;
+    }
+    rule->match = M_REGEX;
+    rule->negate = sr->negate;
+    if ((rule->pattern = util_memdup(sr->re, sr->re_len)) == NULL)
+        return !(*nomem = true);
+    rule->pattern_len = sr->re_len;
+    return true;
+}
+
+void sa_compile(struct rules_build *b, struct sa_conf *c, size_t *defined)
+{
+    int set = sa_score_set(&c->env);
+    const char *last_src = NULL, *last_file = NULL; /* files interned once each */
+    *defined = 0;
+    for (size_t i = 0; i < c->nrules && !b->nomem; i++) {
+        const struct sa_rule *sr = &c->rules[i];
+        if (sr->kind == SA_NONE)
+            continue;
+        (*defined)++;
+        struct rule rule = {0};
+        char why[256];
+        bool nomem = false;
+        if (sr->file != last_src) {
+            if ((last_file = rules_build_file(b, sr->file)) == NULL)
+                return;
+            last_src = sr->file;
+        }
+        if (sr->eval != NULL && sa_tally_add(&c->evals, sr->eval, sr->name) != 0)
+            nomem = true;
+        if (nomem || !convert(sr, set, last_file, &rule, why, sizeof(why), &nomem)) {
+            rules_rule_free(&rule);
+            if (nomem)
+                rules_build_nomem(b);
+            else
+                skip(b, sr, "%s", why);
+            continue;
+        }
+        struct rules *r = b->r;
+        if (util_grow(&r->v, &r->cap, r->n + 1, sizeof(*r->v)) != 0) {
+            rules_rule_free(&rule);
+            rules_build_nomem(b);
+            return;
+        }
+        r->v[r->n++] = rule;
+    }
+}

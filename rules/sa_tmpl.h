@@ -1,0 +1,23 @@
+/*
+ * sa_tmpl - SpamAssassin's ReplaceTags templates: a pattern of a rule named
+ * by replace_rules with its <TAG>s replaced, exactly as the plugin does it
+ * (Mail::SpamAssassin::Plugin::ReplaceTags::finish_parsing_end): the first
+ * <pre NAME>, <post NAME> and <inter NAME> are taken out, the pattern is
+ * split at each <...>, the pre text goes before each tag, the post text
+ * after it, the inter text into the empty pieces between tags, each known
+ * tag is replaced by its value, and all that again (at most five passes in
+ * all) while a value brought in a new tag.  Unknown tags stay as written.
+ * Pure.
+ */
+#ifndef SMTPGATE_RULES_SA_TMPL_H
+#define SMTPGATE_RULES_SA_TMPL_H
+
+#include <stddef.h>
+
+struct sa_conf;
+
+/* The expanded pattern (malloc'ed, *out_len octets, NUL-terminated), or
+ * NULL: *out_len SIZE_MAX when it grew beyond 4 MiB, else out of memory. */
+char *sa_tmpl_expand(const struct sa_conf *c, const char *re, size_t len, size_t *out_len);
+
+#endif
