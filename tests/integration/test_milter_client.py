@@ -121,6 +121,17 @@ def test_every_edit_reaches_the_upstream(sgate, recorder):
     sgate.wait_log(rf"{tx}: disconnect from \S+:{port} ")  # the port is the client's
 
 
+def test_big_replaced_body_is_streamed(sgate, recorder):
+    with sgate.connect() as c:
+        c.ehlo("client.example.test")
+        assert codes(c.mail_transaction("a@example.test", ["b@example.test"],
+                                        simple_message("bigbody", "small\r\n")))[-1] == 250
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    body = m.content.split(b"\r\n\r\n", 1)[1]
+    assert body == (b"0123456789" * 9 + b"abcdefg\r\n") * 4000
+
+
 def test_refusals_before_data(sgate, recorder):
     with sgate.connect() as c:
         r = c.cmd("EHLO reject-helo.test")
