@@ -171,6 +171,8 @@ def test_accept_and_discard_at_mail(sgate, recorder):
     time.sleep(0.3)
     assert len(recorder.messages) == 1
     assert re.search(r"tx from=<maildiscard@example\.test> .*result=discarded", sgate.log_text())
+    # the milter was not asked the rest of the discarded message (it would not answer)
+    assert "default_action" not in sgate.log_text()
 
 
 def test_end_of_message_verdicts(sgate, recorder, workdir):
