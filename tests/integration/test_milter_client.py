@@ -304,6 +304,18 @@ def test_broken_milter_gets_default_action(rgate, raw, recorder, mode, why):
     recorder.wait_messages(1)
 
 
+def test_inet6_socket(gate_factory, recorder, smtpgate_binary):
+    r6 = RawMilter("::1").start()
+    try:
+        g = start_gate(gate_factory, recorder, smtpgate_binary, r6.address)
+        assert r6.address.startswith("inet:[::1]:")
+        assert one_message(g)[-1].code == 250
+        recorder.wait_messages(1)
+        assert [cmd for _, cmd in r6.cmds()][:2] == [b"O", b"D"]
+    finally:
+        r6.stop()
+
+
 def test_negotiated_edit_is_applied(rgate, raw, recorder):
     raw.reset("edit_eom")
     assert one_message(rgate)[-1].code == 250
