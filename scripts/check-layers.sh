@@ -9,7 +9,8 @@
 # milter/ is a front-end beside daemon/: it stands on util..chain and neither
 # front-end includes the other.  rules/ (the rule language) stands on util/
 # only; a plugin (plugins/NAME/) on its own folder, the SDK header
-# (plugins/smtpgate/), util/ and rules/.  The SDK header includes nothing of
+# (plugins/smtpgate/), util/, codec/ (pure parsers over bytes: the milter
+# plugin speaks codec/milter_wire's packets) and rules/.  The SDK header includes nothing of
 # the tree.  The core includes the SDK header and nothing else of plugins/ or
 # rules/.
 #
@@ -53,7 +54,7 @@ def allowed(src, dst):
     if a == "rules":
         return b == "util"
     if a.startswith("plugin:"):
-        return b in ("util", "rules")
+        return b in ("util", "codec", "rules")
     return True
 
 def resolve(src, name):

@@ -316,6 +316,18 @@ def test_inet6_socket(gate_factory, recorder, smtpgate_binary):
         r6.stop()
 
 
+def test_abort_when_the_transaction_ends_early(rgate, raw):
+    with rgate.connect() as c:
+        c.ehlo("client.example.test")
+        assert c.cmd("MAIL FROM:<a@example.test>").code == 250
+        assert c.cmd("RCPT TO:<r@example.test>").code == 250
+        assert c.cmd("RSET").code == 250
+        c.quit()
+    wait_until(lambda: b"Q" in [cmd for _, cmd in raw.cmds()], 10, "SMFIC_QUIT")
+    seq = [cmd for _, cmd in raw.cmds() if cmd != b"D"]
+    assert seq == [b"O", b"C", b"H", b"M", b"R", b"A", b"Q"], seq
+
+
 def test_negotiated_edit_is_applied(rgate, raw, recorder):
     raw.reset("edit_eom")
     assert one_message(rgate)[-1].code == 250
