@@ -985,3 +985,41 @@ def test_a_later_milter_sees_the_fields_an_earlier_one_added(gate_factory, recor
     # the field inserted at the top first, the received ones, then those appended
     assert names == ["X-Inserted", "From", "To", "Subject", "Message-ID", "X-Scripted",
                      "X-Added"], names
+
+
+def test_milter_plugin_inside_smtpgate_milter(gate_factory, recorder, smtpgate_binary, workdir,
+                                              scripted):
+    """smtpgate -> smtpgate-milter -> the scripted milter: the plugin on a loop that
+    ends with each MTA connection (nothing may stay on it; a connection kept for
+    reuse is on no loop), edits passed on through both hops, a clean exit."""
+    binary = find_milter_binary()
+    if binary is None:
+        pytest.skip("smtpgate-milter not built")
+    so = milter_so(smtpgate_binary)
+    inner = SgMilter(binary, workdir, free_port(),
+                     plugin_section("scripted", so, socket=scripted, content_timeout=5,
+                                    timeout=10),
+                     name="relay-milter").start()
+    try:
+        g = start_gate(gate_factory, recorder, smtpgate_binary, f"inet:127.0.0.1:{inner.port}",
+                       timeout=20, content_timeout=15)
+        for _ in range(2):
+            with g.connect() as c:
+                c.ehlo("client.example.test")
+                r = c.mail_transaction("mailreject@example.test", ["b@example.test"],
+                                       simple_message("x"))
+                assert r[0].code == 553 and r[0].lines == ["5.7.1 Sender refused by milter"]
+                r = c.mail_transaction("a@example.test", ["b@example.test"],
+                                       simple_message("edits", extra_headers="X-Change: old\r\n"))
+                assert r[-1].code == 250
+                c.quit()
+        msgs = recorder.wait_messages(2)
+        for m in msgs:
+            head = header_block(m.content)
+            assert m.mail_from == "new-sender@example.test"
+            assert head.split("\r\n")[0] == "X-Inserted: at the top", head
+            assert "X-Change: changed by milter" in head
+            assert m.content.endswith(b"replaced body line 1\r\nreplaced body line 2\r\n")
+    finally:
+        inner.stop()
+    inner.assert_clean_exit()
