@@ -16,9 +16,11 @@ $(BUILD)/plugins/milter/codec_milter_wire.o: codec/milter_wire.c | $(BUILD_INFO_
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+# Never unloaded (-z nodelete): a session's teardown handed to its loop with
+# event_base_once() may still be queued when the last instance's fini runs.
 $(MILTERC_SO): $(MILTERC_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $(SO_LDFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs libevent) -lpthread
+	$(CC) $(LDFLAGS) $(SO_LDFLAGS) -Wl,-z,nodelete -o $@ $^ $(shell $(PKG_CONFIG) --libs libevent) -lpthread
 
 # Its pure parts' unit test.
 $(BUILD)/tests/test_milter_client: tests/unit/test_milter_client.c $(BUILD)/plugins/milter/milter_addr.o \
