@@ -1023,3 +1023,21 @@ def test_milter_plugin_inside_smtpgate_milter(gate_factory, recorder, smtpgate_b
     finally:
         inner.stop()
     inner.assert_clean_exit()
+
+
+def test_configured_actions_and_macro_lists(gate_factory, recorder, smtpgate_binary, raw):
+    import struct
+    raw.reset("continue", version=4, actions=0x1)  # a milter answers at most the offer
+    g = start_gate(gate_factory, recorder, smtpgate_binary, raw.address,
+                   actions=["add_header", "del_rcpt"], protocol=4,
+                   mail_macros="{mail_addr} i", rcpt_macros="", connect_macros="j")
+    assert one_message(g)[-1].code == 250
+    recorder.wait_messages(1)
+    pk = raw.packets
+    offer = next(d for _, cmd, d in pk if cmd == b"O")
+    assert struct.unpack("!III", offer) == (4, 0x01 | 0x08, 0x1FF7FF)
+    macros = {d[:1]: d[1:] for _, cmd, d in pk if cmd == b"D"}
+    tx = g.wait_log(r"(\w+): disconnect").group(1)
+    assert macros[b"C"] == b"j\0smtpgate.example.test\0"
+    assert macros[b"M"] == b"{mail_addr}\0a@example.test\0i\0" + f"{tx}.1".encode() + b"\0"
+    assert b"R" not in macros, "an empty list sends no macros"
