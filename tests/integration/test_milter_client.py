@@ -856,10 +856,12 @@ def opendmarc(dkim_pair):
         inner.txt(*d)
     inner.port = 53
     dnsmasq = " ".join(f"'{a}'" for a in inner.command())
+    # a PID namespace too: when unshare ends, its child (the namespace's init)
+    # is killed, and the kernel ends dnsmasq and opendmarc with it
     script = (f"ip link set lo up && mount --bind {wd}/dmarc-resolv.conf /etc/resolv.conf && "
-              f"{{ {dnsmasq} & }} && sleep 0.5 && exec /usr/sbin/opendmarc -f -c {wd}/opendmarc.conf")
+              f"{{ {dnsmasq} & }} && sleep 0.5 && /usr/sbin/opendmarc -f -c {wd}/opendmarc.conf")
     log = open(wd / "opendmarc.log", "ab")
-    proc = subprocess.Popen(["unshare", "-m", "-n", "--kill-child", "sh", "-c", script],
+    proc = subprocess.Popen(["unshare", "-m", "-n", "-p", "-f", "--kill-child", "sh", "-c", script],
                             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     wait_until(lambda: sock.exists() or proc.poll() is not None, 30, "opendmarc's socket")
     if proc.poll() is not None:
