@@ -569,21 +569,26 @@ def dkim_pair(workbase):
     unbound.write_text(f"server:\n  do-not-query-localhost: no\n  module-config: \"iterator\"\n"
                        f"  local-zone: \"test.\" nodefault\n"
                        f"forward-zone:\n  name: \".\"\n  forward-addr: {host}@{port}\n")
-    signer = OpenDkim(wd, "signer", f"Mode s\nDomain sign.example.test\nSelector sel\n"
-                      f"KeyFile {wd}/sel.private\nCanonicalization relaxed/simple\n"
-                      f"SignHeaders From,To,Subject\nInternalHosts 127.0.0.0/8\n"
-                      f"On-NoSignature accept\n")
-    verifier = OpenDkim(wd, "verifier", f"Mode v\n"
-                        f"AuthservID verify.example.test\nAlwaysAddARHeader yes\n"
-                        f"PeerList /dev/null\nInternalHosts -\n"
-                        f"ResolverConfiguration {unbound}\n")
-    signer.key = key
-    signer.wd = wd
-    yield signer, verifier, dns
-    signer.stop()
-    verifier.stop()
-    dns.stop()
-    shutil.rmtree(wd, ignore_errors=True)
+    started = []
+    try:
+        signer = OpenDkim(wd, "signer", f"Mode s\nDomain sign.example.test\nSelector sel\n"
+                          f"KeyFile {wd}/sel.private\nCanonicalization relaxed/simple\n"
+                          f"SignHeaders From,To,Subject\nInternalHosts 127.0.0.0/8\n"
+                          f"On-NoSignature accept\n")
+        started.append(signer)
+        verifier = OpenDkim(wd, "verifier", f"Mode v\n"
+                            f"AuthservID verify.example.test\nAlwaysAddARHeader yes\n"
+                            f"PeerList /dev/null\nInternalHosts -\n"
+                            f"ResolverConfiguration {unbound}\n")
+        started.append(verifier)
+        signer.key = key
+        signer.wd = wd
+        yield signer, verifier, dns
+    finally:
+        for d in started:
+            d.stop()
+        dns.stop()
+        shutil.rmtree(wd, ignore_errors=True)
 
 
 def test_opendkim_signs_and_a_second_opendkim_verifies(gate_factory, recorder_factory,
@@ -802,7 +807,11 @@ def rspamd(workbase):
     argv = ["/usr/bin/rspamd", "-f", "-u", "root", "-g", "root", "-c", "/etc/rspamd/rspamd.conf",
             f"--var=LOCAL_CONFDIR={wd}", f"--var=DBDIR={wd}/db", f"--var=RUNDIR={wd}/run",
             f"--var=LOGDIR={wd}/log", "-i"]
-    d = Daemon(argv, wd / "rspamd.stderr", proxy, "rspamd proxy", timeout=120)
+    try:
+        d = Daemon(argv, wd / "rspamd.stderr", proxy, "rspamd proxy", timeout=120)
+    except Exception:
+        dns.stop()
+        raise
     yield d
     d.stop()
     dns.stop()
@@ -856,12 +865,13 @@ def opendmarc(dkim_pair):
         inner.txt(*d)
     inner.port = 53
     dnsmasq = " ".join(f"'{a}'" for a in inner.command())
-    # a PID namespace too: when unshare ends, its child (the namespace's init)
-    # is killed, and the kernel ends dnsmasq and opendmarc with it
+    # the namespace's dnsmasq writes down its pid, which the teardown ends
+    dns_pid = wd / "dmarc-dns.pid"
     script = (f"ip link set lo up && mount --bind {wd}/dmarc-resolv.conf /etc/resolv.conf && "
-              f"{{ {dnsmasq} & }} && sleep 0.5 && /usr/sbin/opendmarc -f -c {wd}/opendmarc.conf")
+              f"{{ {dnsmasq} & }} && echo $! > {dns_pid} && sleep 0.5 && "
+              f"exec /usr/sbin/opendmarc -f -c {wd}/opendmarc.conf")
     log = open(wd / "opendmarc.log", "ab")
-    proc = subprocess.Popen(["unshare", "-m", "-n", "-p", "-f", "--kill-child", "sh", "-c", script],
+    proc = subprocess.Popen(["unshare", "-m", "-n", "--kill-child", "sh", "-c", script],
                             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     wait_until(lambda: sock.exists() or proc.poll() is not None, 30, "opendmarc's socket")
     if proc.poll() is not None:
@@ -874,6 +884,13 @@ def opendmarc(dkim_pair):
         proc.kill()
         proc.wait(5)
     log.close()
+    if dns_pid.exists():
+        import os
+        import signal
+        try:
+            os.kill(int(dns_pid.read_text()), signal.SIGTERM)
+        except (ProcessLookupError, ValueError):
+            pass
 
 
 def test_spf_dkim_and_dmarc_in_one_chain(gate_factory, recorder_factory, smtpgate_binary,
