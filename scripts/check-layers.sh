@@ -9,8 +9,10 @@
 # milter/ is a front-end beside daemon/: it stands on util..chain and neither
 # front-end includes the other.  rules/ (the rule language) stands on util/
 # only; a plugin (plugins/NAME/) on its own folder, the SDK header
-# (plugins/smtpgate/), util/, rules/ and plugins/state/ (the state layer the
-# reputation plugins share, which itself stands on util/ and the SDK header).  The SDK header includes nothing of
+# (plugins/smtpgate/), util/, codec/ (pure parsers over bytes: the milter
+# plugin speaks codec/milter_wire's packets), rules/ and plugins/state/ (the
+# state layer the reputation plugins share, which itself stands on util/ and
+# the SDK header).  The SDK header includes nothing of
 # the tree.  The core includes the SDK header and nothing else of plugins/ or
 # rules/.
 #
@@ -56,7 +58,7 @@ def allowed(src, dst):
     if a.startswith("plugin:"):
         # plugins/state/ is the plugins' own shared layer (rates and greylist
         # state): any plugin may stand on it, it stands on util/ only.
-        return b in ("util", "rules") or (b == "plugin:state" and a != "plugin:state")
+        return b in ("util", "codec", "rules") or (b == "plugin:state" and a != "plugin:state")
     return True
 
 def resolve(src, name):

@@ -37,8 +37,8 @@ Phases (each bounded in count and in time):
               ratio in the same run (tests/bench/baseline.sh builds one)
 
 BENCH_QUICK=1 divides every count by 10.  --direct-only runs the baseline half;
---only chain5,spf,spf-cold,dnsbl,dnsbl-cold,rules,ratelimit,ratelimit-redis,opendkim,milter-rtt
-runs only those plugin phases (against the
+--only chain5,spf,spf-cold,dnsbl,dnsbl-cold,rules,ratelimit,ratelimit-redis,opendkim,rspamd,
+milter-rtt runs only those plugin phases (against the
 same smtpgate without plugins, as always), e.g. to set two builds side by side.
 Exit status 0 when every phase completed without errors.
 """
@@ -791,7 +791,7 @@ def summary(direct, proxied, idle, conc, longrun, peak, info, chains=(), baselin
 
 
 PLUGIN_PHASES = ("chain5", "spf", "spf-cold", "dnsbl", "dnsbl-cold", "rules", "ratelimit",
-                 "ratelimit-redis", "opendkim", "milter-rtt")
+                 "ratelimit-redis", "opendkim", "rspamd", "milter-rtt")
 
 
 def start_daemon(argv, port, logpath, what, timeout=30):
@@ -848,6 +848,62 @@ def phase_opendkim(binary, sink, workdir):
         return phase_chain(binary, sink, workdir, "opendkim", plugin_opts([("dkim", so, opts)]))
     finally:
         stop_daemon(proc, out)
+
+
+RSPAMD_OFF = ("fuzzy_check", "rbl", "surbl", "phishing", "asn", "emails", "url_redirector",
+              "rspamd_update", "dcc", "mx_check", "neural", "reputation", "greylist", "ratelimit",
+              "history_redis", "metric_exporter", "clickhouse", "elastic", "p0f", "bimi",
+              "external_services", "antivirus", "whitelist", "multimap")
+
+
+def phase_rspamd(binary, sink, workdir):
+    """rspamd's proxy worker in milter mode (self-scan, local rules only, every name
+    resolved by dnsmasq on loopback as NXDOMAIN) through the milter plugin, beside the
+    plain proxied run."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    from dnsserver import DnsServer, dnsmasq_available
+    so = os.path.join(os.path.dirname(binary), "plugins", "milter.so")
+    if not (os.path.exists(so) and os.path.exists("/usr/bin/rspamd") and dnsmasq_available()):
+        fail("rspamd phase needs plugins/milter.so, rspamd and dnsmasq")
+        return None
+    wd = os.path.join(workdir, "rspamd")
+    for d in ("local.d", "override.d", "db", "run", "log"):
+        os.makedirs(os.path.join(wd, d), exist_ok=True)
+    dns = DnsServer(domains=["bench.example.test"])
+    dns.start()
+    port, normal, controller = free_port(), free_port(), free_port()
+    files = {
+        "override.d/worker-proxy.inc": f'bind_socket = "127.0.0.1:{port}";\nmilter = yes;\n'
+                                       f'timeout = 120s;\nupstream "local" {{ default = yes; '
+                                       f'self_scan = yes; }}\ncount = 2;\n',
+        "override.d/worker-normal.inc": f'bind_socket = "127.0.0.1:{normal}";\ncount = 1;\n',
+        "override.d/worker-controller.inc": f'bind_socket = "127.0.0.1:{controller}";\n',
+        "override.d/options.inc": f'dns {{ nameserver = ["{dns.address}"]; timeout = 1s; '
+                                  f'retransmits = 1; }}\nhs_cache_dir = "{wd}/db";\n',
+        "override.d/logging.inc": f'type = "file";\nfilename = "{wd}/log/rspamd.log";\n'
+                                  f'level = "warning";\n',
+        "local.d/milter_headers.conf": 'use = ["x-spamd-result"];\nskip_local = false;\n',
+    }
+    files.update({f"local.d/{m}.conf": "enabled = false;\n" for m in RSPAMD_OFF})
+    for name, text in files.items():
+        with open(os.path.join(wd, name), "w") as f:
+            f.write(text)
+    argv = ["/usr/bin/rspamd", "-f", "-u", "root", "-g", "root", "-c", "/etc/rspamd/rspamd.conf",
+            f"--var=LOCAL_CONFDIR={wd}", f"--var=DBDIR={wd}/db", f"--var=RUNDIR={wd}/run",
+            f"--var=LOGDIR={wd}/log", "-i"]
+    try:
+        proc, out = start_daemon(argv, port, os.path.join(workdir, "rspamd.stderr"), "rspamd",
+                                 timeout=120)
+    except RuntimeError as e:
+        dns.stop()
+        fail(str(e))
+        return None
+    try:
+        opts = {"socket": f'"inet:127.0.0.1:{port}"', "timeout": 120, "content_timeout": 110}
+        return phase_chain(binary, sink, workdir, "rspamd", plugin_opts([("rspamd", so, opts)]))
+    finally:
+        stop_daemon(proc, out)
+        dns.stop()
 
 
 def phase_milter_rtt(binary, sink, workdir):
@@ -936,6 +992,9 @@ def plugin_phases(binary, sink, workdir, names):
     if "opendkim" in names:
         chains.append(("OpenDKIM signing through the milter plugin, 10 KB",
                        phase_opendkim(binary, sink, workdir)))
+    if "rspamd" in names:
+        chains.append(("rspamd (milter mode, local rules) through the milter plugin, 10 KB",
+                       phase_rspamd(binary, sink, workdir)))
     if "milter-rtt" in names:
         global MILTER_RTT
         MILTER_RTT = phase_milter_rtt(binary, sink, workdir)

@@ -39,7 +39,8 @@ NR_BITS = {b"C": 0x1000, b"H": 0x2000, b"M": 0x4000, b"R": 0x8000, b"T": 0x10000
 
 
 class RawMilter:
-    def __init__(self) -> None:
+    def __init__(self, host: str = LOOPBACK) -> None:
+        self.host = host
         self.mode = "continue"
         self.optneg = dict(version=6, actions=0x1FF, protocol=0, macros={})
         self.packets: list[tuple[int, bytes, bytes]] = []
@@ -52,11 +53,12 @@ class RawMilter:
     @property
     def address(self) -> str:
         assert self.sock is not None
-        return f"inet:{LOOPBACK}:{self.sock.getsockname()[1]}"
+        port = self.sock.getsockname()[1]
+        return f"inet:[{self.host}]:{port}" if ":" in self.host else f"inet:{self.host}:{port}"
 
     def start(self) -> "RawMilter":
-        self.sock = socket.socket()
-        self.sock.bind((LOOPBACK, 0))
+        self.sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        self.sock.bind((self.host, 0))
         self.sock.listen(16)
         self.sock.settimeout(0.5)
         threading.Thread(target=self._accept, daemon=True).start()

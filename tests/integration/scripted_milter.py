@@ -15,6 +15,8 @@ Decisions (exact replies, so the tests can compare them):
   RCPT rcptreject@...             reject, two lines: 550-5.7.1 First line / 550 5.7.1 Second line
   RCPT rcpttempfail@...           tempfail, 450 4.2.0 Mailbox busy
   Subject: edits                  every edit (below), then continue
+  Subject: bigbody                the body replaced by 4,000 lines of 99 octets
+                                  (396,000 octets, several SMFIR_REPLBODY packets)
   Subject: quarantine             quarantine "scripted hold"
   Subject: discard / reject / tempfail    that verdict at end of message
   Subject: progress               three SMFIR_PROGRESS 0.6 s apart, then continue
@@ -116,6 +118,11 @@ class Scripted(Milter.Base):
             self.addrcpt("<addedpar@example.test>", "NOTIFY=NEVER")
             self.delrcpt("<gone@example.test>")
             self.replacebody(b"replaced body line 1\r\nreplaced body line 2\r\n")
+            return Milter.CONTINUE
+        if s == "bigbody":
+            line = b"0123456789" * 9 + b"abcdefg\r\n"  # 99 octets
+            for _ in range(4):
+                self.replacebody(line * 1000)
             return Milter.CONTINUE
         if s == "quarantine":
             self.quarantine("scripted hold")

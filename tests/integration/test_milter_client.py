@@ -121,6 +121,17 @@ def test_every_edit_reaches_the_upstream(sgate, recorder):
     sgate.wait_log(rf"{tx}: disconnect from \S+:{port} ")  # the port is the client's
 
 
+def test_big_replaced_body_is_streamed(sgate, recorder):
+    with sgate.connect() as c:
+        c.ehlo("client.example.test")
+        assert codes(c.mail_transaction("a@example.test", ["b@example.test"],
+                                        simple_message("bigbody", "small\r\n")))[-1] == 250
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    body = m.content.split(b"\r\n\r\n", 1)[1]
+    assert body == (b"0123456789" * 9 + b"abcdefg\r\n") * 4000
+
+
 def test_refusals_before_data(sgate, recorder):
     with sgate.connect() as c:
         r = c.cmd("EHLO reject-helo.test")
@@ -160,6 +171,8 @@ def test_accept_and_discard_at_mail(sgate, recorder):
     time.sleep(0.3)
     assert len(recorder.messages) == 1
     assert re.search(r"tx from=<maildiscard@example\.test> .*result=discarded", sgate.log_text())
+    # the milter was not asked the rest of the discarded message (it would not answer)
+    assert "default_action" not in sgate.log_text()
 
 
 def test_end_of_message_verdicts(sgate, recorder, workdir):
@@ -289,6 +302,30 @@ def test_broken_milter_gets_default_action(rgate, raw, recorder, mode, why):
     raw.reset("continue")
     assert one_message(rgate)[-1].code == 250
     recorder.wait_messages(1)
+
+
+def test_inet6_socket(gate_factory, recorder, smtpgate_binary):
+    r6 = RawMilter("::1").start()
+    try:
+        g = start_gate(gate_factory, recorder, smtpgate_binary, r6.address)
+        assert r6.address.startswith("inet:[::1]:")
+        assert one_message(g)[-1].code == 250
+        recorder.wait_messages(1)
+        assert [cmd for _, cmd in r6.cmds()][:2] == [b"O", b"D"]
+    finally:
+        r6.stop()
+
+
+def test_abort_when_the_transaction_ends_early(rgate, raw):
+    with rgate.connect() as c:
+        c.ehlo("client.example.test")
+        assert c.cmd("MAIL FROM:<a@example.test>").code == 250
+        assert c.cmd("RCPT TO:<r@example.test>").code == 250
+        assert c.cmd("RSET").code == 250
+        c.quit()
+    wait_until(lambda: b"Q" in [cmd for _, cmd in raw.cmds()], 10, "SMFIC_QUIT")
+    seq = [cmd for _, cmd in raw.cmds() if cmd != b"D"]
+    assert seq == [b"O", b"C", b"H", b"M", b"R", b"A", b"Q"], seq
 
 
 def test_negotiated_edit_is_applied(rgate, raw, recorder):
@@ -532,21 +569,26 @@ def dkim_pair(workbase):
     unbound.write_text(f"server:\n  do-not-query-localhost: no\n  module-config: \"iterator\"\n"
                        f"  local-zone: \"test.\" nodefault\n"
                        f"forward-zone:\n  name: \".\"\n  forward-addr: {host}@{port}\n")
-    signer = OpenDkim(wd, "signer", f"Mode s\nDomain sign.example.test\nSelector sel\n"
-                      f"KeyFile {wd}/sel.private\nCanonicalization relaxed/simple\n"
-                      f"SignHeaders From,To,Subject\nInternalHosts 127.0.0.0/8\n"
-                      f"On-NoSignature accept\n")
-    verifier = OpenDkim(wd, "verifier", f"Mode v\n"
-                        f"AuthservID verify.example.test\nAlwaysAddARHeader yes\n"
-                        f"PeerList /dev/null\nInternalHosts -\n"
-                        f"ResolverConfiguration {unbound}\n")
-    signer.key = key
-    signer.wd = wd
-    yield signer, verifier, dns
-    signer.stop()
-    verifier.stop()
-    dns.stop()
-    shutil.rmtree(wd, ignore_errors=True)
+    started = []
+    try:
+        signer = OpenDkim(wd, "signer", f"Mode s\nDomain sign.example.test\nSelector sel\n"
+                          f"KeyFile {wd}/sel.private\nCanonicalization relaxed/simple\n"
+                          f"SignHeaders From,To,Subject\nInternalHosts 127.0.0.0/8\n"
+                          f"On-NoSignature accept\n")
+        started.append(signer)
+        verifier = OpenDkim(wd, "verifier", f"Mode v\n"
+                            f"AuthservID verify.example.test\nAlwaysAddARHeader yes\n"
+                            f"PeerList /dev/null\nInternalHosts -\n"
+                            f"ResolverConfiguration {unbound}\n")
+        started.append(verifier)
+        signer.key = key
+        signer.wd = wd
+        yield signer, verifier, dns
+    finally:
+        for d in started:
+            d.stop()
+        dns.stop()
+        shutil.rmtree(wd, ignore_errors=True)
 
 
 def test_opendkim_signs_and_a_second_opendkim_verifies(gate_factory, recorder_factory,
@@ -765,7 +807,11 @@ def rspamd(workbase):
     argv = ["/usr/bin/rspamd", "-f", "-u", "root", "-g", "root", "-c", "/etc/rspamd/rspamd.conf",
             f"--var=LOCAL_CONFDIR={wd}", f"--var=DBDIR={wd}/db", f"--var=RUNDIR={wd}/run",
             f"--var=LOGDIR={wd}/log", "-i"]
-    d = Daemon(argv, wd / "rspamd.stderr", proxy, "rspamd proxy", timeout=120)
+    try:
+        d = Daemon(argv, wd / "rspamd.stderr", proxy, "rspamd proxy", timeout=120)
+    except Exception:
+        dns.stop()
+        raise
     yield d
     d.stop()
     dns.stop()
@@ -819,8 +865,11 @@ def opendmarc(dkim_pair):
         inner.txt(*d)
     inner.port = 53
     dnsmasq = " ".join(f"'{a}'" for a in inner.command())
+    # the namespace's dnsmasq writes down its pid, which the teardown ends
+    dns_pid = wd / "dmarc-dns.pid"
     script = (f"ip link set lo up && mount --bind {wd}/dmarc-resolv.conf /etc/resolv.conf && "
-              f"{{ {dnsmasq} & }} && sleep 0.5 && exec /usr/sbin/opendmarc -f -c {wd}/opendmarc.conf")
+              f"{{ {dnsmasq} & }} && echo $! > {dns_pid} && sleep 0.5 && "
+              f"exec /usr/sbin/opendmarc -f -c {wd}/opendmarc.conf")
     log = open(wd / "opendmarc.log", "ab")
     proc = subprocess.Popen(["unshare", "-m", "-n", "--kill-child", "sh", "-c", script],
                             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
@@ -835,6 +884,13 @@ def opendmarc(dkim_pair):
         proc.kill()
         proc.wait(5)
     log.close()
+    if dns_pid.exists():
+        import os
+        import signal
+        try:
+            os.kill(int(dns_pid.read_text()), signal.SIGTERM)
+        except (ProcessLookupError, ValueError):
+            pass
 
 
 def test_spf_dkim_and_dmarc_in_one_chain(gate_factory, recorder_factory, smtpgate_binary,
@@ -948,3 +1004,59 @@ def test_a_later_milter_sees_the_fields_an_earlier_one_added(gate_factory, recor
     # the field inserted at the top first, the received ones, then those appended
     assert names == ["X-Inserted", "From", "To", "Subject", "Message-ID", "X-Scripted",
                      "X-Added"], names
+
+
+def test_milter_plugin_inside_smtpgate_milter(gate_factory, recorder, smtpgate_binary, workdir,
+                                              scripted):
+    """smtpgate -> smtpgate-milter -> the scripted milter: the plugin on a loop that
+    ends with each MTA connection (nothing may stay on it; a connection kept for
+    reuse is on no loop), edits passed on through both hops, a clean exit."""
+    binary = find_milter_binary()
+    if binary is None:
+        pytest.skip("smtpgate-milter not built")
+    so = milter_so(smtpgate_binary)
+    inner = SgMilter(binary, workdir, free_port(),
+                     plugin_section("scripted", so, socket=scripted, content_timeout=5,
+                                    timeout=10),
+                     name="relay-milter").start()
+    try:
+        g = start_gate(gate_factory, recorder, smtpgate_binary, f"inet:127.0.0.1:{inner.port}",
+                       timeout=20, content_timeout=15)
+        for _ in range(2):
+            with g.connect() as c:
+                c.ehlo("client.example.test")
+                r = c.mail_transaction("mailreject@example.test", ["b@example.test"],
+                                       simple_message("x"))
+                assert r[0].code == 553 and r[0].lines == ["5.7.1 Sender refused by milter"]
+                r = c.mail_transaction("a@example.test", ["b@example.test"],
+                                       simple_message("edits", extra_headers="X-Change: old\r\n"))
+                assert r[-1].code == 250
+                c.quit()
+        msgs = recorder.wait_messages(2)
+        for m in msgs:
+            head = header_block(m.content)
+            assert m.mail_from == "new-sender@example.test"
+            assert head.split("\r\n")[0] == "X-Inserted: at the top", head
+            assert "X-Change: changed by milter" in head
+            assert m.content.endswith(b"replaced body line 1\r\nreplaced body line 2\r\n")
+    finally:
+        inner.stop()
+    inner.assert_clean_exit()
+
+
+def test_configured_actions_and_macro_lists(gate_factory, recorder, smtpgate_binary, raw):
+    import struct
+    raw.reset("continue", version=4, actions=0x1)  # a milter answers at most the offer
+    g = start_gate(gate_factory, recorder, smtpgate_binary, raw.address,
+                   actions=["add_header", "del_rcpt"], protocol=4,
+                   mail_macros="{mail_addr} i", rcpt_macros="", connect_macros="j")
+    assert one_message(g)[-1].code == 250
+    recorder.wait_messages(1)
+    pk = raw.packets
+    offer = next(d for _, cmd, d in pk if cmd == b"O")
+    assert struct.unpack("!III", offer) == (4, 0x01 | 0x08, 0x1FF7FF)
+    macros = {d[:1]: d[1:] for _, cmd, d in pk if cmd == b"D"}
+    tx = g.wait_log(r"(\w+): disconnect").group(1)
+    assert macros[b"C"] == b"j\0smtpgate.example.test\0"
+    assert macros[b"M"] == b"{mail_addr}\0a@example.test\0i\0" + f"{tx}.1".encode() + b"\0"
+    assert b"R" not in macros, "an empty list sends no macros"
