@@ -121,15 +121,20 @@ def send(gate, sender: str, body: str = "hello\r\n") -> int:
 
 
 @pytest.fixture
-def served(gate_factory, recorder, smtpgate_binary):
+def served(gate_factory, recorder, smtpgate_binary, workdir):
     """A smtpgate with the rules plugin and the metrics listener, after 3 accepted
-    messages and 1 GTUBE refusal, each in its own session."""
+    messages and 1 GTUBE refusal, each in its own session.  Two scored rules add
+    their symbols: STATUS_SUBJECT to every message, STATUS_S1 to s1's only."""
     so = plugin_dir(smtpgate_binary).parent.parent / "plugins" / "rules.so"
     port = free_port()
+    scored = workdir / "scored.rules"
+    scored.write_text("rule STATUS_SUBJECT header Subject /^status$/ score 0.5\n"
+                      "rule STATUS_S1 mail_from /^s1@/ score 0.25\n")
     gate = gate_factory([recorder.address], metrics_listen=f"{LOOPBACK}:{port}",
                         status_recent=3,
                         extra=plugin_section("rules", so,
-                                             files=[str(REPO / "rules" / "default.rules")]))
+                                             files=[str(REPO / "rules" / "default.rules"),
+                                                    str(scored)]))
     recorder.wait_idle()
     gate.wait_log(r"upstream \S+ is up")
     assert [send(gate, f"s{i}@example.test") for i in range(3)] == [250, 250, 250]
@@ -163,6 +168,15 @@ def test_page_numbers_equal_metrics(served, workdir, recorder):
     assert shown['smtpgate_plugin_verdicts_total{plugin="rules",verdict="reject"}'] == "reject 1"
     assert shown['smtpgate_plugin_events_total{plugin="rules",event="messages"}'] == "messages 4"
     assert shown['smtpgate_plugin_events_total{plugin="rules",event="rule_gtube"}'] == "1"
+    # Symbols that hit most: each transaction once per symbol, as /metrics counts them
+    # (default.rules' MISSING_DATE on all four, its GTUBE on the refused one); the
+    # "(other)" series is at 0 and not shown.
+    symbols = {k: v for k, v in shown.items() if k.startswith("smtpgate_symbols_total")}
+    assert symbols == {'smtpgate_symbols_total{symbol="STATUS_SUBJECT"}': "4",
+                       'smtpgate_symbols_total{symbol="MISSING_DATE"}': "4",
+                       'smtpgate_symbols_total{symbol="GTUBE"}': "1",
+                       'smtpgate_symbols_total{symbol="STATUS_S1"}': "1"}, symbols
+    assert after.value("smtpgate_symbols_total", symbol="(other)") == 0
     for key, text in dom.metrics:
         want = metric_value(after, key)
         if key.startswith("smtpgate_upstream_up"):
