@@ -62,10 +62,12 @@ class Dom(html.parser.HTMLParser):
         super().__init__()
         self.metrics: list[tuple[str, str]] = []
         self.rows: list[list[str]] = []
+        self.symbol_rows: list[list[str]] = []
         self.by_id: dict[str, str] = {}
         self.body_attrs: dict[str, str] = {}
         self._open: list[list] = []  # [tag, metric key or None, id or None, text]
         self._row: list[str] | None = None
+        self._row_kind: str | None = None
         self._cell: list[str] | None = None
         self.feed(text)
 
@@ -73,8 +75,9 @@ class Dom(html.parser.HTMLParser):
         a = dict(attrs)
         if tag == "body":
             self.body_attrs = {k: v or "" for k, v in attrs}
-        if tag == "tr" and "tx" in (a.get("class") or "").split():
+        if tag == "tr" and {"tx", "sym"} & set((a.get("class") or "").split()):
             self._row = []
+            self._row_kind = a.get("class")
         if tag == "td" and self._row is not None:
             self._cell = []
         self._open.append([tag, a.get("data-metric"), a.get("id"), []])
@@ -95,7 +98,7 @@ class Dom(html.parser.HTMLParser):
             self._row.append("".join(self._cell).strip())
             self._cell = None
         if tag == "tr" and self._row is not None:
-            self.rows.append(self._row)
+            (self.symbol_rows if self._row_kind == "sym" else self.rows).append(self._row)
             self._row = None
 
     def handle_data(self, data):
@@ -177,6 +180,9 @@ def test_page_numbers_equal_metrics(served, workdir, recorder):
                        'smtpgate_symbols_total{symbol="GTUBE"}': "1",
                        'smtpgate_symbols_total{symbol="STATUS_S1"}': "1"}, symbols
     assert after.value("smtpgate_symbols_total", symbol="(other)") == 0
+    # most first (ties by name), each with its share of the 4 transactions
+    assert dom.symbol_rows == [["MISSING_DATE", "4", "100.0%"], ["STATUS_SUBJECT", "4", "100.0%"],
+                               ["GTUBE", "1", "25.0%"], ["STATUS_S1", "1", "25.0%"]]
     for key, text in dom.metrics:
         want = metric_value(after, key)
         if key.startswith("smtpgate_upstream_up"):
