@@ -112,6 +112,11 @@ void chain_tx_decision(const struct chain_conn *c, unsigned *generation, const c
 size_t chain_symbol_count(const struct chain_conn *c);
 const struct sg_symbol *chain_symbol_get(const struct chain_conn *c, size_t i);
 double chain_symbols_total(const struct chain_conn *c);
+/* smtpgate_symbols_total{symbol}: register the family (HELP, TYPE, the
+ * "(other)" series at 0) at start; count the transaction's symbols, each
+ * once, when it ends (symbol_metrics.c). */
+void chain_symbol_metrics_register(void);
+void chain_symbol_metrics_count(const struct chain_conn *c);
 /* Plugin i of the chain (0, 1, ... until false): its name and, when it took
  * part in the transaction, *ms its time (else *ms < 0). */
 bool chain_tx_plugin_time(const struct chain_conn *c, size_t i, const char **name, double *ms);

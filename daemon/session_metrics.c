@@ -1,7 +1,8 @@
 /*
  * session_metrics - the session's families: connections and TLS sessions
  * by listener (and TLS version), open sessions, transactions by result,
- * session duration and message size.
+ * session duration and message size; and, at the first registration, the
+ * chain's family of symbols (smtpgate_symbols_total).
  *
  * The unlabelled series are looked up once (pthread_once), so a session
  * costs a few relaxed atomic adds; a listener's series is one registry look-up
@@ -12,6 +13,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "chain/chain.h"
 #include "daemon/session.h"
 #include "daemon/session_int.h"
 #include "util/metrics.h"
@@ -71,6 +73,7 @@ const char *session_metrics_listener(const struct sg_config *c, const struct sg_
 void session_metrics_register(const struct sg_config *c)
 {
     pthread_once(&session_metrics_once, session_metrics_init);
+    chain_symbol_metrics_register();
     /* Every listener's count is there, at 0, before its first client. */
     for (size_t i = 0; i < c->nlisten; i++)
         metrics_series(connections,

@@ -151,6 +151,7 @@ void session_tx_log(struct session *s, const char *result, int code, const char 
 {
     session_metrics_transaction(result, s->msg.store && strcmp(result, "aborted") != 0,
                                 s->msg.store ? msg_store_size(s->msg.store) : 0);
+    chain_symbol_metrics_count(s->chain);
     char qid[64];
     session_queue_id(text ? text : "", qid, sizeof(qid));
     char first[256];

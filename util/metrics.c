@@ -48,6 +48,7 @@ struct metrics_family {
     char *labels[METRICS_LABELS_MAX];
     double bounds[METRICS_BUCKETS_MAX];
     struct metrics_series *series;
+    size_t nseries;
 };
 
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -190,8 +191,12 @@ static char *render_labels(const struct metrics_family *f, const char *const *va
     return text;
 }
 
-struct metrics_series *metrics_series(struct metrics_family *f, const char *const *values)
+/* The series of values; a new one only while the family has fewer than max
+ * (otherwise NULL, *full set). */
+static struct metrics_series *series_get(struct metrics_family *f, const char *const *values,
+                                         size_t max, bool *full)
 {
+    *full = false;
     if (!f || (f->nlabels && !values))
         return NULL;
     char *labels = render_labels(f, values);
@@ -201,7 +206,9 @@ struct metrics_series *metrics_series(struct metrics_family *f, const char *cons
     struct metrics_series *s = f->series;
     while (s && strcmp(s->labels, labels) != 0)
         s = s->next;
-    if (!s) {
+    if (!s && f->nseries >= max)
+        *full = true;
+    else if (!s) {
         size_t nb = f->type == METRICS_HISTOGRAM ? f->nbuckets + 1 : 0;
         s = calloc(1, sizeof(*s) + nb * sizeof(s->buckets[0]));
         if (s) {
@@ -210,11 +217,26 @@ struct metrics_series *metrics_series(struct metrics_family *f, const char *cons
             labels = NULL;
             s->next = f->series;
             f->series = s;
+            f->nseries++;
         }
     }
     pthread_mutex_unlock(&metrics_lock);
     free(labels);
     return s;
+}
+
+struct metrics_series *metrics_series(struct metrics_family *f, const char *const *values)
+{
+    bool full;
+    return series_get(f, values, SIZE_MAX, &full);
+}
+
+struct metrics_series *metrics_series_capped(struct metrics_family *f, const char *const *values,
+                                             size_t max, struct metrics_series *overflow)
+{
+    bool full;
+    struct metrics_series *s = series_get(f, values, max, &full);
+    return full ? overflow : s;
 }
 
 struct metrics_series *metrics_single(const char *name, enum metrics_type type, const char *help)

@@ -41,6 +41,13 @@ struct metrics_family *metrics_family(const char *name, enum metrics_type type, 
                                       const char *const *labels, const double *buckets,
                                       size_t nbuckets);
 struct metrics_series *metrics_series(struct metrics_family *f, const char *const *values);
+/* As metrics_series, for label values that come from outside the
+ * configuration (a plugin's symbol names): a new series is made only while
+ * the family has fewer than max series; past that, every new set of values
+ * gets overflow (a series of the family the caller made first, its
+ * "other"), so the family's cardinality stays bounded. */
+struct metrics_series *metrics_series_capped(struct metrics_family *f, const char *const *values,
+                                             size_t max, struct metrics_series *overflow);
 /* The series of a family without labels. */
 struct metrics_series *metrics_single(const char *name, enum metrics_type type, const char *help);
 

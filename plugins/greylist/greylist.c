@@ -24,8 +24,16 @@
  *                                          counts towards its network's
  *                                          allowlisting (passed_retry)
  * A network with auto_allowlist_after passed retries is allowlisted for
- * auto_allowlist_lifetime from its last one (0: never).  Exempt networks
- * and, by default, authenticated clients are not greylisted (exempt).
+ * auto_allowlist_lifetime from its last one (0: never).  Not greylisted
+ * (counted exempt, the reason on the note: "exempt network", "exempt
+ * authenticated", "exempt symbol=NAME", "exempt spf-pass=DOMAIN"): exempt
+ * networks; authenticated clients (exempt_authenticated, default on); a
+ * transaction that carries one of exempt_symbols (another plugin's opinion,
+ * by default the dnsbl plugin's DNSBL_ALLOWLISTED); and with
+ * exempt_spf_pass_aligned, a sender whose own domain SPF passed: SPF_PASS
+ * whose checked domain (the symbol's detail) is the MAIL FROM domain.  That
+ * is all that is knowable at RCPT: DMARC's alignment with the header From
+ * needs the header, which comes after the recipients were answered.
  *
  * The backend failing (Redis down, or slower than redis_timeout) passes
  * the recipient (on_backend_failure = open) or refuses it with "451 4.3.0
@@ -35,6 +43,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +66,9 @@ struct gl_inst {
     uint64_t delay_ms, retry_window_ms, pass_lifetime_ms, allow_lifetime_ms;
     long long allow_after;
     struct exempt ex;
+    char **exempt_symbols;
+    size_t nexempt_symbols;
+    bool exempt_spf_aligned;
 };
 
 struct gl_conn {
@@ -233,6 +245,49 @@ static void gl_key(char *key, const struct gl_inst *in, char kind, const char *p
     snprintf(key, KV_KEY_MAX + 1, "%s:%c:#%016llx", in->prefix, kind, (unsigned long long)h);
 }
 
+/* The SPF plugin's pass for the sender's own domain: SPF_PASS carries the
+ * domain it checked as its detail, which for the null sender (or a check of
+ * another identity) is not the MAIL FROM domain. */
+static const char *gl_spf_pass_aligned(const struct sg_host *h, struct sg_ctx *ctx,
+                                       const char *mail_from)
+{
+    const char *at = mail_from ? strrchr(mail_from, '@') : NULL;
+    if (!at || !at[1] || !SG_HAS(h, symbol_get))
+        return NULL;
+    for (size_t i = 0; i < h->symbol_count(ctx); i++) {
+        const struct sg_symbol *sym = h->symbol_get(ctx, i);
+        if (sym && strcmp(sym->name, "SPF_PASS") == 0 && sym->detail &&
+            strcasecmp(sym->detail, at + 1) == 0)
+            return sym->detail;
+    }
+    return NULL;
+}
+
+/* Why this recipient is not greylisted, as the note says it, or false. */
+static bool gl_exempt(const struct gl_inst *in, struct sg_ctx *ctx, char *why, size_t why_len)
+{
+    const struct sg_host *h = in->host;
+    const struct sg_conn_info *ci = h->conn(ctx);
+    const struct sg_envelope *env = h->envelope(ctx);
+    const char *reason = exempt_client(&in->ex, ci->client_addr, ci->login);
+    if (reason) {
+        snprintf(why, why_len, "exempt %s", reason);
+        return true;
+    }
+    if (SG_HAS(h, symbol_score))
+        for (size_t i = 0; i < in->nexempt_symbols; i++)
+            if (h->symbol_score(ctx, in->exempt_symbols[i], NULL)) {
+                snprintf(why, why_len, "exempt symbol=%s", in->exempt_symbols[i]);
+                return true;
+            }
+    const char *domain;
+    if (in->exempt_spf_aligned && env && (domain = gl_spf_pass_aligned(h, ctx, env->mail_from))) {
+        snprintf(why, why_len, "exempt spf-pass=%.200s", domain);
+        return true;
+    }
+    return false;
+}
+
 static enum sg_verdict gl_rcpt(struct sg_ctx *ctx, void *instance, const char *rcpt,
                                const char *params)
 {
@@ -241,8 +296,10 @@ static enum sg_verdict gl_rcpt(struct sg_ctx *ctx, void *instance, const char *r
     const struct sg_host *h = in->host;
     const struct sg_conn_info *ci = h->conn(ctx);
     const struct sg_envelope *env = h->envelope(ctx);
-    if (exempt_client(&in->ex, ci->client_addr, ci->login)) {
+    char why[256];
+    if (gl_exempt(in, ctx, why, sizeof(why))) {
         h->counter_add(ctx, "exempt", 1);
+        h->tx_note(ctx, why);
         return SG_CONTINUE;
     }
     struct gl_check *chk = calloc(1, sizeof(*chk));
@@ -299,7 +356,47 @@ static void gl_free(struct gl_inst *in)
     kv_unref(in->kv);
     free(in->prefix);
     exempt_free(&in->ex);
+    for (size_t i = 0; i < in->nexempt_symbols; i++)
+        free(in->exempt_symbols[i]);
+    free(in->exempt_symbols);
     free(in);
+}
+
+static int gl_read_symbols(const struct sg_host *h, const struct sg_section *sec,
+                           struct gl_inst *in)
+{
+    size_t n = h->opt_list_size(sec, "exempt_symbols");
+    if (n && !(in->exempt_symbols = calloc(n, sizeof(*in->exempt_symbols))))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!(in->exempt_symbols[i] = strdup(h->opt_list_item(sec, "exempt_symbols", i))))
+            return -1;
+        in->nexempt_symbols++;
+    }
+    bool listed = n && h->opt_is_set(sec, "exempt_symbols");
+    if ((listed || in->exempt_spf_aligned) && !SG_HAS(h, symbol_get) &&
+        SG_HAS(h, config_warning))
+        h->config_warning(sec, listed ? "exempt_symbols" : "exempt_spf_pass_aligned",
+                          "this smtpgate has no symbols: nothing is exempt by them");
+    return 0;
+}
+
+/* A name the host's add_symbol takes: letters, digits and '_', not starting
+ * with a digit, at most 128 octets. */
+static const char *gl_check_symbol(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 128 || (v[0] >= '0' && v[0] <= '9'))
+        return "want a symbol name (letters, digits and '_', not starting with a digit, at most "
+               "128 octets)";
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_'))
+            return "want a symbol name (letters, digits and '_', not starting with a digit, at "
+                   "most 128 octets)";
+    }
+    return NULL;
 }
 
 static uint64_t gl_ms(const struct sg_host *h, const struct sg_section *sec, const char *key)
@@ -325,7 +422,8 @@ static int gl_setup(const struct sg_host *h, const struct sg_section *sec, struc
     in->pass_lifetime_ms = gl_ms(h, sec, "pass_lifetime");
     in->allow_lifetime_ms = gl_ms(h, sec, "auto_allowlist_lifetime");
     in->allow_after = h->opt_int(sec, "auto_allowlist_after");
-    if (!in->prefix || exempt_read(h, sec, &in->ex) < 0) {
+    in->exempt_spf_aligned = h->opt_bool(sec, "exempt_spf_pass_aligned");
+    if (!in->prefix || exempt_read(h, sec, &in->ex) < 0 || gl_read_symbols(h, sec, in) < 0) {
         gl_free(in);
         return -1;
     }
@@ -375,6 +473,8 @@ static const struct sg_option gl_options[] = {
     {"auto_allowlist_lifetime", SG_OPT_FLOAT, "3024000", NULL, 0.1, 400 * GL_DAY},
     {"exempt_networks", SG_OPT_LIST, NULL, exempt_check_network, 0, 0},
     {"exempt_authenticated", SG_OPT_BOOL, "true", NULL, 0, 0},
+    {"exempt_symbols", SG_OPT_LIST, "{\"DNSBL_ALLOWLISTED\"}", gl_check_symbol, 0, 0},
+    {"exempt_spf_pass_aligned", SG_OPT_BOOL, "false", NULL, 0, 0},
     KV_OPTIONS("gl"),
     {NULL, 0, NULL, NULL, 0, 0},
 };

@@ -215,6 +215,72 @@ def test_counters_and_histograms_move_by_what_was_sent(gate_factory, recorder, r
     assert after.value("smtpgate_message_size_bytes_sum") > 0
 
 
+def rules_gate(gate_factory, recorder, rules_so, workdir, text: str):
+    rules = workdir / "symbols.rules"
+    rules.write_text(text)
+    port = free_port()
+    gate = gate_factory([recorder.address], metrics_listen=f"{LOOPBACK}:{port}",
+                        extra=plugin_section("rules", rules_so, files=[str(rules)]))
+    recorder.wait_idle()
+    return gate, port
+
+
+def transactions(gate, messages: list[tuple[str, str, str]]) -> None:
+    """One session, a transaction for each (sender, subject, body); every one delivered."""
+    with gate.connect() as c:
+        c.ehlo("mail.example.test")
+        for sender, subject, body in messages:
+            assert codes(c.mail_transaction(sender, ["r@example.test"],
+                                            simple_message(subject, body)))[-1] == 250
+        c.quit()
+
+
+def test_symbols_counted_once_per_transaction(gate_factory, recorder, rules_so, workdir):
+    """smtpgate_symbols_total counts each transaction once for every symbol it ended
+    with: a rule that matches three times in a body is one; another transaction of the
+    same session counts again; a transaction without symbols counts nowhere."""
+    gate, port = rules_gate(gate_factory, recorder, rules_so, workdir,
+                            "rule SUBJ_OFFER header Subject /offer/ score 1\n"
+                            "rule FROM_X mail_from /^x@/ score 0.5\n"
+                            "rule BODY_WORD body /word/ score 0.1\n")
+    first = scrape(port)
+    assert first.types["smtpgate_symbols_total"] == "counter"
+    assert "smtpgate_symbols_total" in first.helps
+    assert [k for k in first.samples if k[0] == "smtpgate_symbols_total"] == \
+        [("smtpgate_symbols_total", frozenset({("symbol", "(other)")}))]
+    transactions(gate, [("x@example.test", "an offer", "word\r\nword\r\nword\r\n"),
+                        ("y@example.test", "another offer", "hello\r\n"),
+                        ("z@example.test", "plain", "hello\r\n")])
+    gate.wait_log(r"disconnect from ")
+    after = scrape(port)
+    got = {dict(k[1])["symbol"]: v for k, v in after.samples.items()
+           if k[0] == "smtpgate_symbols_total"}
+    assert got == {"SUBJ_OFFER": 2, "FROM_X": 1, "BODY_WORD": 1, "(other)": 0}, got
+    assert after.value("smtpgate_transactions_total", result="accepted") == 3
+
+
+def test_symbol_names_bounded_with_other(gate_factory, recorder, rules_so, workdir):
+    """At most 500 symbol names get a series; later names count in symbol="(other)".
+    510 rules, 250 a message (a connection holds at most 256 symbols), one message a
+    session: the first two messages' 500 names get series, the third's 10 are other."""
+    text = "".join(f"rule CAP_{i:03d} header Subject /^cap{i // 250}$/ score 0.01\n"
+                   for i in range(510))
+    gate, port = rules_gate(gate_factory, recorder, rules_so, workdir, text)
+    for n in range(3):
+        transactions(gate, [("s@example.test", f"cap{n}", "hello\r\n")])
+    wait_until(lambda: scrape(port).value("smtpgate_transactions_total", result="accepted")
+               == 3, timeout=15, what="three transactions counted")
+    after = scrape(port)
+    got = {dict(k[1])["symbol"]: v for k, v in after.samples.items()
+           if k[0] == "smtpgate_symbols_total"}
+    assert got == {**{f"CAP_{i:03d}": 1 for i in range(500)}, "(other)": 10}, \
+        sorted(set(got) ^ ({f"CAP_{i:03d}" for i in range(500)} | {"(other)"}))
+    check = subprocess.run([promtool(), "check", "metrics"], input=after.text,
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and not check.stdout.strip() and not check.stderr.strip(), \
+        check.stdout + check.stderr
+
+
 def metric_names(text: str) -> set[str]:
     return set(re.findall(r"\b(smtpgate_[a-z0-9_]+)", text))
 

@@ -62,10 +62,12 @@ class Dom(html.parser.HTMLParser):
         super().__init__()
         self.metrics: list[tuple[str, str]] = []
         self.rows: list[list[str]] = []
+        self.symbol_rows: list[list[str]] = []
         self.by_id: dict[str, str] = {}
         self.body_attrs: dict[str, str] = {}
         self._open: list[list] = []  # [tag, metric key or None, id or None, text]
         self._row: list[str] | None = None
+        self._row_kind: str | None = None
         self._cell: list[str] | None = None
         self.feed(text)
 
@@ -73,8 +75,9 @@ class Dom(html.parser.HTMLParser):
         a = dict(attrs)
         if tag == "body":
             self.body_attrs = {k: v or "" for k, v in attrs}
-        if tag == "tr" and "tx" in (a.get("class") or "").split():
+        if tag == "tr" and {"tx", "sym"} & set((a.get("class") or "").split()):
             self._row = []
+            self._row_kind = a.get("class")
         if tag == "td" and self._row is not None:
             self._cell = []
         self._open.append([tag, a.get("data-metric"), a.get("id"), []])
@@ -95,7 +98,7 @@ class Dom(html.parser.HTMLParser):
             self._row.append("".join(self._cell).strip())
             self._cell = None
         if tag == "tr" and self._row is not None:
-            self.rows.append(self._row)
+            (self.symbol_rows if self._row_kind == "sym" else self.rows).append(self._row)
             self._row = None
 
     def handle_data(self, data):
@@ -121,15 +124,20 @@ def send(gate, sender: str, body: str = "hello\r\n") -> int:
 
 
 @pytest.fixture
-def served(gate_factory, recorder, smtpgate_binary):
+def served(gate_factory, recorder, smtpgate_binary, workdir):
     """A smtpgate with the rules plugin and the metrics listener, after 3 accepted
-    messages and 1 GTUBE refusal, each in its own session."""
+    messages and 1 GTUBE refusal, each in its own session.  Two scored rules add
+    their symbols: STATUS_SUBJECT to every message, STATUS_S1 to s1's only."""
     so = plugin_dir(smtpgate_binary).parent.parent / "plugins" / "rules.so"
     port = free_port()
+    scored = workdir / "scored.rules"
+    scored.write_text("rule STATUS_SUBJECT header Subject /^status$/ score 0.5\n"
+                      "rule STATUS_S1 mail_from /^s1@/ score 0.25\n")
     gate = gate_factory([recorder.address], metrics_listen=f"{LOOPBACK}:{port}",
                         status_recent=3,
                         extra=plugin_section("rules", so,
-                                             files=[str(REPO / "rules" / "default.rules")]))
+                                             files=[str(REPO / "rules" / "default.rules"),
+                                                    str(scored)]))
     recorder.wait_idle()
     gate.wait_log(r"upstream \S+ is up")
     assert [send(gate, f"s{i}@example.test") for i in range(3)] == [250, 250, 250]
@@ -163,6 +171,18 @@ def test_page_numbers_equal_metrics(served, workdir, recorder):
     assert shown['smtpgate_plugin_verdicts_total{plugin="rules",verdict="reject"}'] == "reject 1"
     assert shown['smtpgate_plugin_events_total{plugin="rules",event="messages"}'] == "messages 4"
     assert shown['smtpgate_plugin_events_total{plugin="rules",event="rule_gtube"}'] == "1"
+    # Symbols that hit most: each transaction once per symbol, as /metrics counts them
+    # (default.rules' MISSING_DATE on all four, its GTUBE on the refused one); the
+    # "(other)" series is at 0 and not shown.
+    symbols = {k: v for k, v in shown.items() if k.startswith("smtpgate_symbols_total")}
+    assert symbols == {'smtpgate_symbols_total{symbol="STATUS_SUBJECT"}': "4",
+                       'smtpgate_symbols_total{symbol="MISSING_DATE"}': "4",
+                       'smtpgate_symbols_total{symbol="GTUBE"}': "1",
+                       'smtpgate_symbols_total{symbol="STATUS_S1"}': "1"}, symbols
+    assert after.value("smtpgate_symbols_total", symbol="(other)") == 0
+    # most first (ties by name), each with its share of the 4 transactions
+    assert dom.symbol_rows == [["MISSING_DATE", "4", "100.0%"], ["STATUS_SUBJECT", "4", "100.0%"],
+                               ["GTUBE", "1", "25.0%"], ["STATUS_S1", "1", "25.0%"]]
     for key, text in dom.metrics:
         want = metric_value(after, key)
         if key.startswith("smtpgate_upstream_up"):

@@ -3,7 +3,7 @@
  * families sorted by name and series by labels, label values and help texts
  * escaped, cumulative histogram buckets ending in +Inf equal to _count) and
  * the registry's refusals (bad names, reserved labels, a name asked again
- * with another shape).
+ * with another shape), and a capped family's overflow series.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -54,6 +54,38 @@ static void test_counter_and_gauge_text(void **state)
     free(text);
     metrics_gauge_set(g, 7);
     assert_int_equal(metrics_value(g), 7);
+}
+
+/* Label values from outside the configuration: past the cap every new value
+ * lands on the overflow series, and values already there keep their own. */
+static void test_capped_family_bounded(void **state)
+{
+    (void)state;
+    static const char *const labels[] = {"symbol", NULL};
+    struct metrics_family *f =
+        metrics_family("s_total", METRICS_COUNTER, "Symbols", labels, NULL, 0);
+    struct metrics_series *other = metrics_series(f, (const char *const[]){"(other)"});
+    assert_non_null(other);
+    struct metrics_series *a = metrics_series_capped(f, (const char *const[]){"A"}, 3, other);
+    struct metrics_series *b = metrics_series_capped(f, (const char *const[]){"B"}, 3, other);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_ptr_not_equal(a, other);
+    assert_ptr_not_equal(b, other);
+    assert_ptr_not_equal(a, b);
+    assert_ptr_equal(metrics_series_capped(f, (const char *const[]){"C"}, 3, other), other);
+    assert_ptr_equal(metrics_series_capped(f, (const char *const[]){"D"}, 3, other), other);
+    assert_ptr_equal(metrics_series_capped(f, (const char *const[]){"A"}, 3, other), a);
+    metrics_add(a, 1);
+    metrics_add(metrics_series_capped(f, (const char *const[]){"C"}, 3, other), 2);
+    metrics_add(metrics_series_capped(f, (const char *const[]){"D"}, 3, other), 1);
+    char *text = format();
+    assert_string_equal(text, "# HELP s_total Symbols\n"
+                              "# TYPE s_total counter\n"
+                              "s_total{symbol=\"(other)\"} 3\n"
+                              "s_total{symbol=\"A\"} 1\n"
+                              "s_total{symbol=\"B\"} 0\n");
+    free(text);
 }
 
 static void test_escaping(void **state)
@@ -159,6 +191,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_counter_and_gauge_text, teardown),
         cmocka_unit_test_teardown(test_escaping, teardown),
+        cmocka_unit_test_teardown(test_capped_family_bounded, teardown),
         cmocka_unit_test_teardown(test_histogram_cumulative_with_inf, teardown),
         cmocka_unit_test_teardown(test_histogram_without_labels, teardown),
         cmocka_unit_test_teardown(test_same_name_same_family_other_shape_refused, teardown),
