@@ -215,7 +215,8 @@ static void test_meta_and_counts(void **state)
 static void test_skip_reasons(void **state)
 {
     (void)state;
-    char *native = strdup(write_file("@native.rules", "rule SAME header Subject /Cheap/ score 3\n"));
+    char *native =
+        strdup(write_file("@native.rules", "rule SAME header Subject /Cheap/ score 3\n"));
     write_file("10_s.cf", "header EV1 eval:check_for_missing_to_header()\n"
                           "header EV2 eval:check_for_missing_to_header()\n"
                           "body EV3 eval:check_stock_info('4')\n"
@@ -283,6 +284,18 @@ static void test_skip_reasons(void **state)
     char *h = hits(l.r, msg1, &score);
     assert_true(has(h, "SAME") && has(h, "KEPT"));
     assert_true(score == 3 + 1);
+    unload(&l);
+    /* the tflags of a loaded rule smtpgate does not follow are said */
+    write_file("10_s.cf", "body __LIVE /line/\ntflags __LIVE multiple nosubject domains_only\n"
+                          "meta KEPT __LIVE > 1\ntflags KEPT net_but_not\n");
+    l = load(native, false);
+    rep = &l.rep;
+    assert_int_equal(rep->loaded, 2);
+    assert_int_equal(rep->nignored, 2);
+    assert_string_equal(rep->ignored[0].what, "tflags domains_only");
+    assert_string_equal(rep->ignored[0].first, "__LIVE");
+    assert_string_equal(rep->ignored[1].what, "tflags net_but_not");
+    assert_true(has(hits(l.r, msg1, NULL), "KEPT"));
     unload(&l);
     /* network tests on: the net rule runs, scored from set 1 */
     write_file("10_s.cf", "body NETRULE /line/\ntflags NETRULE net\nscore NETRULE 0 2.5 0 3\n"
