@@ -244,6 +244,20 @@ static bool parse_pattern(struct sa_file *f, struct sa_rule *r, const char *s, s
         warn(f, "rule %s: eval (?{}) found", r->name);
         return false;
     }
+    /* an unescaped end delimiter inside, unless it closes a bracket pair
+     * (Util::compile_regexp: "unquoted delimiter found") */
+    if (close != '}' && close != ')' && close != ']') {
+        for (size_t i = 0; i < re_len; i++) {
+            if (re[i] == '\\') {
+                i++;
+                continue;
+            }
+            if (re[i] == close) {
+                warn(f, "rule %s: unquoted delimiter '%c' found", r->name, close);
+                return false;
+            }
+        }
+    }
     if ((r->re = util_memdup(re, re_len)) == NULL)
         return nomem(f->c);
     r->re_len = re_len;
