@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -154,7 +155,10 @@ def test_gtube_refused_through_the_proxy(gate_factory, recorder, smtpgate_binary
     # no native rule at all: only the thresholds, SpamAssassin's files for the rules
     th = workdir / "thresholds.rules"
     th.write_text('threshold reject 5 "550 5.7.1 Spam score too high"\n')
-    extra = plugin_section("rules", so, files=[str(th)], spamassassin=True)
+    local = workdir / "local.cf"
+    local.write_text("# the admin's own SpamAssassin settings\n")
+    extra = plugin_section("rules", so, files=[str(th)], spamassassin=True,
+                           spamassassin_local=[str(local)])
     gate = gate_factory([recorder.address], extra=extra)
     recorder.wait_idle()
     m = gate.wait_log(r"plugin rules: spamassassin 4\.000001 \(score set 0\): (\d+) files, "
@@ -178,6 +182,20 @@ def test_gtube_refused_through_the_proxy(gate_factory, recorder, smtpgate_binary
     assert re.search(r'hits=[^"]*\bGTUBE\(body\)', line), line
     score = float(re.search(r'rules="score=([\d.]+)', line).group(1))
     assert score >= 1000, line  # SpamAssassin's GTUBE scores 1000
+
+    # the admin's local file, read last, disables the rule: after a reload GTUBE passes
+    local.write_text("score GTUBE 0\n")
+    mark = gate.log_mark()
+    gate.send_signal(signal.SIGHUP)
+    gate.wait_log(r"reloaded configuration, generation 2", mark)
+    gate.wait_log(r"plugin rules: spamassassin skipped \d+: disabled: score 0 \([^)]*\)", mark)
+    with gate.connect() as c:
+        c.ehlo("mail.example.org")
+        replies = c.mail_transaction("alice@example.org", ["bob@example.org"], msg)
+        assert replies[-1].code == 250, replies[-1]
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    assert GTUBE.encode() in m.content
 
 
 # ---- the differential against spamassassin -L -t ----
