@@ -310,6 +310,40 @@ static void test_skip_reasons(void **state)
     free(native);
 }
 
+/* Metas SpamAssassin cannot solve (a loop) are left out, and so are the
+ * metas that use them; the load goes on. */
+static void test_meta_loop(void **state)
+{
+    (void)state;
+    write_file("10_l.cf", "body __LIVE /line/\n"
+                          "meta LOOP1 LOOP2 && __LIVE\n"
+                          "meta LOOP2 LOOP1 || __LIVE\n"
+                          "meta USES LOOP1 || __LIVE\n"
+                          "meta FINE __LIVE\n");
+    struct loaded l = load(NULL, false);
+    assert_int_equal(skipped(&l.rep, "meta: circular dependency"), 1);
+    assert_int_equal(skipped(&l.rep, "meta: uses a meta that cannot run"), 2);
+    assert_int_equal(l.rep.defined, 5);
+    assert_int_equal(l.rep.loaded, 2);
+    char *h = hits(l.r, msg1, NULL);
+    assert_true(has(h, "FINE"));
+    assert_false(has(h, "LOOP1") || has(h, "LOOP2") || has(h, "USES"));
+    unload(&l);
+    /* a native meta may not use a SpamAssassin meta that cannot run */
+    char *native = strdup(write_file("@n2.rules", "rule MINE meta USES && FINE score 1\n"));
+    const char *dirs[] = {sadir};
+    struct rules_sa_opts o = {.dirs = dirs, .ndirs = 1};
+    struct rules_errors errs = {0};
+    struct rules *r = NULL;
+    const char *paths[] = {native};
+    assert_int_equal(rules_load_sa(paths, 1, &o, NULL, &r, &errs, NULL), -1);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.v[0].msg, "meta MINE uses SpamAssassin's USES, which cannot run here");
+    rules_errors_free(&errs);
+    free(native);
+    unlink(write_file("10_l.cf", ""));
+}
+
 static void test_no_files(void **state)
 {
     (void)state;
@@ -352,9 +386,9 @@ static void test_native_sa_syntax(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_headers),          cmocka_unit_test(test_meta_and_counts),
-        cmocka_unit_test(test_skip_reasons),     cmocka_unit_test(test_no_files),
-        cmocka_unit_test(test_native_sa_syntax),
+        cmocka_unit_test(test_headers),      cmocka_unit_test(test_meta_and_counts),
+        cmocka_unit_test(test_skip_reasons), cmocka_unit_test(test_meta_loop),
+        cmocka_unit_test(test_no_files),     cmocka_unit_test(test_native_sa_syntax),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
