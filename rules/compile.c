@@ -245,6 +245,11 @@ static long find_rule(const struct resolve *rs, const char *name)
     return -1;
 }
 
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static void sa_skip_rule(struct rules_build *b, struct rule *rule, const char *why)
 {
     rule->sa_skip = true;
@@ -285,6 +290,16 @@ static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
             continue;
         }
         if (j < 0 && known_bad) {
+            ok = false;
+            continue;
+        }
+        if (j < 0 && rs->b->nsa_pruned > 0 &&
+            bsearch(&nd->name, rs->b->sa_pruned, rs->b->nsa_pruned, sizeof(char *), cmp_str_ptr) !=
+                NULL) {
+            rules_build_error(rs->b, nd->pos.file, nd->pos.line, nd->pos.col,
+                              "meta %s uses SpamAssassin's %s, which cannot run here (see "
+                              "smtpgate-rules lint --sa)",
+                              rule->name, nd->name);
             ok = false;
             continue;
         }
@@ -342,11 +357,6 @@ static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
     if (ok)
         rs->order[stage][rs->norder[stage]++] = i;
     return ok;
-}
-
-static int cmp_str_ptr(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* SpamAssassin's rules before the set is made: a native rule of the same
@@ -408,10 +418,12 @@ static void sa_prune(struct rules_build *b)
     free(sorted);
     size_t k = 0;
     for (size_t i = 0; i < r->n; i++) {
-        if (r->v[i].sa_skip)
+        if (r->v[i].sa_skip) {
+            rules_build_sa_pruned(b, r->v[i].name);
             rules_rule_free(&r->v[i]);
-        else
+        } else {
             r->v[k++] = r->v[i];
+        }
     }
     r->n = k;
 }
@@ -446,6 +458,8 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
     sa_prune(b);
     if (b->nomem)
         return;
+    if (b->nsa_pruned > 1)
+        qsort(b->sa_pruned, b->nsa_pruned, sizeof(char *), cmp_str_ptr);
     struct resolve rs = {.b = b, .r = r};
     size_t *meta_order[RULES_STAGE__COUNT] = {0};
     size_t nmeta[RULES_STAGE__COUNT] = {0};
@@ -642,6 +656,9 @@ static int finish(struct rules_build *b, const struct rules_limits *lim, struct 
     for (size_t i = 0; i < b->nfailed; i++)
         free(b->failed[i]);
     free(b->failed);
+    for (size_t i = 0; i < b->nsa_pruned; i++)
+        free(b->sa_pruned[i]);
+    free(b->sa_pruned);
     *out = NULL;
     if (b->nomem && b->errs != NULL) {
         b->errs->nomem = true;

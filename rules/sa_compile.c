@@ -299,6 +299,7 @@ void sa_compile(struct rules_build *b, struct sa_conf *c, size_t *defined)
                 rules_build_nomem(b);
             else
                 skip(b, sr, "%s", why);
+            rules_build_sa_pruned(b, sr->name);
             continue;
         }
         tally_tflags(b, c, sr);

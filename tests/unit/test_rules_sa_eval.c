@@ -341,6 +341,16 @@ static void test_meta_loop(void **state)
     assert_string_equal(errs.v[0].msg, "meta MINE uses SpamAssassin's USES, which cannot run here");
     rules_errors_free(&errs);
     free(native);
+    /* nor one of SpamAssassin's rules skipped before (here: by its eval) */
+    write_file("10_l.cf", "header EVR eval:check_for_missing_to_header()\nbody OKR /line/\n");
+    native = strdup(write_file("@n2.rules", "rule MINE2 meta EVR || OKR score 1\n"));
+    paths[0] = native;
+    assert_int_equal(rules_load_sa(paths, 1, &o, NULL, &r, &errs, NULL), -1);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.v[0].msg, "meta MINE2 uses SpamAssassin's EVR, which cannot run "
+                                       "here (see smtpgate-rules lint --sa)");
+    rules_errors_free(&errs);
+    free(native);
     unlink(write_file("10_l.cf", ""));
 }
 
