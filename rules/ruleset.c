@@ -110,6 +110,14 @@ const char *rules_rule_target(const struct rules *r, size_t i)
     return i < r->n ? r->v[i].target_desc : NULL;
 }
 
+const char *rules_rule_pattern(const struct rules *r, size_t i, size_t *len)
+{
+    if (i >= r->n || r->v[i].match != M_REGEX)
+        return NULL;
+    *len = r->v[i].pattern_len;
+    return r->v[i].pattern;
+}
+
 size_t rules_file_count(const struct rules *r)
 {
     return r->nfiles;

@@ -42,7 +42,8 @@ def _tool() -> Path:
 def tool(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
-    p = subprocess.run([str(_tool()), *map(str, args)], capture_output=True, text=True,
+    # latin-1: SpamAssassin's patterns are octets, not UTF-8
+    p = subprocess.run([str(_tool()), *map(str, args)], capture_output=True, encoding="latin-1",
                        timeout=timeout, env=env)
     assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
     return p
@@ -64,7 +65,7 @@ SKIP_LINE = re.compile(r"^skipped (\d+): (.+?)(?: \((\w+)(, \.\.\.)?\))?$")
 
 
 def test_lint_accounts_for_every_rule(lint, loaded):
-    lines = lint.splitlines()
+    lines = lint.split("\n")
     head = re.fullmatch(r"spamassassin: emulating 4\.000001, score set 0, (\d+) files read",
                         lines[0])
     assert head and int(head.group(1)) > 40, lines[0]
@@ -143,7 +144,32 @@ def test_native_file_with_spamassassin_syntax_is_an_error(tmp_path):
     p = tool("lint", "--sa-dir", sadir, "--list")
     assert p.returncode == 0, p.stderr
     assert "spamassassin: 1 rules defined, 1 loaded, 0 skipped" in p.stdout
-    assert "rule SUBJ_FREE header Subject\n" in p.stdout
+    assert "rule SUBJ_FREE header Subject\tfree\n" in p.stdout
+
+
+def test_templates_expand_as_spamassassin_expands_them(lint, tmp_path):
+    """Every ReplaceTags rule smtpgate loads has, byte for byte, the pattern
+    SpamAssassin itself makes of it (its debug output of the expansion)."""
+    env = dict(os.environ, HOME=str(tmp_path), LANG="C")
+    p = subprocess.run(["spamassassin", "-D", "replacetags", "--lint"], capture_output=True,
+                       timeout=300, env=env)
+    theirs = {}
+    for line in p.stderr.decode("latin-1").splitlines():
+        m = re.search(r"replacetags: replaced (\S+): '.*' => '(.*)'$", line)
+        if m:
+            # printed with its modifiers in front and backslashes doubled
+            pat = re.sub(r"^\(\?aa\)(?:\(\?[a-z]+\))?", "", m.group(2))
+            theirs[m.group(1)] = pat.replace("\\\\", "\\")
+    assert len(theirs) > 50, p.stderr[-2000:]
+    ours = {}
+    for line in lint.split("\n"):
+        m = re.match(r"rule (\S+) [^\t]*\t(.*)$", line)
+        if m:
+            ours[m.group(1)] = m.group(2)
+    both = sorted(set(theirs) & set(ours))
+    assert len(both) > 50
+    differ = [n for n in both if theirs[n] != ours[n]]
+    assert differ == [], [(n, theirs[n][:80], ours[n][:80]) for n in differ[:3]]
 
 
 # ---- the proxy ----

@@ -382,8 +382,9 @@ static void test_templates(void **state)
                               "body T3 /<pre PR><A>/\n"
                               "body T4 /<AB>z<UNKNOWN>/\n"
                               "body NOTNAMED /<A>/\n"
+                              "body T5 /<inter W1><A><B>/\n"
                               "replace_rules T1 T2 T3\n"
-                              "replace_rules T4\n"
+                              "replace_rules T4 T5\n"
                               "replace_tag A (?:a|@)\n");
     /* the last definition of a tag wins: templates are applied at the end */
     assert_string_equal(rule(c, "T1")->re, "(?:a|@)(?:b|8)c");
@@ -392,6 +393,8 @@ static void test_templates(void **state)
     assert_string_equal(rule(c, "T4")->re, "(?:a|@)(?:b|8)z<UNKNOWN>");
     assert_int_equal(rule(c, "T4")->re_len, strlen("(?:a|@)(?:b|8)z<UNKNOWN>"));
     assert_string_equal(rule(c, "NOTNAMED")->re, "<A>");
+    /* inter goes between tags, never before the first */
+    assert_string_equal(rule(c, "T5")->re, "(?:a|@)\\W?(?:b|8)");
     sa_conf_free(c);
     /* other start and end markers */
     c = parse("replace_start {{\nreplace_end }}\nreplace_tag X q\nbody S1 /a{{X}}b/\n"
