@@ -144,7 +144,67 @@ def test_native_file_with_spamassassin_syntax_is_an_error(tmp_path):
     p = tool("lint", "--sa-dir", sadir, "--list")
     assert p.returncode == 0, p.stderr
     assert "spamassassin: 1 rules defined, 1 loaded, 0 skipped" in p.stdout
-    assert "rule SUBJ_FREE header Subject\tfree\n" in p.stdout
+    assert "rule SUBJ_FREE header Subject\t2\ti\tfree\n" in p.stdout
+
+
+def listed(lint: str) -> dict[str, tuple[float, str, str]]:
+    """lint --list: NAME -> (score, flags, pattern)."""
+    out = {}
+    for line in lint.split("\n"):
+        m = re.match(r"rule (\S+) [^\t]*\t([-\d.e+]+)\t([a-z]*)\t(.*)$", line)
+        if m:
+            out[m.group(1)] = (float(m.group(2)), m.group(3), m.group(4))
+    return out
+
+
+# SpamAssassin's own view of its configuration: each rule's type, its score in
+# the score set in use (0: no network tests, no Bayes) and its compiled pattern.
+SA_DUMP = r"""
+use strict; use warnings;
+use Mail::SpamAssassin;
+use Mail::SpamAssassin::Util qw(qr_to_string);
+my $sa = Mail::SpamAssassin->new({local_tests_only => 1, dont_copy_prefs => 1,
+  userprefs_filename => '/dev/null', post_config_text => "use_bayes 0\n"});
+$sa->init(1);
+my $conf = $sa->{conf};
+print "scoreset ", $conf->get_score_set(), "\n";
+for my $name (sort keys %{$conf->{test_types}}) {
+  my $qr = $conf->{test_qrs}->{$name};
+  my $re = defined $qr ? qr_to_string($qr) : '';
+  $re =~ s/[\r\n]/ /g;
+  print join("\t", $name, $conf->{scores}->{$name} // 0, $re), "\n";
+}
+"""
+
+
+def test_every_rule_loaded_is_spamassassins_own(lint, tmp_path):
+    """Each rule smtpgate loads is one SpamAssassin itself loads from the same files, with
+    the same score in the same score set, the same pattern and the same modifiers: the
+    conditions, redefinitions, score lines and templates were read as SpamAssassin reads
+    them."""
+    env = dict(os.environ, HOME=str(tmp_path), LANG="C")
+    p = subprocess.run(["perl", "-e", SA_DUMP], capture_output=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")[-2000:]
+    lines = p.stdout.decode("latin-1").split("\n")
+    assert lines[0] == "scoreset 0"
+    theirs = {}
+    for line in lines[1:]:
+        if line:
+            name, score, pattern = line.split("\t", 2)
+            mods = ""
+            while m := re.match(r"\(\?\^?([a-z]*)\)", pattern):
+                mods += m.group(1) if m.group(1) != "aa" else ""
+                pattern = pattern[m.end():]
+            theirs[name] = (float(score), "".join(sorted(set(mods))), pattern)
+    ours = listed(lint)
+    assert len(ours) > 1000 and len(theirs) > len(ours)
+    assert sorted(set(ours) - set(theirs)) == []
+    wrong_score = [(n, theirs[n][0], s) for n, (s, _, _) in ours.items()
+                   if not n.startswith("__") and abs(theirs[n][0] - s) > 1e-9]
+    assert wrong_score == []
+    wrong_pattern = [n for n, (_, f, pat) in ours.items()
+                     if pat and (theirs[n][2] != pat or theirs[n][1] != "".join(sorted(f)))]
+    assert wrong_pattern == [], [(n, theirs[n], ours[n]) for n in wrong_pattern[:3]]
 
 
 def test_templates_expand_as_spamassassin_expands_them(lint, tmp_path):
@@ -154,18 +214,14 @@ def test_templates_expand_as_spamassassin_expands_them(lint, tmp_path):
     p = subprocess.run(["spamassassin", "-D", "replacetags", "--lint"], capture_output=True,
                        timeout=300, env=env)
     theirs = {}
-    for line in p.stderr.decode("latin-1").splitlines():
+    for line in p.stderr.decode("latin-1").split("\n"):
         m = re.search(r"replacetags: replaced (\S+): '.*' => '(.*)'$", line)
         if m:
             # printed with its modifiers in front and backslashes doubled
             pat = re.sub(r"^\(\?aa\)(?:\(\?[a-z]+\))?", "", m.group(2))
             theirs[m.group(1)] = pat.replace("\\\\", "\\")
     assert len(theirs) > 50, p.stderr[-2000:]
-    ours = {}
-    for line in lint.split("\n"):
-        m = re.match(r"rule (\S+) [^\t]*\t(.*)$", line)
-        if m:
-            ours[m.group(1)] = m.group(2)
+    ours = {name: pattern for name, (_, _, pattern) in listed(lint).items()}
     both = sorted(set(theirs) & set(ours))
     assert len(both) > 50
     differ = [n for n in both if theirs[n] != ours[n]]
