@@ -305,8 +305,12 @@ static bool parse_header_test(struct sa_file *f, struct sa_rule *r, const char *
     size_t fn = i;
     if (fn > 0 && s[fn - 1] == ':')
         fn--;
-    if (fn == 0 || !set_str(f->c, &r->field, s, fn))
-        return fn == 0 ? (warn(f, "rule %s: invalid head test", r->name), false) : false;
+    if (fn == 0) {
+        warn(f, "rule %s: invalid head test", r->name);
+        return false;
+    }
+    if (!set_str(f->c, &r->field, s, fn))
+        return false;
     while (i < n && is_space(s[i]))
         i++;
     if (i + 2 > n || !((s[i] == '=' || s[i] == '!') && s[i + 1] == '~')) {
