@@ -374,3 +374,21 @@ def test_same_hits_as_spamassassin(both, loaded, lint):
     header_rules = {m.group(1) for m in re.finditer(r"^rule (\S+) header ", lint, re.M)}
     bad = [d for d in disagreements if d.split()[1] in header_rules]
     assert bad == [], bad
+
+
+def test_bench_and_test_take_the_same_options(loaded, tmp_path):
+    d = tmp_path / "msgs"
+    d.mkdir()
+    for name, (msg, _) in MESSAGES.items():
+        (d / f"{name}.eml").write_bytes(msg)
+    p = tool("bench", "--sa", d, "--seconds", "0")
+    assert p.returncode == 0, p.stderr
+    assert re.search(rf"^{len(MESSAGES)} messages \(.*\) from {re.escape(str(d))}, "
+                     rf"{len(loaded)} rules$", p.stdout, re.M), p.stdout
+    # test with SpamAssassin's rules alone: GTUBE's 1000 points, no threshold to refuse
+    p = tool("test", "--sa", d / "gtube.eml")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert re.search(r"^hit\s+content\s+GTUBE\s+body\s", p.stdout, re.M), p.stdout
+    assert re.search(r"^score 10\d\d\.\d required 5\.0$", p.stdout, re.M), p.stdout
+    # without --sa and without a file: usage
+    assert tool("test", d / "gtube.eml").returncode == 2
