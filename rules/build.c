@@ -103,3 +103,16 @@ int rules_build_seen(struct rules_build *b, const char *canon)
     b->seen[b->nseen++] = copy;
     return 0;
 }
+
+void rules_build_sa_pruned(struct rules_build *b, const char *name)
+{
+    char *copy = util_strdup(name);
+    char **v = copy ? util_reallocarray(b->sa_pruned, b->nsa_pruned + 1, sizeof(*v)) : NULL;
+    if (v == NULL) {
+        free(copy);
+        rules_build_nomem(b);
+        return;
+    }
+    b->sa_pruned = v;
+    b->sa_pruned[b->nsa_pruned++] = copy;
+}

@@ -247,6 +247,18 @@ static long find_rule(const struct resolve *rs, const char *name)
     return -1;
 }
 
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void sa_skip_rule(struct rules_build *b, struct rule *rule, const char *why)
+{
+    rule->sa_skip = true;
+    if (sa_tally_add(b->sa_skipped, why, rule->name) != 0)
+        rules_build_nomem(b);
+}
+
 /* Depth-first over meta references: resolves names, finds loops, sets each
  * meta's stage, and appends metas after the rules they use. */
 static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
@@ -288,6 +300,16 @@ static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
             ok = false;
             continue;
         }
+        if (j < 0 && rs->b->nsa_pruned > 0 &&
+            bsearch(&nd->name, rs->b->sa_pruned, rs->b->nsa_pruned, sizeof(char *), cmp_str_ptr) !=
+                NULL) {
+            rules_build_error(rs->b, nd->pos.file, nd->pos.line, nd->pos.col,
+                              "meta %s uses SpamAssassin's %s, which cannot run here (see "
+                              "smtpgate-rules lint --sa)",
+                              rule->name, nd->name);
+            ok = false;
+            continue;
+        }
         if (j < 0) {
             rules_build_error(rs->b, nd->pos.file, nd->pos.line, nd->pos.col,
                               "meta %s uses unknown rule %s", rule->name, nd->name);
@@ -297,9 +319,29 @@ static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
         nd->ref = (size_t)j;
         struct rule *dep = &rs->r->v[j];
         if (dep->match == M_META && !resolve_meta(rs, (size_t)j, depth + 1)) {
-            if (rs->color[j] == 1)
+            /* SpamAssassin leaves out a meta it cannot solve (a loop, or a
+             * meta left out before), with a warning: here skipped, counted */
+            if (rule->sa && !rule->sa_skip)
+                sa_skip_rule(rs->b, rule,
+                             rs->color[j] == 1 ? "meta: circular dependency"
+                                               : "meta: uses a meta that cannot run");
+            else if (!rule->sa && rs->color[j] == 1)
                 rules_build_error(rs->b, nd->pos.file, nd->pos.line, nd->pos.col,
                                   "meta rules form a loop: %s uses %s", rule->name, dep->name);
+            else if (!rule->sa && dep->sa_skip)
+                rules_build_error(rs->b, nd->pos.file, nd->pos.line, nd->pos.col,
+                                  "meta %s uses SpamAssassin's %s, which cannot run here",
+                                  rule->name, dep->name);
+            ok = false;
+            continue;
+        }
+        if (dep->sa_skip) {
+            if (rule->sa && !rule->sa_skip)
+                sa_skip_rule(rs->b, rule, "meta: uses a meta that cannot run");
+            else if (!rule->sa)
+                rules_build_error(rs->b, nd->pos.file, nd->pos.line, nd->pos.col,
+                                  "meta %s uses SpamAssassin's %s, which cannot run here",
+                                  rule->name, dep->name);
             ok = false;
             continue;
         }
@@ -326,18 +368,6 @@ static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
     if (ok && rule->multi_stage)
         rs->multi[rs->nmulti++] = i;
     return ok;
-}
-
-static int cmp_str_ptr(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static void sa_skip_rule(struct rules_build *b, struct rule *rule, const char *why)
-{
-    rule->sa_skip = true;
-    if (sa_tally_add(b->sa_skipped, why, rule->name) != 0)
-        rules_build_nomem(b);
 }
 
 /* SpamAssassin's rules before the set is made: a native rule of the same
@@ -399,10 +429,12 @@ static void sa_prune(struct rules_build *b)
     free(sorted);
     size_t k = 0;
     for (size_t i = 0; i < r->n; i++) {
-        if (r->v[i].sa_skip)
+        if (r->v[i].sa_skip) {
+            rules_build_sa_pruned(b, r->v[i].name);
             rules_rule_free(&r->v[i]);
-        else
+        } else {
             r->v[k++] = r->v[i];
+        }
     }
     r->n = k;
 }
@@ -437,6 +469,8 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
     sa_prune(b);
     if (b->nomem)
         return;
+    if (b->nsa_pruned > 1)
+        qsort(b->sa_pruned, b->nsa_pruned, sizeof(char *), cmp_str_ptr);
     struct resolve rs = {.b = b, .r = r};
     size_t *meta_order[RULES_STAGE__COUNT] = {0};
     size_t nmeta[RULES_STAGE__COUNT] = {0};
@@ -640,6 +674,9 @@ static int finish(struct rules_build *b, const struct rules_limits *lim, struct 
     for (size_t i = 0; i < b->nfailed; i++)
         free(b->failed[i]);
     free(b->failed);
+    for (size_t i = 0; i < b->nsa_pruned; i++)
+        free(b->sa_pruned[i]);
+    free(b->sa_pruned);
     *out = NULL;
     if (b->nomem && b->errs != NULL) {
         b->errs->nomem = true;
@@ -729,7 +766,7 @@ int rules_load_sa(const char *const *paths, size_t npaths, const struct rules_sa
         skipped = (struct sa_tally){0};
         if (rc == 0)
             for (size_t i = 0; i < (*out)->n; i++)
-                rep->loaded += (*out)->v[i].sa;
+                rep->loaded += (*out)->v[i].sa && !(*out)->v[i].sa_skip;
     }
     sa_tally_free(&skipped);
     return rc;

@@ -109,14 +109,36 @@ static int meta_primary(struct meta_parse *mp)
         c->p++;
         return e;
     }
+    if (*c->p == '-') {
+        c->p++;
+        if (++mp->depth > META_MAX_DEPTH) {
+            cur_error_at(c, at, "meta expression nested too deeply");
+            return -1;
+        }
+        int a = meta_primary(mp);
+        mp->depth--;
+        return a < 0 ? -1 : meta_node(mp, MN_NEG, a, -1, at);
+    }
     if (isdigit((unsigned char)*c->p)) {
-        long v = 0;
-        while (c->p < c->end && isdigit((unsigned char)*c->p)) {
+        double v = 0, scale = 0;
+        while (c->p < c->end && (isdigit((unsigned char)*c->p) || (*c->p == '.' && scale == 0))) {
+            if (*c->p == '.') {
+                scale = 1;
+                c->p++;
+                if (c->p >= c->end || !isdigit((unsigned char)*c->p)) {
+                    cur_error_at(c, at, "a decimal needs digits after the point");
+                    return -1;
+                }
+                continue;
+            }
             if (v > 1000000) {
                 cur_error_at(c, at, "number too large in meta expression");
                 return -1;
             }
-            v = v * 10 + (*c->p++ - '0');
+            if (scale > 0)
+                v += (*c->p++ - '0') / (scale *= 10);
+            else
+                v = v * 10 + (*c->p++ - '0');
         }
         int n = meta_node(mp, MN_NUM, -1, -1, at);
         if (n >= 0)
@@ -141,19 +163,32 @@ static int meta_primary(struct meta_parse *mp)
         return k;
     }
     cur_error_at(c, at,
-                 "expected a rule name, a number, symbol(NAME), '!' or '(' in meta expression");
+                 "expected a rule name, a number, symbol(NAME), '!', '-' or '(' in meta expression");
     return -1;
 }
 
-static int meta_sum(struct meta_parse *mp)
+static int meta_product(struct meta_parse *mp)
 {
     int a = meta_primary(mp);
-    while (a >= 0 && peek_op(mp->c, "+")) {
+    while (a >= 0 && (peek_op(mp->c, "*") || peek_op(mp->c, "/"))) {
         const char *at = mp->c->p++;
         int b = meta_primary(mp);
         if (b < 0)
             return -1;
-        a = meta_node(mp, MN_ADD, a, b, at);
+        a = meta_node(mp, *at == '*' ? MN_MUL : MN_DIV, a, b, at);
+    }
+    return a;
+}
+
+static int meta_sum(struct meta_parse *mp)
+{
+    int a = meta_product(mp);
+    while (a >= 0 && (peek_op(mp->c, "+") || peek_op(mp->c, "-"))) {
+        const char *at = mp->c->p++;
+        int b = meta_product(mp);
+        if (b < 0)
+            return -1;
+        a = meta_node(mp, *at == '+' ? MN_ADD : MN_SUB, a, b, at);
     }
     return a;
 }

@@ -1,7 +1,9 @@
 /*
- * meta - the expression of a meta rule: rule names, numbers, ! && || + and
- * the comparisons < <= > >= == !=, with parentheses, C precedence; and
- * symbol(NAME), true when a plugin added the symbol NAME.  Not installed.
+ * meta - the expression of a meta rule: rule names, numbers (decimals too),
+ * ! and unary -, * /, + -, the comparisons < <= > >= == !=, && ||, with
+ * parentheses, C precedence; values are doubles, a division by zero gives
+ * 0; and symbol(NAME), true when a plugin added the symbol NAME.  Not
+ * installed.
  *
  * rules_meta_parse(c, rule) reads the expression at the cursor into
  * rule->meta in post order (operands before their operator, so the

@@ -190,6 +190,12 @@ size_t rules_count(const struct rules *r);
 const char *rules_rule_name(const struct rules *r, size_t i);
 /* "header Subject", "body", "meta", ... */
 const char *rules_rule_target(const struct rules *r, size_t i);
+/* The pattern as compiled (SpamAssassin's with its templates expanded), or
+ * NULL for a rule without one. */
+const char *rules_rule_pattern(const struct rules *r, size_t i, size_t *len);
+/* What a hit scores, and the pattern's flags ("i", "ms", ... "" when none). */
+double rules_rule_score(const struct rules *r, size_t i);
+void rules_rule_flags(const struct rules *r, size_t i, char out[8]);
 size_t rules_file_count(const struct rules *r);
 /* SG-style bit mask (1u << stage) of stages that have rules to evaluate. */
 unsigned rules_stages(const struct rules *r);

@@ -209,6 +209,8 @@ struct rules_build {
     size_t nfailed;
     bool nomem;                  /* an allocation failed: the load fails */
     struct sa_tally *sa_skipped; /* SpamAssassin rules refused by the compiler, by reason */
+    char **sa_pruned;            /* their names, sorted: a native meta using one is told why */
+    size_t nsa_pruned;
 };
 
 /* ---- message internals used by the evaluator (msg.c) ---- */

@@ -110,6 +110,36 @@ const char *rules_rule_target(const struct rules *r, size_t i)
     return i < r->n ? r->v[i].target_desc : NULL;
 }
 
+double rules_rule_score(const struct rules *r, size_t i)
+{
+    return i < r->n ? r->v[i].score : 0;
+}
+
+void rules_rule_flags(const struct rules *r, size_t i, char out[8])
+{
+    static const struct {
+        uint32_t bit;
+        char c;
+    } flags[] = {{PCRE2_CASELESS, 'i'},
+                 {PCRE2_MULTILINE, 'm'},
+                 {PCRE2_DOTALL, 's'},
+                 {PCRE2_EXTENDED, 'x'},
+                 {PCRE2_UTF, 'u'}};
+    size_t k = 0;
+    for (size_t f = 0; i < r->n && f < sizeof(flags) / sizeof(flags[0]); f++)
+        if (r->v[i].pflags & flags[f].bit)
+            out[k++] = flags[f].c;
+    out[k] = '\0';
+}
+
+const char *rules_rule_pattern(const struct rules *r, size_t i, size_t *len)
+{
+    if (i >= r->n || r->v[i].match != M_REGEX)
+        return NULL;
+    *len = r->v[i].pattern_len;
+    return r->v[i].pattern;
+}
+
 size_t rules_file_count(const struct rules *r)
 {
     return r->nfiles;

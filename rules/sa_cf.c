@@ -244,6 +244,20 @@ static bool parse_pattern(struct sa_file *f, struct sa_rule *r, const char *s, s
         warn(f, "rule %s: eval (?{}) found", r->name);
         return false;
     }
+    /* an unescaped end delimiter inside, unless it closes a bracket pair
+     * (Util::compile_regexp: "unquoted delimiter found") */
+    if (close != '}' && close != ')' && close != ']') {
+        for (size_t i = 0; i < re_len; i++) {
+            if (re[i] == '\\') {
+                i++;
+                continue;
+            }
+            if (re[i] == close) {
+                warn(f, "rule %s: unquoted delimiter '%c' found", r->name, close);
+                return false;
+            }
+        }
+    }
     if ((r->re = util_memdup(re, re_len)) == NULL)
         return nomem(f->c);
     r->re_len = re_len;
@@ -291,8 +305,12 @@ static bool parse_header_test(struct sa_file *f, struct sa_rule *r, const char *
     size_t fn = i;
     if (fn > 0 && s[fn - 1] == ':')
         fn--;
-    if (fn == 0 || !set_str(f->c, &r->field, s, fn))
-        return fn == 0 ? (warn(f, "rule %s: invalid head test", r->name), false) : false;
+    if (fn == 0) {
+        warn(f, "rule %s: invalid head test", r->name);
+        return false;
+    }
+    if (!set_str(f->c, &r->field, s, fn))
+        return false;
     while (i < n && is_space(s[i]))
         i++;
     if (i + 2 > n || !((s[i] == '=' || s[i] == '!') && s[i + 1] == '~')) {

@@ -244,6 +244,35 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
     return true;
 }
 
+/* The tflags of a loaded rule that change nothing here are said, by word:
+ * smtpgate does not do what they ask (yet).  Those it follows (multiple,
+ * maxhits, net, learn, nice) and those without effect without Bayes or
+ * user preferences (noautolearn, userconf, publish), or already true of
+ * smtpgate's body (nosubject: it has no Subject in front), are not. */
+static void tally_tflags(struct rules_build *b, struct sa_conf *c, const struct sa_rule *sr)
+{
+    static const char *const known[] = {"multiple",    "net",      "learn",   "nice",
+                                        "noautolearn", "userconf", "publish", "nosubject"};
+    const char *p = sr->tflags;
+    while (p != NULL && *p != '\0') {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t n = strcspn(p, " \t");
+        if (n == 0)
+            break;
+        bool ok = n > 8 && strncmp(p, "maxhits=", 8) == 0;
+        for (size_t i = 0; !ok && i < sizeof(known) / sizeof(known[0]); i++)
+            ok = strlen(known[i]) == n && strncmp(p, known[i], n) == 0;
+        if (!ok) {
+            char what[80];
+            snprintf(what, sizeof(what), "tflags %.*s", (int)(n > 60 ? 60 : n), p);
+            if (sa_tally_add(&c->ignored, what, sr->name) != 0)
+                rules_build_nomem(b);
+        }
+        p += n;
+    }
+}
+
 void sa_compile(struct rules_build *b, struct sa_conf *c, size_t *defined)
 {
     int set = sa_score_set(&c->env);
@@ -270,8 +299,10 @@ void sa_compile(struct rules_build *b, struct sa_conf *c, size_t *defined)
                 rules_build_nomem(b);
             else
                 skip(b, sr, "%s", why);
+            rules_build_sa_pruned(b, sr->name);
             continue;
         }
+        tally_tflags(b, c, sr);
         struct rules *r = b->r;
         if (util_grow(&r->v, &r->cap, r->n + 1, sizeof(*r->v)) != 0) {
             rules_rule_free(&rule);

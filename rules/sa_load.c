@@ -95,6 +95,7 @@ void sa_load(struct rules_build *b, const struct rules_sa_opts *o, struct rules_
                 continue;
             if (sa_tally_add(b->sa_skipped, k->value, k->name) != 0)
                 rules_build_nomem(b);
+            rules_build_sa_pruned(b, k->name);
             defined++;
         }
         if (rep != NULL) {

@@ -103,8 +103,8 @@ struct piece {
     size_t at, len;
 };
 
-/* Perl's split(/(<[^<>]+>)/, re): pieces and the tags between them, a
- * leading empty piece kept, trailing empty pieces dropped. */
+/* Perl's split(/(<[^<>]+>)/, re): pieces and the tags between them,
+ * trailing empty pieces dropped (and no leading empty one, see below). */
 static struct piece *split_tags(const char *s, size_t n, size_t *np)
 {
     size_t cap = 16, k = 0, from = 0;
@@ -130,7 +130,10 @@ static struct piece *split_tags(const char *s, size_t n, size_t *np)
             v = w;
             cap *= 2;
         }
-        v[k++] = (struct piece){from, i - from};
+        /* SpamAssassin splits the compiled pattern, which starts with its
+         * modifiers "(?aa)(?i)": there is never an empty piece in front */
+        if (k > 0 || i > from)
+            v[k++] = (struct piece){from, i - from};
         if (!tag)
             break;
         v[k++] = (struct piece){i, j + 1 - i};

@@ -4,7 +4,8 @@
  * (Mail::SpamAssassin::Plugin::ReplaceTags::finish_parsing_end): the first
  * <pre NAME>, <post NAME> and <inter NAME> are taken out, the pattern is
  * split at each <...>, the pre text goes before each tag, the post text
- * after it, the inter text into the empty pieces between tags, each known
+ * after it, the inter text into the empty pieces between tags (not before
+ * the first: SpamAssassin's pattern then starts with its modifiers), each known
  * tag is replaced by its value, and all that again (at most five passes in
  * all) while a value brought in a new tag.  Unknown tags stay as written.
  * Pure.

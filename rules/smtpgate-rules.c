@@ -57,7 +57,8 @@ static const char usage_lint[] =
     "--sa-network takes the scores for network tests on.  It then prints how\n"
     "many of SpamAssassin's rules loaded and, by reason, which were skipped.\n"
     "The same options work with test and bench.  --list prints every rule\n"
-    "loaded, as \"rule NAME TARGET\".\n"
+    "loaded: \"rule NAME TARGET\", its score, its pattern's flags and the\n"
+    "pattern as compiled, tab-separated.\n"
     "Exit status: 0 no error, 1 errors, 2 usage.\n";
 
 static const char usage_test[] =
@@ -282,9 +283,17 @@ static int cmd_lint(int argc, char **argv)
         rules_unref(r);
         return 1;
     }
-    if (list)
-        for (size_t i = 0; i < n; i++)
-            printf("rule %s %s\n", rules_rule_name(r, i), rules_rule_target(r, i));
+    for (size_t i = 0; list && i < n; i++) {
+        size_t plen = 0;
+        const char *p = rules_rule_pattern(r, i, &plen);
+        char flags[8];
+        rules_rule_flags(r, i, flags);
+        printf("rule %s %s\t%g\t%s\t", rules_rule_name(r, i), rules_rule_target(r, i),
+               rules_rule_score(r, i), flags);
+        if (p != NULL)
+            fwrite(p, 1, plen, stdout);
+        putchar('\n');
+    }
     printf("ok: %zu rule%s in %zu file%s\n", n, n == 1 ? "" : "s", nf, nf == 1 ? "" : "s");
     rules_unref(r);
     return 0;

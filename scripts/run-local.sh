@@ -112,6 +112,10 @@ EOF
 # whoever started it (as root: stays root, on loopback only, so that a reload
 # can read the rules wherever the checkout is).
 identity=(-o 'user = ""')
+# SpamAssassin's rules beside the shipped set when Debian's spamassassin
+# package is installed (scripts/deps.sh test installs it).
+sa_rules=""
+if [ -e /usr/share/spamassassin/20_body_tests.cf ]; then sa_rules=" spamassassin = true"; fi
 [ "$(id -u)" -eq 0 ] && identity+=(-o 'allow_root = true')
 "$bin" -f -c etc/smtpgate.conf \
   "${identity[@]}" \
@@ -122,7 +126,7 @@ identity=(-o 'user = ""')
   -o 'client_identity = "none"' \
   -o 'client_name_lookup = false' \
   -o "plugin_dir = \"$plugin_dir\"" \
-  -o 'plugin rules { path = "rules.so" files = {"rules/default.rules"} }' \
+  -o "plugin rules { path = \"rules.so\" files = {\"rules/default.rules\"}$sa_rules }" \
   "$@" &
 gate_pid=$!
 echo "run-local: smtpgate pid $gate_pid, smtp-sink pid $sink_pid"

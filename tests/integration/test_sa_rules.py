@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def _tool() -> Path:
 def tool(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
-    p = subprocess.run([str(_tool()), *map(str, args)], capture_output=True, text=True,
+    # latin-1: SpamAssassin's patterns are octets, not UTF-8
+    p = subprocess.run([str(_tool()), *map(str, args)], capture_output=True, encoding="latin-1",
                        timeout=timeout, env=env)
     assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
     return p
@@ -63,7 +65,7 @@ SKIP_LINE = re.compile(r"^skipped (\d+): (.+?)(?: \((\w+)(, \.\.\.)?\))?$")
 
 
 def test_lint_accounts_for_every_rule(lint, loaded):
-    lines = lint.splitlines()
+    lines = lint.split("\n")
     head = re.fullmatch(r"spamassassin: emulating 4\.000001, score set 0, (\d+) files read",
                         lines[0])
     assert head and int(head.group(1)) > 40, lines[0]
@@ -142,7 +144,88 @@ def test_native_file_with_spamassassin_syntax_is_an_error(tmp_path):
     p = tool("lint", "--sa-dir", sadir, "--list")
     assert p.returncode == 0, p.stderr
     assert "spamassassin: 1 rules defined, 1 loaded, 0 skipped" in p.stdout
-    assert "rule SUBJ_FREE header Subject\n" in p.stdout
+    assert "rule SUBJ_FREE header Subject\t2\ti\tfree\n" in p.stdout
+
+
+def listed(lint: str) -> dict[str, tuple[float, str, str]]:
+    """lint --list: NAME -> (score, flags, pattern)."""
+    out = {}
+    for line in lint.split("\n"):
+        m = re.match(r"rule (\S+) [^\t]*\t([-\d.e+]+)\t([a-z]*)\t(.*)$", line)
+        if m:
+            out[m.group(1)] = (float(m.group(2)), m.group(3), m.group(4))
+    return out
+
+
+# SpamAssassin's own view of its configuration: each rule's type, its score in
+# the score set in use (0: no network tests, no Bayes) and its compiled pattern.
+SA_DUMP = r"""
+use strict; use warnings;
+use Mail::SpamAssassin;
+use Mail::SpamAssassin::Util qw(qr_to_string);
+my $sa = Mail::SpamAssassin->new({local_tests_only => 1, dont_copy_prefs => 1,
+  userprefs_filename => '/dev/null', post_config_text => "use_bayes 0\n"});
+$sa->init(1);
+my $conf = $sa->{conf};
+print "scoreset ", $conf->get_score_set(), "\n";
+for my $name (sort keys %{$conf->{test_types}}) {
+  my $qr = $conf->{test_qrs}->{$name};
+  my $re = defined $qr ? qr_to_string($qr) : '';
+  $re =~ s/[\r\n]/ /g;
+  print join("\t", $name, $conf->{scores}->{$name} // 0, $re), "\n";
+}
+"""
+
+
+def test_every_rule_loaded_is_spamassassins_own(lint, tmp_path):
+    """Each rule smtpgate loads is one SpamAssassin itself loads from the same files, with
+    the same score in the same score set, the same pattern and the same modifiers: the
+    conditions, redefinitions, score lines and templates were read as SpamAssassin reads
+    them."""
+    env = dict(os.environ, HOME=str(tmp_path), LANG="C")
+    p = subprocess.run(["perl", "-e", SA_DUMP], capture_output=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")[-2000:]
+    lines = p.stdout.decode("latin-1").split("\n")
+    assert lines[0] == "scoreset 0"
+    theirs = {}
+    for line in lines[1:]:
+        if line:
+            name, score, pattern = line.split("\t", 2)
+            mods = ""
+            while m := re.match(r"\(\?\^?([a-z]*)\)", pattern):
+                mods += m.group(1) if m.group(1) != "aa" else ""
+                pattern = pattern[m.end():]
+            theirs[name] = (float(score), "".join(sorted(set(mods))), pattern)
+    ours = listed(lint)
+    assert len(ours) > 1000 and len(theirs) > len(ours)
+    assert sorted(set(ours) - set(theirs)) == []
+    wrong_score = [(n, theirs[n][0], s) for n, (s, _, _) in ours.items()
+                   if not n.startswith("__") and abs(theirs[n][0] - s) > 1e-9]
+    assert wrong_score == []
+    wrong_pattern = [n for n, (_, f, pat) in ours.items()
+                     if pat and (theirs[n][2] != pat or theirs[n][1] != "".join(sorted(f)))]
+    assert wrong_pattern == [], [(n, theirs[n], ours[n]) for n in wrong_pattern[:3]]
+
+
+def test_templates_expand_as_spamassassin_expands_them(lint, tmp_path):
+    """Every ReplaceTags rule smtpgate loads has, byte for byte, the pattern
+    SpamAssassin itself makes of it (its debug output of the expansion)."""
+    env = dict(os.environ, HOME=str(tmp_path), LANG="C")
+    p = subprocess.run(["spamassassin", "-D", "replacetags", "--lint"], capture_output=True,
+                       timeout=300, env=env)
+    theirs = {}
+    for line in p.stderr.decode("latin-1").split("\n"):
+        m = re.search(r"replacetags: replaced (\S+): '.*' => '(.*)'$", line)
+        if m:
+            # printed with its modifiers in front and backslashes doubled
+            pat = re.sub(r"^\(\?aa\)(?:\(\?[a-z]+\))?", "", m.group(2))
+            theirs[m.group(1)] = pat.replace("\\\\", "\\")
+    assert len(theirs) > 50, p.stderr[-2000:]
+    ours = {name: pattern for name, (_, _, pattern) in listed(lint).items()}
+    both = sorted(set(theirs) & set(ours))
+    assert len(both) > 50
+    differ = [n for n in both if theirs[n] != ours[n]]
+    assert differ == [], [(n, theirs[n][:80], ours[n][:80]) for n in differ[:3]]
 
 
 # ---- the proxy ----
@@ -154,7 +237,10 @@ def test_gtube_refused_through_the_proxy(gate_factory, recorder, smtpgate_binary
     # no native rule at all: only the thresholds, SpamAssassin's files for the rules
     th = workdir / "thresholds.rules"
     th.write_text('threshold reject 5 "550 5.7.1 Spam score too high"\n')
-    extra = plugin_section("rules", so, files=[str(th)], spamassassin=True)
+    local = workdir / "local.cf"
+    local.write_text("# the admin's own SpamAssassin settings\n")
+    extra = plugin_section("rules", so, files=[str(th)], spamassassin=True,
+                           spamassassin_local=[str(local)])
     gate = gate_factory([recorder.address], extra=extra)
     recorder.wait_idle()
     m = gate.wait_log(r"plugin rules: spamassassin 4\.000001 \(score set 0\): (\d+) files, "
@@ -178,6 +264,20 @@ def test_gtube_refused_through_the_proxy(gate_factory, recorder, smtpgate_binary
     assert re.search(r'hits=[^"]*\bGTUBE\(body\)', line), line
     score = float(re.search(r'rules="score=([\d.]+)', line).group(1))
     assert score >= 1000, line  # SpamAssassin's GTUBE scores 1000
+
+    # the admin's local file, read last, disables the rule: after a reload GTUBE passes
+    local.write_text("score GTUBE 0\n")
+    mark = gate.log_mark()
+    gate.send_signal(signal.SIGHUP)
+    gate.wait_log(r"reloaded configuration, generation 2", mark)
+    gate.wait_log(r"plugin rules: spamassassin skipped \d+: disabled: score 0 \([^)]*\)", mark)
+    with gate.connect() as c:
+        c.ehlo("mail.example.org")
+        replies = c.mail_transaction("alice@example.org", ["bob@example.org"], msg)
+        assert replies[-1].code == 250, replies[-1]
+        c.quit()
+    [m] = recorder.wait_messages(1)
+    assert GTUBE.encode() in m.content
 
 
 # ---- the differential against spamassassin -L -t ----
@@ -274,3 +374,21 @@ def test_same_hits_as_spamassassin(both, loaded, lint):
     header_rules = {m.group(1) for m in re.finditer(r"^rule (\S+) header ", lint, re.M)}
     bad = [d for d in disagreements if d.split()[1] in header_rules]
     assert bad == [], bad
+
+
+def test_bench_and_test_take_the_same_options(loaded, tmp_path):
+    d = tmp_path / "msgs"
+    d.mkdir()
+    for name, (msg, _) in MESSAGES.items():
+        (d / f"{name}.eml").write_bytes(msg)
+    p = tool("bench", "--sa", d, "--seconds", "0")
+    assert p.returncode == 0, p.stderr
+    assert re.search(rf"^{len(MESSAGES)} messages \(.*\) from {re.escape(str(d))}, "
+                     rf"{len(loaded)} rules$", p.stdout, re.M), p.stdout
+    # test with SpamAssassin's rules alone: GTUBE's 1000 points, no threshold to refuse
+    p = tool("test", "--sa", d / "gtube.eml")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert re.search(r"^hit\s+content\s+GTUBE\s+body\s", p.stdout, re.M), p.stdout
+    assert re.search(r"^score 10\d\d\.\d required 5\.0$", p.stdout, re.M), p.stdout
+    # without --sa and without a file: usage
+    assert tool("test", d / "gtube.eml").returncode == 2

@@ -136,16 +136,19 @@ static void test_meta(void **state)
                            "rule EQ meta (A + B + C + D) == 4 score 1\n"
                            "rule NOTNOT meta !!A score 1\n"
                            "rule PREC meta !A + B > 0 score 1\n"
-                           "rule CHAIN meta TWO && AND score 1\n");
+                           "rule CHAIN meta TWO && AND score 1\n"
+                           "rule ARITH meta (A + B) * 3 - 1 >= 5 score 1\n"
+                           "rule DIV meta (A + B + C) / 2 > 1.25 score 1\n"
+                           "rule NEG meta -A + 1 == 0 && 0.5 * 4 / 0 == 0 score 1\n");
     static const struct {
         const char *subject;
-        const char *hits[8];
+        const char *hits[12];
     } cases[] = {
-        {"a", {"A", "NOTNOT", NULL}},
-        {"ab", {"A", "B", "TWO", "AND", "NOTNOT", "PREC", "CHAIN"}},
-        {"abd", {"A", "B", "D", "TWO", "NOTNOT", "PREC"}},
+        {"a", {"A", "NOTNOT", "NEG", NULL}},
+        {"ab", {"A", "B", "TWO", "AND", "NOTNOT", "PREC", "CHAIN", "ARITH", "NEG"}},
+        {"abd", {"A", "B", "D", "TWO", "NOTNOT", "PREC", "ARITH", "NEG"}},
         {"c", {"C", "PREC", NULL}},
-        {"abcd", {"A", "B", "C", "D", "TWO", "EQ", "NOTNOT", "PREC"}},
+        {"abcd", {"A", "B", "C", "D", "TWO", "EQ", "NOTNOT", "PREC", "ARITH", "DIV", "NEG"}},
         {"", {"PREC", NULL}},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -155,7 +158,7 @@ static void test_meta(void **state)
         struct rules_tx *tx = rules_tx_new(r);
         const struct rules_outcome *o = rules_tx_eval(tx, RULES_STAGE_CONTENT, NULL, m);
         size_t want = 0;
-        for (size_t k = 0; k < 8 && cases[i].hits[k] != NULL; k++, want++) {
+        for (size_t k = 0; k < 12 && cases[i].hits[k] != NULL; k++, want++) {
             if (!has_hit(o, cases[i].hits[k]))
                 print_message("subject %s: no %s\n", cases[i].subject, cases[i].hits[k]);
             assert_true(has_hit(o, cases[i].hits[k]));

@@ -128,6 +128,7 @@ static const struct case_ syntax_cases[] = {
     {"rule A meta (B\n", 1, 15, "expected ')' to close the '(' at column 13"},
     {"rule A meta B && *\n", 1, 18, "expected a rule name, a number"},
     {"rule A meta 99999999 > B\n", 1, 13, "number too large"},
+    {"rule A meta 1. > B\n", 1, 13, "a decimal needs digits after the point"},
     {"threshold\n", 1, 10, "threshold is tag, quarantine or reject"},
     {"threshold spam 5\n", 1, 11, "threshold is tag, quarantine or reject"},
     {"threshold tag\n", 1, 14, "expected a number (threshold score)"},

@@ -120,12 +120,20 @@ static void test_comments_and_lines(void **state)
                               "   \n"
                               "body HASH /a\\#b/   # trailing comment\n"
                               "\tbody  INDENTED  /x/\r\n"
-                              "BODY UPPER /y/\n");
+                              "BODY UPPER /y/\n"
+                              "body ESCAPED /a\\/b\\\\/\n"
+                              "body ANGLE m<a>b>\n"
+                              "body BRACE m{a{1,2}}\n");
     assert_string_equal(rule(c, "HASH")->re, "a#b");
     assert_string_equal(rule(c, "INDENTED")->re, "x");
     assert_int_equal(rule(c, "INDENTED")->line, 4);
     /* settings are case-insensitive, as in SpamAssassin */
     assert_string_equal(rule(c, "UPPER")->re, "y");
+    /* an escaped delimiter stays; a bracket pair's closer may stand inside */
+    assert_string_equal(rule(c, "ESCAPED")->re, "a\\/b\\\\");
+    assert_null(sa_conf_rule(c, "ANGLE"));
+    assert_string_equal(rule(c, "BRACE")->re, "a{1,2}");
+    assert_int_equal(c->warnings.n, 1);
     sa_conf_free(c);
 }
 
@@ -374,8 +382,9 @@ static void test_templates(void **state)
                               "body T3 /<pre PR><A>/\n"
                               "body T4 /<AB>z<UNKNOWN>/\n"
                               "body NOTNAMED /<A>/\n"
+                              "body T5 /<inter W1><A><B>/\n"
                               "replace_rules T1 T2 T3\n"
-                              "replace_rules T4\n"
+                              "replace_rules T4 T5\n"
                               "replace_tag A (?:a|@)\n");
     /* the last definition of a tag wins: templates are applied at the end */
     assert_string_equal(rule(c, "T1")->re, "(?:a|@)(?:b|8)c");
@@ -384,6 +393,8 @@ static void test_templates(void **state)
     assert_string_equal(rule(c, "T4")->re, "(?:a|@)(?:b|8)z<UNKNOWN>");
     assert_int_equal(rule(c, "T4")->re_len, strlen("(?:a|@)(?:b|8)z<UNKNOWN>"));
     assert_string_equal(rule(c, "NOTNAMED")->re, "<A>");
+    /* inter goes between tags, never before the first */
+    assert_string_equal(rule(c, "T5")->re, "(?:a|@)\\W?(?:b|8)");
     sa_conf_free(c);
     /* other start and end markers */
     c = parse("replace_start {{\nreplace_end }}\nreplace_tag X q\nbody S1 /a{{X}}b/\n"
@@ -423,6 +434,7 @@ static void test_redefinition_and_warnings(void **state)
                               "body 1BAD /x/\n"
                               "body NODELIM x\n"
                               "body BADEND /x/E\n"
+                              "body UNQUOTED /a/b/\n"
                               "body EVALRE /(?{ system() })/\n"
                               "header NOOP Subject /x/\n"
                               "body\n"
@@ -437,12 +449,14 @@ static void test_redefinition_and_warnings(void **state)
     assert_true(r->score[0] == 4);
     assert_string_equal(r->describe, "text");
     assert_int_equal(r->line, 4);
-    const char *bad[] = {"1BAD", "NODELIM", "BADEND", "EVALRE", "NOOP", "EMPTYMETA", "BADEX"};
+    const char *bad[] = {"1BAD",   "NODELIM", "BADEND",    "UNQUOTED",
+                         "EVALRE", "NOOP",    "EMPTYMETA", "BADEX"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_null(sa_conf_rule(c, bad[i]));
-    assert_int_equal(c->warnings.n, 8);
-    for (unsigned i = 0; i < 8; i++)
+    assert_int_equal(c->warnings.n, 9);
+    for (unsigned i = 0; i < 9; i++)
         assert_int_equal(c->warnings.v[i].line, 5 + i);
+    assert_non_null(strstr(c->warnings.v[3].msg, "unquoted delimiter '/'"));
     assert_int_equal(tally(&c->ignored, "freemail_domains"), 2);
     assert_int_equal(tally(&c->ignored, "report_safe"), 1);
     sa_conf_free(c);

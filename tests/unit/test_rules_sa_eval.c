@@ -215,7 +215,8 @@ static void test_meta_and_counts(void **state)
 static void test_skip_reasons(void **state)
 {
     (void)state;
-    char *native = strdup(write_file("@native.rules", "rule SAME header Subject /Cheap/ score 3\n"));
+    char *native =
+        strdup(write_file("@native.rules", "rule SAME header Subject /Cheap/ score 3\n"));
     write_file("10_s.cf", "header EV1 eval:check_for_missing_to_header()\n"
                           "header EV2 eval:check_for_missing_to_header()\n"
                           "body EV3 eval:check_stock_info('4')\n"
@@ -284,6 +285,18 @@ static void test_skip_reasons(void **state)
     assert_true(has(h, "SAME") && has(h, "KEPT"));
     assert_true(score == 3 + 1);
     unload(&l);
+    /* the tflags of a loaded rule smtpgate does not follow are said */
+    write_file("10_s.cf", "body __LIVE /line/\ntflags __LIVE multiple nosubject domains_only\n"
+                          "meta KEPT __LIVE > 1\ntflags KEPT net_but_not\n");
+    l = load(native, false);
+    rep = &l.rep;
+    assert_int_equal(rep->loaded, 2);
+    assert_int_equal(rep->nignored, 2);
+    assert_string_equal(rep->ignored[0].what, "tflags domains_only");
+    assert_string_equal(rep->ignored[0].first, "__LIVE");
+    assert_string_equal(rep->ignored[1].what, "tflags net_but_not");
+    assert_true(has(hits(l.r, msg1, NULL), "KEPT"));
+    unload(&l);
     /* network tests on: the net rule runs, scored from set 1 */
     write_file("10_s.cf", "body NETRULE /line/\ntflags NETRULE net\nscore NETRULE 0 2.5 0 3\n"
                           "body LOCAL /line/\nscore LOCAL 1 0 1 0\n");
@@ -295,6 +308,50 @@ static void test_skip_reasons(void **state)
     unload(&l);
     unlink(write_file("10_s.cf", ""));
     free(native);
+}
+
+/* Metas SpamAssassin cannot solve (a loop) are left out, and so are the
+ * metas that use them; the load goes on. */
+static void test_meta_loop(void **state)
+{
+    (void)state;
+    write_file("10_l.cf", "body __LIVE /line/\n"
+                          "meta LOOP1 LOOP2 && __LIVE\n"
+                          "meta LOOP2 LOOP1 || __LIVE\n"
+                          "meta USES LOOP1 || __LIVE\n"
+                          "meta FINE __LIVE\n");
+    struct loaded l = load(NULL, false);
+    assert_int_equal(skipped(&l.rep, "meta: circular dependency"), 1);
+    assert_int_equal(skipped(&l.rep, "meta: uses a meta that cannot run"), 2);
+    assert_int_equal(l.rep.defined, 5);
+    assert_int_equal(l.rep.loaded, 2);
+    char *h = hits(l.r, msg1, NULL);
+    assert_true(has(h, "FINE"));
+    assert_false(has(h, "LOOP1") || has(h, "LOOP2") || has(h, "USES"));
+    unload(&l);
+    /* a native meta may not use a SpamAssassin meta that cannot run */
+    char *native = strdup(write_file("@n2.rules", "rule MINE meta USES && FINE score 1\n"));
+    const char *dirs[] = {sadir};
+    struct rules_sa_opts o = {.dirs = dirs, .ndirs = 1};
+    struct rules_errors errs = {0};
+    struct rules *r = NULL;
+    const char *paths[] = {native};
+    assert_int_equal(rules_load_sa(paths, 1, &o, NULL, &r, &errs, NULL), -1);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.v[0].msg, "meta MINE uses SpamAssassin's USES, which cannot run here");
+    rules_errors_free(&errs);
+    free(native);
+    /* nor one of SpamAssassin's rules skipped before (here: by its eval) */
+    write_file("10_l.cf", "header EVR eval:check_for_missing_to_header()\nbody OKR /line/\n");
+    native = strdup(write_file("@n2.rules", "rule MINE2 meta EVR || OKR score 1\n"));
+    paths[0] = native;
+    assert_int_equal(rules_load_sa(paths, 1, &o, NULL, &r, &errs, NULL), -1);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.v[0].msg, "meta MINE2 uses SpamAssassin's EVR, which cannot run "
+                                       "here (see smtpgate-rules lint --sa)");
+    rules_errors_free(&errs);
+    free(native);
+    unlink(write_file("10_l.cf", ""));
 }
 
 static void test_no_files(void **state)
@@ -339,9 +396,9 @@ static void test_native_sa_syntax(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_headers),          cmocka_unit_test(test_meta_and_counts),
-        cmocka_unit_test(test_skip_reasons),     cmocka_unit_test(test_no_files),
-        cmocka_unit_test(test_native_sa_syntax),
+        cmocka_unit_test(test_headers),      cmocka_unit_test(test_meta_and_counts),
+        cmocka_unit_test(test_skip_reasons), cmocka_unit_test(test_meta_loop),
+        cmocka_unit_test(test_no_files),     cmocka_unit_test(test_native_sa_syntax),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
