@@ -19,7 +19,6 @@
 #include <strings.h>
 
 #include "rules/build.h"
-#include "rules/sa_tmpl.h"
 #include "util/alloc.h"
 
 #define SA_NAME_MAX 128
@@ -934,6 +933,11 @@ int sa_conf_finish(struct sa_conf *c)
     if (c->finished)
         return c->nomem ? -1 : 0;
     c->finished = true;
+    struct sa_templates tv = {.rstart = c->rstart, .rend = c->rend};
+    for (int k = 0; k < SA_TMPL__COUNT; k++) {
+        tv.tmpl[k] = c->tmpl[k];
+        tv.ntmpl[k] = c->ntmpl[k];
+    }
     for (size_t i = 0; i < c->nrules && !c->nomem; i++) {
         struct sa_rule *r = &c->rules[i];
         if (r->kind == SA_NONE)
@@ -948,7 +952,7 @@ int sa_conf_finish(struct sa_conf *c)
         }
         if (r->replace && r->re != NULL) {
             size_t n;
-            char *re = sa_tmpl_expand(c, r->re, r->re_len, &n);
+            char *re = sa_tmpl_expand(&tv, r->re, r->re_len, &n);
             if (re == NULL && n == SIZE_MAX) {
                 r->too_large = true;
                 continue;

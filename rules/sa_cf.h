@@ -44,6 +44,7 @@
 #include "rules/rules.h"
 #include "rules/sa_cond.h"
 #include "rules/sa_tally.h"
+#include "rules/sa_tmpl.h"
 
 #define SA_SCORE_SETS        4
 #define SA_INCLUDE_MAX_DEPTH 20
@@ -84,13 +85,6 @@ struct sa_rule {
     bool replace;   /* named by replace_rules */
     bool too_large; /* its templates grew the pattern beyond 4 MiB */
 };
-
-struct sa_kv {
-    char *name;
-    char *value;
-};
-
-enum sa_tmpl { SA_TAG, SA_PRE, SA_POST, SA_INTER, SA_TMPL__COUNT };
 
 /* Reads an included file: 0 and a malloc'ed buffer, or -1 and a reason. */
 typedef int (*sa_read_fn)(void *arg, const char *path, char **data, size_t *len, char **why);

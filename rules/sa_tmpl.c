@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules/sa_cf.h"
 #include "util/alloc.h"
 
 #define TMPL_MAX_PASSES 5
@@ -41,7 +40,7 @@ static void put(struct str *s, const char *p, size_t n)
     s->p[s->n] = '\0';
 }
 
-static const char *lookup(const struct sa_conf *c, enum sa_tmpl kind, const char *name, size_t n)
+static const char *lookup(const struct sa_templates *c, enum sa_tmpl kind, const char *name, size_t n)
 {
     for (size_t i = c->ntmpl[kind]; i-- > 0;)
         if (strlen(c->tmpl[kind][i].name) == n && memcmp(c->tmpl[kind][i].name, name, n) == 0)
@@ -146,7 +145,7 @@ static struct piece *split_tags(const char *s, size_t n, size_t *np)
     return v;
 }
 
-static bool one_pass(const struct sa_conf *c, struct str *re, bool *again)
+static bool one_pass(const struct sa_templates *c, struct str *re, bool *again)
 {
     const char *start = c->rstart, *end = c->rend;
     char *pre = take_directive(re, start, end, "pre");
@@ -239,7 +238,7 @@ static bool one_pass(const struct sa_conf *c, struct str *re, bool *again)
     return !re->bad;
 }
 
-char *sa_tmpl_expand(const struct sa_conf *c, const char *re, size_t len, size_t *out_len)
+char *sa_tmpl_expand(const struct sa_templates *c, const char *re, size_t len, size_t *out_len)
 {
     struct str s = {0};
     put(&s, re, len);

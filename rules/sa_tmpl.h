@@ -15,10 +15,25 @@
 
 #include <stddef.h>
 
-struct sa_conf;
+struct sa_kv {
+    char *name;
+    char *value;
+};
+
+enum sa_tmpl { SA_TAG, SA_PRE, SA_POST, SA_INTER, SA_TMPL__COUNT };
+
+/* What replace_tag / replace_pre / replace_post / replace_inter and
+ * replace_start / replace_end set, as the configuration holds it: a view
+ * of its tables, so that expanding needs nothing else of the parser. */
+struct sa_templates {
+    const struct sa_kv *tmpl[SA_TMPL__COUNT];
+    size_t ntmpl[SA_TMPL__COUNT];
+    const char *rstart;
+    const char *rend;
+};
 
 /* The expanded pattern (malloc'ed, *out_len octets, NUL-terminated), or
  * NULL: *out_len SIZE_MAX when it grew beyond 4 MiB, else out of memory. */
-char *sa_tmpl_expand(const struct sa_conf *c, const char *re, size_t len, size_t *out_len);
+char *sa_tmpl_expand(const struct sa_templates *c, const char *re, size_t len, size_t *out_len);
 
 #endif
