@@ -777,20 +777,42 @@ struct control *control_start(struct event_base *base, int fd, const char *path,
 }
 
 /* An answer the loop had no turn left to write (a drain's, when nothing was
- * in flight and the loop ended at once) goes out now, within a bound. */
+ * in flight and the loop ended at once) goes out now, within a bound.  The
+ * bufferevent keeps the front of its output buffer frozen (only its own
+ * write path may drain it), so the bytes are peeked and written by hand;
+ * the connection is freed right after, so nothing needs draining. */
 static void control_flush(struct control_conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     evutil_socket_t fd = bufferevent_getfd(c->bev);
-    for (int tries = 0; fd >= 0 && evbuffer_get_length(out) > 0 && tries < 20; tries++) {
-        if (evbuffer_write(out, fd) >= 0)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            break;
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        if (poll(&p, 1, 100) < 0 && errno != EINTR)
-            break;
+    if (fd < 0 || evbuffer_get_length(out) == 0)
+        return;
+    int n = evbuffer_peek(out, -1, NULL, NULL, 0);
+    struct evbuffer_iovec *vec = n > 0 ? calloc((size_t)n, sizeof(*vec)) : NULL;
+    if (!vec)
+        return;
+    n = evbuffer_peek(out, -1, NULL, vec, n);
+    int tries = 0;
+    for (int i = 0; i < n && tries < 20; i++) {
+        const char *p = vec[i].iov_base;
+        size_t len = vec[i].iov_len;
+        while (len > 0 && tries < 20) {
+            ssize_t w = write(fd, p, len);
+            if (w > 0) {
+                p += w;
+                len -= (size_t)w;
+                continue;
+            }
+            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                goto done;
+            tries++;
+            struct pollfd pw = {.fd = fd, .events = POLLOUT};
+            if (poll(&pw, 1, 100) < 0 && errno != EINTR)
+                goto done;
+        }
     }
+done:
+    free(vec);
 }
 
 void control_stop(struct control *ctl)

@@ -28,7 +28,7 @@ from gate import REPO, plugin_dir, plugin_section
 from helpers import codes
 from netutil import LOOPBACK, wait_until
 from recorder import Script
-from smtpclient import SMTPConn, dot_stuff, simple_message
+from smtpclient import ConnectionClosed, SMTPConn, dot_stuff, simple_message
 
 VERSION = (REPO / "VERSION").read_text().strip()
 CLIENT_ADDR = "127.0.0.2"
@@ -294,8 +294,9 @@ def test_drain_finishes_the_transaction_in_flight_then_exits(ctl_binary, gate_fa
                                   "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True, env=env)
         gate.wait_log(r"control: drain asked by uid \d+, grace 20 s")
-        # No new client is taken while the one in flight finishes.
-        with pytest.raises(OSError):
+        # No new client is taken while the one in flight finishes: refused, or,
+        # queued in the moment the workers let go of the port, closed unanswered.
+        with pytest.raises((OSError, ConnectionClosed)):
             SMTPConn(LOOPBACK, gate.port, timeout=3)
         st = ctl_json(ctl_binary, gate, "status")
         assert st["draining"] is True and st["sessions"] == 1
