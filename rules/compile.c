@@ -69,7 +69,16 @@ static const char *target_word(enum rule_target t)
     case T_META:
         return "meta";
     case T_SA_HEADER:
+    case T_SA_ENVFROM:
         return "header";
+    case T_SA_BODY:
+        return "body";
+    case T_SA_RAWBODY:
+        return "rawbody";
+    case T_SA_URI:
+        return "uri";
+    case T_SA_MIMEHEADER:
+        return "mimeheader";
     }
     return "?";
 }
@@ -80,8 +89,10 @@ static bool describe_target(struct rule *rule)
     int rc;
     if (rule->target == T_HEADER)
         rc = util_asprintf(&rule->target_desc, "header %s%s", rule->header, modes[rule->hmode]);
-    else if (rule->target == T_SA_HEADER)
+    else if (rule->target == T_SA_HEADER || rule->target == T_SA_ENVFROM)
         rc = util_asprintf(&rule->target_desc, "header %s", rule->header);
+    else if (rule->target == T_SA_MIMEHEADER)
+        rc = util_asprintf(&rule->target_desc, "mimeheader %s", rule->header);
     else
         rc = util_asprintf(&rule->target_desc, "%s%s", target_word(rule->target),
                            rule->target == T_HEADERS ? modes[rule->hmode] : "");
@@ -133,6 +144,10 @@ static int pf_slot_of(const struct rule *rule)
         return 2;
     case T_HEADERS:
         return rule->hmode == HM_RAW ? 4 : 3;
+    case T_SA_BODY:
+        return 5;
+    case T_SA_RAWBODY:
+        return 6;
     default:
         return -1;
     }

@@ -370,13 +370,96 @@ static const char *sa_header_value(struct rules_tx *tx, const struct rule *rule,
     return s;
 }
 
+/* SpamAssassin's body and rawbody: each element alone, as its rules see
+ * them (so ^ and $ anchor at a paragraph's ends, and no match spans two). */
+static void elements(struct matcher *mt, const char *s, const size_t *ends, size_t n,
+                     size_t first)
+{
+    size_t from = first > 0 && first <= n ? ends[first - 1] : 0;
+    for (size_t i = first; i < n; i++) {
+        if (value(mt, s + from, ends[i] - from))
+            return;
+        from = ends[i];
+    }
+}
+
+/* SpamAssassin's EnvelopeFrom: smtpgate's own MAIL FROM, which needs no
+ * guessing from the fields; without it (a saved message), the address of
+ * the first Return-Path, SpamAssassin's guess when no MTA marked it up. */
+static const char *envelope_from(struct rules_msg *m, const struct rules_facts *f,
+                                 size_t *len)
+{
+    if (f != NULL && f->mail_from != NULL) {
+        *len = strlen(f->mail_from);
+        return f->mail_from;
+    }
+    size_t nf = rules_msg_field_count(m);
+    for (size_t i = 0; i < nf; i++) {
+        struct rules_msg_field *fl = rules_msg_field(m, i);
+        if (!field_is(fl, "Return-Path"))
+            continue;
+        rules_msg_field_addrs(m, i);
+        if (fl->naddrs > 0) {
+            *len = strlen(fl->addrs[0]);
+            return fl->addrs[0];
+        }
+        return NULL;
+    }
+    return NULL;
+}
+
 /* Runs the rule over every value of its content target until one matches. */
-static void match_content(struct matcher *mt, struct rules_msg *m)
+static void match_content(struct matcher *mt, struct rules_msg *m,
+                          const struct rules_facts *facts)
 {
     const struct rule *rule = mt->rule;
     size_t len, n;
     const char *s;
+    const size_t *ends;
     switch (rule->target) {
+    case T_SA_BODY:
+        s = rules_msg_sa_body(m, &len, &ends, &n);
+        /* the first element is the Subject line */
+        elements(mt, s, ends, n, rule->sa_nosubject ? 1 : 0);
+        return;
+    case T_SA_RAWBODY:
+        s = rules_msg_sa_rawbody(m, &len, &ends, &n);
+        elements(mt, s, ends, n, 0);
+        return;
+    case T_SA_URI:
+        n = rules_msg_sa_uri_count(m);
+        for (size_t i = 0; i < n; i++) {
+            s = rules_msg_sa_uri(m, i);
+            if (value(mt, s, strlen(s)))
+                return;
+        }
+        return;
+    case T_SA_ENVFROM:
+        s = envelope_from(m, facts, &len);
+        if (rule->match == M_EXISTS) {
+            mt->matched = s != NULL;
+            return;
+        }
+        if (s == NULL) {
+            s = rule->sa_unset ? rule->sa_unset : "";
+            len = strlen(s);
+        }
+        value(mt, s, len);
+        return;
+    case T_SA_MIMEHEADER:
+        n = rules_msg_mime_field_count(m);
+        for (size_t i = 0; i < n; i++) {
+            const char *name = rules_msg_mime_field(m, i, rule->hmode == HM_RAW, &s, &len);
+            if (strcasecmp(name, rule->header) != 0)
+                continue;
+            if (rule->match == M_EXISTS) {
+                mt->matched = true;
+                return;
+            }
+            if (value(mt, s, len))
+                return;
+        }
+        return;
     case T_HEADER:
         n = rules_msg_field_count(m);
         for (size_t i = 0; i < n; i++) {
@@ -639,6 +722,14 @@ static bool prefilter_pass(struct rules_tx *tx, const struct rule *rule, struct 
         case 2:
             s = rules_msg_full(m, &len);
             break;
+        case 5:
+        case 6: {
+            const size_t *ends;
+            size_t nends;
+            s = slot == 5 ? rules_msg_sa_body(m, &len, &ends, &nends)
+                          : rules_msg_sa_rawbody(m, &len, &ends, &nends);
+            break;
+        }
         default:
             s = rules_msg_all_headers(m, slot == 4, &len);
             break;
@@ -678,7 +769,7 @@ static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
     if (stage == RULES_STAGE_CONTENT && rule->pf_slot >= 0 && !prefilter_pass(tx, rule, m)) {
         /* cannot match: a miss (a hit when negated) without PCRE2 */
     } else if (stage == RULES_STAGE_CONTENT) {
-        match_content(&mt, m);
+        match_content(&mt, m, f);
     } else {
         const char *v = envelope_value(rule, f);
         try_value(&mt, v, strlen(v));

@@ -223,9 +223,102 @@ static void tag_attributes(const char *s, size_t n, rules_uri_fn uri, void *arg)
     }
 }
 
+/* SpamAssassin's line breaks for a tag (HTML.pm html_whitespace), open or
+ * closed alike: NULL when it has none. */
+static const char *sa_tag_space(const char *s, size_t n)
+{
+    static const char *const nl[] = {"br", "div"};
+    static const char *const blank[] = {"li", "th", "td", "dd", "dt", "embed",
+                                        "h1", "h2", "h3", "h4", "h5", "h6"};
+    static const char *const para[] = {"p",       "hr",        "blockquote", "pre",
+                                       "listing", "plaintext", "xmp",        "title"};
+    for (size_t i = 0; i < sizeof(nl) / sizeof(nl[0]); i++)
+        if (name_is(s, n, nl[i]))
+            return "\n";
+    for (size_t i = 0; i < sizeof(blank) / sizeof(blank[0]); i++)
+        if (name_is(s, n, blank[i]))
+            return " ";
+    for (size_t i = 0; i < sizeof(para) / sizeof(para[0]); i++)
+        if (name_is(s, n, para[i]))
+            return "\n\n";
+    return NULL;
+}
+
+/* SpamAssassin's rendering state: the text event being read (HTML::Parser
+ * hands text between two pieces of markup over as one) and what the last
+ * element pushed was, for display_text's trimming of blanks. */
+struct sa_render {
+    struct rules_buf pend;
+    enum { SA_NONE, SA_TEXT, SA_SPACE } last;
+};
+
+/* display_text for a text event: its whitespace runs (and NBSP) one blank,
+ * the leading blank dropped after a whitespace element. */
+static void sa_flush(struct sa_render *st, struct rules_buf *out)
+{
+    if (st->pend.len == 0)
+        return;
+    const char *t = st->pend.p;
+    size_t n = st->pend.len, from = out->len;
+    for (size_t i = 0; i < n;) {
+        bool sp = t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r' || t[i] == '\f' ||
+                  t[i] == '\v';
+        bool nbsp = i + 1 < n && (unsigned char)t[i] == 0xc2 && (unsigned char)t[i + 1] == 0xa0;
+        if (!sp && !nbsp) {
+            rules_buf_addc(out, t[i++]);
+            continue;
+        }
+        if (nbsp) {
+            rules_buf_addc(out, ' ');
+            i += 2;
+            continue;
+        }
+        rules_buf_addc(out, ' ');
+        while (i < n && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r' ||
+                         t[i] == '\f' || t[i] == '\v'))
+            i++;
+    }
+    if (st->last == SA_SPACE && out->len > from && !out->nomem && out->p[from] == ' ') {
+        memmove(out->p + from, out->p + from + 1, out->len - from - 1);
+        out->len--;
+    }
+    st->last = SA_TEXT;
+    st->pend.len = 0;
+}
+
+static void sa_space(struct sa_render *st, struct rules_buf *out, const char *ws)
+{
+    if (st->last == SA_TEXT && out->len > 0 && !out->nomem && out->p[out->len - 1] == ' ')
+        out->len--;
+    rules_buf_add(out, ws, strlen(ws));
+    st->last = SA_SPACE;
+}
+
+static void html_render(const char *s, size_t n, struct rules_buf *out, rules_uri_fn uri,
+                        void *arg, struct sa_render *sa);
+
 void rules_html_text(const char *s, size_t n, struct rules_buf *out, rules_uri_fn uri, void *arg)
 {
+    html_render(s, n, out, uri, arg, NULL);
+}
+
+void rules_html_text_sa(const char *s, size_t n, struct rules_buf *out, rules_uri_fn uri,
+                        void *arg)
+{
+    struct sa_render st = {0};
+    html_render(s, n, out, uri, arg, &st);
+    sa_flush(&st, out);
+    if (st.pend.nomem)
+        out->nomem = true;
+    free(st.pend.p);
+}
+
+static void html_render(const char *s, size_t n, struct rules_buf *out0, rules_uri_fn uri,
+                        void *arg, struct sa_render *sa)
+{
     size_t i = 0;
+    /* SpamAssassin's text goes through its event buffer first */
+    struct rules_buf *out = sa ? &sa->pend : out0;
     while (i < n) {
         char c = s[i];
         if (c == '&') {
@@ -248,6 +341,8 @@ void rules_html_text(const char *s, size_t n, struct rules_buf *out, rules_uri_f
             i = j;
             continue;
         }
+        if (sa != NULL)
+            sa_flush(sa, out0);
         if (n - i >= 4 && memcmp(s + i, "<!--", 4) == 0) {
             const char *e = find_ci(s + i + 4, n - i - 4, "-->");
             i = e ? (size_t)(e - s) + 3 : n;
@@ -282,7 +377,11 @@ void rules_html_text(const char *s, size_t n, struct rules_buf *out, rules_uri_f
             }
             continue;
         }
-        if (is_block(name, nlen))
+        if (sa != NULL) {
+            const char *ws = sa_tag_space(name, nlen);
+            if (ws != NULL)
+                sa_space(sa, out0, ws);
+        } else if (is_block(name, nlen))
             rules_buf_addc(out, '\n');
         else if (name_is(name, nlen, "td") || name_is(name, nlen, "th"))
             rules_buf_addc(out, ' ');

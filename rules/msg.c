@@ -32,6 +32,8 @@
 
 #include "rules/rules_html.h"
 #include "rules/rules_int.h"
+#include "rules/sa_text.h"
+#include "rules/sa_uri.h"
 #include "util/alloc.h"
 
 #define MIME_MAX_NESTING 64
@@ -42,6 +44,14 @@
 struct rules_part {
     char *type;
     char *name;
+};
+
+/* A field of a MIME part, for mimeheader: decoded and raw, each with the
+ * line end SpamAssassin's values carry. */
+struct mime_field {
+    char *name;
+    char *value[2];
+    size_t len[2];
 };
 
 struct rules_msg {
@@ -61,6 +71,22 @@ struct rules_msg {
     size_t nuris;
     struct rules_part *parts;
     size_t nparts;
+    /* SpamAssassin's views (its rules read these): the rendered text of
+     * each leaf, then its body; the decoded parts, cut as it cuts them */
+    struct rules_buf sa_render;
+    bool sa_leaf_seen;
+    struct rules_buf sa_body;
+    size_t *sa_body_ends;
+    size_t sa_nbody;
+    struct rules_buf sa_raw;
+    size_t *sa_raw_ends;
+    size_t sa_nraw;
+    char **sa_uris;
+    size_t sa_nuris;
+    struct mime_field *mfields;
+    size_t nmfields;
+    bool mbox_from;  /* the first line was an mbox "From " line: dropped */
+    bool no_headers; /* the message did not start with a header section */
     bool nomem; /* an allocation failed: a view is partial (sticky) */
 };
 
@@ -80,7 +106,8 @@ static void *msg_nomem(struct rules_msg *m)
 
 bool rules_msg_nomem(const struct rules_msg *m)
 {
-    return m->nomem || m->body.nomem || m->rawbody.nomem;
+    return m->nomem || m->body.nomem || m->rawbody.nomem || m->sa_render.nomem ||
+           m->sa_body.nomem || m->sa_raw.nomem;
 }
 
 struct rules_msg *rules_msg_new(void)
@@ -128,6 +155,20 @@ struct rules_msg *rules_msg_parse(const char *bytes, size_t len)
         return NULL;
     size_t i = 0;
     long cur = -1;
+    /* an mbox separator, "From " and not the obsolete "From :": not a
+     * field, and not part of the message (SpamAssassin drops it too) */
+    if (len >= 5 && memcmp(bytes, "From", 4) == 0 && (bytes[4] == ' ' || bytes[4] == '\t')) {
+        size_t k = 4;
+        while (k < len && (bytes[k] == ' ' || bytes[k] == '\t'))
+            k++;
+        if (k < len && bytes[k] != ':') {
+            const char *nl = memchr(bytes, '\n', len);
+            size_t skip = nl ? (size_t)(nl - bytes) + 1 : len;
+            bytes += skip;
+            len -= skip;
+            m->mbox_from = true;
+        }
+    }
     while (i < len) {
         size_t e = i;
         while (e < len && bytes[e] != '\n')
@@ -163,8 +204,11 @@ struct rules_msg *rules_msg_parse(const char *bytes, size_t len)
         size_t name_end = c;
         while (c < le && (bytes[c] == ' ' || bytes[c] == '\t'))
             c++;
-        if (c >= le || bytes[c] != ':' || name_end == i)
+        if (c >= le || bytes[c] != ':' || name_end == i) {
+            /* the header section ends without its empty line */
+            m->no_headers = m->nfields == 0;
             break;
+        }
         char *name = util_memdup(bytes + i, name_end - i);
         if (name == NULL || rules_msg_add_header(m, name, bytes + c + 1, le - c - 1) != 0) {
             free(name);
@@ -215,6 +259,20 @@ void rules_msg_free(struct rules_msg *m)
         free(m->parts[i].name);
     }
     free(m->parts);
+    free(m->sa_render.p);
+    free(m->sa_body.p);
+    free(m->sa_body_ends);
+    free(m->sa_raw.p);
+    free(m->sa_raw_ends);
+    for (size_t i = 0; i < m->sa_nuris; i++)
+        free(m->sa_uris[i]);
+    free(m->sa_uris);
+    for (size_t i = 0; i < m->nmfields; i++) {
+        free(m->mfields[i].name);
+        free(m->mfields[i].value[0]);
+        free(m->mfields[i].value[1]);
+    }
+    free(m->mfields);
     free(m);
 }
 
@@ -297,14 +355,22 @@ static char *to_utf8(struct rules_msg *m, const char *s, size_t n, const char *c
     return out;
 }
 
+/* As SpamAssassin unfolds (s/\n[ \t]+/ /g): a line end and the blanks
+ * after it are one blank; other line ends go. */
 static void unfold(const char *raw, size_t n, struct rules_buf *b)
 {
     size_t i = 0;
     while (i < n && (raw[i] == ' ' || raw[i] == '\t'))
         i++;
-    for (; i < n; i++)
-        if (raw[i] != '\r' && raw[i] != '\n')
+    for (; i < n; i++) {
+        if (raw[i] == '\n' && i + 1 < n && (raw[i + 1] == ' ' || raw[i + 1] == '\t')) {
+            while (i + 1 < n && (raw[i + 1] == ' ' || raw[i + 1] == '\t'))
+                i++;
+            rules_buf_addc(b, ' ');
+        } else if (raw[i] != '\r' && raw[i] != '\n') {
             rules_buf_addc(b, raw[i]);
+        }
+    }
     while (b->len > 0 && (b->p[b->len - 1] == ' ' || b->p[b->len - 1] == '\t'))
         b->len--;
 }
@@ -428,6 +494,79 @@ static void add_uri(void *arg, const char *s, size_t n)
     add_string(m, &m->uris, &m->nuris, s, n);
 }
 
+/* Line ends as LF: SpamAssassin's, and what makes /x$/m work on mail that
+ * came over SMTP.  In place; the new length. */
+static size_t crlf_to_lf(char *s, size_t n)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < n; r++)
+        if (!(s[r] == '\r' && r + 1 < n && s[r + 1] == '\n'))
+            s[w++] = s[r];
+    s[w] = '\0';
+    return w;
+}
+
+static bool ends_add(struct rules_msg *m, size_t **v, size_t *n, size_t end)
+{
+    size_t *nv = util_reallocarray(*v, *n + 1, sizeof(**v));
+    if (nv == NULL) {
+        m->nomem = true;
+        return false;
+    }
+    *v = nv;
+    (*v)[(*n)++] = end;
+    return true;
+}
+
+static void sa_uri_add(void *arg, const char *s, size_t n)
+{
+    struct rules_msg *m = arg;
+    if (m->sa_nuris >= URI_MAX_COUNT)
+        return;
+    for (size_t i = 0; i < m->sa_nuris; i++)
+        if (strlen(m->sa_uris[i]) == n && memcmp(m->sa_uris[i], s, n) == 0)
+            return;
+    add_string(m, &m->sa_uris, &m->sa_nuris, s, n);
+}
+
+/* A URI found (a link, or in the text): its forms go to the uri rules. */
+static void sa_uri_found(void *arg, const char *s, size_t n)
+{
+    sa_uri_forms(s, n, sa_uri_add, arg);
+}
+
+/* rawbody as SpamAssassin cuts it: each part, long ones in pieces. */
+static void sa_raw_add(struct rules_msg *m, const char *text, size_t n)
+{
+    if (m->sa_raw.len + n > DECODED_MAX)
+        return;
+    size_t off = 0;
+    while (off < n) {
+        size_t k = sa_text_chunk_end(text + off, n - off);
+        rules_buf_add(&m->sa_raw, text + off, k);
+        off += k;
+        if (!ends_add(m, &m->sa_raw_ends, &m->sa_nraw, m->sa_raw.len))
+            return;
+    }
+}
+
+/* A leaf part begins: SpamAssassin puts a line end between parts. */
+static void sa_leaf(struct rules_msg *m)
+{
+    if (m->sa_render.len > 0)
+        rules_buf_addc(&m->sa_render, '\n');
+}
+
+static void sa_render_add(struct rules_msg *m, const char *text, size_t n, bool html)
+{
+    if (m->sa_render.len + n > DECODED_MAX)
+        return;
+    if (html)
+        rules_html_text_sa(text, n, &m->sa_render, sa_uri_found, m);
+    else
+        rules_buf_add(&m->sa_render, text, n);
+}
+
 static void add_text(struct rules_msg *m, const char *text, size_t n, bool html)
 {
     if (m->rawbody.len + n > DECODED_MAX)
@@ -475,8 +614,14 @@ static void leaf(struct rules_msg *m, GMimeObject *obj)
     add_part(m, type ? type : "text/plain", name);
     bool text = ct == NULL || g_mime_content_type_is_type(ct, "text", "*");
     bool html = ct != NULL && g_mime_content_type_is_type(ct, "text", "html");
+    /* SpamAssassin renders text/plain and text/html; its rawbody has every
+     * text and message part but text/calendar */
+    bool sa_rendered = html || ct == NULL || g_mime_content_type_is_type(ct, "text", "plain");
+    bool sa_raw = (text || g_mime_content_type_is_type(ct, "message", "*")) &&
+                  !(ct != NULL && g_mime_content_type_is_type(ct, "text", "calendar"));
     g_free(type);
-    if (!text)
+    sa_leaf(m);
+    if (!text && !sa_raw)
         return;
     GMimeDataWrapper *dw = g_mime_part_get_content(GMIME_PART(obj));
     if (dw == NULL)
@@ -487,16 +632,77 @@ static void leaf(struct rules_msg *m, GMimeObject *obj)
     const char *charset = g_mime_object_get_content_type_parameter(obj, "charset");
     size_t n = 0;
     char *utf8 = to_utf8(m, ba ? (const char *)ba->data : "", ba ? ba->len : 0, charset, &n);
-    if (utf8 != NULL)
-        add_text(m, utf8, n, html);
+    if (utf8 != NULL) {
+        n = crlf_to_lf(utf8, n);
+        if (text)
+            add_text(m, utf8, n, html);
+        if (sa_raw)
+            sa_raw_add(m, utf8, n);
+        if (sa_rendered)
+            sa_render_add(m, utf8, n, html);
+    }
     free(utf8);
     g_object_unref(out);
+}
+
+/* "value" + "\n", line ends LF, leading blanks gone; NULL when out of memory. */
+static char *mime_value(struct rules_msg *m, const char *v, size_t *len)
+{
+    if (v == NULL)
+        v = "";
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strlen(v);
+    while (n > 0 && (v[n - 1] == '\n' || v[n - 1] == '\r'))
+        n--;
+    char *t = utf8_valid(m, v, n);
+    if (t == NULL)
+        return NULL;
+    n = crlf_to_lf(t, strlen(t));
+    char *out = util_reallocarray(t, n + 2, 1);
+    if (out == NULL) {
+        free(t);
+        m->nomem = true;
+        return NULL;
+    }
+    out[n] = '\n';
+    out[n + 1] = '\0';
+    *len = n + 1;
+    return out;
+}
+
+/* The fields of one MIME part (or container), for mimeheader rules. */
+static void mime_fields(struct rules_msg *m, GMimeObject *obj)
+{
+    GMimeHeaderList *hl = g_mime_object_get_header_list(obj);
+    int n = hl ? g_mime_header_list_get_count(hl) : 0;
+    for (int i = 0; i < n && m->nmfields < PART_MAX_COUNT * 4; i++) {
+        GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+        const char *name = g_mime_header_get_name(h);
+        struct mime_field f = {0};
+        f.name = util_strdup(name ? name : "");
+        f.value[0] = mime_value(m, g_mime_header_get_value(h), &f.len[0]);
+        f.value[1] = mime_value(m, g_mime_header_get_raw_value(h), &f.len[1]);
+        struct mime_field *v = f.name && f.value[0] && f.value[1]
+                                   ? util_reallocarray(m->mfields, m->nmfields + 1, sizeof(*v))
+                                   : NULL;
+        if (v == NULL) {
+            free(f.name);
+            free(f.value[0]);
+            free(f.value[1]);
+            m->nomem = true;
+            return;
+        }
+        m->mfields = v;
+        m->mfields[m->nmfields++] = f;
+    }
 }
 
 static void walk(struct rules_msg *m, GMimeObject *obj, unsigned depth)
 {
     if (obj == NULL || depth > MIME_MAX_NESTING || m->nparts >= PART_MAX_COUNT)
         return;
+    mime_fields(m, obj);
     if (GMIME_IS_MULTIPART(obj)) {
         GMimeMultipart *mp = GMIME_MULTIPART(obj);
         int n = g_mime_multipart_get_count(mp);
@@ -531,10 +737,8 @@ static bool too_nested(const char *s, size_t n)
     return false;
 }
 
-static void mime_build(struct rules_msg *m)
+static void mime_parse(struct rules_msg *m)
 {
-    if (m->mime_done)
-        return;
     m->mime_done = true;
     if (m->raw == NULL)
         return;
@@ -558,9 +762,45 @@ static void mime_build(struct rules_msg *m)
     const char *b = m->raw + m->body_offset;
     size_t n = m->raw_len - m->body_offset, len;
     char *utf8 = to_utf8(m, b, n, NULL, &len);
-    if (utf8 != NULL)
+    if (utf8 != NULL) {
+        len = crlf_to_lf(utf8, len);
         add_text(m, utf8, len, false);
+        sa_raw_add(m, utf8, len);
+        sa_render_add(m, utf8, len, false);
+    }
     free(utf8);
+}
+
+/* SpamAssassin's body: the Subject (decoded, its line end) or an empty
+ * line, then the rendered parts with its whitespace rule, in elements of
+ * one line each; its URIs are those of that text and of the HTML links. */
+static void sa_body_build(struct rules_msg *m)
+{
+    const char *subject = NULL;
+    for (size_t i = 0; i < m->nfields; i++)
+        if (strcasecmp(m->fields[i].name, "Subject") == 0)
+            subject = rules_msg_field_decoded(m, i); /* the last one, as get_header() */
+    if (subject != NULL && *subject != '\0')
+        rules_buf_add(&m->sa_body, subject, strlen(subject));
+    rules_buf_addc(&m->sa_body, '\n');
+    sa_text_paragraphs(m->sa_render.p ? m->sa_render.p : "", m->sa_render.len, &m->sa_body);
+    free(m->sa_render.p);
+    m->sa_render = (struct rules_buf){.nomem = m->sa_render.nomem};
+    if (m->sa_body.len > 0)
+        rules_text_uris(m->sa_body.p, m->sa_body.len, sa_uri_found, m);
+    for (size_t off = 0; off < m->sa_body.len && !m->sa_body.nomem;) {
+        off += sa_text_line_end(m->sa_body.p + off, m->sa_body.len - off);
+        if (!ends_add(m, &m->sa_body_ends, &m->sa_nbody, off))
+            return;
+    }
+}
+
+static void mime_build(struct rules_msg *m)
+{
+    if (m->mime_done)
+        return;
+    mime_parse(m);
+    sa_body_build(m);
 }
 
 const char *rules_msg_body(struct rules_msg *m, size_t *len)
@@ -611,4 +851,65 @@ const char *rules_msg_part_name(struct rules_msg *m, size_t i)
 {
     mime_build(m);
     return i < m->nparts ? m->parts[i].name : NULL;
+}
+
+/* ---- SpamAssassin's views ---- */
+
+const char *rules_msg_sa_body(struct rules_msg *m, size_t *len, const size_t **ends,
+                              size_t *nends)
+{
+    mime_build(m);
+    const char *s = m->sa_body.p ? rules_buf_cstr(&m->sa_body) : NULL;
+    *len = s ? m->sa_body.len : 0;
+    *ends = m->sa_body_ends;
+    *nends = s ? m->sa_nbody : 0;
+    return s ? s : "";
+}
+
+const char *rules_msg_sa_rawbody(struct rules_msg *m, size_t *len, const size_t **ends,
+                                 size_t *nends)
+{
+    mime_build(m);
+    const char *s = m->sa_raw.p ? rules_buf_cstr(&m->sa_raw) : NULL;
+    *len = s ? m->sa_raw.len : 0;
+    *ends = m->sa_raw_ends;
+    *nends = s ? m->sa_nraw : 0;
+    return s ? s : "";
+}
+
+size_t rules_msg_sa_uri_count(struct rules_msg *m)
+{
+    mime_build(m);
+    return m->sa_nuris;
+}
+
+const char *rules_msg_sa_uri(struct rules_msg *m, size_t i)
+{
+    mime_build(m);
+    return i < m->sa_nuris ? m->sa_uris[i] : NULL;
+}
+
+bool rules_msg_mbox_from(const struct rules_msg *m)
+{
+    return m->mbox_from;
+}
+
+bool rules_msg_no_headers(const struct rules_msg *m)
+{
+    return m->no_headers;
+}
+
+size_t rules_msg_mime_field_count(struct rules_msg *m)
+{
+    mime_build(m);
+    return m->nmfields;
+}
+
+const char *rules_msg_mime_field(struct rules_msg *m, size_t i, bool raw, const char **value,
+                                 size_t *len)
+{
+    mime_build(m);
+    *value = m->mfields[i].value[raw ? 1 : 0];
+    *len = m->mfields[i].len[raw ? 1 : 0];
+    return m->mfields[i].name;
 }

@@ -218,6 +218,12 @@ void rules_msg_set_size(struct rules_msg *m, uint64_t size);
  * message, size = len.  NULL on ENOMEM. */
 struct rules_msg *rules_msg_parse(const char *bytes, size_t len);
 void rules_msg_free(struct rules_msg *m);
+/* What rules_msg_parse found at the start: an mbox "From " line (not a
+ * field, and dropped from the message, as SpamAssassin drops it), or no
+ * header section at all (every field rule then sees no field, the body is
+ * the whole text).  For the tool's warnings. */
+bool rules_msg_mbox_from(const struct rules_msg *m);
+bool rules_msg_no_headers(const struct rules_msg *m);
 
 /* Decoded views, as the rules see them (built on first call). */
 const char *rules_msg_body(struct rules_msg *m, size_t *len);

@@ -8,6 +8,12 @@
  * UTF-8.  The value of every href, src, action and background attribute is
  * handed to uri(arg, value, len), references decoded.
  *
+ * rules_html_text_sa() renders as SpamAssassin's HTML.pm does for its body
+ * rules: each text event's whitespace runs (and NBSP) one blank; br and div
+ * a line end, li, td, th, dd, dt, embed and h1-h6 a blank, p, hr,
+ * blockquote, pre, listing, plaintext, xmp and title a blank line, opening
+ * and closing alike, a blank next to them trimmed; the same URIs.
+ *
  * rules_text_uris(text, len, uri, arg) finds the URIs in plain text: what
  * starts with http://, https://, ftp://, mailto: or www. (at a word start)
  * and runs to a blank, a control octet or one of <>"'`{}|\^, without
@@ -41,6 +47,8 @@ typedef void (*rules_uri_fn)(void *arg, const char *uri, size_t len);
 
 void rules_html_text(const char *html, size_t len, struct rules_buf *out, rules_uri_fn uri,
                      void *arg);
+void rules_html_text_sa(const char *html, size_t len, struct rules_buf *out, rules_uri_fn uri,
+                        void *arg);
 void rules_text_uris(const char *text, size_t len, rules_uri_fn uri, void *arg);
 
 #endif

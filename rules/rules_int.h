@@ -47,6 +47,11 @@ enum rule_target {
     T_ATTACH_TYPE,
     T_META,
     T_SA_HEADER, /* SpamAssassin's header: the fields of sa_fields joined as it joins them */
+    T_SA_BODY,    /* SpamAssassin's body: Subject first, rendered, per line (paragraph) */
+    T_SA_RAWBODY, /* SpamAssassin's rawbody: the decoded parts, per piece */
+    T_SA_URI,     /* SpamAssassin's URI list: every form of each URI */
+    T_SA_ENVFROM, /* header EnvelopeFrom: the MAIL FROM address */
+    T_SA_MIMEHEADER, /* mimeheader: the fields of each MIME part */
 };
 
 enum rule_match { M_REGEX, M_CIDR, M_EXISTS, M_SIZE, M_META };
@@ -145,6 +150,7 @@ struct rule {
     size_t nsa_fields;
     char *sa_unset;         /* T_SA_HEADER: the value when none of them is there; NULL: "" */
     bool sa_first, sa_last; /* :first, :last */
+    bool sa_nosubject;      /* T_SA_BODY, tflags nosubject: the Subject line not matched */
     bool sa_skip;           /* refused while compiling: taken out before the set is made */
     uint32_t maxhits;       /* tflags multiple: hits counted up to this (meta operand) */
     int pf_slot;            /* the prefilter its text goes through, or -1 */
@@ -165,8 +171,9 @@ struct threshold {
     char *subject_prefix;
 };
 
-/* Texts with a prefilter (literal.c): body, rawbody, full, headers, headers:raw. */
-#define RULES_PF_SLOTS    5
+/* Texts with a prefilter (literal.c): body, rawbody, full, headers,
+ * headers:raw, SpamAssassin's body and rawbody. */
+#define RULES_PF_SLOTS    7
 #define RULES_LITERAL_MAX 64
 struct rules_prefilter;
 
@@ -233,6 +240,20 @@ void rules_msg_field_addrs(struct rules_msg *m, size_t i);
 const char *rules_msg_all_headers(struct rules_msg *m, bool raw, size_t *len);
 const char *rules_msg_full(struct rules_msg *m, size_t *len);
 uint64_t rules_msg_size(const struct rules_msg *m);
+/* SpamAssassin's body and rawbody: one text, and where each element its
+ * rules match alone ends (offsets into it, ascending, the last its length);
+ * its URIs, every form of each (sa_uri.h). */
+const char *rules_msg_sa_body(struct rules_msg *m, size_t *len, const size_t **ends,
+                              size_t *nends);
+const char *rules_msg_sa_rawbody(struct rules_msg *m, size_t *len, const size_t **ends,
+                                 size_t *nends);
+size_t rules_msg_sa_uri_count(struct rules_msg *m);
+const char *rules_msg_sa_uri(struct rules_msg *m, size_t i);
+/* The fields of every MIME part (mimeheader): name, and the value decoded
+ * or raw, with its line end; i below the count. */
+size_t rules_msg_mime_field_count(struct rules_msg *m);
+const char *rules_msg_mime_field(struct rules_msg *m, size_t i, bool raw, const char **value,
+                                 size_t *len);
 /* An allocation failed in building a view: what the rules saw is partial. */
 bool rules_msg_nomem(const struct rules_msg *m);
 

@@ -3,8 +3,10 @@
  *
  * Targets: header is T_SA_HEADER, the fields joined as SpamAssassin's
  * get() joins them (ToCc and MESSAGEID are lists of fields; ALL is the
- * engine's whole header text); body, rawbody, full and uri are the engine's
- * own texts.  Patterns are compiled later with the native ones, with the
+ * engine's whole header text; EnvelopeFrom the MAIL FROM); body, rawbody
+ * and uri are SpamAssassin's own views of the message (T_SA_BODY, ...,
+ * built by msg.c as Message.pm builds them), full the message as received,
+ * mimeheader each MIME part's fields.  Patterns are compiled later with the native ones, with the
  * modifiers i m s x as PCRE2 options and no UTF mode, as Perl runs them on
  * SpamAssassin's octets.
  */
@@ -116,8 +118,16 @@ static bool header_target(struct rule *rule, const struct sa_rule *sr, char *why
         rule->target = T_HEADERS;
         return true;
     }
-    static const char *const pseudo[] = {"EnvelopeFrom",
-                                         "X-Spam-Relays-Untrusted",
+    if (strcasecmp(name, "EnvelopeFrom") == 0) {
+        /* one address already: :addr changes nothing, :name has none */
+        if (nm) {
+            snprintf(why, wn, "unsupported construct: EnvelopeFrom:name");
+            return false;
+        }
+        rule->target = T_SA_ENVFROM;
+        return true;
+    }
+    static const char *const pseudo[] = {"X-Spam-Relays-Untrusted",
                                          "X-Spam-Relays-Trusted",
                                          "X-Spam-Relays-External",
                                          "X-Spam-Relays-Internal",
@@ -162,10 +172,6 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
     }
     if (sr->eval != NULL) {
         snprintf(why, wn, "unknown eval function %s", sr->eval);
-        return false;
-    }
-    if (sr->kind == SA_MIMEHEADER) {
-        snprintf(why, wn, "unsupported construct: mimeheader");
         return false;
     }
     if (sr->too_large) {
@@ -215,17 +221,40 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
         if (sr->unset != NULL && (rule->sa_unset = util_strdup(sr->unset)) == NULL)
             return !(*nomem = true);
         break;
+    case SA_MIMEHEADER: {
+        const char *colon = strchr(sr->field, ':');
+        size_t n = colon ? (size_t)(colon - sr->field) : strlen(sr->field);
+        if (colon != NULL && strcmp(colon, ":raw") != 0) {
+            snprintf(why, wn, "unsupported construct: mimeheader modifier %s", colon);
+            return false;
+        }
+        if (n == 3 && memcmp(sr->field, "ALL", 3) == 0) {
+            snprintf(why, wn, "unsupported construct: mimeheader ALL");
+            return false;
+        }
+        rule->target = T_SA_MIMEHEADER;
+        rule->hmode = colon ? HM_RAW : HM_DECODED;
+        if ((rule->header = util_memdup(sr->field, n)) == NULL)
+            return !(*nomem = true);
+        if (sr->exists) {
+            rule->match = M_EXISTS;
+            rule->maxhits = 0;
+            return true;
+        }
+        break;
+    }
     case SA_BODY:
-        rule->target = T_BODY;
+        rule->target = T_SA_BODY;
+        rule->sa_nosubject = sa_tflag(sr, "nosubject");
         break;
     case SA_RAWBODY:
-        rule->target = T_RAWBODY;
+        rule->target = T_SA_RAWBODY;
         break;
     case SA_FULL:
         rule->target = T_FULL;
         break;
     case SA_URI:
-        rule->target = T_URI;
+        rule->target = T_SA_URI;
         break;
     default:
         snprintf(why, wn, "unsupported construct: rule type");
@@ -247,8 +276,7 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
 /* The tflags of a loaded rule that change nothing here are said, by word:
  * smtpgate does not do what they ask (yet).  Those it follows (multiple,
  * maxhits, net, learn, nice) and those without effect without Bayes or
- * user preferences (noautolearn, userconf, publish), or already true of
- * smtpgate's body (nosubject: it has no Subject in front), are not. */
+ * user preferences (noautolearn, userconf, publish), are not. */
 static void tally_tflags(struct rules_build *b, struct sa_conf *c, const struct sa_rule *sr)
 {
     static const char *const known[] = {"multiple",    "net",      "learn",   "nice",

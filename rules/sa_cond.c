@@ -11,11 +11,13 @@
 
 #define COND_MAX_DEPTH 32
 
-/* What smtpgate emulates: ReplaceTags (the templates) is done by the loader;
+/* What smtpgate emulates: ReplaceTags (the templates) is done by the loader,
+ * MIMEHeader by the mimeheader target;
  * the features are the syntax and behaviour changes of SpamAssassin 4.0 that
  * the loader follows.  Everything else is absent, so its rules are skipped. */
 static const char *const emulated_plugins[] = {
     "Mail::SpamAssassin::Plugin::ReplaceTags",
+    "Mail::SpamAssassin::Plugin::MIMEHeader",
 };
 static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_bug6558_free",

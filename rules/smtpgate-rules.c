@@ -451,6 +451,13 @@ static int cmd_test(int argc, char **argv)
     }
     struct rules_msg *m = rules_msg_parse(bytes, len);
     free(bytes);
+    if (m != NULL && rules_msg_mbox_from(m))
+        printf("warning %s: the first line is an mbox \"From \" line, not a field: "
+               "left out, as SpamAssassin does\n",
+               pos[npos - 1]);
+    if (m != NULL && rules_msg_no_headers(m))
+        printf("warning %s: no header section: the message starts with its body\n",
+               pos[npos - 1]);
     struct rules_tx *conn = rules_tx_new(r);
     struct rules_tx *tx = NULL;
     const struct rules_outcome *o;

@@ -56,7 +56,8 @@ static void test_headers(void **state)
             "\r\n"
             "Not-A-Header: body\r\n");
     assert_string_equal(rules_msg_header(m, "subject", 0), "Caf\xc3\xa9 ouvert");
-    assert_string_equal(rules_msg_header(m, "X-Q", 0), "caf\xc3\xa9 cr\xc3\xa8me and\tmore ab");
+    /* unfolded as SpamAssassin unfolds: the line end and its blanks one blank */
+    assert_string_equal(rules_msg_header(m, "X-Q", 0), "caf\xc3\xa9 cr\xc3\xa8me and more ab");
     /* raw 8-bit Latin-1 comes out as valid UTF-8 */
     assert_string_equal(rules_msg_header(m, "X-Raw", 0), "na\xc3\xafve");
     assert_string_equal(rules_msg_header(m, "X-Koi", 0),

@@ -286,7 +286,8 @@ static void test_differential(void **state)
     for (size_t i = 0; i < with->n; i++)
         if (with->v[i].pf_slot >= 0)
             per_slot[with->v[i].pf_slot]++;
-    for (int k = 0; k < RULES_PF_SLOTS; k++) {
+    /* the native texts; slots 5 and 6 are SpamAssassin's body and rawbody */
+    for (int k = 0; k < 5; k++) {
         assert_true(per_slot[k] >= 8);
         assert_non_null(with->pf[k]);
     }

@@ -1,0 +1,31 @@
+/*
+ * sa_uri - SpamAssassin's forms of one URI (Util.pm uri_list_canonicalize);
+ * pure.
+ *
+ * sa_uri_forms(uri, len, fn, arg) hands fn each form a uri rule is matched
+ * against: the URI itself (line ends and surrounding whitespace removed),
+ * and, when they differ from it, the normalised URI (backslashes as
+ * slashes, "http:/x" as "http://x", a missing scheme added: "ftp://" before
+ * "ftp.", "http://" before anything else, so "www.x" is "http://www.x"; a
+ * "/" before a "?" or "#" that follows the host; &#NN; references to
+ * printable ASCII decoded), the same without a user part ("user@"), without
+ * trailing non-alphanumerics on the host, without the default port, and
+ * the target of a redirector ("...?url=http://target"), itself normalised.
+ * A mailto: or user@host URI gives itself and the address before a "?".
+ * What SpamAssassin skips ("#...", "?...", "&...", "/path", one octet) gives
+ * nothing.  At most SA_URI_FORMS_MAX forms; a redirector nests at most
+ * SA_URI_NEST_MAX deep.
+ */
+#ifndef SMTPGATE_SA_URI_H
+#define SMTPGATE_SA_URI_H
+
+#include <stddef.h>
+
+#define SA_URI_FORMS_MAX 16
+#define SA_URI_NEST_MAX  4
+
+typedef void (*sa_uri_fn)(void *arg, const char *uri, size_t len);
+
+void sa_uri_forms(const char *uri, size_t len, sa_uri_fn fn, void *arg);
+
+#endif
