@@ -111,12 +111,6 @@ static void host_forms(struct forms *f, const char *u, size_t n, unsigned depth)
             forms(f, rest + i, e - i, depth + 1);
         break;
     }
-    /* without the user part */
-    if (hs > p) {
-        int k = snprintf(buf, sizeof(buf), "%.*s%.*s", (int)p, u, (int)(n - hs), u + hs);
-        if (k > 0 && (size_t)k < sizeof(buf))
-            emit(f, buf, (size_t)k);
-    }
     /* the host without trailing punctuation */
     size_t ht = he;
     while (ht > hs && !isalnum((unsigned char)u[ht - 1]))

@@ -8,8 +8,9 @@
  * slashes, "http:/x" as "http://x", a missing scheme added: "ftp://" before
  * "ftp.", "http://" before anything else, so "www.x" is "http://www.x"; a
  * "/" before a "?" or "#" that follows the host; &#NN; references to
- * printable ASCII decoded), the same without a user part ("user@"), without
- * trailing non-alphanumerics on the host, without the default port, and
+ * printable ASCII decoded), and the forms SpamAssassin builds from its
+ * protocol, host and rest (so without a user part "user@"): the host
+ * without trailing non-alphanumerics, the rest without the default port;
  * the target of a redirector ("...?url=http://target"), itself normalised.
  * A mailto: or user@host URI gives itself and the address before a "?".
  * What SpamAssassin skips ("#...", "?...", "&...", "/path", one octet) gives

@@ -1,0 +1,376 @@
+/*
+ * Unit tests for SpamAssassin's model of a message (msg.c, html.c,
+ * sa_text.c, sa_uri.c): the whitespace rule of its body (a line end inside
+ * a paragraph is a blank, a blank line a paragraph break), its line and
+ * rawbody cuts, the forms of a URI (www. made http://, a "/" before the
+ * query, the user part and the default port left out, a redirector's
+ * target), and, through SpamAssassin rules loaded from a folder of their
+ * own, over messages written here: the Subject first in body, HTML
+ * rendered as HTML.pm renders it, ^ and $ at a paragraph's ends and /m at
+ * line ends of mail with CRLF, rawbody decoded but not rendered,
+ * nosubject, EnvelopeFrom from MAIL FROM or Return-Path, mimeheader over
+ * each part (decoded and :raw), and the mbox "From " line and a message
+ * without a header section.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rules/rules.h"
+#include "rules/sa_text.h"
+#include "rules/sa_uri.h"
+
+static char dir[] = "/tmp/test_sa_model.XXXXXX";
+
+static int setup(void **state)
+{
+    (void)state;
+    return mkdtemp(dir) == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *para(const char *in)
+{
+    static char out[1024];
+    struct rules_buf b = {0};
+    sa_text_paragraphs(in, strlen(in), &b);
+    assert_false(b.nomem);
+    snprintf(out, sizeof(out), "%.*s", (int)b.len, b.p ? b.p : "");
+    free(b.p);
+    return out;
+}
+
+static void test_paragraphs(void **state)
+{
+    (void)state;
+    assert_string_equal(para("Bad\nCredit"), "Bad Credit");
+    assert_string_equal(para("CLICK\n\nHERE"), "CLICK\nHERE");
+    assert_string_equal(para("a \t\n \n\n b"), "a \n b");
+    /* as Perl does it: the CR before the first line end is a blank of its own */
+    assert_string_equal(para("one\r\n\r\ntwo\r\n"), "one \ntwo ");
+    /* NBSP and U+2003 are Perl's \s on characters */
+    assert_string_equal(para("x\xc2\xa0\xe2\x80\x83y"), "x y");
+    /* other UTF-8 stays */
+    assert_string_equal(para("caf\xc3\xa9  cr\xc3\xa8me"), "caf\xc3\xa9 cr\xc3\xa8me");
+    assert_string_equal(para(""), "");
+}
+
+static void test_lines_and_chunks(void **state)
+{
+    (void)state;
+    assert_int_equal(sa_text_line_end("ab\ncd", 5), 3);
+    assert_int_equal(sa_text_line_end("abcd", 4), 4);
+    /* a long line: cut after its last blank within 2048 */
+    static char long_line[5000];
+    memset(long_line, 'x', sizeof(long_line));
+    long_line[100] = ' ';
+    long_line[2000] = ' ';
+    assert_int_equal(sa_text_line_end(long_line, sizeof(long_line)), 2001);
+    long_line[100] = long_line[2000] = 'x';
+    assert_int_equal(sa_text_line_end(long_line, sizeof(long_line)), SA_TEXT_LINE_MAX);
+    /* rawbody: up to twice the limit whole, then cut at a line end */
+    assert_int_equal(sa_text_chunk_end(long_line, 4096), 4096);
+    long_line[3000] = '\n';
+    long_line[2500] = '>';
+    assert_int_equal(sa_text_chunk_end(long_line, sizeof(long_line)), 3001);
+    long_line[3000] = 'x';
+    assert_int_equal(sa_text_chunk_end(long_line, sizeof(long_line)), 2501);
+    long_line[2500] = 'x';
+    assert_int_equal(sa_text_chunk_end(long_line, sizeof(long_line)), SA_TEXT_LINE_MAX + 1);
+}
+
+struct forms {
+    char v[SA_URI_FORMS_MAX][300];
+    size_t n;
+};
+
+static void form(void *arg, const char *s, size_t n)
+{
+    struct forms *f = arg;
+    assert_true(f->n < SA_URI_FORMS_MAX);
+    snprintf(f->v[f->n++], sizeof(f->v[0]), "%.*s", (int)n, s);
+}
+
+static bool has_form(const struct forms *f, const char *s)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->v[i], s) == 0)
+            return true;
+    return false;
+}
+
+static struct forms forms_of(const char *uri)
+{
+    struct forms f = {0};
+    sa_uri_forms(uri, strlen(uri), form, &f);
+    return f;
+}
+
+static void test_uri_forms(void **state)
+{
+    (void)state;
+    struct forms f = forms_of("www.example.com/x");
+    assert_int_equal(f.n, 2);
+    assert_true(has_form(&f, "www.example.com/x") && has_form(&f, "http://www.example.com/x"));
+    f = forms_of("ftp.example.com/f");
+    assert_true(has_form(&f, "ftp://ftp.example.com/f"));
+    f = forms_of("http:\\\\example.com?a=1");
+    assert_true(has_form(&f, "http://example.com/?a=1"));
+    /* the default port left out, and with it the user part */
+    f = forms_of("http://user@example.com:80/p");
+    assert_int_equal(f.n, 2);
+    assert_true(has_form(&f, "http://example.com/p"));
+    f = forms_of("https://example.com!!!/p");
+    assert_true(has_form(&f, "https://example.com/p"));
+    f = forms_of("http://r.example/go?u=http://target.example/p&x=1");
+    assert_true(has_form(&f, "http://target.example/p"));
+    f = forms_of("http://example.com/&#46;x&#x41;");
+    assert_true(has_form(&f, "http://example.com/.xA"));
+    f = forms_of("mailto:bob@example.com?subject=hi");
+    assert_int_equal(f.n, 2);
+    assert_true(has_form(&f, "mailto:bob@example.com"));
+    /* what SpamAssassin skips */
+    assert_int_equal(forms_of("#top").n, 0);
+    assert_int_equal(forms_of("/img/a.gif").n, 0);
+    assert_int_equal(forms_of("?q").n, 0);
+    assert_int_equal(forms_of("x").n, 0);
+    f = forms_of("  http://example.com/a\r\nb  ");
+    assert_true(has_form(&f, "http://example.com/ab"));
+}
+
+/* ---- through SpamAssassin rules ---- */
+
+static struct rules *load_cf(const char *cf)
+{
+    char sadir[300], path[400];
+    static unsigned seq;
+    snprintf(sadir, sizeof(sadir), "%s/sa%u", dir, seq++);
+    assert_int_equal(mkdir(sadir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/10_t.cf", sadir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(cf, fp);
+    fclose(fp);
+    const char *dirs[] = {sadir};
+    struct rules_sa_opts o = {.dirs = dirs, .ndirs = 1};
+    struct rules_errors errs = {0};
+    struct rules_sa_report rep = {0};
+    struct rules *r = NULL;
+    assert_int_equal(rules_load_sa(NULL, 0, &o, NULL, &r, &errs, &rep), 0);
+    assert_int_equal(rep.nskipped, 0);
+    rules_errors_free(&errs);
+    rules_sa_report_free(&rep);
+    return r;
+}
+
+static char *hits(struct rules *r, const char *msg, const char *mail_from)
+{
+    struct rules_msg *m = rules_msg_parse(msg, strlen(msg));
+    assert_non_null(m);
+    struct rules_tx *tx = rules_tx_new(r);
+    struct rules_facts f = {.mail_from = mail_from};
+    const struct rules_outcome *o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
+    assert_non_null(o);
+    static char buf[4096];
+    size_t n = 0;
+    buf[n++] = ' ';
+    for (size_t i = 0; i < o->nhits; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s ", o->hits[i].rule);
+    buf[n] = '\0';
+    rules_tx_free(tx);
+    rules_msg_free(m);
+    return buf;
+}
+
+static void expect(const char *h, const char *const *want, size_t nw, const char *const *miss,
+                   size_t nm)
+{
+    char w[200];
+    for (size_t i = 0; i < nw; i++) {
+        snprintf(w, sizeof(w), " %s ", want[i]);
+        if (strstr(h, w) == NULL)
+            fail_msg("%s did not hit:%s", want[i], h);
+    }
+    for (size_t i = 0; i < nm; i++) {
+        snprintf(w, sizeof(w), " %s ", miss[i]);
+        if (strstr(h, w) != NULL)
+            fail_msg("%s hit:%s", miss[i], h);
+    }
+}
+
+#define EXPECT(h, W, M) expect(h, W, sizeof(W) / sizeof(W[0]), M, sizeof(M) / sizeof(M[0]))
+
+static const char *plain = "From: a@example.org\r\n"
+                           "Subject: Hello there\r\n"
+                           "\r\n"
+                           "I can fix your Bad\r\n"
+                           "Credit today\r\n"
+                           "\r\n"
+                           "CLICK\r\n"
+                           "\r\n"
+                           "HERE\r\n"
+                           "visit www.example.com/offer?x=1 now\r\n";
+
+static void test_body(void **state)
+{
+    (void)state;
+    struct rules *r = load_cf("body SUBJ_FIRST /^Hello there$/\n"
+                              "body SUBJ_NOSUBJ /Hello there/\n"
+                              "tflags SUBJ_NOSUBJ nosubject\n"
+                              "body BAD_CREDIT /Bad Credit/\n"
+                              "body CLICK_LINE /^CLICK$/\n"
+                              "body CLICK_HERE /CLICK\\s+HERE/\n"
+                              "body EOL_M /today$/m\n"
+                              "body CR /\\r/\n"
+                              "rawbody RAW_LINES /Bad\\nCredit/\n"
+                              "rawbody RAW_CR /\\r/\n"
+                              "full FULL_CRLF /Bad\\r\\nCredit/\n"
+                              "uri URI_WWW m{^http://www\\.example\\.com/offer\\?x=1$}\n"
+                              "uri URI_ASIS /^www\\.example\\.com/\n");
+    const char *want[] = {"SUBJ_FIRST", "BAD_CREDIT", "CLICK_LINE", "EOL_M",
+                          "RAW_LINES",  "FULL_CRLF",  "URI_WWW",    "URI_ASIS"};
+    const char *miss[] = {"SUBJ_NOSUBJ", "CLICK_HERE", "CR", "RAW_CR"};
+    EXPECT(hits(r, plain, NULL), want, miss);
+    rules_unref(r);
+}
+
+static const char *html =
+    "From: a@example.org\r\n"
+    "Subject: News\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/alternative; boundary=\"b\"\r\n"
+    "\r\n"
+    "--b\r\n"
+    "Content-Type: text/plain; charset=us-ascii\r\n"
+    "\r\n"
+    "plain part\r\n"
+    "--b\r\n"
+    "Content-Type: text/html; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "<html><head><style>p {color: red}</style><title>Title</title></head><body>=\r\n"
+    "<p>You have <b>won</b>\r\n"
+    " a&nbsp;prize</p><div>line one<br>line two</div><p>Click <a href=3D\"http://=\r\n"
+    "192.0.2.7?claim=3D1\">here</a></p></body></html>\r\n"
+    "--b--\r\n";
+
+static void test_html(void **state)
+{
+    (void)state;
+    struct rules *r = load_cf("body WON /You have won a prize/\n"
+                              "body TITLE /^Title$/\n"
+                              "body LINE_ONE /^line one line two$/\n"
+                              "body STYLE /color/\n"
+                              "body PLAIN_FIRST /^plain part$/\n"
+                              "body TAGS /<b>/\n"
+                              "rawbody RAW_TAGS /<b>won<\\/b>/\n"
+                              "rawbody RAW_PLAIN /^plain part$/\n"
+                              "uri URI_SLASH m{^http://192\\.0\\.2\\.7/\\?claim=1$}\n"
+                              "mimeheader MH_HTML Content-Type =~ m{^text/html; charset=utf-8$}\n"
+                              "mimeheader MH_QP Content-Transfer-Encoding =~ /quoted-printable/\n"
+                              "mimeheader MH_RAW Content-Type:raw =~ /^multipart/\n"
+                              "mimeheader MH_NONE Content-Disposition =~ /./\n");
+    const char *want[] = {"WON",       "TITLE",     "LINE_ONE", "PLAIN_FIRST", "RAW_TAGS",
+                          "RAW_PLAIN", "URI_SLASH", "MH_HTML",  "MH_QP",       "MH_RAW"};
+    const char *miss[] = {"STYLE", "TAGS", "MH_NONE"};
+    EXPECT(hits(r, html, NULL), want, miss);
+    rules_unref(r);
+}
+
+static void test_envelope_from(void **state)
+{
+    (void)state;
+    struct rules *r = load_cf("header ENV_SMTP EnvelopeFrom =~ /^bounce\\@example\\.net$/\n"
+                              "header ENV_RP EnvelopeFrom:addr =~ /^rp\\@example\\.org$/\n"
+                              "header ENV_SET EnvelopeFrom =~ /./\n"
+                              "header ENV_UNSET EnvelopeFrom =~ /^none$/ [if-unset: none]\n");
+    const char *msg = "Return-Path: <rp@example.org>\r\nFrom: a@example.org\r\n\r\nx\r\n";
+    const char *want1[] = {"ENV_SMTP", "ENV_SET"}, *miss1[] = {"ENV_RP", "ENV_UNSET"};
+    EXPECT(hits(r, msg, "bounce@example.net"), want1, miss1);
+    /* without the SMTP fact (a saved message): Return-Path, SpamAssassin's guess */
+    const char *want2[] = {"ENV_RP", "ENV_SET"}, *miss2[] = {"ENV_SMTP", "ENV_UNSET"};
+    EXPECT(hits(r, msg, NULL), want2, miss2);
+    const char *want3[] = {"ENV_UNSET"}, *miss3[] = {"ENV_SET", "ENV_RP"};
+    EXPECT(hits(r, "From: a@example.org\r\n\r\nx\r\n", NULL), want3, miss3);
+    rules_unref(r);
+}
+
+static void test_mbox_and_no_headers(void **state)
+{
+    (void)state;
+    const char *mbox = "From bounce@example.org Mon Dec  7 10:00:00 2026\n"
+                       "From: Alice <alice@example.org>\n"
+                       "Subject: offer\n"
+                       "\n"
+                       "act now\n";
+    struct rules_msg *m = rules_msg_parse(mbox, strlen(mbox));
+    assert_true(rules_msg_mbox_from(m));
+    assert_false(rules_msg_no_headers(m));
+    assert_string_equal(rules_msg_header(m, "Subject", 0), "offer");
+    assert_string_equal(rules_msg_header(m, "From", 0), "Alice <alice@example.org>");
+    rules_msg_free(m);
+    /* the obsolete "From :" is a field */
+    m = rules_msg_parse("From : a@example.org\n\nx\n", 24);
+    assert_false(rules_msg_mbox_from(m));
+    assert_string_equal(rules_msg_header(m, "From", 0), "a@example.org");
+    rules_msg_free(m);
+    m = rules_msg_parse("just a body\nof two lines\n", 25);
+    assert_true(rules_msg_no_headers(m));
+    assert_int_equal(rules_msg_header(m, "just a body", 0) == NULL, 1);
+    rules_msg_free(m);
+
+    struct rules *r = load_cf("full FULL_MBOX /^From bounce/\n"
+                              "header SUBJ Subject =~ /^offer$/\n"
+                              "body NOHDR_BODY /^just a body of two lines $/\n");
+    const char *want[] = {"SUBJ"}, *miss[] = {"FULL_MBOX"};
+    EXPECT(hits(r, mbox, NULL), want, miss);
+    const char *want2[] = {"NOHDR_BODY"}, *miss2[] = {"SUBJ"};
+    EXPECT(hits(r, "just a body\nof two lines\n", NULL), want2, miss2);
+    rules_unref(r);
+}
+
+/* The native language's own body keeps its meaning, with LF line ends. */
+static void test_native_body_lf(void **state)
+{
+    (void)state;
+    struct rules_errors errs = {0};
+    struct rules *r = NULL;
+    const char *src = "rule EOL body /^Credit today$/m score 1\n"
+                      "rule NO_SUBJ body /Hello there/ score 1\n"
+                      "rule CR body /\\r/ score 1\n";
+    assert_int_equal(rules_load_buffer("t.rules", src, strlen(src), NULL, &r, &errs), 0);
+    const char *want[] = {"EOL"}, *miss[] = {"NO_SUBJ", "CR"};
+    EXPECT(hits(r, plain, NULL), want, miss);
+    rules_unref(r);
+    rules_errors_free(&errs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_paragraphs),
+        cmocka_unit_test(test_lines_and_chunks),
+        cmocka_unit_test(test_uri_forms),
+        cmocka_unit_test(test_body),
+        cmocka_unit_test(test_html),
+        cmocka_unit_test(test_envelope_from),
+        cmocka_unit_test(test_mbox_and_no_headers),
+        cmocka_unit_test(test_native_body_lf),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
