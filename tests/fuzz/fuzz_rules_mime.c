@@ -2,14 +2,17 @@
 // fuzz-sources: rules/ruleset.c rules/eval.c rules/match.c rules/report.c rules/msg.c
 // fuzz-sources: rules/sa_cf.c rules/sa_cond.c rules/sa_tally.c rules/sa_tmpl.c rules/sa_meta.c
 // fuzz-sources: rules/sa_compile.c rules/sa_files.c rules/sa_load.c rules/html.c
-// fuzz-sources: rules/literal.c util/alloc.c util/net.c
+// fuzz-sources: rules/literal.c rules/sa_text.c rules/sa_uri.c util/alloc.c util/net.c
 // fuzz-pkgs: libpcre2-8 gmime-3.0
 /*
  * A message from the network through the content rules: header splitting
  * and RFC 2047 decoding, GMime's MIME parse, transfer decoding, charset
- * conversion, HTML stripping and URI extraction.  Whatever the input, the
- * decoded body, raw body, header values, URIs and part names are valid UTF-8
- * without NUL octets, and evaluation ends with a verdict.
+ * conversion, HTML stripping and URI extraction, and SpamAssassin's views
+ * of the same message (its rendered body, rawbody pieces, URI forms, MIME
+ * part fields).  Whatever the input, the decoded body, raw body, header
+ * values, URIs and part names are valid UTF-8 without NUL octets, the
+ * element ends of SpamAssassin's body and rawbody ascend to their length,
+ * and evaluation ends with a verdict.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,7 +20,7 @@
 
 #include <glib.h>
 
-#include "rules/rules.h"
+#include "rules/rules_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -69,6 +72,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *n = rules_msg_part_name(m, i);
         utf8_clean(n, n ? strlen(n) : 0);
         utf8_clean(rules_msg_part_type(m, i), strlen(rules_msg_part_type(m, i)));
+    }
+    const size_t *ends;
+    size_t nends;
+    for (int k = 0; k < 2; k++) {
+        s = k == 0 ? rules_msg_sa_body(m, &len, &ends, &nends)
+                   : rules_msg_sa_rawbody(m, &len, &ends, &nends);
+        utf8_clean(s, len);
+        for (size_t i = 0; i < nends; i++)
+            if (ends[i] > len || (i > 0 && ends[i] <= ends[i - 1]))
+                abort();
+        if (nends > 0 && ends[nends - 1] != len)
+            abort();
+    }
+    for (size_t i = 0; i < rules_msg_sa_uri_count(m); i++)
+        utf8_clean(rules_msg_sa_uri(m, i), strlen(rules_msg_sa_uri(m, i)));
+    for (size_t i = 0; i < rules_msg_mime_field_count(m); i++) {
+        const char *v;
+        rules_msg_mime_field(m, i, i % 2 == 0, &v, &len);
+        utf8_clean(v, len);
     }
     for (size_t i = 0; i < 4; i++) {
         const char *h = rules_msg_header(m, "Subject", i);
