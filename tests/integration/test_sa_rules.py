@@ -392,3 +392,135 @@ def test_bench_and_test_take_the_same_options(loaded, tmp_path):
     assert re.search(r"^score 10\d\d\.\d required 5\.0$", p.stdout, re.M), p.stdout
     # without --sa and without a file: usage
     assert tool("test", d / "gtube.eml").returncode == 2
+
+
+# ---- SpamAssassin's model of a message: every regex rule, subrules included ----
+
+MODEL_HEADERS = HAM_HEADERS + "Return-Path: <alice@example.org>\n"
+MODEL = {
+    # a line end inside a paragraph is a blank, a blank line a break; www. made http://
+    "paragraphs": (_msg(MODEL_HEADERS + "Subject: Your credit\n",
+                        "Dear Friend,\nI can repair your bad\ncredit with a one\ntime offer.\n\n"
+                        "CLICK\n\nHERE\nVisit www.example.com/offer?id=7 today.\n"),
+                   {"BAD_CREDIT", "ONE_TIME", "__SINGLE_WORD_LINE", "__LOCAL_PP_NONPPURL"}),
+    # HTML rendered (title, no style), links normalised ("/" before "?"), rawbody not rendered
+    "html": (_msg(MODEL_HEADERS + "Subject: News for you\nMIME-Version: 1.0\n"
+                  'Content-Type: multipart/alternative; boundary="b1"\n',
+                  "--b1\nContent-Type: text/plain; charset=us-ascii\n\nYou have won a prize\n"
+                  "--b1\nContent-Type: text/html; charset=utf-8\n"
+                  "Content-Transfer-Encoding: quoted-printable\n\n"
+                  "<html><head><title>Winner</title><style>p {color:red}</style></head><body>=\n"
+                  "<p>Dear lucky <b>winner</b>,</p><div>unclaimed money<br>awaits you</div>=\n"
+                  '<p><a href=3D"http://192.0.2.7?claim=3D1">Click here</a> or '
+                  '<a href=3D"www.example.net/x">=\nthere</a>'
+                  '<img src=3D"http://img.example.com/p.gif" width=3D"1" height=3D"1"></p>'
+                  "</body></html>\n--b1--\n"),
+             {"DEAR_WINNER", "UNCLAIMED_MONEY", "NORMAL_HTTP_TO_IP", "__YOU_WON_01",
+              "__HAS_IMG_SRC", "__ANY_TEXT_ATTACH"}),
+    # the mbox separator is no field: the header section is the next lines
+    "mbox": (b"From alice@example.org Mon Dec  7 10:00:00 2026\n" +
+             _msg(MODEL_HEADERS + "Subject: Minutes\n",
+                  "Hi Bob,\n\nthe minutes are attached.\n\nAlice\n").replace(b"\r\n", b"\n"),
+             {"__HAS_FROM", "__HAS_SUBJECT", "__SANE_MSGID"}),
+    "noheaders": (b"Hello Bob\nthis message has no header section at all.\n\nAlice\n",
+                  {"__NONEMPTY_BODY"}),
+    # MESSAGEID takes X-Message-Id first; a folded, encoded Subject; Cc folded
+    "headers": (_msg('From: "Alice" <alice@example.org>\nTo: bob@example.net\n'
+                     "Cc: carol@example.com,\n dave@example.com\n"
+                     "Date: Mon, 07 Dec 2026 10:00:00 +0000\nX-Message-Id: <abc@x>\n"
+                     "Message-ID: <20261207100000.4711@mail.example.org>\n"
+                     "Subject: =?utf-8?q?Cheap_watches?=\n =?utf-8?b?bm93IQ==?=\n", "Hello\n"),
+                {"MSGID_SHORT", "__TOCC_EXISTS"}),
+    # base64 text with CRLF inside, a PDF part's fields for mimeheader
+    "base64": (_msg(MODEL_HEADERS + "Subject: Report\nMIME-Version: 1.0\n"
+                    'Content-Type: multipart/mixed; boundary="b2"\n',
+                    "--b2\nContent-Type: text/plain; charset=utf-8\n"
+                    "Content-Transfer-Encoding: base64\n\n"
+                    "RGVhciBGcmllbmQsDQp0aGlzIGlzIGEgcmVwb3J0Lg0KDQpDTElDSyBIRVJFDQo=\n"
+                    '--b2\nContent-Type: application/pdf; name="r.pdf"\n'
+                    'Content-Disposition: attachment; filename="r.pdf"\n'
+                    "Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n--b2--\n"),
+               {"DEAR_FRIEND", "__CLICK_HERE", "__PDF_ATTACH_MT", "__PDF_ATTACH_FN2"}),
+    # EnvelopeFrom: SpamAssassin guesses it from Return-Path, smtpgate knows MAIL FROM
+    "envfrom": (_msg(HAM_HEADERS + "Return-Path: <xkqzvbtw@example.com>\nSubject: Hi\n",
+                     "Hi Bob\n"),
+                {"HK_RANDOM_ENVFROM"}),
+}
+# what the model shapes: rules over a text of the message, not metas or evals
+MODEL_TYPES = {"body", "rawbody", "uri", "header", "mimeheader", "full", "headers",
+               "headers:raw"}
+
+
+def sa_all_hits(msg: bytes, home: Path) -> set[str]:
+    """Every rule SpamAssassin's debug output says hit, subrules (__NAME) included."""
+    env = dict(os.environ, HOME=str(home), LANG="C")
+    p = subprocess.run(["spamassassin", "-L", "-t", "-D", "rules,mimeheader"], input=msg,
+                       capture_output=True, timeout=180, env=env)
+    assert p.returncode in (0, 1), p.stderr.decode(errors="replace")[-2000:]
+    return set(re.findall(r"dbg: (?:rules|mimeheader): ran (?:\S+ )?rule (\S+) ======> got hit",
+                          p.stderr.decode(errors="replace")))
+
+
+def envelope_from(msg: bytes) -> str | None:
+    m = re.search(rb"^Return-Path: <([^>]*)>", msg, re.M)
+    return m.group(1).decode() if m else None
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    home = tmp_path_factory.mktemp("sa-home-model")
+    work = tmp_path_factory.mktemp("model")
+    out = {}
+    for name, (msg, _) in MODEL.items():
+        path = work / f"{name}.eml"
+        path.write_bytes(msg)
+        env = envelope_from(msg)
+        p = tool("test", "--sa", path, *(["--from", env] if env else []))
+        assert p.returncode in (0, 1), p.stdout + p.stderr
+        sg = {m.group(1) for m in re.finditer(r"^hit\s+content\s+(\S+)\s", p.stdout, re.M)}
+        out[name] = (sa_all_hits(msg, home), sg, p.stdout)
+    return out
+
+
+def test_message_model_agrees_with_spamassassin(model, lint):
+    types = {m.group(1): m.group(2) for m in re.finditer(r"^rule (\S+) (\S+)", lint, re.M)}
+    common = {r for r, t in types.items() if t in MODEL_TYPES}
+    assert {types[r] for r in common} >= {"body", "rawbody", "uri", "header", "mimeheader"}
+    disagreements, agree = [], 0
+    for name, (sa, sg, _) in model.items():
+        sa_c, sg_c = sa & common, sg & common
+        for rule in sorted(sa_c ^ sg_c):
+            disagreements.append(f"{name}: {rule} ({types[rule]}) hit by "
+                                 f"{'spamassassin only' if rule in sa_c else 'smtpgate only'}")
+        agree += len(common) - len(sa_c ^ sg_c)
+    print(f"\nmessage model: {len(common)} rules over texts of the message, {len(model)} "
+          f"messages: agreements {agree} of {len(common) * len(model)}")
+    for d in disagreements:
+        print("disagreement:", d)
+    for name, (msg, want) in MODEL.items():
+        sa, sg, _ = model[name]
+        assert want <= sa, f"{name}: spamassassin misses {want - sa}"
+        assert want <= sg, f"{name}: smtpgate misses {want - sg}"
+    assert disagreements == []
+
+
+def test_test_warns_of_mbox_line_and_missing_header_section(model):
+    out = model["mbox"][2]
+    assert re.search(r'^warning \S+mbox\.eml: the first line is an mbox "From " line, not a '
+                     r"field: left out, as SpamAssassin does$", out, re.M), out
+    assert "no header section" not in out
+    out = model["noheaders"][2]
+    assert re.search(r"^warning \S+noheaders\.eml: no header section: the message starts "
+                     r"with its body$", out, re.M), out
+    assert "warning" not in model["html"][2]
+
+
+def test_envelope_from_is_the_smtp_fact(model, tmp_path):
+    # the message says one sender, MAIL FROM another: smtpgate judges MAIL FROM
+    path = tmp_path / "envfrom.eml"
+    path.write_bytes(MODEL["envfrom"][0])
+    p = tool("test", "--sa", path, "--from", "alice@example.org")
+    assert p.returncode in (0, 1), p.stdout + p.stderr
+    assert not re.search(r"^hit\s+content\s+HK_RANDOM_ENVFROM\s", p.stdout, re.M), p.stdout
+    assert re.search(r'^hit\s+content\s+HK_RANDOM_ENVFROM\s+header EnvelopeFrom\s+"xkqzvbtw"',
+                     model["envfrom"][2], re.M)
