@@ -6,7 +6,7 @@
  * query, the user part and the default port left out, a redirector's
  * target), and, through SpamAssassin rules loaded from a folder of their
  * own, over messages written here: the Subject first in body, HTML
- * rendered as HTML.pm renders it, ^ and $ at a paragraph's ends and /m at
+ * rendered as HTML.pm renders it (invisible text kept), ^ and $ at a paragraph's ends and /m at
  * line ends of mail with CRLF, rawbody decoded but not rendered,
  * nosubject, EnvelopeFrom from MAIL FROM or Return-Path, mimeheader over
  * each part (decoded and :raw), and the mbox "From " line and a message
@@ -292,6 +292,20 @@ static void test_html(void **state)
     rules_unref(r);
 }
 
+/* SpamAssassin 4.0's body keeps text it calls invisible (display:none, the
+ * colour of the background): get_rendered_text() with no option. */
+static void test_html_invisible_kept(void **state)
+{
+    (void)state;
+    struct rules *r = load_cf("body HIDDEN /hiddenword/\nbody WHITE /whiteword/\n");
+    const char *msg = "From: a@example.org\r\nSubject: t\r\nContent-Type: text/html\r\n\r\n"
+                      "<html><body><p>Visible</p><span style=\"display:none\">hiddenword</span>"
+                      "<font color=\"#ffffff\">whiteword</font></body></html>\r\n";
+    const char *want[] = {"HIDDEN", "WHITE"}, *miss[] = {"NONE"};
+    EXPECT(hits(r, msg, NULL), want, miss);
+    rules_unref(r);
+}
+
 static void test_envelope_from(void **state)
 {
     (void)state;
@@ -368,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_uri_forms),
         cmocka_unit_test(test_body),
         cmocka_unit_test(test_html),
+        cmocka_unit_test(test_html_invisible_kept),
         cmocka_unit_test(test_envelope_from),
         cmocka_unit_test(test_mbox_and_no_headers),
         cmocka_unit_test(test_native_body_lf),
