@@ -550,10 +550,14 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
         const struct rule *rule = &r->v[i];
         if (rule->stage != RULES_STAGE_CONTENT || rule->match == M_META)
             continue;
-        if (rule->target == T_HEADER || rule->target == T_HEADERS || rule->target == T_SA_HEADER)
+        if (rule->target == T_HEADER || rule->target == T_HEADERS ||
+            rule->target == T_SA_HEADER || rule->target == T_SA_ENVFROM)
             r->need_headers = true;
         else if (rule->target != T_SIZE)
             r->need_raw = true;
+        if (rule->target == T_SA_BODY || rule->target == T_SA_RAWBODY ||
+            rule->target == T_SA_URI || rule->target == T_SA_MIMEHEADER)
+            r->need_sa = true;
     }
     /* thresholds beyond the content stage's rules still need it for the report */
     r->stages |= 1u << RULES_STAGE_CONTENT;

@@ -85,6 +85,12 @@ struct rules_msg {
     size_t sa_nuris;
     struct mime_field *mfields;
     size_t nmfields;
+    /* The SpamAssassin views cost a second rendering: built only when its
+     * rules are loaded (rules_msg_want_sa before the first view, then in
+     * the same MIME pass as the native views) or asked for. */
+    bool sa_wanted;
+    bool sa_done;
+    bool pass_native, pass_sa; /* what the MIME pass under way fills */
     bool mbox_from;  /* the first line was an mbox "From " line: dropped */
     bool no_headers; /* the message did not start with a header section */
     bool nomem; /* an allocation failed: a view is partial (sticky) */
@@ -611,7 +617,8 @@ static void leaf(struct rules_msg *m, GMimeObject *obj)
     GMimeContentType *ct = g_mime_object_get_content_type(obj);
     char *type = ct ? g_mime_content_type_get_mime_type(ct) : NULL;
     const char *name = g_mime_part_get_filename(GMIME_PART(obj));
-    add_part(m, type ? type : "text/plain", name);
+    if (m->pass_native)
+        add_part(m, type ? type : "text/plain", name);
     bool text = ct == NULL || g_mime_content_type_is_type(ct, "text", "*");
     bool html = ct != NULL && g_mime_content_type_is_type(ct, "text", "html");
     /* SpamAssassin renders text/plain and text/html; its rawbody has every
@@ -620,8 +627,12 @@ static void leaf(struct rules_msg *m, GMimeObject *obj)
     bool sa_raw = (text || g_mime_content_type_is_type(ct, "message", "*")) &&
                   !(ct != NULL && g_mime_content_type_is_type(ct, "text", "calendar"));
     g_free(type);
-    sa_leaf(m);
-    if (!text && !sa_raw)
+    text = text && m->pass_native;
+    sa_raw = sa_raw && m->pass_sa;
+    sa_rendered = sa_rendered && m->pass_sa;
+    if (m->pass_sa)
+        sa_leaf(m);
+    if (!text && !sa_raw && !sa_rendered)
         return;
     GMimeDataWrapper *dw = g_mime_part_get_content(GMIME_PART(obj));
     if (dw == NULL)
@@ -702,14 +713,16 @@ static void walk(struct rules_msg *m, GMimeObject *obj, unsigned depth)
 {
     if (obj == NULL || depth > MIME_MAX_NESTING || m->nparts >= PART_MAX_COUNT)
         return;
-    mime_fields(m, obj);
+    if (m->pass_sa)
+        mime_fields(m, obj);
     if (GMIME_IS_MULTIPART(obj)) {
         GMimeMultipart *mp = GMIME_MULTIPART(obj);
         int n = g_mime_multipart_get_count(mp);
         for (int i = 0; i < n; i++)
             walk(m, g_mime_multipart_get_part(mp, i), depth + 1);
     } else if (GMIME_IS_MESSAGE_PART(obj)) {
-        add_part(m, "message/rfc822", NULL);
+        if (m->pass_native)
+            add_part(m, "message/rfc822", NULL);
         GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
         if (inner != NULL)
             walk(m, g_mime_message_get_mime_part(inner), depth + 1);
@@ -737,14 +750,18 @@ static bool too_nested(const char *s, size_t n)
     return false;
 }
 
-static void mime_parse(struct rules_msg *m)
+/* One MIME pass filling the native views, SpamAssassin's, or both. */
+static void mime_parse(struct rules_msg *m, bool native, bool sa)
 {
-    m->mime_done = true;
+    m->pass_native = native;
+    m->pass_sa = sa;
     if (m->raw == NULL)
         return;
     /* decoded text is about as long as the message: one allocation each */
-    rules_buf_reserve(&m->body, m->raw_len);
-    rules_buf_reserve(&m->rawbody, m->raw_len);
+    if (native) {
+        rules_buf_reserve(&m->body, m->raw_len);
+        rules_buf_reserve(&m->rawbody, m->raw_len);
+    }
     if (!too_nested(m->raw, m->raw_len)) {
         GMimeStream *st = g_mime_stream_mem_new_with_buffer(m->raw, m->raw_len);
         GMimeParser *p = g_mime_parser_new_with_stream(st);
@@ -764,9 +781,12 @@ static void mime_parse(struct rules_msg *m)
     char *utf8 = to_utf8(m, b, n, NULL, &len);
     if (utf8 != NULL) {
         len = crlf_to_lf(utf8, len);
-        add_text(m, utf8, len, false);
-        sa_raw_add(m, utf8, len);
-        sa_render_add(m, utf8, len, false);
+        if (native)
+            add_text(m, utf8, len, false);
+        if (sa) {
+            sa_raw_add(m, utf8, len);
+            sa_render_add(m, utf8, len, false);
+        }
     }
     free(utf8);
 }
@@ -799,8 +819,32 @@ static void mime_build(struct rules_msg *m)
 {
     if (m->mime_done)
         return;
-    mime_parse(m);
+    bool sa = m->sa_wanted && !m->sa_done;
+    mime_parse(m, true, sa);
+    m->mime_done = true;
+    if (sa) {
+        sa_body_build(m);
+        m->sa_done = true;
+    }
+}
+
+static void sa_build(struct rules_msg *m)
+{
+    if (m->sa_done)
+        return;
+    m->sa_wanted = true;
+    if (!m->mime_done) {
+        mime_build(m);
+        return;
+    }
+    mime_parse(m, false, true);
     sa_body_build(m);
+    m->sa_done = true;
+}
+
+void rules_msg_want_sa(struct rules_msg *m)
+{
+    m->sa_wanted = true;
 }
 
 const char *rules_msg_body(struct rules_msg *m, size_t *len)
@@ -858,7 +902,7 @@ const char *rules_msg_part_name(struct rules_msg *m, size_t i)
 const char *rules_msg_sa_body(struct rules_msg *m, size_t *len, const size_t **ends,
                               size_t *nends)
 {
-    mime_build(m);
+    sa_build(m);
     const char *s = m->sa_body.p ? rules_buf_cstr(&m->sa_body) : NULL;
     *len = s ? m->sa_body.len : 0;
     *ends = m->sa_body_ends;
@@ -869,7 +913,7 @@ const char *rules_msg_sa_body(struct rules_msg *m, size_t *len, const size_t **e
 const char *rules_msg_sa_rawbody(struct rules_msg *m, size_t *len, const size_t **ends,
                                  size_t *nends)
 {
-    mime_build(m);
+    sa_build(m);
     const char *s = m->sa_raw.p ? rules_buf_cstr(&m->sa_raw) : NULL;
     *len = s ? m->sa_raw.len : 0;
     *ends = m->sa_raw_ends;
@@ -879,13 +923,13 @@ const char *rules_msg_sa_rawbody(struct rules_msg *m, size_t *len, const size_t 
 
 size_t rules_msg_sa_uri_count(struct rules_msg *m)
 {
-    mime_build(m);
+    sa_build(m);
     return m->sa_nuris;
 }
 
 const char *rules_msg_sa_uri(struct rules_msg *m, size_t i)
 {
-    mime_build(m);
+    sa_build(m);
     return i < m->sa_nuris ? m->sa_uris[i] : NULL;
 }
 
@@ -901,14 +945,14 @@ bool rules_msg_no_headers(const struct rules_msg *m)
 
 size_t rules_msg_mime_field_count(struct rules_msg *m)
 {
-    mime_build(m);
+    sa_build(m);
     return m->nmfields;
 }
 
 const char *rules_msg_mime_field(struct rules_msg *m, size_t i, bool raw, const char **value,
                                  size_t *len)
 {
-    mime_build(m);
+    sa_build(m);
     *value = m->mfields[i].value[raw ? 1 : 0];
     *len = m->mfields[i].len[raw ? 1 : 0];
     return m->mfields[i].name;

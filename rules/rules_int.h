@@ -198,6 +198,7 @@ struct rules {
     unsigned stages;
     bool need_headers;
     bool need_raw;
+    bool need_sa; /* rules read SpamAssassin's views of the message */
 };
 
 struct sa_tally;
@@ -249,6 +250,9 @@ const char *rules_msg_sa_rawbody(struct rules_msg *m, size_t *len, const size_t 
                                  size_t *nends);
 size_t rules_msg_sa_uri_count(struct rules_msg *m);
 const char *rules_msg_sa_uri(struct rules_msg *m, size_t i);
+/* The SpamAssassin views will be asked for: built in the same MIME pass as
+ * the native ones (they are built on their own pass otherwise). */
+void rules_msg_want_sa(struct rules_msg *m);
 /* The fields of every MIME part (mimeheader): name, and the value decoded
  * or raw, with its line end; i below the count. */
 size_t rules_msg_mime_field_count(struct rules_msg *m);

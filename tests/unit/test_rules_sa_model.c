@@ -24,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "rules/rules.h"
+#include "rules/rules_int.h"
 #include "rules/sa_text.h"
 #include "rules/sa_uri.h"
 
@@ -249,6 +249,42 @@ static void test_body(void **state)
     rules_unref(r);
 }
 
+/* The view itself, exactly; asked after the native views (its own MIME
+ * pass) or first (one pass for both), the same. */
+static void test_body_text(void **state)
+{
+    (void)state;
+    const char *want = "Hello there\nI can fix your Bad Credit today\nCLICK\n"
+                       "HERE visit www.example.com/offer?x=1 now ";
+    const size_t want_ends[] = {12, 44, 50, strlen(want)};
+    for (int order = 0; order < 2; order++) {
+        struct rules_msg *m = rules_msg_parse(plain, strlen(plain));
+        size_t len, n;
+        const size_t *ends;
+        if (order == 0) {
+            const char *nb = rules_msg_body(m, &len);
+            assert_string_equal(nb, "I can fix your Bad\nCredit today\n\nCLICK\n\nHERE\n"
+                                    "visit www.example.com/offer?x=1 now\n");
+        }
+        const char *s = rules_msg_sa_body(m, &len, &ends, &n);
+        assert_string_equal(s, want);
+        assert_int_equal(len, strlen(want));
+        assert_int_equal(n, 4);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(ends[i], want_ends[i]);
+        s = rules_msg_sa_rawbody(m, &len, &ends, &n);
+        assert_string_equal(s, "I can fix your Bad\nCredit today\n\nCLICK\n\nHERE\n"
+                               "visit www.example.com/offer?x=1 now\n");
+        assert_int_equal(n, 1);
+        assert_int_equal(rules_msg_sa_uri_count(m), 2);
+        assert_string_equal(rules_msg_sa_uri(m, 0), "www.example.com/offer?x=1");
+        assert_string_equal(rules_msg_sa_uri(m, 1), "http://www.example.com/offer?x=1");
+        if (order == 1)
+            assert_int_equal(rules_msg_uri_count(m), 1);
+        rules_msg_free(m);
+    }
+}
+
 static const char *html =
     "From: a@example.org\r\n"
     "Subject: News\r\n"
@@ -381,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_lines_and_chunks),
         cmocka_unit_test(test_uri_forms),
         cmocka_unit_test(test_body),
+        cmocka_unit_test(test_body_text),
         cmocka_unit_test(test_html),
         cmocka_unit_test(test_html_invisible_kept),
         cmocka_unit_test(test_envelope_from),
