@@ -169,7 +169,9 @@ $sa->init(1);
 my $conf = $sa->{conf};
 print "scoreset ", $conf->get_score_set(), "\n";
 for my $name (sort keys %{$conf->{test_types}}) {
-  my $qr = $conf->{test_qrs}->{$name};
+  # mimeheader rules keep their pattern in the MIMEHeader plugin's table
+  my $qr = $conf->{test_qrs}->{$name} //
+    ($conf->{mimeheader_tests}->{$name} ? $conf->{mimeheader_tests}->{$name}->{pattern} : undef);
   my $re = defined $qr ? qr_to_string($qr) : '';
   $re =~ s/[\r\n]/ /g;
   print join("\t", $name, $conf->{scores}->{$name} // 0, $re), "\n";
