@@ -91,6 +91,7 @@ struct rules_msg {
     bool sa_wanted;
     bool sa_done;
     bool pass_native, pass_sa; /* what the MIME pass under way fills */
+    size_t sa_body_offset; /* where SpamAssassin's header section ends */
     bool mbox_from;  /* the first line was an mbox "From " line: dropped */
     bool no_headers; /* the message did not start with a header section */
     bool nomem; /* an allocation failed: a view is partial (sticky) */
@@ -142,6 +143,7 @@ void rules_msg_set_raw(struct rules_msg *m, char *bytes, size_t len, size_t body
     m->raw = bytes;
     m->raw_len = len;
     m->body_offset = body_offset <= len ? body_offset : len;
+    m->sa_body_offset = m->body_offset;
     if (m->size < len)
         m->size = len;
 }
@@ -149,6 +151,41 @@ void rules_msg_set_raw(struct rules_msg *m, char *bytes, size_t len, size_t body
 void rules_msg_set_size(struct rules_msg *m, uint64_t size)
 {
     m->size = size;
+}
+
+/* Where SpamAssassin's Message.pm ends the header section: at the empty
+ * line (the body after it), at a line starting "--" (a MIME boundary: the
+ * body from it), or at the fourth line that is no field (up to three are
+ * read past and ignored); continuation lines belong to the section. */
+static size_t sa_header_end(const char *s, size_t n)
+{
+    size_t i = 0;
+    unsigned errors = 0;
+    while (i < n) {
+        const char *nl = memchr(s + i, '\n', n - i);
+        size_t e = nl ? (size_t)(nl - s) : n, next = nl ? e + 1 : n, le = e;
+        if (le > i && s[le - 1] == '\r')
+            le--;
+        if (le == i)
+            return next;
+        if (s[i] == ' ' || s[i] == '\t') {
+            i = next;
+            continue;
+        }
+        if (le - i >= 2 && s[i] == '-' && s[i + 1] == '-')
+            return i;
+        /* ^[\041-\071\073-\176]+[ \t]*: */
+        size_t c = i;
+        while (c < le && (unsigned char)s[c] > 32 && (unsigned char)s[c] < 127 && s[c] != ':')
+            c++;
+        size_t name_end = c;
+        while (c < le && (s[c] == ' ' || s[c] == '\t'))
+            c++;
+        if ((name_end == i || c >= le || s[c] != ':') && ++errors > 3)
+            return i;
+        i = next;
+    }
+    return n;
 }
 
 /* Header fields as Postfix sees them: a field is "name:" with printable
@@ -231,6 +268,7 @@ struct rules_msg *rules_msg_parse(const char *bytes, size_t len)
         return NULL;
     }
     rules_msg_set_raw(m, copy, len, i);
+    m->sa_body_offset = sa_header_end(copy, len);
     m->size = len;
     return m;
 }
@@ -753,10 +791,28 @@ static bool too_nested(const char *s, size_t n)
 /* One MIME pass filling the native views, SpamAssassin's, or both. */
 static void mime_parse(struct rules_msg *m, bool native, bool sa)
 {
-    m->pass_native = native;
-    m->pass_sa = sa;
     if (m->raw == NULL)
         return;
+    if (sa && m->sa_body_offset != m->body_offset) {
+        /* SpamAssassin read past lines that are no fields: its body starts
+         * elsewhere, and without a MIME structure of its own */
+        m->pass_native = false;
+        m->pass_sa = true;
+        const char *b = m->raw + m->sa_body_offset;
+        size_t n = m->raw_len - m->sa_body_offset, len;
+        char *utf8 = to_utf8(m, b, n, NULL, &len);
+        if (utf8 != NULL) {
+            len = crlf_to_lf(utf8, len);
+            sa_raw_add(m, utf8, len);
+            sa_render_add(m, utf8, len, false);
+        }
+        free(utf8);
+        sa = false;
+        if (!native)
+            return;
+    }
+    m->pass_native = native;
+    m->pass_sa = sa;
     /* decoded text is about as long as the message: one allocation each */
     if (native) {
         rules_buf_reserve(&m->body, m->raw_len);

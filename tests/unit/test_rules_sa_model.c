@@ -389,8 +389,30 @@ static void test_mbox_and_no_headers(void **state)
                               "body NOHDR_BODY /^just a body of two lines $/\n");
     const char *want[] = {"SUBJ"}, *miss[] = {"FULL_MBOX"};
     EXPECT(hits(r, mbox, NULL), want, miss);
-    const char *want2[] = {"NOHDR_BODY"}, *miss2[] = {"SUBJ"};
-    EXPECT(hits(r, "just a body\nof two lines\n", NULL), want2, miss2);
+    /* SpamAssassin reads past up to three lines that are no fields: its body
+     * is what follows the empty line; the native body is the whole text */
+    const char *miss2[] = {"SUBJ", "NOHDR_SKIPPED"};
+    rules_unref(r);
+    r = load_cf("body NOHDR_BODY /^second paragraph $/\n"
+                "body NOHDR_SKIPPED /just a body/\n"
+                "full NOHDR_FULL /^just a body/\n"
+                "header SUBJ Subject =~ /./\n");
+    const char *nohdr = "just a body\nof two lines\n\nsecond paragraph\n";
+    const char *want3[] = {"NOHDR_BODY", "NOHDR_FULL"};
+    EXPECT(hits(r, nohdr, NULL), want3, miss2);
+    m = rules_msg_parse(nohdr, strlen(nohdr));
+    size_t len;
+    assert_string_equal(rules_msg_body(m, &len), nohdr);
+    rules_msg_free(m);
+    /* four lines that are no fields: the fourth starts SpamAssassin's body */
+    const char *four = "a\nb\nc\nsecond paragraph\n";
+    const char *want4[] = {"NOHDR_BODY"};
+    EXPECT(hits(r, four, NULL), want4, miss2);
+    /* a MIME boundary line ends the section too, and begins the body */
+    rules_unref(r);
+    r = load_cf("rawbody BOUNDARY /^--b\\nsecond/\n");
+    const char *want5[] = {"BOUNDARY"}, *miss5[] = {"NONE"};
+    EXPECT(hits(r, "x\n--b\nsecond\n", NULL), want5, miss5);
     rules_unref(r);
 }
 
