@@ -282,6 +282,46 @@ def test_gtube_refused_through_the_proxy(gate_factory, recorder, smtpgate_binary
     assert GTUBE.encode() in m.content
 
 
+def test_message_model_through_the_proxy(gate_factory, recorder, smtpgate_binary, workdir):
+    """EnvelopeFrom is the MAIL FROM the client gave; body is SpamAssassin's, per paragraph,
+    on mail that came with CRLF line ends."""
+    so = plugin_dir(smtpgate_binary).parent.parent / "plugins" / "rules.so"
+    if not so.exists():
+        pytest.skip(f"{so} not built")
+    th = workdir / "thresholds.rules"
+    th.write_text('threshold reject 5 "550 5.7.1 Spam score too high"\n')
+    local = workdir / "local.cf"
+    local.write_text("header LOCAL_ENVFROM EnvelopeFrom =~ /^bounce\\@example\\.net$/\n"
+                     "score LOCAL_ENVFROM 3\n"
+                     "body LOCAL_PARA /^Bad Credit today$/\n"
+                     "score LOCAL_PARA 3\n")
+    extra = plugin_section("rules", so, files=[str(th)], spamassassin=True,
+                           spamassassin_local=[str(local)])
+    gate = gate_factory([recorder.address], extra=extra)
+    recorder.wait_idle()
+    msg = ("From: alice@example.org\r\nTo: bob@example.org\r\nSubject: offer\r\n"
+           "Date: Mon, 7 Dec 2026 10:00:00 +0000\r\nMessage-ID: <model.1@example.org>\r\n"
+           "\r\nHello,\r\n\r\nBad\r\nCredit today\r\n\r\nAlice\r\n").encode()
+    with gate.connect() as c:
+        c.ehlo("mail.example.org")
+        replies = c.mail_transaction("bounce@example.net", ["bob@example.org"], msg)
+        assert_reply(replies[-1], 550, "5.7.1")
+        c.quit()
+    # the plugin's line has every hit with its target, the tx line the scored ones
+    line = gate.wait_log(r"plugin rules: rules: score=\S+ required=5\.0 verdict=reject .*").group(0)
+    assert re.search(r"\bLOCAL_ENVFROM\(header EnvelopeFrom\)", line), line
+    assert re.search(r"\bLOCAL_PARA\(body\)", line), line
+    line = gate.wait_log(r"tx from=<bounce@example\.net> .*").group(0)
+    assert re.search(r"symbols=\S*\bLOCAL_ENVFROM\(3\.0\),LOCAL_PARA\(3\.0\)", line), line
+    with gate.connect() as c:
+        c.ehlo("mail.example.org")
+        c.mail_transaction("alice@example.org", ["bob@example.org"], msg)
+        c.quit()
+    line = gate.wait_log(r"tx from=<alice@example\.org> .*").group(0)
+    assert "LOCAL_ENVFROM" not in line, line
+    assert re.search(r"symbols=\S*\bLOCAL_PARA\(3\.0\)", line), line
+
+
 # ---- the differential against spamassassin -L -t ----
 
 def _msg(headers: str, body: str) -> bytes:
