@@ -40,6 +40,7 @@
 #define DECODED_MAX      (32u * 1024 * 1024)
 #define URI_MAX_COUNT    1000
 #define PART_MAX_COUNT   1000
+#define URI_TEXT_MAX     2048 /* rules_text_uris' longest */
 
 struct rules_part {
     char *type;
@@ -579,6 +580,29 @@ static void sa_uri_found(void *arg, const char *s, size_t n)
     sa_uri_forms(s, n, sa_uri_add, arg);
 }
 
+/* A URI of the text: SpamAssassin gives it its scheme first
+ * (_process_text_uri_list), so "www.x" is listed as "http://www.x" only,
+ * where a link's "www.x" is listed as written too. */
+static void sa_text_uri_found(void *arg, const char *s, size_t n)
+{
+    const char *pre = NULL;
+    if (n >= 4 && strncasecmp(s, "ftp.", 4) == 0)
+        pre = "ftp://";
+    else if (n >= 3 && strncasecmp(s, "www", 3) == 0)
+        pre = "http://";
+    if (pre == NULL) {
+        sa_uri_found(arg, s, n);
+        return;
+    }
+    char buf[URI_TEXT_MAX + 8];
+    if (n > URI_TEXT_MAX)
+        n = URI_TEXT_MAX;
+    size_t pl = strlen(pre);
+    memcpy(buf, pre, pl);
+    memcpy(buf + pl, s, n);
+    sa_uri_found(arg, buf, pl + n);
+}
+
 /* rawbody as SpamAssassin cuts it: each part, long ones in pieces. */
 static void sa_raw_add(struct rules_msg *m, const char *text, size_t n)
 {
@@ -863,7 +887,7 @@ static void sa_body_build(struct rules_msg *m)
     free(m->sa_render.p);
     m->sa_render = (struct rules_buf){.nomem = m->sa_render.nomem};
     if (m->sa_body.len > 0)
-        rules_text_uris(m->sa_body.p, m->sa_body.len, sa_uri_found, m);
+        rules_text_uris(m->sa_body.p, m->sa_body.len, sa_text_uri_found, m);
     for (size_t off = 0; off < m->sa_body.len && !m->sa_body.nomem;) {
         off += sa_text_line_end(m->sa_body.p + off, m->sa_body.len - off);
         if (!ends_add(m, &m->sa_body_ends, &m->sa_nbody, off))
