@@ -603,6 +603,76 @@ static void sa_text_uri_found(void *arg, const char *s, size_t n)
     sa_uri_found(arg, buf, pl + n);
 }
 
+/* Octets that end an address of the text, as Thunderbird's rules that
+ * SpamAssassin follows say (its tbirdenddelimemail); '@' ends the local part. */
+static bool mail_end(unsigned char c, bool local)
+{
+    return c >= 0x80 || c <= ' ' || c == 0x1b || strchr("><\"`}]{[|,('", c) != NULL ||
+           (local && c == '@');
+}
+
+/* The e-mail addresses of SpamAssassin's body text as mailto: URIs
+ * (_process_text_uri_list): trailing punctuation off, a domain with a dot
+ * and a top-level label of letters (SpamAssassin checks its TLD list). */
+static void sa_text_mail(struct rules_msg *m, const char *s, size_t n)
+{
+    const char *p = s, *end = s + n;
+    while ((p = memchr(p, '@', (size_t)(end - p))) != NULL && m->sa_nuris < URI_MAX_COUNT) {
+        const char *a = p, *e = p + 1;
+        while (a > s && (size_t)(p - a) < 251 && !mail_end((unsigned char)a[-1], true))
+            a--;
+        while (e < end && (size_t)(e - p) < 252 && !mail_end((unsigned char)*e, false))
+            e++;
+        p++;
+        if (a == p - 1 || e == p)
+            continue;
+        if (a > s && !isalnum((unsigned char)*a) &&
+            strchr("><\"'`,{[(| \t\n\r\f\v\x1b", a[-1]) == NULL)
+            continue;
+        /* s/[-~!@#^&*()_+=:;'?,.]*$// */
+        while (e > p && strchr("-~!@#^&*()_+=:;'?,.", e[-1]) != NULL)
+            e--;
+        const char *at = p - 1;
+        if (e <= p)
+            continue;
+        /* s/^(?:skype|e?-?mail)?:+//i */
+        const char *lp = a, *colon = memchr(a, ':', (size_t)(at - a));
+        if (colon != NULL) {
+            size_t w = (size_t)(colon - a);
+            if (w == 0 || (w == 5 && strncasecmp(a, "skype", 5) == 0) ||
+                (w == 4 && strncasecmp(a, "mail", 4) == 0) ||
+                (w == 5 && strncasecmp(a, "email", 5) == 0) ||
+                (w == 6 && strncasecmp(a, "e-mail", 6) == 0) ||
+                (w == 5 && strncasecmp(a, "-mail", 5) == 0)) {
+                lp = colon;
+                while (lp < at && *lp == ':')
+                    lp++;
+            }
+        }
+        if (lp == at)
+            continue;
+        /* the domain: up to ? & or >, with a dot and a top-level label of letters */
+        const char *he = p;
+        while (he < e && *he != '?' && *he != '&' && *he != '>')
+            he++;
+        const char *dot = NULL;
+        for (const char *q = p; q < he; q++)
+            if (*q == '.')
+                dot = q;
+        if (dot == NULL || he - dot < 3)
+            continue;
+        bool letters = true;
+        for (const char *q = dot + 1; q < he; q++)
+            letters = letters && isalpha((unsigned char)*q);
+        if (!letters)
+            continue;
+        char buf[520];
+        int k = snprintf(buf, sizeof(buf), "mailto:%.*s", (int)(e - lp), lp);
+        if (k > 0 && (size_t)k < sizeof(buf))
+            sa_uri_found(m, buf, (size_t)k);
+    }
+}
+
 /* rawbody as SpamAssassin cuts it: each part, long ones in pieces. */
 static void sa_raw_add(struct rules_msg *m, const char *text, size_t n)
 {
@@ -886,8 +956,10 @@ static void sa_body_build(struct rules_msg *m)
     sa_text_paragraphs(m->sa_render.p ? m->sa_render.p : "", m->sa_render.len, &m->sa_body);
     free(m->sa_render.p);
     m->sa_render = (struct rules_buf){.nomem = m->sa_render.nomem};
-    if (m->sa_body.len > 0)
+    if (m->sa_body.len > 0) {
         rules_text_uris(m->sa_body.p, m->sa_body.len, sa_text_uri_found, m);
+        sa_text_mail(m, m->sa_body.p, m->sa_body.len);
+    }
     for (size_t off = 0; off < m->sa_body.len && !m->sa_body.nomem;) {
         off += sa_text_line_end(m->sa_body.p + off, m->sa_body.len - off);
         if (!ends_add(m, &m->sa_body_ends, &m->sa_nbody, off))

@@ -483,6 +483,10 @@ MODEL = {
                     'Content-Disposition: attachment; filename="r.pdf"\n'
                     "Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n--b2--\n"),
                {"DEAR_FRIEND", "__CLICK_HERE", "__PDF_ATTACH_MT", "__PDF_ATTACH_FN2"}),
+    # an address of the text is a mailto: URI
+    "mail": (_msg(MODEL_HEADERS + "Subject: contact\n",
+                  "Write to claims.agent@winner-example.com today.\n"),
+             {"__URI_MAILTO", "__HAS_URI"}),
     # EnvelopeFrom: SpamAssassin guesses it from Return-Path, smtpgate knows MAIL FROM
     "envfrom": (_msg(HAM_HEADERS + "Return-Path: <xkqzvbtw@example.com>\nSubject: Hi\n",
                      "Hi Bob\n"),

@@ -285,6 +285,21 @@ static void test_body_text(void **state)
     }
 }
 
+/* The e-mail addresses of the text are mailto: URIs, as SpamAssassin finds them. */
+static void test_text_mail_uris(void **state)
+{
+    (void)state;
+    const char *msg = "Subject: contact\r\n\r\n"
+                      "Write to claims.agent@winner-example.com, or (mail:bob@example.org).\r\n"
+                      "Not these: user@localhost, a@b.c1, @alone, x@.\r\n";
+    struct rules_msg *m = rules_msg_parse(msg, strlen(msg));
+    size_t n = rules_msg_sa_uri_count(m);
+    assert_int_equal(n, 2);
+    assert_string_equal(rules_msg_sa_uri(m, 0), "mailto:claims.agent@winner-example.com");
+    assert_string_equal(rules_msg_sa_uri(m, 1), "mailto:bob@example.org");
+    rules_msg_free(m);
+}
+
 static const char *html =
     "From: a@example.org\r\n"
     "Subject: News\r\n"
@@ -443,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_uri_forms),
         cmocka_unit_test(test_body),
         cmocka_unit_test(test_body_text),
+        cmocka_unit_test(test_text_mail_uris),
         cmocka_unit_test(test_html),
         cmocka_unit_test(test_html_invisible_kept),
         cmocka_unit_test(test_envelope_from),
