@@ -108,6 +108,34 @@ def test_gtube_message_is_rejected(tmp_path):
     assert re.search(r"^hit  content GTUBE  body  \"" + re.escape(GTUBE) + "\"", r.stdout, re.M)
     assert "verdict content: reject \"554 5.7.1 Message rejected: GTUBE test string\" (GTUBE)" \
         in r.stdout
+    # refused: spam in the report, whatever the score (GTUBE scores nothing here)
+    assert "X-Spam-Status: Yes, score=0.0 required=5.0 tests=GTUBE\n" in r.stdout, r.stdout
+
+
+def _hits(out: str) -> list[str]:
+    return [l.split()[2] for l in out.splitlines() if l.startswith("hit ")]
+
+
+def test_default_rules_count_a_missing_field_once(tmp_path):
+    """A missing From or Message-ID is MISSING_*'s alone; a malformed one is the other rule's."""
+    eml = write(tmp_path, "nofrom.eml",
+                "To: bob@example.org\r\nSubject: hello\r\n"
+                "Date: Tue, 1 Dec 2026 08:00:00 +0000\r\n\r\nhi\r\n")
+    r = run("test", DEFAULT_RULES, eml)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _hits(r.stdout) == ["MISSING_MESSAGE_ID", "MISSING_FROM"], r.stdout
+    assert "score 2.5 required 5.0\n" in r.stdout
+    for from_, mid in (("undisclosed", "<123>"), ("<>", "<1234567890>"), ("", "")):
+        eml = write(tmp_path, "bad.eml",
+                    f"From: {from_}\r\nMessage-ID: {mid}\r\nSubject: hello\r\n"
+                    "Date: Tue, 1 Dec 2026 08:00:00 +0000\r\n\r\nhi\r\n")
+        r = run("test", DEFAULT_RULES, eml)
+        assert _hits(r.stdout) == ["FROM_NO_ADDRESS", "MESSAGE_ID_NO_AT"], (from_, r.stdout)
+        assert "score 2.0 required 5.0\n" in r.stdout
+    eml = write(tmp_path, "good.eml", message())
+    r = run("test", DEFAULT_RULES, eml)
+    assert _hits(r.stdout) == ["__FROM_HAS_ADDRESS", "__MESSAGE_ID_HAS_AT"], r.stdout
+    assert "score 0.0 required 5.0\n" in r.stdout
 
 
 def test_clean_message_passes(tmp_path):
@@ -115,7 +143,8 @@ def test_clean_message_passes(tmp_path):
     r = run("test", DEFAULT_RULES, eml, "--ip", "192.0.2.10", "--helo", "mail.example.org",
             "--from", "alice@example.org", "--rcpt", "bob@example.org")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "hit " not in r.stdout
+    # only the helpers that see a well-formed From and Message-ID
+    assert _hits(r.stdout) == ["__FROM_HAS_ADDRESS", "__MESSAGE_ID_HAS_AT"], r.stdout
     assert "verdict content: continue" in r.stdout
     assert "X-Spam-Status: No, score=0.0 required=5.0 tests=none" in r.stdout
 

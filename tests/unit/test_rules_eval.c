@@ -314,6 +314,10 @@ static void test_actions(void **state)
             assert_string_equal(o->reply, "452 4.3.1 later");
         if (cases[i].v == RULES_QUARANTINE)
             assert_string_equal(o->reason, "Q");
+        /* what is not delivered as ham is spam in the report, whatever the score */
+        bool spam = cases[i].v != RULES_CONTINUE && cases[i].v != RULES_ACCEPT;
+        if (strncmp(o->report_status, spam ? "Yes, " : "No, ", spam ? 5 : 4) != 0)
+            fail_msg("%s: %s", cases[i].subject, o->report_status);
         rules_tx_free(tx);
         rules_msg_free(m);
     }
@@ -328,6 +332,7 @@ static void test_actions(void **state)
     o = content(tx, &m, "Subject: none\r\n\r\n");
     assert_int_equal(o->verdict, RULES_QUARANTINE);
     assert_string_equal(o->reason, "from q");
+    assert_string_equal(o->report_status, "Yes, score=0.0 required=10.0 tests=EH,EQ");
     assert_int_equal(o->nheaders, 1);
     assert_string_equal(o->headers[0].name, "X-Env");
     rules_msg_free(m);
