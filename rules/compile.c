@@ -259,6 +259,44 @@ static void sa_skip_rule(struct rules_build *b, struct rule *rule, const char *w
         rules_build_nomem(b);
 }
 
+static bool parse_failed(const struct rules_build *b, const char *name)
+{
+    for (size_t i = 0; i < b->nfailed; i++)
+        if (strcmp(b->failed[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* The score statements, in the order read: the last one of a rule wins; 0
+ * turns the rule off (never evaluated, so it neither scores, acts nor feeds
+ * a meta).  A rule of SpamAssassin's that is not loaded takes its score
+ * silently, as SpamAssassin takes a score for a rule it does not have. */
+static void apply_scores(struct resolve *rs)
+{
+    struct rules_build *b = rs->b;
+    for (size_t i = 0; i < b->nscores; i++) {
+        const struct score_override *o = &b->scores[i];
+        long j = find_rule(rs, o->name);
+        if (j < 0) {
+            bool pruned = b->nsa_pruned > 0 && bsearch(&o->name, b->sa_pruned, b->nsa_pruned,
+                                                       sizeof(char *), cmp_str_ptr) != NULL;
+            if (!pruned && !parse_failed(b, o->name))
+                rules_build_error(b, o->pos.file, o->pos.line, o->pos.col,
+                                  "score for unknown rule %s", o->name);
+            continue;
+        }
+        struct rule *rule = &rs->r->v[j];
+        if (rule->hidden) {
+            rules_build_error(b, o->pos.file, o->pos.line, o->pos.col,
+                              "%s only feeds meta rules: no score", o->name);
+            continue;
+        }
+        rule->score = o->score;
+        rule->has_score = true;
+        rule->disabled = o->score == 0;
+    }
+}
+
 /* Depth-first over meta references: resolves names, finds loops, sets each
  * meta's stage, and appends metas after the rules they use. */
 static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
@@ -497,6 +535,7 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
                               "rule %s already defined at %s:%u", c->name, a->pos.file,
                               a->pos.line);
     }
+    apply_scores(&rs);
 
     for (size_t i = 0; i < r->n && !b->nomem; i++) {
         struct rule *rule = &r->v[i];
@@ -674,6 +713,9 @@ static int finish(struct rules_build *b, const struct rules_limits *lim, struct 
     for (size_t i = 0; i < b->nfailed; i++)
         free(b->failed[i]);
     free(b->failed);
+    for (size_t i = 0; i < b->nscores; i++)
+        free(b->scores[i].name);
+    free(b->scores);
     for (size_t i = 0; i < b->nsa_pruned; i++)
         free(b->sa_pruned[i]);
     free(b->sa_pruned);

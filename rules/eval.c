@@ -657,6 +657,8 @@ static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
                       const struct rules_facts *f, struct rules_msg *m)
 {
     const struct rule *rule = &tx->r->v[idx];
+    if (rule->disabled) /* score NAME 0 */
+        return false;
     if (rule->match == M_META) {
         if (!meta_value(tx, rule, stage, f))
             return false;

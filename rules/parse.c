@@ -11,6 +11,7 @@
  *   threshold tag|quarantine|reject SCORE ...
  *   include "file"                           relative to this file
  *   shadow                                   every rule of this file is shadow
+ *   score NAME N                             re-scores a rule of any file (0: off)
  *
  * A statement starts at the first column; a line starting with a blank
  * continues the statement above.  "#" starts a comment where a token could
@@ -495,6 +496,54 @@ static void parse_threshold(struct cur *c, const char *stmt)
     rules_threshold_free(&th);
 }
 
+/* score NAME N: kept for the compiler, which applies it once every file is
+ * read (a local file re-scores or disables a shipped rule, whichever file
+ * defines it, and a later score statement wins). */
+static void parse_score(struct cur *c, const char *stmt)
+{
+    const char *w;
+    size_t n;
+    lex_skip_ws(c);
+    const char *at = c->p;
+    if (!cur_word(c, &w, &n) || !lex_valid_name(w, n)) {
+        cur_error_at(c, at, "score takes a rule name and a number: score NAME 2.5 (0 disables it)");
+        return;
+    }
+    if (n > 2 && w[0] == '_' && w[1] == '_') {
+        cur_error_at(c, at, "a rule named __... only feeds meta rules: no score");
+        return;
+    }
+    const char *name = w;
+    size_t name_len = n;
+    double score;
+    if (!cur_number(c, &score, "score"))
+        return;
+    lex_skip_ws(c);
+    if (!lex_at_eos(c)) {
+        const char *more = c->p;
+        double ignored;
+        if (cur_word(c, &w, &n) && lex_number_parse(w, n, &ignored))
+            cur_error_at(c, more,
+                         "one score here: SpamAssassin's four score sets are read in its own "
+                         "files (spamassassin_local)");
+        else
+            cur_error_at(c, more, "score takes a rule name and one number");
+        return;
+    }
+    struct rules_build *b = c->b;
+    struct score_override *v = util_reallocarray(b->scores, b->nscores + 1, sizeof(*v));
+    char *copy = v ? util_memdup(name, name_len) : NULL;
+    if (copy == NULL) {
+        if (v != NULL)
+            b->scores = v;
+        cur_nomem(c);
+        return;
+    }
+    b->scores = v;
+    b->scores[b->nscores++] =
+        (struct score_override){copy, score, {c->file, c->line, cur_col(c, stmt)}};
+}
+
 static char *join_path(const char *base, const char *rel)
 {
     if (rel[0] == '/')
@@ -581,7 +630,7 @@ static bool sa_statement(const char *w, size_t n)
 {
     static const char *const words[] = {
         "header",       "body",  "rawbody",  "full",   "uri",         "meta",
-        "mimeheader",   "score", "describe", "tflags", "priority",    "ifplugin",
+        "mimeheader",   "describe", "tflags", "priority",    "ifplugin",
         "if",           "endif", "lang",     "else",   "replace_tag", "require_version",
         "replace_rules"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
@@ -632,19 +681,21 @@ void rules_parse(struct rules_build *b, const char *file, const char *data, size
             parse_threshold(&c, stmt);
         else if (lex_word_is(w, n, "include"))
             parse_include(&c, stmt);
+        else if (lex_word_is(w, n, "score"))
+            parse_score(&c, stmt);
         else if (lex_word_is(w, n, "shadow")) {
             if (!lex_at_eos(&c))
                 cur_error_at(&c, c.p, "shadow stands alone on its line (for the whole file)");
             file_shadow = true;
         } else if (n == 0)
-            cur_error_at(&c, stmt, "expected a statement (rule, threshold, include, shadow)");
+            cur_error_at(&c, stmt, "expected a statement (rule, threshold, include, shadow, score)");
         else if (sa_statement(w, n))
             cur_error_at(&c, stmt,
                          "\"%.*s\" is SpamAssassin's syntax: load the file as SpamAssassin's "
                          "(spamassassin_local), or write it as \"rule NAME TARGET /re/ score N\"",
                          (int)n, w);
         else
-            cur_error_at(&c, stmt, "unknown statement \"%.*s\" (rule, threshold, include, shadow)",
+            cur_error_at(&c, stmt, "unknown statement \"%.*s\" (rule, threshold, include, shadow, score)",
                          (int)(n > 60 ? 60 : n), w);
         if (c.failed) {
             lex_skip_statement(&c);

@@ -662,6 +662,39 @@ static void test_symbols(void **state)
     rules_unref(r);
 }
 
+/* score NAME N, written before or after the rule: the last one wins; 0
+ * turns the rule off (no hit, no action, 0 for a meta). */
+static void test_score_statement(void **state)
+{
+    (void)state;
+    struct rules *r = load("score LOUD 4\n"
+                           "rule LOUD header Subject /loud/ score 1\n"
+                           "rule KILL header Subject /kill/ reject\n"
+                           "rule __K header Subject /kill/\n"
+                           "rule BOTH meta LOUD && KILL score 2\n"
+                           "rule HELPER meta __K score 0.5\n"
+                           "score KILL 0\n"
+                           "score LOUD 2.5\n"
+                           "score HELPER 0\n"
+                           "score HELPER 1.5\n");
+    struct rules_msg *m;
+    struct rules_tx *tx = rules_tx_new(r);
+    const struct rules_outcome *o = content(tx, &m, "Subject: loud kill\r\n\r\n");
+    assert_int_equal(o->verdict, RULES_CONTINUE);
+    assert_true(has_hit(o, "LOUD"));
+    assert_false(has_hit(o, "KILL"));
+    assert_false(has_hit(o, "BOTH"));
+    assert_true(has_hit(o, "HELPER"));
+    assert_true(near(o->score, 4));
+    assert_string_equal(o->report_status, "No, score=4.0 required=5.0 tests=HELPER,LOUD");
+    rules_msg_free(m);
+    rules_tx_free(tx);
+    for (size_t i = 0; i < rules_count(r); i++)
+        if (strcmp(rules_rule_name(r, i), "LOUD") == 0)
+            assert_true(near(rules_rule_score(r, i), 2.5));
+    rules_unref(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -678,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_threads_share),
         cmocka_unit_test(test_size_and_full),
         cmocka_unit_test(test_symbols),
+        cmocka_unit_test(test_score_statement),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,13 @@ struct case_ {
 };
 
 static const struct case_ syntax_cases[] = {
+    {"rule A body /x/ score 1\nscore A\n", 2, 8, "expected a number (score)"},
+    {"rule A body /x/ score 1\nscore\n", 2, 6, "score takes a rule name and a number"},
+    {"rule A body /x/ score 1\nscore A 1 2 3 4\n", 2, 11,
+     "one score here: SpamAssassin's four score sets"},
+    {"rule A body /x/ score 1\nscore A 1 more\n", 2, 11, "score takes a rule name and one number"},
+    {"rule __A body /x/\nscore __A 1\n", 2, 7, "only feeds meta rules: no score"},
+    {"score NOPE 1\n", 1, 1, "score for unknown rule NOPE"},
     {"bogus x\n", 1, 1, "unknown statement \"bogus\""},
     {"  rule A body /x/\n", 1, 3, "indented line without a statement"},
     {"rule\n", 1, 5, "expected a rule name after rule"},
