@@ -40,6 +40,9 @@
 #include "util/net.h"
 
 #define INCLUDE_MAX_DEPTH 8
+/* The start of every "this is SpamAssassin's" error: the file is one. */
+#define SA_SYNTAX                                                                                  \
+    "is SpamAssassin's syntax: load the file as SpamAssassin's (spamassassin_local), or "
 
 static const struct {
     const char *word;
@@ -80,6 +83,15 @@ static bool parse_target(struct cur *c, struct rule *rule)
     for (i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
         if (lex_word_is(w, base, targets[i].word))
             break;
+    if (i == sizeof(targets) / sizeof(targets[0]) &&
+        (lex_word_is(w, base, "eval") || lex_word_is(w, base, "rbleval"))) {
+        cur_error_at(c, at,
+                     "\"%.*s:\" %s"
+                     "write a pattern rule (eval tests run from SpamAssassin's files "
+                     "only)",
+                     (int)base, w, SA_SYNTAX);
+        return false;
+    }
     if (i == sizeof(targets) / sizeof(targets[0])) {
         cur_error_at(c, at,
                      "unknown target \"%.*s\" (client_addr, client_name, helo, mail_from, "
@@ -117,8 +129,22 @@ static bool parse_target(struct cur *c, struct rule *rule)
         return false;
     }
     rule->hmode = HM_DECODED;
+    if (mode != NULL && lex_word_is(w, base, "exists")) {
+        size_t fl = (size_t)(w + n - mode) - 1;
+        cur_error_at(c, at, "\"exists:%.*s\" %swrite: header %.*s exists", (int)fl, mode + 1,
+                     SA_SYNTAX, (int)fl, mode + 1);
+        return false;
+    }
     if (mode != NULL) {
         size_t ml = (size_t)(w + n - mode);
+        static const char *const sa_modes[] = {":first", ":last", ":host", ":domain", ":ip",
+                                               ":revip"};
+        for (size_t k = 0; k < sizeof(sa_modes) / sizeof(sa_modes[0]); k++)
+            if (lex_word_is(mode, ml, sa_modes[k])) {
+                cur_error_at(c, mode, "\"%s\" %suse :raw, :addr or :name", sa_modes[k],
+                             SA_SYNTAX);
+                return false;
+            }
         if (lex_word_is(mode, ml, ":raw"))
             rule->hmode = HM_RAW;
         else if (lex_word_is(mode, ml, ":addr"))
@@ -309,7 +335,17 @@ static bool parse_clause(struct cur *c, struct rule *rule)
         cur_error_at(c, at, "a string here needs a clause before it (describe, reject, ...)");
         return false;
     }
+    if (*c->p == '[') {
+        cur_error_at(c, at, "\"[if-unset: ...]\" %swrite a second rule with !exists",
+                     SA_SYNTAX);
+        return false;
+    }
     cur_word(c, &w, &n);
+    if (lex_word_is(w, n, "tflags") || lex_word_is(w, n, "priority") ||
+        lex_word_is(w, n, "lang")) {
+        cur_error_at(c, at, "\"%.*s\" %sleave it out", (int)n, w, SA_SYNTAX);
+        return false;
+    }
     if (lex_word_is(w, n, "score")) {
         if (rule->has_score) {
             cur_error_at(c, at, "score given twice");

@@ -182,6 +182,11 @@ void rules_sa_report_free(struct rules_sa_report *rep);
 int rules_load_sa(const char *const *paths, size_t npaths, const struct rules_sa_opts *sa,
                   const struct rules_limits *lim, struct rules **out, struct rules_errors *errs,
                   struct rules_sa_report *rep);
+/* rules_load_sa for smtpgate-rules lint: when the load fails, the examples
+ * of the rules that did compile are run too and their failures join errs,
+ * so that one run lists every error of the files. */
+int rules_load_lint(const char *const *paths, size_t npaths, const struct rules_sa_opts *sa,
+                    struct rules **out, struct rules_errors *errs, struct rules_sa_report *rep);
 
 struct rules *rules_ref(struct rules *r);
 void rules_unref(struct rules *r);
@@ -196,6 +201,12 @@ const char *rules_rule_pattern(const struct rules *r, size_t i, size_t *len);
 /* What a hit scores, and the pattern's flags ("i", "ms", ... "" when none). */
 double rules_rule_score(const struct rules *r, size_t i);
 void rules_rule_flags(const struct rules *r, size_t i, char out[8]);
+/* A native rule that can only score (no action, no add-header, not a __
+ * helper, not shadow) and was given no score: it scores 0, which is
+ * rarely what its author meant (SpamAssassin's default is 1.0). */
+bool rules_rule_unscored(const struct rules *r, size_t i);
+/* Where rule i is defined; the file lives as long as the set. */
+const char *rules_rule_file(const struct rules *r, size_t i, unsigned *line, unsigned *col);
 size_t rules_file_count(const struct rules *r);
 /* SG-style bit mask (1u << stage) of stages that have rules to evaluate. */
 unsigned rules_stages(const struct rules *r);

@@ -218,6 +218,7 @@ struct rules_build {
     size_t nfailed;
     struct score_override *scores; /* in the order read */
     size_t nscores;
+    bool lint; /* a failed load still runs the examples of what compiled */
     bool nomem;                  /* an allocation failed: the load fails */
     struct sa_tally *sa_skipped; /* SpamAssassin rules refused by the compiler, by reason */
     char **sa_pruned;            /* their names, sorted: a native meta using one is told why */

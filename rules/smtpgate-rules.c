@@ -50,7 +50,9 @@ static const char usage_lint[] =
     "\n"
     "Loads the rule files together, as smtpgate's rules plugin does (includes\n"
     "followed, names unique across files), and runs every rule's must-hit and\n"
-    "must-not-hit examples.  Prints each error as FILE:LINE:COLUMN: reason.\n"
+    "must-not-hit examples.  Prints each error as FILE:LINE:COLUMN: reason,\n"
+    "every error of the files in one run (examples too when others failed),\n"
+    "and a warning for a rule that can only score and has no score.\n"
     "--sa loads SpamAssassin's rule files beside them (sa-update's folder or\n"
     "/usr/share/spamassassin, then /etc/spamassassin); --sa-dir reads the *.cf of\n"
     "the folders given instead, --sa-local adds the admin's own .cf files, and\n"
@@ -233,6 +235,24 @@ static struct rules *load(const char *const *files, size_t n)
     return r;
 }
 
+/* Warnings, not errors: the set loads and works, but a rule that can only
+ * score and was given no score never counts. */
+static void print_unscored(const struct rules *r)
+{
+    for (size_t i = 0; i < rules_count(r); i++) {
+        if (!rules_rule_unscored(r, i))
+            continue;
+        unsigned line, col;
+        const char *file = rules_rule_file(r, i, &line, &col);
+        const char *name = rules_rule_name(r, i);
+        fprintf(stderr,
+                "%s:%u:%u: warning: rule %s has no score, so it counts 0 (SpamAssassin's "
+                "default is 1.0): give it \"score N\" or an action, or name it __%s if it "
+                "only feeds meta rules\n",
+                file, line, col, name, name);
+    }
+}
+
 static int cmd_lint(int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
@@ -257,8 +277,7 @@ static int cmd_lint(int argc, char **argv)
     struct rules_errors errs = {0};
     struct rules *r = NULL;
     struct rules_sa_report rep = {0};
-    int rc =
-        rules_load_sa((const char *const *)argv, (size_t)argc, sa_opts(), NULL, &r, &errs, &rep);
+    int rc = rules_load_lint((const char *const *)argv, (size_t)argc, sa_opts(), &r, &errs, &rep);
     if (sa_cli.on)
         print_sa_report(&rep);
     rules_sa_report_free(&rep);
@@ -271,6 +290,7 @@ static int cmd_lint(int argc, char **argv)
     }
     size_t bad = rules_check_examples(r, &errs);
     print_errors(&errs);
+    print_unscored(r);
     bool oom = errs.nomem;
     rules_errors_free(&errs);
     size_t n = rules_count(r), nf = rules_file_count(r);

@@ -76,6 +76,44 @@ def test_lint_reports_every_error_with_position(tmp_path):
     assert lines[-1] == "4 errors"
 
 
+def test_lint_one_run_lists_every_error_and_warns_of_no_score(tmp_path):
+    """A file with syntax errors still has the examples of its good rules run, and
+    SpamAssassin's forms are named as such; a rule that can only score but has no
+    score is a warning (exit 0 when nothing else is wrong)."""
+    bad = write(tmp_path, "mixed.rules",
+                "rule GOOD body /fine/ score 1 must-hit \"not here\"\n"
+                "rule SA header Subject =~ /x/ score 1\n"
+                "header SA2 Subject =~ /y/\n"
+                "rule EV eval:check_for_missing_to_header()\n"
+                "rule EX header exists:Date\n"
+                "rule TF body /z/ score 1 tflags multiple\n"
+                "rule RE body /(/ score 1\n")
+    r = run("lint", bad)
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    sa = "is SpamAssassin's syntax: load the file as SpamAssassin's (spamassassin_local), or "
+    assert lines == [
+        f"{bad}:1:40: must-hit example of GOOD does not hit",
+        f'{bad}:2:24: "=~" {sa}write the pattern alone: /re/',
+        f'{bad}:3:1: "header" {sa}write it as "rule NAME TARGET /re/ score N"',
+        f'{bad}:4:9: "eval:" {sa}write a pattern rule (eval tests run from SpamAssassin\'s '
+        "files only)",
+        f'{bad}:5:16: "exists:Date" {sa}write: header Date exists',
+        f'{bad}:6:26: "tflags" {sa}leave it out',
+        f"{bad}:7:16: bad pattern: missing closing parenthesis",
+        "7 errors"], r.stderr
+    ok = write(tmp_path, "noscore.rules",
+               "rule NOSCORE body /a/\nrule __HELPER body /b/\nrule ACTS body /c/ reject\n"
+               "rule WATCH body /d/ shadow\nrule TAGS body /e/ add-header \"X-E: 1\"\n"
+               "rule RESCORED body /f/\nscore RESCORED 2\n")
+    r = run("lint", ok)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (f"{ok}:1:1: warning: rule NOSCORE has no score, so it counts 0 "
+                        "(SpamAssassin's default is 1.0): give it \"score N\" or an action, or "
+                        "name it __NOSCORE if it only feeds meta rules\n")
+    assert r.stdout == "ok: 6 rules in 1 file\n"
+
+
 def test_lint_checks_examples(tmp_path):
     f = write(tmp_path, "ex.rules",
               "rule HELO_IP helo /^\\d+\\.\\d+\\.\\d+\\.\\d+$/\n"

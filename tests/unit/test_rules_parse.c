@@ -70,6 +70,15 @@ struct case_ {
 };
 
 static const struct case_ syntax_cases[] = {
+    {"rule A eval:check_for_missing_to_header()\n", 1, 8,
+     "\"eval:\" is SpamAssassin's syntax: load the file as SpamAssassin's"},
+    {"rule B header exists:Date\n", 1, 15,
+     "\"exists:Date\" is SpamAssassin's syntax: load the file as SpamAssassin's "
+     "(spamassassin_local), or write: header Date exists"},
+    {"rule C header From:first /x/\n", 1, 19, "\":first\" is SpamAssassin's syntax"},
+    {"rule D header Subject /x/ [if-unset: x]\n", 1, 27,
+     "\"[if-unset: ...]\" is SpamAssassin's syntax"},
+    {"rule E body /x/ score 1 tflags multiple\n", 1, 25, "\"tflags\" is SpamAssassin's syntax"},
     {"rule A body /x/ score 1\nscore A\n", 2, 8, "expected a number (score)"},
     {"rule A body /x/ score 1\nscore\n", 2, 6, "score takes a rule name and a number"},
     {"rule A body /x/ score 1\nscore A 1 2 3 4\n", 2, 11,
