@@ -260,6 +260,13 @@ struct rules_facts {
     size_t nsymbols;
 };
 
+/* A further value a rule matched (rules_tx_set_all_values). */
+struct rules_value {
+    const char *text; /* at most RULES_HIT_TEXT_MAX octets */
+    size_t len;
+};
+#define RULES_HIT_VALUES_MAX 100
+
 struct rules_hit {
     const char *rule;
     const char *target; /* "header Subject", "body", "meta", ... */
@@ -270,6 +277,11 @@ struct rules_hit {
     double score;
     bool shadow;
     bool counted; /* part of the message's result (false: refused recipient) */
+    /* With rules_tx_set_all_values: every further match after text, in the
+     * order found (each value of the target, each match within a value), at
+     * most RULES_HIT_VALUES_MAX; else none. */
+    const struct rules_value *more;
+    size_t nmore;
 };
 #define RULES_HIT_TEXT_MAX 200
 
@@ -316,6 +328,10 @@ struct rules_tx *rules_tx_new(struct rules *r);
 struct rules_tx *rules_tx_fork(const struct rules_tx *conn);
 void rules_tx_free(struct rules_tx *tx);
 const struct rules *rules_tx_rules(const struct rules_tx *tx);
+/* Every match of a pattern rule is kept in its hit (struct rules_hit's
+ * more), not only the first: for smtpgate-rules test, which shows them;
+ * matching then goes on past the first match, so it costs more. */
+void rules_tx_set_all_values(struct rules_tx *tx, bool on);
 /* Per-rule nanoseconds spent matching, added to prof[rules_count()] (bench). */
 void rules_tx_set_profile(struct rules_tx *tx, uint64_t *prof);
 /* msg is needed (non-NULL) only at RULES_STAGE_CONTENT.  NULL on ENOMEM. */

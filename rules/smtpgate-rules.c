@@ -66,15 +66,20 @@ static const char usage_lint[] =
 static const char usage_test[] =
     "usage: smtpgate-rules test FILE... MESSAGE [--ip ADDR] [--name NAME] [--helo NAME]\n"
     "                           [--from ADDR] [--rcpt ADDR]... [--symbol NAME=SCORE]...\n"
+    "                           [--dump-body] [--dump-rawbody] [--dump-uris]\n"
     "\n"
     "Runs MESSAGE (a saved message, RFC 5322, as received) through the rules.\n"
     "Envelope stages run only when their facts are given: connect with --ip or\n"
     "--name (verified reverse name), helo with --helo, mail with --from (\"\" is\n"
     "the null sender), rcpt once per --rcpt.  Prints every rule that hit (stage,\n"
     "name, target, matched text, score), the score, the verdict smtpgate would\n"
-    "give, and the report headers.  --symbol stands for a symbol another plugin\n"
-    "would add (SPF_FAIL=2, DNSBL_ZEN_SPAMHAUS_ORG=3): present from the first\n"
-    "stage on, for symbol(NAME) and in the score.\n"
+    "give, and the report headers; a rule that matched several values (or one\n"
+    "value several times) shows every match, comma-separated.  --symbol stands\n"
+    "for a symbol another plugin would add (SPF_FAIL=2, DNSBL_ZEN_SPAMHAUS_ORG=3):\n"
+    "present from the first stage on, for symbol(NAME) and in the score.\n"
+    "--dump-body and --dump-rawbody print the text body and rawbody rules see\n"
+    "(each line after \"| \"), --dump-uris every URI uri rules see, one a line,\n"
+    "before the content stage's hits.\n"
     "Exit status: 0 delivered (maybe tagged), 1 refused, discarded or quarantined,\n"
     "2 usage, unreadable message, or rules that do not load.\n";
 
@@ -370,6 +375,10 @@ static void print_hits(const struct rules_outcome *o)
             print_escaped(stdout, h->text, h->text_len);
         else
             fputs("(no text)", stdout);
+        for (size_t k = 0; k < h->nmore; k++) {
+            fputs(", ", stdout);
+            print_escaped(stdout, h->more[k].text, h->more[k].len);
+        }
         printf("  score %.1f", h->score);
         if (h->rcpt != NULL)
             printf("  rcpt %s", h->rcpt);
@@ -397,6 +406,24 @@ static void print_verdict(const char *stage, const struct rules_outcome *o)
     putchar('\n');
 }
 
+/* The text as the rules see it, each line after "| " so that blank lines
+ * and trailing blanks show (a CR before the line end is left out). */
+static void dump_text(const char *what, const char *s, size_t len)
+{
+    printf("%s: %zu octets\n", what, len);
+    size_t i = 0;
+    while (i < len) {
+        const char *nl = memchr(s + i, '\n', len - i);
+        size_t e = nl ? (size_t)(nl - s) : len, l = e - i;
+        if (l > 0 && s[i + l - 1] == '\r')
+            l--;
+        fputs("| ", stdout);
+        fwrite(s + i, 1, l, stdout);
+        putchar('\n');
+        i = nl ? e + 1 : len;
+    }
+}
+
 static bool refused(const struct rules_outcome *o)
 {
     return o->verdict == RULES_REJECT || o->verdict == RULES_TEMPFAIL;
@@ -415,7 +442,7 @@ static int cmd_test(int argc, char **argv)
     const char **rcpts = calloc((size_t)argc + 1, sizeof(char *));
     struct rules_symbol *syms = calloc((size_t)argc + 1, sizeof(*syms));
     size_t npos = 0, nrcpt = 0, nsym = 0;
-    bool have_conn = false;
+    bool have_conn = false, dump_body = false, dump_rawbody = false, dump_uris = false;
     int rc = 2;
     if (pos == NULL || rcpts == NULL || syms == NULL)
         goto out;
@@ -438,6 +465,12 @@ static int cmd_test(int argc, char **argv)
             f.mail_from = argv[++i];
         else if (strcmp(a, "--rcpt") == 0)
             rcpts[nrcpt++] = argv[++i];
+        else if (strcmp(a, "--dump-body") == 0)
+            dump_body = true;
+        else if (strcmp(a, "--dump-rawbody") == 0)
+            dump_rawbody = true;
+        else if (strcmp(a, "--dump-uris") == 0)
+            dump_uris = true;
         else if (strcmp(a, "--symbol") == 0) {
             char *v = argv[++i], *eq = strchr(v, '='), *end = NULL;
             double score = eq ? strtod(eq + 1, &end) : 0;
@@ -473,6 +506,8 @@ static int cmd_test(int argc, char **argv)
     free(bytes);
     struct rules_tx *conn = rules_tx_new(r);
     struct rules_tx *tx = NULL;
+    if (conn != NULL)
+        rules_tx_set_all_values(conn, true);
     const struct rules_outcome *o;
     rc = 0;
     if (m == NULL || conn == NULL) {
@@ -541,6 +576,20 @@ static int cmd_test(int argc, char **argv)
         printf("every recipient refused: no message\n");
         rc = 1;
         goto done;
+    }
+    if (dump_body || dump_rawbody) {
+        size_t l;
+        const char *t;
+        if (dump_body && (t = rules_msg_body(m, &l)) != NULL)
+            dump_text("body", t, l);
+        if (dump_rawbody && (t = rules_msg_rawbody(m, &l)) != NULL)
+            dump_text("rawbody", t, l);
+    }
+    if (dump_uris) {
+        size_t nu = rules_msg_uri_count(m);
+        printf("uris: %zu\n", nu);
+        for (size_t i = 0; i < nu; i++)
+            printf("uri %s\n", rules_msg_uri(m, i));
     }
     o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
     if (o == NULL) {

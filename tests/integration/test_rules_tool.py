@@ -211,6 +211,48 @@ def test_tagged_message_and_stages(tmp_path):
     assert tests == sorted(tests)
 
 
+def test_test_shows_every_matching_value_and_dumps(tmp_path):
+    """Every value a rule matched (each field, each URI, each match in a text), not
+    only the first; --dump-body/--dump-rawbody/--dump-uris show what the rules saw."""
+    rules = write(tmp_path, "v.rules",
+                  "rule RCVD header Received /by \\w+/ score 1\n"
+                  "rule NUMS uri m{//\\d+\\.\\d+\\.\\d+\\.\\d+/} score 1\n"
+                  "rule OOS body /o{2,}/ score 1\n"
+                  "rule NOT_Z body !/zzz/ score 1\n"
+                  "rule DIGIT helo /\\d+/ score 1\n")
+    eml = write(tmp_path, "v.eml",
+                "Received: by alpha\r\nReceived: from x by beta\r\nReceived: none\r\n"
+                "Subject: x\r\nContent-Type: text/html\r\n\r\n"
+                "<p>foo <b>booo</b></p>\r\n"
+                '<a href="http://192.0.2.1/a">x</a> <a href="http://example.org/">y</a> '
+                '<a href="http://198.51.100.2/b">z</a>\r\n')
+    r = run("test", rules, eml, "--helo", "10.20.30.40", "--dump-body", "--dump-rawbody",
+            "--dump-uris")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout.splitlines()
+    assert 'hit  helo    DIGIT  helo  "10", "20", "30", "40"  score 1.0' in out, r.stdout
+    assert 'hit  content RCVD  header Received  "by alpha", "by beta"  score 1.0' in out
+    assert ('hit  content NUMS  uri  "//192.0.2.1/", "//198.51.100.2/"  score 1.0' in out), \
+        r.stdout
+    assert 'hit  content OOS  body  "oo", "ooo"  score 1.0' in out, r.stdout
+    assert "hit  content NOT_Z  body  (no text)  score 1.0" in out
+    # the dumps come before the content stage's hits
+    first_hit = out.index('hit  content RCVD  header Received  "by alpha", "by beta"  score 1.0')
+    body_at = next(i for i, l in enumerate(out) if re.fullmatch(r"body: \d+ octets", l))
+    raw_at = next(i for i, l in enumerate(out) if re.fullmatch(r"rawbody: \d+ octets", l))
+    uris_at = out.index("uris: 3")
+    assert body_at < raw_at < uris_at < first_hit
+    body = out[body_at + 1:raw_at]
+    assert all(l.startswith("|") for l in body) and "| foo booo" in body, body
+    assert not any("<p>" in l for l in body)
+    assert "| <p>foo <b>booo</b></p>" in out[raw_at + 1:uris_at]
+    assert out[uris_at + 1:uris_at + 4] == ["uri http://192.0.2.1/a", "uri http://example.org/",
+                                            "uri http://198.51.100.2/b"]
+    # without the options, no dump
+    r = run("test", rules, eml)
+    assert "uris:" not in r.stdout and "body:" not in r.stdout
+
+
 def test_helo_refusal_stops_at_helo(tmp_path):
     eml = write(tmp_path, "m.eml", message())
     r = run("test", DEFAULT_RULES, eml, "--helo", "localhost")

@@ -695,6 +695,37 @@ static void test_score_statement(void **state)
     rules_unref(r);
 }
 
+/* rules_tx_set_all_values: every match kept in the hit, in order; off (the
+ * plugin's way), the first one only. */
+static void test_all_values(void **state)
+{
+    (void)state;
+    struct rules *r = load("rule R header Received /by \\w+/ score 1\n"
+                           "rule B body /o+/ score 1\n");
+    const char *text = "Received: by a\r\nReceived: none\r\nReceived: by b\r\n\r\nfoo, boo\r\n";
+    for (int on = 0; on <= 1; on++) {
+        struct rules_msg *m;
+        struct rules_tx *tx = rules_tx_new(r);
+        rules_tx_set_all_values(tx, on);
+        const struct rules_outcome *o = content(tx, &m, text);
+        assert_int_equal(o->nhits, 2);
+        const struct rules_hit *h = &o->hits[0];
+        assert_string_equal(h->rule, "R");
+        assert_memory_equal(h->text, "by a", 4);
+        assert_int_equal(h->nmore, on ? 1 : 0);
+        if (on)
+            assert_memory_equal(h->more[0].text, "by b", h->more[0].len);
+        h = &o->hits[1];
+        assert_int_equal(h->nmore, on ? 1 : 0);
+        if (on)
+            assert_memory_equal(h->more[0].text, "oo", h->more[0].len);
+        assert_true(near(o->score, 2));
+        rules_msg_free(m);
+        rules_tx_free(tx);
+    }
+    rules_unref(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -712,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_size_and_full),
         cmocka_unit_test(test_symbols),
         cmocka_unit_test(test_score_statement),
+        cmocka_unit_test(test_all_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
