@@ -297,6 +297,23 @@ def test_bench_over_generated_messages(tmp_path):
     assert run("bench", DEFAULT_RULES, tmp_path / "nowhere").returncode == 2
 
 
+def test_bench_walks_a_folder_tree(tmp_path):
+    """Subfolders are read (a Maildir's cur/ and new/); dot names and links to
+    folders are not, so a link loop cannot trap the walk."""
+    root = tmp_path / "Maildir"
+    for sub, n in (("cur", 3), ("new", 2), ("archive/2026/12", 4), (".hidden", 5)):
+        (root / sub).mkdir(parents=True)
+        for i in range(n):
+            write(root / sub, f"{i}.eml", message(subject=f"{sub} {i}"))
+    write(root, ".dotfile", message())
+    (root / "archive" / "loop").symlink_to(root)
+    r = run("bench", DEFAULT_RULES, root, "--seconds", "0")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("9 messages ("), r.stdout
+    m = re.search(r"^(\d+) rounds, (\d+) messages", r.stdout, re.M)
+    assert m and int(m.group(2)) == 9 * int(m.group(1)), r.stdout
+
+
 def test_symbols_stand_in_for_other_plugins(tmp_path):
     """--symbol NAME=SCORE: what SPF or dnsbl would add, for symbol(NAME) and the score."""
     rules = write(tmp_path, "sym.rules",
