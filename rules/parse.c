@@ -40,6 +40,7 @@
 #include "util/net.h"
 
 #define INCLUDE_MAX_DEPTH 8
+#define RULE_MULTIPLE_CAP 10000 /* as SpamAssassin's loader caps tflags multiple */
 /* The start of every "this is SpamAssassin's" error: the file is one. */
 #define SA_SYNTAX                                                                                  \
     "is SpamAssassin's syntax: load the file as SpamAssassin's (spamassassin_local), or "
@@ -325,6 +326,44 @@ static bool parse_reply(struct cur *c, char **dst, char want, const char *what)
     return true;
 }
 
+/* multiple [N]: a meta rule reads the rule as its number of matches (each
+ * match of each value, as SpamAssassin's tflags multiple, at most N or
+ * RULE_MULTIPLE_CAP) instead of 1.  Only the targets whose every value the
+ * evaluator counts (the count is the message's, so content only). */
+static bool parse_multiple(struct cur *c, struct rule *rule, const char *at)
+{
+    bool countable = rule->target == T_HEADERS || rule->target == T_BODY ||
+                     rule->target == T_RAWBODY || rule->target == T_FULL ||
+                     rule->target == T_URI ||
+                     (rule->target == T_HEADER && rule->hmode == HM_DECODED);
+    if (rule->match != M_REGEX || !countable || rule->negate) {
+        cur_error_at(c, at,
+                     "multiple counts the matches of a pattern over header NAME, headers, "
+                     "body, rawbody, full or uri (not negated)");
+        return false;
+    }
+    if (rule->maxhits > 0) {
+        cur_error_at(c, at, "multiple given twice");
+        return false;
+    }
+    rule->maxhits = RULE_MULTIPLE_CAP;
+    lex_skip_ws(c);
+    const char *w;
+    size_t n;
+    const char *save = c->p;
+    double v;
+    if (lex_at_eos(c) || !isdigit((unsigned char)*c->p))
+        return true;
+    if (!cur_word(c, &w, &n) || !lex_number_parse(w, n, &v) || v < 1 || v > RULE_MULTIPLE_CAP ||
+        v != (double)(uint32_t)v) {
+        cur_error_at(c, save, "multiple takes a whole number of matches, 1 to %d",
+                     RULE_MULTIPLE_CAP);
+        return false;
+    }
+    rule->maxhits = (uint32_t)v;
+    return true;
+}
+
 static bool parse_clause(struct cur *c, struct rule *rule)
 {
     const char *w;
@@ -341,11 +380,19 @@ static bool parse_clause(struct cur *c, struct rule *rule)
         return false;
     }
     cur_word(c, &w, &n);
-    if (lex_word_is(w, n, "tflags") || lex_word_is(w, n, "priority") ||
-        lex_word_is(w, n, "lang")) {
+    if (lex_word_is(w, n, "tflags")) {
+        cur_error_at(c, at,
+                     "\"tflags\" %swrite tflags multiple maxhits=N as the clause multiple N, "
+                     "leave the others out",
+                     SA_SYNTAX);
+        return false;
+    }
+    if (lex_word_is(w, n, "priority") || lex_word_is(w, n, "lang")) {
         cur_error_at(c, at, "\"%.*s\" %sleave it out", (int)n, w, SA_SYNTAX);
         return false;
     }
+    if (lex_word_is(w, n, "multiple"))
+        return parse_multiple(c, rule, at);
     if (lex_word_is(w, n, "score")) {
         if (rule->has_score) {
             cur_error_at(c, at, "score given twice");
@@ -413,7 +460,7 @@ static bool parse_clause(struct cur *c, struct rule *rule)
     }
     cur_error_at(c, at,
                  "unknown clause \"%.*s\" (score, describe, shadow, accept, reject, tempfail, "
-                 "discard, quarantine, add-header, must-hit, must-not-hit)",
+                 "discard, quarantine, add-header, multiple, must-hit, must-not-hit)",
                  (int)(n > 60 ? 60 : n), w);
     return false;
 }

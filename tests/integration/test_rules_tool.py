@@ -99,7 +99,8 @@ def test_lint_one_run_lists_every_error_and_warns_of_no_score(tmp_path):
         f'{bad}:4:9: "eval:" {sa}write a pattern rule (eval tests run from SpamAssassin\'s '
         "files only)",
         f'{bad}:5:16: "exists:Date" {sa}write: header Date exists',
-        f'{bad}:6:26: "tflags" {sa}leave it out',
+        f'{bad}:6:26: "tflags" {sa}write tflags multiple maxhits=N as the clause multiple N, '
+        "leave the others out",
         f"{bad}:7:16: bad pattern: missing closing parenthesis",
         "7 errors"], r.stderr
     ok = write(tmp_path, "noscore.rules",

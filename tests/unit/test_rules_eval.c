@@ -726,6 +726,42 @@ static void test_all_values(void **state)
     rules_unref(r);
 }
 
+/* multiple [N]: a meta reads the rule's number of matches; without it 1.
+ * A 4-line body: __LINE < 2 must not hit (it did when every rule read 1). */
+static void test_multiple_counts(void **state)
+{
+    (void)state;
+    struct rules *r = load("rule __LINE body /^line/m multiple\n"
+                           "rule __LINE2 body /^line/m multiple 2\n"
+                           "rule __ONCE body /^line/m\n"
+                           "rule __RCVD header Received /by/ multiple\n"
+                           "rule FEW meta __LINE < 2 score 1\n"
+                           "rule FOUR meta __LINE == 4 score 1\n"
+                           "rule CAPPED meta __LINE2 == 2 score 1\n"
+                           "rule ONCE meta __ONCE == 1 score 1\n"
+                           "rule RCVD2 meta __RCVD == 2 && __LINE / 2 == 2 score 1\n");
+    struct rules_msg *m;
+    struct rules_tx *tx = rules_tx_new(r);
+    const struct rules_outcome *o =
+        content(tx, &m, "Received: by a\r\nReceived: by b\r\nSubject: x\r\n\r\n"
+                        "line one\r\nline two\r\nline three\r\nline four\r\n");
+    assert_false(has_hit(o, "FEW"));
+    assert_true(has_hit(o, "FOUR"));
+    assert_true(has_hit(o, "CAPPED"));
+    assert_true(has_hit(o, "ONCE"));
+    assert_true(has_hit(o, "RCVD2"));
+    assert_true(near(o->score, 4));
+    rules_msg_free(m);
+    /* one line: FEW hits, the others do not */
+    o = content(tx, &m, "Subject: x\r\n\r\nline one\r\n");
+    assert_true(has_hit(o, "FEW"));
+    assert_false(has_hit(o, "FOUR"));
+    assert_false(has_hit(o, "CAPPED"));
+    rules_msg_free(m);
+    rules_tx_free(tx);
+    rules_unref(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -744,6 +780,7 @@ int main(void)
         cmocka_unit_test(test_symbols),
         cmocka_unit_test(test_score_statement),
         cmocka_unit_test(test_all_values),
+        cmocka_unit_test(test_multiple_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
