@@ -298,6 +298,30 @@ def test_bench_over_generated_messages(tmp_path):
     assert run("bench", DEFAULT_RULES, tmp_path / "nowhere").returncode == 2
 
 
+def test_native_score_statement_rescores_and_disables(tmp_path):
+    """A local native file re-scores and turns off shipped rules and SpamAssassin's
+    alike; the last score statement of a rule wins."""
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    write(sa, "10_t.cf", "body SA_ONE /one/\nscore SA_ONE 1.0\nbody SA_TWO /two/\n"
+                         "score SA_TWO 2.0\nheader SA_SUBJ Subject =~ /Quarterly/\n")
+    local = write(tmp_path, "local.rules",
+                  "score SA_ONE 0\nscore SA_TWO 4.5\nscore SA_SUBJ 0\nscore SA_SUBJ 0.5\n"
+                  "score GTUBE 0\nscore MISSING_DATE 3\n")
+    eml = write(tmp_path, "m.eml", "From: Alice <alice@example.org>\r\nSubject: Quarterly\r\n"
+                                   "Message-ID: <1@mail.example.org>\r\n\r\n"
+                                   f"one two\r\n{GTUBE}\r\n")
+    r = run("test", DEFAULT_RULES, local, eml, "--sa-dir", sa)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [h for h in _hits(r.stdout) if not h.startswith("__")] == \
+        ["MISSING_DATE", "SA_TWO", "SA_SUBJ"], r.stdout
+    assert "score 8.0 required 5.0\n" in r.stdout
+    assert "X-Spam-Status: Yes, score=8.0 required=5.0 tests=MISSING_DATE,SA_SUBJ,SA_TWO\n" \
+        in r.stdout
+    r = run("lint", DEFAULT_RULES, local, "--sa-dir", sa)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def test_bench_walks_a_folder_tree(tmp_path):
     """Subfolders are read (a Maildir's cur/ and new/); dot names and links to
     folders are not, so a link loop cannot trap the walk."""
