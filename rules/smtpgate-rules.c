@@ -3,13 +3,15 @@
  *
  *   smtpgate-rules lint FILE...
  *   smtpgate-rules test FILE... MESSAGE [--ip A] [--name N] [--helo H] [--from S] [--rcpt R]...
- *                       [--symbol NAME=SCORE]...
- *   smtpgate-rules bench FILE... DIR [--seconds N]
+ *                       [--symbol NAME=SCORE]... [--dump-body] [--dump-rawbody] [--dump-uris]
+ *   smtpgate-rules bench FILE... DIR [--seconds N]        (DIR and its subfolders)
  *   smtpgate-rules [VERB] --help
  *
- * lint loads the files as smtpgate would and runs every rule's examples;
+ * lint loads the files as smtpgate would and runs every rule's examples
+ * (those of the rules that compiled even when others failed: every error in
+ * one run) and warns of a rule that can only score and has no score;
  * test runs one message through every stage the given facts allow and says
- * what smtpgate would do; bench measures content evaluation over a folder of
+ * what smtpgate would do, with every value each rule matched; bench measures content evaluation over a folder of
  * messages and names the slowest rules.
  *
  * Exit status: 0 fine (lint: no error; test: the message would be delivered,
