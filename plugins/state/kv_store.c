@@ -8,16 +8,8 @@
 #include "kv.h"
 
 #include <string.h>
-#include <time.h>
 
 #include "kv_impl.h"
-
-int64_t kv_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct kv *kv_open(const struct kv_config *cfg, char *err, size_t errlen)
 {

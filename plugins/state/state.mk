@@ -5,7 +5,7 @@
 ifndef SMTPGATE_STATE_MK
 SMTPGATE_STATE_MK := 1
 
-STATE_SRCS := plugins/state/kv_store.c plugins/state/kv_local.c plugins/state/kv_redis.c \
+STATE_SRCS := plugins/state/kv_store.c plugins/state/kv_clock.c plugins/state/kv_local.c plugins/state/kv_redis.c \
               plugins/state/kv_options.c plugins/state/client_key.c plugins/state/exempt.c
 STATE_OBJS := $(STATE_SRCS:%.c=$(BUILD)/%.o)
 STATE_CFLAGS := $(shell $(PKG_CONFIG) --cflags hiredis 2>/dev/null)
