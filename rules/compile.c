@@ -70,6 +70,8 @@ static const char *target_word(enum rule_target t)
         return "meta";
     case T_SA_HEADER:
         return "header";
+    case T_SA_EVAL:
+        return "eval";
     }
     return "?";
 }
@@ -80,6 +82,8 @@ static bool describe_target(struct rule *rule)
     int rc;
     if (rule->target == T_HEADER)
         rc = util_asprintf(&rule->target_desc, "header %s%s", rule->header, modes[rule->hmode]);
+    else if (rule->target == T_SA_EVAL)
+        rc = util_asprintf(&rule->target_desc, "eval %s", rule->header);
     else if (rule->target == T_SA_HEADER)
         rc = util_asprintf(&rule->target_desc, "header %s", rule->header);
     else
@@ -783,6 +787,8 @@ void rules_sa_report_free(struct rules_sa_report *rep)
     sa_tally_free(&a);
     sa_tally_free(&c);
     sa_tally_free(&e);
+    struct sa_tally d = {rep->evals_done, rep->nevals_done, rep->nevals_done, false};
+    sa_tally_free(&d);
     rules_errors_free(&rep->warnings);
     *rep = (struct rules_sa_report){0};
 }

@@ -47,9 +47,10 @@ enum rule_target {
     T_ATTACH_TYPE,
     T_META,
     T_SA_HEADER, /* SpamAssassin's header: the fields of sa_fields joined as it joins them */
+    T_SA_EVAL,   /* SpamAssassin's eval test: a function of sa_eval.h over the message */
 };
 
-enum rule_match { M_REGEX, M_CIDR, M_EXISTS, M_SIZE, M_META };
+enum rule_match { M_REGEX, M_CIDR, M_EXISTS, M_SIZE, M_META, M_EVAL };
 enum header_mode { HM_DECODED, HM_RAW, HM_ADDR, HM_NAME };
 /* In order of precedence, weakest first. */
 enum rule_action { A_NONE, A_QUARANTINE, A_DISCARD, A_TEMPFAIL, A_REJECT, A_ACCEPT };
@@ -146,6 +147,7 @@ struct rule {
     char *sa_unset;         /* T_SA_HEADER: the value when none of them is there; NULL: "" */
     bool sa_first, sa_last; /* :first, :last */
     bool sa_skip;           /* refused while compiling: taken out before the set is made */
+    struct sa_eval_call *sa_call; /* T_SA_EVAL: the function and its arguments */
     uint32_t maxhits;       /* tflags multiple: hits counted up to this (meta operand) */
     int pf_slot;            /* the prefilter its text goes through, or -1 */
     uint32_t pf_first;      /* its clauses in that prefilter */
@@ -194,6 +196,7 @@ struct rules {
 };
 
 struct sa_tally;
+struct sa_eval_call;
 
 /* What the parser works on: the set being built, and where errors go. */
 struct rules_build {

@@ -19,6 +19,7 @@
 
 #include "rules/build.h"
 #include "rules/ruleset.h"
+#include "rules/sa_eval.h"
 #include "rules/sa_meta.h"
 #include "util/alloc.h"
 
@@ -160,9 +161,16 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
         snprintf(why, wn, "needs Bayes (smtpgate has none)");
         return false;
     }
+    struct sa_eval_call *call = NULL;
     if (sr->eval != NULL) {
-        snprintf(why, wn, "unknown eval function %s", sr->eval);
-        return false;
+        enum sa_eval_new_rc rc = sa_eval_call_new(sr->eval, sr->eval_args, &call, why, wn);
+        if (rc == SA_EVAL_NEW_NOMEM)
+            return !(*nomem = true);
+        if (rc == SA_EVAL_NEW_UNKNOWN)
+            snprintf(why, wn, "unknown eval function %s", sr->eval);
+        if (rc != SA_EVAL_NEW_OK)
+            return false;
+        rule->sa_call = call;
     }
     if (sr->kind == SA_MIMEHEADER) {
         snprintf(why, wn, "unsupported construct: mimeheader");
@@ -187,6 +195,15 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
     if (sa_tflag(sr, "multiple")) {
         unsigned mh = sa_maxhits(sr);
         rule->maxhits = mh > 0 && mh < SA_MULTIPLE_CAP ? mh : SA_MULTIPLE_CAP;
+    }
+    if (call != NULL) {
+        /* the function's name is the target's description: "eval NAME" */
+        if ((rule->header = util_strdup(sr->eval)) == NULL)
+            return !(*nomem = true);
+        rule->target = T_SA_EVAL;
+        rule->match = M_EVAL;
+        rule->maxhits = 0;
+        return true;
     }
     switch (sr->kind) {
     case SA_META: {
@@ -291,7 +308,9 @@ void sa_compile(struct rules_build *b, struct sa_conf *c, size_t *defined)
                 return;
             last_src = sr->file;
         }
-        if (sr->eval != NULL && sa_tally_add(&c->evals, sr->eval, sr->name) != 0)
+        if (sr->eval != NULL &&
+            sa_tally_add(sa_eval_find(sr->eval) ? &c->evals_done : &c->evals, sr->eval,
+                         sr->name) != 0)
             nomem = true;
         if (nomem || !convert(sr, set, last_file, &rule, why, sizeof(why), &nomem)) {
             rules_rule_free(&rule);
