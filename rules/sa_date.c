@@ -98,16 +98,15 @@ struct zone {
     int off; /* minutes east */
 };
 static const struct zone zones[] = {
-    {"UT", 0},       {"UTC", 0},      {"NDT", -150},  {"AST", -240},  {"ADT", -180},
-    {"NST", -210},   {"EST", -300},   {"EDT", -240},  {"CST", -360},  {"CDT", -300},
-    {"MST", -420},   {"MDT", -360},   {"PST", -480},  {"PDT", -420},  {"HST", -600},
-    {"AKST", -540},  {"AKDT", -480},  {"HADT", -540}, {"HAST", -600}, {"GMT", 0},
-    {"BST", 60},     {"IST", 60},     {"WET", 0},     {"WEST", 60},   {"CET", 60},
-    {"CEST", 120},   {"EET", 120},    {"EEST", 180},  {"MSK", 180},   {"MSD", 240},
-    {"MET", 60},     {"MEZ", 60},     {"MEST", 120},  {"MESZ", 120},  {"BRST", -120},
-    {"BRT", -180},   {"AEST", 600},   {"AEDT", 660},  {"ACST", 570},  {"ACDT", 630},
-    {"AWST", 480},   {"NZST", 720},   {"NZDT", 780},  {"JST", 540},   {"KST", 540},
-    {"HKT", 480},    {"SGT", 480},    {"PHT", 480},   {"IDT", 180},
+    {"UT", 0},      {"UTC", 0},    {"NDT", -150}, {"AST", -240},  {"ADT", -180},  {"NST", -210},
+    {"EST", -300},  {"EDT", -240}, {"CST", -360}, {"CDT", -300},  {"MST", -420},  {"MDT", -360},
+    {"PST", -480},  {"PDT", -420}, {"HST", -600}, {"AKST", -540}, {"AKDT", -480}, {"HADT", -540},
+    {"HAST", -600}, {"GMT", 0},    {"BST", 60},   {"IST", 60},    {"WET", 0},     {"WEST", 60},
+    {"CET", 60},    {"CEST", 120}, {"EET", 120},  {"EEST", 180},  {"MSK", 180},   {"MSD", 240},
+    {"MET", 60},    {"MEZ", 60},   {"MEST", 120}, {"MESZ", 120},  {"BRST", -120}, {"BRT", -180},
+    {"AEST", 600},  {"AEDT", 660}, {"ACST", 570}, {"ACDT", 630},  {"AWST", 480},  {"NZST", 720},
+    {"NZDT", 780},  {"JST", 540},  {"KST", 540},  {"HKT", 480},   {"SGT", 480},   {"PHT", 480},
+    {"IDT", 180},
 };
 
 static bool word_octet(char c)
@@ -202,8 +201,7 @@ bool sa_date_parse(const char *s, size_t n, int64_t *t)
         }
     for (size_t i = 0; i + 2 < ws.n && !found; i++)
         if (all_digits(ws.w[i], ws.len[i]) && month(ws.w[i + 1], ws.len[i + 1]) &&
-            (ws.len[i + 2] == 2 || ws.len[i + 2] == 3) &&
-            all_digits(ws.w[i + 2], ws.len[i + 2])) {
+            (ws.len[i + 2] == 2 || ws.len[i + 2] == 3) && all_digits(ws.w[i + 2], ws.len[i + 2])) {
             dd = number(ws.w[i], ws.len[i]);
             mon = month(ws.w[i + 1], ws.len[i + 1]);
             ylen = ws.len[i + 2];
@@ -227,8 +225,8 @@ bool sa_date_parse(const char *s, size_t n, int64_t *t)
         if (h == 0 || h >= l || w[h] != ':' || h + 3 > l || !is_digit(w[h + 1]) ||
             !is_digit(w[h + 2]))
             continue;
-        if (h + 3 != l && !(h + 6 == l && w[h + 3] == ':' && is_digit(w[h + 4]) &&
-                            is_digit(w[h + 5])))
+        if (h + 3 != l &&
+            !(h + 6 == l && w[h + 3] == ':' && is_digit(w[h + 4]) && is_digit(w[h + 5])))
             continue;
         hh = number(w, h);
         mm = number(w + h + 1, 2);

@@ -18,6 +18,7 @@
 static const struct sa_eval_def *const tables[] = {
     sa_eval_header_defs,
     sa_eval_date_defs,
+    sa_eval_forged_defs,
 };
 
 const struct sa_eval_def *sa_eval_find(const char *name)
@@ -54,8 +55,8 @@ bool sa_eval_number(struct sa_eval_call *c, size_t i, bool undef_ok, char *why, 
     char *end = NULL;
     double v = strtod(s, &end);
     /* Perl's numbers are decimal: no hex, inf or nan from a rule file */
-    bool decimal = end != s && (s[0] == '-' || s[0] == '+' || s[0] == '.' ||
-                                (s[0] >= '0' && s[0] <= '9'));
+    bool decimal =
+        end != s && (s[0] == '-' || s[0] == '+' || s[0] == '.' || (s[0] >= '0' && s[0] <= '9'));
     if (!decimal || !isfinite(v) || memchr(s, 'x', (size_t)(end - s)) != NULL ||
         memchr(s, 'X', (size_t)(end - s)) != NULL) {
         snprintf(why, wn, "eval %s: argument %zu (%.40s) is not a number", c->def->name, i + 1,
@@ -71,6 +72,8 @@ void sa_eval_call_free(struct sa_eval_call *c)
     if (c == NULL)
         return;
     sa_eval_args_free(&c->args);
+    for (size_t i = 0; i < c->nre; i++)
+        pcre2_code_free(c->re[i]);
     free(c);
 }
 
@@ -137,8 +140,8 @@ static int add_unfolded(struct sa_eval_buf *b, const char *v, size_t len)
         if (v[e] == '\r' && e + 1 < len && v[e + 1] == '\n')
             e++;
         if (v[e] == '\n' && e + 1 < len && (v[e + 1] == ' ' || v[e + 1] == '\t')) {
-            while (e + 1 < len && (v[e + 1] == ' ' || v[e + 1] == '\t' || v[e + 1] == '\r' ||
-                                   v[e + 1] == '\n'))
+            while (e + 1 < len &&
+                   (v[e + 1] == ' ' || v[e + 1] == '\t' || v[e + 1] == '\r' || v[e + 1] == '\n'))
                 e++;
             if (sa_eval_buf_add(b, " ", 1) != 0)
                 return -1;
@@ -175,4 +178,69 @@ long sa_eval_get(struct rules_msg *m, const char *name, bool raw, struct sa_eval
         nv++;
     }
     return nv;
+}
+
+long sa_eval_get_addrs(struct rules_msg *m, const char *name, struct sa_eval_buf *b)
+{
+    b->n = 0;
+    if (sa_eval_buf_add(b, "", 0) != 0)
+        return -1;
+    long nv = 0;
+    size_t nf = rules_msg_field_count(m);
+    for (size_t i = 0; i < nf; i++) {
+        struct rules_msg_field *f = rules_msg_field(m, i);
+        if (strcasecmp(f->name, name) != 0)
+            continue;
+        rules_msg_field_addrs(m, i);
+        for (size_t a = 0; a < f->naddrs; a++) {
+            if ((nv > 0 && sa_eval_buf_add(b, "\n", 1) != 0) ||
+                sa_eval_buf_add(b, f->addrs[a], strlen(f->addrs[a])) != 0)
+                return -1;
+            nv++;
+        }
+    }
+    return rules_msg_nomem(m) ? -1 : nv;
+}
+
+bool sa_eval_compile(struct sa_eval_call *c, const char *pattern, uint32_t flags, char *why,
+                     size_t wn)
+{
+    int err;
+    PCRE2_SIZE off;
+    if (c->nre == SA_EVAL_RE_MAX) {
+        snprintf(why, wn, "eval %s: too many patterns", c->def->name);
+        return false;
+    }
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, flags, &err, &off, NULL);
+    if (re == NULL) {
+        snprintf(why, wn, "eval %s: its pattern does not compile", c->def->name);
+        return false;
+    }
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    c->re[c->nre++] = re;
+    return true;
+}
+
+int sa_eval_match(const struct sa_eval_call *c, size_t k, const pcre2_code *re, const char *s,
+                  size_t n, unsigned g, size_t *gs, size_t *gl)
+{
+    if (re == NULL)
+        re = c->re[k];
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    if (md == NULL)
+        return -1;
+    int rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, NULL);
+    int out = rc >= 0 ? 1 : rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
+    if (out == 1 && gs != NULL) {
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        if ((int)g < rc && ov[2 * g] != PCRE2_UNSET) {
+            *gs = ov[2 * g];
+            *gl = ov[2 * g + 1] - ov[2 * g];
+        } else {
+            *gs = *gl = 0;
+        }
+    }
+    pcre2_match_data_free(md);
+    return out;
 }

@@ -23,9 +23,12 @@
 #include <stddef.h>
 
 #include "rules/rules.h"
+#include "rules/rules_int.h"
 #include "rules/sa_eval_args.h"
 
 struct sa_eval_call;
+
+#define SA_EVAL_RE_MAX 8
 
 /* A function's check of its arguments at load: false with why. */
 typedef bool (*sa_eval_check_fn)(struct sa_eval_call *c, char *why, size_t wn);
@@ -41,13 +44,16 @@ struct sa_eval_def {
 struct sa_eval_call {
     const struct sa_eval_def *def;
     struct sa_eval_args args;
-    double num[SA_EVAL_ARGS_MAX]; /* numeric arguments, as the check read them */
-    bool undef[SA_EVAL_ARGS_MAX]; /* the argument is 'undef' (no bound) */
+    double num[SA_EVAL_ARGS_MAX];   /* numeric arguments, as the check read them */
+    bool undef[SA_EVAL_ARGS_MAX];   /* the argument is 'undef' (no bound) */
+    pcre2_code *re[SA_EVAL_RE_MAX]; /* the function's fixed patterns, compiled at load */
+    size_t nre;
 };
 
 /* The tables of the concern files, each ending with {NULL}. */
 extern const struct sa_eval_def sa_eval_header_defs[];
 extern const struct sa_eval_def sa_eval_date_defs[];
+extern const struct sa_eval_def sa_eval_forged_defs[];
 
 const struct sa_eval_def *sa_eval_find(const char *name);
 
@@ -82,5 +88,18 @@ struct sa_eval_buf {
  * RFC 2047, trimmed) or raw (leading blanks dropped, folds made one
  * space).  The number of values, or -1 when out of memory. */
 long sa_eval_get(struct rules_msg *m, const char *name, bool raw, struct sa_eval_buf *b);
+/* The addresses of those fields (as :addr gives them) joined by line ends,
+ * without one after the last.  Their number, or -1 when out of memory. */
+long sa_eval_get_addrs(struct rules_msg *m, const char *name, struct sa_eval_buf *b);
 int sa_eval_buf_add(struct sa_eval_buf *b, const char *s, size_t n);
+
+/* Compiles pattern (Perl's syntax, octets, PCRE2 options flags) into the
+ * call's next slot at load; false with why. */
+bool sa_eval_compile(struct sa_eval_call *c, const char *pattern, uint32_t flags, char *why,
+                     size_t wn);
+/* Pattern k of the call (or re, when not NULL) over s[0..n): 1 matched
+ * (the span of group g in *gs, *gl when gs is not NULL), 0 not, -1 out of
+ * memory or a limit (a miss for the caller to count as such). */
+int sa_eval_match(const struct sa_eval_call *c, size_t k, const pcre2_code *re, const char *s,
+                  size_t n, unsigned g, size_t *gs, size_t *gl);
 void sa_eval_buf_free(struct sa_eval_buf *b);

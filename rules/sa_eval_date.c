@@ -52,8 +52,9 @@ static bool local_first(const char *s)
     if (strstr(s, "qmail ") != NULL && strstr(s, " invoked by uid ") != NULL)
         return true;
     const char *p = strstr(s, "from localhost");
-    if (p != NULL && (p == s || !((p[-1] >= 'a' && p[-1] <= 'z') || (p[-1] >= 'A' && p[-1] <= 'Z') ||
-                                  (p[-1] >= '0' && p[-1] <= '9') || p[-1] == '_')) &&
+    if (p != NULL &&
+        (p == s || !((p[-1] >= 'a' && p[-1] <= 'z') || (p[-1] >= 'A' && p[-1] <= 'Z') ||
+                     (p[-1] >= '0' && p[-1] <= '9') || p[-1] == '_')) &&
         (p[14] == ' ' || p[14] == '\t'))
         return true;
     return strstr(s, "from ") != NULL && strstr(s, "127.0.0.1") != NULL &&

@@ -48,8 +48,7 @@ static void test_args(void **state)
                 (const char *[]){"192.0.2.1", "::1", "a-b.example"});
     expect_args("x,", 1, (const char *[]){"x"});
 
-    static const char *const bad[] = {"a b", "x,,y", ",", "'open", "a_b", "'a' b", "(x)",
-                                      "'a\n'"};
+    static const char *const bad[] = {"a b", "x,,y", ",", "'open", "a_b", "'a' b", "(x)", "'a\n'"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct sa_eval_args a;
         if (sa_eval_args_parse(bad[i], strlen(bad[i]), &a) != SA_EVAL_ARGS_SYNTAX)
@@ -87,7 +86,7 @@ static void test_dates(void **state)
     /* the asctime form takes its time with the date: the time is not looked for again */
     assert_int_equal(date("Mon Dec  7 10:00:00 2026"), 1796601600);
     assert_int_equal(date("07 Dec 26 10:00:00 GMT"), 1796637600);
-    assert_int_equal(date("07 Dec 99 00:00:00"), 944524800);  /* 1999 */
+    assert_int_equal(date("07 Dec 99 00:00:00"), 944524800);   /* 1999 */
     assert_int_equal(date("07 Dec 126 10:00:00"), 1796637600); /* 3 digits: 1900 + */
     /* the first all-capital word names the zone, or -0000 */
     assert_int_equal(date("MON, 07 Dec 2026 10:00:00 EST"), 1796637600);

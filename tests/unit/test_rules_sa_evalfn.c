@@ -122,7 +122,6 @@ static size_t __attribute__((unused)) skipped(const struct rules_sa_report *rep,
     return 0;
 }
 
-
 static void expect(struct rules *r, const char *msg, const char *const *want, size_t nw,
                    const char *const *miss, size_t nm)
 {
@@ -134,7 +133,8 @@ static void expect(struct rules *r, const char *msg, const char *const *want, si
         if (has(h, miss[i]))
             fail_msg("%s hit:%s", miss[i], h);
 }
-#define WANT(...) (const char *[]){__VA_ARGS__}, sizeof((const char *[]){__VA_ARGS__}) / sizeof(char *)
+#define WANT(...)                                                                                  \
+    (const char *[]){__VA_ARGS__}, sizeof((const char *[]){__VA_ARGS__}) / sizeof(char *)
 #define NONE NULL, 0
 
 static void test_header_evals(void **state)
@@ -155,13 +155,11 @@ static void test_header_evals(void **state)
                "header BAD_SYNTAX eval:check_header_count_range(Subject two)\n"
                "header EXTRA_ARGS eval:check_for_missing_to_header('x')\n");
     struct loaded l = load(NULL, false);
-    assert_int_equal(skipped(&l.rep,
-                             "eval check_header_count_range: argument 2 (two) is not a number"),
-                     1);
+    assert_int_equal(
+        skipped(&l.rep, "eval check_header_count_range: argument 2 (two) is not a number"), 1);
     assert_int_equal(skipped(&l.rep, "eval check_illegal_chars takes 3 arguments, not 1"), 1);
-    assert_int_equal(skipped(&l.rep,
-                             "eval check_header_count_range: syntax error in its arguments"),
-                     1);
+    assert_int_equal(
+        skipped(&l.rep, "eval check_header_count_range: syntax error in its arguments"), 1);
     assert_int_equal(skipped(&l.rep, "eval check_for_missing_to_header takes 0 arguments, not 1"),
                      1);
     assert_int_equal(l.rep.loaded, 9);
@@ -185,8 +183,9 @@ static void test_header_evals(void **state)
            "Apparently-To: bob@example.net\r\n"
            "From: \"\xc3\xa9\xc3\xa8\xc3\xa0\" <x@example.org>\r\n"
            "Subject: same\r\nSubject: same\r\n\r\nbody\r\n",
-           NONE, WANT("MISSING_HEADERS", "HEADER_COUNT_SUBJECT", "ONE_RCVD", "FROM_ILLEGAL_CHARS",
-                      "__HEAD_ILLEGAL_CHARS"));
+           NONE,
+           WANT("MISSING_HEADERS", "HEADER_COUNT_SUBJECT", "ONE_RCVD", "FROM_ILLEGAL_CHARS",
+                "__HEAD_ILLEGAL_CHARS"));
     /* one pound sign is exempt in a Subject, two are not; a control makes UTF-8 illegal */
     expect(l.r, "To: b@example.net\r\nSubject: \xa3 5 only\r\n\r\nbody\r\n", NONE,
            WANT("SUBJ_ILLEGAL_ONE", "__SUBJ_ILLEGAL_CHARS", "MISSING_HEADERS"));
@@ -228,12 +227,11 @@ static void test_msgid_outlook(void **state)
 static void test_shifted_date(void **state)
 {
     (void)state;
-    write_file("20_d.cf",
-               "header DATE_IN_PAST_03_06 eval:check_for_shifted_date('-6', '-3')\n"
-               "header DATE_IN_PAST_96_XX eval:check_for_shifted_date('undef', '-96')\n"
-               "header DATE_IN_FUTURE_03_06 eval:check_for_shifted_date('3', '6')\n"
-               "header DATE_IN_FUTURE_12_24 eval:check_for_shifted_date('12', '24')\n"
-               "header NO_SHIFT eval:check_for_shifted_date('-1', '1')\n");
+    write_file("20_d.cf", "header DATE_IN_PAST_03_06 eval:check_for_shifted_date('-6', '-3')\n"
+                          "header DATE_IN_PAST_96_XX eval:check_for_shifted_date('undef', '-96')\n"
+                          "header DATE_IN_FUTURE_03_06 eval:check_for_shifted_date('3', '6')\n"
+                          "header DATE_IN_FUTURE_12_24 eval:check_for_shifted_date('12', '24')\n"
+                          "header NO_SHIFT eval:check_for_shifted_date('-1', '1')\n");
     struct loaded l = load(NULL, false);
     const char *rcvd = "Received: from a by b; Mon, 07 Dec 2026 10:00:00 +0000\r\n"
                        "Received: from c by a; Mon, 07 Dec 2026 09:59:00 +0000\r\n";
@@ -261,12 +259,64 @@ static void test_shifted_date(void **state)
     unlink(write_file("20_d.cf", ""));
 }
 
+static void test_subject_and_forged(void **state)
+{
+    (void)state;
+    write_file("20_f.cf",
+               "header SUBJ_ALL_CAPS eval:subject_is_all_caps()\n"
+               "header LOCALPART_IN_SUBJECT eval:check_for_to_in_subject('user')\n"
+               "header ADDR_IN_SUBJECT eval:check_for_to_in_subject('address')\n"
+               "header UNRESOLVED_TEMPLATE eval:check_unresolved_template()\n"
+               "header FORGED_GMAIL_RCVD eval:check_for_forged_gmail_received_headers()\n"
+               "header GATED eval:gated_through_received_hdr_remover()\n"
+               "header RATWARE_ID eval:check_ratware_name_id()\n");
+    struct loaded l = load(NULL, false);
+    assert_int_equal(l.rep.loaded, 7);
+    const char *rcvd = "Received: from a.example by b.example; Mon, 07 Dec 2026 10:00:00 +0000\r\n";
+    char msg[2048];
+    snprintf(msg, sizeof(msg),
+             "%sFrom: \"Al\" <al@gmail.com>\r\nTo: Bob <bob@example.net>\r\n"
+             "Subject: Re: BOB: SEE BOB@EXAMPLE.NET NOW\r\nX-Mailer: %%FOO_BAR\r\n"
+             "Message-ID: <ABCDEFGHIJKLMNOPQRSTUVWXYZAB.al@gmail.com>\r\n\r\nx\r\n",
+             rcvd);
+    expect(l.r, msg,
+           WANT("SUBJ_ALL_CAPS", "ADDR_IN_SUBJECT", "UNRESOLVED_TEMPLATE", "FORGED_GMAIL_RCVD",
+                "RATWARE_ID"),
+           WANT("GATED", "LOCALPART_IN_SUBJECT"));
+    /* "bob:" at the start is the local part (case kept); a % in the Subject is not a
+     * template; Google's X-Received makes Gmail real; no Received: gated */
+    expect(l.r,
+           "From: al@gmail.com\r\nTo: bob@example.net\r\nSubject: bob: 100%OFF today\r\n"
+           "X-Received: by 10.0.0.1 with SMTP id x1\r\n"
+           "Message-ID: <ABCDEFGHIJKLMNOPQRSTUVWXYZA.al@gmail.com>\r\n\r\nx\r\n",
+           WANT("LOCALPART_IN_SUBJECT", "GATED"),
+           WANT("SUBJ_ALL_CAPS", "UNRESOLVED_TEMPLATE", "FORGED_GMAIL_RCVD", "RATWARE_ID",
+                "ADDR_IN_SUBJECT"));
+    /* short, one word, or a charset that has no lower case: not all caps */
+    snprintf(msg, sizeof(msg), "%sSubject: HELLO YOU\r\n\r\nx\r\n", rcvd);
+    expect(l.r, msg, NONE, WANT("SUBJ_ALL_CAPS"));
+    snprintf(msg, sizeof(msg), "%sSubject: ANNOUNCEMENTS\r\n\r\nx\r\n", rcvd);
+    expect(l.r, msg, NONE, WANT("SUBJ_ALL_CAPS"));
+    snprintf(msg, sizeof(msg), "%sSubject: =?koi8-r?Q?HELLO_THERE?= FRIEND\r\n\r\nx\r\n", rcvd);
+    expect(l.r, msg, NONE, WANT("SUBJ_ALL_CAPS"));
+    /* ezmlm's traces gate the message */
+    snprintf(msg, sizeof(msg),
+             "Mailing-List: contact list-help@example.org; run by ezmlm\r\n"
+             "Delivered-To: mailing list list@example.org\r\n"
+             "Received: (qmail 4711 invoked from network); 7 Dec 2026 10:00:00 -0000\r\n"
+             "Subject: x\r\n\r\nx\r\n");
+    expect(l.r, msg, WANT("GATED"), NONE);
+    unload(&l);
+    unlink(write_file("20_f.cf", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_evals),
         cmocka_unit_test(test_msgid_outlook),
         cmocka_unit_test(test_shifted_date),
+        cmocka_unit_test(test_subject_and_forged),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
