@@ -131,20 +131,31 @@ MESSAGES = {
                         "Subject: hi\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
                         "Message-ID: <ABCDEFGHIJKLMNOPQRSTUVWXYZAB.alice@example.org>\n"),
                    {"RATWARE_NAME_ID"}),
+    "body_300": (_msg(RCVD + BASE + "Date: Mon, 07 Dec 2026 09:59:00 +0000\n",
+                      "Hello Bob,\n" + "the minutes are attached to this message.\n" * 7),
+                 set()),
+    "body_long": (_msg(RCVD + BASE + "Date: Mon, 07 Dec 2026 09:59:00 +0000\n",
+                       "Hello Bob,\n" + "the minutes are attached to this message.\n" * 40),
+                  set()),
 }
 TARGETS = set().union(*(want for _, want in MESSAGES.values()))
+# check_body_length hits short bodies (most of the above): its rules per message
+BODY_LENGTH = {"plain": {128, 256, 512, 1024}, "body_300": {512, 1024}, "body_long": set()}
 
 
 def sa_hits(msg: bytes, home: Path) -> set[str]:
     env = dict(os.environ, HOME=str(home), LANG="C")
-    p = subprocess.run(["spamassassin", "-L", "-t"], input=msg, capture_output=True,
-                       timeout=180, env=env)
+    # -D rules: the eval rules that hit are logged, those of no score (__NAME) too
+    p = subprocess.run(["spamassassin", "-D", "rules", "-L", "-t"], input=msg,
+                       capture_output=True, timeout=180, env=env)
     assert p.returncode in (0, 1), p.stderr.decode(errors="replace")
     out = p.stdout.decode(errors="replace")
     m = re.search(r"^X-Spam-Status: .*?tests=(.*?)(?:\s+autolearn=|\s+version=)", out,
                   re.M | re.S)
     assert m, out[:2000]
-    return {t for t in re.sub(r"\s+", "", m.group(1)).split(",") if t and t != "none"}
+    hits = {t for t in re.sub(r"\s+", "", m.group(1)).split(",") if t and t != "none"}
+    return hits | set(re.findall(r"rules: ran eval rule (\w+) ======> got hit",
+                                 p.stderr.decode(errors="replace")))
 
 
 def smtpgate_hits(msg: bytes, path: Path) -> set[str]:
@@ -163,10 +174,8 @@ def lint() -> str:
 
 @pytest.fixture(scope="module")
 def eval_rules(lint) -> dict[str, str]:
-    """The eval rules smtpgate loaded and that score: name -> function."""
-    return {m.group(1): m.group(2)
-            for m in re.finditer(r"^rule (\w+) eval (\w+)\t", lint, re.M)
-            if not m.group(1).startswith("__")}
+    """The eval rules smtpgate loaded (those without a score too): name -> function."""
+    return {m.group(1): m.group(2) for m in re.finditer(r"^rule (\w+) eval (\w+)\t", lint, re.M)}
 
 
 @pytest.fixture(scope="module")
@@ -210,4 +219,8 @@ def test_same_eval_hits_as_spamassassin(both, eval_rules):
         sa, sg = both[name]
         assert TARGETS & sa == want, (name, "spamassassin", sorted(sa))
         assert TARGETS & sg == want, (name, "smtpgate", sorted(sg))
+    for name, sizes in BODY_LENGTH.items():
+        want = {f"__KAM_BODY_LENGTH_LT_{n}" for n in sizes}
+        for who, hits in zip(("spamassassin", "smtpgate"), both[name]):
+            assert {h for h in hits if h.startswith("__KAM_BODY_LENGTH_LT_")} == want, (name, who)
     assert disagreements == []

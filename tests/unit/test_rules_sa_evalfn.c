@@ -7,7 +7,8 @@
  * Received, the Date against the Received dates (past and future windows,
  * 'undef' bounds, no Received, Resent-Date first); the charset tests that
  * never hit with ok_locales "all"; bad arguments skipped with their reason;
- * the implemented functions reported apart from the missing ones.
+ * the body's length as received; the implemented functions reported apart
+ * from the missing ones.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -310,13 +311,28 @@ static void test_subject_and_forged(void **state)
     unlink(write_file("20_f.cf", ""));
 }
 
+static void test_body_length(void **state)
+{
+    (void)state;
+    write_file("20_b.cf", "body LT_10 eval:check_body_length('10')\n"
+                          "body LT_5 eval:check_body_length('5')\n");
+    struct loaded l = load(NULL, false);
+    /* the octets after the empty line, CRLF counted: "123456\r\n" is 8 */
+    expect(l.r, "Subject: x\r\n\r\n123456\r\n", WANT("LT_10"), WANT("LT_5"));
+    expect(l.r, "Subject: x\r\n\r\n12\r\n", WANT("LT_10", "LT_5"), NONE);
+    expect(l.r, "Subject: x\r\n\r\n1234567890\r\n", NONE, WANT("LT_10", "LT_5"));
+    /* a bare LF header end counts too */
+    expect(l.r, "Subject: x\n\n123\n", WANT("LT_10", "LT_5"), NONE);
+    unload(&l);
+    unlink(write_file("20_b.cf", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_header_evals),
-        cmocka_unit_test(test_msgid_outlook),
-        cmocka_unit_test(test_shifted_date),
-        cmocka_unit_test(test_subject_and_forged),
+        cmocka_unit_test(test_header_evals), cmocka_unit_test(test_msgid_outlook),
+        cmocka_unit_test(test_shifted_date), cmocka_unit_test(test_subject_and_forged),
+        cmocka_unit_test(test_body_length),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
