@@ -263,6 +263,44 @@ static void sa_skip_rule(struct rules_build *b, struct rule *rule, const char *w
         rules_build_nomem(b);
 }
 
+static bool parse_failed(const struct rules_build *b, const char *name)
+{
+    for (size_t i = 0; i < b->nfailed; i++)
+        if (strcmp(b->failed[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* The score statements, in the order read: the last one of a rule wins; 0
+ * turns the rule off (never evaluated, so it neither scores, acts nor feeds
+ * a meta).  A rule of SpamAssassin's that is not loaded takes its score
+ * silently, as SpamAssassin takes a score for a rule it does not have. */
+static void apply_scores(struct resolve *rs)
+{
+    struct rules_build *b = rs->b;
+    for (size_t i = 0; i < b->nscores; i++) {
+        const struct score_override *o = &b->scores[i];
+        long j = find_rule(rs, o->name);
+        if (j < 0) {
+            bool pruned = b->nsa_pruned > 0 && bsearch(&o->name, b->sa_pruned, b->nsa_pruned,
+                                                       sizeof(char *), cmp_str_ptr) != NULL;
+            if (!pruned && !parse_failed(b, o->name))
+                rules_build_error(b, o->pos.file, o->pos.line, o->pos.col,
+                                  "score for unknown rule %s", o->name);
+            continue;
+        }
+        struct rule *rule = &rs->r->v[j];
+        if (rule->hidden) {
+            rules_build_error(b, o->pos.file, o->pos.line, o->pos.col,
+                              "%s only feeds meta rules: no score", o->name);
+            continue;
+        }
+        rule->score = o->score;
+        rule->has_score = true;
+        rule->disabled = o->score == 0;
+    }
+}
+
 /* Depth-first over meta references: resolves names, finds loops, sets each
  * meta's stage, and appends metas after the rules they use. */
 static bool resolve_meta(struct resolve *rs, size_t i, unsigned depth)
@@ -501,6 +539,7 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
                               "rule %s already defined at %s:%u", c->name, a->pos.file,
                               a->pos.line);
     }
+    apply_scores(&rs);
 
     for (size_t i = 0; i < r->n && !b->nomem; i++) {
         struct rule *rule = &r->v[i];
@@ -663,6 +702,33 @@ static void sort_errors(const struct rules *r, struct rules_errors *errs, size_t
     free(k);
 }
 
+/* lint after a failed load: the examples of every rule whose pattern did
+ * compile, so the admin sees those failures in the same run (a rule whose
+ * pattern failed has its error already; its examples wait for the fix). */
+static void check_compiled_examples(struct rules_build *b)
+{
+    struct rules *r = b->r;
+    if (r->mctx == NULL)
+        return;
+    size_t *kept = util_calloc(r->n ? r->n : 1, sizeof(*kept));
+    if (kept == NULL) {
+        rules_build_nomem(b);
+        return;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        kept[i] = r->v[i].nexamples;
+        if (r->v[i].match == M_REGEX && r->v[i].re == NULL)
+            r->v[i].nexamples = 0;
+    }
+    size_t failed = rules_check_examples(r, b->errs);
+    b->nerrs += failed;
+    for (size_t i = 0; i < r->n; i++)
+        r->v[i].nexamples = kept[i];
+    free(kept);
+    if (b->errs != NULL && b->errs->nomem)
+        b->nomem = true;
+}
+
 /* Ends a load: compiles what parsed, frees the build's bookkeeping, and
  * hands back the set or, after any error, the errors sorted. */
 static int finish(struct rules_build *b, const struct rules_limits *lim, struct rules **out,
@@ -678,6 +744,9 @@ static int finish(struct rules_build *b, const struct rules_limits *lim, struct 
     for (size_t i = 0; i < b->nfailed; i++)
         free(b->failed[i]);
     free(b->failed);
+    for (size_t i = 0; i < b->nscores; i++)
+        free(b->scores[i].name);
+    free(b->scores);
     for (size_t i = 0; i < b->nsa_pruned; i++)
         free(b->sa_pruned[i]);
     free(b->sa_pruned);
@@ -689,6 +758,8 @@ static int finish(struct rules_build *b, const struct rules_limits *lim, struct 
         rules_errors_add(b->errs, file, 0, 0, "out of memory");
     }
     if (b->nerrs != 0) {
+        if (b->lint && !b->nomem)
+            check_compiled_examples(b);
         sort_errors(b->r, b->errs, first_error);
         rules_set_free(b->r);
         return -1;
@@ -743,13 +814,16 @@ int rules_load_files(const char *const *paths, size_t npaths, const struct rules
     return rules_load_sa(paths, npaths, NULL, lim, out, errs, NULL);
 }
 
-int rules_load_sa(const char *const *paths, size_t npaths, const struct rules_sa_opts *sa,
-                  const struct rules_limits *lim, struct rules **out, struct rules_errors *errs,
-                  struct rules_sa_report *rep)
+static int load_all(const char *const *paths, size_t npaths, const struct rules_sa_opts *sa,
+                    const struct rules_limits *lim, struct rules **out, struct rules_errors *errs,
+                    struct rules_sa_report *rep, bool lint)
 {
     struct sa_tally skipped = {0};
-    struct rules_build b = {
-        .r = rules_set_new(), .errs = errs, .read_file = read_whole, .sa_skipped = &skipped};
+    struct rules_build b = {.r = rules_set_new(),
+                            .errs = errs,
+                            .read_file = read_whole,
+                            .sa_skipped = &skipped,
+                            .lint = lint};
     if (b.r == NULL)
         return load_nomem(out, errs, npaths > 0 ? paths[0] : "rules");
     size_t first_error = errs ? errs->n : 0;
@@ -774,6 +848,19 @@ int rules_load_sa(const char *const *paths, size_t npaths, const struct rules_sa
     }
     sa_tally_free(&skipped);
     return rc;
+}
+
+int rules_load_sa(const char *const *paths, size_t npaths, const struct rules_sa_opts *sa,
+                  const struct rules_limits *lim, struct rules **out, struct rules_errors *errs,
+                  struct rules_sa_report *rep)
+{
+    return load_all(paths, npaths, sa, lim, out, errs, rep, false);
+}
+
+int rules_load_lint(const char *const *paths, size_t npaths, const struct rules_sa_opts *sa,
+                    struct rules **out, struct rules_errors *errs, struct rules_sa_report *rep)
+{
+    return load_all(paths, npaths, sa, NULL, out, errs, rep, true);
 }
 
 void rules_sa_report_free(struct rules_sa_report *rep)

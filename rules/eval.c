@@ -45,6 +45,7 @@ struct rules_tx {
     const char *accepted_by;
     pcre2_match_data *md;
     uint64_t *prof;
+    bool all_values; /* rules_tx_set_all_values */
     struct rules_outcome out;
     struct rules_event *events;
     size_t nevents;
@@ -85,10 +86,18 @@ struct rules_tx *rules_tx_new(struct rules *r)
     return tx;
 }
 
+static void values_free(struct rules_value *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((char *)v[i].text);
+    free(v);
+}
+
 static void hit_free(struct rules_hit *h)
 {
     free((char *)h->text);
     free((char *)h->rcpt);
+    values_free((struct rules_value *)h->more, h->nmore);
 }
 
 static void outcome_clear(struct rules_tx *tx)
@@ -137,6 +146,8 @@ struct rules_tx *rules_tx_fork(const struct rules_tx *conn)
         struct rules_hit c = *h;
         c.text = h->text ? util_memdup(h->text, h->text_len) : NULL;
         c.rcpt = NULL;
+        c.more = NULL; /* shown at its own stage; the transaction needs the first only */
+        c.nmore = 0;
         if (!hits_grow(tx) || (h->text != NULL && c.text == NULL)) {
             free((char *)c.text);
             rules_tx_free(tx);
@@ -153,6 +164,7 @@ struct rules_tx *rules_tx_fork(const struct rules_tx *conn)
         tx->accepted_by = conn->accepted_by;
     }
     tx->prof = conn->prof;
+    tx->all_values = conn->all_values;
     return tx;
 }
 
@@ -181,6 +193,11 @@ void rules_tx_free(struct rules_tx *tx)
 const struct rules *rules_tx_rules(const struct rules_tx *tx)
 {
     return tx->r;
+}
+
+void rules_tx_set_all_values(struct rules_tx *tx, bool on)
+{
+    tx->all_values = on;
 }
 
 void rules_tx_set_profile(struct rules_tx *tx, uint64_t *prof)
@@ -218,7 +235,46 @@ struct matcher {
     bool failed;
     const char *text;
     size_t text_len;
+    struct rules_value *more; /* all_values: the matches after the first */
+    size_t nmore;
 };
+
+/* all_values: one more match, copied (the message may go before the hit). */
+static void keep_value(struct matcher *mt, const char *s, size_t len)
+{
+    if (mt->nmore >= RULES_HIT_VALUES_MAX)
+        return;
+    if (len > RULES_HIT_TEXT_MAX)
+        len = RULES_HIT_TEXT_MAX;
+    char *copy = util_memdup(s, len);
+    struct rules_value *v =
+        copy ? util_reallocarray(mt->more, mt->nmore + 1, sizeof(*mt->more)) : NULL;
+    if (v == NULL) {
+        free(copy);
+        mt->tx->nomem = true;
+        return;
+    }
+    mt->more = v;
+    mt->more[mt->nmore++] = (struct rules_value){copy, len};
+}
+
+/* all_values: every match of the pattern in s after the first one found
+ * at first_end, as Perl's //g goes on (an empty match moves on by one
+ * octet, so the loop ends within len + 1 rounds). */
+static void more_matches(struct matcher *mt, const char *s, size_t len, size_t off)
+{
+    const struct rules *r = mt->tx->r;
+    while (off <= len && mt->nmore < RULES_HIT_VALUES_MAX && !mt->tx->nomem) {
+        int rc = pcre2_match(mt->rule->re, (PCRE2_SPTR)s, len, off, 0, mt->tx->md, r->mctx);
+        if (rc < 0)
+            return; /* no more, or a limit: what was found stands */
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(mt->tx->md);
+        if (ov[1] < ov[0] || ov[1] > len)
+            return;
+        keep_value(mt, s + ov[0], ov[1] - ov[0]);
+        off = ov[1] > off ? ov[1] : off + 1;
+    }
+}
 
 static bool try_value(struct matcher *mt, const char *s, size_t len)
 {
@@ -228,15 +284,29 @@ static bool try_value(struct matcher *mt, const char *s, size_t len)
         mt->tx->nomem = true;
         return true;
     }
+    if (rc < 0 && mt->tx->all_values && mt->matched)
+        return false; /* the verdict was the first match's: a later value does not undo it */
     if (rc < 0) {
         mt->failed = true;
         return true;
     }
     if (rc == 1) {
-        mt->matched = true;
-        mt->text = s + ms;
-        mt->text_len = ml;
-        return true;
+        if (!mt->tx->all_values) {
+            mt->matched = true;
+            mt->text = s + ms;
+            mt->text_len = ml;
+            return true;
+        }
+        if (!mt->matched) {
+            mt->matched = true;
+            mt->text = s + ms;
+            mt->text_len = ml;
+        } else {
+            keep_value(mt, s + ms, ml);
+        }
+        if (mt->rule->match == M_REGEX)
+            more_matches(mt, s, len, ms + ml > ms ? ms + ml : ms + 1);
+        return false; /* on to the next value */
     }
     return false;
 }
@@ -665,6 +735,8 @@ static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
                       const struct rules_facts *f, struct rules_msg *m)
 {
     const struct rule *rule = &tx->r->v[idx];
+    if (rule->disabled) /* score NAME 0 */
+        return false;
     if (rule->match == M_META) {
         if (!meta_value(tx, rule, stage, f))
             return false;
@@ -698,15 +770,25 @@ static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
             (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
     }
     if (mt.failed) {
+        values_free(mt.more, mt.nmore);
         add_event(tx, rule->name, "match limit");
         return false;
     }
     bool hit = rule->negate ? !mt.matched : mt.matched;
     if (rule->maxhits > 0)
         tx->count[idx] = rule->negate ? hit : mt.count;
-    if (!hit)
+    if (!hit) {
+        values_free(mt.more, mt.nmore);
         return false;
+    }
+    size_t before = tx->nhits;
     record_hit(tx, idx, rule->negate ? NULL : mt.text, mt.text_len, f, stage);
+    if (tx->nhits > before && !rule->negate) {
+        tx->hits[before].more = mt.more;
+        tx->hits[before].nmore = mt.nmore;
+    } else {
+        values_free(mt.more, mt.nmore);
+    }
     return true;
 }
 

@@ -373,7 +373,7 @@ bool cur_pattern(struct cur *c, struct rule *rule)
 }
 
 /* "-1.5", "3", "10.25": decimal, no exponent, finite. */
-static bool parse_number(const char *w, size_t n, double *out)
+bool lex_number_parse(const char *w, size_t n, double *out)
 {
     size_t i = 0;
     if (i < n && (w[i] == '-' || w[i] == '+'))
@@ -407,7 +407,7 @@ bool cur_number(struct cur *c, double *out, const char *what)
     size_t n;
     lex_skip_ws(c);
     const char *at = c->p;
-    if (!cur_word(c, &w, &n) || !parse_number(w, n, out)) {
+    if (!cur_word(c, &w, &n) || !lex_number_parse(w, n, out)) {
         cur_error_at(c, at, "expected a number (%s)", what);
         return false;
     }

@@ -62,6 +62,8 @@ char *cur_line_string(struct cur *c, const char *what);
 /* /regex/flags or m{regex}flags into rule's pattern, pflags, pat_pos. */
 bool cur_pattern(struct cur *c, struct rule *rule);
 bool cur_number(struct cur *c, double *out, const char *what);
+/* "-1.5", "3", "10.25": decimal, no exponent, finite. */
+bool lex_number_parse(const char *w, size_t n, double *out);
 
 /* 1024, 10k, 5M, 1G (binary multiples). */
 bool lex_size_parse(const char *w, size_t n, uint64_t *out);

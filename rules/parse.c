@@ -11,6 +11,7 @@
  *   threshold tag|quarantine|reject SCORE ...
  *   include "file"                           relative to this file
  *   shadow                                   every rule of this file is shadow
+ *   score NAME N                             re-scores a rule of any file (0: off)
  *
  * A statement starts at the first column; a line starting with a blank
  * continues the statement above.  "#" starts a comment where a token could
@@ -39,6 +40,10 @@
 #include "util/net.h"
 
 #define INCLUDE_MAX_DEPTH 8
+#define RULE_MULTIPLE_CAP 10000 /* as SpamAssassin's loader caps tflags multiple */
+/* The start of every "this is SpamAssassin's" error: the file is one. */
+#define SA_SYNTAX                                                                                  \
+    "is SpamAssassin's syntax: load the file as SpamAssassin's (spamassassin_local), or "
 
 static const struct {
     const char *word;
@@ -79,6 +84,15 @@ static bool parse_target(struct cur *c, struct rule *rule)
     for (i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
         if (lex_word_is(w, base, targets[i].word))
             break;
+    if (i == sizeof(targets) / sizeof(targets[0]) &&
+        (lex_word_is(w, base, "eval") || lex_word_is(w, base, "rbleval"))) {
+        cur_error_at(c, at,
+                     "\"%.*s:\" %s"
+                     "write a pattern rule (eval tests run from SpamAssassin's files "
+                     "only)",
+                     (int)base, w, SA_SYNTAX);
+        return false;
+    }
     if (i == sizeof(targets) / sizeof(targets[0])) {
         cur_error_at(c, at,
                      "unknown target \"%.*s\" (client_addr, client_name, helo, mail_from, "
@@ -116,8 +130,22 @@ static bool parse_target(struct cur *c, struct rule *rule)
         return false;
     }
     rule->hmode = HM_DECODED;
+    if (mode != NULL && lex_word_is(w, base, "exists")) {
+        size_t fl = (size_t)(w + n - mode) - 1;
+        cur_error_at(c, at, "\"exists:%.*s\" %swrite: header %.*s exists", (int)fl, mode + 1,
+                     SA_SYNTAX, (int)fl, mode + 1);
+        return false;
+    }
     if (mode != NULL) {
         size_t ml = (size_t)(w + n - mode);
+        static const char *const sa_modes[] = {":first", ":last", ":host", ":domain", ":ip",
+                                               ":revip"};
+        for (size_t k = 0; k < sizeof(sa_modes) / sizeof(sa_modes[0]); k++)
+            if (lex_word_is(mode, ml, sa_modes[k])) {
+                cur_error_at(c, mode, "\"%s\" %suse :raw, :addr or :name", sa_modes[k],
+                             SA_SYNTAX);
+                return false;
+            }
         if (lex_word_is(mode, ml, ":raw"))
             rule->hmode = HM_RAW;
         else if (lex_word_is(mode, ml, ":addr"))
@@ -298,6 +326,44 @@ static bool parse_reply(struct cur *c, char **dst, char want, const char *what)
     return true;
 }
 
+/* multiple [N]: a meta rule reads the rule as its number of matches (each
+ * match of each value, as SpamAssassin's tflags multiple, at most N or
+ * RULE_MULTIPLE_CAP) instead of 1.  Only the targets whose every value the
+ * evaluator counts (the count is the message's, so content only). */
+static bool parse_multiple(struct cur *c, struct rule *rule, const char *at)
+{
+    bool countable = rule->target == T_HEADERS || rule->target == T_BODY ||
+                     rule->target == T_RAWBODY || rule->target == T_FULL ||
+                     rule->target == T_URI ||
+                     (rule->target == T_HEADER && rule->hmode == HM_DECODED);
+    if (rule->match != M_REGEX || !countable || rule->negate) {
+        cur_error_at(c, at,
+                     "multiple counts the matches of a pattern over header NAME, headers, "
+                     "body, rawbody, full or uri (not negated)");
+        return false;
+    }
+    if (rule->maxhits > 0) {
+        cur_error_at(c, at, "multiple given twice");
+        return false;
+    }
+    rule->maxhits = RULE_MULTIPLE_CAP;
+    lex_skip_ws(c);
+    const char *w;
+    size_t n;
+    const char *save = c->p;
+    double v;
+    if (lex_at_eos(c) || !isdigit((unsigned char)*c->p))
+        return true;
+    if (!cur_word(c, &w, &n) || !lex_number_parse(w, n, &v) || v < 1 || v > RULE_MULTIPLE_CAP ||
+        v != (double)(uint32_t)v) {
+        cur_error_at(c, save, "multiple takes a whole number of matches, 1 to %d",
+                     RULE_MULTIPLE_CAP);
+        return false;
+    }
+    rule->maxhits = (uint32_t)v;
+    return true;
+}
+
 static bool parse_clause(struct cur *c, struct rule *rule)
 {
     const char *w;
@@ -308,7 +374,25 @@ static bool parse_clause(struct cur *c, struct rule *rule)
         cur_error_at(c, at, "a string here needs a clause before it (describe, reject, ...)");
         return false;
     }
+    if (*c->p == '[') {
+        cur_error_at(c, at, "\"[if-unset: ...]\" %swrite a second rule with !exists",
+                     SA_SYNTAX);
+        return false;
+    }
     cur_word(c, &w, &n);
+    if (lex_word_is(w, n, "tflags")) {
+        cur_error_at(c, at,
+                     "\"tflags\" %swrite tflags multiple maxhits=N as the clause multiple N, "
+                     "leave the others out",
+                     SA_SYNTAX);
+        return false;
+    }
+    if (lex_word_is(w, n, "priority") || lex_word_is(w, n, "lang")) {
+        cur_error_at(c, at, "\"%.*s\" %sleave it out", (int)n, w, SA_SYNTAX);
+        return false;
+    }
+    if (lex_word_is(w, n, "multiple"))
+        return parse_multiple(c, rule, at);
     if (lex_word_is(w, n, "score")) {
         if (rule->has_score) {
             cur_error_at(c, at, "score given twice");
@@ -376,7 +460,7 @@ static bool parse_clause(struct cur *c, struct rule *rule)
     }
     cur_error_at(c, at,
                  "unknown clause \"%.*s\" (score, describe, shadow, accept, reject, tempfail, "
-                 "discard, quarantine, add-header, must-hit, must-not-hit)",
+                 "discard, quarantine, add-header, multiple, must-hit, must-not-hit)",
                  (int)(n > 60 ? 60 : n), w);
     return false;
 }
@@ -495,6 +579,54 @@ static void parse_threshold(struct cur *c, const char *stmt)
     rules_threshold_free(&th);
 }
 
+/* score NAME N: kept for the compiler, which applies it once every file is
+ * read (a local file re-scores or disables a shipped rule, whichever file
+ * defines it, and a later score statement wins). */
+static void parse_score(struct cur *c, const char *stmt)
+{
+    const char *w;
+    size_t n;
+    lex_skip_ws(c);
+    const char *at = c->p;
+    if (!cur_word(c, &w, &n) || !lex_valid_name(w, n)) {
+        cur_error_at(c, at, "score takes a rule name and a number: score NAME 2.5 (0 disables it)");
+        return;
+    }
+    if (n > 2 && w[0] == '_' && w[1] == '_') {
+        cur_error_at(c, at, "a rule named __... only feeds meta rules: no score");
+        return;
+    }
+    const char *name = w;
+    size_t name_len = n;
+    double score;
+    if (!cur_number(c, &score, "score"))
+        return;
+    lex_skip_ws(c);
+    if (!lex_at_eos(c)) {
+        const char *more = c->p;
+        double ignored;
+        if (cur_word(c, &w, &n) && lex_number_parse(w, n, &ignored))
+            cur_error_at(c, more,
+                         "one score here: SpamAssassin's four score sets are read in its own "
+                         "files (spamassassin_local)");
+        else
+            cur_error_at(c, more, "score takes a rule name and one number");
+        return;
+    }
+    struct rules_build *b = c->b;
+    struct score_override *v = util_reallocarray(b->scores, b->nscores + 1, sizeof(*v));
+    char *copy = v ? util_memdup(name, name_len) : NULL;
+    if (copy == NULL) {
+        if (v != NULL)
+            b->scores = v;
+        cur_nomem(c);
+        return;
+    }
+    b->scores = v;
+    b->scores[b->nscores++] =
+        (struct score_override){copy, score, {c->file, c->line, cur_col(c, stmt)}};
+}
+
 static char *join_path(const char *base, const char *rel)
 {
     if (rel[0] == '/')
@@ -581,7 +713,7 @@ static bool sa_statement(const char *w, size_t n)
 {
     static const char *const words[] = {
         "header",       "body",  "rawbody",  "full",   "uri",         "meta",
-        "mimeheader",   "score", "describe", "tflags", "priority",    "ifplugin",
+        "mimeheader",   "describe", "tflags", "priority",    "ifplugin",
         "if",           "endif", "lang",     "else",   "replace_tag", "require_version",
         "replace_rules"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
@@ -632,19 +764,21 @@ void rules_parse(struct rules_build *b, const char *file, const char *data, size
             parse_threshold(&c, stmt);
         else if (lex_word_is(w, n, "include"))
             parse_include(&c, stmt);
+        else if (lex_word_is(w, n, "score"))
+            parse_score(&c, stmt);
         else if (lex_word_is(w, n, "shadow")) {
             if (!lex_at_eos(&c))
                 cur_error_at(&c, c.p, "shadow stands alone on its line (for the whole file)");
             file_shadow = true;
         } else if (n == 0)
-            cur_error_at(&c, stmt, "expected a statement (rule, threshold, include, shadow)");
+            cur_error_at(&c, stmt, "expected a statement (rule, threshold, include, shadow, score)");
         else if (sa_statement(w, n))
             cur_error_at(&c, stmt,
                          "\"%.*s\" is SpamAssassin's syntax: load the file as SpamAssassin's "
                          "(spamassassin_local), or write it as \"rule NAME TARGET /re/ score N\"",
                          (int)n, w);
         else
-            cur_error_at(&c, stmt, "unknown statement \"%.*s\" (rule, threshold, include, shadow)",
+            cur_error_at(&c, stmt, "unknown statement \"%.*s\" (rule, threshold, include, shadow, score)",
                          (int)(n > 60 ? 60 : n), w);
         if (c.failed) {
             lex_skip_statement(&c);

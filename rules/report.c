@@ -4,6 +4,13 @@
  * names of rules and of plugins' symbols sorted, shadow and __ rules left
  * out), X-Spam-Score ("12.3") and
  * X-Spam-Level (one "*" per point, at most 50).
+ *
+ * The verdict word is "Yes" when the score reached the required score, and
+ * also when the message is refused, discarded or quarantined, by a rule's
+ * action or a threshold: a message smtpgate did not let through as ham is
+ * spam in the report (a GTUBE refusal scores 0 here, SpamAssassin's 1000);
+ * an accepted (allow-listed) one is "No" whatever it scored, as it is not
+ * tagged either.
  */
 #include "rules/report.h"
 
@@ -21,6 +28,23 @@
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Spam as far as a downstream filter is concerned: not delivered as ham. */
+static bool judged_spam(const struct rules_outcome *out)
+{
+    switch (out->verdict) {
+    case RULES_REJECT:
+    case RULES_TEMPFAIL:
+    case RULES_DISCARD:
+    case RULES_QUARANTINE:
+        return true;
+    case RULES_ACCEPT: /* allow-listed: never tagged, so never spam either */
+        return false;
+    case RULES_CONTINUE:
+        break;
+    }
+    return out->spam;
 }
 
 static double round1(double v)
@@ -53,7 +77,7 @@ int rules_report_build(const struct rules *r, const unsigned char *hit,
     struct rules_buf b = {0};
     char head[128];
     int hl = snprintf(head, sizeof(head),
-                      "%s, score=%.1f required=%.1f tests=", out->spam ? "Yes" : "No",
+                      "%s, score=%.1f required=%.1f tests=", judged_spam(out) ? "Yes" : "No",
                       round1(out->score), round1(out->required));
     rules_buf_add(&b, head, (size_t)hl);
     size_t line = (size_t)hl + strlen("X-Spam-Status: ");

@@ -184,6 +184,11 @@ void rules_sa_report_free(struct rules_sa_report *rep);
 int rules_load_sa(const char *const *paths, size_t npaths, const struct rules_sa_opts *sa,
                   const struct rules_limits *lim, struct rules **out, struct rules_errors *errs,
                   struct rules_sa_report *rep);
+/* rules_load_sa for smtpgate-rules lint: when the load fails, the examples
+ * of the rules that did compile are run too and their failures join errs,
+ * so that one run lists every error of the files. */
+int rules_load_lint(const char *const *paths, size_t npaths, const struct rules_sa_opts *sa,
+                    struct rules **out, struct rules_errors *errs, struct rules_sa_report *rep);
 
 struct rules *rules_ref(struct rules *r);
 void rules_unref(struct rules *r);
@@ -198,6 +203,12 @@ const char *rules_rule_pattern(const struct rules *r, size_t i, size_t *len);
 /* What a hit scores, and the pattern's flags ("i", "ms", ... "" when none). */
 double rules_rule_score(const struct rules *r, size_t i);
 void rules_rule_flags(const struct rules *r, size_t i, char out[8]);
+/* A native rule that can only score (no action, no add-header, not a __
+ * helper, not shadow) and was given no score: it scores 0, which is
+ * rarely what its author meant (SpamAssassin's default is 1.0). */
+bool rules_rule_unscored(const struct rules *r, size_t i);
+/* Where rule i is defined; the file lives as long as the set. */
+const char *rules_rule_file(const struct rules *r, size_t i, unsigned *line, unsigned *col);
 size_t rules_file_count(const struct rules *r);
 /* SG-style bit mask (1u << stage) of stages that have rules to evaluate. */
 unsigned rules_stages(const struct rules *r);
@@ -251,6 +262,13 @@ struct rules_facts {
     size_t nsymbols;
 };
 
+/* A further value a rule matched (rules_tx_set_all_values). */
+struct rules_value {
+    const char *text; /* at most RULES_HIT_TEXT_MAX octets */
+    size_t len;
+};
+#define RULES_HIT_VALUES_MAX 100
+
 struct rules_hit {
     const char *rule;
     const char *target; /* "header Subject", "body", "meta", ... */
@@ -261,6 +279,11 @@ struct rules_hit {
     double score;
     bool shadow;
     bool counted; /* part of the message's result (false: refused recipient) */
+    /* With rules_tx_set_all_values: every further match after text, in the
+     * order found (each value of the target, each match within a value), at
+     * most RULES_HIT_VALUES_MAX; else none. */
+    const struct rules_value *more;
+    size_t nmore;
 };
 #define RULES_HIT_TEXT_MAX 200
 
@@ -307,6 +330,10 @@ struct rules_tx *rules_tx_new(struct rules *r);
 struct rules_tx *rules_tx_fork(const struct rules_tx *conn);
 void rules_tx_free(struct rules_tx *tx);
 const struct rules *rules_tx_rules(const struct rules_tx *tx);
+/* Every match of a pattern rule is kept in its hit (struct rules_hit's
+ * more), not only the first: for smtpgate-rules test, which shows them;
+ * matching then goes on past the first match, so it costs more. */
+void rules_tx_set_all_values(struct rules_tx *tx, bool on);
 /* Per-rule nanoseconds spent matching, added to prof[rules_count()] (bench). */
 void rules_tx_set_profile(struct rules_tx *tx, uint64_t *prof);
 /* msg is needed (non-NULL) only at RULES_STAGE_CONTENT.  NULL on ENOMEM. */

@@ -131,7 +131,8 @@ struct rule {
     bool has_score;
     char *describe;
     bool shadow;
-    bool hidden; /* name starts with "__": not in the report */
+    bool hidden;   /* name starts with "__": not in the report */
+    bool disabled; /* a "score NAME 0" statement: never evaluated, never hits */
     enum rule_action action;
     struct rule_pos action_pos;
     char *reply;  /* reject, tempfail */
@@ -198,6 +199,14 @@ struct rules {
 struct sa_tally;
 struct sa_eval_call;
 
+/* A "score NAME N" statement: re-scores (0: disables) a rule of any file,
+ * applied once every file is read, in the order written (the last wins). */
+struct score_override {
+    char *name;
+    double score;
+    struct rule_pos pos;
+};
+
 /* What the parser works on: the set being built, and where errors go. */
 struct rules_build {
     struct rules *r;
@@ -210,6 +219,9 @@ struct rules_build {
     size_t nseen;
     char **failed; /* names of rules refused by the parser: not "unknown" */
     size_t nfailed;
+    struct score_override *scores; /* in the order read */
+    size_t nscores;
+    bool lint; /* a failed load still runs the examples of what compiled */
     bool nomem;                  /* an allocation failed: the load fails */
     struct sa_tally *sa_skipped; /* SpamAssassin rules refused by the compiler, by reason */
     char **sa_pruned;            /* their names, sorted: a native meta using one is told why */

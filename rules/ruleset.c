@@ -117,6 +117,24 @@ double rules_rule_score(const struct rules *r, size_t i)
     return i < r->n ? r->v[i].score : 0;
 }
 
+bool rules_rule_unscored(const struct rules *r, size_t i)
+{
+    if (i >= r->n)
+        return false;
+    const struct rule *rule = &r->v[i];
+    return !rule->sa && !rule->hidden && !rule->shadow && !rule->has_score &&
+           rule->action == A_NONE && rule->nadd == 0;
+}
+
+const char *rules_rule_file(const struct rules *r, size_t i, unsigned *line, unsigned *col)
+{
+    if (i >= r->n)
+        return NULL;
+    *line = r->v[i].pos.line;
+    *col = r->v[i].pos.col;
+    return r->v[i].pos.file;
+}
+
 void rules_rule_flags(const struct rules *r, size_t i, char out[8])
 {
     static const struct {

@@ -3,13 +3,15 @@
  *
  *   smtpgate-rules lint FILE...
  *   smtpgate-rules test FILE... MESSAGE [--ip A] [--name N] [--helo H] [--from S] [--rcpt R]...
- *                       [--symbol NAME=SCORE]...
- *   smtpgate-rules bench FILE... DIR [--seconds N]
+ *                       [--symbol NAME=SCORE]... [--dump-body] [--dump-rawbody] [--dump-uris]
+ *   smtpgate-rules bench FILE... DIR [--seconds N]        (DIR and its subfolders)
  *   smtpgate-rules [VERB] --help
  *
- * lint loads the files as smtpgate would and runs every rule's examples;
+ * lint loads the files as smtpgate would and runs every rule's examples
+ * (those of the rules that compiled even when others failed: every error in
+ * one run) and warns of a rule that can only score and has no score;
  * test runs one message through every stage the given facts allow and says
- * what smtpgate would do; bench measures content evaluation over a folder of
+ * what smtpgate would do, with every value each rule matched; bench measures content evaluation over a folder of
  * messages and names the slowest rules.
  *
  * Exit status: 0 fine (lint: no error; test: the message would be delivered,
@@ -32,6 +34,7 @@
 #define MESSAGE_MAX     (64u * 1024 * 1024)
 #define BENCH_MAX_FILES 100000
 #define BENCH_SLOWEST   10
+#define BENCH_MAX_DEPTH 16
 
 static const char usage_main[] =
     "usage: smtpgate-rules VERB ...\n"
@@ -50,7 +53,9 @@ static const char usage_lint[] =
     "\n"
     "Loads the rule files together, as smtpgate's rules plugin does (includes\n"
     "followed, names unique across files), and runs every rule's must-hit and\n"
-    "must-not-hit examples.  Prints each error as FILE:LINE:COLUMN: reason.\n"
+    "must-not-hit examples.  Prints each error as FILE:LINE:COLUMN: reason,\n"
+    "every error of the files in one run (examples too when others failed),\n"
+    "and a warning for a rule that can only score and has no score.\n"
     "--sa loads SpamAssassin's rule files beside them (sa-update's folder or\n"
     "/usr/share/spamassassin, then /etc/spamassassin); --sa-dir reads the *.cf of\n"
     "the folders given instead, --sa-local adds the admin's own .cf files, and\n"
@@ -64,24 +69,31 @@ static const char usage_lint[] =
 static const char usage_test[] =
     "usage: smtpgate-rules test FILE... MESSAGE [--ip ADDR] [--name NAME] [--helo NAME]\n"
     "                           [--from ADDR] [--rcpt ADDR]... [--symbol NAME=SCORE]...\n"
+    "                           [--dump-body] [--dump-rawbody] [--dump-uris]\n"
     "\n"
     "Runs MESSAGE (a saved message, RFC 5322, as received) through the rules.\n"
     "Envelope stages run only when their facts are given: connect with --ip or\n"
     "--name (verified reverse name), helo with --helo, mail with --from (\"\" is\n"
     "the null sender), rcpt once per --rcpt.  Prints every rule that hit (stage,\n"
     "name, target, matched text, score), the score, the verdict smtpgate would\n"
-    "give, and the report headers.  --symbol stands for a symbol another plugin\n"
-    "would add (SPF_FAIL=2, DNSBL_ZEN_SPAMHAUS_ORG=3): present from the first\n"
-    "stage on, for symbol(NAME) and in the score.\n"
+    "give, and the report headers; a rule that matched several values (or one\n"
+    "value several times) shows every match, comma-separated.  --symbol stands\n"
+    "for a symbol another plugin would add (SPF_FAIL=2, DNSBL_ZEN_SPAMHAUS_ORG=3):\n"
+    "present from the first stage on, for symbol(NAME) and in the score.\n"
+    "--dump-body and --dump-rawbody print the text body and rawbody rules see\n"
+    "(each line after \"| \"), --dump-uris every URI uri rules see, one a line,\n"
+    "before the content stage's hits.\n"
     "Exit status: 0 delivered (maybe tagged), 1 refused, discarded or quarantined,\n"
     "2 usage, unreadable message, or rules that do not load.\n";
 
 static const char usage_bench[] =
     "usage: smtpgate-rules bench FILE... DIR [--seconds N]\n"
     "\n"
-    "Evaluates the content rules over every regular file in DIR (each a saved\n"
-    "message), round after round for N seconds (default 3, at most 600, at\n"
-    "least one round), parsing each message anew as smtpgate does.  Prints\n"
+    "Evaluates the content rules over every regular file in DIR and its\n"
+    "subfolders (each a saved message; names starting with \".\" left out,\n"
+    "links to folders not followed), round after round for N seconds\n"
+    "(default 3, at most 600, at least one round), parsing each message anew\n"
+    "as smtpgate does.  Prints\n"
     "messages per second, megabytes per second and the %d slowest rules.\n"
     "Exit status: 0, or 2 on usage, unreadable input, rules that do not load.\n";
 
@@ -234,6 +246,24 @@ static struct rules *load(const char *const *files, size_t n)
     return r;
 }
 
+/* Warnings, not errors: the set loads and works, but a rule that can only
+ * score and was given no score never counts. */
+static void print_unscored(const struct rules *r)
+{
+    for (size_t i = 0; i < rules_count(r); i++) {
+        if (!rules_rule_unscored(r, i))
+            continue;
+        unsigned line, col;
+        const char *file = rules_rule_file(r, i, &line, &col);
+        const char *name = rules_rule_name(r, i);
+        fprintf(stderr,
+                "%s:%u:%u: warning: rule %s has no score, so it counts 0 (SpamAssassin's "
+                "default is 1.0): give it \"score N\" or an action, or name it __%s if it "
+                "only feeds meta rules\n",
+                file, line, col, name, name);
+    }
+}
+
 static int cmd_lint(int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
@@ -258,8 +288,7 @@ static int cmd_lint(int argc, char **argv)
     struct rules_errors errs = {0};
     struct rules *r = NULL;
     struct rules_sa_report rep = {0};
-    int rc =
-        rules_load_sa((const char *const *)argv, (size_t)argc, sa_opts(), NULL, &r, &errs, &rep);
+    int rc = rules_load_lint((const char *const *)argv, (size_t)argc, sa_opts(), &r, &errs, &rep);
     if (sa_cli.on)
         print_sa_report(&rep);
     rules_sa_report_free(&rep);
@@ -272,6 +301,7 @@ static int cmd_lint(int argc, char **argv)
     }
     size_t bad = rules_check_examples(r, &errs);
     print_errors(&errs);
+    print_unscored(r);
     bool oom = errs.nomem;
     rules_errors_free(&errs);
     size_t n = rules_count(r), nf = rules_file_count(r);
@@ -351,6 +381,10 @@ static void print_hits(const struct rules_outcome *o)
             print_escaped(stdout, h->text, h->text_len);
         else
             fputs("(no text)", stdout);
+        for (size_t k = 0; k < h->nmore; k++) {
+            fputs(", ", stdout);
+            print_escaped(stdout, h->more[k].text, h->more[k].len);
+        }
         printf("  score %.1f", h->score);
         if (h->rcpt != NULL)
             printf("  rcpt %s", h->rcpt);
@@ -378,6 +412,24 @@ static void print_verdict(const char *stage, const struct rules_outcome *o)
     putchar('\n');
 }
 
+/* The text as the rules see it, each line after "| " so that blank lines
+ * and trailing blanks show (a CR before the line end is left out). */
+static void dump_text(const char *what, const char *s, size_t len)
+{
+    printf("%s: %zu octets\n", what, len);
+    size_t i = 0;
+    while (i < len) {
+        const char *nl = memchr(s + i, '\n', len - i);
+        size_t e = nl ? (size_t)(nl - s) : len, l = e - i;
+        if (l > 0 && s[i + l - 1] == '\r')
+            l--;
+        fputs("| ", stdout);
+        fwrite(s + i, 1, l, stdout);
+        putchar('\n');
+        i = nl ? e + 1 : len;
+    }
+}
+
 static bool refused(const struct rules_outcome *o)
 {
     return o->verdict == RULES_REJECT || o->verdict == RULES_TEMPFAIL;
@@ -396,7 +448,7 @@ static int cmd_test(int argc, char **argv)
     const char **rcpts = calloc((size_t)argc + 1, sizeof(char *));
     struct rules_symbol *syms = calloc((size_t)argc + 1, sizeof(*syms));
     size_t npos = 0, nrcpt = 0, nsym = 0;
-    bool have_conn = false;
+    bool have_conn = false, dump_body = false, dump_rawbody = false, dump_uris = false;
     int rc = 2;
     if (pos == NULL || rcpts == NULL || syms == NULL)
         goto out;
@@ -419,6 +471,12 @@ static int cmd_test(int argc, char **argv)
             f.mail_from = argv[++i];
         else if (strcmp(a, "--rcpt") == 0)
             rcpts[nrcpt++] = argv[++i];
+        else if (strcmp(a, "--dump-body") == 0)
+            dump_body = true;
+        else if (strcmp(a, "--dump-rawbody") == 0)
+            dump_rawbody = true;
+        else if (strcmp(a, "--dump-uris") == 0)
+            dump_uris = true;
         else if (strcmp(a, "--symbol") == 0) {
             char *v = argv[++i], *eq = strchr(v, '='), *end = NULL;
             double score = eq ? strtod(eq + 1, &end) : 0;
@@ -454,6 +512,8 @@ static int cmd_test(int argc, char **argv)
     free(bytes);
     struct rules_tx *conn = rules_tx_new(r);
     struct rules_tx *tx = NULL;
+    if (conn != NULL)
+        rules_tx_set_all_values(conn, true);
     const struct rules_outcome *o;
     rc = 0;
     if (m == NULL || conn == NULL) {
@@ -523,6 +583,20 @@ static int cmd_test(int argc, char **argv)
         rc = 1;
         goto done;
     }
+    if (dump_body || dump_rawbody) {
+        size_t l;
+        const char *t;
+        if (dump_body && (t = rules_msg_body(m, &l)) != NULL)
+            dump_text("body", t, l);
+        if (dump_rawbody && (t = rules_msg_rawbody(m, &l)) != NULL)
+            dump_text("rawbody", t, l);
+    }
+    if (dump_uris) {
+        size_t nu = rules_msg_uri_count(m);
+        printf("uris: %zu\n", nu);
+        for (size_t i = 0; i < nu; i++)
+            printf("uri %s\n", rules_msg_uri(m, i));
+    }
     o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
     if (o == NULL) {
         rc = nomem();
@@ -575,6 +649,50 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+struct file_list {
+    char **v;
+    size_t n;
+};
+
+/* Every regular file under dir, in its subfolders too (a Maildir's cur/ and
+ * new/, a corpus sorted by month), names starting with "." left out.
+ * Symbolic links to folders are not followed, so a loop cannot trap the
+ * walk; the depth and the count are bounded. */
+static void walk_folder(struct file_list *fl, const char *dir, unsigned depth)
+{
+    if (depth > BENCH_MAX_DEPTH)
+        return;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && fl->n < BENCH_MAX_FILES) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *p;
+        if (asprintf(&p, "%s/%s", dir, de->d_name) < 0)
+            break;
+        struct stat lst, st;
+        if (lstat(p, &lst) != 0 || stat(p, &st) != 0) {
+            free(p);
+            continue;
+        }
+        if (S_ISDIR(lst.st_mode)) {
+            walk_folder(fl, p, depth + 1);
+            free(p);
+            continue;
+        }
+        char **nn = S_ISREG(st.st_mode) ? realloc(fl->v, (fl->n + 1) * sizeof(*nn)) : NULL;
+        if (nn == NULL) {
+            free(p);
+            continue;
+        }
+        fl->v = nn;
+        fl->v[fl->n++] = p;
+    }
+    closedir(d);
+}
+
 static int cmd_bench(int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
@@ -618,29 +736,11 @@ static int cmd_bench(int argc, char **argv)
         free(pos);
         return 2;
     }
-    char **names = NULL;
-    size_t nnames = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL && nnames < BENCH_MAX_FILES) {
-        if (de->d_name[0] == '.')
-            continue;
-        char *p;
-        if (asprintf(&p, "%s/%s", dir, de->d_name) < 0)
-            break;
-        struct stat st;
-        if (stat(p, &st) != 0 || !S_ISREG(st.st_mode)) {
-            free(p);
-            continue;
-        }
-        char **nn = realloc(names, (nnames + 1) * sizeof(*nn));
-        if (nn == NULL) {
-            free(p);
-            break;
-        }
-        names = nn;
-        names[nnames++] = p;
-    }
+    struct file_list fl = {0};
+    walk_folder(&fl, dir, 0);
     closedir(d);
+    char **names = fl.v;
+    size_t nnames = fl.n;
     qsort(names, nnames, sizeof(*names), cmp_names);
     struct bench_msg *msgs = calloc(nnames ? nnames : 1, sizeof(*msgs));
     size_t nmsgs = 0, total = 0;

@@ -1039,6 +1039,10 @@ def test_milter_plugin_inside_smtpgate_milter(gate_factory, recorder, smtpgate_b
             assert head.split("\r\n")[0] == "X-Inserted: at the top", head
             assert "X-Change: changed by milter" in head
             assert m.content.endswith(b"replaced body line 1\r\nreplaced body line 2\r\n")
+        # The MTA side first, as an admin stops them: a milter connection the
+        # outer smtpgate still holds (kept for its next session) would have
+        # smtpgate-milter wait out its shutdown_grace for it.
+        assert g.stop() == 0
     finally:
         inner.stop()
     inner.assert_clean_exit()

@@ -314,6 +314,10 @@ static void test_actions(void **state)
             assert_string_equal(o->reply, "452 4.3.1 later");
         if (cases[i].v == RULES_QUARANTINE)
             assert_string_equal(o->reason, "Q");
+        /* what is not delivered as ham is spam in the report, whatever the score */
+        bool spam = cases[i].v != RULES_CONTINUE && cases[i].v != RULES_ACCEPT;
+        if (strncmp(o->report_status, spam ? "Yes, " : "No, ", spam ? 5 : 4) != 0)
+            fail_msg("%s: %s", cases[i].subject, o->report_status);
         rules_tx_free(tx);
         rules_msg_free(m);
     }
@@ -328,6 +332,7 @@ static void test_actions(void **state)
     o = content(tx, &m, "Subject: none\r\n\r\n");
     assert_int_equal(o->verdict, RULES_QUARANTINE);
     assert_string_equal(o->reason, "from q");
+    assert_string_equal(o->report_status, "Yes, score=0.0 required=10.0 tests=EH,EQ");
     assert_int_equal(o->nheaders, 1);
     assert_string_equal(o->headers[0].name, "X-Env");
     rules_msg_free(m);
@@ -657,6 +662,106 @@ static void test_symbols(void **state)
     rules_unref(r);
 }
 
+/* score NAME N, written before or after the rule: the last one wins; 0
+ * turns the rule off (no hit, no action, 0 for a meta). */
+static void test_score_statement(void **state)
+{
+    (void)state;
+    struct rules *r = load("score LOUD 4\n"
+                           "rule LOUD header Subject /loud/ score 1\n"
+                           "rule KILL header Subject /kill/ reject\n"
+                           "rule __K header Subject /kill/\n"
+                           "rule BOTH meta LOUD && KILL score 2\n"
+                           "rule HELPER meta __K score 0.5\n"
+                           "score KILL 0\n"
+                           "score LOUD 2.5\n"
+                           "score HELPER 0\n"
+                           "score HELPER 1.5\n");
+    struct rules_msg *m;
+    struct rules_tx *tx = rules_tx_new(r);
+    const struct rules_outcome *o = content(tx, &m, "Subject: loud kill\r\n\r\n");
+    assert_int_equal(o->verdict, RULES_CONTINUE);
+    assert_true(has_hit(o, "LOUD"));
+    assert_false(has_hit(o, "KILL"));
+    assert_false(has_hit(o, "BOTH"));
+    assert_true(has_hit(o, "HELPER"));
+    assert_true(near(o->score, 4));
+    assert_string_equal(o->report_status, "No, score=4.0 required=5.0 tests=HELPER,LOUD");
+    rules_msg_free(m);
+    rules_tx_free(tx);
+    for (size_t i = 0; i < rules_count(r); i++)
+        if (strcmp(rules_rule_name(r, i), "LOUD") == 0)
+            assert_true(near(rules_rule_score(r, i), 2.5));
+    rules_unref(r);
+}
+
+/* rules_tx_set_all_values: every match kept in the hit, in order; off (the
+ * plugin's way), the first one only. */
+static void test_all_values(void **state)
+{
+    (void)state;
+    struct rules *r = load("rule R header Received /by \\w+/ score 1\n"
+                           "rule B body /o+/ score 1\n");
+    const char *text = "Received: by a\r\nReceived: none\r\nReceived: by b\r\n\r\nfoo, boo\r\n";
+    for (int on = 0; on <= 1; on++) {
+        struct rules_msg *m;
+        struct rules_tx *tx = rules_tx_new(r);
+        rules_tx_set_all_values(tx, on);
+        const struct rules_outcome *o = content(tx, &m, text);
+        assert_int_equal(o->nhits, 2);
+        const struct rules_hit *h = &o->hits[0];
+        assert_string_equal(h->rule, "R");
+        assert_memory_equal(h->text, "by a", 4);
+        assert_int_equal(h->nmore, on ? 1 : 0);
+        if (on)
+            assert_memory_equal(h->more[0].text, "by b", h->more[0].len);
+        h = &o->hits[1];
+        assert_int_equal(h->nmore, on ? 1 : 0);
+        if (on)
+            assert_memory_equal(h->more[0].text, "oo", h->more[0].len);
+        assert_true(near(o->score, 2));
+        rules_msg_free(m);
+        rules_tx_free(tx);
+    }
+    rules_unref(r);
+}
+
+/* multiple [N]: a meta reads the rule's number of matches; without it 1.
+ * A 4-line body: __LINE < 2 must not hit (it did when every rule read 1). */
+static void test_multiple_counts(void **state)
+{
+    (void)state;
+    struct rules *r = load("rule __LINE body /^line/m multiple\n"
+                           "rule __LINE2 body /^line/m multiple 2\n"
+                           "rule __ONCE body /^line/m\n"
+                           "rule __RCVD header Received /by/ multiple\n"
+                           "rule FEW meta __LINE < 2 score 1\n"
+                           "rule FOUR meta __LINE == 4 score 1\n"
+                           "rule CAPPED meta __LINE2 == 2 score 1\n"
+                           "rule ONCE meta __ONCE == 1 score 1\n"
+                           "rule RCVD2 meta __RCVD == 2 && __LINE / 2 == 2 score 1\n");
+    struct rules_msg *m;
+    struct rules_tx *tx = rules_tx_new(r);
+    const struct rules_outcome *o =
+        content(tx, &m, "Received: by a\r\nReceived: by b\r\nSubject: x\r\n\r\n"
+                        "line one\r\nline two\r\nline three\r\nline four\r\n");
+    assert_false(has_hit(o, "FEW"));
+    assert_true(has_hit(o, "FOUR"));
+    assert_true(has_hit(o, "CAPPED"));
+    assert_true(has_hit(o, "ONCE"));
+    assert_true(has_hit(o, "RCVD2"));
+    assert_true(near(o->score, 4));
+    rules_msg_free(m);
+    /* one line: FEW hits, the others do not */
+    o = content(tx, &m, "Subject: x\r\n\r\nline one\r\n");
+    assert_true(has_hit(o, "FEW"));
+    assert_false(has_hit(o, "FOUR"));
+    assert_false(has_hit(o, "CAPPED"));
+    rules_msg_free(m);
+    rules_tx_free(tx);
+    rules_unref(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -673,6 +778,9 @@ int main(void)
         cmocka_unit_test(test_threads_share),
         cmocka_unit_test(test_size_and_full),
         cmocka_unit_test(test_symbols),
+        cmocka_unit_test(test_score_statement),
+        cmocka_unit_test(test_all_values),
+        cmocka_unit_test(test_multiple_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,30 @@ struct case_ {
 };
 
 static const struct case_ syntax_cases[] = {
+    {"rule A eval:check_for_missing_to_header()\n", 1, 8,
+     "\"eval:\" is SpamAssassin's syntax: load the file as SpamAssassin's"},
+    {"rule B header exists:Date\n", 1, 15,
+     "\"exists:Date\" is SpamAssassin's syntax: load the file as SpamAssassin's "
+     "(spamassassin_local), or write: header Date exists"},
+    {"rule C header From:first /x/\n", 1, 19, "\":first\" is SpamAssassin's syntax"},
+    {"rule D header Subject /x/ [if-unset: x]\n", 1, 27,
+     "\"[if-unset: ...]\" is SpamAssassin's syntax"},
+    {"rule E body /x/ score 1 tflags multiple\n", 1, 25,
+     "\"tflags\" is SpamAssassin's syntax: load the file as SpamAssassin's (spamassassin_local), "
+     "or write tflags multiple maxhits=N as the clause multiple N"},
+    {"rule M helo /x/ multiple\n", 1, 17, "multiple counts the matches of a pattern"},
+    {"rule M body !/x/ multiple\n", 1, 18, "multiple counts the matches of a pattern"},
+    {"rule M header To:addr /x/ multiple\n", 1, 27, "multiple counts the matches of a pattern"},
+    {"rule M body /x/ multiple 0\n", 1, 26, "multiple takes a whole number of matches, 1 to 10000"},
+    {"rule M body /x/ multiple 2.5\n", 1, 26, "multiple takes a whole number"},
+    {"rule M body /x/ multiple multiple\n", 1, 26, "multiple given twice"},
+    {"rule A body /x/ score 1\nscore A\n", 2, 8, "expected a number (score)"},
+    {"rule A body /x/ score 1\nscore\n", 2, 6, "score takes a rule name and a number"},
+    {"rule A body /x/ score 1\nscore A 1 2 3 4\n", 2, 11,
+     "one score here: SpamAssassin's four score sets"},
+    {"rule A body /x/ score 1\nscore A 1 more\n", 2, 11, "score takes a rule name and one number"},
+    {"rule __A body /x/\nscore __A 1\n", 2, 7, "only feeds meta rules: no score"},
+    {"score NOPE 1\n", 1, 1, "score for unknown rule NOPE"},
     {"bogus x\n", 1, 1, "unknown statement \"bogus\""},
     {"  rule A body /x/\n", 1, 3, "indented line without a statement"},
     {"rule\n", 1, 5, "expected a rule name after rule"},

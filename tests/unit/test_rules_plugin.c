@@ -655,6 +655,15 @@ static void test_end_of_message(void **state)
     assert_int_equal(plugin->eom(&ctx, inst), SG_QUARANTINE);
     assert_string_equal(ctx.reason, "asked for");
     assert_true(ctx.nedits >= 2);
+    /* quarantined by a rule: spam in the report, though it scored nothing */
+    bool status_seen = false;
+    for (size_t i = 0; i < ctx.nedits; i++)
+        if (strcmp(ctx.edits[i].name, "X-Spam-Status") == 0 &&
+            strcmp(ctx.edits[i].what, "add") == 0) {
+            assert_string_equal(ctx.edits[i].value, "Yes, score=0.0 required=5.0 tests=QUAR");
+            status_seen = true;
+        }
+    assert_true(status_seen);
     ctx_close(&ctx);
     plugin->fini(inst);
 }
