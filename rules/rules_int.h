@@ -145,13 +145,13 @@ struct rule {
     bool sa;
     char **sa_fields; /* T_SA_HEADER: the fields joined, in order */
     size_t nsa_fields;
-    char *sa_unset;         /* T_SA_HEADER: the value when none of them is there; NULL: "" */
-    bool sa_first, sa_last; /* :first, :last */
-    bool sa_skip;           /* refused while compiling: taken out before the set is made */
+    char *sa_unset;               /* T_SA_HEADER: the value when none of them is there; NULL: "" */
+    bool sa_first, sa_last;       /* :first, :last */
+    bool sa_skip;                 /* refused while compiling: taken out before the set is made */
     struct sa_eval_call *sa_call; /* T_SA_EVAL: the function and its arguments */
-    uint32_t maxhits;       /* tflags multiple: hits counted up to this (meta operand) */
-    int pf_slot;            /* the prefilter its text goes through, or -1 */
-    uint32_t pf_first;      /* its clauses in that prefilter */
+    uint32_t maxhits;             /* tflags multiple: hits counted up to this (meta operand) */
+    int pf_slot;                  /* the prefilter its text goes through, or -1 */
+    uint32_t pf_first;            /* its clauses in that prefilter */
     uint32_t pf_nclause;
 };
 
@@ -221,11 +221,15 @@ struct rules_build {
     size_t nfailed;
     struct score_override *scores; /* in the order read */
     size_t nscores;
-    bool lint; /* a failed load still runs the examples of what compiled */
+    bool lint;                   /* a failed load still runs the examples of what compiled */
     bool nomem;                  /* an allocation failed: the load fails */
     struct sa_tally *sa_skipped; /* SpamAssassin rules refused by the compiler, by reason */
     char **sa_pruned;            /* their names, sorted: a native meta using one is told why */
     size_t nsa_pruned;
+    /* SpamAssassin rules whose eval function smtpgate lacks (their plugin
+     * emulated, so SpamAssassin would run them): a meta using one is skipped */
+    char **sa_lacking;
+    size_t nsa_lacking;
 };
 
 /* ---- message internals used by the evaluator (msg.c) ---- */

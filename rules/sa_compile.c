@@ -147,7 +147,7 @@ static bool header_target(struct rule *rule, const struct sa_rule *sr, char *why
 
 /* One SpamAssassin rule into rule; false with why when it cannot run here. */
 static bool convert(const struct sa_rule *sr, int set, const char *file, struct rule *rule,
-                    char *why, size_t wn, bool *nomem)
+                    char *why, size_t wn, bool *nomem, bool *lacking)
 {
     if (sr->score[set] == 0) {
         snprintf(why, wn, "disabled: score 0");
@@ -168,8 +168,10 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
             return !(*nomem = true);
         if (rc == SA_EVAL_NEW_UNKNOWN)
             snprintf(why, wn, "unknown eval function %s", sr->eval);
-        if (rc != SA_EVAL_NEW_OK)
+        if (rc != SA_EVAL_NEW_OK) {
+            *lacking = true;
             return false;
+        }
         rule->sa_call = call;
     }
     if (sr->kind == SA_MIMEHEADER) {
@@ -302,22 +304,23 @@ void sa_compile(struct rules_build *b, struct sa_conf *c, size_t *defined)
         (*defined)++;
         struct rule rule = {0};
         char why[256];
-        bool nomem = false;
+        bool nomem = false, lacking = false;
         if (sr->file != last_src) {
             if ((last_file = rules_build_file(b, sr->file)) == NULL)
                 return;
             last_src = sr->file;
         }
-        if (sr->eval != NULL &&
-            sa_tally_add(sa_eval_find(sr->eval) ? &c->evals_done : &c->evals, sr->eval,
-                         sr->name) != 0)
+        if (sr->eval != NULL && sa_tally_add(sa_eval_find(sr->eval) ? &c->evals_done : &c->evals,
+                                             sr->eval, sr->name) != 0)
             nomem = true;
-        if (nomem || !convert(sr, set, last_file, &rule, why, sizeof(why), &nomem)) {
+        if (nomem || !convert(sr, set, last_file, &rule, why, sizeof(why), &nomem, &lacking)) {
             rules_rule_free(&rule);
             if (nomem)
                 rules_build_nomem(b);
             else
                 skip(b, sr, "%s", why);
+            if (lacking)
+                rules_build_sa_lacking(b, sr->name);
             rules_build_sa_pruned(b, sr->name);
             continue;
         }

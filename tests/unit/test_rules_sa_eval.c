@@ -229,9 +229,10 @@ static void test_skip_reasons(void **state)
                           "body GFLAG /line/g\n"
                           "body BADRE /(/\n"
                           "header SAME Subject =~ /never/\n"
-                          "meta LOST EV1 || MH\n"
-                          "meta LOST2 LOST && !EV2\n"
-                          "meta KEPT EV1 || __LIVE\n"
+                          "meta LOST ZERO || MH\n"
+                          "meta LOST2 LOST && !NETRULE\n"
+                          "meta KEPT MH || __LIVE\n"
+                          "meta LACKS __LIVE && !EV1\n"
                           "body __LIVE /line/\n"
                           "meta TERNARY __LIVE ? 1 : 0\n"
                           "ifplugin Mail::SpamAssassin::Plugin::Pyzor\n"
@@ -253,10 +254,12 @@ static void test_skip_reasons(void **state)
     assert_int_equal(skipped(rep, "pattern error: missing closing parenthesis"), 1);
     assert_int_equal(skipped(rep, "a native rule has the same name"), 1);
     assert_int_equal(skipped(rep, "meta: every rule it uses is absent or skipped"), 2);
+    /* SpamAssassin would run EV1: without it LACKS's value is unknown */
+    assert_int_equal(skipped(rep, "meta: uses an eval test smtpgate lacks"), 1);
     assert_int_equal(skipped(rep, "unsupported construct: the ? : operator in meta"), 1);
     assert_int_equal(skipped(rep, "plugin Mail::SpamAssassin::Plugin::Pyzor is not emulated"), 2);
-    /* 21 rule definitions, BROKEN not one of them; KEPT and __LIVE load */
-    assert_int_equal(rep->defined, 17);
+    /* 22 rule definitions, BROKEN not one of them; KEPT and __LIVE load */
+    assert_int_equal(rep->defined, 18);
     assert_int_equal(rep->loaded, 2);
     size_t total = 0;
     for (size_t i = 0; i < rep->nskipped; i++)
@@ -277,7 +280,7 @@ static void test_skip_reasons(void **state)
     assert_int_equal(rep->nignored, 1);
     assert_string_equal(rep->ignored[0].what, "bogus_setting");
     assert_int_equal(rep->warnings.n, 1);
-    assert_int_equal(rep->warnings.v[0].line, 23);
+    assert_int_equal(rep->warnings.v[0].line, 24);
     assert_int_equal(rep->nfiles, 1);
     /* the native SAME wins, with its own score; KEPT hits through __LIVE */
     double score = 0;

@@ -327,12 +327,33 @@ static void test_body_length(void **state)
     unlink(write_file("20_b.cf", ""));
 }
 
+/* A meta that uses an eval rule whose function smtpgate lacks is skipped
+ * (SpamAssassin would run that rule), and so is a meta using that meta;
+ * one using only rules that run is kept. */
+static void test_meta_of_lacking_eval(void **state)
+{
+    (void)state;
+    write_file("20_m.cf", "header __LACKING eval:check_for_fake_aol_relay_in_rcvd()\n"
+                          "header __RUNS eval:check_for_missing_to_header()\n"
+                          "header __SUBJ Subject =~ /x/\n"
+                          "meta M_LACKING __SUBJ && !__LACKING\n"
+                          "meta M_OUTER M_LACKING || __SUBJ\n"
+                          "meta M_RUNS __SUBJ && __RUNS\n");
+    struct loaded l = load(NULL, false);
+    assert_int_equal(skipped(&l.rep, "meta: uses an eval test smtpgate lacks"), 2);
+    assert_int_equal(skipped(&l.rep, "unknown eval function check_for_fake_aol_relay_in_rcvd"), 1);
+    assert_int_equal(l.rep.loaded, 3);
+    expect(l.r, "Subject: x\r\n\r\nbody\r\n", WANT("M_RUNS"), WANT("M_LACKING", "M_OUTER"));
+    unload(&l);
+    unlink(write_file("20_m.cf", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_evals), cmocka_unit_test(test_msgid_outlook),
         cmocka_unit_test(test_shifted_date), cmocka_unit_test(test_subject_and_forged),
-        cmocka_unit_test(test_body_length),
+        cmocka_unit_test(test_body_length),  cmocka_unit_test(test_meta_of_lacking_eval),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
