@@ -104,6 +104,19 @@ int rules_build_seen(struct rules_build *b, const char *canon)
     return 0;
 }
 
+void rules_build_sa_lacking(struct rules_build *b, const char *name)
+{
+    char *copy = util_strdup(name);
+    char **v = copy ? util_reallocarray(b->sa_lacking, b->nsa_lacking + 1, sizeof(*v)) : NULL;
+    if (v == NULL) {
+        free(copy);
+        rules_build_nomem(b);
+        return;
+    }
+    b->sa_lacking = v;
+    b->sa_lacking[b->nsa_lacking++] = copy;
+}
+
 void rules_build_sa_pruned(struct rules_build *b, const char *name)
 {
     char *copy = util_strdup(name);

@@ -29,6 +29,8 @@ const char *rules_build_file(struct rules_build *b, const char *path);
 /* Remembers the name of a SpamAssassin rule that is not loaded (a copy), so
  * that a native meta using it is told why (out of memory: recorded). */
 void rules_build_sa_pruned(struct rules_build *b, const char *name);
+/* name is a SpamAssassin rule whose eval function smtpgate lacks */
+void rules_build_sa_lacking(struct rules_build *b, const char *name);
 /* 0 when canon is new (remembered), 1 when it was read already, -1 when out
  * of memory (recorded). */
 int rules_build_seen(struct rules_build *b, const char *canon);

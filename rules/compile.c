@@ -79,6 +79,8 @@ static const char *target_word(enum rule_target t)
         return "uri";
     case T_SA_MIMEHEADER:
         return "mimeheader";
+    case T_SA_EVAL:
+        return "eval";
     }
     return "?";
 }
@@ -89,6 +91,8 @@ static bool describe_target(struct rule *rule)
     int rc;
     if (rule->target == T_HEADER)
         rc = util_asprintf(&rule->target_desc, "header %s%s", rule->header, modes[rule->hmode]);
+    else if (rule->target == T_SA_EVAL)
+        rc = util_asprintf(&rule->target_desc, "eval %s", rule->header);
     else if (rule->target == T_SA_HEADER || rule->target == T_SA_ENVFROM)
         rc = util_asprintf(&rule->target_desc, "header %s", rule->header);
     else if (rule->target == T_SA_MIMEHEADER)
@@ -467,12 +471,21 @@ static void sa_prune(struct rules_build *b)
             struct rule *rule = &r->v[i];
             if (!rule->sa || rule->sa_skip || rule->match != M_META)
                 continue;
-            bool live = false;
-            for (size_t k = 0; k < rule->nmeta && !live; k++) {
-                long j = rule->meta[k].op == MN_REF ? find_rule(&rs, rule->meta[k].name) : -1;
-                live = j >= 0 && !r->v[j].sa_skip;
+            bool live = false, lacking = false;
+            for (size_t k = 0; k < rule->nmeta && !lacking; k++) {
+                if (rule->meta[k].op != MN_REF)
+                    continue;
+                long j = find_rule(&rs, rule->meta[k].name);
+                live = live || (j >= 0 && !r->v[j].sa_skip);
+                for (size_t q = 0; q < b->nsa_lacking && !lacking; q++)
+                    lacking = strcmp(b->sa_lacking[q], rule->meta[k].name) == 0;
             }
-            if (!live) {
+            if (lacking) {
+                /* SpamAssassin runs that operand: without it the meta's value is unknown */
+                sa_skip_rule(b, rule, "meta: uses an eval test smtpgate lacks");
+                rules_build_sa_lacking(b, rule->name);
+                changed = true;
+            } else if (!live) {
                 sa_skip_rule(b, rule, "meta: every rule it uses is absent or skipped");
                 changed = true;
             }
@@ -765,6 +778,9 @@ static int finish(struct rules_build *b, const struct rules_limits *lim, struct 
     for (size_t i = 0; i < b->nsa_pruned; i++)
         free(b->sa_pruned[i]);
     free(b->sa_pruned);
+    for (size_t i = 0; i < b->nsa_lacking; i++)
+        free(b->sa_lacking[i]);
+    free(b->sa_lacking);
     *out = NULL;
     if (b->nomem && b->errs != NULL) {
         b->errs->nomem = true;
@@ -889,6 +905,8 @@ void rules_sa_report_free(struct rules_sa_report *rep)
     sa_tally_free(&a);
     sa_tally_free(&c);
     sa_tally_free(&e);
+    struct sa_tally d = {rep->evals_done, rep->nevals_done, rep->nevals_done, false};
+    sa_tally_free(&d);
     rules_errors_free(&rep->warnings);
     *rep = (struct rules_sa_report){0};
 }

@@ -25,6 +25,7 @@
 #include "rules/match.h"
 #include "rules/report.h"
 #include "rules/ruleset.h"
+#include "rules/sa_eval.h"
 #include "util/alloc.h"
 
 struct rules_tx {
@@ -610,6 +611,13 @@ static void match_content(struct matcher *mt, struct rules_msg *m,
                 return;
         }
         return;
+    case T_SA_EVAL: {
+        int rc = sa_eval_run(rule->sa_call, m);
+        if (rc < 0)
+            mt->tx->nomem = true;
+        mt->matched = rc == 1;
+        return;
+    }
     case T_SIZE:
         mt->matched = rules_size_cmp(rule->size_op, rules_msg_size(m), rule->size_val);
         return;

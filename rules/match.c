@@ -72,6 +72,7 @@ int rules_match_one(const struct rules *r, const struct rule *rule, const char *
     }
     case M_EXISTS:
     case M_META:
+    case M_EVAL: /* evaluated over the message, not a value (sa_eval.h) */
         break;
     }
     return 0;

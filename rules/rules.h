@@ -167,8 +167,10 @@ struct rules_sa_report {
     size_t nskipped;
     struct rules_sa_count *ignored; /* settings smtpgate does not use, by name */
     size_t nignored;
-    struct rules_sa_count *evals; /* eval functions the rules name (none implemented yet) */
+    struct rules_sa_count *evals; /* eval functions the rules name that smtpgate lacks */
     size_t nevals;
+    struct rules_sa_count *evals_done; /* those it runs natively */
+    size_t nevals_done;
     struct rules_errors warnings; /* malformed lines, as spamassassin --lint sees them */
     int score_set;
     const char *version; /* the SpamAssassin version emulated */

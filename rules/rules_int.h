@@ -52,9 +52,10 @@ enum rule_target {
     T_SA_URI,     /* SpamAssassin's URI list: every form of each URI */
     T_SA_ENVFROM, /* header EnvelopeFrom: the MAIL FROM address */
     T_SA_MIMEHEADER, /* mimeheader: the fields of each MIME part */
+    T_SA_EVAL,   /* SpamAssassin's eval test: a function of sa_eval.h over the message */
 };
 
-enum rule_match { M_REGEX, M_CIDR, M_EXISTS, M_SIZE, M_META };
+enum rule_match { M_REGEX, M_CIDR, M_EXISTS, M_SIZE, M_META, M_EVAL };
 enum header_mode { HM_DECODED, HM_RAW, HM_ADDR, HM_NAME };
 /* In order of precedence, weakest first. */
 enum rule_action { A_NONE, A_QUARANTINE, A_DISCARD, A_TEMPFAIL, A_REJECT, A_ACCEPT };
@@ -153,6 +154,7 @@ struct rule {
     bool sa_first, sa_last; /* :first, :last */
     bool sa_nosubject;      /* T_SA_BODY, tflags nosubject: the Subject line not matched */
     bool sa_skip;           /* refused while compiling: taken out before the set is made */
+    struct sa_eval_call *sa_call; /* T_SA_EVAL: the function and its arguments */
     uint32_t maxhits;       /* tflags multiple: hits counted up to this (meta operand) */
     int pf_slot;            /* the prefilter its text goes through, or -1 */
     uint32_t pf_first;      /* its clauses in that prefilter */
@@ -203,6 +205,7 @@ struct rules {
 };
 
 struct sa_tally;
+struct sa_eval_call;
 
 /* A "score NAME N" statement: re-scores (0: disables) a rule of any file,
  * applied once every file is read, in the order written (the last wins). */
@@ -226,11 +229,15 @@ struct rules_build {
     size_t nfailed;
     struct score_override *scores; /* in the order read */
     size_t nscores;
-    bool lint; /* a failed load still runs the examples of what compiled */
+    bool lint;                   /* a failed load still runs the examples of what compiled */
     bool nomem;                  /* an allocation failed: the load fails */
     struct sa_tally *sa_skipped; /* SpamAssassin rules refused by the compiler, by reason */
     char **sa_pruned;            /* their names, sorted: a native meta using one is told why */
     size_t nsa_pruned;
+    /* SpamAssassin rules whose eval function smtpgate lacks (their plugin
+     * emulated, so SpamAssassin would run them): a meta using one is skipped */
+    char **sa_lacking;
+    size_t nsa_lacking;
 };
 
 /* ---- message internals used by the evaluator (msg.c) ---- */

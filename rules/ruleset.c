@@ -7,6 +7,7 @@
  * share it without locks.
  */
 #include "rules/ruleset.h"
+#include "rules/sa_eval.h"
 
 #include <stdlib.h>
 
@@ -47,6 +48,7 @@ void rules_rule_free(struct rule *rule)
         free(rule->sa_fields[i]);
     free(rule->sa_fields);
     free(rule->sa_unset);
+    sa_eval_call_free(rule->sa_call);
 }
 
 void rules_threshold_free(struct threshold *t)

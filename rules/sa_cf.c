@@ -1000,6 +1000,7 @@ void sa_conf_free(struct sa_conf *c)
     free(c->skipped_rules);
     sa_tally_free(&c->ignored);
     sa_tally_free(&c->evals);
+    sa_tally_free(&c->evals_done);
     rules_errors_free(&c->warnings);
     free(c);
 }

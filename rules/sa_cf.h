@@ -109,7 +109,8 @@ struct sa_conf {
     struct sa_kv *skipped_rules; /* the same one by one: name, reason */
     size_t nskipped_rules;
     struct sa_tally ignored; /* settings not used, by setting */
-    struct sa_tally evals;   /* eval functions of the rules, by name (none is implemented yet) */
+    struct sa_tally evals;      /* eval functions of the rules smtpgate does not have, by name */
+    struct sa_tally evals_done; /* those it runs natively (sa_eval.h), by name */
     struct rules_errors warnings;
     bool finished;
     bool nomem;

@@ -21,6 +21,7 @@
 
 #include "rules/build.h"
 #include "rules/ruleset.h"
+#include "rules/sa_eval.h"
 #include "rules/sa_meta.h"
 #include "util/alloc.h"
 
@@ -156,7 +157,7 @@ static bool header_target(struct rule *rule, const struct sa_rule *sr, char *why
 
 /* One SpamAssassin rule into rule; false with why when it cannot run here. */
 static bool convert(const struct sa_rule *sr, int set, const char *file, struct rule *rule,
-                    char *why, size_t wn, bool *nomem)
+                    char *why, size_t wn, bool *nomem, bool *lacking)
 {
     if (sr->score[set] == 0) {
         snprintf(why, wn, "disabled: score 0");
@@ -170,9 +171,18 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
         snprintf(why, wn, "needs Bayes (smtpgate has none)");
         return false;
     }
+    struct sa_eval_call *call = NULL;
     if (sr->eval != NULL) {
-        snprintf(why, wn, "unknown eval function %s", sr->eval);
-        return false;
+        enum sa_eval_new_rc rc = sa_eval_call_new(sr->eval, sr->eval_args, &call, why, wn);
+        if (rc == SA_EVAL_NEW_NOMEM)
+            return !(*nomem = true);
+        if (rc == SA_EVAL_NEW_UNKNOWN)
+            snprintf(why, wn, "unknown eval function %s", sr->eval);
+        if (rc != SA_EVAL_NEW_OK) {
+            *lacking = true;
+            return false;
+        }
+        rule->sa_call = call;
     }
     if (sr->too_large) {
         snprintf(why, wn, "pattern too large after its templates");
@@ -193,6 +203,15 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
     if (sa_tflag(sr, "multiple")) {
         unsigned mh = sa_maxhits(sr);
         rule->maxhits = mh > 0 && mh < SA_MULTIPLE_CAP ? mh : SA_MULTIPLE_CAP;
+    }
+    if (call != NULL) {
+        /* the function's name is the target's description: "eval NAME" */
+        if ((rule->header = util_strdup(sr->eval)) == NULL)
+            return !(*nomem = true);
+        rule->target = T_SA_EVAL;
+        rule->match = M_EVAL;
+        rule->maxhits = 0;
+        return true;
     }
     switch (sr->kind) {
     case SA_META: {
@@ -313,20 +332,23 @@ void sa_compile(struct rules_build *b, struct sa_conf *c, size_t *defined)
         (*defined)++;
         struct rule rule = {0};
         char why[256];
-        bool nomem = false;
+        bool nomem = false, lacking = false;
         if (sr->file != last_src) {
             if ((last_file = rules_build_file(b, sr->file)) == NULL)
                 return;
             last_src = sr->file;
         }
-        if (sr->eval != NULL && sa_tally_add(&c->evals, sr->eval, sr->name) != 0)
+        if (sr->eval != NULL && sa_tally_add(sa_eval_find(sr->eval) ? &c->evals_done : &c->evals,
+                                             sr->eval, sr->name) != 0)
             nomem = true;
-        if (nomem || !convert(sr, set, last_file, &rule, why, sizeof(why), &nomem)) {
+        if (nomem || !convert(sr, set, last_file, &rule, why, sizeof(why), &nomem, &lacking)) {
             rules_rule_free(&rule);
             if (nomem)
                 rules_build_nomem(b);
             else
                 skip(b, sr, "%s", why);
+            if (lacking)
+                rules_build_sa_lacking(b, sr->name);
             rules_build_sa_pruned(b, sr->name);
             continue;
         }

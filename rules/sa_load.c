@@ -106,6 +106,7 @@ void sa_load(struct rules_build *b, const struct rules_sa_opts *o, struct rules_
             c->warnings = (struct rules_errors){0};
             take(&c->ignored, &rep->ignored, &rep->nignored);
             take(&c->evals, &rep->evals, &rep->nevals);
+            take(&c->evals_done, &rep->evals_done, &rep->nevals_done);
             rep->files = c->files;
             rep->nfiles = c->nfiles;
             c->files = NULL;

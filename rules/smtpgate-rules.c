@@ -218,6 +218,7 @@ static void print_sa_report(const struct rules_sa_report *rep)
     printf("spamassassin: %zu rules defined, %zu loaded, %zu skipped\n", rep->defined, rep->loaded,
            skipped);
     print_counts("skipped", rep->skipped, rep->nskipped);
+    print_counts("eval function implemented", rep->evals_done, rep->nevals_done);
     print_counts("eval function not implemented", rep->evals, rep->nevals);
     print_counts("ignored setting", rep->ignored, rep->nignored);
     for (size_t i = 0; i < rep->warnings.n; i++) {

@@ -121,6 +121,25 @@ static const char **list_items(const struct sg_host *host, const struct sg_secti
     return v;
 }
 
+/* The eval functions the rules name, on one line: NAME (count), ... */
+static void log_evals(const struct sg_host *host, const struct sg_section *sec, const char *which,
+                      const struct rules_sa_count *v, size_t n)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(v[i].what) + 32;
+    char *line = n > 0 ? malloc(len) : NULL;
+    if (line == NULL)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += (size_t)snprintf(line + k, len - k, "%s%s (%zu)", i ? ", " : "", v[i].what,
+                              v[i].count);
+    host->log(NULL, SG_LOG_INFO, "plugin %s: spamassassin eval functions %s: %s",
+              host->section_name(sec), which, line);
+    free(line);
+}
+
 /* What was made of SpamAssassin's files, in the log: the counts, then each
  * reason of the rules skipped, and the files' warnings. */
 static void log_sa_report(const struct sg_host *host, const struct sg_section *sec,
@@ -139,20 +158,8 @@ static void log_sa_report(const struct sg_host *host, const struct sg_section *s
                   host->section_name(sec), rep->skipped[i].count, rep->skipped[i].what,
                   rep->skipped[i].first ? rep->skipped[i].first : "",
                   rep->skipped[i].count > 1 ? ", ..." : "");
-    /* the eval functions the skipped rules name, on one line: NAME (count), ... */
-    size_t len = 1;
-    for (size_t i = 0; i < rep->nevals; i++)
-        len += strlen(rep->evals[i].what) + 32;
-    char *line = rep->nevals > 0 ? malloc(len) : NULL;
-    if (line != NULL) {
-        size_t k = 0;
-        for (size_t i = 0; i < rep->nevals; i++)
-            k += (size_t)snprintf(line + k, len - k, "%s%s (%zu)", i ? ", " : "",
-                                  rep->evals[i].what, rep->evals[i].count);
-        host->log(NULL, SG_LOG_INFO, "plugin %s: spamassassin eval functions not implemented: %s",
-                  host->section_name(sec), line);
-        free(line);
-    }
+    log_evals(host, sec, "implemented", rep->evals_done, rep->nevals_done);
+    log_evals(host, sec, "not implemented", rep->evals, rep->nevals);
     for (size_t i = 0; i < rep->warnings.n; i++) {
         char *w = rules_error_format(&rep->warnings.v[i]);
         host->log(NULL, SG_LOG_WARNING, "plugin %s: spamassassin: %s", host->section_name(sec),

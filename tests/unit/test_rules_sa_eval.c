@@ -218,8 +218,8 @@ static void test_skip_reasons(void **state)
     (void)state;
     char *native =
         strdup(write_file("@native.rules", "rule SAME header Subject /Cheap/ score 3\n"));
-    write_file("10_s.cf", "header EV1 eval:check_for_missing_to_header()\n"
-                          "header EV2 eval:check_for_missing_to_header()\n"
+    write_file("10_s.cf", "header EV1 eval:check_for_fake_aol_relay_in_rcvd()\n"
+                          "header EV2 eval:check_for_fake_aol_relay_in_rcvd()\n"
                           "body EV3 eval:check_stock_info('4')\n"
                           "mimeheader MH Content-Type =~ /pdf/\n"
                           "body ZERO /line/\n"
@@ -230,9 +230,10 @@ static void test_skip_reasons(void **state)
                           "body GFLAG /line/g\n"
                           "body BADRE /(/\n"
                           "header SAME Subject =~ /never/\n"
-                          "meta LOST EV1 || EV3\n"
-                          "meta LOST2 LOST && !EV2\n"
-                          "meta KEPT EV1 || __LIVE\n"
+                          "meta LOST ZERO || NETRULE\n"
+                          "meta LOST2 LOST && !NETRULE\n"
+                          "meta KEPT MH || __LIVE\n"
+                          "meta LACKS __LIVE && !EV1\n"
                           "body __LIVE /line/\n"
                           "meta TERNARY __LIVE ? 1 : 0\n"
                           "ifplugin Mail::SpamAssassin::Plugin::Pyzor\n"
@@ -243,7 +244,7 @@ static void test_skip_reasons(void **state)
                           "body BROKEN\n");
     struct loaded l = load(native, false);
     const struct rules_sa_report *rep = &l.rep;
-    assert_int_equal(skipped(rep, "unknown eval function check_for_missing_to_header"), 2);
+    assert_int_equal(skipped(rep, "unknown eval function check_for_fake_aol_relay_in_rcvd"), 2);
     assert_int_equal(skipped(rep, "unknown eval function check_stock_info"), 1);
     /* mimeheader rules load (MIMEHeader is emulated) */
     assert_int_equal(skipped(rep, "unsupported construct: mimeheader"), 0);
@@ -255,10 +256,12 @@ static void test_skip_reasons(void **state)
     assert_int_equal(skipped(rep, "pattern error: missing closing parenthesis"), 1);
     assert_int_equal(skipped(rep, "a native rule has the same name"), 1);
     assert_int_equal(skipped(rep, "meta: every rule it uses is absent or skipped"), 2);
+    /* SpamAssassin would run EV1: without it LACKS's value is unknown */
+    assert_int_equal(skipped(rep, "meta: uses an eval test smtpgate lacks"), 1);
     assert_int_equal(skipped(rep, "unsupported construct: the ? : operator in meta"), 1);
     assert_int_equal(skipped(rep, "plugin Mail::SpamAssassin::Plugin::Pyzor is not emulated"), 2);
-    /* 21 rule definitions, BROKEN not one of them; KEPT, __LIVE and MH load */
-    assert_int_equal(rep->defined, 17);
+    /* 22 rule definitions, BROKEN not one of them; KEPT, __LIVE and MH load */
+    assert_int_equal(rep->defined, 18);
     assert_int_equal(rep->loaded, 3);
     size_t total = 0;
     for (size_t i = 0; i < rep->nskipped; i++)
@@ -272,14 +275,14 @@ static void test_skip_reasons(void **state)
     bool pyzor = false, missing = false;
     for (size_t i = 0; i < rep->nevals; i++) {
         pyzor = pyzor || strcmp(rep->evals[i].what, "check_pyzor") == 0;
-        if (strcmp(rep->evals[i].what, "check_for_missing_to_header") == 0)
+        if (strcmp(rep->evals[i].what, "check_for_fake_aol_relay_in_rcvd") == 0)
             missing = rep->evals[i].count == 2;
     }
     assert_true(pyzor && missing);
     assert_int_equal(rep->nignored, 1);
     assert_string_equal(rep->ignored[0].what, "bogus_setting");
     assert_int_equal(rep->warnings.n, 1);
-    assert_int_equal(rep->warnings.v[0].line, 23);
+    assert_int_equal(rep->warnings.v[0].line, 24);
     assert_int_equal(rep->nfiles, 1);
     /* the native SAME wins, with its own score; KEPT hits through __LIVE */
     double score = 0;
@@ -344,7 +347,7 @@ static void test_meta_loop(void **state)
     rules_errors_free(&errs);
     free(native);
     /* nor one of SpamAssassin's rules skipped before (here: by its eval) */
-    write_file("10_l.cf", "header EVR eval:check_for_missing_to_header()\nbody OKR /line/\n");
+    write_file("10_l.cf", "header EVR eval:check_for_fake_aol_relay_in_rcvd()\nbody OKR /line/\n");
     native = strdup(write_file("@n2.rules", "rule MINE2 meta EVR || OKR score 1\n"));
     paths[0] = native;
     assert_int_equal(rules_load_sa(paths, 1, &o, NULL, &r, &errs, NULL), -1);

@@ -1,0 +1,226 @@
+"""SpamAssassin's eval tests that smtpgate runs natively (rules/sa_eval*.c), against Debian's
+`spamassassin -L -t` on messages written for this test, one or more per function: for every
+eval rule smtpgate loads and SpamAssassin scores, the same hit or miss on every message (the
+disagreements are listed; there must be none), and each message hits the rules it was written
+for in both.  lint names the functions implemented apart from those that are not.
+
+The rules are read where the package puts them and never copied here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SA_RULES = Path("/usr/share/spamassassin")
+
+pytestmark = pytest.mark.skipif(not (SA_RULES / "20_head_tests.cf").exists()
+                                or shutil.which("spamassassin") is None,
+                                reason="Debian's spamassassin package is not installed")
+
+
+def _tool() -> Path:
+    for build in ("build/asan", "build/release"):
+        p = ROOT / build / "smtpgate-rules"
+        if p.exists():
+            return p
+    pytest.skip("smtpgate-rules is not built")
+
+
+def tool(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+    p = subprocess.run([str(_tool()), *map(str, args)], capture_output=True, encoding="latin-1",
+                       timeout=timeout, env=env)
+    assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
+    return p
+
+
+def _msg(headers: str, body: str = "Hello Bob,\n\nthe minutes are attached.\n") -> bytes:
+    return (headers.replace("\n", "\r\n") + "\r\n" + body.replace("\n", "\r\n")).encode("latin-1")
+
+
+RCVD = ("Received: from mail.example.org (mail.example.org [192.0.2.10])\n"
+        "\tby mx.example.net (Postfix) with ESMTP id 4711;\n"
+        "\tMon, 07 Dec 2026 10:00:00 +0000\n")
+BASE = ("From: Alice Example <alice@example.org>\nTo: Bob <bob@example.net>\n"
+        "Subject: Minutes of the meeting\n"
+        "Message-ID: <20261207100000.4711@mail.example.org>\n")
+
+
+def dated(date: str, extra: str = "") -> bytes:
+    return _msg(RCVD + BASE + f"Date: {date}\n" + extra)
+
+
+MESSAGES = {
+    "plain": (dated("Mon, 07 Dec 2026 09:59:00 +0000"), set()),
+    "no_to": (_msg(RCVD + "From: Alice <alice@example.org>\nSubject: hi\n"
+                   "Date: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                   "Message-ID: <20261207100000.4712@mail.example.org>\n"), {"MISSING_HEADERS"}),
+    "past_03_06": (dated("Mon, 07 Dec 2026 05:30:00 +0000"), {"DATE_IN_PAST_03_06"}),
+    "past_06_12": (dated("Mon, 07 Dec 2026 01:00:00 +0000"), {"DATE_IN_PAST_06_12"}),
+    "past_24_48": (dated("Sat, 05 Dec 2026 23:00:00 +0000"), {"DATE_IN_PAST_24_48"}),
+    "past_96_xx": (dated("Tue, 01 Dec 2026 10:00:00 +0000"), {"DATE_IN_PAST_96_XX"}),
+    "future_03_06": (dated("Mon, 07 Dec 2026 14:00:00 +0000"), {"DATE_IN_FUTURE_03_06"}),
+    "future_06_12": (dated("Mon, 07 Dec 2026 12:00:00 -0500"), {"DATE_IN_FUTURE_06_12"}),
+    "future_12_24": (dated("Tue, 08 Dec 2026 05:00:00 +0000"), {"DATE_IN_FUTURE_12_24"}),
+    "future_24_48": (dated("Wed, 09 Dec 2026 01:00:00 +0000"), {"DATE_IN_FUTURE_24_48"}),
+    "future_48_96": (dated("Thu, 10 Dec 2026 10:00:00 +0000"), {"DATE_IN_FUTURE_48_96"}),
+    "zone_name": (dated("Mon, 7 Dec 2026 10:30:00 PST"), {"DATE_IN_FUTURE_06_12"}),
+    "resent_date": (dated("Mon, 07 Dec 2026 09:59:00 +0000",
+                          "Resent-Date: Mon, 07 Dec 2026 05:30:00 +0000\n"),
+                    {"DATE_IN_PAST_03_06"}),
+    "outlook_bad": (_msg(RCVD + "From: Alice <alice@example.org>\nTo: bob@example.net\n"
+                         "Subject: hi\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                         "Message-ID: <00001234abcd$01234567$89abcdef@example.org>\n"),
+                    {"MSGID_OUTLOOK_INVALID"}),
+    "outlook_good": (_msg(RCVD + "From: Alice <alice@example.org>\nTo: bob@example.net\n"
+                          "Subject: hi\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                          "Message-ID: <000001dd8631$01234567$89abcdef@example.org>\n"), set()),
+    "from_8bit": (_msg(RCVD + "From: \"\xe9\xe8\xe0\xe9\xe8\xe0\" <x@example.org>\n"
+                       "To: bob@example.net\nSubject: hi\n"
+                       "Date: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                       "Message-ID: <20261207100000.4713@mail.example.org>\n"),
+                  {"FROM_ILLEGAL_CHARS"}),
+    "from_utf8": (_msg(RCVD + "From: \"\xc3\xa9\xc3\xa8\xc3\xa0\xc3\xa9\" <x@example.org>\n"
+                       "To: bob@example.net\nSubject: hi\n"
+                       "Date: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                       "Message-ID: <20261207100000.4714@mail.example.org>\n"), set()),
+    "all_caps": (_msg(RCVD + "From: Alice <alice@example.org>\nTo: bob@example.net\n"
+                      "Subject: BUY CHEAP WATCHES NOW\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                      "Message-ID: <20261207100000.4715@mail.example.org>\n"), {"SUBJ_ALL_CAPS"}),
+    "re_caps": (_msg(RCVD + "From: Alice <alice@example.org>\nTo: bob@example.net\n"
+                     "Subject: Re: Fwd: MEETING AT NOON\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                     "Message-ID: <20261207100000.4716@mail.example.org>\n"), {"SUBJ_ALL_CAPS"}),
+    "caps_koi8": (_msg(RCVD + "From: Alice <alice@example.org>\nTo: bob@example.net\n"
+                       "Subject: =?koi8-r?Q?HELLO_THERE?= FRIEND\n"
+                       "Date: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                       "Message-ID: <20261207100000.4717@mail.example.org>\n"), set()),
+    "caps_one_word": (_msg(RCVD + "From: Alice <alice@example.org>\nTo: bob@example.net\n"
+                           "Subject: ANNOUNCEMENTS\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                           "Message-ID: <20261207100000.4718@mail.example.org>\n"), set()),
+    "localpart": (_msg(RCVD + "From: Alice <alice@example.org>\nTo: Bob <bob@example.net>\n"
+                       "Subject: bob, your invoice\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                       "Message-ID: <20261207100000.4719@mail.example.org>\n"),
+                  {"LOCALPART_IN_SUBJECT"}),
+    "localpart_re": (_msg(RCVD + "From: Alice <alice@example.org>\nTo: Bob <bob@example.net>\n"
+                          "Subject: Re: hello bob\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                          "Message-ID: <20261207100000.4720@mail.example.org>\n"),
+                     {"LOCALPART_IN_SUBJECT"}),
+    "template": (dated("Mon, 07 Dec 2026 09:59:00 +0000", "X-Mailer: %MAILER_NAME 2.0\n"),
+                 {"UNRESOLVED_TEMPLATE"}),
+    "template_subject": (_msg(RCVD + "From: Alice <alice@example.org>\nTo: bob@example.net\n"
+                              "Subject: 100%CERTAIN\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                              "Message-ID: <20261207100000.4721@mail.example.org>\n"), set()),
+    "gmail_forged": (_msg(RCVD + "From: Alice <alice@gmail.com>\nTo: bob@example.net\n"
+                          "Subject: hi\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                          "Message-ID: <20261207100000.4722@mail.example.org>\n"),
+                     {"FORGED_GMAIL_RCVD"}),
+    "gmail_real": (_msg("X-Received: by 10.1.2.3 with SMTP id abc123;\n"
+                        "\tMon, 07 Dec 2026 09:59:00 -0800 (PST)\n" + RCVD +
+                        "From: Alice <alice@gmail.com>\nTo: bob@example.net\n"
+                        "Subject: hi\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                        "Message-ID: <20261207100000.4723@mail.example.org>\n"), set()),
+    "ratware_id": (_msg(RCVD + "From: \"Alice\" <alice@example.org>\nTo: bob@example.net\n"
+                        "Subject: hi\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                        "Message-ID: <ABCDEFGHIJKLMNOPQRSTUVWXYZAB.alice@example.org>\n"),
+                   {"RATWARE_NAME_ID"}),
+    "body_300": (_msg(RCVD + BASE + "Date: Mon, 07 Dec 2026 09:59:00 +0000\n",
+                      "Hello Bob,\n" + "the minutes are attached to this message.\n" * 7),
+                 set()),
+    "body_long": (_msg(RCVD + BASE + "Date: Mon, 07 Dec 2026 09:59:00 +0000\n",
+                       "Hello Bob,\n" + "the minutes are attached to this message.\n" * 40),
+                  set()),
+}
+TARGETS = set().union(*(want for _, want in MESSAGES.values()))
+# check_body_length hits short bodies (most of the above): its rules per message
+BODY_LENGTH = {"plain": {128, 256, 512, 1024}, "body_300": {512, 1024}, "body_long": set()}
+
+
+def sa_hits(msg: bytes, home: Path) -> set[str]:
+    env = dict(os.environ, HOME=str(home), LANG="C")
+    # -D rules: the eval rules that hit are logged, those of no score (__NAME) too
+    p = subprocess.run(["spamassassin", "-D", "rules", "-L", "-t"], input=msg,
+                       capture_output=True, timeout=180, env=env)
+    assert p.returncode in (0, 1), p.stderr.decode(errors="replace")
+    out = p.stdout.decode(errors="replace")
+    m = re.search(r"^X-Spam-Status: .*?tests=(.*?)(?:\s+autolearn=|\s+version=)", out,
+                  re.M | re.S)
+    assert m, out[:2000]
+    hits = {t for t in re.sub(r"\s+", "", m.group(1)).split(",") if t and t != "none"}
+    return hits | set(re.findall(r"rules: ran eval rule (\w+) ======> got hit",
+                                 p.stderr.decode(errors="replace")))
+
+
+def smtpgate_hits(msg: bytes, path: Path) -> set[str]:
+    path.write_bytes(msg)
+    p = tool("test", "--sa", path)
+    assert p.returncode in (0, 1), p.stdout + p.stderr
+    return {m.group(1) for m in re.finditer(r"^hit\s+content\s+(\S+)\s", p.stdout, re.M)}
+
+
+@pytest.fixture(scope="module")
+def lint() -> str:
+    p = tool("lint", "--sa", "--list")
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+@pytest.fixture(scope="module")
+def eval_rules(lint) -> dict[str, str]:
+    """The eval rules smtpgate loaded (those without a score too): name -> function."""
+    return {m.group(1): m.group(2) for m in re.finditer(r"^rule (\w+) eval (\w+)\t", lint, re.M)}
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    home = tmp_path_factory.mktemp("sa-home")
+    work = tmp_path_factory.mktemp("msgs")
+    return {name: (sa_hits(msg, home), smtpgate_hits(msg, work / f"{name}.eml"))
+            for name, (msg, _) in MESSAGES.items()}
+
+
+def test_lint_names_the_implemented_functions(lint, eval_rules):
+    done = dict((f, int(n)) for n, f in
+                re.findall(r"^eval function implemented (\d+): (\w+) ", lint, re.M))
+    missing = set(re.findall(r"^eval function not implemented \d+: (\w+) ", lint, re.M))
+    for fn in ("check_for_missing_to_header", "check_for_shifted_date", "check_illegal_chars",
+               "check_outlook_message_id", "check_header_count_range", "subject_is_all_caps",
+               "check_for_to_in_subject", "check_unresolved_template",
+               "check_for_forged_gmail_received_headers", "check_ratware_name_id"):
+        assert fn in done and fn not in missing, fn
+    assert done["check_for_shifted_date"] == 12
+    assert "check_rbl_sub" in missing and "check_rbl_sub" not in done
+    # every function an eval rule loaded uses is one lint says is implemented
+    assert set(eval_rules.values()) <= set(done)
+    assert TARGETS - {"RATWARE_NAME_ID"} <= set(eval_rules), TARGETS - set(eval_rules)
+
+
+# spamassassin takes a second or two per message: the fixture runs it on every one
+@pytest.mark.time_limit(400)
+def test_same_eval_hits_as_spamassassin(both, eval_rules):
+    disagreements = []
+    for name, (sa, sg) in both.items():
+        for rule in sorted(eval_rules):
+            if (rule in sa) != (rule in sg):
+                disagreements.append(f"{name}: {rule} ({eval_rules[rule]}) hit by "
+                                     f"{'spamassassin only' if rule in sa else 'smtpgate only'}")
+    print(f"\neval rules compared: {len(eval_rules)}; messages: {len(both)}; "
+          f"disagreements: {len(disagreements)}")
+    for d in disagreements:
+        print("disagreement:", d)
+    for name, (msg, want) in MESSAGES.items():
+        sa, sg = both[name]
+        assert TARGETS & sa == want, (name, "spamassassin", sorted(sa))
+        assert TARGETS & sg == want, (name, "smtpgate", sorted(sg))
+    for name, sizes in BODY_LENGTH.items():
+        want = {f"__KAM_BODY_LENGTH_LT_{n}" for n in sizes}
+        for who, hits in zip(("spamassassin", "smtpgate"), both[name]):
+            assert {h for h in hits if h.startswith("__KAM_BODY_LENGTH_LT_")} == want, (name, who)
+    assert disagreements == []

@@ -1,0 +1,359 @@
+/*
+ * Unit tests for SpamAssassin's eval tests run natively (sa_eval*.c): .cf
+ * lines as SpamAssassin's own files write them, loaded with rules_load_sa
+ * and run over messages written for each function: a missing To,
+ * distinct header counts, illegal octets (ratio, count, the Subject
+ * exemption, valid UTF-8), Outlook's Message-ID time token against Date and
+ * Received, the Date against the Received dates (past and future windows,
+ * 'undef' bounds, no Received, Resent-Date first); the charset tests that
+ * never hit with ok_locales "all"; bad arguments skipped with their reason;
+ * the body's length as received; the implemented functions reported apart
+ * from the missing ones.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rules/rules.h"
+
+static char dir[] = "/tmp/test_sa_evalfn.XXXXXX";
+static char sadir[300];
+
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[400];
+    snprintf(path, sizeof(path), "%s/%s", name[0] == '@' ? dir : sadir,
+             name[0] == '@' ? name + 1 : name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(sadir, sizeof(sadir), "%s/sa", dir);
+    return mkdir(sadir, 0700);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+struct loaded {
+    struct rules *r;
+    struct rules_sa_report rep;
+};
+
+static struct loaded load(const char *native, bool network)
+{
+    struct loaded l = {0};
+    const char *dirs[] = {sadir};
+    struct rules_sa_opts o = {.dirs = dirs, .ndirs = 1, .network = network};
+    const char *paths[1] = {NULL};
+    size_t n = 0;
+    if (native != NULL)
+        paths[n++] = native;
+    struct rules_errors errs = {0};
+    int rc = rules_load_sa(paths, n, &o, NULL, &l.r, &errs, &l.rep);
+    for (size_t i = 0; i < errs.n; i++) {
+        char *s = rules_error_format(&errs.v[i]);
+        print_message("unexpected: %s\n", s);
+        free(s);
+    }
+    assert_int_equal(rc, 0);
+    rules_errors_free(&errs);
+    return l;
+}
+
+static void unload(struct loaded *l)
+{
+    rules_unref(l->r);
+    rules_sa_report_free(&l->rep);
+}
+
+/* The content hits over msg, as " NAME NAME ... " */
+static char *hits(struct rules *r, const char *msg, double *score)
+{
+    struct rules_msg *m = rules_msg_parse(msg, strlen(msg));
+    struct rules_tx *tx = rules_tx_new(r);
+    const struct rules_outcome *o = rules_tx_eval(tx, RULES_STAGE_CONTENT, NULL, m);
+    assert_non_null(o);
+    static char buf[4096];
+    size_t n = 0;
+    buf[n++] = ' ';
+    for (size_t i = 0; i < o->nhits; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s ", o->hits[i].rule);
+    buf[n] = '\0';
+    if (score != NULL)
+        *score = o->score;
+    rules_tx_free(tx);
+    rules_msg_free(m);
+    return buf;
+}
+
+static bool has(const char *h, const char *name)
+{
+    char w[200];
+    snprintf(w, sizeof(w), " %s ", name);
+    return strstr(h, w) != NULL;
+}
+
+static size_t __attribute__((unused)) skipped(const struct rules_sa_report *rep, const char *what)
+{
+    for (size_t i = 0; i < rep->nskipped; i++)
+        if (strcmp(rep->skipped[i].what, what) == 0)
+            return rep->skipped[i].count;
+    return 0;
+}
+
+static void expect(struct rules *r, const char *msg, const char *const *want, size_t nw,
+                   const char *const *miss, size_t nm)
+{
+    char *h = hits(r, msg, NULL);
+    for (size_t i = 0; i < nw; i++)
+        if (!has(h, want[i]))
+            fail_msg("%s did not hit:%s", want[i], h);
+    for (size_t i = 0; i < nm; i++)
+        if (has(h, miss[i]))
+            fail_msg("%s hit:%s", miss[i], h);
+}
+#define WANT(...)                                                                                  \
+    (const char *[]){__VA_ARGS__}, sizeof((const char *[]){__VA_ARGS__}) / sizeof(char *)
+#define NONE NULL, 0
+
+static void test_header_evals(void **state)
+{
+    (void)state;
+    write_file("20_h.cf",
+               "header MISSING_HEADERS eval:check_for_missing_to_header()\n"
+               "header HEADER_COUNT_SUBJECT eval:check_header_count_range('Subject','2','999')\n"
+               "header ONE_RCVD eval:check_header_count_range('Received', 1, 1)\n"
+               "header FROM_ILLEGAL_CHARS eval:check_illegal_chars('From','0.20','2')\n"
+               "header __SUBJ_ILLEGAL_CHARS eval:check_illegal_chars('Subject','0.00','2')\n"
+               "header SUBJ_ILLEGAL_ONE eval:check_illegal_chars('Subject:raw','0.00','1')\n"
+               "header __HEAD_ILLEGAL_CHARS eval:check_illegal_chars('ALL','0.010','2')\n"
+               "header CHARSET_FARAWAY_HEADER eval:check_for_faraway_charset_in_headers()\n"
+               "body CHARSET_FARAWAY eval:check_for_faraway_charset()\n"
+               "header BAD_ARGS eval:check_header_count_range('Subject', 'two', '3')\n"
+               "header FEW_ARGS eval:check_illegal_chars('From')\n"
+               "header BAD_SYNTAX eval:check_header_count_range(Subject two)\n"
+               "header EXTRA_ARGS eval:check_for_missing_to_header('x')\n");
+    struct loaded l = load(NULL, false);
+    assert_int_equal(
+        skipped(&l.rep, "eval check_header_count_range: argument 2 (two) is not a number"), 1);
+    assert_int_equal(skipped(&l.rep, "eval check_illegal_chars takes 3 arguments, not 1"), 1);
+    assert_int_equal(
+        skipped(&l.rep, "eval check_header_count_range: syntax error in its arguments"), 1);
+    assert_int_equal(skipped(&l.rep, "eval check_for_missing_to_header takes 0 arguments, not 1"),
+                     1);
+    assert_int_equal(l.rep.loaded, 9);
+    bool named = false;
+    for (size_t i = 0; i < l.rep.nevals_done; i++)
+        named |= strcmp(l.rep.evals_done[i].what, "check_illegal_chars") == 0 &&
+                 l.rep.evals_done[i].count == 5; /* FEW_ARGS too */
+    assert_true(named);
+    for (size_t i = 0; i < l.rep.nevals; i++)
+        fail_msg("reported as missing: %s", l.rep.evals[i].what);
+
+    expect(l.r,
+           "Received: from a.example by b.example; Mon, 07 Dec 2026 10:00:00 +0000\r\n"
+           "From: \"\xe9\xe8\xe0\xe9\xe8\xe0\" <x@e.org>\r\n"
+           "Subject: one\r\nSubject: two\r\n\r\nbody\r\n",
+           WANT("MISSING_HEADERS", "HEADER_COUNT_SUBJECT", "ONE_RCVD", "FROM_ILLEGAL_CHARS",
+                "__HEAD_ILLEGAL_CHARS"),
+           WANT("__SUBJ_ILLEGAL_CHARS", "CHARSET_FARAWAY_HEADER", "CHARSET_FARAWAY"));
+    /* Apparently-To stands for To; two equal Subjects count once; valid UTF-8 is legal */
+    expect(l.r,
+           "Apparently-To: bob@example.net\r\n"
+           "From: \"\xc3\xa9\xc3\xa8\xc3\xa0\" <x@example.org>\r\n"
+           "Subject: same\r\nSubject: same\r\n\r\nbody\r\n",
+           NONE,
+           WANT("MISSING_HEADERS", "HEADER_COUNT_SUBJECT", "ONE_RCVD", "FROM_ILLEGAL_CHARS",
+                "__HEAD_ILLEGAL_CHARS"));
+    /* one pound sign is exempt in a Subject, two are not; a control makes UTF-8 illegal */
+    expect(l.r, "To: b@example.net\r\nSubject: \xa3 5 only\r\n\r\nbody\r\n", NONE,
+           WANT("SUBJ_ILLEGAL_ONE", "__SUBJ_ILLEGAL_CHARS", "MISSING_HEADERS"));
+    expect(l.r, "To: b@example.net\r\nSubject: \xa3\xa3 five\r\n\r\nbody\r\n",
+           WANT("SUBJ_ILLEGAL_ONE", "__SUBJ_ILLEGAL_CHARS"), NONE);
+    expect(l.r, "To: b@example.net\r\nSubject: \xc3\xa9\x01\r\n\r\nbody\r\n",
+           WANT("__SUBJ_ILLEGAL_CHARS"), NONE);
+    unload(&l);
+    unlink(write_file("20_h.cf", ""));
+}
+
+static void test_msgid_outlook(void **state)
+{
+    (void)state;
+    write_file("20_o.cf", "header MSGID_OUTLOOK_INVALID eval:check_outlook_message_id()\n");
+    struct loaded l = load(NULL, false);
+    /* the token of 07 Dec 2026 10:00:00 UTC: int(1796637600 * x + y) = 0x01dd8631 */
+    expect(l.r,
+           "Date: Mon, 07 Dec 2026 10:00:00 +0000\r\n"
+           "Message-ID: <000001dd8631$01234567$89abcdef@example.org>\r\n\r\nbody\r\n",
+           NONE, WANT("MSGID_OUTLOOK_INVALID"));
+    expect(l.r,
+           "Date: Mon, 07 Dec 2026 10:00:00 +0000\r\n"
+           "Message-ID: <00001234abcd$01234567$89abcdef@example.org>\r\n\r\nbody\r\n",
+           WANT("MSGID_OUTLOOK_INVALID"), NONE);
+    /* a Date far off, but the Received date fits the token */
+    expect(l.r,
+           "Received: from a by b; Mon, 07 Dec 2026 10:00:00 +0000\r\n"
+           "Date: Mon, 07 Dec 2020 10:00:00 +0000\r\n"
+           "Message-ID: <000001dd8631$01234567$89abcdef@example.org>\r\n\r\nbody\r\n",
+           NONE, WANT("MSGID_OUTLOOK_INVALID"));
+    /* not Outlook's shape: no hit */
+    expect(l.r, "Message-ID: <00001234abcd.01234567@example.org>\r\n\r\nbody\r\n", NONE,
+           WANT("MSGID_OUTLOOK_INVALID"));
+    unload(&l);
+    unlink(write_file("20_o.cf", ""));
+}
+
+static void test_shifted_date(void **state)
+{
+    (void)state;
+    write_file("20_d.cf", "header DATE_IN_PAST_03_06 eval:check_for_shifted_date('-6', '-3')\n"
+                          "header DATE_IN_PAST_96_XX eval:check_for_shifted_date('undef', '-96')\n"
+                          "header DATE_IN_FUTURE_03_06 eval:check_for_shifted_date('3', '6')\n"
+                          "header DATE_IN_FUTURE_12_24 eval:check_for_shifted_date('12', '24')\n"
+                          "header NO_SHIFT eval:check_for_shifted_date('-1', '1')\n");
+    struct loaded l = load(NULL, false);
+    const char *rcvd = "Received: from a by b; Mon, 07 Dec 2026 10:00:00 +0000\r\n"
+                       "Received: from c by a; Mon, 07 Dec 2026 09:59:00 +0000\r\n";
+    char msg[1024];
+    snprintf(msg, sizeof(msg), "%sDate: Mon, 07 Dec 2026 05:00:00 +0000\r\n\r\nx\r\n", rcvd);
+    expect(l.r, msg, WANT("DATE_IN_PAST_03_06"), WANT("NO_SHIFT", "DATE_IN_FUTURE_03_06"));
+    snprintf(msg, sizeof(msg), "%sDate: Mon, 07 Dec 2026 14:00:00 +0100\r\n\r\nx\r\n", rcvd);
+    expect(l.r, msg, WANT("DATE_IN_FUTURE_03_06"), WANT("NO_SHIFT", "DATE_IN_PAST_03_06"));
+    snprintf(msg, sizeof(msg), "%sDate: Mon, 01 Dec 2026 10:00:00 +0000\r\n\r\nx\r\n", rcvd);
+    expect(l.r, msg, WANT("DATE_IN_PAST_96_XX"), WANT("NO_SHIFT"));
+    /* the smallest difference wins: the older hop is 1 minute closer */
+    snprintf(msg, sizeof(msg), "%sDate: Mon, 07 Dec 2026 09:59:30 +0000\r\n\r\nx\r\n", rcvd);
+    expect(l.r, msg, WANT("NO_SHIFT"), WANT("DATE_IN_PAST_03_06"));
+    /* Resent-Date first; no Received, or no Date: no difference */
+    snprintf(msg, sizeof(msg),
+             "%sResent-Date: Tue, 08 Dec 2026 00:00:00 +0000\r\n"
+             "Date: Mon, 07 Dec 2026 10:00:00 +0000\r\n\r\nx\r\n",
+             rcvd);
+    expect(l.r, msg, WANT("DATE_IN_FUTURE_12_24"), WANT("NO_SHIFT"));
+    expect(l.r, "Date: Mon, 01 Dec 2000 10:00:00 +0000\r\n\r\nx\r\n", WANT("NO_SHIFT"),
+           WANT("DATE_IN_PAST_96_XX"));
+    snprintf(msg, sizeof(msg), "%sDate: garbage\r\n\r\nx\r\n", rcvd);
+    expect(l.r, msg, WANT("NO_SHIFT"), WANT("DATE_IN_PAST_96_XX"));
+    unload(&l);
+    unlink(write_file("20_d.cf", ""));
+}
+
+static void test_subject_and_forged(void **state)
+{
+    (void)state;
+    write_file("20_f.cf",
+               "header SUBJ_ALL_CAPS eval:subject_is_all_caps()\n"
+               "header LOCALPART_IN_SUBJECT eval:check_for_to_in_subject('user')\n"
+               "header ADDR_IN_SUBJECT eval:check_for_to_in_subject('address')\n"
+               "header UNRESOLVED_TEMPLATE eval:check_unresolved_template()\n"
+               "header FORGED_GMAIL_RCVD eval:check_for_forged_gmail_received_headers()\n"
+               "header GATED eval:gated_through_received_hdr_remover()\n"
+               "header RATWARE_ID eval:check_ratware_name_id()\n");
+    struct loaded l = load(NULL, false);
+    assert_int_equal(l.rep.loaded, 7);
+    const char *rcvd = "Received: from a.example by b.example; Mon, 07 Dec 2026 10:00:00 +0000\r\n";
+    char msg[2048];
+    snprintf(msg, sizeof(msg),
+             "%sFrom: \"Al\" <al@gmail.com>\r\nTo: Bob <bob@example.net>\r\n"
+             "Subject: Re: BOB: SEE BOB@EXAMPLE.NET NOW\r\nX-Mailer: %%FOO_BAR\r\n"
+             "Message-ID: <ABCDEFGHIJKLMNOPQRSTUVWXYZAB.al@gmail.com>\r\n\r\nx\r\n",
+             rcvd);
+    expect(l.r, msg,
+           WANT("SUBJ_ALL_CAPS", "ADDR_IN_SUBJECT", "UNRESOLVED_TEMPLATE", "FORGED_GMAIL_RCVD",
+                "RATWARE_ID"),
+           WANT("GATED", "LOCALPART_IN_SUBJECT"));
+    /* "bob:" at the start is the local part (case kept); a % in the Subject is not a
+     * template; Google's X-Received makes Gmail real; no Received: gated */
+    expect(l.r,
+           "From: al@gmail.com\r\nTo: bob@example.net\r\nSubject: bob: 100%OFF today\r\n"
+           "X-Received: by 10.0.0.1 with SMTP id x1\r\n"
+           "Message-ID: <ABCDEFGHIJKLMNOPQRSTUVWXYZA.al@gmail.com>\r\n\r\nx\r\n",
+           WANT("LOCALPART_IN_SUBJECT", "GATED"),
+           WANT("SUBJ_ALL_CAPS", "UNRESOLVED_TEMPLATE", "FORGED_GMAIL_RCVD", "RATWARE_ID",
+                "ADDR_IN_SUBJECT"));
+    /* short, one word, or a charset that has no lower case: not all caps */
+    snprintf(msg, sizeof(msg), "%sSubject: HELLO YOU\r\n\r\nx\r\n", rcvd);
+    expect(l.r, msg, NONE, WANT("SUBJ_ALL_CAPS"));
+    snprintf(msg, sizeof(msg), "%sSubject: ANNOUNCEMENTS\r\n\r\nx\r\n", rcvd);
+    expect(l.r, msg, NONE, WANT("SUBJ_ALL_CAPS"));
+    snprintf(msg, sizeof(msg), "%sSubject: =?koi8-r?Q?HELLO_THERE?= FRIEND\r\n\r\nx\r\n", rcvd);
+    expect(l.r, msg, NONE, WANT("SUBJ_ALL_CAPS"));
+    /* ezmlm's traces gate the message */
+    snprintf(msg, sizeof(msg),
+             "Mailing-List: contact list-help@example.org; run by ezmlm\r\n"
+             "Delivered-To: mailing list list@example.org\r\n"
+             "Received: (qmail 4711 invoked from network); 7 Dec 2026 10:00:00 -0000\r\n"
+             "Subject: x\r\n\r\nx\r\n");
+    expect(l.r, msg, WANT("GATED"), NONE);
+    unload(&l);
+    unlink(write_file("20_f.cf", ""));
+}
+
+static void test_body_length(void **state)
+{
+    (void)state;
+    write_file("20_b.cf", "body LT_10 eval:check_body_length('10')\n"
+                          "body LT_5 eval:check_body_length('5')\n");
+    struct loaded l = load(NULL, false);
+    /* the octets after the empty line, CRLF counted: "123456\r\n" is 8 */
+    expect(l.r, "Subject: x\r\n\r\n123456\r\n", WANT("LT_10"), WANT("LT_5"));
+    expect(l.r, "Subject: x\r\n\r\n12\r\n", WANT("LT_10", "LT_5"), NONE);
+    expect(l.r, "Subject: x\r\n\r\n1234567890\r\n", NONE, WANT("LT_10", "LT_5"));
+    /* a bare LF header end counts too */
+    expect(l.r, "Subject: x\n\n123\n", WANT("LT_10", "LT_5"), NONE);
+    unload(&l);
+    unlink(write_file("20_b.cf", ""));
+}
+
+/* A meta that uses an eval rule whose function smtpgate lacks is skipped
+ * (SpamAssassin would run that rule), and so is a meta using that meta;
+ * one using only rules that run is kept. */
+static void test_meta_of_lacking_eval(void **state)
+{
+    (void)state;
+    write_file("20_m.cf", "header __LACKING eval:check_for_fake_aol_relay_in_rcvd()\n"
+                          "header __RUNS eval:check_for_missing_to_header()\n"
+                          "header __SUBJ Subject =~ /x/\n"
+                          "meta M_LACKING __SUBJ && !__LACKING\n"
+                          "meta M_OUTER M_LACKING || __SUBJ\n"
+                          "meta M_RUNS __SUBJ && __RUNS\n");
+    struct loaded l = load(NULL, false);
+    assert_int_equal(skipped(&l.rep, "meta: uses an eval test smtpgate lacks"), 2);
+    assert_int_equal(skipped(&l.rep, "unknown eval function check_for_fake_aol_relay_in_rcvd"), 1);
+    assert_int_equal(l.rep.loaded, 3);
+    expect(l.r, "Subject: x\r\n\r\nbody\r\n", WANT("M_RUNS"), WANT("M_LACKING", "M_OUTER"));
+    unload(&l);
+    unlink(write_file("20_m.cf", ""));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_header_evals), cmocka_unit_test(test_msgid_outlook),
+        cmocka_unit_test(test_shifted_date), cmocka_unit_test(test_subject_and_forged),
+        cmocka_unit_test(test_body_length),  cmocka_unit_test(test_meta_of_lacking_eval),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
