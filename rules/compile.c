@@ -146,7 +146,7 @@ static int pf_slot_of(const struct rule *rule)
 static bool build_prefilters(struct rules *r)
 {
     bool nomem = false;
-    enum { ALTS = 16 };
+    enum { ALTS = 128 };
     for (int slot = 0; slot < RULES_PF_SLOTS; slot++) {
         size_t n = 0, cap = 0, nclause = 0;
         char **lits = NULL;
