@@ -67,6 +67,8 @@ struct px {
     size_t n, i;
     bool utf;
     bool fail;
+    bool transparent; /* the atom was \E, \Q\E or (?#...): a quantifier after
+                       * it takes the atom before, which is not followed */
     unsigned depth;
 };
 
@@ -671,6 +673,7 @@ static void parse_group(struct px *x, struct info *out)
     case '#':
         skip_to(x, ')');
         info_exact(out, "", 0);
+        x->transparent = true;
         return;
     case ':':
     case '|':
@@ -824,6 +827,7 @@ static bool parse_atom(struct px *x, struct info *out)
             return true;
         case E_EMPTY:
             info_exact(out, "", 0);
+            x->transparent = x->p[x->i - 1] == 'E';
             return true;
         case E_FAIL:
             x->fail = true;
@@ -847,6 +851,7 @@ static bool parse_atom(struct px *x, struct info *out)
             uint32_t a, b;
             if (len == 0) {
                 info_exact(out, "", 0);
+                x->transparent = true;
             } else if (quantifier(&probe, &a, &b) || len > RULES_LITERAL_MAX || x->utf) {
                 info_any(out);
             } else {
@@ -884,11 +889,16 @@ static struct info *parse_seq(struct px *x)
     }
     info_exact(acc, "", 0);
     while (x->i < x->n && !x->fail) {
+        x->transparent = false;
         if (!parse_atom(x, atom))
             break;
         if (x->fail)
             break;
         uint32_t min, max;
+        if (x->transparent && quantifier(x, &min, &max)) {
+            x->fail = true;
+            break;
+        }
         while (quantifier(x, &min, &max))
             repeat(atom, min, max);
         concat(acc, atom);

@@ -122,6 +122,11 @@ static const struct lit_case lit_cases[] = {
     {"[abc", 0, NULL},
     {"(?:x{3}){2}", 0, "xxxxxx"},
     {"(?:abc){2,}", 0, "abcabc"},
+    /* a quantifier after \E, \Q\E or a comment takes the atom before */
+    {"abcx\\E?yz", 0, NULL},
+    {"abcx\\Q\\E*yz", 0, NULL},
+    {"abcx(?#c)+yz", 0, NULL},
+    {"abc\\Eyz", 0, "abcyz"},
 };
 
 static void test_literals(void **state)
