@@ -119,6 +119,40 @@ static bool set_union(const struct lset *a, const struct lset *b, struct lset *o
     return true;
 }
 
+/* Adds str to a clause, which then needs one of its literals: a literal
+ * containing another says nothing more and goes.  False when full. */
+static bool clause_add(struct lset *s, const char *str, size_t len)
+{
+    for (unsigned k = 0; k < s->n; k++)
+        if (memmem(str, len, s->s[k], s->len[k]) != NULL)
+            return true;
+    unsigned kept = 0;
+    for (unsigned k = 0; k < s->n; k++)
+        if (memmem(s->s[k], s->len[k], str, len) == NULL) {
+            if (kept != k) {
+                s->len[kept] = s->len[k];
+                memcpy(s->s[kept], s->s[k], s->len[k]);
+            }
+            kept++;
+        }
+    s->n = kept;
+    return set_add(s, str, len);
+}
+
+/* The clause "one of a's or one of b's", smallest form. */
+static bool clause_union(const struct lset *a, const struct lset *b, struct lset *out)
+{
+    struct lset t = {.n = 0};
+    for (unsigned k = 0; k < a->n; k++)
+        if (!clause_add(&t, a->s[k], a->len[k]))
+            return false;
+    for (unsigned k = 0; k < b->n; k++)
+        if (!clause_add(&t, b->s[k], b->len[k]))
+            return false;
+    *out = t;
+    return true;
+}
+
 /* Every a·b, cut as how says; false when too many or (exact) too long. */
 static bool set_product(const struct lset *a, const struct lset *b, enum cut how,
                         struct lset *out)
@@ -289,7 +323,7 @@ static void alternate(struct info *a, const struct info *b)
         return;
     }
     const struct lset *ba = best_clause(a), *bb = best_clause(b);
-    bool have = ba != NULL && bb != NULL && set_union(ba, bb, &t);
+    bool have = ba != NULL && bb != NULL && clause_union(ba, bb, &t);
     struct lset pre, suf;
     if (!set_union(&a->pre, &b->pre, &pre))
         set_unknown(&pre);
