@@ -169,8 +169,8 @@ static char *message(char **words, size_t nwords, size_t *out_len)
                 junk[j] = (char)(rnd() % 3 == 0 ? 0x80 + rnd() % 128 : 0x20 + rnd() % 95);
             put(m, cap, &len, junk, sizeof(junk));
         }
-        put(m, cap, &len, rnd() % 7 == 0 ? (html ? "</p><p>" : "\r\n") : " ",
-            rnd() % 7 == 0 ? (html ? 7 : 2) : 1);
+        const char *gap = rnd() % 7 == 0 ? (html ? "</p><p>" : "\r\n") : " ";
+        put(m, cap, &len, gap, strlen(gap));
     }
     if (html)
         put(m, cap, &len, "</p></body></html>\r\n", 20);
