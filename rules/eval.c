@@ -631,6 +631,7 @@ static bool prefilter_pass(struct rules_tx *tx, const struct rule *rule, struct 
         const char *s;
         switch (slot) {
         case 0:
+        case RULES_PF_SKELETON:
             s = rules_msg_body(m, &len);
             break;
         case 1:
@@ -643,7 +644,10 @@ static bool prefilter_pass(struct rules_tx *tx, const struct rule *rule, struct 
             s = rules_msg_all_headers(m, slot == 4, &len);
             break;
         }
-        rules_prefilter_scan(tx->r->pf[slot], s, len, tx->seen[slot]);
+        if (slot == RULES_PF_SKELETON)
+            rules_prefilter_scan_skeleton(tx->r->pf[slot], s, len, tx->seen[slot]);
+        else
+            rules_prefilter_scan(tx->r->pf[slot], s, len, tx->seen[slot]);
         tx->pf_done[slot] = true;
     }
     for (uint32_t c = 0; c < rule->pf_nclause; c++)

@@ -8,7 +8,9 @@
  * literals of all rules over one text into an Aho-Corasick automaton,
  * rules_prefilter_scan() reads the text once (ASCII case folded) and marks
  * the clauses whose literal occurs; a rule goes to PCRE2 only when all its
- * clauses are marked.  Matching the literals case-insensitively is a
+ * clauses are marked.  rules_prefilter_scan_skeleton() reads only the
+ * text's [A-Za-z0-9] octets, for the literals of match skeletons.
+ * Matching the literals case-insensitively is a
  * superset of what PCRE2 matches, whatever the rule's flags.
  *
  * Bounds: at most PF_MAX_STATES automaton states per text; past that the
@@ -211,6 +213,23 @@ void rules_prefilter_scan(const struct rules_prefilter *pf, const char *text, si
             if (i == len)
                 break;
         }
+        uint32_t v = scan[row + cls[t[i]]];
+        row = v & ~REPORT;
+        if (v & REPORT)
+            report(pf, row, seen);
+    }
+}
+
+void rules_prefilter_scan_skeleton(const struct rules_prefilter *pf, const char *text, size_t len,
+                                   unsigned char *seen)
+{
+    const uint32_t *scan = pf->scan;
+    const uint8_t *cls = pf->cls;
+    const uint8_t *t = (const uint8_t *)text;
+    uint32_t row = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (t[i] >= 0x80 || !isalnum(t[i]))
+            continue;
         uint32_t v = scan[row + cls[t[i]]];
         row = v & ~REPORT;
         if (v & REPORT)

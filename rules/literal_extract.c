@@ -16,6 +16,12 @@
  * literals first, are what the caller gets: every clause needs one of its
  * literals, so a text lacking all the literals of one clause cannot match.
  *
+ * rules_literals_skeleton() does the same for the skeleton of a match:
+ * what is left of it with every octet but [A-Za-z0-9] taken out.  Octets,
+ * classes and escapes that match only such octets ([_\W], \s, "-") match
+ * only "" there, so "v[_\W]?i[_\W]?agra" needs "viagra" in the skeleton
+ * of the text: a substring's skeleton is a substring of the text's.
+ *
  * Promise: a literal is named only when every match contains it (as ASCII
  * case-folded octets; the scan folds the same way, a superset of what PCRE2
  * matches with or without caseless).  The extractor gives up (nothing, the
@@ -66,6 +72,7 @@ struct px {
     const char *p;
     size_t n, i;
     bool utf;
+    bool skeleton; /* what the match leaves with every octet but [A-Za-z0-9] taken out */
     bool fail;
     bool transparent; /* the atom was \E, \Q\E or (?#...): a quantifier after
                        * it takes the atom before, which is not followed */
@@ -341,6 +348,8 @@ static void repeat(struct info *a, uint32_t min, uint32_t max)
 {
     if (min == 1 && max == 1)
         return;
+    if (a->exact && a->pre.n == 1 && a->pre.len[0] == 0)
+        return; /* repeating what matches only "" matches only "" */
     if (min == 0) {
         struct lset empty, t;
         set_unknown(&empty);
@@ -527,10 +536,21 @@ static unsigned char fold(unsigned char c)
     return c < 0x80 ? (unsigned char)tolower(c) : c;
 }
 
+static bool kept(unsigned char c)
+{
+    return c < 0x80 && isalnum(c);
+}
+
+/* Escapes that match only octets the skeleton takes out: \s \h \v \R \W. */
+static bool skeleton_blank(char letter)
+{
+    return letter == 's' || letter == 'h' || letter == 'v' || letter == 'R' || letter == 'W';
+}
+
 /* A [...] class; x->i is past the '['. */
 static void parse_class(struct px *x, struct info *out)
 {
-    bool negated = false, big = false;
+    bool negated = false, big = false, empty = false;
     unsigned char member[256] = {0};
     if (x->i < x->n && x->p[x->i] == '^')
         negated = true, x->i++;
@@ -565,6 +585,7 @@ static void parse_class(struct px *x, struct info *out)
         }
         if (c == '\\') {
             x->i++;
+            char letter = x->i < x->n ? x->p[x->i] : 0;
             unsigned char e;
             enum esc k = escape(x, true, &e);
             if (k == E_FAIL || k == E_QUOTE) {
@@ -572,7 +593,10 @@ static void parse_class(struct px *x, struct info *out)
                 return;
             }
             if (k != E_CHAR) {
-                big = true;
+                if (x->skeleton && k == E_ANY && skeleton_blank(letter))
+                    empty = true;
+                else
+                    big = true;
                 prev = -1;
                 continue;
             }
@@ -583,7 +607,10 @@ static void parse_class(struct px *x, struct info *out)
                 x->i++;
                 while (x->i < x->n && ((unsigned char)x->p[x->i] & 0xc0) == 0x80)
                     x->i++;
-                big = true;
+                if (x->skeleton)
+                    empty = true;
+                else
+                    big = true;
                 prev = -1;
                 continue;
             }
@@ -614,15 +641,31 @@ static void parse_class(struct px *x, struct info *out)
                 x->fail = true;
                 return;
             }
-            if (hi - lo >= CLASS_MAX * 2)
+            if (x->skeleton) {
+                unsigned alnum = 0;
+                for (int b = lo; b <= hi; b++)
+                    alnum += kept((unsigned char)b);
+                if (alnum < (unsigned)(hi - lo + 1))
+                    empty = true;
+                if (alnum > CLASS_MAX * 2)
+                    big = true;
+                else
+                    for (int b = lo; b <= hi; b++)
+                        if (kept((unsigned char)b))
+                            member[fold((unsigned char)b)] = 1;
+            } else if (hi - lo >= CLASS_MAX * 2) {
                 big = true;
-            else
+            } else {
                 for (int b = lo; b <= hi; b++)
                     member[fold((unsigned char)b)] = 1;
+            }
             prev = -1;
             continue;
         }
-        member[fold((unsigned char)lo)] = 1;
+        if (x->skeleton && !kept((unsigned char)lo))
+            empty = true;
+        else
+            member[fold((unsigned char)lo)] = 1;
         prev = lo;
     }
     (void)prev;
@@ -633,13 +676,15 @@ static void parse_class(struct px *x, struct info *out)
     unsigned count = 0;
     for (int b = 0; b < 256; b++)
         count += member[b];
-    if (count == 0 || count > CLASS_MAX) {
+    if ((count == 0 && !empty) || count > CLASS_MAX) {
         info_any(out);
         return;
     }
     out->exact = true;
     out->pre.n = 0;
     out->ncl = 0;
+    if (empty)
+        set_add(&out->pre, "", 0);
     for (int b = 0; b < 256; b++)
         if (member[b]) {
             char o = (char)b;
@@ -849,15 +894,19 @@ static bool parse_atom(struct px *x, struct info *out)
     }
     if (c == '\\') {
         x->i++;
+        char letter = x->i < x->n ? x->p[x->i] : 0;
         unsigned char e;
         switch (escape(x, false, &e)) {
         case E_CHAR: {
             char o = (char)fold(e);
-            info_exact(out, &o, 1);
+            info_exact(out, &o, x->skeleton && !kept(e) ? 0 : 1);
             return true;
         }
         case E_ANY:
-            info_any(out);
+            if (x->skeleton && skeleton_blank(letter))
+                info_exact(out, "", 0);
+            else
+                info_any(out);
             return true;
         case E_EMPTY:
             info_exact(out, "", 0);
@@ -886,7 +935,8 @@ static bool parse_atom(struct px *x, struct info *out)
             if (len == 0) {
                 info_exact(out, "", 0);
                 x->transparent = true;
-            } else if (quantifier(&probe, &a, &b) || len > RULES_LITERAL_MAX || x->utf) {
+            } else if (quantifier(&probe, &a, &b) || len > RULES_LITERAL_MAX || x->utf ||
+                       x->skeleton) {
                 info_any(out);
             } else {
                 char buf[RULES_LITERAL_MAX];
@@ -908,7 +958,7 @@ static bool parse_atom(struct px *x, struct info *out)
     for (size_t k = 0; k < len; k++)
         buf[k] = (char)fold((unsigned char)p[x->i + k]);
     x->i += len;
-    info_exact(out, buf, len);
+    info_exact(out, buf, x->skeleton && !kept(c) ? 0 : len);
     return true;
 }
 
@@ -957,14 +1007,14 @@ static struct info *parse_alt(struct px *x)
     return acc;
 }
 
-size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULES_LITERAL_MAX],
-                      size_t *lens, unsigned *clause, size_t max)
+static size_t extract(const char *p, size_t n, uint32_t flags, bool skeleton,
+                      char (*lits)[RULES_LITERAL_MAX], size_t *lens, unsigned *clause, size_t max)
 {
     if (flags & (PCRE2_EXTENDED | PCRE2_EXTENDED_MORE | PCRE2_LITERAL | PCRE2_ALT_BSUX))
         return 0;
     if ((flags & (PCRE2_UTF | PCRE2_UCP)) && (flags & PCRE2_CASELESS))
         return 0;
-    struct px x = {.p = p, .n = n, .utf = (flags & PCRE2_UTF) != 0};
+    struct px x = {.p = p, .n = n, .utf = (flags & PCRE2_UTF) != 0, .skeleton = skeleton};
     struct info *root = parse_alt(&x);
     if (root == NULL)
         return 0;
@@ -1014,4 +1064,20 @@ size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULE
     }
     free(root);
     return count;
+}
+
+size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULES_LITERAL_MAX],
+                      size_t *lens, unsigned *clause, size_t max)
+{
+    return extract(p, n, flags, false, lits, lens, clause, max);
+}
+
+size_t rules_literals_skeleton(const char *p, size_t n, uint32_t flags,
+                               char (*lits)[RULES_LITERAL_MAX], size_t *lens, unsigned *clause,
+                               size_t max)
+{
+    /* \w, \d and word boundaries differ under UCP: not followed */
+    if (flags & PCRE2_UCP)
+        return 0;
+    return extract(p, n, flags, true, lits, lens, clause, max);
 }

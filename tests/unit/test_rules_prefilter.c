@@ -172,6 +172,62 @@ static void test_literals(void **state)
     assert_int_equal(rules_literals(longp, ll, 0, lits, lens, clause, 1), 1);
 }
 
+static const struct lit_case skeleton_cases[] = {
+    {"v[_\\W]?i[_\\W]?agra", 0, "viagra"},
+    {"t[_\\W]{0,3}r[_\\W]{0,3}[a4@]m", 0, "trm|tr4m|tram"},
+    {"a-b-c", 0, "abc"},
+    {"ab\\s*cd", 0, "abcd"},
+    {"abc\\w?def", 0, "abc&def"},
+    {"ab.cd", 0, NULL},
+    {"[^a]bcd", 0, "bcd"},
+    {"\\$\\d+ million", 0, "million"},
+    {"x[\\xe0-\\xe6a]yz", 0, "xyz|xayz"},
+    {"caf\xc3\xa9s", PCRE2_UTF, "cafs"},
+    {"abc", PCRE2_UTF | PCRE2_UCP, NULL},
+    {"\\Qa-b\\Ecde", 0, "cde"},
+};
+
+static void test_skeleton(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(skeleton_cases) / sizeof(skeleton_cases[0]); i++) {
+        const struct lit_case *c = &skeleton_cases[i];
+        char lits[8][RULES_LITERAL_MAX];
+        size_t lens[8];
+        unsigned clause[8];
+        size_t n = rules_literals_skeleton(c->pattern, strlen(c->pattern), c->flags, lits, lens,
+                                           clause, 8);
+        char got[512] = "";
+        for (size_t k = 0; k < n; k++) {
+            if (k > 0)
+                strcat(got, clause[k] == clause[k - 1] ? "|" : "&");
+            strncat(got, lits[k], lens[k]);
+        }
+        if ((c->want == NULL) != (n == 0) || (c->want != NULL && strcmp(got, c->want) != 0))
+            print_message("skeleton of %s: got \"%s\" (%zu), wanted %s\n", c->pattern, got, n,
+                          c->want ? c->want : "none");
+        if (c->want == NULL)
+            assert_int_equal(n, 0);
+        else
+            assert_string_equal(got, c->want);
+    }
+    /* the scan skips what the skeleton takes out */
+    const char *lit[] = {"viagra"};
+    size_t len[] = {6};
+    uint32_t own[] = {0};
+    bool nomem = false;
+    struct rules_prefilter *pf = rules_prefilter_build(lit, len, own, 1, &nomem);
+    assert_non_null(pf);
+    unsigned char seen[1] = {0};
+    const char *split = "buy V-i_a g\xe9r.a now", *broken = "buy V-i_a gxra now";
+    rules_prefilter_scan_skeleton(pf, split, strlen(split), seen);
+    assert_int_equal(seen[0], 1);
+    seen[0] = 0;
+    rules_prefilter_scan_skeleton(pf, broken, strlen(broken), seen);
+    assert_int_equal(seen[0], 0);
+    rules_prefilter_free(pf);
+}
+
 static void test_automaton(void **state)
 {
     (void)state;
@@ -329,7 +385,7 @@ static void test_differential(void **state)
     for (size_t i = 0; i < with->n; i++)
         if (with->v[i].pf_slot >= 0)
             per_slot[with->v[i].pf_slot]++;
-    for (int k = 0; k < RULES_PF_SLOTS; k++) {
+    for (int k = 0; k < RULES_PF_SKELETON; k++) {
         assert_true(per_slot[k] >= 8);
         assert_non_null(with->pf[k]);
     }
@@ -371,6 +427,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_literals),
         cmocka_unit_test(test_automaton),
+        cmocka_unit_test(test_skeleton),
         cmocka_unit_test(test_differential),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

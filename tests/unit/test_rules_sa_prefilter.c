@@ -234,15 +234,20 @@ static void test_sa_rules_same_hits(void **state)
         free(msg);
     }
     /* the corpus exercised the prefilter: many filtered rules hit */
-    size_t fired_filtered = 0, fired_all = 0;
+    size_t fired_filtered = 0, fired_all = 0, fired_skeleton = 0, skeleton = 0;
     for (size_t i = 0; i < with->n; i++) {
         fired_all += fired[i];
         fired_filtered += fired[i] && with->v[i].pf_slot >= 0;
+        fired_skeleton += fired[i] && with->v[i].pf_slot == RULES_PF_SKELETON;
+        skeleton += with->v[i].pf_slot == RULES_PF_SKELETON;
     }
-    print_message("%zu messages, %zu hits, %zu rules hit, %zu of them prefiltered\n",
-                  (size_t)NMSG, nwith, fired_all, fired_filtered);
+    print_message("%zu messages, %zu hits, %zu rules hit, %zu of them prefiltered, %zu of the "
+                  "%zu filtered by the body's skeleton\n",
+                  (size_t)NMSG, nwith, fired_all, fired_filtered, fired_skeleton, skeleton);
     assert_int_equal(nwith, nwithout);
     assert_true(fired_filtered >= 100);
+    assert_true(skeleton >= 20);
+    assert_true(fired_skeleton >= 5);
     for (size_t i = 0; i < nwords; i++)
         free(words[i]);
     free(words);
