@@ -25,8 +25,8 @@
 #include "rules/rules_int.h"
 #include "util/alloc.h"
 
-#define PF_MAX_STATES  500000u
-#define NONE           UINT32_MAX
+#define PF_MAX_STATES 500000u
+#define NONE          UINT32_MAX
 
 /* In the scan table a transition holds the target's row offset (state *
  * nclass), with REPORT set when that state ends a literal: the loop then

@@ -44,7 +44,7 @@
 
 #include "rules/rules_int.h"
 
-#define MIN_LIT   3  /* shorter literals occur in almost every text */
+#define MIN_LIT   3 /* shorter literals occur in almost every text */
 #define SET_MAX   64
 #define CL_MAX    4
 #define CLASS_MAX 8 /* a class of up to this many octets is a set */
@@ -161,8 +161,7 @@ static bool clause_union(const struct lset *a, const struct lset *b, struct lset
 }
 
 /* Every a·b, cut as how says; false when too many or (exact) too long. */
-static bool set_product(const struct lset *a, const struct lset *b, enum cut how,
-                        struct lset *out)
+static bool set_product(const struct lset *a, const struct lset *b, enum cut how, struct lset *out)
 {
     struct lset t = {.n = 0};
     char buf[2 * RULES_LITERAL_MAX];
@@ -433,13 +432,25 @@ static enum esc escape(struct px *x, bool in_class, unsigned char *ch)
     }
     unsigned long v = 0;
     switch (c) {
-    case 'd': case 'D': case 'w': case 'W': case 's': case 'S':
-    case 'h': case 'H': case 'v': case 'V': case 'R': case 'X': case 'C':
+    case 'd':
+    case 'D':
+    case 'w':
+    case 'W':
+    case 's':
+    case 'S':
+    case 'h':
+    case 'H':
+    case 'v':
+    case 'V':
+    case 'R':
+    case 'X':
+    case 'C':
         return E_ANY;
     case 'N':
         skip_delimited(x);
         return E_ANY;
-    case 'p': case 'P':
+    case 'p':
+    case 'P':
         if (x->i < x->n && x->p[x->i] == '{')
             skip_delimited(x);
         else if (x->i < x->n)
@@ -451,7 +462,12 @@ static enum esc escape(struct px *x, bool in_class, unsigned char *ch)
             return E_CHAR;
         }
         return E_EMPTY;
-    case 'B': case 'A': case 'z': case 'Z': case 'G': case 'K':
+    case 'B':
+    case 'A':
+    case 'z':
+    case 'Z':
+    case 'G':
+    case 'K':
         return in_class ? E_FAIL : E_EMPTY;
     case 'x':
         if (x->i < x->n && x->p[x->i] == '{') {
@@ -481,7 +497,15 @@ static enum esc escape(struct px *x, bool in_class, unsigned char *ch)
         for (int d = 0; d < 2 && x->i < x->n && x->p[x->i] >= '0' && x->p[x->i] <= '7'; d++)
             v = v * 8 + (unsigned long)(x->p[x->i++] - '0');
         return code_point(x, v, ch);
-    case '1': case '2': case '3': case '4': case '5': case '6': case '7': case '8': case '9':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9':
         /* a backreference, or octal: either way not followed */
         while (x->i < x->n && isdigit((unsigned char)x->p[x->i]))
             x->i++;

@@ -89,7 +89,9 @@ static const struct lit_case lit_cases[] = {
     {"(?!abc)xyz", 0, "xyz"},
     {"(a(bcd|efg)h|ijkl)mno", 0, "abcdhmno|aefghmno|ijklmno"},
     {"(abcd(efg|hij)|klmn)xyz", 0, "abcdefgxyz|abcdhijxyz|klmnxyz"},
-    {"stra(ss|\\x{df})e", 0, "strasse|stra\xdf" "e"},
+    {"stra(ss|\\x{df})e", 0,
+     "strasse|stra\xdf"
+     "e"},
     /* the required factors of larger patterns */
     {"ad+res+", 0, "dres"},
     {"(?:bad|poor|repair).{0,10} (?:credit|debt)", 0, " credit| debt&bad|poor|repair"},

@@ -131,11 +131,31 @@ static void put_word(char *buf, size_t cap, size_t *len, const char *w)
     }
 }
 
-static const char *const filler[] = {
-    "Dear friend, ", "you have won ", "$1,500,000.00 USD ", "click here ", "http://www.example.com/x ",
-    "unsubscribe ", "\xe9\xe8\xe0 ", "\xc3\xa9t\xc3\xa9 ", "=20 ", "100% ", "FREE!!! ", "  ",
-    "your password ", "bank account ", "please reply ", "<b>", "</b>", "&nbsp;", "\r\n\r\n",
-    "Subject: ", "million dollars ", "V1AGRA ", "c1al1s ", "v-i-a-g-r-a ", "0123456789abcdef0123 "};
+static const char *const filler[] = {"Dear friend, ",
+                                     "you have won ",
+                                     "$1,500,000.00 USD ",
+                                     "click here ",
+                                     "http://www.example.com/x ",
+                                     "unsubscribe ",
+                                     "\xe9\xe8\xe0 ",
+                                     "\xc3\xa9t\xc3\xa9 ",
+                                     "=20 ",
+                                     "100% ",
+                                     "FREE!!! ",
+                                     "  ",
+                                     "your password ",
+                                     "bank account ",
+                                     "please reply ",
+                                     "<b>",
+                                     "</b>",
+                                     "&nbsp;",
+                                     "\r\n\r\n",
+                                     "Subject: ",
+                                     "million dollars ",
+                                     "V1AGRA ",
+                                     "c1al1s ",
+                                     "v-i-a-g-r-a ",
+                                     "0123456789abcdef0123 "};
 
 static char *message(char **words, size_t nwords, size_t *out_len)
 {
