@@ -2,7 +2,7 @@
 // fuzz-sources: rules/ruleset.c rules/eval.c rules/match.c rules/report.c rules/msg.c
 // fuzz-sources: rules/sa_cf.c rules/sa_cond.c rules/sa_tally.c rules/sa_tmpl.c rules/sa_meta.c
 // fuzz-sources: rules/sa_compile.c rules/sa_files.c rules/sa_load.c rules/html.c
-// fuzz-sources: rules/literal.c util/alloc.c util/net.c
+// fuzz-sources: rules/literal.c rules/literal_extract.c util/alloc.c util/net.c
 // fuzz-pkgs: libpcre2-8 gmime-3.0
 /*
  * A rule file from an admin (or an attacker with write access to one): the
