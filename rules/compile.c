@@ -157,7 +157,9 @@ static int pf_slot_of(const struct rule *rule)
     }
 }
 
-/* One automaton per long text, over the literals of the rules reading it.
+/* One automaton per long text, over the literals of the rules reading it,
+ * and one over the skeleton of SpamAssassin's body for its body rules left without a
+ * literal (obfuscated words such as "v[_\W]?i[_\W]?agra").
  * Below PF_MIN_RULES rules PCRE2's own start-of-match search (memchr for a
  * first character) is faster than a pass of the automaton. */
 #define PF_MIN_RULES 8
@@ -165,7 +167,7 @@ static int pf_slot_of(const struct rule *rule)
 static bool build_prefilters(struct rules *r)
 {
     bool nomem = false;
-    enum { ALTS = 16 };
+    enum { ALTS = 128 };
     for (int slot = 0; slot < RULES_PF_SLOTS; slot++) {
         size_t n = 0, cap = 0, nclause = 0;
         char **lits = NULL;
@@ -176,10 +178,21 @@ static bool build_prefilters(struct rules *r)
         unsigned fclause[ALTS];
         for (size_t i = 0; i < r->n; i++) {
             struct rule *rule = &r->v[i];
-            if (rule->match != M_REGEX || rule->re == NULL || pf_slot_of(rule) != slot)
+            if (rule->match != M_REGEX || rule->re == NULL)
                 continue;
-            size_t k = rules_literals(rule->pattern, rule->pattern_len, rule->pflags, found, flen,
-                                      fclause, ALTS);
+            size_t k;
+            if (slot == RULES_PF_SKELETON) {
+                /* SpamAssassin body rules left without a literal: their skeleton's */
+                if (rule->target != T_SA_BODY || rule->pf_slot >= 0)
+                    continue;
+                k = rules_literals_skeleton(rule->pattern, rule->pattern_len, rule->pflags, found,
+                                            flen, fclause, ALTS);
+            } else {
+                if (pf_slot_of(rule) != slot)
+                    continue;
+                k = rules_literals(rule->pattern, rule->pattern_len, rule->pflags, found, flen,
+                                   fclause, ALTS);
+            }
             if (k == 0)
                 continue;
             size_t c1 = cap, c2 = cap, c3 = cap;

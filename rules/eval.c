@@ -801,18 +801,22 @@ static bool prefilter_pass(struct rules_tx *tx, const struct rule *rule, struct 
             s = rules_msg_full(m, &len);
             break;
         case 5:
-        case 6: {
+        case 6:
+        case RULES_PF_SKELETON: {
             const size_t *ends;
             size_t nends;
-            s = slot == 5 ? rules_msg_sa_body(m, &len, &ends, &nends)
-                          : rules_msg_sa_rawbody(m, &len, &ends, &nends);
+            s = slot == 6 ? rules_msg_sa_rawbody(m, &len, &ends, &nends)
+                          : rules_msg_sa_body(m, &len, &ends, &nends);
             break;
         }
         default:
             s = rules_msg_all_headers(m, slot == 4, &len);
             break;
         }
-        rules_prefilter_scan(tx->r->pf[slot], s, len, tx->seen[slot]);
+        if (slot == RULES_PF_SKELETON)
+            rules_prefilter_scan_skeleton(tx->r->pf[slot], s, len, tx->seen[slot]);
+        else
+            rules_prefilter_scan(tx->r->pf[slot], s, len, tx->seen[slot]);
         tx->pf_done[slot] = true;
     }
     for (uint32_t c = 0; c < rule->pf_nclause; c++)

@@ -3,23 +3,15 @@
  *
  * A rule over a long text (body, rawbody, full, headers) costs a PCRE2 scan
  * of that text; a thousand of them cost a thousand scans.  Most patterns
- * name a literal that every match must contain ("viagra" in /cheap\s+viagra/i).
- * rules_literals() finds such literals in a pattern, conservatively: runs
- * of plain characters outside groups, classes and optional parts,
- * lower-cased, as clauses: without top-level alternation every run is a
- * clause of its own (all must occur), with it the longest run of each
- * alternative forms one clause (one must occur).  rules_prefilter_build()
- * puts the literals of all rules over one text into an Aho-Corasick
- * automaton, rules_prefilter_scan() reads the text once (ASCII case folded)
- * and marks the clauses whose literal occurs; a rule goes to PCRE2 only when
- * all its clauses are marked.
- *
- * Correctness rests on the extraction never naming a literal a match could
- * lack.  It gives up (no literal, the rule always runs) on what it does not
- * follow: extended mode, inline options and verbs, \Q...\E, UTF with
- * caseless matching (Unicode folds such as U+017F to "s"), an alternative
- * without a run of three octets.  Matching the literals case-insensitively
- * is a superset of what PCRE2 matches, whatever the rule's flags.
+ * require literals of which a match must contain one per clause
+ * (rules_literals(), literal_extract.c).  rules_prefilter_build() puts the
+ * literals of all rules over one text into an Aho-Corasick automaton,
+ * rules_prefilter_scan() reads the text once (ASCII case folded) and marks
+ * the clauses whose literal occurs; a rule goes to PCRE2 only when all its
+ * clauses are marked.  rules_prefilter_scan_skeleton() reads only the
+ * text's [A-Za-z0-9] octets, for the literals of match skeletons.
+ * Matching the literals case-insensitively is a
+ * superset of what PCRE2 matches, whatever the rule's flags.
  *
  * Bounds: at most PF_MAX_STATES automaton states per text; past that the
  * build fails and the rules run unfiltered.
@@ -33,9 +25,8 @@
 #include "rules/rules_int.h"
 #include "util/alloc.h"
 
-#define PF_MIN_LITERAL 3
-#define PF_MAX_STATES  500000u
-#define NONE           UINT32_MAX
+#define PF_MAX_STATES 500000u
+#define NONE          UINT32_MAX
 
 /* In the scan table a transition holds the target's row offset (state *
  * nclass), with REPORT set when that state ends a literal: the loop then
@@ -56,311 +47,6 @@ struct rules_prefilter {
     uint32_t *lit_next; /* next literal ending at the same state */
     uint32_t *owner;    /* clause of each literal */
 };
-
-/* ---- literal extraction ---- */
-
-/* Past a [...] class starting at p[i] == '['. */
-static size_t skip_class(const char *p, size_t n, size_t i)
-{
-    i++;
-    if (i < n && p[i] == '^')
-        i++;
-    if (i < n && p[i] == ']')
-        i++;
-    while (i < n && p[i] != ']') {
-        if (p[i] == '\\')
-            i++;
-        else if (p[i] == '[' && i + 1 < n && p[i + 1] == ':') {
-            const char *e = memchr(p + i + 2, ']', n - i - 2);
-            if (e != NULL)
-                i = (size_t)(e - p);
-        }
-        i++;
-    }
-    return i < n ? i + 1 : n;
-}
-
-/* Past a (...) group starting at p[i] == '('. */
-static size_t skip_group(const char *p, size_t n, size_t i)
-{
-    int depth = 0;
-    while (i < n) {
-        char c = p[i];
-        if (c == '\\') {
-            i += 2;
-            continue;
-        }
-        if (c == '[') {
-            i = skip_class(p, n, i);
-            continue;
-        }
-        if (c == '(')
-            depth++;
-        else if (c == ')' && --depth == 0)
-            return i + 1;
-        i++;
-    }
-    return n;
-}
-
-/* A quantifier at p[i]: its length (with a lazy/possessive suffix), and
- * whether it allows zero repetitions.  0 when there is none. */
-static size_t quantifier(const char *p, size_t n, size_t i, bool *optional)
-{
-    size_t q = 0;
-    *optional = false;
-    if (i >= n)
-        return 0;
-    if (p[i] == '?' || p[i] == '*') {
-        *optional = true;
-        q = 1;
-    } else if (p[i] == '+') {
-        q = 1;
-    } else if (p[i] == '{') {
-        size_t k = i + 1, digits = 0;
-        unsigned long min = 0;
-        while (k < n && isdigit((unsigned char)p[k]) && digits < 9)
-            min = min * 10 + (unsigned long)(p[k++] - '0'), digits++;
-        if (digits == 0)
-            return 0; /* "{" not starting a quantifier is literal: caller breaks */
-        if (k < n && p[k] == ',') {
-            k++;
-            while (k < n && isdigit((unsigned char)p[k]))
-                k++;
-        }
-        if (k >= n || p[k] != '}')
-            return 0;
-        *optional = min == 0;
-        q = k - i + 1;
-    } else {
-        return 0;
-    }
-    if (i + q < n && (p[i + q] == '?' || p[i + q] == '+'))
-        q++;
-    return q;
-}
-
-/* Past an escape \e whose e (at p[i]) is a letter or digit: \x41 \x{..}
- * \101 \1 \cA \pL \p{..} \g{..} \g-1 \k<..> \N{..} \o{..}, or two octets. */
-static size_t skip_escape(const char *p, size_t n, size_t i)
-{
-    char e = p[i++];
-    if (i < n && p[i] == '{' && strchr("xopPgkN", e) != NULL) {
-        const char *close = memchr(p + i, '}', n - i);
-        return close ? (size_t)(close - p) + 1 : n;
-    }
-    switch (e) {
-    case 'x':
-        for (int k = 0; k < 2 && i < n && isxdigit((unsigned char)p[i]); k++)
-            i++;
-        return i;
-    case 'c':
-    case 'p':
-    case 'P':
-        return i < n ? i + 1 : n;
-    case 'g':
-        if (i < n && (p[i] == '<' || p[i] == '\'')) {
-            const char *close = memchr(p + i, p[i] == '<' ? '>' : '\'', n - i);
-            return close ? (size_t)(close - p) + 1 : n;
-        }
-        if (i < n && (p[i] == '-' || p[i] == '+'))
-            i++;
-        while (i < n && isdigit((unsigned char)p[i]))
-            i++;
-        return i;
-    case 'k':
-        if (i < n && (p[i] == '<' || p[i] == '\'')) {
-            const char *close = memchr(p + i, p[i] == '<' ? '>' : '\'', n - i);
-            return close ? (size_t)(close - p) + 1 : n;
-        }
-        return i;
-    default:
-        if (isdigit((unsigned char)e))
-            while (i < n && isdigit((unsigned char)p[i]))
-                i++;
-        return i;
-    }
-}
-
-/* The mandatory runs of plain characters in p[0..n) (one alternative, top
- * level) of at least PF_MIN_LITERAL octets, each cut to RULES_LITERAL_MAX
- * (a prefix of a required run is required too), at most max of them. */
-static size_t runs(const char *p, size_t n, char (*out)[RULES_LITERAL_MAX], size_t *lens,
-                   size_t max)
-{
-    char run[RULES_LITERAL_MAX];
-    size_t rl = 0, count = 0;
-    size_t i = 0;
-    for (;;) {
-        bool literal = false;
-        char ch = 0;
-        size_t next = i + 1;
-        if (i < n) {
-            char c = p[i];
-            if (c == '\\' && i + 1 < n) {
-                unsigned char e = (unsigned char)p[i + 1];
-                next = i + 2;
-                if (e < 128 && !isalnum(e)) {
-                    literal = true;
-                    ch = (char)e;
-                } else {
-                    next = skip_escape(p, n, i + 1);
-                }
-            } else if (c == '[') {
-                next = skip_class(p, n, i);
-            } else if (c == '(') {
-                next = skip_group(p, n, i);
-            } else if (strchr(".^$|){}*+?", c) == NULL) {
-                literal = true;
-                ch = c;
-            }
-        }
-        bool optional = false;
-        size_t q = i < n ? quantifier(p, n, next, &optional) : 0;
-        if (literal && !optional && rl < sizeof(run))
-            run[rl++] = (char)tolower((unsigned char)ch);
-        if (i >= n || !literal || q > 0 || optional) {
-            if (rl >= PF_MIN_LITERAL && count < max) {
-                memcpy(out[count], run, rl);
-                lens[count++] = rl;
-            }
-            rl = 0;
-        }
-        if (i >= n)
-            return count;
-        i = next + q;
-    }
-}
-
-/* The top-level alternatives of p[0..n): their bounds, their number, or
- * 0 when there are more than cap. */
-static size_t split_alternatives(const char *p, size_t n, size_t *starts, size_t *ends, size_t cap)
-{
-    size_t nalt = 0, start = 0, i = 0;
-    while (i <= n) {
-        if (i == n || p[i] == '|') {
-            if (nalt == cap)
-                return 0;
-            starts[nalt] = start;
-            ends[nalt++] = i;
-            start = i + 1;
-            i++;
-            continue;
-        }
-        if (p[i] == '\\')
-            i += 2; /* an escaped octet is never '|' */
-        else if (p[i] == '[')
-            i = skip_class(p, n, i);
-        else if (p[i] == '(')
-            i = skip_group(p, n, i);
-        else
-            i++;
-    }
-    return nalt;
-}
-
-/* The longest required run of one alternative, false when it has none. */
-static bool longest_run(const char *p, size_t n, char *out, size_t *len)
-{
-    char all[16][RULES_LITERAL_MAX];
-    size_t alens[16];
-    size_t k = runs(p, n, all, alens, 16);
-    if (k == 0)
-        return false;
-    size_t best = 0;
-    for (size_t c = 1; c < k; c++)
-        if (alens[c] > alens[best])
-            best = c;
-    memcpy(out, all[best], alens[best]);
-    *len = alens[best];
-    return true;
-}
-
-size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULES_LITERAL_MAX],
-                      size_t *lens, unsigned *clause, size_t max)
-{
-    if (flags & PCRE2_EXTENDED)
-        return 0;
-    if ((flags & PCRE2_UTF) && (flags & PCRE2_CASELESS))
-        return 0;
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (p[i] == '\\') {
-            if (p[i + 1] == 'Q')
-                return 0;
-            i++;
-            continue;
-        }
-        /* inline options (?i) (?x) (?^) ..., verbs (*UTF) */
-        if (p[i] == '(' && (p[i + 1] == '*' || (p[i + 1] == '?' && i + 2 < n &&
-                                                (isalpha((unsigned char)p[i + 2]) ||
-                                                 p[i + 2] == '^' || p[i + 2] == '-'))))
-            return 0;
-    }
-    size_t starts[64], ends[64];
-    size_t nalt = split_alternatives(p, n, starts, ends, 64);
-    if (nalt == 0)
-        return 0;
-    if (nalt > 1) {
-        /* one of the alternatives: the longest run of each, in one clause */
-        if (nalt > max)
-            return 0;
-        for (size_t a = 0; a < nalt; a++) {
-            if (!longest_run(p + starts[a], ends[a] - starts[a], lits[a], &lens[a]))
-                return 0;
-            clause[a] = 0;
-        }
-        return nalt;
-    }
-    /* every run is required: one clause each */
-    size_t count = runs(p, n, lits, lens, max);
-    for (size_t c = 0; c < count; c++)
-        clause[c] = (unsigned)c;
-    unsigned next_clause = (unsigned)count;
-    /* and each group that must match, (a|b|c) or (?:a|b), needs one of its
-     * alternatives: a clause of their longest runs.  Leaving a group out is
-     * always safe; a clause is added whole or not at all. */
-    for (size_t i = 0; i < n;) {
-        if (p[i] == '\\') {
-            i += 2;
-            continue;
-        }
-        if (p[i] == '[') {
-            i = skip_class(p, n, i);
-            continue;
-        }
-        if (p[i] != '(') {
-            i++;
-            continue;
-        }
-        size_t end = skip_group(p, n, i);
-        bool optional = false;
-        quantifier(p, n, end, &optional);
-        size_t body = i + 1;
-        if (i + 2 < n && p[i + 1] == '?' && p[i + 2] == ':')
-            body = i + 3;
-        else if (i + 1 < n && p[i + 1] == '?')
-            body = 0; /* lookaround, named or atomic group: not followed */
-        if (body != 0 && !optional && end <= n && end > body && p[end - 1] == ')') {
-            size_t gs[16], ge[16];
-            size_t ng = split_alternatives(p + body, end - 1 - body, gs, ge, 16);
-            if (ng > 0 && count + ng <= max) {
-                size_t k = 0;
-                for (; k < ng; k++) {
-                    if (!longest_run(p + body + gs[k], ge[k] - gs[k], lits[count + k],
-                                     &lens[count + k]))
-                        break;
-                    clause[count + k] = next_clause;
-                }
-                if (k == ng) {
-                    count += ng;
-                    next_clause++;
-                }
-            }
-        }
-        i = end;
-    }
-    return count;
-}
 
 /* ---- the automaton ---- */
 
@@ -527,6 +213,23 @@ void rules_prefilter_scan(const struct rules_prefilter *pf, const char *text, si
             if (i == len)
                 break;
         }
+        uint32_t v = scan[row + cls[t[i]]];
+        row = v & ~REPORT;
+        if (v & REPORT)
+            report(pf, row, seen);
+    }
+}
+
+void rules_prefilter_scan_skeleton(const struct rules_prefilter *pf, const char *text, size_t len,
+                                   unsigned char *seen)
+{
+    const uint32_t *scan = pf->scan;
+    const uint8_t *cls = pf->cls;
+    const uint8_t *t = (const uint8_t *)text;
+    uint32_t row = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (t[i] >= 0x80 || !isalnum(t[i]))
+            continue;
         uint32_t v = scan[row + cls[t[i]]];
         row = v & ~REPORT;
         if (v & REPORT)

@@ -175,8 +175,11 @@ struct threshold {
 };
 
 /* Texts with a prefilter (literal.c): body, rawbody, full, headers,
- * headers:raw, SpamAssassin's body and rawbody. */
-#define RULES_PF_SLOTS    7
+ * headers:raw, SpamAssassin's body and rawbody, and the skeleton of
+ * SpamAssassin's body (its [A-Za-z0-9] octets only), for its body rules
+ * with no literal of their own. */
+#define RULES_PF_SLOTS    8
+#define RULES_PF_SKELETON 7
 #define RULES_LITERAL_MAX 64
 struct rules_prefilter;
 
@@ -285,6 +288,11 @@ bool rules_msg_nomem(const struct rules_msg *m);
  * max), or 0 when the pattern has none the extractor can vouch for. */
 size_t rules_literals(const char *p, size_t n, uint32_t flags, char (*lits)[RULES_LITERAL_MAX],
                       size_t *lens, unsigned *clause, size_t max);
+/* The same for the skeleton of a match: what is left of it with every octet
+ * but [A-Za-z0-9] taken out ("v-i-a-g-r-a" leaves "viagra"). */
+size_t rules_literals_skeleton(const char *p, size_t n, uint32_t flags,
+                               char (*lits)[RULES_LITERAL_MAX], size_t *lens, unsigned *clause,
+                               size_t max);
 /* An automaton over the literals (owner: the clause of each), or NULL when
  * there are none or too many, or when out of memory (then *nomem is set). */
 struct rules_prefilter *rules_prefilter_build(const char *const *lits, const size_t *lens,
@@ -292,6 +300,9 @@ struct rules_prefilter *rules_prefilter_build(const char *const *lits, const siz
 /* Sets seen[owner] for every literal found in text (ASCII case folded). */
 void rules_prefilter_scan(const struct rules_prefilter *pf, const char *text, size_t len,
                           unsigned char *seen);
+/* The same over text's skeleton: its octets outside [A-Za-z0-9] skipped. */
+void rules_prefilter_scan_skeleton(const struct rules_prefilter *pf, const char *text, size_t len,
+                                   unsigned char *seen);
 void rules_prefilter_free(struct rules_prefilter *pf);
 
 #endif

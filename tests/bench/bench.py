@@ -31,13 +31,19 @@ Phases (each bounded in count and in time):
   dnsbl       the same with the dnsbl plugin asking two lists about every
               connection, rbldnsd on loopback: once with a warm cache, once
               with cache_size 0, so that every connection sends both queries
+  spamd       SpamAssassin's installed rules over the same generated 10 KB
+              messages four ways, in messages per CPU second (per core):
+              smtpgate-rules bench --sa, smtpgate with the rules plugin
+              loading them (one SMTP session), the same smtpgate without a
+              plugin, and Debian's spamd (-L -x, one child, on loopback)
+              fed by spamc; the ratios to spamd are the figures
   baseline    with --baseline PATH only: 10 KB and 100 KB throughput through
               an older smtpgate binary (before) and this one (after),
               alternated three times, median of each: a change's cost as a
               ratio in the same run (tests/bench/baseline.sh builds one)
 
 BENCH_QUICK=1 divides every count by 10.  --direct-only runs the baseline half;
---only chain5,spf,spf-cold,dnsbl,dnsbl-cold,rules,ratelimit,ratelimit-redis,opendkim,rspamd,
+--only chain5,spf,spf-cold,dnsbl,dnsbl-cold,rules,ratelimit,ratelimit-redis,opendkim,rspamd,spamd,
 milter-rtt runs only those plugin phases (against the
 same smtpgate without plugins, as always), e.g. to set two builds side by side.
 Exit status 0 when every phase completed without errors.
@@ -774,6 +780,8 @@ def summary(direct, proxied, idle, conc, longrun, peak, info, chains=(), baselin
                      fmt(r["plain_ms"], ".3f"), fmt(r["milter_ms"], ".3f"),
                      f"{r['round_trips']:.0f} trips, {r['us_per_rt']:.0f} us each"))
 
+    rows += spamd_rows(SPAMD)
+
     for b in baseline:
         kb = b["length"] // 1024
         rows.append((f"before -> after, {kb} KB: msg/s", fmt(b["before"]), fmt(b["after"]),
@@ -791,7 +799,7 @@ def summary(direct, proxied, idle, conc, longrun, peak, info, chains=(), baselin
 
 
 PLUGIN_PHASES = ("chain5", "spf", "spf-cold", "dnsbl", "dnsbl-cold", "rules", "ratelimit",
-                 "ratelimit-redis", "opendkim", "rspamd", "milter-rtt")
+                 "ratelimit-redis", "opendkim", "rspamd", "milter-rtt", "spamd")
 
 
 def start_daemon(argv, port, logpath, what, timeout=30):
@@ -906,6 +914,166 @@ def phase_rspamd(binary, sink, workdir):
         dns.stop()
 
 
+def tree_cpu(pid):
+    """utime+stime of a process and its direct children (spamd's preforked ones)."""
+    total = proc_cpu(pid)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def send_files(port, files, deadline):
+    """Each file as one message over one SMTP session (reconnecting if the
+    server closes it); refusals counted, not errors.  (sent, refused)."""
+    import smtplib
+    sent = refused = 0
+    conn = None
+    for path in files:
+        if time.monotonic() > deadline:
+            break
+        with open(path, "rb") as f:
+            data = f.read()
+        for attempt in range(2):
+            try:
+                if conn is None:
+                    conn = smtplib.SMTP("127.0.0.1", port, timeout=30)
+                    conn.ehlo("bench.example.org")
+                conn.sendmail("sender@example.org", ["user@example.net"], data)
+                sent += 1
+                break
+            except (smtplib.SMTPDataError, smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused):
+                refused += 1
+                break
+            except (smtplib.SMTPServerDisconnected, OSError):
+                conn = None
+        else:
+            raise RuntimeError(f"cannot send {path} to 127.0.0.1:{port}")
+    if conn is not None:
+        try:
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+    return sent, refused
+
+
+def phase_spamd(binary, sink, workdir):
+    """SpamAssassin's rules, smtpgate against spamd, on the same messages, per core."""
+    tool = os.path.join(os.path.dirname(binary), "smtpgate-rules")
+    so = os.path.join(os.path.dirname(binary), "plugins", "rules.so")
+    if not (os.path.exists("/usr/share/spamassassin/20_body_tests.cf") and os.path.exists("/usr/sbin/spamd")
+            and shutil.which("spamc") and os.access(tool, os.X_OK) and os.path.exists(so)):
+        fail("spamd phase needs spamassassin, spamd, spamc, smtpgate-rules and plugins/rules.so")
+        return None
+    count = max(200 // SCALE, 40)
+    mdir = os.path.join(workdir, "spamd-msgs")
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "bench", "gen_rules.py"),
+                    "--messages", mdir, "--number", str(count), "--size", "10240"], check=True)
+    files = sorted(os.path.join(mdir, n) for n in os.listdir(mdir))
+    out = {"messages": len(files)}
+
+    # smtpgate-rules bench: one thread; its CPU from the children's rusage
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = subprocess.run([tool, "bench", "--sa", mdir, "--seconds", "5" if QUICK else "15"],
+                       capture_output=True, text=True, timeout=max(30, min(300, time_left())))
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    m = re.search(r"(\d+) messages in ([\d.]+) s", r.stdout)
+    if r.returncode != 0 or not m:
+        fail(f"smtpgate-rules bench --sa failed: {r.stderr.strip()[:200]}")
+        return None
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    out["tool"] = int(m.group(1)) / cpu if cpu > 0 else None
+    out["tool_wall"] = int(m.group(1)) / float(m.group(2))
+    log(f"spamd phase: smtpgate-rules bench --sa: {m.group(1)} messages, {out['tool']:.1f} msg per "
+        f"CPU s ({out['tool_wall']:.1f} msg/s)")
+
+    # through smtpgate, with the SpamAssassin set and without a plugin
+    for kind, extra in (("plain", ()), ("sa", plugin_opts([("rules", so, {"spamassassin": "true"})]))):
+        gate = Gate(binary, sink.port, workdir, f"spamd-{kind}", extra)
+        try:
+            send_files(gate.port, files[:3], time.monotonic() + 60)  # warm: first connection, caches
+            c0, t0 = proc_cpu(gate.pid), time.monotonic()
+            rounds = 1 if kind == "sa" else 5  # the plugin-less run is too short to time once
+            sent = refused = 0
+            for _ in range(rounds):
+                a, b = send_files(gate.port, files, time.monotonic() + min(120, time_left()))
+                sent, refused = sent + a, refused + b
+            c1, t1 = proc_cpu(gate.pid), time.monotonic()
+        finally:
+            if gate.stop() != 0:
+                fail(f"smtpgate (spamd phase, {kind}) exited with an error; see its log")
+        done = sent + refused
+        out[f"gate_{kind}"] = done / (c1 - c0) if c1 > c0 else None
+        out[f"gate_{kind}_wall"] = done / (t1 - t0) if t1 > t0 else None
+        log(f"spamd phase: through smtpgate ({kind}): {done} messages ({refused} refused), "
+            f"smtpgate CPU {c1 - c0:.2f} s, {done / (t1 - t0):.1f} msg/s")
+
+    # spamd -L (local tests only), one child, fed by spamc one message at a time
+    port = free_port()
+    argv = ["/usr/sbin/spamd", "-L", "-x", "--listen", f"127.0.0.1:{port}", "--max-children", "1",
+            "--min-children", "1", "--min-spare", "1", "--max-spare", "1",
+            "--pidfile", os.path.join(workdir, "spamd.pid"), "-s", "stderr"]
+    proc, plog = start_daemon(argv, port, os.path.join(workdir, "spamd.log"), "spamd", timeout=60)
+    try:
+        def spamc(path):
+            with open(path, "rb") as f:
+                subprocess.run(["spamc", "-d", "127.0.0.1", "-p", str(port), "-c"], stdin=f,
+                               stdout=subprocess.DEVNULL, timeout=60)
+        for path in files[:2]:  # the child compiles its rules on the first
+            spamc(path)
+        c0, t0 = tree_cpu(proc.pid), time.monotonic()
+        deadline = t0 + (20 if QUICK else 90)
+        done = 0
+        for path in files:
+            if time.monotonic() > deadline or time_left() < 30:
+                break
+            spamc(path)
+            done += 1
+        c1, t1 = tree_cpu(proc.pid), time.monotonic()
+    finally:
+        stop_daemon(proc, plog)
+    out["spamd"] = done / (c1 - c0) if c1 > c0 else None
+    out["spamd_wall"] = done / (t1 - t0) if t1 > t0 else None
+    out["spamd_messages"] = done
+    log(f"spamd phase: spamd+spamc: {done} messages, spamd CPU {c1 - c0:.2f} s, "
+        f"{out['spamd_wall']:.2f} msg/s")
+    for key in ("tool", "gate_sa"):
+        if out.get(key) and out.get("spamd"):
+            log(f"spamd phase: {key} / spamd per core: {out[key] / out['spamd']:.1f}x")
+    return out
+
+
+def spamd_rows(sp):
+    """Summary rows of the spamd phase: label, smtpgate, spamd, ratio."""
+    rows = []
+    if not sp:
+        return rows
+    base = sp.get("spamd")
+    n = sp["spamd_messages"]
+    rows.append((f"SpamAssassin rules, 10 KB, msg per CPU s: spamd -L + spamc ({n} msgs)", "",
+                 fmt(base, ".1f"), "1"))
+    for key, label in (("tool", "smtpgate-rules bench --sa"),
+                       ("gate_sa", "through smtpgate, rules plugin, SpamAssassin set"),
+                       ("gate_plain", "through smtpgate, no plugin")):
+        v = sp.get(key)
+        rows.append((f"  {label} ({sp['messages']} msgs)", "", fmt(v, ".1f"),
+                     fmt(ratio(v, base), ".1f") + " x spamd" if v and base else ""))
+    if sp.get("gate_sa") and sp.get("gate_plain"):
+        rows.append(("  SpamAssassin set loaded / no plugin, smtpgate CPU per msg", "",
+                     fmt(sp["gate_plain"] / sp["gate_sa"], ".1f"), "x"))
+    return rows
+
+
+SPAMD = None
+
+
 def phase_milter_rtt(binary, sink, workdir):
     """The cost of one milter round trip: one session, one message after the other,
     through smtpgate alone and through smtpgate calling smtpgate-milter whose chain is
@@ -998,6 +1166,9 @@ def plugin_phases(binary, sink, workdir, names):
     if "milter-rtt" in names:
         global MILTER_RTT
         MILTER_RTT = phase_milter_rtt(binary, sink, workdir)
+    if "spamd" in names:
+        global SPAMD
+        SPAMD = phase_spamd(binary, sink, workdir)
     return chains
 
 
@@ -1111,6 +1282,8 @@ def main():
             r = MILTER_RTT
             print(f"one milter round trip: {r['plain_ms']:.3f} -> {r['milter_ms']:.3f} ms per message, "
                   f"{r['round_trips']:.0f} round trips, {r['us_per_rt']:.0f} us each")
+        for r in spamd_rows(SPAMD):
+            print(f"{r[0]}: {r[2]} {r[3]}")
     if direct:
         rows = summary(direct, proxied, idle, conc, longrun, peak, info, chains, baseline)
         with open(os.path.join(args.out, "summary.md"), "w") as f:

@@ -4,7 +4,8 @@
 // fuzz-sources: rules/sa_eval.c rules/sa_eval_args.c rules/sa_eval_header.c rules/sa_date.c
 // fuzz-sources: rules/sa_eval_date.c rules/sa_eval_forged.c rules/sa_eval_body.c
 // fuzz-sources: rules/sa_compile.c rules/sa_files.c rules/sa_load.c rules/html.c
-// fuzz-sources: rules/literal.c rules/sa_text.c rules/sa_uri.c util/alloc.c util/net.c
+// fuzz-sources: rules/literal.c rules/literal_extract.c rules/sa_text.c rules/sa_uri.c
+// fuzz-sources: util/alloc.c util/net.c
 // fuzz-pkgs: libpcre2-8 gmime-3.0
 /*
  * A message from the network through the content rules: header splitting

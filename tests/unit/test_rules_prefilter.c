@@ -26,22 +26,22 @@ struct lit_case {
 
 static const struct lit_case lit_cases[] = {
     {"viagra", 0, "viagra"},
-    {"cheap\\s+viagra", 0, "cheap&viagra"},
+    {"cheap\\s+viagra", 0, "viagra&cheap"},
     {"GTUBE-STANDARD", 0, "gtube-standard"},
     {"XJS\\*C4JDBQADN1\\.NSBN3", 0, "xjs*c4jdbqadn1.nsbn3"},
-    {"colou?r", 0, "colo"},
+    {"colou?r", 0, "colour|color"},
     {"abcx*yz", 0, "abc"},
     {"ab{0,2}cdef", 0, "cdef"},
-    {"xy{2}zzz", 0, "zzz"},
+    {"xy{2}zzz", 0, "xyyzzz"},
     {"xyz{1,}", 0, "xyz"},
-    {"abc+def", 0, "abc&def"},
-    {"(foo)?barbaz", 0, "barbaz"},
-    {"[abc]defg", 0, "defg"},
-    {"[]x]defg", 0, "defg"},
+    {"abc+def", 0, "cdef&abc"},
+    {"(foo)?barbaz", 0, "foobarbaz|barbaz"},
+    {"[abc]defg", 0, "adefg|bdefg|cdefg"},
+    {"[]x]defg", 0, "]defg|xdefg"},
     {"[[:alpha:]]defg", 0, "defg"},
     {"hello|world", 0, "hello|world"},
     {"hello|wo", 0, NULL},
-    {"(a|b)cde", 0, "cde"},
+    {"(a|b)cde", 0, "acde|bcde"},
     {"(abc|def)", 0, "abc|def"},
     {"^start", 0, "start"},
     {"end$", 0, "end"},
@@ -49,47 +49,86 @@ static const struct lit_case lit_cases[] = {
     {"a.b.c", 0, NULL},
     {"\\d+abc\\d+", 0, "abc"},
     {"\\bword\\b", 0, "word"},
-    {"\\x{41}bcd", 0, "bcd"},
-    {"ab\\Kcdef", 0, "cdef"},
+    {"\\x{41}bcd", 0, "abcd"},
+    {"ab\\Kcdef", 0, "abcdef"},
     {"caf\xc3\xa9s", 0, "caf\xc3\xa9s"},
     {"a{2,3}", 0, NULL},
-    {"abc{x}", 0, "abc"},
+    {"abc{x}", 0, "abc{x}"},
     {"x", 0, NULL},
     {"free money", PCRE2_EXTENDED, NULL},
     {"(?x)free money", 0, NULL},
-    {"(?i)hello", 0, NULL},
+    {"(?i)hello", 0, "hello"},
     {"(*UTF)hello", 0, NULL},
-    {"\\Qa.b.c\\E", 0, NULL},
+    {"\\Qa.b.c\\E", 0, "a.b.c"},
     {"strasse", PCRE2_UTF | PCRE2_CASELESS, NULL},
     {"strasse", PCRE2_UTF, "strasse"},
     {"strasse", PCRE2_CASELESS, "strasse"},
-    {"(?:abc)def", 0, "def&abc"},
+    {"(?:abc)def", 0, "abcdef"},
     {"tosiqua\\s+neraze\\s+nixmi", 0, "tosiqua&neraze&nixmi"},
-    {"\\b(alert|casino)\\s+debt\\b", 0, "debt&alert|casino"},
+    {"\\b(alert|casino)\\s+debt\\b", 0, "alert|casino&debt"},
     {"free money|cheap pills", 0, "free money|cheap pills"},
     {"abc\\s+de|xyzw", 0, "abc|xyzw"},
-    {"\\x41bcd", 0, "bcd"},
-    {"\\x4gbcd", 0, "gbcd"},
+    {"\\x41bcd", 0, "abcd"},
+    {"\\x4gbcd", 0, "\x04gbcd"},
     {"\\101bc", 0, NULL},
-    {"\\cAxyz", 0, "xyz"},
+    {"\\cAxyz", 0, "\x01xyz"},
     {"\\pLabc", 0, "abc"},
     {"\\p{Lu}abc", 0, "abc"},
     {"(a)\\1abc", 0, "abc"},
     {"(?<n>a)\\k<n>abc", 0, "abc"},
     {"(a)\\g{-1}abc", 0, "abc"},
     {"(a)\\g-1abc", 0, "abc"},
-    {"\\o{101}abc", 0, "abc"},
+    {"\\o{101}abc", 0, "aabc"},
     {"\\N{U+41}abc", PCRE2_UTF, "abc"},
     {"a\\|bcd", 0, "a|bcd"},
-    {"(abc|de)xyz", 0, "xyz"},
+    {"(abc|de)xyz", 0, "abcxyz|dexyz"},
     {"(abc|def)*xyz", 0, "xyz"},
     {"(abc|def){0,2}xyz", 0, "xyz"},
-    {"(abc|def){2}xyz", 0, "xyz&abc|def"},
-    {"(?<n>abc|def)xyz", 0, "xyz"},
+    {"(abc|def){2}xyz", 0, "abcabcxyz|abcdefxyz|defabcxyz|defdefxyz"},
+    {"(?<n>abc|def)xyz", 0, "abcxyz|defxyz"},
     {"(?!abc)xyz", 0, "xyz"},
-    {"(a(bcd|efg)h|ijkl)mno", 0, "mno"},
-    {"(abcd(efg|hij)|klmn)xyz", 0, "xyz&abcd|klmn"},
-    {"stra(ss|\\x{df})e", 0, "stra"},
+    {"(a(bcd|efg)h|ijkl)mno", 0, "abcdhmno|aefghmno|ijklmno"},
+    {"(abcd(efg|hij)|klmn)xyz", 0, "abcdefgxyz|abcdhijxyz|klmnxyz"},
+    {"stra(ss|\\x{df})e", 0,
+     "strasse|stra\xdf"
+     "e"},
+    /* the required factors of larger patterns */
+    {"ad+res+", 0, "dres"},
+    {"(?:bad|poor|repair).{0,10} (?:credit|debt)", 0, " credit| debt&bad|poor|repair"},
+    {"\\bv[_\\W]?i[_\\W]?agra", 0, "agra"},
+    {"[a-c]xyz", 0, "axyz|bxyz|cxyz"},
+    {"[a-z]xyz", 0, "xyz"},
+    {"[^a]xyz", 0, "xyz"},
+    {"[A-C]xyz", PCRE2_CASELESS, "axyz|bxyz|cxyz"},
+    {"[\\x41\\x42]yz", 0, "ayz|byz"},
+    {"(?:abc|x\\d+yz)", 0, NULL},
+    {"(?:abcd|x\\d+yzw)", 0, "abcd|yzw"},
+    {"(abc)\\1def", 0, "abc&def"},
+    {"(?<=abc)def", 0, "def"},
+    {"(?!abc)def", 0, "def"},
+    {"abc(?#comment)def", 0, "abcdef"},
+    {"\\Qa.b\\E+cde", 0, "cde"},
+    {"(?-i)abc", 0, "abc"},
+    {"(?i:abc)def", 0, "abcdef"},
+    {"(?i:abc)def", PCRE2_UTF, NULL},
+    {"(?x: a b c )def", 0, NULL},
+    {"(?(1)abc|def)ghi", 0, NULL},
+    {"(?R)?abc", 0, NULL},
+    {"(*UCP)abc", 0, NULL},
+    {"abc", PCRE2_EXTENDED_MORE, NULL},
+    {"caf\xc3\xa9+s", PCRE2_UTF, "caf\xc3\xa9&\xc3\xa9s"},
+    {"caf\xc3\xa9+s", 0, "caf\xc3\xa9"},
+    {"[\xc3\xa9]xyz", PCRE2_UTF, "xyz"},
+    {"abc(def", 0, NULL},
+    {"abc)def", 0, NULL},
+    {"[abc", 0, NULL},
+    {"(?:x{3}){2}", 0, "xxxxxx"},
+    {"(?:abc){2,}", 0, "abcabc"},
+    /* a quantifier after \E, \Q\E or a comment takes the atom before */
+    {"abcx\\E?yz", 0, NULL},
+    {"abcx\\Q\\E*yz", 0, NULL},
+    {"abcx(?#c)+yz", 0, NULL},
+    {"abc\\Eyz", 0, "abcyz"},
 };
 
 static void test_literals(void **state)
@@ -121,12 +160,74 @@ static void test_literals(void **state)
     size_t lens[2];
     unsigned clause[2];
     assert_int_equal(rules_literals("aaa|bbb|ccc", 11, 0, lits, lens, clause, 2), 0);
-    /* a run longer than a literal holds: its prefix */
+    /* a run longer than a literal holds: its prefix and its suffix */
     const char *longp =
         "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz";
-    assert_int_equal(rules_literals(longp, strlen(longp), 0, lits, lens, clause, 2), 1);
+    size_t ll = strlen(longp);
+    assert_int_equal(rules_literals(longp, ll, 0, lits, lens, clause, 2), 2);
     assert_int_equal(lens[0], RULES_LITERAL_MAX);
     assert_memory_equal(lits[0], longp, RULES_LITERAL_MAX);
+    assert_int_equal(lens[1], RULES_LITERAL_MAX);
+    assert_memory_equal(lits[1], longp + ll - RULES_LITERAL_MAX, RULES_LITERAL_MAX);
+    assert_int_not_equal(clause[0], clause[1]);
+    /* room for one clause only: the first, whole */
+    assert_int_equal(rules_literals(longp, ll, 0, lits, lens, clause, 1), 1);
+}
+
+static const struct lit_case skeleton_cases[] = {
+    {"v[_\\W]?i[_\\W]?agra", 0, "viagra"},
+    {"t[_\\W]{0,3}r[_\\W]{0,3}[a4@]m", 0, "trm|tr4m|tram"},
+    {"a-b-c", 0, "abc"},
+    {"ab\\s*cd", 0, "abcd"},
+    {"abc\\w?def", 0, "abc&def"},
+    {"ab.cd", 0, NULL},
+    {"[^a]bcd", 0, "bcd"},
+    {"\\$\\d+ million", 0, "million"},
+    {"x[\\xe0-\\xe6a]yz", 0, "xyz|xayz"},
+    {"caf\xc3\xa9s", PCRE2_UTF, "cafs"},
+    {"abc", PCRE2_UTF | PCRE2_UCP, NULL},
+    {"\\Qa-b\\Ecde", 0, "cde"},
+};
+
+static void test_skeleton(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(skeleton_cases) / sizeof(skeleton_cases[0]); i++) {
+        const struct lit_case *c = &skeleton_cases[i];
+        char lits[8][RULES_LITERAL_MAX];
+        size_t lens[8];
+        unsigned clause[8];
+        size_t n = rules_literals_skeleton(c->pattern, strlen(c->pattern), c->flags, lits, lens,
+                                           clause, 8);
+        char got[512] = "";
+        for (size_t k = 0; k < n; k++) {
+            if (k > 0)
+                strcat(got, clause[k] == clause[k - 1] ? "|" : "&");
+            strncat(got, lits[k], lens[k]);
+        }
+        if ((c->want == NULL) != (n == 0) || (c->want != NULL && strcmp(got, c->want) != 0))
+            print_message("skeleton of %s: got \"%s\" (%zu), wanted %s\n", c->pattern, got, n,
+                          c->want ? c->want : "none");
+        if (c->want == NULL)
+            assert_int_equal(n, 0);
+        else
+            assert_string_equal(got, c->want);
+    }
+    /* the scan skips what the skeleton takes out */
+    const char *lit[] = {"viagra"};
+    size_t len[] = {6};
+    uint32_t own[] = {0};
+    bool nomem = false;
+    struct rules_prefilter *pf = rules_prefilter_build(lit, len, own, 1, &nomem);
+    assert_non_null(pf);
+    unsigned char seen[1] = {0};
+    const char *split = "buy V-i_a g\xe9r.a now", *broken = "buy V-i_a gxra now";
+    rules_prefilter_scan_skeleton(pf, split, strlen(split), seen);
+    assert_int_equal(seen[0], 1);
+    seen[0] = 0;
+    rules_prefilter_scan_skeleton(pf, broken, strlen(broken), seen);
+    assert_int_equal(seen[0], 0);
+    rules_prefilter_free(pf);
 }
 
 static void test_automaton(void **state)
@@ -286,7 +387,7 @@ static void test_differential(void **state)
     for (size_t i = 0; i < with->n; i++)
         if (with->v[i].pf_slot >= 0)
             per_slot[with->v[i].pf_slot]++;
-    /* the native texts; slots 5 and 6 are SpamAssassin's body and rawbody */
+    /* the native texts; slots 5 and 6 are SpamAssassin's body and rawbody, 7 its skeleton */
     for (int k = 0; k < 5; k++) {
         assert_true(per_slot[k] >= 8);
         assert_non_null(with->pf[k]);
@@ -329,6 +430,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_literals),
         cmocka_unit_test(test_automaton),
+        cmocka_unit_test(test_skeleton),
         cmocka_unit_test(test_differential),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
