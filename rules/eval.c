@@ -443,8 +443,7 @@ static const char *sa_header_value(struct rules_tx *tx, const struct rule *rule,
 
 /* SpamAssassin's body and rawbody: each element alone, as its rules see
  * them (so ^ and $ anchor at a paragraph's ends, and no match spans two). */
-static void elements(struct matcher *mt, const char *s, const size_t *ends, size_t n,
-                     size_t first)
+static void elements(struct matcher *mt, const char *s, const size_t *ends, size_t n, size_t first)
 {
     size_t from = first > 0 && first <= n ? ends[first - 1] : 0;
     for (size_t i = first; i < n; i++) {
@@ -457,8 +456,7 @@ static void elements(struct matcher *mt, const char *s, const size_t *ends, size
 /* SpamAssassin's EnvelopeFrom: smtpgate's own MAIL FROM, which needs no
  * guessing from the fields; without it (a saved message), the address of
  * the first Return-Path, SpamAssassin's guess when no MTA marked it up. */
-static const char *envelope_from(struct rules_msg *m, const struct rules_facts *f,
-                                 size_t *len)
+static const char *envelope_from(struct rules_msg *m, const struct rules_facts *f, size_t *len)
 {
     if (f != NULL && f->mail_from != NULL) {
         *len = strlen(f->mail_from);
@@ -480,8 +478,7 @@ static const char *envelope_from(struct rules_msg *m, const struct rules_facts *
 }
 
 /* Runs the rule over every value of its content target until one matches. */
-static void match_content(struct matcher *mt, struct rules_msg *m,
-                          const struct rules_facts *facts)
+static void match_content(struct matcher *mt, struct rules_msg *m, const struct rules_facts *facts)
 {
     const struct rule *rule = mt->rule;
     size_t len, n;
@@ -612,6 +609,7 @@ static void match_content(struct matcher *mt, struct rules_msg *m,
         }
         return;
     case T_SA_EVAL: {
+        rules_msg_set_envelope_from(m, envelope_from(m, facts, &len));
         int rc = sa_eval_run(rule->sa_call, m);
         if (rc < 0)
             mt->tx->nomem = true;

@@ -86,16 +86,18 @@ struct rules_msg {
     size_t sa_nuris;
     struct mime_field *mfields;
     size_t nmfields;
+    /* the envelope sender for the eval tests, set by the evaluator: not owned */
+    const char *envelope_from;
     /* The SpamAssassin views cost a second rendering: built only when its
      * rules are loaded (rules_msg_want_sa before the first view, then in
      * the same MIME pass as the native views) or asked for. */
     bool sa_wanted;
     bool sa_done;
     bool pass_native, pass_sa; /* what the MIME pass under way fills */
-    size_t sa_body_offset; /* where SpamAssassin's header section ends */
-    bool mbox_from;  /* the first line was an mbox "From " line: dropped */
-    bool no_headers; /* the message did not start with a header section */
-    bool nomem; /* an allocation failed: a view is partial (sticky) */
+    size_t sa_body_offset;     /* where SpamAssassin's header section ends */
+    bool mbox_from;            /* the first line was an mbox "From " line: dropped */
+    bool no_headers;           /* the message did not start with a header section */
+    bool nomem;                /* an allocation failed: a view is partial (sticky) */
 };
 
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
@@ -110,6 +112,16 @@ static void *msg_nomem(struct rules_msg *m)
 {
     m->nomem = true;
     return NULL;
+}
+
+void rules_msg_set_envelope_from(struct rules_msg *m, const char *addr)
+{
+    m->envelope_from = addr;
+}
+
+const char *rules_msg_envelope_from(const struct rules_msg *m)
+{
+    return m->envelope_from;
 }
 
 bool rules_msg_nomem(const struct rules_msg *m)
@@ -1051,8 +1063,7 @@ const char *rules_msg_part_name(struct rules_msg *m, size_t i)
 
 /* ---- SpamAssassin's views ---- */
 
-const char *rules_msg_sa_body(struct rules_msg *m, size_t *len, const size_t **ends,
-                              size_t *nends)
+const char *rules_msg_sa_body(struct rules_msg *m, size_t *len, const size_t **ends, size_t *nends)
 {
     sa_build(m);
     const char *s = m->sa_body.p ? rules_buf_cstr(&m->sa_body) : NULL;

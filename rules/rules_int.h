@@ -46,13 +46,13 @@ enum rule_target {
     T_ATTACH_NAME,
     T_ATTACH_TYPE,
     T_META,
-    T_SA_HEADER, /* SpamAssassin's header: the fields of sa_fields joined as it joins them */
-    T_SA_BODY,    /* SpamAssassin's body: Subject first, rendered, per line (paragraph) */
-    T_SA_RAWBODY, /* SpamAssassin's rawbody: the decoded parts, per piece */
-    T_SA_URI,     /* SpamAssassin's URI list: every form of each URI */
-    T_SA_ENVFROM, /* header EnvelopeFrom: the MAIL FROM address */
+    T_SA_HEADER,     /* SpamAssassin's header: the fields of sa_fields joined as it joins them */
+    T_SA_BODY,       /* SpamAssassin's body: Subject first, rendered, per line (paragraph) */
+    T_SA_RAWBODY,    /* SpamAssassin's rawbody: the decoded parts, per piece */
+    T_SA_URI,        /* SpamAssassin's URI list: every form of each URI */
+    T_SA_ENVFROM,    /* header EnvelopeFrom: the MAIL FROM address */
     T_SA_MIMEHEADER, /* mimeheader: the fields of each MIME part */
-    T_SA_EVAL,   /* SpamAssassin's eval test: a function of sa_eval.h over the message */
+    T_SA_EVAL,       /* SpamAssassin's eval test: a function of sa_eval.h over the message */
 };
 
 enum rule_match { M_REGEX, M_CIDR, M_EXISTS, M_SIZE, M_META, M_EVAL };
@@ -150,14 +150,14 @@ struct rule {
     bool sa;
     char **sa_fields; /* T_SA_HEADER: the fields joined, in order */
     size_t nsa_fields;
-    char *sa_unset;         /* T_SA_HEADER: the value when none of them is there; NULL: "" */
-    bool sa_first, sa_last; /* :first, :last */
-    bool sa_nosubject;      /* T_SA_BODY, tflags nosubject: the Subject line not matched */
-    bool sa_skip;           /* refused while compiling: taken out before the set is made */
+    char *sa_unset;               /* T_SA_HEADER: the value when none of them is there; NULL: "" */
+    bool sa_first, sa_last;       /* :first, :last */
+    bool sa_nosubject;            /* T_SA_BODY, tflags nosubject: the Subject line not matched */
+    bool sa_skip;                 /* refused while compiling: taken out before the set is made */
     struct sa_eval_call *sa_call; /* T_SA_EVAL: the function and its arguments */
-    uint32_t maxhits;       /* tflags multiple: hits counted up to this (meta operand) */
-    int pf_slot;            /* the prefilter its text goes through, or -1 */
-    uint32_t pf_first;      /* its clauses in that prefilter */
+    uint32_t maxhits;             /* tflags multiple: hits counted up to this (meta operand) */
+    int pf_slot;                  /* the prefilter its text goes through, or -1 */
+    uint32_t pf_first;            /* its clauses in that prefilter */
     uint32_t pf_nclause;
 };
 
@@ -266,8 +266,7 @@ uint64_t rules_msg_size(const struct rules_msg *m);
 /* SpamAssassin's body and rawbody: one text, and where each element its
  * rules match alone ends (offsets into it, ascending, the last its length);
  * its URIs, every form of each (sa_uri.h). */
-const char *rules_msg_sa_body(struct rules_msg *m, size_t *len, const size_t **ends,
-                              size_t *nends);
+const char *rules_msg_sa_body(struct rules_msg *m, size_t *len, const size_t **ends, size_t *nends);
 const char *rules_msg_sa_rawbody(struct rules_msg *m, size_t *len, const size_t **ends,
                                  size_t *nends);
 size_t rules_msg_sa_uri_count(struct rules_msg *m);
@@ -282,6 +281,11 @@ const char *rules_msg_mime_field(struct rules_msg *m, size_t i, bool raw, const 
                                  size_t *len);
 /* An allocation failed in building a view: what the rules saw is partial. */
 bool rules_msg_nomem(const struct rules_msg *m);
+/* SpamAssassin's EnvelopeFrom as the evaluator found it for the eval tests
+ * (NULL: none); the message keeps the pointer, never a copy, so the
+ * evaluator sets it before each eval run. */
+void rules_msg_set_envelope_from(struct rules_msg *m, const char *addr);
+const char *rules_msg_envelope_from(const struct rules_msg *m);
 
 /* Literals a match of the pattern must contain, lower-cased, each with its
  * clause: every clause needs one of its literals.  Their number (at most

@@ -18,6 +18,10 @@
  *   check_ratware_name_id()            a 28-capital Message-ID whose right
  *                                      side is the From address
  *   check_unresolved_template()        a %TEMPLATE left in a header line
+ *   check_equal_from_domains()         the From address's domain and the
+ *                                      EnvelopeFrom's differ in their last
+ *                                      two labels (case-insensitive); no
+ *                                      hit when either has no domain
  *   check_for_faraway_charset_in_headers(), check_for_faraway_charset()
  *                                      with ok_locales "all", SpamAssassin's
  *                                      default (smtpgate reads no other),
@@ -497,6 +501,70 @@ static bool check_any(struct sa_eval_call *c, char *why, size_t wn)
     return true;
 }
 
+enum { ED_AT_DOMAIN, ED_LAST_TWO, ED__N };
+
+static bool equal_domains_check(struct sa_eval_call *c, char *why, size_t wn)
+{
+    /* HeaderEval's patterns (bug 6487): the text after the last @, then its
+     * last two labels when it has more */
+    return sa_eval_nargs(c, 0, 0, why, wn) && sa_eval_compile(c, "\\@([^@]*)\\z", 0, why, wn) &&
+           sa_eval_compile(c, "^.+\\.([^\\.]+\\.[^\\.]+)$", 0, why, wn);
+}
+
+/* The second-level domain of addr[0..n) into *s, *len (empty: none);
+ * -1 on a match failure, which the caller counts as a miss of memory. */
+static int second_level(const struct sa_eval_call *c, const char *addr, size_t n, const char **s,
+                        size_t *len)
+{
+    size_t gs, gl;
+    *s = "";
+    *len = 0;
+    int r = sa_eval_match(c, ED_AT_DOMAIN, NULL, addr, n, 1, &gs, &gl);
+    if (r != 1)
+        return r;
+    const char *d = addr + gs;
+    size_t dl = gl;
+    size_t ts, tl;
+    r = sa_eval_match(c, ED_LAST_TWO, NULL, d, dl, 1, &ts, &tl);
+    if (r < 0)
+        return r;
+    if (r == 1) {
+        d += ts;
+        dl = tl;
+    }
+    *s = d;
+    *len = dl;
+    return 0;
+}
+
+static int equal_from_domains(const struct sa_eval_call *c, struct rules_msg *m)
+{
+    struct sa_eval_buf b = {0};
+    int rc = -1;
+    if (sa_eval_get_addrs(m, "From", &b) < 0)
+        goto out;
+    const char *fd, *ed;
+    size_t fl, el;
+    if (second_level(c, b.s, b.n, &fd, &fl) < 0)
+        goto out;
+    rc = 0;
+    if (fl == 0)
+        goto out;
+    const char *env = rules_msg_envelope_from(m);
+    if (env == NULL)
+        env = "";
+    if (second_level(c, env, strlen(env), &ed, &el) < 0) {
+        rc = -1;
+        goto out;
+    }
+    if (el == 0)
+        goto out;
+    rc = fl != el || strncasecmp(fd, ed, fl) != 0;
+out:
+    sa_eval_buf_free(&b);
+    return rc;
+}
+
 const struct sa_eval_def sa_eval_header_defs[] = {
     {"check_for_missing_to_header", missing_to, NULL},
     {"check_header_count_range", count_range, check_count_range},
@@ -508,5 +576,6 @@ const struct sa_eval_def sa_eval_header_defs[] = {
     {"check_for_to_in_subject", to_in_subject, to_in_subject_check},
     {"check_ratware_name_id", ratware_name_id, NULL},
     {"check_unresolved_template", unresolved_template, template_check},
+    {"check_equal_from_domains", equal_from_domains, equal_domains_check},
     {NULL, NULL, NULL},
 };

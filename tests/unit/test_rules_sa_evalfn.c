@@ -327,6 +327,36 @@ static void test_body_length(void **state)
     unlink(write_file("20_b.cf", ""));
 }
 
+/* From's second-level domain against the EnvelopeFrom's (a saved message:
+ * the Return-Path's address): a difference hits, case does not count, a
+ * missing side never hits. */
+static void test_equal_from_domains(void **state)
+{
+    (void)state;
+    write_file("20_d.cf", "header DIFF_DOMAINS eval:check_equal_from_domains()\n");
+    struct loaded l = load(NULL, false);
+    assert_int_equal(l.rep.loaded, 1);
+    expect(l.r, "Return-Path: <a@mail.example.com>\r\nFrom: b@EXAMPLE.com\r\n\r\nx\r\n", NONE,
+           WANT("DIFF_DOMAINS"));
+    expect(l.r, "Return-Path: <a@out.mx.example.com>\r\nFrom: b@news.Example.COM\r\n\r\nx\r\n",
+           NONE, WANT("DIFF_DOMAINS"));
+    expect(l.r, "Return-Path: <bounce@lists.example.org>\r\nFrom: Bob <b@example.com>\r\n\r\nx\r\n",
+           WANT("DIFF_DOMAINS"), NONE);
+    /* only the last two labels: co.uk sites all look alike */
+    expect(l.r, "Return-Path: <a@one.co.uk>\r\nFrom: b@two.co.uk\r\n\r\nx\r\n", NONE,
+           WANT("DIFF_DOMAINS"));
+    /* no envelope, the null sender, or a From without a domain: no test */
+    expect(l.r, "From: b@example.com\r\n\r\nx\r\n", NONE, WANT("DIFF_DOMAINS"));
+    expect(l.r, "Return-Path: <>\r\nFrom: b@example.com\r\n\r\nx\r\n", NONE, WANT("DIFF_DOMAINS"));
+    expect(l.r, "Return-Path: <a@example.org>\r\nFrom: undisclosed\r\n\r\nx\r\n", NONE,
+           WANT("DIFF_DOMAINS"));
+    /* a one-label domain is kept whole */
+    expect(l.r, "Return-Path: <a@localhost>\r\nFrom: b@example.com\r\n\r\nx\r\n",
+           WANT("DIFF_DOMAINS"), NONE);
+    unload(&l);
+    unlink(write_file("20_d.cf", ""));
+}
+
 /* A meta that uses an eval rule whose function smtpgate lacks is skipped
  * (SpamAssassin would run that rule), and so is a meta using that meta;
  * one using only rules that run is kept. */
@@ -351,9 +381,10 @@ static void test_meta_of_lacking_eval(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_header_evals), cmocka_unit_test(test_msgid_outlook),
-        cmocka_unit_test(test_shifted_date), cmocka_unit_test(test_subject_and_forged),
-        cmocka_unit_test(test_body_length),  cmocka_unit_test(test_meta_of_lacking_eval),
+        cmocka_unit_test(test_header_evals),       cmocka_unit_test(test_msgid_outlook),
+        cmocka_unit_test(test_shifted_date),       cmocka_unit_test(test_subject_and_forged),
+        cmocka_unit_test(test_body_length),        cmocka_unit_test(test_meta_of_lacking_eval),
+        cmocka_unit_test(test_equal_from_domains),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
