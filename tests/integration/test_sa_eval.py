@@ -131,6 +131,14 @@ MESSAGES = {
                         "Subject: hi\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
                         "Message-ID: <ABCDEFGHIJKLMNOPQRSTUVWXYZAB.alice@example.org>\n"),
                    {"RATWARE_NAME_ID"}),
+    # HEADER_FROM_DIFFERENT_DOMAINS: From's last two labels against the Return-Path's
+    "envfrom_other": (_msg("Return-Path: <bounce@lists.example.com>\n" + RCVD + BASE +
+                           "Date: Mon, 07 Dec 2026 09:59:00 +0000\n"),
+                      {"HEADER_FROM_DIFFERENT_DOMAINS"}),
+    "envfrom_same_sld": (_msg("Return-Path: <bounce@out.mail.Example.ORG>\n" + RCVD + BASE +
+                              "Date: Mon, 07 Dec 2026 09:59:00 +0000\n"), set()),
+    "envfrom_null": (_msg("Return-Path: <>\n" + RCVD + BASE +
+                          "Date: Mon, 07 Dec 2026 09:59:00 +0000\n"), set()),
     "body_300": (_msg(RCVD + BASE + "Date: Mon, 07 Dec 2026 09:59:00 +0000\n",
                       "Hello Bob,\n" + "the minutes are attached to this message.\n" * 7),
                  set()),
@@ -193,7 +201,8 @@ def test_lint_names_the_implemented_functions(lint, eval_rules):
     for fn in ("check_for_missing_to_header", "check_for_shifted_date", "check_illegal_chars",
                "check_outlook_message_id", "check_header_count_range", "subject_is_all_caps",
                "check_for_to_in_subject", "check_unresolved_template",
-               "check_for_forged_gmail_received_headers", "check_ratware_name_id"):
+               "check_for_forged_gmail_received_headers", "check_ratware_name_id",
+               "check_equal_from_domains"):
         assert fn in done and fn not in missing, fn
     assert done["check_for_shifted_date"] == 12
     assert "check_rbl_sub" in missing and "check_rbl_sub" not in done

@@ -244,7 +244,7 @@ static void test_conditionals(void **state)
                               "!(local_tests_only == 0)\n"
                               "body PERL /x/\n"
                               "endif\n"
-                              "ifplugin Mail::SpamAssassin::Plugin::FreeMail\n"
+                              "ifplugin Mail::SpamAssassin::Plugin::TxRep\n"
                               "  if (version >= 3.0)\n"
                               "  body FM1 /x/\n"
                               "  else\n"
@@ -274,7 +274,7 @@ static void test_conditionals(void **state)
     assert_int_equal(
         tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::DNSEval is not emulated"), 2);
     assert_int_equal(
-        tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::FreeMail is not emulated"), 2);
+        tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::TxRep is not emulated"), 2);
     assert_int_equal(
         tally(&c->skipped, "condition false: if !plugin(Mail::SpamAssassin::Plugin::ReplaceTags)"),
         1);
