@@ -273,8 +273,8 @@ static void test_conditionals(void **state)
     assert_null(sa_conf_rule(c, "UNCLOSED"));
     assert_int_equal(
         tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::DNSEval is not emulated"), 2);
-    assert_int_equal(
-        tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::TxRep is not emulated"), 2);
+    assert_int_equal(tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::TxRep is not emulated"),
+                     2);
     assert_int_equal(
         tally(&c->skipped, "condition false: if !plugin(Mail::SpamAssassin::Plugin::ReplaceTags)"),
         1);
