@@ -392,9 +392,9 @@ static void test_meta_of_lacking_eval(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_header_evals), cmocka_unit_test(test_msgid_outlook),
-        cmocka_unit_test(test_shifted_date), cmocka_unit_test(test_subject_and_forged),
-        cmocka_unit_test(test_body_length),  cmocka_unit_test(test_meta_of_lacking_eval),
+        cmocka_unit_test(test_header_evals),     cmocka_unit_test(test_msgid_outlook),
+        cmocka_unit_test(test_shifted_date),     cmocka_unit_test(test_subject_and_forged),
+        cmocka_unit_test(test_body_length),      cmocka_unit_test(test_meta_of_lacking_eval),
         cmocka_unit_test(test_blank_line_ratio), cmocka_unit_test(test_vertical_words),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
