@@ -145,6 +145,19 @@ MESSAGES = {
     "body_long": (_msg(RCVD + BASE + "Date: Mon, 07 Dec 2026 09:59:00 +0000\n",
                        "Hello Bob,\n" + "the minutes are attached to this message.\n" * 40),
                   set()),
+    # tvd_vertical_words: no element over 5 octets with spaces (the Subject is short)
+    "no_spaces": (_msg(RCVD + "From: Alice <alice@example.org>\nTo: bob@example.net\n"
+                       "Subject: hi\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                       "Message-ID: <20261207100000.4724@mail.example.org>\n",
+                       "Thankyouforthemeeting\n\nAliceExample\n"), {"__TVD_SPACE_RATIO"}),
+    "spaced_out": (_msg(RCVD + "From: Alice <alice@example.org>\nTo: bob@example.net\n"
+                        "Subject: hi\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
+                        "Message-ID: <20261207100000.4725@mail.example.org>\n",
+                        "F R E E   M O N E Y\n"), set()),
+    # check_blank_line_ratio: BLANK_LINES_80_90 has score 0 in both (never run), but the
+    # ratio over many blank lines must not make any other eval rule differ
+    "blank_lines": (_msg(RCVD + BASE + "Date: Mon, 07 Dec 2026 09:59:00 +0000\n",
+                         "Hello\n" + "\n" * 8 + "Bob\n"), set()),
 }
 TARGETS = set().union(*(want for _, want in MESSAGES.values()))
 # check_body_length hits short bodies (most of the above): its rules per message

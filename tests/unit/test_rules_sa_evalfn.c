@@ -7,7 +7,8 @@
  * Received, the Date against the Received dates (past and future windows,
  * 'undef' bounds, no Received, Resent-Date first); the charset tests that
  * never hit with ok_locales "all"; bad arguments skipped with their reason;
- * the body's length as received; the implemented functions reported apart
+ * the body's length as received; the blank-line share and vertical words
+ * of the body; the implemented functions reported apart
  * from the missing ones.
  */
 #include <setjmp.h>
@@ -355,6 +356,44 @@ static void test_equal_from_domains(void **state)
            WANT("DIFF_DOMAINS"), NONE);
     unload(&l);
     unlink(write_file("20_d.cf", ""));
+/* BodyEval's blank-line share over the decoded text: 2 of 4 lines blank
+ * is 50; a whitespace-only line is blank; fewer lines than MINLINES is -1
+ * (which only a MIN of 0 takes); MIN is exclusive, MAX inclusive. */
+static void test_blank_line_ratio(void **state)
+{
+    (void)state;
+    write_file("20_bl.cf", "body BL_40_50 eval:check_blank_line_ratio('40','50','4')\n"
+                           "body BL_50_60 eval:check_blank_line_ratio('50','60','4')\n"
+                           "body BL_0_10 eval:check_blank_line_ratio('0','10','4')\n"
+                           "body BL_0_10_1 eval:check_blank_line_ratio('0','10')\n");
+    struct loaded l = load(NULL, false);
+    expect(l.r, "Subject: x\n\na\n\nb\n \t\n", WANT("BL_40_50"),
+           WANT("BL_50_60", "BL_0_10", "BL_0_10_1"));
+    /* 3 lines under MINLINES 4: -1, within 0..10 only where MIN is 0 */
+    expect(l.r, "Subject: x\n\na\nb\nc\n", WANT("BL_0_10", "BL_0_10_1"),
+           WANT("BL_40_50", "BL_50_60"));
+    /* 3 of 8 blank: 37.5, in no range */
+    expect(l.r, "Subject: x\n\na\nb\nc\n\n\nd\ne\n\n", NONE,
+           WANT("BL_40_50", "BL_50_60", "BL_0_10", "BL_0_10_1"));
+    unload(&l);
+    unlink(write_file("20_bl.cf", ""));
+}
+
+/* BodyEval's vertical words: the highest spaces-to-rest share of a
+ * rendered element over 5 octets long (the Subject is one). */
+static void test_vertical_words(void **state)
+{
+    (void)state;
+    write_file("20_tv.cf", "body TV_LOW eval:tvd_vertical_words('0','10')\n"
+                           "body TV_HIGH eval:tvd_vertical_words('100','100')\n");
+    struct loaded l = load(NULL, false);
+    expect(l.r, "Subject: abcdefghijkl\n\nabcdefghijklmnopqrstuvwxyz\n", WANT("TV_LOW"),
+           WANT("TV_HIGH"));
+    expect(l.r, "Subject: x\n\nF R E E  M O N E Y\n", WANT("TV_HIGH"), WANT("TV_LOW"));
+    /* only short elements: -1, below both */
+    expect(l.r, "Subject: x\n\nab\n", NONE, WANT("TV_LOW", "TV_HIGH"));
+    unload(&l);
+    unlink(write_file("20_tv.cf", ""));
 }
 
 /* A meta that uses an eval rule whose function smtpgate lacks is skipped
@@ -384,7 +423,8 @@ int main(void)
         cmocka_unit_test(test_header_evals),       cmocka_unit_test(test_msgid_outlook),
         cmocka_unit_test(test_shifted_date),       cmocka_unit_test(test_subject_and_forged),
         cmocka_unit_test(test_body_length),        cmocka_unit_test(test_meta_of_lacking_eval),
-        cmocka_unit_test(test_equal_from_domains),
+        cmocka_unit_test(test_equal_from_domains), cmocka_unit_test(test_blank_line_ratio),
+        cmocka_unit_test(test_vertical_words),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
