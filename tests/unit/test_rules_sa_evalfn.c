@@ -356,6 +356,8 @@ static void test_equal_from_domains(void **state)
            WANT("DIFF_DOMAINS"), NONE);
     unload(&l);
     unlink(write_file("20_d.cf", ""));
+}
+
 /* BodyEval's blank-line share over the decoded text: 2 of 4 lines blank
  * is 50; a whitespace-only line is blank; fewer lines than MINLINES is -1
  * (which only a MIN of 0 takes); MIN is exclusive, MAX inclusive. */
