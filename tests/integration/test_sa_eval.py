@@ -9,41 +9,14 @@ The rules are read where the package puts them and never copied here.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SA_RULES = Path("/usr/share/spamassassin")
+from sa_diff import gate_run, lint_list, needs_spamassassin, sa_run
+from sa_diff import msg as _msg
 
-pytestmark = pytest.mark.skipif(not (SA_RULES / "20_head_tests.cf").exists()
-                                or shutil.which("spamassassin") is None,
-                                reason="Debian's spamassassin package is not installed")
-
-
-def _tool() -> Path:
-    for build in ("build/asan", "build/release"):
-        p = ROOT / build / "smtpgate-rules"
-        if p.exists():
-            return p
-    pytest.skip("smtpgate-rules is not built")
-
-
-def tool(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
-    p = subprocess.run([str(_tool()), *map(str, args)], capture_output=True, encoding="latin-1",
-                       timeout=timeout, env=env)
-    assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
-    return p
-
-
-def _msg(headers: str, body: str = "Hello Bob,\n\nthe minutes are attached.\n") -> bytes:
-    return (headers.replace("\n", "\r\n") + "\r\n" + body.replace("\n", "\r\n")).encode("latin-1")
+pytestmark = needs_spamassassin
 
 
 RCVD = ("Received: from mail.example.org (mail.example.org [192.0.2.10])\n"
@@ -164,33 +137,9 @@ TARGETS = set().union(*(want for _, want in MESSAGES.values()))
 BODY_LENGTH = {"plain": {128, 256, 512, 1024}, "body_300": {512, 1024}, "body_long": set()}
 
 
-def sa_hits(msg: bytes, home: Path) -> set[str]:
-    env = dict(os.environ, HOME=str(home), LANG="C")
-    # -D rules: the eval rules that hit are logged, those of no score (__NAME) too
-    p = subprocess.run(["spamassassin", "-D", "rules", "-L", "-t"], input=msg,
-                       capture_output=True, timeout=180, env=env)
-    assert p.returncode in (0, 1), p.stderr.decode(errors="replace")
-    out = p.stdout.decode(errors="replace")
-    m = re.search(r"^X-Spam-Status: .*?tests=(.*?)(?:\s+autolearn=|\s+version=)", out,
-                  re.M | re.S)
-    assert m, out[:2000]
-    hits = {t for t in re.sub(r"\s+", "", m.group(1)).split(",") if t and t != "none"}
-    return hits | set(re.findall(r"rules: ran eval rule (\w+) ======> got hit",
-                                 p.stderr.decode(errors="replace")))
-
-
-def smtpgate_hits(msg: bytes, path: Path) -> set[str]:
-    path.write_bytes(msg)
-    p = tool("test", "--sa", path)
-    assert p.returncode in (0, 1), p.stdout + p.stderr
-    return {m.group(1) for m in re.finditer(r"^hit\s+content\s+(\S+)\s", p.stdout, re.M)}
-
-
 @pytest.fixture(scope="module")
 def lint() -> str:
-    p = tool("lint", "--sa", "--list")
-    assert p.returncode == 0, p.stdout + p.stderr
-    return p.stdout
+    return lint_list()
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +152,7 @@ def eval_rules(lint) -> dict[str, str]:
 def both(tmp_path_factory):
     home = tmp_path_factory.mktemp("sa-home")
     work = tmp_path_factory.mktemp("msgs")
-    return {name: (sa_hits(msg, home), smtpgate_hits(msg, work / f"{name}.eml"))
+    return {name: (sa_run(msg, home, "rules").hits, gate_run(msg, work / f"{name}.eml").hits)
             for name, (msg, _) in MESSAGES.items()}
 
 

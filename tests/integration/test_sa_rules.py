@@ -12,48 +12,26 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 
+import sa_diff
+
 from gate import plugin_dir, plugin_section
 from helpers import assert_reply
+from sa_diff import gate_run, lint_list, needs_spamassassin, sa_run, tool
+from sa_diff import msg as _msg
 
-ROOT = Path(__file__).resolve().parents[2]
-SA_RULES = Path("/usr/share/spamassassin")
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
-pytestmark = pytest.mark.skipif(not (SA_RULES / "20_body_tests.cf").exists()
-                                or shutil.which("spamassassin") is None,
-                                reason="Debian's spamassassin package is not installed")
-
-
-def _tool() -> Path:
-    for build in ("build/asan", "build/release"):
-        p = ROOT / build / "smtpgate-rules"
-        if p.exists():
-            return p
-    pytest.skip("smtpgate-rules is not built")
-
-
-def tool(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
-    # latin-1: SpamAssassin's patterns are octets, not UTF-8
-    p = subprocess.run([str(_tool()), *map(str, args)], capture_output=True, encoding="latin-1",
-                       timeout=timeout, env=env)
-    assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
-    return p
+pytestmark = needs_spamassassin
 
 
 @pytest.fixture(scope="module")
 def lint():
-    p = tool("lint", "--sa", "--list")
-    assert p.returncode == 0, p.stdout + p.stderr
-    return p.stdout
+    return lint_list()
 
 
 @pytest.fixture(scope="module")
@@ -327,10 +305,6 @@ def test_message_model_through_the_proxy(gate_factory, recorder, smtpgate_binary
 
 # ---- the differential against spamassassin -L -t ----
 
-def _msg(headers: str, body: str) -> bytes:
-    return (headers.replace("\n", "\r\n") + "\r\n" + body.replace("\n", "\r\n")).encode()
-
-
 HAM_HEADERS = ("From: Alice Example <alice@example.org>\nTo: Bob <bob@example.net>\n"
                "Date: Mon, 07 Dec 2026 10:00:00 +0000\n"
                "Message-ID: <20261207100000.4711@mail.example.org>\n")
@@ -367,48 +341,17 @@ MESSAGES = {
 TARGETS = set().union(*(want for _, want in MESSAGES.values()))
 
 
-def sa_hits(msg: bytes, home: Path) -> set[str]:
-    env = dict(os.environ, HOME=str(home), LANG="C")
-    p = subprocess.run(["spamassassin", "-L", "-t"], input=msg, capture_output=True,
-                       timeout=180, env=env)
-    assert p.returncode in (0, 1), p.stderr.decode(errors="replace")
-    out = p.stdout.decode(errors="replace")
-    m = re.search(r"^X-Spam-Status: .*?tests=(.*?)(?:\s+autolearn=|\s+version=)", out,
-                  re.M | re.S)
-    assert m, out[:2000]
-    tests = re.sub(r"\s+", "", m.group(1))
-    return {t for t in tests.split(",") if t and t != "none"}
-
-
-def smtpgate_hits(msg: bytes, path: Path) -> set[str]:
-    path.write_bytes(msg)
-    p = tool("test", "--sa", path)
-    assert p.returncode in (0, 1), p.stdout + p.stderr
-    return {m.group(1) for m in re.finditer(r"^hit\s+content\s+(\S+)\s", p.stdout, re.M)}
-
-
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
     home = tmp_path_factory.mktemp("sa-home")
     work = tmp_path_factory.mktemp("msgs")
-    return {name: (sa_hits(msg, home), smtpgate_hits(msg, work / f"{name}.eml"))
+    return {name: (sa_run(msg, home, "").tests, gate_run(msg, work / f"{name}.eml").hits)
             for name, (msg, _) in MESSAGES.items()}
 
 
 def test_same_hits_as_spamassassin(both, loaded, lint):
     common = {r for r in loaded if not r.startswith("__")}
-    disagreements = []
-    agree = 0
-    for name, (sa, sg) in both.items():
-        sa_c, sg_c = sa & common, sg & common
-        for rule in sorted(sa_c ^ sg_c):
-            disagreements.append(f"{name}: {rule} hit by "
-                                 f"{'spamassassin only' if rule in sa_c else 'smtpgate only'}")
-        agree += len(common) - len(sa_c ^ sg_c)
-    print(f"\nrules both evaluate: {len(common)}; messages: {len(both)}; "
-          f"agreements {agree} of {len(common) * len(both)}")
-    for d in disagreements:
-        print("disagreement:", d)
+    disagreements, _ = sa_diff.disagreements(both, common)
     # the rules each message was written for: hit by both, exactly where meant
     for name, (msg, want) in MESSAGES.items():
         sa, sg = both[name]
@@ -500,16 +443,6 @@ MODEL_TYPES = {"body", "rawbody", "uri", "header", "mimeheader", "full", "header
                "headers:raw"}
 
 
-def sa_all_hits(msg: bytes, home: Path) -> set[str]:
-    """Every rule SpamAssassin's debug output says hit, subrules (__NAME) included."""
-    env = dict(os.environ, HOME=str(home), LANG="C")
-    p = subprocess.run(["spamassassin", "-L", "-t", "-D", "rules,mimeheader"], input=msg,
-                       capture_output=True, timeout=180, env=env)
-    assert p.returncode in (0, 1), p.stderr.decode(errors="replace")[-2000:]
-    return set(re.findall(r"dbg: (?:rules|mimeheader): ran (?:\S+ )?rule (\S+) ======> got hit",
-                          p.stderr.decode(errors="replace")))
-
-
 def envelope_from(msg: bytes) -> str | None:
     m = re.search(rb"^Return-Path: <([^>]*)>", msg, re.M)
     return m.group(1).decode() if m else None
@@ -527,7 +460,7 @@ def model(tmp_path_factory):
         p = tool("test", "--sa", path, *(["--from", env] if env else []))
         assert p.returncode in (0, 1), p.stdout + p.stderr
         sg = {m.group(1) for m in re.finditer(r"^hit\s+content\s+(\S+)\s", p.stdout, re.M)}
-        out[name] = (sa_all_hits(msg, home), sg, p.stdout)
+        out[name] = (sa_run(msg, home).hits, sg, p.stdout)
     return out
 
 
@@ -535,17 +468,8 @@ def test_message_model_agrees_with_spamassassin(model, lint):
     types = {m.group(1): m.group(2) for m in re.finditer(r"^rule (\S+) (\S+)", lint, re.M)}
     common = {r for r, t in types.items() if t in MODEL_TYPES}
     assert {types[r] for r in common} >= {"body", "rawbody", "uri", "header", "mimeheader"}
-    disagreements, agree = [], 0
-    for name, (sa, sg, _) in model.items():
-        sa_c, sg_c = sa & common, sg & common
-        for rule in sorted(sa_c ^ sg_c):
-            disagreements.append(f"{name}: {rule} ({types[rule]}) hit by "
-                                 f"{'spamassassin only' if rule in sa_c else 'smtpgate only'}")
-        agree += len(common) - len(sa_c ^ sg_c)
-    print(f"\nmessage model: {len(common)} rules over texts of the message, {len(model)} "
-          f"messages: agreements {agree} of {len(common) * len(model)}")
-    for d in disagreements:
-        print("disagreement:", d)
+    disagreements, _ = sa_diff.disagreements(
+        {name: (sa, sg) for name, (sa, sg, _) in model.items()}, common)
     for name, (msg, want) in MODEL.items():
         sa, sg, _ = model[name]
         assert want <= sa, f"{name}: spamassassin misses {want - sa}"
