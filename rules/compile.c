@@ -70,6 +70,7 @@ static const char *target_word(enum rule_target t)
         return "meta";
     case T_SA_HEADER:
     case T_SA_ENVFROM:
+    case T_SA_RELAYS:
         return "header";
     case T_SA_BODY:
         return "body";
@@ -93,7 +94,8 @@ static bool describe_target(struct rule *rule)
         rc = util_asprintf(&rule->target_desc, "header %s%s", rule->header, modes[rule->hmode]);
     else if (rule->target == T_SA_EVAL)
         rc = util_asprintf(&rule->target_desc, "eval %s", rule->header);
-    else if (rule->target == T_SA_HEADER || rule->target == T_SA_ENVFROM)
+    else if (rule->target == T_SA_HEADER || rule->target == T_SA_ENVFROM ||
+             rule->target == T_SA_RELAYS)
         rc = util_asprintf(&rule->target_desc, "header %s", rule->header);
     else if (rule->target == T_SA_MIMEHEADER)
         rc = util_asprintf(&rule->target_desc, "mimeheader %s", rule->header);
@@ -616,7 +618,8 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
         if (rule->stage != RULES_STAGE_CONTENT || rule->match == M_META)
             continue;
         if (rule->target == T_HEADER || rule->target == T_HEADERS ||
-            rule->target == T_SA_HEADER || rule->target == T_SA_ENVFROM)
+            rule->target == T_SA_HEADER || rule->target == T_SA_ENVFROM ||
+            rule->target == T_SA_RELAYS)
             r->need_headers = true;
         else if (rule->target != T_SIZE)
             r->need_raw = true;

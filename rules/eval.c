@@ -26,6 +26,7 @@
 #include "rules/report.h"
 #include "rules/ruleset.h"
 #include "rules/sa_eval.h"
+#include "rules/sa_relays.h"
 #include "util/alloc.h"
 
 struct rules_tx {
@@ -477,6 +478,17 @@ static const char *envelope_from(struct rules_msg *m, const struct rules_facts *
     return NULL;
 }
 
+/* SpamAssassin's relay chain, built on the first rule that reads it. */
+static const struct sa_relays *relays_of(struct rules_tx *tx, struct rules_msg *m,
+                                         const struct rules_facts *facts)
+{
+    rules_msg_set_relay_ctx(m, tx->r->sa_relay_conf, facts, sa_relays_free);
+    const struct sa_relays *rl = sa_relays_of(m);
+    if (rl == NULL)
+        tx->nomem = true;
+    return rl;
+}
+
 /* Runs the rule over every value of its content target until one matches. */
 static void match_content(struct matcher *mt, struct rules_msg *m, const struct rules_facts *facts)
 {
@@ -608,8 +620,21 @@ static void match_content(struct matcher *mt, struct rules_msg *m, const struct 
                 return;
         }
         return;
+    case T_SA_RELAYS: {
+        const struct sa_relays *rl = relays_of(mt->tx, m, facts);
+        if (rl == NULL)
+            return;
+        if (rule->match == M_EXISTS) {
+            mt->matched = true;
+            return;
+        }
+        s = rl->str[rule->sa_relays_list];
+        value(mt, s, strlen(s));
+        return;
+    }
     case T_SA_EVAL: {
         rules_msg_set_envelope_from(m, envelope_from(m, facts, &len));
+        rules_msg_set_relay_ctx(m, mt->tx->r->sa_relay_conf, facts, sa_relays_free);
         int rc = sa_eval_run(rule->sa_call, m);
         if (rc < 0)
             mt->tx->nomem = true;

@@ -88,6 +88,12 @@ struct rules_msg {
     size_t nmfields;
     /* the envelope sender for the eval tests, set by the evaluator: not owned */
     const char *envelope_from;
+    /* SpamAssassin's relay chain (sa_relays.c), built once, and what it is
+     * built from, set by the evaluator (not owned) */
+    struct sa_relays *relays;
+    void (*relays_free)(struct sa_relays *);
+    const struct sa_relay_conf *relay_conf;
+    const struct rules_facts *relay_facts;
     /* The SpamAssassin views cost a second rendering: built only when its
      * rules are loaded (rules_msg_want_sa before the first view, then in
      * the same MIME pass as the native views) or asked for. */
@@ -122,6 +128,26 @@ void rules_msg_set_envelope_from(struct rules_msg *m, const char *addr)
 const char *rules_msg_envelope_from(const struct rules_msg *m)
 {
     return m->envelope_from;
+}
+
+void rules_msg_set_relay_ctx(struct rules_msg *m, const struct sa_relay_conf *c,
+                             const struct rules_facts *f, void (*relays_free)(struct sa_relays *))
+{
+    m->relay_conf = c;
+    m->relay_facts = f;
+    m->relays_free = relays_free;
+}
+
+void rules_msg_relay_ctx(const struct rules_msg *m, const struct sa_relay_conf **c,
+                         const struct rules_facts **f)
+{
+    *c = m->relay_conf;
+    *f = m->relay_facts;
+}
+
+struct sa_relays **rules_msg_relays_slot(struct rules_msg *m)
+{
+    return &m->relays;
 }
 
 bool rules_msg_nomem(const struct rules_msg *m)
@@ -330,6 +356,8 @@ void rules_msg_free(struct rules_msg *m)
         free(m->mfields[i].value[1]);
     }
     free(m->mfields);
+    if (m->relays != NULL && m->relays_free != NULL)
+        m->relays_free(m->relays);
     free(m);
 }
 

@@ -263,6 +263,10 @@ struct rules_facts {
     const char *helo;
     const char *mail_from; /* "" for the null sender */
     const char *rcpt;      /* the recipient judged at RULES_STAGE_RCPT */
+    /* For SpamAssassin's relay chain (smtpgate is the receiving MTA): */
+    bool tls;               /* the session is under TLS */
+    const char *auth_login; /* SASL login; NULL: none */
+    const char *local_name; /* the receiving host's name; NULL: "localhost" */
     /* Symbols of the connection and transaction so far (names unique). */
     const struct rules_symbol *symbols;
     size_t nsymbols;

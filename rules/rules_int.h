@@ -53,6 +53,7 @@ enum rule_target {
     T_SA_ENVFROM,    /* header EnvelopeFrom: the MAIL FROM address */
     T_SA_MIMEHEADER, /* mimeheader: the fields of each MIME part */
     T_SA_EVAL,       /* SpamAssassin's eval test: a function of sa_eval.h over the message */
+    T_SA_RELAYS,     /* X-Spam-Relays-*: the relay chain's text (sa_relays.h), sa_relays_list */
 };
 
 enum rule_match { M_REGEX, M_CIDR, M_EXISTS, M_SIZE, M_META, M_EVAL };
@@ -155,6 +156,7 @@ struct rule {
     bool sa_nosubject;            /* T_SA_BODY, tflags nosubject: the Subject line not matched */
     bool sa_skip;                 /* refused while compiling: taken out before the set is made */
     struct sa_eval_call *sa_call; /* T_SA_EVAL: the function and its arguments */
+    int sa_relays_list;           /* T_SA_RELAYS: enum sa_relay_list */
     uint32_t maxhits;             /* tflags multiple: hits counted up to this (meta operand) */
     int pf_slot;                  /* the prefilter its text goes through, or -1 */
     uint32_t pf_first;            /* its clauses in that prefilter */
@@ -205,6 +207,9 @@ struct rules {
     bool need_headers;
     bool need_raw;
     bool need_sa; /* rules read SpamAssassin's views of the message */
+    /* SpamAssassin's trusted/internal/msa_networks, for its relay chain
+     * (sa_netset.h); NULL: its defaults */
+    struct sa_relay_conf *sa_relay_conf;
 };
 
 struct sa_tally;
@@ -286,6 +291,16 @@ bool rules_msg_nomem(const struct rules_msg *m);
  * evaluator sets it before each eval run. */
 void rules_msg_set_envelope_from(struct rules_msg *m, const char *addr);
 const char *rules_msg_envelope_from(const struct rules_msg *m);
+/* SpamAssassin's relay chain (sa_relays.h) is kept with the message: what
+ * it is built from, set by the evaluator before a rule that reads it (not
+ * owned), and its slot, freed with the message by relays_free. */
+struct sa_relays;
+struct sa_relay_conf;
+void rules_msg_set_relay_ctx(struct rules_msg *m, const struct sa_relay_conf *c,
+                             const struct rules_facts *f, void (*relays_free)(struct sa_relays *));
+void rules_msg_relay_ctx(const struct rules_msg *m, const struct sa_relay_conf **c,
+                         const struct rules_facts **f);
+struct sa_relays **rules_msg_relays_slot(struct rules_msg *m);
 
 /* Literals a match of the pattern must contain, lower-cased, each with its
  * clause: every clause needs one of its literals.  Their number (at most

@@ -8,6 +8,7 @@
  */
 #include "rules/ruleset.h"
 #include "rules/sa_eval.h"
+#include "rules/sa_netset.h"
 
 #include <stdlib.h>
 
@@ -82,6 +83,7 @@ void rules_set_free(struct rules *r)
     pcre2_match_context_free(r->mctx);
     pcre2_compile_context_free(r->cctx);
     pcre2_general_context_free(r->gctx);
+    sa_relay_conf_free(r->sa_relay_conf);
     free(r);
 }
 

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "rules/build.h"
+#include "rules/sa_netset.h"
 #include "util/alloc.h"
 
 #define SA_NAME_MAX 128
@@ -56,6 +57,23 @@ static void warn(struct sa_file *f, const char *fmt, ...)
     va_end(ap);
     if (rules_errors_add(&f->c->warnings, f->name, f->line, 0, msg) != 0)
         f->c->nomem = true;
+}
+
+/* trusted_networks and its kin (sa_netset.h): false when k is not one */
+static bool relay_setting(struct sa_file *f, const char *k, const char *val, size_t vn)
+{
+    struct sa_conf *c = f->c;
+    if (c->relay_conf == NULL && (c->relay_conf = sa_relay_conf_new()) == NULL) {
+        c->nomem = true;
+        return true;
+    }
+    char why[160];
+    int rc = sa_netset_line(c->relay_conf, k, val, vn, why, sizeof(why));
+    if (rc < 0)
+        c->nomem = true;
+    else if (rc == 2)
+        warn(f, "%s", why);
+    return rc != 1;
 }
 
 /* ---- the rule index ---- */
@@ -880,6 +898,8 @@ static void one_line(struct sa_file *f, const char *s, size_t n)
             warn(f, "%s: requires a value", k);
         else
             set_str(c, k[8] == 's' ? &c->rstart : &c->rend, val, vn);
+    } else if (strstr(k, "_networks") != NULL && relay_setting(f, k, val, vn)) {
+        /* read into c->relay_conf */
     } else {
         if (sa_tally_add(&c->ignored, k, NULL) != 0)
             c->nomem = true;
@@ -971,6 +991,7 @@ void sa_conf_free(struct sa_conf *c)
 {
     if (c == NULL)
         return;
+    sa_relay_conf_free(c->relay_conf);
     for (size_t i = 0; i < c->nrules; i++) {
         struct sa_rule *r = &c->rules[i];
         clear_definition(r);

@@ -112,6 +112,7 @@ struct sa_conf {
     struct sa_tally evals;      /* eval functions of the rules smtpgate does not have, by name */
     struct sa_tally evals_done; /* those it runs natively (sa_eval.h), by name */
     struct rules_errors warnings;
+    struct sa_relay_conf *relay_conf; /* trusted/internal/msa_networks (sa_netset.h) */
     bool finished;
     bool nomem;
 };

@@ -128,11 +128,20 @@ static bool header_target(struct rule *rule, const struct sa_rule *sr, char *why
         rule->target = T_SA_ENVFROM;
         return true;
     }
-    static const char *const pseudo[] = {"X-Spam-Relays-Untrusted",
-                                         "X-Spam-Relays-Trusted",
-                                         "X-Spam-Relays-External",
-                                         "X-Spam-Relays-Internal",
-                                         "ALL-TRUSTED",
+    /* the relay chain's texts (sa_relays.h), in enum sa_relay_list's order */
+    static const char *const relays[] = {"X-Spam-Relays-Trusted", "X-Spam-Relays-Untrusted",
+                                         "X-Spam-Relays-Internal", "X-Spam-Relays-External"};
+    for (int i = 0; i < 4; i++)
+        if (strcasecmp(name, relays[i]) == 0) {
+            if (addr || nm || rule->sa_first || rule->sa_last) {
+                snprintf(why, wn, "unsupported construct: %s with a modifier", relays[i]);
+                return false;
+            }
+            rule->target = T_SA_RELAYS;
+            rule->sa_relays_list = i;
+            return true;
+        }
+    static const char *const pseudo[] = {"ALL-TRUSTED",
                                          "ALL-UNTRUSTED",
                                          "ALL-INTERNAL",
                                          "ALL-EXTERNAL"};

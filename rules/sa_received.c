@@ -242,6 +242,23 @@ int sa_ip_is_private(const char *ip)
     return p->nomem ? -1 : hit;
 }
 
+int sa_received_find_ip(const char *s, size_t n, char **ip)
+{
+    struct rp q = {0}, *p = &q;
+    *ip = NULL;
+    if ((p->md = pcre2_match_data_create(4, NULL)) == NULL)
+        return -1;
+    int rc = 0;
+    if (RXF(0, "(" IPA ")", s, n)) {
+        set(p, ip, 1);
+        rc = *ip == NULL ? -1 : 1;
+    } else if (p->nomem) {
+        rc = -1;
+    }
+    pcre2_match_data_free(p->md);
+    return rc;
+}
+
 int sa_relay_string(const struct sa_relay *r, char **out)
 {
     int n = util_asprintf(out,

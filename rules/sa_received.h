@@ -66,6 +66,11 @@ int sa_relay_string(const struct sa_relay *r, char **out);
  * parser marks it), 0 not, -1 out of memory. */
 int sa_ip_is_private(const char *ip);
 
+/* The first address (SpamAssassin's IP_ADDRESS) in s[0..n), malloc'ed into
+ * *ip: 1 found, 0 none, -1 out of memory.  For the X-Originating-IP fields
+ * SpamAssassin reads as relays. */
+int sa_received_find_ip(const char *s, size_t n, char **ip);
+
 /* Patterns that PCRE2 refused (a defect; tests see 0). */
 unsigned sa_received_bad_patterns(void);
 

@@ -29,6 +29,8 @@
 #include <time.h>
 
 #include "rules/rules.h"
+#include "rules/rules_int.h"
+#include "rules/sa_relays.h"
 #include "util/build_info.h"
 
 #define MESSAGE_MAX     (64u * 1024 * 1024)
@@ -70,6 +72,7 @@ static const char usage_test[] =
     "usage: smtpgate-rules test FILE... MESSAGE [--ip ADDR] [--name NAME] [--helo NAME]\n"
     "                           [--from ADDR] [--rcpt ADDR]... [--symbol NAME=SCORE]...\n"
     "                           [--dump-body] [--dump-rawbody] [--dump-uris]\n"
+    "                           [--tls] [--auth LOGIN] [--by NAME] [--dump-relays]\n"
     "\n"
     "Runs MESSAGE (a saved message, RFC 5322, as received) through the rules.\n"
     "Envelope stages run only when their facts are given: connect with --ip or\n"
@@ -83,6 +86,12 @@ static const char usage_test[] =
     "--dump-body and --dump-rawbody print the text body and rawbody rules see\n"
     "(each line after \"| \"), --dump-uris every URI uri rules see, one a line,\n"
     "before the content stage's hits.\n"
+    "For SpamAssassin's relay chain smtpgate is the receiving MTA: --ip, --name,\n"
+    "--helo, --tls (the session was under TLS), --auth (its SASL login) and --by\n"
+    "(the receiving host's name, default localhost) make the newest relay, the\n"
+    "one SpamAssassin reads from the Received field its MTA adds (the message\n"
+    "must not hold that field).  --dump-relays prints the chain judged, as\n"
+    "SpamAssassin's X-Spam-Relays-Trusted, -Untrusted, -Internal, -External.\n"
     "Exit status: 0 delivered (maybe tagged), 1 refused, discarded or quarantined,\n"
     "2 usage, unreadable message, or rules that do not load.\n";
 
@@ -96,6 +105,21 @@ static const char usage_bench[] =
     "as smtpgate does.  Prints\n"
     "messages per second, megabytes per second and the %d slowest rules.\n"
     "Exit status: 0, or 2 on usage, unreadable input, rules that do not load.\n";
+
+/* The relay chain as SpamAssassin's debug output names it; -1 out of memory. */
+static int print_relays(const struct rules *r, const struct rules_facts *f, struct rules_msg *m)
+{
+    static const char *const names[SA_RL__COUNT] = {"Trusted", "Untrusted", "Internal",
+                                                    "External"};
+    rules_msg_set_relay_ctx(m, r->sa_relay_conf, f, sa_relays_free);
+    const struct sa_relays *rl = sa_relays_of(m);
+    if (rl == NULL)
+        return -1;
+    for (int k = 0; k < SA_RL__COUNT; k++)
+        printf("X-Spam-Relays-%s: %s\n", names[k], rl->str[k]);
+    printf("relays unparseable: %zu\n", rl->unparseable);
+    return 0;
+}
 
 static void print_escaped(FILE *f, const char *s, size_t n)
 {
@@ -448,7 +472,8 @@ static int cmd_test(int argc, char **argv)
     const char **rcpts = calloc((size_t)argc + 1, sizeof(char *));
     struct rules_symbol *syms = calloc((size_t)argc + 1, sizeof(*syms));
     size_t npos = 0, nrcpt = 0, nsym = 0;
-    bool have_conn = false, dump_body = false, dump_rawbody = false, dump_uris = false;
+    bool have_conn = false, dump_body = false, dump_rawbody = false, dump_uris = false,
+         dump_relays = false;
     int rc = 2;
     if (pos == NULL || rcpts == NULL || syms == NULL)
         goto out;
@@ -456,7 +481,8 @@ static int cmd_test(int argc, char **argv)
         const char *a = argv[i];
         bool opt = strcmp(a, "--ip") == 0 || strcmp(a, "--name") == 0 || strcmp(a, "--helo") == 0 ||
                    strcmp(a, "--from") == 0 || strcmp(a, "--rcpt") == 0 ||
-                   strcmp(a, "--symbol") == 0;
+                   strcmp(a, "--symbol") == 0 || strcmp(a, "--auth") == 0 ||
+                   strcmp(a, "--by") == 0;
         if (opt && i + 1 >= argc) {
             fprintf(stderr, "smtpgate-rules test: %s needs a value\n", a);
             goto out;
@@ -477,6 +503,14 @@ static int cmd_test(int argc, char **argv)
             dump_rawbody = true;
         else if (strcmp(a, "--dump-uris") == 0)
             dump_uris = true;
+        else if (strcmp(a, "--tls") == 0)
+            f.tls = true;
+        else if (strcmp(a, "--auth") == 0)
+            f.auth_login = argv[++i];
+        else if (strcmp(a, "--by") == 0)
+            f.local_name = argv[++i];
+        else if (strcmp(a, "--dump-relays") == 0)
+            dump_relays = true;
         else if (strcmp(a, "--symbol") == 0) {
             char *v = argv[++i], *eq = strchr(v, '='), *end = NULL;
             double score = eq ? strtod(eq + 1, &end) : 0;
@@ -603,6 +637,10 @@ static int cmd_test(int argc, char **argv)
         printf("uris: %zu\n", nu);
         for (size_t i = 0; i < nu; i++)
             printf("uri %s\n", rules_msg_uri(m, i));
+    }
+    if (dump_relays && print_relays(r, &f, m) != 0) {
+        rc = nomem();
+        goto done;
     }
     o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
     if (o == NULL) {
