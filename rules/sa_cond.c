@@ -22,6 +22,7 @@ static const char *const emulated_plugins[] = {
      * smtpgate lacks is skipped by name */
     "Mail::SpamAssassin::Plugin::HeaderEval",
     "Mail::SpamAssassin::Plugin::BodyEval",
+    "Mail::SpamAssassin::Plugin::RelayEval",
     /* FreeMail gates HeaderEval's check_equal_from_domains too; its own
      * check_freemail_* tests are not here yet, so they are skipped by name */
     "Mail::SpamAssassin::Plugin::FreeMail",

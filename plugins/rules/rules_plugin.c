@@ -356,6 +356,13 @@ static void facts_of(struct sg_ctx *ctx, const struct sg_host *h, struct rules_f
         f->client_addr = ci->client_addr;
         f->client_name = ci->client_name;
         f->helo = ci->helo;
+        /* SpamAssassin's relay chain: this session is its newest relay */
+        if (SG_HAS(ci, login))
+            f->auth_login = ci->login;
+        if (SG_HAS(ci, tls))
+            f->tls = ci->tls;
+        if (SG_HAS(ci, host_name))
+            f->local_name = ci->host_name;
     }
     if (env != NULL)
         f->mail_from = env->mail_from;
