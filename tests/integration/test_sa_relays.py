@@ -19,6 +19,8 @@ import re
 
 import pytest
 
+from gate import plugin_dir, plugin_section
+from helpers import assert_reply
 from sa_diff import disagreements, gate_run, lint_list, needs_spamassassin, sa_run
 from sa_diff import msg as _msg
 
@@ -213,3 +215,48 @@ def test_same_relay_rule_hits_as_spamassassin(runs, relay_rules):
                        ("numeric_helo_same", "RCVD_HELO_IP_MISMATCH"),
                        ("direct", "ALL_TRUSTED"), ("auth_tls", "__LAST_EXTERNAL_RELAY_NO_AUTH")):
         assert rule not in hits(name), (name, rule)
+
+
+# ---- through the proxy: the session's own facts make the newest relay ----
+
+def test_relays_from_the_session_through_the_proxy(gate_factory, recorder, smtpgate_binary,
+                                                  workdir):
+    """The loopback client (trusted: SpamAssassin always trusts 127/8) with the HELO it sent is
+    the newest relay, ahead of the message's own Received trail, whose public relay is the
+    first untrusted one; a rule on each must hit, and only with that HELO."""
+    so = plugin_dir(smtpgate_binary).parent.parent / "plugins" / "rules.so"
+    if not so.exists():
+        pytest.skip(f"{so} not built")
+    th = workdir / "thresholds.rules"
+    th.write_text('threshold reject 5 "550 5.7.1 Spam score too high"\n')
+    local = workdir / "local.cf"
+    local.write_text(
+        "header LOCAL_SESSION_RELAY X-Spam-Relays-Trusted =~ /^\\[ ip=127\\.0\\.0\\.1 rdns=\\S* "
+        "helo=relaytest\\.example\\.org by=\\S+ ident= envfrom= intl=1 id= auth= msa=0 \\]$/\n"
+        "score LOCAL_SESSION_RELAY 3\n"
+        "header LOCAL_FIRST_UNTRUSTED X-Spam-Relays-Untrusted =~ /^\\[ ip=81\\.2\\.69\\.160 "
+        "rdns=out\\.example\\.org helo=out\\.example\\.org by=relay\\.example\\.org /\n"
+        "score LOCAL_FIRST_UNTRUSTED 3\n")
+    extra = plugin_section("rules", so, files=[str(th)], spamassassin=True,
+                           spamassassin_local=[str(local)])
+    gate = gate_factory([recorder.address], extra=extra)
+    recorder.wait_idle()
+    msg = _msg(POSTFIX_PRIOR + BASE)
+    with gate.connect() as c:
+        c.ehlo("relaytest.example.org")
+        replies = c.mail_transaction("alice@example.org", ["bob@example.net"], msg)
+        assert_reply(replies[-1], 550, "5.7.1")
+        c.quit()
+    line = gate.wait_log(r"plugin rules: rules: score=\S+ required=5\.0 verdict=reject .*").group(0)
+    assert re.search(r"\bLOCAL_SESSION_RELAY\(header X-Spam-Relays-Trusted\)", line), line
+    assert re.search(r"\bLOCAL_FIRST_UNTRUSTED\(header X-Spam-Relays-Untrusted\)", line), line
+    # another HELO: the session's relay no longer fits, the message passes
+    with gate.connect() as c:
+        c.ehlo("other.example.org")
+        replies = c.mail_transaction("alice@example.org", ["bob@example.net"], msg)
+        assert_reply(replies[-1], 250)
+        c.quit()
+    line = gate.wait_log(r"tx from=<alice@example\.org> .*result=accepted.*").group(0)
+    assert "LOCAL_SESSION_RELAY" not in line, line
+    assert re.search(r"\bLOCAL_FIRST_UNTRUSTED\(3\.0\)", line), line
+    recorder.wait_messages(1)
