@@ -28,7 +28,7 @@
 
 struct sa_eval_call;
 
-#define SA_EVAL_RE_MAX 8
+#define SA_EVAL_RE_MAX 16
 
 /* A function's check of its arguments at load: false with why. */
 typedef bool (*sa_eval_check_fn)(struct sa_eval_call *c, char *why, size_t wn);
@@ -94,6 +94,11 @@ long sa_eval_get(struct rules_msg *m, const char *name, bool raw, struct sa_eval
  * without one after the last.  Their number, or -1 when out of memory. */
 long sa_eval_get_addrs(struct rules_msg *m, const char *name, struct sa_eval_buf *b);
 int sa_eval_buf_add(struct sa_eval_buf *b, const char *s, size_t n);
+/* The Received values as SpamAssassin's get('Received') gives them where
+ * the receiving MTA wrote its own field: that field first (made from the
+ * session's facts, sa_relays.h; none without facts), then the message's.
+ * Their number, or -1 when out of memory. */
+long sa_eval_get_received(struct rules_msg *m, struct sa_eval_buf *b);
 
 /* Compiles pattern (Perl's syntax, octets, PCRE2 options flags) into the
  * call's next slot at load; false with why. */

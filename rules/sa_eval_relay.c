@@ -400,6 +400,27 @@ static int from_domain(const struct sa_eval_call *c, struct rules_msg *m)
     return rc == 1 ? desired : !desired;
 }
 
+long sa_eval_get_received(struct rules_msg *m, struct sa_eval_buf *b)
+{
+    long n = sa_eval_get(m, "Received", false, b);
+    if (n < 0)
+        return -1;
+    const struct sa_relays *r = sa_relays_of(m);
+    if (r == NULL)
+        return -1;
+    if (r->facts_line == NULL)
+        return n;
+    struct sa_eval_buf t = {0};
+    if (sa_eval_buf_add(&t, r->facts_line, strlen(r->facts_line)) != 0 ||
+        sa_eval_buf_add(&t, "\n", 1) != 0 || (b->n > 0 && sa_eval_buf_add(&t, b->s, b->n) != 0)) {
+        sa_eval_buf_free(&t);
+        return -1;
+    }
+    sa_eval_buf_free(b);
+    *b = t;
+    return n + 1;
+}
+
 const struct sa_eval_def sa_eval_relay_defs[] = {
     {"check_all_trusted", all_trusted, NULL},
     {"check_no_relays", no_relays, NULL},

@@ -254,6 +254,8 @@ const struct sa_relays *sa_relays_of(struct rules_msg *m)
     }
     if (sa_relays_build(conf, &rf, lines, lens, n, &r) != 0)
         r = NULL;
+    /* the message frees the chain, whoever asked for it first */
+    rules_msg_set_relay_ctx(m, conf, facts, sa_relays_free);
     *slot = r;
 out:
     for (size_t k = 0; k < 4; k++)

@@ -27,7 +27,8 @@ from sa_diff import msg as _msg
 pytestmark = needs_spamassassin
 
 QID = "4QZrelay1"
-BASE = ("From: Alice Example <alice@example.org>\nTo: Bob <bob@example.net>\n"
+FROM = "From: Alice Example <alice@example.org>\n"
+BASE = ("To: Bob <bob@example.net>\n"
         "Subject: Minutes of the meeting\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
         "Message-ID: <20261207095900.4711@mail.example.org>\n")
 BY = "mx.example.net"
@@ -113,13 +114,36 @@ CASES = {
     "originating_ip": (F(ip="81.2.69.153", rdns="webmail.example.org",
                          helo="webmail.example.org"), "X-Originating-IP: [81.2.69.200]\n", None),
     "saved": (None, POSTFIX_PRIOR + SENDMAIL_PRIOR, None),
+    # HeaderEval's forged trails of mail services: the receiving MTA's field counts there
+    "hotmail_from": (F(ip="81.2.69.154", rdns="x.example.org", helo="x.example.org"),
+                     "From: Al <al@hotmail.com>\n", None),
+    "hotmail_own": (F(ip="40.92.1.1", rdns="mail-oln040092001001.outbound.protection.outlook.com",
+                      helo="EUR01-VE1-obe.outbound.protection.outlook.com"),
+                    "From: Al <al@hotmail.com>\nX-OriginatorOrg: hotmail.com\n", None),
+    "yahoo_from": (F(ip="81.2.69.155", helo="x.example.org"), "From: <y@yahoo.com>\n", None),
+    "yahoo_own": (F(ip="98.137.1.1", rdns="sonic1.mail.gq1.yahoo.com",
+                    helo="sonic1.mail.gq1.yahoo.com"), "From: <y@yahoo.com>\n", None),
+    "juno_from": (F(ip="81.2.69.156", helo="x.example.org"), "From: <j@juno.com>\n"
+                  "X-Originating-IP: [81.2.69.201]\nX-Mailer: Juno 5.0\n", None),
+    "eudora_from": (F(ip="81.2.69.157", helo="x.example.org"), "From: <e@eudoramail.com>\n",
+                    None),
+    "aol_trail": (F(ip="81.2.69.158", helo="x.example.org"),
+                  "Received: from unknown (HELO mta05bw.example.com) (81.2.69.202) by "
+                  "rly-xw01.mx.aol.com with QMQP; 7 Dec 2026 09:59:30 -0000\n", None),
+    "gmail_direct": (F(ip="81.2.69.159", helo="x.example.org"), "From: <g@gmail.com>\n", None),
 }
 
 RELAY_FUNCTIONS = {"check_all_trusted", "check_no_relays", "check_relays_unparseable",
                    "check_for_numeric_helo", "helo_ip_mismatch", "check_for_no_rdns_dotcom_helo",
                    "check_for_sender_no_reverse", "check_for_forged_received_trail",
                    "check_for_forged_received_ip_helo",
-                   "check_for_from_domain_in_received_headers", "check_for_illegal_ip"}
+                   "check_for_from_domain_in_received_headers", "check_for_illegal_ip",
+                   "check_for_fake_aol_relay_in_rcvd", "check_for_forged_hotmail_received_headers",
+                   "check_for_no_hotmail_received_headers",
+                   "check_for_forged_eudoramail_received_headers",
+                   "check_for_forged_yahoo_received_headers",
+                   "check_for_forged_juno_received_headers",
+                   "check_for_forged_gmail_received_headers", "gated_through_received_hdr_remover"}
 
 
 def relay_lines(text: str, sa: bool) -> dict[str, str]:
@@ -146,7 +170,7 @@ def runs(tmp_path_factory):
     work = tmp_path_factory.mktemp("msgs")
     out = {}
     for name, (facts, fields, cf) in CASES.items():
-        body = fields + BASE
+        body = fields + ("" if "From:" in fields else FROM) + BASE
         sa_args: tuple[str, ...] = ()
         gate_args: list[str] = ["--dump-relays", "--by", BY]
         if cf is not None:
@@ -205,6 +229,11 @@ def test_same_relay_rule_hits_as_spamassassin(runs, relay_rules):
     hits = lambda name: runs[name][1].hits & relay_rules  # noqa: E731
     # the messages do what they were written for, in both
     for name, rule in (("no_rdns", "__RDNS_NONE"), ("dotcom_helo", "NO_RDNS_DOTCOM_HELO"),
+                       ("dotcom_helo", "__FORGED_HOTMAIL_RCVD"),
+                       ("hotmail_from", "FORGED_HOTMAIL_RCVD2"), ("yahoo_from", "FORGED_YAHOO_RCVD"),
+                       ("juno_from", "__FORGED_JUNO_RCVD"),
+                       ("eudora_from", "__FORGED_EUDORAMAIL_RCVD"), ("aol_trail", "__FORGED_AOL_RCVD"),
+                       ("gmail_direct", "FORGED_GMAIL_RCVD"),
                        ("numeric_helo", "RCVD_HELO_IP_MISMATCH"),
                        ("forged_trail", "__FORGED_RCVD_TRAIL"), ("auth_tls", "ALL_TRUSTED"),
                        ("trusted_all", "ALL_TRUSTED"), ("unparseable", "__UNPARSEABLE_RELAY_COUNT"),
@@ -213,7 +242,9 @@ def test_same_relay_rule_hits_as_spamassassin(runs, relay_rules):
         assert rule in runs[name][0].hits, (name, rule)
     for name, rule in (("dotcom_helo_rdns", "NO_RDNS_DOTCOM_HELO"),
                        ("numeric_helo_same", "RCVD_HELO_IP_MISMATCH"),
-                       ("direct", "ALL_TRUSTED"), ("auth_tls", "__LAST_EXTERNAL_RELAY_NO_AUTH")):
+                       ("direct", "ALL_TRUSTED"), ("auth_tls", "__LAST_EXTERNAL_RELAY_NO_AUTH"),
+                       ("hotmail_own", "FORGED_HOTMAIL_RCVD2"), ("yahoo_own", "FORGED_YAHOO_RCVD"),
+                       ("direct", "__GATED_THROUGH_RCVD_REMOVER")):
         assert rule not in hits(name), (name, rule)
 
 
@@ -241,7 +272,7 @@ def test_relays_from_the_session_through_the_proxy(gate_factory, recorder, smtpg
                            spamassassin_local=[str(local)])
     gate = gate_factory([recorder.address], extra=extra)
     recorder.wait_idle()
-    msg = _msg(POSTFIX_PRIOR + BASE)
+    msg = _msg(POSTFIX_PRIOR + FROM + BASE)
     with gate.connect() as c:
         c.ehlo("relaytest.example.org")
         replies = c.mail_transaction("alice@example.org", ["bob@example.net"], msg)
