@@ -80,6 +80,8 @@ static pcre2_code *compiled(_Atomic(pcre2_code *) *slot, const char *pat, uint32
             atomic_fetch_add(&bad_patterns, 1);
         return NULL;
     }
+    /* every field goes through dozens of these: JIT where the machine has it */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
     pcre2_code *none = NULL;
     if (!atomic_compare_exchange_strong(slot, &none, re)) {
         pcre2_code_free(re);
