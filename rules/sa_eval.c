@@ -75,6 +75,7 @@ void sa_eval_call_free(struct sa_eval_call *c)
     sa_eval_args_free(&c->args);
     for (size_t i = 0; i < c->nre; i++)
         pcre2_code_free(c->re[i]);
+    sa_lists_unref(c->lists);
     free(c);
 }
 
