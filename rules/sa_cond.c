@@ -22,8 +22,6 @@ static const char *const emulated_plugins[] = {
      * smtpgate lacks is skipped by name */
     "Mail::SpamAssassin::Plugin::HeaderEval",
     "Mail::SpamAssassin::Plugin::BodyEval",
-    /* FreeMail gates HeaderEval's check_equal_from_domains too; its own
-     * check_freemail_* tests are not here yet, so they are skipped by name */
     "Mail::SpamAssassin::Plugin::FreeMail",
 };
 static const char *const emulated_features[] = {

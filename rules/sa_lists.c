@@ -161,7 +161,7 @@ struct sa_lists {
     struct strmap fm_welcome;
     struct strmap tlds;
     struct sa_freemail_opts fm;
-    pcre2_code *email_re, *welcome_re, *bulk_re;
+    pcre2_code *email_re, *welcome_re, *bulk_re, *url_re, *strip_re;
 };
 
 struct sa_lists *sa_lists_new(void)
@@ -210,6 +210,8 @@ void sa_lists_unref(struct sa_lists *l)
     pcre2_code_free(l->email_re);
     pcre2_code_free(l->welcome_re);
     pcre2_code_free(l->bulk_re);
+    pcre2_code_free(l->url_re);
+    pcre2_code_free(l->strip_re);
     free(l);
 }
 
@@ -723,6 +725,7 @@ static int add_quoted(char **buf, size_t *len, size_t *cap, const char *s)
         if (!isalnum((unsigned char)*s) && *s != '-')
             (*buf)[(*len)++] = '\\';
         (*buf)[(*len)++] = *s;
+        (*buf)[*len] = '\0';
     }
     return 0;
 }
@@ -734,6 +737,7 @@ static int add_str(char **buf, size_t *len, size_t *cap, const char *s)
         return -1;
     memcpy(*buf + *len, s, n);
     *len += n;
+    (*buf)[*len] = '\0';
     return 0;
 }
 
@@ -776,7 +780,22 @@ int sa_lists_finish(struct sa_lists *l)
         return -1;
     }
     l->email_re = compile(re, len, PCRE2_CASELESS);
+    /* _parse_body's: an address followed by a "word:" is not the sender's */
+    char *strip = NULL;
+    size_t sl = 0, scap = 0;
+    rc = add_str(&strip, &sl, &scap, "<?(?<!mailto:)");
+    rc |= add_str(&strip, &sl, &scap, re);
+    rc |= add_str(&strip, &sl, &scap,
+                  "(?:>|\\s{1,10}(?!(?:fa(?:x|csi)|tel|phone|e?-?mail))[a-z]{2,11}:)");
     free(re);
+    if (rc != 0) {
+        free(strip);
+        return -1;
+    }
+    l->strip_re = compile(strip, sl, PCRE2_CASELESS);
+    free(strip);
+    static const char url[] = "<?https?://\\S{0,255}(?:\\@|%40)\\S{0,255}";
+    l->url_re = compile(url, sizeof(url) - 1, PCRE2_CASELESS);
     static const char welcome[] =
         "^(?:abuse|support|sales|info|helpdesk|contact|kontakt|(?:post|host|domain)master"
         "|undisclosed.*|request-[a-f0-9]{16}|bounced?-"
@@ -788,7 +807,7 @@ int sa_lists_finish(struct sa_lists *l)
                                "|\\b(?:do[._-t]?)?no[._-t]?repl(?:y|ies)|.+=.+)\\@";
     l->welcome_re = compile(welcome, sizeof(welcome) - 1, PCRE2_CASELESS);
     l->bulk_re = compile(bulk, sizeof(bulk) - 1, PCRE2_CASELESS);
-    return l->email_re && l->welcome_re && l->bulk_re ? 0 : -1;
+    return l->email_re && l->welcome_re && l->bulk_re && l->url_re && l->strip_re ? 0 : -1;
 }
 
 /* ---- questions ---- */
@@ -833,6 +852,11 @@ const struct sa_freemail_opts *sa_lists_freemail_opts(const struct sa_lists *l)
 const pcre2_code *sa_lists_email_re(const struct sa_lists *l)
 {
     return l ? l->email_re : NULL;
+}
+
+const pcre2_code *sa_lists_body_strip_re(const struct sa_lists *l, int k)
+{
+    return l == NULL ? NULL : k == 0 ? l->url_re : l->strip_re;
 }
 
 const pcre2_code *sa_lists_bulk_envfrom_re(const struct sa_lists *l)

@@ -90,6 +90,9 @@ int sa_lists_is_freemail(const struct sa_lists *l, const char *email, size_t n);
  * bulk envelope senders; NULL before sa_lists_finish or without domains. */
 const pcre2_code *sa_lists_email_re(const struct sa_lists *l);
 const pcre2_code *sa_lists_bulk_envfrom_re(const struct sa_lists *l);
+/* _parse_body's two substitutions before the addresses are taken: k 0 the
+ * http URLs holding an '@', k 1 an address followed by a "word:" */
+const pcre2_code *sa_lists_body_strip_re(const struct sa_lists *l, int k);
 
 /* The URI host lists, in name order. */
 size_t sa_lists_uri_list_count(const struct sa_lists *l);
