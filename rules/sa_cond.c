@@ -23,6 +23,7 @@ static const char *const emulated_plugins[] = {
     "Mail::SpamAssassin::Plugin::HeaderEval",
     "Mail::SpamAssassin::Plugin::BodyEval",
     "Mail::SpamAssassin::Plugin::FreeMail",
+    "Mail::SpamAssassin::Plugin::WLBLEval",
 };
 static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_bug6558_free",

@@ -140,7 +140,8 @@ static void map_free(struct strmap *m)
 struct addrlist {
     char *name;
     struct strmap exact; /* every entry as written (lower-cased) */
-    char **globs;        /* those with a wildcard or an octet the glob rewrites */
+    struct strmap atdom; /* the DOMAIN of the entries "*@DOMAIN" (no other wildcard) */
+    char **globs;        /* the other entries with a wildcard or an octet the glob rewrites */
     size_t nglobs, cap;
 };
 
@@ -195,6 +196,7 @@ void sa_lists_unref(struct sa_lists *l)
     for (size_t i = 0; i < l->naddr; i++) {
         free(l->addr[i].name);
         map_free(&l->addr[i].exact);
+        map_free(&l->addr[i].atdom);
         strv_free(l->addr[i].globs, l->addr[i].nglobs);
     }
     free(l->addr);
@@ -327,9 +329,17 @@ static int addr_add(struct addrlist *a, const char *w, size_t wn)
         return -1;
     /* the key is lower-cased, as the hash's key in Perl */
     int rc = map_put(&a->exact, lw, wn, 1);
-    bool glob = false;
-    for (size_t i = 0; i < wn; i++)
+    bool glob = false, atdom = wn > 2 && lw[0] == '*' && lw[1] == '@';
+    for (size_t i = 0; i < wn; i++) {
         glob |= glob_rewrites(lw[i]);
+        atdom &= i < 2 || !glob_rewrites(lw[i]);
+    }
+    if (rc == 0 && atdom) {
+        /* "*@DOMAIN", the common form: hashed by its domain */
+        rc = map_put(&a->atdom, lw + 2, wn - 2, 1);
+        free(lw);
+        return rc;
+    }
     for (size_t i = 0; i < a->nglobs && glob; i++)
         glob = strcmp(a->globs[i], lw) != 0;
     if (rc == 0 && glob) {
@@ -344,12 +354,14 @@ static int addr_add(struct addrlist *a, const char *w, size_t wn)
 
 static void addr_remove(struct addrlist *a, const char *w, size_t wn)
 {
-    char buf[512];
+    char buf[512] = {0};
     if (wn >= sizeof(buf))
         return; /* no entry is that long: the setting's line is limited */
     for (size_t i = 0; i < wn; i++)
         buf[i] = (char)tolower((unsigned char)w[i]);
     map_del(&a->exact, buf, wn);
+    if (wn > 2 && buf[0] == '*' && buf[1] == '@')
+        map_del(&a->atdom, buf + 2, wn - 2);
     for (size_t i = 0; i < a->nglobs; i++)
         if (strlen(a->globs[i]) == wn && memcmp(a->globs[i], buf, wn) == 0) {
             free(a->globs[i]);
@@ -459,7 +471,7 @@ static void uri_delist(struct urilist *u, const char *v, size_t vn)
             w++;
             wn--;
         }
-        char buf[512];
+        char buf[512] = {0};
         if (wn >= sizeof(buf))
             continue;
         for (size_t i = 0; i < wn; i++)
@@ -692,9 +704,13 @@ enum sa_lists_rc sa_lists_setting(struct sa_lists *l, const char *key, const cha
         }
         const char *p = val, *w;
         size_t n;
-        while (next_word(&p, val + vn, &w, &n))
-            if (map_put(&l->tlds, w, n, 1) != 0)
+        while (next_word(&p, val + vn, &w, &n)) {
+            char *lw = lower_dup(w, n);
+            int rc = lw ? map_put(&l->tlds, lw, n, 1) : -1;
+            free(lw);
+            if (rc != 0)
                 return SA_LISTS_NOMEM;
+        }
         return SA_LISTS_OK;
     }
     return SA_LISTS_NOT_MINE;
@@ -835,6 +851,12 @@ int sa_lists_addr_listed(const struct sa_lists *l, const char *list, const char 
     if (lc == NULL)
         return -1;
     int hit = map_find(&a->exact, lc, n) != (size_t)-1 || glob_list(a->globs, a->nglobs, lc, n);
+    /* ^.*\@DOMAIN$: the part after some '@' with no line end before it */
+    size_t end = n > 0 && lc[n - 1] == '\n' ? n - 1 : n;
+    for (size_t i = 0; i < end && !hit && memchr(lc, '\n', i) == NULL; i++)
+        if (lc[i] == '@')
+            hit = map_find(&a->atdom, lc + i + 1, n - i - 1) != (size_t)-1 ||
+                  map_find(&a->atdom, lc + i + 1, end - i - 1) != (size_t)-1;
     free(lc);
     return hit;
 }
@@ -919,6 +941,18 @@ int sa_lists_is_freemail(const struct sa_lists *l, const char *email, size_t n)
                 return 1;
     }
     return 0;
+}
+
+bool sa_lists_tld_valid(const struct sa_lists *l, const char *tld, size_t n)
+{
+    if (l == NULL || n == 0)
+        return false;
+    char buf[256];
+    if (n >= sizeof(buf))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (char)tolower((unsigned char)tld[i]);
+    return map_find(&l->tlds, buf, n) != (size_t)-1;
 }
 
 size_t sa_lists_uri_list_count(const struct sa_lists *l)

@@ -19,9 +19,9 @@
  *     both lower-cased (ASCII), `*` any run of octets, `?` any one, NUL,
  *     backslash and '(' in the pattern stand for '_', neither wildcard
  *     crosses a line end; the pattern written exactly is a match too.
- *   - Entries without wildcards sit in hash tables: a lookup costs the
- *     same with 5 entries or 5000; only the wildcard entries are tried one
- *     by one.
+ *   - Entries without wildcards, and those of the form *@DOMAIN, sit in
+ *     hash tables: a lookup costs the same with 5 entries or 5000; only the
+ *     other wildcard entries are tried one by one.
  *   - sa_lists_setting knows its settings only; a malformed value is
  *     SA_LISTS_BAD with why (the caller warns with file and line).
  *   - Out of memory: SA_LISTS_NOMEM / -1, the lists stay usable.
@@ -93,6 +93,9 @@ const pcre2_code *sa_lists_bulk_envfrom_re(const struct sa_lists *l);
 /* _parse_body's two substitutions before the addresses are taken: k 0 the
  * http URLs holding an '@', k 1 an address followed by a "word:" */
 const pcre2_code *sa_lists_body_strip_re(const struct sa_lists *l, int k);
+
+/* tld (any case) is one util_rb_tld names. */
+bool sa_lists_tld_valid(const struct sa_lists *l, const char *tld, size_t n);
 
 /* The URI host lists, in name order. */
 size_t sa_lists_uri_list_count(const struct sa_lists *l);

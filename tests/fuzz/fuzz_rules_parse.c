@@ -6,7 +6,7 @@
 // fuzz-sources: rules/sa_compile.c rules/sa_files.c rules/sa_load.c rules/html.c
 // fuzz-sources: rules/literal.c rules/literal_extract.c rules/sa_text.c rules/sa_uri.c
 // fuzz-sources: util/alloc.c util/net.c
-// fuzz-sources: rules/sa_lists.c rules/sa_addrs.c rules/sa_eval_freemail.c
+// fuzz-sources: rules/sa_lists.c rules/sa_addrs.c rules/sa_eval_freemail.c rules/sa_eval_wlbl.c
 // fuzz-pkgs: libpcre2-8 gmime-3.0
 /*
  * A rule file from an admin (or an attacker with write access to one): the

@@ -121,11 +121,96 @@ static void test_freemail_off(void **state)
     write_file("20_fm.cf", "");
 }
 
+static const char wlbl_cf[] =
+    "util_rb_tld com example org net\n"
+    "welcomelist_from friend@example.org *@trusted.example.com\n"
+    "blocklist_from *@spammer.example.com\n"
+    "welcomelist_to me@here.example\n"
+    "more_spam_to more@here.example\n"
+    "all_spam_to all@here.example\n"
+    "blocklist_to *@blocked.example\n"
+    "enlist_addrlist (BANKS) *@bank.example.com service@pay.example.com\n"
+    "enlist_uri_host (BADHOSTS) !good.bad.example.com bad.example.com 192.0.2.7\n"
+    "blocklist_uri_host evil.example.net\n"
+    "welcomelist_uri_host nice.example.org\n"
+    "header WL_FROM eval:check_from_in_welcomelist()\n"
+    "header WL_FROM_OLD eval:check_from_in_whitelist()\n"
+    "header BL_FROM eval:check_from_in_blocklist()\n"
+    "header WL_TO eval:check_to_in_welcomelist()\n"
+    "header BL_TO eval:check_to_in_blocklist()\n"
+    "header MORE_SPAM eval:check_to_in_more_spam()\n"
+    "header ALL_SPAM eval:check_to_in_all_spam()\n"
+    "header FROM_BANKS eval:check_from_in_list('BANKS')\n"
+    "header TO_BANKS eval:check_to_in_list('BANKS')\n"
+    "header RT_BANKS eval:check_replyto_in_list('BANKS')\n"
+    "header FROM_NOLIST eval:check_from_in_list('NOSUCHLIST')\n"
+    "header URI_BAD eval:check_uri_host_listed('BADHOSTS')\n"
+    "body URI_BL eval:check_uri_host_in_blocklist()\n"
+    "body URI_WL eval:check_uri_host_in_welcomelist()\n";
+
+static void test_wlbl(void **state)
+{
+    (void)state;
+    write_file("20_fm.cf", "");
+    write_file("30_wlbl.cf", wlbl_cf);
+    struct loaded l = load(NULL, false);
+    const char *h = hits(l.r, mk("From: Friend <FRIEND@example.org>\r\nTo: me@here.example\r\n",
+                                 "hi"),
+                         NULL);
+    assert_string_equal(h, " WL_FROM WL_FROM_OLD WL_TO ");
+    /* the EnvelopeFrom is among the From addresses */
+    h = hits(l.r,
+             mk("Return-Path: <x@trusted.example.com>\r\nFrom: a@b.example\r\n"
+                "Cc: more@here.example\r\n",
+                "hi"),
+             NULL);
+    assert_string_equal(h, " WL_FROM WL_FROM_OLD MORE_SPAM ");
+    /* Resent-From, when there, is the only From */
+    h = hits(l.r,
+             mk("Resent-From: x@spammer.example.com\r\nFrom: friend@example.org\r\n"
+                "To: all@here.example, z@blocked.example\r\n",
+                "hi"),
+             NULL);
+    assert_string_equal(h, " BL_FROM BL_TO ALL_SPAM ");
+    /* a recipient in a Received field's for clause */
+    h = hits(l.r,
+             mk("Received: from a by b with SMTP id 1\r\n\tfor <me@here.example>; Mon, 7 Dec 2026\r\n"
+                "From: a@b.example\r\nTo: other@x.example\r\n",
+                "hi"),
+             NULL);
+    assert_string_equal(h, " WL_TO ");
+    /* named lists; an unknown list never hits */
+    h = hits(l.r,
+             mk("From: s@bank.example.com\r\nTo: service@pay.example.com\r\n"
+                "Reply-To: x@y.example, service@pay.example.com\r\n",
+                "hi"),
+             NULL);
+    assert_string_equal(h, " FROM_BANKS TO_BANKS ");
+    h = hits(l.r, mk("From: a@b.example\r\nReply-To: service@PAY.example.com\r\n", "hi"), NULL);
+    assert_string_equal(h, " RT_BANKS ");
+    /* URI hosts: the most specific entry decides; TLDs must be valid */
+    h = hits(l.r, mk("From: a@b.example\r\n", "see http://www.bad.example.com/x"), NULL);
+    assert_string_equal(h, " URI_BAD ");
+    h = hits(l.r, mk("From: a@b.example\r\n", "see http://x.good.bad.example.com/x"), NULL);
+    assert_string_equal(h, " ");
+    h = hits(l.r, mk("From: a@b.example\r\n", "see http://192.0.2.7/x and www.evil.example.net"),
+             NULL);
+    assert_string_equal(h, " URI_BAD URI_BL ");
+    h = hits(l.r, mk("From: a@b.example\r\n", "see https://user@nice.example.org:8080/"), NULL);
+    assert_string_equal(h, " URI_WL ");
+    /* a mailto: host is not a URI host */
+    h = hits(l.r, mk("From: a@b.example\r\n", "write to mailto:x@bad.example.com"), NULL);
+    assert_string_equal(h, " ");
+    unload(&l);
+    write_file("30_wlbl.cf", "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_freemail),
         cmocka_unit_test(test_freemail_off),
+        cmocka_unit_test(test_wlbl),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
