@@ -59,6 +59,7 @@ extern const struct sa_eval_def sa_eval_forged_defs[];
 extern const struct sa_eval_def sa_eval_body_defs[];
 extern const struct sa_eval_def sa_eval_freemail_defs[];
 extern const struct sa_eval_def sa_eval_wlbl_defs[];
+extern const struct sa_eval_def sa_eval_recips_defs[];
 
 const struct sa_eval_def *sa_eval_find(const char *name);
 

@@ -161,6 +161,7 @@ struct sa_lists {
     size_t nfm_wild, fm_wild_cap;
     struct strmap fm_welcome;
     struct strmap tlds;
+    struct strmap tld2, tld3; /* util_rb_2tld, util_rb_3tld */
     struct sa_freemail_opts fm;
     pcre2_code *email_re, *welcome_re, *bulk_re, *url_re, *strip_re;
 };
@@ -209,6 +210,8 @@ void sa_lists_unref(struct sa_lists *l)
     strv_free(l->fm_wild, l->nfm_wild);
     map_free(&l->fm_welcome);
     map_free(&l->tlds);
+    map_free(&l->tld2);
+    map_free(&l->tld3);
     pcre2_code_free(l->email_re);
     pcre2_code_free(l->welcome_re);
     pcre2_code_free(l->bulk_re);
@@ -696,6 +699,32 @@ enum sa_lists_rc sa_lists_setting(struct sa_lists *l, const char *key, const cha
         return freemail_domains(l, val, vn, why, wn);
     if (strcmp(key, "freemail_welcomelist") == 0 || strcmp(key, "freemail_whitelist") == 0)
         return freemail_welcome(l, val, vn, why, wn);
+    if (strcmp(key, "util_rb_2tld") == 0 || strcmp(key, "util_rb_3tld") == 0) {
+        /* every word of exactly 2 (3) labels, or the line is refused */
+        size_t want = key[8] == '2' ? 1 : 2;
+        const char *p = val, *w;
+        size_t n;
+        bool ok = vn > 0;
+        while (ok && next_word(&p, val + vn, &w, &n)) {
+            size_t dots = 0;
+            for (size_t i = 0; i < n; i++)
+                dots += w[i] == '.';
+            ok = dots == want && w[0] != '.' && w[n - 1] != '.' && memmem(w, n, "..", 2) == NULL;
+        }
+        if (!ok) {
+            snprintf(why, wn, "%s: %s", key, vn ? "invalid value" : "missing required value");
+            return SA_LISTS_BAD;
+        }
+        p = val;
+        while (next_word(&p, val + vn, &w, &n)) {
+            char *lw = lower_dup(w, n);
+            int rc = lw ? map_put(want == 1 ? &l->tld2 : &l->tld3, lw, n, 1) : -1;
+            free(lw);
+            if (rc != 0)
+                return SA_LISTS_NOMEM;
+        }
+        return SA_LISTS_OK;
+    }
     if (strcmp(key, "util_rb_tld") == 0) {
         /* /^[^\s.]+(?:\s+[^\s.]+)*$/ */
         if (vn == 0 || memchr(val, '.', vn) != NULL) {
@@ -953,6 +982,79 @@ bool sa_lists_tld_valid(const struct sa_lists *l, const char *tld, size_t n)
     for (size_t i = 0; i < n; i++)
         buf[i] = (char)tolower((unsigned char)tld[i]);
     return map_find(&l->tlds, buf, n) != (size_t)-1;
+}
+
+static bool us_state(const char *s, size_t n)
+{
+    static const char states[] = "ak al ar az ca co ct dc de fl ga gu hi ia id il in ks ky la "
+                                 "ma md me mi mn mo ms mt nc nd ne nh nj nm nv ny oh ok or pa "
+                                 "pr ri sc sd tn tx ut va vi vt wa wi wv wy ";
+    if (n != 2)
+        return false;
+    for (const char *p = states; *p; p += 3)
+        if (p[0] == s[0] && p[1] == s[1])
+            return true;
+    return false;
+}
+
+size_t sa_lists_trim_domain(const struct sa_lists *l, const char *dom, size_t n, char *out,
+                            size_t on)
+{
+    if (on == 0)
+        return 0;
+    /* lower-cased, runs of dots squeezed, dots at the ends dropped */
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 1 < on; i++) {
+        char c = (char)tolower((unsigned char)dom[i]);
+        if (c == '.' && (k == 0 || out[k - 1] == '.'))
+            continue;
+        out[k++] = c;
+    }
+    while (k > 0 && out[k - 1] == '.')
+        k--;
+    out[k] = '\0';
+    if (k == 0)
+        return 0;
+    /* the labels' starts */
+    size_t starts[128], np = 0;
+    for (size_t i = 0; i < k && np < 128; i++)
+        if (i == 0 || out[i - 1] == '.')
+            starts[np++] = i;
+    size_t first = 0; /* the labels from here on are the domain */
+#define PART(j) (out + starts[first + (j)])
+#define PLEN(j) ((first + (j) + 1 < np ? starts[first + (j) + 1] - 1 : k) - starts[first + (j)])
+    while (np - first > 1) {
+        size_t left = np - first;
+        const char *rest = out + starts[first];
+        size_t rn = k - starts[first];
+        if (left == 2) {
+            if (l != NULL && map_find(&l->tld2, rest, rn) != (size_t)-1)
+                break;
+        } else if (left == 3) {
+            if (PLEN(2) == 2 && memcmp(PART(2), "us", 2) == 0) {
+                if (us_state(PART(1), PLEN(1)))
+                    break;
+            } else if (l != NULL && map_find(&l->tld3, rest, rn) != (size_t)-1) {
+                break;
+            }
+        } else if (left == 4) {
+            bool pvt = PLEN(0) == 3 && memcmp(PART(0), "pvt", 3) == 0 && PLEN(1) == 3 &&
+                       memcmp(PART(1), "k12", 3) == 0;
+            bool cico = PLEN(0) == 2 && PART(0)[0] == 'c' && (PART(0)[1] == 'i' || PART(0)[1] == 'o');
+            if (PLEN(3) == 2 && memcmp(PART(3), "us", 2) == 0 && (pvt || cico) &&
+                us_state(PART(2), PLEN(2)))
+                break;
+        }
+        first++;
+    }
+#undef PART
+#undef PLEN
+    /* the last host label goes back to the domain */
+    if (first > 0)
+        first--;
+    size_t from = starts[first];
+    memmove(out, out + from, k - from + 1);
+    return k - from;
 }
 
 size_t sa_lists_uri_list_count(const struct sa_lists *l)

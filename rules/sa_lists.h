@@ -11,8 +11,8 @@
  *   enlist_uri_host (NAME), delist_uri_host [(NAME)], blocklist_uri_host,
  *   welcomelist_uri_host: named lists of hosts, each true or false ('!').
  *   freemail_domains (wildcards * and ? within a label), freemail_welcomelist,
- *   the freemail_* numbers, and util_rb_tld (the TLDs a body address may end
- *   with).
+ *   the freemail_* numbers, and RegistryBoundaries' util_rb_tld (the TLDs
+ *   a body address may end with), util_rb_2tld and util_rb_3tld.
  *
  * What it promises:
  *   - A pattern matches an address as SpamAssassin's compiled ^glob$ does:
@@ -96,6 +96,13 @@ const pcre2_code *sa_lists_body_strip_re(const struct sa_lists *l, int k);
 
 /* tld (any case) is one util_rb_tld names. */
 bool sa_lists_tld_valid(const struct sa_lists *l, const char *tld, size_t n);
+
+/* RegistryBoundaries::trim_domain: the registered domain of dom[0..n)
+ * (util_rb_2tld, util_rb_3tld and the US states' rules), lower-cased, runs
+ * of dots squeezed, into out (NUL-terminated, truncated to on - 1); its
+ * length. */
+size_t sa_lists_trim_domain(const struct sa_lists *l, const char *dom, size_t n, char *out,
+                            size_t on);
 
 /* The URI host lists, in name order. */
 size_t sa_lists_uri_list_count(const struct sa_lists *l);

@@ -205,12 +205,72 @@ static void test_wlbl(void **state)
     write_file("30_wlbl.cf", "");
 }
 
+static const char recips_cf[] = "util_rb_tld com example org net uk\n"
+                                "util_rb_2tld co.uk\n"
+                                "header ENV_EQ eval:check_for_matching_env_and_hdr_from()\n"
+                                "header RATWARE eval:check_ratware_envelope_from()\n"
+                                "header SORTED eval:sorted_recipients()\n"
+                                "header SIMILAR eval:similar_recipients('0.65','undef')\n"
+                                "header SIMILAR_LOW eval:similar_recipients('undef','0.1')\n";
+
+static void test_recips(void **state)
+{
+    (void)state;
+    write_file("20_fm.cf", "");
+    write_file("40_recips.cf", recips_cf);
+    struct loaded l = load(NULL, false);
+    /* no EnvelopeFrom and no From: the same */
+    /* (fewer than five recipients: a ratio of 0, below SIMILAR_LOW's bound) */
+    const char *h = hits(l.r, mk("To: a@b.example\r\n", "hi"), NULL);
+    assert_string_equal(h, " ENV_EQ SIMILAR_LOW ");
+    h = hits(l.r, mk("Return-Path: <Alice@Example.org>\r\nFrom: alice@example.org\r\n"
+                     "To: bob@x.example.com\r\n", "hi"), NULL);
+    assert_string_equal(h, " ENV_EQ SIMILAR_LOW ");
+    /* ratware: DOMAIN?USER@ of the To address in the envelope sender */
+    h = hits(l.r,
+             mk("Return-Path: <mail.example.co.uk-bob@sender.example.net>\r\n"
+                "From: x@y.example\r\nTo: bob@mx.example.co.uk\r\n",
+                "hi"),
+             NULL);
+    assert_string_equal(h, " RATWARE SIMILAR_LOW ");
+    h = hits(l.r,
+             mk("Return-Path: <SRS0=ab=example.co.uk=bob@fwd.example.net>\r\n"
+                "From: x@y.example\r\nTo: bob@mx.example.co.uk\r\n",
+                "hi"),
+             NULL);
+    assert_false(has(h, "RATWARE"));
+    /* seven sorted recipients, alike */
+    h = hits(l.r,
+             mk("From: x@y.example\r\nTo: aa1@mx.example, aa2@mx.example, aa3@mx.example\r\n"
+                "Cc: aa4@mx.example, aa5@mx.example, aa6@mx.example, aa7@mx.example\r\n",
+                "hi"),
+             NULL);
+    assert_string_equal(h, " SORTED SIMILAR ");
+    /* not sorted; users alike, hosts different */
+    h = hits(l.r,
+             mk("From: x@y.example\r\nTo: jo7@a1.example, jo2@a2.example, jo3@a3.example\r\n"
+                "Cc: jo1@a4.example, jo5@a5.example\r\n",
+                "hi"),
+             NULL);
+    assert_string_equal(h, " SIMILAR ");
+    /* adjacent repeats count once: fewer than five */
+    h = hits(l.r,
+             mk("From: x@y.example\r\nTo: a@b.example, A@B.example, c@d.example, e@f.example\r\n"
+                "Cc: g@h.example\r\n",
+                "hi"),
+             NULL);
+    assert_string_equal(h, " SIMILAR_LOW ");
+    unload(&l);
+    write_file("40_recips.cf", "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_freemail),
         cmocka_unit_test(test_freemail_off),
         cmocka_unit_test(test_wlbl),
+        cmocka_unit_test(test_recips),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -255,12 +255,43 @@ static void test_many(void **state)
     sa_lists_unref(l);
 }
 
+static void test_trim_domain(void **state)
+{
+    (void)state;
+    const char *const cf[] = {"util_rb_2tld co.uk com.au", "util_rb_3tld demon.co.uk", NULL};
+    struct sa_lists *l = lists(cf);
+    static const char *const cases[][2] = {
+        {"www.example.com", "example.com"},
+        {"example.com", "example.com"},
+        {"com", "com"},
+        {"mail.Example.CO.UK", "example.co.uk"},
+        {"co.uk", "co.uk"},
+        {"a.b.demon.co.uk", "b.demon.co.uk"},
+        {"www..example.com.", "example.com"},
+        {"host.city.ca.us", "host.city.ca.us"},
+        {"x.fire-dept.ci.los-angeles.ca.us", "fire-dept.ci.los-angeles.ca.us"},
+        {"", ""},
+    };
+    char out[256];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = sa_lists_trim_domain(l, cases[i][0], strlen(cases[i][0]), out, sizeof(out));
+        assert_string_equal(out, cases[i][1]);
+        assert_int_equal(n, strlen(cases[i][1]));
+    }
+    char why[160];
+    assert_int_equal(sa_lists_setting(l, "util_rb_2tld", "a.b.c", 5, why, sizeof(why)),
+                     SA_LISTS_BAD);
+    assert_true(sa_lists_tld_valid(l, "UK", 2) == false);
+    sa_lists_unref(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_glob),         cmocka_unit_test(test_addrlists),
         cmocka_unit_test(test_bad_settings), cmocka_unit_test(test_freemail),
         cmocka_unit_test(test_uri_hosts),    cmocka_unit_test(test_many),
+        cmocka_unit_test(test_trim_domain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
