@@ -901,7 +901,12 @@ static void one_line(struct sa_file *f, const char *s, size_t n)
     } else if (strstr(k, "_networks") != NULL && relay_setting(f, k, val, vn)) {
         /* read into c->relay_conf */
     } else {
-        if (sa_tally_add(&c->ignored, k, NULL) != 0)
+        char lwhy[160];
+        enum sa_lists_rc lrc = sa_lists_setting(c->lists, k, val, vn, lwhy, sizeof(lwhy));
+        if (lrc == SA_LISTS_BAD)
+            warn(f, "%s", lwhy);
+        if (lrc == SA_LISTS_NOMEM ||
+            (lrc == SA_LISTS_NOT_MINE && sa_tally_add(&c->ignored, k, NULL) != 0))
             c->nomem = true;
     }
 out:
@@ -941,7 +946,8 @@ struct sa_conf *sa_conf_new(const struct sa_env *env, sa_read_fn read_file, void
     c->read_arg = arg;
     c->rstart = util_strdup("<");
     c->rend = util_strdup(">");
-    if (c->rstart == NULL || c->rend == NULL) {
+    c->lists = sa_lists_new();
+    if (c->rstart == NULL || c->rend == NULL || c->lists == NULL) {
         sa_conf_free(c);
         return NULL;
     }
@@ -953,6 +959,8 @@ int sa_conf_finish(struct sa_conf *c)
     if (c->finished)
         return c->nomem ? -1 : 0;
     c->finished = true;
+    if (sa_lists_finish(c->lists) != 0)
+        return nomem(c), -1;
     struct sa_templates tv = {.rstart = c->rstart, .rend = c->rend};
     for (int k = 0; k < SA_TMPL__COUNT; k++) {
         tv.tmpl[k] = c->tmpl[k];
@@ -1023,6 +1031,7 @@ void sa_conf_free(struct sa_conf *c)
     sa_tally_free(&c->evals);
     sa_tally_free(&c->evals_done);
     rules_errors_free(&c->warnings);
+    sa_lists_unref(c->lists);
     free(c);
 }
 

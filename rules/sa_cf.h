@@ -27,6 +27,8 @@
  *   - The ReplaceTags templates (replace_start/_end, replace_tag, _pre,
  *     _post, _inter, replace_rules) applied by sa_conf_finish() exactly as
  *     the plugin does: after every file is read.
+ *   - The list settings (sa_lists.h) go into ->lists, FreeMail's patterns
+ *     compiled by sa_conf_finish().
  *   - Every other setting is counted in ->ignored by name: smtpgate does not
  *     use it (yet), and the report says so.
  *   - Malformed lines are warnings with file and line in ->warnings (what
@@ -43,6 +45,7 @@
 
 #include "rules/rules.h"
 #include "rules/sa_cond.h"
+#include "rules/sa_lists.h"
 #include "rules/sa_tally.h"
 #include "rules/sa_tmpl.h"
 
@@ -113,6 +116,7 @@ struct sa_conf {
     struct sa_tally evals_done; /* those it runs natively (sa_eval.h), by name */
     struct rules_errors warnings;
     struct sa_relay_conf *relay_conf; /* trusted/internal/msa_networks (sa_netset.h) */
+    struct sa_lists *lists; /* the address and domain lists (sa_lists.h) */
     bool finished;
     bool nomem;
 };

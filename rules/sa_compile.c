@@ -362,6 +362,8 @@ void sa_compile(struct rules_build *b, struct sa_conf *c, size_t *defined)
             continue;
         }
         tally_tflags(b, c, sr);
+        if (rule.sa_call != NULL)
+            rule.sa_call->lists = sa_lists_ref(c->lists); /* the rule set's lists */
         struct rules *r = b->r;
         if (util_grow(&r->v, &r->cap, r->n + 1, sizeof(*r->v)) != 0) {
             rules_rule_free(&rule);

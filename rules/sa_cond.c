@@ -23,9 +23,8 @@ static const char *const emulated_plugins[] = {
     "Mail::SpamAssassin::Plugin::HeaderEval",
     "Mail::SpamAssassin::Plugin::BodyEval",
     "Mail::SpamAssassin::Plugin::RelayEval",
-    /* FreeMail gates HeaderEval's check_equal_from_domains too; its own
-     * check_freemail_* tests are not here yet, so they are skipped by name */
     "Mail::SpamAssassin::Plugin::FreeMail",
+    "Mail::SpamAssassin::Plugin::WLBLEval",
 };
 static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_bug6558_free",

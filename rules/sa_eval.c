@@ -21,6 +21,9 @@ static const struct sa_eval_def *const tables[] = {
     sa_eval_forged_defs,
     sa_eval_body_defs,
     sa_eval_relay_defs,
+    sa_eval_freemail_defs,
+    sa_eval_wlbl_defs,
+    sa_eval_recips_defs,
 };
 
 const struct sa_eval_def *sa_eval_find(const char *name)
@@ -76,6 +79,7 @@ void sa_eval_call_free(struct sa_eval_call *c)
     sa_eval_args_free(&c->args);
     for (size_t i = 0; i < c->nre; i++)
         pcre2_code_free(c->re[i]);
+    sa_lists_unref(c->lists);
     free(c);
 }
 

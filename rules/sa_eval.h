@@ -25,6 +25,7 @@
 #include "rules/rules.h"
 #include "rules/rules_int.h"
 #include "rules/sa_eval_args.h"
+#include "rules/sa_lists.h"
 
 struct sa_eval_call;
 
@@ -48,6 +49,7 @@ struct sa_eval_call {
     bool undef[SA_EVAL_ARGS_MAX];   /* the argument is 'undef' (no bound) */
     pcre2_code *re[SA_EVAL_RE_MAX]; /* the function's fixed patterns, compiled at load */
     size_t nre;
+    struct sa_lists *lists; /* the rule set's lists (sa_lists.h), shared */
 };
 
 /* The tables of the concern files, each ending with {NULL}. */
@@ -56,6 +58,9 @@ extern const struct sa_eval_def sa_eval_date_defs[];
 extern const struct sa_eval_def sa_eval_forged_defs[];
 extern const struct sa_eval_def sa_eval_body_defs[];
 extern const struct sa_eval_def sa_eval_relay_defs[];
+extern const struct sa_eval_def sa_eval_freemail_defs[];
+extern const struct sa_eval_def sa_eval_wlbl_defs[];
+extern const struct sa_eval_def sa_eval_recips_defs[];
 
 const struct sa_eval_def *sa_eval_find(const char *name);
 

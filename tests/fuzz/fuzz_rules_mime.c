@@ -7,6 +7,8 @@
 // fuzz-sources: rules/literal.c rules/literal_extract.c rules/sa_text.c rules/sa_uri.c
 // fuzz-sources: util/alloc.c util/net.c
 // fuzz-sources: rules/sa_received.c rules/sa_netset.c rules/sa_relays.c rules/sa_eval_relay.c
+// fuzz-sources: rules/sa_lists.c rules/sa_addrs.c rules/sa_eval_freemail.c rules/sa_eval_wlbl.c
+// fuzz-sources: rules/sa_eval_recips.c
 // fuzz-pkgs: libpcre2-8 gmime-3.0
 /*
  * A message from the network through the content rules: header splitting

@@ -457,7 +457,9 @@ static void test_redefinition_and_warnings(void **state)
     for (unsigned i = 0; i < 9; i++)
         assert_int_equal(c->warnings.v[i].line, 5 + i);
     assert_non_null(strstr(c->warnings.v[3].msg, "unquoted delimiter '/'"));
-    assert_int_equal(tally(&c->ignored, "freemail_domains"), 2);
+    /* the list settings are read into the lists, not ignored */
+    assert_int_equal(tally(&c->ignored, "freemail_domains"), 0);
+    assert_int_equal(sa_lists_is_freemail(c->lists, "a@example.net", 13), 1);
     assert_int_equal(tally(&c->ignored, "report_safe"), 1);
     sa_conf_free(c);
 }

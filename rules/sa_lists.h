@@ -1,0 +1,115 @@
+/*
+ * sa_lists - SpamAssassin's address and domain lists, read from the rule
+ * files' settings once per rule set and asked by the eval tests of FreeMail
+ * and WLBLEval per message:
+ *
+ *   welcomelist_from, blocklist_from, welcomelist_to, more_spam_to,
+ *   all_spam_to, blocklist_to, welcomelist_auth, def_welcomelist_auth (and
+ *   their whitelist/blacklist aliases), enlist_addrlist (NAME): named lists
+ *   of glob patterns; unwelcomelist_from, unblocklist_from,
+ *   unwelcomelist_auth remove an entry written the same way.
+ *   enlist_uri_host (NAME), delist_uri_host [(NAME)], blocklist_uri_host,
+ *   welcomelist_uri_host: named lists of hosts, each true or false ('!').
+ *   freemail_domains (wildcards * and ? within a label), freemail_welcomelist,
+ *   the freemail_* numbers, and RegistryBoundaries' util_rb_tld (the TLDs
+ *   a body address may end with), util_rb_2tld and util_rb_3tld.
+ *
+ * What it promises:
+ *   - A pattern matches an address as SpamAssassin's compiled ^glob$ does:
+ *     both lower-cased (ASCII), `*` any run of octets, `?` any one, NUL,
+ *     backslash and '(' in the pattern stand for '_', neither wildcard
+ *     crosses a line end; the pattern written exactly is a match too.
+ *   - Entries without wildcards, and those of the form *@DOMAIN, sit in
+ *     hash tables: a lookup costs the same with 5 entries or 5000; only the
+ *     other wildcard entries are tried one by one.
+ *   - sa_lists_setting knows its settings only; a malformed value is
+ *     SA_LISTS_BAD with why (the caller warns with file and line).
+ *   - Out of memory: SA_LISTS_NOMEM / -1, the lists stay usable.
+ *
+ * What it assumes: settings arrive in the files' order (a later unwelcomelist
+ * removes only what came before); the lists are read-only once the rule set
+ * is built, so a message's tests may share them across threads.
+ */
+#ifndef SMTPGATE_RULES_SA_LISTS_H
+#define SMTPGATE_RULES_SA_LISTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#include <pcre2.h>
+
+struct sa_lists;
+
+struct sa_freemail_opts {
+    double max_body_emails;     /* 5 */
+    double max_body_freemails;  /* 3 */
+    double skip_when_over_max;  /* 1 */
+    double skip_bulk_envfrom;   /* 1 */
+    double add_describe_email;  /* 1 */
+    double import_welcomelist_auth;     /* 0 */
+    double import_def_welcomelist_auth; /* 0 */
+};
+
+enum sa_lists_rc {
+    SA_LISTS_NOMEM = -1,
+    SA_LISTS_NOT_MINE = 0, /* not a list setting */
+    SA_LISTS_OK = 1,
+    SA_LISTS_BAD = 2, /* why says what is wrong */
+};
+
+struct sa_lists *sa_lists_new(void);
+struct sa_lists *sa_lists_ref(struct sa_lists *l);
+void sa_lists_unref(struct sa_lists *l);
+
+/* key: the setting's name lower-cased, '-' as '_' (as sa_cf reads it);
+ * val[0..vn): its value, blanks around it dropped. */
+enum sa_lists_rc sa_lists_setting(struct sa_lists *l, const char *key, const char *val, size_t vn,
+                                  char *why, size_t wn);
+/* After the last file: the patterns FreeMail needs compiled.  -1 out of
+ * memory (or a pattern PCRE2 refuses: FreeMail stays unavailable). */
+int sa_lists_finish(struct sa_lists *l);
+
+/* SpamAssassin's glob over s[0..sn); dots_bound: a wildcard stays within
+ * one label (freemail_domains' reading). */
+bool sa_glob_match(const char *pat, size_t pn, const char *s, size_t sn, bool dots_bound);
+
+/* The named address list exists (it had an entry once). */
+bool sa_lists_has_addrlist(const struct sa_lists *l, const char *list);
+/* addr[0..n) is on the named list: 1, 0, -1 out of memory. */
+int sa_lists_addr_listed(const struct sa_lists *l, const char *list, const char *addr, size_t n);
+
+/* FreeMail has domains to go by (it disables itself otherwise). */
+bool sa_lists_freemail_available(const struct sa_lists *l);
+const struct sa_freemail_opts *sa_lists_freemail_opts(const struct sa_lists *l);
+/* FreeMail's _is_freemail over a lower-cased address: 1, 0, -1 out of memory. */
+int sa_lists_is_freemail(const struct sa_lists *l, const char *email, size_t n);
+/* FreeMail's address pattern (with the valid TLDs) and its skip pattern of
+ * bulk envelope senders; NULL before sa_lists_finish or without domains. */
+const pcre2_code *sa_lists_email_re(const struct sa_lists *l);
+const pcre2_code *sa_lists_bulk_envfrom_re(const struct sa_lists *l);
+/* _parse_body's two substitutions before the addresses are taken: k 0 the
+ * http URLs holding an '@', k 1 an address followed by a "word:" */
+const pcre2_code *sa_lists_body_strip_re(const struct sa_lists *l, int k);
+
+/* tld (any case) is one util_rb_tld names. */
+bool sa_lists_tld_valid(const struct sa_lists *l, const char *tld, size_t n);
+
+/* RegistryBoundaries::trim_domain: the registered domain of dom[0..n)
+ * (util_rb_2tld, util_rb_3tld and the US states' rules), lower-cased, runs
+ * of dots squeezed, into out (NUL-terminated, truncated to on - 1); its
+ * length. */
+size_t sa_lists_trim_domain(const struct sa_lists *l, const char *dom, size_t n, char *out,
+                            size_t on);
+
+/* The URI host lists, in name order. */
+size_t sa_lists_uri_list_count(const struct sa_lists *l);
+const char *sa_lists_uri_list_name(const struct sa_lists *l, size_t i);
+/* host (lower-case) on list i: 1 listed, 0 listed with '!', -1 not listed. */
+int sa_lists_uri_host(const struct sa_lists *l, size_t i, const char *host, size_t n);
+/* The URI host list named name, or (size_t)-1. */
+size_t sa_lists_uri_list_find(const struct sa_lists *l, const char *name);
+
+#endif
