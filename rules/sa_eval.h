@@ -48,6 +48,7 @@ struct sa_eval_call {
     bool undef[SA_EVAL_ARGS_MAX];   /* the argument is 'undef' (no bound) */
     pcre2_code *re[SA_EVAL_RE_MAX]; /* the function's fixed patterns, compiled at load */
     size_t nre;
+    bool rawbody; /* a rawbody rule: the text a body function reads is the decoded one */
 };
 
 /* The tables of the concern files, each ending with {NULL}. */
@@ -55,6 +56,8 @@ extern const struct sa_eval_def sa_eval_header_defs[];
 extern const struct sa_eval_def sa_eval_date_defs[];
 extern const struct sa_eval_def sa_eval_forged_defs[];
 extern const struct sa_eval_def sa_eval_body_defs[];
+extern const struct sa_eval_def sa_eval_mime_defs[];
+extern const struct sa_eval_def sa_eval_image_defs[];
 
 const struct sa_eval_def *sa_eval_find(const char *name);
 
