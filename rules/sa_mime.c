@@ -49,7 +49,7 @@ struct link {
 
 struct build {
     struct sa_mime *t;
-    size_t ncap, lcap, bcap;
+    size_t ncap, lcap, bcap, blcap;
     struct link *links; /* children, per node in creation order */
     size_t kcap;
     struct qitem *q;
@@ -124,15 +124,17 @@ static void *nomem(struct build *bd)
     return NULL;
 }
 
-static char *keep_buf(struct build *bd, char *p)
+static char *keep_buf(struct build *bd, char *p, size_t n)
 {
     if (p == NULL)
         return nomem(bd);
-    if (util_grow(&bd->t->bufs, &bd->bcap, bd->t->nbufs + 1, sizeof(char *)) != 0) {
+    if (util_grow(&bd->t->bufs, &bd->bcap, bd->t->nbufs + 1, sizeof(char *)) != 0 ||
+        util_grow(&bd->t->buf_lens, &bd->blcap, bd->t->nbufs + 1, sizeof(size_t)) != 0) {
         free(p);
         return nomem(bd);
     }
-    bd->t->bufs[bd->t->nbufs++] = p;
+    bd->t->bufs[bd->t->nbufs] = p;
+    bd->t->buf_lens[bd->t->nbufs++] = n;
     return p;
 }
 
@@ -886,8 +888,9 @@ static void parse_queue(struct build *bd)
             if (!bd->nomem && strncmp(type, "message/", 8) == 0 &&
                 strcmp(type, "message/partial") != 0 && it.subparse > 0 &&
                 (strcmp(type, "message/rfc822") == 0 || strcmp(type, "message/global") == 0)) {
-                size_t n;
-                char *d = keep_buf(bd, sa_mime_decode(bd->t, it.node, &n));
+                size_t n = 0;
+                char *d = sa_mime_decode(bd->t, it.node, &n);
+                d = keep_buf(bd, d, n);
                 if (d != NULL && n > 0) {
                     bd->t->nodes[it.node].leaf = false;
                     bd->t->nodes[it.node].nlines = 0;
@@ -992,6 +995,7 @@ void sa_mime_free(struct sa_mime *t)
     for (size_t i = 0; i < t->nbufs; i++)
         free(t->bufs[i]);
     free(t->bufs);
+    free(t->buf_lens);
     free(t->mime_facts);
     free(t->image_facts);
     free(t);

@@ -77,6 +77,7 @@ struct sa_mime {
     void *image_facts;
     /* owned buffers the lines may point into */
     char **bufs;
+    size_t *buf_lens;
     size_t nbufs;
 };
 
