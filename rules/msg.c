@@ -32,6 +32,7 @@
 
 #include "rules/rules_html.h"
 #include "rules/rules_int.h"
+#include "rules/sa_mime.h"
 #include "rules/sa_text.h"
 #include "rules/sa_uri.h"
 #include "util/alloc.h"
@@ -104,6 +105,9 @@ struct rules_msg {
     bool mbox_from;            /* the first line was an mbox "From " line: dropped */
     bool no_headers;           /* the message did not start with a header section */
     bool nomem;                /* an allocation failed: a view is partial (sticky) */
+    /* SpamAssassin's MIME tree (sa_mime.h), parsed once when a test asks */
+    struct sa_mime *sa_mime;
+    bool sa_mime_done;
 };
 
 static pthread_once_t gmime_once = PTHREAD_ONCE_INIT;
@@ -178,6 +182,10 @@ int rules_msg_add_header(struct rules_msg *m, const char *name, const char *valu
 
 void rules_msg_set_raw(struct rules_msg *m, char *bytes, size_t len, size_t body_offset)
 {
+    /* the tree points into the old bytes */
+    sa_mime_free(m->sa_mime);
+    m->sa_mime = NULL;
+    m->sa_mime_done = false;
     free(m->raw);
     m->raw = bytes;
     m->raw_len = len;
@@ -329,6 +337,7 @@ void rules_msg_free(struct rules_msg *m)
         free(f->names);
     }
     free(m->fields);
+    sa_mime_free(m->sa_mime);
     free(m->raw);
     free(m->all[0]);
     free(m->all[1]);
@@ -374,6 +383,17 @@ struct rules_msg_field *rules_msg_field(struct rules_msg *m, size_t i)
 uint64_t rules_msg_size(const struct rules_msg *m)
 {
     return m->size;
+}
+
+struct sa_mime *rules_msg_sa_mime(struct rules_msg *m)
+{
+    if (!m->sa_mime_done) {
+        m->sa_mime_done = true;
+        m->sa_mime = sa_mime_parse(m->raw ? m->raw : "", m->raw_len);
+        if (m->sa_mime == NULL)
+            m->nomem = true;
+    }
+    return m->sa_mime;
 }
 
 const char *rules_msg_full(struct rules_msg *m, size_t *len)

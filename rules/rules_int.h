@@ -284,6 +284,10 @@ void rules_msg_want_sa(struct rules_msg *m);
 size_t rules_msg_mime_field_count(struct rules_msg *m);
 const char *rules_msg_mime_field(struct rules_msg *m, size_t i, bool raw, const char **value,
                                  size_t *len);
+/* SpamAssassin's MIME tree of the message (sa_mime.h), parsed on the first
+ * call and kept; NULL when out of memory (recorded). */
+struct sa_mime;
+struct sa_mime *rules_msg_sa_mime(struct rules_msg *m);
 /* An allocation failed in building a view: what the rules saw is partial. */
 bool rules_msg_nomem(const struct rules_msg *m);
 /* SpamAssassin's EnvelopeFrom as the evaluator found it for the eval tests

@@ -191,6 +191,7 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
             *lacking = true;
             return false;
         }
+        call->rawbody = sr->kind == SA_RAWBODY;
         rule->sa_call = call;
     }
     if (sr->too_large) {

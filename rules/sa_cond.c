@@ -25,6 +25,9 @@ static const char *const emulated_plugins[] = {
     "Mail::SpamAssassin::Plugin::RelayEval",
     "Mail::SpamAssassin::Plugin::FreeMail",
     "Mail::SpamAssassin::Plugin::WLBLEval",
+    /* MIME and image tests over SpamAssassin's own MIME tree (sa_mime.h) */
+    "Mail::SpamAssassin::Plugin::MIMEEval",
+    "Mail::SpamAssassin::Plugin::ImageInfo",
 };
 static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_bug6558_free",
@@ -35,6 +38,9 @@ static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_local_tests_only",
     "Mail::SpamAssassin::Conf::perl_min_version_5010000",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
+    "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal",
+    "Mail::SpamAssassin::Plugin::MIMEEval::has_check_abundant_unicode_ratio",
+    "Mail::SpamAssassin::Plugin::MIMEEval::has_check_qp_ratio",
 };
 
 const struct sa_env sa_env_default = {

@@ -50,6 +50,7 @@ struct sa_eval_call {
     pcre2_code *re[SA_EVAL_RE_MAX]; /* the function's fixed patterns, compiled at load */
     size_t nre;
     struct sa_lists *lists; /* the rule set's lists (sa_lists.h), shared */
+    bool rawbody; /* a rawbody rule: the text a body function reads is the decoded one */
 };
 
 /* The tables of the concern files, each ending with {NULL}. */
@@ -61,6 +62,8 @@ extern const struct sa_eval_def sa_eval_relay_defs[];
 extern const struct sa_eval_def sa_eval_freemail_defs[];
 extern const struct sa_eval_def sa_eval_wlbl_defs[];
 extern const struct sa_eval_def sa_eval_recips_defs[];
+extern const struct sa_eval_def sa_eval_mime_defs[];
+extern const struct sa_eval_def sa_eval_image_defs[];
 
 const struct sa_eval_def *sa_eval_find(const char *name);
 
