@@ -25,6 +25,7 @@ static const char *const emulated_plugins[] = {
     /* FreeMail gates HeaderEval's check_equal_from_domains too; its own
      * check_freemail_* tests are not here yet, so they are skipped by name */
     "Mail::SpamAssassin::Plugin::FreeMail",
+    "Mail::SpamAssassin::Plugin::HTMLEval",
 };
 static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_bug6558_free",

@@ -20,6 +20,7 @@ static const struct sa_eval_def *const tables[] = {
     sa_eval_date_defs,
     sa_eval_forged_defs,
     sa_eval_body_defs,
+    sa_eval_html_defs,
 };
 
 const struct sa_eval_def *sa_eval_find(const char *name)

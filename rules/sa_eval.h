@@ -55,6 +55,7 @@ extern const struct sa_eval_def sa_eval_header_defs[];
 extern const struct sa_eval_def sa_eval_date_defs[];
 extern const struct sa_eval_def sa_eval_forged_defs[];
 extern const struct sa_eval_def sa_eval_body_defs[];
+extern const struct sa_eval_def sa_eval_html_defs[];
 
 const struct sa_eval_def *sa_eval_find(const char *name);
 

@@ -2211,3 +2211,71 @@ bool sa_html_true(const struct sa_html_part *p, const char *key)
     double v;
     return sa_html_number(p, key, &v) && v != 0;
 }
+
+/* ---- the parts of a message ---- */
+
+struct sa_html_set {
+    char **text;
+    size_t *len;
+    size_t n, cap, len_cap;
+    struct sa_html_part *parts;
+    bool built, nomem;
+};
+
+bool sa_html_set_keep(struct sa_html_set **set, char *text, size_t len)
+{
+    if (*set == NULL && (*set = util_calloc(1, sizeof(**set))) == NULL)
+        return false;
+    struct sa_html_set *s = *set;
+    if (util_grow(&s->text, &s->cap, s->n + 1, sizeof(*s->text)) != 0 ||
+        util_grow(&s->len, &s->len_cap, s->n + 1, sizeof(*s->len)) != 0) {
+        s->nomem = true;
+        return false;
+    }
+    s->text[s->n] = text;
+    s->len[s->n] = len;
+    s->n++;
+    return true;
+}
+
+const struct sa_html_part *sa_html_set_parts(struct sa_html_set *s, size_t *n, bool *nomem)
+{
+    *n = 0;
+    if (s == NULL)
+        return NULL;
+    if (!s->built) {
+        s->built = true;
+        s->parts = s->n ? util_calloc(s->n, sizeof(*s->parts)) : NULL;
+        if (s->parts == NULL && s->n > 0)
+            s->nomem = true;
+        for (size_t i = 0; i < s->n && !s->nomem; i++)
+            if (sa_html_parse(s->text[i], s->len[i], &s->parts[i]) != 0)
+                s->nomem = true;
+        /* the texts are not needed any more */
+        for (size_t i = 0; i < s->n; i++) {
+            free(s->text[i]);
+            s->text[i] = NULL;
+        }
+    }
+    if (s->nomem) {
+        *nomem = true;
+        return NULL;
+    }
+    *n = s->n;
+    return s->parts;
+}
+
+void sa_html_set_free(struct sa_html_set *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->text[i]);
+        if (s->parts != NULL)
+            sa_html_part_free(&s->parts[i]);
+    }
+    free(s->text);
+    free(s->len);
+    free(s->parts);
+    free(s);
+}

@@ -83,4 +83,16 @@ const struct sa_html_strs *sa_html_strings(const struct sa_html_part *p, const c
 /* The balance of tag (lower case), false when it was never seen. */
 bool sa_html_inside(const struct sa_html_part *p, const char *tag, long *v);
 
+/* ---- a message's text/html parts (its HTMLEval "html_all") ----
+ * The message model hands over each part's text as it decodes it; the facts
+ * are made from them the first time a rule asks, once. */
+struct sa_html_set;
+/* Keeps text (malloc'ed, NUL-terminated, len octets), owning it from now:
+ * false when out of memory (text is then the caller's to free). */
+bool sa_html_set_keep(struct sa_html_set **set, char *text, size_t len);
+/* The parts' facts, made on the first call; NULL with *n 0 when there is no
+ * HTML part, or when out of memory (then *nomem is set). */
+const struct sa_html_part *sa_html_set_parts(struct sa_html_set *set, size_t *n, bool *nomem);
+void sa_html_set_free(struct sa_html_set *set);
+
 #endif
