@@ -31,6 +31,7 @@
 #include <gmime/gmime.h>
 
 #include "rules/rules_html.h"
+#include "rules/sa_html.h"
 #include "rules/rules_int.h"
 #include "rules/sa_mime.h"
 #include "rules/sa_text.h"
@@ -87,6 +88,7 @@ struct rules_msg {
     size_t sa_nuris;
     struct mime_field *mfields;
     size_t nmfields;
+    struct sa_html_set *sa_html; /* the text/html parts, for HTMLEval (sa_html.h) */
     /* the envelope sender for the eval tests, set by the evaluator: not owned */
     const char *envelope_from;
     /* SpamAssassin's relay chain (sa_relays.c), built once, and what it is
@@ -359,6 +361,7 @@ void rules_msg_free(struct rules_msg *m)
     for (size_t i = 0; i < m->sa_nuris; i++)
         free(m->sa_uris[i]);
     free(m->sa_uris);
+    sa_html_set_free(m->sa_html);
     for (size_t i = 0; i < m->nmfields; i++) {
         free(m->mfields[i].name);
         free(m->mfields[i].value[0]);
@@ -843,6 +846,13 @@ static void leaf(struct rules_msg *m, GMimeObject *obj)
             sa_raw_add(m, utf8, n);
         if (sa_rendered)
             sa_render_add(m, utf8, n, html);
+        /* HTMLEval reads each non-empty HTML part: kept, parsed if asked */
+        if (sa_rendered && html && n > 0) {
+            if (sa_html_set_keep(&m->sa_html, utf8, n))
+                utf8 = NULL;
+            else
+                m->nomem = true;
+        }
     }
     free(utf8);
     g_object_unref(out);
@@ -1119,6 +1129,12 @@ const char *rules_msg_sa_body(struct rules_msg *m, size_t *len, const size_t **e
     *ends = m->sa_body_ends;
     *nends = s ? m->sa_nbody : 0;
     return s ? s : "";
+}
+
+const struct sa_html_part *rules_msg_sa_html(struct rules_msg *m, size_t *n)
+{
+    sa_build(m);
+    return sa_html_set_parts(m->sa_html, n, &m->nomem);
 }
 
 const char *rules_msg_sa_rawbody(struct rules_msg *m, size_t *len, const size_t **ends,

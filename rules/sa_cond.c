@@ -28,6 +28,7 @@ static const char *const emulated_plugins[] = {
     /* MIME and image tests over SpamAssassin's own MIME tree (sa_mime.h) */
     "Mail::SpamAssassin::Plugin::MIMEEval",
     "Mail::SpamAssassin::Plugin::ImageInfo",
+    "Mail::SpamAssassin::Plugin::HTMLEval",
 };
 static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_bug6558_free",

@@ -64,6 +64,7 @@ extern const struct sa_eval_def sa_eval_wlbl_defs[];
 extern const struct sa_eval_def sa_eval_recips_defs[];
 extern const struct sa_eval_def sa_eval_mime_defs[];
 extern const struct sa_eval_def sa_eval_image_defs[];
+extern const struct sa_eval_def sa_eval_html_defs[];
 
 const struct sa_eval_def *sa_eval_find(const char *name);
 
