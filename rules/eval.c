@@ -628,6 +628,17 @@ static void match_content(struct matcher *mt, struct rules_msg *m, const struct 
             mt->matched = true;
             return;
         }
+        if (rule->sa_relays_list >= SA_RL__COUNT) {
+            /* ALL-TRUSTED and its kin: built for the rule, rarely used */
+            char *all = sa_relays_all(m, rl, rule->sa_relays_list - SA_RL__COUNT, &len);
+            if (all == NULL) {
+                mt->tx->nomem = true;
+                return;
+            }
+            value(mt, all, len);
+            free(all);
+            return;
+        }
         s = rl->str[rule->sa_relays_list];
         value(mt, s, strlen(s));
         return;

@@ -141,14 +141,18 @@ static bool header_target(struct rule *rule, const struct sa_rule *sr, char *why
             rule->sa_relays_list = i;
             return true;
         }
-    static const char *const pseudo[] = {"ALL-TRUSTED",
-                                         "ALL-UNTRUSTED",
-                                         "ALL-INTERNAL",
-                                         "ALL-EXTERNAL"};
-    for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
-        if (strcasecmp(name, pseudo[i]) == 0) {
-            snprintf(why, wn, "unsupported construct: pseudo-header %s", pseudo[i]);
-            return false;
+    /* the header lines those relays could have added (sa_relays_all) */
+    static const char *const alls[] = {"ALL-TRUSTED", "ALL-UNTRUSTED", "ALL-INTERNAL",
+                                       "ALL-EXTERNAL"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, alls[i]) == 0) {
+            if (raw || addr || nm || rule->sa_first || rule->sa_last || sr->exists) {
+                snprintf(why, wn, "unsupported construct: %s with a modifier", alls[i]);
+                return false;
+            }
+            rule->target = T_SA_RELAYS;
+            rule->sa_relays_list = 4 + i;
+            return true;
         }
     rule->target = T_SA_HEADER;
     bool ok;
