@@ -3,7 +3,8 @@
  *
  * Targets: header is T_SA_HEADER, the fields joined as SpamAssassin's
  * get() joins them (ToCc and MESSAGEID are lists of fields; ALL is the
- * engine's whole header text; EnvelopeFrom the MAIL FROM); body, rawbody
+ * engine's whole header text; EnvelopeFrom the MAIL FROM; X-Spam-Relays-*
+ * and ALL-TRUSTED and its kin the relay chain's, T_SA_RELAYS); body, rawbody
  * and uri are SpamAssassin's own views of the message (T_SA_BODY, ...,
  * built by msg.c as Message.pm builds them), full the message as received,
  * mimeheader each MIME part's fields.  Patterns are compiled later with the native ones, with the
