@@ -635,8 +635,12 @@ static void match_content(struct matcher *mt, struct rules_msg *m, const struct 
                 mt->tx->nomem = true;
                 return;
             }
-            value(mt, all, len);
+            /* a hit's text points into what was matched: the tx keeps it */
+            size_t kept = 0;
+            bool ok = join_add(mt->tx, &kept, all, len);
             free(all);
+            if (ok)
+                value(mt, mt->tx->join, kept);
             return;
         }
         s = rl->str[rule->sa_relays_list];
