@@ -628,6 +628,21 @@ static void match_content(struct matcher *mt, struct rules_msg *m, const struct 
             mt->matched = true;
             return;
         }
+        if (rule->sa_relays_list >= SA_RL__COUNT) {
+            /* ALL-TRUSTED and its kin: built for the rule, rarely used */
+            char *all = sa_relays_all(m, rl, rule->sa_relays_list - SA_RL__COUNT, &len);
+            if (all == NULL) {
+                mt->tx->nomem = true;
+                return;
+            }
+            /* a hit's text points into what was matched: the tx keeps it */
+            size_t kept = 0;
+            bool ok = join_add(mt->tx, &kept, all, len);
+            free(all);
+            if (ok)
+                value(mt, mt->tx->join, kept);
+            return;
+        }
         s = rl->str[rule->sa_relays_list];
         value(mt, s, strlen(s));
         return;

@@ -53,7 +53,7 @@ enum rule_target {
     T_SA_ENVFROM,    /* header EnvelopeFrom: the MAIL FROM address */
     T_SA_MIMEHEADER, /* mimeheader: the fields of each MIME part */
     T_SA_EVAL,       /* SpamAssassin's eval test: a function of sa_eval.h over the message */
-    T_SA_RELAYS,     /* X-Spam-Relays-*: the relay chain's text (sa_relays.h), sa_relays_list */
+    T_SA_RELAYS,     /* X-Spam-Relays-*, ALL-TRUSTED...: the relay chain's (sa_relays.h) */
 };
 
 enum rule_match { M_REGEX, M_CIDR, M_EXISTS, M_SIZE, M_META, M_EVAL };
@@ -156,7 +156,7 @@ struct rule {
     bool sa_nosubject;            /* T_SA_BODY, tflags nosubject: the Subject line not matched */
     bool sa_skip;                 /* refused while compiling: taken out before the set is made */
     struct sa_eval_call *sa_call; /* T_SA_EVAL: the function and its arguments */
-    int sa_relays_list;           /* T_SA_RELAYS: enum sa_relay_list */
+    int sa_relays_list;           /* T_SA_RELAYS: enum sa_relay_list, + 4 for ALL-TRUSTED... */
     uint32_t maxhits;             /* tflags multiple: hits counted up to this (meta operand) */
     int pf_slot;                  /* the prefilter its text goes through, or -1 */
     uint32_t pf_first;            /* its clauses in that prefilter */

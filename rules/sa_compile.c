@@ -3,7 +3,8 @@
  *
  * Targets: header is T_SA_HEADER, the fields joined as SpamAssassin's
  * get() joins them (ToCc and MESSAGEID are lists of fields; ALL is the
- * engine's whole header text; EnvelopeFrom the MAIL FROM); body, rawbody
+ * engine's whole header text; EnvelopeFrom the MAIL FROM; X-Spam-Relays-*
+ * and ALL-TRUSTED and its kin the relay chain's, T_SA_RELAYS); body, rawbody
  * and uri are SpamAssassin's own views of the message (T_SA_BODY, ...,
  * built by msg.c as Message.pm builds them), full the message as received,
  * mimeheader each MIME part's fields.  Patterns are compiled later with the native ones, with the
@@ -141,14 +142,18 @@ static bool header_target(struct rule *rule, const struct sa_rule *sr, char *why
             rule->sa_relays_list = i;
             return true;
         }
-    static const char *const pseudo[] = {"ALL-TRUSTED",
-                                         "ALL-UNTRUSTED",
-                                         "ALL-INTERNAL",
-                                         "ALL-EXTERNAL"};
-    for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
-        if (strcasecmp(name, pseudo[i]) == 0) {
-            snprintf(why, wn, "unsupported construct: pseudo-header %s", pseudo[i]);
-            return false;
+    /* the header lines those relays could have added (sa_relays_all) */
+    static const char *const alls[] = {"ALL-TRUSTED", "ALL-UNTRUSTED", "ALL-INTERNAL",
+                                       "ALL-EXTERNAL"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, alls[i]) == 0) {
+            if (raw || addr || nm || rule->sa_first || rule->sa_last || sr->exists) {
+                snprintf(why, wn, "unsupported construct: %s with a modifier", alls[i]);
+                return false;
+            }
+            rule->target = T_SA_RELAYS;
+            rule->sa_relays_list = 4 + i;
+            return true;
         }
     rule->target = T_SA_HEADER;
     bool ok;

@@ -4,8 +4,8 @@
  * added or counted in skipped under the reason it cannot run here: disabled
  * by a score of 0 in the score set in use, a network or Bayes test with
  * those off, an eval function smtpgate does not implement (by name), a
- * construct the engine does not have (mimeheader, pseudo-headers such as
- * X-Spam-Relays-*, modifiers such as :host, regex modifiers other than
+ * construct the engine does not have (modifiers such as :host, or on the
+ * relay pseudo-headers, regex modifiers other than
  * imsx, ? : in metas), a pattern grown too large by its templates.  What
  * PCRE2 refuses, a native rule of the same name, and metas left with no
  * rule to use are found by the compiler (compile.c), which counts them the

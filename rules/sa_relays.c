@@ -116,6 +116,7 @@ int sa_relays_build(const struct sa_relay_conf *conf, const struct sa_relay_fact
     else if (!user_trust && user_internal)
         trusted = internal;
     bool in_trusted = true, in_internal = true, found_msa = false, allow_fetch_markers = true;
+    r->last_trusted = r->last_internal = -1;
 
     size_t total = n + (r->facts_line != NULL);
     for (size_t li = 0; li < total; li++) {
@@ -145,6 +146,8 @@ int sa_relays_build(const struct sa_relay_conf *conf, const struct sa_relay_fact
             r->unparseable++;
         if (rc != SA_RCVD_PARSED) {
             free(qms);
+            r->last_trusted += in_trusted;
+            r->last_internal += in_internal;
             continue;
         }
         if (qms != NULL) {
@@ -179,6 +182,8 @@ int sa_relays_build(const struct sa_relay_conf *conf, const struct sa_relay_fact
             push(r, in_internal ? SA_RL_INTERNAL : SA_RL_EXTERNAL, i, caps) != 0)
             goto nomem;
         allow_fetch_markers = in_trusted;
+        r->last_trusted += in_trusted;
+        r->last_internal += in_internal;
     }
     free(qms_envfrom);
     qms_envfrom = NULL;
@@ -192,6 +197,59 @@ nomem:
     sa_relays_free(r);
     sa_relay_conf_free(own);
     return -1;
+}
+
+static int add_line(char **s, size_t *n, size_t *cap, const char *name, const char *v)
+{
+    size_t ln = strlen(name), lv = strlen(v);
+    if (util_grow(s, cap, *n + ln + lv + 4, 1) != 0)
+        return -1;
+    memcpy(*s + *n, name, ln);
+    memcpy(*s + *n + ln, ": ", 2);
+    memcpy(*s + *n + ln + 2, v, lv);
+    *n += ln + lv + 2;
+    (*s)[(*n)++] = '\n';
+    (*s)[*n] = '\0';
+    return 0;
+}
+
+char *sa_relays_all(struct rules_msg *m, const struct sa_relays *r, int which, size_t *len)
+{
+    /* get_all_hdrs_in_rcvd_index_range: trusted/internal up to and with the
+     * Received at last+1; untrusted/external from that Received on */
+    bool upto = which == SA_RL_TRUSTED || which == SA_RL_INTERNAL;
+    int bound = (which == SA_RL_TRUSTED || which == SA_RL_UNTRUSTED ? r->last_trusted
+                                                                      : r->last_internal) +
+                1;
+    char *s = NULL;
+    size_t n = 0, cap = 0;
+    if (util_grow(&s, &cap, 1, 1) != 0)
+        return NULL;
+    s[0] = '\0';
+    int cur = -1;
+    size_t nf = rules_msg_field_count(m);
+    for (size_t i = 0; i < nf + (r->facts_line != NULL); i++) {
+        const char *name = "Received", *v = r->facts_line;
+        if (r->facts_line == NULL || i > 0) {
+            struct rules_msg_field *f = rules_msg_field(m, i - (r->facts_line != NULL));
+            name = f->name;
+            if ((v = rules_msg_field_decoded(m, i - (r->facts_line != NULL))) == NULL) {
+                free(s);
+                return NULL;
+            }
+        }
+        if (strcasecmp(name, "Received") == 0)
+            cur++;
+        bool take = upto ? cur < bound || cur == bound : bound <= cur;
+        if (take && add_line(&s, &n, &cap, name, v) != 0) {
+            free(s);
+            return NULL;
+        }
+        if (upto && cur == bound)
+            break;
+    }
+    *len = n;
+    return s;
 }
 
 /* SpamAssassin's originating_ip_headers, its default */

@@ -57,6 +57,10 @@ struct sa_relays {
     char *str[SA_RL__COUNT];
     size_t unparseable;
     char *facts_line; /* the field made from the facts, or NULL */
+    /* SpamAssassin's last_trusted_relay_index and last_internal_relay_index:
+     * the Received fields (the facts' one first) the trusted and internal
+     * part spans, counted from 0, -1 when none */
+    int last_trusted, last_internal;
 };
 
 /* 0 and *out, or -1 out of memory.  c NULL: SpamAssassin's defaults. */
@@ -71,6 +75,14 @@ void sa_relays_free(struct sa_relays *r);
 char *sa_relays_facts_line(const struct sa_relay_facts *f);
 
 struct rules_msg;
+/* SpamAssassin's ALL-TRUSTED, ALL-UNTRUSTED, ALL-INTERNAL, ALL-EXTERNAL
+ * (which: enum sa_relay_list): the header lines ("Name: value\n", values
+ * decoded) that the trusted (...) relays could have added, the Received
+ * field at the boundary included, the facts' Received field first, as it
+ * is at the top of SpamAssassin's message.  malloc'ed (*len its length),
+ * NULL out of memory. */
+char *sa_relays_all(struct rules_msg *m, const struct sa_relays *r, int which, size_t *len);
+
 /* The chain of the message, built on the first call from the context the
  * evaluator set (rules_msg_set_relay_ctx) and kept with the message; NULL
  * out of memory (the message's nomem flag is then the caller's to set). */

@@ -68,6 +68,12 @@ FETCHMAIL = ("Received: from pop.example.org [81.2.69.180]\n"
              "\tby localhost with POP3 (fetchmail-6.4.37)\n"
              "\tfor <bob@localhost> (single-drop); Mon, 07 Dec 2026 09:59:40 +0000 (UTC)\n")
 
+# rules over ALL-TRUSTED and its kin, given to both on every message
+CF_ALL = ("header T_ALL_T ALL-TRUSTED =~ /^Subject: Minutes/m\n"
+          "header T_ALL_U ALL-UNTRUSTED =~ /^Received: from out\\.example\\.org /m\n"
+          "header T_ALL_I ALL-INTERNAL =~ /^To: Bob/m\n"
+          "header T_ALL_E ALL-EXTERNAL =~ /(?:^|\\n)Received:\\s.+\\nReceived:\\s/s\n")
+ALL_RULES = {"T_ALL_T", "T_ALL_U", "T_ALL_I", "T_ALL_E"}
 CF_TRUSTED = "trusted_networks 81.2.69.0/24\n"
 CF_SPLIT = "trusted_networks 81.2.69.0/24\ninternal_networks 81.2.69.140/30\n"
 CF_MSA = "trusted_networks 81.2.69.142\nmsa_networks 81.2.69.142\n"
@@ -158,7 +164,8 @@ def relay_lines(text: str, sa: bool) -> dict[str, str]:
 def relay_rules() -> set[str]:
     """The relay rules smtpgate loads (subrules too)."""
     lint = lint_list()
-    rules = {m.group(1) for m in re.finditer(r"^rule (\S+) header X-Spam-Relays-", lint, re.M)}
+    rules = {m.group(1) for m in re.finditer(r"^rule (\S+) header (?:X-Spam-Relays-|ALL-)", lint,
+                                             re.M)} | ALL_RULES
     rules |= {m.group(1) for m in re.finditer(r"^rule (\S+) eval (\w+)\t", lint, re.M)
               if m.group(2) in RELAY_FUNCTIONS}
     return rules
@@ -173,11 +180,11 @@ def runs(tmp_path_factory):
         body = fields + ("" if "From:" in fields else FROM) + BASE
         sa_args: tuple[str, ...] = ()
         gate_args: list[str] = ["--dump-relays", "--by", BY]
-        if cf is not None:
-            local = work / f"{name}.cf"
-            local.write_text(cf)
-            sa_args = tuple(f"--cf={line}" for line in cf.splitlines())
-            gate_args += ["--sa-local", str(local)]
+        cf = (cf or "") + CF_ALL
+        local = work / f"{name}.cf"
+        local.write_text(cf)
+        sa_args = tuple(f"--cf={line}" for line in cf.splitlines())
+        gate_args += ["--sa-local", str(local)]
         if facts is not None:
             sa_msg = _msg(postfix_rcvd(facts["ip"], facts.get("rdns"), facts["helo"],
                                        facts.get("tls", False), facts.get("auth")) + body)
@@ -237,14 +244,18 @@ def test_same_relay_rule_hits_as_spamassassin(runs, relay_rules):
                        ("numeric_helo", "RCVD_HELO_IP_MISMATCH"),
                        ("forged_trail", "__FORGED_RCVD_TRAIL"), ("auth_tls", "ALL_TRUSTED"),
                        ("trusted_all", "ALL_TRUSTED"), ("unparseable", "__UNPARSEABLE_RELAY_COUNT"),
-                       ("direct", "__LAST_EXTERNAL_RELAY_NO_AUTH")):
+                       ("direct", "__LAST_EXTERNAL_RELAY_NO_AUTH"),
+                       ("trusted_all", "T_ALL_T"), ("postfix_chain", "T_ALL_U"),
+                       ("postfix_chain", "T_ALL_E"), ("auth_tls", "T_ALL_I")):
         assert rule in hits(name), (name, rule, sorted(hits(name)))
         assert rule in runs[name][0].hits, (name, rule)
     for name, rule in (("dotcom_helo_rdns", "NO_RDNS_DOTCOM_HELO"),
                        ("numeric_helo_same", "RCVD_HELO_IP_MISMATCH"),
                        ("direct", "ALL_TRUSTED"), ("auth_tls", "__LAST_EXTERNAL_RELAY_NO_AUTH"),
                        ("hotmail_own", "FORGED_HOTMAIL_RCVD2"), ("yahoo_own", "FORGED_YAHOO_RCVD"),
-                       ("direct", "__GATED_THROUGH_RCVD_REMOVER")):
+                       ("direct", "__GATED_THROUGH_RCVD_REMOVER"), ("direct", "T_ALL_T"),
+                       ("direct", "T_ALL_E"), ("postfix_chain", "T_ALL_T"),
+                       ("trusted_net", "T_ALL_U")):
         assert rule not in hits(name), (name, rule)
 
 

@@ -76,7 +76,6 @@ def test_lint_accounts_for_every_rule(lint, loaded):
         "plugin": r"plugin Mail::SpamAssassin::Plugin::\w+ is not emulated",
         "condition": r"condition false: if .+",
         "score 0": r"disabled: score 0",
-        "pseudo-header": r"unsupported construct: pseudo-header [\w-]+",
         "meta": r"meta: every rule it uses is absent or skipped",
         "meta of a lacking eval": r"meta: uses an eval test smtpgate lacks",
         "network": r"network test, network tests off",

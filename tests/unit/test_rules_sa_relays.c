@@ -184,7 +184,9 @@ static const char *const evals =
     "header T_IP_HELO eval:check_for_forged_received_ip_helo()\n"
     "header T_FROM_DOM eval:check_for_from_domain_in_received_headers('example.org', 'true')\n"
     "header T_ILLEGAL eval:check_for_illegal_ip()\n"
-    "header T_RDNS_NONE X-Spam-Relays-Untrusted =~ /^[^\\]]+ rdns= /\n";
+    "header T_RDNS_NONE X-Spam-Relays-Untrusted =~ /^[^\\]]+ rdns= /\n"
+    "header T_ALL_E ALL-EXTERNAL =~ /(?:^|\\n)Received:\\s.+\\nReceived:\\s/s\n"
+    "header T_ALL_T ALL-TRUSTED =~ /^From: /m\n";
 
 static char *run(struct rules *r, const char *msg, const struct rules_facts *f)
 {
@@ -209,9 +211,10 @@ static void test_functions(void **state)
     (void)state;
     write_file("10_relay.cf", evals);
     struct loaded l = load(NULL, false);
-    assert_int_equal(l.rep.loaded, 12);
+    assert_int_equal(l.rep.loaded, 14);
     const char *plain = "From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n";
-    assert_string_equal(run(l.r, plain, NULL), " T_NO_RELAYS ");
+    /* no Received at all: every field could be a trusted relay's */
+    assert_string_equal(run(l.r, plain, NULL), " T_NO_RELAYS T_ALL_T ");
     assert_true(has(hits(l.r, plain, NULL), "T_NO_RELAYS"));
     /* a public client HELOing as another public address, no reverse name */
     struct rules_facts f = {.client_addr = "81.2.69.145", .helo = "91.198.174.192",
@@ -226,9 +229,9 @@ static void test_functions(void **state)
     assert_string_equal(run(l.r, plain, &f), " T_NO_REVERSE ");
     /* an authenticated client: every relay trusted */
     struct rules_facts a = {.client_addr = "81.2.69.146", .helo = "laptop", .auth_login = "al"};
-    assert_string_equal(run(l.r, plain, &a), " T_ALL_TRUSTED ");
+    assert_string_equal(run(l.r, plain, &a), " T_ALL_TRUSTED T_ALL_T ");
     const char *bad = "Received: from something weird\r\nFrom: a@example.org\r\n\r\nx\r\n";
-    assert_string_equal(run(l.r, bad, &a), " T_UNPARSEABLE ");
+    assert_string_equal(run(l.r, bad, &a), " T_UNPARSEABLE T_ALL_T ");
     /* each by= other than the rDNS domain of the relay before it */
     const char *trail =
         "Received: from a.example.com (a.example.com [81.2.69.170]) by b.example.info (Postfix) "
@@ -238,11 +241,13 @@ static void test_functions(void **state)
         "Received: from e.example.edu (e.example.edu [81.2.69.172]) by f.example.mobi (Postfix) "
         "with ESMTP id 1C\r\n"
         "From: a@example.com\r\n\r\nx\r\n";
-    assert_string_equal(run(l.r, trail, NULL), " T_NO_REVERSE T_TRAIL ");
+    assert_string_equal(run(l.r, trail, NULL), " T_NO_REVERSE T_TRAIL T_ALL_E ");
     const char *own =
         "Received: from m.example.org (m.example.org [81.2.69.173]) by mx.example.org (Postfix) "
         "with ESMTP id 1D\r\nFrom: a@example.org\r\n\r\nx\r\n";
     assert_string_equal(run(l.r, own, NULL), " T_NO_REVERSE T_FROM_DOM ");
+    /* the session's relay is the first Received of the external part */
+    assert_string_equal(run(l.r, own, &f), " T_NO_REVERSE T_FROM_DOM T_ALL_E ");
     unload(&l);
     unlink(write_file("10_relay.cf", ""));
 }
@@ -261,7 +266,7 @@ static void test_networks_from_the_files(void **state)
                         "trusted_networks: not an address or network: 300.0.0.1");
     const char *plain = "From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n";
     struct rules_facts f = {.client_addr = "81.2.69.145", .helo = "x.example.org"};
-    assert_string_equal(run(l.r, plain, &f), " T_ALL_TRUSTED ");
+    assert_string_equal(run(l.r, plain, &f), " T_ALL_TRUSTED T_ALL_T ");
     unload(&l);
     unlink(write_file("10_relay.cf", ""));
     unlink(write_file("20_nets.cf", ""));
