@@ -58,6 +58,7 @@ extern const struct sa_eval_def sa_eval_forged_defs[];
 extern const struct sa_eval_def sa_eval_body_defs[];
 extern const struct sa_eval_def sa_eval_mime_defs[];
 extern const struct sa_eval_def sa_eval_image_defs[];
+extern const struct sa_eval_def sa_eval_alt_defs[];
 
 const struct sa_eval_def *sa_eval_find(const char *name);
 

@@ -998,6 +998,7 @@ void sa_mime_free(struct sa_mime *t)
     free(t->buf_lens);
     free(t->mime_facts);
     free(t->image_facts);
+    free(t->alt_facts);
     free(t);
 }
 

@@ -10,7 +10,8 @@
  * message/rfc822 parsed again, base64 and quoted-printable decoding.  The
  * images: GIF, PNG, JPEG dimensions and the truncated and foreign inputs.
  * The functions: each loaded from .cf lines and run over messages written
- * for it, hits and misses.
+ * for it, hits and misses; the alternatives' word sets and the stock
+ * labels.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -477,6 +478,55 @@ static void test_image_evals(void **state)
     unload(&l);
 }
 
+static void test_alt_evals(void **state)
+{
+    (void)state;
+    write_file("20_alt.cf",
+               "body MPART_ALT_DIFF eval:multipart_alternative_difference('99', '100')\n"
+               "body ALT_DIFF_ANY eval:multipart_alternative_difference('0', 'undef')\n"
+               "body ALT_DIFF_HALF eval:multipart_alternative_difference('40', '60')\n"
+               "body MPART_ALT_DIFF_COUNT eval:multipart_alternative_difference_count('3', '1')\n"
+               "body STOCK eval:check_stock_info('2')\n"
+               "body STOCK_ANY eval:check_stock_info('0')\n");
+    struct loaded l = load(NULL, false);
+    struct rules *r = l.r;
+    const char *head = "Subject: x\nContent-Type: multipart/alternative; boundary=a\n\n--a\n"
+                       "Content-Type: text/plain\n\n";
+    char msg[2048];
+    snprintf(msg, sizeof(msg),
+             "%sone two three four\n--a\nContent-Type: text/html\n\n"
+             "<p>five six <b>seven</b> eight</p>\n--a--\n", head);
+    expect(r, msg, "MPART_ALT_DIFF ALT_DIFF_ANY STOCK_ANY", "ALT_DIFF_HALF MPART_ALT_DIFF_COUNT");
+    /* half the HTML words are in the text, as often */
+    snprintf(msg, sizeof(msg),
+             "%sone two three four\n--a\nContent-Type: text/html\n\n"
+             "<p>one two seven eight</p>\n--a--\n", head);
+    expect(r, msg, "ALT_DIFF_HALF ALT_DIFF_ANY", "MPART_ALT_DIFF MPART_ALT_DIFF_COUNT");
+    /* a word twice in the HTML and once in the text stays: 100 */
+    snprintf(msg, sizeof(msg),
+             "%sone two\n--a\nContent-Type: text/html\n\n<p>one one two two</p>\n--a--\n",
+             head);
+    expect(r, msg, "ALT_DIFF_ANY MPART_ALT_DIFF", "ALT_DIFF_HALF");
+    snprintf(msg, sizeof(msg),
+             "%sa b c d e f g h i j k l m n o p q r s t\n--a\nContent-Type: text/html\n\n"
+             "<p>a b</p>\n--a--\n", head);
+    /* MIN 0: any difference, 0 too */
+    expect(r, msg, "MPART_ALT_DIFF_COUNT ALT_DIFF_ANY", "MPART_ALT_DIFF");
+    /* an image and no words: one word the text never has */
+    snprintf(msg, sizeof(msg),
+             "%shello\n--a\nContent-Type: text/html\n\n<img src=\"cid:x\">\n--a--\n", head);
+    expect(r, msg, "MPART_ALT_DIFF", "");
+    /* only HTML and a calendar: skipped */
+    expect(r, "Subject: x\nContent-Type: multipart/alternative; boundary=a\n\n--a\n"
+              "Content-Type: text/html\n\n<p>meet me</p>\n--a\nContent-Type: text/calendar\n\n"
+              "BEGIN:VCALENDAR\n--a--\n", "ALT_DIFF_ANY", "MPART_ALT_DIFF");
+    expect(r, "Subject: x\nContent-Type: text/plain\n\nCompany: Foo Inc\nSymbol: FOOI\n"
+              "Current Price: $0.10\nnot a label\nTarget: $5\n", "STOCK STOCK_ANY", "");
+    expect(r, "Subject: x\nContent-Type: text/plain\n\nSymbol: FOOI\nSymbol: BARI\n", "STOCK_ANY",
+           "STOCK");
+    unload(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -488,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_image_dims),
         cmocka_unit_test(test_mime_evals),
         cmocka_unit_test(test_image_evals),
+        cmocka_unit_test(test_alt_evals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
