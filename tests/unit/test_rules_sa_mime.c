@@ -7,7 +7,8 @@
  * (CRLF squashed, the boundary's line end taken off, long lines split),
  * the parse flags (missing separators, truncated header, part without
  * headers, epilogue, a boundary never closed, nested same boundary),
- * message/rfc822 parsed again, base64 and quoted-printable decoding.  The
+ * message/rfc822 parsed again, base64 and quoted-printable decoding, every
+ * allocation failing in turn.  The
  * images: GIF, PNG, JPEG dimensions and the truncated and foreign inputs.
  * The functions: each loaded from .cf lines and run over messages written
  * for it, hits and misses; the alternatives' word sets and the stock
@@ -28,6 +29,7 @@
 #include "rules/rules.h"
 #include "rules/sa_image.h"
 #include "rules/sa_mime.h"
+#include "util/alloc.h"
 
 static char dir[] = "/tmp/test_sa_mime.XXXXXX";
 #include "tests/unit/sa_rules_fixture.h"
@@ -163,6 +165,32 @@ static void test_tree(void **state)
     assert_memory_equal(d, "GIF89a\1\0\1\0", 10);
     free(d);
     sa_mime_free(t);
+}
+
+/* every allocation failing in turn: NULL, never a crash or a leak, until
+ * enough succeed for the whole tree */
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    static const char rfc822[] = "Content-Type: multipart/mixed; boundary=m\n\n--m\n"
+                                 "Content-Type: message/rfc822\n\nSubject: in\n"
+                                 "Content-Type: multipart/alternative; boundary=n\n\n--n\n"
+                                 "Content-Type: text/html\n\n<b>x</b>\n--n--\n--m--\n";
+    const char *inputs[] = {MULTI, rfc822};
+    for (size_t k = 0; k < 2; k++) {
+        bool done = false;
+        for (long n = 0; n < 2000 && !done; n++) {
+            util_alloc_fail_after(n);
+            struct sa_mime *t = sa_mime_parse(inputs[k], strlen(inputs[k]));
+            util_alloc_fail_after(-1);
+            if (t != NULL) {
+                assert_int_equal(t->nnodes, k == 0 ? 5 : 4);
+                done = true;
+            }
+            sa_mime_free(t);
+        }
+        assert_true(done);
+    }
 }
 
 static void test_flags(void **state)
@@ -532,6 +560,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_content_type),
         cmocka_unit_test(test_tree),
+        cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_flags),
         cmocka_unit_test(test_nested_and_rfc822),
         cmocka_unit_test(test_decode),
