@@ -22,7 +22,7 @@
  *     must outlive the tree.
  *   - sa_mime_content_type parses a Content-Type value as
  *     Mail::SpamAssassin::Util::parse_content_type does (RFC 2231 continued
- *     names aside).
+ *     names joined, up to 64 pieces).
  *
  * What it assumes: header values are not RFC 2047-decoded (SpamAssassin
  * decodes them; the values these tests read are ASCII in practice).

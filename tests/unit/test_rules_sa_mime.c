@@ -98,6 +98,13 @@ static void test_content_type(void **state)
     assert_string_equal(ct.type, "image/gif");
     assert_string_equal(ct.name, "x.gif");
     sa_mime_ct_free(&ct);
+    /* RFC 2231 pieces, joined in their order */
+    assert_true(sa_mime_content_type("image/gif; name*1=tail.gif; name*0=\"head_\"", &ct));
+    assert_string_equal(ct.name, "head_tail.gif");
+    sa_mime_ct_free(&ct);
+    assert_true(sa_mime_content_type("image/gif; name*1=b", &ct));
+    assert_null(ct.name);
+    sa_mime_ct_free(&ct);
     assert_true(sa_mime_content_type("  Application/PDF extra", &ct));
     assert_string_equal(ct.type, "application/pdf");
     sa_mime_ct_free(&ct);
