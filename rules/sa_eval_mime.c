@@ -76,6 +76,8 @@ struct sa_mime_facts {
     bool has_attachment, has_bad_iso, has_qp_bytes, has_html_charsets;
     bool caps_charset; /* a part's charset is one body_charset_is_likely_to_fp names */
     double base64_length;
+    double uppercase; /* check_for_uppercase's share, once computed */
+    bool uppercase_done;
 };
 
 static bool perl_space(unsigned char c)
@@ -615,12 +617,14 @@ static bool top_caps_charset(struct rules_msg *m, int *rc)
 
 static int uppercase(const struct sa_eval_call *c, struct rules_msg *m)
 {
+    struct sa_mime_facts *f = facts(m);
+    if (f == NULL)
+        return -1;
+    if (f->uppercase_done)
+        return f->uppercase > c->num[0] && f->uppercase <= c->num[1];
     int rc;
     bool caps = top_caps_charset(m, &rc);
     if (rc < 0)
-        return -1;
-    struct sa_mime_facts *f = facts(m);
-    if (f == NULL)
         return -1;
     double pct = 0;
     if (!caps && !f->caps_charset) {
@@ -688,6 +692,8 @@ static int uppercase(const struct sa_eval_call *c, struct rules_msg *m)
         if (tlen >= 200 && upper + lower > 0)
             pct = upper / (upper + lower) * 100;
     }
+    f->uppercase = pct;
+    f->uppercase_done = true;
     return pct > c->num[0] && pct <= c->num[1];
 }
 

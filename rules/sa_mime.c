@@ -289,12 +289,15 @@ static size_t lazy_value_end(const char *s, size_t from, size_t n)
     return NONE;
 }
 
-/* \bWORD\s*=\s*["']?(.*?)["']?(?:;|$), leftmost, case-insensitive; for
- * name, WORD is (?:file)?name */
-static char *param_value(const char *s, size_t n, const char *word, bool file_prefix, bool *oom)
+/* \bWORD(\*(\d+))?\s*=\s*["']?(.*?)["']?(?:;|$), the leftmost match at or
+ * after from, case-insensitive; for name, WORD is (?:file)?name.  star: the
+ * RFC 2231 form, its number in *idx.  The value is [*st, *e), the match
+ * ends at *mend.  false: no match. */
+static bool param_match(const char *s, size_t n, size_t from, const char *word, bool file_prefix,
+                        bool star, unsigned long *idx, size_t *st, size_t *e, size_t *mend)
 {
     size_t wl = strlen(word);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = from; i < n; i++) {
         if (i > 0 && word_char((unsigned char)s[i - 1]))
             continue;
         size_t j = i;
@@ -304,6 +307,17 @@ static char *param_value(const char *s, size_t n, const char *word, bool file_pr
         if (n - j < wl || !starts_ci(s + j, word))
             continue;
         j += wl;
+        if (star) {
+            if (j >= n || s[j] != '*' || j + 1 >= n || s[j + 1] < '0' || s[j + 1] > '9')
+                continue;
+            j++;
+            unsigned long v = 0;
+            while (j < n && s[j] >= '0' && s[j] <= '9') {
+                v = v < 100000 ? v * 10 + (unsigned long)(s[j] - '0') : v;
+                j++;
+            }
+            *idx = v;
+        }
         /* \s*=\s*: the blanks may take the "\n" too */
         while (j < n && perl_space((unsigned char)s[j]))
             j++;
@@ -312,18 +326,75 @@ static char *param_value(const char *s, size_t n, const char *word, bool file_pr
         j++;
         while (j < n && perl_space((unsigned char)s[j]))
             j++;
-        size_t st = j;
-        if (st < n && (s[st] == '"' || s[st] == '\''))
-            st++;
-        size_t e = lazy_value_end(s, st, n);
-        if (e == NONE)
+        size_t vs = j;
+        if (vs < n && (s[vs] == '"' || s[vs] == '\''))
+            vs++;
+        size_t ve = lazy_value_end(s, vs, n);
+        if (ve == NONE)
             continue;
-        char *v = util_strndup(s + st, e - st);
-        if (v == NULL)
-            *oom = true;
-        return v;
+        size_t m = ve;
+        if (m < n && (s[m] == '"' || s[m] == '\''))
+            m++;
+        if (m < n && s[m] == ';')
+            m++;
+        *st = vs;
+        *e = ve;
+        *mend = m > ve ? m : ve;
+        return true;
     }
-    return NULL;
+    return false;
+}
+
+static char *param_value(const char *s, size_t n, const char *word, bool file_prefix, bool *oom)
+{
+    size_t st, e, m;
+    unsigned long idx;
+    if (!param_match(s, n, 0, word, file_prefix, false, &idx, &st, &e, &m))
+        return NULL;
+    char *v = util_strndup(s + st, e - st);
+    if (v == NULL)
+        *oom = true;
+    return v;
+}
+
+#define NAME_PIECES 64
+
+/* RFC 2231's name*0=, name*1=, ... joined in their order (pieces numbered
+ * past NAME_PIECES are dropped), as parse_content_type joins them */
+static char *continued_name(const char *s, size_t n, bool *oom)
+{
+    size_t st, e, m;
+    unsigned long idx;
+    bool first = false;
+    for (size_t from = 0; !first && param_match(s, n, from, "name", true, true, &idx, &st, &e, &m);
+         from = m > from ? m : from + 1)
+        first = idx == 0;
+    if (!first)
+        return NULL;
+    size_t ps[NAME_PIECES], pe[NAME_PIECES];
+    bool have[NAME_PIECES] = {false};
+    for (size_t from = 0; from < n && param_match(s, n, from, "name", true, true, &idx, &st, &e, &m);
+         from = m > from ? m : from + 1)
+        if (idx < NAME_PIECES) {
+            ps[idx] = st, pe[idx] = e;
+            have[idx] = true;
+        }
+    size_t len = 0;
+    for (size_t k = 0; k < NAME_PIECES; k++)
+        len += have[k] ? pe[k] - ps[k] : 0;
+    char *v = util_malloc(len + 1);
+    if (v == NULL) {
+        *oom = true;
+        return NULL;
+    }
+    len = 0;
+    for (size_t k = 0; k < NAME_PIECES; k++)
+        if (have[k]) {
+            memcpy(v + len, s + ps[k], pe[k] - ps[k]);
+            len += pe[k] - ps[k];
+        }
+    v[len] = '\0';
+    return v;
 }
 
 static char *boundary_value(const char *s, size_t n, bool *oom)
@@ -391,6 +462,13 @@ bool sa_mime_content_type(const char *value, struct sa_mime_ct *out)
     out->boundary = boundary_value(s, n, &oom);
     out->charset = param_value(s, n, "charset", false, &oom);
     out->name = param_value(s, n, "name", true, &oom);
+    if (!oom && (out->name == NULL || out->name[0] == '\0' || strcmp(out->name, "0") == 0)) {
+        char *c = continued_name(s, n, &oom);
+        if (c != NULL) {
+            free(out->name);
+            out->name = c;
+        }
+    }
     /* the type: the first "a/b" with no blank in b, lower-cased */
     size_t i = 0;
     while (i < n && perl_space((unsigned char)s[i]))
@@ -998,6 +1076,7 @@ void sa_mime_free(struct sa_mime *t)
     free(t->buf_lens);
     free(t->mime_facts);
     free(t->image_facts);
+    free(t->alt_facts);
     free(t);
 }
 

@@ -22,7 +22,7 @@
  *     must outlive the tree.
  *   - sa_mime_content_type parses a Content-Type value as
  *     Mail::SpamAssassin::Util::parse_content_type does (RFC 2231 continued
- *     names aside).
+ *     names joined, up to 64 pieces).
  *
  * What it assumes: header values are not RFC 2047-decoded (SpamAssassin
  * decodes them; the values these tests read are ASCII in practice).
@@ -72,9 +72,11 @@ struct sa_mime {
     bool mimepart_limit_exceeded;
     bool missing_boundary; /* a boundary's state is not 0 at the end */
     /* the eval tests' facts over the tree, each computed once by its
-     * family (sa_eval_mime.c, sa_eval_image.c): plain blocks, freed with it */
+     * family (sa_eval_mime.c, sa_eval_image.c, sa_eval_alt.c): plain
+     * blocks, freed with it */
     void *mime_facts;
     void *image_facts;
+    void *alt_facts;
     /* owned buffers the lines may point into */
     char **bufs;
     size_t *buf_lens;

@@ -5,7 +5,7 @@ broken structure, GIF, PNG and JPEG images built here octet by octet.  For every
 these functions smtpgate loads, the same hit or miss on every message (the disagreements are
 listed; there must be none), and each message hits the rules it was written for in both.
 lint names the functions as implemented.  The rules with score 0 in the installed set
-(MULTIPART_ALT_NON_TEXT, MIME_BAD_ISO_CHARSET, MISSING_HB_SEP, HEAD_LONG) run in neither:
+(MULTIPART_ALT_NON_TEXT, MIME_BAD_ISO_CHARSET, MISSING_HB_SEP, HEAD_LONG, TVD_STOCK1) run in neither:
 their messages stay here, against the other rules, and the unit tests cover their functions.
 
 The rules are read where the package puts them and never copied here.
@@ -31,7 +31,8 @@ FUNCTIONS = {
     "check_abundant_unicode_ratio", "check_for_uppercase", "check_ma_non_text",
     "check_base64_length", "check_qp_ratio", "image_count", "pixel_coverage",
     "image_size_exact", "image_size_range", "image_named", "image_name_regex",
-    "image_to_text_ratio",
+    "image_to_text_ratio", "multipart_alternative_difference",
+    "multipart_alternative_difference_count", "check_stock_info",
 }
 
 HEAD = ("Received: from mail.example.org (mail.example.org [192.0.2.10])\n"
@@ -123,7 +124,21 @@ MESSAGES: dict[str, tuple[bytes, set[str]]] = {
                     {"__MIME_HTML"}),
     "html_mostly": (mail(*mixed([("Content-Type: text/plain\n", "Hi\n"),
                                  ("Content-Type: text/html\n", HTML * 4)], "b3", "alternative")),
-                    {"MIME_HTML_MOSTLY", "__MIME_HTML"}),
+                    {"MIME_HTML_MOSTLY", "__MIME_HTML", "MPART_ALT_DIFF"}),
+    # MPART_ALT_DIFF: the HTML says what the text does not
+    "alt_differs": (mail(*mixed([("Content-Type: text/plain\n", "Please find the agenda below.\n"),
+                                 ("Content-Type: text/html\n",
+                                  "<html><body><p>Cheap watches, <b>huge</b> discounts "
+                                  "tonight only</p></body></html>\n")], "b5", "alternative")),
+                    {"MPART_ALT_DIFF", "__MIME_HTML"}),
+    # MPART_ALT_DIFF_COUNT: many more text words than HTML ones
+    "alt_count": (mail(*mixed([("Content-Type: text/plain\n",
+                                "Hello Bob, the minutes of the meeting are attached; the next "
+                                "one is on Monday at ten in the small room upstairs.\n"),
+                               ("Content-Type: text/html\n",
+                                "<html><body><p>Hello Bob, the minutes</p></body></html>\n")],
+                              "b6", "alternative")),
+                  {"MPART_ALT_DIFF_COUNT", "__MIME_HTML"}),
     "html_only": (mail("Content-Type: text/html; charset=utf-8\n", HTML),
                   {"MIME_HTML_ONLY", "__MIME_HTML"}),
     "html_only_mixed": (mail(*mixed([HTML_PART, image_part("gif", gif(10, 10), "dot.gif")])),

@@ -124,7 +124,7 @@ static void test_skip_reasons(void **state)
         strdup(write_file("@native.rules", "rule SAME header Subject /Cheap/ score 3\n"));
     write_file("10_s.cf", "header EV1 eval:check_https_http_mismatch()\n"
                           "header EV2 eval:check_https_http_mismatch()\n"
-                          "body EV3 eval:check_stock_info('4')\n"
+                          "body EV3 eval:plaintext_body_sig_ratio('4')\n"
                           "mimeheader MH Content-Type =~ /pdf/\n"
                           "body ZERO /line/\n"
                           "score ZERO 0\n"
@@ -149,7 +149,7 @@ static void test_skip_reasons(void **state)
     struct loaded l = load(native, false);
     const struct rules_sa_report *rep = &l.rep;
     assert_int_equal(skipped(rep, "unknown eval function check_https_http_mismatch"), 2);
-    assert_int_equal(skipped(rep, "unknown eval function check_stock_info"), 1);
+    assert_int_equal(skipped(rep, "unknown eval function plaintext_body_sig_ratio"), 1);
     /* mimeheader rules load (MIMEHeader is emulated) */
     assert_int_equal(skipped(rep, "unsupported construct: mimeheader"), 0);
     assert_int_equal(skipped(rep, "disabled: score 0"), 1);

@@ -7,10 +7,12 @@
  * (CRLF squashed, the boundary's line end taken off, long lines split),
  * the parse flags (missing separators, truncated header, part without
  * headers, epilogue, a boundary never closed, nested same boundary),
- * message/rfc822 parsed again, base64 and quoted-printable decoding.  The
+ * message/rfc822 parsed again, base64 and quoted-printable decoding, every
+ * allocation failing in turn.  The
  * images: GIF, PNG, JPEG dimensions and the truncated and foreign inputs.
  * The functions: each loaded from .cf lines and run over messages written
- * for it, hits and misses.
+ * for it, hits and misses; the alternatives' word sets and the stock
+ * labels.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +29,7 @@
 #include "rules/rules.h"
 #include "rules/sa_image.h"
 #include "rules/sa_mime.h"
+#include "util/alloc.h"
 
 static char dir[] = "/tmp/test_sa_mime.XXXXXX";
 #include "tests/unit/sa_rules_fixture.h"
@@ -95,6 +98,13 @@ static void test_content_type(void **state)
     assert_string_equal(ct.type, "image/gif");
     assert_string_equal(ct.name, "x.gif");
     sa_mime_ct_free(&ct);
+    /* RFC 2231 pieces, joined in their order */
+    assert_true(sa_mime_content_type("image/gif; name*1=tail.gif; name*0=\"head_\"", &ct));
+    assert_string_equal(ct.name, "head_tail.gif");
+    sa_mime_ct_free(&ct);
+    assert_true(sa_mime_content_type("image/gif; name*1=b", &ct));
+    assert_null(ct.name);
+    sa_mime_ct_free(&ct);
     assert_true(sa_mime_content_type("  Application/PDF extra", &ct));
     assert_string_equal(ct.type, "application/pdf");
     sa_mime_ct_free(&ct);
@@ -162,6 +172,32 @@ static void test_tree(void **state)
     assert_memory_equal(d, "GIF89a\1\0\1\0", 10);
     free(d);
     sa_mime_free(t);
+}
+
+/* every allocation failing in turn: NULL, never a crash or a leak, until
+ * enough succeed for the whole tree */
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    static const char rfc822[] = "Content-Type: multipart/mixed; boundary=m\n\n--m\n"
+                                 "Content-Type: message/rfc822\n\nSubject: in\n"
+                                 "Content-Type: multipart/alternative; boundary=n\n\n--n\n"
+                                 "Content-Type: text/html\n\n<b>x</b>\n--n--\n--m--\n";
+    const char *inputs[] = {MULTI, rfc822};
+    for (size_t k = 0; k < 2; k++) {
+        bool done = false;
+        for (long n = 0; n < 2000 && !done; n++) {
+            util_alloc_fail_after(n);
+            struct sa_mime *t = sa_mime_parse(inputs[k], strlen(inputs[k]));
+            util_alloc_fail_after(-1);
+            if (t != NULL) {
+                assert_int_equal(t->nnodes, k == 0 ? 5 : 4);
+                done = true;
+            }
+            sa_mime_free(t);
+        }
+        assert_true(done);
+    }
 }
 
 static void test_flags(void **state)
@@ -477,17 +513,68 @@ static void test_image_evals(void **state)
     unload(&l);
 }
 
+static void test_alt_evals(void **state)
+{
+    (void)state;
+    write_file("20_alt.cf",
+               "body MPART_ALT_DIFF eval:multipart_alternative_difference('99', '100')\n"
+               "body ALT_DIFF_ANY eval:multipart_alternative_difference('0', 'undef')\n"
+               "body ALT_DIFF_HALF eval:multipart_alternative_difference('40', '60')\n"
+               "body MPART_ALT_DIFF_COUNT eval:multipart_alternative_difference_count('3', '1')\n"
+               "body STOCK eval:check_stock_info('2')\n"
+               "body STOCK_ANY eval:check_stock_info('0')\n");
+    struct loaded l = load(NULL, false);
+    struct rules *r = l.r;
+    const char *head = "Subject: x\nContent-Type: multipart/alternative; boundary=a\n\n--a\n"
+                       "Content-Type: text/plain\n\n";
+    char msg[2048];
+    snprintf(msg, sizeof(msg),
+             "%sone two three four\n--a\nContent-Type: text/html\n\n"
+             "<p>five six <b>seven</b> eight</p>\n--a--\n", head);
+    expect(r, msg, "MPART_ALT_DIFF ALT_DIFF_ANY STOCK_ANY", "ALT_DIFF_HALF MPART_ALT_DIFF_COUNT");
+    /* half the HTML words are in the text, as often */
+    snprintf(msg, sizeof(msg),
+             "%sone two three four\n--a\nContent-Type: text/html\n\n"
+             "<p>one two seven eight</p>\n--a--\n", head);
+    expect(r, msg, "ALT_DIFF_HALF ALT_DIFF_ANY", "MPART_ALT_DIFF MPART_ALT_DIFF_COUNT");
+    /* a word twice in the HTML and once in the text stays: 100 */
+    snprintf(msg, sizeof(msg),
+             "%sone two\n--a\nContent-Type: text/html\n\n<p>one one two two</p>\n--a--\n",
+             head);
+    expect(r, msg, "ALT_DIFF_ANY MPART_ALT_DIFF", "ALT_DIFF_HALF");
+    snprintf(msg, sizeof(msg),
+             "%sa b c d e f g h i j k l m n o p q r s t\n--a\nContent-Type: text/html\n\n"
+             "<p>a b</p>\n--a--\n", head);
+    /* MIN 0: any difference, 0 too */
+    expect(r, msg, "MPART_ALT_DIFF_COUNT ALT_DIFF_ANY", "MPART_ALT_DIFF");
+    /* an image and no words: one word the text never has */
+    snprintf(msg, sizeof(msg),
+             "%shello\n--a\nContent-Type: text/html\n\n<img src=\"cid:x\">\n--a--\n", head);
+    expect(r, msg, "MPART_ALT_DIFF", "");
+    /* only HTML and a calendar: skipped */
+    expect(r, "Subject: x\nContent-Type: multipart/alternative; boundary=a\n\n--a\n"
+              "Content-Type: text/html\n\n<p>meet me</p>\n--a\nContent-Type: text/calendar\n\n"
+              "BEGIN:VCALENDAR\n--a--\n", "ALT_DIFF_ANY", "MPART_ALT_DIFF");
+    expect(r, "Subject: x\nContent-Type: text/plain\n\nCompany: Foo Inc\nSymbol: FOOI\n"
+              "Current Price: $0.10\nnot a label\nTarget: $5\n", "STOCK STOCK_ANY", "");
+    expect(r, "Subject: x\nContent-Type: text/plain\n\nSymbol: FOOI\nSymbol: BARI\n", "STOCK_ANY",
+           "STOCK");
+    unload(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_content_type),
         cmocka_unit_test(test_tree),
+        cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_flags),
         cmocka_unit_test(test_nested_and_rfc822),
         cmocka_unit_test(test_decode),
         cmocka_unit_test(test_image_dims),
         cmocka_unit_test(test_mime_evals),
         cmocka_unit_test(test_image_evals),
+        cmocka_unit_test(test_alt_evals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
