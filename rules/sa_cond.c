@@ -34,6 +34,10 @@ static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_local_tests_only",
     "Mail::SpamAssassin::Conf::perl_min_version_5010000",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
+    /* init.pre's "enable_compat welcomelist_blocklist", as shipped: smtpgate
+     * reads no .pre file, and without it the old list names' metas
+     * (USER_IN_BLACKLIST, ...) would load where SpamAssassin has none */
+    "Mail::SpamAssassin::Conf::compat_welcomelist_blocklist",
 };
 
 const struct sa_env sa_env_default = {
