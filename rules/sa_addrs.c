@@ -178,10 +178,18 @@ int sa_addrs_all_to(struct rules_msg *m, const pcre2_code *for_re, struct sa_add
             }
         }
         pcre2_match_data_free(md);
-        static const char *const names[] = {
-            "To",           "Apparently-To", "Delivered-To",   "Envelope-Recipients",
-            "Apparently-Resent-To", "X-Envelope-To", "Envelope-To", "X-Delivered-To",
-            "X-Original-To", "X-Rcpt-To",    "X-Real-To",      "Cc"};
+        static const char *const names[] = {"To",
+                                            "Apparently-To",
+                                            "Delivered-To",
+                                            "Envelope-Recipients",
+                                            "Apparently-Resent-To",
+                                            "X-Envelope-To",
+                                            "Envelope-To",
+                                            "X-Delivered-To",
+                                            "X-Original-To",
+                                            "X-Rcpt-To",
+                                            "X-Real-To",
+                                            "Cc"};
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
             if (sa_addrs_field(m, names[i], false, false, a) != 0)
                 return -1;

@@ -42,6 +42,10 @@ static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal",
     "Mail::SpamAssassin::Plugin::MIMEEval::has_check_abundant_unicode_ratio",
     "Mail::SpamAssassin::Plugin::MIMEEval::has_check_qp_ratio",
+    /* init.pre's "enable_compat welcomelist_blocklist", as shipped: smtpgate
+     * reads no .pre file, and without it the old list names' metas
+     * (USER_IN_BLACKLIST, ...) would load where SpamAssassin has none */
+    "Mail::SpamAssassin::Conf::compat_welcomelist_blocklist",
 };
 
 const struct sa_env sa_env_default = {

@@ -101,7 +101,8 @@ static int ratware_envelope_from(const struct sa_eval_call *c, struct rules_msg 
     bool blank = false;
     for (size_t i = 0; i < dn; i++)
         blank |= isspace((unsigned char)dom[i]) != 0;
-    if (dn == 0 || blank || dot == NULL || !sa_lists_tld_valid(c->lists, dot + 1, strlen(dot + 1))) {
+    if (dn == 0 || blank || dot == NULL ||
+        !sa_lists_tld_valid(c->lists, dot + 1, strlen(dot + 1))) {
         free(dom);
         goto out;
     }
@@ -116,8 +117,7 @@ static int ratware_envelope_from(const struct sa_eval_call *c, struct rules_msg 
     }
     int err;
     PCRE2_SIZE off;
-    pcre2_code *code =
-        pcre2_compile((PCRE2_SPTR)re.s, re.n, PCRE2_CASELESS, &err, &off, NULL);
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)re.s, re.n, PCRE2_CASELESS, &err, &off, NULL);
     if (code == NULL)
         goto out;
     rc = sa_eval_match(c, 0, code, from, strlen(from), 0, NULL, NULL);

@@ -18,7 +18,7 @@
 struct strmap {
     char **keys; /* NULL empty, TOMB removed */
     signed char *vals;
-    size_t cap; /* a power of two, or 0 */
+    size_t cap;  /* a power of two, or 0 */
     size_t used; /* keys and tombstones */
 };
 static char tomb_mark;
@@ -45,7 +45,8 @@ static size_t map_find(const struct strmap *m, const char *s, size_t n)
     n = strnlen(s, n); /* a key ends at a NUL */
     if (m->cap == 0)
         return (size_t)-1;
-    for (size_t i = hash_str(s, n) & (m->cap - 1), k = 0; k < m->cap; k++, i = (i + 1) & (m->cap - 1)) {
+    for (size_t i = hash_str(s, n) & (m->cap - 1), k = 0; k < m->cap;
+         k++, i = (i + 1) & (m->cap - 1)) {
         if (m->keys[i] == NULL)
             return (size_t)-1;
         if (key_is(m->keys[i], s, n))
@@ -803,9 +804,10 @@ int sa_lists_finish(struct sa_lists *l)
     qsort(tv, nt, sizeof(*tv), cmp_len_desc);
     char *re = NULL;
     size_t len = 0, cap = 0;
-    int rc = add_str(&re, &len, &cap,
-                     "(?=.{0,64}\\@)(?<![a-z0-9!#\\$%&'*+\\/=?^_`{|}~-])(" EMAIL_CHARS
-                     "+(?:\\." EMAIL_CHARS "+)*\\@(?:[a-z0-9](?:[a-z0-9-]{0,59}[a-z0-9])?\\.){1,4}");
+    int rc =
+        add_str(&re, &len, &cap,
+                "(?=.{0,64}\\@)(?<![a-z0-9!#\\$%&'*+\\/=?^_`{|}~-])(" EMAIL_CHARS
+                "+(?:\\." EMAIL_CHARS "+)*\\@(?:[a-z0-9](?:[a-z0-9-]{0,59}[a-z0-9])?\\.){1,4}");
     if (nt == 0) {
         /* SpamAssassin's failsafe without TLDs */
         rc |= add_str(&re, &len, &cap, "no_tlds_defined");
@@ -949,7 +951,8 @@ int sa_lists_is_freemail(const struct sa_lists *l, const char *email, size_t n)
     for (size_t k = 0; k < 2; k++) {
         if (imp[k] == 0)
             continue;
-        const struct addrlist *a = addrlist_get((struct sa_lists *)l, auth[k], strlen(auth[k]), false);
+        const struct addrlist *a =
+            addrlist_get((struct sa_lists *)l, auth[k], strlen(auth[k]), false);
         /* the list's regexps only, as FreeMail reads values() */
         if (a != NULL) {
             for (size_t i = 0; i < a->exact.cap; i++) {
@@ -1040,7 +1043,8 @@ size_t sa_lists_trim_domain(const struct sa_lists *l, const char *dom, size_t n,
         } else if (left == 4) {
             bool pvt = PLEN(0) == 3 && memcmp(PART(0), "pvt", 3) == 0 && PLEN(1) == 3 &&
                        memcmp(PART(1), "k12", 3) == 0;
-            bool cico = PLEN(0) == 2 && PART(0)[0] == 'c' && (PART(0)[1] == 'i' || PART(0)[1] == 'o');
+            bool cico =
+                PLEN(0) == 2 && PART(0)[0] == 'c' && (PART(0)[1] == 'i' || PART(0)[1] == 'o');
             if (PLEN(3) == 2 && memcmp(PART(3), "us", 2) == 0 && (pvt || cico) &&
                 us_state(PART(2), PLEN(2)))
                 break;

@@ -44,11 +44,11 @@
 struct sa_lists;
 
 struct sa_freemail_opts {
-    double max_body_emails;     /* 5 */
-    double max_body_freemails;  /* 3 */
-    double skip_when_over_max;  /* 1 */
-    double skip_bulk_envfrom;   /* 1 */
-    double add_describe_email;  /* 1 */
+    double max_body_emails;             /* 5 */
+    double max_body_freemails;          /* 3 */
+    double skip_when_over_max;          /* 1 */
+    double skip_bulk_envfrom;           /* 1 */
+    double add_describe_email;          /* 1 */
     double import_welcomelist_auth;     /* 0 */
     double import_def_welcomelist_auth; /* 0 */
 };

@@ -79,7 +79,7 @@ def sa_run(message: bytes, home: Path, debug: str = "rules,mimeheader",
     p = subprocess.run(cmd, input=message, capture_output=True, timeout=180, env=env)
     assert p.returncode in (0, 1), p.stderr.decode(errors="replace")[-2000:]
     out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
-    m = re.search(r"^X-Spam-Status: (Yes|No), score=(-?[\d.]+) required=[\d.]+ tests=(.*?)"
+    m = re.search(r"^X-Spam-Status: (Yes|No), score=(-?[\d.]+) required=[\d.]+\s+tests=(.*?)"
                   r"(?:\s+autolearn=|\s+version=)", out, re.M | re.S)
     assert m, out[:2000]
     tests = {t for t in re.sub(r"\s+", "", m.group(3)).split(",") if t and t != "none"}

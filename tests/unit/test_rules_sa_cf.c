@@ -480,7 +480,10 @@ static void test_cond_eval(void **state)
     assert_true(v);
     assert_int_equal(COND("plugin (Mail::SpamAssassin::Plugin::Dmarc)"), 0);
     assert_false(v);
+    /* init.pre's enable_compat, as shipped */
     assert_int_equal(COND("!!can(Mail::SpamAssassin::Conf::compat_welcomelist_blocklist)"), 0);
+    assert_true(v);
+    assert_int_equal(COND("!!can(Mail::SpamAssassin::Conf::feature_capture_rules)"), 0);
     assert_false(v);
     assert_int_equal(COND("perl_version >= 5.010"), 0);
     assert_true(v);

@@ -28,8 +28,8 @@ static char dir[] = "/tmp/test_sa_listevals.XXXXXX";
 static char *mk(const char *hdrs, const char *body)
 {
     static char buf[8192];
-    snprintf(buf, sizeof(buf), "%sSubject: hello\r\nMessage-ID: <1@x.example>\r\n\r\n%s\r\n",
-             hdrs, body);
+    snprintf(buf, sizeof(buf), "%sSubject: hello\r\nMessage-ID: <1@x.example>\r\n\r\n%s\r\n", hdrs,
+             body);
     return buf;
 }
 
@@ -154,9 +154,8 @@ static void test_wlbl(void **state)
     write_file("20_fm.cf", "");
     write_file("30_wlbl.cf", wlbl_cf);
     struct loaded l = load(NULL, false);
-    const char *h = hits(l.r, mk("From: Friend <FRIEND@example.org>\r\nTo: me@here.example\r\n",
-                                 "hi"),
-                         NULL);
+    const char *h =
+        hits(l.r, mk("From: Friend <FRIEND@example.org>\r\nTo: me@here.example\r\n", "hi"), NULL);
     assert_string_equal(h, " WL_FROM WL_FROM_OLD WL_TO ");
     /* the EnvelopeFrom is among the From addresses */
     h = hits(l.r,
@@ -173,11 +172,12 @@ static void test_wlbl(void **state)
              NULL);
     assert_string_equal(h, " BL_FROM BL_TO ALL_SPAM ");
     /* a recipient in a Received field's for clause */
-    h = hits(l.r,
-             mk("Received: from a by b with SMTP id 1\r\n\tfor <me@here.example>; Mon, 7 Dec 2026\r\n"
-                "From: a@b.example\r\nTo: other@x.example\r\n",
-                "hi"),
-             NULL);
+    h = hits(
+        l.r,
+        mk("Received: from a by b with SMTP id 1\r\n\tfor <me@here.example>; Mon, 7 Dec 2026\r\n"
+           "From: a@b.example\r\nTo: other@x.example\r\n",
+           "hi"),
+        NULL);
     assert_string_equal(h, " WL_TO ");
     /* named lists; an unknown list never hits */
     h = hits(l.r,
@@ -223,8 +223,11 @@ static void test_recips(void **state)
     /* (fewer than five recipients: a ratio of 0, below SIMILAR_LOW's bound) */
     const char *h = hits(l.r, mk("To: a@b.example\r\n", "hi"), NULL);
     assert_string_equal(h, " ENV_EQ SIMILAR_LOW ");
-    h = hits(l.r, mk("Return-Path: <Alice@Example.org>\r\nFrom: alice@example.org\r\n"
-                     "To: bob@x.example.com\r\n", "hi"), NULL);
+    h = hits(l.r,
+             mk("Return-Path: <Alice@Example.org>\r\nFrom: alice@example.org\r\n"
+                "To: bob@x.example.com\r\n",
+                "hi"),
+             NULL);
     assert_string_equal(h, " ENV_EQ SIMILAR_LOW ");
     /* ratware: DOMAIN?USER@ of the To address in the envelope sender */
     h = hits(l.r,
