@@ -162,7 +162,8 @@ static void test_text_and_title(void **state)
     snprintf(title + 130, sizeof(title) - 130, "</title>");
     char body[300];
     snprintf(body, sizeof(body), "<title>%s", title);
-    expect(l.r, html_msg("a much longer subject line for this long title", body), WANT("T_120"), WANT("T_SUBJ"));
+    expect(l.r, html_msg("a much longer subject line for this long title", body), WANT("T_120"),
+           WANT("T_SUBJ"));
     expect(l.r, html_msg("x", "<iframe src=\"http://x.example/\"></iframe>"), WANT("I_SRC"),
            WANT("CS_FAR"));
     expect(l.r,
@@ -179,13 +180,12 @@ static void test_any_part(void **state)
     write_file("20_p.cf", "body TE_CENTER eval:html_tag_exists('center')\n"
                           "body H_LOW eval:html_test('font_low_contrast')\n");
     struct loaded l = load(NULL, false);
-    const char *msg =
-        "From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
-        "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
-        "--b\r\nContent-Type: text/plain\r\n\r\n<center>not html</center>\r\n"
-        "--b\r\nContent-Type: text/html\r\n\r\n<p>first</p>\r\n"
-        "--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-        "PGNlbnRlcj5zZWNvbmQ8L2NlbnRlcj4=\r\n--b--\r\n";
+    const char *msg = "From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+                      "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+                      "--b\r\nContent-Type: text/plain\r\n\r\n<center>not html</center>\r\n"
+                      "--b\r\nContent-Type: text/html\r\n\r\n<p>first</p>\r\n"
+                      "--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                      "PGNlbnRlcj5zZWNvbmQ8L2NlbnRlcj4=\r\n--b--\r\n";
     expect(l.r, msg, WANT("TE_CENTER"), WANT("H_LOW"));
     unload(&l);
     unlink(write_file("20_p.cf", ""));
@@ -194,8 +194,8 @@ static void test_any_part(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tags),           cmocka_unit_test(test_flags_and_numbers),
-        cmocka_unit_test(test_images),         cmocka_unit_test(test_text_and_title),
+        cmocka_unit_test(test_tags),     cmocka_unit_test(test_flags_and_numbers),
+        cmocka_unit_test(test_images),   cmocka_unit_test(test_text_and_title),
         cmocka_unit_test(test_any_part),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

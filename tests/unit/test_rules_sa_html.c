@@ -57,10 +57,10 @@ static void expect_str(const struct sa_html_part *p, const char *key, size_t i, 
 static void test_obfuscation_title_image(void **state)
 {
     (void)state;
-    struct sa_html_part p = parse(
-        "<html><head><title>Hello there friend</title></head><body><p>Some "
-        "<b>V</b>i<b>a</b>gra text here.</p><img src=\"a.gif\" width=\"400\" "
-        "height=\"300\"></body></html>\n");
+    struct sa_html_part p =
+        parse("<html><head><title>Hello there friend</title></head><body><p>Some "
+              "<b>V</b>i<b>a</b>gra text here.</p><img src=\"a.gif\" width=\"400\" "
+              "height=\"300\"></body></html>\n");
     expect_num(&p, "length", 158);
     expect_num(&p, "html_length", 48);
     expect_num(&p, "non_space_len", 35);
@@ -83,10 +83,10 @@ static void test_obfuscation_title_image(void **state)
 static void test_fonts(void **state)
 {
     (void)state;
-    struct sa_html_part p = parse(
-        "<html><body><font color=\"#ffffff\">invisible words here</font> <font "
-        "color=\"#fffffe\">low</font><font size=\"1\">tiny</font><font "
-        "size=\"+4\">big</font></body></html>");
+    struct sa_html_part p =
+        parse("<html><body><font color=\"#ffffff\">invisible words here</font> <font "
+              "color=\"#fffffe\">low</font><font size=\"1\">tiny</font><font "
+              "size=\"+4\">big</font></body></html>");
     expect_num(&p, "max_size", 7);
     expect_num(&p, "min_size", 1);
     expect_num(&p, "html_length", 31);
@@ -131,11 +131,11 @@ static void test_fonts(void **state)
 static void test_comments_anchors_doctype(void **state)
 {
     (void)state;
-    struct sa_html_part p = parse(
-        "<!DOCTYPE html PUBLIC \"-//W3C//DTD HTML 4.01//EN\"><html><head><meta "
-        "http-equiv=\"Content-Type\" content=\"text/html; charset=iso-8859-1\"><style>p "
-        "{color:red}</style></head><body><!-- a comment --><!foo bar><a "
-        "href=\"http://x.example/\">click <img src=\"b.png\"> here</a></body></html>");
+    struct sa_html_part p =
+        parse("<!DOCTYPE html PUBLIC \"-//W3C//DTD HTML 4.01//EN\"><html><head><meta "
+              "http-equiv=\"Content-Type\" content=\"text/html; charset=iso-8859-1\"><style>p "
+              "{color:red}</style></head><body><!-- a comment --><!foo bar><a "
+              "href=\"http://x.example/\">click <img src=\"b.png\"> here</a></body></html>");
     expect_str(&p, "comment", 0, "<!-- a comment -->");
     expect_str(&p, "comment", 1, "<!foo bar>");
     expect_str(&p, "anchor", 0, "click <img>\n here");
@@ -180,10 +180,10 @@ static void test_balance_ratios(void **state)
 static void test_forms_embeds_iframes(void **state)
 {
     (void)state;
-    struct sa_html_part p = parse(
-        "<body><form action=\"mailto:x@example.com\"><input name=a></form><embed "
-        "src=\"x.swf\"><object></object><iframe src=\"http://evil.example/x\"></"
-        "iframe><script>var a=\"<b>\";</script>tail words here");
+    struct sa_html_part p =
+        parse("<body><form action=\"mailto:x@example.com\"><input name=a></form><embed "
+              "src=\"x.swf\"><object></object><iframe src=\"http://evil.example/x\"></"
+              "iframe><script>var a=\"<b>\";</script>tail words here");
     assert_true(sa_html_true(&p, "form_action_mailto"));
     assert_true(sa_html_true(&p, "embeds"));
     assert_true(p.iframe_src);
