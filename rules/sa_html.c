@@ -410,17 +410,97 @@ static const struct named_color colors[] = {
 struct entity {
     const char *name;
     uint32_t cp;
+    bool semicolon; /* only with its ";" (HTML 4's names past Latin-1) */
 };
-/* HTML::Entities' names that mail uses; the others stay as written */
+/* HTML::Entities' table: HTML 4's names, case-sensitive, none longer
+ * than NAME_MAX_LEN */
+#define NAME_MAX_LEN 8
 static const struct entity entities[] = {
-    {"amp", '&'},       {"lt", '<'},       {"gt", '>'},       {"quot", '"'},     {"apos", '\''},
-    {"nbsp", 0xa0},     {"copy", 0xa9},    {"reg", 0xae},     {"trade", 0x2122}, {"euro", 0x20ac},
-    {"pound", 0xa3},    {"yen", 0xa5},     {"cent", 0xa2},    {"sect", 0xa7},    {"deg", 0xb0},
-    {"middot", 0xb7},   {"laquo", 0xab},   {"raquo", 0xbb},   {"ndash", 0x2013}, {"mdash", 0x2014},
-    {"lsquo", 0x2018},  {"rsquo", 0x2019}, {"ldquo", 0x201c}, {"rdquo", 0x201d}, {"bull", 0x2022},
-    {"hellip", 0x2026}, {"shy", 0xad},     {"iexcl", 0xa1},   {"times", 0xd7},   {"eacute", 0xe9},
-    {"egrave", 0xe8},   {"aacute", 0xe1},  {"agrave", 0xe0},  {"ouml", 0xf6},    {"uuml", 0xfc},
-    {"auml", 0xe4},     {"szlig", 0xdf},   {"ccedil", 0xe7},  {"ntilde", 0xf1},  {NULL, 0},
+    {"AElig", 0xc6, false},   {"Aacute", 0xc1, false},   {"Acirc", 0xc2, false},
+    {"Agrave", 0xc0, false},  {"Alpha", 0x391, true},    {"Aring", 0xc5, false},
+    {"Atilde", 0xc3, false},  {"Auml", 0xc4, false},     {"Beta", 0x392, true},
+    {"Ccedil", 0xc7, false},  {"Chi", 0x3a7, true},      {"Dagger", 0x2021, true},
+    {"Delta", 0x394, true},   {"ETH", 0xd0, false},      {"Eacute", 0xc9, false},
+    {"Ecirc", 0xca, false},   {"Egrave", 0xc8, false},   {"Epsilon", 0x395, true},
+    {"Eta", 0x397, true},     {"Euml", 0xcb, false},     {"Gamma", 0x393, true},
+    {"Iacute", 0xcd, false},  {"Icirc", 0xce, false},    {"Igrave", 0xcc, false},
+    {"Iota", 0x399, true},    {"Iuml", 0xcf, false},     {"Kappa", 0x39a, true},
+    {"Lambda", 0x39b, true},  {"Mu", 0x39c, true},       {"Ntilde", 0xd1, false},
+    {"Nu", 0x39d, true},      {"OElig", 0x152, true},    {"Oacute", 0xd3, false},
+    {"Ocirc", 0xd4, false},   {"Ograve", 0xd2, false},   {"Omega", 0x3a9, true},
+    {"Omicron", 0x39f, true}, {"Oslash", 0xd8, false},   {"Otilde", 0xd5, false},
+    {"Ouml", 0xd6, false},    {"Phi", 0x3a6, true},      {"Pi", 0x3a0, true},
+    {"Prime", 0x2033, true},  {"Psi", 0x3a8, true},      {"Rho", 0x3a1, true},
+    {"Scaron", 0x160, true},  {"Sigma", 0x3a3, true},    {"THORN", 0xde, false},
+    {"Tau", 0x3a4, true},     {"Theta", 0x398, true},    {"Uacute", 0xda, false},
+    {"Ucirc", 0xdb, false},   {"Ugrave", 0xd9, false},   {"Upsilon", 0x3a5, true},
+    {"Uuml", 0xdc, false},    {"Xi", 0x39e, true},       {"Yacute", 0xdd, false},
+    {"Yuml", 0x178, true},    {"Zeta", 0x396, true},     {"aacute", 0xe1, false},
+    {"acirc", 0xe2, false},   {"acute", 0xb4, false},    {"aelig", 0xe6, false},
+    {"agrave", 0xe0, false},  {"alefsym", 0x2135, true}, {"alpha", 0x3b1, true},
+    {"amp", 0x26, false},     {"and", 0x2227, true},     {"ang", 0x2220, true},
+    {"apos", 0x27, false},    {"aring", 0xe5, false},    {"asymp", 0x2248, true},
+    {"atilde", 0xe3, false},  {"auml", 0xe4, false},     {"bdquo", 0x201e, true},
+    {"beta", 0x3b2, true},    {"brvbar", 0xa6, false},   {"bull", 0x2022, true},
+    {"cap", 0x2229, true},    {"ccedil", 0xe7, false},   {"cedil", 0xb8, false},
+    {"cent", 0xa2, false},    {"chi", 0x3c7, true},      {"circ", 0x2c6, true},
+    {"clubs", 0x2663, true},  {"cong", 0x2245, true},    {"copy", 0xa9, false},
+    {"crarr", 0x21b5, true},  {"cup", 0x222a, true},     {"curren", 0xa4, false},
+    {"dArr", 0x21d3, true},   {"dagger", 0x2020, true},  {"darr", 0x2193, true},
+    {"deg", 0xb0, false},     {"delta", 0x3b4, true},    {"diams", 0x2666, true},
+    {"divide", 0xf7, false},  {"eacute", 0xe9, false},   {"ecirc", 0xea, false},
+    {"egrave", 0xe8, false},  {"empty", 0x2205, true},   {"emsp", 0x2003, true},
+    {"ensp", 0x2002, true},   {"epsilon", 0x3b5, true},  {"equiv", 0x2261, true},
+    {"eta", 0x3b7, true},     {"eth", 0xf0, false},      {"euml", 0xeb, false},
+    {"euro", 0x20ac, true},   {"exist", 0x2203, true},   {"fnof", 0x192, true},
+    {"forall", 0x2200, true}, {"frac12", 0xbd, false},   {"frac14", 0xbc, false},
+    {"frac34", 0xbe, false},  {"frasl", 0x2044, true},   {"gamma", 0x3b3, true},
+    {"ge", 0x2265, true},     {"gt", 0x3e, false},       {"hArr", 0x21d4, true},
+    {"harr", 0x2194, true},   {"hearts", 0x2665, true},  {"hellip", 0x2026, true},
+    {"iacute", 0xed, false},  {"icirc", 0xee, false},    {"iexcl", 0xa1, false},
+    {"igrave", 0xec, false},  {"image", 0x2111, true},   {"infin", 0x221e, true},
+    {"int", 0x222b, true},    {"iota", 0x3b9, true},     {"iquest", 0xbf, false},
+    {"isin", 0x2208, true},   {"iuml", 0xef, false},     {"kappa", 0x3ba, true},
+    {"lArr", 0x21d0, true},   {"lambda", 0x3bb, true},   {"lang", 0x2329, true},
+    {"laquo", 0xab, false},   {"larr", 0x2190, true},    {"lceil", 0x2308, true},
+    {"ldquo", 0x201c, true},  {"le", 0x2264, true},      {"lfloor", 0x230a, true},
+    {"lowast", 0x2217, true}, {"loz", 0x25ca, true},     {"lrm", 0x200e, true},
+    {"lsaquo", 0x2039, true}, {"lsquo", 0x2018, true},   {"lt", 0x3c, false},
+    {"macr", 0xaf, false},    {"mdash", 0x2014, true},   {"micro", 0xb5, false},
+    {"middot", 0xb7, false},  {"minus", 0x2212, true},   {"mu", 0x3bc, true},
+    {"nabla", 0x2207, true},  {"nbsp", 0xa0, false},     {"ndash", 0x2013, true},
+    {"ne", 0x2260, true},     {"ni", 0x220b, true},      {"not", 0xac, false},
+    {"notin", 0x2209, true},  {"nsub", 0x2284, true},    {"ntilde", 0xf1, false},
+    {"nu", 0x3bd, true},      {"oacute", 0xf3, false},   {"ocirc", 0xf4, false},
+    {"oelig", 0x153, true},   {"ograve", 0xf2, false},   {"oline", 0x203e, true},
+    {"omega", 0x3c9, true},   {"omicron", 0x3bf, true},  {"oplus", 0x2295, true},
+    {"or", 0x2228, true},     {"ordf", 0xaa, false},     {"ordm", 0xba, false},
+    {"oslash", 0xf8, false},  {"otilde", 0xf5, false},   {"otimes", 0x2297, true},
+    {"ouml", 0xf6, false},    {"para", 0xb6, false},     {"part", 0x2202, true},
+    {"permil", 0x2030, true}, {"perp", 0x22a5, true},    {"phi", 0x3c6, true},
+    {"pi", 0x3c0, true},      {"piv", 0x3d6, true},      {"plusmn", 0xb1, false},
+    {"pound", 0xa3, false},   {"prime", 0x2032, true},   {"prod", 0x220f, true},
+    {"prop", 0x221d, true},   {"psi", 0x3c8, true},      {"quot", 0x22, false},
+    {"rArr", 0x21d2, true},   {"radic", 0x221a, true},   {"rang", 0x232a, true},
+    {"raquo", 0xbb, false},   {"rarr", 0x2192, true},    {"rceil", 0x2309, true},
+    {"rdquo", 0x201d, true},  {"real", 0x211c, true},    {"reg", 0xae, false},
+    {"rfloor", 0x230b, true}, {"rho", 0x3c1, true},      {"rlm", 0x200f, true},
+    {"rsaquo", 0x203a, true}, {"rsquo", 0x2019, true},   {"sbquo", 0x201a, true},
+    {"scaron", 0x161, true},  {"sdot", 0x22c5, true},    {"sect", 0xa7, false},
+    {"shy", 0xad, false},     {"sigma", 0x3c3, true},    {"sigmaf", 0x3c2, true},
+    {"sim", 0x223c, true},    {"spades", 0x2660, true},  {"sub", 0x2282, true},
+    {"sube", 0x2286, true},   {"sum", 0x2211, true},     {"sup1", 0xb9, false},
+    {"sup2", 0xb2, false},    {"sup3", 0xb3, false},     {"sup", 0x2283, true},
+    {"supe", 0x2287, true},   {"szlig", 0xdf, false},    {"tau", 0x3c4, true},
+    {"there4", 0x2234, true}, {"theta", 0x3b8, true},    {"thetasym", 0x3d1, true},
+    {"thinsp", 0x2009, true}, {"thorn", 0xfe, false},    {"tilde", 0x2dc, true},
+    {"times", 0xd7, false},   {"trade", 0x2122, true},   {"uArr", 0x21d1, true},
+    {"uacute", 0xfa, false},  {"uarr", 0x2191, true},    {"ucirc", 0xfb, false},
+    {"ugrave", 0xf9, false},  {"uml", 0xa8, false},      {"upsih", 0x3d2, true},
+    {"upsilon", 0x3c5, true}, {"uuml", 0xfc, false},     {"weierp", 0x2118, true},
+    {"xi", 0x3be, true},      {"yacute", 0xfd, false},   {"yen", 0xa5, false},
+    {"yuml", 0xff, false},    {"zeta", 0x3b6, true},     {"zwj", 0x200d, true},
+    {"zwnj", 0x200c, true},   {NULL, 0, false},
 };
 
 /* ---- entities ---- */
@@ -515,13 +595,27 @@ static char *decode(struct parser *p, const char *s, size_t n, size_t *outn)
             size_t b = j;
             while (j < n && alnum((unsigned char)s[j]))
                 j++;
+            bool semi = j < n && s[j] == ';';
             for (size_t e = 0; j > b && entities[e].name; e++)
                 if (strlen(entities[e].name) == j - b &&
-                    memcmp(entities[e].name, s + b, j - b) == 0) {
+                    memcmp(entities[e].name, s + b, j - b) == 0 &&
+                    (semi || !entities[e].semicolon)) {
                     cp = entities[e].cp;
                     found = true;
                     break;
                 }
+            /* not a name: its longest prefix that is one of the names
+             * needing no ";" ("&copy2" is "©2"), as HTML::Parser expands */
+            for (size_t end = j - b > NAME_MAX_LEN ? b + NAME_MAX_LEN : j - 1; !found && end > b;
+                 end--)
+                for (size_t e = 0; entities[e].name; e++)
+                    if (!entities[e].semicolon && strlen(entities[e].name) == end - b &&
+                        memcmp(entities[e].name, s + b, end - b) == 0) {
+                        cp = entities[e].cp;
+                        found = true;
+                        j = end;
+                        break;
+                    }
         }
         if (!found) {
             memcpy(o + k, s + i, j - i);

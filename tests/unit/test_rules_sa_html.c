@@ -228,6 +228,23 @@ static void test_unterminated_and_entities(void **state)
     sa_html_part_free(&p);
 }
 
+static void test_entities(void **state)
+{
+    (void)state;
+    /* HTML::Entities' names (those past Latin-1 only with ";"), numbers,
+     * and a name's longest prefix when the whole is none */
+    struct sa_html_part p = parse("<title>&hearts; &Alpha; &alpha &eacute &Eacute; &ampx &amp "
+                                  "&copy2 &euro; &euro &#8364; &lt;b&gt;</title>x &hellip; y "
+                                  "&trade z");
+    expect_str(&p, "title", 0,
+               "\xe2\x99\xa5 \xce\x91 &alpha \xc3\xa9 \xc3\x89 &x & \xc2\xa9"
+               "2 \xe2\x82\xac "
+               "&euro \xe2\x82\xac <b>");
+    expect_num(&p, "html_length", 66);
+    expect_num(&p, "non_space_len", 47);
+    sa_html_part_free(&p);
+}
+
 static void test_bounded(void **state)
 {
     (void)state;
@@ -252,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_balance_ratios),
         cmocka_unit_test(test_forms_embeds_iframes),
         cmocka_unit_test(test_unterminated_and_entities),
+        cmocka_unit_test(test_entities),
         cmocka_unit_test(test_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
