@@ -31,9 +31,9 @@
 #include <gmime/gmime.h>
 
 #include "rules/rules_html.h"
-#include "rules/sa_html.h"
 #include "rules/rules_int.h"
 #include "rules/sa_mime.h"
+#include "rules/sa_html.h"
 #include "rules/sa_text.h"
 #include "rules/sa_uri.h"
 #include "util/alloc.h"

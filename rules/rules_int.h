@@ -275,11 +275,11 @@ const char *rules_msg_sa_body(struct rules_msg *m, size_t *len, const size_t **e
 const char *rules_msg_sa_rawbody(struct rules_msg *m, size_t *len, const size_t **ends,
                                  size_t *nends);
 size_t rules_msg_sa_uri_count(struct rules_msg *m);
+const char *rules_msg_sa_uri(struct rules_msg *m, size_t i);
 /* SpamAssassin's HTML facts of each text/html part (sa_html.h), made on
  * the first call; NULL with *n 0 when there are none. */
 struct sa_html_part;
 const struct sa_html_part *rules_msg_sa_html(struct rules_msg *m, size_t *n);
-const char *rules_msg_sa_uri(struct rules_msg *m, size_t i);
 /* The SpamAssassin views will be asked for: built in the same MIME pass as
  * the native ones (they are built on their own pass otherwise). */
 void rules_msg_want_sa(struct rules_msg *m);

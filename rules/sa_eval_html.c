@@ -126,8 +126,8 @@ static bool tag_balance_check(struct sa_eval_call *c, char *why, size_t wn)
     if (!sa_eval_nargs(c, 2, 2, why, wn) || !expr_check(c, 1, why, wn))
         return false;
     const char *t = c->args.v[0];
-    if (t[0] == '\0' || strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") !=
-                            strlen(t))
+    if (t[0] == '\0' ||
+        strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != strlen(t))
         c->num[SLOT_NEVER] = 1;
     return true;
 }
@@ -235,8 +235,7 @@ static int image_only(const struct sa_eval_call *c, struct rules_msg *m)
     const struct sa_html_part *p = parts_of(m, &n, &rc);
     for (size_t i = 0; i < n; i++) {
         long v;
-        if (sa_html_inside(&p[i], "img", &v) && p[i].length > c->num[0] &&
-            p[i].length <= c->num[1])
+        if (sa_html_inside(&p[i], "img", &v) && p[i].length > c->num[0] && p[i].length <= c->num[1])
             return 1;
     }
     return rc;
@@ -273,8 +272,8 @@ static int text_match_any(const struct sa_eval_call *c, struct rules_msg *m, boo
         const struct sa_html_strs *l = sa_html_strings(&p[i], c->args.v[0]);
         for (size_t k = 0; l != NULL && k < l->n; k++) {
             size_t e = k + 1 < l->n ? l->start[k + 1] : l->len;
-            int r = sa_eval_match(c, 0, NULL, l->text + l->start[k], e - l->start[k], 0, NULL,
-                                  NULL);
+            int r =
+                sa_eval_match(c, 0, NULL, l->text + l->start[k], e - l->start[k], 0, NULL, NULL);
             if (r < 0)
                 return -1;
             if ((r == 1) == want)

@@ -221,31 +221,34 @@ static bool in_list(const char *const *list, const char *s)
 }
 
 static const char *const elements[] = {
-    "a", "abbr", "acronym", "address", "area", "b", "base", "bdo", "big", "blockquote", "body",
-    "br", "button", "caption", "cite", "code", "col", "colgroup", "dd", "del", "dfn", "div", "dl",
-    "dt", "em", "fieldset", "form", "h1", "h2", "h3", "h4", "h5", "h6", "head", "hr", "html", "i",
-    "img", "input", "ins", "kbd", "label", "legend", "li", "link", "map", "meta", "noscript",
-    "object", "ol", "optgroup", "option", "p", "param", "pre", "q", "samp", "script", "select",
-    "small", "span", "strong", "style", "sub", "sup", "table", "tbody", "td", "textarea", "tfoot",
-    "th", "thead", "title", "tr", "tt", "ul", "var", "applet", "basefont", "center", "dir", "font",
-    "frame", "frameset", "iframe", "isindex", "menu", "noframes", "s", "strike", "u", "nobr",
-    "x-sigsep", "x-tab", NULL};
+    "a",      "abbr",       "acronym",  "address",  "area",     "b",       "base",     "bdo",
+    "big",    "blockquote", "body",     "br",       "button",   "caption", "cite",     "code",
+    "col",    "colgroup",   "dd",       "del",      "dfn",      "div",     "dl",       "dt",
+    "em",     "fieldset",   "form",     "h1",       "h2",       "h3",      "h4",       "h5",
+    "h6",     "head",       "hr",       "html",     "i",        "img",     "input",    "ins",
+    "kbd",    "label",      "legend",   "li",       "link",     "map",     "meta",     "noscript",
+    "object", "ol",         "optgroup", "option",   "p",        "param",   "pre",      "q",
+    "samp",   "script",     "select",   "small",    "span",     "strong",  "style",    "sub",
+    "sup",    "table",      "tbody",    "td",       "textarea", "tfoot",   "th",       "thead",
+    "title",  "tr",         "tt",       "ul",       "var",      "applet",  "basefont", "center",
+    "dir",    "font",       "frame",    "frameset", "iframe",   "isindex", "menu",     "noframes",
+    "s",      "strike",     "u",        "nobr",     "x-sigsep", "x-tab",   NULL};
 static const char *const tricks[] = {"bgsound", "embed", "listing", "plaintext", "xmp", NULL};
-static const char *const text_style_tags[] = {"body", "font", "table", "tr", "th", "td", "big",
-                                              "small", "basefont", "marquee", "span", "p",
-                                              "div", "a", NULL};
+static const char *const text_style_tags[] = {"body", "font", "table", "tr",       "th",
+                                              "td",   "big",  "small", "basefont", "marquee",
+                                              "span", "p",    "div",   "a",        NULL};
 static const char *const ws_line[] = {"br", "div", NULL};
-static const char *const ws_blank[] = {"li", "th", "td", "dt", "dd", "embed", "h1", "h2",
-                                       "h3", "h4", "h5", "h6", NULL};
-static const char *const ws_para[] = {"p", "hr", "blockquote", "pre", "listing", "plaintext",
-                                      "xmp", "title", NULL};
+static const char *const ws_blank[] = {"li", "th", "td", "dt", "dd", "embed", "h1",
+                                       "h2", "h3", "h4", "h5", "h6", NULL};
+static const char *const ws_para[] = {"p",         "hr",  "blockquote", "pre", "listing",
+                                      "plaintext", "xmp", "title",      NULL};
 
 struct literal_tag {
     const char *name;
     bool cdata;
 };
 static const struct literal_tag literal_tags[] = {
-    {"script", true},  {"style", true}, {"xmp", true},       {"iframe", true},
+    {"script", true},    {"style", true},  {"xmp", true},       {"iframe", true},
     {"plaintext", true}, {"title", false}, {"textarea", false}, {NULL, false},
 };
 
@@ -254,69 +257,250 @@ struct named_color {
     uint32_t rgb;
 };
 static const struct named_color colors[] = {
-    {"aliceblue", 0xf0f8ff}, {"antiquewhite", 0xfaebd7}, {"aqua", 0x00ffff},
-    {"aquamarine", 0x7fffd4}, {"azure", 0xf0ffff}, {"beige", 0xf5f5dc}, {"bisque", 0xffe4c4},
-    {"black", 0x000000}, {"blanchedalmond", 0xffebcd}, {"blue", 0x0000ff},
-    {"blueviolet", 0x8a2be2}, {"brown", 0xa52a2a}, {"burlywood", 0xdeb887},
-    {"cadetblue", 0x5f9ea0}, {"chartreuse", 0x7fff00}, {"chocolate", 0xd2691e},
-    {"coral", 0xff7f50}, {"cornflowerblue", 0x6495ed}, {"cornsilk", 0xfff8dc},
-    {"crimson", 0xdc143c}, {"cyan", 0x00ffff}, {"darkblue", 0x00008b}, {"darkcyan", 0x008b8b},
-    {"darkgoldenrod", 0xb8860b}, {"darkgray", 0xa9a9a9}, {"darkgreen", 0x006400},
-    {"darkgrey", 0xa9a9a9}, {"darkkhaki", 0xbdb76b}, {"darkmagenta", 0x8b008b},
-    {"darkolivegreen", 0x556b2f}, {"darkorange", 0xff8c00}, {"darkorchid", 0x9932cc},
-    {"darkred", 0x8b0000}, {"darksalmon", 0xe9967a}, {"darkseagreen", 0x8fbc8f},
-    {"darkslateblue", 0x483d8b}, {"darkslategray", 0x2f4f4f}, {"darkslategrey", 0x2f4f4f},
-    {"darkturquoise", 0x00ced1}, {"darkviolet", 0x9400d3}, {"deeppink", 0xff1493},
-    {"deepskyblue", 0x00bfff}, {"dimgray", 0x696969}, {"dimgrey", 0x696969},
-    {"dodgerblue", 0x1e90ff}, {"firebrick", 0xb22222}, {"floralwhite", 0xfffaf0},
-    {"forestgreen", 0x228b22}, {"fuchsia", 0xff00ff}, {"gainsboro", 0xdcdcdc},
-    {"ghostwhite", 0xf8f8ff}, {"gold", 0xffd700}, {"goldenrod", 0xdaa520}, {"gray", 0x808080},
-    {"green", 0x008000}, {"greenyellow", 0xadff2f}, {"grey", 0x808080}, {"honeydew", 0xf0fff0},
-    {"hotpink", 0xff69b4}, {"indianred", 0xcd5c5c}, {"indigo", 0x4b0082}, {"ivory", 0xfffff0},
-    {"khaki", 0xf0e68c}, {"lavender", 0xe6e6fa}, {"lavenderblush", 0xfff0f5},
-    {"lawngreen", 0x7cfc00}, {"lemonchiffon", 0xfffacd}, {"lightblue", 0xadd8e6},
-    {"lightcoral", 0xf08080}, {"lightcyan", 0xe0ffff}, {"lightgoldenrodyellow", 0xfafad2},
-    {"lightgray", 0xd3d3d3}, {"lightgreen", 0x90ee90}, {"lightgrey", 0xd3d3d3},
-    {"lightpink", 0xffb6c1}, {"lightsalmon", 0xffa07a}, {"lightseagreen", 0x20b2aa},
-    {"lightskyblue", 0x87cefa}, {"lightslategray", 0x778899}, {"lightslategrey", 0x778899},
-    {"lightsteelblue", 0xb0c4de}, {"lightyellow", 0xffffe0}, {"lime", 0x00ff00},
-    {"limegreen", 0x32cd32}, {"linen", 0xfaf0e6}, {"magenta", 0xff00ff}, {"maroon", 0x800000},
-    {"mediumaquamarine", 0x66cdaa}, {"mediumblue", 0x0000cd}, {"mediumorchid", 0xba55d3},
-    {"mediumpurple", 0x9370db}, {"mediumseagreen", 0x3cb371}, {"mediumslateblue", 0x7b68ee},
-    {"mediumspringgreen", 0x00fa9a}, {"mediumturquoise", 0x48d1cc},
-    {"mediumvioletred", 0xc71585}, {"midnightblue", 0x191970}, {"mintcream", 0xf5fffa},
-    {"mistyrose", 0xffe4e1}, {"moccasin", 0xffe4b5}, {"navajowhite", 0xffdead},
-    {"navy", 0x000080}, {"oldlace", 0xfdf5e6}, {"olive", 0x808000}, {"olivedrab", 0x6b8e23},
-    {"orange", 0xffa500}, {"orangered", 0xff4500}, {"orchid", 0xda70d6},
-    {"palegoldenrod", 0xeee8aa}, {"palegreen", 0x98fb98}, {"paleturquoise", 0xafeeee},
-    {"palevioletred", 0xdb7093}, {"papayawhip", 0xffefd5}, {"peachpuff", 0xffdab9},
-    {"peru", 0xcd853f}, {"pink", 0xffc0cb}, {"plum", 0xdda0dd}, {"powderblue", 0xb0e0e6},
-    {"purple", 0x800080}, {"red", 0xff0000}, {"rosybrown", 0xbc8f8f}, {"royalblue", 0x4169e1},
-    {"saddlebrown", 0x8b4513}, {"salmon", 0xfa8072}, {"sandybrown", 0xf4a460},
-    {"seagreen", 0x2e8b57}, {"seashell", 0xfff5ee}, {"sienna", 0xa0522d}, {"silver", 0xc0c0c0},
-    {"skyblue", 0x87ceeb}, {"slateblue", 0x6a5acd}, {"slategray", 0x708090},
-    {"slategrey", 0x708090}, {"snow", 0xfffafa}, {"springgreen", 0x00ff7f},
-    {"steelblue", 0x4682b4}, {"tan", 0xd2b48c}, {"teal", 0x008080}, {"thistle", 0xd8bfd8},
-    {"tomato", 0xff6347}, {"turquoise", 0x40e0d0}, {"violet", 0xee82ee}, {"wheat", 0xf5deb3},
-    {"white", 0xffffff}, {"whitesmoke", 0xf5f5f5}, {"yellow", 0xffff00},
-    {"yellowgreen", 0x9acd32}, {NULL, 0},
+    {"aliceblue", 0xf0f8ff},
+    {"antiquewhite", 0xfaebd7},
+    {"aqua", 0x00ffff},
+    {"aquamarine", 0x7fffd4},
+    {"azure", 0xf0ffff},
+    {"beige", 0xf5f5dc},
+    {"bisque", 0xffe4c4},
+    {"black", 0x000000},
+    {"blanchedalmond", 0xffebcd},
+    {"blue", 0x0000ff},
+    {"blueviolet", 0x8a2be2},
+    {"brown", 0xa52a2a},
+    {"burlywood", 0xdeb887},
+    {"cadetblue", 0x5f9ea0},
+    {"chartreuse", 0x7fff00},
+    {"chocolate", 0xd2691e},
+    {"coral", 0xff7f50},
+    {"cornflowerblue", 0x6495ed},
+    {"cornsilk", 0xfff8dc},
+    {"crimson", 0xdc143c},
+    {"cyan", 0x00ffff},
+    {"darkblue", 0x00008b},
+    {"darkcyan", 0x008b8b},
+    {"darkgoldenrod", 0xb8860b},
+    {"darkgray", 0xa9a9a9},
+    {"darkgreen", 0x006400},
+    {"darkgrey", 0xa9a9a9},
+    {"darkkhaki", 0xbdb76b},
+    {"darkmagenta", 0x8b008b},
+    {"darkolivegreen", 0x556b2f},
+    {"darkorange", 0xff8c00},
+    {"darkorchid", 0x9932cc},
+    {"darkred", 0x8b0000},
+    {"darksalmon", 0xe9967a},
+    {"darkseagreen", 0x8fbc8f},
+    {"darkslateblue", 0x483d8b},
+    {"darkslategray", 0x2f4f4f},
+    {"darkslategrey", 0x2f4f4f},
+    {"darkturquoise", 0x00ced1},
+    {"darkviolet", 0x9400d3},
+    {"deeppink", 0xff1493},
+    {"deepskyblue", 0x00bfff},
+    {"dimgray", 0x696969},
+    {"dimgrey", 0x696969},
+    {"dodgerblue", 0x1e90ff},
+    {"firebrick", 0xb22222},
+    {"floralwhite", 0xfffaf0},
+    {"forestgreen", 0x228b22},
+    {"fuchsia", 0xff00ff},
+    {"gainsboro", 0xdcdcdc},
+    {"ghostwhite", 0xf8f8ff},
+    {"gold", 0xffd700},
+    {"goldenrod", 0xdaa520},
+    {"gray", 0x808080},
+    {"green", 0x008000},
+    {"greenyellow", 0xadff2f},
+    {"grey", 0x808080},
+    {"honeydew", 0xf0fff0},
+    {"hotpink", 0xff69b4},
+    {"indianred", 0xcd5c5c},
+    {"indigo", 0x4b0082},
+    {"ivory", 0xfffff0},
+    {"khaki", 0xf0e68c},
+    {"lavender", 0xe6e6fa},
+    {"lavenderblush", 0xfff0f5},
+    {"lawngreen", 0x7cfc00},
+    {"lemonchiffon", 0xfffacd},
+    {"lightblue", 0xadd8e6},
+    {"lightcoral", 0xf08080},
+    {"lightcyan", 0xe0ffff},
+    {"lightgoldenrodyellow", 0xfafad2},
+    {"lightgray", 0xd3d3d3},
+    {"lightgreen", 0x90ee90},
+    {"lightgrey", 0xd3d3d3},
+    {"lightpink", 0xffb6c1},
+    {"lightsalmon", 0xffa07a},
+    {"lightseagreen", 0x20b2aa},
+    {"lightskyblue", 0x87cefa},
+    {"lightslategray", 0x778899},
+    {"lightslategrey", 0x778899},
+    {"lightsteelblue", 0xb0c4de},
+    {"lightyellow", 0xffffe0},
+    {"lime", 0x00ff00},
+    {"limegreen", 0x32cd32},
+    {"linen", 0xfaf0e6},
+    {"magenta", 0xff00ff},
+    {"maroon", 0x800000},
+    {"mediumaquamarine", 0x66cdaa},
+    {"mediumblue", 0x0000cd},
+    {"mediumorchid", 0xba55d3},
+    {"mediumpurple", 0x9370db},
+    {"mediumseagreen", 0x3cb371},
+    {"mediumslateblue", 0x7b68ee},
+    {"mediumspringgreen", 0x00fa9a},
+    {"mediumturquoise", 0x48d1cc},
+    {"mediumvioletred", 0xc71585},
+    {"midnightblue", 0x191970},
+    {"mintcream", 0xf5fffa},
+    {"mistyrose", 0xffe4e1},
+    {"moccasin", 0xffe4b5},
+    {"navajowhite", 0xffdead},
+    {"navy", 0x000080},
+    {"oldlace", 0xfdf5e6},
+    {"olive", 0x808000},
+    {"olivedrab", 0x6b8e23},
+    {"orange", 0xffa500},
+    {"orangered", 0xff4500},
+    {"orchid", 0xda70d6},
+    {"palegoldenrod", 0xeee8aa},
+    {"palegreen", 0x98fb98},
+    {"paleturquoise", 0xafeeee},
+    {"palevioletred", 0xdb7093},
+    {"papayawhip", 0xffefd5},
+    {"peachpuff", 0xffdab9},
+    {"peru", 0xcd853f},
+    {"pink", 0xffc0cb},
+    {"plum", 0xdda0dd},
+    {"powderblue", 0xb0e0e6},
+    {"purple", 0x800080},
+    {"red", 0xff0000},
+    {"rosybrown", 0xbc8f8f},
+    {"royalblue", 0x4169e1},
+    {"saddlebrown", 0x8b4513},
+    {"salmon", 0xfa8072},
+    {"sandybrown", 0xf4a460},
+    {"seagreen", 0x2e8b57},
+    {"seashell", 0xfff5ee},
+    {"sienna", 0xa0522d},
+    {"silver", 0xc0c0c0},
+    {"skyblue", 0x87ceeb},
+    {"slateblue", 0x6a5acd},
+    {"slategray", 0x708090},
+    {"slategrey", 0x708090},
+    {"snow", 0xfffafa},
+    {"springgreen", 0x00ff7f},
+    {"steelblue", 0x4682b4},
+    {"tan", 0xd2b48c},
+    {"teal", 0x008080},
+    {"thistle", 0xd8bfd8},
+    {"tomato", 0xff6347},
+    {"turquoise", 0x40e0d0},
+    {"violet", 0xee82ee},
+    {"wheat", 0xf5deb3},
+    {"white", 0xffffff},
+    {"whitesmoke", 0xf5f5f5},
+    {"yellow", 0xffff00},
+    {"yellowgreen", 0x9acd32},
+    {NULL, 0},
 };
 
 struct entity {
     const char *name;
     uint32_t cp;
+    bool semicolon; /* only with its ";" (HTML 4's names past Latin-1) */
 };
-/* HTML::Entities' names that mail uses; the others stay as written */
+/* HTML::Entities' table: HTML 4's names, case-sensitive, none longer
+ * than NAME_MAX_LEN */
+#define NAME_MAX_LEN 8
 static const struct entity entities[] = {
-    {"amp", '&'},     {"lt", '<'},       {"gt", '>'},      {"quot", '"'},    {"apos", '\''},
-    {"nbsp", 0xa0},   {"copy", 0xa9},    {"reg", 0xae},    {"trade", 0x2122}, {"euro", 0x20ac},
-    {"pound", 0xa3},  {"yen", 0xa5},     {"cent", 0xa2},   {"sect", 0xa7},   {"deg", 0xb0},
-    {"middot", 0xb7}, {"laquo", 0xab},   {"raquo", 0xbb},  {"ndash", 0x2013}, {"mdash", 0x2014},
-    {"lsquo", 0x2018}, {"rsquo", 0x2019}, {"ldquo", 0x201c}, {"rdquo", 0x201d},
-    {"bull", 0x2022}, {"hellip", 0x2026}, {"shy", 0xad},   {"iexcl", 0xa1},  {"times", 0xd7},
-    {"eacute", 0xe9}, {"egrave", 0xe8},  {"aacute", 0xe1}, {"agrave", 0xe0}, {"ouml", 0xf6},
-    {"uuml", 0xfc},   {"auml", 0xe4},    {"szlig", 0xdf},  {"ccedil", 0xe7}, {"ntilde", 0xf1},
-    {NULL, 0},
+    {"AElig", 0xc6, false},   {"Aacute", 0xc1, false},   {"Acirc", 0xc2, false},
+    {"Agrave", 0xc0, false},  {"Alpha", 0x391, true},    {"Aring", 0xc5, false},
+    {"Atilde", 0xc3, false},  {"Auml", 0xc4, false},     {"Beta", 0x392, true},
+    {"Ccedil", 0xc7, false},  {"Chi", 0x3a7, true},      {"Dagger", 0x2021, true},
+    {"Delta", 0x394, true},   {"ETH", 0xd0, false},      {"Eacute", 0xc9, false},
+    {"Ecirc", 0xca, false},   {"Egrave", 0xc8, false},   {"Epsilon", 0x395, true},
+    {"Eta", 0x397, true},     {"Euml", 0xcb, false},     {"Gamma", 0x393, true},
+    {"Iacute", 0xcd, false},  {"Icirc", 0xce, false},    {"Igrave", 0xcc, false},
+    {"Iota", 0x399, true},    {"Iuml", 0xcf, false},     {"Kappa", 0x39a, true},
+    {"Lambda", 0x39b, true},  {"Mu", 0x39c, true},       {"Ntilde", 0xd1, false},
+    {"Nu", 0x39d, true},      {"OElig", 0x152, true},    {"Oacute", 0xd3, false},
+    {"Ocirc", 0xd4, false},   {"Ograve", 0xd2, false},   {"Omega", 0x3a9, true},
+    {"Omicron", 0x39f, true}, {"Oslash", 0xd8, false},   {"Otilde", 0xd5, false},
+    {"Ouml", 0xd6, false},    {"Phi", 0x3a6, true},      {"Pi", 0x3a0, true},
+    {"Prime", 0x2033, true},  {"Psi", 0x3a8, true},      {"Rho", 0x3a1, true},
+    {"Scaron", 0x160, true},  {"Sigma", 0x3a3, true},    {"THORN", 0xde, false},
+    {"Tau", 0x3a4, true},     {"Theta", 0x398, true},    {"Uacute", 0xda, false},
+    {"Ucirc", 0xdb, false},   {"Ugrave", 0xd9, false},   {"Upsilon", 0x3a5, true},
+    {"Uuml", 0xdc, false},    {"Xi", 0x39e, true},       {"Yacute", 0xdd, false},
+    {"Yuml", 0x178, true},    {"Zeta", 0x396, true},     {"aacute", 0xe1, false},
+    {"acirc", 0xe2, false},   {"acute", 0xb4, false},    {"aelig", 0xe6, false},
+    {"agrave", 0xe0, false},  {"alefsym", 0x2135, true}, {"alpha", 0x3b1, true},
+    {"amp", 0x26, false},     {"and", 0x2227, true},     {"ang", 0x2220, true},
+    {"apos", 0x27, false},    {"aring", 0xe5, false},    {"asymp", 0x2248, true},
+    {"atilde", 0xe3, false},  {"auml", 0xe4, false},     {"bdquo", 0x201e, true},
+    {"beta", 0x3b2, true},    {"brvbar", 0xa6, false},   {"bull", 0x2022, true},
+    {"cap", 0x2229, true},    {"ccedil", 0xe7, false},   {"cedil", 0xb8, false},
+    {"cent", 0xa2, false},    {"chi", 0x3c7, true},      {"circ", 0x2c6, true},
+    {"clubs", 0x2663, true},  {"cong", 0x2245, true},    {"copy", 0xa9, false},
+    {"crarr", 0x21b5, true},  {"cup", 0x222a, true},     {"curren", 0xa4, false},
+    {"dArr", 0x21d3, true},   {"dagger", 0x2020, true},  {"darr", 0x2193, true},
+    {"deg", 0xb0, false},     {"delta", 0x3b4, true},    {"diams", 0x2666, true},
+    {"divide", 0xf7, false},  {"eacute", 0xe9, false},   {"ecirc", 0xea, false},
+    {"egrave", 0xe8, false},  {"empty", 0x2205, true},   {"emsp", 0x2003, true},
+    {"ensp", 0x2002, true},   {"epsilon", 0x3b5, true},  {"equiv", 0x2261, true},
+    {"eta", 0x3b7, true},     {"eth", 0xf0, false},      {"euml", 0xeb, false},
+    {"euro", 0x20ac, true},   {"exist", 0x2203, true},   {"fnof", 0x192, true},
+    {"forall", 0x2200, true}, {"frac12", 0xbd, false},   {"frac14", 0xbc, false},
+    {"frac34", 0xbe, false},  {"frasl", 0x2044, true},   {"gamma", 0x3b3, true},
+    {"ge", 0x2265, true},     {"gt", 0x3e, false},       {"hArr", 0x21d4, true},
+    {"harr", 0x2194, true},   {"hearts", 0x2665, true},  {"hellip", 0x2026, true},
+    {"iacute", 0xed, false},  {"icirc", 0xee, false},    {"iexcl", 0xa1, false},
+    {"igrave", 0xec, false},  {"image", 0x2111, true},   {"infin", 0x221e, true},
+    {"int", 0x222b, true},    {"iota", 0x3b9, true},     {"iquest", 0xbf, false},
+    {"isin", 0x2208, true},   {"iuml", 0xef, false},     {"kappa", 0x3ba, true},
+    {"lArr", 0x21d0, true},   {"lambda", 0x3bb, true},   {"lang", 0x2329, true},
+    {"laquo", 0xab, false},   {"larr", 0x2190, true},    {"lceil", 0x2308, true},
+    {"ldquo", 0x201c, true},  {"le", 0x2264, true},      {"lfloor", 0x230a, true},
+    {"lowast", 0x2217, true}, {"loz", 0x25ca, true},     {"lrm", 0x200e, true},
+    {"lsaquo", 0x2039, true}, {"lsquo", 0x2018, true},   {"lt", 0x3c, false},
+    {"macr", 0xaf, false},    {"mdash", 0x2014, true},   {"micro", 0xb5, false},
+    {"middot", 0xb7, false},  {"minus", 0x2212, true},   {"mu", 0x3bc, true},
+    {"nabla", 0x2207, true},  {"nbsp", 0xa0, false},     {"ndash", 0x2013, true},
+    {"ne", 0x2260, true},     {"ni", 0x220b, true},      {"not", 0xac, false},
+    {"notin", 0x2209, true},  {"nsub", 0x2284, true},    {"ntilde", 0xf1, false},
+    {"nu", 0x3bd, true},      {"oacute", 0xf3, false},   {"ocirc", 0xf4, false},
+    {"oelig", 0x153, true},   {"ograve", 0xf2, false},   {"oline", 0x203e, true},
+    {"omega", 0x3c9, true},   {"omicron", 0x3bf, true},  {"oplus", 0x2295, true},
+    {"or", 0x2228, true},     {"ordf", 0xaa, false},     {"ordm", 0xba, false},
+    {"oslash", 0xf8, false},  {"otilde", 0xf5, false},   {"otimes", 0x2297, true},
+    {"ouml", 0xf6, false},    {"para", 0xb6, false},     {"part", 0x2202, true},
+    {"permil", 0x2030, true}, {"perp", 0x22a5, true},    {"phi", 0x3c6, true},
+    {"pi", 0x3c0, true},      {"piv", 0x3d6, true},      {"plusmn", 0xb1, false},
+    {"pound", 0xa3, false},   {"prime", 0x2032, true},   {"prod", 0x220f, true},
+    {"prop", 0x221d, true},   {"psi", 0x3c8, true},      {"quot", 0x22, false},
+    {"rArr", 0x21d2, true},   {"radic", 0x221a, true},   {"rang", 0x232a, true},
+    {"raquo", 0xbb, false},   {"rarr", 0x2192, true},    {"rceil", 0x2309, true},
+    {"rdquo", 0x201d, true},  {"real", 0x211c, true},    {"reg", 0xae, false},
+    {"rfloor", 0x230b, true}, {"rho", 0x3c1, true},      {"rlm", 0x200f, true},
+    {"rsaquo", 0x203a, true}, {"rsquo", 0x2019, true},   {"sbquo", 0x201a, true},
+    {"scaron", 0x161, true},  {"sdot", 0x22c5, true},    {"sect", 0xa7, false},
+    {"shy", 0xad, false},     {"sigma", 0x3c3, true},    {"sigmaf", 0x3c2, true},
+    {"sim", 0x223c, true},    {"spades", 0x2660, true},  {"sub", 0x2282, true},
+    {"sube", 0x2286, true},   {"sum", 0x2211, true},     {"sup1", 0xb9, false},
+    {"sup2", 0xb2, false},    {"sup3", 0xb3, false},     {"sup", 0x2283, true},
+    {"supe", 0x2287, true},   {"szlig", 0xdf, false},    {"tau", 0x3c4, true},
+    {"there4", 0x2234, true}, {"theta", 0x3b8, true},    {"thetasym", 0x3d1, true},
+    {"thinsp", 0x2009, true}, {"thorn", 0xfe, false},    {"tilde", 0x2dc, true},
+    {"times", 0xd7, false},   {"trade", 0x2122, true},   {"uArr", 0x21d1, true},
+    {"uacute", 0xfa, false},  {"uarr", 0x2191, true},    {"ucirc", 0xfb, false},
+    {"ugrave", 0xf9, false},  {"uml", 0xa8, false},      {"upsih", 0x3d2, true},
+    {"upsilon", 0x3c5, true}, {"uuml", 0xfc, false},     {"weierp", 0x2118, true},
+    {"xi", 0x3be, true},      {"yacute", 0xfd, false},   {"yen", 0xa5, false},
+    {"yuml", 0xff, false},    {"zeta", 0x3b6, true},     {"zwj", 0x200d, true},
+    {"zwnj", 0x200c, true},   {NULL, 0, false},
 };
 
 /* ---- entities ---- */
@@ -411,12 +595,27 @@ static char *decode(struct parser *p, const char *s, size_t n, size_t *outn)
             size_t b = j;
             while (j < n && alnum((unsigned char)s[j]))
                 j++;
+            bool semi = j < n && s[j] == ';';
             for (size_t e = 0; j > b && entities[e].name; e++)
-                if (strlen(entities[e].name) == j - b && memcmp(entities[e].name, s + b, j - b) == 0) {
+                if (strlen(entities[e].name) == j - b &&
+                    memcmp(entities[e].name, s + b, j - b) == 0 &&
+                    (semi || !entities[e].semicolon)) {
                     cp = entities[e].cp;
                     found = true;
                     break;
                 }
+            /* not a name: its longest prefix that is one of the names
+             * needing no ";" ("&copy2" is "©2"), as HTML::Parser expands */
+            for (size_t end = j - b > NAME_MAX_LEN ? b + NAME_MAX_LEN : j - 1; !found && end > b;
+                 end--)
+                for (size_t e = 0; entities[e].name; e++)
+                    if (!entities[e].semicolon && strlen(entities[e].name) == end - b &&
+                        memcmp(entities[e].name, s + b, end - b) == 0) {
+                        cp = entities[e].cp;
+                        found = true;
+                        j = end;
+                        break;
+                    }
         }
         if (!found) {
             memcpy(o + k, s + i, j - i);
@@ -536,7 +735,8 @@ static void name_to_rgb(const char *in, size_t n, char out[16])
         size_t m = 1;
         made[0] = '#';
         for (int i = 0; i < 3; i++)
-            m += dec2hex(made + m, sizeof(made) - m, (unsigned long long)((double)w[i] / 100 * 255));
+            m +=
+                dec2hex(made + m, sizeof(made) - m, (unsigned long long)((double)w[i] / 100 * 255));
         col = made;
     }
     if (col == v && rgb_match(v, false, w)) {
@@ -615,7 +815,11 @@ static void display(struct parser *p, const char *s, size_t n, bool ws, bool inv
 static uint32_t utf8_at(const char *s, size_t n, size_t i, size_t *len)
 {
     unsigned char c = (unsigned char)s[i];
-    size_t k = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 1;
+    size_t k = c < 0x80             ? 1
+               : (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4
+                                    : 1;
     if (i + k > n)
         k = 1;
     uint32_t cp = k == 1 ? c : k == 2 ? c & 0x1f : k == 3 ? c & 0x0f : c & 0x07;
@@ -632,9 +836,9 @@ static uint32_t utf8_at(const char *s, size_t n, size_t i, size_t *len)
 
 static bool uni_space(uint32_t cp)
 {
-    return cp == ' ' || (cp >= '\t' && cp <= '\r') || cp == 0x85 || cp == 0xa0 ||
-           cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 ||
-           cp == 0x202f || cp == 0x205f || cp == 0x3000;
+    return cp == ' ' || (cp >= '\t' && cp <= '\r') || cp == 0x85 || cp == 0xa0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 || cp == 0x202f ||
+           cp == 0x205f || cp == 0x3000;
 }
 
 /* [^\s\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]: not a blank, not ASCII punctuation */
@@ -688,6 +892,13 @@ static bool uni_word(uint32_t cp)
     return true;
 }
 
+/* Perl's \w as the part is read: Unicode's over characters, ASCII's over
+ * octets */
+static bool is_word(const struct parser *p, uint32_t cp)
+{
+    return p->chars ? uni_word(cp) : cp < 0x80 && perl_word((int)cp);
+}
+
 /* HTML.pm's backhair: the previous piece ends in 1-7 word characters at a
  * word boundary (Perl's leftmost match: the longest such tail), and this
  * text starts with 1-7 of them up to one (greedy: the longest); counted by
@@ -696,56 +907,46 @@ static void backhair(struct parser *p, const char *text, size_t n)
 {
     const char *prev = p->text + p->last_start;
     size_t pn = p->text_len - p->last_start;
-    /* the previous piece's last 8 characters, last first */
-    uint32_t tail[9];
+    /* the previous piece's last 8 characters, last first (enough to see
+     * a run of 7 and what stands before it) */
+    uint32_t tail[8];
     size_t nt = 0, e = pn;
-    while (e > 0 && nt < 9) {
-        size_t b = e - 1;
-        while (b > 0 && e - b < 4 && ((unsigned char)prev[b] & 0xc0) == 0x80)
+    while (e > 0 && nt < 8) {
+        size_t b = e - 1, len = 1;
+        while (p->chars && b > 0 && e - b < 4 && ((unsigned char)prev[b] & 0xc0) == 0x80)
             b--;
-        size_t len;
-        uint32_t cp = p->chars ? utf8_at(prev, e, b, &len) : (unsigned char)prev[e - 1];
-        if (!p->chars || b + len != e) {
+        uint32_t cp = p->chars ? utf8_at(prev, e, b, &len) : (unsigned char)prev[b];
+        if (b + len != e) { /* not one whole character: its last octet alone */
             cp = (unsigned char)prev[e - 1];
             b = e - 1;
         }
         tail[nt++] = cp;
         e = b;
     }
-    bool (*word)(uint32_t) = p->chars ? uni_word : NULL;
     size_t run = 0;
     while (run < nt && run < 7 && word_class(tail[run]))
         run++;
     size_t start = 0;
-    for (size_t k = run; k >= 1 && start == 0; k--) {
-        uint32_t first = tail[k - 1];
-        bool has_before = k < nt;
-        bool w_at = word ? word(first) : perl_word((int)(first < 0x80 ? first : 0));
-        bool w_before = has_before && (word ? word(tail[k]) : tail[k] < 0x80 && perl_word((int)tail[k]));
-        if (w_before != w_at)
+    for (size_t k = run; k >= 1 && start == 0; k--)
+        if ((k < nt && is_word(p, tail[k])) != is_word(p, tail[k - 1]))
             start = k;
-    }
     if (start == 0)
         return;
     uint32_t head[8];
     size_t nh = 0;
     for (size_t i = 0; i < n && nh < 8;) {
         size_t len = 1;
-        uint32_t cp = p->chars ? utf8_at(text, n, i, &len) : (unsigned char)text[i];
-        head[nh++] = cp;
+        head[nh++] = p->chars ? utf8_at(text, n, i, &len) : (unsigned char)text[i];
         i += len;
     }
     size_t lead = 0;
     while (lead < nh && lead < 7 && word_class(head[lead]))
         lead++;
-    for (size_t k = lead; k >= 1; k--) {
-        bool w_last = word ? word(head[k - 1]) : head[k - 1] < 0x80 && perl_word((int)head[k - 1]);
-        bool w_after = k < nh && (word ? word(head[k]) : head[k] < 0x80 && perl_word((int)head[k]));
-        if (w_last != w_after) {
+    for (size_t k = lead; k >= 1; k--)
+        if (is_word(p, head[k - 1]) != (k < nh && is_word(p, head[k]))) {
             p->backhair |= (uint64_t)1 << ((start - 1) * 7 + (k - 1));
             return;
         }
-    }
 }
 
 /* ---- HTML.pm's handlers ---- */
@@ -961,8 +1162,7 @@ static bool lead_int(const char *s, bool sign, double *v)
 static bool ok_attribute(const char *tag, const char *name)
 {
     if (strcmp(tag, "basefont") == 0 || strcmp(tag, "font") == 0)
-        return strcmp(name, "color") == 0 || strcmp(name, "face") == 0 ||
-               strcmp(name, "size") == 0;
+        return strcmp(name, "color") == 0 || strcmp(name, "face") == 0 || strcmp(name, "size") == 0;
     if (strcmp(tag, "body") == 0)
         return strcmp(name, "text") == 0 || strcmp(name, "bgcolor") == 0 ||
                strcmp(name, "link") == 0 || strcmp(name, "alink") == 0 ||
@@ -1195,8 +1395,7 @@ static void apply_style(struct style *nw, const struct style *parent, const char
         memcpy(nw->fg, nw->bg, 16);
 }
 
-static void text_style(struct parser *p, const char *tag, const struct attr *a, size_t na,
-                       int num)
+static void text_style(struct parser *p, const char *tag, const struct attr *a, size_t na, int num)
 {
     if (strcmp(tag, "th") == 0)
         tag = "td";
@@ -1534,7 +1733,8 @@ static size_t parse_start(struct parser *p, const struct buf *B, size_t beg)
         if (na < ATTR_MAX) {
             char *name = util_strndup(b + nb, ne - nb);
             size_t vn;
-            char *value = has_value ? decode(p, b + vb, ve - vb, &vn) : util_strndup(b + nb, ne - nb);
+            char *value =
+                has_value ? decode(p, b + vb, ve - vb, &vn) : util_strndup(b + nb, ne - nb);
             if (name == NULL || value == NULL) {
                 free(name);
                 free(value);
@@ -1968,8 +2168,8 @@ static void parse_eof(struct parser *p, const struct buf *B, size_t s)
     while (s < end && !p->nomem) {
         if (p->literal) {
             const char *l = p->literal;
-            if (strcmp(l, "plaintext") == 0 || strcmp(l, "xmp") == 0 ||
-                strcmp(l, "iframe") == 0 || strcmp(l, "textarea") == 0)
+            if (strcmp(l, "plaintext") == 0 || strcmp(l, "xmp") == 0 || strcmp(l, "iframe") == 0 ||
+                strcmp(l, "textarea") == 0)
                 break;
             if (strcmp(l, "script") == 0 || strcmp(l, "style") == 0)
                 on_tag(p, l, NULL, 0, -1);
@@ -2091,7 +2291,8 @@ int sa_html_parse(const char *html, size_t len, struct sa_html_part *out)
     /* SpamAssassin's "</style>", "</script>" until the element is closed */
     static const char *const closers[] = {"style", "script"};
     for (size_t c = 0; c < 2 && !p.nomem; c++) {
-        for (int tries = 0; tries < CLOSE_TRIES && inside(&p, closers[c]) > 0 && !p.nomem; tries++) {
+        for (int tries = 0; tries < CLOSE_TRIES && inside(&p, closers[c]) > 0 && !p.nomem;
+             tries++) {
             size_t rest = B.end - s, cn = strlen(closers[c]) + 3;
             char *nb = util_malloc(rest + cn + 1);
             if (nb == NULL) {

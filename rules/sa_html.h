@@ -29,7 +29,8 @@
  * title and textarea decoded text; text ending the input is reported in
  * two pieces at its last blank, and what markup is left unterminated at
  * the end becomes a comment, as HTML::Parser does at eof.  Entities
- * (&name; &#N; &#xH;) are decoded for the common names.
+ * (&#N; &#xH; and HTML::Entities' names, a name's longest prefix when the
+ * whole is none) are decoded as it decodes them.
  *
  * Bounded by its input: one pass, no recursion; memory grows with the
  * input only.  -1 when out of memory (out is then emptied), 0 otherwise.

@@ -57,10 +57,10 @@ static void expect_str(const struct sa_html_part *p, const char *key, size_t i, 
 static void test_obfuscation_title_image(void **state)
 {
     (void)state;
-    struct sa_html_part p = parse(
-        "<html><head><title>Hello there friend</title></head><body><p>Some "
-        "<b>V</b>i<b>a</b>gra text here.</p><img src=\"a.gif\" width=\"400\" "
-        "height=\"300\"></body></html>\n");
+    struct sa_html_part p =
+        parse("<html><head><title>Hello there friend</title></head><body><p>Some "
+              "<b>V</b>i<b>a</b>gra text here.</p><img src=\"a.gif\" width=\"400\" "
+              "height=\"300\"></body></html>\n");
     expect_num(&p, "length", 158);
     expect_num(&p, "html_length", 48);
     expect_num(&p, "non_space_len", 35);
@@ -83,10 +83,10 @@ static void test_obfuscation_title_image(void **state)
 static void test_fonts(void **state)
 {
     (void)state;
-    struct sa_html_part p = parse(
-        "<html><body><font color=\"#ffffff\">invisible words here</font> <font "
-        "color=\"#fffffe\">low</font><font size=\"1\">tiny</font><font "
-        "size=\"+4\">big</font></body></html>");
+    struct sa_html_part p =
+        parse("<html><body><font color=\"#ffffff\">invisible words here</font> <font "
+              "color=\"#fffffe\">low</font><font size=\"1\">tiny</font><font "
+              "size=\"+4\">big</font></body></html>");
     expect_num(&p, "max_size", 7);
     expect_num(&p, "min_size", 1);
     expect_num(&p, "html_length", 31);
@@ -131,11 +131,11 @@ static void test_fonts(void **state)
 static void test_comments_anchors_doctype(void **state)
 {
     (void)state;
-    struct sa_html_part p = parse(
-        "<!DOCTYPE html PUBLIC \"-//W3C//DTD HTML 4.01//EN\"><html><head><meta "
-        "http-equiv=\"Content-Type\" content=\"text/html; charset=iso-8859-1\"><style>p "
-        "{color:red}</style></head><body><!-- a comment --><!foo bar><a "
-        "href=\"http://x.example/\">click <img src=\"b.png\"> here</a></body></html>");
+    struct sa_html_part p =
+        parse("<!DOCTYPE html PUBLIC \"-//W3C//DTD HTML 4.01//EN\"><html><head><meta "
+              "http-equiv=\"Content-Type\" content=\"text/html; charset=iso-8859-1\"><style>p "
+              "{color:red}</style></head><body><!-- a comment --><!foo bar><a "
+              "href=\"http://x.example/\">click <img src=\"b.png\"> here</a></body></html>");
     expect_str(&p, "comment", 0, "<!-- a comment -->");
     expect_str(&p, "comment", 1, "<!foo bar>");
     expect_str(&p, "anchor", 0, "click <img>\n here");
@@ -180,10 +180,10 @@ static void test_balance_ratios(void **state)
 static void test_forms_embeds_iframes(void **state)
 {
     (void)state;
-    struct sa_html_part p = parse(
-        "<body><form action=\"mailto:x@example.com\"><input name=a></form><embed "
-        "src=\"x.swf\"><object></object><iframe src=\"http://evil.example/x\"></"
-        "iframe><script>var a=\"<b>\";</script>tail words here");
+    struct sa_html_part p =
+        parse("<body><form action=\"mailto:x@example.com\"><input name=a></form><embed "
+              "src=\"x.swf\"><object></object><iframe src=\"http://evil.example/x\"></"
+              "iframe><script>var a=\"<b>\";</script>tail words here");
     assert_true(sa_html_true(&p, "form_action_mailto"));
     assert_true(sa_html_true(&p, "embeds"));
     assert_true(p.iframe_src);
@@ -228,6 +228,23 @@ static void test_unterminated_and_entities(void **state)
     sa_html_part_free(&p);
 }
 
+static void test_entities(void **state)
+{
+    (void)state;
+    /* HTML::Entities' names (those past Latin-1 only with ";"), numbers,
+     * and a name's longest prefix when the whole is none */
+    struct sa_html_part p = parse("<title>&hearts; &Alpha; &alpha &eacute &Eacute; &ampx &amp "
+                                  "&copy2 &euro; &euro &#8364; &lt;b&gt;</title>x &hellip; y "
+                                  "&trade z");
+    expect_str(&p, "title", 0,
+               "\xe2\x99\xa5 \xce\x91 &alpha \xc3\xa9 \xc3\x89 &x & \xc2\xa9"
+               "2 \xe2\x82\xac "
+               "&euro \xe2\x82\xac <b>");
+    expect_num(&p, "html_length", 66);
+    expect_num(&p, "non_space_len", 47);
+    sa_html_part_free(&p);
+}
+
 static void test_bounded(void **state)
 {
     (void)state;
@@ -252,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_balance_ratios),
         cmocka_unit_test(test_forms_embeds_iframes),
         cmocka_unit_test(test_unterminated_and_entities),
+        cmocka_unit_test(test_entities),
         cmocka_unit_test(test_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
