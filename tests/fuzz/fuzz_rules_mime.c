@@ -1,14 +1,4 @@
-// fuzz-sources: rules/parse.c rules/lex.c rules/meta.c rules/build.c rules/compile.c
-// fuzz-sources: rules/ruleset.c rules/eval.c rules/match.c rules/report.c rules/msg.c
-// fuzz-sources: rules/sa_cf.c rules/sa_cond.c rules/sa_tally.c rules/sa_tmpl.c rules/sa_meta.c
-// fuzz-sources: rules/sa_eval.c rules/sa_eval_args.c rules/sa_eval_header.c rules/sa_date.c
-// fuzz-sources: rules/sa_eval_date.c rules/sa_eval_forged.c rules/sa_eval_body.c
-// fuzz-sources: rules/sa_compile.c rules/sa_files.c rules/sa_load.c rules/html.c
-// fuzz-sources: rules/literal.c rules/literal_extract.c rules/sa_text.c rules/sa_uri.c
-// fuzz-sources: util/alloc.c util/net.c
-// fuzz-sources: rules/sa_received.c rules/sa_netset.c rules/sa_relays.c rules/sa_eval_relay.c
-// fuzz-sources: rules/sa_lists.c rules/sa_addrs.c rules/sa_eval_freemail.c rules/sa_eval_wlbl.c
-// fuzz-sources: rules/sa_eval_recips.c
+// fuzz-sources: rules/*.c !rules/smtpgate-rules.c util/alloc.c util/net.c
 // fuzz-pkgs: libpcre2-8 gmime-3.0
 /*
  * A message from the network through the content rules: header splitting
