@@ -286,6 +286,15 @@ bool rules_msg_nomem(const struct rules_msg *m);
  * evaluator sets it before each eval run. */
 void rules_msg_set_envelope_from(struct rules_msg *m, const char *addr);
 const char *rules_msg_envelope_from(const struct rules_msg *m);
+/* The message's date shift (sa_eval_date.c's Date minus Received, seconds),
+ * worked out once: a dozen rules ask for it and each would parse every
+ * Received line again.  *state: 0 not yet known, 1 known, -1 its reading
+ * failed (out of memory).  Adding a header forgets it. */
+struct rules_msg_date_memo {
+    int state;
+    int64_t diff;
+};
+struct rules_msg_date_memo *rules_msg_date_memo(struct rules_msg *m);
 
 /* Literals a match of the pattern must contain, lower-cased, each with its
  * clause: every clause needs one of its literals.  Their number (at most
