@@ -97,6 +97,7 @@ struct rules_msg {
     void (*relays_free)(struct sa_relays *);
     const struct sa_relay_conf *relay_conf;
     const struct rules_facts *relay_facts;
+    struct rules_msg_date_memo date_memo; /* sa_eval_date's shift, once per message */
     /* The SpamAssassin views cost a second rendering: built only when its
      * rules are loaded (rules_msg_want_sa before the first view, then in
      * the same MIME pass as the native views) or asked for. */
@@ -156,6 +157,11 @@ struct sa_relays **rules_msg_relays_slot(struct rules_msg *m)
     return &m->relays;
 }
 
+struct rules_msg_date_memo *rules_msg_date_memo(struct rules_msg *m)
+{
+    return &m->date_memo;
+}
+
 bool rules_msg_nomem(const struct rules_msg *m)
 {
     return m->nomem || m->body.nomem || m->rawbody.nomem || m->sa_render.nomem ||
@@ -179,6 +185,7 @@ int rules_msg_add_header(struct rules_msg *m, const char *name, const char *valu
         return -1;
     }
     m->fields[m->nfields++] = (struct rules_msg_field){.name = n, .raw = v, .raw_len = len};
+    m->date_memo.state = 0; /* the shift reads the fields: worked out again */
     return 0;
 }
 

@@ -309,6 +309,15 @@ void rules_msg_set_relay_ctx(struct rules_msg *m, const struct sa_relay_conf *c,
 void rules_msg_relay_ctx(const struct rules_msg *m, const struct sa_relay_conf **c,
                          const struct rules_facts **f);
 struct sa_relays **rules_msg_relays_slot(struct rules_msg *m);
+/* The message's date shift (sa_eval_date.c's Date minus Received, seconds),
+ * worked out once: a dozen rules ask for it and each would parse every
+ * Received line again.  *state: 0 not yet known, 1 known, -1 its reading
+ * failed (out of memory).  Adding a header forgets it. */
+struct rules_msg_date_memo {
+    int state;
+    int64_t diff;
+};
+struct rules_msg_date_memo *rules_msg_date_memo(struct rules_msg *m);
 
 /* Literals a match of the pattern must contain, lower-cased, each with its
  * clause: every clause needs one of its literals.  Their number (at most

@@ -9,7 +9,8 @@
  * ('undef': no bound).
  *
  * What it promises: SpamAssassin's difference for the same header values;
- * it reads the clock not at all.
+ * it reads the clock not at all.  The difference is worked out once per
+ * message (rules_msg_date_memo): the twelve DATE_IN_* rules share it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -124,9 +125,12 @@ static bool check_shifted(struct sa_eval_call *c, char *why, size_t wn)
 
 static int shifted_date(const struct sa_eval_call *c, struct rules_msg *m)
 {
-    int64_t d;
-    if (date_diff(m, &d) < 0)
+    struct rules_msg_date_memo *memo = rules_msg_date_memo(m);
+    if (memo->state == 0)
+        memo->state = date_diff(m, &memo->diff) < 0 ? -1 : 1;
+    if (memo->state < 0)
         return -1;
+    int64_t d = memo->diff;
     return (c->undef[0] || (double)d >= 3600 * c->num[0]) &&
            (c->undef[1] || (double)d < 3600 * c->num[1]);
 }

@@ -915,8 +915,12 @@ def phase_rspamd(binary, sink, workdir):
 
 
 def tree_cpu(pid):
-    """utime+stime of a process and its direct children (spamd's preforked ones)."""
-    total = proc_cpu(pid)
+    """utime+stime of a process and its direct children (spamd's preforked ones), those
+    gone included: spamd replaces a child after 200 connections (--max-conn-per-child), and
+    a child reaped counts only in its parent's cutime+cstime."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    total = sum(int(x) for x in fields[11:15]) / CLK_TCK
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue

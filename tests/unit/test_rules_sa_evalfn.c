@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "rules/rules.h"
+#include "rules/rules_int.h"
 
 static char dir[] = "/tmp/test_sa_evalfn.XXXXXX";
 #include "tests/unit/sa_rules_fixture.h"
@@ -161,6 +162,63 @@ static void test_shifted_date(void **state)
            WANT("DATE_IN_PAST_96_XX"));
     snprintf(msg, sizeof(msg), "%sDate: garbage\r\n\r\nx\r\n", rcvd);
     expect(l.r, msg, WANT("NO_SHIFT"), WANT("DATE_IN_PAST_96_XX"));
+    unload(&l);
+    unlink(write_file("20_d.cf", ""));
+}
+
+/* The twelve DATE_IN_* rules share one reading of the dates per message: the
+ * first eval fills the memo, the others (and a second evaluation) take it, and
+ * a header added forgets it. */
+static const char *eval_hits(struct rules *r, struct rules_msg *m)
+{
+    struct rules_tx *tx = rules_tx_new(r);
+    const struct rules_outcome *o = rules_tx_eval(tx, RULES_STAGE_CONTENT, NULL, m);
+    assert_non_null(o);
+    static char buf[1024];
+    size_t n = 0;
+    buf[n++] = ' ';
+    for (size_t i = 0; i < o->nhits; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s ", o->hits[i].rule);
+    buf[n] = '\0';
+    rules_tx_free(tx);
+    return buf;
+}
+
+static void test_shifted_date_memo(void **state)
+{
+    (void)state;
+    write_file("20_d.cf", "header DATE_IN_PAST_03_06 eval:check_for_shifted_date('-6', '-3')\n"
+                          "header DATE_IN_FUTURE_03_06 eval:check_for_shifted_date('3', '6')\n"
+                          "header NO_SHIFT eval:check_for_shifted_date('-1', '1')\n");
+    struct loaded l = load(NULL, false);
+    const char *msg = "Received: from a by b; Mon, 07 Dec 2026 10:00:00 +0000\r\n"
+                      "Received: from c by a; Mon, 07 Dec 2026 09:59:00 +0000\r\n"
+                      "Date: Mon, 07 Dec 2026 05:00:00 +0000\r\n\r\nx\r\n";
+    struct rules_msg *m = rules_msg_parse(msg, strlen(msg));
+    assert_non_null(m);
+    struct rules_msg_date_memo *memo = rules_msg_date_memo(m);
+    assert_int_equal(memo->state, 0);
+    const char *h = eval_hits(l.r, m);
+    assert_true(has(h, "DATE_IN_PAST_03_06") && !has(h, "NO_SHIFT"));
+    /* the smallest difference: 05:00 against 09:59 */
+    assert_int_equal(memo->state, 1);
+    assert_int_equal(memo->diff, -(4 * 3600 + 59 * 60));
+    /* the same result again, from the memo */
+    h = eval_hits(l.r, m);
+    assert_true(has(h, "DATE_IN_PAST_03_06") && !has(h, "NO_SHIFT") &&
+                !has(h, "DATE_IN_FUTURE_03_06"));
+    /* every rule reads the memo: changed, they all follow it */
+    memo->diff = 4 * 3600;
+    h = eval_hits(l.r, m);
+    assert_true(has(h, "DATE_IN_FUTURE_03_06") && !has(h, "DATE_IN_PAST_03_06") &&
+                !has(h, "NO_SHIFT"));
+    /* a header added: worked out again from the fields */
+    assert_int_equal(rules_msg_add_header(m, "X-Note", " y", 2), 0);
+    assert_int_equal(memo->state, 0);
+    h = eval_hits(l.r, m);
+    assert_true(has(h, "DATE_IN_PAST_03_06"));
+    assert_int_equal(memo->diff, -(4 * 3600 + 59 * 60));
+    rules_msg_free(m);
     unload(&l);
     unlink(write_file("20_d.cf", ""));
 }
@@ -327,7 +385,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_evals),       cmocka_unit_test(test_msgid_outlook),
-        cmocka_unit_test(test_shifted_date),       cmocka_unit_test(test_subject_and_forged),
+        cmocka_unit_test(test_shifted_date),       cmocka_unit_test(test_shifted_date_memo),       cmocka_unit_test(test_subject_and_forged),
         cmocka_unit_test(test_body_length),        cmocka_unit_test(test_meta_of_lacking_eval),
         cmocka_unit_test(test_equal_from_domains), cmocka_unit_test(test_blank_line_ratio),
         cmocka_unit_test(test_vertical_words),
