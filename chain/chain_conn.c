@@ -82,7 +82,6 @@ struct chain_conn *chain_conn_new(struct chain *ch, const struct sg_conn_info *i
     c->info.tls_peer_subject = chain_strdup(info->tls_peer_subject);
     c->info.tls_peer_fingerprint = chain_strdup(info->tls_peer_fingerprint);
     c->info.host_name = chain_strdup(info->host_name);
-    c->info.behind_mta = info->behind_mta;
     return c;
 }
 

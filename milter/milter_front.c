@@ -371,7 +371,6 @@ static sfsistat milter_front_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *h
         .local_addr = milter_macro(ctx, "{daemon_addr}"),
         .local_port = milter_port(milter_macro(ctx, "{daemon_port}")),
         .host_name = mc->cfg->hostname,
-        .behind_mta = true,
     };
     mc->wait = milter_wait_new();
     if (!mc->wait)

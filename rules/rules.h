@@ -267,10 +267,6 @@ struct rules_facts {
     bool tls;               /* the session is under TLS */
     const char *auth_login; /* SASL login; NULL: none */
     const char *local_name; /* the receiving host's name; NULL: "localhost" */
-    /* The message already holds the receiving MTA's own Received field for
-     * this session (smtpgate-milter inside Postfix): the chain is read from
-     * the fields alone, or the session would be counted twice. */
-    bool behind_mta;
     /* Symbols of the connection and transaction so far (names unique). */
     const struct rules_symbol *symbols;
     size_t nsymbols;

@@ -302,7 +302,7 @@ const struct sa_relays *sa_relays_of(struct rules_msg *m)
         lens[n++] = strlen(made[k]);
     }
     struct sa_relay_facts rf = {0};
-    if (facts != NULL && !facts->behind_mta) {
+    if (facts != NULL) {
         rf.ip = facts->client_addr;
         rf.rdns = facts->client_name;
         rf.helo = facts->helo;

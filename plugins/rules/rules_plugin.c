@@ -363,8 +363,6 @@ static void facts_of(struct sg_ctx *ctx, const struct sg_host *h, struct rules_f
             f->tls = ci->tls;
         if (SG_HAS(ci, host_name))
             f->local_name = ci->host_name;
-        if (SG_HAS(ci, behind_mta))
-            f->behind_mta = ci->behind_mta;
     }
     if (env != NULL)
         f->mail_from = env->mail_from;

@@ -237,10 +237,6 @@ struct sg_conn_info {
     const char *tls_peer_subject;     /* client certificate, or NULL */
     const char *tls_peer_fingerprint; /* SHA-256, hex with colons, or NULL */
     const char *host_name;            /* smtpgate's own hostname setting */
-    /* True in smtpgate-milter: the MTA that runs it received the message and
-     * has already written its own Received field for this connection, so a
-     * plugin must not count the connection as one more relay. */
-    bool behind_mta;
 };
 
 /* One transaction's envelope so far. */
