@@ -411,6 +411,33 @@ def test_rules_plugin_in_milter_mode(mpostfix, rules_milter):
     assert re.search(r"^X-Spam-Status: Yes, score=", head, re.M), head
 
 
+def test_postfix_keeps_its_own_received_field_from_the_milter(mpostfix, milter_factory,
+                                                              milter_binary, workdir):
+    """The milter does not see the Received field Postfix's smtpd writes for the connection
+    (the delivered message has it, the rules inside the milter find none), while it sees the
+    client's own fields: why the rules plugin adds the connection as the newest relay of
+    SpamAssassin's chain in smtpgate-milter too, as in the proxy."""
+    so = milter_binary.parent / "plugins" / "rules.so"
+    if not so.exists():
+        pytest.skip(f"{so} not built")
+    local = workdir / "received.rules"
+    local.write_text("rule ANY_RECEIVED header Received /./ score 0.1\n"
+                     "rule SUBJECT_SEEN header Subject /^relay check$/ score 0.2\n")
+    milter_factory(plugins=plugin_section("rules", so, files=[str(local)]))
+    with connect(mpostfix) as c:
+        c.ehlo("relay-check.example.test")
+        replies = c.mail_transaction("s@example.test", ["user@example.test"],
+                                     simple_message("relay check"))
+        assert replies[-1].code == 250, str(replies[-1])
+        c.quit()
+    [msg] = mpostfix.wait_delivered(b"relay check")
+    head = msg.split(b"\n\n", 1)[0].decode()
+    assert re.search(r"^Received: from relay-check\.example\.test \(\S+ \[127\.0\.0\.1\]\)",
+                     head, re.M), head
+    assert re.search(r"^X-Spam-Status: No, score=0\.2 required=5\.0 tests=SUBJECT_SEEN$",
+                     head, re.M), head
+
+
 def test_every_edit_through_postfix(mpostfix, milter_factory, milter_binary):
     """The chain's end-of-message edits carried out by Postfix (test_policy, the
     chain's own test plugin): insert, change and delete a header, replace the body,
