@@ -98,6 +98,23 @@ static bool has(const char *h, const char *name)
     return strstr(h, w) != NULL;
 }
 
+/* Every rule of want hit msg and none of miss did; WANT(...) and NONE build the lists */
+static void __attribute__((unused))
+expect_hits(struct rules *r, const char *msg, const char *const *want, size_t nw,
+            const char *const *miss, size_t nm)
+{
+    char *h = hits(r, msg, NULL);
+    for (size_t i = 0; i < nw; i++)
+        if (!has(h, want[i]))
+            fail_msg("%s did not hit:%s", want[i], h);
+    for (size_t i = 0; i < nm; i++)
+        if (has(h, miss[i]))
+            fail_msg("%s hit:%s", miss[i], h);
+}
+#define WANT(...)                                                                                  \
+    (const char *[]){__VA_ARGS__}, sizeof((const char *[]){__VA_ARGS__}) / sizeof(char *)
+#define NONE NULL, 0
+
 static size_t __attribute__((unused)) skipped(const struct rules_sa_report *rep, const char *what)
 {
     for (size_t i = 0; i < rep->nskipped; i++)

@@ -26,21 +26,6 @@
 static char dir[] = "/tmp/test_sa_evalhtml.XXXXXX";
 #include "tests/unit/sa_rules_fixture.h"
 
-static void expect(struct rules *r, const char *msg, const char *const *want, size_t nw,
-                   const char *const *miss, size_t nm)
-{
-    char *h = hits(r, msg, NULL);
-    for (size_t i = 0; i < nw; i++)
-        if (!has(h, want[i]))
-            fail_msg("%s did not hit:%s", want[i], h);
-    for (size_t i = 0; i < nm; i++)
-        if (has(h, miss[i]))
-            fail_msg("%s hit:%s", miss[i], h);
-}
-#define WANT(...)                                                                                  \
-    (const char *[]){__VA_ARGS__}, sizeof((const char *[]){__VA_ARGS__}) / sizeof(char *)
-#define NONE NULL, 0
-
 /* A message whose only part is this HTML */
 static const char *html_msg(const char *subject, const char *html)
 {
@@ -65,14 +50,14 @@ static void test_tags(void **state)
     struct loaded l = load(NULL, false);
     /* "> 1 + 2" is more than OP N: skipped, named */
     assert_int_equal(l.rep.loaded, 6);
-    expect(l.r, html_msg("x", "<html><body><p>hi</p></html>"), WANT("TB_BODY"),
-           WANT("TB_CENTER_GT", "TB_BAD_TAG", "TB_REFUSED", "TE_BGSOUND", "TE_STYLE"));
-    expect(l.r, html_msg("x", "<body><center><center><bgsound src=x>hi</body>"),
-           WANT("TB_CENTER_GT", "TE_BGSOUND"), WANT("TB_BODY", "TB_REFUSED"));
+    expect_hits(l.r, html_msg("x", "<html><body><p>hi</p></html>"), WANT("TB_BODY"),
+                WANT("TB_CENTER_GT", "TB_BAD_TAG", "TB_REFUSED", "TE_BGSOUND", "TE_STYLE"));
+    expect_hits(l.r, html_msg("x", "<body><center><center><bgsound src=x>hi</body>"),
+                WANT("TB_CENTER_GT", "TE_BGSOUND"), WANT("TB_BODY", "TB_REFUSED"));
     /* an end tag alone makes the tag seen; the balance stays 0 */
-    expect(l.r, html_msg("x", "</style><body>x</body>"), WANT("TE_STYLE"), WANT("TB_BODY"));
+    expect_hits(l.r, html_msg("x", "</style><body>x</body>"), WANT("TE_STYLE"), WANT("TB_BODY"));
     /* no HTML part: nothing */
-    expect(l.r, "Subject: x\r\n\r\n<html><body>text\r\n", NONE, WANT("TB_BODY", "TE_STYLE"));
+    expect_hits(l.r, "Subject: x\r\n\r\n<html><body>text\r\n", NONE, WANT("TB_BODY", "TE_STYLE"));
     unload(&l);
     unlink(write_file("20_t.cf", ""));
 }
@@ -94,24 +79,24 @@ static void test_flags_and_numbers(void **state)
                           "body H_BADTAG eval:html_range('bad_tag_ratio','0.40','0.50')\n");
     struct loaded l = load(NULL, false);
     assert_int_equal(l.rep.loaded, 12);
-    expect(l.r, html_msg("x", "<p>hi</p>"), WANT("H_MESSAGE", "H_LEN_64"),
-           WANT("H_LOW", "H_INVALID", "H_FACE", "H_MAILTO", "H_EMBEDS", "H_HUGE", "H_LARGE",
-                "H_EXTRA", "H_OBF", "H_BADTAG"));
-    expect(l.r,
-           html_msg("x", "<body><font color=white>hidden</font><font color=bluish>x</font>"
-                         "<font face=\"123\">y</font><form action=\"MailTo:a@b\"></form>"
-                         "<embed src=x></body>"),
-           WANT("H_LOW", "H_INVALID", "H_FACE", "H_MAILTO", "H_EMBEDS"), WANT("H_LEN_64"));
+    expect_hits(l.r, html_msg("x", "<p>hi</p>"), WANT("H_MESSAGE", "H_LEN_64"),
+                WANT("H_LOW", "H_INVALID", "H_FACE", "H_MAILTO", "H_EMBEDS", "H_HUGE", "H_LARGE",
+                     "H_EXTRA", "H_OBF", "H_BADTAG"));
+    expect_hits(l.r,
+                html_msg("x", "<body><font color=white>hidden</font><font color=bluish>x</font>"
+                              "<font face=\"123\">y</font><form action=\"MailTo:a@b\"></form>"
+                              "<embed src=x></body>"),
+                WANT("H_LOW", "H_INVALID", "H_FACE", "H_MAILTO", "H_EMBEDS"), WANT("H_LEN_64"));
     /* max_size 6 is LARGE (5 < 6 <= 6), 7 HUGE */
-    expect(l.r, html_msg("x", "<font size=6>big</font>"), WANT("H_LARGE"), WANT("H_HUGE"));
-    expect(l.r, html_msg("x", "<font size=+4>big</font>"), WANT("H_HUGE"), WANT("H_LARGE"));
+    expect_hits(l.r, html_msg("x", "<font size=6>big</font>"), WANT("H_LARGE"), WANT("H_HUGE"));
+    expect_hits(l.r, html_msg("x", "<font size=+4>big</font>"), WANT("H_HUGE"), WANT("H_LARGE"));
     /* 1 extra close of 9 tags: 0.11 */
-    expect(l.r, html_msg("x", "<p><b>x</b></i><b>y</b><b>z</b></p>"), WANT("H_EXTRA"), NONE);
+    expect_hits(l.r, html_msg("x", "<p><b>x</b></i><b>y</b><b>z</b></p>"), WANT("H_EXTRA"), NONE);
     /* every tag splits a word: 1.0, within (.9, 1.0] */
-    expect(l.r, html_msg("x", "W<b>o</b>r<b>d</b>s"), WANT("H_OBF"), NONE);
+    expect_hits(l.r, html_msg("x", "W<b>o</b>r<b>d</b>s"), WANT("H_OBF"), NONE);
     /* 3 unknown tags of 5 (an end tag counts): 0.6; 2 of 4 is 0.5, at most 0.50 */
-    expect(l.r, html_msg("x", "<p><zz>x</zz><yy></p>"), NONE, WANT("H_BADTAG"));
-    expect(l.r, html_msg("x", "<p><zz>x</zz></p>"), WANT("H_BADTAG"), NONE);
+    expect_hits(l.r, html_msg("x", "<p><zz>x</zz><yy></p>"), NONE, WANT("H_BADTAG"));
+    expect_hits(l.r, html_msg("x", "<p><zz>x</zz></p>"), WANT("H_BADTAG"), NONE);
     unload(&l);
     unlink(write_file("20_f.cf", ""));
 }
@@ -124,15 +109,15 @@ static void test_images(void **state)
                           "body IR_02 eval:html_image_ratio('0.000','0.002')\n"
                           "body IR_08 eval:html_image_ratio('0.006','0.008')\n");
     struct loaded l = load(NULL, false);
-    expect(l.r, html_msg("x", "<img src=a width=600 height=400>"), WANT("IO_04"),
-           WANT("IO_08", "IR_02", "IR_08"));
+    expect_hits(l.r, html_msg("x", "<img src=a width=600 height=400>"), WANT("IO_04"),
+                WANT("IO_08", "IR_02", "IR_08"));
     /* 13 non-blank characters over 200x10: 0.0065 */
-    expect(l.r, html_msg("x", "<p>fourteen chars</p><img src=a width=\"200\" height=\"10\">"),
-           WANT("IO_04", "IR_08"), WANT("IR_02"));
+    expect_hits(l.r, html_msg("x", "<p>fourteen chars</p><img src=a width=\"200\" height=\"10\">"),
+                WANT("IO_04", "IR_08"), WANT("IR_02"));
     /* percentages: 50% of 8 times 50% of 6 makes 400x300 */
-    expect(l.r, html_msg("x", "<p>hi</p><img width=50% height=50%>"), WANT("IR_02"), NONE);
+    expect_hits(l.r, html_msg("x", "<p>hi</p><img width=50% height=50%>"), WANT("IR_02"), NONE);
     /* no img: no image-only, however short */
-    expect(l.r, html_msg("x", "<p>hi</p>"), NONE, WANT("IO_04", "IR_02"));
+    expect_hits(l.r, html_msg("x", "<p>hi</p>"), NONE, WANT("IO_04", "IR_02"));
     unload(&l);
     unlink(write_file("20_i.cf", ""));
 }
@@ -150,26 +135,26 @@ static void test_text_and_title(void **state)
                "body I_SRC eval:check_iframe_src()\n"
                "body CS_FAR eval:html_charset_faraway()\n");
     struct loaded l = load(NULL, false);
-    expect(l.r,
-           html_msg("x", "<!x><!-- saved from url=(0022)http://internet.e-mail --><a href=u>"
-                         "<img src=i></a><title>hi</title>"),
-           WANT("C_SHORT", "C_SAVED", "A_IMG"), WANT("T_120", "T_NOT_HI", "T_SUBJ", "I_SRC"));
+    expect_hits(l.r,
+                html_msg("x", "<!x><!-- saved from url=(0022)http://internet.e-mail --><a href=u>"
+                              "<img src=i></a><title>hi</title>"),
+                WANT("C_SHORT", "C_SAVED", "A_IMG"), WANT("T_120", "T_NOT_HI", "T_SUBJ", "I_SRC"));
     /* the title over the Subject with its line end: 8 / 3 is under 3.5, 15 / 3 over */
-    expect(l.r, html_msg("ab", "<title>12345678</title>"), WANT("T_NOT_HI"), WANT("T_SUBJ"));
-    expect(l.r, html_msg("ab", "<title>123456789012345</title>"), WANT("T_SUBJ"), NONE);
+    expect_hits(l.r, html_msg("ab", "<title>12345678</title>"), WANT("T_NOT_HI"), WANT("T_SUBJ"));
+    expect_hits(l.r, html_msg("ab", "<title>123456789012345</title>"), WANT("T_SUBJ"), NONE);
     char title[200];
     memset(title, 'w', 130);
     snprintf(title + 130, sizeof(title) - 130, "</title>");
     char body[300];
     snprintf(body, sizeof(body), "<title>%s", title);
-    expect(l.r, html_msg("a much longer subject line for this long title", body), WANT("T_120"),
-           WANT("T_SUBJ"));
-    expect(l.r, html_msg("x", "<iframe src=\"http://x.example/\"></iframe>"), WANT("I_SRC"),
-           WANT("CS_FAR"));
-    expect(l.r,
-           html_msg("x", "<meta http-equiv=\"Content-Type\" content=\"text/html; "
-                         "charset=koi8-r\"><iframe width=1></iframe>"),
-           NONE, WANT("I_SRC", "CS_FAR"));
+    expect_hits(l.r, html_msg("a much longer subject line for this long title", body),
+                WANT("T_120"), WANT("T_SUBJ"));
+    expect_hits(l.r, html_msg("x", "<iframe src=\"http://x.example/\"></iframe>"), WANT("I_SRC"),
+                WANT("CS_FAR"));
+    expect_hits(l.r,
+                html_msg("x", "<meta http-equiv=\"Content-Type\" content=\"text/html; "
+                              "charset=koi8-r\"><iframe width=1></iframe>"),
+                NONE, WANT("I_SRC", "CS_FAR"));
     unload(&l);
     unlink(write_file("20_x.cf", ""));
 }
@@ -186,7 +171,7 @@ static void test_any_part(void **state)
                       "--b\r\nContent-Type: text/html\r\n\r\n<p>first</p>\r\n"
                       "--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n"
                       "PGNlbnRlcj5zZWNvbmQ8L2NlbnRlcj4=\r\n--b--\r\n";
-    expect(l.r, msg, WANT("TE_CENTER"), WANT("H_LOW"));
+    expect_hits(l.r, msg, WANT("TE_CENTER"), WANT("H_LOW"));
     unload(&l);
     unlink(write_file("20_p.cf", ""));
 }
