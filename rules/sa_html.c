@@ -1178,10 +1178,10 @@ static bool ok_attribute(const char *tag, const char *name)
     return false;
 }
 
-/* parse_css_background's last layer, its first token that is a colour */
-static void css_background(const char *v, size_t n, char bg[16])
+/* Where the last layer of v[0..n) begins: after its last comma outside
+ * quotes and parentheses (0 when there is none) */
+static size_t css_last_layer(const char *v, size_t n)
 {
-    /* the layers split at commas outside quotes and parentheses */
     size_t layer = 0;
     int depth = 0;
     char quote = 0;
@@ -1203,6 +1203,13 @@ static void css_background(const char *v, size_t n, char bg[16])
             layer = i + 1;
         }
     }
+    return layer;
+}
+
+/* parse_css_background's last layer, its first token that is a colour */
+static void css_background(const char *v, size_t n, char bg[16])
+{
+    size_t layer = css_last_layer(v, n);
     /* a comma ending the value leaves an empty layer: the one before is last */
     size_t from = layer, to = n;
     bool empty = true;
@@ -1211,27 +1218,7 @@ static void css_background(const char *v, size_t n, char bg[16])
             empty = false;
     if (empty && layer > 0) {
         to = layer - 1;
-        from = 0;
-        depth = 0;
-        quote = 0;
-        for (size_t i = 0; i < to; i++) {
-            char c = v[i];
-            if (quote) {
-                if (c == quote)
-                    quote = 0;
-            } else if (depth > 0) {
-                if (c == ')')
-                    depth = 0;
-                else if (c == '"' || c == '\'')
-                    quote = c;
-            } else if (c == '(') {
-                depth = 1;
-            } else if (c == '"' || c == '\'') {
-                quote = c;
-            } else if (c == ',') {
-                from = i + 1;
-            }
-        }
+        from = css_last_layer(v, to);
     }
     /* its tokens: split at blanks outside quotes and parentheses */
     size_t i = from;
@@ -1239,8 +1226,8 @@ static void css_background(const char *v, size_t n, char bg[16])
         while (i < to && v[i] == ' ')
             i++;
         size_t b = i;
-        depth = 0;
-        quote = 0;
+        int depth = 0;
+        char quote = 0;
         while (i < to) {
             char c = v[i];
             if (quote) {

@@ -122,6 +122,17 @@ static void test_fonts(void **state)
     expect_num(&p, "non_space_len", 18);
     sa_html_part_free(&p);
 
+    /* the last background layer decides; a comma ending the value leaves the one before */
+    p = parse("<div style=\"background: url(a,b.png) #fff, #000 url(x)\">dark</div>");
+    assert_true(sa_html_true(&p, "font_low_contrast"));
+    sa_html_part_free(&p);
+    p = parse("<div style=\"background: #000, 'q,r' #fff\">light</div>");
+    assert_false(sa_html_true(&p, "font_low_contrast"));
+    sa_html_part_free(&p);
+    p = parse("<div style=\"background: #fff, (#000) #000,  \">dark</div>");
+    assert_true(sa_html_true(&p, "font_low_contrast"));
+    sa_html_part_free(&p);
+
     p = parse("<font face=\"Arial, Helvetica\">ok</font><font color=white>x</font>");
     assert_false(sa_html_true(&p, "font_face_bad"));
     assert_true(sa_html_true(&p, "font_low_contrast"));
