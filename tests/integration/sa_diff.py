@@ -61,6 +61,13 @@ def rule_types(lint: str) -> dict[str, str]:
     return {m.group(1): m.group(2) for m in re.finditer(r"^rule (\S+) (\S+)", lint, re.M)}
 
 
+def loaded_evals(lint: str, functions=None) -> dict[str, str]:
+    """The eval rules smtpgate loaded (those without a score too), of the given functions
+    or of all: name -> function."""
+    return {m.group(1): m.group(2) for m in re.finditer(r"^rule (\w+) eval (\w+)\t", lint, re.M)
+            if functions is None or m.group(2) in functions}
+
+
 @dataclass
 class SaRun:
     tests: set[str]   # the X-Spam-Status tests= list: the rules that scored
@@ -103,6 +110,17 @@ def gate_run(message: bytes, path: Path, *args: str | Path) -> GateRun:
     hits = {m.group(1) for m in re.finditer(r"^hit\s+content\s+(\S+)\s", p.stdout, re.M)}
     m = re.search(r"^X-Spam-Status: \w+, score=(-?[\d.]+)", p.stdout, re.M)
     return GateRun(hits, float(m.group(1)) if m else None, p.stdout)
+
+
+def both_hits(messages: dict[str, bytes], tmp_path_factory, sa_args: tuple[str, ...] = (),
+              gate_args: tuple[str | Path, ...] = ()) -> dict[str, tuple[set[str], set[str]]]:
+    """message name -> (SpamAssassin's hits, smtpgate's) over the same bytes, each side run
+    once per message with its extra arguments (a site config, a local .cf)."""
+    home = tmp_path_factory.mktemp("sa-home")
+    work = tmp_path_factory.mktemp("msgs")
+    return {name: (sa_run(m, home, "rules", args=sa_args).hits,
+                   gate_run(m, work / f"{name}.eml", *gate_args).hits)
+            for name, m in messages.items()}
 
 
 def disagreements(pairs: dict[str, tuple[set[str], set[str]]], common: set[str],

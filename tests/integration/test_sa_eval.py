@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from sa_diff import gate_run, lint_list, needs_spamassassin, sa_run
+from sa_diff import both_hits, lint_list, loaded_evals, needs_spamassassin
 from sa_diff import msg as _msg
 
 pytestmark = needs_spamassassin
@@ -145,15 +145,12 @@ def lint() -> str:
 @pytest.fixture(scope="module")
 def eval_rules(lint) -> dict[str, str]:
     """The eval rules smtpgate loaded (those without a score too): name -> function."""
-    return {m.group(1): m.group(2) for m in re.finditer(r"^rule (\w+) eval (\w+)\t", lint, re.M)}
+    return loaded_evals(lint)
 
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
-    home = tmp_path_factory.mktemp("sa-home")
-    work = tmp_path_factory.mktemp("msgs")
-    return {name: (sa_run(msg, home, "rules").hits, gate_run(msg, work / f"{name}.eml").hits)
-            for name, (msg, _) in MESSAGES.items()}
+    return both_hits({name: m for name, (m, _) in MESSAGES.items()}, tmp_path_factory)
 
 
 def test_lint_names_the_implemented_functions(lint, eval_rules):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from sa_diff import disagreements, gate_run, lint_list, needs_spamassassin, sa_run
+from sa_diff import both_hits, disagreements, lint_list, needs_spamassassin
 from sa_diff import msg as _msg
 
 pytestmark = needs_spamassassin
@@ -175,11 +175,8 @@ def eval_rules(tmp_path_factory, local_cf) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def both(tmp_path_factory, local_cf):
     cf, site = local_cf
-    home = tmp_path_factory.mktemp("sa-home")
-    work = tmp_path_factory.mktemp("msgs")
-    return {name: (sa_run(msg, home, "rules", args=(f"--siteconfigpath={site}",)).hits,
-                   gate_run(msg, work / f"{name}.eml", "--sa-local", cf).hits)
-            for name, (msg, _) in MESSAGES.items()}
+    return both_hits({name: m for name, (m, _) in MESSAGES.items()}, tmp_path_factory,
+                     sa_args=(f"--siteconfigpath={site}",), gate_args=("--sa-local", cf))
 
 
 def test_lint_names_the_list_functions(lint, eval_rules):

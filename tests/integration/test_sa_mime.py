@@ -20,7 +20,7 @@ import zlib
 
 import pytest
 
-from sa_diff import disagreements, gate_run, lint_list, needs_spamassassin, sa_run
+from sa_diff import both_hits, disagreements, lint_list, loaded_evals, needs_spamassassin
 from sa_diff import msg as _msg
 
 pytestmark = needs_spamassassin
@@ -210,16 +210,12 @@ def lint() -> str:
 @pytest.fixture(scope="module")
 def mime_rules(lint) -> dict[str, str]:
     """The eval rules of these functions smtpgate loaded: name -> function."""
-    return {m.group(1): m.group(2) for m in re.finditer(r"^rule (\w+) eval (\w+)\t", lint, re.M)
-            if m.group(2) in FUNCTIONS}
+    return loaded_evals(lint, FUNCTIONS)
 
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
-    home = tmp_path_factory.mktemp("sa-home")
-    work = tmp_path_factory.mktemp("msgs")
-    return {name: (sa_run(m, home, "rules").hits, gate_run(m, work / f"{name}.eml").hits)
-            for name, (m, _) in MESSAGES.items()}
+    return both_hits({name: m for name, (m, _) in MESSAGES.items()}, tmp_path_factory)
 
 
 def test_lint_names_the_functions_as_implemented(lint, mime_rules):
