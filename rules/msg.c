@@ -98,6 +98,11 @@ struct rules_msg {
     const struct sa_relay_conf *relay_conf;
     const struct rules_facts *relay_facts;
     struct rules_msg_date_memo date_memo; /* sa_eval_date's shift, once per message */
+    struct {
+        const void *owner;
+        void *v;
+        void (*free_fn)(void *);
+    } memo[RULES_MEMO_KINDS];
     /* The SpamAssassin views cost a second rendering: built only when its
      * rules are loaded (rules_msg_want_sa before the first view, then in
      * the same MIME pass as the native views) or asked for. */
@@ -160,6 +165,21 @@ struct sa_relays **rules_msg_relays_slot(struct rules_msg *m)
 struct rules_msg_date_memo *rules_msg_date_memo(struct rules_msg *m)
 {
     return &m->date_memo;
+}
+
+void *rules_msg_memo(const struct rules_msg *m, enum rules_msg_memo_kind k, const void *owner)
+{
+    return m->memo[k].v != NULL && m->memo[k].owner == owner ? m->memo[k].v : NULL;
+}
+
+void rules_msg_memo_keep(struct rules_msg *m, enum rules_msg_memo_kind k, const void *owner,
+                         void *v, void (*free_fn)(void *))
+{
+    if (m->memo[k].v != NULL)
+        m->memo[k].free_fn(m->memo[k].v);
+    m->memo[k].owner = owner;
+    m->memo[k].v = v;
+    m->memo[k].free_fn = free_fn;
 }
 
 bool rules_msg_nomem(const struct rules_msg *m)
@@ -377,6 +397,9 @@ void rules_msg_free(struct rules_msg *m)
     free(m->mfields);
     if (m->relays != NULL && m->relays_free != NULL)
         m->relays_free(m->relays);
+    for (size_t k = 0; k < RULES_MEMO_KINDS; k++)
+        if (m->memo[k].v != NULL)
+            m->memo[k].free_fn(m->memo[k].v);
     free(m);
 }
 

@@ -318,6 +318,17 @@ struct rules_msg_date_memo {
     int64_t diff;
 };
 struct rules_msg_date_memo *rules_msg_date_memo(struct rules_msg *m);
+/* What an eval family works out once per message for one rule set (owner:
+ * the rule set's, e.g. its lists) and several rules then read, kept with the
+ * message and freed with it by free_fn.  rules_msg_memo is NULL when nothing
+ * is kept for that owner; rules_msg_memo_keep replaces what was kept. */
+enum rules_msg_memo_kind {
+    RULES_MEMO_FREEMAIL_BODY, /* sa_eval_freemail.c: the body's freemail addresses */
+    RULES_MEMO_KINDS
+};
+void *rules_msg_memo(const struct rules_msg *m, enum rules_msg_memo_kind k, const void *owner);
+void rules_msg_memo_keep(struct rules_msg *m, enum rules_msg_memo_kind k, const void *owner,
+                         void *v, void (*free_fn)(void *));
 
 /* Literals a match of the pattern must contain, lower-cased, each with its
  * clause: every clause needs one of its literals.  Their number (at most

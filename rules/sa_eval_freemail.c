@@ -215,8 +215,26 @@ static int body_emails(const struct sa_lists *l, struct rules_msg *m, struct sa_
     return rc;
 }
 
-static int parse_body(const struct sa_eval_call *c, struct rules_msg *m, struct body_fm *b)
+static void body_fm_free(void *v)
 {
+    struct body_fm *b = v;
+    sa_addrs_free(&b->emails);
+    free(b);
+}
+
+/* _parse_body's result, worked out on the first call for a message and kept
+ * with it: check_freemail_body and every check_freemail_replyto that gets
+ * that far read the same addresses. */
+static int parse_body(const struct sa_eval_call *c, struct rules_msg *m,
+                      const struct body_fm **out)
+{
+    struct body_fm *b = rules_msg_memo(m, RULES_MEMO_FREEMAIL_BODY, c->lists);
+    if (b != NULL) {
+        *out = b;
+        return 0;
+    }
+    if ((b = util_calloc(1, sizeof(*b))) == NULL)
+        return -1;
     struct sa_addrs all = {0};
     int rc = body_emails(c->lists, m, &all);
     const struct sa_freemail_opts *o = sa_lists_freemail_opts(c->lists);
@@ -239,24 +257,29 @@ static int parse_body(const struct sa_eval_call *c, struct rules_msg *m, struct 
             rc = -1;
     }
     sa_addrs_free(&all);
-    return rc;
+    if (rc != 0) {
+        body_fm_free(b);
+        return rc;
+    }
+    rules_msg_memo_keep(m, RULES_MEMO_FREEMAIL_BODY, c->lists, b, body_fm_free);
+    *out = b;
+    return 0;
 }
 
 static int freemail_body(const struct sa_eval_call *c, struct rules_msg *m)
 {
     if (!sa_lists_freemail_available(c->lists))
         return 0;
-    struct body_fm b = {0};
+    const struct body_fm *b;
     int rc = parse_body(c, m, &b);
-    if (rc == 0 && !b.skip) {
+    if (rc == 0 && !b->skip) {
         if (c->args.n == 0) {
-            rc = b.emails.n > 0;
+            rc = b->emails.n > 0;
         } else {
-            for (size_t i = 0; i < b.emails.n && rc == 0; i++)
-                rc = re_ok(c, 0, b.emails.v[i]);
+            for (size_t i = 0; i < b->emails.n && rc == 0; i++)
+                rc = re_ok(c, 0, b->emails.v[i]);
         }
     }
-    sa_addrs_free(&b.emails);
     return rc;
 }
 
@@ -294,7 +317,7 @@ static int freemail_replyto(const struct sa_eval_call *c, struct rules_msg *m)
         }
     }
     struct sa_addrs from = {0}, rt = {0};
-    struct body_fm b = {0};
+    const struct body_fm *b;
     int rc = -1;
     bool from_fm, rt_fm;
     if (sa_addrs_field(m, "From", false, true, &from) != 0 ||
@@ -313,16 +336,15 @@ static int freemail_replyto(const struct sa_eval_call *c, struct rules_msg *m)
         goto out;
     if (reply && ((rt.n > 0 && !rt_fm) || !from_fm))
         goto out;
-    if ((rc = parse_body(c, m, &b)) != 0 || b.skip)
+    if ((rc = parse_body(c, m, &b)) != 0 || b->skip)
         goto out;
     const struct sa_addrs *reply_addrs = !reply || rt_fm ? &rt : &from;
-    for (size_t i = 0; i < b.emails.n && rc == 0; i++)
+    for (size_t i = 0; i < b->emails.n && rc == 0; i++)
         for (size_t k = 0; k < reply_addrs->n && rc == 0; k++)
-            rc = strcmp(b.emails.v[i], reply_addrs->v[k]) != 0;
+            rc = strcmp(b->emails.v[i], reply_addrs->v[k]) != 0;
 out:
     sa_addrs_free(&from);
     sa_addrs_free(&rt);
-    sa_addrs_free(&b.emails);
     return rc;
 }
 
