@@ -8,6 +8,10 @@
  * compiled the first time a field reaches it and kept for the process (an
  * atomic slot per call site: threads race harmlessly, the loser frees its
  * copy).  Perl's s/// on the line are done by hand where they change it.
+ * It stays a ladder of if-blocks, not a table walked by a loop: many steps
+ * edit the line, test a second pattern or fill fields from other groups,
+ * and keeping Perl's shape lets the two be read side by side when
+ * SpamAssassin's parser changes.
  *
  * What it assumes: Perl's \s \S \b \d on octets, which PCRE2 without UTF
  * mode matches the same way.
