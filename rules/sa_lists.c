@@ -159,6 +159,13 @@ struct rcvdlist {
     size_t n, cap;
 };
 
+/* a welcomelist_subject or blocklist_subject string, lower-cased, with
+ * any octet (a NUL too) */
+struct subject {
+    char *s;
+    size_t n;
+};
+
 struct urilist {
     char *name;
     struct strmap hosts; /* 1 listed, 0 listed with '!' */
@@ -171,6 +178,8 @@ struct sa_lists {
     struct urilist *uri; /* in name order */
     size_t nuri;
     struct rcvdlist rcvd[SA_RCVD__COUNT];
+    struct subject *subj[2]; /* welcomelist_subject, blocklist_subject */
+    size_t nsubj[2], subj_cap[2];
     struct strmap fm_domains;
     char **fm_wild; /* freemail_domains with * or ? */
     size_t nfm_wild, fm_wild_cap;
@@ -227,6 +236,11 @@ void sa_lists_unref(struct sa_lists *l)
             strv_free(l->rcvd[k].v[i].relays, l->rcvd[k].v[i].nrelays);
         }
         free(l->rcvd[k].v);
+    }
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; i < l->nsubj[k]; i++)
+            free(l->subj[k][i].s);
+        free(l->subj[k]);
     }
     map_free(&l->fm_domains);
     strv_free(l->fm_wild, l->nfm_wild);
@@ -675,6 +689,56 @@ static bool is_rcvd_setting(const char *key)
     return false;
 }
 
+/* ---- WelcomeListSubject ---- */
+/* the setting's whole value, blanks within kept; an empty one is a string
+ * too (and is in every subject, as there) */
+static enum sa_lists_rc subject_add(struct sa_lists *l, int k, const char *v, size_t vn)
+{
+    if (util_grow(&l->subj[k], &l->subj_cap[k], l->nsubj[k] + 1, sizeof(**l->subj)) != 0)
+        return SA_LISTS_NOMEM;
+    char *d = util_malloc(vn + 1);
+    if (d == NULL)
+        return SA_LISTS_NOMEM;
+    for (size_t i = 0; i < vn; i++)
+        d[i] = (char)tolower((unsigned char)v[i]);
+    d[vn] = '\0';
+    l->subj[k][l->nsubj[k]++] = (struct subject){d, vn};
+    return SA_LISTS_OK;
+}
+
+/* The compiled, unanchored pattern: `*` is .* and `?` is . (neither takes
+ * a line end), every other octet itself; a match anywhere in s. */
+static bool subject_glob_in(const char *p, size_t pn, const char *s, size_t sn, bool *cur, bool *nxt)
+{
+    memset(cur, 0, pn + 1);
+    cur[0] = true;
+    for (size_t i = 0;; i++) {
+        for (size_t j = 0; j < pn; j++)
+            if (cur[j] && p[j] == '*')
+                cur[j + 1] = true;
+        if (cur[pn])
+            return true;
+        if (i == sn)
+            return false;
+        char c = (char)tolower((unsigned char)s[i]);
+        memset(nxt, 0, pn + 1);
+        for (size_t j = 0; j < pn; j++) {
+            if (!cur[j])
+                continue;
+            if (p[j] == '*')
+                nxt[j] |= c != '\n';
+            else if (p[j] == '?')
+                nxt[j + 1] |= c != '\n';
+            else
+                nxt[j + 1] |= p[j] == c;
+        }
+        nxt[0] = true; /* a match may begin at the next octet */
+        bool *t = cur;
+        cur = nxt;
+        nxt = t;
+    }
+}
+
 /* Perl's set_numeric_value: /^ [+-]? \d+ (?: \. \d* )? \z/ */
 static bool numeric(const char *v, size_t vn, double *out)
 {
@@ -770,6 +834,10 @@ enum sa_lists_rc sa_lists_setting(struct sa_lists *l, const char *key, const cha
     }
     if (is_rcvd_setting(key))
         return rcvd_setting(l, key, val, vn, why, wn);
+    if (strcmp(key, "welcomelist_subject") == 0 || strcmp(key, "whitelist_subject") == 0)
+        return subject_add(l, 0, val, vn);
+    if (strcmp(key, "blocklist_subject") == 0 || strcmp(key, "blacklist_subject") == 0)
+        return subject_add(l, 1, val, vn);
     const char *name, *rest;
     size_t nn, rn;
     if (strcmp(key, "unwelcomelist_auth") == 0 || strcmp(key, "unwhitelist_auth") == 0) {
@@ -1048,6 +1116,24 @@ int sa_lists_rcvd_match(const struct sa_lists *l, enum sa_rcvd_list which, const
         found = -1;
     }
     return found;
+}
+
+int sa_lists_subject_listed(const struct sa_lists *l, bool block, const char *subj, size_t n)
+{
+    int k = block ? 1 : 0;
+    for (size_t i = 0; l != NULL && i < l->nsubj[k]; i++) {
+        const struct subject *e = &l->subj[k][i];
+        bool stack[2 * 256];
+        bool *buf = e->n < 255 ? stack : util_malloc(2 * (e->n + 1) * sizeof(bool));
+        if (buf == NULL)
+            return -1;
+        bool hit = subject_glob_in(e->s, e->n, subj, n, buf, buf + e->n + 1);
+        if (buf != stack)
+            free(buf);
+        if (hit)
+            return 1;
+    }
+    return 0;
 }
 
 bool sa_lists_rcvd_has(const struct sa_lists *l, enum sa_rcvd_list which)

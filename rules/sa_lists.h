@@ -12,6 +12,8 @@
  *   aliases): an address pattern with the relay it must come through;
  *   unwelcomelist_from_rcvd removes the address from both, every relay
  *   with it; welcomelist_allows_relays: a list like the ones above.
+ *   welcomelist_subject, blocklist_subject (and whitelist / blacklist
+ *   aliases): one string a line, blanks within it kept.
  *   enlist_uri_host (NAME), delist_uri_host [(NAME)], blocklist_uri_host,
  *   welcomelist_uri_host: named lists of hosts, each true or false ('!').
  *   freemail_domains (wildcards * and ? within a label), freemail_welcomelist,
@@ -105,6 +107,11 @@ typedef bool (*sa_lists_relay_fn)(const char *relay, void *ctx);
 int sa_lists_rcvd_match(const struct sa_lists *l, enum sa_rcvd_list which, const char *addr,
                         size_t n, sa_lists_relay_fn relay_ok, void *ctx);
 bool sa_lists_rcvd_has(const struct sa_lists *l, enum sa_rcvd_list which);
+
+/* WelcomeListSubject's _check_subject: one of the welcomelist_subject
+ * (block: blocklist_subject) strings, a glob without anchors, is in the
+ * subject s[0..n) (any case): 1, 0, -1 out of memory. */
+int sa_lists_subject_listed(const struct sa_lists *l, bool block, const char *s, size_t n);
 
 /* FreeMail has domains to go by (it disables itself otherwise). */
 bool sa_lists_freemail_available(const struct sa_lists *l);

@@ -66,6 +66,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (sa_lists_addr_glob_listed(l, "welcomelist_allows_relays", a, lastn) > 1)
             abort();
+        if (sa_lists_subject_listed(l, false, a, lastn) > 1 ||
+            sa_lists_subject_listed(l, true, a, lastn) > 1)
+            abort();
         char *z = malloc(lastn + 1);
         if (z != NULL) {
             memcpy(z, a, lastn);

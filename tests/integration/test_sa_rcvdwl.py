@@ -11,8 +11,9 @@ as its MAIL FROM.  Both read the same admin file of welcomelist_from_rcvd,
 def_welcomelist_from_rcvd and welcomelist_allows_relays lines and rules over the forgery
 tests: smtpgate with --sa-local, spamassassin as one of its site files.  USER_IN_WELCOMELIST,
 USER_IN_DEF_WELCOMELIST, the forgery rules, __RP_MATCHES_RCVD and every meta of the shipped
-rules built on __RP_MATCHES_RCVD must agree on every message, and each message hits the rules
-it was written for in both.
+rules built on __RP_MATCHES_RCVD, and WelcomeListSubject's SUBJECT_IN_WELCOMELIST and
+SUBJECT_IN_BLOCKLIST must agree on every message, and each message hits the rules it was
+written for in both.
 
 The rules are read where the package puts them and never copied here.
 """
@@ -50,11 +51,18 @@ header T_FORGED_WL_OLD eval:check_forged_in_whitelist()
 header T_FORGED_DEF eval:check_forged_in_default_welcomelist()
 header T_IN_WL_OLD eval:check_from_in_whitelist()
 header T_IN_DEF_OLD eval:check_from_in_default_whitelist()
+welcomelist_subject [Bug *] fixed
+whitelist_subject minutes of ?? may
+blocklist_subject make   MONEY fast
+blacklist_subject (free)
+header T_SUBJ_WL_OLD eval:check_subject_in_whitelist()
+header T_SUBJ_BL_OLD eval:check_subject_in_blacklist()
 """
-LOCAL_RULES = {"T_FORGED_WL", "T_FORGED_WL_OLD", "T_FORGED_DEF", "T_IN_WL_OLD", "T_IN_DEF_OLD"}
+LOCAL_RULES = {"T_FORGED_WL", "T_FORGED_WL_OLD", "T_FORGED_DEF", "T_IN_WL_OLD", "T_IN_DEF_OLD",
+               "T_SUBJ_WL_OLD", "T_SUBJ_BL_OLD"}
 
-BASE = ("To: Bob <bob@example.net>\nSubject: Minutes of the meeting\n"
-        "Date: Mon, 07 Dec 2026 09:59:00 +0000\n")
+SUBJECT = "Subject: Minutes of the meeting\n"
+BASE = "To: Bob <bob@example.net>\nDate: Mon, 07 Dec 2026 09:59:00 +0000\n"
 PRIOR = ("Received: from mail.example.org (mail.example.org [81.2.69.160])\n"
          "\tby relay.example.org (Postfix) with ESMTP id 4ABC123\n"
          "\tfor <bob@example.net>; Mon,  7 Dec 2026 09:59:30 +0000 (UTC)\n")
@@ -112,6 +120,21 @@ CASES = {
                             "b@example.com", "", set()),
     "rp_no_rdns": (F(ip=PUB), "b@example.com", "b@example.com", "", set()),
     "rp_dotless": (F(ip=PUB, rdns="localhost"), "b@localhost", "b@example.com", "", set()),
+    # WelcomeListSubject: a glob anywhere in the decoded Subject, any case
+    "subj_wl": (F(ip=PUB), "b@example.com", "b@example.com",
+                "Subject: Re: [BUG 4711] fixed now\n", {"SUBJECT_IN_WELCOMELIST", "T_SUBJ_WL_OLD"}),
+    "subj_wl_one_octet": (F(ip=PUB), "b@example.com", "b@example.com",
+                          "Subject: Fwd: MINUTES of 12 May\n",
+                          {"SUBJECT_IN_WELCOMELIST", "T_SUBJ_WL_OLD"}),
+    "subj_wl_short": (F(ip=PUB), "b@example.com", "b@example.com",
+                      "Subject: Minutes of 2 May\n", set()),
+    "subj_bl_encoded": (F(ip=PUB), "b@example.com", "b@example.com",
+                        "Subject: =?UTF-8?Q?Make___money_FAST_=E2=82=AC?=\n",
+                        {"SUBJECT_IN_BLOCKLIST", "T_SUBJ_BL_OLD"}),
+    "subj_bl_literal": (F(ip=PUB), "b@example.com", "b@example.com",
+                        "Subject: all (Free) today\n", {"SUBJECT_IN_BLOCKLIST", "T_SUBJ_BL_OLD"}),
+    "subj_bl_no_paren": (F(ip=PUB), "b@example.com", "b@example.com",
+                         "Subject: all free today\n", set()),
 }
 TARGETS = set().union(*(c[4] for c in CASES.values()))
 
@@ -156,7 +179,9 @@ def both(tmp_path_factory, local_cf):
     work = tmp_path_factory.mktemp("msgs")
     out = {}
     for n, (name, (facts, rp, frm, fields, _)) in enumerate(CASES.items()):
-        body = f"{fields}From: {frm}\n{BASE}Message-ID: <20261207095900.{4900 + n}@example.org>\n"
+        subject = "" if "Subject:" in fields else SUBJECT
+        body = (f"{fields}From: {frm}\n{subject}{BASE}"
+                f"Message-ID: <20261207095900.{4900 + n}@example.org>\n")
         helo = facts.get("rdns") or "client.example.org"
         # the delivering MTA's Return-Path tops the message (below a Received field
         # SpamAssassin would not trust it); smtpgate has the MAIL FROM itself
@@ -177,17 +202,21 @@ def test_lint_loads_the_relay_welcomelists(lint, compared):
     missing = set(re.findall(r"^eval function not implemented \d+: (\w+) ", lint, re.M))
     for fn in ("check_from_in_welcomelist", "check_from_in_default_welcomelist",
                "check_mailfrom_matches_rcvd", "check_forged_in_welcomelist",
-               "check_forged_in_default_welcomelist"):
+               "check_forged_in_default_welcomelist", "check_subject_in_welcomelist",
+               "check_subject_in_blocklist"):
         assert fn in done and fn not in missing, fn
+    assert "Plugin::WelcomeListSubject is not emulated" not in lint
     # the old names too (the shipped files name them only in branches not taken, which lint
     # counts among the functions missing)
     for fn in ("check_forged_in_whitelist", "check_from_in_whitelist",
-               "check_from_in_default_whitelist"):
+               "check_from_in_default_whitelist", "check_subject_in_whitelist",
+               "check_subject_in_blacklist"):
         assert fn in done, fn
     assert "uses an eval test smtpgate lacks" not in lint
     # the _rcvd settings are read, with no warning about them
     for setting in ("welcomelist_from_rcvd", "whitelist_from_rcvd", "def_welcomelist_from_rcvd",
-                    "unwelcomelist_from_rcvd", "welcomelist_allows_relays"):
+                    "unwelcomelist_from_rcvd", "welcomelist_allows_relays", "welcomelist_subject",
+                    "whitelist_subject", "blocklist_subject", "blacklist_subject"):
         assert not re.search(rf"^ignored setting \d+: {setting}$", lint, re.M), setting
     assert "zz_rcvdwl.cf" not in lint
     assert TARGETS | LOCAL_RULES <= compared, (TARGETS | LOCAL_RULES) - compared

@@ -5,7 +5,8 @@
  * reading), the _rcvd settings with their warnings, and WLBLEval's
  * check_from_in_welcomelist, check_from_in_default_welcomelist,
  * check_forged_in_* and check_mailfrom_matches_rcvd over chains made of
- * the session's facts and the message's Received fields.  Each .cf and
+ * the session's facts and the message's Received fields; WelcomeListSubject's
+ * check_subject_in_welcomelist / _blocklist.  Each .cf and
  * message is written for the test.
  */
 #include <setjmp.h>
@@ -273,6 +274,61 @@ static void test_mailfrom_matches_rcvd(void **state)
     unlink(write_file("20_rcvd.cf", ""));
 }
 
+static const char subj_cf[] =
+    "welcomelist_subject [Bug *] fixed\n"
+    "whitelist_subject re: minutes of ?? may\n"
+    "blocklist_subject make   MONEY fast\n"
+    "blacklist_subject (free)\n"
+    "header T_SUBJ_WL eval:check_subject_in_welcomelist()\n"
+    "header T_SUBJ_WL_OLD eval:check_subject_in_whitelist()\n"
+    "header T_SUBJ_BL eval:check_subject_in_blocklist()\n"
+    "header T_SUBJ_BL_OLD eval:check_subject_in_blacklist()\n";
+
+static char *subj(const char *s)
+{
+    static char buf[512];
+    snprintf(buf, sizeof(buf), "From: a@b.example\r\n%s\r\n\r\nbody\r\n", s);
+    return buf;
+}
+
+static void test_subject_lists(void **state)
+{
+    (void)state;
+    write_file("20_subj.cf", subj_cf);
+    struct loaded l = load(NULL, false);
+    assert_int_equal(l.rep.loaded, 4);
+    const char *wl = " T_SUBJ_WL T_SUBJ_WL_OLD ", *bl = " T_SUBJ_BL T_SUBJ_BL_OLD ";
+    /* anywhere in the subject, any case, * a run of octets */
+    assert_string_equal(run(l.r, subj("Subject: Re: [BUG 4711] fixed now"), NULL), wl);
+    assert_string_equal(run(l.r, subj("Subject: [bug] fixed"), NULL), " ");
+    assert_string_equal(run(l.r, subj("Subject: [Bug ] fixed"), NULL), wl);
+    /* ? one octet, blanks as written */
+    assert_string_equal(run(l.r, subj("Subject: Re: Minutes of 12 May"), NULL), wl);
+    assert_string_equal(run(l.r, subj("Subject: Re: Minutes of 2 May"), NULL), " ");
+    assert_string_equal(run(l.r, subj("Subject: MAKE   money FAST!"), NULL), bl);
+    assert_string_equal(run(l.r, subj("Subject: make money fast"), NULL), " ");
+    /* every other octet is itself */
+    assert_string_equal(run(l.r, subj("Subject: all (FREE) now"), NULL), bl);
+    assert_string_equal(run(l.r, subj("Subject: all free now"), NULL), " ");
+    /* decoded first */
+    assert_string_equal(run(l.r, subj("Subject: =?UTF-8?Q?make___money_fast?="), NULL), bl);
+    /* a wildcard does not cross from one Subject field to the next */
+    assert_string_equal(run(l.r, subj("Subject: [bug 1]\r\nSubject: fixed"), NULL), " ");
+    assert_string_equal(run(l.r, subj("Subject: x\r\nSubject: [bug 1] fixed"), NULL), wl);
+    /* no Subject: nothing */
+    assert_string_equal(run(l.r, subj("To: c@d.example"), NULL), " ");
+    unload(&l);
+    unlink(write_file("20_subj.cf", ""));
+    /* an empty string is in every subject (not in a missing one) */
+    write_file("20_subj.cf", "welcomelist_subject\n"
+                             "header T_SUBJ_WL eval:check_subject_in_welcomelist()\n");
+    l = load(NULL, false);
+    assert_string_equal(run(l.r, subj("Subject: anything"), NULL), " T_SUBJ_WL ");
+    assert_string_equal(run(l.r, subj("To: c@d.example"), NULL), " ");
+    unload(&l);
+    unlink(write_file("20_subj.cf", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_settings),
         cmocka_unit_test(test_functions),
         cmocka_unit_test(test_mailfrom_matches_rcvd),
+        cmocka_unit_test(test_subject_lists),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
