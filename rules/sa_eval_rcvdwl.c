@@ -26,7 +26,6 @@
  * inside smtpgate the session's client is the newest relay); domains are
  * ASCII (SpamAssassin without libidn lower-cases them only, as here).
  */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +35,7 @@
 #include "rules/sa_lists.h"
 #include "rules/sa_rcvdwl.h"
 #include "rules/sa_relays.h"
+#include "util/alloc.h"
 
 /* the relays _check_welcomelist_rcvd tries: the first untrusted one, or
  * with none every trusted one */
@@ -57,24 +57,13 @@ static const struct sa_relay *tried_at(const struct tried *t, size_t i)
                                                : r->list[SA_RL_TRUSTED][i]];
 }
 
-static void lower_into(const char *s, char *out, size_t on)
-{
-    size_t k = 0;
-    for (; s != NULL && s[k] && k + 1 < on; k++)
-        out[k] = (char)tolower((unsigned char)s[k]);
-    out[k] = '\0';
-}
-
 static bool relay_ok(const char *entry, void *ctx)
 {
     const struct tried *t = ctx;
-    for (size_t i = 0; i < t->n; i++) {
-        char lc[512];
-        const struct sa_relay *rl = tried_at(t, i);
-        lower_into(rl->rdns, lc, sizeof(lc));
-        if (sa_rcvdwl_relay_matches(entry, rl->ip, lc))
+    /* the rDNS is compared without regard to case: its lc_rdns as it is */
+    for (size_t i = 0; i < t->n; i++)
+        if (sa_rcvdwl_relay_matches(entry, tried_at(t, i)->ip, tried_at(t, i)->rdns))
             return true;
-    }
     return false;
 }
 
@@ -195,17 +184,28 @@ static int mailfrom_matches_rcvd(const struct sa_eval_call *c, struct rules_msg 
         return -1;
     struct tried t;
     relays_tried(r, &t);
-    char ad[512], rd[512];
-    sa_lists_trim_domain(c->lists, dom, strlen(dom), ad, sizeof(ad));
-    for (size_t i = 0; i < t.n; i++) {
+    size_t dn = strlen(dom);
+    char *ad = util_malloc(dn + 1);
+    if (ad == NULL)
+        return -1;
+    sa_lists_trim_domain(c->lists, dom, dn, ad, dn + 1);
+    int hit = 0;
+    for (size_t i = 0; i < t.n && hit == 0; i++) {
         const char *rdns = tried_at(&t, i)->rdns;
         if (rdns == NULL || *rdns == '\0')
             continue;
-        sa_lists_trim_domain(c->lists, rdns, strlen(rdns), rd, sizeof(rd));
-        if (strcmp(ad, rd) == 0)
-            return 1;
+        size_t rn = strlen(rdns);
+        char *rd = util_malloc(rn + 1);
+        if (rd == NULL) {
+            hit = -1;
+            break;
+        }
+        sa_lists_trim_domain(c->lists, rdns, rn, rd, rn + 1);
+        hit = strcmp(ad, rd) == 0;
+        free(rd);
     }
-    return 0;
+    free(ad);
+    return hit;
 }
 
 const struct sa_eval_def sa_eval_rcvdwl_defs[] = {

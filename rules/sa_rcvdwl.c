@@ -163,37 +163,36 @@ bool sa_rcvdwl_relay_matches(const char *entry, const char *ip, const char *rdns
     size_t n = strlen(entry);
     /* m{^ \[ (.*) \] ( / \d{1,3} )? \z}sx */
     if (n >= 2 && entry[0] == '[') {
-        char wl[256];
-        size_t wn = 0;
+        /* the brackets' content, and a length after them */
+        size_t inner = 0, digits = 0;
         bool bracketed = false;
         if (entry[n - 1] == ']') {
-            wn = n - 2;
-            if (wn < sizeof(wl)) {
-                memcpy(wl, entry + 1, wn);
-                bracketed = true;
-            }
+            inner = n - 2;
+            bracketed = true;
         } else {
             size_t d = n;
             while (d > 0 && isdigit((unsigned char)entry[d - 1]) && n - d < 4)
                 d--;
-            size_t digits = n - d;
-            if (digits >= 1 && digits <= 3 && d >= 3 && entry[d - 1] == '/' && entry[d - 2] == ']' &&
-                n < sizeof(wl)) {
-                wn = d - 3;
-                memcpy(wl, entry + 1, wn);
-                memcpy(wl + wn, entry + d - 1, digits + 1);
-                wn += digits + 1;
+            digits = n - d;
+            if (digits >= 1 && digits <= 3 && d >= 3 && entry[d - 1] == '/' && entry[d - 2] == ']') {
+                inner = d - 3;
                 bracketed = true;
             }
         }
         if (bracketed) {
-            if (ip == NULL || *ip == '\0')
+            char wl[256];
+            size_t wn = inner + (digits ? digits + 1 : 0);
+            /* no address is written that long: NetAddr::IP reads none */
+            if (ip == NULL || *ip == '\0' || wn >= sizeof(wl))
                 return false;
+            memcpy(wl, entry + 1, inner);
+            if (digits)
+                memcpy(wl + inner, entry + n - digits - 1, digits + 1);
             wl[wn] = '\0';
             return ip_matches(wl, wn, ip);
         }
     }
-    /* /(?:^|\.)\Q$domain\E$/i over the lower-cased rDNS */
+    /* /(?:^|\.)\Q$domain\E$/i over the rDNS */
     if (rdns == NULL)
         rdns = "";
     size_t rn = strlen(rdns);

@@ -4,8 +4,8 @@
  * whether one relay of the chain is the one an entry names.
  *
  * What it promises: SpamAssassin's answer for the entry's second word as
- * written (lower-cased) against the relay's IP address text and its
- * lower-cased rDNS:
+ * written (lower-cased) against the relay's IP address text and its rDNS
+ * (compared without regard to ASCII case, as /i does):
  *   - a name: the rDNS is it, or ends with "." and it;
  *   - [a.b.c.d]: the relay's address is that text exactly;
  *   - [a.b.c] and shorter (digits and dots): the address begins with it
@@ -25,7 +25,7 @@
 #include <stdbool.h>
 
 /* entry: the relay word of the entry; ip: the relay's address (NULL or
- * "": none); rdns: its lower-cased name (NULL: none). */
+ * "": none); rdns: its name (NULL: none). */
 bool sa_rcvdwl_relay_matches(const char *entry, const char *ip, const char *rdns);
 
 #endif

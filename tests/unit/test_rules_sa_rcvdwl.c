@@ -38,6 +38,13 @@ static void test_relay_word(void **state)
     assert_false(sa_rcvdwl_relay_matches("example.org", "192.0.2.1", "example.org.evil.test"));
     assert_false(sa_rcvdwl_relay_matches("example.org", "192.0.2.1", ""));
     assert_false(sa_rcvdwl_relay_matches("example.org", "192.0.2.1", NULL));
+    /* any case, a name of any length */
+    assert_true(sa_rcvdwl_relay_matches("example.org", "192.0.2.1", "MAIL.Example.ORG"));
+    char longname[700];
+    memset(longname, 'a', sizeof(longname));
+    memcpy(longname + sizeof(longname) - 13, ".example.org", 13);
+    assert_true(sa_rcvdwl_relay_matches("example.org", "192.0.2.1", longname));
+    assert_false(sa_rcvdwl_relay_matches("xample.org", "192.0.2.1", longname));
     /* a lone '[' is a name too */
     assert_true(sa_rcvdwl_relay_matches("[", "192.0.2.1", "x.["));
     /* an exact IPv4 address is compared as text */
@@ -66,6 +73,12 @@ static void test_relay_word(void **state)
     assert_false(sa_rcvdwl_relay_matches("[192.0.2.0/24]]", "192.0.2.9", NULL));
     assert_false(sa_rcvdwl_relay_matches("[mail.example.org]", "192.0.2.9", "mail.example.org"));
     assert_false(sa_rcvdwl_relay_matches("[]", "192.0.2.9", NULL));
+    char longip[300] = "[";
+    memset(longip + 1, '1', sizeof(longip) - 3);
+    memcpy(longip + sizeof(longip) - 2, "]", 2);
+    assert_false(sa_rcvdwl_relay_matches(longip, "192.0.2.9", "x"));
+    /* four digits after the brackets: a name, as the pattern fails */
+    assert_true(sa_rcvdwl_relay_matches("[192.0.2.0]/1234", "192.0.2.9", "a.[192.0.2.0]/1234"));
     /* IPv6, and IPv4 as NetAddr::IP holds it: ::a.b.c.d */
     assert_true(sa_rcvdwl_relay_matches("[2001:db8:1234::/48]", "2001:db8:1234:5::1", NULL));
     assert_true(sa_rcvdwl_relay_matches("[2001:db8:1234::]/48", "2001:db8:1234:5::1", NULL));
@@ -184,8 +197,10 @@ static void test_functions(void **state)
     assert_string_equal(l.rep.warnings.v[0].msg, "welcomelist_from_rcvd: invalid value");
 
     const char *joe = mk("Return-Path: <joe@example.org>\r\nFrom: Joe <joe@example.org>\r\n");
-    /* through a relay named for the address: welcomelisted, the envelope
-     * sender's domain is the relay's */
+    /* through a relay named for the address (any case): welcomelisted, the
+     * envelope sender's domain is the relay's */
+    assert_string_equal(run(l.r, joe, FACTS("203.0.113.5", "Out.Mail.EXAMPLE.org")),
+                        " T_WL T_RP ");
     assert_string_equal(run(l.r, joe, FACTS("203.0.113.5", "out.mail.example.org")),
                         " T_WL T_RP ");
     /* through its network, with no name */
