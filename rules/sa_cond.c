@@ -25,6 +25,7 @@ static const char *const emulated_plugins[] = {
     "Mail::SpamAssassin::Plugin::RelayEval",
     "Mail::SpamAssassin::Plugin::FreeMail",
     "Mail::SpamAssassin::Plugin::WLBLEval",
+    "Mail::SpamAssassin::Plugin::WelcomeListSubject",
     /* MIME and image tests over SpamAssassin's own MIME tree (sa_mime.h) */
     "Mail::SpamAssassin::Plugin::MIMEEval",
     "Mail::SpamAssassin::Plugin::ImageInfo",

@@ -23,6 +23,8 @@ static const struct sa_eval_def *const tables[] = {
     sa_eval_relay_defs,
     sa_eval_freemail_defs,
     sa_eval_wlbl_defs,
+    sa_eval_rcvdwl_defs,
+    sa_eval_subject_defs,
     sa_eval_recips_defs,
     sa_eval_mime_defs,
     sa_eval_image_defs,

@@ -61,6 +61,8 @@ extern const struct sa_eval_def sa_eval_body_defs[];
 extern const struct sa_eval_def sa_eval_relay_defs[];
 extern const struct sa_eval_def sa_eval_freemail_defs[];
 extern const struct sa_eval_def sa_eval_wlbl_defs[];
+extern const struct sa_eval_def sa_eval_rcvdwl_defs[];
+extern const struct sa_eval_def sa_eval_subject_defs[];
 extern const struct sa_eval_def sa_eval_recips_defs[];
 extern const struct sa_eval_def sa_eval_mime_defs[];
 extern const struct sa_eval_def sa_eval_image_defs[];

@@ -3,8 +3,7 @@
  * rule set's address and URI host lists (sa_lists):
  *
  *   check_from_in_blocklist()   an all_from_addrs() address on blocklist_from
- *   check_from_in_welcomelist() ... on welcomelist_from (the whitelist and
- *                               blacklist names are the same functions)
+ *                               (the blacklist names are the same functions)
  *   check_to_in_blocklist(), check_to_in_welcomelist(),
  *   check_to_in_more_spam(), check_to_in_all_spam()
  *                               an all_to_addrs() address on blocklist_to,
@@ -21,12 +20,8 @@
  * What it promises: SpamAssassin's results on the same addresses and
  * hosts; a list never defined is a miss, as there.
  *
- * What it assumes: welcomelist_from_rcvd entries need the relays of the
- * Received chain, which smtpgate does not model yet: check_from_in_welcomelist
- * gives SpamAssassin's answer for welcomelist_from and never welcomelists by
- * a _rcvd entry (those functions that rest on the relays alone,
- * check_from_in_default_welcomelist, check_forged_in_*,
- * check_mailfrom_matches_rcvd, are not here and stay skipped by name).
+ * What it assumes: nothing more; the From welcomelists, which rest on the
+ * relays of the Received chain too, are sa_eval_rcvdwl's.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -90,11 +85,6 @@ static int to_in(const struct sa_eval_call *c, struct rules_msg *m, const char *
 static int from_blocklist(const struct sa_eval_call *c, struct rules_msg *m)
 {
     return from_in(c, m, "blocklist_from");
-}
-
-static int from_welcomelist(const struct sa_eval_call *c, struct rules_msg *m)
-{
-    return from_in(c, m, "welcomelist_from");
 }
 
 static int to_blocklist(const struct sa_eval_call *c, struct rules_msg *m)
@@ -292,8 +282,6 @@ static int uri_in_welcomelist(const struct sa_eval_call *c, struct rules_msg *m)
 const struct sa_eval_def sa_eval_wlbl_defs[] = {
     {"check_from_in_blocklist", from_blocklist, NULL},
     {"check_from_in_blacklist", from_blocklist, NULL},
-    {"check_from_in_welcomelist", from_welcomelist, NULL},
-    {"check_from_in_whitelist", from_welcomelist, NULL},
     {"check_to_in_blocklist", to_blocklist, check_to},
     {"check_to_in_blacklist", to_blocklist, check_to},
     {"check_to_in_welcomelist", to_welcomelist, check_to},

@@ -146,6 +146,26 @@ struct addrlist {
     size_t nglobs, cap;
 };
 
+/* a (def_)welcomelist_from_rcvd entry: the address pattern, lower-cased,
+ * and the relays (rDNS domains or [IP] forms) named for it, in file order */
+struct rcvdentry {
+    char *addr;
+    char **relays;
+    size_t nrelays, cap;
+};
+
+struct rcvdlist {
+    struct rcvdentry *v;
+    size_t n, cap;
+};
+
+/* a welcomelist_subject or blocklist_subject string, lower-cased, with
+ * any octet (a NUL too) */
+struct subject {
+    char *s;
+    size_t n;
+};
+
 struct urilist {
     char *name;
     struct strmap hosts; /* 1 listed, 0 listed with '!' */
@@ -157,6 +177,9 @@ struct sa_lists {
     size_t naddr;
     struct urilist *uri; /* in name order */
     size_t nuri;
+    struct rcvdlist rcvd[SA_RCVD__COUNT];
+    struct subject *subj[2]; /* welcomelist_subject, blocklist_subject */
+    size_t nsubj[2], subj_cap[2];
     struct strmap fm_domains;
     char **fm_wild; /* freemail_domains with * or ? */
     size_t nfm_wild, fm_wild_cap;
@@ -207,6 +230,18 @@ void sa_lists_unref(struct sa_lists *l)
         map_free(&l->uri[i].hosts);
     }
     free(l->uri);
+    for (size_t k = 0; k < SA_RCVD__COUNT; k++) {
+        for (size_t i = 0; i < l->rcvd[k].n; i++) {
+            free(l->rcvd[k].v[i].addr);
+            strv_free(l->rcvd[k].v[i].relays, l->rcvd[k].v[i].nrelays);
+        }
+        free(l->rcvd[k].v);
+    }
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; i < l->nsubj[k]; i++)
+            free(l->subj[k][i].s);
+        free(l->subj[k]);
+    }
     map_free(&l->fm_domains);
     strv_free(l->fm_wild, l->nfm_wild);
     map_free(&l->fm_welcome);
@@ -562,6 +597,148 @@ static enum sa_lists_rc freemail_welcome(struct sa_lists *l, const char *v, size
     return rc;
 }
 
+/* ---- welcomelist_from_rcvd ---- */
+static struct rcvdentry *rcvd_find(struct rcvdlist *r, const char *addr, size_t n)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strlen(r->v[i].addr) == n && memcmp(r->v[i].addr, addr, n) == 0)
+            return &r->v[i];
+    return NULL;
+}
+
+/* add_to_addrlist_rcvd: a second line for an address adds its relay */
+static enum sa_lists_rc rcvd_add(struct rcvdlist *r, const char *a, size_t an, const char *d,
+                                 size_t dn)
+{
+    char *la = lower_dup(a, an), *ld = lower_dup(d, dn);
+    if (la == NULL || ld == NULL)
+        goto nomem;
+    struct rcvdentry *e = rcvd_find(r, la, an);
+    if (e == NULL) {
+        if (util_grow(&r->v, &r->cap, r->n + 1, sizeof(*r->v)) != 0)
+            goto nomem;
+        e = &r->v[r->n++];
+        *e = (struct rcvdentry){.addr = la};
+        la = NULL;
+    }
+    if (util_grow(&e->relays, &e->cap, e->nrelays + 1, sizeof(*e->relays)) != 0)
+        goto nomem;
+    e->relays[e->nrelays++] = ld;
+    free(la);
+    return SA_LISTS_OK;
+nomem:
+    free(la);
+    free(ld);
+    return SA_LISTS_NOMEM;
+}
+
+static void rcvd_remove(struct rcvdlist *r, const char *a, size_t an)
+{
+    char buf[512];
+    if (an >= sizeof(buf))
+        return;
+    for (size_t i = 0; i < an; i++)
+        buf[i] = a[i] == '\0' ? '_' : (char)tolower((unsigned char)a[i]);
+    struct rcvdentry *e = rcvd_find(r, buf, an);
+    if (e == NULL)
+        return;
+    free(e->addr);
+    strv_free(e->relays, e->nrelays);
+    /* the order is the files' one: the others keep theirs */
+    size_t at = (size_t)(e - r->v);
+    memmove(e, e + 1, (r->n - at - 1) * sizeof(*e));
+    r->n--;
+}
+
+static enum sa_lists_rc rcvd_setting(struct sa_lists *l, const char *key, const char *v, size_t vn,
+                                     char *why, size_t wn)
+{
+    bool remove = strncmp(key, "un", 2) == 0;
+    if (vn == 0) {
+        snprintf(why, wn, "%s: missing required value", key);
+        return SA_LISTS_BAD;
+    }
+    const char *p = v, *w;
+    size_t n;
+    if (remove) {
+        /* the address goes from both lists, with every relay named for it */
+        while (next_word(&p, v + vn, &w, &n))
+            for (size_t k = 0; k < SA_RCVD__COUNT; k++)
+                rcvd_remove(&l->rcvd[k], w, n);
+        return SA_LISTS_OK;
+    }
+    /* /^\S+\s+\S+$/: an address and one relay */
+    const char *a, *d;
+    size_t an, dn;
+    if (!next_word(&p, v + vn, &a, &an) || !next_word(&p, v + vn, &d, &dn) ||
+        next_word(&p, v + vn, &w, &n)) {
+        snprintf(why, wn, "%s: invalid value", key);
+        return SA_LISTS_BAD;
+    }
+    return rcvd_add(&l->rcvd[key[0] == 'd' ? SA_RCVD_DEFAULT : SA_RCVD_USER], a, an, d, dn);
+}
+
+static bool is_rcvd_setting(const char *key)
+{
+    static const char *const names[] = {
+        "welcomelist_from_rcvd",   "whitelist_from_rcvd",   "def_welcomelist_from_rcvd",
+        "def_whitelist_from_rcvd", "unwelcomelist_from_rcvd", "unwhitelist_from_rcvd"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(key, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ---- WelcomeListSubject ---- */
+/* the setting's whole value, blanks within kept; an empty one is a string
+ * too (and is in every subject, as there) */
+static enum sa_lists_rc subject_add(struct sa_lists *l, int k, const char *v, size_t vn)
+{
+    if (util_grow(&l->subj[k], &l->subj_cap[k], l->nsubj[k] + 1, sizeof(**l->subj)) != 0)
+        return SA_LISTS_NOMEM;
+    char *d = util_malloc(vn + 1);
+    if (d == NULL)
+        return SA_LISTS_NOMEM;
+    for (size_t i = 0; i < vn; i++)
+        d[i] = (char)tolower((unsigned char)v[i]);
+    d[vn] = '\0';
+    l->subj[k][l->nsubj[k]++] = (struct subject){d, vn};
+    return SA_LISTS_OK;
+}
+
+/* The compiled, unanchored pattern: `*` is .* and `?` is . (neither takes
+ * a line end), every other octet itself; a match anywhere in s. */
+static bool subject_glob_in(const char *p, size_t pn, const char *s, size_t sn, bool *cur, bool *nxt)
+{
+    memset(cur, 0, pn + 1);
+    cur[0] = true;
+    for (size_t i = 0;; i++) {
+        for (size_t j = 0; j < pn; j++)
+            if (cur[j] && p[j] == '*')
+                cur[j + 1] = true;
+        if (cur[pn])
+            return true;
+        if (i == sn)
+            return false;
+        char c = (char)tolower((unsigned char)s[i]);
+        memset(nxt, 0, pn + 1);
+        for (size_t j = 0; j < pn; j++) {
+            if (!cur[j])
+                continue;
+            if (p[j] == '*')
+                nxt[j] |= c != '\n';
+            else if (p[j] == '?')
+                nxt[j + 1] |= c != '\n';
+            else
+                nxt[j + 1] |= p[j] == c;
+        }
+        nxt[0] = true; /* a match may begin at the next octet */
+        bool *t = cur;
+        cur = nxt;
+        nxt = t;
+    }
+}
+
 /* Perl's set_numeric_value: /^ [+-]? \d+ (?: \. \d* )? \z/ */
 static bool numeric(const char *v, size_t vn, double *out)
 {
@@ -609,6 +786,8 @@ static const struct {
     {"whitelist_auth", "welcomelist_auth", false},
     {"def_welcomelist_auth", "def_welcomelist_auth", false},
     {"def_whitelist_auth", "def_welcomelist_auth", false},
+    {"welcomelist_allows_relays", "welcomelist_allows_relays", false},
+    {"whitelist_allows_relays", "welcomelist_allows_relays", false},
 };
 
 static const struct {
@@ -653,6 +832,12 @@ enum sa_lists_rc sa_lists_setting(struct sa_lists *l, const char *key, const cha
         *(double *)(void *)((char *)&l->fm + num_settings[i].off) = d;
         return SA_LISTS_OK;
     }
+    if (is_rcvd_setting(key))
+        return rcvd_setting(l, key, val, vn, why, wn);
+    if (strcmp(key, "welcomelist_subject") == 0 || strcmp(key, "whitelist_subject") == 0)
+        return subject_add(l, 0, val, vn);
+    if (strcmp(key, "blocklist_subject") == 0 || strcmp(key, "blacklist_subject") == 0)
+        return subject_add(l, 1, val, vn);
     const char *name, *rest;
     size_t nn, rn;
     if (strcmp(key, "unwelcomelist_auth") == 0 || strcmp(key, "unwhitelist_auth") == 0) {
@@ -890,6 +1075,70 @@ int sa_lists_addr_listed(const struct sa_lists *l, const char *list, const char 
                   map_find(&a->atdom, lc + i + 1, end - i - 1) != (size_t)-1;
     free(lc);
     return hit;
+}
+
+int sa_lists_addr_glob_listed(const struct sa_lists *l, const char *list, const char *addr,
+                              size_t n)
+{
+    /* an entry held exactly is its own pattern unless the address has an
+     * octet the pattern would have rewritten; those entries are globs too */
+    for (size_t i = 0; i < n; i++)
+        if (addr[i] == '\0' || addr[i] == '\\' || addr[i] == '(') {
+            const struct addrlist *a =
+                l ? addrlist_get((struct sa_lists *)l, list, strlen(list), false) : NULL;
+            if (a == NULL)
+                return 0;
+            char *lc = lower_dup(addr, n);
+            if (lc == NULL)
+                return -1;
+            int hit = glob_list(a->globs, a->nglobs, lc, n);
+            free(lc);
+            return hit;
+        }
+    return sa_lists_addr_listed(l, list, addr, n);
+}
+
+int sa_lists_rcvd_match(const struct sa_lists *l, enum sa_rcvd_list which, const char *addr,
+                        size_t n, sa_lists_relay_fn relay_ok, void *ctx)
+{
+    if (l == NULL)
+        return 0;
+    const struct rcvdlist *r = &l->rcvd[which];
+    int found = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct rcvdentry *e = &r->v[i];
+        if (!sa_glob_match(e->addr, strlen(e->addr), addr, n, false))
+            continue;
+        for (size_t k = 0; k < e->nrelays; k++)
+            if (relay_ok(e->relays[k], ctx))
+                return 1;
+        /* the address is listed, no relay of it is the one: a forgery? */
+        found = -1;
+    }
+    return found;
+}
+
+int sa_lists_subject_listed(const struct sa_lists *l, bool block, const char *subj, size_t n)
+{
+    int k = block ? 1 : 0;
+    for (size_t i = 0; l != NULL && i < l->nsubj[k]; i++) {
+        const struct subject *e = &l->subj[k][i];
+        bool stack[2 * 256];
+        bool *buf = e->n < 255 ? stack : util_malloc(2 * (e->n + 1) * sizeof(bool));
+        if (buf == NULL)
+            return -1;
+        bool hit = subject_glob_in(e->s, e->n, subj, n, buf, buf + e->n + 1);
+        if (buf != stack)
+            free(buf);
+        if (hit)
+            return 1;
+    }
+    return 0;
+}
+
+bool sa_lists_rcvd_has(const struct sa_lists *l, enum sa_rcvd_list which)
+{
+    return l != NULL && l->rcvd[which].n > 0;
 }
 
 bool sa_lists_freemail_available(const struct sa_lists *l)

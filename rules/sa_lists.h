@@ -8,6 +8,12 @@
  *   their whitelist/blacklist aliases), enlist_addrlist (NAME): named lists
  *   of glob patterns; unwelcomelist_from, unblocklist_from,
  *   unwelcomelist_auth remove an entry written the same way.
+ *   welcomelist_from_rcvd, def_welcomelist_from_rcvd (and whitelist
+ *   aliases): an address pattern with the relay it must come through;
+ *   unwelcomelist_from_rcvd removes the address from both, every relay
+ *   with it; welcomelist_allows_relays: a list like the ones above.
+ *   welcomelist_subject, blocklist_subject (and whitelist / blacklist
+ *   aliases): one string a line, blanks within it kept.
  *   enlist_uri_host (NAME), delist_uri_host [(NAME)], blocklist_uri_host,
  *   welcomelist_uri_host: named lists of hosts, each true or false ('!').
  *   freemail_domains (wildcards * and ? within a label), freemail_welcomelist,
@@ -21,7 +27,8 @@
  *     crosses a line end; the pattern written exactly is a match too.
  *   - Entries without wildcards, and those of the form *@DOMAIN, sit in
  *     hash tables: a lookup costs the same with 5 entries or 5000; only the
- *     other wildcard entries are tried one by one.
+ *     other wildcard entries are tried one by one.  The _rcvd entries are
+ *     tried one by one, as SpamAssassin does (they are few).
  *   - sa_lists_setting knows its settings only; a malformed value is
  *     SA_LISTS_BAD with why (the caller warns with file and line).
  *   - Out of memory: SA_LISTS_NOMEM / -1, the lists stay usable.
@@ -42,6 +49,9 @@
 #include <pcre2.h>
 
 struct sa_lists;
+
+/* welcomelist_from_rcvd (and whitelist_from_rcvd), def_welcomelist_from_rcvd */
+enum sa_rcvd_list { SA_RCVD_USER, SA_RCVD_DEFAULT, SA_RCVD__COUNT };
 
 struct sa_freemail_opts {
     double max_body_emails;             /* 5 */
@@ -80,6 +90,28 @@ bool sa_glob_match(const char *pat, size_t pn, const char *s, size_t sn, bool do
 bool sa_lists_has_addrlist(const struct sa_lists *l, const char *list);
 /* addr[0..n) is on the named list: 1, 0, -1 out of memory. */
 int sa_lists_addr_listed(const struct sa_lists *l, const char *list, const char *addr, size_t n);
+
+/* The same as SpamAssassin's loop over the list's patterns alone (no
+ * lookup of the address as written), as welcomelist_allows_relays is read. */
+int sa_lists_addr_glob_listed(const struct sa_lists *l, const char *list, const char *addr,
+                              size_t n);
+
+/* Whether one relay named by an entry (lower-cased, as written: a domain or
+ * an "[IP]" form) is the one the message came through. */
+typedef bool (*sa_lists_relay_fn)(const char *relay, void *ctx);
+/* _check_welcomelist_rcvd's walk over a (def_)welcomelist_from_rcvd list
+ * for addr[0..n) (lower-cased): 1 an entry's pattern matches it and one of
+ * its relays is the one, -1 a pattern matches but none of its relays (a
+ * forgery, unless welcomelist_allows_relays says otherwise: the caller's
+ * part), 0 no pattern matches. */
+int sa_lists_rcvd_match(const struct sa_lists *l, enum sa_rcvd_list which, const char *addr,
+                        size_t n, sa_lists_relay_fn relay_ok, void *ctx);
+bool sa_lists_rcvd_has(const struct sa_lists *l, enum sa_rcvd_list which);
+
+/* WelcomeListSubject's _check_subject: one of the welcomelist_subject
+ * (block: blocklist_subject) strings, a glob without anchors, is in the
+ * subject s[0..n) (any case): 1, 0, -1 out of memory. */
+int sa_lists_subject_listed(const struct sa_lists *l, bool block, const char *s, size_t n);
 
 /* FreeMail has domains to go by (it disables itself otherwise). */
 bool sa_lists_freemail_available(const struct sa_lists *l);

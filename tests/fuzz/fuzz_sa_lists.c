@@ -1,9 +1,9 @@
-// fuzz-sources: rules/sa_lists.c util/alloc.c
+// fuzz-sources: rules/sa_lists.c rules/sa_rcvdwl.c util/alloc.c
 // fuzz-pkgs: libpcre2-8
 /*
  * The list settings come from rule files, the addresses they are asked
  * about from messages: any octets must give an answer, never a crash or a
- * hang.  The input is lines of "setting value"; the last line is the
+ * hang (the _rcvd lists too, the address standing for the relay as well).  The input is lines of "setting value"; the last line is the
  * address asked about every list.  Each line is copied to a buffer of
  * exactly its size, so any read past its end is caught.
  */
@@ -12,8 +12,15 @@
 #include <string.h>
 
 #include "rules/sa_lists.h"
+#include "rules/sa_rcvdwl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* the address asked about is the relay's name and address too */
+static bool relay_ok(const char *relay, void *ctx)
+{
+    return sa_rcvdwl_relay_matches(relay, ctx, ctx);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -57,6 +64,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         if (sa_lists_is_freemail(l, a, lastn) > 1)
             abort();
+        if (sa_lists_addr_glob_listed(l, "welcomelist_allows_relays", a, lastn) > 1)
+            abort();
+        if (sa_lists_subject_listed(l, false, a, lastn) > 1 ||
+            sa_lists_subject_listed(l, true, a, lastn) > 1)
+            abort();
+        char *z = malloc(lastn + 1);
+        if (z != NULL) {
+            memcpy(z, a, lastn);
+            z[lastn] = '\0';
+            for (int k = 0; k < SA_RCVD__COUNT; k++) {
+                int rc = sa_lists_rcvd_match(l, (enum sa_rcvd_list)k, a, lastn, relay_ok, z);
+                if (rc < -1 || rc > 1 || (rc != 0 && !sa_lists_rcvd_has(l, (enum sa_rcvd_list)k)))
+                    abort();
+            }
+            free(z);
+        }
         for (size_t i = 0; i < sa_lists_uri_list_count(l); i++)
             if (sa_lists_uri_host(l, i, a, lastn) > 1)
                 abort();
