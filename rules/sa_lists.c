@@ -164,6 +164,7 @@ struct sa_lists {
     struct strmap tlds;
     struct strmap tld2, tld3; /* util_rb_2tld, util_rb_3tld */
     struct sa_freemail_opts fm;
+    struct sa_fns_opts fns;
     pcre2_code *email_re, *welcome_re, *bulk_re, *url_re, *strip_re;
 };
 
@@ -174,6 +175,8 @@ struct sa_lists *sa_lists_new(void)
         return NULL;
     atomic_init(&l->refs, 1);
     l->fm = (struct sa_freemail_opts){5, 3, 1, 1, 1, 0, 0};
+    l->fns.extrachars = 50;
+    l->fns.check = 1;
     return l;
 }
 
@@ -213,6 +216,8 @@ void sa_lists_unref(struct sa_lists *l)
     map_free(&l->tlds);
     map_free(&l->tld2);
     map_free(&l->tld3);
+    strv_free(l->fns.owners, l->fns.nowners);
+    strv_free(l->fns.ignore_headers, l->fns.nignore);
     pcre2_code_free(l->email_re);
     pcre2_code_free(l->welcome_re);
     pcre2_code_free(l->bulk_re);
@@ -629,6 +634,85 @@ static const struct {
      offsetof(struct sa_freemail_opts, import_def_welcomelist_auth)},
 };
 
+/* ---- FromNameSpoof's settings ---- */
+static int strv_add(char ***v, size_t *n, const char *s, size_t sn)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strlen((*v)[i]) == sn && memcmp((*v)[i], s, sn) == 0)
+            return 0;
+    char **nv = util_reallocarray(*v, *n + 1, sizeof(**v));
+    if (nv == NULL)
+        return -1;
+    *v = nv;
+    if ((nv[*n] = util_memdup(s, sn)) == NULL)
+        return -1;
+    (*n)++;
+    return 0;
+}
+
+static enum sa_lists_rc fns_setting(struct sa_lists *l, const char *key, const char *val,
+                                    size_t vn, char *why, size_t wn)
+{
+    const char *name, *rest;
+    size_t nn, rn;
+    bool add = strcmp(key, "fns_add_addrlist") == 0;
+    if (add || strcmp(key, "fns_remove_addrlist") == 0) {
+        if (!paren_name(val, vn, &name, &nn, &rest, &rn)) {
+            snprintf(why, wn, "%s: missing required value", key);
+            return SA_LISTS_BAD;
+        }
+        /* the owner's list is FNS_ and the name lower-cased; the list a
+         * removal names need not be one fns_add_addrlist made */
+        char *list = util_malloc(nn + 5);
+        if (list == NULL)
+            return SA_LISTS_NOMEM;
+        memcpy(list, "FNS_", 4);
+        for (size_t i = 0; i < nn; i++)
+            list[4 + i] = (char)tolower((unsigned char)name[i]);
+        list[4 + nn] = '\0';
+        enum sa_lists_rc rc = addrlist_setting(l, list, nn + 4, rest, rn, !add);
+        if (rc == SA_LISTS_OK && add && strv_add(&l->fns.owners, &l->fns.nowners, list, nn + 4) != 0)
+            rc = SA_LISTS_NOMEM;
+        free(list);
+        return rc;
+    }
+    if (strcmp(key, "fns_extrachars") == 0) {
+        if (!numeric(val, vn, &l->fns.extrachars)) {
+            snprintf(why, wn, "%s: %s", key, vn ? "invalid value" : "missing required value");
+            return SA_LISTS_BAD;
+        }
+        return SA_LISTS_OK;
+    }
+    if (strcmp(key, "fns_check") == 0) {
+        if (vn != 1 || val[0] < '0' || val[0] > '2') {
+            snprintf(why, wn, "%s: %s", key, vn ? "invalid value" : "missing required value");
+            return SA_LISTS_BAD;
+        }
+        l->fns.check = val[0] - '0';
+        return SA_LISTS_OK;
+    }
+    bool dkim = strcmp(key, "fns_ignore_dkim") == 0;
+    if (dkim || strcmp(key, "fns_ignore_headers") == 0) {
+        if (vn == 0) {
+            snprintf(why, wn, "%s: missing required value", key);
+            return SA_LISTS_BAD;
+        }
+        if (dkim) {
+            /* read, never used: the plugin ignores it in local tests only,
+             * and smtpgate verifies no DKIM signature */
+            l->fns.ignore_dkim = true;
+            return SA_LISTS_OK;
+        }
+        const char *p = val, *w;
+        size_t n;
+        while (next_word(&p, val + vn, &w, &n))
+            if (strv_add(&l->fns.ignore_headers, &l->fns.nignore, w, n) != 0)
+                return SA_LISTS_NOMEM;
+        return SA_LISTS_OK;
+    }
+    return SA_LISTS_NOT_MINE;
+}
+
 enum sa_lists_rc sa_lists_setting(struct sa_lists *l, const char *key, const char *val, size_t vn,
                                   char *why, size_t wn)
 {
@@ -696,6 +780,8 @@ enum sa_lists_rc sa_lists_setting(struct sa_lists *l, const char *key, const cha
         }
         return SA_LISTS_OK;
     }
+    if (strncmp(key, "fns_", 4) == 0)
+        return fns_setting(l, key, val, vn, why, wn);
     if (strcmp(key, "freemail_domains") == 0)
         return freemail_domains(l, val, vn, why, wn);
     if (strcmp(key, "freemail_welcomelist") == 0 || strcmp(key, "freemail_whitelist") == 0)
@@ -900,6 +986,11 @@ bool sa_lists_freemail_available(const struct sa_lists *l)
 const struct sa_freemail_opts *sa_lists_freemail_opts(const struct sa_lists *l)
 {
     return &l->fm;
+}
+
+const struct sa_fns_opts *sa_lists_fns_opts(const struct sa_lists *l)
+{
+    return &l->fns;
 }
 
 const pcre2_code *sa_lists_email_re(const struct sa_lists *l)

@@ -13,6 +13,9 @@
  *   freemail_domains (wildcards * and ? within a label), freemail_welcomelist,
  *   the freemail_* numbers, and RegistryBoundaries' util_rb_tld (the TLDs
  *   a body address may end with), util_rb_2tld and util_rb_3tld.
+ *   FromNameSpoof's fns_add_addrlist (NAME) / fns_remove_addrlist (NAME)
+ *   (the owner lists FNS_name), fns_extrachars, fns_check,
+ *   fns_ignore_headers and fns_ignore_dkim (read, never used: no DKIM here).
  *
  * What it promises:
  *   - A pattern matches an address as SpamAssassin's compiled ^glob$ does:
@@ -53,6 +56,16 @@ struct sa_freemail_opts {
     double import_def_welcomelist_auth; /* 0 */
 };
 
+struct sa_fns_opts {
+    double extrachars;     /* fns_extrachars, 50 */
+    int check;             /* fns_check, 1 */
+    char **owners;         /* the lists fns_add_addrlist made, "FNS_name", in order */
+    size_t nowners;
+    char **ignore_headers; /* fns_ignore_headers, as written */
+    size_t nignore;
+    bool ignore_dkim;      /* some fns_ignore_dkim was read */
+};
+
 enum sa_lists_rc {
     SA_LISTS_NOMEM = -1,
     SA_LISTS_NOT_MINE = 0, /* not a list setting */
@@ -84,6 +97,7 @@ int sa_lists_addr_listed(const struct sa_lists *l, const char *list, const char 
 /* FreeMail has domains to go by (it disables itself otherwise). */
 bool sa_lists_freemail_available(const struct sa_lists *l);
 const struct sa_freemail_opts *sa_lists_freemail_opts(const struct sa_lists *l);
+const struct sa_fns_opts *sa_lists_fns_opts(const struct sa_lists *l);
 /* FreeMail's _is_freemail over a lower-cased address: 1, 0, -1 out of memory. */
 int sa_lists_is_freemail(const struct sa_lists *l, const char *email, size_t n);
 /* FreeMail's address pattern (with the valid TLDs) and its skip pattern of

@@ -1,0 +1,139 @@
+/*
+ * Unit tests for SpamAssassin's local plugins run natively: FromNameSpoof
+ * (sa_eval_fns.c) over From display names that hold an address (another
+ * one, the same one, one of the same owner by fns_add_addrlist, one of a
+ * TLD util_rb_tld lacks, one buried in a long name past fns_extrachars),
+ * Reply-To and To equal to it (To compared case-sensitively, as the
+ * plugin does), fns_ignore_headers, fns_check and the level argument.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rules/rules.h"
+#include "rules/rules_int.h"
+
+static char dir[] = "/tmp/test_sa_localplug.XXXXXX";
+#include "tests/unit/sa_rules_fixture.h"
+
+/* of the rules named in all, exactly those of want hit */
+static void exactly(struct rules *r, const char *msg, const char *all, const char *want)
+{
+    char *h = hits(r, msg, NULL);
+    char names[1024];
+    snprintf(names, sizeof(names), "%s", all);
+    for (char *save = NULL, *w = strtok_r(names, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        char pad[200];
+        snprintf(pad, sizeof(pad), " %s ", w);
+        char wp[1100];
+        snprintf(wp, sizeof(wp), " %s ", want);
+        bool wanted = strstr(wp, pad) != NULL;
+        if (wanted != has(h, w))
+            fail_msg("%s %s:%s\n%s", w, wanted ? "did not hit" : "hit", h, msg);
+    }
+}
+
+static const char fns_cf[] =
+    "util_rb_tld com net org uk\n"
+    "util_rb_2tld co.uk\n"
+    "header FNS_SPOOF eval:check_fromname_spoof()\n"
+    "header FNS_SPOOF0 eval:check_fromname_spoof('0')\n"
+    "header FNS_SPOOF2 eval:check_fromname_spoof(2)\n"
+    "header FNS_SPOOFX eval:check_fromname_spoof('x')\n"
+    "header FNS_DIFF eval:check_fromname_different()\n"
+    "header FNS_DOM eval:check_fromname_domain_differ()\n"
+    "header FNS_EMAIL eval:check_fromname_contains_email()\n"
+    "header FNS_TO eval:check_fromname_equals_to()\n"
+    "header FNS_OWN eval:check_fromname_owners_differ()\n"
+    "header FNS_REPLY eval:check_fromname_equals_replyto()\n"
+    "fns_add_addrlist (PayPal) *@paypal.com *@paypal-mail.com\n"
+    "fns_add_addrlist (bank) boss@bank.com\n"
+    "fns_remove_addrlist (bank) boss@bank.com\n"
+    "fns_ignore_headers List-Id X-Ignore-Me\n"
+    "fns_extrachars 40\n";
+
+#define FNS_ALL "FNS_SPOOF FNS_SPOOF0 FNS_SPOOF2 FNS_SPOOFX FNS_DIFF FNS_DOM FNS_EMAIL FNS_TO FNS_OWN FNS_REPLY"
+
+static char *fmsg(const char *from, const char *extra)
+{
+    static char buf[2048];
+    snprintf(buf, sizeof(buf),
+             "From: %s\nTo: bob@example.org\n%sSubject: hi\nMessage-ID: <1@x.example.org>\n"
+             "Date: Mon, 7 Dec 2026 10:00:00 +0000\n\nhello\n",
+             from, extra);
+    return buf;
+}
+
+static void test_fromname_spoof(void **state)
+{
+    (void)state;
+    write_file("20_fns.cf", fns_cf);
+    struct loaded l = load(NULL, false);
+    assert_int_equal(skipped(&l.rep, "plugin Mail::SpamAssassin::Plugin::FromNameSpoof is not emulated"), 0);
+    /* another address, owner and domain */
+    exactly(l.r, fmsg("\"service@Paypal.com\" <evil@mail.spam.net>", ""), FNS_ALL,
+            "FNS_SPOOF FNS_SPOOF0 FNS_SPOOF2 FNS_SPOOFX FNS_DIFF FNS_DOM FNS_EMAIL FNS_OWN");
+    /* the From address itself in the name: contains an address, nothing else */
+    exactly(l.r, fmsg("\"bob@spam.net\" <Bob@Spam.net>", ""), FNS_ALL, "FNS_EMAIL");
+    /* the same owner by its list: different, not spoofed at level 1 */
+    exactly(l.r, fmsg("\"service@paypal.com\" <alerts@paypal-mail.com>", ""), FNS_ALL,
+            "FNS_SPOOF0 FNS_SPOOF2 FNS_DIFF FNS_DOM FNS_EMAIL");
+    /* a subdomain: the registered domain is the same, and the owner */
+    exactly(l.r, fmsg("\"ann@news.shop.co.uk\" <ann@shop.co.uk>", ""), FNS_ALL,
+            "FNS_SPOOF0 FNS_DIFF FNS_EMAIL");
+    /* the owner is the first label of the registered domain: bank.com and bank.net share it */
+    exactly(l.r, fmsg("\"boss@bank.com\" <boss@bank.net>", ""), FNS_ALL,
+            "FNS_SPOOF0 FNS_SPOOF2 FNS_DIFF FNS_DOM FNS_EMAIL");
+    /* a TLD util_rb_tld does not name: no address at all */
+    exactly(l.r, fmsg("\"boss@bank.example\" <boss@bank.net>", ""), FNS_ALL, "");
+    /* a From address with no valid domain: nothing judged */
+    exactly(l.r, fmsg("\"boss@bank.com\" <boss@localhost>", ""), FNS_ALL, "");
+    /* a long name: the address is found, but too far from being the name */
+    exactly(l.r,
+            fmsg("\"Customer care desk of the service, write to help@paypal.com\" <x@spam.net>", ""),
+            FNS_ALL, "FNS_EMAIL");
+    /* the name's address is the Reply-To, and a To (exactly so) */
+    exactly(l.r, fmsg("\"bob@example.org\" <x@spam.net>", "Reply-To: Bob <bob@example.org>\n"),
+            FNS_ALL, "FNS_SPOOF FNS_SPOOF0 FNS_SPOOF2 FNS_SPOOFX FNS_DIFF FNS_DOM FNS_EMAIL FNS_TO "
+                     "FNS_OWN FNS_REPLY");
+    exactly(l.r, fmsg("\"Ann@Example.org\" <x@spam.net>", "Cc: Ann@Example.org\n"), FNS_ALL,
+            "FNS_SPOOF FNS_SPOOF0 FNS_SPOOF2 FNS_SPOOFX FNS_DIFF FNS_DOM FNS_EMAIL FNS_OWN");
+    /* a field fns_ignore_headers names: no fact at all */
+    exactly(l.r, fmsg("\"service@paypal.com\" <evil@spam.net>", "List-Id: <a.example.org>\n"),
+            FNS_ALL, "");
+    exactly(l.r, fmsg("\"service@paypal.com\" <evil@spam.net>", "x-ignore-me: 0\n"), FNS_ALL, "");
+    /* no address in the name, no name */
+    exactly(l.r, fmsg("PayPal Service <evil@spam.net>", ""), FNS_ALL, "");
+    exactly(l.r, fmsg("evil@spam.net", ""), FNS_ALL, "");
+    unload(&l);
+
+    /* fns_check 0 makes the plain call level 0 */
+    write_file("20_fns.cf", "util_rb_tld com net org\n"
+                            "header FNS_SPOOF eval:check_fromname_spoof()\n"
+                            "fns_check 0\nfns_check 7\n");
+    l = load(NULL, false);
+    exactly(l.r, fmsg("\"service@paypal.com\" <alerts@paypal.net>", ""), "FNS_SPOOF", "FNS_SPOOF");
+    unload(&l);
+    write_file("20_fns.cf", "util_rb_tld com net org\n"
+                            "header FNS_SPOOF eval:check_fromname_spoof()\n");
+    l = load(NULL, false);
+    exactly(l.r, fmsg("\"service@paypal.com\" <alerts@paypal.net>", ""), "FNS_SPOOF", "");
+    unload(&l);
+    write_file("20_fns.cf", "");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fromname_spoof),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
