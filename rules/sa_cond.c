@@ -30,6 +30,7 @@ static const char *const emulated_plugins[] = {
     "Mail::SpamAssassin::Plugin::ImageInfo",
     "Mail::SpamAssassin::Plugin::HTMLEval",
     "Mail::SpamAssassin::Plugin::FromNameSpoof",
+    "Mail::SpamAssassin::Plugin::AntiVirus",
 };
 static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_bug6558_free",

@@ -29,6 +29,7 @@ static const struct sa_eval_def *const tables[] = {
     sa_eval_html_defs,
     sa_eval_alt_defs,
     sa_eval_fns_defs,
+    sa_eval_av_defs,
 };
 
 const struct sa_eval_def *sa_eval_find(const char *name)

@@ -1,7 +1,7 @@
 """SpamAssassin's local plugins that smtpgate runs natively: FromNameSpoof (rules/sa_eval_fns.c),
-against Debian's `spamassassin -L -t` on messages written for this test.
+AntiVirus (rules/sa_eval_av.c), against Debian's `spamassassin -L -t` on messages written for this test.
 
-Debian's .pre files leave FromNameSpoof out; spamassassin loads it here with --pre, and both read
+Debian's .pre files leave FromNameSpoof and AntiVirus out; spamassassin loads it here with --pre, and both read
 one admin file (--sa-local for smtpgate; a site folder for spamassassin, the site's own files
 linked beside it) that calls every function the plugins register and lists an owner.  For every
 rule of these functions smtpgate loads, and the shipped metas over them, the two must agree on
@@ -24,7 +24,7 @@ from sa_diff import msg as _msg
 pytestmark = needs_spamassassin
 
 SITE = Path("/etc/spamassassin")
-PLUGINS = ("FromNameSpoof",)
+PLUGINS = ("FromNameSpoof", "AntiVirus")
 
 LOCAL_CF = """\
 header LP_FNS_SPOOF0 eval:check_fromname_spoof('0')
@@ -35,13 +35,15 @@ header LP_FNS_EMAIL eval:check_fromname_contains_email()
 header LP_FNS_OWNERS eval:check_fromname_owners_differ()
 header LP_FNS_TO eval:check_fromname_equals_to()
 header LP_FNS_REPLYTO eval:check_fromname_equals_replyto()
+body LP_AV_EXE eval:check_microsoft_executable()
+body LP_AV_NAME eval:check_suspect_name()
 fns_add_addrlist (PayPal) *@paypal.com *@paypal-mail.com
 """
 
 FUNCTIONS = {
     "check_fromname_spoof", "check_fromname_different", "check_fromname_domain_differ",
     "check_fromname_contains_email", "check_fromname_owners_differ", "check_fromname_equals_to",
-    "check_fromname_equals_replyto",
+    "check_fromname_equals_replyto", "check_microsoft_executable", "check_suspect_name",
 }
 # the shipped metas over them that smtpgate loads
 METAS = {"T_FROMNAME_EQUALS_TO", "T_GB_FREEM_FROM_NOT_REPLY"}
@@ -58,6 +60,20 @@ def m(frm: str, to: str = "Bob <bob@example.net>", extra: str = "", n: int = 0,
                 "\tMon, 07 Dec 2026 10:00:00 +0000\n"
                 f"From: {frm}\nTo: {to}\n{extra}Subject: Minutes of the meeting\n{DATE}"
                 f"Message-ID: <20261207100000.{4900 + n}@mail.example.org>\n", body)
+
+
+MZ = "TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"
+AV_EXE = {"MICROSOFT_EXECUTABLE", "LP_AV_EXE"}
+AV_NAME = {"MIME_SUSPECT_NAME", "LP_AV_NAME"}
+
+
+def attached(ctype: str, content: str, cte: str = "base64", n: int = 0) -> bytes:
+    """A message with a text part and one attachment."""
+    return m("Alice <alice@example.org>", n=n,
+             extra='MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="=_b"\n',
+             body="--=_b\nContent-Type: text/plain; charset=us-ascii\n\nthe file is attached\n"
+                  f"--=_b\nContent-Type: {ctype}\nContent-Transfer-Encoding: {cte}\n\n"
+                  f"{content}--=_b--\n")
 
 
 MESSAGES = {
@@ -78,6 +94,17 @@ MESSAGES = {
                   'help@paypal.com" <x@spam.net>', n=7), {"LP_FNS_EMAIL"}),
     "fns_subdomain": (m('"ann@news.shop.co.uk" <ann@shop.co.uk>', n=8),
                       {"LP_FNS_SPOOF0", "LP_FNS_DIFF", "LP_FNS_EMAIL"}),
+    # AntiVirus
+    "av_exe_name": (attached('application/octet-stream; name="Invoice.EXE"', "AAAA\n", n=9),
+                    AV_EXE),
+    "av_scr_text": (attached('text/plain; name="holiday.scr"', "hello\n", "7bit", n=10),
+                    AV_EXE | AV_NAME),
+    "av_mz_base64": (attached("application/octet-stream", MZ, n=11), AV_EXE),
+    "av_uuencoded": (attached("text/plain", "begin 644 a\nM35JX`ab`cd````\nend\n", "7bit", n=12),
+                     AV_EXE),
+    "av_suspect": (attached('application/x-msdownload; name="photo.jpg"', "AAAA\n", n=13),
+                   AV_NAME),
+    "av_clean": (attached('application/pdf; name="report.pdf"', "JVBERi0xLjQK\n", n=14), set()),
 }
 TARGETS = set().union(*(want for _, want in MESSAGES.values()))
 
@@ -133,7 +160,8 @@ def test_lint_names_the_functions(lint, compared):
     assert TARGETS <= compared, TARGETS - compared
     # the shipped rules of the plugin: loaded, or skipped with their reason
     for rule in ("__PLUGIN_FROMNAME_SPOOF", "__PLUGIN_FROMNAME_EQUALS_TO", "__FROM_EQ_REPLY",
-                 "T_FROMNAME_EQUALS_TO", "T_GB_FREEM_FROM_NOT_REPLY"):
+                 "T_FROMNAME_EQUALS_TO", "T_GB_FREEM_FROM_NOT_REPLY", "MICROSOFT_EXECUTABLE",
+                 "MIME_SUSPECT_NAME"):
         assert re.search(rf"^rule {rule} ", lint, re.M), rule
 
 

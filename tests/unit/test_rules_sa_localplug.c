@@ -4,7 +4,10 @@
  * one, the same one, one of the same owner by fns_add_addrlist, one of a
  * TLD util_rb_tld lacks, one buried in a long name past fns_extrachars),
  * Reply-To and To equal to it (To compared case-sensitively, as the
- * plugin does), fns_ignore_headers, fns_check and the level argument.
+ * plugin does), fns_ignore_headers, fns_check and the level argument;
+ * AntiVirus (sa_eval_av.c) over attachments named like programs, an MZ
+ * header in base64 and uuencoded in a text part, names whose extension
+ * does not fit their type, and harmless ones.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -130,10 +133,68 @@ static void test_fromname_spoof(void **state)
     write_file("20_fns.cf", "");
 }
 
+static const char av_cf[] = "body AV_EXE eval:check_microsoft_executable()\n"
+                             "body AV_NAME eval:check_suspect_name()\n";
+
+/* a message with one attachment after a text part */
+static char *amsg(const char *ctype, const char *cte, const char *content)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof(buf),
+             "From: a@example.org\nTo: b@example.org\nSubject: files\n"
+             "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"BB\"\n\n"
+             "--BB\nContent-Type: text/plain\n\nsee the file\n"
+             "--BB\nContent-Type: %s\n%s%s%s\n%s\n--BB--\n",
+             ctype, cte ? "Content-Transfer-Encoding: " : "", cte ? cte : "", cte ? "\n" : "",
+             content);
+    return buf;
+}
+
+static void test_antivirus(void **state)
+{
+    (void)state;
+    write_file("25_av.cf", av_cf);
+    struct loaded l = load(NULL, false);
+    assert_int_equal(skipped(&l.rep, "plugin Mail::SpamAssassin::Plugin::AntiVirus is not emulated"), 0);
+    const char *all = "AV_EXE AV_NAME";
+    const char *mz = "TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    exactly(l.r, amsg("application/octet-stream; name=\"Invoice.EXE\"", "base64", "AAAA"), all,
+            "AV_EXE");
+    exactly(l.r, amsg("application/octet-stream; name=\"screen.scr?\"", NULL, "x"), all, "AV_EXE");
+    /* the name is Content-Type's: a Content-Disposition filename is not read */
+    exactly(l.r, amsg("application/octet-stream\nContent-Disposition: attachment; filename=a.exe",
+                      NULL, "x"),
+            all, "");
+    /* no name, but an MZ header: base64 only */
+    exactly(l.r, amsg("application/octet-stream", "base64", mz), all, "AV_EXE");
+    exactly(l.r, amsg("application/octet-stream", "7bit", mz), all, "");
+    /* uuencoded in a text part */
+    exactly(l.r, amsg("text/plain", NULL, "begin 644 a.exe\nM35JX`ab`cd````\nend"), all, "AV_EXE");
+    exactly(l.r, amsg("application/octet-stream", NULL, "M35JX`ab`cd````"), all, "");
+    /* names that do not fit their type */
+    exactly(l.r, amsg("application/x-msdownload; name=\"photo.JPG\"", "base64", "AAAA"), all,
+            "AV_NAME");
+    exactly(l.r, amsg("text/plain; name=\"report.pdf.exe\"", NULL, "x"), all, "AV_EXE AV_NAME");
+    exactly(l.r, amsg("application/pdf; name=\"letter.doc\"", "base64", "AAAA"), all, "AV_NAME");
+    exactly(l.r, amsg("application/vnd.ms-word; name=\"letter.doc\"", "base64", "AAAA"), all, "");
+    exactly(l.r, amsg("application/x-excel; name=\"sheet.xls\"", "base64", "AAAA"), all, "");
+    /* x- goes: text/x-vcard is text/vcard; any other text type is text/plain */
+    exactly(l.r, amsg("text/x-vcard; name=\"card.vcf\"", NULL, "BEGIN:VCARD"), all, "");
+    exactly(l.r, amsg("text/vcard; name=\"card.vcf\"", NULL, "BEGIN:VCARD"), all, "AV_NAME");
+    exactly(l.r, amsg("text/html; name=\"page.html\"", NULL, "<p>x</p>"), all, "");
+    exactly(l.r, amsg("image/png; name=\"page.html\"", "base64", "AAAA"), all, "AV_NAME");
+    /* harmless */
+    exactly(l.r, amsg("application/pdf; name=\"a.pdf\"", "base64", "JVBERi0xLjQK"), all, "");
+    exactly(l.r, amsg("image/gif; name=\"0\"", "base64", "R0lGODlh"), all, "");
+    unload(&l);
+    write_file("25_av.cf", "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fromname_spoof),
+        cmocka_unit_test(test_antivirus),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
