@@ -31,6 +31,8 @@ static const char *const emulated_plugins[] = {
     "Mail::SpamAssassin::Plugin::HTMLEval",
     "Mail::SpamAssassin::Plugin::FromNameSpoof",
     "Mail::SpamAssassin::Plugin::AntiVirus",
+    "Mail::SpamAssassin::Plugin::URIEval",
+    "Mail::SpamAssassin::Plugin::HTTPSMismatch",
 };
 static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_bug6558_free",

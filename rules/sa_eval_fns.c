@@ -71,72 +71,16 @@ static void lower(char *s)
         *s = (char)tolower((unsigned char)*s);
 }
 
-/* Constants' IS_IP_ADDRESS, for the dotted IPv4 form and a plain IPv6 one */
-static bool is_ip(const char *s, size_t n)
-{
-    size_t dots = 0, digits = 0, colons = 0;
-    bool v4 = n > 0, v6 = n > 0;
-    unsigned part = 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (ch == '.') {
-            v4 &= digits > 0;
-            dots++, digits = 0, part = 0;
-        } else if (isdigit((unsigned char)ch)) {
-            part = part * 10 + (unsigned)(ch - '0');
-            v4 &= ++digits <= 3 && part <= 255;
-        } else {
-            v4 = false;
-        }
-        if (ch == ':')
-            colons++;
-        else if (!isxdigit((unsigned char)ch))
-            v6 = false;
-    }
-    return (v4 && dots == 3 && digits > 0) || (v6 && colons >= 2);
-}
-
 /* RegistryBoundaries::uri_to_domain("mailto:" . addr) into out (size on):
  * false when it gives none */
 static bool mailto_domain(const struct sa_lists *l, const char *addr, char *out, size_t on)
 {
-    size_t n = strcspn(addr, "?"); /* the parameters go */
-    const char *at = memchr(addr, '@', n);
-    if (at == NULL || memchr(at + 1, '@', n - (size_t)(at + 1 - addr)) != NULL)
+    char *u = NULL;
+    if (util_asprintf(&u, "mailto:%s", addr) < 0)
         return false;
-    const char *h = at + 1;
-    size_t hn = n - (size_t)(h - addr);
-    if (hn + 1 > on)
-        return false;
-    for (size_t i = 0; i < hn; i++) {
-        unsigned char ch = (unsigned char)h[i];
-        if (ch >= 0x80)
-            return false;
-        /* an encoded printable: the decoded form is judged instead */
-        if (ch == '%' && i + 2 < hn + 1 && isxdigit((unsigned char)h[i + 1]) &&
-            isxdigit((unsigned char)h[i + 2])) {
-            int v = (int)strtol((char[]){h[i + 1], h[i + 2], 0}, NULL, 16);
-            if (v >= 0x21 && v <= 0x7e)
-                return false;
-        }
-    }
-    char host[1024];
-    if (hn >= sizeof(host))
-        return false;
-    for (size_t i = 0; i < hn; i++)
-        host[i] = (char)tolower((unsigned char)h[i]);
-    host[hn] = '\0';
-    if (is_ip(host, hn)) {
-        memcpy(out, host, hn + 1);
-        return true;
-    }
-    if (!sa_fqdn_valid(host, hn) || memchr(host, ' ', hn) != NULL)
-        return false;
-    const char *dot = strrchr(host, '.');
-    if (dot == NULL || !sa_lists_tld_valid(l, dot + 1, strlen(dot + 1)))
-        return false;
-    sa_lists_trim_domain(l, host, hn, out, on);
-    return true;
+    bool ok = sa_lists_uri_to_domain(l, u, strlen(u), out, on);
+    free(u);
+    return ok;
 }
 
 /* _find_address_owner: the fns list it is on, else the first label of its

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rules/sa_addrs.h"
 #include "util/alloc.h"
 
 /* ---- a set of strings, each with a small value ---- */
@@ -1174,4 +1175,105 @@ int sa_lists_uri_host(const struct sa_lists *l, size_t i, const char *host, size
 {
     size_t at = map_find(&l->uri[i].hosts, host, n);
     return at == (size_t)-1 ? -1 : l->uri[i].hosts.vals[at];
+}
+
+/* ---- RegistryBoundaries' domain of a URI ---- */
+bool sa_lists_domain_valid(const struct sa_lists *l, const char *dom, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (isspace((unsigned char)dom[i]))
+            return false;
+    const char *dot = memrchr(dom, '.', n);
+    return dot != NULL && sa_lists_tld_valid(l, dot + 1, n - (size_t)(dot + 1 - dom));
+}
+
+bool sa_is_ip(const char *s, size_t n)
+{
+    size_t dots = 0, digits = 0, colons = 0;
+    bool v4 = n > 0, v6 = n > 0;
+    unsigned part = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '.') {
+            v4 &= digits > 0;
+            dots++, digits = 0, part = 0;
+        } else if (isdigit((unsigned char)ch)) {
+            part = part * 10 + (unsigned)(ch - '0');
+            v4 &= ++digits <= 3 && part <= 255;
+        } else {
+            v4 = false;
+        }
+        if (ch == ':')
+            colons++;
+        else if (!isxdigit((unsigned char)ch))
+            v6 = false;
+    }
+    return (v4 && dots == 3 && digits > 0) || (v6 && colons >= 2);
+}
+
+bool sa_lists_uri_to_domain(const struct sa_lists *l, const char *uri, size_t un, char *out,
+                            size_t on)
+{
+    char host[1024];
+    if (un >= sizeof(host))
+        return false;
+    for (size_t i = 0; i < un; i++)
+        host[i] = (char)tolower((unsigned char)uri[i]);
+    host[un] = '\0';
+    if (strncmp(host, "javascript:", 11) == 0 || strncmp(host, "cid:", 4) == 0 ||
+        strncmp(host, "file:", 5) == 0)
+        return false;
+    char *h = host;
+    size_t hn;
+    if (strncmp(h, "mailto:", 7) == 0) {
+        h += 7;
+        h[strcspn(h, "?")] = '\0'; /* the parameters go */
+        char *at = strchr(h, '@');
+        if (at == NULL || strchr(at + 1, '@') != NULL)
+            return false;
+        h = at + 1;
+    } else {
+        /* the scheme, the path, the user and the port go */
+        size_t k = 0;
+        while (h[k] >= 'a' && h[k] <= 'z')
+            k++;
+        if (k > 0 && h[k] == ':') {
+            h += k + 1;
+            for (int i = 0; i < 2 && *h == '/'; i++)
+                h++;
+        }
+        h[strcspn(h, "/?#")] = '\0';
+        char *at = strrchr(h, '@');
+        if (at != NULL)
+            h = at + 1;
+        size_t d = strlen(h);
+        while (d > 0 && isdigit((unsigned char)h[d - 1]))
+            d--;
+        if (d > 0 && h[d - 1] == ':')
+            h[d - 1] = '\0';
+    }
+    hn = strlen(h);
+    if (hn + 1 > on)
+        return false;
+    for (size_t i = 0; i < hn; i++) {
+        unsigned char ch = (unsigned char)h[i];
+        /* idn_to_ascii is not done here: such a name has no domain */
+        if (ch >= 0x80)
+            return false;
+        /* an encoded printable: the decoded form is judged instead */
+        if (ch == '%' && i + 2 < hn + 1 && isxdigit((unsigned char)h[i + 1]) &&
+            isxdigit((unsigned char)h[i + 2])) {
+            int v = (int)strtol((char[]){h[i + 1], h[i + 2], 0}, NULL, 16);
+            if (v >= 0x21 && v <= 0x7e)
+                return false;
+        }
+    }
+    if (sa_is_ip(h, hn)) {
+        memcpy(out, h, hn + 1);
+        return true;
+    }
+    if (!sa_fqdn_valid(h, hn) || !sa_lists_domain_valid(l, h, hn))
+        return false;
+    sa_lists_trim_domain(l, h, hn, out, on);
+    return true;
 }

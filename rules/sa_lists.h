@@ -118,6 +118,20 @@ bool sa_lists_tld_valid(const struct sa_lists *l, const char *tld, size_t n);
 size_t sa_lists_trim_domain(const struct sa_lists *l, const char *dom, size_t n, char *out,
                             size_t on);
 
+/* RegistryBoundaries::is_domain_valid: no blanks, a dot, a util_rb_tld
+ * TLD after the last one. */
+bool sa_lists_domain_valid(const struct sa_lists *l, const char *dom, size_t n);
+/* RegistryBoundaries::uri_to_domain over uri[0..n): the registered domain
+ * (an IP address as it is) of its host (of the address after "mailto:"),
+ * lower-cased, into out (size on); false when it gives none (no valid name
+ * or TLD, several '@' in a mailto:, a %-escaped printable, a name beyond
+ * ASCII: its IDN form is not made). */
+bool sa_lists_uri_to_domain(const struct sa_lists *l, const char *uri, size_t n, char *out,
+                            size_t on);
+/* Constants' IS_IP_ADDRESS: a dotted IPv4 address, or an IPv6 one of hex
+ * digits, dots and two colons or more. */
+bool sa_is_ip(const char *s, size_t n);
+
 /* The URI host lists, in name order. */
 size_t sa_lists_uri_list_count(const struct sa_lists *l);
 const char *sa_lists_uri_list_name(const struct sa_lists *l, size_t i);

@@ -7,7 +7,10 @@
  * plugin does), fns_ignore_headers, fns_check and the level argument;
  * AntiVirus (sa_eval_av.c) over attachments named like programs, an MZ
  * header in base64 and uuencoded in a text part, names whose extension
- * does not fit their type, and harmless ones.
+ * does not fit their type, and harmless ones; URIEval and HTTPSMismatch
+ * (sa_eval_uri.c, sa_eval_https.c) over links cut at 8,192 characters (or
+ * whose canonical form is), anchor texts naming another https host than
+ * the href's, IP address links, the anchor bounds, and redirector URIs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -190,11 +193,84 @@ static void test_antivirus(void **state)
     write_file("25_av.cf", "");
 }
 
+static const char uri_cf[] = "util_rb_tld com net org\n"
+                             "body UT_TRUNC eval:check_uri_truncated()\n"
+                             "body UT_IP eval:check_https_ip_mismatch()\n"
+                             "body UT_HTTPS eval:check_https_http_mismatch('1','10')\n"
+                             "body UT_HTTPS3 eval:check_https_http_mismatch('1','3')\n"
+                             "body UT_HTTPS2 eval:check_https_http_mismatch('2')\n"
+                             "body UT_REDIR eval:check_for_http_redirector()\n";
+#define URI_ALL "UT_TRUNC UT_IP UT_HTTPS UT_HTTPS3 UT_HTTPS2 UT_REDIR"
+
+static char *hmsg(const char *html)
+{
+    static char buf[20000];
+    snprintf(buf, sizeof(buf),
+             "From: a@example.org\nTo: b@example.org\nSubject: links\n"
+             "MIME-Version: 1.0\nContent-Type: text/html\n\n<html><body>%s</body></html>\n",
+             html);
+    return buf;
+}
+
+static char *long_link(const char *prefix, size_t fill, const char *suffix)
+{
+    static char buf[12000];
+    size_t n = (size_t)snprintf(buf, sizeof(buf), "<a href=\"%s", prefix);
+    memset(buf + n, 'y', fill);
+    snprintf(buf + n + fill, sizeof(buf) - n - fill, "%s\">here</a>", suffix);
+    return buf;
+}
+
+static void test_uri_evals(void **state)
+{
+    (void)state;
+    write_file("20_uri.cf", uri_cf);
+    struct loaded l = load(NULL, false);
+    assert_int_equal(skipped(&l.rep, "plugin Mail::SpamAssassin::Plugin::URIEval is not emulated"), 0);
+    assert_int_equal(skipped(&l.rep, "plugin Mail::SpamAssassin::Plugin::HTTPSMismatch is not emulated"), 0);
+    /* cut at 8,192: the link itself, or the form with its scheme added */
+    exactly(l.r, hmsg(long_link("http://www.example.com/", 9000, "")), URI_ALL, "UT_TRUNC");
+    exactly(l.r, hmsg(long_link("www.example.com/", 8174, "")), URI_ALL, "UT_TRUNC");
+    exactly(l.r, hmsg(long_link("  http://www.example.com/", 8169, " ")), URI_ALL, "");
+    char img[9200];
+    snprintf(img, sizeof(img), "<img src=\"http://www.example.com/%0*d\">", 8300, 0);
+    exactly(l.r, hmsg(img), URI_ALL, "UT_TRUNC");
+    /* an https text over an http link to another domain */
+    exactly(l.r, hmsg("<a href=\"http://login.evil.com/p\">https://www.paypal.com/</a>"), URI_ALL,
+            "UT_HTTPS UT_HTTPS3");
+    exactly(l.r, hmsg("<a href=\"http://www.paypal.com/x\">https://PayPal.com/</a>"), URI_ALL, "");
+    exactly(l.r, hmsg("<a href=\"http://login.evil.com/p\">https://1.2.3.4/</a>"), URI_ALL,
+            "UT_HTTPS UT_HTTPS3");
+    exactly(l.r, hmsg("<a href=\"http://login.evil.com/p\">https://paypal.invalid/</a>"), URI_ALL, "");
+    exactly(l.r, hmsg("<a href=\"http://login.evil.com/p\">https://www.paypal.com/</a>"
+                      "<a href=\"http://b.evil.com/\">b</a><a href=\"http://c.evil.com/\">c</a>"),
+            URI_ALL, "UT_HTTPS UT_HTTPS2");
+    /* the same href twice counts once */
+    exactly(l.r, hmsg("<a href=\"http://login.evil.com/p\">https://www.paypal.com/</a>"
+                      "<a href=\"http://login.evil.com/p\">again</a>"),
+            URI_ALL, "UT_HTTPS UT_HTTPS3");
+    /* an IP address link */
+    exactly(l.r, hmsg("<a href=\"http://192.0.2.1/login\">https://www.bank.com/</a>"), URI_ALL,
+            "UT_IP");
+    exactly(l.r, hmsg("<a href=\"https://user@192.0.2.1/\">see https://192.0.2.1/</a>"), URI_ALL,
+            "UT_IP");
+    exactly(l.r, hmsg("<a href=\"http://192.0.2.1/\">https://192.0.2.1/</a>"), URI_ALL, "");
+    exactly(l.r, hmsg("<a href=\"http://192.0.2.1/\">http://www.bank.com/</a>"), URI_ALL, "");
+    /* redirectors */
+    exactly(l.r, hmsg("<a href=\"http://r.example.com/go?u=http://evil.example.net/\">x</a>"),
+            URI_ALL, "UT_REDIR");
+    exactly(l.r, hmsg("<a href=\"http://www.example.com/go?u=http://example.com/\">x</a>"),
+            URI_ALL, "");
+    unload(&l);
+    write_file("20_uri.cf", "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fromname_spoof),
         cmocka_unit_test(test_antivirus),
+        cmocka_unit_test(test_uri_evals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
