@@ -1,5 +1,6 @@
 """SpamAssassin's local plugins that smtpgate runs natively: FromNameSpoof (rules/sa_eval_fns.c),
-AntiVirus (rules/sa_eval_av.c), against Debian's `spamassassin -L -t` on messages written for this test.
+AntiVirus (rules/sa_eval_av.c), URIEval (rules/sa_eval_uri.c) and HTTPSMismatch
+(rules/sa_eval_https.c), against Debian's `spamassassin -L -t` on messages written for this test.
 
 Debian's .pre files leave FromNameSpoof and AntiVirus out; spamassassin loads it here with --pre, and both read
 one admin file (--sa-local for smtpgate; a site folder for spamassassin, the site's own files
@@ -37,6 +38,10 @@ header LP_FNS_TO eval:check_fromname_equals_to()
 header LP_FNS_REPLYTO eval:check_fromname_equals_replyto()
 body LP_AV_EXE eval:check_microsoft_executable()
 body LP_AV_NAME eval:check_suspect_name()
+body LP_URI_TRUNCATED eval:check_uri_truncated()
+body LP_HTTPS_IP eval:check_https_ip_mismatch()
+body LP_HTTPS_3 eval:check_https_http_mismatch('1','3')
+body LP_REDIRECTOR eval:check_for_http_redirector()
 fns_add_addrlist (PayPal) *@paypal.com *@paypal-mail.com
 """
 
@@ -44,6 +49,8 @@ FUNCTIONS = {
     "check_fromname_spoof", "check_fromname_different", "check_fromname_domain_differ",
     "check_fromname_contains_email", "check_fromname_owners_differ", "check_fromname_equals_to",
     "check_fromname_equals_replyto", "check_microsoft_executable", "check_suspect_name",
+    "check_uri_truncated", "check_https_ip_mismatch", "check_for_http_redirector",
+    "check_https_http_mismatch",
 }
 # the shipped metas over them that smtpgate loads
 METAS = {"T_FROMNAME_EQUALS_TO", "T_GB_FREEM_FROM_NOT_REPLY"}
@@ -76,6 +83,12 @@ def attached(ctype: str, content: str, cte: str = "base64", n: int = 0) -> bytes
                   f"{content}--=_b--\n")
 
 
+def html(body: str, n: int = 0) -> bytes:
+    return m("Alice <alice@example.org>", n=n,
+             extra="MIME-Version: 1.0\nContent-Type: text/html; charset=us-ascii\n",
+             body=f"<html><body><p>Hello Bob,</p>\n{body}\n</body></html>\n")
+
+
 MESSAGES = {
     # FromNameSpoof
     "fns_spoof": (m('"service@paypal.com" <evil@mail.spam.net>', n=1), FNS_SPOOF),
@@ -105,6 +118,18 @@ MESSAGES = {
     "av_suspect": (attached('application/x-msdownload; name="photo.jpg"', "AAAA\n", n=13),
                    AV_NAME),
     "av_clean": (attached('application/pdf; name="report.pdf"', "JVBERi0xLjQK\n", n=14), set()),
+    # URIEval and HTTPSMismatch
+    "uri_truncated": (html('<a href="www.example.com/' + "y" * 8174 + '">the file</a>', n=15),
+                      {"URI_TRUNCATED", "LP_URI_TRUNCATED"}),
+    "https_http": (html('<a href="http://login.shop-secure.com/p">https://www.paypal.com/</a>\n'
+                        '<a href="http://www.shop-secure.com/">shop</a>\n'
+                        '<a href="http://help.shop-secure.net/">help</a>', n=16),
+                   {"HTTPS_HTTP_MISMATCH"}),
+    "https_ip": (html('<a href="http://192.0.2.1/login">https://www.bank.com/login</a>', n=17),
+                 {"LP_HTTPS_IP"}),
+    "redirector": (html('<a href="http://www.paypal.com/x">https://paypal.com/</a>\n'
+                        '<a href="http://r.example.com/go?u=http://evil.example.net/">go</a>',
+                        n=18), {"LP_REDIRECTOR"}),
 }
 TARGETS = set().union(*(want for _, want in MESSAGES.values()))
 
@@ -158,10 +183,12 @@ def test_lint_names_the_functions(lint, compared):
     for setting in ("fns_add_addrlist", "fns_ignore_dkim", "fns_ignore_headers", "fns_check"):
         assert not re.search(rf"^ignored setting \d+: {setting}$", lint, re.M), setting
     assert TARGETS <= compared, TARGETS - compared
-    # the shipped rules of the plugin: loaded, or skipped with their reason
+    # the shipped rules of the plugins are loaded; HTTPS_IP_MISMATCH scores 0, so is off
+    assert re.search(r"^skipped \d+: disabled: score 0 \(", lint, re.M)
+    assert not re.search(r"^rule HTTPS_IP_MISMATCH ", lint, re.M)
     for rule in ("__PLUGIN_FROMNAME_SPOOF", "__PLUGIN_FROMNAME_EQUALS_TO", "__FROM_EQ_REPLY",
                  "T_FROMNAME_EQUALS_TO", "T_GB_FREEM_FROM_NOT_REPLY", "MICROSOFT_EXECUTABLE",
-                 "MIME_SUSPECT_NAME"):
+                 "MIME_SUSPECT_NAME", "URI_TRUNCATED", "HTTPS_HTTP_MISMATCH"):
         assert re.search(rf"^rule {rule} ", lint, re.M), rule
 
 
