@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules/sa_addrs.h"
 #include "util/alloc.h"
 
 /* ---- a set of strings, each with a small value ---- */
@@ -1178,6 +1177,38 @@ int sa_lists_uri_host(const struct sa_lists *l, size_t i, const char *host, size
 }
 
 /* ---- RegistryBoundaries' domain of a URI ---- */
+bool sa_fqdn_valid(const char *s, size_t n)
+{
+    while (n > 0 && s[n - 1] == '.')
+        n--;
+    if (n > 253)
+        return false;
+    size_t labels = 1;
+    for (size_t i = 0; i < n; i++)
+        labels += s[i] == '.';
+    if (labels < 2)
+        return false;
+    size_t left = labels; /* labels from here to the end */
+    for (size_t i = 0; i <= n;) {
+        size_t j = i;
+        while (j < n && s[j] != '.')
+            j++;
+        size_t len = j - i;
+        if (len < 1 || len > 63)
+            return false;
+        for (size_t k = i; k < j; k++) {
+            unsigned char c = (unsigned char)tolower((unsigned char)s[k]);
+            bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                      (c == '-' && k != i && k != j - 1);
+            if (!ok || (c == '_' && left <= 2))
+                return false;
+        }
+        left--;
+        i = j + 1;
+    }
+    return true;
+}
+
 bool sa_lists_domain_valid(const struct sa_lists *l, const char *dom, size_t n)
 {
     for (size_t i = 0; i < n; i++)

@@ -118,6 +118,9 @@ bool sa_lists_tld_valid(const struct sa_lists *l, const char *tld, size_t n);
 size_t sa_lists_trim_domain(const struct sa_lists *l, const char *dom, size_t n, char *out,
                             size_t on);
 
+/* Util::is_fqdn_valid over octets (an ASCII name): two labels or more, each
+ * of [a-z0-9_-] not starting or ending with '-', no '_' in the last two. */
+bool sa_fqdn_valid(const char *s, size_t n);
 /* RegistryBoundaries::is_domain_valid: no blanks, a dot, a util_rb_tld
  * TLD after the last one. */
 bool sa_lists_domain_valid(const struct sa_lists *l, const char *dom, size_t n);
