@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "rules/sa_lists.h"
 #include "util/alloc.h"
 
 int sa_addrs_add(struct sa_addrs *a, const char *s, size_t n)
@@ -113,37 +114,6 @@ int sa_addrs_all_from(struct rules_msg *m, struct sa_addrs *a)
     return 0;
 }
 
-bool sa_fqdn_valid(const char *s, size_t n)
-{
-    while (n > 0 && s[n - 1] == '.')
-        n--;
-    if (n > 253)
-        return false;
-    size_t labels = 1;
-    for (size_t i = 0; i < n; i++)
-        labels += s[i] == '.';
-    if (labels < 2)
-        return false;
-    size_t left = labels; /* labels from here to the end */
-    for (size_t i = 0; i <= n;) {
-        size_t j = i;
-        while (j < n && s[j] != '.')
-            j++;
-        size_t len = j - i;
-        if (len < 1 || len > 63)
-            return false;
-        for (size_t k = i; k < j; k++) {
-            unsigned char c = (unsigned char)tolower((unsigned char)s[k]);
-            bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-                      (c == '-' && k != i && k != j - 1);
-            if (!ok || (c == '_' && left <= 2))
-                return false;
-        }
-        left--;
-        i = j + 1;
-    }
-    return true;
-}
 
 int sa_addrs_all_to(struct rules_msg *m, const pcre2_code *for_re, struct sa_addrs *a)
 {

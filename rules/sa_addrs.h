@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "rules/rules_int.h"
+#include "rules/sa_lists.h" /* sa_fqdn_valid, which the callers use too */
 
 struct sa_addrs {
     char **v;
@@ -41,9 +42,5 @@ int sa_addrs_all_to(struct rules_msg *m, const pcre2_code *for_re, struct sa_add
 bool sa_addrs_has(const struct sa_addrs *a, const char *s);
 int sa_addrs_add(struct sa_addrs *a, const char *s, size_t n);
 void sa_addrs_free(struct sa_addrs *a);
-
-/* Util::is_fqdn_valid over octets (an ASCII name): two labels or more, each
- * of [a-z0-9_-] not starting or ending with '-', no '_' in the last two. */
-bool sa_fqdn_valid(const char *s, size_t n);
 
 #endif

@@ -30,6 +30,10 @@ static const char *const emulated_plugins[] = {
     "Mail::SpamAssassin::Plugin::MIMEEval",
     "Mail::SpamAssassin::Plugin::ImageInfo",
     "Mail::SpamAssassin::Plugin::HTMLEval",
+    "Mail::SpamAssassin::Plugin::FromNameSpoof",
+    "Mail::SpamAssassin::Plugin::AntiVirus",
+    "Mail::SpamAssassin::Plugin::URIEval",
+    "Mail::SpamAssassin::Plugin::HTTPSMismatch",
 };
 static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_bug6558_free",

@@ -30,6 +30,10 @@ static const struct sa_eval_def *const tables[] = {
     sa_eval_image_defs,
     sa_eval_html_defs,
     sa_eval_alt_defs,
+    sa_eval_fns_defs,
+    sa_eval_av_defs,
+    sa_eval_uri_defs,
+    sa_eval_https_defs,
 };
 
 const struct sa_eval_def *sa_eval_find(const char *name)

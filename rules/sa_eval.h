@@ -68,6 +68,10 @@ extern const struct sa_eval_def sa_eval_mime_defs[];
 extern const struct sa_eval_def sa_eval_image_defs[];
 extern const struct sa_eval_def sa_eval_html_defs[];
 extern const struct sa_eval_def sa_eval_alt_defs[];
+extern const struct sa_eval_def sa_eval_fns_defs[];
+extern const struct sa_eval_def sa_eval_av_defs[];
+extern const struct sa_eval_def sa_eval_uri_defs[];
+extern const struct sa_eval_def sa_eval_https_defs[];
 
 const struct sa_eval_def *sa_eval_find(const char *name);
 

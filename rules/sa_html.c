@@ -71,6 +71,7 @@ struct parser {
     uint64_t backhair; /* the length pairs seen, a bit each */
     pcre2_code *face_re;
     pcre2_match_data *face_md;
+    char *href; /* the href html_uri left on the <a> being read */
 };
 
 /* ---- small helpers ---- */
@@ -233,6 +234,9 @@ static const char *const elements[] = {
     "title",  "tr",         "tt",       "ul",       "var",      "applet",  "basefont", "center",
     "dir",    "font",       "frame",    "frameset", "iframe",   "isindex", "menu",     "noframes",
     "s",      "strike",     "u",        "nobr",     "x-sigsep", "x-tab",   NULL};
+static const char *const elements_uri[] = {"body", "table", "tr",    "td",   "a",      "area",
+                                           "link", "img",   "frame", "iframe", "embed", "script",
+                                           "form", "base",  "bgsound", "meta", NULL};
 static const char *const tricks[] = {"bgsound", "embed", "listing", "plaintext", "xmp", NULL};
 static const char *const text_style_tags[] = {"body", "font", "table", "tr",       "th",
                                               "td",   "big",  "small", "basefont", "marquee",
@@ -1479,6 +1483,8 @@ static bool face_bad(struct parser *p, const char *face)
     return pcre2_match(p->face_re, (PCRE2_SPTR)face, strlen(face), 0, 0, p->face_md, NULL) < 0;
 }
 
+static const char *canon_uri(struct parser *p, const char *v, size_t *n);
+
 static void tests(struct parser *p, const char *tag, const struct attr *a, size_t na)
 {
     struct sa_html_part *o = p->out;
@@ -1505,11 +1511,189 @@ static void tests(struct parser *p, const char *tag, const struct attr *a, size_
     if (strcmp(tag, "a") == 0) {
         strs_new_item(p, &o->anchor);
         strs_append(p, &o->anchor, "", 0);
+        /* anchor_last: the href as html_uri left it, canonicalised again */
+        size_t hn = 0;
+        const char *href = p->href ? canon_uri(p, p->href, &hn) : "";
+        strs_new_item(p, &o->anchor_href);
+        strs_append(p, &o->anchor_href, href, hn);
     }
     if (strcmp(tag, "title") == 0) {
         p->title_index++;
         strs_new_item(p, &o->title);
         strs_append(p, &o->title, "", 0);
+    }
+}
+
+/* canon_uri: v with blanks and NBSP trimmed off both ends, cut to
+ * SA_HTML_URI_MAX characters (uri_truncated then set); its length in *n */
+static const char *canon_uri(struct parser *p, const char *v, size_t *n)
+{
+    size_t len = strlen(v);
+    while (len > 0) {
+        if (hspace((unsigned char)*v))
+            v++, len--;
+        else if (len >= 2 && (unsigned char)v[0] == 0xc2 && (unsigned char)v[1] == 0xa0)
+            v += 2, len -= 2;
+        else
+            break;
+    }
+    while (len > 0) {
+        if (hspace((unsigned char)v[len - 1]))
+            len--;
+        else if (len >= 2 && (unsigned char)v[len - 2] == 0xc2 && (unsigned char)v[len - 1] == 0xa0)
+            len -= 2;
+        else
+            break;
+    }
+    size_t chars = 0, cut = len;
+    for (size_t i = 0; i < len; i++) {
+        if (((unsigned char)v[i] & 0xc0) == 0x80)
+            continue;
+        if (chars++ == SA_HTML_URI_MAX) {
+            cut = i;
+            break;
+        }
+    }
+    if (cut < len) {
+        p->out->uri_truncated = true;
+        len = cut;
+    }
+    *n = len;
+    return v;
+}
+
+/* push_uri: a URI that only just fits is kept, for the forms made of it */
+static void push_uri(struct parser *p, const char *v)
+{
+    size_t n;
+    bool was = p->out->uri_truncated;
+    p->out->uri_truncated = false;
+    const char *u = canon_uri(p, v, &n);
+    bool cut = p->out->uri_truncated;
+    p->out->uri_truncated = was || cut;
+    if (!cut && n >= SA_HTML_URI_NEAR) {
+        strs_new_item(p, &p->out->long_uri);
+        strs_append(p, &p->out->long_uri, u, n);
+    }
+}
+
+/* The value of attribute name, or of one named like "x/name" (html_uri's
+ * fix of bad markup, which then stands for it) */
+static const char *uri_attr(const struct attr *a, size_t na, const char *name)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < na; i++) {
+        const char *sl = a[i].name;
+        while ((sl = strchr(sl, '/')) != NULL) {
+            if (sl > a[i].name && perl_word((unsigned char)sl[-1]) && strncmp(sl + 1, name, nl) == 0)
+                return a[i].value;
+            sl++;
+        }
+    }
+    return attr_get(a, na, name);
+}
+
+/* html_uri: the URIs a start tag gives; p->href is the href an <a> keeps */
+static void html_uri(struct parser *p, const char *tag, const struct attr *a, size_t na)
+{
+    static const char *const background[] = {"body", "table", "tr", "td", NULL};
+    static const char *const links[] = {"a", "area", "link", NULL};
+    static const char *const sources[] = {"img", "frame", "iframe", "embed", "script", "bgsound", NULL};
+    const char *v;
+    if (in_list(background, tag)) {
+        if ((v = attr_get(a, na, "background")) != NULL)
+            push_uri(p, v);
+    } else if (in_list(links, tag)) {
+        if ((v = uri_attr(a, na, "href")) != NULL) {
+            /* the BOM's octets go (U+FEFF, as UTF-8) */
+            size_t n = strlen(v), k = 0;
+            char *h = util_malloc(n + 1);
+            if (h == NULL) {
+                p->nomem = true;
+                return;
+            }
+            for (size_t i = 0; i < n; i++) {
+                if (i + 2 < n + 0 && (unsigned char)v[i] == 0xef && (unsigned char)v[i + 1] == 0xbb &&
+                    (unsigned char)v[i + 2] == 0xbf) {
+                    i += 2;
+                    continue;
+                }
+                h[k++] = v[i];
+            }
+            h[k] = '\0';
+            push_uri(p, h);
+            if (strcmp(tag, "a") == 0) {
+                free(p->href);
+                p->href = h;
+            } else {
+                free(h);
+            }
+        }
+        if ((v = attr_get(a, na, "data-saferedirecturl")) != NULL)
+            push_uri(p, v);
+    } else if (in_list(sources, tag)) {
+        if ((v = uri_attr(a, na, "src")) != NULL)
+            push_uri(p, v);
+    } else if (strcmp(tag, "form") == 0) {
+        if ((v = attr_get(a, na, "action")) != NULL)
+            push_uri(p, v);
+    } else if (strcmp(tag, "base") == 0) {
+        /* a true value: not "" and not "0" */
+        if ((v = attr_get(a, na, "href")) != NULL && *v && strcmp(v, "0") != 0) {
+            size_t n;
+            const char *u = canon_uri(p, v, &n);
+            char *c = util_memdup(u, n);
+            if (c == NULL) {
+                p->nomem = true;
+                return;
+            }
+            push_uri(p, c);
+            free(c);
+        }
+    } else if (strcmp(tag, "meta") == 0) {
+        const char *eq = attr_get(a, na, "http-equiv"), *content = attr_get(a, na, "content");
+        if (eq == NULL || content == NULL || ci_find(eq, "refresh") == NULL)
+            return;
+        /* the value after the last "url =" of its first line (none there:
+         * the whole value), as html_uri's first substitution leaves it */
+        const char *from = content, *eol = content + strcspn(content, "\n");
+        for (const char *q = content; (q = ci_find(q, "url")) != NULL && q < eol; q++) {
+            if (q > content && perl_word((unsigned char)q[-1]))
+                continue;
+            const char *r = q + 3;
+            while (hspace((unsigned char)*r))
+                r++;
+            if (*r != '=')
+                continue;
+            r++;
+            while (hspace((unsigned char)*r))
+                r++;
+            from = r;
+        }
+        /* its second: the first ';', the blanks before it, and the rest of
+         * that line go */
+        struct sa_html_strs keep = {0};
+        const char *semi = strchr(from, ';');
+        size_t n = strlen(from);
+        if (semi != NULL) {
+            size_t k = (size_t)(semi - from);
+            while (k > 0 && hspace((unsigned char)from[k - 1]))
+                k--;
+            const char *rest = semi + strcspn(semi, "\n");
+            strs_new_item(p, &keep);
+            strs_append(p, &keep, from, k);
+            strs_append(p, &keep, rest, strlen(rest));
+            push_uri(p, keep.text ? keep.text : "");
+            strs_free(&keep);
+            return;
+        }
+        char *c = util_memdup(from, n);
+        if (c == NULL) {
+            p->nomem = true;
+            return;
+        }
+        push_uri(p, c);
+        free(c);
     }
 }
 
@@ -1600,6 +1784,10 @@ static void on_tag(struct parser *p, const char *tag, const struct attr *a, size
     if (num == 1) {
         if (strcmp(tag, "iframe") == 0)
             iframe_uri(p, a, na);
+        free(p->href);
+        p->href = NULL;
+        if (in_list(elements_uri, tag))
+            html_uri(p, tag, a, na);
         tests(p, tag, a, na);
     }
 }
@@ -2254,6 +2442,8 @@ void sa_html_part_free(struct sa_html_part *p)
     strs_free(&p->comment);
     strs_free(&p->anchor);
     strs_free(&p->script);
+    strs_free(&p->anchor_href);
+    strs_free(&p->long_uri);
     *p = (struct sa_html_part){0};
 }
 
@@ -2318,6 +2508,7 @@ done:
     free(p.ms_stack);
     pcre2_match_data_free(p.face_md);
     pcre2_code_free(p.face_re);
+    free(p.href);
     if (p.nomem) {
         sa_html_part_free(out);
         return -1;

@@ -19,7 +19,14 @@
  *   - its numbers: length (the part's characters), max_size and min_size
  *     of the fonts, image_area, and html_length and non_space_len of the
  *     rendered text;
- *   - its strings: the titles, comments, anchor texts and scripts.
+ *   - its strings: the titles, comments, anchor texts and scripts; beside
+ *     each anchor text the href its <a> had, as the key of its uri_detail
+ *     entry (canon_uri: blanks and NBSP trimmed, 8,192 characters at most,
+ *     "" without one);
+ *   - the URIs html_uri pushes that only just fit in 8,192 characters (so
+ *     a form SpamAssassin makes of one may not): the tag attributes it
+ *     reads (href, src, background, action, data-saferedirecturl, base
+ *     and meta refresh), uri_truncated set for one that is longer.
  *
  * What it promises: the tokenizer is HTML::Parser's (version 3, its
  * defaults and marked sections on): a "<" opens a start tag before a
@@ -68,7 +75,13 @@ struct sa_html_part {
     double length, max_size, min_size, image_area;
     double html_length, non_space_len;
     struct sa_html_strs title, comment, anchor, script;
+    struct sa_html_strs anchor_href; /* item i: the href of anchor i */
+    struct sa_html_strs long_uri;    /* pushed URIs of SA_HTML_URI_NEAR octets or more */
 };
+
+/* HTML.pm's MAX_URI_LENGTH, and how close to it a URI is kept in long_uri */
+#define SA_HTML_URI_MAX  8192
+#define SA_HTML_URI_NEAR (SA_HTML_URI_MAX - 32)
 
 int sa_html_parse(const char *html, size_t len, struct sa_html_part *out);
 void sa_html_part_free(struct sa_html_part *p);

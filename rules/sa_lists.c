@@ -187,6 +187,7 @@ struct sa_lists {
     struct strmap tlds;
     struct strmap tld2, tld3; /* util_rb_2tld, util_rb_3tld */
     struct sa_freemail_opts fm;
+    struct sa_fns_opts fns;
     pcre2_code *email_re, *welcome_re, *bulk_re, *url_re, *strip_re;
 };
 
@@ -197,6 +198,8 @@ struct sa_lists *sa_lists_new(void)
         return NULL;
     atomic_init(&l->refs, 1);
     l->fm = (struct sa_freemail_opts){5, 3, 1, 1, 1, 0, 0};
+    l->fns.extrachars = 50;
+    l->fns.check = 1;
     return l;
 }
 
@@ -248,6 +251,8 @@ void sa_lists_unref(struct sa_lists *l)
     map_free(&l->tlds);
     map_free(&l->tld2);
     map_free(&l->tld3);
+    strv_free(l->fns.owners, l->fns.nowners);
+    strv_free(l->fns.ignore_headers, l->fns.nignore);
     pcre2_code_free(l->email_re);
     pcre2_code_free(l->welcome_re);
     pcre2_code_free(l->bulk_re);
@@ -808,6 +813,85 @@ static const struct {
      offsetof(struct sa_freemail_opts, import_def_welcomelist_auth)},
 };
 
+/* ---- FromNameSpoof's settings ---- */
+static int strv_add(char ***v, size_t *n, const char *s, size_t sn)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strlen((*v)[i]) == sn && memcmp((*v)[i], s, sn) == 0)
+            return 0;
+    char **nv = util_reallocarray(*v, *n + 1, sizeof(**v));
+    if (nv == NULL)
+        return -1;
+    *v = nv;
+    if ((nv[*n] = util_memdup(s, sn)) == NULL)
+        return -1;
+    (*n)++;
+    return 0;
+}
+
+static enum sa_lists_rc fns_setting(struct sa_lists *l, const char *key, const char *val,
+                                    size_t vn, char *why, size_t wn)
+{
+    const char *name, *rest;
+    size_t nn, rn;
+    bool add = strcmp(key, "fns_add_addrlist") == 0;
+    if (add || strcmp(key, "fns_remove_addrlist") == 0) {
+        if (!paren_name(val, vn, &name, &nn, &rest, &rn)) {
+            snprintf(why, wn, "%s: missing required value", key);
+            return SA_LISTS_BAD;
+        }
+        /* the owner's list is FNS_ and the name lower-cased; the list a
+         * removal names need not be one fns_add_addrlist made */
+        char *list = util_malloc(nn + 5);
+        if (list == NULL)
+            return SA_LISTS_NOMEM;
+        memcpy(list, "FNS_", 4);
+        for (size_t i = 0; i < nn; i++)
+            list[4 + i] = (char)tolower((unsigned char)name[i]);
+        list[4 + nn] = '\0';
+        enum sa_lists_rc rc = addrlist_setting(l, list, nn + 4, rest, rn, !add);
+        if (rc == SA_LISTS_OK && add && strv_add(&l->fns.owners, &l->fns.nowners, list, nn + 4) != 0)
+            rc = SA_LISTS_NOMEM;
+        free(list);
+        return rc;
+    }
+    if (strcmp(key, "fns_extrachars") == 0) {
+        if (!numeric(val, vn, &l->fns.extrachars)) {
+            snprintf(why, wn, "%s: %s", key, vn ? "invalid value" : "missing required value");
+            return SA_LISTS_BAD;
+        }
+        return SA_LISTS_OK;
+    }
+    if (strcmp(key, "fns_check") == 0) {
+        if (vn != 1 || val[0] < '0' || val[0] > '2') {
+            snprintf(why, wn, "%s: %s", key, vn ? "invalid value" : "missing required value");
+            return SA_LISTS_BAD;
+        }
+        l->fns.check = val[0] - '0';
+        return SA_LISTS_OK;
+    }
+    bool dkim = strcmp(key, "fns_ignore_dkim") == 0;
+    if (dkim || strcmp(key, "fns_ignore_headers") == 0) {
+        if (vn == 0) {
+            snprintf(why, wn, "%s: missing required value", key);
+            return SA_LISTS_BAD;
+        }
+        if (dkim) {
+            /* read, never used: the plugin ignores it in local tests only,
+             * and smtpgate verifies no DKIM signature */
+            l->fns.ignore_dkim = true;
+            return SA_LISTS_OK;
+        }
+        const char *p = val, *w;
+        size_t n;
+        while (next_word(&p, val + vn, &w, &n))
+            if (strv_add(&l->fns.ignore_headers, &l->fns.nignore, w, n) != 0)
+                return SA_LISTS_NOMEM;
+        return SA_LISTS_OK;
+    }
+    return SA_LISTS_NOT_MINE;
+}
+
 enum sa_lists_rc sa_lists_setting(struct sa_lists *l, const char *key, const char *val, size_t vn,
                                   char *why, size_t wn)
 {
@@ -881,6 +965,8 @@ enum sa_lists_rc sa_lists_setting(struct sa_lists *l, const char *key, const cha
         }
         return SA_LISTS_OK;
     }
+    if (strncmp(key, "fns_", 4) == 0)
+        return fns_setting(l, key, val, vn, why, wn);
     if (strcmp(key, "freemail_domains") == 0)
         return freemail_domains(l, val, vn, why, wn);
     if (strcmp(key, "freemail_welcomelist") == 0 || strcmp(key, "freemail_whitelist") == 0)
@@ -1151,6 +1237,11 @@ const struct sa_freemail_opts *sa_lists_freemail_opts(const struct sa_lists *l)
     return &l->fm;
 }
 
+const struct sa_fns_opts *sa_lists_fns_opts(const struct sa_lists *l)
+{
+    return &l->fns;
+}
+
 const pcre2_code *sa_lists_email_re(const struct sa_lists *l)
 {
     return l ? l->email_re : NULL;
@@ -1332,4 +1423,137 @@ int sa_lists_uri_host(const struct sa_lists *l, size_t i, const char *host, size
 {
     size_t at = map_find(&l->uri[i].hosts, host, n);
     return at == (size_t)-1 ? -1 : l->uri[i].hosts.vals[at];
+}
+
+/* ---- RegistryBoundaries' domain of a URI ---- */
+bool sa_fqdn_valid(const char *s, size_t n)
+{
+    while (n > 0 && s[n - 1] == '.')
+        n--;
+    if (n > 253)
+        return false;
+    size_t labels = 1;
+    for (size_t i = 0; i < n; i++)
+        labels += s[i] == '.';
+    if (labels < 2)
+        return false;
+    size_t left = labels; /* labels from here to the end */
+    for (size_t i = 0; i <= n;) {
+        size_t j = i;
+        while (j < n && s[j] != '.')
+            j++;
+        size_t len = j - i;
+        if (len < 1 || len > 63)
+            return false;
+        for (size_t k = i; k < j; k++) {
+            unsigned char c = (unsigned char)tolower((unsigned char)s[k]);
+            bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                      (c == '-' && k != i && k != j - 1);
+            if (!ok || (c == '_' && left <= 2))
+                return false;
+        }
+        left--;
+        i = j + 1;
+    }
+    return true;
+}
+
+bool sa_lists_domain_valid(const struct sa_lists *l, const char *dom, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (isspace((unsigned char)dom[i]))
+            return false;
+    const char *dot = memrchr(dom, '.', n);
+    return dot != NULL && sa_lists_tld_valid(l, dot + 1, n - (size_t)(dot + 1 - dom));
+}
+
+bool sa_is_ip(const char *s, size_t n)
+{
+    size_t dots = 0, digits = 0, colons = 0;
+    bool v4 = n > 0, v6 = n > 0;
+    unsigned part = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '.') {
+            v4 &= digits > 0;
+            dots++, digits = 0, part = 0;
+        } else if (isdigit((unsigned char)ch)) {
+            part = part * 10 + (unsigned)(ch - '0');
+            v4 &= ++digits <= 3 && part <= 255;
+        } else {
+            v4 = false;
+        }
+        if (ch == ':')
+            colons++;
+        else if (!isxdigit((unsigned char)ch))
+            v6 = false;
+    }
+    return (v4 && dots == 3 && digits > 0) || (v6 && colons >= 2);
+}
+
+bool sa_lists_uri_to_domain(const struct sa_lists *l, const char *uri, size_t un, char *out,
+                            size_t on)
+{
+    char host[1024];
+    if (un >= sizeof(host))
+        return false;
+    for (size_t i = 0; i < un; i++)
+        host[i] = (char)tolower((unsigned char)uri[i]);
+    host[un] = '\0';
+    if (strncmp(host, "javascript:", 11) == 0 || strncmp(host, "cid:", 4) == 0 ||
+        strncmp(host, "file:", 5) == 0)
+        return false;
+    char *h = host;
+    size_t hn;
+    if (strncmp(h, "mailto:", 7) == 0) {
+        h += 7;
+        h[strcspn(h, "?")] = '\0'; /* the parameters go */
+        char *at = strchr(h, '@');
+        if (at == NULL || strchr(at + 1, '@') != NULL)
+            return false;
+        h = at + 1;
+    } else {
+        /* the scheme, the path, the user and the port go */
+        size_t k = 0;
+        while (h[k] >= 'a' && h[k] <= 'z')
+            k++;
+        if (k > 0 && h[k] == ':') {
+            h += k + 1;
+            for (int i = 0; i < 2 && *h == '/'; i++)
+                h++;
+        }
+        h[strcspn(h, "/?#")] = '\0';
+        char *at = strrchr(h, '@');
+        if (at != NULL)
+            h = at + 1;
+        size_t d = strlen(h);
+        while (d > 0 && isdigit((unsigned char)h[d - 1]))
+            d--;
+        if (d > 0 && h[d - 1] == ':')
+            h[d - 1] = '\0';
+    }
+    hn = strlen(h);
+    if (hn + 1 > on)
+        return false;
+    for (size_t i = 0; i < hn; i++) {
+        unsigned char ch = (unsigned char)h[i];
+        /* idn_to_ascii is not done here: such a name has no domain */
+        if (ch >= 0x80)
+            return false;
+        /* an encoded printable: the decoded form is judged instead */
+        if (ch == '%' && i + 2 < hn + 1 && isxdigit((unsigned char)h[i + 1]) &&
+            isxdigit((unsigned char)h[i + 2])) {
+            int v = (int)strtol((char[]){h[i + 1], h[i + 2], 0}, NULL, 16);
+            if (v >= 0x21 && v <= 0x7e)
+                return false;
+        }
+    }
+    if (sa_is_ip(h, hn)) {
+        memcpy(out, h, hn + 1);
+        return true;
+    }
+    if (!sa_fqdn_valid(h, hn) || !sa_lists_domain_valid(l, h, hn))
+        return false;
+    sa_lists_trim_domain(l, h, hn, out, on);
+    return true;
 }

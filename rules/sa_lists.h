@@ -19,6 +19,9 @@
  *   freemail_domains (wildcards * and ? within a label), freemail_welcomelist,
  *   the freemail_* numbers, and RegistryBoundaries' util_rb_tld (the TLDs
  *   a body address may end with), util_rb_2tld and util_rb_3tld.
+ *   FromNameSpoof's fns_add_addrlist (NAME) / fns_remove_addrlist (NAME)
+ *   (the owner lists FNS_name), fns_extrachars, fns_check,
+ *   fns_ignore_headers and fns_ignore_dkim (read, never used: no DKIM here).
  *
  * What it promises:
  *   - A pattern matches an address as SpamAssassin's compiled ^glob$ does:
@@ -61,6 +64,16 @@ struct sa_freemail_opts {
     double add_describe_email;          /* 1 */
     double import_welcomelist_auth;     /* 0 */
     double import_def_welcomelist_auth; /* 0 */
+};
+
+struct sa_fns_opts {
+    double extrachars;     /* fns_extrachars, 50 */
+    int check;             /* fns_check, 1 */
+    char **owners;         /* the lists fns_add_addrlist made, "FNS_name", in order */
+    size_t nowners;
+    char **ignore_headers; /* fns_ignore_headers, as written */
+    size_t nignore;
+    bool ignore_dkim;      /* some fns_ignore_dkim was read */
 };
 
 enum sa_lists_rc {
@@ -116,6 +129,7 @@ int sa_lists_subject_listed(const struct sa_lists *l, bool block, const char *s,
 /* FreeMail has domains to go by (it disables itself otherwise). */
 bool sa_lists_freemail_available(const struct sa_lists *l);
 const struct sa_freemail_opts *sa_lists_freemail_opts(const struct sa_lists *l);
+const struct sa_fns_opts *sa_lists_fns_opts(const struct sa_lists *l);
 /* FreeMail's _is_freemail over a lower-cased address: 1, 0, -1 out of memory. */
 int sa_lists_is_freemail(const struct sa_lists *l, const char *email, size_t n);
 /* FreeMail's address pattern (with the valid TLDs) and its skip pattern of
@@ -135,6 +149,23 @@ bool sa_lists_tld_valid(const struct sa_lists *l, const char *tld, size_t n);
  * length. */
 size_t sa_lists_trim_domain(const struct sa_lists *l, const char *dom, size_t n, char *out,
                             size_t on);
+
+/* Util::is_fqdn_valid over octets (an ASCII name): two labels or more, each
+ * of [a-z0-9_-] not starting or ending with '-', no '_' in the last two. */
+bool sa_fqdn_valid(const char *s, size_t n);
+/* RegistryBoundaries::is_domain_valid: no blanks, a dot, a util_rb_tld
+ * TLD after the last one. */
+bool sa_lists_domain_valid(const struct sa_lists *l, const char *dom, size_t n);
+/* RegistryBoundaries::uri_to_domain over uri[0..n): the registered domain
+ * (an IP address as it is) of its host (of the address after "mailto:"),
+ * lower-cased, into out (size on); false when it gives none (no valid name
+ * or TLD, several '@' in a mailto:, a %-escaped printable, a name beyond
+ * ASCII: its IDN form is not made). */
+bool sa_lists_uri_to_domain(const struct sa_lists *l, const char *uri, size_t n, char *out,
+                            size_t on);
+/* Constants' IS_IP_ADDRESS: a dotted IPv4 address, or an IPv6 one of hex
+ * digits, dots and two colons or more. */
+bool sa_is_ip(const char *s, size_t n);
 
 /* The URI host lists, in name order. */
 size_t sa_lists_uri_list_count(const struct sa_lists *l);

@@ -3,8 +3,10 @@
 /*
  * The list settings come from rule files, the addresses they are asked
  * about from messages: any octets must give an answer, never a crash or a
- * hang (the _rcvd lists too, the address standing for the relay as well).  The input is lines of "setting value"; the last line is the
- * address asked about every list.  Each line is copied to a buffer of
+ * hang (the _rcvd lists too, the address standing for the relay as well).
+ * The input is lines of "setting value"; the last line is the address asked
+ * about every list (FromNameSpoof's owner lists too), and the URI whose
+ * registered domain is asked.  Each line is copied to a buffer of
  * exactly its size, so any read past its end is caught.
  */
 #include <stdint.h>
@@ -83,6 +85,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < sa_lists_uri_list_count(l); i++)
             if (sa_lists_uri_host(l, i, a, lastn) > 1)
                 abort();
+        /* FromNameSpoof's owner lists, and RegistryBoundaries' domain of the
+         * line read as a URI */
+        const struct sa_fns_opts *fns = sa_lists_fns_opts(l);
+        for (size_t i = 0; i < fns->nowners; i++)
+            if (sa_lists_addr_listed(l, fns->owners[i], a, lastn) > 1)
+                abort();
+        char dom[64];
+        if (sa_lists_uri_to_domain(l, a, lastn, dom, sizeof(dom)) &&
+            memchr(dom, '\0', sizeof(dom)) == NULL)
+            abort();
+        if (sa_is_ip(a, lastn) && lastn == 0)
+            abort();
         if (lastn > 0 && sa_glob_match(a, lastn / 2, a + lastn / 2, lastn - lastn / 2, lastn & 1) &&
             lastn / 2 == 0 && lastn - lastn / 2 > 0)
             abort(); /* an empty pattern matches only the empty subject */

@@ -735,7 +735,7 @@ static void test_spamassassin(void **state)
     assert_int_equal(mkdir(sadir, 0700), 0);
     rule_file("sa/10_test.cf", "header SA_OFFER Subject =~ /offer/i\n"
                                "score SA_OFFER 6\n"
-                               "header SA_EVAL eval:check_https_http_mismatch()\n"
+                               "header SA_EVAL eval:check_razor2()\n"
                                "header SA_TO eval:check_for_missing_to_header()\n"
                                "ifplugin Mail::SpamAssassin::Plugin::DNSEval\n"
                                "header SA_RBL eval:check_rbl('a', 'b.')\n"
@@ -758,13 +758,13 @@ static void test_spamassassin(void **state)
     assert_true(logged("plugin rules: spamassassin 4.000001 (score set 0): 1 files, 4 rules "
                        "defined, 2 loaded, 2 skipped"));
     assert_true(logged("plugin rules: spamassassin skipped 1: unknown eval function "
-                       "check_https_http_mismatch (SA_EVAL)"));
+                       "check_razor2 (SA_EVAL)"));
     assert_true(logged("plugin rules: spamassassin skipped 1: plugin "
                        "Mail::SpamAssassin::Plugin::DNSEval is not emulated (SA_RBL)"));
     assert_true(logged("plugin rules: spamassassin eval functions implemented: "
                        "check_for_missing_to_header (1)"));
     assert_true(logged("plugin rules: spamassassin eval functions not implemented: "
-                       "check_https_http_mismatch (1), check_rbl (1)"));
+                       "check_razor2 (1), check_rbl (1)"));
     struct sg_ctx ctx = {
         .ci = {.session_id = "S9", .client_addr = "192.0.2.1", .helo = "mx.example.org"}};
     assert_int_equal(plugin->connect(&ctx, inst), SG_CONTINUE);

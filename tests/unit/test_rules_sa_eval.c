@@ -122,8 +122,8 @@ static void test_skip_reasons(void **state)
     (void)state;
     char *native =
         strdup(write_file("@native.rules", "rule SAME header Subject /Cheap/ score 3\n"));
-    write_file("10_s.cf", "header EV1 eval:check_https_http_mismatch()\n"
-                          "header EV2 eval:check_https_http_mismatch()\n"
+    write_file("10_s.cf", "header EV1 eval:check_razor2()\n"
+                          "header EV2 eval:check_razor2()\n"
                           "body EV3 eval:plaintext_body_sig_ratio('4')\n"
                           "mimeheader MH Content-Type =~ /pdf/\n"
                           "body ZERO /line/\n"
@@ -148,7 +148,7 @@ static void test_skip_reasons(void **state)
                           "body BROKEN\n");
     struct loaded l = load(native, false);
     const struct rules_sa_report *rep = &l.rep;
-    assert_int_equal(skipped(rep, "unknown eval function check_https_http_mismatch"), 2);
+    assert_int_equal(skipped(rep, "unknown eval function check_razor2"), 2);
     assert_int_equal(skipped(rep, "unknown eval function plaintext_body_sig_ratio"), 1);
     /* mimeheader rules load (MIMEHeader is emulated) */
     assert_int_equal(skipped(rep, "unsupported construct: mimeheader"), 0);
@@ -179,7 +179,7 @@ static void test_skip_reasons(void **state)
     bool pyzor = false, missing = false;
     for (size_t i = 0; i < rep->nevals; i++) {
         pyzor = pyzor || strcmp(rep->evals[i].what, "check_pyzor") == 0;
-        if (strcmp(rep->evals[i].what, "check_https_http_mismatch") == 0)
+        if (strcmp(rep->evals[i].what, "check_razor2") == 0)
             missing = rep->evals[i].count == 2;
     }
     assert_true(pyzor && missing);
@@ -251,7 +251,7 @@ static void test_meta_loop(void **state)
     rules_errors_free(&errs);
     free(native);
     /* nor one of SpamAssassin's rules skipped before (here: by its eval) */
-    write_file("10_l.cf", "header EVR eval:check_https_http_mismatch()\nbody OKR /line/\n");
+    write_file("10_l.cf", "header EVR eval:check_razor2()\nbody OKR /line/\n");
     native = strdup(write_file("@n2.rules", "rule MINE2 meta EVR || OKR score 1\n"));
     paths[0] = native;
     assert_int_equal(rules_load_sa(paths, 1, &o, NULL, &r, &errs, NULL), -1);

@@ -353,7 +353,7 @@ static void test_vertical_words(void **state)
 static void test_meta_of_lacking_eval(void **state)
 {
     (void)state;
-    write_file("20_m.cf", "header __LACKING eval:check_https_http_mismatch()\n"
+    write_file("20_m.cf", "header __LACKING eval:check_razor2()\n"
                           "header __RUNS eval:check_for_missing_to_header()\n"
                           "header __SUBJ Subject =~ /x/\n"
                           "meta M_LACKING __SUBJ && !__LACKING\n"
@@ -361,7 +361,7 @@ static void test_meta_of_lacking_eval(void **state)
                           "meta M_RUNS __SUBJ && __RUNS\n");
     struct loaded l = load(NULL, false);
     assert_int_equal(skipped(&l.rep, "meta: uses an eval test smtpgate lacks"), 2);
-    assert_int_equal(skipped(&l.rep, "unknown eval function check_https_http_mismatch"), 1);
+    assert_int_equal(skipped(&l.rep, "unknown eval function check_razor2"), 1);
     assert_int_equal(l.rep.loaded, 3);
     expect_hits(l.r, "Subject: x\r\n\r\nbody\r\n", WANT("M_RUNS"), WANT("M_LACKING", "M_OUTER"));
     unload(&l);
