@@ -29,6 +29,8 @@ static const char *const emulated_plugins[] = {
     "Mail::SpamAssassin::Plugin::MIMEEval",
     "Mail::SpamAssassin::Plugin::ImageInfo",
     "Mail::SpamAssassin::Plugin::HTMLEval",
+    /* its bounce relays are a list of sa_lists */
+    "Mail::SpamAssassin::Plugin::VBounce",
 };
 static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_bug6558_free",

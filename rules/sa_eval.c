@@ -28,6 +28,7 @@ static const struct sa_eval_def *const tables[] = {
     sa_eval_image_defs,
     sa_eval_html_defs,
     sa_eval_alt_defs,
+    sa_eval_vbounce_defs,
 };
 
 const struct sa_eval_def *sa_eval_find(const char *name)

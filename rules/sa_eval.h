@@ -66,6 +66,7 @@ extern const struct sa_eval_def sa_eval_mime_defs[];
 extern const struct sa_eval_def sa_eval_image_defs[];
 extern const struct sa_eval_def sa_eval_html_defs[];
 extern const struct sa_eval_def sa_eval_alt_defs[];
+extern const struct sa_eval_def sa_eval_vbounce_defs[];
 
 const struct sa_eval_def *sa_eval_find(const char *name);
 

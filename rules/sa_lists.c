@@ -609,6 +609,9 @@ static const struct {
     {"whitelist_auth", "welcomelist_auth", false},
     {"def_welcomelist_auth", "def_welcomelist_auth", false},
     {"def_whitelist_auth", "def_welcomelist_auth", false},
+    /* VBounce's: the relays a bounce of the admin's own mail passed */
+    {"welcomelist_bounce_relays", "welcomelist_bounce_relays", false},
+    {"whitelist_bounce_relays", "welcomelist_bounce_relays", false},
 };
 
 static const struct {
