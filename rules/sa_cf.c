@@ -19,7 +19,6 @@
 #include <strings.h>
 
 #include "rules/build.h"
-#include "rules/sa_eval.h"
 #include "rules/sa_netset.h"
 #include "util/alloc.h"
 
@@ -839,9 +838,7 @@ static void one_line(struct sa_file *f, const char *s, size_t n)
             } else {
                 c->nomem = true;
             }
-            /* the eval functions such rules need, for the report: one
-             * smtpgate has is not lacking (its rule is skipped otherwise,
-             * e.g. the other branch of an if) */
+            /* the eval functions such rules need, for the report */
             if ((rn > 5 && memcmp(rest, "eval:", 5) == 0) ||
                 (rn > 8 && memcmp(rest, "rbleval:", 8) == 0)) {
                 const char *e = memchr(rest, ':', rn) + 1;
@@ -850,7 +847,7 @@ static void one_line(struct sa_file *f, const char *s, size_t n)
                     en++;
                 char fn[SA_NAME_MAX + 1];
                 snprintf(fn, sizeof(fn), "%.*s", (int)(en > SA_NAME_MAX ? SA_NAME_MAX : en), e);
-                if (en > 0 && sa_eval_find(fn) == NULL && sa_tally_add(&c->evals, fn, nm) != 0)
+                if (en > 0 && sa_tally_add(&c->evals, fn, nm) != 0)
                     c->nomem = true;
             }
         }
