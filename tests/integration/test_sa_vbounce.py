@@ -1,12 +1,14 @@
 """SpamAssassin's VBounce plugin run natively (rules/sa_eval_vbounce.c over the
 welcomelist_bounce_relays list of rules/sa_lists.c), against Debian's `spamassassin -L -t` on
-messages written for this test: bounces of mail that passed the admin's relay (a DSN with
-message/delivery-status and message/rfc822, text bounces quoting the original Received field,
-a challenge-response request, a virus notice), the same kinds as forged backscatter, an
-out-of-office reply and a normal mail, and the edges of VBounce's word rules (one blank
-between two hosts, the last host of a folded field in a message with LF line ends).
+messages written for this test: bounces of mail that passed the admin's relays (a DSN with
+message/delivery-status and message/rfc822 or text/rfc822-headers, text bounces quoting the
+original Received field, plain or with "> ", a challenge-response request, a virus notice),
+the same kinds as forged backscatter, an out-of-office reply and a normal mail, and the edges
+of VBounce's word rules (one blank between two hosts, the last host of a folded field in a
+message with LF line ends).  The relays are named under both names of the setting, one of
+them a glob.
 
-Both read the same admin file naming the relay: smtpgate with --sa-local, spamassassin as one
+Both read the same admin file naming the relays: smtpgate with --sa-local, spamassassin as one
 of its site files (--siteconfigpath naming a folder holding the site's own files, linked, and
 this one).  Every rule of VBounce's rule file must load in smtpgate; over all of them the two
 agree on every message (the agreement counts are printed, the disagreements listed), and each
@@ -31,7 +33,9 @@ pytestmark = needs_spamassassin
 
 SITE = Path("/etc/spamassassin")
 VBOUNCE_CF = Path("/usr/share/spamassassin/20_vbounce.cf")
-LOCAL_CF = "welcomelist_bounce_relays relay.mine.example\n"
+# the old name of the setting, and a glob, too
+LOCAL_CF = ("welcomelist_bounce_relays relay.mine.example\n"
+            "whitelist_bounce_relays *.out.mine.example\n")
 
 # the rules each message is written for, among these
 BOUNCE_RULES = {"BOUNCE_MESSAGE", "CRBOUNCE_MESSAGE", "VBOUNCE_MESSAGE", "OOOBOUNCE_MESSAGE",
@@ -58,7 +62,7 @@ def head(frm: str, subject: str, extra: str = "", rp: str = "<>") -> str:
             f"Message-ID: <20261207100000.{n}@mx.far.example>\n{extra}")
 
 
-def dsn(rcvd: str, crlf: bool = True) -> bytes:
+def dsn(rcvd: str, crlf: bool = True, part: str = "message/rfc822") -> bytes:
     h = head("Mail Delivery System <MAILER-DAEMON@mx.far.example>",
              "Undelivered Mail Returned to Sender",
              "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status;\n"
@@ -69,7 +73,7 @@ def dsn(rcvd: str, crlf: bool = True) -> bytes:
             "--DSN1\nContent-Type: message/delivery-status\n\n"
             "Reporting-MTA: dns; mx.far.example\n\n"
             "Final-Recipient: rfc822; nobody@far.example\nAction: failed\nStatus: 5.1.1\n\n"
-            "--DSN1\nContent-Type: message/rfc822\n\n"
+            f"--DSN1\nContent-Type: {part}\n\n"
             f"{rcvd}From: Me <me@mine.example>\nTo: nobody@far.example\n"
             "Subject: the minutes\n\nthe minutes are attached\n\n--DSN1--\n")
     if crlf:
@@ -93,8 +97,11 @@ MESSAGES = {
     "dsn_forged": (dsn(FORGED_RCVD), {"BOUNCE_MESSAGE", "ANY_BOUNCE_MESSAGE"}),
     "text_own": (text_bounce(OWN_RCVD), {"__MY_SERVERS_FOUND"}),
     "text_forged": (text_bounce(FORGED_RCVD), {"BOUNCE_MESSAGE", "ANY_BOUNCE_MESSAGE"}),
-    "quoted_own": (text_bounce("".join("> " + ln + "\n" for ln in OWN_RCVD.splitlines())),
-                   {"__MY_SERVERS_FOUND"}),
+    # quoted with "> ", through a host of the glob, written in upper case
+    "quoted_glob": (text_bounce("".join("> " + ln + "\n" for ln in OWN_RCVD.replace(
+        "relay.mine.example", "SMTP2.OUT.MINE.EXAMPLE").splitlines())), {"__MY_SERVERS_FOUND"}),
+    # the returned header alone, as text/rfc822-headers
+    "dsn_headers_own": (dsn(OWN_RCVD, part="text/rfc822-headers"), {"__MY_SERVERS_FOUND"}),
     # one blank between the two hosts: VBounce's /g has used it up, the relay is not read
     "one_blank": (text_bounce("Received: from bot.spam.example relay.mine.example (x)\n"
                               "\tby mx.far.example; Mon, 07 Dec 2026 09:58:00 +0000\n"),
