@@ -34,6 +34,8 @@ static const char *const emulated_plugins[] = {
     "Mail::SpamAssassin::Plugin::AntiVirus",
     "Mail::SpamAssassin::Plugin::URIEval",
     "Mail::SpamAssassin::Plugin::HTTPSMismatch",
+    /* its bounce relays are a list of sa_lists */
+    "Mail::SpamAssassin::Plugin::VBounce",
 };
 static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_bug6558_free",

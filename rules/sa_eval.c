@@ -34,6 +34,7 @@ static const struct sa_eval_def *const tables[] = {
     sa_eval_av_defs,
     sa_eval_uri_defs,
     sa_eval_https_defs,
+    sa_eval_vbounce_defs,
 };
 
 const struct sa_eval_def *sa_eval_find(const char *name)

@@ -72,6 +72,7 @@ extern const struct sa_eval_def sa_eval_fns_defs[];
 extern const struct sa_eval_def sa_eval_av_defs[];
 extern const struct sa_eval_def sa_eval_uri_defs[];
 extern const struct sa_eval_def sa_eval_https_defs[];
+extern const struct sa_eval_def sa_eval_vbounce_defs[];
 
 const struct sa_eval_def *sa_eval_find(const char *name);
 

@@ -793,6 +793,9 @@ static const struct {
     {"def_whitelist_auth", "def_welcomelist_auth", false},
     {"welcomelist_allows_relays", "welcomelist_allows_relays", false},
     {"whitelist_allows_relays", "welcomelist_allows_relays", false},
+    /* VBounce's: the relays a bounce of the admin's own mail passed */
+    {"welcomelist_bounce_relays", "welcomelist_bounce_relays", false},
+    {"whitelist_bounce_relays", "welcomelist_bounce_relays", false},
 };
 
 static const struct {

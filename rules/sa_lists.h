@@ -5,7 +5,8 @@
  *
  *   welcomelist_from, blocklist_from, welcomelist_to, more_spam_to,
  *   all_spam_to, blocklist_to, welcomelist_auth, def_welcomelist_auth (and
- *   their whitelist/blacklist aliases), enlist_addrlist (NAME): named lists
+ *   their whitelist/blacklist aliases), VBounce's welcomelist_bounce_relays
+ *   (alias whitelist_bounce_relays), enlist_addrlist (NAME): named lists
  *   of glob patterns; unwelcomelist_from, unblocklist_from,
  *   unwelcomelist_auth remove an entry written the same way.
  *   welcomelist_from_rcvd, def_welcomelist_from_rcvd (and whitelist

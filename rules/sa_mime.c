@@ -640,6 +640,7 @@ static size_t message_new(struct build *bd, const char *msg, size_t len, size_t 
     if (top) {
         t->missing_head_body_separator = missing_sep;
         t->truncated_header = truncated;
+        t->pristine_body_off = cur < b ? (size_t)(t->lines[cur].p - msg) : len;
     }
     /* the body: its own copy of the line list, CRLFs squashed, long runs of
      * blank lines cut */

@@ -71,6 +71,10 @@ struct sa_mime {
     bool mime_epilogue_exists;
     bool mimepart_limit_exceeded;
     bool missing_boundary; /* a boundary's state is not 0 at the end */
+    /* where the top message's pristine body (Message.pm's pristine_body:
+     * what follows the header section as the parser ended it, CRLFs kept)
+     * starts in the input; the input's length when there is none */
+    size_t pristine_body_off;
     /* the eval tests' facts over the tree, each computed once by its
      * family (sa_eval_mime.c, sa_eval_image.c, sa_eval_alt.c): plain
      * blocks, freed with it */
