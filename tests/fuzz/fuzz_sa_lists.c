@@ -3,9 +3,9 @@
 /*
  * The list settings come from rule files, the addresses they are asked
  * about from messages: any octets must give an answer, never a crash or a
- * hang (the _rcvd lists too, the address standing for the relay as well).  The input is lines of "setting value"; the last line is the
- * address asked about every list.  Each line is copied to a buffer of
- * exactly its size, so any read past its end is caught.
+ * hang (the _rcvd lists too, the address standing for the relay as well).  The input is lines of
+ * "setting value"; the last line is the address asked about every list.  Each line is copied to a
+ * buffer of exactly its size, so any read past its end is caught.
  */
 #include <stdint.h>
 #include <stdlib.h>
