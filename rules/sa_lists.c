@@ -685,9 +685,9 @@ static enum sa_lists_rc rcvd_setting(struct sa_lists *l, const char *key, const 
 
 static bool is_rcvd_setting(const char *key)
 {
-    static const char *const names[] = {
-        "welcomelist_from_rcvd",   "whitelist_from_rcvd",   "def_welcomelist_from_rcvd",
-        "def_whitelist_from_rcvd", "unwelcomelist_from_rcvd", "unwhitelist_from_rcvd"};
+    static const char *const names[] = {"welcomelist_from_rcvd",     "whitelist_from_rcvd",
+                                        "def_welcomelist_from_rcvd", "def_whitelist_from_rcvd",
+                                        "unwelcomelist_from_rcvd",   "unwhitelist_from_rcvd"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(key, names[i]) == 0)
             return true;
@@ -713,7 +713,8 @@ static enum sa_lists_rc subject_add(struct sa_lists *l, int k, const char *v, si
 
 /* The compiled, unanchored pattern: `*` is .* and `?` is . (neither takes
  * a line end), every other octet itself; a match anywhere in s. */
-static bool subject_glob_in(const char *p, size_t pn, const char *s, size_t sn, bool *cur, bool *nxt)
+static bool subject_glob_in(const char *p, size_t pn, const char *s, size_t sn, bool *cur,
+                            bool *nxt)
 {
     memset(cur, 0, pn + 1);
     cur[0] = true;

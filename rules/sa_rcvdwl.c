@@ -174,7 +174,8 @@ bool sa_rcvdwl_relay_matches(const char *entry, const char *ip, const char *rdns
             while (d > 0 && isdigit((unsigned char)entry[d - 1]) && n - d < 4)
                 d--;
             digits = n - d;
-            if (digits >= 1 && digits <= 3 && d >= 3 && entry[d - 1] == '/' && entry[d - 2] == ']') {
+            if (digits >= 1 && digits <= 3 && d >= 3 && entry[d - 1] == '/' &&
+                entry[d - 2] == ']') {
                 inner = d - 3;
                 bracketed = true;
             }

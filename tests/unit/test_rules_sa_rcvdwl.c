@@ -95,17 +95,17 @@ static void test_settings(void **state)
     (void)state;
     struct sa_lists *l = sa_lists_new();
     char why[160];
-    assert_int_equal(sa_lists_setting(l, "welcomelist_from_rcvd", "a@x.example", 11, why,
-                                      sizeof(why)),
-                     SA_LISTS_BAD);
+    assert_int_equal(
+        sa_lists_setting(l, "welcomelist_from_rcvd", "a@x.example", 11, why, sizeof(why)),
+        SA_LISTS_BAD);
     assert_string_equal(why, "welcomelist_from_rcvd: invalid value");
     assert_int_equal(sa_lists_setting(l, "def_whitelist_from_rcvd", "", 0, why, sizeof(why)),
                      SA_LISTS_BAD);
     assert_string_equal(why, "def_whitelist_from_rcvd: missing required value");
     const char *three = "a@x.example x.example y.example";
-    assert_int_equal(sa_lists_setting(l, "whitelist_from_rcvd", three, strlen(three), why,
-                                      sizeof(why)),
-                     SA_LISTS_BAD);
+    assert_int_equal(
+        sa_lists_setting(l, "whitelist_from_rcvd", three, strlen(three), why, sizeof(why)),
+        SA_LISTS_BAD);
     assert_false(sa_lists_rcvd_has(l, SA_RCVD_USER));
     const char *ok = "*@X.Example  Mail.X.Example";
     assert_int_equal(sa_lists_setting(l, "whitelist_from_rcvd", ok, strlen(ok), why, sizeof(why)),
@@ -113,20 +113,19 @@ static void test_settings(void **state)
     assert_true(sa_lists_rcvd_has(l, SA_RCVD_USER));
     assert_false(sa_lists_rcvd_has(l, SA_RCVD_DEFAULT));
     const char *def = "*@x.example [192.0.2.0/24]";
-    assert_int_equal(sa_lists_setting(l, "def_welcomelist_from_rcvd", def, strlen(def), why,
-                                      sizeof(why)),
-                     SA_LISTS_OK);
+    assert_int_equal(
+        sa_lists_setting(l, "def_welcomelist_from_rcvd", def, strlen(def), why, sizeof(why)),
+        SA_LISTS_OK);
     /* the removal takes the address from both lists, as written in any case */
     const char *un = "someone@else.example *@x.EXAMPLE";
-    assert_int_equal(sa_lists_setting(l, "unwhitelist_from_rcvd", un, strlen(un), why,
-                                      sizeof(why)),
+    assert_int_equal(sa_lists_setting(l, "unwhitelist_from_rcvd", un, strlen(un), why, sizeof(why)),
                      SA_LISTS_OK);
     assert_false(sa_lists_rcvd_has(l, SA_RCVD_USER));
     assert_false(sa_lists_rcvd_has(l, SA_RCVD_DEFAULT));
     const char *al = "*@x.example";
-    assert_int_equal(sa_lists_setting(l, "whitelist_allows_relays", al, strlen(al), why,
-                                      sizeof(why)),
-                     SA_LISTS_OK);
+    assert_int_equal(
+        sa_lists_setting(l, "whitelist_allows_relays", al, strlen(al), why, sizeof(why)),
+        SA_LISTS_OK);
     assert_int_equal(sa_lists_addr_glob_listed(l, "welcomelist_allows_relays", "A@X.example", 11),
                      1);
     assert_int_equal(sa_lists_addr_glob_listed(l, "welcomelist_allows_relays", "a@y.example", 11),
@@ -134,23 +133,22 @@ static void test_settings(void **state)
     sa_lists_unref(l);
 }
 
-static const char cf[] =
-    "welcomelist_from_rcvd joe@example.org example.org\n"
-    "welcomelist_from_rcvd joe@example.org [81.2.69.0/24]\n"
-    "whitelist_from_rcvd *@lists.example.net lists.example.net\n"
-    "welcomelist_from_rcvd ann@example.com mx.example.com\n"
-    "welcomelist_allows_relays ann@example.com\n"
-    "def_welcomelist_from_rcvd *@bank.example [192.0.2]\n"
-    "def_welcomelist_from_rcvd carl@both.example both.example\n"
-    "welcomelist_from_rcvd carl@both.example both.example\n"
-    "welcomelist_from plain@example.org\n"
-    "welcomelist_from_rcvd bad@example.org\n"
-    "util_rb_2tld co.uk\n"
-    "header T_WL eval:check_from_in_welcomelist()\n"
-    "header T_DEF eval:check_from_in_default_welcomelist()\n"
-    "header T_FORGED eval:check_forged_in_whitelist()\n"
-    "header T_FORGED_DEF eval:check_forged_in_default_welcomelist()\n"
-    "header T_RP eval:check_mailfrom_matches_rcvd()\n";
+static const char cf[] = "welcomelist_from_rcvd joe@example.org example.org\n"
+                         "welcomelist_from_rcvd joe@example.org [81.2.69.0/24]\n"
+                         "whitelist_from_rcvd *@lists.example.net lists.example.net\n"
+                         "welcomelist_from_rcvd ann@example.com mx.example.com\n"
+                         "welcomelist_allows_relays ann@example.com\n"
+                         "def_welcomelist_from_rcvd *@bank.example [192.0.2]\n"
+                         "def_welcomelist_from_rcvd carl@both.example both.example\n"
+                         "welcomelist_from_rcvd carl@both.example both.example\n"
+                         "welcomelist_from plain@example.org\n"
+                         "welcomelist_from_rcvd bad@example.org\n"
+                         "util_rb_2tld co.uk\n"
+                         "header T_WL eval:check_from_in_welcomelist()\n"
+                         "header T_DEF eval:check_from_in_default_welcomelist()\n"
+                         "header T_FORGED eval:check_forged_in_whitelist()\n"
+                         "header T_FORGED_DEF eval:check_forged_in_default_welcomelist()\n"
+                         "header T_RP eval:check_mailfrom_matches_rcvd()\n";
 
 static char *run(struct rules *r, const char *msg, const struct rules_facts *f)
 {
@@ -176,12 +174,11 @@ static char *mk(const char *hdrs)
     static char bufs[8][4096];
     static unsigned next;
     char *buf = bufs[next++ % 8];
-    snprintf(buf, sizeof(bufs[0]), "%sTo: bob@example.net\r\nSubject: hi\r\n\r\nbody\r\n",
-             hdrs);
+    snprintf(buf, sizeof(bufs[0]), "%sTo: bob@example.net\r\nSubject: hi\r\n\r\nbody\r\n", hdrs);
     return buf;
 }
 
-#define FACTS(ip_, name_) \
+#define FACTS(ip_, name_)                                                                          \
     (&(struct rules_facts){.client_addr = ip_, .client_name = name_, .helo = "h.example"})
 
 static void test_functions(void **state)
@@ -199,23 +196,19 @@ static void test_functions(void **state)
     const char *joe = mk("Return-Path: <joe@example.org>\r\nFrom: Joe <joe@example.org>\r\n");
     /* through a relay named for the address (any case): welcomelisted, the
      * envelope sender's domain is the relay's */
-    assert_string_equal(run(l.r, joe, FACTS("203.0.113.5", "Out.Mail.EXAMPLE.org")),
-                        " T_WL T_RP ");
-    assert_string_equal(run(l.r, joe, FACTS("203.0.113.5", "out.mail.example.org")),
-                        " T_WL T_RP ");
+    assert_string_equal(run(l.r, joe, FACTS("203.0.113.5", "Out.Mail.EXAMPLE.org")), " T_WL T_RP ");
+    assert_string_equal(run(l.r, joe, FACTS("203.0.113.5", "out.mail.example.org")), " T_WL T_RP ");
     /* through its network, with no name */
     assert_string_equal(run(l.r, joe, FACTS("81.2.69.7", NULL)), " T_WL ");
     /* through another: forged */
-    assert_string_equal(run(l.r, joe, FACTS("203.0.113.5", "mail.other.example")),
-                        " T_FORGED ");
+    assert_string_equal(run(l.r, joe, FACTS("203.0.113.5", "mail.other.example")), " T_FORGED ");
     /* only the first untrusted relay counts, not the older ones a forger writes */
     const char *older = mk("Return-Path: <joe@example.org>\r\n"
                            "Received: from a.example.org (a.example.org [81.2.69.8])\r\n"
                            "\tby relay.other.example (Postfix) with ESMTP id 1A;\r\n"
                            "\tMon, 7 Dec 2026 09:59:10 +0000\r\n"
                            "From: Joe <joe@example.org>\r\n");
-    assert_string_equal(run(l.r, older, FACTS("203.0.113.5", "relay.other.example")),
-                        " T_FORGED ");
+    assert_string_equal(run(l.r, older, FACTS("203.0.113.5", "relay.other.example")), " T_FORGED ");
     /* with the client trusted (loopback), the message's relay is the first
      * untrusted one */
     assert_string_equal(run(l.r, older, FACTS("127.0.0.1", "localhost")), " T_WL T_RP ");
@@ -281,23 +274,24 @@ static void test_mailfrom_matches_rcvd(void **state)
                            "From: a@b.example\r\n");
     assert_string_equal(run(l.r, chain, FACTS("127.0.0.1", "localhost")), " T_RP ");
     /* the smtpgate MAIL FROM is the EnvelopeFrom */
-    struct rules_facts f = {.client_addr = "203.0.113.5", .client_name = "mx.sender.example",
-                            .helo = "h", .mail_from = "bounce@sender.example"};
+    struct rules_facts f = {.client_addr = "203.0.113.5",
+                            .client_name = "mx.sender.example",
+                            .helo = "h",
+                            .mail_from = "bounce@sender.example"};
     assert_string_equal(run(l.r, mk("Return-Path: <a@other.example>\r\nFrom: a@b.example\r\n"), &f),
                         " T_RP ");
     unload(&l);
     unlink(write_file("20_rcvd.cf", ""));
 }
 
-static const char subj_cf[] =
-    "welcomelist_subject [Bug *] fixed\n"
-    "whitelist_subject re: minutes of ?? may\n"
-    "blocklist_subject make   MONEY fast\n"
-    "blacklist_subject (free)\n"
-    "header T_SUBJ_WL eval:check_subject_in_welcomelist()\n"
-    "header T_SUBJ_WL_OLD eval:check_subject_in_whitelist()\n"
-    "header T_SUBJ_BL eval:check_subject_in_blocklist()\n"
-    "header T_SUBJ_BL_OLD eval:check_subject_in_blacklist()\n";
+static const char subj_cf[] = "welcomelist_subject [Bug *] fixed\n"
+                              "whitelist_subject re: minutes of ?? may\n"
+                              "blocklist_subject make   MONEY fast\n"
+                              "blacklist_subject (free)\n"
+                              "header T_SUBJ_WL eval:check_subject_in_welcomelist()\n"
+                              "header T_SUBJ_WL_OLD eval:check_subject_in_whitelist()\n"
+                              "header T_SUBJ_BL eval:check_subject_in_blocklist()\n"
+                              "header T_SUBJ_BL_OLD eval:check_subject_in_blacklist()\n";
 
 static char *subj(const char *s)
 {
@@ -347,10 +341,8 @@ static void test_subject_lists(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_relay_word),
-        cmocka_unit_test(test_settings),
-        cmocka_unit_test(test_functions),
-        cmocka_unit_test(test_mailfrom_matches_rcvd),
+        cmocka_unit_test(test_relay_word),    cmocka_unit_test(test_settings),
+        cmocka_unit_test(test_functions),     cmocka_unit_test(test_mailfrom_matches_rcvd),
         cmocka_unit_test(test_subject_lists),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
