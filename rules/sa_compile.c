@@ -22,6 +22,7 @@
 
 #include "rules/build.h"
 #include "rules/ruleset.h"
+#include "rules/sa_capture.h"
 #include "rules/sa_eval.h"
 #include "rules/sa_meta.h"
 #include "util/alloc.h"
@@ -169,6 +170,59 @@ static bool header_target(struct rule *rule, const struct sa_rule *sr, char *why
     return ok;
 }
 
+/* Where a rule type runs in one priority of Plugin::Check's check_main:
+ * head tests, head evals, body, uri, body evals (mimeheader's), rawbody,
+ * full. */
+static int type_rank(enum sa_kind k)
+{
+    switch (k) {
+    case SA_HEADER:
+        return 0;
+    case SA_BODY:
+        return 2;
+    case SA_URI:
+        return 3;
+    case SA_MIMEHEADER:
+        return 4;
+    case SA_RAWBODY:
+        return 5;
+    default:
+        return 6;
+    }
+}
+
+/* Conf::Parser::parse_captures on a regex rule: its templates marked (and
+ * kept to be filled per message; MIMEHeader marks them too but never fills
+ * them, so its rules match the literal text), and the priority -10000 of a
+ * pattern with a named group, which a later priority line overrides.
+ * False when out of memory. */
+static bool capture_setup(struct rule *rule, const struct sa_rule *sr)
+{
+    rule->sa_priority = sr->priority;
+    rule->sa_type_rank = type_rank(sr->kind);
+    rule->sa_capture = true;
+    if (sa_capture_has_group(sr->re, sr->re_len) && sr->def_seq > sr->prio_seq)
+        rule->sa_priority = -10000;
+    char *marked;
+    size_t mlen, nt;
+    struct sa_capture_tmpl *t;
+    if (sa_capture_mark(rule->pattern, rule->pattern_len, &marked, &mlen, &t, &nt) != 0)
+        return false;
+    if (nt == 0)
+        return true;
+    free(rule->pattern);
+    rule->pattern = marked;
+    rule->pattern_len = mlen;
+    if (sr->kind == SA_MIMEHEADER) {
+        sa_capture_tmpl_free(t, nt);
+        return true;
+    }
+    rule->sa_tmpl = t;
+    rule->nsa_tmpl = nt;
+    rule->sa_tagged = true;
+    return true;
+}
+
 /* One SpamAssassin rule into rule; false with why when it cannot run here. */
 static bool convert(const struct sa_rule *sr, int set, const char *file, struct rule *rule,
                     char *why, size_t wn, bool *nomem, bool *lacking)
@@ -304,6 +358,8 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
     if ((rule->pattern = util_memdup(sr->re, sr->re_len)) == NULL)
         return !(*nomem = true);
     rule->pattern_len = sr->re_len;
+    if (!capture_setup(rule, sr))
+        return !(*nomem = true);
     return true;
 }
 
