@@ -30,6 +30,7 @@
 #include "rules/parse.h"
 #include "rules/ruleset.h"
 #include "rules/sa_capture.h"
+#include "rules/sa_capture_cache.h"
 #include "rules/sa_load.h"
 #include "rules/sa_tally.h"
 #include "util/alloc.h"
@@ -298,6 +299,8 @@ static bool resolve_captures(struct rules *r)
                 r->sa_max_groups = groups;
         }
         if (rule->nsa_tmpl > 0) {
+            if (r->sa_tcache == NULL && (r->sa_tcache = sa_capture_cache_new()) == NULL)
+                return false;
             if ((rule->sa_tmpl_tag = util_mallocarray(rule->nsa_tmpl, sizeof(uint32_t))) == NULL)
                 return false;
             for (size_t k = 0; k < rule->nsa_tmpl; k++) {

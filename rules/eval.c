@@ -26,6 +26,7 @@
 #include "rules/report.h"
 #include "rules/ruleset.h"
 #include "rules/sa_capture.h"
+#include "rules/sa_capture_cache.h"
 #include "rules/sa_eval.h"
 #include "rules/sa_relays.h"
 #include "util/alloc.h"
@@ -67,8 +68,6 @@ struct rules_tx {
     struct tag_values *tags;
     struct tag_values *pending;
     pcre2_match_data *md_cap;
-    struct tmpl_entry *tcache; /* template rules' patterns, compiled per value */
-    size_t ntcache;
 };
 
 /* A tag's values (set_tag's scalar or list), in the order captured. */
@@ -79,15 +78,6 @@ struct tag_values {
     bool set;
 };
 
-/* A template rule's pattern for one set of values, kept for the next
- * message of the tx (or rule) that gives the same values. */
-#define TMPL_CACHE_MAX 32
-struct tmpl_entry {
-    size_t rule;
-    char *pat;
-    size_t len;
-    pcre2_code *re;
-};
 
 struct rules_tx *rules_tx_new(struct rules *r)
 {
@@ -109,8 +99,7 @@ struct rules_tx *rules_tx_new(struct rules *r)
     if (ok && r->nsa_tags > 0) {
         ok = (tx->tags = util_calloc(r->nsa_tags, sizeof(*tx->tags))) != NULL &&
              (tx->pending = util_calloc(r->nsa_tags, sizeof(*tx->pending))) != NULL &&
-             (tx->md_cap = pcre2_match_data_create(r->sa_max_groups + 1, r->gctx)) != NULL &&
-             (tx->tcache = util_calloc(TMPL_CACHE_MAX, sizeof(*tx->tcache))) != NULL;
+             (tx->md_cap = pcre2_match_data_create(r->sa_max_groups + 1, r->gctx)) != NULL;
     }
     if (!ok) {
         rules_tx_free(tx);
@@ -241,11 +230,6 @@ void rules_tx_free(struct rules_tx *tx)
     free(tx->tags);
     free(tx->pending);
     pcre2_match_data_free(tx->md_cap);
-    for (size_t i = 0; i < tx->ntcache; i++) {
-        free(tx->tcache[i].pat);
-        pcre2_code_free(tx->tcache[i].re);
-    }
-    free(tx->tcache);
     rules_unref(tx->r);
     free(tx);
 }
@@ -365,10 +349,11 @@ static void capture_commit(struct rules_tx *tx, const struct rule *rule, bool ca
 }
 
 /* capture_rules_replace: the template rule's pattern with its tags'
- * values, compiled (or found compiled); NULL when a tag has no value (the
- * rule does not run), or when the pattern cannot be made (an event says
- * so; tx->nomem when out of memory). */
-static const pcre2_code *template_re(struct rules_tx *tx, size_t idx)
+ * values, compiled (or found compiled in the set's cache, as the same
+ * values come again), a reference the caller releases; NULL when a tag has
+ * no value (the rule does not run), or when the pattern cannot be made (an
+ * event says so; tx->nomem when out of memory). */
+static struct sa_capture_code *template_re(struct rules_tx *tx, size_t idx)
 {
     const struct rule *rule = &tx->r->v[idx];
     char *pat = NULL;
@@ -396,12 +381,10 @@ static const pcre2_code *template_re(struct rules_tx *tx, size_t idx)
         cur = next;
         len = nl;
     }
-    for (size_t i = 0; i < tx->ntcache; i++) {
-        struct tmpl_entry *e = &tx->tcache[i];
-        if (e->rule == idx && e->len == len && memcmp(e->pat, pat, len) == 0) {
-            free(pat);
-            return e->re;
-        }
+    struct sa_capture_code *k = sa_capture_cache_get(tx->r->sa_tcache, idx, pat, len);
+    if (k != NULL) {
+        free(pat);
+        return k;
     }
     int err;
     PCRE2_SIZE off;
@@ -417,15 +400,11 @@ static const pcre2_code *template_re(struct rules_tx *tx, size_t idx)
         free(pat);
         return NULL;
     }
-    if (tx->ntcache == TMPL_CACHE_MAX) {
-        /* the oldest goes: a value that repeats is usually a recent one */
-        free(tx->tcache[0].pat);
-        pcre2_code_free(tx->tcache[0].re);
-        memmove(tx->tcache, tx->tcache + 1, (TMPL_CACHE_MAX - 1) * sizeof(*tx->tcache));
-        tx->ntcache--;
-    }
-    tx->tcache[tx->ntcache++] = (struct tmpl_entry){idx, pat, len, re};
-    return re;
+    k = sa_capture_cache_put(tx->r->sa_tcache, idx, pat, len, re);
+    free(pat);
+    if (k == NULL)
+        tx->nomem = true;
+    return k;
 }
 
 /* all_values: one more match, copied (the message may go before the hit). */
@@ -1080,14 +1059,14 @@ static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
         clock_gettime(CLOCK_MONOTONIC, &t0);
     struct matcher mt = {.tx = tx, .rule = rule, .md = rule->nsa_caps ? tx->md_cap : tx->md};
     struct rule filled;
+    struct sa_capture_code *code = NULL;
     if (rule->nsa_tmpl > 0) {
         /* a tag it reads has no value: SpamAssassin does not run it (no
          * hit, negated or not) */
-        const pcre2_code *re = template_re(tx, idx);
-        if (re == NULL)
+        if ((code = template_re(tx, idx)) == NULL)
             return false;
         filled = *rule;
-        filled.re = (pcre2_code *)re;
+        filled.re = (pcre2_code *)sa_capture_code_re(code);
         mt.rule = &filled;
     }
     if (stage == RULES_STAGE_CONTENT && rule->pf_slot >= 0 && !prefilter_pass(tx, rule, m)) {
@@ -1104,6 +1083,7 @@ static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
         tx->prof[idx] +=
             (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
     }
+    sa_capture_code_release(code);
     if (rule->nsa_caps > 0)
         capture_commit(tx, rule, mt.captured && !mt.failed);
     if (mt.failed) {

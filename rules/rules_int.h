@@ -233,10 +233,14 @@ struct rules {
     char **sa_tags;
     size_t nsa_tags;
     uint32_t sa_max_groups; /* of the capture rules: the match data they need */
+    /* the template rules' patterns as messages filled them in: the one
+     * part of the set that changes after loading (its own lock) */
+    struct sa_capture_cache *sa_tcache;
 };
 
 struct sa_tally;
 struct sa_eval_call;
+struct sa_capture_cache;
 
 /* A "score NAME N" statement: re-scores (0: disables) a rule of any file,
  * applied once every file is read, in the order written (the last wins). */

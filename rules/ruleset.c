@@ -4,10 +4,12 @@
  *
  * The set is reference counted with an atomic counter; the last
  * rules_unref() frees it.  Nothing in it changes after loading, so threads
- * share it without locks.
+ * share it without locks; but for the cache of template patterns, which
+ * has its own (sa_capture_cache.h).
  */
 #include "rules/ruleset.h"
 #include "rules/sa_capture.h"
+#include "rules/sa_capture_cache.h"
 #include "rules/sa_eval.h"
 #include "rules/sa_netset.h"
 
@@ -91,6 +93,7 @@ void rules_set_free(struct rules *r)
     for (size_t i = 0; i < r->nsa_tags; i++)
         free(r->sa_tags[i]);
     free(r->sa_tags);
+    sa_capture_cache_free(r->sa_tcache);
     free(r);
 }
 
