@@ -67,6 +67,15 @@ static size_t template_at(const char *s, size_t n)
     return i < n && s[i] == '}' ? i : 0;
 }
 
+bool sa_capture_escaped(const char *re, size_t len)
+{
+    for (size_t i = 1; i + 1 < len; i++)
+        if (re[i] == '%' && re[i - 1] == '\\' && re[i + 1] == '{' &&
+            template_at(re + i + 2, len - i - 2) > 0)
+            return true;
+    return false;
+}
+
 struct buf {
     char *p;
     size_t n, cap;

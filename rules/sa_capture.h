@@ -35,6 +35,12 @@ bool sa_capture_valid_name(const char *s, size_t n);
 /* The pattern has a group that makes SpamAssassin call it a capture rule. */
 bool sa_capture_has_group(const char *re, size_t len);
 
+/* The pattern has a template after a backslash (\%{NAME}, the escape
+ * Conf.pm documents): its brace is then a literal "{" that is no
+ * quantifier, which Perl warns of ("Unescaped left brace in regex is
+ * passed through") and SpamAssassin's compile_regexp refuses the rule for. */
+bool sa_capture_escaped(const char *re, size_t len);
+
 /* One template as written in the marked pattern: the text between
  * "%\{" and "\}" (NAME or NAME(ARGS)), and the tag it looks up (NAME). */
 struct sa_capture_tmpl {

@@ -358,6 +358,10 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
     if ((rule->pattern = util_memdup(sr->re, sr->re_len)) == NULL)
         return !(*nomem = true);
     rule->pattern_len = sr->re_len;
+    if (sa_capture_escaped(sr->re, sr->re_len)) {
+        snprintf(why, wn, "pattern error: unescaped left brace in \\%%{NAME} (Perl refuses it)");
+        return false;
+    }
     if (!capture_setup(rule, sr))
         return !(*nomem = true);
     return true;

@@ -44,6 +44,13 @@ static void test_names(void **state)
     assert_false(sa_capture_valid_name(S("A__B")));
     assert_false(sa_capture_valid_name(S("A_")));
 
+    assert_true(sa_capture_escaped(S("a\\%{B}")));
+    assert_true(sa_capture_escaped(S("a\\\\%{B(x)}")));
+    assert_false(sa_capture_escaped(S("%{B}")));
+    assert_false(sa_capture_escaped(S("\\%{b}")));
+    assert_false(sa_capture_escaped(S("\\%\\{B\\}")));
+    assert_false(sa_capture_escaped(S("\\%{B")));
+
     assert_true(sa_capture_has_group(S("x(?<A>y)")));
     assert_true(sa_capture_has_group(S("(?P<Q>y)")));
     assert_true(sa_capture_has_group(S("(?'Z'y)")));
@@ -157,7 +164,9 @@ static const char *msg3 = "From: Alice <alice@example.org>\r\n"
                           "Subject: hello\r\n"
                           "X-Check: first\r\n"
                           "\r\n"
-                          "please confirm a.b*c(d) now\r\n";
+                          "please confirm a.b*c(d) now\r\n"
+                          "\r\n"
+                          "confirm %{REF} now\r\n";
 
 static void test_engine(void **state)
 {
@@ -165,7 +174,9 @@ static void test_engine(void **state)
     write_file("10_cap.cf", "header   __REF        Subject =~ /\\bref (?<REF>\\S+)/\n"
                             "body     REF_BODY     /confirm %{REF} now/\n"
                             "header   REF_NOT_FROM From !~ /%{REF}/\n"
+                            /* the documented escape: Perl refuses its brace */
                             "body     REF_LITERAL  /confirm \\%{REF} now/\n"
+                            "body     REF_ESCAPED  /confirm \\%\\{REF\\} now/\n"
                             "body     __ITEM       /\\bitem (?<ITEM>[a-z]+)/\n"
                             "tflags   __ITEM       multiple\n"
                             "header   ITEM_SUBJ    Subject =~ /\\b%{ITEM}\\b/\n"
@@ -187,6 +198,8 @@ static void test_engine(void **state)
     assert_int_equal(skipped(&l.rep, "condition false: if can(Mail::SpamAssassin::Conf::"
                                      "feature_capture_rules)"),
                      0);
+    assert_int_equal(
+        skipped(&l.rep, "pattern error: unescaped left brace in \\%{NAME} (Perl refuses it)"), 1);
     double score;
     const char *h = hits(l.r, msg1, &score);
     assert_true(has(h, "__REF"));
@@ -212,6 +225,7 @@ static void test_engine(void **state)
     assert_false(has(h, "__REF"));
     assert_false(has(h, "REF_BODY"));
     assert_false(has(h, "REF_NOT_FROM")); /* not run: no hit though negated */
+    assert_true(has(h, "REF_ESCAPED"));   /* the literal text */
     assert_false(has(h, "ITEM_SUBJ"));
     assert_false(has(h, "WIN_CHECK"));
     unload(&l);
