@@ -223,6 +223,30 @@ static bool capture_setup(struct rule *rule, const struct sa_rule *sr)
     return true;
 }
 
+/* The tags SpamAssassin itself has at rule time (PerMsgStatus's common
+ * tags and those its plugins set): a template naming one reads that value
+ * there, which smtpgate does not make, so such a rule is skipped, named. */
+static bool sa_own_tag(const char *tag)
+{
+    static const char *const own[] = {
+        "ADDEDHEADER", "ADDEDHEADERHAM", "ADDEDHEADERSPAM", "ASN", "AUTHORDOMAIN",
+        "AUTOLEARN", "AUTOLEARNSCORE", "AWL", "AWLCOUNT", "AWLMEAN", "AWLPRESCORE", "BAYES",
+        "CONTACTADDRESS", "DATE", "DCCB", "DCCR", "DCCREP", "DKIMDOMAIN", "DKIMIDENTITY",
+        "DKIMSELECTOR", "FIRSTTRUSTEDIP", "FIRSTTRUSTEDREVIP", "FNSFADDRADDR", "FNSFADDRDOMAIN",
+        "FNSFADDROWNER", "FNSFNAMEADDR", "FNSFNAMEDOMAIN", "FNSFNAMEOWNER", "HEADER", "HITS",
+        "HOSTNAME", "LANGUAGES", "LASTEXTERNALHELO", "LASTEXTERNALIP", "LASTEXTERNALRDNS",
+        "LASTEXTERNALREVIP", "PREVIEW", "PYZOR", "RBL", "RELAYCOUNTRY", "RELAYCOUNTRYALL",
+        "RELAYCOUNTRYAUTH", "RELAYCOUNTRYEXT", "RELAYSEXTERNAL", "RELAYSINTERNAL",
+        "RELAYSTRUSTED", "RELAYSUNTRUSTED", "REMOTEHOSTADDR", "REMOTEHOSTNAME", "REPORT", "REQD",
+        "RULESVERSION", "SCORE", "SENDERDOMAIN", "STARS", "SUBJPREFIX", "SUBTESTS",
+        "SUBTESTSCOLLAPSED", "SUBVERSION", "TESTS", "TESTSSCORES", "TEXTCATRESULTS", "TIMING",
+        "TXREP", "URIDOMAINS", "URIHOSTS", "URILIST", "VERSION", "YESNO", "YESNOCAPS"};
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        if (strcmp(own[i], tag) == 0)
+            return true;
+    return false;
+}
+
 /* One SpamAssassin rule into rule; false with why when it cannot run here. */
 static bool convert(const struct sa_rule *sr, int set, const char *file, struct rule *rule,
                     char *why, size_t wn, bool *nomem, bool *lacking)
@@ -364,6 +388,12 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
     }
     if (!capture_setup(rule, sr))
         return !(*nomem = true);
+    for (size_t k = 0; k < rule->nsa_tmpl; k++)
+        if (sa_own_tag(rule->sa_tmpl[k].tag)) {
+            snprintf(why, wn, "template %%{%s}: a tag of SpamAssassin's own, smtpgate has none",
+                     rule->sa_tmpl[k].tag);
+            return false;
+        }
     return true;
 }
 
