@@ -329,6 +329,41 @@ static int cmp_tagged(const void *a, const void *b, void *arg)
     return x < y ? -1 : x > y;
 }
 
+static int cmp_priority(const void *a, const void *b, void *arg)
+{
+    const struct rules *r = arg;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int p = r->v[x].sa_priority, q = r->v[y].sa_priority;
+    return p != q ? (p < q ? -1 : 1) : (x < y ? -1 : x > y);
+}
+
+/* Conf::Parser::fix_priorities: a SpamAssassin meta brings each rule it
+ * names down to its own priority, the metas taken lowest priority first
+ * (the priority of a rule that sets or reads tags decides when it runs). */
+static bool sa_fix_priorities(struct rules *r)
+{
+    size_t *by = util_mallocarray(r->n ? r->n : 1, sizeof(size_t));
+    if (by == NULL)
+        return false;
+    for (size_t i = 0; i < r->n; i++)
+        by[i] = i;
+    qsort_r(by, r->n, sizeof(size_t), cmp_priority, r);
+    for (size_t k = 0; k < r->n; k++) {
+        const struct rule *meta = &r->v[by[k]];
+        if (!meta->sa || meta->match != M_META)
+            continue;
+        for (size_t i = 0; i < meta->nmeta; i++) {
+            if (meta->meta[i].op != MN_REF || meta->meta[i].ref >= r->n)
+                continue;
+            struct rule *dep = &r->v[meta->meta[i].ref];
+            if (dep->sa && dep->sa_priority > meta->sa_priority)
+                dep->sa_priority = meta->sa_priority;
+        }
+    }
+    free(by);
+    return true;
+}
+
 static int cmp_names(const void *a, const void *b, void *arg)
 {
     const struct rules *r = arg;
@@ -684,6 +719,10 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
     rs.norder = nmeta;
     for (size_t i = 0; i < r->n; i++)
         resolve_meta(&rs, i, 0);
+    if (b->nerrs == 0 && r->nsa_tags > 0 && !sa_fix_priorities(r)) {
+        rules_build_nomem(b);
+        goto out;
+    }
 
     for (int s = 0; s < RULES_STAGE__COUNT; s++) {
         r->norder[s] = 0;

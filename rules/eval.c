@@ -351,8 +351,9 @@ static void capture_commit(struct rules_tx *tx, const struct rule *rule, bool ca
 /* capture_rules_replace: the template rule's pattern with its tags'
  * values, compiled (or found compiled in the set's cache, as the same
  * values come again), a reference the caller releases; NULL when a tag has
- * no value (the rule does not run), or when the pattern cannot be made (an
- * event says so; tx->nomem when out of memory). */
+ * no value (the rule does not run), or when the pattern cannot be made: too
+ * large, or refused by PCRE2 (a "template limit" event, a miss as for the
+ * match limit; tx->nomem when out of memory). */
 static struct sa_capture_code *template_re(struct rules_tx *tx, size_t idx)
 {
     const struct rule *rule = &tx->r->v[idx];
@@ -372,7 +373,7 @@ static struct sa_capture_code *template_re(struct rules_tx *tx, size_t idx)
         free(pat);
         if (next == NULL) {
             if (big)
-                add_event(tx, rule->name, "template too large");
+                add_event(tx, rule->name, "template limit");
             else
                 tx->nomem = true;
             return NULL;
@@ -396,7 +397,7 @@ static struct sa_capture_code *template_re(struct rules_tx *tx, size_t idx)
         if (err == PCRE2_ERROR_HEAP_FAILED)
             tx->nomem = true;
         else
-            add_event(tx, rule->name, "template pattern error");
+            add_event(tx, rule->name, "template limit");
         free(pat);
         return NULL;
     }

@@ -282,6 +282,7 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
         return false;
     }
     rule->sa = true;
+    rule->sa_priority = sr->priority;
     rule->meta_root = -1;
     rule->hidden = strncmp(sr->name, "__", 2) == 0;
     rule->score = rule->hidden ? 0 : sr->score[set];

@@ -9,9 +9,10 @@ with regex metacharacters matched literally, a template rule that does not run w
 was never captured (negated or not), several values of a `tflags multiple` rule, the last
 rule to capture winning, \\%\\{NAME\\} as literal text (the \\%{NAME} Conf.pm documents is a
 pattern Perl refuses, so both skip that rule), a rule whose priority runs it before the
-capture, a meta over template rules.  For these rules the two must agree on every message
-(the agreement counts and any disagreement are printed), and each message hits exactly the
-rules it was written for in both.
+capture, and one that its meta's priority brings down before it, a meta over template rules.
+For these rules the two must agree on every message (the agreement counts and any
+disagreement are printed), and each message hits exactly the rules it was written for in
+both.
 
 The rules are read where the package puts them and never copied here.
 """
@@ -45,6 +46,9 @@ header   LC_WIN_CHECK    X-Check =~ /^%{LC_WIN}$/
 header   LC_EARLY        X-Check =~ /%{LC_WIN}/
 priority LC_EARLY        -20000
 meta     LC_META         LC_REF_BODY && LC_WIN_CHECK
+body     LC_REF_BODY2    /confirm %{LC_REF}/
+meta     LC_EARLY_META   LC_REF_BODY2 || __LC_ITEM
+priority LC_EARLY_META   -20000
 score    LC_REF_BODY     0.1
 score    LC_REF_NOT_FROM 0.1
 score    LC_REF_LITERAL  0.1
@@ -53,13 +57,16 @@ score    LC_ITEM_SUBJ    0.1
 score    LC_WIN_CHECK    0.1
 score    LC_EARLY        0.1
 score    LC_META         0.1
+score    LC_REF_BODY2    0.1
+score    LC_EARLY_META   0.1
 """
 
 SHIPPED = {"__GB_TO_ADDR", "__GB_CUSTOM_HTM_URI0", "__GB_CUSTOM_HTM_URI1",
            "__GB_CUSTOM_HTM_URI2", "__GB_DRUPAL_URI", "GB_CUSTOM_HTM_URI",
            "T_GB_STORAGE_GOOGLE_EMAIL", "T_GB_YOUTUBE_EMAIL"}
 LOCAL = {"__LC_REF", "LC_REF_BODY", "LC_REF_NOT_FROM", "LC_REF_ESCAPED", "__LC_ITEM",
-         "LC_ITEM_SUBJ", "__LC_WIN_H", "__LC_WIN_B", "LC_WIN_CHECK", "LC_EARLY", "LC_META"}
+         "LC_ITEM_SUBJ", "__LC_WIN_H", "__LC_WIN_B", "LC_WIN_CHECK", "LC_EARLY", "LC_META",
+         "LC_REF_BODY2", "LC_EARLY_META"}
 TARGETS = SHIPPED | LOCAL
 # the escape Conf.pm documents, \%{NAME}: Perl refuses the rule for its brace, so both skip it
 REFUSED = "LC_REF_LITERAL"
@@ -109,7 +116,8 @@ MESSAGES = {
                     subject="ref a.b*c(d) and apple", extra="X-Win: first\nX-Check: second\n",
                     n=12),
                   {"__GB_TO_ADDR", "__LC_REF", "LC_REF_BODY", "LC_REF_NOT_FROM", "__LC_ITEM",
-                   "LC_ITEM_SUBJ", "__LC_WIN_H", "__LC_WIN_B", "LC_WIN_CHECK", "LC_META"}),
+                   "LC_ITEM_SUBJ", "__LC_WIN_H", "__LC_WIN_B", "LC_WIN_CHECK", "LC_META",
+                   "LC_EARLY_META"}),
     "local_quoted": (m("please confirm aXbbbcd now.", subject="ref a.b*c(d)",
                        extra="X-Win: first\nX-Check: first\n", n=13),
                      {"__GB_TO_ADDR", "__LC_REF", "LC_REF_NOT_FROM", "__LC_WIN_H",

@@ -191,6 +191,10 @@ static void test_engine(void **state)
                             "header   LATE_USE     X-Win =~ /%{LATE}/i\n"
                             "priority LATE_USE     -10001\n"
                             "meta     BOTH         REF_BODY && WIN_CHECK\n"
+                            /* a meta brings the rules it names down to its priority */
+                            "header   EARLY2       X-Check =~ /%{WIN}/\n"
+                            "meta     EARLY_META   EARLY2 || __REF\n"
+                            "priority EARLY_META   -20000\n"
                             "mimeheader MH_LIT     X-Check =~ /%{WIN}/\n"
                             "header   LOWER        Subject =~ /(?<lower>ref)/\n"
                             "header   NEVER        Subject =~ /%{NOT_CAPTURED}/\n"
@@ -213,6 +217,8 @@ static void test_engine(void **state)
     assert_true(has(h, "ITEM_SUBJ")); /* apple, the second of the values */
     assert_true(has(h, "WIN_CHECK")); /* the body rule ran after the header rule: second */
     assert_false(has(h, "EARLY"));    /* ran before any capture */
+    assert_false(has(h, "EARLY2"));   /* so did this one, for its meta */
+    assert_true(has(h, "EARLY_META"));
     assert_false(has(h, "LATE_USE")); /* -10001 runs before __LATE_CAP at -10000 */
     assert_true(has(h, "BOTH"));
     assert_false(has(h, "MH_LIT"));
