@@ -29,6 +29,8 @@
 #include "rules/build.h"
 #include "rules/parse.h"
 #include "rules/ruleset.h"
+#include "rules/sa_capture.h"
+#include "rules/sa_capture_cache.h"
 #include "rules/sa_load.h"
 #include "rules/sa_tally.h"
 #include "util/alloc.h"
@@ -180,7 +182,8 @@ static bool build_prefilters(struct rules *r)
         unsigned fclause[ALTS];
         for (size_t i = 0; i < r->n; i++) {
             struct rule *rule = &r->v[i];
-            if (rule->match != M_REGEX || rule->re == NULL)
+            /* a template's pattern is built per message: its literals are not known */
+            if (rule->match != M_REGEX || rule->re == NULL || rule->nsa_tmpl > 0)
                 continue;
             size_t k;
             if (slot == RULES_PF_SKELETON) {
@@ -241,6 +244,123 @@ static bool build_prefilters(struct rules *r)
         if (nomem)
             return false;
     }
+    return true;
+}
+
+/* The index of tag name in r's tags, added when new; -1 when out of memory. */
+static long tag_index(struct rules *r, const char *name, size_t n)
+{
+    for (size_t i = 0; i < r->nsa_tags; i++)
+        if (strlen(r->sa_tags[i]) == n && memcmp(r->sa_tags[i], name, n) == 0)
+            return (long)i;
+    char **v = util_reallocarray(r->sa_tags, r->nsa_tags + 1, sizeof(*v));
+    if (v == NULL)
+        return -1;
+    r->sa_tags = v;
+    if ((v[r->nsa_tags] = util_memdup(name, n)) == NULL)
+        return -1;
+    return (long)r->nsa_tags++;
+}
+
+/* The tags of SpamAssassin's capture rules: each named group whose name
+ * is a tag name (Perl's %- holds them all; set_captures keeps those), and
+ * each template's.  False when out of memory. */
+static bool resolve_captures(struct rules *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        struct rule *rule = &r->v[i];
+        if (!rule->sa_capture || rule->re == NULL)
+            continue;
+        uint32_t count = 0, size = 0, groups = 0;
+        PCRE2_SPTR table = NULL;
+        (void)pcre2_pattern_info(rule->re, PCRE2_INFO_NAMECOUNT, &count);
+        (void)pcre2_pattern_info(rule->re, PCRE2_INFO_NAMEENTRYSIZE, &size);
+        (void)pcre2_pattern_info(rule->re, PCRE2_INFO_NAMETABLE, &table);
+        (void)pcre2_pattern_info(rule->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+        for (uint32_t k = 0; k < count && table != NULL; k++) {
+            PCRE2_SPTR e = table + (size_t)k * size;
+            const char *name = (const char *)e + 2;
+            size_t n = strnlen(name, size - 2);
+            if (!sa_capture_valid_name(name, n))
+                continue;
+            long t = tag_index(r, name, n);
+            struct rule_capture *c =
+                t >= 0 ? util_reallocarray(rule->sa_caps, rule->nsa_caps + 1, sizeof(*c)) : NULL;
+            if (c == NULL)
+                return false;
+            rule->sa_caps = c;
+            /* the table is sorted by name, a name's groups in their order */
+            c[rule->nsa_caps++] = (struct rule_capture){(uint32_t)t, (uint32_t)(e[0] << 8 | e[1])};
+        }
+        rule->sa_ngroups = groups;
+        if (rule->nsa_caps > 0) {
+            rule->sa_tagged = true;
+            if (groups > r->sa_max_groups)
+                r->sa_max_groups = groups;
+        }
+        if (rule->nsa_tmpl > 0) {
+            if (r->sa_tcache == NULL && (r->sa_tcache = sa_capture_cache_new()) == NULL)
+                return false;
+            if ((rule->sa_tmpl_tag = util_mallocarray(rule->nsa_tmpl, sizeof(uint32_t))) == NULL)
+                return false;
+            for (size_t k = 0; k < rule->nsa_tmpl; k++) {
+                long t = tag_index(r, rule->sa_tmpl[k].tag, rule->sa_tmpl[k].tag_len);
+                if (t < 0)
+                    return false;
+                rule->sa_tmpl_tag[k] = (uint32_t)t;
+            }
+        }
+    }
+    return true;
+}
+
+/* SpamAssassin's order of the rules that set or read tags: by priority,
+ * then by where their type runs, then as read (SpamAssassin's order within
+ * a type is Perl's hash order, which no file can rely on). */
+static int cmp_tagged(const void *a, const void *b, void *arg)
+{
+    const struct rules *r = arg;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    const struct rule *p = &r->v[x], *q = &r->v[y];
+    if (p->sa_priority != q->sa_priority)
+        return p->sa_priority < q->sa_priority ? -1 : 1;
+    if (p->sa_type_rank != q->sa_type_rank)
+        return p->sa_type_rank < q->sa_type_rank ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_priority(const void *a, const void *b, void *arg)
+{
+    const struct rules *r = arg;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int p = r->v[x].sa_priority, q = r->v[y].sa_priority;
+    return p != q ? (p < q ? -1 : 1) : (x < y ? -1 : x > y);
+}
+
+/* Conf::Parser::fix_priorities: a SpamAssassin meta brings each rule it
+ * names down to its own priority, the metas taken lowest priority first
+ * (the priority of a rule that sets or reads tags decides when it runs). */
+static bool sa_fix_priorities(struct rules *r)
+{
+    size_t *by = util_mallocarray(r->n ? r->n : 1, sizeof(size_t));
+    if (by == NULL)
+        return false;
+    for (size_t i = 0; i < r->n; i++)
+        by[i] = i;
+    qsort_r(by, r->n, sizeof(size_t), cmp_priority, r);
+    for (size_t k = 0; k < r->n; k++) {
+        const struct rule *meta = &r->v[by[k]];
+        if (!meta->sa || meta->match != M_META)
+            continue;
+        for (size_t i = 0; i < meta->nmeta; i++) {
+            if (meta->meta[i].op != MN_REF || meta->meta[i].ref >= r->n)
+                continue;
+            struct rule *dep = &r->v[meta->meta[i].ref];
+            if (dep->sa && dep->sa_priority > meta->sa_priority)
+                dep->sa_priority = meta->sa_priority;
+        }
+    }
+    free(by);
     return true;
 }
 
@@ -588,6 +708,8 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
         else if (rule->match == M_REGEX && rule->re == NULL)
             compile_pattern(b, rule);
     }
+    if (!b->nomem && !resolve_captures(r))
+        rules_build_nomem(b);
     if (b->nerrs == 0 && !r->lim.no_prefilter && !build_prefilters(r))
         rules_build_nomem(b);
     if (b->nomem)
@@ -597,12 +719,25 @@ static void compile(struct rules_build *b, const struct rules_limits *lim)
     rs.norder = nmeta;
     for (size_t i = 0; i < r->n; i++)
         resolve_meta(&rs, i, 0);
+    if (b->nerrs == 0 && r->nsa_tags > 0 && !sa_fix_priorities(r)) {
+        rules_build_nomem(b);
+        goto out;
+    }
 
     for (int s = 0; s < RULES_STAGE__COUNT; s++) {
         r->norder[s] = 0;
         for (size_t i = 0; i < r->n; i++)
-            if (r->v[i].match != M_META && r->v[i].stage == (enum rules_stage)s)
+            if (r->v[i].match != M_META && r->v[i].stage == (enum rules_stage)s &&
+                !r->v[i].sa_tagged)
                 r->order[s][r->norder[s]++] = i;
+        /* then those that set or read tags, as SpamAssassin runs them */
+        size_t tagged = r->norder[s];
+        for (size_t i = 0; i < r->n; i++)
+            if (r->v[i].match != M_META && r->v[i].stage == (enum rules_stage)s &&
+                r->v[i].sa_tagged)
+                r->order[s][r->norder[s]++] = i;
+        if (r->norder[s] - tagged > 1)
+            qsort_r(r->order[s] + tagged, r->norder[s] - tagged, sizeof(size_t), cmp_tagged, r);
         /* metas on symbols from earlier stages first: this stage's metas
          * may use them, never the other way round */
         for (size_t k = 0; k < rs.nmulti; k++)

@@ -25,6 +25,8 @@
 #include "rules/match.h"
 #include "rules/report.h"
 #include "rules/ruleset.h"
+#include "rules/sa_capture.h"
+#include "rules/sa_capture_cache.h"
 #include "rules/sa_eval.h"
 #include "rules/sa_relays.h"
 #include "util/alloc.h"
@@ -61,7 +63,21 @@ struct rules_tx {
     bool nomem; /* an allocation failed in this evaluation: it returns NULL */
     unsigned char *seen[RULES_PF_SLOTS]; /* clauses whose literal the prefilter found */
     bool pf_done[RULES_PF_SLOTS];
+    /* SpamAssassin's tags of this message (struct rules' sa_tags), what the
+     * rule running captured for them, and its match data with their groups */
+    struct tag_values *tags;
+    struct tag_values *pending;
+    pcre2_match_data *md_cap;
 };
+
+/* A tag's values (set_tag's scalar or list), in the order captured. */
+struct tag_values {
+    char **v;
+    size_t *len;
+    size_t n, cap;
+    bool set;
+};
+
 
 struct rules_tx *rules_tx_new(struct rules *r)
 {
@@ -80,11 +96,31 @@ struct rules_tx *rules_tx_new(struct rules *r)
          (tx->scratch = util_calloc(tx->scratch_n ? tx->scratch_n : 1, sizeof(double))) != NULL;
     ok = ok && (tx->count = util_calloc(r->n ? r->n : 1, sizeof(uint32_t))) != NULL;
     ok = ok && (tx->md = pcre2_match_data_create(1, r->gctx)) != NULL;
+    if (ok && r->nsa_tags > 0) {
+        ok = (tx->tags = util_calloc(r->nsa_tags, sizeof(*tx->tags))) != NULL &&
+             (tx->pending = util_calloc(r->nsa_tags, sizeof(*tx->pending))) != NULL &&
+             (tx->md_cap = pcre2_match_data_create(r->sa_max_groups + 1, r->gctx)) != NULL;
+    }
     if (!ok) {
         rules_tx_free(tx);
         return NULL;
     }
     return tx;
+}
+
+static void tag_clear(struct tag_values *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->v[i]);
+    t->n = 0;
+    t->set = false;
+}
+
+static void tag_free(struct tag_values *t)
+{
+    tag_clear(t);
+    free(t->v);
+    free(t->len);
 }
 
 static void values_free(struct rules_value *v, size_t n)
@@ -187,6 +223,13 @@ void rules_tx_free(struct rules_tx *tx)
     free(tx->count);
     free(tx->join);
     pcre2_match_data_free(tx->md);
+    for (size_t i = 0; tx->tags != NULL && i < tx->r->nsa_tags; i++)
+        tag_free(&tx->tags[i]);
+    for (size_t i = 0; tx->pending != NULL && i < tx->r->nsa_tags; i++)
+        tag_free(&tx->pending[i]);
+    free(tx->tags);
+    free(tx->pending);
+    pcre2_match_data_free(tx->md_cap);
     rules_unref(tx->r);
     free(tx);
 }
@@ -231,6 +274,7 @@ static void add_event(struct rules_tx *tx, const char *rule, const char *what)
 struct matcher {
     struct rules_tx *tx;
     const struct rule *rule;
+    pcre2_match_data *md; /* with room for the capture groups of a capture rule */
     uint32_t count; /* rules with maxhits: matches counted */
     bool matched;
     bool failed;
@@ -238,7 +282,131 @@ struct matcher {
     size_t text_len;
     struct rules_value *more; /* all_values: the matches after the first */
     size_t nmore;
+    bool captured; /* a capture rule's pattern matched: its tags are set */
 };
+
+static bool tag_add(struct tag_values *t, const char *s, size_t len)
+{
+    size_t c1 = t->cap, c2 = t->cap;
+    if (util_grow(&t->v, &c1, t->n + 1, sizeof(*t->v)) != 0 ||
+        util_grow(&t->len, &c2, t->n + 1, sizeof(*t->len)) != 0)
+        return false;
+    t->cap = c1 < c2 ? c1 : c2;
+    if ((t->v[t->n] = util_memdup(s, len)) == NULL)
+        return false;
+    t->len[t->n++] = len;
+    return true;
+}
+
+/* Plugin::Check's capture_plugin_code after a match the rule counts: the
+ * non-empty values of its named groups, kept until the rule is done. */
+static void capture(struct matcher *mt, const char *s)
+{
+    const struct rule *rule = mt->rule;
+    if (rule->nsa_caps == 0 || rule->negate)
+        return;
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(mt->md);
+    uint32_t pairs = pcre2_get_ovector_count(mt->md);
+    for (size_t k = 0; k < rule->nsa_caps; k++) {
+        uint32_t g = rule->sa_caps[k].group;
+        if (g >= pairs || ov[2 * g] == PCRE2_UNSET || ov[2 * g + 1] <= ov[2 * g])
+            continue;
+        if (!tag_add(&mt->tx->pending[rule->sa_caps[k].tag], s + ov[2 * g],
+                     ov[2 * g + 1] - ov[2 * g]))
+            mt->tx->nomem = true;
+    }
+    mt->captured = true;
+}
+
+/* set_captures once the rule ran: each tag of its named groups becomes what
+ * it captured, duplicates out (the first kept), even none, replacing what
+ * an earlier rule captured. */
+static void capture_commit(struct rules_tx *tx, const struct rule *rule, bool captured)
+{
+    for (size_t k = 0; k < rule->nsa_caps; k++) {
+        struct tag_values *p = &tx->pending[rule->sa_caps[k].tag];
+        struct tag_values *t = &tx->tags[rule->sa_caps[k].tag];
+        if (!captured) {
+            tag_clear(p);
+            continue;
+        }
+        if (p->set)
+            continue; /* another group of the same name: done with the first */
+        tag_clear(t);
+        t->set = true;
+        for (size_t i = 0; i < p->n && !tx->nomem; i++) {
+            bool seen = false;
+            for (size_t j = 0; j < t->n && !seen; j++)
+                seen = t->len[j] == p->len[i] && memcmp(t->v[j], p->v[i], p->len[i]) == 0;
+            if (!seen && !tag_add(t, p->v[i], p->len[i]))
+                tx->nomem = true;
+        }
+        tag_clear(p);
+        p->set = true;
+    }
+    for (size_t k = 0; k < rule->nsa_caps; k++)
+        tx->pending[rule->sa_caps[k].tag].set = false;
+}
+
+/* capture_rules_replace: the template rule's pattern with its tags'
+ * values, compiled (or found compiled in the set's cache, as the same
+ * values come again), a reference the caller releases; NULL when a tag has
+ * no value (the rule does not run), or when the pattern cannot be made: too
+ * large, or refused by PCRE2 (a "template limit" event, a miss as for the
+ * match limit; tx->nomem when out of memory). */
+static struct sa_capture_code *template_re(struct rules_tx *tx, size_t idx)
+{
+    const struct rule *rule = &tx->r->v[idx];
+    char *pat = NULL;
+    const char *cur = rule->pattern;
+    size_t len = rule->pattern_len;
+    for (size_t k = 0; k < rule->nsa_tmpl; k++) {
+        const struct tag_values *t = &tx->tags[rule->sa_tmpl_tag[k]];
+        if (!t->set || t->n == 0) {
+            free(pat);
+            return NULL;
+        }
+        bool big;
+        size_t nl = 0;
+        char *next = sa_capture_subst(cur, len, rule->sa_tmpl[k].text, rule->sa_tmpl[k].text_len,
+                                      (const char *const *)t->v, t->len, t->n, &nl, &big);
+        free(pat);
+        if (next == NULL) {
+            if (big)
+                add_event(tx, rule->name, "template limit");
+            else
+                tx->nomem = true;
+            return NULL;
+        }
+        pat = next;
+        cur = next;
+        len = nl;
+    }
+    struct sa_capture_code *k = sa_capture_cache_get(tx->r->sa_tcache, idx, pat, len);
+    if (k != NULL) {
+        free(pat);
+        return k;
+    }
+    int err;
+    PCRE2_SIZE off;
+    uint32_t opts = rule->pflags;
+    if (opts & PCRE2_UTF)
+        opts |= PCRE2_MATCH_INVALID_UTF;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, len, opts, &err, &off, tx->r->cctx);
+    if (re == NULL) {
+        if (err == PCRE2_ERROR_HEAP_FAILED)
+            tx->nomem = true;
+        else
+            add_event(tx, rule->name, "template limit");
+        free(pat);
+        return NULL;
+    }
+    k = sa_capture_cache_put(tx->r->sa_tcache, idx, pat, len, re);
+    free(pat);
+    if (k == NULL)
+        tx->nomem = true;
+    return k;
+}
 
 /* all_values: one more match, copied (the message may go before the hit). */
 static void keep_value(struct matcher *mt, const char *s, size_t len)
@@ -266,10 +434,10 @@ static void more_matches(struct matcher *mt, const char *s, size_t len, size_t o
 {
     const struct rules *r = mt->tx->r;
     while (off <= len && mt->nmore < RULES_HIT_VALUES_MAX && !mt->tx->nomem) {
-        int rc = pcre2_match(mt->rule->re, (PCRE2_SPTR)s, len, off, 0, mt->tx->md, r->mctx);
+        int rc = pcre2_match(mt->rule->re, (PCRE2_SPTR)s, len, off, 0, mt->md, r->mctx);
         if (rc < 0)
             return; /* no more, or a limit: what was found stands */
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(mt->tx->md);
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(mt->md);
         if (ov[1] < ov[0] || ov[1] > len)
             return;
         keep_value(mt, s + ov[0], ov[1] - ov[0]);
@@ -280,7 +448,7 @@ static void more_matches(struct matcher *mt, const char *s, size_t len, size_t o
 static bool try_value(struct matcher *mt, const char *s, size_t len)
 {
     size_t ms = 0, ml = 0;
-    int rc = rules_match_one(mt->tx->r, mt->rule, s, len, mt->tx->md, &ms, &ml);
+    int rc = rules_match_one(mt->tx->r, mt->rule, s, len, mt->md, &ms, &ml);
     if (rc == RULES_MATCH_NOMEM) {
         mt->tx->nomem = true;
         return true;
@@ -296,12 +464,14 @@ static bool try_value(struct matcher *mt, const char *s, size_t len)
             mt->matched = true;
             mt->text = s + ms;
             mt->text_len = ml;
+            capture(mt, s);
             return true;
         }
         if (!mt->matched) {
             mt->matched = true;
             mt->text = s + ms;
             mt->text_len = ml;
+            capture(mt, s);
         } else {
             keep_value(mt, s + ms, ml);
         }
@@ -325,7 +495,7 @@ static bool count_value(struct matcher *mt, const char *s, size_t len)
     const struct rules *r = mt->tx->r;
     size_t off = 0;
     while (mt->count < mt->rule->maxhits && off <= len) {
-        int rc = pcre2_match(mt->rule->re, (PCRE2_SPTR)s, len, off, 0, mt->tx->md, r->mctx);
+        int rc = pcre2_match(mt->rule->re, (PCRE2_SPTR)s, len, off, 0, mt->md, r->mctx);
         if (rc == PCRE2_ERROR_NOMATCH)
             break;
         if (rc == PCRE2_ERROR_NOMEMORY) {
@@ -336,7 +506,8 @@ static bool count_value(struct matcher *mt, const char *s, size_t len)
             mt->failed = true;
             return true;
         }
-        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(mt->tx->md);
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(mt->md);
+        capture(mt, s);
         if (mt->count++ == 0) {
             mt->matched = true;
             mt->text = s + ov[0];
@@ -887,7 +1058,18 @@ static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
     struct timespec t0;
     if (tx->prof != NULL)
         clock_gettime(CLOCK_MONOTONIC, &t0);
-    struct matcher mt = {.tx = tx, .rule = rule};
+    struct matcher mt = {.tx = tx, .rule = rule, .md = rule->nsa_caps ? tx->md_cap : tx->md};
+    struct rule filled;
+    struct sa_capture_code *code = NULL;
+    if (rule->nsa_tmpl > 0) {
+        /* a tag it reads has no value: SpamAssassin does not run it (no
+         * hit, negated or not) */
+        if ((code = template_re(tx, idx)) == NULL)
+            return false;
+        filled = *rule;
+        filled.re = (pcre2_code *)sa_capture_code_re(code);
+        mt.rule = &filled;
+    }
     if (stage == RULES_STAGE_CONTENT && rule->pf_slot >= 0 && !prefilter_pass(tx, rule, m)) {
         /* cannot match: a miss (a hit when negated) without PCRE2 */
     } else if (stage == RULES_STAGE_CONTENT) {
@@ -902,6 +1084,9 @@ static bool eval_rule(struct rules_tx *tx, size_t idx, enum rules_stage stage,
         tx->prof[idx] +=
             (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000ll + (t1.tv_nsec - t0.tv_nsec));
     }
+    sa_capture_code_release(code);
+    if (rule->nsa_caps > 0)
+        capture_commit(tx, rule, mt.captured && !mt.failed);
     if (mt.failed) {
         values_free(mt.more, mt.nmore);
         add_event(tx, rule->name, "match limit");
@@ -1123,6 +1308,8 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
             memset(tx->seen[k], 0, r->pf_nclause[k]);
         memset(tx->pf_done, 0, sizeof(tx->pf_done));
         memset(tx->count, 0, r->n * sizeof(*tx->count));
+        for (size_t i = 0; tx->tags != NULL && i < r->nsa_tags; i++)
+            tag_clear(&tx->tags[i]); /* a message's tags are its own */
     }
     for (size_t k = 0; k < r->norder[stage]; k++) {
         size_t idx = r->order[stage][k];

@@ -100,6 +100,12 @@ struct meta_node {
     struct rule_pos pos;
 };
 
+/* A named group of a capture rule: the tag (struct rules' sa_tags) it sets. */
+struct rule_capture {
+    uint32_t tag;
+    uint32_t group;
+};
+
 struct rule_example {
     char *text;
     size_t len;
@@ -158,6 +164,19 @@ struct rule {
     struct sa_eval_call *sa_call; /* T_SA_EVAL: the function and its arguments */
     int sa_relays_list;           /* T_SA_RELAYS: enum sa_relay_list, + 4 for ALL-TRUSTED... */
     uint32_t maxhits;             /* tflags multiple: hits counted up to this (meta operand) */
+    /* SpamAssassin 4's capture templates (sa_capture.h).  A rule that sets
+     * or reads tags runs after every other plain rule, in SpamAssassin's
+     * order (priority, then its rule type's place in a priority's run). */
+    bool sa_capture;                 /* its named groups set tags (resolved by compile.c) */
+    bool sa_tagged;                  /* it sets or reads tags: run in that order */
+    int sa_priority;                 /* SpamAssassin's priority (a capture rule's -10000) */
+    int sa_type_rank;                /* head 0, body 2, uri 3, mimeheader 4, rawbody 5, full 6 */
+    struct rule_capture *sa_caps;    /* the groups that set tags */
+    size_t nsa_caps;
+    uint32_t sa_ngroups;             /* capture groups of the pattern */
+    struct sa_capture_tmpl *sa_tmpl; /* its templates; pattern is the marked one */
+    size_t nsa_tmpl;
+    uint32_t *sa_tmpl_tag; /* the tag each template reads */
     int pf_slot;                  /* the prefilter its text goes through, or -1 */
     uint32_t pf_first;            /* its clauses in that prefilter */
     uint32_t pf_nclause;
@@ -210,10 +229,18 @@ struct rules {
     /* SpamAssassin's trusted/internal/msa_networks, for its relay chain
      * (sa_netset.h); NULL: its defaults */
     struct sa_relay_conf *sa_relay_conf;
+    /* the tags SpamAssassin's capture rules set or read, by index */
+    char **sa_tags;
+    size_t nsa_tags;
+    uint32_t sa_max_groups; /* of the capture rules: the match data they need */
+    /* the template rules' patterns as messages filled them in: the one
+     * part of the set that changes after loading (its own lock) */
+    struct sa_capture_cache *sa_tcache;
 };
 
 struct sa_tally;
 struct sa_eval_call;
+struct sa_capture_cache;
 
 /* A "score NAME N" statement: re-scores (0: disables) a rule of any file,
  * applied once every file is read, in the order written (the last wins). */

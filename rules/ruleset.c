@@ -4,9 +4,12 @@
  *
  * The set is reference counted with an atomic counter; the last
  * rules_unref() frees it.  Nothing in it changes after loading, so threads
- * share it without locks.
+ * share it without locks; but for the cache of template patterns, which
+ * has its own (sa_capture_cache.h).
  */
 #include "rules/ruleset.h"
+#include "rules/sa_capture.h"
+#include "rules/sa_capture_cache.h"
 #include "rules/sa_eval.h"
 #include "rules/sa_netset.h"
 
@@ -50,6 +53,9 @@ void rules_rule_free(struct rule *rule)
     free(rule->sa_fields);
     free(rule->sa_unset);
     sa_eval_call_free(rule->sa_call);
+    free(rule->sa_caps);
+    sa_capture_tmpl_free(rule->sa_tmpl, rule->nsa_tmpl);
+    free(rule->sa_tmpl_tag);
 }
 
 void rules_threshold_free(struct threshold *t)
@@ -84,6 +90,10 @@ void rules_set_free(struct rules *r)
     pcre2_compile_context_free(r->cctx);
     pcre2_general_context_free(r->gctx);
     sa_relay_conf_free(r->sa_relay_conf);
+    for (size_t i = 0; i < r->nsa_tags; i++)
+        free(r->sa_tags[i]);
+    free(r->sa_tags);
+    sa_capture_cache_free(r->sa_tcache);
     free(r);
 }
 

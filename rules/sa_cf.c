@@ -416,6 +416,7 @@ static void define_rule(struct sa_file *f, enum sa_kind kind, const char *v, siz
         r->eval = tmp.eval;
         r->eval_args = tmp.eval_args;
         r->meta = tmp.meta;
+        r->def_seq = ++f->c->seq;
         tmp = (struct sa_rule){.name = tmp.name};
     }
     free(tmp.name);
@@ -525,9 +526,10 @@ static void rule_setting(struct sa_file *f, enum rule_setting what, const char *
     struct sa_rule *r = get_rule(f->c, name, nn);
     if (r == NULL)
         return;
-    if (what == RS_PRIORITY)
+    if (what == RS_PRIORITY) {
         r->priority = prio;
-    else
+        r->prio_seq = ++f->c->seq;
+    } else
         set_str(f->c, what == RS_DESCRIBE ? &r->describe : &r->tflags, rest, rn);
 }
 

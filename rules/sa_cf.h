@@ -85,6 +85,10 @@ struct sa_rule {
     char *describe;
     char *tflags;
     int priority;
+    /* when the rule was last defined and its priority last set, in the
+     * conf's sequence: a capture rule's -10000 comes with its definition,
+     * so a priority line after it wins, one before it does not */
+    unsigned def_seq, prio_seq;
     bool replace;   /* named by replace_rules */
     bool too_large; /* its templates grew the pattern beyond 4 MiB */
 };
@@ -108,6 +112,7 @@ struct sa_conf {
     char **files; /* names read, in order; interned */
     size_t nfiles;
     unsigned depth;
+    unsigned seq; /* def_seq, prio_seq */
     struct sa_tally skipped;     /* rule definitions not read, by reason */
     struct sa_kv *skipped_rules; /* the same one by one: name, reason */
     size_t nskipped_rules;

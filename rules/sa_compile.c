@@ -22,6 +22,7 @@
 
 #include "rules/build.h"
 #include "rules/ruleset.h"
+#include "rules/sa_capture.h"
 #include "rules/sa_eval.h"
 #include "rules/sa_meta.h"
 #include "util/alloc.h"
@@ -169,6 +170,83 @@ static bool header_target(struct rule *rule, const struct sa_rule *sr, char *why
     return ok;
 }
 
+/* Where a rule type runs in one priority of Plugin::Check's check_main:
+ * head tests, head evals, body, uri, body evals (mimeheader's), rawbody,
+ * full. */
+static int type_rank(enum sa_kind k)
+{
+    switch (k) {
+    case SA_HEADER:
+        return 0;
+    case SA_BODY:
+        return 2;
+    case SA_URI:
+        return 3;
+    case SA_MIMEHEADER:
+        return 4;
+    case SA_RAWBODY:
+        return 5;
+    default:
+        return 6;
+    }
+}
+
+/* Conf::Parser::parse_captures on a regex rule: its templates marked (and
+ * kept to be filled per message; MIMEHeader marks them too but never fills
+ * them, so its rules match the literal text), and the priority -10000 of a
+ * pattern with a named group, which a later priority line overrides.
+ * False when out of memory. */
+static bool capture_setup(struct rule *rule, const struct sa_rule *sr)
+{
+    rule->sa_priority = sr->priority;
+    rule->sa_type_rank = type_rank(sr->kind);
+    rule->sa_capture = true;
+    if (sa_capture_has_group(sr->re, sr->re_len) && sr->def_seq > sr->prio_seq)
+        rule->sa_priority = -10000;
+    char *marked;
+    size_t mlen, nt;
+    struct sa_capture_tmpl *t;
+    if (sa_capture_mark(rule->pattern, rule->pattern_len, &marked, &mlen, &t, &nt) != 0)
+        return false;
+    if (nt == 0)
+        return true;
+    free(rule->pattern);
+    rule->pattern = marked;
+    rule->pattern_len = mlen;
+    if (sr->kind == SA_MIMEHEADER) {
+        sa_capture_tmpl_free(t, nt);
+        return true;
+    }
+    rule->sa_tmpl = t;
+    rule->nsa_tmpl = nt;
+    rule->sa_tagged = true;
+    return true;
+}
+
+/* The tags SpamAssassin itself has at rule time (PerMsgStatus's common
+ * tags and those its plugins set): a template naming one reads that value
+ * there, which smtpgate does not make, so such a rule is skipped, named. */
+static bool sa_own_tag(const char *tag)
+{
+    static const char *const own[] = {
+        "ADDEDHEADER", "ADDEDHEADERHAM", "ADDEDHEADERSPAM", "ASN", "AUTHORDOMAIN",
+        "AUTOLEARN", "AUTOLEARNSCORE", "AWL", "AWLCOUNT", "AWLMEAN", "AWLPRESCORE", "BAYES",
+        "CONTACTADDRESS", "DATE", "DCCB", "DCCR", "DCCREP", "DKIMDOMAIN", "DKIMIDENTITY",
+        "DKIMSELECTOR", "FIRSTTRUSTEDIP", "FIRSTTRUSTEDREVIP", "FNSFADDRADDR", "FNSFADDRDOMAIN",
+        "FNSFADDROWNER", "FNSFNAMEADDR", "FNSFNAMEDOMAIN", "FNSFNAMEOWNER", "HEADER", "HITS",
+        "HOSTNAME", "LANGUAGES", "LASTEXTERNALHELO", "LASTEXTERNALIP", "LASTEXTERNALRDNS",
+        "LASTEXTERNALREVIP", "PREVIEW", "PYZOR", "RBL", "RELAYCOUNTRY", "RELAYCOUNTRYALL",
+        "RELAYCOUNTRYAUTH", "RELAYCOUNTRYEXT", "RELAYSEXTERNAL", "RELAYSINTERNAL",
+        "RELAYSTRUSTED", "RELAYSUNTRUSTED", "REMOTEHOSTADDR", "REMOTEHOSTNAME", "REPORT", "REQD",
+        "RULESVERSION", "SCORE", "SENDERDOMAIN", "STARS", "SUBJPREFIX", "SUBTESTS",
+        "SUBTESTSCOLLAPSED", "SUBVERSION", "TESTS", "TESTSSCORES", "TEXTCATRESULTS", "TIMING",
+        "TXREP", "URIDOMAINS", "URIHOSTS", "URILIST", "VERSION", "YESNO", "YESNOCAPS"};
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        if (strcmp(own[i], tag) == 0)
+            return true;
+    return false;
+}
+
 /* One SpamAssassin rule into rule; false with why when it cannot run here. */
 static bool convert(const struct sa_rule *sr, int set, const char *file, struct rule *rule,
                     char *why, size_t wn, bool *nomem, bool *lacking)
@@ -204,6 +282,7 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
         return false;
     }
     rule->sa = true;
+    rule->sa_priority = sr->priority;
     rule->meta_root = -1;
     rule->hidden = strncmp(sr->name, "__", 2) == 0;
     rule->score = rule->hidden ? 0 : sr->score[set];
@@ -304,6 +383,18 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
     if ((rule->pattern = util_memdup(sr->re, sr->re_len)) == NULL)
         return !(*nomem = true);
     rule->pattern_len = sr->re_len;
+    if (sa_capture_escaped(sr->re, sr->re_len)) {
+        snprintf(why, wn, "pattern error: unescaped left brace in \\%%{NAME} (Perl refuses it)");
+        return false;
+    }
+    if (!capture_setup(rule, sr))
+        return !(*nomem = true);
+    for (size_t k = 0; k < rule->nsa_tmpl; k++)
+        if (sa_own_tag(rule->sa_tmpl[k].tag)) {
+            snprintf(why, wn, "template %%{%s}: a tag of SpamAssassin's own, smtpgate has none",
+                     rule->sa_tmpl[k].tag);
+            return false;
+        }
     return true;
 }
 

@@ -44,6 +44,7 @@ static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_yesno_takes_args",
     "Mail::SpamAssassin::Conf::feature_compile_regexp",
     "Mail::SpamAssassin::Conf::feature_local_tests_only",
+    "Mail::SpamAssassin::Conf::feature_capture_rules",
     "Mail::SpamAssassin::Conf::perl_min_version_5010000",
     "Mail::SpamAssassin::Plugin::BodyEval::has_check_body_length",
     "Mail::SpamAssassin::Plugin::MIMEEval::has_check_for_ascii_text_illegal",

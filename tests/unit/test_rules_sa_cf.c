@@ -237,7 +237,7 @@ static void test_conditionals(void **state)
                               "    body V3 /v/\n"
                               "  endif\n"
                               "endif\n"
-                              "if can(Mail::SpamAssassin::Conf::feature_capture_rules)\n"
+                              "if can(Mail::SpamAssassin::Conf::feature_get_host)\n"
                               "body CAP /x/\n"
                               "endif\n"
                               "if can(Mail::SpamAssassin::Conf::perl_min_version_5010000) && "
@@ -281,7 +281,7 @@ static void test_conditionals(void **state)
     assert_int_equal(tally(&c->skipped, "condition false: if (version >= 4.001000)"), 1);
     assert_int_equal(
         tally(&c->skipped,
-              "condition false: if can(Mail::SpamAssassin::Conf::feature_capture_rules)"),
+              "condition false: if can(Mail::SpamAssassin::Conf::feature_get_host)"),
         1);
     assert_int_equal(tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::Bayes is not emulated"),
                      1);
@@ -484,6 +484,8 @@ static void test_cond_eval(void **state)
     assert_int_equal(COND("!!can(Mail::SpamAssassin::Conf::compat_welcomelist_blocklist)"), 0);
     assert_true(v);
     assert_int_equal(COND("!!can(Mail::SpamAssassin::Conf::feature_capture_rules)"), 0);
+    assert_true(v);
+    assert_int_equal(COND("!!can(Mail::SpamAssassin::Conf::feature_get_host)"), 0);
     assert_false(v);
     assert_int_equal(COND("perl_version >= 5.010"), 0);
     assert_true(v);
