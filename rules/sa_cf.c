@@ -604,7 +604,10 @@ static void open_block(struct sa_file *f, const char *kind, const char *expr, si
             warn(f, "ifplugin: bad plugin name \"%.*s\"", (int)(n > 60 ? 60 : n), expr);
             val = false;
         }
-        if (!val && util_asprintf(&why, "plugin %.*s is not emulated", (int)n, expr) < 0)
+        const char *how = sa_env_is_optional(expr, n)
+                              ? "is not loaded: no .pre file loads it"
+                              : "is not emulated";
+        if (!val && util_asprintf(&why, "plugin %.*s %s", (int)n, expr, how) < 0)
             why = NULL;
     } else {
         if (sa_cond_eval(expr, n, &f->c->env, &val) != 0) {
@@ -815,6 +818,14 @@ static void one_line(struct sa_file *f, const char *s, size_t n)
     } else if (strcmp(k, "include") == 0) {
         if (!f->skip)
             include_file(f, val, vn);
+    } else if (strcmp(k, "loadplugin") == 0 || strcmp(k, "tryplugin") == 0) {
+        /* an optional plugin smtpgate emulates is present from here on; any
+         * other stays as it was (emulated or not) */
+        const char *name, *rest;
+        size_t nn, rn;
+        split_word(val, vn, &name, &nn, &rest, &rn);
+        if (!f->skip)
+            sa_env_load_plugin(&c->env, name, nn);
     } else if (f->skip) {
         if (is_rule_setting(k, kn)) {
             const char *name, *rest;
@@ -913,6 +924,30 @@ static void one_line(struct sa_file *f, const char *s, size_t n)
     }
 out:
     free(buf);
+}
+
+int sa_cf_preload(struct sa_conf *c, const char *data, size_t len)
+{
+    const char *p = data, *end = data + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *e = nl ? nl : end;
+        const char *s = p;
+        size_t n = (size_t)(e - s);
+        const char *hash = memchr(s, '#', n);
+        if (hash != NULL)
+            n = (size_t)(hash - s);
+        trim(&s, &n);
+        const char *key, *val, *name, *rest;
+        size_t kn, vn, nn, rn;
+        split_word(s, n, &key, &kn, &val, &vn);
+        if (word_is(key, kn, "loadplugin") || word_is(key, kn, "tryplugin")) {
+            split_word(val, vn, &name, &nn, &rest, &rn);
+            sa_env_load_plugin(&c->env, name, nn);
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return 0;
 }
 
 int sa_cf_parse(struct sa_conf *c, const char *file, const char *data, size_t len)

@@ -130,6 +130,10 @@ struct sa_conf {
 struct sa_conf *sa_conf_new(const struct sa_env *env, sa_read_fn read_file, void *arg);
 /* Reads one file's text named file. -1 when out of memory. */
 int sa_cf_parse(struct sa_conf *c, const char *file, const char *data, size_t len);
+/* Reads a .pre file's text before the first file: only its loadplugin and
+ * tryplugin lines count (for the optional plugins sa_cond knows); it is
+ * not one of the files read.  -1 when out of memory. */
+int sa_cf_preload(struct sa_conf *c, const char *data, size_t len);
 /* After the last file: the templates, the default scores. -1 when out of memory. */
 int sa_conf_finish(struct sa_conf *c);
 void sa_conf_free(struct sa_conf *c);

@@ -30,13 +30,47 @@ static const char *const emulated_plugins[] = {
     "Mail::SpamAssassin::Plugin::MIMEEval",
     "Mail::SpamAssassin::Plugin::ImageInfo",
     "Mail::SpamAssassin::Plugin::HTMLEval",
-    "Mail::SpamAssassin::Plugin::FromNameSpoof",
-    "Mail::SpamAssassin::Plugin::AntiVirus",
     "Mail::SpamAssassin::Plugin::URIEval",
     "Mail::SpamAssassin::Plugin::HTTPSMismatch",
     /* its bounce relays are a list of sa_lists */
     "Mail::SpamAssassin::Plugin::VBounce",
 };
+/* Emulated too, but Debian's .pre files have their loadplugin lines
+ * commented out: present only once a .pre (or .cf) file loads them, so a
+ * stock site runs their rules in neither SpamAssassin nor smtpgate. */
+const char *const sa_env_optional[] = {
+    "Mail::SpamAssassin::Plugin::AntiVirus",
+    "Mail::SpamAssassin::Plugin::FromNameSpoof",
+    NULL,
+};
+
+bool sa_env_load_plugin(struct sa_env *env, const char *name, size_t n)
+{
+    for (unsigned i = 0; sa_env_optional[i] != NULL; i++)
+        if (strlen(sa_env_optional[i]) == n && memcmp(sa_env_optional[i], name, n) == 0) {
+            env->optional_loaded |= 1u << i;
+            return true;
+        }
+    return false;
+}
+
+bool sa_env_is_optional(const char *name, size_t n)
+{
+    for (unsigned i = 0; sa_env_optional[i] != NULL; i++)
+        if (strlen(sa_env_optional[i]) == n && memcmp(sa_env_optional[i], name, n) == 0)
+            return true;
+    return false;
+}
+
+static bool optional_loaded(const struct sa_env *env, const char *w, size_t n)
+{
+    for (unsigned i = 0; sa_env_optional[i] != NULL; i++)
+        if ((env->optional_loaded & (1u << i)) && strlen(sa_env_optional[i]) == n &&
+            memcmp(sa_env_optional[i], w, n) == 0)
+            return true;
+    return false;
+}
+
 static const char *const emulated_features[] = {
     "Mail::SpamAssassin::Conf::feature_bug6558_free",
     "Mail::SpamAssassin::Conf::feature_welcomelist_blocklist",
@@ -126,7 +160,7 @@ static double call(struct cond *c, bool plugin)
         return listed(c->env->plugins, c->env->nplugins, "Mail::SpamAssassin::Plugin::DMARC", n);
     if (plugin && n == sizeof(wls) - 1 && memcmp(w, wls, n) == 0)
         return listed(c->env->plugins, c->env->nplugins, wel, sizeof(wel) - 1);
-    return plugin ? listed(c->env->plugins, c->env->nplugins, w, n)
+    return plugin ? listed(c->env->plugins, c->env->nplugins, w, n) || optional_loaded(c->env, w, n)
                   : listed(c->env->features, c->env->nfeatures, w, n);
 }
 

@@ -38,8 +38,9 @@ static bool push(struct list *l, char *s)
     return true;
 }
 
-/* The folder's *.cf, sorted; 1 when there is no such folder, -1 on error. */
-static int add_dir(struct list *l, const char *dir, char **why)
+/* The folder's files ending in ext, sorted; 1 when there is no such
+ * folder, -1 on error. */
+static int add_ext(struct list *l, const char *dir, const char *ext, char **why)
 {
     DIR *d = opendir(dir);
     if (d == NULL) {
@@ -53,8 +54,10 @@ static int add_dir(struct list *l, const char *dir, char **why)
     int rc = 0;
     while ((e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name);
-        /* SpamAssassin's get_cf_files_in_dir: /\.cf$/ and a plain file */
-        if (n < 3 || strcmp(e->d_name + n - 3, ".cf") != 0)
+        /* SpamAssassin's _get_cf_pre_files_in_dir: /\.cf$/ (/\.pre$/) and a
+         * plain file */
+        size_t en = strlen(ext);
+        if (n < en || strcmp(e->d_name + n - en, ext) != 0)
             continue;
         char *p = NULL;
         if (util_asprintf(&p, "%s/%s", dir, e->d_name) < 0 || !push(l, p)) {
@@ -72,6 +75,11 @@ static int add_dir(struct list *l, const char *dir, char **why)
     if (rc == 0 && l->n > first + 1)
         qsort(l->v + first, l->n - first, sizeof(*l->v), cmp_str);
     return rc;
+}
+
+static int add_dir(struct list *l, const char *dir, char **why)
+{
+    return add_ext(l, dir, ".cf", why);
 }
 
 /* SpamAssassin's first_existing_path: the path is there (whatever it holds). */
@@ -120,6 +128,40 @@ int sa_files_list(const struct rules_sa_opts *o, const char *version, char ***ou
 fail:
     sa_files_free(l.v, l.n);
     return -1;
+}
+
+int sa_files_pre(const struct rules_sa_opts *o, const char *version, char ***out, size_t *n)
+{
+    struct list l = {0};
+    char *why = NULL;
+    *out = NULL;
+    *n = 0;
+    int rc = 0;
+    if (o->dirs != NULL) {
+        for (size_t i = 0; i < o->ndirs && rc >= 0; i++)
+            rc = add_ext(&l, o->dirs[i], ".pre", &why);
+    } else {
+        /* the site's first, then the rules folder's, as SpamAssassin reads them */
+        char *update = NULL;
+        if (util_asprintf(&update, "%s/%s", SA_UPDATE_DIR, version) < 0)
+            rc = -1;
+        if (rc >= 0)
+            rc = add_ext(&l, SA_SITE_DIR, ".pre", &why);
+        if (rc >= 0)
+            rc = add_ext(&l, exists(update) ? update : SA_DEFAULT_RULES_DIR, ".pre", &why);
+        free(update);
+    }
+    /* a folder that cannot be read has no .pre file to offer: sa_files_list
+     * reports it */
+    bool nomem = rc < 0 && why == NULL;
+    free(why);
+    if (nomem) {
+        sa_files_free(l.v, l.n);
+        return -1;
+    }
+    *out = l.v;
+    *n = l.n;
+    return 0;
 }
 
 void sa_files_free(char **v, size_t n)

@@ -76,6 +76,21 @@ void sa_load(struct rules_build *b, const struct rules_sa_opts *o, struct rules_
         rules_build_nomem(b);
         return;
     }
+    /* the .pre files' loadplugin lines, before any rule */
+    char **pre = NULL;
+    size_t npre = 0;
+    if (sa_files_pre(o, env.version, &pre, &npre) != 0)
+        c->nomem = true;
+    for (size_t i = 0; i < npre && !c->nomem; i++) {
+        char *data = NULL;
+        size_t len = 0;
+        why = NULL;
+        if (b->read_file(pre[i], &data, &len, &why) == 0)
+            sa_cf_preload(c, data, len);
+        free(data);
+        free(why);
+    }
+    sa_files_free(pre, npre);
     size_t nread = 0;
     for (size_t i = 0; i < nfiles && !c->nomem; i++) {
         char *data = NULL;

@@ -12,6 +12,7 @@
  * Each meta text, and the input itself, goes through the meta expression
  * parser: it refuses with a reason or gives nodes in post order (every
  * operand before its operator, the root last).
+ * The input is also read first as a .pre file (its loadplugin lines).
  * The input is an exact-size copy, so a read past its end is caught.
  */
 #include <stdint.h>
@@ -75,6 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     env.lang = "de";
     struct sa_conf *c = sa_conf_new(&env, read_self, &in);
     if (c == NULL)
+        abort();
+    if (sa_cf_preload(c, copy, size) != 0)
         abort();
     if (sa_cf_parse(c, "/fuzz/a.cf", copy, size) != 0 || sa_conf_finish(c) != 0)
         abort(); /* no allocation fails here: -1 means a bug */

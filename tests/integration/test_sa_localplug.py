@@ -2,9 +2,10 @@
 AntiVirus (rules/sa_eval_av.c), URIEval (rules/sa_eval_uri.c) and HTTPSMismatch
 (rules/sa_eval_https.c), against Debian's `spamassassin -L -t` on messages written for this test.
 
-Debian's .pre files leave FromNameSpoof and AntiVirus out; spamassassin loads it here with --pre, and both read
-one admin file (--sa-local for smtpgate; a site folder for spamassassin, the site's own files
-linked beside it) that calls every function the plugins register and lists an owner.  For every
+Debian's .pre files leave FromNameSpoof and AntiVirus out; here a site folder (the site's own
+files linked, beside them a .pre file that loads the two and a .cf file that calls every
+function the plugins register and lists an owner) is spamassassin's --siteconfigpath and
+smtpgate's second --sa-dir, after the package's rules.  For every
 rule of these functions smtpgate loads, and the shipped metas over them, the two must agree on
 every message (the agreement counts are printed), and each message hits the rules it was
 written for in both.  lint names the functions as implemented.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from sa_diff import disagreements, gate_run, lint_list, needs_spamassassin, sa_run, tool
+from sa_diff import SA_RULES, disagreements, gate_run, needs_spamassassin, sa_run, tool
 from sa_diff import msg as _msg
 
 pytestmark = needs_spamassassin
@@ -143,12 +144,14 @@ def local_cf(tmp_path_factory) -> tuple[Path, Path]:
             (site / f.name).symlink_to(f)
     cf = site / "zz_localplug.cf"
     cf.write_text(LOCAL_CF)
+    (site / "zz_localplug.pre").write_text(
+        "".join(f"loadplugin Mail::SpamAssassin::Plugin::{p}\n" for p in PLUGINS))
     return cf, site
 
 
 @pytest.fixture(scope="module")
 def lint(local_cf) -> str:
-    p = tool("lint", "--sa", "--list", "--sa-local", local_cf[0])
+    p = tool("lint", "--sa", "--list", "--sa-dir", SA_RULES, "--sa-dir", local_cf[1])
     assert p.returncode == 0, p.stdout + p.stderr
     return p.stdout
 
@@ -163,13 +166,24 @@ def compared(lint) -> set[str]:
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory, local_cf):
-    cf, site = local_cf
+    _, site = local_cf
     home = tmp_path_factory.mktemp("sa-home")
     work = tmp_path_factory.mktemp("msgs")
-    pre = tuple(f"--pre=loadplugin Mail::SpamAssassin::Plugin::{p}" for p in PLUGINS)
-    return {name: (sa_run(msg, home, "rules", args=(f"--siteconfigpath={site}", *pre)).hits,
-                   gate_run(msg, work / f"{name}.eml", "--sa-local", cf).hits)
+    return {name: (sa_run(msg, home, "rules", args=(f"--siteconfigpath={site}",)).hits,
+                   gate_run(msg, work / f"{name}.eml", "--sa-dir", SA_RULES, "--sa-dir", site).hits)
             for name, (msg, _) in MESSAGES.items()}
+
+
+def test_plugins_load_only_when_asked():
+    """Without a .pre file's loadplugin line, as Debian ships them, the two plugins are
+    absent, said so, and their rules do not run (as in spamassassin)."""
+    p = tool("lint", "--sa")
+    assert p.returncode == 0, p.stdout + p.stderr
+    for plugin, n in (("FromNameSpoof", 7), ("AntiVirus", 2)):
+        assert re.search(rf"^skipped {n}: plugin Mail::SpamAssassin::Plugin::{plugin} is not "
+                         r"loaded: no \.pre file loads it \(", p.stdout, re.M), p.stdout
+    for plugin in ("URIEval", "HTTPSMismatch"):
+        assert f"Plugin::{plugin} is not" not in p.stdout
 
 
 def test_lint_names_the_functions(lint, compared):
