@@ -56,6 +56,8 @@ struct rules_tx {
     char *status;
     char *score;
     char *level;
+    struct rules_header *report; /* names and values owned */
+    size_t nreport;
     struct timespec started;
     bool budget_spent;
     bool nomem; /* an allocation failed in this evaluation: it returns NULL */
@@ -113,6 +115,13 @@ static void outcome_clear(struct rules_tx *tx)
     free(tx->score);
     free(tx->level);
     tx->status = tx->score = tx->level = NULL;
+    for (size_t i = 0; i < tx->nreport; i++) {
+        free((char *)tx->report[i].name);
+        free((char *)tx->report[i].value);
+    }
+    free(tx->report);
+    tx->report = NULL;
+    tx->nreport = 0;
     tx->out = (struct rules_outcome){0};
 }
 
@@ -1072,6 +1081,39 @@ static void conclude(struct rules_tx *tx, const struct rules_facts *f)
     out->report_status = tx->status;
     out->report_score = tx->score;
     out->report_level = tx->level;
+    if (r->sa_hdr != NULL) {
+        char date[64];
+        time_t now = time(NULL);
+        struct tm tm;
+        /* Util::time_to_rfc822_date */
+        if (localtime_r(&now, &tm) == NULL ||
+            strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+            date[0] = '\0';
+        if (rules_report_sa(r, tx->hit, f->symbols, f->nsymbols, out,
+                            f->host_name ? f->host_name : f->local_name ? f->local_name : "localhost", date, &tx->report,
+                            &tx->nreport) != 0)
+            tx->nomem = true;
+    } else if (!tx->nomem) {
+        const char *names[] = {"X-Spam-Status", "X-Spam-Score", "X-Spam-Level"};
+        const char *vals[] = {tx->status, tx->score, tx->level};
+        tx->report = util_calloc(3, sizeof(*tx->report));
+        for (size_t i = 0; i < 3 && tx->report != NULL && !tx->nomem; i++) {
+            if (vals[i] == NULL)
+                continue;
+            char *n = util_strdup(names[i]), *v = util_strdup(vals[i]);
+            if (n == NULL || v == NULL) {
+                free(n);
+                free(v);
+                tx->nomem = true;
+                break;
+            }
+            tx->report[tx->nreport++] = (struct rules_header){n, v};
+        }
+        if (tx->report == NULL)
+            tx->nomem = true;
+    }
+    out->report = tx->report;
+    out->nreport = tx->nreport;
 }
 
 /* The outcome, or NULL when memory ran out on the way: a hit or a part of

@@ -157,6 +157,7 @@ struct rule {
     bool sa_skip;                 /* refused while compiling: taken out before the set is made */
     struct sa_eval_call *sa_call; /* T_SA_EVAL: the function and its arguments */
     int sa_relays_list;           /* T_SA_RELAYS: enum sa_relay_list, + 4 for ALL-TRUSTED... */
+    const char *sa_area;          /* the report's "BODY: ", "RAW: ", ... (static) */
     uint32_t maxhits;             /* tflags multiple: hits counted up to this (meta operand) */
     int pf_slot;                  /* the prefilter its text goes through, or -1 */
     uint32_t pf_first;            /* its clauses in that prefilter */
@@ -210,6 +211,10 @@ struct rules {
     /* SpamAssassin's trusted/internal/msa_networks, for its relay chain
      * (sa_netset.h); NULL: its defaults */
     struct sa_relay_conf *sa_relay_conf;
+    /* SpamAssassin's add_header templates, report and required_score
+     * (sa_hdrconf.h): the report's fields are written from them; NULL: no
+     * SpamAssassin file was read, the native report */
+    struct sa_hdrconf *sa_hdr;
 };
 
 struct sa_tally;

@@ -8,6 +8,7 @@
  */
 #include "rules/ruleset.h"
 #include "rules/sa_eval.h"
+#include "rules/sa_hdrconf.h"
 #include "rules/sa_netset.h"
 
 #include <stdlib.h>
@@ -84,6 +85,7 @@ void rules_set_free(struct rules *r)
     pcre2_compile_context_free(r->cctx);
     pcre2_general_context_free(r->gctx);
     sa_relay_conf_free(r->sa_relay_conf);
+    sa_hdrconf_free(r->sa_hdr);
     free(r);
 }
 
@@ -186,6 +188,8 @@ double rules_required(const struct rules *r)
 {
     if (r->th[TH_TAG].set)
         return r->th[TH_TAG].score;
+    if (r->sa_hdr != NULL)
+        return r->sa_hdr->required; /* SpamAssassin's required_score (its default 5) */
     if (r->th[TH_QUARANTINE].set)
         return r->th[TH_QUARANTINE].score;
     if (r->th[TH_REJECT].set)
