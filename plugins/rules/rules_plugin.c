@@ -605,8 +605,13 @@ static void edit_message(struct sg_ctx *ctx, struct rp_instance *in, const struc
         for (size_t i = 0; i < sizeof(report) / sizeof(report[0]); i++)
             strip_field(ctx, h, report[i]);
         /* and any field the report writes, whatever its templates name */
-        for (size_t i = 0; i < o->nreport; i++)
-            strip_field(ctx, h, o->report[i].name);
+        for (size_t i = 0; i < o->nreport; i++) {
+            bool done = false;
+            for (size_t k = 0; k < sizeof(report) / sizeof(report[0]) && !done; k++)
+                done = strcasecmp(o->report[i].name, report[k]) == 0;
+            if (!done)
+                strip_field(ctx, h, o->report[i].name);
+        }
     }
     if (o->subject_prefix != NULL)
         prefix_subject(ctx, h, o->subject_prefix);
