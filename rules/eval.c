@@ -26,6 +26,7 @@
 #include "rules/report.h"
 #include "rules/ruleset.h"
 #include "rules/sa_eval.h"
+#include "rules/sa_hdrconf.h"
 #include "rules/sa_relays.h"
 #include "util/alloc.h"
 
@@ -1081,7 +1082,9 @@ static void conclude(struct rules_tx *tx, const struct rules_facts *f)
     out->report_status = tx->status;
     out->report_score = tx->score;
     out->report_level = tx->level;
-    if (r->sa_hdr != NULL) {
+    /* SpamAssassin's files without any add_header line (a folder of rules
+     * alone): today's fields rather than none at all */
+    if (r->sa_hdr != NULL && r->sa_hdr->fields_set) {
         char date[64];
         time_t now = time(NULL);
         struct tm tm;

@@ -14,7 +14,7 @@ int rules_report_build(const struct rules *r, const unsigned char *hit,
                        const struct rules_symbol *syms, size_t nsyms,
                        const struct rules_outcome *out, char **status, char **score, char **level);
 
-/* The fields SpamAssassin's add_header templates (r->sa_hdr) make of the
+/* The fields SpamAssassin's add_header templates (r->sa_hdr, fields_set) make of the
  * same outcome, in the order SpamAssassin adds them: *fields malloc'ed,
  * each name ("X-Spam-Status") and value malloc'ed, folds "\r\n\t".
  * host: _HOSTNAME_ when report_hostname is not set; date: _DATE_.  0, or

@@ -215,7 +215,7 @@ unsigned rules_stages(const struct rules *r);
 bool rules_need_headers(const struct rules *r); /* content rules read header fields */
 bool rules_need_raw(const struct rules *r);     /* content rules read the octets */
 /* The score at which the report says Yes: the tag threshold, else
- * SpamAssassin's required_score when its files are loaded, else the
+ * SpamAssassin's required_score when its files set one, else the
  * quarantine or reject threshold, else 5. */
 double rules_required(const struct rules *r);
 
@@ -335,7 +335,7 @@ struct rules_outcome {
     const char *report_level;
     /* content stage: the report's fields as written, in order: X-Spam-Status,
      * X-Spam-Score and X-Spam-Level (when not empty); with SpamAssassin's
-     * files, those its add_header templates make (X-Spam-Checker-Version,
+     * files (that have add_header lines), those its templates make (X-Spam-Checker-Version,
      * -Flag, -Level, -Status, ...), folds "\r\n\t" */
     const struct rules_header *report;
     size_t nreport;

@@ -188,8 +188,8 @@ double rules_required(const struct rules *r)
 {
     if (r->th[TH_TAG].set)
         return r->th[TH_TAG].score;
-    if (r->sa_hdr != NULL)
-        return r->sa_hdr->required; /* SpamAssassin's required_score (its default 5) */
+    if (r->sa_hdr != NULL && r->sa_hdr->required_set)
+        return r->sa_hdr->required; /* SpamAssassin's required_score */
     if (r->th[TH_QUARANTINE].set)
         return r->th[TH_QUARANTINE].score;
     if (r->th[TH_REJECT].set)

@@ -271,6 +271,9 @@ enum sa_hdrconf_rc sa_hdrconf_setting(struct sa_hdrconf *c, const char *key, con
                                       size_t n, char *why, size_t wn)
 {
     double d;
+    if (strcmp(key, "add_header") == 0 || strcmp(key, "remove_header") == 0 ||
+        strcmp(key, "clear_headers") == 0)
+        c->fields_set = true;
     if (strcmp(key, "add_header") == 0)
         return add_header(c, val, n, why, wn);
     if (strcmp(key, "remove_header") == 0)

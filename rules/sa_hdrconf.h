@@ -30,6 +30,7 @@ struct sa_hdrconf {
     char *hostname;       /* report_hostname; NULL: the host's name */
     double required;      /* required_score */
     bool required_set;    /* a file set it */
+    bool fields_set;      /* an add_header, remove_header or clear_headers line was read */
     bool fold;            /* fold_headers */
     unsigned wrap_width;  /* report_wrap_width */
 };
