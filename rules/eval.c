@@ -1031,7 +1031,7 @@ static void add_header_out(struct rules_tx *tx, const char *name, const char *va
 }
 
 /* Content stage: actions of all counted hits, then thresholds, then the report. */
-static void conclude(struct rules_tx *tx, const struct rules_facts *f)
+static void conclude(struct rules_tx *tx, const struct rules_facts *f, struct rules_msg *msg)
 {
     struct rules_outcome *out = &tx->out;
     const struct rules *r = tx->r;
@@ -1092,7 +1092,12 @@ static void conclude(struct rules_tx *tx, const struct rules_facts *f)
         if (localtime_r(&now, &tm) == NULL ||
             strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
             date[0] = '\0';
-        if (rules_report_sa(r, tx->hit, f->symbols, f->nsymbols, out,
+        /* _RELAYSTRUSTED_ ...: the chain the relay rules read */
+        const char *relays[SA_RL__COUNT] = {0};
+        const struct sa_relays *rl = msg != NULL ? relays_of(tx, msg, f) : NULL;
+        for (int k = 0; rl != NULL && k < SA_RL__COUNT; k++)
+            relays[k] = rl->str[k];
+        if (rules_report_sa(r, tx->hit, f->symbols, f->nsymbols, out, relays,
                             f->host_name ? f->host_name : f->local_name ? f->local_name : "localhost", date, &tx->report,
                             &tx->nreport) != 0)
             tx->nomem = true;
@@ -1151,7 +1156,7 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
         tx->out.score = total_score(tx) + symbols_score(facts);
         tx->out.required = rules_required(r);
         if (stage == RULES_STAGE_CONTENT)
-            conclude(tx, facts);
+            conclude(tx, facts, msg);
         return eval_result(tx, msg);
     }
     if (stage == RULES_STAGE_CONTENT && msg == NULL)
@@ -1182,7 +1187,7 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
     tx->out.budget_exceeded = tx->budget_spent;
 
     if (stage == RULES_STAGE_CONTENT) {
-        conclude(tx, facts);
+        conclude(tx, facts, msg);
     } else {
         const struct rule *best = strongest(tx, first, true);
         if (best != NULL) {

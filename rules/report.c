@@ -136,8 +136,9 @@ static char *crlf(const char *s)
 
 int rules_report_sa(const struct rules *r, const unsigned char *hit,
                     const struct rules_symbol *syms, size_t nsyms,
-                    const struct rules_outcome *out, const char *host, const char *date,
-                    struct rules_header **fields, size_t *nfields)
+                    const struct rules_outcome *out, const char *const relays[4],
+                    const char *host, const char *date, struct rules_header **fields,
+                    size_t *nfields)
 {
     const struct sa_hdrconf *hc = r->sa_hdr;
     *fields = NULL;
@@ -187,6 +188,8 @@ int rules_report_sa(const struct rules *r, const unsigned char *hit,
         .autolearn = "disabled",
         .wrap_width = hc->wrap_width,
     };
+    for (int k = 0; k < 4; k++)
+        v.relays[k] = relays[k];
     const struct sa_hdr_tmpl *t = spam ? hc->spam : hc->ham;
     size_t nt_ = spam ? hc->nspam : hc->nham;
     int rc = 0;

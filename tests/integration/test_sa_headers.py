@@ -32,7 +32,10 @@ HAM = ("From: Alice Example <alice@example.org>\nTo: Bob <bob@example.net>\n"
        "Message-ID: <20261207100000.4711@mail.example.org>\n")
 
 MESSAGES = {
-    "ham": _msg(HAM + "Subject: minutes of the meeting\n"),
+    "ham": _msg("Received: from mail.example.org (mail.example.org [192.0.2.10])\n"
+                "\tby mx.example.net (Postfix) with ESMTPS id 4A1B2C3D4E\n"
+                "\tfor <bob@example.net>; Mon, 07 Dec 2026 10:00:01 +0000 (UTC)\n"
+                + HAM + "Subject: minutes of the meeting\n"),
     "ham_short": _msg("From: a@example.com\nTo: b@example.org\nSubject: hello\n"
                       "Date: Mon, 7 Dec 2026 10:00:00 +0000\nMessage-ID: <x1@example.com>\n",
                       "hi there\n"),
@@ -65,6 +68,7 @@ add_header spam Custom _SCORE(0)_/_REQD_ _YESNO(spammy,hammy)_ _TESTSSCORES(;)_
 add_header ham Custom _SCORE(00)_ _YESNOCAPS(s,h)_ tests: _TESTS( )_ _STARS(+)_ [_UNKNOWN_] _BAYES_ _CONTACTADDRESS_
 add_header all Multi line one\n line two _HITS_\tend \\ back
 add_header all Summary "_SUMMARY_"
+add_header all Relays _RELAYSUNTRUSTED_ _RELAYSTRUSTED_|
 remove_header ham Level
 add_header all Status _YESNO_ _SCORE_ again, later in the list
 """
