@@ -28,6 +28,7 @@
 #include "rules/sa_capture.h"
 #include "rules/sa_capture_cache.h"
 #include "rules/sa_eval.h"
+#include "rules/sa_hdrconf.h"
 #include "rules/sa_relays.h"
 #include "util/alloc.h"
 
@@ -58,6 +59,8 @@ struct rules_tx {
     char *status;
     char *score;
     char *level;
+    struct rules_header *report; /* names and values owned */
+    size_t nreport;
     struct timespec started;
     bool budget_spent;
     bool nomem; /* an allocation failed in this evaluation: it returns NULL */
@@ -149,6 +152,13 @@ static void outcome_clear(struct rules_tx *tx)
     free(tx->score);
     free(tx->level);
     tx->status = tx->score = tx->level = NULL;
+    for (size_t i = 0; i < tx->nreport; i++) {
+        free((char *)tx->report[i].name);
+        free((char *)tx->report[i].value);
+    }
+    free(tx->report);
+    tx->report = NULL;
+    tx->nreport = 0;
     tx->out = (struct rules_outcome){0};
 }
 
@@ -1206,7 +1216,7 @@ static void add_header_out(struct rules_tx *tx, const char *name, const char *va
 }
 
 /* Content stage: actions of all counted hits, then thresholds, then the report. */
-static void conclude(struct rules_tx *tx, const struct rules_facts *f)
+static void conclude(struct rules_tx *tx, const struct rules_facts *f, struct rules_msg *msg)
 {
     struct rules_outcome *out = &tx->out;
     const struct rules *r = tx->r;
@@ -1257,6 +1267,46 @@ static void conclude(struct rules_tx *tx, const struct rules_facts *f)
     out->report_status = tx->status;
     out->report_score = tx->score;
     out->report_level = tx->level;
+    /* SpamAssassin's files without any add_header line (a folder of rules
+     * alone): today's fields rather than none at all */
+    if (r->sa_hdr != NULL && r->sa_hdr->fields_set) {
+        char date[64];
+        time_t now = time(NULL);
+        struct tm tm;
+        /* Util::time_to_rfc822_date */
+        if (localtime_r(&now, &tm) == NULL ||
+            strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+            date[0] = '\0';
+        /* _RELAYSTRUSTED_ ...: the chain the relay rules read */
+        const char *relays[SA_RL__COUNT] = {0};
+        const struct sa_relays *rl = msg != NULL ? relays_of(tx, msg, f) : NULL;
+        for (int k = 0; rl != NULL && k < SA_RL__COUNT; k++)
+            relays[k] = rl->str[k];
+        if (rules_report_sa(r, tx->hit, f->symbols, f->nsymbols, out, relays,
+                            f->host_name ? f->host_name : f->local_name ? f->local_name : "localhost", date, &tx->report,
+                            &tx->nreport) != 0)
+            tx->nomem = true;
+    } else if (!tx->nomem) {
+        const char *names[] = {"X-Spam-Status", "X-Spam-Score", "X-Spam-Level"};
+        const char *vals[] = {tx->status, tx->score, tx->level};
+        tx->report = util_calloc(3, sizeof(*tx->report));
+        for (size_t i = 0; i < 3 && tx->report != NULL && !tx->nomem; i++) {
+            if (vals[i] == NULL)
+                continue;
+            char *n = util_strdup(names[i]), *v = util_strdup(vals[i]);
+            if (n == NULL || v == NULL) {
+                free(n);
+                free(v);
+                tx->nomem = true;
+                break;
+            }
+            tx->report[tx->nreport++] = (struct rules_header){n, v};
+        }
+        if (tx->report == NULL)
+            tx->nomem = true;
+    }
+    out->report = tx->report;
+    out->nreport = tx->nreport;
 }
 
 /* The outcome, or NULL when memory ran out on the way: a hit or a part of
@@ -1291,7 +1341,7 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
         tx->out.score = total_score(tx) + symbols_score(facts);
         tx->out.required = rules_required(r);
         if (stage == RULES_STAGE_CONTENT)
-            conclude(tx, facts);
+            conclude(tx, facts, msg);
         return eval_result(tx, msg);
     }
     if (stage == RULES_STAGE_CONTENT && msg == NULL)
@@ -1324,7 +1374,7 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
     tx->out.budget_exceeded = tx->budget_spent;
 
     if (stage == RULES_STAGE_CONTENT) {
-        conclude(tx, facts);
+        conclude(tx, facts, msg);
     } else {
         const struct rule *best = strongest(tx, first, true);
         if (best != NULL) {

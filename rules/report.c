@@ -20,6 +20,8 @@
 #include <string.h>
 
 #include "rules/rules_html.h"
+#include "rules/sa_hdrconf.h"
+#include "rules/sa_header.h"
 #include "util/alloc.h"
 
 #define REPORT_FOLD 76
@@ -107,4 +109,106 @@ int rules_report_build(const struct rules *r, const unsigned char *hit,
         (stars > 0 && *level == NULL))
         return -1;
     return 0;
+}
+
+static int cmp_test(const void *a, const void *b)
+{
+    return strcmp(((const struct sa_test *)a)->name, ((const struct sa_test *)b)->name);
+}
+
+/* "\n" folds as the host wants them: "\r\n". */
+static char *crlf(const char *s)
+{
+    size_t n = 0;
+    for (const char *p = s; *p; p++)
+        n += *p == '\n' ? 2 : 1;
+    char *o = util_malloc(n + 1), *w = o;
+    if (o == NULL)
+        return NULL;
+    for (const char *p = s; *p; p++) {
+        if (*p == '\n')
+            *w++ = '\r';
+        *w++ = *p;
+    }
+    *w = '\0';
+    return o;
+}
+
+int rules_report_sa(const struct rules *r, const unsigned char *hit,
+                    const struct rules_symbol *syms, size_t nsyms,
+                    const struct rules_outcome *out, const char *const relays[4],
+                    const char *host, const char *date, struct rules_header **fields,
+                    size_t *nfields)
+{
+    const struct sa_hdrconf *hc = r->sa_hdr;
+    *fields = NULL;
+    *nfields = 0;
+    struct sa_test *tests = util_calloc(r->n + nsyms + 1, sizeof(*tests));
+    const char **subs = util_calloc(r->n + 1, sizeof(*subs));
+    if (tests == NULL || subs == NULL) {
+        free(tests);
+        free(subs);
+        return -1;
+    }
+    size_t nt = 0, ns = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct rule *ru = &r->v[i];
+        if (!hit[i] || ru->shadow)
+            continue;
+        if (ru->hidden)
+            subs[ns++] = ru->name;
+        else
+            tests[nt++] = (struct sa_test){ru->name, ru->score, ru->sa_area ? ru->sa_area : "",
+                                           ru->describe};
+    }
+    for (size_t i = 0; i < nsyms; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < nt && !dup; k++)
+            dup = strcmp(tests[k].name, syms[i].name) == 0;
+        if (!dup)
+            tests[nt++] = (struct sa_test){syms[i].name, syms[i].score, "", NULL};
+    }
+    qsort(tests, nt, sizeof(*tests), cmp_test);
+    qsort(subs, ns, sizeof(*subs), cmp_str);
+    bool spam = judged_spam(out);
+    struct sa_tags v = {
+        .spam = spam,
+        /* PerMsgStatus rounds the score to three decimals before it judges */
+        .score = round(out->score * 1000) / 1000,
+        .required = out->required,
+        .tests = tests,
+        .ntests = nt,
+        .subtests = subs,
+        .nsubtests = ns,
+        .version = SA_VERSION,
+        .subversion = SA_SUBVERSION,
+        .hostname = hc->hostname ? hc->hostname : host,
+        .contact = hc->contact,
+        .date = date,
+        .autolearn = "disabled",
+        .wrap_width = hc->wrap_width,
+    };
+    for (int k = 0; k < 4; k++)
+        v.relays[k] = relays[k];
+    const struct sa_hdr_tmpl *t = spam ? hc->spam : hc->ham;
+    size_t nt_ = spam ? hc->nspam : hc->nham;
+    int rc = 0;
+    struct rules_header *f = util_calloc(nt_ + 1, sizeof(*f));
+    if (f == NULL)
+        rc = -1;
+    for (size_t i = 0; i < nt_ && rc == 0; i++) {
+        char *val = sa_header_value(&v, t[i].name, t[i].template, hc->fold);
+        char *name = NULL, *value = val ? crlf(val) : NULL;
+        free(val);
+        if (value == NULL || util_asprintf(&name, "X-Spam-%s", t[i].name) < 0) {
+            free(value);
+            rc = -1;
+            break;
+        }
+        f[(*nfields)++] = (struct rules_header){name, value};
+    }
+    *fields = f;
+    free(tests);
+    free(subs);
+    return rc;
 }

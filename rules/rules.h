@@ -214,7 +214,9 @@ size_t rules_file_count(const struct rules *r);
 unsigned rules_stages(const struct rules *r);
 bool rules_need_headers(const struct rules *r); /* content rules read header fields */
 bool rules_need_raw(const struct rules *r);     /* content rules read the octets */
-/* The score at which the report says Yes. */
+/* The score at which the report says Yes: the tag threshold, else
+ * SpamAssassin's required_score when its files set one, else the
+ * quarantine or reject threshold, else 5. */
 double rules_required(const struct rules *r);
 
 /* ---- the message ---- */
@@ -267,6 +269,7 @@ struct rules_facts {
     bool tls;               /* the session is under TLS */
     const char *auth_login; /* SASL login; NULL: none */
     const char *local_name; /* the receiving host's name; NULL: "localhost" */
+    const char *host_name;  /* SpamAssassin's _HOSTNAME_ (no report_hostname); NULL: local_name */
     /* Symbols of the connection and transaction so far (names unique). */
     const struct rules_symbol *symbols;
     size_t nsymbols;
@@ -330,6 +333,12 @@ struct rules_outcome {
     const char *report_status;
     const char *report_score;
     const char *report_level;
+    /* content stage: the report's fields as written, in order: X-Spam-Status,
+     * X-Spam-Score and X-Spam-Level (when not empty); with SpamAssassin's
+     * files (that have add_header lines), those its templates make (X-Spam-Checker-Version,
+     * -Flag, -Level, -Status, ...), folds "\r\n\t" */
+    const struct rules_header *report;
+    size_t nreport;
 };
 
 struct rules_tx;

@@ -163,6 +163,7 @@ struct rule {
     bool sa_skip;                 /* refused while compiling: taken out before the set is made */
     struct sa_eval_call *sa_call; /* T_SA_EVAL: the function and its arguments */
     int sa_relays_list;           /* T_SA_RELAYS: enum sa_relay_list, + 4 for ALL-TRUSTED... */
+    const char *sa_area;          /* the report's "BODY: ", "RAW: ", ... (static) */
     uint32_t maxhits;             /* tflags multiple: hits counted up to this (meta operand) */
     /* SpamAssassin 4's capture templates (sa_capture.h).  A rule that sets
      * or reads tags runs after every other plain rule, in SpamAssassin's
@@ -236,6 +237,10 @@ struct rules {
     /* the template rules' patterns as messages filled them in: the one
      * part of the set that changes after loading (its own lock) */
     struct sa_capture_cache *sa_tcache;
+    /* SpamAssassin's add_header templates, report and required_score
+     * (sa_hdrconf.h): the report's fields are written from them; NULL: no
+     * SpamAssassin file was read, the native report */
+    struct sa_hdrconf *sa_hdr;
 };
 
 struct sa_tally;

@@ -11,6 +11,7 @@
 #include "rules/sa_capture.h"
 #include "rules/sa_capture_cache.h"
 #include "rules/sa_eval.h"
+#include "rules/sa_hdrconf.h"
 #include "rules/sa_netset.h"
 
 #include <stdlib.h>
@@ -94,6 +95,7 @@ void rules_set_free(struct rules *r)
         free(r->sa_tags[i]);
     free(r->sa_tags);
     sa_capture_cache_free(r->sa_tcache);
+    sa_hdrconf_free(r->sa_hdr);
     free(r);
 }
 
@@ -196,6 +198,8 @@ double rules_required(const struct rules *r)
 {
     if (r->th[TH_TAG].set)
         return r->th[TH_TAG].score;
+    if (r->sa_hdr != NULL && r->sa_hdr->required_set)
+        return r->sa_hdr->required; /* SpamAssassin's required_score */
     if (r->th[TH_QUARANTINE].set)
         return r->th[TH_QUARANTINE].score;
     if (r->th[TH_REJECT].set)

@@ -755,6 +755,26 @@ static bool is_rule_setting(const char *k, size_t n)
            word_is(k, n, "meta");
 }
 
+/* Settings smtpgate reads and deliberately does not act on: the name the
+ * report counts them under says why. */
+static const char *never_acted_on(const char *k)
+{
+    static const char *const v[][2] = {
+        {"report_safe", "report_safe (smtpgate adds fields, it never rewrites the message)"},
+        {"unsafe_report", "unsafe_report (report_safe's, which smtpgate does not do)"},
+        {"clear_unsafe_report_template",
+         "clear_unsafe_report_template (report_safe's, which smtpgate does not do)"},
+        {"report_safe_copy_headers",
+         "report_safe_copy_headers (report_safe's, which smtpgate does not do)"},
+        {"ok_locales", "ok_locales (only its default, all, is emulated)"},
+        {"bayes_auto_learn", "bayes_auto_learn (smtpgate has no Bayes: _AUTOLEARN_ is disabled)"},
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        if (strcmp(k, v[i][0]) == 0)
+            return v[i][1];
+    return NULL;
+}
+
 static void one_line(struct sa_file *f, const char *s, size_t n)
 {
     struct sa_conf *c = f->c;
@@ -803,6 +823,9 @@ static void one_line(struct sa_file *f, const char *s, size_t n)
         k[i] = key[i] == '-' ? '_' : (char)tolower((unsigned char)key[i]);
     k[kn] = '\0';
 
+    char hwhy[160];
+    enum sa_hdrconf_rc hrc;
+    const char *never;
     if (strcmp(k, "endif") == 0) {
         if (vn != 0)
             warn(f, "endif must be standalone");
@@ -913,6 +936,15 @@ static void one_line(struct sa_file *f, const char *s, size_t n)
             set_str(c, k[8] == 's' ? &c->rstart : &c->rend, val, vn);
     } else if (strstr(k, "_networks") != NULL && relay_setting(f, k, val, vn)) {
         /* read into c->relay_conf */
+    } else if ((hrc = sa_hdrconf_setting(c->hdr, k, val, vn, hwhy, sizeof(hwhy))) !=
+               SA_HDRCONF_NOT_MINE) {
+        if (hrc == SA_HDRCONF_BAD)
+            warn(f, "%s", hwhy);
+        if (hrc == SA_HDRCONF_NOMEM)
+            c->nomem = true;
+    } else if ((never = never_acted_on(k)) != NULL) {
+        if (sa_tally_add(&c->ignored, never, NULL) != 0)
+            c->nomem = true;
     } else {
         char lwhy[160];
         enum sa_lists_rc lrc = sa_lists_setting(c->lists, k, val, vn, lwhy, sizeof(lwhy));
@@ -984,7 +1016,8 @@ struct sa_conf *sa_conf_new(const struct sa_env *env, sa_read_fn read_file, void
     c->rstart = util_strdup("<");
     c->rend = util_strdup(">");
     c->lists = sa_lists_new();
-    if (c->rstart == NULL || c->rend == NULL || c->lists == NULL) {
+    c->hdr = sa_hdrconf_new();
+    if (c->rstart == NULL || c->rend == NULL || c->lists == NULL || c->hdr == NULL) {
         sa_conf_free(c);
         return NULL;
     }
@@ -1069,6 +1102,7 @@ void sa_conf_free(struct sa_conf *c)
     sa_tally_free(&c->evals_done);
     rules_errors_free(&c->warnings);
     sa_lists_unref(c->lists);
+    sa_hdrconf_free(c->hdr);
     free(c);
 }
 

@@ -29,8 +29,10 @@
  *     the plugin does: after every file is read.
  *   - The list settings (sa_lists.h) go into ->lists, FreeMail's patterns
  *     compiled by sa_conf_finish().
+ *   - The header and report settings (sa_hdrconf.h) go into ->hdr.
  *   - Every other setting is counted in ->ignored by name: smtpgate does not
- *     use it (yet), and the report says so.
+ *     use it (yet), and the report says so; those it never acts on
+ *     (report_safe's rewriting of the message, ok_locales, Bayes) with why.
  *   - Malformed lines are warnings with file and line in ->warnings (what
  *     `spamassassin --lint` would complain about); they never stop a load.
  *
@@ -45,6 +47,7 @@
 
 #include "rules/rules.h"
 #include "rules/sa_cond.h"
+#include "rules/sa_hdrconf.h"
 #include "rules/sa_lists.h"
 #include "rules/sa_tally.h"
 #include "rules/sa_tmpl.h"
@@ -122,6 +125,7 @@ struct sa_conf {
     struct rules_errors warnings;
     struct sa_relay_conf *relay_conf; /* trusted/internal/msa_networks (sa_netset.h) */
     struct sa_lists *lists; /* the address and domain lists (sa_lists.h) */
+    struct sa_hdrconf *hdr; /* add_header, report, required_score, ... (sa_hdrconf.h) */
     bool finished;
     bool nomem;
 };

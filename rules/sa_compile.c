@@ -283,6 +283,11 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
     }
     rule->sa = true;
     rule->sa_priority = sr->priority;
+    rule->sa_area = sr->kind == SA_BODY      ? "BODY: "
+                    : sr->kind == SA_RAWBODY ? "RAW: "
+                    : sr->kind == SA_URI     ? "URI: "
+                    : sr->kind == SA_FULL && call == NULL ? "FULL: "
+                                                          : "";
     rule->meta_root = -1;
     rule->hidden = strncmp(sr->name, "__", 2) == 0;
     rule->score = rule->hidden ? 0 : sr->score[set];

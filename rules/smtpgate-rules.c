@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -642,6 +643,12 @@ static int cmd_test(int argc, char **argv)
         rc = nomem();
         goto done;
     }
+    /* SpamAssassin's _HOSTNAME_: this host's name, as spamassassin -t would say */
+    char host[256];
+    if (f.local_name == NULL && gethostname(host, sizeof(host)) == 0) {
+        host[sizeof(host) - 1] = '\0';
+        f.host_name = host;
+    }
     o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
     if (o == NULL) {
         rc = nomem();
@@ -654,9 +661,8 @@ static int cmd_test(int argc, char **argv)
         printf("add-header %s: %s\n", o->headers[i].name, o->headers[i].value);
     if (o->subject_prefix != NULL)
         printf("subject-prefix \"%s\"\n", o->subject_prefix);
-    printf("X-Spam-Status: %s\nX-Spam-Score: %s\n", o->report_status, o->report_score);
-    if (o->report_level != NULL)
-        printf("X-Spam-Level: %s\n", o->report_level);
+    for (size_t i = 0; i < o->nreport; i++)
+        printf("%s: %s\n", o->report[i].name, o->report[i].value);
     rc = o->verdict == RULES_CONTINUE || o->verdict == RULES_ACCEPT ? 0 : 1;
 done:
     rules_tx_free(tx);

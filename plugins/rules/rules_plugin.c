@@ -7,7 +7,8 @@
  *   plugin rules {
  *       path  = "/usr/local/lib/smtpgate/plugins/rules.so"
  *       files = {"/usr/local/etc/smtpgate/default.rules"}
- *       report_headers = true        X-Spam-Status, X-Spam-Score, X-Spam-Level
+ *       report_headers = true        X-Spam-Status, X-Spam-Score, X-Spam-Level; with
+ *                                    spamassassin, the fields of its add_header lines
  *       strip_report_headers = true  remove those (and X-Spam-Flag) the client sent
  *       max_scan_size = 2097152      larger messages: header and size rules only
  *       budget_ms = 500              content matching per message
@@ -600,20 +601,28 @@ static void edit_message(struct sg_ctx *ctx, struct rp_instance *in, const struc
 {
     const struct sg_host *h = in->host;
     static const char *report[] = {"X-Spam-Status", "X-Spam-Score", "X-Spam-Level", "X-Spam-Flag"};
-    if (in->strip_report_headers)
+    if (in->strip_report_headers) {
         for (size_t i = 0; i < sizeof(report) / sizeof(report[0]); i++)
             strip_field(ctx, h, report[i]);
+        /* and any field the report writes, whatever its templates name */
+        for (size_t i = 0; i < o->nreport; i++) {
+            bool done = false;
+            for (size_t k = 0; k < sizeof(report) / sizeof(report[0]) && !done; k++)
+                done = strcasecmp(o->report[i].name, report[k]) == 0;
+            if (!done)
+                strip_field(ctx, h, o->report[i].name);
+        }
+    }
     if (o->subject_prefix != NULL)
         prefix_subject(ctx, h, o->subject_prefix);
     for (size_t i = 0; i < o->nheaders; i++)
         if (h->add_header(ctx, o->headers[i].name, o->headers[i].value) != 0)
             h->log(ctx, SG_LOG_WARNING, "rules: the host refused header %s", o->headers[i].name);
-    if (in->report_headers) {
-        h->add_header(ctx, "X-Spam-Status", o->report_status);
-        h->add_header(ctx, "X-Spam-Score", o->report_score);
-        if (o->report_level != NULL)
-            h->add_header(ctx, "X-Spam-Level", o->report_level);
-    }
+    if (in->report_headers)
+        for (size_t i = 0; i < o->nreport; i++)
+            if (h->add_header(ctx, o->report[i].name, o->report[i].value) != 0)
+                h->log(ctx, SG_LOG_WARNING, "rules: the host refused header %s",
+                       o->report[i].name);
 }
 
 /* The rules that counted for the message become the transaction's symbols,

@@ -79,13 +79,17 @@ class SaRun:
 
 
 def sa_run(message: bytes, home: Path, debug: str = "rules,mimeheader",
-           args: tuple[str, ...] = ()) -> SaRun:
-    """spamassassin -L -t on message, HOME in home (its user state stays there)."""
+           args: tuple[str, ...] = (), status: bool = True) -> SaRun:
+    """spamassassin -L -t on message, HOME in home (its user state stays there).  status=False:
+    the settings given may have changed X-Spam-Status, so it is not read (tests and hits
+    empty, score NaN, spam False); stdout still has the message as spamassassin wrote it."""
     env = dict(os.environ, HOME=str(home), LANG="C")
     cmd = ["spamassassin", "-L", "-t", *(["-D", debug] if debug else []), *args]
     p = subprocess.run(cmd, input=message, capture_output=True, timeout=180, env=env)
     assert p.returncode in (0, 1), p.stderr.decode(errors="replace")[-2000:]
     out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+    if not status:
+        return SaRun(set(), set(), float("nan"), False, out, err)
     m = re.search(r"^X-Spam-Status: (Yes|No), score=(-?[\d.]+) required=[\d.]+\s+tests=(.*?)"
                   r"(?:\s+autolearn=|\s+version=)", out, re.M | re.S)
     assert m, out[:2000]
@@ -140,3 +144,23 @@ def disagreements(pairs: dict[str, tuple[set[str], set[str]]], common: set[str],
     for d in out:
         print("disagreement:", d)
     return out, agree
+
+
+def spam_fields(text: str) -> list[tuple[str, str]]:
+    """The X-Spam-* fields of a message's header section, or of smtpgate-rules test's output
+    (a line "X-Spam-NAME: ..." and its continuation lines), in order: (name, value) with the
+    folds kept as "\\n" plus the continuation's blank."""
+    out: list[tuple[str, str]] = []
+    cur = None
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if cur is not None and line[:1] in (" ", "\t"):
+            out[-1] = (out[-1][0], out[-1][1] + "\n" + line)
+            continue
+        cur = None
+        m = re.match(r"(X-Spam-[A-Za-z0-9_-]+): ?(.*)", line)
+        if m:
+            cur = m.group(1)
+            out.append((m.group(1), m.group(2)))
+        elif line == "" and out:
+            break
+    return out

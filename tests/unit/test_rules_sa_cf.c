@@ -4,7 +4,8 @@
  * written for these tests: every rule kind, the pattern delimiters and
  * modifiers, comments and `\#`, score sets and relative scores, default
  * scores, describe/tflags/priority before and after the rule, lang lines,
- * if/ifplugin/else/endif with the reasons of what was skipped,
+ * if/ifplugin/else/endif with the reasons of what was skipped, the
+ * header and report settings (sa_hdrconf.c) in file order,
  * require_version, include (relative, loop), ReplaceTags as the plugin
  * expands, redefinition, and the warnings of malformed lines.
  */
@@ -460,7 +461,48 @@ static void test_redefinition_and_warnings(void **state)
     /* the list settings are read into the lists, not ignored */
     assert_int_equal(tally(&c->ignored, "freemail_domains"), 0);
     assert_int_equal(sa_lists_is_freemail(c->lists, "a@example.net", 13), 1);
-    assert_int_equal(tally(&c->ignored, "report_safe"), 1);
+    /* a setting smtpgate never acts on is counted with why */
+    assert_int_equal(tally(&c->ignored, "report_safe"), 0);
+    assert_int_equal(
+        tally(&c->ignored, "report_safe (smtpgate adds fields, it never rewrites the message)"), 1);
+    sa_conf_free(c);
+}
+
+/* The header and report settings go to ->hdr, in file order; a malformed
+ * one is a warning at its line and changes nothing; inside a false block
+ * they are not read. */
+static void test_header_settings(void **state)
+{
+    (void)state;
+    struct sa_conf *c = parse("clear_headers\n"
+                              "add_header all Status _YESNO_\n"
+                              "add_header spam Flag \"_YESNOCAPS_\"\n"
+                              "add_header all Status again\n"
+                              "add_header sometimes Bad x\n"
+                              "required_score 6.5\n"
+                              "required_score many\n"
+                              "ifplugin Mail::SpamAssassin::Plugin::NotThere\n"
+                              "add_header all Hidden x\n"
+                              "required_score 1\n"
+                              "endif\n"
+                              "report one\n"
+                              "clear_report_template\n"
+                              "report two\n");
+    assert_true(c->hdr->fields_set);
+    assert_int_equal(c->hdr->nham, 1);
+    assert_string_equal(c->hdr->ham[0].template, "again");
+    assert_int_equal(c->hdr->nspam, 2);
+    assert_string_equal(c->hdr->spam[0].name, "Flag");
+    assert_string_equal(c->hdr->spam[0].template, "_YESNOCAPS_");
+    assert_string_equal(c->hdr->spam[1].name, "Status");
+    assert_true(c->hdr->required_set && c->hdr->required == 6.5);
+    assert_string_equal(c->hdr->report, "two\n");
+    assert_int_equal(c->warnings.n, 2);
+    assert_int_equal(c->warnings.v[0].line, 5);
+    assert_non_null(strstr(c->warnings.v[0].msg, "add_header"));
+    assert_int_equal(c->warnings.v[1].line, 7);
+    assert_int_equal(tally(&c->ignored, "add_header"), 0);
+    assert_int_equal(tally(&c->ignored, "required_score"), 0);
     sa_conf_free(c);
 }
 
@@ -518,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_include),
         cmocka_unit_test(test_templates),
         cmocka_unit_test(test_redefinition_and_warnings),
+        cmocka_unit_test(test_header_settings),
         cmocka_unit_test(test_cond_eval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
