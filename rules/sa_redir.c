@@ -19,11 +19,20 @@
 struct sa_redirs {
     pcre2_code **re;
     size_t n, cap;
+    pcre2_match_context *mctx; /* the match limit; only read while matching */
 };
 
 struct sa_redirs *sa_redirs_new(void)
 {
-    return calloc(1, sizeof(struct sa_redirs));
+    struct sa_redirs *rd = calloc(1, sizeof(*rd));
+    if (rd == NULL)
+        return NULL;
+    if ((rd->mctx = pcre2_match_context_create(NULL)) == NULL) {
+        free(rd);
+        return NULL;
+    }
+    pcre2_set_match_limit(rd->mctx, SA_REDIR_MATCH_LIMIT);
+    return rd;
 }
 
 void sa_redirs_free(struct sa_redirs *rd)
@@ -33,6 +42,7 @@ void sa_redirs_free(struct sa_redirs *rd)
     for (size_t i = 0; i < rd->n; i++)
         pcre2_code_free(rd->re[i]);
     free(rd->re);
+    pcre2_match_context_free(rd->mctx);
     free(rd);
 }
 
@@ -151,13 +161,11 @@ bool sa_redirs_target(const struct sa_redirs *rd, const char *s, size_t n, size_
     if (rd == NULL || rd->n == 0)
         return false;
     pcre2_match_data *md = pcre2_match_data_create(2, NULL);
-    pcre2_match_context *mc = pcre2_match_context_create(NULL);
     bool found = false;
-    if (md != NULL && mc != NULL) {
-        pcre2_set_match_limit(mc, SA_REDIR_MATCH_LIMIT);
+    if (md != NULL) {
         for (size_t i = 0; i < rd->n && !found; i++) {
             /* 0: more groups than the match data holds, the first one is there */
-            int rc = pcre2_match(rd->re[i], (PCRE2_SPTR)s, n, 0, 0, md, mc);
+            int rc = pcre2_match(rd->re[i], (PCRE2_SPTR)s, n, 0, 0, md, rd->mctx);
             if (rc < 0 || rc == 1)
                 continue;
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
@@ -169,7 +177,6 @@ bool sa_redirs_target(const struct sa_redirs *rd, const char *s, size_t n, size_
             found = true;
         }
     }
-    pcre2_match_context_free(mc);
     pcre2_match_data_free(md);
     return found;
 }
