@@ -82,6 +82,10 @@ MESSAGES = {
     "local_nested": (m("Hello Bob,\n\nsee http://go.redir-local.example.com/out/chkpt.zdnet.com/"
                        "chkpt/q1/www.redir-target.example/z today.\n", 7),
                      {"LR_TARGET", "LR_TARGET_BARE", "LR_LOCAL_REDIR"}),
+    # the generic redirector, its target %-encoded (%41 decoded, %20 and %e9 kept)
+    "generic_pct": (m("Hello Bob,\n\nsee http://click.example.com/go?u=http%3A%2F%2F"
+                      "redir-target.example%2Fq%41%20%e9&v=1 today.\n", 9),
+                    {"LR_TARGET", "LR_REDIRECTOR"}),
     # the host in a path that no redirector names: not a target
     "no_redirector": (m("Hello Bob,\n\nsee http://plain.example.com/go/www.redir-target.example/"
                         " today.\n", 8), set()),
