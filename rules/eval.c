@@ -1346,8 +1346,10 @@ const struct rules_outcome *rules_tx_eval(struct rules_tx *tx, enum rules_stage 
     }
     if (stage == RULES_STAGE_CONTENT && msg == NULL)
         return NULL;
-    if (stage == RULES_STAGE_CONTENT && r->need_sa)
+    if (stage == RULES_STAGE_CONTENT && r->need_sa) {
         rules_msg_want_sa(msg); /* one MIME pass for both models */
+        rules_msg_set_sa_redirs(msg, r->sa_redirs);
+    }
 
     clock_gettime(CLOCK_MONOTONIC, &tx->started);
     tx->budget_spent = false;

@@ -97,6 +97,9 @@ struct rules_msg {
     void (*relays_free)(struct sa_relays *);
     const struct sa_relay_conf *relay_conf;
     const struct rules_facts *relay_facts;
+    /* the rule set's redirector_pattern lines, set by the evaluator before
+     * the SpamAssassin views are built (not owned); NULL: none */
+    const struct sa_redirs *sa_redirs;
     struct rules_msg_date_memo date_memo; /* sa_eval_date's shift, once per message */
     struct {
         const void *owner;
@@ -148,6 +151,11 @@ void rules_msg_set_relay_ctx(struct rules_msg *m, const struct sa_relay_conf *c,
     m->relay_conf = c;
     m->relay_facts = f;
     m->relays_free = relays_free;
+}
+
+void rules_msg_set_sa_redirs(struct rules_msg *m, const struct sa_redirs *rd)
+{
+    m->sa_redirs = rd;
 }
 
 void rules_msg_relay_ctx(const struct rules_msg *m, const struct sa_relay_conf **c,
@@ -670,7 +678,8 @@ static void sa_uri_add(void *arg, const char *s, size_t n)
 /* A URI found (a link, or in the text): its forms go to the uri rules. */
 static void sa_uri_found(void *arg, const char *s, size_t n)
 {
-    sa_uri_forms(s, n, sa_uri_add, arg);
+    struct rules_msg *m = arg;
+    sa_uri_forms(s, n, m->sa_redirs, sa_uri_add, m);
 }
 
 /* A URI of the text: SpamAssassin gives it its scheme first

@@ -230,6 +230,8 @@ struct rules {
     /* SpamAssassin's trusted/internal/msa_networks, for its relay chain
      * (sa_netset.h); NULL: its defaults */
     struct sa_relay_conf *sa_relay_conf;
+    /* SpamAssassin's redirector_pattern lines (sa_redir.h); NULL: none */
+    struct sa_redirs *sa_redirs;
     /* the tags SpamAssassin's capture rules set or read, by index */
     char **sa_tags;
     size_t nsa_tags;
@@ -336,6 +338,10 @@ const char *rules_msg_envelope_from(const struct rules_msg *m);
  * owned), and its slot, freed with the message by relays_free. */
 struct sa_relays;
 struct sa_relay_conf;
+struct sa_redirs;
+/* The redirector patterns the SpamAssassin URI list follows (sa_uri.h):
+ * set before its first view is built; NULL, the default, none. */
+void rules_msg_set_sa_redirs(struct rules_msg *m, const struct sa_redirs *rd);
 void rules_msg_set_relay_ctx(struct rules_msg *m, const struct sa_relay_conf *c,
                              const struct rules_facts *f, void (*relays_free)(struct sa_relays *));
 void rules_msg_relay_ctx(const struct rules_msg *m, const struct sa_relay_conf **c,

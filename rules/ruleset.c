@@ -13,6 +13,7 @@
 #include "rules/sa_eval.h"
 #include "rules/sa_hdrconf.h"
 #include "rules/sa_netset.h"
+#include "rules/sa_redir.h"
 
 #include <stdlib.h>
 
@@ -91,6 +92,7 @@ void rules_set_free(struct rules *r)
     pcre2_compile_context_free(r->cctx);
     pcre2_general_context_free(r->gctx);
     sa_relay_conf_free(r->sa_relay_conf);
+    sa_redirs_free(r->sa_redirs);
     for (size_t i = 0; i < r->nsa_tags; i++)
         free(r->sa_tags[i]);
     free(r->sa_tags);

@@ -76,6 +76,22 @@ static bool relay_setting(struct sa_file *f, const char *k, const char *val, siz
     return rc != 1;
 }
 
+/* redirector_pattern: compiled now, once for the rule set */
+static void redirector_setting(struct sa_file *f, const char *val, size_t vn)
+{
+    struct sa_conf *c = f->c;
+    if (c->redirs == NULL && (c->redirs = sa_redirs_new()) == NULL) {
+        c->nomem = true;
+        return;
+    }
+    char why[256];
+    enum sa_redir_rc rc = sa_redirs_add(c->redirs, val, vn, why, sizeof(why));
+    if (rc == SA_REDIR_NOMEM)
+        c->nomem = true;
+    else if (rc == SA_REDIR_BAD)
+        warn(f, "%s", why);
+}
+
 /* ---- the rule index ---- */
 
 static size_t hash_name(const char *s, size_t n)
@@ -934,6 +950,8 @@ static void one_line(struct sa_file *f, const char *s, size_t n)
             warn(f, "%s: requires a value", k);
         else
             set_str(c, k[8] == 's' ? &c->rstart : &c->rend, val, vn);
+    } else if (strcmp(k, "redirector_pattern") == 0) {
+        redirector_setting(f, val, vn);
     } else if (strstr(k, "_networks") != NULL && relay_setting(f, k, val, vn)) {
         /* read into c->relay_conf */
     } else if ((hrc = sa_hdrconf_setting(c->hdr, k, val, vn, hwhy, sizeof(hwhy))) !=
@@ -1070,6 +1088,7 @@ void sa_conf_free(struct sa_conf *c)
     if (c == NULL)
         return;
     sa_relay_conf_free(c->relay_conf);
+    sa_redirs_free(c->redirs);
     for (size_t i = 0; i < c->nrules; i++) {
         struct sa_rule *r = &c->rules[i];
         clear_definition(r);

@@ -30,6 +30,8 @@
  *   - The list settings (sa_lists.h) go into ->lists, FreeMail's patterns
  *     compiled by sa_conf_finish().
  *   - The header and report settings (sa_hdrconf.h) go into ->hdr.
+ *   - redirector_pattern lines are compiled into ->redirs (sa_redir.h) in
+ *     the files' order; a bad one is a warning and left out.
  *   - Every other setting is counted in ->ignored by name: smtpgate does not
  *     use it (yet), and the report says so; those it never acts on
  *     (report_safe's rewriting of the message, ok_locales, Bayes) with why.
@@ -49,6 +51,7 @@
 #include "rules/sa_cond.h"
 #include "rules/sa_hdrconf.h"
 #include "rules/sa_lists.h"
+#include "rules/sa_redir.h"
 #include "rules/sa_tally.h"
 #include "rules/sa_tmpl.h"
 
@@ -126,6 +129,7 @@ struct sa_conf {
     struct sa_relay_conf *relay_conf; /* trusted/internal/msa_networks (sa_netset.h) */
     struct sa_lists *lists; /* the address and domain lists (sa_lists.h) */
     struct sa_hdrconf *hdr; /* add_header, report, required_score, ... (sa_hdrconf.h) */
+    struct sa_redirs *redirs; /* redirector_pattern, compiled (sa_redir.h); NULL: none */
     bool finished;
     bool nomem;
 };

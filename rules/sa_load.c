@@ -117,6 +117,8 @@ void sa_load(struct rules_build *b, const struct rules_sa_opts *o, struct rules_
         sa_compile(b, c, &defined);
         b->r->sa_relay_conf = c->relay_conf;
         c->relay_conf = NULL;
+        b->r->sa_redirs = c->redirs;
+        c->redirs = NULL;
         b->r->sa_hdr = c->hdr;
         c->hdr = NULL;
         /* rules the if blocks kept out count as defined and skipped, each

@@ -6,6 +6,8 @@
  */
 #include "rules/sa_uri.h"
 
+#include "rules/sa_redir.h"
+
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #define SA_URI_LEN 2048
 
 struct forms {
+    const struct sa_redirs *redirs; /* NULL: only the generic redirector */
     sa_uri_fn fn;
     void *arg;
     unsigned n;
@@ -67,6 +70,51 @@ static size_t refs_decode(char *s, size_t n)
     return w;
 }
 
+/* Util::url_encode, called only when a %XX is there: a %XX whose first
+ * digit is 2-7 decoded, but %20 and %7f (Util.pm's test), the
+ * octets 0x00-0x20, 0x7f-0xff, '"', '%', '<' and '>' outside a %XX encoded
+ * (lower-case hex).  out holds 3 * n. */
+static size_t pct_decode(const char *s, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%' && i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
+            isxdigit((unsigned char)s[i + 2])) {
+            char d1 = s[i + 1], d2 = s[i + 2];
+            bool keep = strchr("0189abcdefABCDEF", d1) != NULL || (d1 == '2' && d2 == '0') ||
+                        (d1 == '7' && (d2 == 'f' || d2 == 'F'));
+            if (keep) {
+                memcpy(out + w, s + i, 3);
+                w += 3;
+            } else {
+                int v1 = d1 - '0';
+                int v2 = isdigit((unsigned char)d2) ? d2 - '0' : tolower((unsigned char)d2) - 'a' + 10;
+                out[w++] = (char)(v1 * 16 + v2);
+            }
+            i += 2;
+            continue;
+        }
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '%' || c == '<' || c == '>') {
+            out[w++] = '%';
+            out[w++] = hex[c >> 4];
+            out[w++] = hex[c & 15];
+        } else {
+            out[w++] = (char)c;
+        }
+    }
+    return w;
+}
+
+static bool has_pct(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 2 < n; i++)
+        if (s[i] == '%' && isxdigit((unsigned char)s[i + 1]) && isxdigit((unsigned char)s[i + 2]))
+            return true;
+    return false;
+}
+
 static void host_forms(struct forms *f, const char *u, size_t n, unsigned depth)
 {
     /* ^(https?://)([^@/?#]*@)?([^/?#:]+)((?::(\d*))?.*)$ */
@@ -95,8 +143,23 @@ static void host_forms(struct forms *f, const char *u, size_t n, unsigned depth)
         if (k > 0 && (size_t)k < sizeof(buf))
             emit(f, buf, (size_t)k);
     }
-    /* a redirector: the first http URI in the rest */
-    for (size_t i = 0; i + 5 < rn && depth < SA_URI_NEST_MAX; i++) {
+    /* a redirector_pattern's target first, over "$proto$host$rest" (no
+     * user part); the generic redirector only when none matches */
+    bool redirected = false;
+    if (f->redirs != NULL && depth < SA_URI_NEST_MAX) {
+        int k = snprintf(buf, sizeof(buf), "%.*s%.*s%.*s", (int)p, u, (int)(he - hs), u + hs,
+                         (int)rn, rest);
+        size_t to, tl;
+        if (k > 0 && (size_t)k < sizeof(buf) &&
+            sa_redirs_target(f->redirs, buf, (size_t)k, &to, &tl)) {
+            char target[SA_URI_LEN];
+            memcpy(target, buf + to, tl);
+            forms(f, target, tl, depth + 1);
+            redirected = true;
+        }
+    }
+    /* the generic redirector: the first http URI in the rest */
+    for (size_t i = 0; i + 5 < rn && depth < SA_URI_NEST_MAX && !redirected; i++) {
         if (strncasecmp(rest + i, "http", 4) != 0)
             continue;
         size_t k = i + 4;
@@ -149,32 +212,46 @@ static void forms(struct forms *f, const char *in, size_t len, unsigned depth)
             emit(f, u, (size_t)(q - u));
         return;
     }
-    char nu[SA_URI_LEN + 16];
+    /* Util.pm's order: backslashes, "http:/x", %-decoding, then the scheme
+     * asked on the decoded URI */
+    char nu[3 * SA_URI_LEN + 16]; /* %-encoding may triple it */
+    char tmp[SA_URI_LEN + 8];
     size_t m = 0;
-    /* a scheme: [-_a-z0-9]+: */
-    size_t sl = 0;
-    while (sl < n && (isalnum((unsigned char)u[sl]) || u[sl] == '-' || u[sl] == '_'))
-        sl++;
-    bool scheme = sl > 0 && sl < n && u[sl] == ':';
-    if (!scheme) {
-        const char *pre = strncmp(u, "ftp.", 4) == 0 ? "ftp://" : "http://";
-        m = strlen(pre);
-        memcpy(nu, pre, m);
-    }
     for (size_t i = 0; i < n; i++)
-        nu[m++] = u[i] == '\\' ? '/' : u[i];
-    nu[m] = '\0';
-    /* ^(https?:)/{0,2} -> $1// */
-    size_t p = strncasecmp(nu, "https:", 6) == 0 ? 6 : strncasecmp(nu, "http:", 5) == 0 ? 5 : 0;
-    if (p > 0) {
+        tmp[m++] = u[i] == '\\' ? '/' : u[i];
+    tmp[m] = '\0';
+    size_t p0 = strncasecmp(tmp, "https:", 6) == 0 ? 6 : strncasecmp(tmp, "http:", 5) == 0 ? 5 : 0;
+    if (p0 > 0) {
         size_t sl2 = 0;
-        while (sl2 < 2 && nu[p + sl2] == '/')
+        while (sl2 < 2 && tmp[p0 + sl2] == '/')
             sl2++;
-        if (sl2 != 2 && m + 2 < sizeof(nu)) {
-            memmove(nu + p + 2, nu + p + sl2, m - p - sl2 + 1);
-            nu[p] = nu[p + 1] = '/';
+        if (sl2 != 2 && m + 2 < sizeof(tmp)) {
+            memmove(tmp + p0 + 2, tmp + p0 + sl2, m - p0 - sl2 + 1);
+            tmp[p0] = tmp[p0 + 1] = '/';
             m = m + 2 - sl2;
         }
+    }
+    /* decoded (or copied) after room for a scheme, which then moves in */
+    enum { ROOM = 8 };
+    char *src = nu + ROOM;
+    if (has_pct(tmp, m)) {
+        m = pct_decode(tmp, m, src);
+    } else {
+        memcpy(src, tmp, m);
+    }
+    /* a scheme: [-_a-z0-9]+: */
+    size_t sl = 0;
+    while (sl < m && (isalnum((unsigned char)src[sl]) || src[sl] == '-' || src[sl] == '_'))
+        sl++;
+    bool scheme = sl > 0 && sl < m && src[sl] == ':';
+    const char *pre = scheme ? "" : m >= 4 && strncmp(src, "ftp.", 4) == 0 ? "ftp://" : "http://";
+    size_t pl = strlen(pre);
+    memmove(nu + pl, src, m);
+    memcpy(nu, pre, pl);
+    m += pl;
+    nu[m] = '\0';
+    size_t p = strncasecmp(nu, "https://", 8) == 0 ? 6 : strncasecmp(nu, "http://", 7) == 0 ? 5 : 0;
+    if (p > 0) {
         /* ^(https?://[^/?#]+)([?#]) -> $1/$2 */
         size_t h = p + 2, e = h;
         while (e < m && !strchr("/?#", nu[e]))
@@ -191,8 +268,9 @@ static void forms(struct forms *f, const char *in, size_t len, unsigned depth)
     host_forms(f, nu, m, depth);
 }
 
-void sa_uri_forms(const char *uri, size_t len, sa_uri_fn fn, void *arg)
+void sa_uri_forms(const char *uri, size_t len, const struct sa_redirs *redirs, sa_uri_fn fn,
+                  void *arg)
 {
-    struct forms f = {fn, arg, 0};
+    struct forms f = {redirs, fn, arg, 0};
     forms(&f, uri, len, 0);
 }

@@ -85,8 +85,9 @@ static const char usage_test[] =
     "for a symbol another plugin would add (SPF_FAIL=2, DNSBL_ZEN_SPAMHAUS_ORG=3):\n"
     "present from the first stage on, for symbol(NAME) and in the score.\n"
     "--dump-body and --dump-rawbody print the text body and rawbody rules see\n"
-    "(each line after \"| \"), --dump-uris every URI uri rules see, one a line,\n"
-    "before the content stage's hits.\n"
+    "(each line after \"| \"), --dump-uris every URI uri rules see, one a line\n"
+    "(with SpamAssassin's rules also its URI list, \"sa-uri URI\": every form of\n"
+    "each, redirectors' targets included), before the content stage's hits.\n"
     "For SpamAssassin's relay chain smtpgate is the receiving MTA: --ip, --name,\n"
     "--helo, --tls (the session was under TLS), --auth (its SASL login) and --by\n"
     "(the receiving host's name, default localhost) make the newest relay, the\n"
@@ -638,6 +639,15 @@ static int cmd_test(int argc, char **argv)
         printf("uris: %zu\n", nu);
         for (size_t i = 0; i < nu; i++)
             printf("uri %s\n", rules_msg_uri(m, i));
+        if (r->need_sa) {
+            /* SpamAssassin's list, its redirectors followed as the
+             * content stage will */
+            rules_msg_set_sa_redirs(m, r->sa_redirs);
+            nu = rules_msg_sa_uri_count(m);
+            printf("sa-uris: %zu\n", nu);
+            for (size_t i = 0; i < nu; i++)
+                printf("sa-uri %s\n", rules_msg_sa_uri(m, i));
+        }
     }
     if (dump_relays && print_relays(r, &f, m) != 0) {
         rc = nomem();

@@ -214,6 +214,37 @@ static void test_rule_settings(void **state)
     sa_conf_free(c);
 }
 
+static void test_redirector_pattern(void **state)
+{
+    (void)state;
+    const char *src = "redirector_pattern /^http:\\/\\/r\\.example\\/(.*)$/i\n"
+                      "redirector_pattern\n"
+                      "redirector_pattern m'^https?://x\\.example/\\?u=(.*?)(?:$|&)'i\n"
+                      "redirector_pattern /a(/\n"
+                      "redirector_pattern ^http://nodelim/(.*)\n";
+    struct sa_conf *c = parse(src);
+    assert_int_equal(sa_redirs_count(c->redirs), 2);
+    assert_int_equal(tally(&c->ignored, "redirector_pattern"), 0);
+    assert_int_equal(c->warnings.n, 3);
+    assert_string_equal(c->warnings.v[0].file, "/r/t.cf");
+    assert_int_equal(c->warnings.v[0].line, 2);
+    assert_non_null(strstr(c->warnings.v[0].msg, "redirector_pattern: requires a value"));
+    assert_int_equal(c->warnings.v[1].line, 4);
+    assert_non_null(strstr(c->warnings.v[1].msg, "redirector_pattern: invalid pattern"));
+    assert_int_equal(c->warnings.v[2].line, 5);
+    assert_non_null(strstr(c->warnings.v[2].msg, "missing regexp delimiters"));
+    size_t off, len;
+    const char *u = "http://x.example/?u=http://t.example/&z";
+    assert_true(sa_redirs_target(c->redirs, u, strlen(u), &off, &len));
+    assert_int_equal(len, strlen("http://t.example/"));
+    assert_memory_equal(u + off, "http://t.example/", len);
+    sa_conf_free(c);
+    /* a set without the setting has none */
+    c = parse("body B /x/\n");
+    assert_null(c->redirs);
+    sa_conf_free(c);
+}
+
 static void test_conditionals(void **state)
 {
     (void)state;
@@ -555,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_comments_and_lines),
         cmocka_unit_test(test_scores),
         cmocka_unit_test(test_rule_settings),
+        cmocka_unit_test(test_redirector_pattern),
         cmocka_unit_test(test_conditionals),
         cmocka_unit_test(test_require_version),
         cmocka_unit_test(test_include),

@@ -26,6 +26,7 @@
 
 #include "rules/rules_int.h"
 #include "rules/sa_text.h"
+#include "rules/sa_redir.h"
 #include "rules/sa_uri.h"
 
 static char dir[] = "/tmp/test_sa_model.XXXXXX";
@@ -114,11 +115,16 @@ static bool has_form(const struct forms *f, const char *s)
     return false;
 }
 
-static struct forms forms_of(const char *uri)
+static struct forms forms_with(const struct sa_redirs *rd, const char *uri)
 {
     struct forms f = {0};
-    sa_uri_forms(uri, strlen(uri), form, &f);
+    sa_uri_forms(uri, strlen(uri), rd, form, &f);
     return f;
+}
+
+static struct forms forms_of(const char *uri)
+{
+    return forms_with(NULL, uri);
 }
 
 static void test_uri_forms(void **state)
@@ -151,6 +157,78 @@ static void test_uri_forms(void **state)
     assert_int_equal(forms_of("x").n, 0);
     f = forms_of("  http://example.com/a\r\nb  ");
     assert_true(has_form(&f, "http://example.com/ab"));
+    /* %XX decoded (but %20, %7f, %80-%ff), then the scheme asked */
+    f = forms_of("http%3A%2F%2Fexample.com%2Fa%20b%e9%41");
+    assert_int_equal(f.n, 2);
+    assert_true(has_form(&f, "http://example.com/a%20b%e9A"));
+    f = forms_of("www.example.com/%41 x\"");
+    assert_true(has_form(&f, "http://www.example.com/A%20x%22"));
+    assert_false(has_form(&f, "http://www.example.com/%41 x\""));
+    /* the generic redirector's target, %-decoded in its turn */
+    f = forms_of("http://r.example/go?u=http%3A%2F%2Ftarget.example%2Fp");
+    assert_true(has_form(&f, "http://target.example/p"));
+}
+
+static struct sa_redirs *redirs(const char *const *pats, size_t n)
+{
+    struct sa_redirs *rd = sa_redirs_new();
+    assert_non_null(rd);
+    char why[256];
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(sa_redirs_add(rd, pats[i], strlen(pats[i]), why, sizeof(why)), SA_REDIR_OK);
+    assert_int_equal(sa_redirs_count(rd), n);
+    return rd;
+}
+
+static void test_uri_redirector_pattern(void **state)
+{
+    (void)state;
+    static const char *const pats[] = {
+        "/^http:\\/\\/chkpt\\.zdnet\\.com\\/chkpt\\/\\w+\\/(.*)$/i",
+        "m'^http.*?/redirect\\.php\\?.*(?<=[?&])goto=(.*?)(?:$|[&\\#])'i",
+        "m{^https?://nodot\\.example/(x*)}",
+        "m{^https?://(?:u\\.)?hop\\.example/(.*)$}",
+    };
+    struct sa_redirs *rd = redirs(pats, 4);
+    /* the target as written after the redirector, every form of it */
+    struct forms f = forms_with(rd, "http://CHKPT.zdnet.com/chkpt/a1/www.target.example/p?q=1");
+    assert_true(has_form(&f, "www.target.example/p?q=1"));
+    assert_true(has_form(&f, "http://www.target.example/p?q=1"));
+    /* without the patterns: no target (its rest holds no http URI) */
+    f = forms_of("http://chkpt.zdnet.com/chkpt/a1/www.target.example/p");
+    assert_false(has_form(&f, "http://www.target.example/p"));
+    /* the pattern's match replaces the generic one */
+    f = forms_with(rd, "http://x.example/redirect.php?a=http://generic.example/&goto=http://t.example/");
+    assert_true(has_form(&f, "http://t.example/"));
+    assert_false(has_form(&f, "http://generic.example/"));
+    /* a group without a '.' tries the next pattern, then the generic one */
+    f = forms_with(rd, "http://nodot.example/xx?u=http://g.example/");
+    assert_true(has_form(&f, "http://g.example/"));
+    /* the user part is not part of what is matched */
+    f = forms_with(rd, "http://me@chkpt.zdnet.com/chkpt/a/t2.example/");
+    assert_true(has_form(&f, "http://t2.example/"));
+    /* nested redirectors, at most SA_URI_NEST_MAX deep */
+    f = forms_with(rd, "http://hop.example/hop.example/hop.example/t3.example/");
+    assert_true(has_form(&f, "http://t3.example/"));
+    f = forms_with(rd, "http://hop.example/u.hop.example/u.hop.example/u.hop.example/"
+                       "u.hop.example/t4.example/");
+    assert_false(has_form(&f, "http://t4.example/"));
+    sa_redirs_free(rd);
+
+    /* what Conf.pm refuses, with why */
+    static const char *const bad[] = {"", "  ", "^http://x/(.*)", "/a/b/", "m\\a\\",
+                                      "/x(?{1})/", "/(/", "/x/e", "m{x", "/x/q"};
+    char why[256];
+    rd = sa_redirs_new();
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why[0] = '\0';
+        assert_int_equal(sa_redirs_add(rd, bad[i], strlen(bad[i]), why, sizeof(why)),
+                         SA_REDIR_BAD);
+        assert_true(strncmp(why, "redirector_pattern: ", 20) == 0);
+    }
+    assert_int_equal(sa_redirs_count(rd), 0);
+    assert_int_equal(sa_redirs_add(rd, "qr<a(b.c)>", 10, why, sizeof(why)), SA_REDIR_OK);
+    sa_redirs_free(rd);
 }
 
 /* ---- through SpamAssassin rules ---- */
@@ -456,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_paragraphs),
         cmocka_unit_test(test_lines_and_chunks),
         cmocka_unit_test(test_uri_forms),
+        cmocka_unit_test(test_uri_redirector_pattern),
         cmocka_unit_test(test_body),
         cmocka_unit_test(test_body_text),
         cmocka_unit_test(test_text_mail_uris),
