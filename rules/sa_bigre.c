@@ -24,8 +24,8 @@
 #include <pcre2.h>
 
 #define QUANT_MAX 65535u /* PCRE2's largest repeat count */
-#define DUP_MIN 12       /* shorter groups cost less than a call's brackets */
-#define NO_MAX UINT32_MAX
+#define DUP_MIN   12     /* shorter groups cost less than a call's brackets */
+#define NO_MAX    UINT32_MAX
 
 struct group {
     size_t start, end; /* "(" .. after ")" */
@@ -209,8 +209,8 @@ static bool find_groups(struct scan *s, bool *nomem)
                     return false;
                 char suf = q < n && (p[q] == '?' || p[q] == '+') ? p[q] : 0;
                 size_t after = q + (suf != 0);
-                if (after < n && (p[after] == '{' || p[after] == '*' || p[after] == '+' ||
-                                  p[after] == '?'))
+                if (after < n &&
+                    (p[after] == '{' || p[after] == '*' || p[after] == '+' || p[after] == '?'))
                     return false;
                 g->min = a;
                 g->max = b;

@@ -26,29 +26,63 @@
 #include "rules/sa_bigre.h"
 
 /* SpamAssassin 4.0's tags of the form rules, as 72_active.cf has them */
-#define FF_LNNO "(?:(?:\\d{1,3}(?:[)}\\]:.,]{1,80}|(?:st|nd|rd|th)[)}\\]:.,]{0,3})|\\W?\\([\\div]{1,5}\\)|\\W?\\{\\d{1,3}\\}|\\[\\d{1,3}\\]|\\*{1,5}|\\#{1,5}|\\(?[A-K][)}\\]:.,]{1,3})\\s?)"
-#define FF_YOUR "(?:a?\\s?copy\\sof\\s)?(?:(?:your|din|seu|twoje)[\\s,:]{1,5})?(?:present\\s|c[uo]rrent\\s|full(?:st[\\xe4]ndigt)?\\s?|complete\\s|direct\\s|private?\\s|valid\\s|personal\\s|nuvarande\\s|vollst[\\xe4]ndige\\s|aktuelle\\s|pe\\s(?:ne\\s)?){0,3}"
-#define ANDOR "(?:\\s?[\\/&+,]\\s?|\\sor\\s|\\sand?\\s)"
-#define NUMBER "(?:(?:ruf)?num(?:[bm]er)?\\(?s?\\)?|nos?\\.|no\\b|n[\\xb0]|\\#s?|nbrs?\\.?)"
+#define FF_LNNO                                                                                    \
+    "(?:(?:\\d{1,3}(?:[)}\\]:.,]{1,80}|(?:st|nd|rd|th)[)}\\]:.,]{0,3})|\\W?\\([\\div]{1,5}\\)|"    \
+    "\\W?\\{\\d{1,3}\\}|\\[\\d{1,3}\\]|\\*{1,5}|\\#{1,5}|\\(?[A-K][)}\\]:.,]{1,3})\\s?)"
+#define FF_YOUR                                                                                    \
+    "(?:a?\\s?copy\\sof\\s)?(?:(?:your|din|seu|twoje)[\\s,:]{1,5})?(?:present\\s|c[uo]rrent\\s|"   \
+    "full(?:st[\\xe4]ndigt)?\\s?|complete\\s|direct\\s|private?\\s|valid\\s|personal\\s|"          \
+    "nuvarande\\s|vollst[\\xe4]ndige\\s|aktuelle\\s|pe\\s(?:ne\\s)?){0,3}"
+#define ANDOR     "(?:\\s?[\\/&+,]\\s?|\\sor\\s|\\sand?\\s)"
+#define NUMBER    "(?:(?:ruf)?num(?:[bm]er)?\\(?s?\\)?|nos?\\.|no\\b|n[\\xb0]|\\#s?|nbrs?\\.?)"
 #define FF_SUFFIX "(?:\\sin\\s(?:full|words)|\\scompleto)?:?(?:\\s?[({][^)}]{1,30}[)}])?"
-#define FF_BLANK1 "(?:[\\s:;]{0,4}(?:(?:[-=_.,:;*\\s\\x85]|&\\#\\d{1,3};|[\\xe2][\\x80][\\xa6]){3,100}))"
-#define FF_BLANK2 "(?:[^-=_.,:;*\\w]{0,3}(?:[-=_.,:;*\\s\\x85]|&\\#\\d{1,3};|[\\xe2][\\x80][\\xa6]){1,100})"
-#define FF_A1 "(?:(?:countr?y|city|province|ter+itory|(?:zip|post(?:al)?)(?:\\s?code)?|st?ates?|ad+res+e?)" ANDOR "?){1,3}(?:\\sof\\s(?:residence|birth|employment|citizenship|origin))?"
-#define FF_A2 "(?:(?:contact|full|house|home|resident[ia]+l|busines+|mailing|work|delivery|ship+ing|post(?:al)?|of+ice|e-?mail|bostads|wohn)" ANDOR "?){0,3}\\s?(?:ad+res+[es]{0,2}|location|endere[\\xe7]o)(?:\\sline)?(?:\\s[0-9])?"
-#define FF_N1 "(?:company|first|last|all|busines+|legal|ben[ei]ficiary|user|vollstaendigen)?\\s?(?:name?[sn]?|navne|nome|nazwy)(?:" ANDOR "ad+res+)?"
-#define FF_P1 "(?:(?:(?:busines+|contact|fax|voice|house|home|mobile?|cel+(?:ular)?|of+ice|tel+e?(?:\\s?(?:ph|f)one?)?|(?:ph|f)one|private)(?:\\s(?:ph|f)one)?" ANDOR "?){1,3}(?:\\s?" NUMBER ")?" ANDOR "?){1,3}"
-#define FF_M1 "(?:(?:ages?|marital\\s?statu[se]|sex|gender|male\\sor\\sfemale|(?:date\\s(?:of\\s)?)?birth|religion|nationality|(?:user )?email|next\\sof\\skin|alter|staatsangehoerigkeit|nationalitet|idade|weik)" ANDOR "?){1,3}"
-#define FF_L1 "(?:(?:previous\\s)?work(?:ing)\\s?experience|employment|position|profes+ion|(?:monthly|an+ual)?\\s?income|purpose\\sof\\sl(?:oa|ao)n|an+ual\\sturn\\s?over|l(?:oa|ao)n\\sduration|oc+up[ae]tion(?:\\/position)?s?|(?:l(?:oa|ao)n\\s|the\\s)?amount(?:\\sneed(ed)?|\\sdesired)?(?:\\s(?:as|of)\\sloan)?|beruf|zaw(?:=F3|[\\xf3])d)"
-#define FF_F1 "(?:(?:bank(?:ing)?|beneficiary|billing|acc(?:oun)?t|rout(?:ing)?|swift|receiver|user)" ANDOR "?){1,3}\\s(?:(?:name|ad+res+(?:es)?|location|code|details|institution|a\\/c|" NUMBER ")" ANDOR "?){1,3}"
-#define FF_F2 "(?:(?:(?:international\\s)?driver'?s?\\sli[sc]+(?:en[sc]e)?|pas+\\s?port|id\\scard|[ia]d(?:entification|entity)(?:\\s(?:card|" NUMBER "|papers?))?)" ANDOR "?){1,3}(?:\\s" NUMBER ")?"
-#define FF_F3 "(?:picture|zdj\\scie|test\\squestion|answer|amount\\swon|(?:inheritance\\s)?funds?\\svalue|(?:e-?mail\\s)?pas+word|e-?mai?l\\sid|amount\\s[\\w\\s]{0,30}lost[\\w\\s]{0,15})"
+#define FF_BLANK1                                                                                  \
+    "(?:[\\s:;]{0,4}(?:(?:[-=_.,:;*\\s\\x85]|&\\#\\d{1,3};|[\\xe2][\\x80][\\xa6]){3,100}))"
+#define FF_BLANK2                                                                                  \
+    "(?:[^-=_.,:;*\\w]{0,3}(?:[-=_.,:;*\\s\\x85]|&\\#\\d{1,3};|[\\xe2][\\x80][\\xa6]){1,100})"
+#define FF_A1                                                                                      \
+    "(?:(?:countr?y|city|province|ter+itory|(?:zip|post(?:al)?)(?:\\s?code)?|st?ates?|ad+res+e?"   \
+    ")" ANDOR "?){1,3}(?:\\sof\\s(?:residence|birth|employment|citizenship|origin))?"
+#define FF_A2                                                                                      \
+    "(?:(?:contact|full|house|home|resident[ia]+l|busines+|mailing|work|delivery|ship+ing|post(?:" \
+    "al)?|of+ice|e-?mail|bostads|wohn)" ANDOR                                                      \
+    "?){0,3}\\s?(?:ad+res+[es]{0,2}|location|endere[\\xe7]o)(?:\\sline)?(?:\\s[0-9])?"
+#define FF_N1                                                                                      \
+    "(?:company|first|last|all|busines+|legal|ben[ei]ficiary|user|vollstaendigen)?\\s?(?:name?["   \
+    "sn]?|navne|nome|nazwy)(?:" ANDOR "ad+res+)?"
+#define FF_P1                                                                                      \
+    "(?:(?:(?:busines+|contact|fax|voice|house|home|mobile?|cel+(?:ular)?|of+ice|tel+e?(?:\\s?(?:" \
+    "ph|f)one?)?|(?:ph|f)one|private)(?:\\s(?:ph|f)one)?" ANDOR "?){1,3}(?:\\s?" NUMBER ")?" ANDOR \
+    "?){1,3}"
+#define FF_M1                                                                                      \
+    "(?:(?:ages?|marital\\s?statu[se]|sex|gender|male\\sor\\sfemale|(?:date\\s(?:of\\s)?)?birth|"  \
+    "religion|nationality|(?:user "                                                                \
+    ")?email|next\\sof\\skin|alter|staatsangehoerigkeit|nationalitet|idade|weik)" ANDOR "?){1,3}"
+#define FF_L1                                                                                      \
+    "(?:(?:previous\\s)?work(?:ing)\\s?experience|employment|position|profes+ion|(?:monthly|an+"   \
+    "ual)?\\s?income|purpose\\sof\\sl(?:oa|ao)n|an+ual\\sturn\\s?over|l(?:oa|ao)n\\sduration|oc+"  \
+    "up[ae]tion(?:\\/"                                                                             \
+    "position)?s?|(?:l(?:oa|ao)n\\s|the\\s)?amount(?:\\sneed(ed)?|\\sdesired)?(?:\\s(?:as|of)"     \
+    "\\sloan)?|beruf|zaw(?:=F3|[\\xf3])d)"
+#define FF_F1                                                                                      \
+    "(?:(?:bank(?:ing)?|beneficiary|billing|acc(?:oun)?t|rout(?:ing)?|swift|receiver|user)" ANDOR  \
+    "?){1,3}\\s(?:(?:name|ad+res+(?:es)?|location|code|details|institution|a\\/c|" NUMBER          \
+    ")" ANDOR "?){1,3}"
+#define FF_F2                                                                                      \
+    "(?:(?:(?:international\\s)?driver'?s?\\sli[sc]+(?:en[sc]e)?|pas+\\s?port|id\\scard|[ia]d(?:"  \
+    "entification|entity)(?:\\s(?:card|" NUMBER "|papers?))?)" ANDOR "?){1,3}(?:\\s" NUMBER ")?"
+#define FF_F3                                                                                      \
+    "(?:picture|zdj\\scie|test\\squestion|answer|amount\\swon|(?:inheritance\\s)?funds?\\svalue|(" \
+    "?:e-?mail\\s)?pas+word|e-?mai?l\\sid|amount\\s[\\w\\s]{0,30}lost[\\w\\s]{0,15})"
 #define FF_F4 "(?:log[-\\s]?in|(?:e-?mail\\s)?user)\\s?names?"
 #define FF_F5 "(?:ref(?:erence)?|batch|win+ing|award|billet)[-\\s]?" NUMBER
-#define FF_ALL "(?:" FF_A1 "|" FF_A2 "|" FF_N1 "|" FF_P1 "|" FF_M1 "|" FF_F1 "|" FF_F2 "|" FF_F3 "|" FF_F4 "|" FF_F5 "|" FF_L1 ")"
+#define FF_ALL                                                                                     \
+    "(?:" FF_A1 "|" FF_A2 "|" FF_N1 "|" FF_P1 "|" FF_M1 "|" FF_F1 "|" FF_F2 "|" FF_F3 "|" FF_F4    \
+    "|" FF_F5 "|" FF_L1 ")"
 
 #define FF_ITEM_LNNO FF_LNNO FF_YOUR FF_ALL FF_SUFFIX
-#define FF_ITEM FF_YOUR FF_ALL FF_SUFFIX
-#define FF_TAIL "(?:" FF_BLANK2 "(?:P[a-z\\.\\s]{10,30})?|" ANDOR ")"
+#define FF_ITEM      FF_YOUR FF_ALL FF_SUFFIX
+#define FF_TAIL      "(?:" FF_BLANK2 "(?:P[a-z\\.\\s]{10,30})?|" ANDOR ")"
 
 struct shape {
     const char *pattern, *want;
@@ -71,13 +105,13 @@ static const struct shape shapes[] = {
     {"(?:abcd|efgh)x(?:abcd|efgh)", "(?<_sg1>(?:abcd|efgh))x(?&_sg1)"},
     {"(?i)(?:abcd|efgh)x(?:abcd|efgh)?", "(?i)(?<_sg1>(?:abcd|efgh))x(?&_sg1)?"},
     {"(?:abcd|efgh){2}x(?:abcd|efgh)", "(?<_sg1>(?:abcd|efgh))(?&_sg1)x(?&_sg1)"},
-    {"[(?:ab){2}]", NULL},         /* a class, not a group */
-    {"\\((?:a)\\){2}", NULL},      /* an escaped parenthesis is no group */
+    {"[(?:ab){2}]", NULL},          /* a class, not a group */
+    {"\\((?:a)\\){2}", NULL},       /* an escaped parenthesis is no group */
     {"(?:ab){1}(?:ab){0,1}", NULL}, /* one copy each already */
     {"(?:ab){0}", NULL},
     {"a{5}(?:ab)*", NULL},
-    {"(?:ab){,3}", NULL},          /* a literal brace in PCRE2 10.42 */
-    {"(?:ab|c)x(?:ab|c)", NULL},   /* too short to be worth a call */
+    {"(?:ab){,3}", NULL},                      /* a literal brace in PCRE2 10.42 */
+    {"(?:ab|c)x(?:ab|c)", NULL},               /* too short to be worth a call */
     {"(?:abcd|efgh)(?i)x(?:abcd|efgh)", NULL}, /* options could differ */
     {"(?<=ab){2}x", NULL},
     /* refused: what reads captures or numbers, or what the scan cannot read */
@@ -162,8 +196,7 @@ static pcre2_code *compile(const char *p, size_t n, uint32_t flags, bool jit)
 }
 
 /* Every match of each as //g finds them: the same starts and ends. */
-static size_t compare_on(pcre2_code *a, pcre2_code *b, const char *s, size_t len,
-                         const char *what)
+static size_t compare_on(pcre2_code *a, pcre2_code *b, const char *s, size_t len, const char *what)
 {
     pcre2_match_data *ma = pcre2_match_data_create_from_pattern(a, NULL);
     pcre2_match_data *mb = pcre2_match_data_create_from_pattern(b, NULL);
@@ -293,10 +326,10 @@ static const char *const forms[] = {
 #define FF_SHORT1 "(?:" FF_ITEM_LNNO "(?:" FF_BLANK2 "|" ANDOR ")){3}"
 #define FF_SMALL1 "(?:" FF_ITEM_LNNO FF_TAIL "){2}"
 #define FF_SMALL2 "(?:" FF_ITEM FF_TAIL "){2}"
-#define FF_LONG1 "(?:" FF_ITEM_LNNO FF_TAIL "){5}"
-#define FF_LONG2 "(?:" FF_ITEM FF_TAIL "){5}"
-#define FF_PARTIAL                                                                            \
-    "^\\s?" FF_LNNO "?" FF_YOUR "(?:" FF_ALL ANDOR "?){1,3}" FF_SUFFIX "(?:" FF_BLANK1         \
+#define FF_LONG1  "(?:" FF_ITEM_LNNO FF_TAIL "){5}"
+#define FF_LONG2  "(?:" FF_ITEM FF_TAIL "){5}"
+#define FF_PARTIAL                                                                                 \
+    "^\\s?" FF_LNNO "?" FF_YOUR "(?:" FF_ALL ANDOR "?){1,3}" FF_SUFFIX "(?:" FF_BLANK1             \
     "|(?:[-=_.,:;*\\s]|=20){1,4}$)"
 #define FF_LOAN1 FF_YOUR FF_L1 FF_SUFFIX "(?:" FF_BLANK1 "|" FF_BLANK2 "$)"
 
@@ -364,10 +397,8 @@ static void test_long_form(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shapes),
-        cmocka_unit_test(test_extended_refused),
-        cmocka_unit_test(test_same_matches),
-        cmocka_unit_test(test_form_patterns),
+        cmocka_unit_test(test_shapes),       cmocka_unit_test(test_extended_refused),
+        cmocka_unit_test(test_same_matches), cmocka_unit_test(test_form_patterns),
         cmocka_unit_test(test_long_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
