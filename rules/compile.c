@@ -30,6 +30,7 @@
 #include "rules/parse.h"
 #include "rules/ruleset.h"
 #include "rules/sa_capture.h"
+#include "rules/sa_bigre.h"
 #include "rules/sa_capture_cache.h"
 #include "rules/sa_load.h"
 #include "rules/sa_tally.h"
@@ -116,6 +117,30 @@ static void compile_pattern(struct rules_build *b, struct rule *rule)
         opts |= PCRE2_MATCH_INVALID_UTF;
     rule->re = pcre2_compile((PCRE2_SPTR)rule->pattern, rule->pattern_len, opts, &errcode, &off,
                              b->r->cctx);
+    if (rule->re == NULL && errcode == PCRE2_ERROR_PATTERN_TOO_LARGE && rule->sa &&
+        rule->nsa_tmpl == 0) {
+        /* Perl keeps one copy of a repeated group where PCRE2 writes each:
+         * the same pattern with calls instead (sa_bigre.h).  The rule's own
+         * text stays the original, for the prefilter's literals (the same
+         * matches, so the same literals hold) and for what is reported. */
+        char *big;
+        size_t bign;
+        int rc = sa_bigre_rewrite(rule->pattern, rule->pattern_len, opts, &big, &bign);
+        if (rc < 0) {
+            rules_build_nomem(b);
+            return;
+        }
+        if (rc == 1) {
+            int e2;
+            PCRE2_SIZE off2;
+            rule->re = pcre2_compile((PCRE2_SPTR)big, bign, opts, &e2, &off2, b->r->cctx);
+            free(big);
+            if (rule->re == NULL && e2 == PCRE2_ERROR_HEAP_FAILED) {
+                rules_build_nomem(b);
+                return;
+            }
+        }
+    }
     if (rule->re == NULL && errcode == PCRE2_ERROR_HEAP_FAILED) {
         rules_build_nomem(b);
         return;
