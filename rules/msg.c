@@ -97,6 +97,8 @@ struct rules_msg {
     void (*relays_free)(struct sa_relays *);
     const struct sa_relay_conf *relay_conf;
     const struct rules_facts *relay_facts;
+    /* the blocklist queries' answers (sa_dnsbl.h), set by the caller: not owned */
+    const struct sa_dns_queries *dns;
     struct rules_msg_date_memo date_memo; /* sa_eval_date's shift, once per message */
     struct {
         const void *owner;
@@ -155,6 +157,16 @@ void rules_msg_relay_ctx(const struct rules_msg *m, const struct sa_relay_conf *
 {
     *c = m->relay_conf;
     *f = m->relay_facts;
+}
+
+void rules_msg_set_dns(struct rules_msg *m, const struct sa_dns_queries *q)
+{
+    m->dns = q;
+}
+
+const struct sa_dns_queries *rules_msg_dns(const struct rules_msg *m)
+{
+    return m->dns;
 }
 
 struct sa_relays **rules_msg_relays_slot(struct rules_msg *m)

@@ -336,6 +336,7 @@ const char *rules_msg_envelope_from(const struct rules_msg *m);
  * owned), and its slot, freed with the message by relays_free. */
 struct sa_relays;
 struct sa_relay_conf;
+const struct sa_dns_queries *rules_msg_dns(const struct rules_msg *m);
 void rules_msg_set_relay_ctx(struct rules_msg *m, const struct sa_relay_conf *c,
                              const struct rules_facts *f, void (*relays_free)(struct sa_relays *));
 void rules_msg_relay_ctx(const struct rules_msg *m, const struct sa_relay_conf **c,

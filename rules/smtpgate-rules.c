@@ -31,6 +31,8 @@
 
 #include "rules/rules.h"
 #include "rules/rules_int.h"
+#include "rules/sa_dns_resolve.h"
+#include "rules/sa_dnsbl.h"
 #include "rules/sa_relays.h"
 #include "util/build_info.h"
 
@@ -93,6 +95,10 @@ static const char usage_test[] =
     "one SpamAssassin reads from the Received field its MTA adds (the message\n"
     "must not hold that field).  --dump-relays prints the chain judged, as\n"
     "SpamAssassin's X-Spam-Relays-Trusted, -Untrusted, -Internal, -External.\n"
+    "With --sa-network the relay blocklist queries of check_rbl rules are sent\n"
+    "before the content stage, all at once, and waited for at most --dns-timeout\n"
+    "seconds (default 5): to --dns-server HOST[:PORT][,...] or, without it, the\n"
+    "system's resolvers.  An unanswered query is a miss.\n"
     "Exit status: 0 delivered (maybe tagged), 1 refused, discarded or quarantined,\n"
     "2 usage, unreadable message, or rules that do not load.\n";
 
@@ -177,6 +183,8 @@ struct sa_cli {
     const char *local[64];
     size_t nlocal;
     bool network;
+    const char *dns_server; /* NULL: the system's resolvers */
+    double dns_timeout;
     struct rules_sa_opts opts;
 };
 
@@ -194,6 +202,22 @@ static int take_sa_options(int *argc, char **argv)
             sa_cli.on = true;
         } else if (strcmp(a, "--sa-network") == 0) {
             sa_cli.on = sa_cli.network = true;
+        } else if (strcmp(a, "--dns-server") == 0 || strcmp(a, "--dns-timeout") == 0) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "smtpgate-rules: %s takes a value\n", a);
+                return -1;
+            }
+            if (a[6] == 's') {
+                sa_cli.dns_server = argv[++i];
+            } else {
+                char *end;
+                double t = strtod(argv[++i], &end);
+                if (*end || !(t > 0 && t <= 60)) {
+                    fprintf(stderr, "smtpgate-rules: --dns-timeout takes 0 to 60 seconds\n");
+                    return -1;
+                }
+                sa_cli.dns_timeout = t;
+            }
         } else if (dir || local) {
             size_t *n = dir ? &sa_cli.ndirs : &sa_cli.nlocal;
             if (i + 1 >= *argc || *n == 64) {
@@ -469,6 +493,7 @@ static int cmd_test(int argc, char **argv)
     if (take_sa_options(&argc, argv) != 0)
         return 2;
     struct rules_facts f = {0};
+    struct sa_dns_queries dq = {0};
     const char **pos = calloc((size_t)argc + 1, sizeof(char *));
     const char **rcpts = calloc((size_t)argc + 1, sizeof(char *));
     struct rules_symbol *syms = calloc((size_t)argc + 1, sizeof(*syms));
@@ -649,6 +674,17 @@ static int cmd_test(int argc, char **argv)
         host[sizeof(host) - 1] = '\0';
         f.host_name = host;
     }
+    if (sa_cli.network) {
+        char why[200] = "";
+        if (sa_dnsbl_gather(r, m, &f, &dq) != 0) {
+            rc = nomem();
+            goto done;
+        }
+        if (sa_dns_resolve(&dq, sa_cli.dns_server, sa_cli.dns_timeout > 0 ? sa_cli.dns_timeout : 5,
+                           why, sizeof why) != 0)
+            fprintf(stderr, "smtpgate-rules: blocklist queries: %s\n", why);
+        rules_msg_set_dns(m, &dq);
+    }
     o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
     if (o == NULL) {
         rc = nomem();
@@ -668,6 +704,7 @@ done:
     rules_tx_free(tx);
     rules_tx_free(conn);
     rules_msg_free(m);
+    sa_dns_queries_clear(&dq);
     rules_unref(r);
 out:
     free(pos);
