@@ -135,8 +135,9 @@ int sa_dns_resolve(struct sa_dns_queries *qs, const char *servers, double timeou
         if (r < 0)
             continue;
         for (nfds_t k = 0; k < nf; k++)
-            ares_process_fd(ch, pf[k].revents & (POLLIN | POLLERR | POLLHUP) ? pf[k].fd : ARES_SOCKET_BAD,
-                            pf[k].revents & POLLOUT ? pf[k].fd : ARES_SOCKET_BAD);
+            ares_process_fd(
+                ch, pf[k].revents & (POLLIN | POLLERR | POLLHUP) ? pf[k].fd : ARES_SOCKET_BAD,
+                pf[k].revents & POLLOUT ? pf[k].fd : ARES_SOCKET_BAD);
         if (r == 0)
             ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD); /* timeouts, retries */
     }

@@ -20,7 +20,7 @@
 #include "rules/sa_dnsbl.h"
 
 /* 0, or -1 when the resolver could not start (why says so): no answers. */
-int sa_dns_resolve(struct sa_dns_queries *qs, const char *servers, double timeout,
-                   char *why, size_t wn);
+int sa_dns_resolve(struct sa_dns_queries *qs, const char *servers, double timeout, char *why,
+                   size_t wn);
 
 #endif

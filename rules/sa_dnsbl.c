@@ -53,7 +53,8 @@ bool sa_dnsbl_name(const char *ip, const char *zone, char *out, size_t n)
         w = snprintf(out, n, "%.*s.%.*s.%.*s.%.*s.%.*s", (int)ol[3], o[3], (int)ol[2], o[2],
                      (int)ol[1], o[1], (int)ol[0], o[0], (int)zl, zone);
     } else {
-        if (strchr(ip, ':') == NULL || strlen(ip) < 2 || strspn(ip, "0123456789abcdefABCDEF:.") != strlen(ip))
+        if (strchr(ip, ':') == NULL || strlen(ip) < 2 ||
+            strspn(ip, "0123456789abcdefABCDEF:.") != strlen(ip))
             return false;
         unsigned char a[16];
         if (inet_pton(AF_INET6, ip, a) != 1)

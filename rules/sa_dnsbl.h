@@ -29,9 +29,9 @@
 
 #include "rules/sa_netset.h"
 
-#define SA_DNSBL_NAME_MAX      256
+#define SA_DNSBL_NAME_MAX       256
 #define SA_DNSBL_CHECK_RECEIVED 9 /* SpamAssassin's num_check_received */
-#define SA_DNSBL_IPS_MAX       64
+#define SA_DNSBL_IPS_MAX        64
 
 enum sa_dns_type { SA_DNS_A = 1, SA_DNS_TXT = 16 };
 
@@ -69,7 +69,7 @@ bool sa_dnsbl_a_counts(const char *answer);
 /* ---- the queries a message needs, and their answers ---- */
 struct sa_dns_query {
     char *name;
-    int type; /* enum sa_dns_type */
+    int type;   /* enum sa_dns_type */
     char **ans; /* A: dotted quad; TXT: the strings joined */
     size_t nans;
 };

@@ -32,7 +32,7 @@
 
 /* SpamAssassin's originating_ip_headers, its default */
 static const char *const originating_fields[] = {"X-Yahoo-Post-IP", "X-Originating-IP",
-                                                  "X-Apparently-From", "X-SenderIP"};
+                                                 "X-Apparently-From", "X-SenderIP"};
 #define ORIG_MAX 32
 
 struct dnsbl_view {
@@ -126,8 +126,7 @@ static bool check_sub_args(struct sa_eval_call *c, char *why, size_t wn)
 
 /* check_subtest over one answer (the A records outside 127/8 dropped
  * first); -1 out of memory */
-static int answer_hits(const struct sa_eval_call *c, const char *subtest, int type,
-                       const char *ans)
+static int answer_hits(const struct sa_eval_call *c, const char *subtest, int type, const char *ans)
 {
     if (type == SA_DNS_A && !sa_dnsbl_a_counts(ans))
         return 0;
@@ -224,8 +223,7 @@ int sa_dnsbl_gather(const struct rules *r, struct rules_msg *m, const struct rul
             (c->def->run != check_rbl && c->def->run != check_rbl_txt))
             continue;
         char names[SA_DNSBL_CHECK_RECEIVED][SA_DNSBL_NAME_MAX];
-        long n = names_of(m, c->args.v[0], c->args.v[1], c->nice, names,
-                          SA_DNSBL_CHECK_RECEIVED);
+        long n = names_of(m, c->args.v[0], c->args.v[1], c->nice, names, SA_DNSBL_CHECK_RECEIVED);
         if (n < 0)
             return -1;
         for (long k = 0; k < n; k++)

@@ -11,8 +11,8 @@
  * (those of the rules that compiled even when others failed: every error in
  * one run) and warns of a rule that can only score and has no score;
  * test runs one message through every stage the given facts allow and says
- * what smtpgate would do, with every value each rule matched; bench measures content evaluation over a folder of
- * messages and names the slowest rules.
+ * what smtpgate would do, with every value each rule matched; bench measures content evaluation
+ * over a folder of messages and names the slowest rules.
  *
  * Exit status: 0 fine (lint: no error; test: the message would be delivered,
  * tagged or not), 1 lint found errors / test: the message or its connection
@@ -116,8 +116,7 @@ static const char usage_bench[] =
 /* The relay chain as SpamAssassin's debug output names it; -1 out of memory. */
 static int print_relays(const struct rules *r, const struct rules_facts *f, struct rules_msg *m)
 {
-    static const char *const names[SA_RL__COUNT] = {"Trusted", "Untrusted", "Internal",
-                                                    "External"};
+    static const char *const names[SA_RL__COUNT] = {"Trusted", "Untrusted", "Internal", "External"};
     rules_msg_set_relay_ctx(m, r->sa_relay_conf, f, sa_relays_free);
     const struct sa_relays *rl = sa_relays_of(m);
     if (rl == NULL)
@@ -507,8 +506,7 @@ static int cmd_test(int argc, char **argv)
         const char *a = argv[i];
         bool opt = strcmp(a, "--ip") == 0 || strcmp(a, "--name") == 0 || strcmp(a, "--helo") == 0 ||
                    strcmp(a, "--from") == 0 || strcmp(a, "--rcpt") == 0 ||
-                   strcmp(a, "--symbol") == 0 || strcmp(a, "--auth") == 0 ||
-                   strcmp(a, "--by") == 0;
+                   strcmp(a, "--symbol") == 0 || strcmp(a, "--auth") == 0 || strcmp(a, "--by") == 0;
         if (opt && i + 1 >= argc) {
             fprintf(stderr, "smtpgate-rules test: %s needs a value\n", a);
             goto out;
@@ -546,8 +544,7 @@ static int cmd_test(int argc, char **argv)
             }
             *eq = '\0';
             syms[nsym++] = (struct rules_symbol){v, score};
-        }
-        else if (a[0] == '-' && a[1] == '-') {
+        } else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "smtpgate-rules test: unknown option %s\n", a);
             goto out;
         } else
@@ -575,8 +572,7 @@ static int cmd_test(int argc, char **argv)
                "left out, as SpamAssassin does\n",
                pos[npos - 1]);
     if (m != NULL && rules_msg_no_headers(m))
-        printf("warning %s: no header section: the message starts with its body\n",
-               pos[npos - 1]);
+        printf("warning %s: no header section: the message starts with its body\n", pos[npos - 1]);
     struct rules_tx *conn = rules_tx_new(r);
     struct rules_tx *tx = NULL;
     if (conn != NULL)

@@ -142,8 +142,8 @@ static void log_evals(const struct sg_host *host, const struct sg_section *sec, 
         return;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        k += (size_t)snprintf(line + k, len - k, "%s%s (%zu)", i ? ", " : "", v[i].what,
-                              v[i].count);
+        k +=
+            (size_t)snprintf(line + k, len - k, "%s%s (%zu)", i ? ", " : "", v[i].what, v[i].count);
     host->log(NULL, SG_LOG_INFO, "plugin %s: spamassassin eval functions %s: %s",
               host->section_name(sec), which, line);
     free(line);
@@ -348,8 +348,7 @@ static struct rules_tx *msg_state(struct sg_ctx *ctx, struct rp_instance *in)
 /* The symbols the other plugins added so far, for symbol(NAME) and the
  * score (a host without symbols: none).  The array is the caller's to free;
  * names are the host's, valid during the callback. */
-static struct rules_symbol *symbols_of(struct sg_ctx *ctx, const struct rp_instance *in,
-                                       size_t *n)
+static struct rules_symbol *symbols_of(struct sg_ctx *ctx, const struct rp_instance *in, size_t *n)
 {
     const struct sg_host *h = in->host;
     *n = 0;
@@ -641,8 +640,7 @@ static void edit_message(struct sg_ctx *ctx, struct rp_instance *in, const struc
     if (in->report_headers)
         for (size_t i = 0; i < o->nreport; i++)
             if (h->add_header(ctx, o->report[i].name, o->report[i].value) != 0)
-                h->log(ctx, SG_LOG_WARNING, "rules: the host refused header %s",
-                       o->report[i].name);
+                h->log(ctx, SG_LOG_WARNING, "rules: the host refused header %s", o->report[i].name);
 }
 
 /* The rules that counted for the message become the transaction's symbols,

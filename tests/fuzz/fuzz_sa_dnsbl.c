@@ -49,7 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (out[i] != ip && out[i] != ans)
             abort();
     struct sa_dns_queries q = {0};
-    if (sa_dns_queries_add(&q, sub, ip, SA_DNS_A) != 0 || sa_dns_queries_add(&q, zone, ip, SA_DNS_A) != 0 ||
+    if (sa_dns_queries_add(&q, sub, ip, SA_DNS_A) != 0 ||
+        sa_dns_queries_add(&q, zone, ip, SA_DNS_A) != 0 ||
         sa_dns_query_answer(&q.q[0], ans, strlen(ans)) != 0)
         abort();
     sa_dns_queries_clear(&q);

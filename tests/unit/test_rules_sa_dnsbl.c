@@ -37,7 +37,8 @@ static void test_names(void **state)
     assert_true(sa_dnsbl_name("999.2.3.4", "z", n, sizeof n));
     assert_string_equal(n, "4.3.2.999.z");
     assert_true(sa_dnsbl_name("2001:DB8::1", "z.example", n, sizeof n));
-    assert_string_equal(n, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.z.example");
+    assert_string_equal(
+        n, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.z.example");
     assert_false(sa_dnsbl_name("1.2.3", "z", n, sizeof n));
     assert_false(sa_dnsbl_name("1.2.3.4.5", "z", n, sizeof n));
     assert_false(sa_dnsbl_name("1234.2.3.4", "z", n, sizeof n));
@@ -47,11 +48,11 @@ static void test_names(void **state)
     assert_false(sa_dnsbl_name("81.2.69.160", "zen.spamhaus.org", n, 10));
 }
 
-#define T  "198.51.100.7" /* a trusted external relay */
-#define A  "81.2.69.160"
-#define B  "10.1.2.3" /* private: never queried */
-#define C  "203.0.113.9"
-#define O  "192.0.2.44" /* from X-Originating-IP */
+#define T "198.51.100.7" /* a trusted external relay */
+#define A "81.2.69.160"
+#define B "10.1.2.3" /* private: never queried */
+#define C "203.0.113.9"
+#define O "192.0.2.44" /* from X-Originating-IP */
 
 static char got[400];
 static const char *pick(const struct sa_dnsbl_input *in, const char *set, bool nice)
@@ -108,7 +109,7 @@ static void test_select(void **state)
     assert_string_equal(pick(&p, "zen", false), "");
 
     /* at most num_check_received (9) */
-    const char *many[12] = {"1.0.0.1", "1.0.0.2", "1.0.0.3", "1.0.0.4", "1.0.0.5", "1.0.0.6",
+    const char *many[12] = {"1.0.0.1", "1.0.0.2", "1.0.0.3", "1.0.0.4",  "1.0.0.5",  "1.0.0.6",
                             "1.0.0.7", "1.0.0.8", "1.0.0.9", "1.0.0.10", "1.0.0.11", "1.0.0.12"};
     struct sa_dnsbl_input mi = {many, 12, many, 12, NULL, 0, NULL};
     assert_string_equal(pick(&mi, "zen", false), "1.0.0.12 1.0.0.11 1.0.0.10 1.0.0.9 1.0.0.8 "
