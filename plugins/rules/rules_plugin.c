@@ -103,7 +103,7 @@ static const struct sg_option rp_options[] = {
     {"spamassassin_dirs", SG_OPT_LIST, NULL, NULL, 0, 0},
     {"spamassassin_local", SG_OPT_LIST, NULL, NULL, 0, 0},
     {"spamassassin_network", SG_OPT_BOOL, "false", NULL, 0, 0},
-    {"spamassassin_dns_servers", SG_OPT_STRING, "", NULL, 0, 0},
+    {"spamassassin_dns_servers", SG_OPT_STRING, NULL, NULL, 0, 0},
     {"spamassassin_dns_timeout", SG_OPT_INT, "5", NULL, 1, 15},
     {NULL, 0, NULL, NULL, 0, 0},
 };
