@@ -18,6 +18,8 @@
  *       spamassassin_dirs = {...}    their folders (default: SpamAssassin's own)
  *       spamassassin_local = {...}   the admin's own .cf files, read last
  *       spamassassin_network = false score set of network tests on
+ *       spamassassin_dns_servers = "h:p" check_rbl* queries' servers (unset: system's)
+ *       spamassassin_dns_timeout = 5 seconds their answers are waited for
  *   }
  *
  * With spamassassin, `files` may be empty.  The load logs how many of
@@ -260,6 +262,13 @@ static int rp_load(const struct sg_host *host, const struct sg_section *sec, voi
     in->dns_timeout = (double)host->opt_int(sec, "spamassassin_dns_timeout");
     if (sa && host->opt_bool(sec, "spamassassin_network")) {
         const char *ds = host->opt_string(sec, "spamassassin_dns_servers");
+        /* the queries are part of the end-of-message call: they must end first */
+        if (SG_HAS(host, verdict_timeout) && SG_HAS(host, config_warning) &&
+            in->dns_timeout >= host->verdict_timeout(sec))
+            host->config_warning(sec, "spamassassin_dns_timeout",
+                                 "%.0f s is not below the plugin's timeout (%.0f s): a message "
+                                 "whose queries go unanswered gets the failure verdict",
+                                 in->dns_timeout, host->verdict_timeout(sec));
         if ((in->dns_servers = strdup(ds != NULL ? ds : "")) == NULL) {
             host->config_error(sec, NULL, "out of memory");
             rp_fini(in);
