@@ -117,8 +117,10 @@ int sa_dns_resolve(struct sa_dns_queries *qs, const char *servers, double timeou
         struct pollfd pf[ARES_GETSOCK_MAXNUM];
         nfds_t nf = 0;
         for (int k = 0; k < ARES_GETSOCK_MAXNUM; k++) {
-            short ev = (ARES_GETSOCK_READABLE(bits, k) ? POLLIN : 0) |
-                       (ARES_GETSOCK_WRITABLE(bits, k) ? POLLOUT : 0);
+            /* c-ares' own macros shift an int into its sign bit for the last socket */
+            unsigned ub = (unsigned)bits;
+            short ev = (short)((ub & (1u << k) ? POLLIN : 0) |
+                               (ub & (1u << (k + ARES_GETSOCK_MAXNUM)) ? POLLOUT : 0));
             if (ev)
                 pf[nf++] = (struct pollfd){.fd = socks[k], .events = ev};
         }
