@@ -72,6 +72,51 @@ bool sa_dnsbl_name(const char *ip, const char *zone, char *out, size_t n)
     return w > 0 && (size_t)w < n;
 }
 
+int sa_dnsbl_setting(struct sa_relay_conf *c, const char *key, const char *val, size_t vn,
+                     char *why, size_t wn)
+{
+    char v[64];
+    while (vn > 0 && isspace((unsigned char)val[vn - 1]))
+        vn--;
+    if (vn >= sizeof v) {
+        snprintf(why, wn, "%s: value too long", key);
+        return 2;
+    }
+    memcpy(v, val, vn);
+    v[vn] = '\0';
+    char *end;
+    if (strcmp(key, "skip_rbl_checks") == 0) {
+        /* Perl's truth: "", "0" false */
+        c->skip_rbl_checks = !(vn == 0 || strcmp(v, "0") == 0);
+        return 0;
+    }
+    if (strcmp(key, "num_check_received") == 0) {
+        unsigned long n = strtoul(v, &end, 10);
+        if (vn == 0 || *end != '\0' || n == 0 || n > SA_DNSBL_IPS_MAX) {
+            snprintf(why, wn, "%s: not a count from 1 to %d: %s", key, SA_DNSBL_IPS_MAX, v);
+            return 2;
+        }
+        c->num_check_received = (unsigned)n;
+        return 0;
+    }
+    double t = strtod(v, &end);
+    while (*end == ' ' || *end == '\t') /* rbl_timeout t [min] */
+        end++;
+    if (end != v && *end != '\0')
+        (void)strtod(end, &end);
+    if (vn == 0 || *end != '\0' || !(t > 0 && t <= 3600)) {
+        snprintf(why, wn, "%s: not a number of seconds: %s", key, v);
+        return 2;
+    }
+    c->rbl_timeout = t;
+    return 0;
+}
+
+double sa_dnsbl_rbl_timeout(const struct sa_relay_conf *c)
+{
+    return c != NULL && c->rbl_timeout > 0 ? c->rbl_timeout : 15;
+}
+
 static bool is_private(const char *ip)
 {
     return sa_ip_is_private(ip) != 0; /* out of memory: not queried */
@@ -152,8 +197,9 @@ size_t sa_dnsbl_select(const struct sa_dnsbl_input *in, const char *set, bool ni
             }
         }
     }
-    if (n > SA_DNSBL_CHECK_RECEIVED)
-        n = SA_DNSBL_CHECK_RECEIVED;
+    size_t checklast = in->checklast ? in->checklast : SA_DNSBL_CHECK_RECEIVED;
+    if (n > checklast)
+        n = checklast;
     size_t first = 0;
     /* trusted relays are for the nice rules (whitelists) only */
     if (!nice)

@@ -35,6 +35,15 @@
 
 enum sa_dns_type { SA_DNS_A = 1, SA_DNS_TXT = 16 };
 
+/* skip_rbl_checks (a Perl boolean), num_check_received (a count) and
+ * rbl_timeout (seconds; SpamAssassin's optional second, minimum, number is
+ * not kept) into c: 0, or 2 with why when the value is bad (then unchanged). */
+struct sa_relay_conf;
+int sa_dnsbl_setting(struct sa_relay_conf *c, const char *key, const char *val, size_t vn,
+                     char *why, size_t wn);
+/* rbl_timeout as set (15 s by default) */
+double sa_dnsbl_rbl_timeout(const struct sa_relay_conf *c);
+
 /* zone without its trailing dots; false when ip is not an address or the
  * name does not fit out[0..n). */
 bool sa_dnsbl_name(const char *ip, const char *zone, char *out, size_t n);
@@ -50,6 +59,7 @@ struct sa_dnsbl_input {
     const char *const *originating;
     size_t noriginating;
     const struct sa_netset *trusted;
+    unsigned checklast; /* num_check_received; 0: 9 */
 };
 /* Nothing is queried for any set when this is false (no public untrusted
  * address and no originating one): DNSEval's missing dnseval_ips. */
@@ -99,5 +109,7 @@ struct rules_msg;
 struct rules_facts;
 int sa_dnsbl_gather(const struct rules *r, struct rules_msg *m, const struct rules_facts *f,
                     struct sa_dns_queries *qs);
+/* How long to wait for the answers: the set's rbl_timeout, at most cap. */
+double sa_dnsbl_timeout(const struct rules *r, double cap);
 
 #endif

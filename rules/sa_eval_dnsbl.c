@@ -61,6 +61,7 @@ static int view_of(struct rules_msg *m, struct dnsbl_view *v)
     const struct rules_facts *f;
     rules_msg_relay_ctx(m, &conf, &f);
     v->in.trusted = conf != NULL ? &conf->set[SA_NET_TRUSTED] : NULL;
+    v->in.checklast = conf != NULL ? conf->num_check_received : 0;
     for (size_t i = 0; i < r->count[SA_RL_TRUSTED] && v->in.nexternal < SA_DNSBL_IPS_MAX; i++) {
         const struct sa_relay *rl = &r->v[r->list[SA_RL_TRUSTED][i]];
         if (!rl->internal)
@@ -156,8 +157,8 @@ static long names_of(struct rules_msg *m, const char *set, const char *zone, boo
         return -1;
     long n = 0;
     if (sa_dnsbl_any(&v.in)) {
-        const char *ips[SA_DNSBL_CHECK_RECEIVED];
-        size_t ni = sa_dnsbl_select(&v.in, set, nice, ips, SA_DNSBL_CHECK_RECEIVED);
+        const char *ips[SA_DNSBL_IPS_MAX];
+        size_t ni = sa_dnsbl_select(&v.in, set, nice, ips, SA_DNSBL_IPS_MAX);
         for (size_t i = 0; i < ni && (size_t)n < max; i++)
             if (sa_dnsbl_name(ips[i], zone, names[n], SA_DNSBL_NAME_MAX))
                 n++;
@@ -169,10 +170,10 @@ static long names_of(struct rules_msg *m, const char *set, const char *zone, boo
 static int rbl_run(const struct sa_eval_call *c, struct rules_msg *m, int type)
 {
     const struct sa_dns_queries *qs = rules_msg_dns(m);
-    if (qs == NULL)
+    if (qs == NULL || qs->n == 0)
         return 0;
-    char names[SA_DNSBL_CHECK_RECEIVED][SA_DNSBL_NAME_MAX];
-    long n = names_of(m, c->args.v[0], c->args.v[1], c->nice, names, SA_DNSBL_CHECK_RECEIVED);
+    char names[SA_DNSBL_IPS_MAX][SA_DNSBL_NAME_MAX];
+    long n = names_of(m, c->args.v[0], c->args.v[1], c->nice, names, SA_DNSBL_IPS_MAX);
     if (n < 0)
         return -1;
     const char *subtest = c->args.n > 2 ? c->args.v[2] : NULL;
@@ -217,13 +218,15 @@ int sa_dnsbl_gather(const struct rules *r, struct rules_msg *m, const struct rul
                     struct sa_dns_queries *qs)
 {
     rules_msg_set_relay_ctx(m, r->sa_relay_conf, f, sa_relays_free);
+    if (r->sa_relay_conf != NULL && r->sa_relay_conf->skip_rbl_checks)
+        return 0; /* nothing asked: every check_rbl a miss */
     for (size_t i = 0; i < r->n; i++) {
         const struct sa_eval_call *c = r->v[i].sa_call;
         if (c == NULL || r->v[i].disabled ||
             (c->def->run != check_rbl && c->def->run != check_rbl_txt))
             continue;
-        char names[SA_DNSBL_CHECK_RECEIVED][SA_DNSBL_NAME_MAX];
-        long n = names_of(m, c->args.v[0], c->args.v[1], c->nice, names, SA_DNSBL_CHECK_RECEIVED);
+        char names[SA_DNSBL_IPS_MAX][SA_DNSBL_NAME_MAX];
+        long n = names_of(m, c->args.v[0], c->args.v[1], c->nice, names, SA_DNSBL_IPS_MAX);
         if (n < 0)
             return -1;
         for (long k = 0; k < n; k++)
@@ -232,4 +235,10 @@ int sa_dnsbl_gather(const struct rules *r, struct rules_msg *m, const struct rul
                 return -1;
     }
     return 0;
+}
+
+double sa_dnsbl_timeout(const struct rules *r, double cap)
+{
+    double t = sa_dnsbl_rbl_timeout(r->sa_relay_conf);
+    return t < cap ? t : cap;
 }

@@ -676,7 +676,8 @@ static int cmd_test(int argc, char **argv)
             rc = nomem();
             goto done;
         }
-        if (sa_dns_resolve(&dq, sa_cli.dns_server, sa_cli.dns_timeout > 0 ? sa_cli.dns_timeout : 5,
+        if (sa_dns_resolve(&dq, sa_cli.dns_server,
+                           sa_dnsbl_timeout(r, sa_cli.dns_timeout > 0 ? sa_cli.dns_timeout : 5),
                            why, sizeof why) != 0)
             fprintf(stderr, "smtpgate-rules: blocklist queries: %s\n", why);
         rules_msg_set_dns(m, &dq);

@@ -711,7 +711,8 @@ static enum sg_verdict rp_eom(struct sg_ctx *ctx, void *instance)
             rules_msg_free(m);
             return rp_nomem(ctx, h, "end of message");
         }
-        if (sa_dns_resolve(&dq, in->dns_servers, in->dns_timeout, why, sizeof why) != 0)
+        if (sa_dns_resolve(&dq, in->dns_servers, sa_dnsbl_timeout(r, in->dns_timeout), why,
+                           sizeof why) != 0)
             h->log(ctx, SG_LOG_WARNING, "rules: blocklist queries: %s", why);
         rules_msg_set_dns(m, &dq);
     }

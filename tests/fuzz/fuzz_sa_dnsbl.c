@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (k == SA_SUB_IP && hit != (strcmp(sub, ans) == 0))
         abort();
     const char *ips[] = {ip, ans};
-    struct sa_dnsbl_input in = {ips, 2, ips, 2, ips, 1, NULL};
+    struct sa_dnsbl_input in = {ips, 2, ips, 2, ips, 1, NULL, (unsigned)size % 4};
     const char *out[SA_DNSBL_CHECK_RECEIVED];
     size_t n = sa_dnsbl_select(&in, zone, sub[0] == 'n', out, SA_DNSBL_CHECK_RECEIVED);
     for (size_t i = 0; i < n; i++)

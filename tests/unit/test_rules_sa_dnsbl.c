@@ -71,7 +71,7 @@ static void test_select(void **state)
     const char *untrusted[] = {A, B, C, A};
     const char *external[] = {T, A, B, C, A};
     const char *orig[] = {O};
-    struct sa_dnsbl_input in = {untrusted, 4, external, 5, NULL, 0, NULL};
+    struct sa_dnsbl_input in = {untrusted, 4, external, 5, NULL, 0, NULL, 0};
     assert_true(sa_dnsbl_any(&in));
     assert_string_equal(pick(&in, "zen", false), C " " A); /* oldest first */
     assert_string_equal(pick(&in, "zen-lastexternal", false), T);
@@ -104,16 +104,18 @@ static void test_select(void **state)
 
     /* only private relays: nothing at all, whatever the set */
     const char *priv[] = {B, "127.0.0.1"};
-    struct sa_dnsbl_input p = {priv, 2, priv, 2, NULL, 0, NULL};
+    struct sa_dnsbl_input p = {priv, 2, priv, 2, NULL, 0, NULL, 0};
     assert_false(sa_dnsbl_any(&p));
     assert_string_equal(pick(&p, "zen", false), "");
 
     /* at most num_check_received (9) */
     const char *many[12] = {"1.0.0.1", "1.0.0.2", "1.0.0.3", "1.0.0.4",  "1.0.0.5",  "1.0.0.6",
                             "1.0.0.7", "1.0.0.8", "1.0.0.9", "1.0.0.10", "1.0.0.11", "1.0.0.12"};
-    struct sa_dnsbl_input mi = {many, 12, many, 12, NULL, 0, NULL};
+    struct sa_dnsbl_input mi = {many, 12, many, 12, NULL, 0, NULL, 0};
     assert_string_equal(pick(&mi, "zen", false), "1.0.0.12 1.0.0.11 1.0.0.10 1.0.0.9 1.0.0.8 "
                                                  "1.0.0.7 1.0.0.6 1.0.0.5 1.0.0.4");
+    mi.checklast = 2; /* num_check_received 2 */
+    assert_string_equal(pick(&mi, "zen", false), "1.0.0.12 1.0.0.11");
 }
 
 static void test_subtests(void **state)
@@ -226,13 +228,48 @@ static void test_evals(void **state)
     unload(&l);
 }
 
+static void test_settings(void **state)
+{
+    (void)state;
+    struct sa_relay_conf *c = sa_relay_conf_new();
+    assert_non_null(c);
+    char why[200];
+    assert_true(sa_dnsbl_rbl_timeout(c) == 15);
+    assert_int_equal(sa_dnsbl_setting(c, "rbl_timeout", "4 2", 3, why, sizeof why), 0);
+    assert_true(sa_dnsbl_rbl_timeout(c) == 4);
+    assert_int_equal(sa_dnsbl_setting(c, "rbl_timeout", "soon", 4, why, sizeof why), 2);
+    assert_string_equal(why, "rbl_timeout: not a number of seconds: soon");
+    assert_true(sa_dnsbl_rbl_timeout(c) == 4);
+    assert_int_equal(sa_dnsbl_setting(c, "num_check_received", "3", 1, why, sizeof why), 0);
+    assert_int_equal(c->num_check_received, 3);
+    assert_int_equal(sa_dnsbl_setting(c, "num_check_received", "0", 1, why, sizeof why), 2);
+    assert_int_equal(sa_dnsbl_setting(c, "skip_rbl_checks", "1", 1, why, sizeof why), 0);
+    assert_true(c->skip_rbl_checks);
+    assert_int_equal(sa_dnsbl_setting(c, "skip_rbl_checks", "0", 1, why, sizeof why), 0);
+    assert_false(c->skip_rbl_checks);
+    sa_relay_conf_free(c);
+
+    /* skip_rbl_checks in a .cf file: nothing is asked */
+    write_file("20_dnsbl.cf", cf);
+    write_file("90_skip.cf", "skip_rbl_checks 1\nrbl_timeout 3\n");
+    struct loaded l = load(NULL, true);
+    struct rules_msg *m = rules_msg_parse(msg, strlen(msg));
+    struct sa_dns_queries q = {0};
+    assert_int_equal(sa_dnsbl_gather(l.r, m, NULL, &q), 0);
+    assert_int_equal(q.n, 0);
+    assert_true(sa_dnsbl_timeout(l.r, 5) == 3);
+    assert_true(sa_dnsbl_timeout(l.r, 2) == 2);
+    rules_msg_free(m);
+    unload(&l);
+    unlink(write_file("90_skip.cf", ""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_select),
-        cmocka_unit_test(test_subtests),
-        cmocka_unit_test(test_evals),
+        cmocka_unit_test(test_names),    cmocka_unit_test(test_select),
+        cmocka_unit_test(test_subtests), cmocka_unit_test(test_evals),
+        cmocka_unit_test(test_settings),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
