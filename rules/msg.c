@@ -100,6 +100,8 @@ struct rules_msg {
     /* the rule set's redirector_pattern lines, set by the evaluator before
      * the SpamAssassin views are built (not owned); NULL: none */
     const struct sa_redirs *sa_redirs;
+    /* the blocklist queries' answers (sa_dnsbl.h), set by the caller: not owned */
+    const struct sa_dns_queries *dns;
     struct rules_msg_date_memo date_memo; /* sa_eval_date's shift, once per message */
     struct {
         const void *owner;
@@ -163,6 +165,16 @@ void rules_msg_relay_ctx(const struct rules_msg *m, const struct sa_relay_conf *
 {
     *c = m->relay_conf;
     *f = m->relay_facts;
+}
+
+void rules_msg_set_dns(struct rules_msg *m, const struct sa_dns_queries *q)
+{
+    m->dns = q;
+}
+
+const struct sa_dns_queries *rules_msg_dns(const struct rules_msg *m)
+{
+    return m->dns;
 }
 
 struct sa_relays **rules_msg_relays_slot(struct rules_msg *m)

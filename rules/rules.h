@@ -228,6 +228,12 @@ int rules_msg_add_header(struct rules_msg *m, const char *name, const char *valu
 /* The whole message as received; m takes the malloc'ed bytes.  body_offset:
  * first body octet. */
 void rules_msg_set_raw(struct rules_msg *m, char *bytes, size_t len, size_t body_offset);
+/* The answers of SpamAssassin's relay blocklist queries (sa_dnsbl.h),
+ * gathered with sa_dnsbl_gather and resolved (sa_dns_resolve.h) before
+ * the content stage; kept by the caller until the message is freed.
+ * Not set: none asked (network tests off), every check_rbl a miss. */
+struct sa_dns_queries;
+void rules_msg_set_dns(struct rules_msg *m, const struct sa_dns_queries *q);
 void rules_msg_set_size(struct rules_msg *m, uint64_t size);
 /* Header fields split out of bytes (RFC 5322), bytes copied as the raw
  * message, size = len.  NULL on ENOMEM. */

@@ -1,7 +1,7 @@
 # rules/: the rule language library (librules.a, position-independent so the
 # rules plugin can link it), the smtpgate-rules command and its unit tests.
 # Whatever links librules links UTIL_LIB (util/util.mk) after it.
-RULES_PKGS   := libpcre2-8 gmime-3.0
+RULES_PKGS   := libpcre2-8 gmime-3.0 libcares
 RULES_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(RULES_PKGS) 2>/dev/null)
 RULES_LIBS   := $(shell $(PKG_CONFIG) --libs $(RULES_PKGS) 2>/dev/null) -lm
 RULES_SRCS   := $(filter-out rules/smtpgate-rules.c,$(wildcard rules/*.c))

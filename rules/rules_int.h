@@ -342,6 +342,7 @@ struct sa_redirs;
 /* The redirector patterns the SpamAssassin URI list follows (sa_uri.h):
  * set before its first view is built; NULL, the default, none. */
 void rules_msg_set_sa_redirs(struct rules_msg *m, const struct sa_redirs *rd);
+const struct sa_dns_queries *rules_msg_dns(const struct rules_msg *m);
 void rules_msg_set_relay_ctx(struct rules_msg *m, const struct sa_relay_conf *c,
                              const struct rules_facts *f, void (*relays_free)(struct sa_relays *));
 void rules_msg_relay_ctx(const struct rules_msg *m, const struct sa_relay_conf **c,

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "rules/build.h"
+#include "rules/sa_dnsbl.h"
 #include "rules/sa_netset.h"
 #include "util/alloc.h"
 
@@ -90,6 +91,20 @@ static void redirector_setting(struct sa_file *f, const char *val, size_t vn)
         c->nomem = true;
     else if (rc == SA_REDIR_BAD)
         warn(f, "%s", why);
+}
+
+/* DNSEval's skip_rbl_checks, num_check_received, rbl_timeout (sa_dnsbl.h) */
+static bool dnsbl_setting(struct sa_file *f, const char *k, const char *val, size_t vn)
+{
+    struct sa_conf *c = f->c;
+    if (c->relay_conf == NULL && (c->relay_conf = sa_relay_conf_new()) == NULL) {
+        c->nomem = true;
+        return true;
+    }
+    char why[160];
+    if (sa_dnsbl_setting(c->relay_conf, k, val, vn, why, sizeof(why)) != 0)
+        warn(f, "%s", why);
+    return true;
 }
 
 /* ---- the rule index ---- */
@@ -620,9 +635,8 @@ static void open_block(struct sa_file *f, const char *kind, const char *expr, si
             warn(f, "ifplugin: bad plugin name \"%.*s\"", (int)(n > 60 ? 60 : n), expr);
             val = false;
         }
-        const char *how = sa_env_is_optional(expr, n)
-                              ? "is not loaded: no .pre file loads it"
-                              : "is not emulated";
+        const char *how = sa_env_is_optional(expr, n) ? "is not loaded: no .pre file loads it"
+                                                      : "is not emulated";
         if (!val && util_asprintf(&why, "plugin %.*s %s", (int)n, expr, how) < 0)
             why = NULL;
     } else {
@@ -954,6 +968,10 @@ static void one_line(struct sa_file *f, const char *s, size_t n)
         redirector_setting(f, val, vn);
     } else if (strstr(k, "_networks") != NULL && relay_setting(f, k, val, vn)) {
         /* read into c->relay_conf */
+    } else if ((strcmp(k, "skip_rbl_checks") == 0 || strcmp(k, "num_check_received") == 0 ||
+                strcmp(k, "rbl_timeout") == 0) &&
+               dnsbl_setting(f, k, val, vn)) {
+        /* read into c->relay_conf too */
     } else if ((hrc = sa_hdrconf_setting(c->hdr, k, val, vn, hwhy, sizeof(hwhy))) !=
                SA_HDRCONF_NOT_MINE) {
         if (hrc == SA_HDRCONF_BAD)

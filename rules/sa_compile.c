@@ -275,6 +275,7 @@ static bool convert(const struct sa_rule *sr, int set, const char *file, struct 
             return false;
         }
         call->rawbody = sr->kind == SA_RAWBODY;
+        call->nice = sa_tflag(sr, "nice");
         rule->sa_call = call;
     }
     if (sr->too_large) {

@@ -34,6 +34,10 @@ static const char *const emulated_plugins[] = {
     "Mail::SpamAssassin::Plugin::HTTPSMismatch",
     /* its bounce relays are a list of sa_lists */
     "Mail::SpamAssassin::Plugin::VBounce",
+    /* check_rbl, check_rbl_txt, check_rbl_sub (sa_eval_dnsbl.c): their
+     * rules are network tests, skipped with network tests off; its other
+     * functions are skipped by name */
+    "Mail::SpamAssassin::Plugin::DNSEval",
 };
 /* Emulated too, but Debian's .pre files have their loadplugin lines
  * commented out: present only once a .pre (or .cf) file loads them, so a

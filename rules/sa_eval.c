@@ -35,6 +35,7 @@ static const struct sa_eval_def *const tables[] = {
     sa_eval_uri_defs,
     sa_eval_https_defs,
     sa_eval_vbounce_defs,
+    sa_eval_dnsbl_defs,
 };
 
 const struct sa_eval_def *sa_eval_find(const char *name)

@@ -51,6 +51,7 @@ struct sa_eval_call {
     size_t nre;
     struct sa_lists *lists; /* the rule set's lists (sa_lists.h), shared */
     bool rawbody; /* a rawbody rule: the text a body function reads is the decoded one */
+    bool nice;    /* tflags nice: DNSEval queries trusted relays too */
 };
 
 /* The tables of the concern files, each ending with {NULL}. */
@@ -73,6 +74,7 @@ extern const struct sa_eval_def sa_eval_av_defs[];
 extern const struct sa_eval_def sa_eval_uri_defs[];
 extern const struct sa_eval_def sa_eval_https_defs[];
 extern const struct sa_eval_def sa_eval_vbounce_defs[];
+extern const struct sa_eval_def sa_eval_dnsbl_defs[];
 
 const struct sa_eval_def *sa_eval_find(const char *name);
 

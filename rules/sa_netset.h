@@ -43,6 +43,11 @@ struct sa_netset {
 
 struct sa_relay_conf {
     struct sa_netset set[SA_NET__COUNT];
+    /* DNSEval's settings on the relays it queries (sa_dnsbl.h); 0: the
+     * default (num_check_received 9, rbl_timeout 15 s) */
+    bool skip_rbl_checks;
+    unsigned num_check_received;
+    double rbl_timeout;
 };
 
 /* A new configuration with SpamAssassin's defaults; NULL out of memory. */
@@ -52,8 +57,8 @@ void sa_relay_conf_free(struct sa_relay_conf *c);
 /* The setting named key (lower case, "trusted_networks", "clear_msa_networks",
  * ...) with its value: 1 not one of these settings, 0 read, 2 read but
  * with a bad entry or value (why says which), -1 out of memory. */
-int sa_netset_line(struct sa_relay_conf *c, const char *key, const char *val, size_t vn,
-                   char *why, size_t wn);
+int sa_netset_line(struct sa_relay_conf *c, const char *key, const char *val, size_t vn, char *why,
+                   size_t wn);
 
 /* The address (numeric text) is in the set. */
 bool sa_netset_contains(const struct sa_netset *s, const char *ip);

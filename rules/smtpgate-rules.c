@@ -11,8 +11,8 @@
  * (those of the rules that compiled even when others failed: every error in
  * one run) and warns of a rule that can only score and has no score;
  * test runs one message through every stage the given facts allow and says
- * what smtpgate would do, with every value each rule matched; bench measures content evaluation over a folder of
- * messages and names the slowest rules.
+ * what smtpgate would do, with every value each rule matched; bench measures content evaluation
+ * over a folder of messages and names the slowest rules.
  *
  * Exit status: 0 fine (lint: no error; test: the message would be delivered,
  * tagged or not), 1 lint found errors / test: the message or its connection
@@ -31,6 +31,8 @@
 
 #include "rules/rules.h"
 #include "rules/rules_int.h"
+#include "rules/sa_dns_resolve.h"
+#include "rules/sa_dnsbl.h"
 #include "rules/sa_relays.h"
 #include "util/build_info.h"
 
@@ -94,6 +96,10 @@ static const char usage_test[] =
     "one SpamAssassin reads from the Received field its MTA adds (the message\n"
     "must not hold that field).  --dump-relays prints the chain judged, as\n"
     "SpamAssassin's X-Spam-Relays-Trusted, -Untrusted, -Internal, -External.\n"
+    "With --sa-network the relay blocklist queries of check_rbl rules are sent\n"
+    "before the content stage, all at once, and waited for at most --dns-timeout\n"
+    "seconds (default 5): to --dns-server HOST[:PORT][,...] or, without it, the\n"
+    "system's resolvers.  An unanswered query is a miss.\n"
     "Exit status: 0 delivered (maybe tagged), 1 refused, discarded or quarantined,\n"
     "2 usage, unreadable message, or rules that do not load.\n";
 
@@ -111,8 +117,7 @@ static const char usage_bench[] =
 /* The relay chain as SpamAssassin's debug output names it; -1 out of memory. */
 static int print_relays(const struct rules *r, const struct rules_facts *f, struct rules_msg *m)
 {
-    static const char *const names[SA_RL__COUNT] = {"Trusted", "Untrusted", "Internal",
-                                                    "External"};
+    static const char *const names[SA_RL__COUNT] = {"Trusted", "Untrusted", "Internal", "External"};
     rules_msg_set_relay_ctx(m, r->sa_relay_conf, f, sa_relays_free);
     const struct sa_relays *rl = sa_relays_of(m);
     if (rl == NULL)
@@ -178,6 +183,8 @@ struct sa_cli {
     const char *local[64];
     size_t nlocal;
     bool network;
+    const char *dns_server; /* NULL: the system's resolvers */
+    double dns_timeout;
     struct rules_sa_opts opts;
 };
 
@@ -195,6 +202,22 @@ static int take_sa_options(int *argc, char **argv)
             sa_cli.on = true;
         } else if (strcmp(a, "--sa-network") == 0) {
             sa_cli.on = sa_cli.network = true;
+        } else if (strcmp(a, "--dns-server") == 0 || strcmp(a, "--dns-timeout") == 0) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "smtpgate-rules: %s takes a value\n", a);
+                return -1;
+            }
+            if (a[6] == 's') {
+                sa_cli.dns_server = argv[++i];
+            } else {
+                char *end;
+                double t = strtod(argv[++i], &end);
+                if (*end || !(t > 0 && t <= 60)) {
+                    fprintf(stderr, "smtpgate-rules: --dns-timeout takes 0 to 60 seconds\n");
+                    return -1;
+                }
+                sa_cli.dns_timeout = t;
+            }
         } else if (dir || local) {
             size_t *n = dir ? &sa_cli.ndirs : &sa_cli.nlocal;
             if (i + 1 >= *argc || *n == 64) {
@@ -470,6 +493,7 @@ static int cmd_test(int argc, char **argv)
     if (take_sa_options(&argc, argv) != 0)
         return 2;
     struct rules_facts f = {0};
+    struct sa_dns_queries dq = {0};
     const char **pos = calloc((size_t)argc + 1, sizeof(char *));
     const char **rcpts = calloc((size_t)argc + 1, sizeof(char *));
     struct rules_symbol *syms = calloc((size_t)argc + 1, sizeof(*syms));
@@ -483,8 +507,7 @@ static int cmd_test(int argc, char **argv)
         const char *a = argv[i];
         bool opt = strcmp(a, "--ip") == 0 || strcmp(a, "--name") == 0 || strcmp(a, "--helo") == 0 ||
                    strcmp(a, "--from") == 0 || strcmp(a, "--rcpt") == 0 ||
-                   strcmp(a, "--symbol") == 0 || strcmp(a, "--auth") == 0 ||
-                   strcmp(a, "--by") == 0;
+                   strcmp(a, "--symbol") == 0 || strcmp(a, "--auth") == 0 || strcmp(a, "--by") == 0;
         if (opt && i + 1 >= argc) {
             fprintf(stderr, "smtpgate-rules test: %s needs a value\n", a);
             goto out;
@@ -522,8 +545,7 @@ static int cmd_test(int argc, char **argv)
             }
             *eq = '\0';
             syms[nsym++] = (struct rules_symbol){v, score};
-        }
-        else if (a[0] == '-' && a[1] == '-') {
+        } else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "smtpgate-rules test: unknown option %s\n", a);
             goto out;
         } else
@@ -551,8 +573,7 @@ static int cmd_test(int argc, char **argv)
                "left out, as SpamAssassin does\n",
                pos[npos - 1]);
     if (m != NULL && rules_msg_no_headers(m))
-        printf("warning %s: no header section: the message starts with its body\n",
-               pos[npos - 1]);
+        printf("warning %s: no header section: the message starts with its body\n", pos[npos - 1]);
     struct rules_tx *conn = rules_tx_new(r);
     struct rules_tx *tx = NULL;
     if (conn != NULL)
@@ -659,6 +680,18 @@ static int cmd_test(int argc, char **argv)
         host[sizeof(host) - 1] = '\0';
         f.host_name = host;
     }
+    if (sa_cli.network) {
+        char why[200] = "";
+        if (sa_dnsbl_gather(r, m, &f, &dq) != 0) {
+            rc = nomem();
+            goto done;
+        }
+        if (sa_dns_resolve(&dq, sa_cli.dns_server,
+                           sa_dnsbl_timeout(r, sa_cli.dns_timeout > 0 ? sa_cli.dns_timeout : 5),
+                           why, sizeof why) != 0)
+            fprintf(stderr, "smtpgate-rules: blocklist queries: %s\n", why);
+        rules_msg_set_dns(m, &dq);
+    }
     o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
     if (o == NULL) {
         rc = nomem();
@@ -678,6 +711,7 @@ done:
     rules_tx_free(tx);
     rules_tx_free(conn);
     rules_msg_free(m);
+    sa_dns_queries_clear(&dq);
     rules_unref(r);
 out:
     free(pos);

@@ -18,6 +18,8 @@
  *       spamassassin_dirs = {...}    their folders (default: SpamAssassin's own)
  *       spamassassin_local = {...}   the admin's own .cf files, read last
  *       spamassassin_network = false score set of network tests on
+ *       spamassassin_dns_servers = "h:p" check_rbl* queries' servers (unset: system's)
+ *       spamassassin_dns_timeout = 5 seconds their answers are waited for
  *   }
  *
  * With spamassassin, `files` may be empty.  The load logs how many of
@@ -54,6 +56,8 @@
 #include <strings.h>
 
 #include "rules/rules.h"
+#include "rules/sa_dns_resolve.h"
+#include "rules/sa_dnsbl.h"
 #include "smtpgate/plugin.h"
 
 #define DEFAULT_MAX_SCAN  "2097152"
@@ -67,6 +71,10 @@ struct rp_instance {
     bool report_headers;
     bool strip_report_headers;
     uint64_t max_scan_size;
+    /* SpamAssassin's relay blocklists (network tests on): where to ask,
+     * for how long; NULL servers: the network tests are off */
+    char *dns_servers;
+    double dns_timeout;
 };
 
 struct rp_conn {
@@ -97,6 +105,8 @@ static const struct sg_option rp_options[] = {
     {"spamassassin_dirs", SG_OPT_LIST, NULL, NULL, 0, 0},
     {"spamassassin_local", SG_OPT_LIST, NULL, NULL, 0, 0},
     {"spamassassin_network", SG_OPT_BOOL, "false", NULL, 0, 0},
+    {"spamassassin_dns_servers", SG_OPT_STRING, NULL, NULL, 0, 0},
+    {"spamassassin_dns_timeout", SG_OPT_INT, "5", NULL, 1, 15},
     {NULL, 0, NULL, NULL, 0, 0},
 };
 
@@ -134,8 +144,8 @@ static void log_evals(const struct sg_host *host, const struct sg_section *sec, 
         return;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        k += (size_t)snprintf(line + k, len - k, "%s%s (%zu)", i ? ", " : "", v[i].what,
-                              v[i].count);
+        k +=
+            (size_t)snprintf(line + k, len - k, "%s%s (%zu)", i ? ", " : "", v[i].what, v[i].count);
     host->log(NULL, SG_LOG_INFO, "plugin %s: spamassassin eval functions %s: %s",
               host->section_name(sec), which, line);
     free(line);
@@ -168,6 +178,8 @@ static void log_sa_report(const struct sg_host *host, const struct sg_section *s
         free(w);
     }
 }
+
+static void rp_fini(void *instance);
 
 static int rp_load(const struct sg_host *host, const struct sg_section *sec, void **instance,
                    const char *how)
@@ -247,6 +259,22 @@ static int rp_load(const struct sg_host *host, const struct sg_section *sec, voi
     in->report_headers = host->opt_bool(sec, "report_headers");
     in->strip_report_headers = host->opt_bool(sec, "strip_report_headers");
     in->max_scan_size = (uint64_t)host->opt_int(sec, "max_scan_size");
+    in->dns_timeout = (double)host->opt_int(sec, "spamassassin_dns_timeout");
+    if (sa && host->opt_bool(sec, "spamassassin_network")) {
+        const char *ds = host->opt_string(sec, "spamassassin_dns_servers");
+        /* the queries are part of the end-of-message call: they must end first */
+        if (SG_HAS(host, verdict_timeout) && SG_HAS(host, config_warning) &&
+            in->dns_timeout >= host->verdict_timeout(sec))
+            host->config_warning(sec, "spamassassin_dns_timeout",
+                                 "%.0f s is not below the plugin's timeout (%.0f s): a message "
+                                 "whose queries go unanswered gets the failure verdict",
+                                 in->dns_timeout, host->verdict_timeout(sec));
+        if ((in->dns_servers = strdup(ds != NULL ? ds : "")) == NULL) {
+            host->config_error(sec, NULL, "out of memory");
+            rp_fini(in);
+            return -1;
+        }
+    }
     host->log(NULL, SG_LOG_INFO, "plugin %s: %s %zu rules from %zu files", host->section_name(sec),
               how, rules_count(in->rules), rules_file_count(in->rules));
     *instance = in;
@@ -274,6 +302,7 @@ static void rp_fini(void *instance)
         return;
     rules_unref(in->rules);
     free(in->name);
+    free(in->dns_servers);
     free(in);
 }
 
@@ -328,8 +357,7 @@ static struct rules_tx *msg_state(struct sg_ctx *ctx, struct rp_instance *in)
 /* The symbols the other plugins added so far, for symbol(NAME) and the
  * score (a host without symbols: none).  The array is the caller's to free;
  * names are the host's, valid during the callback. */
-static struct rules_symbol *symbols_of(struct sg_ctx *ctx, const struct rp_instance *in,
-                                       size_t *n)
+static struct rules_symbol *symbols_of(struct sg_ctx *ctx, const struct rp_instance *in, size_t *n)
 {
     const struct sg_host *h = in->host;
     *n = 0;
@@ -621,8 +649,7 @@ static void edit_message(struct sg_ctx *ctx, struct rp_instance *in, const struc
     if (in->report_headers)
         for (size_t i = 0; i < o->nreport; i++)
             if (h->add_header(ctx, o->report[i].name, o->report[i].value) != 0)
-                h->log(ctx, SG_LOG_WARNING, "rules: the host refused header %s",
-                       o->report[i].name);
+                h->log(ctx, SG_LOG_WARNING, "rules: the host refused header %s", o->report[i].name);
 }
 
 /* The rules that counted for the message become the transaction's symbols,
@@ -673,10 +700,27 @@ static enum sg_verdict rp_eom(struct sg_ctx *ctx, void *instance)
     facts_of(ctx, h, &f);
     struct rules_symbol *syms = symbols_of(ctx, in, &f.nsymbols);
     f.symbols = syms;
+    /* the relay blocklists' answers, before the content stage reads them:
+     * this callback runs on the work pool, where waiting is allowed */
+    struct sa_dns_queries dq = {0};
+    if (in->dns_servers != NULL) {
+        char why[200] = "";
+        if (sa_dnsbl_gather(r, m, &f, &dq) != 0) {
+            sa_dns_queries_clear(&dq);
+            free(syms);
+            rules_msg_free(m);
+            return rp_nomem(ctx, h, "end of message");
+        }
+        if (sa_dns_resolve(&dq, in->dns_servers, sa_dnsbl_timeout(r, in->dns_timeout), why,
+                           sizeof why) != 0)
+            h->log(ctx, SG_LOG_WARNING, "rules: blocklist queries: %s", why);
+        rules_msg_set_dns(m, &dq);
+    }
     const struct rules_outcome *o = rules_tx_eval(tx, RULES_STAGE_CONTENT, &f, m);
     free(syms);
     if (o == NULL) {
         rules_msg_free(m);
+        sa_dns_queries_clear(&dq);
         return rp_nomem(ctx, h, "end of message");
     }
     publish_hits(ctx, in, tx);
@@ -718,6 +762,7 @@ static enum sg_verdict rp_eom(struct sg_ctx *ctx, void *instance)
         edit_message(ctx, in, o);
     enum sg_verdict v = verdict_of(ctx, h, o);
     rules_msg_free(m);
+    sa_dns_queries_clear(&dq);
     return v;
 }
 

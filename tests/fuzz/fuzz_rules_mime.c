@@ -1,5 +1,5 @@
 // fuzz-sources: rules/*.c !rules/smtpgate-rules.c util/alloc.c util/net.c
-// fuzz-pkgs: libpcre2-8 gmime-3.0
+// fuzz-pkgs: libpcre2-8 gmime-3.0 libcares
 /*
  * A message from the network through the content rules: header splitting
  * and RFC 2047 decoding, GMime's MIME parse, transfer decoding, charset

@@ -1,5 +1,5 @@
 // fuzz-sources: rules/*.c !rules/smtpgate-rules.c util/alloc.c util/net.c
-// fuzz-pkgs: libpcre2-8 gmime-3.0
+// fuzz-pkgs: libpcre2-8 gmime-3.0 libcares
 /*
  * A rule file from an admin (or an attacker with write access to one): the
  * parser and compiler must refuse it with errors that each name the file and

@@ -1,5 +1,5 @@
 // fuzz-sources: rules/sa_cf.c rules/sa_cond.c rules/sa_tally.c rules/sa_tmpl.c rules/build.c rules/sa_hdrconf.c
-// fuzz-sources: rules/sa_netset.c util/net.c
+// fuzz-sources: rules/sa_netset.c util/net.c rules/sa_dnsbl.c rules/sa_received.c
 // fuzz-sources: rules/sa_meta.c rules/sa_lists.c util/alloc.c rules/sa_redir.c
 // fuzz-pkgs: libpcre2-8
 /*

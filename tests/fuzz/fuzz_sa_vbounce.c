@@ -1,5 +1,5 @@
 // fuzz-sources: rules/*.c !rules/smtpgate-rules.c util/alloc.c util/net.c
-// fuzz-pkgs: libpcre2-8 gmime-3.0
+// fuzz-pkgs: libpcre2-8 gmime-3.0 libcares
 /*
  * VBounce's search of a bounce for the admin's relays reads whatever a
  * client sends: the rendered body's lines and the pristine body's joined

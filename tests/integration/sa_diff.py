@@ -79,12 +79,14 @@ class SaRun:
 
 
 def sa_run(message: bytes, home: Path, debug: str = "rules,mimeheader",
-           args: tuple[str, ...] = (), status: bool = True) -> SaRun:
-    """spamassassin -L -t on message, HOME in home (its user state stays there).  status=False:
+           args: tuple[str, ...] = (), status: bool = True, local: bool = True) -> SaRun:
+    """spamassassin -L -t on message, HOME in home (its user state stays there); local=False:
+    without -L (network tests on: args must point its dns_server at loopback).  status=False:
     the settings given may have changed X-Spam-Status, so it is not read (tests and hits
     empty, score NaN, spam False); stdout still has the message as spamassassin wrote it."""
     env = dict(os.environ, HOME=str(home), LANG="C")
-    cmd = ["spamassassin", "-L", "-t", *(["-D", debug] if debug else []), *args]
+    cmd = ["spamassassin", *(["-L"] if local else []), "-t", *(["-D", debug] if debug else []),
+           *args]
     p = subprocess.run(cmd, input=message, capture_output=True, timeout=180, env=env)
     assert p.returncode in (0, 1), p.stderr.decode(errors="replace")[-2000:]
     out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")

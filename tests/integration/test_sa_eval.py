@@ -164,7 +164,8 @@ def test_lint_names_the_implemented_functions(lint, eval_rules):
                "check_equal_from_domains"):
         assert fn in done and fn not in missing, fn
     assert done["check_for_shifted_date"] == 12
-    assert "check_rbl_sub" in missing and "check_rbl_sub" not in done
+    assert "check_uridnsbl" in missing and "check_uridnsbl" not in done
+    assert done["check_rbl_sub"] == 48 and "check_rbl_sub" not in missing
     # every function an eval rule loaded uses is one lint says is implemented
     assert set(eval_rules.values()) <= set(done)
     assert TARGETS - {"RATWARE_NAME_ID"} <= set(eval_rules), TARGETS - set(eval_rules)

@@ -91,12 +91,12 @@ def test_lint_accounts_for_every_rule(lint, loaded):
                           "needs Bayes", "pattern too large", "a native rule")), w
     # the patterns PCRE2 found too large load through their rewrite (rules/sa_bigre.c)
     assert not any("too large" in w for w in reasons), reasons
-    assert "plugin Mail::SpamAssassin::Plugin::DNSEval is not emulated" in reasons
+    assert "plugin Mail::SpamAssassin::Plugin::URIDNSBL is not emulated" in reasons
     # every eval function a shipped meta uses is there (the last were the relay welcomelist's)
     assert "meta: uses an eval test smtpgate lacks" not in reasons
     # the eval functions the skipped rules need, by name with their counts
     evals = dict(re.findall(r"^eval function not implemented (\d+): (\w+)", lint, re.M)[::-1])
-    assert re.search(r"^eval function not implemented \d+: check_rbl_sub \(", lint, re.M)
+    assert re.search(r"^eval function not implemented \d+: check_uridnsbl \(", lint, re.M)
     assert "check_for_missing_to_header" not in evals, evals
     # and those smtpgate runs natively, apart
     assert re.search(r"^eval function implemented 1: check_for_missing_to_header \(MISSING_HEADERS\)$",
@@ -241,7 +241,7 @@ def test_gtube_refused_through_the_proxy(gate_factory, recorder, smtpgate_binary
                       r"(\d+) rules defined, (\d+) loaded, (\d+) skipped")
     assert int(m.group(3)) > 1000 and int(m.group(2)) == int(m.group(3)) + int(m.group(4))
     gate.wait_log(r"plugin rules: spamassassin skipped \d+: plugin "
-                  r"Mail::SpamAssassin::Plugin::DNSEval is not emulated \(")
+                  r"Mail::SpamAssassin::Plugin::URIDNSBL is not emulated \(")
     body = f"This is the GTUBE, the\r\n{GTUBE}\r\ntest string.\r\n"
     msg = ("From: alice@example.org\r\nTo: bob@example.org\r\nSubject: gtube\r\n"
            "Date: Mon, 7 Dec 2026 10:00:00 +0000\r\nMessage-ID: <gtube.1@example.org>\r\n"

@@ -737,8 +737,8 @@ static void test_spamassassin(void **state)
                                "score SA_OFFER 6\n"
                                "header SA_EVAL eval:check_razor2()\n"
                                "header SA_TO eval:check_for_missing_to_header()\n"
-                               "ifplugin Mail::SpamAssassin::Plugin::DNSEval\n"
-                               "header SA_RBL eval:check_rbl('a', 'b.')\n"
+                               "ifplugin Mail::SpamAssassin::Plugin::URIDNSBL\n"
+                               "header SA_RBL eval:check_uridnsbl('a', 'b.')\n"
                                "endif\n");
     struct sg_section sec = {.name = "rules",
                              .files = {rule_file("th.rules", "threshold tag 5\n")},
@@ -760,11 +760,11 @@ static void test_spamassassin(void **state)
     assert_true(logged("plugin rules: spamassassin skipped 1: unknown eval function "
                        "check_razor2 (SA_EVAL)"));
     assert_true(logged("plugin rules: spamassassin skipped 1: plugin "
-                       "Mail::SpamAssassin::Plugin::DNSEval is not emulated (SA_RBL)"));
+                       "Mail::SpamAssassin::Plugin::URIDNSBL is not emulated (SA_RBL)"));
     assert_true(logged("plugin rules: spamassassin eval functions implemented: "
                        "check_for_missing_to_header (1)"));
     assert_true(logged("plugin rules: spamassassin eval functions not implemented: "
-                       "check_razor2 (1), check_rbl (1)"));
+                       "check_razor2 (1), check_uridnsbl (1)"));
     struct sg_ctx ctx = {
         .ci = {.session_id = "S9", .client_addr = "192.0.2.1", .helo = "mx.example.org"}};
     assert_int_equal(plugin->connect(&ctx, inst), SG_CONTINUE);

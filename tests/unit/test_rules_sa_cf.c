@@ -248,9 +248,9 @@ static void test_redirector_pattern(void **state)
 static void test_conditionals(void **state)
 {
     (void)state;
-    struct sa_conf *c = parse("ifplugin Mail::SpamAssassin::Plugin::DNSEval\n"
-                              "header DNS1 eval:check_rbl('a', 'b.')\n"
-                              "header DNS2 eval:check_rbl('a', 'c.')\n"
+    struct sa_conf *c = parse("ifplugin Mail::SpamAssassin::Plugin::URIDNSBL\n"
+                              "header DNS1 eval:check_uridnsbl('a', 'b.')\n"
+                              "header DNS2 eval:check_uridnsbl('a', 'c.')\n"
                               "score DNS1 2\n"
                               "endif\n"
                               "ifplugin Mail::SpamAssassin::Plugin::ReplaceTags\n"
@@ -304,7 +304,7 @@ static void test_conditionals(void **state)
     assert_null(sa_conf_rule(c, "BADCOND"));
     assert_null(sa_conf_rule(c, "UNCLOSED"));
     assert_int_equal(
-        tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::DNSEval is not emulated"), 2);
+        tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::URIDNSBL is not emulated"), 2);
     assert_int_equal(tally(&c->skipped, "plugin Mail::SpamAssassin::Plugin::TxRep is not emulated"),
                      2);
     assert_int_equal(
