@@ -20,6 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SA_RULES = Path("/usr/share/spamassassin")
+SA_SITE = Path("/etc/spamassassin")
 
 needs_spamassassin = pytest.mark.skipif(
     not (SA_RULES / "20_head_tests.cf").exists() or shutil.which("spamassassin") is None,
@@ -50,10 +51,24 @@ def msg(headers: str, body: str = "Hello Bob,\n\nthe minutes are attached.\n") -
     return (headers.replace("\n", "\r\n") + "\r\n" + body.replace("\n", "\r\n")).encode("latin-1")
 
 
-def lint_list() -> str:
-    p = tool("lint", "--sa", "--list")
+def lint_list(*args: str | Path) -> str:
+    """lint --sa --list with args (a --sa-local file)."""
+    p = tool("lint", "--sa", "--list", *args)
     assert p.returncode == 0, p.stdout + p.stderr
     return p.stdout
+
+
+def local_site(tmp_path_factory, name: str, cf_text: str) -> tuple[Path, Path]:
+    """The test's own NAME.cf, and a site folder for spamassassin's --siteconfigpath holding
+    it beside the installed site files (linked): smtpgate reads the same file with
+    --sa-local, so both sides load the same local settings."""
+    site = tmp_path_factory.mktemp("sa-site")
+    for f in SA_SITE.iterdir():
+        if f.is_file():
+            (site / f.name).symlink_to(f)
+    cf = site / f"{name}.cf"
+    cf.write_text(cf_text)
+    return cf, site
 
 
 def rule_types(lint: str) -> dict[str, str]:

@@ -24,12 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from sa_diff import disagreements, gate_run, lint_list, needs_spamassassin, sa_run, tool
+from sa_diff import disagreements, gate_run, lint_list, local_site, needs_spamassassin, sa_run, tool
 from sa_diff import msg as _msg
 
 pytestmark = needs_spamassassin
 
-SITE = Path("/etc/spamassassin")
 
 LOCAL_CF = r"""
 header   __LC_REF        Subject =~ /\bref (?<LC_REF>\S+)/
@@ -131,12 +130,7 @@ MESSAGES = {
 @pytest.fixture(scope="module")
 def local_cf(tmp_path_factory) -> tuple[Path, Path]:
     """The site file, and a site folder for spamassassin: the site's files linked, and it."""
-    site = tmp_path_factory.mktemp("sa-site")
-    for f in SITE.iterdir():
-        if f.is_file():
-            (site / f.name).symlink_to(f)
-    cf = site / "zz_capture.cf"
-    cf.write_text(LOCAL_CF)
+    cf, site = local_site(tmp_path_factory, "zz_capture", LOCAL_CF)
     return cf, site
 
 

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from sa_diff import both_hits, disagreements, lint_list, needs_spamassassin
+from sa_diff import both_hits, disagreements, lint_list, local_site, needs_spamassassin
 from sa_diff import msg as _msg
 
 pytestmark = needs_spamassassin
 
-SITE = Path("/etc/spamassassin")
 
 LOCAL_CF = """\
 welcomelist_from friend@example.org *@trusted.example.com
@@ -152,12 +151,7 @@ def lint() -> str:
 @pytest.fixture(scope="module")
 def local_cf(tmp_path_factory) -> tuple[Path, Path]:
     """The lists file, and a site folder for spamassassin: the site's files linked, and it."""
-    site = tmp_path_factory.mktemp("sa-site")
-    for f in SITE.iterdir():
-        if f.is_file():
-            (site / f.name).symlink_to(f)
-    cf = site / "zz_lists.cf"
-    cf.write_text(LOCAL_CF)
+    cf, site = local_site(tmp_path_factory, "zz_lists", LOCAL_CF)
     return cf, site
 
 

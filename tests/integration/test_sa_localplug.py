@@ -20,12 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from sa_diff import SA_RULES, disagreements, gate_run, needs_spamassassin, sa_run, tool
+from sa_diff import SA_RULES, disagreements, gate_run, local_site, needs_spamassassin, sa_run, tool
 from sa_diff import msg as _msg
 
 pytestmark = needs_spamassassin
 
-SITE = Path("/etc/spamassassin")
 PLUGINS = ("FromNameSpoof", "AntiVirus")
 
 LOCAL_CF = """\
@@ -138,12 +137,7 @@ TARGETS = set().union(*(want for _, want in MESSAGES.values()))
 @pytest.fixture(scope="module")
 def local_cf(tmp_path_factory) -> tuple[Path, Path]:
     """The admin file, and a site folder for spamassassin: the site's files linked, and it."""
-    site = tmp_path_factory.mktemp("sa-site")
-    for f in SITE.iterdir():
-        if f.is_file():
-            (site / f.name).symlink_to(f)
-    cf = site / "zz_localplug.cf"
-    cf.write_text(LOCAL_CF)
+    cf, site = local_site(tmp_path_factory, "zz_localplug", LOCAL_CF)
     (site / "zz_localplug.pre").write_text(
         "".join(f"loadplugin Mail::SpamAssassin::Plugin::{p}\n" for p in PLUGINS))
     return cf, site

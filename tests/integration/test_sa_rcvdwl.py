@@ -25,13 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from sa_diff import SA_RULES, disagreements, gate_run, needs_spamassassin, sa_run, tool
+from sa_diff import SA_RULES, disagreements, gate_run, local_site, needs_spamassassin, sa_run, tool
 from sa_diff import msg as _msg
 from test_sa_relays import BY, postfix_rcvd
 
 pytestmark = needs_spamassassin
 
-SITE = Path("/etc/spamassassin")
 
 LOCAL_CF = """\
 welcomelist_from_rcvd joe@example.org example.org
@@ -149,12 +148,7 @@ def rp_metas() -> set[str]:
 @pytest.fixture(scope="module")
 def local_cf(tmp_path_factory) -> tuple[Path, Path]:
     """The admin file, and a site folder for spamassassin: the site's files linked, and it."""
-    site = tmp_path_factory.mktemp("sa-site")
-    for f in SITE.iterdir():
-        if f.is_file():
-            (site / f.name).symlink_to(f)
-    cf = site / "zz_rcvdwl.cf"
-    cf.write_text(LOCAL_CF)
+    cf, site = local_site(tmp_path_factory, "zz_rcvdwl", LOCAL_CF)
     return cf, site
 
 

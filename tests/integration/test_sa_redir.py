@@ -21,12 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from sa_diff import disagreements, gate_run, needs_spamassassin, rule_types, sa_run, tool
+from sa_diff import disagreements, gate_run, local_site, needs_spamassassin, rule_types, sa_run, tool
 from sa_diff import msg as _msg
 
 pytestmark = needs_spamassassin
 
-SITE = Path("/etc/spamassassin")
 
 LOCAL_CF = """\
 redirector_pattern m{^https?://go\\.redir-local\\.example\\.com/out/(.*)$}i
@@ -94,12 +93,7 @@ MESSAGES = {
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("sa-site")
-    for f in SITE.iterdir():
-        if f.is_file():
-            (d / f.name).symlink_to(f)
-    cf = d / "zz_redir.cf"
-    cf.write_text(LOCAL_CF)
+    cf, d = local_site(tmp_path_factory, "zz_redir", LOCAL_CF)
     return cf, d
 
 

@@ -26,12 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from sa_diff import disagreements, gate_run, lint_list, needs_spamassassin, sa_run, tool
+from sa_diff import disagreements, gate_run, lint_list, local_site, needs_spamassassin, sa_run, tool
 from sa_diff import msg as _msg
 
 pytestmark = needs_spamassassin
 
-SITE = Path("/etc/spamassassin")
 VBOUNCE_CF = Path("/usr/share/spamassassin/20_vbounce.cf")
 # the old name of the setting, and a glob, too
 LOCAL_CF = ("welcomelist_bounce_relays relay.mine.example\n"
@@ -152,12 +151,7 @@ def vbounce_rules() -> set[str]:
 @pytest.fixture(scope="module")
 def local_cf(tmp_path_factory) -> tuple[Path, Path]:
     """The relay file, and a site folder for spamassassin: the site's files linked, and it."""
-    site = tmp_path_factory.mktemp("sa-site")
-    for f in SITE.iterdir():
-        if f.is_file():
-            (site / f.name).symlink_to(f)
-    cf = site / "zz_vbounce.cf"
-    cf.write_text(LOCAL_CF)
+    cf, site = local_site(tmp_path_factory, "zz_vbounce", LOCAL_CF)
     return cf, site
 
 
